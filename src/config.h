@@ -1,0 +1,129 @@
+/*
+ * config.h - jitd.conf (libconfig syntax) parsed once into an immutable
+ * struct jit_config.
+ *
+ * Every key is declared in a table (name, type, default, bounds) per scope
+ * (top level, directories, groups, clients); an unknown key, a wrong type or
+ * a value out of bounds is an error that names file:line and the key.
+ * config_load() collects every problem it finds, not just the first.
+ * A loaded config is never modified; SIGHUP builds a new one and swaps it.
+ * Secrets are not read here: sasl_secret_file is only a path (the
+ * directory module reads it when it binds, and checks its mode).
+ */
+#ifndef JITD_CONFIG_H
+#define JITD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "err.h"
+
+/* Operations of the socket protocol; also the values of a client's `ops`. */
+enum jit_op {
+	OP_GRANT = 0,
+	OP_COMPLETE,
+	OP_REVOKE,
+	OP_EXTEND,
+	OP_SHOW,
+	OP_LIST,
+	OP_STATUS,
+	OP__COUNT
+};
+#define OP_ALL_MASK ((1u << OP__COUNT) - 1)
+/* "grant" ... "status"; NULL if out of range. */
+const char *jit_op_name(enum jit_op op);
+/* JIT_OK and *out, or JIT_EUNKNOWNOP. */
+int jit_op_parse(const char *s, enum jit_op *out) JIT_WUR;
+
+struct jit_dir_cfg {
+	char *name;
+	char *uri;              /* one or more URIs separated by spaces: failover order */
+	char *sasl_mech;        /* EXTERNAL (default), SCRAM-SHA-256, DIGEST-MD5, GSSAPI */
+	char *sasl_authcid;     /* may be NULL */
+	char *sasl_realm;       /* may be NULL */
+	char *sasl_authzid;     /* may be NULL ("" in the file means NULL) */
+	char *sasl_secret_file; /* may be NULL; the password lives only there */
+	char *sasl_secprops;    /* may be NULL, e.g. "minssf=56" */
+	bool sasl_nocanon;
+	char *keytab;           /* GSSAPI client keytab, may be NULL */
+	char *tls_ca_file;      /* may be NULL */
+	char *tls_require_cert; /* "never" | "allow" | "try" | "demand" (default demand) */
+	bool starttls;
+	char *user_base;        /* required */
+	char *user_filter;      /* default "(uid=%s)"; exactly one %s */
+	char *uid_attr;         /* default "uid": value used for memberUid groups */
+	char *uuid_attr;        /* default "entryUUID": stable identifier recorded */
+	char *member_attr;      /* default "member"; "memberUid" for posixGroup */
+	char *placeholder_member; /* may be NULL: DN added when the last member goes */
+	int64_t timeout;        /* seconds, default 10 */
+	int connections;        /* bound connections (= worker threads), default 2, 1..32 */
+	int line;               /* where it was defined */
+};
+
+struct jit_group_cfg {
+	char *name;
+	char *directory;        /* name of a directories entry */
+	int dir_index;          /* index into jit_config.dirs, resolved at load */
+	char *dn;
+	char *member_attr;      /* group override, else the directory's */
+	char *placeholder_member; /* group override, else the directory's; may be NULL */
+	int64_t max_duration;   /* seconds; default 4h */
+	int64_t default_duration; /* seconds; default 1h, <= max_duration */
+	int line;
+};
+
+struct jit_client_cfg {
+	char *name;             /* optional label for logs; default "client#N" */
+	bool has_uid, has_gid;
+	uid_t uid;              /* from `uid` or `unix_user` (resolved at load) */
+	gid_t gid;              /* from `gid` or `unix_group` (resolved at load) */
+	char **groups;          /* group names or "*" */
+	size_t n_groups;
+	unsigned ops;           /* bitmask of 1u << enum jit_op; default all */
+	int line;
+};
+
+struct jit_config {
+	char *path;
+	char *socket_path;      /* default /run/jitd/jitd.sock */
+	mode_t socket_mode;     /* default 0660; given as a string "0660" */
+	char *socket_group;     /* may be NULL */
+	char *state_dir;        /* default /var/lib/jitd */
+	char *audit_log;        /* default /var/log/jitd/audit.log */
+	char *pid_file;         /* may be NULL */
+	char *log_level;        /* default "info" */
+	int max_clients;        /* default 128 */
+	int64_t max_request_size; /* bytes, default 65536, 1024..1048576 */
+	int64_t client_timeout; /* seconds idle before a client is dropped, default 60 */
+	int64_t retry_min_interval; /* seconds, default 1 */
+	int64_t retry_max_interval; /* seconds, default 30 */
+	struct jit_dir_cfg *dirs;
+	size_t n_dirs;
+	struct jit_group_cfg *groups;
+	size_t n_groups;
+	struct jit_client_cfg *clients;
+	size_t n_clients;
+};
+
+/*
+ * Loads and validates path. On success *out is a new config (free with
+ * config_free) and JIT_OK is returned. On failure returns JIT_ECONFIG and,
+ * if errors is not NULL, sets *errors to a heap string of one or more lines
+ * "FILE:LINE: KEY: message\n" (caller frees).
+ */
+int config_load(const char *path, struct jit_config **out, char **errors) JIT_WUR;
+void config_free(struct jit_config *cfg); /* NULL-safe */
+
+/* Lookups; NULL if absent. The pointers live as long as cfg. */
+const struct jit_group_cfg *config_group(const struct jit_config *cfg, const char *name);
+const struct jit_dir_cfg *config_directory(const struct jit_config *cfg, const char *name);
+/* The group's effective member attribute / placeholder (override or directory's). */
+const char *config_group_member_attr(const struct jit_config *cfg, const struct jit_group_cfg *g);
+const char *config_group_placeholder(const struct jit_config *cfg, const struct jit_group_cfg *g);
+
+/* Prints the effective configuration in libconfig syntax (for `jitd -t -v`).
+ * Contains no secret (only secret file paths). */
+void config_dump(const struct jit_config *cfg, FILE *fp);
+
+#endif

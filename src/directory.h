@@ -1,0 +1,87 @@
+/*
+ * directory.h - everything jitd says to an LDAP directory. The only module
+ * that includes <ldap.h> or <sasl/sasl.h>.
+ *
+ * A struct dir_conn is one LDAP connection to one configured directory,
+ * used by one thread at a time (the engine gives each worker thread its
+ * own). It connects and binds lazily, on first use and again after the
+ * server dropped it: ldap_initialize() gets the whole `uri` list, so a
+ * reconnect tries each URI in order (failover). Every operation that meets
+ * a dropped or unreachable server reconnects once and retries once before
+ * it gives up with JIT_EDIRUNAVAIL.
+ *
+ * Results:
+ *   JIT_OK           the directory answered and the operation did what was asked
+ *   JIT_EDIRUNAVAIL  no answer (down, timeout, bind failed): for a write, the
+ *                    outcome is unknown
+ *   JIT_EDIRREFUSED  the directory answered with an error; res->ldap_code says which
+ *   JIT_EUNKUSER     (dir_resolve_user) zero or several entries matched
+ * Every operation fills *res (when not NULL) with the LDAP result code and a
+ * short diagnostic fit for the audit log (never a secret).
+ */
+#ifndef JITD_DIRECTORY_H
+#define JITD_DIRECTORY_H
+
+#include <stdbool.h>
+#include "err.h"
+#include "config.h"
+
+struct dir_conn;
+
+struct dir_result {
+	int ldap_code;          /* last LDAP result code (0 success, -1 = LDAP_SERVER_DOWN ...) */
+	char message[256];      /* "ldap 50 insufficientAccess: <server text>" or "" */
+};
+
+struct dir_user {
+	char *dn;               /* the entry's DN as the server returned it */
+	char *uid;              /* first value of uid_attr, or NULL */
+	char *uuid;             /* first value of uuid_attr as text, or NULL */
+};
+void dir_user_clear(struct dir_user *u); /* frees the fields, NULL-safe */
+
+/* Creates a connection object for cfg (which must outlive it). Does not
+ * connect yet. Never fails except on memory exhaustion (aborts). */
+struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg);
+void dir_conn_free(struct dir_conn *c); /* unbinds; NULL-safe */
+
+/* Connects and binds now if not yet bound (used at start-up and by status). */
+int dir_conn_open(struct dir_conn *c, struct dir_result *res) JIT_WUR;
+/* True while the connection is bound; the last error text (or "") into buf. */
+bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen);
+
+/*
+ * Finds the one entry under user_base (subtree) matching user_filter with
+ * name escaped per RFC 4515. JIT_EUNKUSER when zero or more than one entry
+ * match (a name such as "*" or "x)(uid=*" can never match someone else).
+ * On success fills *out (caller clears with dir_user_clear).
+ */
+int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
+		     struct dir_result *res) JIT_WUR;
+
+/*
+ * Is value a member of group_dn through attr? A base-scope search of the
+ * group with filter (attr=<escaped value>), so large groups are fine.
+ * JIT_EDIRREFUSED with ldap_code 32 if the group does not exist.
+ */
+int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		  const char *value, bool *is_member, struct dir_result *res) JIT_WUR;
+
+/*
+ * Adds value to attr of group_dn. JIT_OK with *already = true when the
+ * directory says it is already there (OpenLDAP 20, AD 68).
+ */
+int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		   const char *value, bool *already, struct dir_result *res) JIT_WUR;
+
+/*
+ * Removes value from attr of group_dn. JIT_OK with *already_gone = true when
+ * it was not there (OpenLDAP 16, AD 53). When the schema refuses to remove
+ * the last value (65 objectClassViolation) and placeholder is not NULL, it
+ * retries with one modify that adds placeholder and deletes value.
+ */
+int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		      const char *value, const char *placeholder, bool *already_gone,
+		      struct dir_result *res) JIT_WUR;
+
+#endif

@@ -1,0 +1,746 @@
+/*
+ * engine.c - runs the grant state machine: one job queue and `connections`
+ * worker threads per directory (each with its own LDAP connection and
+ * store handle), the expiry scheduler, and the read-only operations
+ * (show, list, status) plus extend, answered from the main thread.
+ * Trust: requests arrive validated and authorised for their op/group by
+ * the listener; operations on an existing grant are authorised here
+ * against the grant's group. The engine alone holds directory credentials.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "directory.h"
+#include "engine.h"
+#include "grant.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define QUEUE_MAX 20000         /* client jobs waiting per directory */
+#define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
+#define INFLIGHT_BUCKETS 1024
+
+enum job_kind { JOB_GRANT, JOB_END };
+
+struct job {
+	enum job_kind kind;
+	uint64_t conn_id;               /* 0 = scheduler */
+	struct jit_peer peer;
+	char *client;
+	struct jit_request *req;        /* JOB_GRANT */
+	int64_t duration;
+	char *group_name, *group_dn, *member_attr, *placeholder;
+	char *grant_id;                 /* JOB_END */
+	enum grant_state end_state;
+	char *reason;
+	struct job *next;
+};
+
+struct dirq {
+	char *name;
+	const struct jit_dir_cfg *cfg;  /* from the config the engine started with */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *head, *tail;
+	size_t len;
+	bool stopping;
+	int n_workers;
+	pthread_t *threads;
+	struct dir_conn **conns;
+	struct engine *e;
+};
+
+struct inflight {
+	char *id;
+	struct inflight *next;
+};
+
+struct engine {
+	const struct jit_config *cfg;   /* current; main thread only */
+	const struct jit_config *cfg0;  /* the one directories were built from */
+	struct audit *audit;
+	struct store *st;               /* main thread's handle */
+	struct dirq *dirs;
+	size_t n_dirs;
+	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
+	pthread_mutex_t reply_lock;
+	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
+	int efd;
+	int64_t started;
+	struct inflight *inflight[INFLIGHT_BUCKETS];
+	size_t n_inflight;
+	bool stopped;
+};
+
+static void inflight_del(struct engine *e, const char *id);
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	free(j->client);
+	proto_request_free(j->req);
+	free(j->group_name);
+	free(j->group_dn);
+	free(j->member_attr);
+	free(j->placeholder);
+	free(j->grant_id);
+	free(j->reason);
+	free(j);
+}
+
+void engine_reply_free(struct engine_reply *r)
+{
+	if (!r)
+		return;
+	free(r->line);
+	free(r->done_grant_id);
+	free(r);
+}
+
+/* Any thread: queue a reply (line and done id taken) and wake the loop. */
+static void post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id)
+{
+	struct engine_reply *r = xcalloc(1, sizeof(*r));
+	r->conn_id = conn_id;
+	r->line = line;
+	r->done_grant_id = done_id;
+	pthread_mutex_lock(&e->reply_lock);
+	if (e->rtail)
+		e->rtail->next = r;
+	else
+		e->rhead = r;
+	e->rtail = r;
+	pthread_mutex_unlock(&e->reply_lock);
+	uint64_t one = 1;
+	if (write(e->efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
+		log_err("engine: cannot signal the main loop: %s", strerror(errno));
+}
+
+struct engine_reply *engine_pop_reply(struct engine *e)
+{
+	for (;;) {
+		struct engine_reply *r = NULL;
+		pthread_mutex_lock(&e->reply_lock);
+		r = e->rhead;
+		if (r) {
+			e->rhead = r->next;
+			if (!e->rhead)
+				e->rtail = NULL;
+			r->next = NULL;
+		}
+		pthread_mutex_unlock(&e->reply_lock);
+		if (!r) {
+			uint64_t v;
+			if (read(e->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_err("engine: eventfd read: %s", strerror(errno));
+			return NULL;
+		}
+		if (!r->done_grant_id)
+			return r;
+		/* scheduler bookkeeping: the grant may be scheduled again */
+		inflight_del(e, r->done_grant_id);
+		engine_reply_free(r);
+	}
+}
+
+int engine_reply_fd(struct engine *e)
+{
+	return e->efd;
+}
+
+static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
+{
+	char *line;
+	if (j->kind == JOB_GRANT) {
+		struct grant_params p = {
+			.req = j->req, .duration = j->duration, .group_name = j->group_name,
+			.group_dn = j->group_dn, .directory = q->name,
+			.member_attr = j->member_attr, .placeholder = j->placeholder,
+			.client = j->client, .peer = j->peer,
+		};
+		line = grant_create(g, &p);
+	} else {
+		line = grant_end(g, j->grant_id, j->end_state, j->conn_id == 0, j->reason,
+				 j->client, j->conn_id ? &j->peer : NULL);
+	}
+	if (j->conn_id) {
+		post_reply(q->e, j->conn_id, line, NULL);
+	} else {
+		free(line);
+		post_reply(q->e, 0, NULL, xstrdup(j->grant_id));
+	}
+}
+
+struct worker_arg {
+	struct dirq *q;
+	int idx;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct dirq *q = wa->q;
+	struct engine *e = q->e;
+	struct grant_ctx g = { .dc = q->conns[wa->idx], .audit = e->audit,
+			       .pair_locks = e->pair_locks };
+	struct dir_result dres;
+	free(wa);
+	if (store_open(e->cfg0->state_dir, &g.st) != JIT_OK) {
+		log_err("engine: worker for %s cannot open the store; it stops", q->name);
+		return NULL;
+	}
+	if (dir_conn_open(g.dc, &dres) != JIT_OK)
+		log_warn("directory %s: not reachable at start (%s); will retry on demand", q->name,
+			 dres.message);
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		while (!q->head && !q->stopping)
+			pthread_cond_wait(&q->cond, &q->lock);
+		struct job *j = q->head;
+		if (j) {
+			q->head = j->next;
+			if (!q->head)
+				q->tail = NULL;
+			q->len--;
+		}
+		bool stopping = q->stopping;
+		pthread_mutex_unlock(&q->lock);
+		if (!j)
+			break;
+		if (stopping) {
+			/* Not started: nothing was recorded; tell the client. */
+			if (j->conn_id)
+				post_reply(e, j->conn_id, proto_error_line(JIT_ESHUTDOWN, NULL), NULL);
+			job_free(j);
+			continue;
+		}
+		g.retry_min = e->cfg0->retry_min_interval;
+		g.retry_max = e->cfg0->retry_max_interval;
+		run_job(q, &g, j);
+		job_free(j);
+	}
+	store_close(g.st);
+	return NULL;
+}
+
+static bool enqueue(struct dirq *q, struct job *j)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->stopping || (j->conn_id && q->len >= QUEUE_MAX)) {
+		pthread_mutex_unlock(&q->lock);
+		return false;
+	}
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	q->len++;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return true;
+}
+
+static struct dirq *find_dir(struct engine *e, const char *name)
+{
+	for (size_t i = 0; i < e->n_dirs; i++)
+		if (strcmp(e->dirs[i].name, name) == 0)
+			return &e->dirs[i];
+	return NULL;
+}
+
+static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc)
+{
+	q->e = e;
+	q->name = xstrdup(dc->name);
+	q->cfg = dc;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
+	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
+	for (int i = 0; i < dc->connections; i++) {
+		struct worker_arg *wa = xmalloc(sizeof(*wa));
+		wa->q = q;
+		wa->idx = i;
+		q->conns[i] = dir_conn_new(dc);
+		int err = pthread_create(&q->threads[i], NULL, worker_main, wa);
+		if (err != 0) {
+			log_err("engine: cannot start a worker: %s", strerror(err));
+			free(wa);
+			return JIT_EINTERNAL;
+		}
+		q->n_workers++;
+	}
+	return JIT_OK;
+}
+
+int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine **out)
+{
+	struct engine *e = xcalloc(1, sizeof(*e));
+	int64_t recovered = 0;
+	int rc;
+	e->cfg = e->cfg0 = cfg;
+	e->audit = audit;
+	e->started = now_s();
+	pthread_mutex_init(&e->reply_lock, NULL);
+	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
+		pthread_mutex_init(&e->pair_locks[i], NULL);
+	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->efd < 0) {
+		log_err("engine: eventfd: %s", strerror(errno));
+		free(e);
+		return JIT_EINTERNAL;
+	}
+	rc = store_open(cfg->state_dir, &e->st);
+	if (rc != JIT_OK)
+		goto fail;
+	/* Recovery: grants never acknowledged are rolled back by the machine. */
+	rc = store_recover(e->st, now_s(), &recovered);
+	if (rc != JIT_OK)
+		goto fail;
+	if (recovered > 0) {
+		json_t *o = json_pack("{sI}", "interrupted_grants", (json_int_t)recovered);
+		log_warn("recovery: %lld interrupted grant(s) will be rolled back",
+			 (long long)recovered);
+		if (audit_write(audit, "recovered", o) != JIT_OK)
+			log_err("audit: cannot record recovery");
+		json_decref(o);
+	}
+	e->dirs = xcalloc(cfg->n_dirs, sizeof(struct dirq));
+	for (size_t i = 0; i < cfg->n_dirs; i++) {
+		e->n_dirs++;
+		rc = start_dir(e, &e->dirs[i], &cfg->dirs[i]);
+		if (rc != JIT_OK)
+			goto fail;
+	}
+	*out = e;
+	return JIT_OK;
+fail:
+	engine_free(e);
+	return rc;
+}
+
+/* Checks a new config against the directories and live grants. */
+int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg, size_t msglen)
+{
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		const struct jit_dir_cfg *d = config_directory(cfg, e->dirs[i].name);
+		if (!d) {
+			snprintf(msg, msglen, "directory \"%s\" was removed; restart jitd to change "
+				 "directories", e->dirs[i].name);
+			return JIT_ECONFIG;
+		}
+	}
+	if (cfg->n_dirs != e->n_dirs) {
+		snprintf(msg, msglen, "directories were added; restart jitd to change directories");
+		return JIT_ECONFIG;
+	}
+	e->cfg = cfg;
+	return JIT_OK;
+}
+
+void engine_stop(struct engine *e)
+{
+	if (e->stopped)
+		return;
+	e->stopped = true;
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		pthread_mutex_lock(&q->lock);
+		q->stopping = true;
+		pthread_cond_broadcast(&q->cond);
+		pthread_mutex_unlock(&q->lock);
+	}
+	for (size_t i = 0; i < e->n_dirs; i++)
+		for (int k = 0; k < e->dirs[i].n_workers; k++)
+			pthread_join(e->dirs[i].threads[k], NULL);
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_stop(e);
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		for (int k = 0; k < q->cfg->connections; k++)
+			dir_conn_free(q->conns[k]);
+		while (q->head) {
+			struct job *j = q->head;
+			q->head = j->next;
+			job_free(j);
+		}
+		free(q->conns);
+		free(q->threads);
+		free(q->name);
+		pthread_mutex_destroy(&q->lock);
+		pthread_cond_destroy(&q->cond);
+	}
+	free(e->dirs);
+	while (e->rhead) {
+		struct engine_reply *r = e->rhead;
+		e->rhead = r->next;
+		engine_reply_free(r);
+	}
+	for (int b = 0; b < INFLIGHT_BUCKETS; b++) {
+		while (e->inflight[b]) {
+			struct inflight *f = e->inflight[b];
+			e->inflight[b] = f->next;
+			free(f->id);
+			free(f);
+		}
+	}
+	store_close(e->st);
+	if (e->efd >= 0)
+		close(e->efd);
+	free(e);
+}
+
+/* ---- the scheduler's in-flight set (main thread only) ---- */
+
+static unsigned id_bucket(const char *id)
+{
+	unsigned h = 5381;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = h * 33 + *p;
+	return h % INFLIGHT_BUCKETS;
+}
+
+static bool inflight_has(struct engine *e, const char *id)
+{
+	for (struct inflight *f = e->inflight[id_bucket(id)]; f; f = f->next)
+		if (strcmp(f->id, id) == 0)
+			return true;
+	return false;
+}
+
+static void inflight_add(struct engine *e, const char *id)
+{
+	struct inflight *f = xmalloc(sizeof(*f));
+	unsigned b = id_bucket(id);
+	f->id = xstrdup(id);
+	f->next = e->inflight[b];
+	e->inflight[b] = f;
+	e->n_inflight++;
+}
+
+static void inflight_del(struct engine *e, const char *id)
+{
+	for (struct inflight **pp = &e->inflight[id_bucket(id)]; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) == 0) {
+			struct inflight *f = *pp;
+			*pp = f->next;
+			free(f->id);
+			free(f);
+			e->n_inflight--;
+			return;
+		}
+	}
+}
+
+static int schedule_one(const struct grant_rec *r, void *arg)
+{
+	struct engine *e = arg;
+	if (e->n_inflight >= INFLIGHT_MAX)
+		return 1;
+	if (inflight_has(e, r->id))
+		return 0;
+	struct dirq *q = find_dir(e, r->directory);
+	if (!q) {
+		log_err("grant %s: directory \"%s\" is not configured; cannot end it", r->id,
+			r->directory);
+		return 0;
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_END;
+	j->grant_id = xstrdup(r->id);
+	j->end_state = r->state == GS_ACTIVE ? GS_EXPIRED : r->end_state;
+	if (!enqueue(q, j)) {
+		job_free(j);
+		return 1;
+	}
+	inflight_add(e, r->id);
+	return 0;
+}
+
+void engine_tick(struct engine *e, int64_t now)
+{
+	if (e->stopped || e->n_inflight >= INFLIGHT_MAX)
+		return;
+	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
+		log_err("scheduler: cannot read due grants");
+}
+
+/* ---- requests ---- */
+
+static void reply_now(struct engine *e, uint64_t conn_id, char *line)
+{
+	post_reply(e, conn_id, line, NULL);
+}
+
+static char *ok_grant_line(const struct grant_rec *r)
+{
+	return proto_ok_line("grant", proto_grant_json(r));
+}
+
+/* Loads grant id for an op by client c; NULL and *line set on refusal. */
+static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c, const char *id,
+				  char **line)
+{
+	struct grant_rec *r = NULL;
+	int rc = store_get(e->st, id, &r);
+	if (rc != JIT_OK) {
+		*line = proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
+		return NULL;
+	}
+	if (!c || !policy_group_allowed(c, r->group_name)) {
+		*line = proto_error_line(JIT_EUNAUTH, "this client may not act on that grant's group");
+		grant_rec_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
+		       const struct jit_request *req, const struct jit_peer *peer)
+{
+	char *line = NULL;
+	char msg[256];
+	struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+	if (!r)
+		return line;
+	const struct jit_group_cfg *gc = config_group(e->cfg, r->group_name);
+	int64_t new_exp = r->expires_at + req->duration;
+	if (r->state != GS_ACTIVE) {
+		line = proto_error_line(JIT_ENOTACTIVE, NULL);
+	} else if (!gc) {
+		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
+	} else if (new_exp - r->created_at > gc->max_duration) {
+		snprintf(msg, sizeof(msg), "extension would make the grant last %llds; "
+			 "max_duration is %llds", (long long)(new_exp - r->created_at),
+			 (long long)gc->max_duration);
+		line = proto_error_line(JIT_EDURMAX, msg);
+	} else if (store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at) != JIT_OK) {
+		line = proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
+	} else {
+		struct grant_rec *n = NULL;
+		if (store_get(e->st, r->id, &n) != JIT_OK) {
+			line = proto_error_line(JIT_EINTERNAL, NULL);
+		} else {
+			json_t *o = grant_audit_fields(n);
+			json_object_set_new(o, "added", json_integer(req->duration));
+			if (c && c->name)
+				json_object_set_new(o, "by_client", json_string(c->name));
+			json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+			json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+			if (audit_write(e->audit, "extended", o) != JIT_OK)
+				log_err("audit: cannot record extension of %s", n->id);
+			json_decref(o);
+			line = ok_grant_line(n);
+			grant_rec_free(n);
+		}
+	}
+	grant_rec_free(r);
+	return line;
+}
+
+struct list_ctx {
+	json_t *arr;
+	const struct jit_client_cfg *c;
+};
+
+static int list_one(const struct grant_rec *r, void *arg)
+{
+	struct list_ctx *lc = arg;
+	if (lc->c && policy_group_allowed(lc->c, r->group_name))
+		json_array_append_new(lc->arr, proto_grant_json(r));
+	return 0;
+}
+
+static char *do_list(struct engine *e, const struct jit_client_cfg *c,
+		     const struct jit_request *req)
+{
+	struct list_ctx lc = { json_array(), c };
+	struct store_filter f = { .user = req->user, .group = req->group,
+				  .state_mask = req->state_mask, .limit = req->limit };
+	if (store_list(e->st, &f, list_one, &lc) < 0) {
+		json_decref(lc.arr);
+		return proto_error_line(JIT_EINTERNAL, "cannot read grants");
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(lc.arr)));
+	json_object_set_new(o, "grants", lc.arr);
+	return proto_dump_line(o);
+}
+
+static char *do_status(struct engine *e)
+{
+	int64_t counts[GS__COUNT];
+	if (store_counts(e->st, counts) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot read grant counts");
+	json_t *s = json_object();
+	json_object_set_new(s, "version", json_string(PACKAGE_VERSION));
+	json_object_set_new(s, "protocol", json_integer(PROTO_VERSION));
+	json_object_set_new(s, "uptime", json_integer(now_s() - e->started));
+	json_t *g = json_object();
+	for (int i = 0; i < GS__COUNT; i++)
+		json_object_set_new(g, grant_state_name((enum grant_state)i),
+				    json_integer(counts[i]));
+	json_object_set_new(s, "grants", g);
+	json_object_set_new(s, "pending_revocations", json_integer(counts[GS_ENDING]));
+	json_t *dirs = json_array();
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		char err[256] = "";
+		bool up = false;
+		for (int k = 0; k < e->dirs[i].n_workers; k++) {
+			char buf[256] = "";
+			if (dir_conn_healthy(e->dirs[i].conns[k], buf, sizeof(buf)))
+				up = true;
+			else if (buf[0] && !err[0])
+				snprintf(err, sizeof(err), "%s", buf);
+		}
+		json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
+						      "connected", up, "last_error",
+						      up ? "" : err));
+	}
+	json_object_set_new(s, "directories", dirs);
+	return proto_ok_line("status", s);
+}
+
+static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+			 const struct jit_client_cfg *c, struct jit_request *req,
+			 int64_t duration)
+{
+	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
+	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	if (!q)
+		return false;
+	struct job *j = xcalloc(1, sizeof(*j));
+	const char *ph = config_group_placeholder(e->cfg, gc);
+	j->kind = JOB_GRANT;
+	j->conn_id = conn_id;
+	j->peer = *peer;
+	j->client = xstrdup(c ? c->name : NULL);
+	j->req = req;
+	j->duration = duration;
+	j->group_name = xstrdup(gc->name);
+	j->group_dn = xstrdup(gc->dn);
+	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
+	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
+	if (!enqueue(q, j)) {
+		j->req = NULL;
+		job_free(j);
+		return false;
+	}
+	return true;
+}
+
+static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+		       const struct jit_client_cfg *c, struct jit_request *req, char **line)
+{
+	struct grant_rec *r = load_for(e, c, req->grant_id, line);
+	if (!r)
+		return false;
+	struct dirq *q = find_dir(e, r->directory);
+	if (!q) {
+		*line = proto_error_line(JIT_EINTERNAL, "the grant's directory is not configured");
+		grant_rec_free(r);
+		return false;
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_END;
+	j->conn_id = conn_id;
+	j->peer = *peer;
+	j->client = xstrdup(c ? c->name : NULL);
+	j->grant_id = xstrdup(r->id);
+	j->end_state = req->op == OP_COMPLETE ? GS_COMPLETED : GS_REVOKED;
+	j->reason = xstrdup(req->reason_end);
+	grant_rec_free(r);
+	if (!enqueue(q, j)) {
+		job_free(j);
+		*line = proto_error_line(JIT_EBUSY, NULL);
+		return false;
+	}
+	return true;
+}
+
+void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+		   const struct jit_client_cfg *c, struct jit_request *req, int64_t duration)
+{
+	char *line = NULL;
+	switch (req->op) {
+	case OP_GRANT:
+		if (submit_grant(e, conn_id, peer, c, req, duration))
+			return; /* req now owned by the job */
+		line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
+		break;
+	case OP_COMPLETE:
+	case OP_REVOKE:
+		if (submit_end(e, conn_id, peer, c, req, &line)) {
+			proto_request_free(req);
+			return;
+		}
+		break;
+	case OP_EXTEND:
+		line = do_extend(e, c, req, peer);
+		break;
+	case OP_SHOW: {
+		struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+		if (r) {
+			line = ok_grant_line(r);
+			grant_rec_free(r);
+		}
+		break;
+	}
+	case OP_LIST:
+		line = do_list(e, c, req);
+		break;
+	case OP_STATUS:
+		line = do_status(e);
+		break;
+	default:
+		line = proto_error_line(JIT_EUNKNOWNOP, NULL);
+	}
+	proto_request_free(req);
+	reply_now(e, conn_id, line);
+}
+
+void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, const struct jit_request *req, int err,
+			  const char *message)
+{
+	json_t *o = json_object();
+	if (req) {
+		json_object_set_new(o, "op", json_string(jit_op_name(req->op)));
+		if (req->user)
+			json_object_set_new(o, "user", json_string(req->user));
+		if (req->group)
+			json_object_set_new(o, "group", json_string(req->group));
+		if (req->grant_id)
+			json_object_set_new(o, "grant_id", json_string(req->grant_id));
+		if (req->ticket)
+			json_object_set_new(o, "ticket", json_string(req->ticket));
+		if (req->requested_by)
+			json_object_set_new(o, "requested_by", json_string(req->requested_by));
+		if (req->approved_by)
+			json_object_set_new(o, "approved_by", json_string(req->approved_by));
+		if (req->request_id)
+			json_object_set_new(o, "request_id", json_string(req->request_id));
+	}
+	if (c && c->name)
+		json_object_set_new(o, "client", json_string(c->name));
+	json_object_set_new(o, "peer_uid", json_integer((json_int_t)peer->uid));
+	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
+	json_object_set_new(o, "error", json_string(jit_err_code(err)));
+	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	if (audit_write(e->audit, "refused", o) != JIT_OK)
+		log_err("audit: cannot record a refusal");
+	json_decref(o);
+}

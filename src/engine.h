@@ -1,0 +1,72 @@
+/*
+ * engine.h - the engine: the grant state machine and everything that drives
+ * it (per-directory worker threads with their own LDAP connection and store
+ * handle, the expiry scheduler, crash recovery).
+ *
+ * The listener (server.c) hands the engine requests that proto.c parsed and
+ * policy.c authorised, tagged with the connection they came from. The
+ * engine answers through a reply queue: engine_reply_fd() becomes readable
+ * when replies wait, engine_pop_reply() takes them one by one. Only the
+ * engine talks to the directory and writes grants to the store.
+ *
+ * Threads: engine_submit / engine_tick / engine_pop_reply / engine_status
+ * are called from the main thread only.
+ */
+#ifndef JITD_ENGINE_H
+#define JITD_ENGINE_H
+
+#include <stdint.h>
+#include "audit.h"
+#include "config.h"
+#include "policy.h"
+#include "proto.h"
+
+struct engine;
+
+struct engine_reply {
+	uint64_t conn_id;       /* 0: not for a client (scheduler bookkeeping) */
+	char *line;             /* answer line with '\n', or NULL */
+	char *done_grant_id;    /* internal: scheduler job finished (never returned) */
+	struct engine_reply *next; /* internal */
+};
+void engine_reply_free(struct engine_reply *r); /* NULL-safe */
+
+/*
+ * Opens the store under cfg->state_dir, turns interrupted `pending` grants
+ * into ending(failed) (crash recovery), and starts the worker threads.
+ * cfg must stay valid until engine_set_config() replaces it.
+ */
+int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine **out) JIT_WUR;
+
+/* Makes cfg the config for new requests (after a reload). Directories are
+ * not rebuilt: JIT_ECONFIG (and a message in msg) if cfg changes them or
+ * drops a group/directory that still has live grants; then nothing changes. */
+int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
+		      size_t msglen) JIT_WUR;
+
+/*
+ * Takes a validated request (ownership of req passes to the engine) from a
+ * client matching entry c, with the effective duration for grants.
+ * Always answers exactly once, through the reply queue, with conn_id.
+ */
+void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+		   const struct jit_client_cfg *c, struct jit_request *req, int64_t duration);
+
+/* Writes the `refused` audit event for a request refused before the engine. */
+void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, const struct jit_request *req,
+			  int err, const char *message);
+
+/* Schedules due expiries and retries. Call about twice a second. */
+void engine_tick(struct engine *e, int64_t now);
+
+int engine_reply_fd(struct engine *e);
+/* Next reply or NULL. Caller frees with engine_reply_free. */
+struct engine_reply *engine_pop_reply(struct engine *e);
+
+/* Stops the workers: jobs not yet started are answered shutting_down;
+ * jobs in progress finish. Returns when every worker has exited. */
+void engine_stop(struct engine *e);
+void engine_free(struct engine *e); /* NULL-safe; calls engine_stop */
+
+#endif

@@ -1,0 +1,437 @@
+/*
+ * grant.c - the grant state machine (see grant.h for the diagram).
+ * Runs in engine worker threads. Trust: request fields were validated by
+ * proto.c/policy.c; directory answers are untrusted and mapped through
+ * directory.c. Robustness: each transition is committed to the store before
+ * the directory write it authorises, so a crash at any point leaves a row
+ * from which the same machine finishes the job.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "grant.h"
+#include "log.h"
+#include "util.h"
+
+/* The allowed transitions: the one table the machine obeys. */
+static const struct {
+	enum grant_state from, to;
+} transitions[] = {
+	{ GS_PENDING, GS_ACTIVE },     /* directory add done (or standing) */
+	{ GS_PENDING, GS_FAILED },     /* directory refused the add */
+	{ GS_PENDING, GS_ENDING },     /* add outcome unknown, or recovery */
+	{ GS_ACTIVE, GS_ENDING },      /* expiry, complete, revoke */
+	{ GS_ENDING, GS_EXPIRED },
+	{ GS_ENDING, GS_COMPLETED },
+	{ GS_ENDING, GS_REVOKED },
+	{ GS_ENDING, GS_FAILED },
+};
+
+static int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
+		      enum grant_state to, enum grant_state end_state, const char *err)
+{
+	bool ok = false;
+	for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
+		if (transitions[i].from == from && transitions[i].to == to)
+			ok = true;
+	if (!ok)
+		fatal("grant %s: illegal transition %s -> %s", r->id, grant_state_name(from),
+		      grant_state_name(to));
+	return store_set_state(g->st, r->id, from, to, end_state, now_s(), err);
+}
+
+int64_t grant_backoff(int64_t attempts, int64_t retry_min, int64_t retry_max)
+{
+	int64_t d = retry_min > 0 ? retry_min : 1;
+	for (int64_t i = 1; i < attempts && d < retry_max; i++)
+		d *= 2;
+	return d < retry_max ? d : retry_max;
+}
+
+static pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: spreads keys over the stripes */
+	for (const unsigned char *p = (const unsigned char *)pair_key; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return &g->pair_locks[h % GRANT_PAIR_LOCKS];
+}
+
+/* directory \n group dn \n attribute \n value, case-folded (LDAP compares
+ * these case-insensitively for the syntaxes jitd manages). */
+static char *make_pair_key(const char *dir, const char *group_dn, const char *attr,
+			   const char *value)
+{
+	char *k = xasprintf("%s\n%s\n%s\n%s", dir, group_dn, attr, value);
+	for (char *p = k; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return k;
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+json_t *grant_audit_fields(const struct grant_rec *r)
+{
+	char ts[32];
+	json_t *o = json_object();
+	set_str(o, "grant_id", r->id);
+	set_str(o, "state", grant_state_name(r->state));
+	set_str(o, "user", r->user);
+	set_str(o, "user_dn", r->user_dn);
+	set_str(o, "user_uuid", r->user_uuid);
+	set_str(o, "group", r->group_name);
+	set_str(o, "group_dn", r->group_dn);
+	set_str(o, "directory", r->directory);
+	json_object_set_new(o, "duration", json_integer(r->duration));
+	fmt_rfc3339(r->created_at, ts);
+	set_str(o, "created_at", ts);
+	fmt_rfc3339(r->expires_at, ts);
+	set_str(o, "expires_at", ts);
+	set_str(o, "ticket", r->ticket);
+	set_str(o, "reason", r->reason);
+	set_str(o, "requested_by", r->requested_by);
+	set_str(o, "approved_by", r->approved_by);
+	set_str(o, "request_id", r->request_id);
+	set_str(o, "client", r->client);
+	json_object_set_new(o, "peer_uid", json_integer(r->peer_uid));
+	json_object_set_new(o, "peer_pid", json_integer(r->peer_pid));
+	json_object_set_new(o, "standing", json_boolean(r->standing));
+	return o;
+}
+
+/* Writes one audit event about r with extra members; logs if it fails. */
+static int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		       const char *outcome, const struct dir_result *dres, const char *who,
+		       const struct jit_peer *peer, const char *why)
+{
+	json_t *o = grant_audit_fields(r);
+	set_str(o, "outcome", outcome);
+	if (dres && dres->message[0]) {
+		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+		set_str(o, "message", dres->message);
+	}
+	if (who)
+		set_str(o, "by_client", who);
+	if (peer && event && strcmp(event, "granted") != 0) {
+		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+	}
+	set_str(o, "end_reason", why);
+	int rc = audit_write(g->audit, event, o);
+	json_decref(o);
+	if (rc != JIT_OK)
+		log_err("audit: could not record %s of grant %s", event, r->id);
+	return rc;
+}
+
+static char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "grant recorded but cannot be read back");
+	json_t *o = json_object();
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "grant", proto_grant_json(r));
+	if (duplicate)
+		json_object_set_new(o, "duplicate", json_true());
+	grant_rec_free(r);
+	return proto_dump_line(o);
+}
+
+static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
+			   const char *msg, const struct dir_result *dres)
+{
+	json_t *o = json_object();
+	set_str(o, "op", "grant");
+	set_str(o, "user", p->req->user);
+	set_str(o, "group", p->group_name);
+	set_str(o, "ticket", p->req->ticket);
+	set_str(o, "requested_by", p->req->requested_by);
+	set_str(o, "approved_by", p->req->approved_by);
+	set_str(o, "request_id", p->req->request_id);
+	set_str(o, "client", p->client);
+	json_object_set_new(o, "peer_uid", json_integer((json_int_t)p->peer.uid));
+	json_object_set_new(o, "peer_pid", json_integer((json_int_t)p->peer.pid));
+	set_str(o, "error", jit_err_code(err));
+	set_str(o, "message", msg ? msg : jit_err_message(err));
+	if (dres && dres->message[0])
+		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+	if (audit_write(g->audit, "refused", o) != JIT_OK)
+		log_err("audit: could not record a refusal");
+	json_decref(o);
+	return proto_error_line(err, msg);
+}
+
+static void fill_rec(struct grant_rec *r, const struct grant_params *p, const struct dir_user *u,
+		     const char *value, char *pair_key, const char *id)
+{
+	const struct jit_request *q = p->req;
+	int64_t now = now_s();
+	memset(r, 0, sizeof(*r));
+	r->id = xstrdup(id);
+	r->request_id = xstrdup(q->request_id);
+	r->state = GS_PENDING;
+	r->end_state = GS_PENDING;
+	r->user = xstrdup(q->user);
+	r->user_dn = xstrdup(u->dn);
+	r->user_uuid = xstrdup(u->uuid);
+	r->member_value = xstrdup(value);
+	r->group_name = xstrdup(p->group_name);
+	r->group_dn = xstrdup(p->group_dn);
+	r->directory = xstrdup(p->directory);
+	r->member_attr = xstrdup(p->member_attr);
+	r->placeholder = xstrdup(p->placeholder);
+	r->pair_key = pair_key;
+	r->created_at = now;
+	r->expires_at = now + p->duration;
+	r->duration = p->duration;
+	r->ticket = xstrdup(q->ticket);
+	r->reason = xstrdup(q->reason);
+	r->requested_by = xstrdup(q->requested_by);
+	r->approved_by = xstrdup(q->approved_by);
+	r->client = xstrdup(p->client);
+	r->peer_uid = (int64_t)p->peer.uid;
+	r->peer_pid = (int64_t)p->peer.pid;
+}
+
+/* A grant with the same request_id exists: answer with it. NULL if none. */
+static char *existing_request(struct grant_ctx *g, const char *request_id)
+{
+	struct grant_rec *r = NULL;
+	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
+		return NULL;
+	char *line = reply_grant(g, r->id, true);
+	grant_rec_free(r);
+	return line;
+}
+
+/*
+ * Records the grant as pending with its standing decided from the directory
+ * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
+ * (request_id raced with another worker) or JIT_EIO.
+ */
+static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present)
+{
+	int64_t n = 0;
+	bool any_jitd = false;
+	int rc = store_begin(g->st);
+	if (rc != JIT_OK)
+		return rc;
+	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, &n, &any_jitd);
+	if (rc != JIT_OK)
+		goto fail;
+	if (!present) {
+		/* jitd is about to create the membership: whatever the pair's
+		 * other grants believed, nothing standing is left to protect. */
+		r->standing = false;
+		rc = store_pair_clear_standing(g->st, r->pair_key);
+		if (rc != JIT_OK)
+			goto fail;
+	} else {
+		r->standing = n == 0 ? true : !any_jitd;
+	}
+	rc = store_insert(g->st, r);
+	if (rc != JIT_OK)
+		goto fail;
+	return store_commit(g->st);
+fail:
+	store_rollback(g->st);
+	return rc;
+}
+
+/* The add failed: settle the pending row and answer. Called with the pair lock. */
+static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struct grant_rec *r,
+			int rc, const struct dir_result *dres)
+{
+	if (rc == JIT_EDIRREFUSED) {
+		/* The directory answered no: nothing was written. */
+		if (transition(g, r, GS_PENDING, GS_FAILED, GS_FAILED, dres->message) != JIT_OK)
+			log_err("grant %s: cannot record failure", r->id);
+		r->state = GS_FAILED;
+		audit_grant(g, "failed", r, "directory_refused", dres, p->client, &p->peer, NULL);
+		return proto_error_line(JIT_EDIRREFUSED, dres->message);
+	}
+	/* Robustness: the add may or may not have reached the directory; let the
+	 * ending machinery remove it (or find it already gone). */
+	if (transition(g, r, GS_PENDING, GS_ENDING, GS_FAILED, dres->message) != JIT_OK)
+		log_err("grant %s: cannot record failure", r->id);
+	r->state = GS_ENDING;
+	audit_grant(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
+	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
+}
+
+char *grant_create(struct grant_ctx *g, const struct grant_params *p)
+{
+	struct dir_user u = { 0 };
+	struct dir_result dres = { 0 };
+	struct grant_rec r;
+	char id[32], hex[25];
+	bool present = false, already = false;
+	char *line = existing_request(g, p->req->request_id);
+	if (line)
+		return line;
+
+	int rc = dir_resolve_user(g->dc, p->req->user, &u, &dres);
+	if (rc != JIT_OK) {
+		const char *msg = rc == JIT_EUNKUSER ? "no single directory entry matches this user"
+						     : dres.message;
+		return reply_refused(g, p, rc, msg[0] ? msg : NULL, &dres);
+	}
+	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
+	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
+	if (random_hex(hex, 12) != JIT_OK) {
+		dir_user_clear(&u);
+		return proto_error_line(JIT_EINTERNAL, "no randomness for a grant id");
+	}
+	snprintf(id, sizeof(id), "g-%s", hex);
+	fill_rec(&r, p, &u, value, make_pair_key(p->directory, p->group_dn, p->member_attr, value),
+		 id);
+	dir_user_clear(&u);
+
+	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
+	pthread_mutex_lock(lock);
+	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
+	if (rc != JIT_OK) {
+		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
+		goto out;
+	}
+	rc = record_pending(g, &r, present);
+	if (rc == JIT_EEXISTS && (line = existing_request(g, r.request_id)) != NULL)
+		goto out;
+	if (rc != JIT_OK) {
+		line = reply_refused(g, p, JIT_EINTERNAL, "cannot record the grant", NULL);
+		goto out;
+	}
+	if (!present) {
+		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
+				    &dres);
+		if (rc != JIT_OK) {
+			line = add_failed(g, p, &r, rc, &dres);
+			goto out;
+		}
+	}
+	/* Evidence first: the `granted` line is durable before the row turns
+	 * active and before the client hears ok. */
+	r.state = GS_ACTIVE;
+	rc = audit_grant(g, "granted", &r, present ? (r.standing ? "standing" : "already_member")
+						   : "added", NULL, NULL, NULL, NULL);
+	if (rc != JIT_OK) {
+		if (transition(g, &r, GS_PENDING, GS_ENDING, GS_FAILED, "audit log write failed") !=
+		    JIT_OK)
+			log_err("grant %s: cannot record failure", r.id);
+		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
+		goto out;
+	}
+	if (transition(g, &r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL) != JIT_OK) {
+		/* The row stays pending; recovery at next start rolls it back. */
+		line = proto_error_line(JIT_EINTERNAL, "cannot record the grant as active");
+		goto out;
+	}
+	log_info("granted %s: %s -> %s until %lld (%s)", r.id, r.user, r.group_name,
+		 (long long)r.expires_at, r.standing ? "standing" : "added");
+	line = reply_grant(g, r.id, false);
+out:
+	pthread_mutex_unlock(lock);
+	grant_rec_clear(&r);
+	return line;
+}
+
+/*
+ * Removes the membership of ending grant r unless something still holds
+ * it. JIT_OK with *outcome set, or the directory error.
+ */
+static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, const char **outcome,
+			     struct dir_result *dres)
+{
+	int64_t others = 0;
+	bool any_jitd = false, gone = false;
+	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
+				 &others, &any_jitd);
+	if (rc != JIT_OK)
+		return rc;
+	if (others > 0) {
+		*outcome = "kept_other_grant";
+		return JIT_OK;
+	}
+	if (r->standing) {
+		*outcome = "kept_standing";
+		return JIT_OK;
+	}
+	rc = dir_remove_member(g->dc, r->group_dn, r->member_attr, r->member_value, r->placeholder,
+			       &gone, dres);
+	if (rc == JIT_OK)
+		*outcome = gone ? "already_absent" : "removed";
+	return rc;
+}
+
+static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
+			bool scheduled, const char *reason, const char *client,
+			const struct jit_peer *peer)
+{
+	struct dir_result dres = { 0 };
+	const char *outcome = NULL;
+	int64_t now = now_s();
+	switch (r->state) {
+	case GS_ACTIVE:
+		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
+			return reply_grant(g, r->id, false); /* extended meanwhile */
+		if (transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK)
+			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+		r->state = GS_ENDING;
+		r->end_state = end_state;
+		break;
+	case GS_ENDING:
+		break; /* retry (scheduled) or the client asks again: try now */
+	case GS_PENDING:
+		return proto_error_line(JIT_ENOTACTIVE, "the grant is still being created");
+	default:
+		return reply_grant(g, r->id, false); /* already ended: idempotent */
+	}
+	int rc = settle_membership(g, r, &outcome, &dres);
+	if (rc != JIT_OK) {
+		int64_t attempts = r->attempts + 1;
+		int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+		const char *msg = dres.message[0] ? dres.message : jit_err_message(rc);
+		if (store_set_retry(g->st, r->id, attempts, next, msg) != JIT_OK)
+			log_err("grant %s: cannot record retry", r->id);
+		log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
+			 (long long)attempts, (long long)(next - now), msg);
+		/* Rate limit: the first attempts, then every 20th. */
+		if (attempts <= 3 || attempts % 20 == 0)
+			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
+				    reason);
+		return reply_grant(g, r->id, false);
+	}
+	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+	r->state = r->end_state;
+	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
+	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
+		 r->user, outcome);
+	return reply_grant(g, r->id, false);
+}
+
+char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
+		const char *reason, const char *client, const struct jit_peer *peer)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_ENOTFOUND, NULL);
+	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_lock(lock);
+	/* Reload under the lock: another worker may have moved it on. */
+	grant_rec_free(r);
+	r = NULL;
+	char *line;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		line = proto_error_line(JIT_ENOTFOUND, NULL);
+	else
+		line = end_locked(g, r, end_state, scheduled, reason, client, peer);
+	pthread_mutex_unlock(lock);
+	grant_rec_free(r);
+	return line;
+}

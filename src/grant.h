@@ -1,0 +1,66 @@
+/*
+ * grant.h - the grant state machine, run by the engine's worker threads.
+ *
+ *   pending --add ok--> active --end--> ending --removed/kept--> expired|completed|revoked
+ *   pending --refused--> failed          ending(failed) --removed/kept--> failed
+ *   pending --outcome unknown--> ending(failed)
+ *
+ * Every transition is persisted in the store before the side effect it
+ * authorises (the directory write that follows it), and every step can be
+ * re-run after a crash from what the store holds: recovery is this same
+ * machine (store_recover() turns `pending` into ending(failed)).
+ *
+ * All work on one (directory, group, member value) pair is serialised by a
+ * pair lock, so "is another grant still holding this membership?" and the
+ * directory write that depends on the answer happen atomically.
+ */
+#ifndef JITD_GRANT_H
+#define JITD_GRANT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "audit.h"
+#include "directory.h"
+#include "policy.h"
+#include "proto.h"
+#include "store.h"
+
+/* What one worker thread brings to a transition. */
+struct grant_ctx {
+	struct dir_conn *dc;
+	struct store *st;
+	struct audit *audit;
+	pthread_mutex_t *pair_locks;    /* GRANT_PAIR_LOCKS stripes, shared */
+	int64_t retry_min, retry_max;   /* seconds */
+};
+#define GRANT_PAIR_LOCKS 256
+
+/* Everything a new grant needs, copied from the request and the config. */
+struct grant_params {
+	const struct jit_request *req;
+	int64_t duration;
+	const char *group_name, *group_dn, *directory, *member_attr, *placeholder;
+	const char *client;
+	struct jit_peer peer;
+};
+
+/* Creates a grant (grant op). Returns the answer line for the client. */
+char *grant_create(struct grant_ctx *g, const struct grant_params *p);
+
+/*
+ * Ends grant id towards end_state (EXPIRED, COMPLETED, REVOKED) or retries
+ * the removal of an `ending` grant. scheduled: called by the scheduler (then
+ * an ACTIVE grant whose expires_at is in the future was extended and is left
+ * alone). Returns the answer line (for a client) — always non-NULL.
+ */
+char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
+		const char *reason, const char *client, const struct jit_peer *peer);
+
+/* The audit fields common to every event about grant r (new reference). */
+json_t *grant_audit_fields(const struct grant_rec *r);
+
+/* Next retry delay after `attempts` failures: retry_min doubling, capped. */
+int64_t grant_backoff(int64_t attempts, int64_t retry_min, int64_t retry_max);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * jitd.c - the daemon's entry point: options, configuration, logging,
+ * daemonizing, signals, reload, and wiring the audit log, the engine and
+ * the listener together. Trust: the config file is checked by config.c
+ * (permissions, every key); nothing here parses client input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "audit.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/jitd/jitd.conf"
+
+enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
+struct daemon_state {
+	const char *config_path;
+	struct jit_config *cfg0;        /* the start-up config: lives until exit */
+	struct jit_config *cfg;         /* current (== cfg0 or a reloaded one) */
+	struct audit *audit;
+	struct engine *engine;
+	struct server *server;
+};
+
+static void usage(FILE *fp)
+{
+	fprintf(fp, "usage: jitd [-c FILE] [-f] [-t [-v]] [-V] [-h]\n"
+		    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+		    "  -f       stay in the foreground, log to stderr\n"
+		    "  -t       check the configuration and exit\n"
+		    "  -v       with -t: print the effective configuration\n"
+		    "  -V       print the version\n");
+}
+
+static void reload(void *arg)
+{
+	struct daemon_state *d = arg;
+	struct jit_config *n = NULL;
+	char *errors = NULL;
+	char msg[256];
+	if (audit_reopen(d->audit) != JIT_OK)
+		log_err("audit log could not be reopened; still writing to the old file");
+	if (config_load(d->config_path, &n, &errors) != JIT_OK) {
+		log_err("reload refused, keeping the running configuration:\n%s",
+			errors ? errors : "(no detail)");
+		free(errors);
+		return;
+	}
+	if (engine_set_config(d->engine, n, msg, sizeof(msg)) != JIT_OK) {
+		log_err("reload refused, keeping the running configuration: %s", msg);
+		config_free(n);
+		return;
+	}
+	server_set_config(d->server, n);
+	if (strcmp(n->socket_path, d->cfg0->socket_path) || strcmp(n->state_dir, d->cfg0->state_dir) ||
+	    strcmp(n->audit_log, d->cfg0->audit_log))
+		log_warn("socket_path, state_dir and audit_log changes take effect at restart");
+	if (d->cfg != d->cfg0)
+		config_free(d->cfg);
+	d->cfg = n;
+	enum log_level lvl;
+	if (log_level_parse(n->log_level, &lvl) == JIT_OK)
+		log_set_level(lvl);
+	log_info("configuration reloaded from %s", d->config_path);
+}
+
+static int ensure_dir(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			log_err("%s is not a directory", path);
+			return JIT_EIO;
+		}
+		if (st.st_mode & S_IWOTH) {
+			log_err("%s is writable by others; refusing to use it", path);
+			return JIT_EIO;
+		}
+		return JIT_OK;
+	}
+	if (errno != ENOENT || mkdir(path, 0700) != 0) {
+		log_err("cannot create %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	return JIT_OK;
+}
+
+static int ensure_parent(const char *file)
+{
+	char *dir = xstrdup(file);
+	char *slash = strrchr(dir, '/');
+	int rc = JIT_OK;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		rc = ensure_dir(dir);
+	}
+	free(dir);
+	return rc;
+}
+
+static int write_pid_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		log_err("cannot write pid file %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	int rc = write(fd, buf, (size_t)n) == n ? JIT_OK : JIT_EIO;
+	close(fd);
+	return rc;
+}
+
+static int check_only(const char *path, bool verbose)
+{
+	struct jit_config *cfg = NULL;
+	char *errors = NULL;
+	if (config_load(path, &cfg, &errors) != JIT_OK) {
+		fputs(errors ? errors : "configuration invalid\n", stderr);
+		free(errors);
+		return EXIT_CONFIG;
+	}
+	if (verbose)
+		config_dump(cfg, stdout);
+	fprintf(stderr, "%s: configuration OK\n", path);
+	config_free(cfg);
+	return 0;
+}
+
+static int run(struct daemon_state *d, bool foreground)
+{
+	sigset_t set;
+	int rc, sigfd;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* blocked before any thread exists, so only the signalfd sees them */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return EXIT_RUNTIME;
+	signal(SIGPIPE, SIG_IGN);
+	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (!foreground && daemon(0, 0) != 0) {
+		log_err("daemon: %s", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file) != JIT_OK)
+		return EXIT_RUNTIME;
+	if (ensure_dir(d->cfg->state_dir) != JIT_OK || ensure_parent(d->cfg->audit_log) != JIT_OK)
+		return EXIT_RUNTIME;
+	if (audit_open(d->cfg->audit_log, &d->audit) != JIT_OK)
+		return EXIT_RUNTIME;
+	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
+		log_err("cannot start the engine");
+		return EXIT_RUNTIME;
+	}
+	if (server_new(d->cfg, d->engine, &d->server) != JIT_OK)
+		return EXIT_RUNTIME;
+	json_t *o = json_pack("{ss}", "version", PACKAGE_VERSION);
+	if (audit_write(d->audit, "started", o) != JIT_OK)
+		log_err("audit: cannot record start");
+	json_decref(o);
+	log_info("jitd %s listening on %s", PACKAGE_VERSION, d->cfg->socket_path);
+	rc = server_run(d->server, sigfd, reload, d);
+	engine_stop(d->engine);
+	if (audit_write(d->audit, "stopped", NULL) != JIT_OK)
+		log_err("audit: cannot record stop");
+	close(sigfd);
+	log_info("jitd stopped");
+	return rc == JIT_OK ? 0 : EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon_state d = { .config_path = DEFAULT_CONFIG };
+	bool foreground = false, test = false, verbose = false;
+	char *errors = NULL;
+	int opt, status;
+	while ((opt = getopt(argc, argv, "c:ftvVh")) != -1) {
+		switch (opt) {
+		case 'c': d.config_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 't': test = true; break;
+		case 'v': verbose = true; break;
+		case 'V': printf("jitd %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	umask(077);
+	if (test)
+		return check_only(d.config_path, verbose);
+	log_init("jitd", foreground, LOG_LVL_INFO);
+	if (config_load(d.config_path, &d.cfg0, &errors) != JIT_OK) {
+		fputs(errors ? errors : "configuration invalid\n", stderr);
+		free(errors);
+		return EXIT_CONFIG;
+	}
+	d.cfg = d.cfg0;
+	enum log_level lvl;
+	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
+		log_set_level(lvl);
+	status = run(&d, foreground);
+	server_free(d.server);
+	engine_free(d.engine);
+	audit_close(d.audit);
+	if (d.cfg != d.cfg0)
+		config_free(d.cfg);
+	config_free(d.cfg0);
+	return status;
+}

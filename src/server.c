@@ -1,0 +1,441 @@
+/*
+ * server.c - the listener (see server.h). Trust boundary: every byte read
+ * here comes from a local client that may be hostile. Lines are bounded by
+ * max_request_size; a client gets one request in flight at a time, idle
+ * clients are dropped after client_timeout, and at most max_clients are
+ * served, so no client can stall another or exhaust the daemon.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "log.h"
+#include "policy.h"
+#include "proto.h"
+#include "server.h"
+#include "util.h"
+
+#define TICK_MS 250
+
+struct client {
+	int fd;
+	uint64_t id;
+	struct jit_peer peer;
+	char *in;
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off;
+	bool busy;              /* a request is with the engine */
+	bool closing;           /* close once out is flushed */
+	int64_t last_ms;
+};
+
+struct server {
+	const struct jit_config *cfg;
+	struct engine *e;
+	int lfd;
+	char *path;
+	struct client **clients;
+	size_t n_clients;
+	uint64_t next_id;
+	bool draining;
+};
+
+static void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void queue_out(struct client *c, char *line)
+{
+	size_t n = strlen(line);
+	c->out = xrealloc(c->out, c->out_len + n);
+	memcpy(c->out + c->out_len, line, n);
+	c->out_len += n;
+	free(line);
+}
+
+/* Unlinks a stale socket file, but never a live one or a non-socket. */
+static int clear_stale(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? JIT_OK : JIT_EIO;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_err("%s exists and is not a socket; refusing to replace it", path);
+		return JIT_EIO;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		log_err("%s: another jitd is listening there", path);
+		return JIT_EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (unlink(path) != 0) {
+		log_err("cannot remove stale socket %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	return JIT_OK;
+}
+
+static int set_socket_perms(const struct jit_config *cfg)
+{
+	if (cfg->socket_group) {
+		struct group gr, *res = NULL;
+		char buf[4096];
+		if (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+			log_err("socket_group \"%s\" does not exist", cfg->socket_group);
+			return JIT_ECONFIG;
+		}
+		if (chown(cfg->socket_path, (uid_t)-1, gr.gr_gid) != 0) {
+			log_err("chown %s: %s", cfg->socket_path, strerror(errno));
+			return JIT_EIO;
+		}
+	}
+	if (chmod(cfg->socket_path, cfg->socket_mode) != 0) {
+		log_err("chmod %s: %s", cfg->socket_path, strerror(errno));
+		return JIT_EIO;
+	}
+	return JIT_OK;
+}
+
+int server_new(const struct jit_config *cfg, struct engine *e, struct server **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
+		log_err("socket_path is longer than %zu bytes", sizeof(sa.sun_path) - 1);
+		return JIT_ECONFIG;
+	}
+	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
+	int rc = clear_stale(cfg->socket_path);
+	if (rc != JIT_OK)
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_err("socket: %s", strerror(errno));
+		return JIT_EIO;
+	}
+	/* Robustness: the socket appears with no access until its mode is set. */
+	mode_t old = umask(0777);
+	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (b != 0 || listen(fd, 64) != 0) {
+		log_err("cannot listen on %s: %s", cfg->socket_path, strerror(errno));
+		close(fd);
+		return JIT_EIO;
+	}
+	rc = set_socket_perms(cfg);
+	if (rc != JIT_OK) {
+		close(fd);
+		unlink(cfg->socket_path);
+		return rc;
+	}
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	s->e = e;
+	s->lfd = fd;
+	s->path = xstrdup(cfg->socket_path);
+	s->clients = xcalloc((size_t)cfg->max_clients, sizeof(struct client *));
+	s->next_id = 1;
+	*out = s;
+	return JIT_OK;
+}
+
+void server_set_config(struct server *s, const struct jit_config *cfg)
+{
+	/* max_clients only grows at run time: the slot array keeps its size. */
+	s->cfg = cfg;
+}
+
+void server_free(struct server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_clients; i++)
+		client_free(s->clients[i]);
+	free(s->clients);
+	if (s->lfd >= 0) {
+		close(s->lfd);
+		unlink(s->path);
+	}
+	free(s->path);
+	free(s);
+}
+
+static size_t max_slots(struct server *s)
+{
+	return (size_t)s->cfg->max_clients;
+}
+
+static void accept_clients(struct server *s)
+{
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) {
+			log_warn("SO_PEERCRED: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (s->n_clients >= max_slots(s) || s->draining) {
+			char *line = proto_error_line(s->draining ? JIT_ESHUTDOWN : JIT_EBUSY,
+						      "too many clients");
+			ssize_t w = write(fd, line, strlen(line)); /* best effort */
+			(void)w;
+			free(line);
+			close(fd);
+			log_warn("refused a client (uid %d): %s", (int)cr.uid,
+				 s->draining ? "shutting down" : "max_clients reached");
+			continue;
+		}
+		struct client *c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->id = s->next_id++;
+		c->peer.pid = cr.pid;
+		c->peer.uid = cr.uid;
+		c->peer.gid = cr.gid;
+		policy_peer_groups(&c->peer);
+		c->in = xmalloc((size_t)s->cfg->max_request_size);
+		c->last_ms = mono_ms();
+		s->clients[s->n_clients++] = c;
+		log_debug("client %llu connected: uid %d pid %d", (unsigned long long)c->id,
+			  (int)cr.uid, (int)cr.pid);
+	}
+}
+
+/* Handles one complete request line (without '\n'). */
+static void handle_line(struct server *s, struct client *c, char *line, size_t len)
+{
+	char msg[256];
+	struct jit_request *req = NULL;
+	int64_t duration = 0;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return;
+	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
+	if (rc == JIT_OK)
+		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg));
+	if (rc != JIT_OK) {
+		engine_audit_refusal(s->e, &c->peer, cc, req, rc, msg[0] ? msg : NULL);
+		proto_request_free(req);
+		queue_out(c, proto_error_line(rc, msg[0] ? msg : NULL));
+		return;
+	}
+	c->busy = true;
+	engine_submit(s->e, c->id, &c->peer, cc, req, duration);
+}
+
+/* Takes complete lines out of c->in while the client is not busy. */
+static void process_input(struct server *s, struct client *c)
+{
+	while (!c->busy && !c->closing) {
+		char *nl = memchr(c->in, '\n', c->in_len);
+		if (!nl) {
+			if (c->in_len >= (size_t)s->cfg->max_request_size) {
+				char m[96];
+				snprintf(m, sizeof(m), "request exceeds %lld bytes",
+					 (long long)s->cfg->max_request_size);
+				engine_audit_refusal(s->e, &c->peer, policy_client(s->cfg, &c->peer),
+						     NULL, JIT_EBADREQ, m);
+				queue_out(c, proto_error_line(JIT_EBADREQ, m));
+				c->closing = true;
+				c->in_len = 0;
+			}
+			return;
+		}
+		size_t len = (size_t)(nl - c->in);
+		handle_line(s, c, c->in, len);
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+	}
+}
+
+/* Returns false when the client is gone. */
+static bool read_client(struct server *s, struct client *c)
+{
+	size_t room = (size_t)s->cfg->max_request_size - c->in_len;
+	if (room == 0)
+		return true;
+	ssize_t n = read(c->fd, c->in + c->in_len, room);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false;
+	c->in_len += (size_t)n;
+	c->last_ms = mono_ms();
+	process_input(s, c);
+	return true;
+}
+
+static bool write_client(struct client *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		c->out_off += (size_t)n;
+	}
+	c->out_off = c->out_len = 0;
+	c->last_ms = mono_ms();
+	return !c->closing;
+}
+
+static struct client *find_client(struct server *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_clients; i++)
+		if (s->clients[i]->id == id)
+			return s->clients[i];
+	return NULL;
+}
+
+static void take_replies(struct server *s)
+{
+	struct engine_reply *r;
+	while ((r = engine_pop_reply(s->e)) != NULL) {
+		struct client *c = find_client(s, r->conn_id);
+		if (c && r->line) {
+			queue_out(c, r->line);
+			r->line = NULL;
+			c->busy = false;
+			process_input(s, c);
+		}
+		engine_reply_free(r);
+	}
+}
+
+static void drop_client(struct server *s, size_t i)
+{
+	log_debug("client %llu disconnected", (unsigned long long)s->clients[i]->id);
+	client_free(s->clients[i]);
+	s->clients[i] = s->clients[--s->n_clients];
+}
+
+static void handle_signal(int sigfd, bool *stop, void (*reload)(void *), void *arg)
+{
+	struct signalfd_siginfo si;
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP: reopening the audit log and reloading the configuration");
+			reload(arg);
+		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal %u: shutting down", si.ssi_signo);
+			*stop = true;
+		}
+	}
+}
+
+static bool any_busy(struct server *s)
+{
+	for (size_t i = 0; i < s->n_clients; i++)
+		if (s->clients[i]->busy || s->clients[i]->out_len > 0)
+			return true;
+	return false;
+}
+
+int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg)
+{
+	bool stop = false;
+	int64_t next_tick = 0, drain_deadline = 0;
+	struct pollfd *pfd = NULL;
+	size_t pcap = 0;
+	for (;;) {
+		int64_t now = mono_ms();
+		if (stop && !s->draining) {
+			/* Stop taking requests; answer those in flight, then leave. */
+			s->draining = true;
+			drain_deadline = now + 10000;
+			close(s->lfd);
+			unlink(s->path);
+			s->lfd = -1;
+		}
+		if (s->draining && (!any_busy(s) || now > drain_deadline))
+			break;
+		if (!s->draining && now >= next_tick) {
+			engine_tick(s->e, now_s());
+			next_tick = now + TICK_MS;
+		}
+		size_t need = s->n_clients + 3;
+		if (need > pcap) {
+			pcap = need * 2;
+			pfd = xrealloc(pfd, pcap * sizeof(*pfd));
+		}
+		size_t n = 0;
+		pfd[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = engine_reply_fd(s->e), .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = s->lfd, .events = s->lfd >= 0 ? POLLIN : 0 };
+		for (size_t i = 0; i < s->n_clients; i++) {
+			struct client *c = s->clients[i];
+			short ev = 0;
+			if (!c->busy && !c->closing && !s->draining)
+				ev |= POLLIN;
+			if (c->out_len > 0)
+				ev |= POLLOUT;
+			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
+		}
+		if (poll(pfd, n, TICK_MS) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			free(pfd);
+			return JIT_EIO;
+		}
+		if (pfd[0].revents & POLLIN)
+			handle_signal(sigfd, &stop, reload, arg);
+		if (pfd[1].revents & POLLIN)
+			take_replies(s);
+		if (s->lfd >= 0 && (pfd[2].revents & POLLIN))
+			accept_clients(s);
+		/* clients: walk backwards so drop_client's swap is safe; pfd entries
+		 * past the accepted ones refer to the first n-3 clients */
+		int64_t idle_ms = s->cfg->client_timeout * 1000;
+		now = mono_ms();
+		for (size_t i = n - 3; i-- > 0;) {
+			struct client *c = s->clients[i];
+			short re = pfd[i + 3].revents;
+			bool alive = true;
+			if (re & POLLOUT)
+				alive = write_client(c);
+			if (alive && (re & POLLIN))
+				alive = read_client(s, c);
+			if (alive && (re & (POLLERR | POLLNVAL)))
+				alive = false;
+			if (alive && (re & POLLHUP) && !(re & POLLIN) && c->out_len == 0 && !c->busy)
+				alive = false;
+			if (alive && c->closing && c->out_len == 0)
+				alive = false;
+			if (alive && !c->busy && c->out_len == 0 && now - c->last_ms > idle_ms)
+				alive = false;
+			if (alive && c->out_len > 0 && !(re & POLLOUT))
+				alive = write_client(c) || c->out_len > 0;
+			if (!alive)
+				drop_client(s, i);
+		}
+	}
+	free(pfd);
+	return JIT_OK;
+}

@@ -1,0 +1,153 @@
+/*
+ * store.h - durable grant state in SQLite (WAL, synchronous=FULL) under
+ * state_dir. The only module that includes <sqlite3.h>.
+ *
+ * One struct store is one SQLite connection; use it from one thread at a
+ * time (each engine thread opens its own; SQLite serialises writers, with a
+ * busy timeout). Every write is committed (durable) before the function
+ * returns, unless the caller opened a transaction with store_begin(), in
+ * which case it is durable at store_commit().
+ *
+ * The grant state machine itself lives in grant.c; this module only
+ * persists rows and answers queries. State changes are compare-and-set:
+ * store_set_state() changes a row only if it is still in the expected
+ * state, so two threads can never both apply a transition.
+ */
+#ifndef JITD_STORE_H
+#define JITD_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+
+enum grant_state {
+	GS_PENDING = 0,   /* recorded; directory add in progress */
+	GS_ACTIVE,        /* membership in place (or standing) until expires_at */
+	GS_ENDING,        /* end decided (end_state says why); removal in progress / retrying */
+	GS_EXPIRED,
+	GS_COMPLETED,
+	GS_REVOKED,
+	GS_FAILED,
+	GS__COUNT
+};
+#define GS_BIT(s) (1u << (s))
+#define GS_LIVE_MASK (GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE) | GS_BIT(GS_ENDING))
+
+const char *grant_state_name(enum grant_state s);          /* "pending"...; "?" if bad */
+int grant_state_parse(const char *s, enum grant_state *out) JIT_WUR; /* JIT_EBADREQ */
+
+/* One row. Every char * is a heap string owned by the struct, or NULL. */
+struct grant_rec {
+	char *id;               /* "g-" + 24 hex */
+	char *request_id;       /* client's idempotency key, unique, may be NULL */
+	enum grant_state state;
+	enum grant_state end_state; /* meaningful in GS_ENDING: EXPIRED/COMPLETED/REVOKED/FAILED */
+	char *user;             /* the name the client asked for */
+	char *user_dn;
+	char *user_uuid;        /* entryUUID / objectGUID text, may be NULL */
+	char *member_value;     /* the value written to member_attr (DN or uid) */
+	char *group_name;
+	char *group_dn;
+	char *directory;        /* directory name */
+	char *member_attr;
+	char *placeholder;      /* may be NULL */
+	char *pair_key;         /* identifies (directory, group, member value): see grant.c */
+	int64_t created_at;
+	int64_t expires_at;
+	int64_t ended_at;       /* 0 while live */
+	int64_t duration;       /* requested seconds (plus extensions) */
+	char *ticket, *reason, *requested_by, *approved_by; /* may be NULL */
+	char *client;           /* name of the clients entry that asked */
+	int64_t peer_uid, peer_pid;
+	bool standing;          /* membership existed before jitd: never removed */
+	int64_t attempts;       /* failed removal attempts */
+	int64_t next_attempt;   /* when an ENDING row is due again */
+	char *last_error;       /* may be NULL */
+};
+void grant_rec_free(struct grant_rec *r);   /* frees fields and r; NULL-safe */
+void grant_rec_clear(struct grant_rec *r);  /* frees fields only */
+
+struct store;
+
+/* Opens (creating if needed, mode 0600) state_dir/jitd.db, applies the
+ * schema/migrations, WAL, synchronous=FULL, busy timeout. */
+int store_open(const char *state_dir, struct store **out) JIT_WUR;
+void store_close(struct store *st); /* NULL-safe */
+
+/* Explicit transaction (BEGIN IMMEDIATE ... COMMIT / ROLLBACK). */
+int store_begin(struct store *st) JIT_WUR;
+int store_commit(struct store *st) JIT_WUR;
+void store_rollback(struct store *st);
+
+/* Inserts r. JIT_EEXISTS if r->id or r->request_id already exists. */
+int store_insert(struct store *st, const struct grant_rec *r) JIT_WUR;
+
+/* Loads one row; JIT_ENOTFOUND if absent. *out freed with grant_rec_free. */
+int store_get(struct store *st, const char *id, struct grant_rec **out) JIT_WUR;
+int store_get_by_request_id(struct store *st, const char *request_id,
+			    struct grant_rec **out) JIT_WUR;
+
+/*
+ * Compare-and-set state change of one row: only if its state is `from`.
+ * to == GS_ENDING: also sets end_state, attempts = 0, next_attempt = now.
+ * to is final (EXPIRED..FAILED): also sets ended_at, clears next_attempt.
+ * last_error: stored as given (NULL clears).
+ * JIT_ENOTFOUND if no row with that id is in state `from`.
+ */
+int store_set_state(struct store *st, const char *id, enum grant_state from,
+		    enum grant_state to, enum grant_state end_state, int64_t now,
+		    const char *last_error) JIT_WUR;
+
+/* Records a failed removal attempt of an ENDING row. */
+int store_set_retry(struct store *st, const char *id, int64_t attempts,
+		    int64_t next_attempt, const char *last_error) JIT_WUR;
+
+/* Sets expires_at and duration of an ACTIVE row (extend). JIT_ENOTFOUND if not active. */
+int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
+		     int64_t duration) JIT_WUR;
+
+/*
+ * Among rows with pair_key whose state is in state_mask (GS_BIT()s), other
+ * than exclude_id (may be NULL): *count, and *any_jitd = true if at least one
+ * of them has standing == false.
+ */
+int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
+		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;
+
+/* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
+int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;
+
+struct store_filter {
+	const char *user;       /* NULL = any */
+	const char *group;      /* group name; NULL = any */
+	unsigned state_mask;    /* GS_BIT()s; 0 = GS_LIVE_MASK */
+	int64_t limit;          /* <= 0 means 1000 */
+};
+/* Calls cb for each matching row, newest first; stops early if cb returns
+ * non-zero (that value is returned). The rec passed to cb is freed after. */
+typedef int (*store_cb)(const struct grant_rec *r, void *arg);
+int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg) JIT_WUR;
+
+/*
+ * Rows that need the engine now: ACTIVE with expires_at <= now, and ENDING
+ * with next_attempt <= now; at most limit, oldest due first.
+ */
+int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg) JIT_WUR;
+
+/* Earliest time anything becomes due (INT64_MAX if nothing is live). */
+int store_next_due(struct store *st, int64_t *when) JIT_WUR;
+
+/* counts[s] = number of rows in state s. */
+int store_counts(struct store *st, int64_t counts[GS__COUNT]) JIT_WUR;
+
+/* Crash recovery at start-up: every PENDING row (never acknowledged to a
+ * client) becomes ENDING with end_state FAILED, due now. *n = rows changed. */
+int store_recover(struct store *st, int64_t now, int64_t *n) JIT_WUR;
+
+/* Diagnostics and tests: SQLite's EXPLAIN QUERY PLAN of one of this
+ * module's prepared queries by name ("due", "next_due", "pair_live",
+ * "list", "list_user", "get", ...), detail lines joined with "; ".
+ * *out freed with free(). JIT_ENOTFOUND for an unknown name. */
+int store_explain(struct store *st, const char *query, char **out) JIT_WUR;
+
+#endif

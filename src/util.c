@@ -1,0 +1,234 @@
+/*
+ * util.c - allocation, secret wiping, clocks, RFC 3339, random ids, checked
+ * integer parsing and a growable string. No trust boundary of its own, but
+ * parse_int64 and parse_rfc3339 are fed untrusted text and check everything.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/random.h>
+#include "log.h"
+#include "util.h"
+
+static void oom(size_t n)
+{
+	/* Robustness: a daemon that cannot allocate cannot keep its promises;
+	 * dying lets the supervisor restart it and recovery take over. */
+	fatal("out of memory (%zu bytes)", n);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom(n * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	if (!s)
+		return NULL;
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	if (!s)
+		return NULL;
+	size_t len = strnlen(s, n);
+	char *d = xmalloc(len + 1);
+	memcpy(d, s, len);
+	d[len] = '\0';
+	return d;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("xasprintf: bad format");
+	char *s = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void wipe(void *p, size_t n)
+{
+	if (p)
+		explicit_bzero(p, n);
+}
+
+void free_secret(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+int64_t now_s(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		fatal("clock_gettime(CLOCK_REALTIME): %s", strerror(errno));
+	return (int64_t)ts.tv_sec;
+}
+
+int64_t mono_ms(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		fatal("clock_gettime(CLOCK_MONOTONIC): %s", strerror(errno));
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void fmt_rfc3339(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, 32, "invalid-time");
+}
+
+int parse_rfc3339(const char *s, int64_t *out)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (!s || strlen(s) != 20)
+		return JIT_EBADREQ;
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end != '\0')
+		return JIT_EBADREQ;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return JIT_EBADREQ;
+	*out = (int64_t)t;
+	return JIT_OK;
+}
+
+int random_hex(char *out, size_t nbytes)
+{
+	unsigned char buf[64];
+	static const char hex[] = "0123456789abcdef";
+	if (nbytes > sizeof(buf))
+		return JIT_EINTERNAL;
+	size_t got = 0;
+	while (got < nbytes) {
+		ssize_t r = getrandom(buf + got, nbytes - got, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return JIT_EIO;
+		}
+		got += (size_t)r;
+	}
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[buf[i] >> 4];
+		out[2 * i + 1] = hex[buf[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+	return JIT_OK;
+}
+
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (!s || !*s)
+		return JIT_EBADREQ;
+	const char *p = s;
+	if (*p == '-' || *p == '+')
+		p++;
+	if (*p < '0' || *p > '9')
+		return JIT_EBADREQ;
+	errno = 0;
+	char *end = NULL;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || !end || *end != '\0')
+		return JIT_EBADREQ;
+	if ((int64_t)v < min || (int64_t)v > max)
+		return JIT_EBADREQ;
+	*out = (int64_t)v;
+	return JIT_OK;
+}
+
+static void sb_grow(struct strbuf *sb, size_t more)
+{
+	if (more > SIZE_MAX - sb->len - 1)
+		oom(SIZE_MAX);
+	size_t need = sb->len + more + 1;
+	if (need <= sb->cap)
+		return;
+	size_t cap = sb->cap ? sb->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	sb->s = xrealloc(sb->s, cap);
+	sb->cap = cap;
+}
+
+void sb_add(struct strbuf *sb, const char *s, size_t n)
+{
+	sb_grow(sb, n);
+	memcpy(sb->s + sb->len, s, n);
+	sb->len += n;
+	sb->s[sb->len] = '\0';
+}
+
+void sb_addstr(struct strbuf *sb, const char *s)
+{
+	sb_add(sb, s, strlen(s));
+}
+
+void sb_addf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("sb_addf: bad format");
+	sb_grow(sb, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+char *sb_steal(struct strbuf *sb)
+{
+	char *s = sb->s ? sb->s : xstrdup("");
+	sb->s = NULL;
+	sb->len = sb->cap = 0;
+	return s;
+}
+
+void sb_free(struct strbuf *sb)
+{
+	free(sb->s);
+	sb->s = NULL;
+	sb->len = sb->cap = 0;
+}

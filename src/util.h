@@ -1,0 +1,55 @@
+/*
+ * util.h - small helpers shared by every module: allocation that never
+ * returns NULL (it aborts on exhaustion, the one case where dying is the
+ * safe choice), secret wiping, time, RFC 3339 formatting, random ids and a
+ * growable string buffer.
+ */
+#ifndef JITD_UTIL_H
+#define JITD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "err.h"
+
+void *xmalloc(size_t n);                 /* never NULL */
+void *xcalloc(size_t n, size_t size);    /* never NULL, overflow-checked */
+void *xrealloc(void *p, size_t n);       /* never NULL */
+char *xstrdup(const char *s);            /* NULL in -> NULL out */
+char *xstrndup(const char *s, size_t n);
+/* Formats into a new heap string; never NULL. */
+char *xasprintf(const char *fmt, ...) JIT_PRINTF(1, 2);
+
+/* Overwrites n bytes of p so the compiler cannot elide it. NULL-safe. */
+void wipe(void *p, size_t n);
+/* Wipes and frees a NUL-terminated secret. NULL-safe. */
+void free_secret(char *s);
+
+/* Seconds since the epoch (wall clock) and a monotonic clock in ms. */
+int64_t now_s(void);
+int64_t mono_ms(void);
+
+/* Formats t (UTC) as "2026-11-23T16:27:51Z" into buf (>= 21 bytes). */
+void fmt_rfc3339(int64_t t, char buf[32]);
+/* Parses "YYYY-MM-DDTHH:MM:SSZ"; 0 or JIT_EBADREQ. */
+int parse_rfc3339(const char *s, int64_t *out) JIT_WUR;
+
+/* Fills out with 2*nbytes lowercase hex chars + NUL from getrandom(). */
+int random_hex(char *out, size_t nbytes) JIT_WUR;
+
+/* Checked decimal conversion of the whole string; JIT_EBADREQ if it is not
+ * an integer in [min, max]. */
+int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
+
+/* Growable string; sb.s is always NUL-terminated once anything was added. */
+struct strbuf {
+	char *s;
+	size_t len, cap;
+};
+void sb_add(struct strbuf *sb, const char *s, size_t n);
+void sb_addf(struct strbuf *sb, const char *fmt, ...) JIT_PRINTF(2, 3);
+void sb_addstr(struct strbuf *sb, const char *s);
+char *sb_steal(struct strbuf *sb); /* returns the string ("" if empty); sb reset */
+void sb_free(struct strbuf *sb);
+
+#endif

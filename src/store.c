@@ -1,0 +1,1028 @@
+/*
+ * store.c - durable grant state: the SQLite schema and its migrations, and
+ * every query the engine runs, prepared once per connection and reused.
+ * Trust boundary: the database under state_dir is trusted only as far as
+ * its permissions protect it, so open refuses a state_dir that group or
+ * others may write and keeps jitd.db at 0600. Rows read back are still
+ * checked (state names) so a hand-edited database yields JIT_EIO, never
+ * undefined behaviour. The only file that includes <sqlite3.h>.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define STORE_DB_NAME "jitd.db"
+#define STORE_BUSY_MS 10000
+#define STORE_DEFAULT_LIMIT 1000
+/* Robustness: list/due results are read completely before any callback
+ * runs (so callbacks may use the store); this bounds the memory that takes. */
+#define STORE_MAX_LIMIT 100000
+
+static const char *const state_names[GS__COUNT] = {
+	"pending", "active", "ending", "expired", "completed", "revoked", "failed",
+};
+
+const char *grant_state_name(enum grant_state s)
+{
+	if ((unsigned)s >= GS__COUNT)
+		return "?";
+	return state_names[s];
+}
+
+int grant_state_parse(const char *s, enum grant_state *out)
+{
+	for (unsigned i = 0; s && i < GS__COUNT; i++) {
+		if (strcmp(s, state_names[i]) == 0) {
+			*out = (enum grant_state)i;
+			return JIT_OK;
+		}
+	}
+	return JIT_EBADREQ;
+}
+
+static bool state_final(enum grant_state s)
+{
+	return s >= GS_EXPIRED && s < GS__COUNT;
+}
+
+/*
+ * The columns of `grants`, in the order of GRANT_COLS, and where each lives
+ * in struct grant_rec. store_open() checks the two agree. end_state is NULL
+ * in the database while it means nothing (GS_PENDING, the zero value).
+ */
+enum fld_type { F_TEXT, F_INT, F_BOOL, F_STATE, F_END_STATE };
+struct fld {
+	const char *col;
+	enum fld_type type;
+	size_t off;
+};
+/* clang-format off */
+#define FLD(name, type) { #name, type, offsetof(struct grant_rec, name) }
+/* clang-format on */
+static const struct fld fields[] = {
+	FLD(id, F_TEXT),           FLD(request_id, F_TEXT),
+	FLD(state, F_STATE),       FLD(end_state, F_END_STATE),
+	FLD(user, F_TEXT),         FLD(user_dn, F_TEXT),
+	FLD(user_uuid, F_TEXT),    FLD(member_value, F_TEXT),
+	FLD(group_name, F_TEXT),   FLD(group_dn, F_TEXT),
+	FLD(directory, F_TEXT),    FLD(member_attr, F_TEXT),
+	FLD(placeholder, F_TEXT),  FLD(pair_key, F_TEXT),
+	FLD(created_at, F_INT),    FLD(expires_at, F_INT),
+	FLD(ended_at, F_INT),      FLD(duration, F_INT),
+	FLD(ticket, F_TEXT),       FLD(reason, F_TEXT),
+	FLD(requested_by, F_TEXT), FLD(approved_by, F_TEXT),
+	FLD(client, F_TEXT),       FLD(peer_uid, F_INT),
+	FLD(peer_pid, F_INT),      FLD(standing, F_BOOL),
+	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
+	FLD(last_error, F_TEXT),
+};
+#define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
+
+#define GRANT_COLS                                                                                 \
+	"id, request_id, state, end_state, user, user_dn, user_uuid, member_value, "               \
+	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
+	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
+	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
+	"last_error"
+/* Seven parameters, one per state: the name if its bit is in the mask,
+ * else NULL (which matches nothing), so that `state` can use an index.
+ * Numbered explicitly: a bare ? after ?8 would become ?9. */
+#define STATE_IN_1 "state IN (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+#define STATE_IN_3 "state IN (?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+
+void grant_rec_clear(struct grant_rec *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < NFIELDS; i++)
+		if (fields[i].type == F_TEXT)
+			free(*(char **)((char *)r + fields[i].off));
+	memset(r, 0, sizeof(*r));
+}
+
+void grant_rec_free(struct grant_rec *r)
+{
+	grant_rec_clear(r);
+	free(r);
+}
+
+/*
+ * Schema history. Entry i takes user_version i to i + 1; never edit an
+ * entry once released, append one (ALTER TABLE ... ADD COLUMN) instead.
+ */
+static const char *const migrations[] = {
+	/* 1: the initial schema. */
+	"CREATE TABLE grants ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" request_id TEXT UNIQUE,"
+	" state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'ending',"
+	"  'expired', 'completed', 'revoked', 'failed')),"
+	" end_state TEXT CHECK (end_state IS NULL OR end_state IN ('expired',"
+	"  'completed', 'revoked', 'failed')),"
+	" user TEXT NOT NULL, user_dn TEXT NOT NULL, user_uuid TEXT,"
+	" member_value TEXT NOT NULL, group_name TEXT NOT NULL,"
+	" group_dn TEXT NOT NULL, directory TEXT NOT NULL,"
+	" member_attr TEXT NOT NULL, placeholder TEXT, pair_key TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+	" ended_at INTEGER NOT NULL DEFAULT 0, duration INTEGER NOT NULL,"
+	" ticket TEXT, reason TEXT, requested_by TEXT, approved_by TEXT, client TEXT,"
+	" peer_uid INTEGER NOT NULL, peer_pid INTEGER NOT NULL,"
+	" standing INTEGER NOT NULL DEFAULT 0 CHECK (standing IN (0, 1)),"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT);"
+	"CREATE INDEX grants_active_due ON grants (state, expires_at);"
+	"CREATE INDEX grants_ending_due ON grants (state, next_attempt);"
+	"CREATE INDEX grants_pair ON grants (pair_key, state);"
+	"CREATE INDEX grants_user ON grants (user, created_at);"
+	"CREATE INDEX grants_group ON grants (group_name, created_at);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_INSERT,
+	S_GET,
+	S_GET_REQ,
+	S_TO_ENDING,
+	S_TO_FINAL,
+	S_TO_OTHER,
+	S_RETRY,
+	S_EXPIRY,
+	S_PAIR_LIVE,
+	S_PAIR_CLEAR,
+	S_LIST,
+	S_LIST_USER,
+	S_LIST_GROUP,
+	S_LIST_BOTH,
+	S_DUE,
+	S_NEXT_DUE,
+	S_COUNTS,
+	S_RECOVER,
+	S__COUNT
+};
+
+/* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit. */
+#define LIST_SQL(where)                                                                            \
+	"SELECT " GRANT_COLS " FROM grants WHERE " where STATE_IN_1                                \
+	" ORDER BY created_at DESC, id LIMIT ?10"
+
+static const struct {
+	const char *name;
+	const char *sql;
+} stmt_sql[S__COUNT] = {
+	[S_BEGIN] = { "begin", "BEGIN IMMEDIATE" },
+	[S_COMMIT] = { "commit", "COMMIT" },
+	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
+	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
+	[S_GET_REQ] = { "get_by_request_id",
+			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
+	/* set_state: ?1 id, ?2 from, ?3 to, ?4 end_state, ?5 now, ?6 last_error */
+	[S_TO_ENDING] = { "to_ending", "UPDATE grants SET state = ?3, end_state = ?4,"
+				       " attempts = 0, next_attempt = ?5, last_error = ?6"
+				       " WHERE id = ?1 AND state = ?2" },
+	[S_TO_FINAL] = { "to_final",
+			 "UPDATE grants SET state = ?3, ended_at = ?5,"
+			 " next_attempt = 0, last_error = ?6 WHERE id = ?1 AND state = ?2" },
+	[S_TO_OTHER] = { "to_other", "UPDATE grants SET state = ?3, last_error = ?6"
+				     " WHERE id = ?1 AND state = ?2" },
+	[S_RETRY] = { "retry", "UPDATE grants SET attempts = ?2, next_attempt = ?3,"
+			       " last_error = ?4 WHERE id = ?1 AND state = 'ending'" },
+	[S_EXPIRY] = { "expiry", "UPDATE grants SET expires_at = ?2, duration = ?3"
+				 " WHERE id = ?1 AND state = 'active'" },
+	[S_PAIR_LIVE] = { "pair_live",
+			  "SELECT count(*), coalesce(max(standing = 0), 0)"
+			  " FROM grants WHERE pair_key = ?1 AND id IS NOT ?2 AND " STATE_IN_3 },
+	[S_PAIR_CLEAR] = { "pair_clear_standing",
+			   "UPDATE grants SET standing = 0"
+			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
+			   " AND standing <> 0" },
+	[S_LIST] = { "list", LIST_SQL("") },
+	[S_LIST_USER] = { "list_user", LIST_SQL("user = ?8 AND ") },
+	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },
+	[S_LIST_BOTH] = { "list_both", LIST_SQL("user = ?8 AND group_name = ?9 AND ") },
+	/* Two index range scans merged in due order: LIMIT stops both early. */
+	[S_DUE] = { "due", "SELECT " GRANT_COLS ", expires_at AS due FROM grants"
+			   " WHERE state = 'active' AND expires_at <= ?1"
+			   " UNION ALL SELECT " GRANT_COLS ", next_attempt FROM grants"
+			   " WHERE state = 'ending' AND next_attempt <= ?1"
+			   " ORDER BY due LIMIT ?2" },
+	[S_NEXT_DUE] = { "next_due",
+			 "SELECT (SELECT min(expires_at) FROM grants WHERE state = 'active'),"
+			 " (SELECT min(next_attempt) FROM grants WHERE state = 'ending')" },
+	[S_COUNTS] = { "counts", "SELECT state, count(*) FROM grants GROUP BY state" },
+	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
+				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
+				   " WHERE state = 'pending'" },
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S__COUNT];
+	bool in_tx;
+};
+
+/* Logs the connection's last error and maps it to JIT_EIO. */
+static int db_fail(struct store *st, const char *what)
+{
+	log_err("store: %s: %s (%d)", what, sqlite3_errmsg(st->db),
+		sqlite3_extended_errcode(st->db));
+	return JIT_EIO;
+}
+
+/* Ends one use of a prepared statement. The reset's return value only
+ * repeats the error sqlite3_step already returned and we handled. */
+static void stmt_done(sqlite3_stmt *s)
+{
+	(void)sqlite3_reset(s);
+	(void)sqlite3_clear_bindings(s);
+}
+
+static int bind_txt(sqlite3_stmt *s, int i, const char *v)
+{
+	if (!v)
+		return sqlite3_bind_null(s, i);
+	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* Binds the names of the states in mask to ?first .. ?first+6. */
+static int bind_mask(sqlite3_stmt *s, int first, unsigned mask)
+{
+	int rc = SQLITE_OK;
+	for (int i = 0; i < GS__COUNT && rc == SQLITE_OK; i++)
+		rc = bind_txt(s, first + i, (mask & GS_BIT(i)) ? state_names[i] : NULL);
+	return rc;
+}
+
+/*
+ * Runs statement id, whose parameters were bound with result bind_rc, to
+ * completion (no rows). *changes (if not NULL) = rows written.
+ */
+static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *changes)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int ret = JIT_OK;
+
+	if (bind_rc != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE)
+		ret = db_fail(st, stmt_sql[id].name);
+	else if (changes)
+		*changes = sqlite3_changes(st->db);
+	stmt_done(s);
+	return ret;
+}
+
+/* run_write for an UPDATE of one row: JIT_ENOTFOUND if it matched none. */
+static int update_one(struct store *st, enum stmt_id id, int bind_rc)
+{
+	int changes = 0;
+	int ret = run_write(st, id, bind_rc, &changes);
+
+	if (ret == JIT_OK && changes == 0)
+		ret = JIT_ENOTFOUND;
+	return ret;
+}
+
+/* Copies the row at column 0.. of s into a new grant_rec. */
+static int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out)
+{
+	struct grant_rec *r = xcalloc(1, sizeof(*r));
+	int ret = JIT_OK;
+
+	for (int i = 0; i < NFIELDS && ret == JIT_OK; i++) {
+		void *p = (char *)r + fields[i].off;
+		bool null = sqlite3_column_type(s, i) == SQLITE_NULL;
+		const char *txt = NULL;
+
+		if (!null && (fields[i].type == F_TEXT || fields[i].type == F_STATE ||
+			      fields[i].type == F_END_STATE)) {
+			txt = (const char *)sqlite3_column_text(s, i);
+			if (!txt) { /* out of memory converting the value */
+				ret = db_fail(st, "read column");
+				break;
+			}
+		}
+		switch (fields[i].type) {
+		case F_TEXT:
+			*(char **)p =
+				null ? NULL : xstrndup(txt, (size_t)sqlite3_column_bytes(s, i));
+			break;
+		case F_INT:
+			*(int64_t *)p = sqlite3_column_int64(s, i);
+			break;
+		case F_BOOL:
+			*(bool *)p = sqlite3_column_int64(s, i) != 0;
+			break;
+		case F_END_STATE:
+			if (null) {
+				*(enum grant_state *)p = GS_PENDING;
+				break;
+			}
+			/* fall through */
+		case F_STATE:
+			if (grant_state_parse(txt, (enum grant_state *)p) != JIT_OK) {
+				log_err("store: grant %s: bad %s %s", r->id ? r->id : "?",
+					fields[i].col, txt ? txt : "NULL");
+				ret = JIT_EIO;
+			}
+			break;
+		}
+	}
+	if (ret != JIT_OK) {
+		grant_rec_free(r);
+		return ret;
+	}
+	*out = r;
+	return JIT_OK;
+}
+
+/* Binds every field of r to the INSERT statement, in column order. */
+static int bind_rec(sqlite3_stmt *s, const struct grant_rec *r)
+{
+	int rc = SQLITE_OK;
+
+	for (int i = 0; i < NFIELDS && rc == SQLITE_OK; i++) {
+		const void *p = (const char *)r + fields[i].off;
+		enum grant_state gs;
+
+		switch (fields[i].type) {
+		case F_TEXT:
+			rc = bind_txt(s, i + 1, *(char *const *)p);
+			break;
+		case F_INT:
+			rc = sqlite3_bind_int64(s, i + 1, *(const int64_t *)p);
+			break;
+		case F_BOOL:
+			rc = sqlite3_bind_int(s, i + 1, *(const bool *)p ? 1 : 0);
+			break;
+		case F_STATE:
+		case F_END_STATE:
+			gs = *(const enum grant_state *)p;
+			if (fields[i].type == F_END_STATE && gs == GS_PENDING)
+				rc = sqlite3_bind_null(s, i + 1);
+			else
+				rc = bind_txt(s, i + 1, state_names[gs]);
+			break;
+		}
+	}
+	return rc;
+}
+
+/* One-shot SQL (schema, pragmas): not on any hot path. */
+static int exec_sql(struct store *st, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_err("store: %s: %s (%d)", what, msg ? msg : sqlite3_errstr(rc), rc);
+		sqlite3_free(msg);
+		return JIT_EIO;
+	}
+	return JIT_OK;
+}
+
+/* Runs a pragma and returns its single answer as text (caller frees). */
+static int pragma_text(struct store *st, const char *sql, char **out)
+{
+	sqlite3_stmt *s = NULL;
+	char *val = NULL;
+	int ret = JIT_EIO;
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+
+	if (rc != SQLITE_OK) {
+		ret = db_fail(st, sql);
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		val = xstrdup((const char *)sqlite3_column_text(s, 0));
+	if (!val) { /* an error, no row, NULL, or out of memory */
+		ret = db_fail(st, sql);
+		goto out;
+	}
+	*out = val;
+	val = NULL;
+	ret = JIT_OK;
+out:
+	(void)sqlite3_finalize(s); /* repeats the step's error, handled above */
+	free(val);
+	return ret;
+}
+
+/* Sets a pragma and checks the connection took it (they fail silently). */
+static int pragma_set(struct store *st, const char *set, const char *get, const char *want)
+{
+	char *got = NULL;
+	int ret = exec_sql(st, set, set);
+
+	if (ret == JIT_OK)
+		ret = pragma_text(st, get, &got);
+	if (ret == JIT_OK && strcmp(got, want) != 0) {
+		log_err("store: %s: the database answered %s", set, got);
+		ret = JIT_EIO;
+	}
+	free(got);
+	return ret;
+}
+
+/* Applies the migrations this database has not seen, in one transaction. */
+static int migrate(struct store *st)
+{
+	char *txt = NULL, sql[64];
+	int64_t ver = 0;
+	int ret = exec_sql(st, "BEGIN IMMEDIATE", "migrate: begin");
+
+	if (ret != JIT_OK)
+		return ret;
+	/* Read inside the write transaction: another process may migrate too. */
+	ret = pragma_text(st, "PRAGMA user_version", &txt);
+	if (ret == JIT_OK && parse_int64(txt, 0, INT32_MAX, &ver) != JIT_OK)
+		ret = JIT_EIO;
+	if (ret == JIT_OK && ver > SCHEMA_VERSION) {
+		log_err("store: database schema version %lld is newer than this jitd (%d)",
+			(long long)ver, SCHEMA_VERSION);
+		ret = JIT_ECONFIG;
+	}
+	for (int64_t v = ver; ret == JIT_OK && v < SCHEMA_VERSION; v++) {
+		log_info("store: migrating schema to version %lld", (long long)v + 1);
+		ret = exec_sql(st, migrations[v], "migrate");
+	}
+	if (ret == JIT_OK && ver < SCHEMA_VERSION) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+		ret = exec_sql(st, sql, "migrate: set user_version");
+	}
+	if (ret == JIT_OK)
+		ret = exec_sql(st, "COMMIT", "migrate: commit");
+	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
+		(void)exec_sql(st, "ROLLBACK", "migrate: rollback");
+	free(txt);
+	return ret;
+}
+
+/* Creates path if create (mode 0600, whatever the umask says) and makes
+ * sure an existing file of ours is a regular file we own, mode 0600. */
+static int check_file(const char *path, bool create)
+{
+	struct stat sb;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
+	int ret = JIT_OK;
+
+	if (fd < 0) {
+		if (!create && errno == ENOENT)
+			return JIT_OK;
+		log_err("store: %s: %s", path, strerror(errno));
+		return JIT_ECONFIG;
+	}
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		log_err("store: %s: not a regular file", path);
+		ret = JIT_ECONFIG;
+	} else if (sb.st_uid != geteuid() && geteuid() != 0) {
+		log_err("store: %s: owned by uid %lu, not by us", path, (unsigned long)sb.st_uid);
+		ret = JIT_ECONFIG;
+	} else if ((sb.st_mode & 077) != 0) {
+		log_warn("store: %s: mode %03o, setting 0600", path, (unsigned)(sb.st_mode & 0777));
+		if (fchmod(fd, 0600) != 0) {
+			log_err("store: %s: chmod: %s", path, strerror(errno));
+			ret = JIT_ECONFIG;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+/* Robustness: a database file created but whose directory entry is lost in
+ * a crash would take every grant with it; sync the directory once. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = JIT_OK;
+
+	if (fd < 0 || fsync(fd) != 0) {
+		log_err("store: state_dir %s: sync: %s", dir, strerror(errno));
+		ret = JIT_EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Refuses a state_dir others could use to swap our files; prepares jitd.db. */
+static int prepare_files(const char *state_dir, char **dbpath)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	struct stat sb;
+	int ret = JIT_OK;
+
+	if (stat(state_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		log_err("store: state_dir %s: not a directory", state_dir);
+		return JIT_ECONFIG;
+	}
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		log_err("store: state_dir %s: writable by group or others (mode %03o)", state_dir,
+			(unsigned)(sb.st_mode & 0777));
+		return JIT_ECONFIG;
+	}
+	*dbpath = xasprintf("%s/%s", state_dir, STORE_DB_NAME);
+	for (unsigned i = 0; i < 3 && ret == JIT_OK; i++) {
+		char *p = xasprintf("%s%s", *dbpath, suffix[i]);
+		ret = check_file(p, i == 0);
+		free(p);
+	}
+	if (ret == JIT_OK)
+		ret = sync_dir(state_dir);
+	if (ret != JIT_OK) {
+		free(*dbpath);
+		*dbpath = NULL;
+	}
+	return ret;
+}
+
+/* Prepares every statement once; checks the column table matches GRANT_COLS. */
+static int prepare_all(struct store *st)
+{
+	for (int i = 0; i < S__COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+				       &st->stmt[i], NULL) != SQLITE_OK)
+			return db_fail(st, stmt_sql[i].name);
+	}
+	if (sqlite3_column_count(st->stmt[S_GET]) != NFIELDS ||
+	    sqlite3_bind_parameter_count(st->stmt[S_INSERT]) != NFIELDS)
+		fatal("store: column table and GRANT_COLS disagree");
+	for (int i = 0; i < NFIELDS; i++) {
+		const char *name = sqlite3_column_name(st->stmt[S_GET], i);
+		if (!name || strcmp(name, fields[i].col) != 0)
+			fatal("store: column %d is %s, expected %s", i, name ? name : "?",
+			      fields[i].col);
+	}
+	return JIT_OK;
+}
+
+/*
+ * Robustness: when several connections open a new database at once, the
+ * switch to WAL may answer SQLITE_BUSY without waiting (SQLite will not
+ * wait where waiting could deadlock), so retry it within the busy timeout.
+ */
+static int set_wal(struct store *st)
+{
+	const struct timespec pause = { 0, 10 * 1000 * 1000 };
+	char *got = NULL;
+	int rc, ret;
+
+	for (int waited = 0;; waited += 10) {
+		rc = sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			break;
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= STORE_BUSY_MS)
+			return db_fail(st, "PRAGMA journal_mode = WAL");
+		nanosleep(&pause, NULL);
+	}
+	ret = pragma_text(st, "PRAGMA journal_mode", &got);
+	if (ret == JIT_OK && strcmp(got, "wal") != 0) {
+		log_err("store: PRAGMA journal_mode = WAL: the database answered %s", got);
+		ret = JIT_EIO;
+	}
+	free(got);
+	return ret;
+}
+
+/* Connection settings, verified: a pragma that fails says nothing. */
+static int configure(struct store *st)
+{
+	int ret;
+
+	if (sqlite3_extended_result_codes(st->db, 1) != SQLITE_OK ||
+	    sqlite3_busy_timeout(st->db, STORE_BUSY_MS) != SQLITE_OK)
+		return db_fail(st, "configure");
+#ifdef SQLITE_DBCONFIG_DEFENSIVE
+	if (sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK)
+		return db_fail(st, "defensive mode");
+#endif
+#ifdef SQLITE_DBCONFIG_TRUSTED_SCHEMA
+	if (sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK)
+		return db_fail(st, "trusted_schema");
+#endif
+	ret = set_wal(st);
+	if (ret == JIT_OK)
+		ret = pragma_set(st, "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2");
+	if (ret == JIT_OK)
+		ret = pragma_set(st, "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1");
+	return ret;
+}
+
+int store_open(const char *state_dir, struct store **out)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	char *path = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int ret;
+
+	/* Each thread opens its own store; that needs a thread-safe library. */
+	if (!sqlite3_threadsafe()) {
+		log_err("store: the SQLite library was built without thread support");
+		ret = JIT_EINTERNAL;
+		goto out;
+	}
+	if ((ret = prepare_files(state_dir, &path)) != JIT_OK)
+		goto out;
+#ifdef SQLITE_OPEN_NOFOLLOW
+	flags |= SQLITE_OPEN_NOFOLLOW;
+#endif
+	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+		if (st->db)
+			ret = db_fail(st, path);
+		else
+			log_err("store: %s: cannot open (out of memory)", path);
+		ret = JIT_EIO;
+		goto out;
+	}
+	if ((ret = configure(st)) != JIT_OK || (ret = migrate(st)) != JIT_OK ||
+	    (ret = prepare_all(st)) != JIT_OK)
+		goto out;
+	*out = st;
+	st = NULL;
+out:
+	free(path);
+	store_close(st);
+	return ret;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->in_tx) {
+		log_warn("store: closing with a transaction open; rolling it back");
+		store_rollback(st);
+	}
+	for (int i = 0; i < S__COUNT; i++)
+		if (sqlite3_finalize(st->stmt[i]) != SQLITE_OK)
+			(void)db_fail(st, "finalize"); /* the step error again; logged */
+	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+		(void)db_fail(st, "close");
+	free(st);
+}
+
+int store_begin(struct store *st)
+{
+	if (st->in_tx || !sqlite3_get_autocommit(st->db)) {
+		log_err("store: nested transaction (a bug)");
+		return JIT_EINTERNAL;
+	}
+	int ret = run_write(st, S_BEGIN, SQLITE_OK, NULL);
+	if (ret == JIT_OK)
+		st->in_tx = true;
+	return ret;
+}
+
+int store_commit(struct store *st)
+{
+	int ret;
+
+	if (!st->in_tx) {
+		log_err("store: commit without a transaction (a bug)");
+		return JIT_EINTERNAL;
+	}
+	st->in_tx = false;
+	/* SQLite rolls back by itself after some errors (I/O, full disk). */
+	if (sqlite3_get_autocommit(st->db)) {
+		log_err("store: commit: the transaction was already rolled back");
+		return JIT_EIO;
+	}
+	ret = run_write(st, S_COMMIT, SQLITE_OK, NULL);
+	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
+		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* nothing half-done stays */
+	return ret;
+}
+
+void store_rollback(struct store *st)
+{
+	st->in_tx = false;
+	if (!sqlite3_get_autocommit(st->db))
+		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* run_write logs a failure */
+}
+
+int store_insert(struct store *st, const struct grant_rec *r)
+{
+	sqlite3_stmt *s = st->stmt[S_INSERT];
+	int rc, ret = JIT_OK;
+
+	if ((unsigned)r->state >= GS__COUNT ||
+	    (r->end_state != GS_PENDING && !state_final(r->end_state))) {
+		log_err("store: insert %s: bad state %d/%d", r->id ? r->id : "?", (int)r->state,
+			(int)r->end_state);
+		return JIT_EINTERNAL;
+	}
+	if (bind_rec(s, r) != SQLITE_OK) {
+		ret = db_fail(st, "insert: bind");
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+		log_debug("store: insert %s: %s", r->id ? r->id : "?", sqlite3_errmsg(st->db));
+		ret = JIT_EEXISTS;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* NOT NULL or CHECK: the caller built an incomplete record. */
+		(void)db_fail(st, "insert");
+		ret = JIT_EINTERNAL;
+	} else if (rc != SQLITE_DONE) {
+		ret = db_fail(st, "insert");
+	}
+out:
+	stmt_done(s);
+	return ret;
+}
+
+/* Runs a bound query that yields at most one grant row. */
+static int get_one(struct store *st, enum stmt_id id, const char *key, struct grant_rec **out)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc, ret;
+
+	if (!key)
+		return JIT_ENOTFOUND;
+	if (bind_txt(s, 1, key) != SQLITE_OK) {
+		ret = db_fail(st, stmt_sql[id].name);
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = row_to_rec(st, s, out);
+	else if (rc == SQLITE_DONE)
+		ret = JIT_ENOTFOUND;
+	else
+		ret = db_fail(st, stmt_sql[id].name);
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_get(struct store *st, const char *id, struct grant_rec **out)
+{
+	return get_one(st, S_GET, id, out);
+}
+
+int store_get_by_request_id(struct store *st, const char *request_id, struct grant_rec **out)
+{
+	return get_one(st, S_GET_REQ, request_id, out);
+}
+
+int store_set_state(struct store *st, const char *id, enum grant_state from, enum grant_state to,
+		    enum grant_state end_state, int64_t now, const char *last_error)
+{
+	enum stmt_id sid = to == GS_ENDING ? S_TO_ENDING :
+			   state_final(to) ? S_TO_FINAL :
+					     S_TO_OTHER;
+	sqlite3_stmt *s = st->stmt[sid];
+	int rc;
+
+	if ((unsigned)from >= GS__COUNT || (unsigned)to >= GS__COUNT ||
+	    (to == GS_ENDING && !state_final(end_state))) {
+		log_err("store: set_state %s: bad states %d -> %d (%d)", id, (int)from, (int)to,
+			(int)end_state);
+		return JIT_EINTERNAL;
+	}
+	rc = bind_txt(s, 1, id);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, state_names[from]);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, state_names[to]);
+	if (rc == SQLITE_OK && sid == S_TO_ENDING)
+		rc = bind_txt(s, 4, state_names[end_state]);
+	if (rc == SQLITE_OK && sid != S_TO_OTHER)
+		rc = sqlite3_bind_int64(s, 5, now);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 6, last_error);
+	return update_one(st, sid, rc);
+}
+
+int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t next_attempt,
+		    const char *last_error)
+{
+	sqlite3_stmt *s = st->stmt[S_RETRY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, attempts);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, next_attempt);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, last_error);
+	return update_one(st, S_RETRY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
+int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, expires_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, duration);
+	return update_one(st, S_EXPIRY, rc);
+}
+
+int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
+		    unsigned state_mask, int64_t *count, bool *any_jitd)
+{
+	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
+	    bind_mask(s, 3, state_mask) != SQLITE_OK) {
+		ret = db_fail(st, "pair_live: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "pair_live");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
+	*any_jitd = sqlite3_column_int64(s, 1) != 0;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_pair_clear_standing(struct store *st, const char *pair_key)
+{
+	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
+}
+
+static int64_t clamp_limit(int64_t limit)
+{
+	if (limit <= 0)
+		return STORE_DEFAULT_LIMIT;
+	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
+}
+
+/*
+ * Steps a bound query to the end, collecting its rows, then resets it and
+ * only then calls cb on each: a callback may use this store (even the same
+ * query) and holds no read transaction open while it works.
+ */
+static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	struct grant_rec **recs = NULL;
+	size_t n = 0, cap = 0;
+	int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
+	int ret = JIT_OK;
+
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			recs = xrealloc(recs, cap * sizeof(*recs));
+		}
+		if ((ret = row_to_rec(st, s, &recs[n])) != JIT_OK)
+			break;
+		n++;
+	}
+	if (ret == JIT_OK && rc != SQLITE_DONE)
+		ret = db_fail(st, stmt_sql[id].name);
+	stmt_done(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == JIT_OK)
+			ret = cb(recs[i], arg);
+		grant_rec_free(recs[i]);
+	}
+	free(recs);
+	return ret;
+}
+
+int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg)
+{
+	static const enum stmt_id which[4] = { S_LIST, S_LIST_USER, S_LIST_GROUP, S_LIST_BOTH };
+	enum stmt_id id = which[(f->user ? 1 : 0) | (f->group ? 2 : 0)];
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = bind_mask(s, 1, f->state_mask ? f->state_mask : GS_LIVE_MASK);
+
+	/* ?8 and ?9 exist in every variant (the highest index is ?10). */
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 8, f->user);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 9, f->group);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 10, clamp_limit(f->limit));
+	return collect_and_call(st, id, rc, cb, arg);
+}
+
+int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_DUE];
+	int rc = sqlite3_bind_int64(s, 1, now);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+	return collect_and_call(st, S_DUE, rc, cb, arg);
+}
+
+int store_next_due(struct store *st, int64_t *when)
+{
+	sqlite3_stmt *s = st->stmt[S_NEXT_DUE];
+	int64_t best = INT64_MAX;
+	int ret = JIT_OK;
+
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "next_due");
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (sqlite3_column_type(s, i) == SQLITE_NULL)
+			continue; /* no row in that state */
+		int64_t v = sqlite3_column_int64(s, i);
+		if (v < best)
+			best = v;
+	}
+	*when = best;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_counts(struct store *st, int64_t counts[GS__COUNT])
+{
+	sqlite3_stmt *s = st->stmt[S_COUNTS];
+	int64_t c[GS__COUNT] = { 0 };
+	enum grant_state gs;
+	int rc, ret = JIT_OK;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		if (grant_state_parse(name, &gs) != JIT_OK) {
+			log_err("store: counts: bad state %s", name ? name : "NULL");
+			ret = JIT_EIO;
+			goto out;
+		}
+		c[gs] = sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(st, "counts");
+		goto out;
+	}
+	memcpy(counts, c, sizeof(c));
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_recover(struct store *st, int64_t now, int64_t *n)
+{
+	int changes = 0;
+	int ret =
+		run_write(st, S_RECOVER, sqlite3_bind_int64(st->stmt[S_RECOVER], 1, now), &changes);
+
+	if (ret == JIT_OK)
+		*n = changes;
+	return ret;
+}
+
+int store_explain(struct store *st, const char *query, char **out)
+{
+	struct strbuf sb = { 0 };
+	sqlite3_stmt *s = NULL;
+	char *sql = NULL;
+	int rc, ret = JIT_ENOTFOUND;
+
+	for (int i = 0; i < S__COUNT; i++)
+		if (strcmp(stmt_sql[i].name, query) == 0)
+			sql = xasprintf("EXPLAIN QUERY PLAN %s", stmt_sql[i].sql);
+	if (!sql)
+		return ret;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		ret = db_fail(st, "explain");
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(s, 3);
+		if (sb.len)
+			sb_addstr(&sb, "; ");
+		sb_addstr(&sb, detail ? detail : "?");
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(st, "explain");
+		goto out;
+	}
+	*out = sb_steal(&sb);
+	ret = JIT_OK;
+out:
+	(void)sqlite3_finalize(s); /* repeats the step's error, handled above */
+	sb_free(&sb);
+	free(sql);
+	return ret;
+}

@@ -1,0 +1,988 @@
+/*
+ * test_store.c - store.c against a real SQLite database in a temporary
+ * directory: round trips of every field, unique keys, compare-and-set
+ * transitions, the pair, list, due and recovery queries, transactions,
+ * two handles and two threads on one file, query plans that use indexes,
+ * file modes, and a sanity bound on store_next_due with 100,000 rows.
+ * It opens the database directly (as an operator with the sqlite3 shell
+ * would) only to hand-edit rows the API refuses to write.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "t.h"
+
+#define MAX_DIRS 32
+static char *dirs[MAX_DIRS];
+static int ndirs;
+
+/* A new empty state_dir (mode 0700), removed at the end. */
+static const char *new_dir(void)
+{
+	char tmpl[] = "/tmp/jitd-store-XXXXXX";
+	if (!mkdtemp(tmpl) || ndirs == MAX_DIRS) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	dirs[ndirs] = xstrdup(tmpl);
+	return dirs[ndirs++];
+}
+
+static void remove_dirs(void)
+{
+	for (int i = 0; i < ndirs; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			char *p = xasprintf("%s/%s", dirs[i], e->d_name);
+			unlink(p);
+			free(p);
+		}
+		if (d)
+			closedir(d);
+		rmdir(dirs[i]);
+		free(dirs[i]);
+	}
+	ndirs = 0;
+}
+
+static struct store *open_new(const char **dirp)
+{
+	const char *dir = new_dir();
+	struct store *st = NULL;
+	if (store_open(dir, &st) != JIT_OK || !st) {
+		fprintf(stderr, "store_open(%s) failed\n", dir);
+		exit(2);
+	}
+	if (dirp)
+		*dirp = dir;
+	return st;
+}
+
+/* A record with every field set to a value derived from tag. */
+static void fill(struct grant_rec *r, const char *id, enum grant_state state, const char *pair)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = xstrdup(id);
+	r->request_id = xasprintf("req-%s", id);
+	r->state = state;
+	r->end_state = GS_PENDING;
+	r->user = xstrdup("alice");
+	r->user_dn = xstrdup("uid=alice,ou=people,dc=example,dc=com");
+	r->user_uuid = xstrdup("5f1c0b9e-0000-4000-8000-000000000001");
+	r->member_value = xstrdup(r->user_dn);
+	r->group_name = xstrdup("domain-admins");
+	r->group_dn = xstrdup("cn=domain-admins,ou=groups,dc=example,dc=com");
+	r->directory = xstrdup("corp");
+	r->member_attr = xstrdup("member");
+	r->placeholder = xstrdup("cn=placeholder");
+	r->pair_key = xstrdup(pair);
+	r->created_at = 1000;
+	r->expires_at = 8200;
+	r->ended_at = 0;
+	r->duration = 7200;
+	r->ticket = xstrdup("INC-1");
+	r->reason = xstrdup("on call");
+	r->requested_by = xstrdup("bob");
+	r->approved_by = xstrdup("carol");
+	r->client = xstrdup("helpdesk");
+	r->peer_uid = 1001;
+	r->peer_pid = 4242;
+	r->standing = false;
+	r->attempts = 0;
+	r->next_attempt = 0;
+	r->last_error = NULL;
+}
+
+/* Inserts a record built by fill() with the given times and frees it. */
+static int put(struct store *st, const char *id, enum grant_state state, const char *pair,
+	       int64_t created, int64_t expires, int64_t next_attempt, bool standing)
+{
+	struct grant_rec r;
+	fill(&r, id, state, pair);
+	r.created_at = created;
+	r.expires_at = expires;
+	r.next_attempt = next_attempt;
+	r.standing = standing;
+	if (state == GS_ENDING)
+		r.end_state = GS_EXPIRED;
+	int ret = store_insert(st, &r);
+	grant_rec_clear(&r);
+	return ret;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_rec(const struct grant_rec *a, const struct grant_rec *b)
+{
+	return same_str(a->id, b->id) && same_str(a->request_id, b->request_id) &&
+	       a->state == b->state && a->end_state == b->end_state && same_str(a->user, b->user) &&
+	       same_str(a->user_dn, b->user_dn) && same_str(a->user_uuid, b->user_uuid) &&
+	       same_str(a->member_value, b->member_value) &&
+	       same_str(a->group_name, b->group_name) && same_str(a->group_dn, b->group_dn) &&
+	       same_str(a->directory, b->directory) && same_str(a->member_attr, b->member_attr) &&
+	       same_str(a->placeholder, b->placeholder) && same_str(a->pair_key, b->pair_key) &&
+	       a->created_at == b->created_at && a->expires_at == b->expires_at &&
+	       a->ended_at == b->ended_at && a->duration == b->duration &&
+	       same_str(a->ticket, b->ticket) && same_str(a->reason, b->reason) &&
+	       same_str(a->requested_by, b->requested_by) &&
+	       same_str(a->approved_by, b->approved_by) && same_str(a->client, b->client) &&
+	       a->peer_uid == b->peer_uid && a->peer_pid == b->peer_pid &&
+	       a->standing == b->standing && a->attempts == b->attempts &&
+	       a->next_attempt == b->next_attempt && same_str(a->last_error, b->last_error);
+}
+
+/* Loads id, or NULL. */
+static struct grant_rec *get(struct store *st, const char *id)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(st, id, &r) != JIT_OK)
+		return NULL;
+	return r;
+}
+
+static enum grant_state state_of(struct store *st, const char *id)
+{
+	struct grant_rec *r = get(st, id);
+	enum grant_state s = r ? r->state : GS__COUNT;
+	grant_rec_free(r);
+	return s;
+}
+
+static void test_state_names(void)
+{
+	enum grant_state s = GS_ACTIVE;
+	for (int i = 0; i < GS__COUNT; i++) {
+		CHECK(grant_state_parse(grant_state_name((enum grant_state)i), &s) == JIT_OK);
+		CHECK(s == (enum grant_state)i);
+	}
+	CHECK_STR(grant_state_name(GS_ENDING), "ending");
+	CHECK_STR(grant_state_name(GS__COUNT), "?");
+	CHECK_STR(grant_state_name((enum grant_state) - 1), "?");
+	s = GS_ACTIVE;
+	CHECK(grant_state_parse("live", &s) == JIT_EBADREQ);
+	CHECK(grant_state_parse("Active", &s) == JIT_EBADREQ);
+	CHECK(grant_state_parse("", &s) == JIT_EBADREQ);
+	CHECK(grant_state_parse(NULL, &s) == JIT_EBADREQ);
+	CHECK(s == GS_ACTIVE);
+	grant_rec_free(NULL);
+	grant_rec_clear(NULL);
+}
+
+static void test_roundtrip(void)
+{
+	struct store *st = open_new(NULL);
+	struct grant_rec a, *b = NULL;
+
+	fill(&a, "g-000000000000000000000001", GS_ENDING, "pk1");
+	a.end_state = GS_REVOKED;
+	a.ended_at = -5;
+	a.created_at = INT64_MIN + 1;
+	a.expires_at = INT64_MAX;
+	a.peer_uid = -1;
+	a.standing = true;
+	a.attempts = 3;
+	a.next_attempt = 123456789012LL;
+	a.last_error = xstrdup("ldap: server down (81)");
+	CHECK(store_insert(st, &a) == JIT_OK);
+	CHECK(store_get(st, a.id, &b) == JIT_OK);
+	CHECK(b && same_rec(&a, b));
+	grant_rec_free(b);
+	b = NULL;
+	CHECK(store_get_by_request_id(st, a.request_id, &b) == JIT_OK);
+	CHECK(b && same_rec(&a, b));
+	grant_rec_free(b);
+	grant_rec_clear(&a);
+	CHECK(a.id == NULL && a.user == NULL && a.created_at == 0);
+
+	/* Every nullable field NULL, end_state unset. */
+	fill(&a, "g-000000000000000000000002", GS_PENDING, "pk2");
+	free(a.request_id), a.request_id = NULL;
+	free(a.user_uuid), a.user_uuid = NULL;
+	free(a.placeholder), a.placeholder = NULL;
+	free(a.ticket), a.ticket = NULL;
+	free(a.reason), a.reason = NULL;
+	free(a.requested_by), a.requested_by = NULL;
+	free(a.approved_by), a.approved_by = NULL;
+	free(a.client), a.client = NULL;
+	CHECK(store_insert(st, &a) == JIT_OK);
+	b = get(st, a.id);
+	CHECK(b && same_rec(&a, b));
+	CHECK(b && b->request_id == NULL && b->ticket == NULL && b->end_state == GS_PENDING);
+	grant_rec_free(b);
+	grant_rec_clear(&a);
+
+	/* Absent rows leave the out-parameter alone. */
+	b = (struct grant_rec *)&a;
+	CHECK(store_get(st, "g-nope", &b) == JIT_ENOTFOUND);
+	CHECK(store_get_by_request_id(st, "req-nope", &b) == JIT_ENOTFOUND);
+	CHECK(store_get_by_request_id(st, NULL, &b) == JIT_ENOTFOUND);
+	CHECK(b == (struct grant_rec *)&a);
+	store_close(st);
+}
+
+static void test_unique(void)
+{
+	struct store *st = open_new(NULL);
+	struct grant_rec a, *b = NULL;
+
+	fill(&a, "g-1", GS_ACTIVE, "pk");
+	CHECK(store_insert(st, &a) == JIT_OK);
+	CHECK(store_insert(st, &a) == JIT_EEXISTS); /* same id, same request_id */
+	free(a.request_id);
+	a.request_id = xstrdup("req-other");
+	CHECK(store_insert(st, &a) == JIT_EEXISTS); /* same id */
+	free(a.id);
+	a.id = xstrdup("g-2");
+	free(a.request_id);
+	a.request_id = xstrdup("req-g-1");
+	CHECK(store_insert(st, &a) == JIT_EEXISTS); /* same request_id */
+	free(a.request_id);
+	a.request_id = NULL;
+	CHECK(store_insert(st, &a) == JIT_OK);
+	free(a.id);
+	a.id = xstrdup("g-3");
+	CHECK(store_insert(st, &a) == JIT_OK); /* NULL request_id twice is fine */
+	CHECK(store_get_by_request_id(st, "req-g-1", &b) == JIT_OK);
+	CHECK(b && strcmp(b->id, "g-1") == 0);
+	grant_rec_free(b);
+
+	/* Records the schema cannot hold are a caller bug, not a duplicate. */
+	free(a.id);
+	a.id = xstrdup("g-4");
+	free(a.user);
+	a.user = NULL;
+	CHECK(store_insert(st, &a) == JIT_EINTERNAL);
+	a.user = xstrdup("alice");
+	a.state = GS__COUNT;
+	CHECK(store_insert(st, &a) == JIT_EINTERNAL);
+	a.state = GS_ENDING;
+	a.end_state = GS_ACTIVE;
+	CHECK(store_insert(st, &a) == JIT_EINTERNAL);
+	CHECK(state_of(st, "g-4") == GS__COUNT);
+	grant_rec_clear(&a);
+	store_close(st);
+}
+
+static void test_set_state(void)
+{
+	struct store *st = open_new(NULL);
+	struct grant_rec *r;
+
+	CHECK(put(st, "g-1", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(store_set_state(st, "g-1", GS_ACTIVE, GS_ENDING, GS_EXPIRED, 150, NULL) ==
+	      JIT_ENOTFOUND);
+	CHECK(store_set_state(st, "g-x", GS_PENDING, GS_ACTIVE, GS_PENDING, 150, NULL) ==
+	      JIT_ENOTFOUND);
+	CHECK(state_of(st, "g-1") == GS_PENDING);
+	CHECK(store_set_state(st, "g-1", GS_PENDING, GS_ACTIVE, GS_PENDING, 110, "note") == JIT_OK);
+	r = get(st, "g-1");
+	CHECK(r && r->state == GS_ACTIVE && r->ended_at == 0 && same_str(r->last_error, "note"));
+	grant_rec_free(r);
+	/* A second thread applying the same transition loses. */
+	CHECK(store_set_state(st, "g-1", GS_PENDING, GS_ACTIVE, GS_PENDING, 110, NULL) ==
+	      JIT_ENOTFOUND);
+
+	CHECK(store_set_state(st, "g-1", GS_ACTIVE, GS_ENDING, GS_ACTIVE, 150, NULL) ==
+	      JIT_EINTERNAL);
+	CHECK(store_set_state(st, "g-1", GS_ACTIVE, GS__COUNT, GS_PENDING, 150, NULL) ==
+	      JIT_EINTERNAL);
+	CHECK(store_set_state(st, "g-1", GS_ACTIVE, GS_ENDING, GS_REVOKED, 150, NULL) == JIT_OK);
+	r = get(st, "g-1");
+	CHECK(r && r->state == GS_ENDING && r->end_state == GS_REVOKED && r->attempts == 0 &&
+	      r->next_attempt == 150 && r->last_error == NULL && r->ended_at == 0);
+	grant_rec_free(r);
+
+	CHECK(store_set_retry(st, "g-1", 2, 190, "server down") == JIT_OK);
+	r = get(st, "g-1");
+	CHECK(r && r->attempts == 2 && r->next_attempt == 190 &&
+	      same_str(r->last_error, "server down") && r->state == GS_ENDING);
+	grant_rec_free(r);
+	CHECK(store_set_retry(st, "g-x", 2, 190, NULL) == JIT_ENOTFOUND);
+
+	/* Re-entering ENDING resets the retry bookkeeping. */
+	CHECK(store_set_state(st, "g-1", GS_ENDING, GS_ENDING, GS_FAILED, 195, "x") == JIT_OK);
+	r = get(st, "g-1");
+	CHECK(r && r->end_state == GS_FAILED && r->attempts == 0 && r->next_attempt == 195);
+	grant_rec_free(r);
+
+	CHECK(store_set_state(st, "g-1", GS_ENDING, GS_REVOKED, GS_PENDING, 300, NULL) == JIT_OK);
+	r = get(st, "g-1");
+	CHECK(r && r->state == GS_REVOKED && r->ended_at == 300 && r->next_attempt == 0 &&
+	      r->last_error == NULL && r->end_state == GS_FAILED && r->expires_at == 200);
+	grant_rec_free(r);
+	CHECK(store_set_retry(st, "g-1", 3, 400, NULL) == JIT_ENOTFOUND); /* not ENDING */
+
+	/* pending -> failed directly (the directory refused). */
+	CHECK(put(st, "g-2", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(store_set_state(st, "g-2", GS_PENDING, GS_FAILED, GS_PENDING, 120, "refused") ==
+	      JIT_OK);
+	r = get(st, "g-2");
+	CHECK(r && r->state == GS_FAILED && r->ended_at == 120 &&
+	      same_str(r->last_error, "refused"));
+	grant_rec_free(r);
+	store_close(st);
+}
+
+static void test_set_expiry(void)
+{
+	struct store *st = open_new(NULL);
+	struct grant_rec *r;
+
+	CHECK(put(st, "g-a", GS_ACTIVE, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(put(st, "g-p", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(put(st, "g-e", GS_ENDING, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(put(st, "g-x", GS_EXPIRED, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(store_set_expiry(st, "g-a", 500, 400) == JIT_OK);
+	r = get(st, "g-a");
+	CHECK(r && r->expires_at == 500 && r->duration == 400 && r->state == GS_ACTIVE);
+	grant_rec_free(r);
+	CHECK(store_set_expiry(st, "g-p", 500, 400) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-e", 500, 400) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-x", 500, 400) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-none", 500, 400) == JIT_ENOTFOUND);
+	r = get(st, "g-p");
+	CHECK(r && r->expires_at == 200 && r->duration == 7200);
+	grant_rec_free(r);
+	store_close(st);
+}
+
+static void pair(struct store *st, const char *key, const char *excl, unsigned mask, int64_t *n,
+		 bool *any)
+{
+	*n = -1;
+	*any = false;
+	CHECK(store_pair_live(st, key, excl, mask, n, any) == JIT_OK);
+}
+
+static void test_pair(void)
+{
+	struct store *st = open_new(NULL);
+	int64_t n;
+	bool any;
+
+	CHECK(put(st, "a", GS_ACTIVE, "P", 1, 100, 0, true) == JIT_OK);
+	CHECK(put(st, "b", GS_PENDING, "P", 2, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "c", GS_ENDING, "P", 3, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "d", GS_EXPIRED, "P", 4, 100, 0, true) == JIT_OK);
+	CHECK(put(st, "e", GS_ACTIVE, "Q", 5, 100, 0, false) == JIT_OK);
+
+	pair(st, "P", NULL, GS_LIVE_MASK, &n, &any);
+	CHECK(n == 3 && any);
+	pair(st, "P", "b", GS_LIVE_MASK, &n, &any);
+	CHECK(n == 2 && any);
+	pair(st, "P", "c", GS_BIT(GS_ACTIVE) | GS_BIT(GS_ENDING), &n, &any);
+	CHECK(n == 1 && !any); /* only the standing row is left */
+	pair(st, "P", NULL, GS_BIT(GS_ACTIVE), &n, &any);
+	CHECK(n == 1 && !any);
+	pair(st, "P", NULL, GS_BIT(GS_EXPIRED), &n, &any);
+	CHECK(n == 1 && !any);
+	pair(st, "P", "zzz", 0x7f, &n, &any);
+	CHECK(n == 4 && any);
+	pair(st, "P", NULL, 0, &n, &any);
+	CHECK(n == 0 && !any);
+	pair(st, "Q", "e", GS_LIVE_MASK, &n, &any);
+	CHECK(n == 0 && !any);
+	pair(st, "nope", NULL, GS_LIVE_MASK, &n, &any);
+	CHECK(n == 0 && !any);
+
+	CHECK(store_pair_clear_standing(st, "P") == JIT_OK);
+	pair(st, "P", "b", GS_BIT(GS_ACTIVE), &n, &any);
+	CHECK(n == 1 && any); /* a is jitd's now */
+	struct grant_rec *r = get(st, "d");
+	CHECK(r && r->standing); /* ended rows keep their history */
+	grant_rec_free(r);
+	store_close(st);
+}
+
+struct ids {
+	char s[64][32];
+	int n;
+	int stop_at;      /* return 7 from the callback at this call (1-based), 0 = never */
+	struct store *st; /* if set, the callback re-enters the store */
+};
+
+static int collect(const struct grant_rec *r, void *arg)
+{
+	struct ids *ids = arg;
+	if (ids->n < 64)
+		snprintf(ids->s[ids->n], sizeof(ids->s[0]), "%s", r->id);
+	ids->n++;
+	if (ids->st) {
+		struct grant_rec *again = get(ids->st, r->id);
+		CHECK(again && same_rec(again, r));
+		grant_rec_free(again);
+	}
+	return ids->n == ids->stop_at ? 7 : 0;
+}
+
+/* The ids a list call returned, comma-separated (static buffer). */
+static const char *list(struct store *st, const char *user, const char *group, unsigned mask,
+			int64_t limit)
+{
+	static char out[512];
+	struct store_filter f = { user, group, mask, limit };
+	struct ids ids = { .n = 0 };
+	out[0] = '\0';
+	if (store_list(st, &f, collect, &ids) != JIT_OK)
+		return "(error)";
+	for (int i = 0; i < ids.n && i < 64; i++) {
+		size_t len = strlen(out);
+		snprintf(out + len, sizeof(out) - len, "%s%s", i ? "," : "", ids.s[i]);
+	}
+	return out;
+}
+
+static void put_ug(struct store *st, const char *id, enum grant_state s, const char *user,
+		   const char *group, int64_t created)
+{
+	struct grant_rec r;
+	fill(&r, id, s, "pk");
+	free(r.user);
+	r.user = xstrdup(user);
+	free(r.group_name);
+	r.group_name = xstrdup(group);
+	r.created_at = created;
+	if (s == GS_ENDING)
+		r.end_state = GS_COMPLETED;
+	CHECK(store_insert(st, &r) == JIT_OK);
+	grant_rec_clear(&r);
+}
+
+static void test_list(void)
+{
+	struct store *st = open_new(NULL);
+
+	put_ug(st, "g1", GS_ACTIVE, "alice", "admins", 10);
+	put_ug(st, "g2", GS_EXPIRED, "alice", "admins", 20);
+	put_ug(st, "g3", GS_PENDING, "bob", "admins", 30);
+	put_ug(st, "g4", GS_ENDING, "alice", "dba", 40);
+	put_ug(st, "g6", GS_ACTIVE, "bob", "dba", 50);
+	put_ug(st, "g5", GS_ACTIVE, "bob", "dba", 50); /* same time: by id */
+	put_ug(st, "g7", GS_REVOKED, "carol", "dba", 60);
+
+	CHECK_STR(list(st, NULL, NULL, 0, 0), "g5,g6,g4,g3,g1");
+	CHECK_STR(list(st, NULL, NULL, 0x7f, 0), "g7,g5,g6,g4,g3,g2,g1");
+	CHECK_STR(list(st, NULL, NULL, 0x7f, 3), "g7,g5,g6");
+	CHECK_STR(list(st, NULL, NULL, 0x7f, -1), "g7,g5,g6,g4,g3,g2,g1");
+	CHECK_STR(list(st, "alice", NULL, 0, 0), "g4,g1");
+	CHECK_STR(list(st, "alice", NULL, GS_BIT(GS_EXPIRED), 0), "g2");
+	CHECK_STR(list(st, NULL, "dba", 0x7f, 0), "g7,g5,g6,g4");
+	CHECK_STR(list(st, "bob", "dba", 0, 0), "g5,g6");
+	CHECK_STR(list(st, "bob", "dba", 0, 1), "g5");
+	CHECK_STR(list(st, "carol", "admins", 0x7f, 0), "");
+	CHECK_STR(list(st, NULL, NULL, GS_BIT(GS_FAILED), 0), "");
+
+	/* The callback's non-zero answer stops the walk and is returned; it
+	 * may use the store itself. */
+	struct store_filter f = { NULL, NULL, 0x7f, 0 };
+	struct ids ids = { .n = 0, .stop_at = 2, .st = st };
+	CHECK(store_list(st, &f, collect, &ids) == 7);
+	CHECK(ids.n == 2);
+	ids.n = 0;
+	ids.stop_at = 0;
+	CHECK(store_list(st, &f, collect, &ids) == 0);
+	CHECK(ids.n == 7);
+	store_close(st);
+}
+
+static const char *due(struct store *st, int64_t now, int64_t limit)
+{
+	static char out[512];
+	struct ids ids = { .n = 0 };
+	out[0] = '\0';
+	if (store_due(st, now, limit, collect, &ids) != JIT_OK)
+		return "(error)";
+	for (int i = 0; i < ids.n && i < 64; i++) {
+		size_t len = strlen(out);
+		snprintf(out + len, sizeof(out) - len, "%s%s", i ? "," : "", ids.s[i]);
+	}
+	return out;
+}
+
+static void test_due(void)
+{
+	struct store *st = open_new(NULL);
+	int64_t when = 0;
+
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == INT64_MAX);
+	CHECK_STR(due(st, 1000, 10), "");
+
+	CHECK(put(st, "p", GS_PENDING, "pk", 1, 50, 0, false) == JIT_OK);
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == INT64_MAX); /* pending is in progress, never due */
+	CHECK(put(st, "a300", GS_ACTIVE, "pk", 1, 300, 0, false) == JIT_OK);
+	CHECK(put(st, "a100", GS_ACTIVE, "pk", 1, 100, 0, true) == JIT_OK);
+	CHECK(put(st, "a500", GS_ACTIVE, "pk", 1, 500, 0, false) == JIT_OK);
+	CHECK(put(st, "e350", GS_ENDING, "pk", 1, 10, 350, false) == JIT_OK);
+	CHECK(put(st, "e200", GS_ENDING, "pk", 1, 10, 200, false) == JIT_OK);
+	CHECK(put(st, "e450", GS_ENDING, "pk", 1, 10, 450, false) == JIT_OK);
+	CHECK(put(st, "x", GS_EXPIRED, "pk", 1, 20, 30, false) == JIT_OK);
+
+	CHECK_STR(due(st, 400, 10), "a100,e200,a300,e350");
+	CHECK_STR(due(st, 400, 2), "a100,e200");
+	CHECK_STR(due(st, 400, 0), "a100,e200,a300,e350");
+	CHECK_STR(due(st, 99, 10), "");
+	CHECK_STR(due(st, 100, 10), "a100");
+	CHECK_STR(due(st, 10000, 100), "a100,e200,a300,e350,e450,a500");
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == 100);
+
+	CHECK(store_set_state(st, "a100", GS_ACTIVE, GS_EXPIRED, GS_PENDING, 101, NULL) == JIT_OK);
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == 200);
+	CHECK(store_set_retry(st, "e200", 1, 700, "down") == JIT_OK);
+	CHECK(store_set_retry(st, "e350", 1, 700, "down") == JIT_OK);
+	CHECK(store_set_retry(st, "e450", 1, 700, "down") == JIT_OK);
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == 300);
+	CHECK_STR(due(st, 400, 10), "a300");
+
+	/* Early stop with the callback's value. */
+	struct ids ids = { .n = 0, .stop_at = 1 };
+	CHECK(store_due(st, 10000, 10, collect, &ids) == 7);
+	CHECK(ids.n == 1);
+	store_close(st);
+}
+
+static void test_counts_recover(void)
+{
+	struct store *st = open_new(NULL);
+	int64_t c[GS__COUNT], n = -1, when = 0;
+	struct grant_rec *r;
+
+	CHECK(store_counts(st, c) == JIT_OK);
+	for (int i = 0; i < GS__COUNT; i++)
+		CHECK(c[i] == 0);
+	CHECK(put(st, "p1", GS_PENDING, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "p2", GS_PENDING, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "a1", GS_ACTIVE, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "f1", GS_FAILED, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "f2", GS_FAILED, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "f3", GS_FAILED, "pk", 1, 5000, 0, false) == JIT_OK);
+	CHECK(store_counts(st, c) == JIT_OK);
+	CHECK(c[GS_PENDING] == 2 && c[GS_ACTIVE] == 1 && c[GS_FAILED] == 3 && c[GS_ENDING] == 0 &&
+	      c[GS_EXPIRED] == 0 && c[GS_COMPLETED] == 0 && c[GS_REVOKED] == 0);
+
+	CHECK(store_recover(st, 777, &n) == JIT_OK);
+	CHECK(n == 2);
+	r = get(st, "p1");
+	CHECK(r && r->state == GS_ENDING && r->end_state == GS_FAILED && r->next_attempt == 777 &&
+	      r->attempts == 0 && r->ended_at == 0);
+	grant_rec_free(r);
+	CHECK(state_of(st, "a1") == GS_ACTIVE);
+	CHECK(store_counts(st, c) == JIT_OK);
+	CHECK(c[GS_PENDING] == 0 && c[GS_ENDING] == 2 && c[GS_ACTIVE] == 1);
+	CHECK(store_next_due(st, &when) == JIT_OK);
+	CHECK(when == 777);
+	CHECK_STR(due(st, 777, 10), "p1,p2");
+	n = -1;
+	CHECK(store_recover(st, 800, &n) == JIT_OK);
+	CHECK(n == 0);
+	store_close(st);
+}
+
+static void test_persist_and_two_handles(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir), *st2 = NULL;
+	struct grant_rec a, *b;
+
+	fill(&a, "g-keep", GS_ACTIVE, "pk");
+	CHECK(store_insert(st, &a) == JIT_OK);
+	store_close(st);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	b = st ? get(st, "g-keep") : NULL;
+	CHECK(b && same_rec(&a, b));
+	grant_rec_free(b);
+	grant_rec_clear(&a);
+
+	/* Two handles on one file, used alternately. */
+	CHECK(store_open(dir, &st2) == JIT_OK);
+	if (!st || !st2)
+		return;
+	CHECK(put(st2, "g-two", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(state_of(st, "g-two") == GS_PENDING);
+	CHECK(store_set_state(st, "g-two", GS_PENDING, GS_ACTIVE, GS_PENDING, 5, NULL) == JIT_OK);
+	/* The other handle's compare-and-set sees the change and loses. */
+	CHECK(store_set_state(st2, "g-two", GS_PENDING, GS_FAILED, GS_PENDING, 5, NULL) ==
+	      JIT_ENOTFOUND);
+	CHECK(state_of(st2, "g-two") == GS_ACTIVE);
+	CHECK(put(st, "g-two", GS_PENDING, "pk", 1, 100, 0, false) == JIT_EEXISTS);
+
+	/* Uncommitted work of one handle is invisible to the other. */
+	CHECK(store_begin(st) == JIT_OK);
+	CHECK(put(st, "g-tx", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(state_of(st, "g-tx") == GS_PENDING);
+	CHECK(state_of(st2, "g-tx") == GS__COUNT);
+	CHECK(store_commit(st) == JIT_OK);
+	CHECK(state_of(st2, "g-tx") == GS_PENDING);
+	store_close(st2);
+	store_close(st);
+}
+
+static void test_transactions(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+
+	CHECK(store_commit(st) == JIT_EINTERNAL);
+	store_rollback(st); /* harmless without a transaction */
+	CHECK(store_begin(st) == JIT_OK);
+	CHECK(store_begin(st) == JIT_EINTERNAL);
+	CHECK(put(st, "r1", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "r2", GS_ACTIVE, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(store_set_state(st, "r1", GS_PENDING, GS_ACTIVE, GS_PENDING, 2, NULL) == JIT_OK);
+	store_rollback(st);
+	CHECK(state_of(st, "r1") == GS__COUNT);
+	CHECK(state_of(st, "r2") == GS__COUNT);
+	CHECK(store_commit(st) == JIT_EINTERNAL);
+
+	CHECK(store_begin(st) == JIT_OK);
+	CHECK(put(st, "c1", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "c1", GS_PENDING, "pk", 1, 100, 0, false) == JIT_EEXISTS);
+	CHECK(store_commit(st) == JIT_OK);
+	store_close(st);
+
+	/* Closing with a transaction open rolls it back. */
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	CHECK(state_of(st, "c1") == GS_PENDING);
+	CHECK(store_begin(st) == JIT_OK);
+	CHECK(put(st, "lost", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	store_close(st);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	CHECK(state_of(st, "lost") == GS__COUNT);
+	CHECK(store_begin(st) == JIT_OK); /* the file is not left locked */
+	store_rollback(st);
+	store_close(st);
+}
+
+static bool uses_index(const char *plan)
+{
+	return plan && (strstr(plan, "USING INDEX") || strstr(plan, "USING COVERING INDEX")) &&
+	       !strstr(plan, "SCAN grants");
+}
+
+static void test_plans(void)
+{
+	struct store *st = open_new(NULL);
+	static const char *const hot[] = { "due",       "next_due",          "pair_live",
+					   "get",       "get_by_request_id", "to_ending",
+					   "retry",     "recover",           "list_user",
+					   "list_group" };
+	char *plan = NULL;
+
+	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
+		plan = NULL;
+		CHECK(store_explain(st, hot[i], &plan) == JIT_OK);
+		if (!uses_index(plan))
+			fprintf(stderr, "plan of %s: %s\n", hot[i], plan ? plan : "(none)");
+		CHECK(uses_index(plan) || (plan && strstr(plan, "USING PRIMARY KEY")) ||
+		      (plan && strstr(plan, "sqlite_autoindex_grants")));
+		free(plan);
+	}
+	/* The three the engine runs on every tick and transition, precisely. */
+	CHECK(store_explain(st, "due", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_active_due") && strstr(plan, "grants_ending_due"));
+	CHECK(uses_index(plan));
+	free(plan);
+	CHECK(store_explain(st, "next_due", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_active_due") && strstr(plan, "grants_ending_due"));
+	CHECK(uses_index(plan));
+	free(plan);
+	CHECK(store_explain(st, "pair_live", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_pair (pair_key=? AND state=?)"));
+	CHECK(uses_index(plan));
+	free(plan);
+	plan = (char *)"x";
+	CHECK(store_explain(st, "nope", &plan) == JIT_ENOTFOUND);
+	CHECK_STR(plan, "x");
+	store_close(st);
+}
+
+static unsigned mode_of(const char *dir, const char *name)
+{
+	struct stat sb;
+	char *p = xasprintf("%s/%s", dir, name);
+	unsigned m = stat(p, &sb) == 0 ? (unsigned)(sb.st_mode & 07777) : 0xffffu;
+	free(p);
+	return m;
+}
+
+static void test_files(void)
+{
+	const char *dir;
+	struct store *st = NULL;
+	mode_t old = umask(0); /* the mode must not depend on the umask */
+
+	st = open_new(&dir);
+	CHECK(put(st, "g", GS_ACTIVE, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(mode_of(dir, "jitd.db") == 0600);
+	CHECK(mode_of(dir, "jitd.db-wal") == 0600); /* WAL mode is on */
+	CHECK(mode_of(dir, "jitd.db-shm") == 0600);
+	store_close(st);
+	umask(old);
+
+	/* A database left readable by others is tightened on open. */
+	char *p = xasprintf("%s/jitd.db", dir);
+	CHECK(chmod(p, 0644) == 0);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	CHECK(mode_of(dir, "jitd.db") == 0600);
+	store_close(st);
+	free(p);
+
+	/* A state_dir others may write, or none at all, is refused. */
+	struct store *bad = NULL;
+	CHECK(chmod(dir, 0777) == 0);
+	CHECK(store_open(dir, &bad) == JIT_ECONFIG);
+	CHECK(chmod(dir, 0770) == 0);
+	CHECK(store_open(dir, &bad) == JIT_ECONFIG);
+	CHECK(chmod(dir, 0755) == 0);
+	CHECK(store_open(dir, &bad) == JIT_OK);
+	store_close(bad);
+	bad = NULL;
+	CHECK(store_open("/nonexistent/jitd-state", &bad) == JIT_ECONFIG);
+	CHECK(bad == NULL);
+
+	/* A symlink in place of the database is refused. */
+	const char *d2 = new_dir();
+	char *link = xasprintf("%s/jitd.db", d2);
+	CHECK(symlink("/tmp/jitd-store-elsewhere.db", link) == 0);
+	CHECK(store_open(d2, &bad) == JIT_ECONFIG);
+	CHECK(bad == NULL);
+	free(link);
+}
+
+/* Hand edits an operator could make with the sqlite3 shell. */
+static void raw_sql(const char *dir, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *path = xasprintf("%s/jitd.db", dir);
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	free(path);
+}
+
+static void test_schema_guard(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec *r = NULL;
+	int64_t c[GS__COUNT];
+
+	CHECK(put(st, "g", GS_ACTIVE, "pk", 1, 100, 0, false) == JIT_OK);
+	store_close(st);
+	/* The CHECK constraint keeps unknown state names out ... */
+	sqlite3 *db = NULL;
+	char *path = xasprintf("%s/jitd.db", dir);
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "UPDATE grants SET state = 'bogus'", NULL, NULL, NULL) ==
+	      SQLITE_CONSTRAINT);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	free(path);
+	/* ... and with checks off, a bad row is an error, not garbage. */
+	raw_sql(dir, "PRAGMA ignore_check_constraints = ON;"
+		     "UPDATE grants SET state = 'bogus'");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	r = (struct grant_rec *)&c;
+	CHECK(store_get(st, "g", &r) == JIT_EIO);
+	CHECK(r == (struct grant_rec *)&c);
+	CHECK(store_counts(st, c) == JIT_EIO);
+	store_close(st);
+
+	/* A database from a newer jitd is refused, not downgraded. */
+	raw_sql(dir, "PRAGMA user_version = 999");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_ECONFIG);
+	CHECK(st == NULL);
+}
+
+struct thr {
+	const char *dir;
+	int which, ok;
+};
+
+static void *writer(void *arg)
+{
+	struct thr *t = arg;
+	struct store *st = NULL;
+	if (store_open(t->dir, &st) != JIT_OK)
+		return NULL;
+	for (int i = 0; i < 200; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "t%d-%d", t->which, i);
+		if (put(st, id, GS_PENDING, "pk", i, 100, 0, false) == JIT_OK &&
+		    store_set_state(st, id, GS_PENDING, GS_ACTIVE, GS_PENDING, i, NULL) == JIT_OK)
+			t->ok++;
+	}
+	store_close(st);
+	return NULL;
+}
+
+/* Three threads, each with its own handle, create the database together
+ * (schema and WAL switch race) and then write to it concurrently. */
+static void test_threads(void)
+{
+	const char *dir = new_dir();
+	struct store *st = NULL;
+	struct thr t[3] = { { dir, 0, 0 }, { dir, 1, 0 }, { dir, 2, 0 } };
+	pthread_t th[3];
+	int64_t c[GS__COUNT];
+
+	for (int i = 0; i < 3; i++)
+		CHECK(pthread_create(&th[i], NULL, writer, &t[i]) == 0);
+	for (int i = 0; i < 3; i++)
+		CHECK(pthread_join(th[i], NULL) == 0);
+	CHECK(t[0].ok == 200 && t[1].ok == 200 && t[2].ok == 200);
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	CHECK(store_counts(st, c) == JIT_OK);
+	CHECK(c[GS_ACTIVE] == 600);
+	store_close(st);
+}
+
+static void *opener(void *arg)
+{
+	struct store *st = NULL;
+	int64_t when = 0;
+	int *ok = arg;
+	if (store_open(dirs[ndirs - 1], &st) == JIT_OK && store_next_due(st, &when) == JIT_OK &&
+	    when == INT64_MAX)
+		__atomic_add_fetch(ok, 1, __ATOMIC_SEQ_CST);
+	store_close(st);
+	return NULL;
+}
+
+/* Many handles opening a brand-new database at the same moment: the WAL
+ * switch and the migration must wait for each other, never fail. */
+static void test_open_race(void)
+{
+	for (int round = 0; round < 20; round++) {
+		pthread_t th[6];
+		int ok = 0;
+		new_dir();
+		for (int i = 0; i < 6; i++)
+			CHECK(pthread_create(&th[i], NULL, opener, &ok) == 0);
+		for (int i = 0; i < 6; i++)
+			CHECK(pthread_join(th[i], NULL) == 0);
+		CHECK(ok == 6);
+		remove_dirs();
+	}
+}
+
+static int64_t elapsed_ms(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (b.tv_sec - a->tv_sec) * 1000 + (b.tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static int count_cb(const struct grant_rec *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Not a benchmark: catches a query that scans the table on each call. */
+static void test_scale(void)
+{
+	struct store *st = open_new(NULL);
+	struct timespec t0;
+	int64_t when = 0, sum = 0, n;
+	bool any;
+	int ok = 0;
+
+	CHECK(store_begin(st) == JIT_OK);
+	for (int i = 0; i < 100000; i++) {
+		char id[32], pk[32];
+		snprintf(id, sizeof(id), "g-%06d", i);
+		snprintf(pk, sizeof(pk), "pk-%d", i % 5000);
+		/* Mostly history, some live: the shape of a database after a year. */
+		enum grant_state s = i % 10 == 0 ? GS_ACTIVE :
+				     i % 10 == 1 ? GS_ENDING :
+						   GS_COMPLETED;
+		ok += put(st, id, s, pk, i, 1000000 + i, 2000000 + i, false) == JIT_OK;
+	}
+	CHECK(store_commit(st) == JIT_OK);
+	CHECK(ok == 100000);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 1000; i++) {
+		CHECK(store_next_due(st, &when) == JIT_OK);
+		sum += when;
+	}
+	int64_t ms = elapsed_ms(&t0);
+	printf("1000 store_next_due over 100000 rows: %lld ms\n", (long long)ms);
+	CHECK(ms < 1000);
+	CHECK(sum == 1000 * (int64_t)1000000);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 1000; i++) {
+		int got = 0;
+		CHECK(store_due(st, 3000000, 5, count_cb, &got) == JIT_OK && got == 5);
+		CHECK(store_pair_live(st, "pk-17", NULL, GS_LIVE_MASK, &n, &any) == JIT_OK);
+	}
+	ms = elapsed_ms(&t0);
+	printf("1000 store_due(limit 5) + store_pair_live: %lld ms\n", (long long)ms);
+	CHECK(ms < 2000);
+	CHECK(n == 0);
+	CHECK(store_pair_live(st, "pk-10", NULL, GS_LIVE_MASK, &n, &any) == JIT_OK);
+	CHECK(n == 20 && any); /* i = 10, 5010, ...: all ACTIVE */
+	store_close(st);
+}
+
+int main(void)
+{
+	log_init("test_store", true,
+		 (enum log_level)(LOG_LVL_ERR + 1)); /* quiet: errors are provoked */
+	test_state_names();
+	test_roundtrip();
+	test_unique();
+	test_set_state();
+	test_set_expiry();
+	test_pair();
+	test_list();
+	test_due();
+	test_counts_recover();
+	test_persist_and_two_handles();
+	test_transactions();
+	test_plans();
+	test_files();
+	test_schema_guard();
+	test_threads();
+	test_open_race();
+	test_scale();
+	remove_dirs();
+	T_DONE();
+}

@@ -1,0 +1,894 @@
+/*
+ * directory.c - libldap + Cyrus SASL behind directory.h: connect, SASL bind,
+ * resolve a user, check / add / remove a member, map result codes.
+ * Trust boundary: all the server sends is untrusted; user names reach filters
+ * only through escape.c. The SASL secret is read at each bind, refused if
+ * group/other may read or write it, wiped right after, never logged.
+ * libldap write()s to its sockets: the process must ignore SIGPIPE.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <ldap.h>
+#include <sasl/sasl.h>
+
+#include "directory.h"
+#include "escape.h"
+#include "log.h"
+#include "util.h"
+
+#define SECRET_MAX 4096 /* bytes of the secret, not counting one trailing newline */
+
+struct dir_conn {
+	const struct jit_dir_cfg *cfg;
+	LDAP *ld;               /* NULL while not bound; used by the owning thread only */
+	pthread_mutex_t lock;   /* guards bound and last_error (status reads them) */
+	bool bound;
+	char last_error[sizeof(((struct dir_result *)0)->message)];
+};
+
+/* What the SASL interaction callback answers. */
+struct sasl_answers {
+	const char *authcid, *secret, *realm, *authzid;
+};
+
+/* An operation run by dir_run(): returns an LDAP result code (negative for
+ * client-side failures) and leaves its outputs in arg. */
+typedef int (*dir_op_fn)(struct dir_conn *c, void *arg, struct dir_result *res);
+
+/* ---- results and health ---------------------------------------------- */
+
+/* Copies untrusted server text, replacing control bytes, truncating. */
+static void copy_printable(char *dst, size_t dstlen, const char *src)
+{
+	size_t i = 0;
+
+	for (; src && src[i] != '\0' && i + 1 < dstlen; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		dst[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+	}
+	if (dstlen > 0)
+		dst[i] = '\0';
+}
+
+/* Fills res with code and "ldap N (text): <diagnostic>"; an empty message
+ * for success. stage (may be NULL) prefixes connection-level failures. */
+static void set_result(struct dir_conn *c, struct dir_result *res, int code, const char *stage)
+{
+	char *diag = NULL;
+	char clean[160] = "";
+
+	res->ldap_code = code;
+	if (code == LDAP_SUCCESS) {
+		res->message[0] = '\0';
+		return;
+	}
+	if (c->ld != NULL &&
+	    ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag) == LDAP_OPT_SUCCESS &&
+	    diag != NULL)
+		copy_printable(clean, sizeof(clean), diag);
+	ldap_memfree(diag);
+	/* Truncation is intended: the message is a bounded diagnostic. */
+	(void)snprintf(res->message, sizeof(res->message), "%s%sldap %d (%s)%s%s",
+		       stage ? stage : "", stage ? ": " : "", code, ldap_err2string(code),
+		       clean[0] ? ": " : "", clean);
+}
+
+/* Forgets the previous diagnostic so a client-side failure (no answer)
+ * is not reported with stale server text. */
+static void clear_diag(struct dir_conn *c)
+{
+	if (ldap_set_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, NULL) != LDAP_OPT_SUCCESS)
+		log_debug("directory %s: cannot reset the diagnostic message", c->cfg->name);
+}
+
+/* A local failure that is not an LDAP result (secret file, options...). */
+static void set_local_result(struct dir_result *res, const char *what)
+{
+	res->ldap_code = LDAP_LOCAL_ERROR;
+	copy_printable(res->message, sizeof(res->message), what);
+}
+
+static void set_health(struct dir_conn *c, bool bound, const char *error)
+{
+	pthread_mutex_lock(&c->lock);
+	c->bound = bound;
+	if (error != NULL)
+		copy_printable(c->last_error, sizeof(c->last_error), error);
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen)
+{
+	bool bound;
+
+	pthread_mutex_lock(&c->lock);
+	bound = c->bound;
+	if (buf != NULL && buflen > 0)
+		copy_printable(buf, buflen, c->last_error);
+	pthread_mutex_unlock(&c->lock);
+	return bound;
+}
+
+/* No usable answer: drop the connection, reconnect and retry once. 51 busy
+ * and 52 unavailable are answers, but a reconnect may reach another URI and
+ * the outcome is the same for the caller: try again later. */
+static bool code_is_unavailable(int code)
+{
+	if (code == LDAP_BUSY || code == LDAP_UNAVAILABLE)
+		return true;
+	/* Our own mistakes, not the connection's: never retried. */
+	if (code == LDAP_FILTER_ERROR || code == LDAP_PARAM_ERROR || code == LDAP_NOT_SUPPORTED)
+		return false;
+	return code < 0;
+}
+
+/* A client-side LDAP error that means a bug or a bad configuration. */
+static bool code_is_internal(int code)
+{
+	return code < 0 && !code_is_unavailable(code);
+}
+
+/* ---- connecting and binding ------------------------------------------ */
+
+static void dir_drop(struct dir_conn *c)
+{
+	if (c->ld != NULL) {
+		int rc = ldap_unbind_ext_s(c->ld, NULL, NULL);
+		if (rc != LDAP_SUCCESS)
+			log_debug("directory %s: unbind: %s", c->cfg->name, ldap_err2string(rc));
+		c->ld = NULL;
+	}
+	set_health(c, false, NULL);
+}
+
+/*
+ * Reads the SASL secret from path into a new heap string (*out, wipe with
+ * free_secret). Robustness: a file group or others can read or write, or
+ * that is not a regular file, is refused rather than used.
+ */
+static int read_secret(const char *path, char **out, struct dir_result *res)
+{
+	char buf[SECRET_MAX + 2]; /* the secret, a newline, and one byte too many */
+	char msg[256];
+	struct stat st;
+	size_t n = 0;
+	int fd, rc = JIT_EDIRUNAVAIL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path, strerror(errno));
+		set_local_result(res, msg);
+		return JIT_EDIRUNAVAIL;
+	}
+	if (fstat(fd, &st) != 0) {
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path, strerror(errno));
+		goto refuse;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: not a regular file", path);
+		goto refuse;
+	}
+	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
+		(void)snprintf(msg, sizeof(msg),
+			       "sasl_secret_file %s: mode %04o lets group or others read or "
+			       "write it; refusing it (chmod 0600)",
+			       path, (unsigned)(st.st_mode & 07777));
+		goto refuse;
+	}
+	while (n < sizeof(buf)) {
+		ssize_t got = read(fd, buf + n, sizeof(buf) - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path,
+				       strerror(errno));
+			goto refuse;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	if (n > 0 && n < sizeof(buf) && buf[n - 1] == '\n')
+		n--;
+	if (n > SECRET_MAX) {
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: longer than %d bytes",
+			       path, SECRET_MAX);
+		goto refuse;
+	}
+	if (n == 0 || memchr(buf, '\0', n) != NULL) {
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path,
+			       n == 0 ? "empty" : "contains a NUL byte");
+		goto refuse;
+	}
+	*out = xstrndup(buf, n);
+	rc = JIT_OK;
+	goto out;
+refuse:
+	set_local_result(res, msg);
+out:
+	wipe(buf, sizeof(buf));
+	if (close(fd) != 0)
+		log_debug("close sasl_secret_file: %s", strerror(errno));
+	return rc;
+}
+
+/* libldap calls this with the prompts the mechanism needs. */
+static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
+{
+	const struct sasl_answers *a = defaults;
+	sasl_interact_t *it;
+
+	(void)ld;
+	(void)flags;
+	for (it = in; it->id != SASL_CB_LIST_END; it++) {
+		const char *v = NULL;
+		switch (it->id) {
+		case SASL_CB_AUTHNAME:
+			v = a->authcid;
+			break;
+		case SASL_CB_PASS:
+			v = a->secret;
+			break;
+		case SASL_CB_GETREALM:
+			v = a->realm ? a->realm : (const char *)it->defresult;
+			break;
+		case SASL_CB_USER:
+			v = a->authzid;
+			break;
+		default:
+			v = (const char *)it->defresult;
+			break;
+		}
+		if (v == NULL)
+			v = "";
+		it->result = v;
+		it->len = (unsigned)strlen(v);
+	}
+	return LDAP_SUCCESS;
+}
+
+/*
+ * GSSAPI with a client keytab: MIT Kerberos reads the keytab path only from
+ * the environment, so it is process-wide. Limitation: it is set once, before
+ * the first bind, and every directory of the process shares it; a second,
+ * different keytab is ignored with a warning. Set it early (start-up binds
+ * before worker threads run) since setenv() races with getenv().
+ */
+static int set_client_keytab(const char *keytab, struct dir_result *res)
+{
+	static pthread_mutex_t kt_lock = PTHREAD_MUTEX_INITIALIZER;
+	static char *kt_set;
+	int rc = JIT_OK;
+
+	pthread_mutex_lock(&kt_lock);
+	if (kt_set == NULL) {
+		if (setenv("KRB5_CLIENT_KTNAME", keytab, 1) != 0) {
+			set_local_result(res, "setenv KRB5_CLIENT_KTNAME failed");
+			rc = JIT_EDIRUNAVAIL;
+		} else {
+			kt_set = xstrdup(keytab);
+		}
+	} else if (strcmp(kt_set, keytab) != 0) {
+		log_warn("keytab %s ignored: the process already uses %s (one keytab per process)",
+			 keytab, kt_set);
+	}
+	pthread_mutex_unlock(&kt_lock);
+	return rc;
+}
+
+static int tls_require_value(const char *s)
+{
+	if (s == NULL || strcasecmp(s, "demand") == 0)
+		return LDAP_OPT_X_TLS_DEMAND;
+	if (strcasecmp(s, "never") == 0)
+		return LDAP_OPT_X_TLS_NEVER;
+	if (strcasecmp(s, "allow") == 0)
+		return LDAP_OPT_X_TLS_ALLOW;
+	if (strcasecmp(s, "try") == 0)
+		return LDAP_OPT_X_TLS_TRY;
+	if (strcasecmp(s, "hard") == 0)
+		return LDAP_OPT_X_TLS_HARD;
+	return -1;
+}
+
+/* The configured timeout as a timeval (10 s if unset). */
+static struct timeval cfg_timeout(const struct jit_dir_cfg *cfg)
+{
+	struct timeval tv = { .tv_sec = cfg->timeout > 0 ? (time_t)cfg->timeout : 10 };
+	return tv;
+}
+
+/* Sets every handle option; the name of the first that fails, or NULL. */
+static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg)
+{
+	int version = LDAP_VERSION3, reqcert = tls_require_value(cfg->tls_require_cert);
+	int is_server = 0;
+	struct timeval tv = cfg_timeout(cfg);
+
+	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS)
+		return "protocol version";
+	if (ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS)
+		return "network timeout";
+	if (ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS)
+		return "timeout";
+	if (ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS)
+		return "referrals";
+	if (ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS)
+		return "restart";
+	if (ldap_set_option(ld, LDAP_OPT_X_SASL_NOCANON,
+			    cfg->sasl_nocanon ? LDAP_OPT_ON : LDAP_OPT_OFF) != LDAP_OPT_SUCCESS)
+		return "sasl_nocanon";
+	if (cfg->sasl_secprops != NULL &&
+	    ldap_set_option(ld, LDAP_OPT_X_SASL_SECPROPS, cfg->sasl_secprops) != LDAP_OPT_SUCCESS)
+		return "sasl_secprops";
+	if (cfg->tls_ca_file != NULL &&
+	    ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file) != LDAP_OPT_SUCCESS)
+		return "tls_ca_file";
+	if (reqcert < 0 ||
+	    ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &reqcert) != LDAP_OPT_SUCCESS)
+		return "tls_require_cert";
+	/* The TLS options above take effect only in a new context. */
+	if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &is_server) != LDAP_OPT_SUCCESS)
+		return "tls context (tls_ca_file readable?)";
+	return NULL;
+}
+
+/* Binds c->ld with SASL. The secret lives only for the bind. */
+static int dir_bind(struct dir_conn *c, struct dir_result *res)
+{
+	const struct jit_dir_cfg *cfg = c->cfg;
+	const char *mech = cfg->sasl_mech ? cfg->sasl_mech : "EXTERNAL";
+	struct sasl_answers a = { cfg->sasl_authcid, NULL, cfg->sasl_realm, cfg->sasl_authzid };
+	char *secret = NULL;
+	int code;
+
+	if (cfg->sasl_secret_file != NULL) {
+		int rc = read_secret(cfg->sasl_secret_file, &secret, res);
+		if (rc != JIT_OK)
+			return rc;
+		a.secret = secret;
+	}
+	clear_diag(c);
+	code = ldap_sasl_interactive_bind_s(c->ld, NULL, mech, NULL, NULL, LDAP_SASL_QUIET,
+					    sasl_interact, &a);
+	free_secret(secret);
+	a.secret = NULL;
+	if (code != LDAP_SUCCESS) {
+		char stage[64];
+		(void)snprintf(stage, sizeof(stage), "bind %s", mech);
+		set_result(c, res, code, stage);
+		return JIT_EDIRUNAVAIL;
+	}
+	return JIT_OK;
+}
+
+/* Connects and binds c (which must be unconnected). JIT_EDIRUNAVAIL on any
+ * failure, with res filled and the handle dropped. */
+static int dir_connect(struct dir_conn *c, struct dir_result *res)
+{
+	const struct jit_dir_cfg *cfg = c->cfg;
+	const char *bad;
+	char msg[256];
+	int code, rc = JIT_EDIRUNAVAIL;
+
+	if (cfg->keytab != NULL && cfg->sasl_mech != NULL &&
+	    strcasecmp(cfg->sasl_mech, "GSSAPI") == 0 &&
+	    set_client_keytab(cfg->keytab, res) != JIT_OK)
+		goto out;
+	code = ldap_initialize(&c->ld, cfg->uri);
+	if (code != LDAP_SUCCESS) {
+		c->ld = NULL;
+		set_result(c, res, code, "initialize (uri)");
+		goto out;
+	}
+	bad = set_options(c->ld, cfg);
+	if (bad != NULL) {
+		(void)snprintf(msg, sizeof(msg), "cannot set LDAP option: %s", bad);
+		set_local_result(res, msg);
+		goto out;
+	}
+	if (cfg->starttls) {
+		clear_diag(c);
+		code = ldap_start_tls_s(c->ld, NULL, NULL);
+		if (code != LDAP_SUCCESS) {
+			set_result(c, res, code, "starttls");
+			goto out;
+		}
+	}
+	rc = dir_bind(c, res);
+	if (rc != JIT_OK)
+		goto out;
+	set_result(c, res, LDAP_SUCCESS, NULL);
+	set_health(c, true, "");
+	log_debug("directory %s: connected and bound", cfg->name);
+	return JIT_OK;
+out:
+	dir_drop(c);
+	set_health(c, false, res->message);
+	log_warn("directory %s: %s", cfg->name, res->message);
+	return rc;
+}
+
+/*
+ * Runs op on a bound connection. A connection that was already open and
+ * turns out dead (see code_is_unavailable) is dropped, reconnected once and
+ * the operation retried once; a fresh connection is not retried, so a dead
+ * directory costs one connect attempt per operation, not two. On JIT_OK
+ * *code is what the directory answered.
+ */
+static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
+		   int *code)
+{
+	for (int attempt = 0;; attempt++) {
+		bool fresh = false;
+		int rc;
+
+		if (c->ld == NULL) {
+			rc = dir_connect(c, res);
+			if (rc != JIT_OK)
+				return rc;
+			fresh = true;
+		}
+		*code = op(c, arg, res);
+		if (!code_is_unavailable(*code))
+			return JIT_OK;
+		dir_drop(c);
+		set_health(c, false, res->message);
+		if (fresh || attempt > 0) {
+			log_warn("directory %s: %s", c->cfg->name, res->message);
+			return JIT_EDIRUNAVAIL;
+		}
+		log_info("directory %s: %s; reconnecting", c->cfg->name, res->message);
+	}
+}
+
+/* ---- public: lifecycle ------------------------------------------------ */
+
+struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg)
+{
+	struct dir_conn *c = xcalloc(1, sizeof(*c));
+	int err = pthread_mutex_init(&c->lock, NULL);
+
+	if (err != 0)
+		fatal("pthread_mutex_init: %s", strerror(err));
+	c->cfg = cfg;
+	return c;
+}
+
+void dir_conn_free(struct dir_conn *c)
+{
+	if (c == NULL)
+		return;
+	dir_drop(c);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+int dir_conn_open(struct dir_conn *c, struct dir_result *res)
+{
+	struct dir_result dummy;
+
+	if (res == NULL)
+		res = &dummy;
+	if (c->ld != NULL) {
+		set_result(c, res, LDAP_SUCCESS, NULL);
+		return JIT_OK;
+	}
+	return dir_connect(c, res);
+}
+
+void dir_user_clear(struct dir_user *u)
+{
+	if (u == NULL)
+		return;
+	free(u->dn);
+	free(u->uid);
+	free(u->uuid);
+	u->dn = u->uid = u->uuid = NULL;
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+static bool is_printable(const struct berval *bv)
+{
+	for (ber_len_t i = 0; i < bv->bv_len; i++) {
+		unsigned char ch = (unsigned char)bv->bv_val[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* A uuid value as text: printable values as they are, 16 binary bytes (AD
+ * objectGUID, little-endian first three fields) as the GUID string, any
+ * other binary value as hex. */
+static char *uuid_text(const struct berval *bv, const char *attr)
+{
+	const unsigned char *b = (const unsigned char *)bv->bv_val;
+	bool guid_attr = strcasecmp(attr, "objectGUID") == 0;
+
+	if (bv->bv_len == 16 && (guid_attr || !is_printable(bv)))
+		return xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+				 "%02x%02x%02x%02x%02x%02x",
+				 b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9],
+				 b[10], b[11], b[12], b[13], b[14], b[15]);
+	if (is_printable(bv))
+		return xstrndup(bv->bv_val, bv->bv_len);
+	struct strbuf sb = { 0 };
+	for (ber_len_t i = 0; i < bv->bv_len; i++)
+		sb_addf(&sb, "%02x", b[i]);
+	return sb_steal(&sb);
+}
+
+/* The first value of attr in entry e, rendered by how (NULL if absent). */
+static char *first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid)
+{
+	struct berval **vals;
+	char *v = NULL;
+
+	if (attr == NULL)
+		return NULL;
+	vals = ldap_get_values_len(ld, e, attr);
+	if (vals == NULL)
+		return NULL;
+	if (vals[0] != NULL) {
+		if (uuid)
+			v = uuid_text(vals[0], attr);
+		else if (memchr(vals[0]->bv_val, '\0', vals[0]->bv_len) == NULL)
+			v = xstrndup(vals[0]->bv_val, vals[0]->bv_len);
+	}
+	ldap_value_free_len(vals);
+	return v;
+}
+
+/* An attribute description we are willing to paste into a filter. */
+static bool attr_ok(const char *a)
+{
+	if (a == NULL || a[0] == '\0')
+		return false;
+	for (; *a; a++) {
+		char ch = *a;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == ';'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- operations ------------------------------------------------------ */
+
+struct resolve_arg {
+	const char *filter;
+	struct dir_user user;   /* filled when exactly one entry matched */
+	int matched;            /* 0, 1 or 2 (= two or more) */
+};
+
+static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct resolve_arg *arg = varg;
+	const struct jit_dir_cfg *cfg = c->cfg;
+	char *attrs[3] = { NULL, NULL, NULL };
+	int na = 0;
+	struct timeval tv = cfg_timeout(cfg);
+	LDAPMessage *msg = NULL, *e;
+	char *dn;
+	int code, n;
+
+	if (cfg->uid_attr != NULL)
+		attrs[na++] = cfg->uid_attr;
+	if (cfg->uuid_attr != NULL)
+		attrs[na++] = cfg->uuid_attr;
+	if (na == 0)
+		attrs[0] = (char *)LDAP_NO_ATTRS;
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
+				 attrs, 0, NULL, NULL, &tv, 2, &msg);
+	set_result(c, res, code, NULL);
+	if (code == LDAP_SIZELIMIT_EXCEEDED) {
+		arg->matched = 2;
+		code = LDAP_SUCCESS;
+		goto out;
+	}
+	if (code != LDAP_SUCCESS)
+		goto out;
+	n = ldap_count_entries(c->ld, msg);
+	if (n < 0) {
+		code = LDAP_DECODING_ERROR;
+		set_result(c, res, code, "search result");
+		goto out;
+	}
+	if (n != 1) {
+		arg->matched = n == 0 ? 0 : 2;
+		goto out;
+	}
+	e = ldap_first_entry(c->ld, msg);
+	dn = e ? ldap_get_dn(c->ld, e) : NULL;
+	if (dn == NULL) {
+		code = LDAP_DECODING_ERROR;
+		set_result(c, res, code, "entry");
+		goto out;
+	}
+	dir_user_clear(&arg->user);
+	arg->user.dn = xstrdup(dn);
+	ldap_memfree(dn);
+	arg->user.uid = first_value(c->ld, e, cfg->uid_attr, false);
+	arg->user.uuid = first_value(c->ld, e, cfg->uuid_attr, true);
+	arg->matched = 1;
+out:
+	ldap_msgfree(msg);
+	return code;
+}
+
+int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
+		     struct dir_result *res)
+{
+	struct resolve_arg arg = { 0 };
+	struct dir_result dummy;
+	char *filter = NULL;
+	int rc, code;
+
+	if (res == NULL)
+		res = &dummy;
+	res->ldap_code = 0;
+	res->message[0] = '\0';
+	if (name == NULL || name[0] == '\0') {
+		set_local_result(res, "empty user name");
+		res->ldap_code = 0;
+		return JIT_EUNKUSER;
+	}
+	rc = filter_expand(c->cfg->user_filter ? c->cfg->user_filter : "(uid=%s)", name,
+			   &filter);
+	if (rc != JIT_OK) {
+		set_local_result(res, "user_filter is not a valid template");
+		goto out;
+	}
+	arg.filter = filter;
+	rc = dir_run(c, op_resolve, &arg, res, &code);
+	if (rc != JIT_OK)
+		goto out;
+	if (code != LDAP_SUCCESS) {
+		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+		goto out;
+	}
+	if (arg.matched != 1) {
+		(void)snprintf(res->message, sizeof(res->message), "%s",
+			       arg.matched == 0 ? "no entry matches the user filter"
+						: "more than one entry matches the user filter");
+		rc = JIT_EUNKUSER;
+		goto out;
+	}
+	*out = arg.user;
+	memset(&arg.user, 0, sizeof(arg.user));
+out:
+	dir_user_clear(&arg.user);
+	free(filter);
+	return rc;
+}
+
+struct member_arg {
+	const char *group_dn, *attr, *value, *placeholder;
+	bool is_member;         /* op_is_member */
+	bool gone;              /* op_remove: the value was not there */
+	int sent;               /* op_add: attempts made (2 = first unanswered) */
+};
+
+/* Base-scope search of the group for (attr=value). */
+static int search_member(struct dir_conn *c, struct member_arg *arg, struct dir_result *res)
+{
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	char *esc = escape_filter_value(arg->value, strlen(arg->value));
+	char *filter = xasprintf("(%s=%s)", arg->attr, esc);
+	LDAPMessage *msg = NULL;
+	int code, n;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	if (code == LDAP_SUCCESS) {
+		n = ldap_count_entries(c->ld, msg);
+		if (n < 0) {
+			code = LDAP_DECODING_ERROR;
+			set_result(c, res, code, "search result");
+		} else {
+			arg->is_member = n > 0;
+		}
+	}
+	ldap_msgfree(msg);
+	free(filter);
+	free(esc);
+	return code;
+}
+
+static int op_is_member(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	return search_member(c, varg, res);
+}
+
+/* One modify of group_dn: each of the n (op, value) pairs on attr. */
+static int modify_values(struct dir_conn *c, const char *group_dn, const char *attr,
+			 const int *ops, const char *const *values, int n, struct dir_result *res)
+{
+	struct berval bv[2], *bvals[2][2];
+	LDAPMod mods[2], *modp[3];
+	int code;
+
+	for (int i = 0; i < n && i < 2; i++) {
+		bv[i].bv_val = (char *)values[i];
+		bv[i].bv_len = strlen(values[i]);
+		bvals[i][0] = &bv[i];
+		bvals[i][1] = NULL;
+		mods[i].mod_op = ops[i] | LDAP_MOD_BVALUES;
+		mods[i].mod_type = (char *)attr;
+		mods[i].mod_bvalues = bvals[i];
+		modp[i] = &mods[i];
+		modp[i + 1] = NULL;
+	}
+	clear_diag(c);
+	code = ldap_modify_ext_s(c->ld, group_dn, modp, NULL, NULL);
+	set_result(c, res, code, NULL);
+	return code;
+}
+
+static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct member_arg *arg = varg;
+	int op = LDAP_MOD_ADD;
+
+	arg->sent++;
+	return modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
+}
+
+/*
+ * Delete answered 53: AD's "not a member", but also what a read-only
+ * replica says. Robustness: believe "already gone" only if a search agrees,
+ * so a privilege is never reported removed while it is still there.
+ */
+static int confirm_gone(struct dir_conn *c, struct member_arg *arg, struct dir_result *res)
+{
+	struct dir_result orig = *res;
+	int code = search_member(c, arg, res);
+
+	if (code_is_unavailable(code))
+		return code;
+	*res = orig;
+	if ((code == LDAP_SUCCESS && !arg->is_member) || code == LDAP_NO_SUCH_OBJECT)
+		arg->gone = true;
+	return orig.ldap_code;
+}
+
+/* The last value cannot go (65): add the placeholder in the same modify. */
+static int remove_with_placeholder(struct dir_conn *c, struct member_arg *arg,
+				   struct dir_result *res)
+{
+	struct dir_result orig = *res;
+	const int ops[2] = { LDAP_MOD_ADD, LDAP_MOD_DELETE };
+	const char *values[2] = { arg->placeholder, arg->value };
+	int code = modify_values(c, arg->group_dn, arg->attr, ops, values, 2, res);
+
+	if (code == LDAP_TYPE_OR_VALUE_EXISTS) {
+		/* The placeholder is already there, so the value was not the
+		 * last one: the 65 had another cause. Report it as it was. */
+		*res = orig;
+		return orig.ldap_code;
+	}
+	if (code == LDAP_NO_SUCH_ATTRIBUTE)
+		arg->gone = true;
+	return code;
+}
+
+static int op_remove(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct member_arg *arg = varg;
+	int op = LDAP_MOD_DELETE;
+	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
+
+	arg->gone = false;
+	if (code == LDAP_NO_SUCH_ATTRIBUTE)
+		arg->gone = true;
+	else if (code == LDAP_UNWILLING_TO_PERFORM)
+		code = confirm_gone(c, arg, res);
+	else if (code == LDAP_OBJECT_CLASS_VIOLATION && arg->placeholder != NULL &&
+		 strcasecmp(arg->placeholder, arg->value) != 0)
+		code = remove_with_placeholder(c, arg, res);
+	return code;
+}
+
+/* Shared front of the member operations: argument checks, run, map. */
+static int member_run(struct dir_conn *c, dir_op_fn op, struct member_arg *arg,
+		      struct dir_result *res, int *code)
+{
+	int rc;
+
+	res->ldap_code = 0;
+	res->message[0] = '\0';
+	if (arg->group_dn == NULL || arg->value == NULL || !attr_ok(arg->attr)) {
+		set_local_result(res, "bad group DN, attribute or value");
+		return JIT_EBADREQ;
+	}
+	rc = dir_run(c, op, arg, res, code);
+	if (rc != JIT_OK)
+		return rc;
+	if (code_is_internal(*code))
+		return JIT_EINTERNAL;
+	return JIT_OK;
+}
+
+int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		  const char *value, bool *is_member, struct dir_result *res)
+{
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0 };
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	rc = member_run(c, op_is_member, &arg, res, &code);
+	if (rc != JIT_OK)
+		return rc;
+	if (code != LDAP_SUCCESS)
+		return JIT_EDIRREFUSED;
+	*is_member = arg.is_member;
+	return JIT_OK;
+}
+
+int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		   const char *value, bool *already, struct dir_result *res)
+{
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0 };
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	rc = member_run(c, op_add, &arg, res, &code);
+	if (rc != JIT_OK)
+		return rc;
+	if (code == LDAP_SUCCESS)
+		*already = false;
+	else if (code != LDAP_TYPE_OR_VALUE_EXISTS && code != LDAP_ALREADY_EXISTS)
+		return JIT_EDIRREFUSED;
+	else if (arg.sent < 2)
+		*already = true;
+	else {
+		/* Robustness: the first add went unanswered and the server may
+		 * have applied it before the retry found the value. "Already
+		 * there" would pass our own change off as a membership that
+		 * predates jitd, one jitd then never removes: report it as
+		 * added by this call. */
+		*already = false;
+		log_info("directory %s: add to %s: value present after an unanswered "
+			 "attempt; counted as added by this call", c->cfg->name, group_dn);
+	}
+	return JIT_OK;
+}
+
+int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		      const char *value, const char *placeholder, bool *already_gone,
+		      struct dir_result *res)
+{
+	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, 0 };
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	rc = member_run(c, op_remove, &arg, res, &code);
+	if (rc != JIT_OK)
+		return rc;
+	if (code == LDAP_SUCCESS || arg.gone) {
+		*already_gone = arg.gone;
+		return JIT_OK;
+	}
+	return JIT_EDIRREFUSED;
+}

@@ -39,7 +39,9 @@ int jit_op_parse(const char *s, enum jit_op *out) JIT_WUR;
 struct jit_dir_cfg {
 	char *name;
 	char *uri;              /* one or more URIs separated by spaces: failover order */
-	char *sasl_mech;        /* EXTERNAL (default), SCRAM-SHA-256, DIGEST-MD5, GSSAPI */
+	char *sasl_mech;        /* EXTERNAL (default), SCRAM-SHA-256, SCRAM-SHA-1,
+				 * DIGEST-MD5, GSSAPI, PLAIN; all but EXTERNAL and
+				 * GSSAPI come with sasl_authcid + sasl_secret_file */
 	char *sasl_authcid;     /* may be NULL */
 	char *sasl_realm;       /* may be NULL */
 	char *sasl_authzid;     /* may be NULL ("" in the file means NULL) */
@@ -67,14 +69,17 @@ struct jit_group_cfg {
 	int dir_index;          /* index into jit_config.dirs, resolved at load */
 	char *dn;
 	char *member_attr;      /* group override, else the directory's */
-	char *placeholder_member; /* group override, else the directory's; may be NULL */
+	char *placeholder_member; /* group override, else the directory's; may be NULL;
+				   * "" = none even if the directory has one: read it
+				   * through config_group_placeholder() */
 	int64_t max_duration;   /* seconds; default 4h */
 	int64_t default_duration; /* seconds; default 1h, <= max_duration */
 	int line;
 };
 
 struct jit_client_cfg {
-	char *name;             /* optional label for logs; default "client#N" */
+	char *name;             /* optional label for logs; default "client#N",
+				 * N = position in the file counting from 1 */
 	bool has_uid, has_gid;
 	uid_t uid;              /* from `uid` or `unix_user` (resolved at load) */
 	gid_t gid;              /* from `gid` or `unix_group` (resolved at load) */

@@ -43,6 +43,7 @@ int log_level_parse(const char *s, enum log_level *out)
 	return JIT_ECONFIG;
 }
 
+static void log_v(enum log_level lvl, const char *fmt, va_list ap) JIT_PRINTF(2, 0);
 static void log_v(enum log_level lvl, const char *fmt, va_list ap)
 {
 	static const char *tags[] = { "debug", "info", "warning", "error" };

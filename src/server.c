@@ -236,8 +236,6 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	int64_t duration = 0;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (len == 0)
-		return;
 	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)

@@ -178,7 +178,7 @@ enum stmt_id {
 /* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit. */
 #define LIST_SQL(where)                                                                            \
 	"SELECT " GRANT_COLS " FROM grants WHERE " where STATE_IN_1                                \
-	" ORDER BY created_at DESC, id LIMIT ?10"
+	" ORDER BY created_at DESC, rowid DESC LIMIT ?10"
 
 static const struct {
 	const char *name;

@@ -1,0 +1,100 @@
+"""Who may talk to jitd (kernel peer credentials against `clients`), and
+how jitd authenticates to the directory (SASL EXTERNAL over ldapi,
+SCRAM-SHA-256 over ldap://127.0.0.1)."""
+
+import re
+
+from jittest import Env, eq, refused, expires_epoch, need_root
+
+NOBODY = 65534
+SLACK = 5
+
+
+def test_unauthorized_peer():
+    need_root()
+    with Env(public=True) as e:
+        before = e.slapd.members("admins")
+        a = e.jitd.request_as(NOBODY, NOBODY, {"op": "grant", "user": "alice",
+                                               "group": "admins", "duration": "1h"})
+        refused(a, "unauthorized", "grant from uid 65534")
+        refused(e.jitd.request_as(NOBODY, NOBODY, {"op": "status"}), "unauthorized", "status")
+        refused(e.jitd.request_as(NOBODY, NOBODY, {"op": "list"}), "unauthorized", "list")
+        eq(e.slapd.members("admins"), before, "members unchanged")
+        # jitctl as that uid: refusal, exit 1.
+        r = e.jitd.jitctl("grant", "alice", "admins", "--for", "1h", as_uid=NOBODY)
+        eq(r.returncode, 1, "jitctl exit status as uid 65534 (stderr %r)" % r.stderr)
+        assert "unauthorized" in r.stderr, r.stderr
+        eq(e.slapd.members("admins"), before, "members unchanged after jitctl")
+        # Root, which has a clients entry, is served.
+        e.grant_and_check("alice", "admins", "1h")
+
+
+def test_client_limited_ops_and_groups():
+    need_root()
+    clients = [{"name": "helpdesk", "uid": NOBODY, "ops": ["grant", "show"],
+                "groups": ["web", "unixops"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        a = e.jitd.request_as(NOBODY, NOBODY, {"op": "grant", "user": "alice",
+                                               "group": "web", "duration": "1h"})
+        assert a.get("ok") is True, a
+        assert e.is_member("web", e.user_dn("alice")), "allowed grant did not add the member"
+        gid = a["grant"]["grant_id"]
+        s = e.jitd.request_as(NOBODY, NOBODY, {"op": "show", "grant_id": gid})
+        eq(s.get("ok"), True, "show allowed")
+        refused(e.jitd.request_as(NOBODY, NOBODY, {"op": "grant", "user": "alice",
+                                                   "group": "admins", "duration": "1h"}),
+                "unauthorized", "grant on a group not in the entry")
+        assert not e.is_member("admins", e.user_dn("alice"))
+        for req in ({"op": "complete", "grant_id": gid}, {"op": "revoke", "grant_id": gid},
+                    {"op": "extend", "grant_id": gid, "duration": "1h"}, {"op": "list"},
+                    {"op": "status"}):
+            refused(e.jitd.request_as(NOBODY, NOBODY, req), "unauthorized", req["op"])
+        eq(e.jitd.show(gid)["state"], "active", "still active after refused complete/revoke")
+        assert e.is_member("web", e.user_dn("alice"))
+        # The second entry (root) may do the rest.
+        e.jitd.ok({"op": "complete", "grant_id": gid})
+        assert not e.is_member("web", e.user_dn("alice"))
+
+
+def _bind_mechs(slapd):
+    """SASL mechanisms slapd logged for binds as the service DN."""
+    log = slapd.log_tail(100000)
+    return set(re.findall(r'BIND dn="cn=jitd,ou=services,[^"]*" mech=([A-Z0-9-]+)', log))
+
+
+def test_sasl_external_over_ldapi():
+    with Env(mech="EXTERNAL") as e:
+        g = e.grant_and_check("alice", "admins", "3s")
+        e.wait_removed("admins", e.user_dn("alice"), expires_epoch(g) + SLACK, "EXTERNAL expiry")
+        mechs = _bind_mechs(e.slapd)
+        assert "EXTERNAL" in mechs, "slapd saw no EXTERNAL bind as cn=jitd: %r" % mechs
+
+
+def test_sasl_scram_sha256_over_tcp():
+    with Env(mech="SCRAM-SHA-256") as e:
+        assert e.jitd.config["directories"][0]["uri"].startswith("ldap://127.0.0.1:")
+        g = e.grant_and_check("bob", "admins", "3s")
+        e.wait_removed("admins", e.user_dn("bob"), expires_epoch(g) + SLACK, "SCRAM expiry")
+        mechs = _bind_mechs(e.slapd)
+        assert "SCRAM-SHA-256" in mechs, "slapd saw no SCRAM-SHA-256 bind as cn=jitd: %r" % mechs
+        assert "EXTERNAL" not in mechs, mechs
+
+
+def test_scram_wrong_password_grants_nothing():
+    with Env(mech="SCRAM-SHA-256", start=False) as e:
+        e.jitd.write_secret("not-the-password")
+        try:
+            e.jitd.start()
+        except RuntimeError:
+            # Refusing to start with a directory it cannot bind to is fine too;
+            # then there is nothing more to check.
+            eq(e.slapd.members("admins"), {e.slapd.placeholder}, "members")
+            return
+        a = e.jitd.grant("alice", "admins", "1h")
+        assert a.get("ok") is False, "grant succeeded with a wrong bind password: %r" % a
+        eq(a["error"]["code"], "directory_unavailable", "code for a failed bind")
+        eq(e.slapd.members("admins"), {e.slapd.placeholder}, "members")
+        st = e.jitd.ok({"op": "status"})["status"]
+        eq(st["directories"][0]["connected"], False, "status: not connected")
+        assert st["directories"][0]["last_error"], st

@@ -1,0 +1,108 @@
+"""jitd -t: configuration errors name FILE:LINE and the key; a good
+configuration passes; a bad one keeps the daemon from starting."""
+
+import os
+import subprocess
+
+from jittest import Env, eq
+from jitd import binary, cfg_text
+
+
+def _check(path):
+    r = subprocess.run([binary("jitd"), "-t", "-c", path], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _write(e, name, text):
+    path = os.path.join(e.jitd.dir, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def _line_of(text, needle):
+    for n, line in enumerate(text.split("\n"), 1):
+        if needle in line:
+            return n
+    raise AssertionError("%r not in config" % needle)
+
+
+def _expect_error(e, name, text, needle, key):
+    path = _write(e, name, text)
+    rc, out = _check(path)
+    assert rc != 0, "jitd -t accepted %s:\n%s\noutput: %s" % (name, text, out)
+    where = "%s:%d" % (path, _line_of(text, needle))
+    assert where in out, "error does not name %s:\n%s" % (where, out)
+    assert key in out, "error does not name the key %r:\n%s" % (key, out)
+    return out
+
+
+def test_good_config_checks_ok():
+    with Env(start=False) as e:
+        rc, out = _check(e.jitd.conf)
+        eq(rc, 0, "jitd -t on the test config (output %r)" % out)
+
+
+def test_config_errors_name_file_line_key():
+    with Env(start=False) as e:
+        good = cfg_text(e.jitd.config)
+
+        # An unknown top-level key.
+        text = good.replace("log_level =", "bogus_key = 1;\nlog_level =", 1)
+        _expect_error(e, "unknown.conf", text, "bogus_key", "bogus_key")
+
+        # A value of the wrong type.
+        text = good.replace('client_timeout = 60;', 'client_timeout = true;', 1)
+        assert text != good
+        _expect_error(e, "type.conf", text, "client_timeout", "client_timeout")
+
+        # A bad duration string inside a group.
+        text = good.replace('max_duration = "4h";', 'max_duration = "4 hours";', 1)
+        assert text != good
+        _expect_error(e, "dur.conf", text, "4 hours", "max_duration")
+
+        # An unknown key inside a directories entry.
+        text = good.replace("user_filter =", "colour = \"red\";\n    user_filter =", 1)
+        _expect_error(e, "dirkey.conf", text, "colour", "colour")
+
+        # A group naming a directory that does not exist.
+        text = good.replace('directory = "corp";', 'directory = "nowhere";', 1)
+        _expect_error(e, "nodir.conf", text, "nowhere", "directory")
+
+        # A socket mode that is not octal text.
+        text = good.replace('socket_mode = "0600";', 'socket_mode = "rw-------";', 1)
+        assert text != good
+        _expect_error(e, "mode.conf", text, "socket_mode", "socket_mode")
+
+        # A libconfig syntax error names the file and line too.
+        text = good.replace("log_level =", "state_dir_oops \n = = ;\nlog_level =", 1)
+        path = _write(e, "syntax.conf", text)
+        rc, out = _check(path)
+        assert rc != 0, "syntax error accepted"
+        assert path + ":" in out, "syntax error does not name the file: %s" % out
+
+
+def test_config_reports_every_error():
+    with Env(start=False) as e:
+        good = cfg_text(e.jitd.config)
+        text = good.replace("log_level =", "first_bogus = 1;\nlog_level =", 1)
+        text = text.replace("retry_min_interval =", "second_bogus = 2;\nretry_min_interval =", 1)
+        path = _write(e, "two.conf", text)
+        rc, out = _check(path)
+        assert rc != 0
+        for key in ("first_bogus", "second_bogus"):
+            assert "%s:%d" % (path, _line_of(text, key)) in out and key in out, \
+                "error for %s missing:\n%s" % (key, out)
+
+
+def test_bad_config_does_not_start():
+    with Env(start=False) as e:
+        text = cfg_text(e.jitd.config).replace("log_level =", "bogus_key = 1;\nlog_level =", 1)
+        e.jitd.write_config(text)
+        p = subprocess.run([binary("jitd"), "-f", "-c", e.jitd.conf], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode != 0, "jitd started with a bad config"
+        assert "bogus_key" in p.stdout + p.stderr, p.stderr
+        assert not os.path.exists(e.jitd.sock), "socket created despite the bad config"

@@ -1,0 +1,125 @@
+"""jitctl, the client CLI: readable and --json output, exit statuses
+(0 ok, 1 refusal with the code on stderr, 2 usage, 3 no socket)."""
+
+import json
+import os
+import re
+
+from jittest import Env, eq
+
+GRANT_ID = re.compile(r"\bg-[0-9a-f]{24}\b")
+
+
+def test_jitctl_grant_show_list_complete():
+    with Env() as e:
+        j = e.jitd
+        r = j.jitctl("grant", "alice", "admins", "--for", "1h", "--ticket", "T-9",
+                     "--reason", "deploy", "--requested-by", "alice",
+                     "--approved-by", "bob", "--request-id", "CLI-1")
+        eq(r.returncode, 0, "grant exit status (stderr %r)" % r.stderr)
+        m = GRANT_ID.search(r.stdout)
+        assert m, "no grant id in readable output: %r" % r.stdout
+        gid = m.group(0)
+        for word in ("alice", "admins", "active", "T-9"):
+            assert word in r.stdout, "%r missing from readable grant output:\n%s" % (word, r.stdout)
+        assert e.is_member("admins", e.user_dn("alice"))
+        g = j.show(gid)
+        eq(g["ticket"], "T-9", "ticket")
+        eq(g["reason"], "deploy", "reason")
+        eq(g["requested_by"], "alice", "requested_by")
+        eq(g["approved_by"], "bob", "approved_by")
+        eq(g["request_id"], "CLI-1", "request_id")
+        eq(g["duration"], 3600, "duration")
+
+        # --json prints the server's answer line unchanged.
+        r = j.jitctl("--json", "show", gid)
+        eq(r.returncode, 0, "show --json exit status")
+        lines = r.stdout.splitlines()
+        eq(len(lines), 1, "one line of --json output")
+        a = json.loads(lines[0])
+        eq(a["ok"], True, "ok")
+        eq(a["grant"]["grant_id"], gid, "grant_id")
+        eq(a["grant"], j.show(gid), "--json grant equals the server's")
+
+        r = j.jitctl("show", gid)
+        eq(r.returncode, 0, "show exit status")
+        assert gid in r.stdout and "alice" in r.stdout, r.stdout
+
+        r = j.jitctl("list")
+        eq(r.returncode, 0, "list exit status")
+        assert gid in r.stdout and "alice" in r.stdout, r.stdout
+        r = j.jitctl("--json", "list", "--user", "alice", "--state", "all", "--limit", "5")
+        eq(r.returncode, 0, "list --json exit status")
+        a = json.loads(r.stdout)
+        eq(a["count"], 1, "list count")
+
+        r = j.jitctl("extend", gid, "30m")
+        eq(r.returncode, 0, "extend exit status (stderr %r)" % r.stderr)
+        eq(j.show(gid)["duration"], 5400, "duration after extend")
+
+        r = j.jitctl("status")
+        eq(r.returncode, 0, "status exit status")
+        assert "corp" in r.stdout, r.stdout
+        r = j.jitctl("--json", "status")
+        eq(json.loads(r.stdout)["status"]["protocol"], 1, "status --json")
+
+        r = j.jitctl("complete", gid, "--reason", "done")
+        eq(r.returncode, 0, "complete exit status")
+        assert "completed" in r.stdout, r.stdout
+        assert not e.is_member("admins", e.user_dn("alice")), "complete via jitctl left member"
+
+
+def test_jitctl_revoke():
+    with Env() as e:
+        r = e.jitd.jitctl("--json", "grant", "bob", "dba", "--for", "2h")
+        eq(r.returncode, 0, "grant exit status")
+        gid = json.loads(r.stdout)["grant"]["grant_id"]
+        assert e.is_member("dba", e.user_dn("bob"))
+        r = e.jitd.jitctl("revoke", gid, "--reason", "oops")
+        eq(r.returncode, 0, "revoke exit status")
+        assert not e.is_member("dba", e.user_dn("bob"))
+        eq(e.jitd.show(gid)["state"], "revoked", "state")
+
+
+def test_jitctl_refusal_exit_1():
+    with Env() as e:
+        r = e.jitd.jitctl("grant", "nobody", "admins", "--for", "1h")
+        eq(r.returncode, 1, "exit status for a refusal")
+        assert "jitctl: unknown_user:" in r.stderr, r.stderr
+        r = e.jitd.jitctl("grant", "alice", "admins", "--for", "9h")
+        eq(r.returncode, 1, "exit status for duration_exceeds_max")
+        assert "jitctl: duration_exceeds_max:" in r.stderr, r.stderr
+        r = e.jitd.jitctl("show", "g-000000000000000000000000")
+        eq(r.returncode, 1, "exit status for not_found")
+        assert "not_found" in r.stderr, r.stderr
+        r = e.jitd.jitctl("--json", "grant", "alice", "nosuchgroup")
+        eq(r.returncode, 1, "exit status for a refusal with --json")
+        assert "unknown_group" in r.stdout + r.stderr, (r.stdout, r.stderr)
+        assert not e.is_member("admins", e.user_dn("alice"))
+
+
+def test_jitctl_no_socket_exit_3():
+    with Env() as e:
+        missing = os.path.join(e.jitd.dir, "nothing-here.sock")
+        r = e.jitd.jitctl("status", socket_path=missing)
+        eq(r.returncode, 3, "exit status without a socket (stderr %r)" % r.stderr)
+        assert r.stderr.strip(), "no message on stderr"
+        # $JITD_SOCKET is the default socket.
+        r = e.jitd.jitctl("status", socket_path=False, env={"JITD_SOCKET": e.jitd.sock})
+        eq(r.returncode, 0, "status via $JITD_SOCKET (stderr %r)" % r.stderr)
+        r = e.jitd.jitctl("status", socket_path=False, env={"JITD_SOCKET": missing})
+        eq(r.returncode, 3, "missing $JITD_SOCKET")
+        # A stopped daemon: its socket path is gone or refuses connections.
+        e.jitd.stop()
+        r = e.jitd.jitctl("status")
+        eq(r.returncode, 3, "exit status with the daemon stopped")
+
+
+def test_jitctl_usage_exit_2():
+    with Env() as e:
+        for args in (["frobnicate"], ["grant", "alice"], ["extend", "g-1"], [],
+                     ["grant", "alice", "admins", "--for"], ["list", "--bogus"]):
+            r = e.jitd.jitctl(*args)
+            eq(r.returncode, 2, "exit status for usage error %r (stderr %r)" % (args, r.stderr))
+            assert r.stderr.strip(), "no usage message for %r" % (args,)
+        eq(e.slapd.members("admins"), {e.slapd.placeholder}, "nothing granted")

@@ -1,0 +1,175 @@
+"""The socket protocol as a hostile or clumsy client sees it: framing,
+malformed input, oversized lines, slow clients, pipelining."""
+
+import json
+import socket
+import threading
+import time
+
+from jittest import Env, eq, refused
+
+
+def test_malformed_json_keeps_connection():
+    with Env() as e:
+        with e.jitd.connect() as c:
+            for bad in (b'{"op": "grant", \n', b"not json at all\n", b"[1,2,3]\n",
+                        b'"just a string"\n', b'{"op":"status"} trailing\n', b"{}\n",
+                        b'{"op":"status","op":"grant"\n'):
+                c.send(bad)
+                refused(c.recv(), "bad_request", repr(bad))
+            # The same connection still serves a valid request.
+            a = c.call({"op": "grant", "user": "alice", "group": "admins", "duration": "1h"})
+            assert a.get("ok") is True, a
+        assert e.is_member("admins", e.user_dn("alice"))
+
+
+def test_bad_requests():
+    with Env() as e:
+        with e.jitd.connect() as c:
+            refused(c.call({"op": "frobnicate"}), "unknown_op", "unknown op")
+            refused(c.call({"user": "alice"}), "bad_request", "no op")
+            refused(c.call({"op": 7}), "bad_request", "op not a string")
+            refused(c.call({"op": "status", "v": 2}), "bad_request", "v=2")
+            assert c.call({"op": "status", "v": 1})["ok"] is True
+            refused(c.call({"op": "grant", "user": "alice", "group": "admins",
+                            "colour": "red"}), "bad_request", "unknown field")
+            refused(c.call({"op": "grant", "user": "alice"}), "bad_request", "no group")
+            refused(c.call({"op": "grant", "user": "", "group": "admins"}), "bad_request",
+                    "empty user")
+            refused(c.call({"op": "grant", "user": "ali\nce", "group": "admins"}),
+                    "bad_request", "control char")
+            refused(c.call({"op": "grant", "user": "a" * 257, "group": "admins"}),
+                    "bad_request", "user too long")
+            refused(c.call({"op": "grant", "user": "alice", "group": "admins",
+                            "reason": {"nested": 1}}), "bad_request", "nested object")
+            refused(c.call({"op": "complete"}), "bad_request", "complete without grant_id")
+            refused(c.call({"op": "list", "limit": 0}), "bad_request", "limit 0")
+            refused(c.call({"op": "list", "limit": 10001}), "bad_request", "limit 10001")
+            refused(c.call({"op": "list", "state": "sleepy"}), "bad_request", "bad state")
+            c.send(b'{"op":"status","user":"a\\u0000b"}\n')
+            refused(c.recv(), "bad_request", "NUL in a string")
+            assert c.call({"op": "status"})["ok"] is True
+        eq(e.slapd.members("admins"), {e.slapd.placeholder}, "nothing granted")
+
+
+def test_oversized_line_closes_connection():
+    with Env() as e:
+        c = e.jitd.connect()
+        big = b'{"op":"status","reason":"' + b"a" * (1 << 20) + b'"}\n'
+
+        def push():
+            try:
+                c.sock.sendall(big)
+            except OSError:
+                pass  # the server closed the connection: expected
+        t = threading.Thread(target=push, daemon=True)
+        t.start()
+        line = c.recv_line()
+        assert line, "no answer to an oversized line"
+        refused(json.loads(line), "bad_request", "1 MiB line")
+        assert c.closed_by_peer(5), "connection not closed after an oversized line"
+        t.join(5)
+        c.close()
+        # The daemon still serves other clients.
+        g = e.jitd.must_grant("alice", "admins", "1h")
+        assert e.is_member("admins", e.user_dn("alice")), g
+
+
+def test_max_request_size_boundary():
+    with Env(top={"max_request_size": 4096}) as e:
+        with e.jitd.connect() as c:
+            # 4095 bytes + newline = 4096: accepted (as a request; reason too long
+            # for the field limit would be bad_request, so pad with spaces).
+            body = b'{"op":"status"}'
+            line = body + b" " * (4096 - 1 - len(body)) + b"\n"
+            eq(len(line), 4096, "line length")
+            a = c.call(line)
+            assert a.get("ok") is True, "a line of exactly max_request_size refused: %r" % a
+        with e.jitd.connect() as c:
+            line = body + b" " * (4097 - 1 - len(body)) + b"\n"
+            c.send(line)
+            refused(c.recv(), "bad_request", "one byte over")
+            assert c.closed_by_peer(5), "not closed after an over-long line"
+
+
+def test_pipelined_requests_answered_in_order():
+    with Env() as e:
+        with e.jitd.connect() as c:
+            reqs = [{"op": "show", "grant_id": "g-000000000000000000000000"},
+                    {"op": "grant", "user": "alice", "group": "admins", "duration": "1h"},
+                    {"op": "frobnicate"},
+                    {"op": "grant", "user": "bob", "group": "admins", "duration": "1h"},
+                    {"op": "status"}]
+            c.send(b"".join((json.dumps(r) + "\n").encode() for r in reqs))
+            answers = [c.recv() for _ in reqs]
+        refused(answers[0], "not_found", "1st")
+        eq(answers[1]["grant"]["user"], "alice", "2nd")
+        refused(answers[2], "unknown_op", "3rd")
+        eq(answers[3]["grant"]["user"], "bob", "4th")
+        assert "status" in answers[4], answers[4]
+        assert e.is_member("admins", e.user_dn("alice"))
+        assert e.is_member("admins", e.user_dn("bob"))
+
+
+def test_slow_client_does_not_block_others():
+    with Env(top={"client_timeout": 3}) as e:
+        slow = e.jitd.connect()
+        slow.send(b'{"op":"grant","user":"bob","gro')  # half a line, then nothing
+        time.sleep(0.3)
+        t0 = time.time()
+        g = e.jitd.must_grant("alice", "admins", "1h")
+        took = time.time() - t0
+        assert took < 2, "a grant took %.1fs while another client stalled" % took
+        assert e.is_member("admins", e.user_dn("alice")), g
+        # Several stalled clients at once change nothing either.
+        stalled = []
+        for _ in range(5):
+            s = e.jitd.connect()
+            s.send(b'{"op":')
+            stalled.append(s)
+        eq(e.jitd.ok({"op": "status"})["ok"], True, "status with stalled clients")
+        # The idle one is dropped after client_timeout (3 s), never answered.
+        assert slow.closed_by_peer(3 + 4), "stalled client not dropped after client_timeout"
+        assert not slow.buf.strip() or json.loads(slow.buf)["ok"] is False, slow.buf
+        assert not e.is_member("admins", e.user_dn("bob")), "half a request was executed"
+        slow.close()
+        for s in stalled:
+            s.close()
+
+
+def test_client_disconnecting_mid_request():
+    with Env() as e:
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(e.jitd.sock)
+            s.sendall(b'{"op":"grant","user":"alice","group":"admins","duration":"1h"}\n')
+            s.close()  # gone before the answer
+        time.sleep(0.5)
+        eq(e.jitd.ok({"op": "status"})["ok"], True, "status after abrupt clients")
+        # Whatever got granted is recorded and can be ended.
+        for g in e.jitd.ok({"op": "list"})["grants"]:
+            e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("admins", e.user_dn("alice")), \
+            "membership left after completing every recorded grant: %r" % \
+            sorted(e.slapd.members("admins"))
+
+
+def test_parallel_grants():
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    with Env() as e:
+        answers = {}
+
+        def one(u):
+            answers[u] = e.jitd.grant(u, "ops", "1h")
+        threads = [threading.Thread(target=one, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for u in users:
+            assert answers.get(u, {}).get("ok") is True, (u, answers.get(u))
+        got = {m.lower() for m in e.slapd.members("ops")}
+        want = {e.user_dn(u).lower() for u in users} | {e.slapd.placeholder.lower()}
+        eq(got, want, "members after parallel grants")
+        ids = {a["grant"]["grant_id"] for a in answers.values()}
+        eq(len(ids), len(users), "distinct grant ids")

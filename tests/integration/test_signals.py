@@ -1,0 +1,103 @@
+"""SIGHUP (audit log reopen for logrotate, config reload), blank lines, and
+isolation between directories: a stalled directory must not hold up grants
+or expiries in another one."""
+
+import os
+import signal
+import time
+
+from jitd import Jitd
+from jittest import Env, eq, refused, expires_epoch, wait_until
+from slapd import Slapd
+
+SLACK = 5
+
+
+def _seqs(path):
+    import json
+    with open(path) as f:
+        return [json.loads(l)["seq"] for l in f if l.strip()]
+
+
+def test_sighup_reopens_audit_log_and_chain_continues():
+    with Env() as e:
+        e.jitd.must_grant("alice", "admins", "1h")
+        rotated = e.jitd.audit_log + ".1"
+        os.rename(e.jitd.audit_log, rotated)
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: os.path.exists(e.jitd.audit_log), 5, "audit log reopened")
+        g = e.jitd.must_grant("bob", "admins", "1h")
+        old, new = _seqs(rotated), _seqs(e.jitd.audit_log)
+        assert new, "nothing written to the reopened audit log"
+        eq(new[0], old[-1] + 1, "seq continues across rotation")
+        with open(e.jitd.audit_log) as f:
+            assert g["grant_id"] in f.read(), "new grant not in the reopened log"
+        with open(rotated) as f:
+            assert g["grant_id"] not in f.read(), "new grant written to the rotated file"
+
+
+def test_sighup_reloads_config_and_keeps_old_one_when_broken():
+    with Env() as e:
+        refused(e.jitd.grant("alice", "admins", "5h"), "duration_exceeds_max")
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["max_duration"] = "8h"
+        e.jitd.write_config()
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: e.jitd.grant("alice", "admins", "5h").get("ok"), 5,
+                   "reloaded max_duration in effect")
+        # A broken file on reload: the daemon keeps serving with the old config.
+        e.jitd.write_config("this is not a config;\n")
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert e.jitd.running(), "jitd died on a broken reload"
+        g = e.jitd.must_grant("bob", "admins", "6h")
+        eq(g["duration"], 6 * 3600, "old (reloaded) config still in force")
+        assert "reload refused" in e.jitd.stderr_tail(200), e.jitd.stderr_tail(50)
+
+
+def test_blank_line_is_answered():
+    with Env() as e:
+        with e.jitd.connect() as c:
+            c.sock.sendall(b"\n")
+            refused(c.recv(), "bad_request", "blank line")
+            eq(c.call({"op": "status"})["ok"], True, "connection still usable")
+
+
+def test_stalled_directory_does_not_block_another():
+    slow = Slapd()
+    slow.start()
+    try:
+        with Env(start=False) as e:
+            s = e.slapd
+            d2 = {"name": "slow", "uri": slow.ldapi_uri, "sasl_mech": "EXTERNAL",
+                  "user_base": slow.people, "user_filter": "(uid=%s)", "timeout": 3,
+                  "connections": 1}
+            e.jitd.config["directories"].append(d2)
+            e.jitd.config["groups"].append(
+                {"name": "slow-admins", "directory": "slow", "dn": slow.group_dn("admins"),
+                 "max_duration": "1h", "default_duration": "10m"})
+            e.jitd.write_config()
+            e.jitd.start()
+            g_fast = e.grant_and_check("alice", "admins", "3s")
+            os.kill(slow.pid, signal.SIGSTOP)
+            try:
+                # a grant into the stalled directory: its client waits (or fails)...
+                stalled = e.jitd.connect(timeout=30)
+                stalled.send({"op": "grant", "user": "bob", "group": "slow-admins",
+                              "duration": "5m"})
+                # ...while the healthy directory keeps granting and expiring on time
+                t0 = time.time()
+                g2 = e.grant_and_check("carol", "dba", "1h")
+                assert time.time() - t0 < 2, "grant in the healthy directory was held up"
+                e.wait_removed("admins", e.user_dn("alice"), expires_epoch(g_fast) + 2.5,
+                               "expiry in the healthy directory while another is stalled")
+                e.jitd.ok({"op": "complete", "grant_id": g2["grant_id"]})
+                assert not e.is_member("dba", e.user_dn("carol"))
+            finally:
+                os.kill(slow.pid, signal.SIGCONT)
+            a = stalled.recv()
+            stalled.close()
+            assert a.get("ok") or a["error"]["code"] == "directory_unavailable", a
+    finally:
+        slow.close()

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "directory.h"
 #include "engine.h"
+#include "fault.h"
 #include "grant.h"
 #include "log.h"
 #include "store.h"
@@ -312,6 +313,7 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 			log_err("audit: cannot record recovery");
 		json_decref(o);
 	}
+	FAULT_POINT("engine.after_recover");
 	e->dirs = xcalloc(cfg->n_dirs, sizeof(struct dirq));
 	for (size_t i = 0; i < cfg->n_dirs; i++) {
 		e->n_dirs++;
@@ -530,6 +532,7 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
 	} else {
 		struct grant_rec *n = NULL;
+		FAULT_POINT("engine.after_extend");
 		if (store_get(e->st, r->id, &n) != JIT_OK) {
 			line = proto_error_line(JIT_EINTERNAL, NULL);
 		} else {

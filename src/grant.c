@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fault.h"
 #include "grant.h"
 #include "log.h"
 #include "util.h"
@@ -299,6 +300,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
 		goto out;
 	}
+	FAULT_POINT("grant.before_pending");
 	rc = record_pending(g, &r, present);
 	if (rc == JIT_EEXISTS && (line = existing_request(g, r.request_id)) != NULL)
 		goto out;
@@ -306,13 +308,16 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = reply_refused(g, p, JIT_EINTERNAL, "cannot record the grant", NULL);
 		goto out;
 	}
+	FAULT_POINT("grant.after_pending");
 	if (!present) {
 		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
 				    &dres);
 		if (rc != JIT_OK) {
 			line = add_failed(g, p, &r, rc, &dres);
+			FAULT_POINT("grant.after_add_failed");
 			goto out;
 		}
+		FAULT_POINT("grant.after_dir_add");
 	}
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
@@ -326,11 +331,13 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
 		goto out;
 	}
+	FAULT_POINT("grant.after_audit_granted");
 	if (transition(g, &r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL) != JIT_OK) {
 		/* The row stays pending; recovery at next start rolls it back. */
 		line = proto_error_line(JIT_EINTERNAL, "cannot record the grant as active");
 		goto out;
 	}
+	FAULT_POINT("grant.after_active");
 	log_info("granted %s: %s -> %s until %lld (%s)", r.id, r.user, r.group_name,
 		 (long long)r.expires_at, r.standing ? "standing" : "added");
 	line = reply_grant(g, r.id, false);
@@ -379,6 +386,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	case GS_ACTIVE:
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
 			return reply_grant(g, r->id, false); /* extended meanwhile */
+		FAULT_POINT("grant.before_ending");
 		if (transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK)
 			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
 		r->state = GS_ENDING;
@@ -391,6 +399,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	default:
 		return reply_grant(g, r->id, false); /* already ended: idempotent */
 	}
+	FAULT_POINT("grant.after_ending");
 	int rc = settle_membership(g, r, &outcome, &dres);
 	if (rc != JIT_OK) {
 		int64_t attempts = r->attempts + 1;
@@ -398,6 +407,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		const char *msg = dres.message[0] ? dres.message : jit_err_message(rc);
 		if (store_set_retry(g->st, r->id, attempts, next, msg) != JIT_OK)
 			log_err("grant %s: cannot record retry", r->id);
+		FAULT_POINT("grant.after_retry");
 		log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 			 (long long)attempts, (long long)(next - now), msg);
 		/* Rate limit: the first attempts, then every 20th. */
@@ -406,10 +416,13 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 				    reason);
 		return reply_grant(g, r->id, false);
 	}
+	FAULT_POINT("grant.after_dir_remove");
 	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+	FAULT_POINT("grant.after_final");
 	r->state = r->end_state;
 	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
+	FAULT_POINT("grant.after_final_audit");
 	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
 		 r->user, outcome);
 	return reply_grant(g, r->id, false);

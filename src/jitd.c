@@ -17,6 +17,7 @@
 #include "audit.h"
 #include "config.h"
 #include "engine.h"
+#include "fault.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -127,6 +128,22 @@ static int write_pid_file(const char *path)
 	return rc;
 }
 
+/* Test builds: arms the crash points named in JITD_FAULT (see fault.h). */
+static int arm_faults(void)
+{
+	char msg[256];
+	bool armed = false;
+	if (fault_init(&armed, msg, sizeof(msg)) != JIT_OK) {
+		log_err("%s", msg);
+		return JIT_ECONFIG;
+	}
+	if (msg[0])
+		log_warn("%s", msg);
+	if (armed)
+		log_warn("fault injection armed: %s", getenv("JITD_FAULT"));
+	return JIT_OK;
+}
+
 static int check_only(const char *path, bool verbose)
 {
 	struct jit_config *cfg = NULL;
@@ -202,7 +219,10 @@ int main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 't': test = true; break;
 		case 'v': verbose = true; break;
-		case 'V': printf("jitd %s\n", PACKAGE_VERSION); return 0;
+		case 'V':
+			printf("jitd %s%s\n", PACKAGE_VERSION,
+			       fault_compiled_in() ? " (fault injection compiled in)" : "");
+			return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -221,6 +241,10 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	d.cfg = d.cfg0;
+	if (arm_faults() != JIT_OK) {
+		config_free(d.cfg0);
+		return EXIT_CONFIG;
+	}
 	enum log_level lvl;
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);

@@ -275,14 +275,17 @@ class Jitd:
             d = os.path.dirname(d)
 
     # -- process control -----------------------------------------------
-    def start(self, wait=True, timeout=20):
+    def start(self, wait=True, timeout=20, env=None, wrapper=None):
+        """Starts jitd -f. env: extra environment variables (e.g.
+        JITD_FAULT); wrapper: a command prefix (e.g. valgrind ...)."""
         if self.running():
             raise RuntimeError("jitd already running")
         err = open(self.stderr_path, "ab")
         err.write(b"---- start %s\n" % time.strftime("%H:%M:%S").encode())
         err.flush()
-        env = dict(os.environ)
-        self.proc = subprocess.Popen([binary("jitd"), "-f", "-c", self.conf],
+        env = dict(os.environ, **(env or {}))
+        cmd = list(wrapper or []) + [binary("jitd"), "-f", "-c", self.conf]
+        self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                      env=env)
         err.close()

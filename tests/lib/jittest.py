@@ -9,6 +9,7 @@ killed afterwards. A test passes if it returns, fails on any exception
 
     @slow                 marks a test that tests/run --quick skips
     @timeout(SECONDS)     a longer per-test timeout than tests/run's default
+    quick()               true under tests/run --quick (do less)
     with Env(...) as e:   e.slapd (tests/lib/slapd.py), e.jitd (tests/lib/jitd.py)
     wait_until(pred, timeout, what)
 """
@@ -48,6 +49,11 @@ def timeout(seconds):
         fn.jittest_timeout = seconds
         return fn
     return deco
+
+
+def quick():
+    """True under tests/run --quick: a test may do less (fewer trials)."""
+    return os.environ.get("JITTEST_QUICK") == "1"
 
 
 def need_root():

@@ -1,0 +1,228 @@
+/*
+ * fault.c - crash points for fault-injection tests (see fault.h).
+ * Trust: JITD_FAULT comes from whoever starts jitd, who can kill it anyway;
+ * it is still parsed with bounds. Security note: only a build configured
+ * with --enable-fault-injection can act on it; a normal build ignores it
+ * and says so.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "fault.h"
+#include "log.h"
+#include "util.h"
+
+/* Every FAULT_POINT in the daemon, with where it sits (keep in step with
+ * docs/testing.md and tests/lib/crash.py). */
+const char *const fault_names[] = {
+	"grant.before_pending",      /* user resolved, membership read; nothing durable yet */
+	"grant.after_pending",       /* pending row committed; directory add not sent */
+	"grant.after_dir_add",       /* member added; no granted line, row still pending */
+	"grant.after_audit_granted", /* granted line on disk; row still pending */
+	"grant.after_active",        /* row active; client not answered yet */
+	"grant.after_add_failed",    /* add failed, failure recorded; client not answered */
+	"grant.before_ending",       /* an end decided; row still active */
+	"grant.after_ending",        /* ending committed; directory removal not sent */
+	"grant.after_dir_remove",    /* member removed (or kept); final state not committed */
+	"grant.after_final",         /* final state committed; final audit line not written */
+	"grant.after_final_audit",   /* final audit line on disk; client not answered */
+	"grant.after_retry",         /* removal failed; retry recorded */
+	"engine.after_recover",      /* start-up recovery committed; workers not started */
+	"engine.after_extend",       /* extension committed; extended line not written */
+	NULL,
+};
+
+#define FAULT_MAX_ARMS 32
+
+bool fault_compiled_in(void)
+{
+#ifdef JITD_FAULT_INJECTION
+	return true;
+#else
+	return false;
+#endif
+}
+
+static bool known_name(const char *name, size_t len, bool prefix)
+{
+	for (size_t i = 0; fault_names[i]; i++) {
+		if (prefix ? strncmp(fault_names[i], name, len) == 0
+			   : strlen(fault_names[i]) == len && memcmp(fault_names[i], name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Parses one "name:value" entry of length len. */
+static int parse_one(const char *s, size_t len, struct fault_arm *a, char *msg, size_t msglen)
+{
+	const char *colon = memchr(s, ':', len);
+	memset(a, 0, sizeof(*a));
+	if (!colon || colon == s) {
+		snprintf(msg, msglen, "JITD_FAULT: \"%.*s\" is not name:probability or name:@N",
+			 (int)(len > 80 ? 80 : len), s);
+		return JIT_ECONFIG;
+	}
+	size_t nlen = (size_t)(colon - s);
+	if (s[nlen - 1] == '*') {
+		a->prefix = true;
+		nlen--;
+	}
+	if (nlen >= sizeof(a->name) || memchr(s, '*', nlen) ||
+	    !known_name(s, nlen, a->prefix)) {
+		snprintf(msg, msglen, "JITD_FAULT: no fault point is called \"%.*s\"",
+			 (int)(colon - s > 80 ? 80 : colon - s), s);
+		return JIT_ECONFIG;
+	}
+	memcpy(a->name, s, nlen);
+	a->name[nlen] = '\0';
+	char val[32];
+	size_t vlen = len - nlen - (a->prefix ? 1 : 0) - 1;
+	if (vlen == 0 || vlen >= sizeof(val))
+		goto bad_value;
+	memcpy(val, colon + 1, vlen);
+	val[vlen] = '\0';
+	if (val[0] == '@') {
+		if (parse_int64(val + 1, 1, INT64_MAX, &a->nth) != JIT_OK)
+			goto bad_value;
+		return JIT_OK;
+	}
+	char *end = NULL;
+	errno = 0;
+	double p = strtod(val, &end);
+	if (errno != 0 || end == val || *end != '\0' || !isfinite(p) || p < 0.0 || p > 1.0)
+		goto bad_value;
+	a->always = p >= 1.0;
+	a->threshold = (uint32_t)(p * 4294967295.0);
+	return JIT_OK;
+bad_value:
+	snprintf(msg, msglen, "JITD_FAULT: the value of \"%s\" must be a probability in [0, 1] "
+		 "or @N", a->name);
+	return JIT_ECONFIG;
+}
+
+int fault_parse(const char *spec, struct fault_arm *arms, size_t max, size_t *n, char *msg,
+		size_t msglen)
+{
+	size_t count = 0;
+	const char *p = spec;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if (len > 0) {
+			if (count == max) {
+				snprintf(msg, msglen, "JITD_FAULT: more than %zu entries", max);
+				return JIT_ECONFIG;
+			}
+			if (parse_one(p, len, &arms[count], msg, msglen) != JIT_OK)
+				return JIT_ECONFIG;
+			count++;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*n = count;
+	return JIT_OK;
+}
+
+#ifdef JITD_FAULT_INJECTION
+
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fault_arm armed[FAULT_MAX_ARMS];
+static int64_t passes[FAULT_MAX_ARMS];
+static size_t n_armed;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* xorshift64*: plenty for choosing crash moments; called under fault_lock. */
+static uint32_t draw32(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (uint32_t)((rng_state * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+static bool arm_matches(const struct fault_arm *a, const char *name)
+{
+	return a->prefix ? strncmp(name, a->name, strlen(a->name)) == 0 : strcmp(name, a->name) == 0;
+}
+
+void fault_point(const char *name)
+{
+	bool die = false;
+	if (!known_name(name, strlen(name), false))
+		fatal("FAULT_POINT(\"%s\") is missing from fault_names in fault.c", name);
+	pthread_mutex_lock(&fault_lock);
+	for (size_t i = 0; i < n_armed && !die; i++) {
+		if (!arm_matches(&armed[i], name))
+			continue;
+		if (armed[i].nth > 0)
+			die = ++passes[i] == armed[i].nth;
+		else
+			die = armed[i].always || draw32() < armed[i].threshold;
+	}
+	pthread_mutex_unlock(&fault_lock);
+	if (!die)
+		return;
+	char line[160];
+	int n = snprintf(line, sizeof(line), "jitd: fault injected at %s\n", name);
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nothing to do: we are about to die either way */
+	}
+	kill(getpid(), SIGKILL);
+	for (;;)
+		pause();
+}
+
+int fault_init(bool *armed_out, char *msg, size_t msglen)
+{
+	const char *spec = getenv("JITD_FAULT");
+	const char *seed = getenv("JITD_FAULT_SEED");
+	int64_t s = 0;
+	size_t n = 0;
+	msg[0] = '\0';
+	*armed_out = false;
+	if (!spec || !*spec)
+		return JIT_OK;
+	if (fault_parse(spec, armed, FAULT_MAX_ARMS, &n, msg, msglen) != JIT_OK)
+		return JIT_ECONFIG;
+	if (seed && *seed) {
+		if (parse_int64(seed, 0, INT64_MAX, &s) != JIT_OK) {
+			snprintf(msg, msglen, "JITD_FAULT_SEED must be a non-negative integer");
+			return JIT_ECONFIG;
+		}
+	} else {
+		s = (int64_t)time(NULL) ^ ((int64_t)getpid() << 20);
+	}
+	pthread_mutex_lock(&fault_lock);
+	n_armed = n;
+	memset(passes, 0, sizeof(passes));
+	rng_state = (uint64_t)s * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+	if (rng_state == 0)
+		rng_state = 1;
+	pthread_mutex_unlock(&fault_lock);
+	*armed_out = n > 0;
+	return JIT_OK;
+}
+
+#else
+
+int fault_init(bool *armed_out, char *msg, size_t msglen)
+{
+	const char *spec = getenv("JITD_FAULT");
+	*armed_out = false;
+	msg[0] = '\0';
+	if (spec && *spec)
+		snprintf(msg, msglen, "JITD_FAULT is set but this jitd was built without "
+			 "--enable-fault-injection; ignored");
+	return JIT_OK;
+}
+
+#endif

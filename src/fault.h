@@ -1,0 +1,72 @@
+/*
+ * fault.h - named crash points for fault-injection tests.
+ *
+ * A build configured with --enable-fault-injection compiles every
+ * FAULT_POINT("name") in the daemon into a call that may kill the process
+ * with SIGKILL right there; any other build compiles it to nothing, so a
+ * production jitd carries no trace of it. Tests use it to crash jitd at the
+ * exact steps that matter (between a store commit and the directory write
+ * it authorises, in both orders) rather than hoping a kill from outside
+ * lands there.
+ *
+ * Arming, read once at start by fault_init() from the environment:
+ *   JITD_FAULT="name:P,name:@N,prefix.*:P,..."
+ *       name:P    at each pass through point `name`, die with probability P
+ *                 (a decimal in [0, 1], e.g. 0.25)
+ *       name:@N   die at the N-th pass through `name` (N >= 1)
+ *       a name ending in '*' arms every point it is a prefix of ("*" = all)
+ *   JITD_FAULT_SEED=N   seeds the random draws (default: time and pid)
+ * Before dying, the process writes "jitd: fault injected at NAME" to stderr
+ * (one write(2), no locks) so a test can count what it caused.
+ *
+ * The points are the table fault_names in fault.c; a name in JITD_FAULT that
+ * matches none is refused at start, and a FAULT_POINT whose name is missing
+ * from the table aborts, so the table, the code and the tests stay in step.
+ */
+#ifndef JITD_FAULT_H
+#define JITD_FAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+
+#ifdef JITD_FAULT_INJECTION
+void fault_point(const char *name);
+#define FAULT_POINT(name) fault_point(name)
+#else
+#define FAULT_POINT(name) ((void)0)
+#endif
+
+/* True in a build configured with --enable-fault-injection. */
+bool fault_compiled_in(void);
+
+/*
+ * Reads JITD_FAULT and JITD_FAULT_SEED. JIT_OK (also when unset, and always
+ * in a build without fault injection: there *armed is false and a set
+ * JITD_FAULT is reported in msg as ignored), or JIT_ECONFIG with msg saying
+ * what is wrong. *armed: whether any point is armed.
+ */
+int fault_init(bool *armed, char *msg, size_t msglen) JIT_WUR;
+
+/* One parsed JITD_FAULT entry. */
+struct fault_arm {
+	char name[64];          /* point name or prefix (without the '*') */
+	bool prefix;            /* name ended in '*' */
+	uint32_t threshold;     /* die if a 32-bit draw < threshold (probability mode) */
+	bool always;            /* probability 1 */
+	int64_t nth;            /* > 0: die at that pass (then threshold unused) */
+};
+
+/*
+ * Parses a JITD_FAULT value into at most max entries (pure; used by
+ * fault_init and unit tests). Names are checked against the table.
+ * JIT_OK and *n, or JIT_ECONFIG with msg.
+ */
+int fault_parse(const char *spec, struct fault_arm *arms, size_t max, size_t *n, char *msg,
+		size_t msglen) JIT_WUR;
+
+/* The known point names, NULL-terminated (for tests and error messages). */
+extern const char *const fault_names[];
+
+#endif

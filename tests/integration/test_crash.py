@@ -1,0 +1,84 @@
+"""Crash safety, proven by fault injection (tests/lib/crash.py has the
+driver and the invariants).
+
+Four tests of TRIALS trials each (200 in all; 10 each under --quick) kill
+jitd with SIGKILL while several clients send grants, completes, revokes,
+extends and shows and grants expire: from outside at random moments, and
+from inside at the named crash points of a build configured with
+--enable-fault-injection (between each store commit and the directory
+write next to it, in both orders). After each kill, with jitd dead, the
+store and the directory are checked against the invariants; at the end
+every grant must run out and leave only the standing members behind.
+Each test prints a "figures:" line (trials, faults injected, grants,
+violations) and fails on any violation.
+
+A seed is printed; JITTEST_SEED=N repeats a run's choices (the timing of
+threads still varies).
+"""
+
+import os
+
+from jittest import Env, skip, timeout, quick
+from crash import CrashTest, env_kwargs, fault_build
+
+TRIALS = 50
+QUICK_TRIALS = 10
+
+
+def figures(name, ct, st):
+    print("figures: %s: %s" % (name, st.summary()))
+    if st.faults_by_point:
+        print("figures: %s: faults by crash point: %s" % (name, ", ".join(
+            "%s=%d" % kv for kv in sorted(st.faults_by_point.items()))))
+
+
+def run(name, faults=True, mix=None, outage_rate=0.1, need_points=None):
+    if faults and not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    seed = os.environ.get("JITTEST_SEED")
+    trials = QUICK_TRIALS if quick() else TRIALS
+    with Env(**env_kwargs()) as e:
+        ct = CrashTest(e, seed=int(seed) if seed else None, faults=faults, name=name,
+                       mix=mix, outage_rate=outage_rate)
+        st = ct.run(trials=trials)
+        figures(name, ct, st)
+        if st.violations:
+            raise AssertionError("%d invariant violations (seed %d):\n  %s"
+                                 % (len(st.violations), ct.seed,
+                                    "\n  ".join(st.violations[:30])))
+        if faults and st.faults == 0:
+            raise AssertionError("no fault was injected: the crash points never fired")
+        if need_points and not quick():
+            missed = [p for p in need_points if p not in st.faults_by_point]
+            if missed:
+                raise AssertionError("crash points that never fired in %d trials: %s"
+                                     % (trials, ", ".join(missed)))
+        if st.grants_acked == 0:
+            raise AssertionError("no grant was ever acknowledged: the load did nothing")
+
+
+@timeout(600)
+def test_crash_sigkill_from_outside():
+    """Kills only from outside (runs in any build)."""
+    run("sigkill", faults=False)
+
+
+@timeout(600)
+def test_crash_at_every_point():
+    """Every crash point in turn (round robin), a few at random."""
+    from crash import FAULT_POINTS
+    run("points", mix={"kill": 0.0, "any": 0.05, "point": 0.95}, outage_rate=0.05,
+        need_points=[p for p in FAULT_POINTS if p != "grant.after_retry"])
+
+
+@timeout(600)
+def test_crash_mixed():
+    """External kills, single points and all points armed at once."""
+    run("mixed")
+
+
+@timeout(600)
+def test_crash_with_directory_restarts():
+    """As mixed, with slapd killed and restarted during a third of the
+    trials: removals are retried across jitd crashes."""
+    run("outages", mix={"kill": 0.4, "any": 0.2, "point": 0.4}, outage_rate=0.35)

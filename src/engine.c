@@ -521,6 +521,10 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 	int64_t new_exp = r->expires_at + req->duration;
 	if (r->state != GS_ACTIVE) {
 		line = proto_error_line(JIT_ENOTACTIVE, NULL);
+	} else if (r->expires_at <= now_s()) {
+		/* Due and about to be ended by the scheduler: an extension must
+		 * not revive a privilege whose time is up. */
+		line = proto_error_line(JIT_ENOTACTIVE, "the grant has expired");
 	} else if (!gc) {
 		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
 	} else if (new_exp - r->created_at > gc->max_duration) {

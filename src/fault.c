@@ -88,6 +88,17 @@ static int parse_one(const char *s, size_t len, struct fault_arm *a, char *msg, 
 		goto bad_value;
 	memcpy(val, colon + 1, vlen);
 	val[vlen] = '\0';
+	if (strncmp(val, "sleep=", 6) == 0) {
+		char *at = strchr(val, '@');
+		if (at) {
+			*at = '\0';
+			if (parse_int64(at + 1, 1, INT64_MAX, &a->nth) != JIT_OK)
+				goto bad_value;
+		}
+		if (parse_int64(val + 6, 1, 600000, &a->sleep_ms) != JIT_OK)
+			goto bad_value;
+		return JIT_OK;
+	}
 	if (val[0] == '@') {
 		if (parse_int64(val + 1, 1, INT64_MAX, &a->nth) != JIT_OK)
 			goto bad_value;
@@ -102,8 +113,8 @@ static int parse_one(const char *s, size_t len, struct fault_arm *a, char *msg, 
 	a->threshold = (uint32_t)(p * 4294967295.0);
 	return JIT_OK;
 bad_value:
-	snprintf(msg, msglen, "JITD_FAULT: the value of \"%s\" must be a probability in [0, 1] "
-		 "or @N", a->name);
+	snprintf(msg, msglen, "JITD_FAULT: the value of \"%s\" must be a probability in [0, 1], "
+		 "@N, sleep=MS or sleep=MS@N", a->name);
 	return JIT_ECONFIG;
 }
 
@@ -157,22 +168,38 @@ static bool arm_matches(const struct fault_arm *a, const char *name)
 void fault_point(const char *name)
 {
 	bool die = false;
+	int64_t pause_ms = 0;
 	if (!known_name(name, strlen(name), false))
 		fatal("FAULT_POINT(\"%s\") is missing from fault_names in fault.c", name);
 	pthread_mutex_lock(&fault_lock);
 	for (size_t i = 0; i < n_armed && !die; i++) {
 		if (!arm_matches(&armed[i], name))
 			continue;
-		if (armed[i].nth > 0)
-			die = ++passes[i] == armed[i].nth;
+		bool hit = armed[i].nth > 0 ? ++passes[i] == armed[i].nth
+					    : armed[i].sleep_ms > 0 || armed[i].always ||
+						      draw32() < armed[i].threshold;
+		if (hit && armed[i].sleep_ms > 0)
+			pause_ms = armed[i].sleep_ms > pause_ms ? armed[i].sleep_ms : pause_ms;
 		else
-			die = armed[i].always || draw32() < armed[i].threshold;
+			die = hit;
 	}
 	pthread_mutex_unlock(&fault_lock);
+	char line[160];
+	int n;
+	if (!die && pause_ms > 0) {
+		n = snprintf(line, sizeof(line), "jitd: fault pause %lld ms at %s\n",
+			     (long long)pause_ms, name);
+		if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
+			/* a test waiting for this line times out and says so */
+		}
+		struct timespec ts = { pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+		}
+		return;
+	}
 	if (!die)
 		return;
-	char line[160];
-	int n = snprintf(line, sizeof(line), "jitd: fault injected at %s\n", name);
+	n = snprintf(line, sizeof(line), "jitd: fault injected at %s\n", name);
 	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
 		/* nothing to do: we are about to die either way */
 	}

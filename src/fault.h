@@ -14,10 +14,14 @@
  *       name:P    at each pass through point `name`, die with probability P
  *                 (a decimal in [0, 1], e.g. 0.25)
  *       name:@N   die at the N-th pass through `name` (N >= 1)
+ *       name:sleep=MS      pause that thread MS milliseconds at each pass
+ *       name:sleep=MS@N    ... at the N-th pass only (to widen a race window
+ *                 deterministically; no kill)
  *       a name ending in '*' arms every point it is a prefix of ("*" = all)
  *   JITD_FAULT_SEED=N   seeds the random draws (default: time and pid)
  * Before dying, the process writes "jitd: fault injected at NAME" to stderr
- * (one write(2), no locks) so a test can count what it caused.
+ * (one write(2), no locks) so a test can count what it caused; before a
+ * pause, "jitd: fault pause MS ms at NAME".
  *
  * The points are the table fault_names in fault.c; a name in JITD_FAULT that
  * matches none is refused at start, and a FAULT_POINT whose name is missing
@@ -55,7 +59,8 @@ struct fault_arm {
 	bool prefix;            /* name ended in '*' */
 	uint32_t threshold;     /* die if a 32-bit draw < threshold (probability mode) */
 	bool always;            /* probability 1 */
-	int64_t nth;            /* > 0: die at that pass (then threshold unused) */
+	int64_t nth;            /* > 0: act at that pass only (then threshold unused) */
+	int64_t sleep_ms;       /* > 0: pause this long instead of dying */
 };
 
 /*

@@ -29,8 +29,7 @@ static const struct {
 	{ GS_ENDING, GS_FAILED },
 };
 
-static int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
-		      enum grant_state to, enum grant_state end_state, const char *err)
+static void check_legal(const struct grant_rec *r, enum grant_state from, enum grant_state to)
 {
 	bool ok = false;
 	for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
@@ -39,7 +38,21 @@ static int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant
 	if (!ok)
 		fatal("grant %s: illegal transition %s -> %s", r->id, grant_state_name(from),
 		      grant_state_name(to));
+}
+
+static int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
+		      enum grant_state to, enum grant_state end_state, const char *err)
+{
+	check_legal(r, from, to);
 	return store_set_state(g->st, r->id, from, to, end_state, now_s(), err);
+}
+
+/* ACTIVE -> ENDING(EXPIRED) if still due: a transition with a
+ * compare-and-set on expires_at too. JIT_ENOTFOUND if no longer due. */
+static int expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now)
+{
+	check_legal(r, GS_ACTIVE, GS_ENDING);
+	return store_expire_due(g->st, r->id, now);
 }
 
 int64_t grant_backoff(int64_t attempts, int64_t retry_min, int64_t retry_max)
@@ -387,8 +400,18 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
 			return reply_grant(g, r->id, false); /* extended meanwhile */
 		FAULT_POINT("grant.before_ending");
-		if (transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK)
+		if (scheduled && end_state == GS_EXPIRED) {
+			/* Robustness: an extend (main thread, no pair lock) may have
+			 * committed since r was read; then the grant stays. */
+			int erc = expire_due(g, r, now);
+			if (erc == JIT_ENOTFOUND)
+				return reply_grant(g, r->id, false);
+			if (erc != JIT_OK)
+				return proto_error_line(JIT_EINTERNAL,
+							"cannot record the end of the grant");
+		} else if (transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK) {
 			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+		}
 		r->state = GS_ENDING;
 		r->end_state = end_state;
 		break;

@@ -162,6 +162,7 @@ enum stmt_id {
 	S_TO_OTHER,
 	S_RETRY,
 	S_EXPIRY,
+	S_EXPIRE_DUE,
 	S_PAIR_LIVE,
 	S_PAIR_CLEAR,
 	S_LIST,
@@ -205,6 +206,12 @@ static const struct {
 			       " last_error = ?4 WHERE id = ?1 AND state = 'ending'" },
 	[S_EXPIRY] = { "expiry", "UPDATE grants SET expires_at = ?2, duration = ?3"
 				 " WHERE id = ?1 AND state = 'active'" },
+	/* The scheduler's expiry: a compare-and-set on expires_at as well, so
+	 * that an extend committed after the row was read wins. */
+	[S_EXPIRE_DUE] = { "expire_due", "UPDATE grants SET state = 'ending',"
+					 " end_state = 'expired', attempts = 0, next_attempt = ?2,"
+					 " last_error = NULL"
+					 " WHERE id = ?1 AND state = 'active' AND expires_at <= ?2" },
 	[S_PAIR_LIVE] = { "pair_live",
 			  "SELECT count(*), coalesce(max(standing = 0), 0)"
 			  " FROM grants WHERE pair_key = ?1 AND id IS NOT ?2 AND " STATE_IN_3 },
@@ -835,6 +842,16 @@ int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, duration);
 	return update_one(st, S_EXPIRY, rc);
+}
+
+int store_expire_due(struct store *st, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRE_DUE];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	return update_one(st, S_EXPIRE_DUE, rc);
 }
 
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,

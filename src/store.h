@@ -107,6 +107,14 @@ int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
 		     int64_t duration) JIT_WUR;
 
 /*
+ * The scheduler's expiry: ACTIVE -> ENDING with end_state EXPIRED (as
+ * store_set_state() does) only if the row's expires_at is still <= now.
+ * JIT_ENOTFOUND if the row is not active or no longer due (extended after
+ * the caller read it: the extension wins).
+ */
+int store_expire_due(struct store *st, const char *id, int64_t now) JIT_WUR;
+
+/*
  * Among rows with pair_key whose state is in state_mask (GS_BIT()s), other
  * than exclude_id (may be NULL): *count, and *any_jitd = true if at least one
  * of them has standing == false.

@@ -17,8 +17,9 @@ threads still varies).
 """
 
 import os
+import time
 
-from jittest import Env, skip, timeout, quick
+from jittest import Env, eq, refused, skip, timeout, quick, wait_until
 from crash import CrashTest, env_kwargs, fault_build
 
 TRIALS = 50
@@ -82,3 +83,32 @@ def test_crash_with_directory_restarts():
     """As mixed, with slapd killed and restarted during a third of the
     trials: removals are retried across jitd crashes."""
     run("outages", mix={"kill": 0.4, "any": 0.2, "point": 0.4}, outage_rate=0.35)
+
+
+def wait_stderr(j, text, timeout_s):
+    wait_until(lambda: text in j.stderr_tail(200), timeout_s, "jitd stderr: %r" % text)
+
+
+def test_extend_racing_expiry():
+    """An extend that arrives while the expiry of the same grant is under
+    way (the expiring worker paused at grant.before_ending, after it has
+    decided the grant is due): it must either be refused or keep the grant.
+    Acknowledging the extension and then removing the membership anyway
+    would break a promise made to the client."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(start=False) as e:
+        e.jitd.start(env={"JITD_FAULT": "grant.before_ending:sleep=2000@1"})
+        alice = e.user_dn("alice")
+        g = e.grant_and_check("alice", "dba", "1s")
+        wait_stderr(e.jitd, "fault pause 2000 ms at grant.before_ending", 10)
+        a = e.jitd.request({"op": "extend", "grant_id": g["grant_id"], "duration": "1h"})
+        time.sleep(2.5)  # the paused expiry has finished by now
+        s = e.jitd.show(g["grant_id"])
+        if a.get("ok"):
+            eq(s["state"], "active", "state of a grant whose extension was acknowledged")
+            assert e.is_member("dba", alice), \
+                "extension acknowledged (%r) but the membership was removed" % a["grant"]
+        else:
+            refused(a, "not_active", "extend of a grant that is being expired")
+            assert s["state"] == "expired" and not e.is_member("dba", alice), s

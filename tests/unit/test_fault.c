@@ -34,6 +34,10 @@ static void test_valid(void)
 	CHECK_STR(a[0].name, "grant.");
 	CHECK(parse("*:0", a, &n) == JIT_OK && n == 1 && a[0].prefix && a[0].threshold == 0);
 	CHECK(parse("grant.after_final:0.1,,", a, &n) == JIT_OK && n == 1);
+	CHECK(parse("grant.before_ending:sleep=1500", a, &n) == JIT_OK && n == 1);
+	CHECK(a[0].sleep_ms == 1500 && a[0].nth == 0);
+	CHECK(parse("grant.before_ending:sleep=20@2", a, &n) == JIT_OK && n == 1);
+	CHECK(a[0].sleep_ms == 20 && a[0].nth == 2);
 	/* every listed point can be armed by its name */
 	for (size_t i = 0; fault_names[i]; i++) {
 		char spec[128];
@@ -58,6 +62,11 @@ static void test_refused(void)
 	CHECK(parse("grant.after_dir_add:@0", a, &n) == JIT_ECONFIG);
 	CHECK(parse("grant.after_dir_add:@x", a, &n) == JIT_ECONFIG);
 	CHECK(parse("gr*ant.after_dir_add:0.5", a, &n) == JIT_ECONFIG);
+	CHECK(parse("grant.after_dir_add:sleep=", a, &n) == JIT_ECONFIG);
+	CHECK(parse("grant.after_dir_add:sleep=0", a, &n) == JIT_ECONFIG);
+	CHECK(parse("grant.after_dir_add:sleep=600001", a, &n) == JIT_ECONFIG);
+	CHECK(parse("grant.after_dir_add:sleep=10@", a, &n) == JIT_ECONFIG);
+	CHECK(parse("grant.after_dir_add:sleep=10@0", a, &n) == JIT_ECONFIG);
 	CHECK(parse("a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1", a, &n) == JIT_ECONFIG);
 	CHECK(parse("*:1,*:1,*:1,*:1,*:1,*:1,*:1,*:1,*:1", a, &n) == JIT_ECONFIG); /* > max */
 	CHECK(n == 77); /* untouched on refusal */

@@ -363,6 +363,33 @@ static void test_set_expiry(void)
 	store_close(st);
 }
 
+/* The scheduler's expiry is a compare-and-set on expires_at too: an
+ * extension committed after the scheduler read the row wins. */
+static void test_expire_due(void)
+{
+	struct store *st = open_new(NULL);
+	struct grant_rec *r;
+
+	CHECK(put(st, "g-a", GS_ACTIVE, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(put(st, "g-p", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(store_expire_due(st, "g-a", 199) == JIT_ENOTFOUND); /* not due yet */
+	CHECK(store_set_expiry(st, "g-a", 500, 400) == JIT_OK);   /* extended ... */
+	CHECK(store_expire_due(st, "g-a", 200) == JIT_ENOTFOUND); /* ... so it stays */
+	r = get(st, "g-a");
+	CHECK(r && r->state == GS_ACTIVE && r->expires_at == 500);
+	grant_rec_free(r);
+	CHECK(store_expire_due(st, "g-a", 500) == JIT_OK);
+	r = get(st, "g-a");
+	CHECK(r && r->state == GS_ENDING && r->end_state == GS_EXPIRED && r->next_attempt == 500 &&
+	      r->attempts == 0);
+	grant_rec_free(r);
+	CHECK(store_expire_due(st, "g-a", 600) == JIT_ENOTFOUND);  /* already ending */
+	CHECK(store_set_expiry(st, "g-a", 900, 800) == JIT_ENOTFOUND);
+	CHECK(store_expire_due(st, "g-p", 600) == JIT_ENOTFOUND);  /* pending: not for it */
+	CHECK(store_expire_due(st, "g-none", 600) == JIT_ENOTFOUND);
+	store_close(st);
+}
+
 static void pair(struct store *st, const char *key, const char *excl, unsigned mask, int64_t *n,
 		 bool *any)
 {
@@ -971,6 +998,7 @@ int main(void)
 	test_unique();
 	test_set_state();
 	test_set_expiry();
+	test_expire_due();
 	test_pair();
 	test_list();
 	test_due();

@@ -1103,10 +1103,29 @@ out:
 	config_destroy(&lc);
 }
 
+/* Checks and parses text (NUL-terminated, len bytes, no NUL inside) read
+ * from `name` into a new config; errors go to cx. */
+static int load_text(struct ctx *cx, const char *name, const char *text, size_t len,
+		     struct jit_config **out)
+{
+	struct jit_config *cfg;
+
+	if (lex_scan(cx, text, len) != JIT_OK)
+		return JIT_ECONFIG;
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->path = xstrdup(name);
+	parse_text(cx, text, cfg);
+	if (cx->n_errs != 0) {
+		config_free(cfg);
+		return JIT_ECONFIG;
+	}
+	*out = cfg;
+	return JIT_OK;
+}
+
 int config_load(const char *path, struct jit_config **out, char **errors)
 {
 	struct ctx cx;
-	struct jit_config *cfg = NULL;
 	char *text = NULL;
 	int rc = JIT_ECONFIG;
 
@@ -1118,24 +1137,40 @@ int config_load(const char *path, struct jit_config **out, char **errors)
 	}
 	if (read_config_file(&cx, path, &text) != JIT_OK)
 		goto out;
-	if (lex_scan(&cx, text, strlen(text)) != JIT_OK)
-		goto out;
-	cfg = xcalloc(1, sizeof(*cfg));
-	cfg->path = xstrdup(path);
-	parse_text(&cx, text, cfg);
-	if (cx.n_errs == 0) {
-		*out = cfg;
-		cfg = NULL;
-		rc = JIT_OK;
-	}
+	rc = load_text(&cx, path, text, strlen(text), out);
 out:
 	if (rc != JIT_OK && errors)
 		*errors = errors_join(&cx);
 	else
 		free(errors_join(&cx));
-	config_free(cfg);
 	free(cx.bad);
 	free(text);
+	return rc;
+}
+
+int config_load_text(const char *name, const char *text, size_t len, struct jit_config **out,
+		     char **errors)
+{
+	struct ctx cx;
+	char *copy = NULL;
+	int rc = JIT_ECONFIG;
+
+	memset(&cx, 0, sizeof(cx));
+	cx.path = name;
+	if (len > CFG_MAX_BYTES) {
+		cerr(&cx, 0, NULL, "config text is larger than %d bytes", CFG_MAX_BYTES);
+	} else if (memchr(text, '\0', len)) {
+		cerr(&cx, 0, NULL, "config text contains a NUL byte");
+	} else {
+		copy = xstrndup(text, len);
+		rc = load_text(&cx, name, copy, len, out);
+	}
+	if (rc != JIT_OK && errors)
+		*errors = errors_join(&cx);
+	else
+		free(errors_join(&cx));
+	free(cx.bad);
+	free(copy);
 	return rc;
 }
 

@@ -118,6 +118,13 @@ struct jit_config {
  * "FILE:LINE: KEY: message\n" (caller frees).
  */
 int config_load(const char *path, struct jit_config **out, char **errors) JIT_WUR;
+/*
+ * The same from text already in memory (len bytes, need not be
+ * NUL-terminated), as if read from a file called name (errors cite
+ * name:line). No file permission checks: for tests and the fuzzer.
+ */
+int config_load_text(const char *name, const char *text, size_t len, struct jit_config **out,
+		     char **errors) JIT_WUR;
 void config_free(struct jit_config *cfg); /* NULL-safe */
 
 /* Lookups; NULL if absent. The pointers live as long as cfg. */

@@ -706,19 +706,22 @@ class CrashTest:
         self.j.start()
         return lines
 
-    def run(self, trials=None, seconds=None, progress_every=0):
+    def run(self, trials=None, seconds=None, progress_seconds=0):
         """Runs trials (a number, or until seconds pass), then settles.
         Returns the Stats; the caller fails the test on violations."""
         self.prepare()
-        t_end = time.time() + seconds if seconds else None
+        t_start = time.time()
+        t_end = t_start + seconds if seconds else None
+        next_progress = t_start + progress_seconds
         while True:
             if trials is not None and self.stats.trials >= trials:
                 break
             if t_end is not None and time.time() >= t_end:
                 break
             self.run_trial()
-            if progress_every and self.stats.trials % progress_every == 0:
-                self.log("... " + self.stats.summary())
+            if progress_seconds and time.time() >= next_progress:
+                next_progress += progress_seconds
+                self.log("[%5.0fs] %s" % (time.time() - t_start, self.stats.summary()))
         lines = self.settle()
         self.log("%s (seed %d): %s; audit chain of %d lines verified"
                  % (self.name, self.seed, self.stats.summary(), lines))

@@ -489,9 +489,8 @@ static char *ok_grant_line(const struct grant_rec *r)
 	return proto_ok_line("grant", proto_grant_json(r));
 }
 
-/* Loads grant id for an op by client c; NULL and *line set on refusal. */
-static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c, const char *id,
-				  char **line)
+/* Loads grant id; NULL and *line set if it cannot be read. */
+static struct grant_rec *load_grant(struct engine *e, const char *id, char **line)
 {
 	struct grant_rec *r = NULL;
 	int rc = store_get(e->st, id, &r);
@@ -499,8 +498,20 @@ static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg 
 		*line = proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
 		return NULL;
 	}
-	if (!c || !policy_group_allowed(c, r->group_name)) {
-		*line = proto_error_line(JIT_EUNAUTH, "this client may not act on that grant's group");
+	return r;
+}
+
+/* Loads the grant req->grant_id for client c, refusing (and auditing) a
+ * client whose groups do not include the grant's group. */
+static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c,
+				  const struct jit_peer *peer, const struct jit_request *req,
+				  char **line)
+{
+	struct grant_rec *r = load_grant(e, req->grant_id, line);
+	if (r && !policy_group_allowed(c, r->group_name)) {
+		const char *msg = "this client may not act on that grant's group";
+		engine_audit_refusal(e, peer, c, req, JIT_EUNAUTH, msg);
+		*line = proto_error_line(JIT_EUNAUTH, msg);
 		grant_rec_free(r);
 		return NULL;
 	}
@@ -512,7 +523,7 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 {
 	char *line = NULL;
 	char msg[256];
-	struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+	struct grant_rec *r = load_for(e, c, peer, req, &line);
 	if (!r)
 		return line;
 	const struct jit_group_cfg *gc = config_group(e->cfg, r->group_name);
@@ -539,10 +550,15 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 				json_object_set_new(o, "by_client", json_string(c->name));
 			json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
 			json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
-			if (audit_write(e->audit, "extended", o) != JIT_OK)
-				log_err("audit: cannot record extension of %s", n->id);
+			if (audit_write(e->audit, "extended", o) != JIT_OK) {
+				/* no evidence, no extension: put the old expiry back */
+				if (store_set_expiry(e->st, r->id, r->expires_at, r->duration) != JIT_OK)
+					log_err("extend %s: cannot undo after audit failure", r->id);
+				line = proto_error_line(JIT_EINTERNAL, "audit log write failed");
+			} else {
+				line = ok_grant_line(n);
+			}
 			json_decref(o);
-			line = ok_grant_line(n);
 			grant_rec_free(n);
 		}
 	}
@@ -645,7 +661,7 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 		       const struct jit_client_cfg *c, struct jit_request *req, char **line)
 {
-	struct grant_rec *r = load_for(e, c, req->grant_id, line);
+	struct grant_rec *r = load_for(e, c, peer, req, line);
 	if (!r)
 		return false;
 	struct dirq *q = find_dir(e, r->directory);
@@ -665,7 +681,7 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	grant_rec_free(r);
 	if (!enqueue(q, j)) {
 		job_free(j);
-		*line = proto_error_line(JIT_EBUSY, NULL);
+		*line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 		return false;
 	}
 	return true;
@@ -692,7 +708,7 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 		line = do_extend(e, c, req, peer);
 		break;
 	case OP_SHOW: {
-		struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+		struct grant_rec *r = load_for(e, c, peer, req, &line);
 		if (r) {
 			line = ok_grant_line(r);
 			grant_rec_free(r);

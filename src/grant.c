@@ -114,6 +114,8 @@ static int audit_grant(struct grant_ctx *g, const char *event, const struct gran
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
 		set_str(o, "message", dres->message);
 	}
+	if (event && strcmp(event, "revoke_failed") == 0)
+		json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
 	if (who)
 		set_str(o, "by_client", who);
 	if (peer && event && strcmp(event, "granted") != 0) {
@@ -411,6 +413,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 			 (long long)attempts, (long long)(next - now), msg);
 		/* Rate limit: the first attempts, then every 20th. */
+		r->attempts = attempts;
 		if (attempts <= 3 || attempts % 20 == 0)
 			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
 				    reason);

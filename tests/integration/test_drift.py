@@ -170,3 +170,19 @@ def test_drift_large_group():
         e.grant_and_check("heidi", "web", "1h")
         print("5,002 members read; intruder reported %.1fs after start; a grant meanwhile took "
               "%.2fs" % (time.time() - t0, time.time() - t))
+
+
+def test_drift_settings_follow_reload():
+    import signal
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e)                      # every group: reconcile off
+        e.slapd.add_member("admins", e.user_dn("frank"))
+        _cycles(2)
+        eq(_drift(e), [], "drift events with reconcile off")
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["reconcile"] = "report"
+        e.jitd.write_config()
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: _drift(e, "admins", "unexplained", e.user_dn("frank")), 5,
+                   "drift reported after the reload")

@@ -84,7 +84,7 @@ struct rc_memory {
 struct reconciler {
 	const struct jit_config *cfg0;
 	struct audit *audit;
-	pthread_mutex_t *pair_locks;
+	pthread_mutex_t **pair_locks; /* per cfg0 directory */
 	struct dir_health **health;
 	struct dir_conn **conns; /* per cfg0 directory, opened on first use */
 	struct store *st;
@@ -294,7 +294,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		return;
 	}
 	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
-	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks, pk);
+	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
 	pthread_mutex_lock(lock);
 	bool known = store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK &&
 		     (n > 0 || dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
@@ -351,7 +351,7 @@ static void missing(struct reconciler *r, const struct rc_group *g, struct dir_c
 		sset_add(next, lr->id);
 		return;
 	}
-	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks, lr->pair_key);
+	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], lr->pair_key);
 	pthread_mutex_lock(lock);
 	if (store_get(r->st, lr->id, &rec) != JIT_OK || rec->state != GS_ACTIVE ||
 	    dir_is_member(dc, rec->group_dn, rec->member_attr, rec->member_value, &present,
@@ -495,7 +495,7 @@ static void *rc_main(void *arg)
 }
 
 int reconcile_start(const struct jit_config *cfg, struct audit *audit,
-		    pthread_mutex_t *pair_locks, struct dir_health *const *health,
+		    pthread_mutex_t *const *pair_locks, struct dir_health *const *health,
 		    struct reconciler **out)
 {
 	struct reconciler *r = xcalloc(1, sizeof(*r));
@@ -504,10 +504,12 @@ int reconcile_start(const struct jit_config *cfg, struct audit *audit,
 
 	r->cfg0 = cfg;
 	r->audit = audit;
-	r->pair_locks = pair_locks;
+	r->pair_locks = xcalloc(cfg->n_dirs + 1, sizeof(*r->pair_locks));
 	r->health = xcalloc(cfg->n_dirs + 1, sizeof(*r->health));
-	for (size_t i = 0; i < cfg->n_dirs; i++)
+	for (size_t i = 0; i < cfg->n_dirs; i++) {
 		r->health[i] = health[i];
+		r->pair_locks[i] = pair_locks[i];
+	}
 	r->conns = xcalloc(cfg->n_dirs + 1, sizeof(*r->conns));
 	r->plan = plan_build(cfg, cfg);
 	pthread_mutex_init(&r->lock, NULL);
@@ -571,5 +573,6 @@ void reconcile_stop(struct reconciler *r)
 	pthread_mutex_destroy(&r->lock);
 	free(r->conns);
 	free(r->health);
+	free(r->pair_locks);
 	free(r);
 }

@@ -39,11 +39,11 @@ struct reconciler;
 /*
  * Starts the thread. cfg is the start-up configuration: its directories
  * and state_dir are used for the life of the reconciler (it must outlive
- * it); its groups are the first plan. health[i] belongs to cfg->dirs[i];
- * pair_locks are the engine's GRANT_PAIR_LOCKS stripes.
+ * it); its groups are the first plan. health[i] and pair_locks[i] (the
+ * engine's GRANT_PAIR_LOCKS stripes of that directory) belong to cfg->dirs[i].
  */
 int reconcile_start(const struct jit_config *cfg, struct audit *audit,
-		    pthread_mutex_t *pair_locks, struct dir_health *const *health,
+		    pthread_mutex_t *const *pair_locks, struct dir_health *const *health,
 		    struct reconciler **out) JIT_WUR;
 
 /* Takes the groups, modes, standing members and interval of cfg (copied:

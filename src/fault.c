@@ -29,9 +29,9 @@ const char *const fault_names[] = {
 	"grant.after_add_failed",    /* add failed, failure recorded; client not answered */
 	"grant.before_ending",       /* an end decided; row still active */
 	"grant.after_ending",        /* ending committed; directory removal not sent */
-	"grant.after_dir_remove",    /* member removed (or kept); final state not committed */
-	"grant.after_final",         /* final state committed; final audit line not written */
-	"grant.after_final_audit",   /* final audit line on disk; client not answered */
+	"grant.after_dir_remove",    /* member removed (or kept); final audit line not written */
+	"grant.after_final_audit",   /* final audit line on disk; final state not committed */
+	"grant.after_final",         /* final state committed; client not answered */
 	"grant.after_retry",         /* removal failed; retry recorded */
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
 	"engine.after_extend",       /* extension committed; extended line not written */

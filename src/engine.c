@@ -610,6 +610,45 @@ static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg 
 	return r;
 }
 
+/*
+ * Records and applies an allowed extension of active grant r to new_exp.
+ * Evidence first, as for `granted`: the `extended` line is on disk before
+ * the new expiry is committed, so after a crash in between the log may
+ * overstate the grant by an extension nobody was told about, but never
+ * understates a privilege (found by the crash test at engine.after_extend).
+ */
+static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
+			     const struct jit_request *req, const struct jit_peer *peer,
+			     const struct grant_rec *r, int64_t new_exp)
+{
+	struct grant_rec ext = *r; /* shallow: only read by grant_audit_fields */
+	struct grant_rec *n = NULL;
+	char *line;
+	ext.expires_at = new_exp;
+	ext.duration = new_exp - r->created_at;
+	json_t *o = grant_audit_fields(&ext);
+	json_object_set_new(o, "added", json_integer(req->duration));
+	if (c && c->name)
+		json_object_set_new(o, "by_client", json_string(c->name));
+	json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+	json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+	int rc = audit_write(e->audit, "extended", o);
+	json_decref(o);
+	if (rc != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "audit log write failed");
+	FAULT_POINT("engine.after_extend_audit");
+	/* Ended since it was read (a worker expired or ended it): the log's
+	 * extended line is followed by the grant's final line. */
+	if (store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at) != JIT_OK)
+		return proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
+	FAULT_POINT("engine.after_extend");
+	if (store_get(e->st, r->id, &n) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, NULL);
+	line = ok_grant_line(n);
+	grant_rec_free(n);
+	return line;
+}
+
 static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 		       const struct jit_request *req, const struct jit_peer *peer)
 {
@@ -633,31 +672,8 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 			 "max_duration is %llds", (long long)(new_exp - r->created_at),
 			 (long long)gc->max_duration);
 		line = proto_error_line(JIT_EDURMAX, msg);
-	} else if (store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at) != JIT_OK) {
-		line = proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
 	} else {
-		struct grant_rec *n = NULL;
-		FAULT_POINT("engine.after_extend");
-		if (store_get(e->st, r->id, &n) != JIT_OK) {
-			line = proto_error_line(JIT_EINTERNAL, NULL);
-		} else {
-			json_t *o = grant_audit_fields(n);
-			json_object_set_new(o, "added", json_integer(req->duration));
-			if (c && c->name)
-				json_object_set_new(o, "by_client", json_string(c->name));
-			json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
-			json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
-			if (audit_write(e->audit, "extended", o) != JIT_OK) {
-				/* no evidence, no extension: put the old expiry back */
-				if (store_set_expiry(e->st, r->id, r->expires_at, r->duration) != JIT_OK)
-					log_err("extend %s: cannot undo after audit failure", r->id);
-				line = proto_error_line(JIT_EINTERNAL, "audit log write failed");
-			} else {
-				line = ok_grant_line(n);
-			}
-			json_decref(o);
-			grant_rec_free(n);
-		}
+		line = extend_recorded(e, c, req, peer, r, new_exp);
 	}
 	grant_rec_free(r);
 	return line;

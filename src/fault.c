@@ -34,7 +34,8 @@ const char *const fault_names[] = {
 	"grant.after_final",         /* final state committed; client not answered */
 	"grant.after_retry",         /* removal failed; retry recorded */
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
-	"engine.after_extend",       /* extension committed; extended line not written */
+	"engine.after_extend_audit", /* extended line on disk; extension not committed */
+	"engine.after_extend",       /* extension committed; client not answered */
 	NULL,
 };
 

@@ -21,6 +21,7 @@ import time
 
 from jittest import Env, eq, refused, skip, timeout, quick, wait_until
 from crash import CrashTest, env_kwargs, fault_build
+from jitd import parse_time
 
 TRIALS = 50
 QUICK_TRIALS = 10
@@ -112,3 +113,34 @@ def test_extend_racing_expiry():
         else:
             refused(a, "not_active", "extend of a grant that is being expired")
             assert s["state"] == "expired" and not e.is_member("dba", alice), s
+
+
+def test_crash_during_extend_keeps_evidence():
+    """A crash on either side of an extension's commit: the audit log never
+    says less than the store (regression: the extension used to be
+    committed before its `extended` line was written, so a crash at
+    engine.after_extend left a longer privilege than the log showed)."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(start=False) as e:
+        for point in ("engine.after_extend_audit", "engine.after_extend"):
+            e.jitd.start(env={"JITD_FAULT": point + ":@1"})
+            g = e.jitd.must_grant("alice", "dba", "1h")
+            try:
+                a = e.jitd.request({"op": "extend", "grant_id": g["grant_id"],
+                                    "duration": "10m"})
+            except ConnectionError:
+                a = None
+            assert a is None, "extend answered despite the crash at %s: %r" % (point, a)
+            e.jitd.kill()
+            assert "fault injected at " + point in e.jitd.stderr_tail(20)
+            e.jitd.start()
+            s = e.jitd.show(g["grant_id"])
+            logged = [parse_time(ev["expires_at"]) for ev in e.jitd.audit_events(
+                grant_id=g["grant_id"]) if ev["event"] in ("granted", "extended")]
+            assert max(logged) >= parse_time(s["expires_at"]), \
+                "after a crash at %s the store says %s, the log only %r" % (
+                    point, s["expires_at"], logged)
+            assert s["state"] == "active" and e.is_member("dba", e.user_dn("alice"))
+            e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+            e.jitd.stop()

@@ -34,7 +34,11 @@ Invariants (any breach is a violation, printed with its evidence):
      every `active` grant's membership is in the directory;
   I3 no standing membership (one present before the test) was removed;
   I4 no grant stays `pending` or `ending` for WINDOW seconds of uptime;
-  I5 the audit log's hash chain is intact.
+  I5 the audit log's hash chain is intact, and it is evidence for what
+     happened: every acknowledged grant has its `granted` line, every grant
+     that ended after a `granted` line has a line for its final state, and
+     the log never understates a privilege (the latest expires_at the log
+     gives a grant, in `granted` or `extended`, is not before the store's).
 
 Uptime is counted only while jitd ran (from ready to its death, a lower
 bound) and the directory was up: jitd cannot remove anything while either
@@ -72,6 +76,7 @@ FAULT_POINTS = [
     "grant.after_final_audit",
     "grant.after_retry",
     "engine.after_recover",
+    "engine.after_extend_audit",
     "engine.after_extend",
 ]
 
@@ -656,7 +661,10 @@ class CrashTest:
                                    "expired" % (m, g, late), key=("member-late", g, m))
 
     def verify_audit_chain(self):
+        """I5: the chain, line by line. Returns (lines, {grant id: what
+        the log says about it})."""
         prev_hash, prev_seq, n = "0" * 64, None, 0
+        said = {}
         tail = re.compile(rb',"prev":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"}$')
         with open(self.j.audit_log, "rb") as f:
             for n, line in enumerate(f, 1):
@@ -667,14 +675,39 @@ class CrashTest:
                     return n
                 content = line[:m.start()]
                 calc = hashlib.sha256(m.group(1) + content).hexdigest().encode()
-                seq = json.loads(line)["seq"]
+                ev = json.loads(line)
+                seq = ev["seq"]
+                gid = ev.get("grant_id")
+                if gid and ev.get("event"):
+                    d = said.setdefault(gid, {"events": set(), "exp": None})
+                    d["events"].add(ev["event"])
+                    if ev["event"] in ("granted", "extended") and ev.get("expires_at"):
+                        exp = parse_time(ev["expires_at"])
+                        d["exp"] = exp if d["exp"] is None else max(d["exp"], exp)
                 if calc != m.group(2):
                     self.violation("I5", "audit line %d: hash does not match" % n)
                 if m.group(1).decode() != prev_hash or (prev_seq is not None
                                                        and seq != prev_seq + 1):
                     self.violation("I5", "audit line %d (seq %d): chain broken" % (n, seq))
                 prev_hash, prev_seq = m.group(2).decode(), seq
-        return n
+        return n, said
+
+    def check_evidence(self, rows, said):
+        """I5: the log against the store, at the end."""
+        for g in self.grants.values():
+            if g.seen_active and "granted" not in said.get(g.id, {}).get("events", ()):
+                self.violation("I5", "acknowledged grant %s has no granted line" % g.id)
+        for r in rows.values():
+            d = said.get(r["id"])
+            if not d or "granted" not in d["events"]:
+                continue
+            if r["state"] in FINAL and r["state"] not in d["events"]:
+                self.violation("I5", "grant %s is %s but the log has no %s line (events %s)"
+                               % (r["id"], r["state"], r["state"], sorted(d["events"])))
+            if d["exp"] is None or d["exp"] < r["expires_at"]:
+                self.violation("I5", "grant %s runs until %d but the log says %r: an "
+                               "extension without evidence" % (r["id"], r["expires_at"],
+                                                               d["exp"]))
 
     # -- the whole run -------------------------------------------------------------
     def settle(self):
@@ -697,8 +730,9 @@ class CrashTest:
         self.j.kill()
         self.record_death(time.time())
         self.frozen_check(final=True)
-        lines = self.verify_audit_chain()
+        lines, said = self.verify_audit_chain()
         rows = self.read_store()
+        self.check_evidence(rows, said)
         for r in rows.values():
             self.stats.final_states[r["state"]] = self.stats.final_states.get(r["state"], 0) + 1
         # Left running without faults: the caller's Env stops it with SIGTERM

@@ -219,7 +219,8 @@ int fault_init(bool *armed_out, char *msg, size_t msglen)
 	*armed_out = false;
 	if (!spec || !*spec)
 		return JIT_OK;
-	if (fault_parse(spec, armed, FAULT_MAX_ARMS, &n, msg, msglen) != JIT_OK)
+	struct fault_arm parsed[FAULT_MAX_ARMS];
+	if (fault_parse(spec, parsed, FAULT_MAX_ARMS, &n, msg, msglen) != JIT_OK)
 		return JIT_ECONFIG;
 	if (seed && *seed) {
 		if (parse_int64(seed, 0, INT64_MAX, &s) != JIT_OK) {
@@ -230,6 +231,7 @@ int fault_init(bool *armed_out, char *msg, size_t msglen)
 		s = (int64_t)time(NULL) ^ ((int64_t)getpid() << 20);
 	}
 	pthread_mutex_lock(&fault_lock);
+	memcpy(armed, parsed, n * sizeof(parsed[0]));
 	n_armed = n;
 	memset(passes, 0, sizeof(passes));
 	rng_state = (uint64_t)s * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;

@@ -66,7 +66,7 @@ struct fault_arm {
 /*
  * Parses a JITD_FAULT value into at most max entries (pure; used by
  * fault_init and unit tests). Names are checked against the table.
- * JIT_OK and *n, or JIT_ECONFIG with msg.
+ * JIT_OK and *n, or JIT_ECONFIG with msg (arms[] is scratch space then).
  */
 int fault_parse(const char *spec, struct fault_arm *arms, size_t max, size_t *n, char *msg,
 		size_t msglen) JIT_WUR;

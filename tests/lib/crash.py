@@ -187,9 +187,9 @@ class CrashTest:
         self.rng = random.Random(self.seed)
         self.nclients = clients
         self.faults = faults
-        # Shares of trials: SIGKILL from outside, all points armed at a low
-        # probability, one point armed (round robin); the rest of outage_rate
-        # restarts slapd during the load.
+        # Shares of trials: SIGKILL from outside, every point armed at a
+        # low probability, one point armed (round robin). outage_rate: the
+        # share of trials in which slapd is killed and restarted meanwhile.
         self.mix = mix or {"kill": 0.3, "any": 0.1, "point": 0.6}
         self.outage_rate = outage_rate
         self.verbose = verbose
@@ -198,7 +198,7 @@ class CrashTest:
         # empty (so that adds and removals happen, not only kept_other_grant).
         self.think = think
         self.recent = []             # open grants touched in the last trials
-        self.settled = set()         # ids checked final and consistent
+        self.unsettled = set()       # acknowledged ids not yet seen final and consistent
         self.last_check = 0.0
         self.reported = set()
         self.log = log
@@ -215,7 +215,6 @@ class CrashTest:
         self.stderr_pos = 0
         self.standing = set()
         self.point_cycle = []
-        self.values = {}             # (group, user) -> member value
 
     # -- set-up ------------------------------------------------------------
     def prepare(self):
@@ -227,10 +226,6 @@ class CrashTest:
         for g in GROUPS + [BROKEN]:
             for m in self.s.members(g):
                 self.standing.add((g, self.norm(m)))
-        for g in GROUPS:
-            for u in USERS:
-                dn = self.s.user_dn(u)
-                self.values[(g, u)] = u if g == "unixops" else dn
 
     @staticmethod
     def norm(v):
@@ -238,14 +233,19 @@ class CrashTest:
 
     # -- time accounting -----------------------------------------------------
     def uptime(self, a, b):
-        """Seconds in [a, b] during which jitd ran and slapd was up."""
+        """Seconds in [a, b] during which jitd ran and slapd was up. The
+        intervals are in time order: walk back from the newest."""
         total = 0.0
-        for (s, e) in self.up:
+        for (s, e) in reversed(self.up):
+            if e <= a:
+                break
             lo, hi = max(s, a), min(e, b)
             if hi <= lo:
                 continue
             total += hi - lo
-            for (ds, de) in self.slapd_down:
+            for (ds, de) in reversed(self.slapd_down):
+                if de <= lo:
+                    break
                 dlo, dhi = max(ds, lo), min(de, hi)
                 if dhi > dlo:
                     total -= dhi - dlo
@@ -281,6 +281,7 @@ class CrashTest:
             g.exp_hi = max(g.exp_hi, g.exp_lo)
             if st == "active" and not g.seen_active:
                 g.seen_active = True
+                self.unsettled.add(gid)
                 self.stats.grants_acked += 1
             g.floor = max(g.floor, STATE_RANK.get(st, -1))
             if st in FINAL:
@@ -560,13 +561,13 @@ class CrashTest:
         """jitd is dead: the store and the directory cannot move."""
         now = time.time()
         if final:
-            self.settled.clear()
+            with self.lock:
+                self.unsettled = set(g.id for g in self.grants.values() if g.seen_active)
             rows = self.read_store()
         else:
             # Rows that ended before the previous check were checked then.
             with self.lock:
-                todo = [g.id for g in self.grants.values()
-                        if g.seen_active and g.id not in self.settled]
+                todo = list(self.unsettled)
             rows = self.read_store(since=self.last_check - 5, ids=todo)
         self.last_check = now
         members = self.read_members()
@@ -582,9 +583,9 @@ class CrashTest:
                 self.violation("I2", "memberships left at the end: %r" % sorted(extra))
 
     def check_acked(self, rows, now):
-        for g in list(self.grants.values()):
-            if not g.seen_active or g.id in self.settled:
-                continue
+        with self.lock:
+            todo = [self.grants[gid] for gid in self.unsettled]
+        for g in todo:
             r = rows.get(g.id)
             if r is None:
                 self.violation("I1", "acknowledged grant %s (%s in %s) is gone from the store"
@@ -614,7 +615,8 @@ class CrashTest:
                 self.violation("I1", "grant %s answered ending(%s), store says %s(%s)"
                                % (g.id, g.ending_end, st, end))
             if st in FINAL and g.touched < self.trial:
-                self.settled.add(g.id)
+                with self.lock:
+                    self.unsettled.discard(g.id)
 
     def check_rows(self, rows, members, now):
         for r in rows.values():

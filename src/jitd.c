@@ -168,7 +168,10 @@ static int run(struct daemon_state *d, bool foreground)
 		return EXIT_RUNTIME;
 	if (ensure_dir(d->cfg->state_dir) != JIT_OK || ensure_parent(d->cfg->audit_log) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (audit_open(d->cfg->audit_log, &d->audit) != JIT_OK)
+	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
+	int arc = audit_open(d->cfg->audit_log, head, &d->audit);
+	free(head);
+	if (arc != JIT_OK)
 		return EXIT_RUNTIME;
 	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");

@@ -52,6 +52,10 @@ struct dirq {
 	int n_workers;
 	pthread_t *threads;
 	struct dir_conn **conns;
+	struct store **stores;          /* one per worker, opened before it starts */
+	/* Pair locks per directory: a stalled directory can never hold a lock
+	 * that a grant in another directory needs. */
+	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	struct engine *e;
 };
 
@@ -67,7 +71,6 @@ struct engine {
 	struct store *st;               /* main thread's handle */
 	struct dirq *dirs;
 	size_t n_dirs;
-	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	pthread_mutex_t reply_lock;
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
 	int efd;
@@ -187,14 +190,10 @@ static void *worker_main(void *arg)
 	struct worker_arg *wa = arg;
 	struct dirq *q = wa->q;
 	struct engine *e = q->e;
-	struct grant_ctx g = { .dc = q->conns[wa->idx], .audit = e->audit,
-			       .pair_locks = e->pair_locks };
+	struct grant_ctx g = { .dc = q->conns[wa->idx], .st = q->stores[wa->idx],
+			       .audit = e->audit, .pair_locks = q->pair_locks };
 	struct dir_result dres;
 	free(wa);
-	if (store_open(e->cfg0->state_dir, &g.st) != JIT_OK) {
-		log_err("engine: worker for %s cannot open the store; it stops", q->name);
-		return NULL;
-	}
 	if (dir_conn_open(g.dc, &dres) != JIT_OK)
 		log_warn("directory %s: not reachable at start (%s); will retry on demand", q->name,
 			 dres.message);
@@ -225,7 +224,6 @@ static void *worker_main(void *arg)
 		run_job(q, &g, j);
 		job_free(j);
 	}
-	store_close(g.st);
 	return NULL;
 }
 
@@ -264,11 +262,20 @@ static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg 
 	pthread_cond_init(&q->cond, NULL);
 	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
 	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
+	q->stores = xcalloc((size_t)dc->connections, sizeof(struct store *));
+	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
+		pthread_mutex_init(&q->pair_locks[i], NULL);
+	for (int i = 0; i < dc->connections; i++) {
+		q->conns[i] = dir_conn_new(dc);
+		if (store_open(e->cfg0->state_dir, &q->stores[i]) != JIT_OK) {
+			log_err("engine: cannot open the store for a worker of %s", dc->name);
+			return JIT_EIO;
+		}
+	}
 	for (int i = 0; i < dc->connections; i++) {
 		struct worker_arg *wa = xmalloc(sizeof(*wa));
 		wa->q = q;
 		wa->idx = i;
-		q->conns[i] = dir_conn_new(dc);
 		int err = pthread_create(&q->threads[i], NULL, worker_main, wa);
 		if (err != 0) {
 			log_err("engine: cannot start a worker: %s", strerror(err));
@@ -289,8 +296,6 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->audit = audit;
 	e->started = now_s();
 	pthread_mutex_init(&e->reply_lock, NULL);
-	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
-		pthread_mutex_init(&e->pair_locks[i], NULL);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
 		log_err("engine: eventfd: %s", strerror(errno));
@@ -369,8 +374,13 @@ void engine_free(struct engine *e)
 	engine_stop(e);
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		struct dirq *q = &e->dirs[i];
-		for (int k = 0; k < q->cfg->connections; k++)
+		for (int k = 0; q->conns && k < q->cfg->connections; k++) {
 			dir_conn_free(q->conns[k]);
+			store_close(q->stores[k]);
+		}
+		for (int k = 0; q->threads && k < GRANT_PAIR_LOCKS; k++)
+			pthread_mutex_destroy(&q->pair_locks[k]);
+		free(q->stores);
 		while (q->head) {
 			struct job *j = q->head;
 			q->head = j->next;
@@ -508,9 +518,8 @@ static char *ok_grant_line(const struct grant_rec *r)
 	return proto_ok_line("grant", proto_grant_json(r));
 }
 
-/* Loads grant id for an op by client c; NULL and *line set on refusal. */
-static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c, const char *id,
-				  char **line)
+/* Loads grant id; NULL and *line set if it cannot be read. */
+static struct grant_rec *load_grant(struct engine *e, const char *id, char **line)
 {
 	struct grant_rec *r = NULL;
 	int rc = store_get(e->st, id, &r);
@@ -518,8 +527,20 @@ static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg 
 		*line = proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
 		return NULL;
 	}
-	if (!c || !policy_group_allowed(c, r->group_name)) {
-		*line = proto_error_line(JIT_EUNAUTH, "this client may not act on that grant's group");
+	return r;
+}
+
+/* Loads the grant req->grant_id for client c, refusing (and auditing) a
+ * client whose groups do not include the grant's group. */
+static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c,
+				  const struct jit_peer *peer, const struct jit_request *req,
+				  char **line)
+{
+	struct grant_rec *r = load_grant(e, req->grant_id, line);
+	if (r && !policy_group_allowed(c, r->group_name)) {
+		const char *msg = "this client may not act on that grant's group";
+		engine_audit_refusal(e, peer, c, req, JIT_EUNAUTH, msg);
+		*line = proto_error_line(JIT_EUNAUTH, msg);
 		grant_rec_free(r);
 		return NULL;
 	}
@@ -531,7 +552,7 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 {
 	char *line = NULL;
 	char msg[256];
-	struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+	struct grant_rec *r = load_for(e, c, peer, req, &line);
 	if (!r)
 		return line;
 	const struct jit_group_cfg *gc = config_group(e->cfg, r->group_name);
@@ -558,10 +579,15 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 				json_object_set_new(o, "by_client", json_string(c->name));
 			json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
 			json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
-			if (audit_write(e->audit, "extended", o) != JIT_OK)
-				log_err("audit: cannot record extension of %s", n->id);
+			if (audit_write(e->audit, "extended", o) != JIT_OK) {
+				/* no evidence, no extension: put the old expiry back */
+				if (store_set_expiry(e->st, r->id, r->expires_at, r->duration) != JIT_OK)
+					log_err("extend %s: cannot undo after audit failure", r->id);
+				line = proto_error_line(JIT_EINTERNAL, "audit log write failed");
+			} else {
+				line = ok_grant_line(n);
+			}
 			json_decref(o);
-			line = ok_grant_line(n);
 			grant_rec_free(n);
 		}
 	}
@@ -664,7 +690,7 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 		       const struct jit_client_cfg *c, struct jit_request *req, char **line)
 {
-	struct grant_rec *r = load_for(e, c, req->grant_id, line);
+	struct grant_rec *r = load_for(e, c, peer, req, line);
 	if (!r)
 		return false;
 	struct dirq *q = find_dir(e, r->directory);
@@ -684,7 +710,7 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	grant_rec_free(r);
 	if (!enqueue(q, j)) {
 		job_free(j);
-		*line = proto_error_line(JIT_EBUSY, NULL);
+		*line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 		return false;
 	}
 	return true;
@@ -711,7 +737,7 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 		line = do_extend(e, c, req, peer);
 		break;
 	case OP_SHOW: {
-		struct grant_rec *r = load_for(e, c, req->grant_id, &line);
+		struct grant_rec *r = load_for(e, c, peer, req, &line);
 		if (r) {
 			line = ok_grant_line(r);
 			grant_rec_free(r);

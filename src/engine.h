@@ -39,8 +39,10 @@ void engine_reply_free(struct engine_reply *r); /* NULL-safe */
 int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine **out) JIT_WUR;
 
 /* Makes cfg the config for new requests (after a reload). Directories are
- * not rebuilt: JIT_ECONFIG (and a message in msg) if cfg changes them or
- * drops a group/directory that still has live grants; then nothing changes. */
+ * not rebuilt: JIT_ECONFIG (and a message in msg) if cfg adds or removes a
+ * directory; then nothing changes. A group may be dropped: its live grants
+ * carry everything their removal needs. Directory settings and retry
+ * intervals keep their start-up values until a restart. */
 int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 		      size_t msglen) JIT_WUR;
 

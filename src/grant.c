@@ -327,7 +327,11 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	if (transition(g, &r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL) != JIT_OK) {
-		/* The row stays pending; recovery at next start rolls it back. */
+		/* Robustness: a pending row is invisible to the scheduler; hand it to
+		 * the ending machinery, and if even that cannot be recorded, stop so
+		 * that start-up recovery (pending -> ending(failed)) removes it. */
+		if (transition(g, &r, GS_PENDING, GS_ENDING, GS_FAILED, "store write failed") != JIT_OK)
+			fatal("grant %s: the store cannot record state; restarting for recovery", r.id);
 		line = proto_error_line(JIT_EINTERNAL, "cannot record the grant as active");
 		goto out;
 	}
@@ -406,10 +410,15 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 				    reason);
 		return reply_grant(g, r->id, false);
 	}
+	/* Evidence first: after a crash between these two steps the ending row
+	 * is retried and the event recorded again, never lost. */
+	enum grant_state ending = r->state;
+	r->state = r->end_state;
+	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
+	r->state = ending;
 	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
 	r->state = r->end_state;
-	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
 	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
 		 r->user, outcome);
 	return reply_grant(g, r->id, false);

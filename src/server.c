@@ -31,7 +31,7 @@ struct client {
 	uint64_t id;
 	struct jit_peer peer;
 	char *in;
-	size_t in_len;
+	size_t in_len, in_cap;  /* in_cap: max_request_size when it connected */
 	char *out;
 	size_t out_len, out_off;
 	bool busy;              /* a request is with the engine */
@@ -45,7 +45,7 @@ struct server {
 	int lfd;
 	char *path;
 	struct client **clients;
-	size_t n_clients;
+	size_t n_clients, cap_clients;
 	uint64_t next_id;
 	bool draining;
 };
@@ -154,7 +154,8 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 	s->e = e;
 	s->lfd = fd;
 	s->path = xstrdup(cfg->socket_path);
-	s->clients = xcalloc((size_t)cfg->max_clients, sizeof(struct client *));
+	s->cap_clients = (size_t)cfg->max_clients;
+	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
 	s->next_id = 1;
 	*out = s;
 	return JIT_OK;
@@ -162,7 +163,9 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 
 void server_set_config(struct server *s, const struct jit_config *cfg)
 {
-	/* max_clients only grows at run time: the slot array keeps its size. */
+	/* Robustness: limits that size buffers are read per connection (in_cap)
+	 * and the slot array grows on demand, so a reload can raise or lower
+	 * max_clients and max_request_size safely. */
 	s->cfg = cfg;
 }
 
@@ -213,6 +216,10 @@ static void accept_clients(struct server *s)
 				 s->draining ? "shutting down" : "max_clients reached");
 			continue;
 		}
+		if (s->n_clients == s->cap_clients) {
+			s->cap_clients *= 2;
+			s->clients = xrealloc(s->clients, s->cap_clients * sizeof(struct client *));
+		}
 		struct client *c = xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->id = s->next_id++;
@@ -220,7 +227,8 @@ static void accept_clients(struct server *s)
 		c->peer.uid = cr.uid;
 		c->peer.gid = cr.gid;
 		policy_peer_groups(&c->peer);
-		c->in = xmalloc((size_t)s->cfg->max_request_size);
+		c->in_cap = (size_t)s->cfg->max_request_size;
+		c->in = xmalloc(c->in_cap);
 		c->last_ms = mono_ms();
 		s->clients[s->n_clients++] = c;
 		log_debug("client %llu connected: uid %d pid %d", (unsigned long long)c->id,
@@ -256,10 +264,9 @@ static void process_input(struct server *s, struct client *c)
 	while (!c->busy && !c->closing) {
 		char *nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
-			if (c->in_len >= (size_t)s->cfg->max_request_size) {
+			if (c->in_len >= c->in_cap) {
 				char m[96];
-				snprintf(m, sizeof(m), "request exceeds %lld bytes",
-					 (long long)s->cfg->max_request_size);
+				snprintf(m, sizeof(m), "request exceeds %zu bytes", c->in_cap);
 				engine_audit_refusal(s->e, &c->peer, policy_client(s->cfg, &c->peer),
 						     NULL, JIT_EBADREQ, m);
 				queue_out(c, proto_error_line(JIT_EBADREQ, m));
@@ -278,7 +285,7 @@ static void process_input(struct server *s, struct client *c)
 /* Returns false when the client is gone. */
 static bool read_client(struct server *s, struct client *c)
 {
-	size_t room = (size_t)s->cfg->max_request_size - c->in_len;
+	size_t room = c->in_cap - c->in_len;
 	if (room == 0)
 		return true;
 	ssize_t n = read(c->fd, c->in + c->in_len, room);

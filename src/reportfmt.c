@@ -360,7 +360,7 @@ static const char html_head[] =
 static const struct {
 	const char *kind, *color, *label;
 } kinds[] = {
-	{ "expired", "#3b6fb6", "expired" },   { "completed", "#2e8b57", "completed early" },
+	{ "expired", "#3b6fb6", "expired" },   { "completed", "#2e8b57", "completed" },
 	{ "revoked", "#c0392b", "revoked" },   { "active", "#8e44ad", "still active" },
 	{ NULL, "#777", "other" },
 };
@@ -379,7 +379,8 @@ static void html_dim(FILE *out, const char *title, json_t *dim)
 	json_t *row;
 	fprintf(out, "<h2>%s</h2>\n<table><tr><th class=\"n\">name</th>", title);
 	for (size_t c = 0; metric_cols[c]; c++)
-		fprintf(out, "<th>%s</th>", metric_cols[c]);
+		fprintf(out, "<th>%s</th>", strcmp(metric_cols[c], "held_seconds") ? metric_cols[c]
+										  : "held");
 	fputs("</tr>\n", out);
 	json_object_foreach(dim, name, row) {
 		fputs("<tr><td class=\"n\">", out);

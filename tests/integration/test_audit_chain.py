@@ -5,6 +5,7 @@ a log cut at its end noticed at the next start, and the verification script
 printed in docs/audit-log.md agreeing with jitctl on every case."""
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -188,3 +189,53 @@ def test_truncated_log_is_noticed_at_start():
         write_lines(j.audit_log, now[:len(lines) - 2] + cut + now[len(lines) - 2:])
         rc, out = verify(j.audit_log)
         eq(rc, 0, out)
+
+
+def test_audit_lines_mirrored_to_syslog():
+    """syslog = true: every audit line also goes to syslog(3) with the
+    configured facility. jitd runs in a private mount namespace whose /dev/log
+    is a socket this test reads (the machine's /dev is not touched)."""
+    import socket
+    import time
+    work = os.getcwd()
+    logsock = os.path.join(work, "log")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(logsock)
+    s.settimeout(10)
+    olddev = os.path.join(work, "olddev")
+    nodes = " ".join(n for n in ("null", "zero", "urandom", "random", "full")
+                     if os.path.exists("/dev/" + n))
+    setup = ("mkdir -p {o} && mount --bind /dev {o} && mount -t tmpfs tmpfs /dev && "
+             "for n in {nodes}; do touch /dev/$n && mount --bind {o}/$n /dev/$n; done && "
+             "ln -s {sock} /dev/log && exec \"$@\"").format(o=olddev, nodes=nodes, sock=logsock)
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            setup, "sh", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        from jittest import skip
+        skip("cannot make a private /dev/log (unshare/mount: %s)" % probe.stderr.strip())
+    with Env(start=False, top={"syslog": True, "syslog_facility": "authpriv"}) as e:
+        j = e.jitd
+        err = open(j.stderr_path, "ab")
+        j.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                   setup, "sh", binary("jitd"), "-f", "-c", j.conf],
+                                  stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        err.close()
+        j.wait_ready()
+        g = j.must_grant("alice", "admins", "1h")
+        got = {}
+        deadline = time.time() + 10
+        while len(got) < 2 and time.time() < deadline:
+            msg = s.recv(1 << 20).decode()
+            m = re.match(r"^<(\d+)>.*?(\{\"ts\".*)$", msg, re.S)
+            if m:
+                rec = json.loads(m.group(2))
+                got[rec["event"]] = (int(m.group(1)), m.group(2))
+        j.stop()
+        s.close()
+        for ev in ("started", "granted"):
+            assert ev in got, "no %s line on syslog: %r" % (ev, got)
+            eq(got[ev][0], 10 * 8 + 5, "priority of %s (authpriv.notice)" % ev)
+        with open(j.audit_log) as f:
+            lines = [l.rstrip("\n") for l in f]
+        assert got["granted"][1] in lines, (got["granted"], lines)
+        assert g["grant_id"] in got["granted"][1]

@@ -18,6 +18,9 @@
 #define H_EXACT 86400
 #define H_HOURS (24 * 366)
 #define H_BUCKETS (H_EXACT + H_HOURS + 1)
+/* Robustness: seconds read from the log are clamped to this (a forged
+ * duration of 2^63 must not overflow a sum). 100 years. */
+#define SECS_MAX ((int64_t)100 * 366 * 86400)
 
 struct hist {
 	uint32_t *b;            /* allocated on first use */
@@ -55,8 +58,14 @@ struct report {
 
 /* ---- small helpers ---- */
 
+static int64_t clamp_secs(int64_t v)
+{
+	return v < -SECS_MAX ? -SECS_MAX : v > SECS_MAX ? SECS_MAX : v;
+}
+
 static void hist_add(struct hist *h, int64_t v)
 {
+	v = clamp_secs(v);
 	if (v < 0)
 		v = 0; /* a stepped clock: count it as immediate */
 	if (!h->b)
@@ -112,15 +121,18 @@ static const char *str_of(json_t *ev, const char *k)
 	return s && *s ? s : NULL;
 }
 
+/* An integer field, clamped to +-SECS_MAX (every integer read is seconds). */
 static bool int_of(json_t *ev, const char *k, int64_t *v)
 {
 	json_t *x = json_object_get(ev, k);
 	if (!json_is_integer(x))
 		return false;
-	*v = json_integer_value(x);
+	*v = clamp_secs(json_integer_value(x));
 	return true;
 }
 
+/* An RFC 3339 field; years beyond 9999 do not parse, so differences of
+ * two times cannot overflow. */
 static bool time_of(json_t *ev, const char *k, int64_t *v)
 {
 	const char *s = str_of(ev, k);

@@ -38,6 +38,7 @@ struct target {
 	int max_attempts;
 	char **events;
 	size_t n_events;
+	bool failing;                   /* under notify.lock: last attempt failed */
 };
 
 struct notify_targets {
@@ -48,7 +49,7 @@ struct notify_targets {
 
 struct item {
 	struct notify_targets *set;     /* holds a reference */
-	const struct target *t;
+	struct target *t;
 	char *body;
 	size_t body_len;
 	char event[32];
@@ -381,7 +382,7 @@ void notify_event(struct notify *n, const char *event, json_t *rec, const char *
 	s->refs++;
 	pthread_mutex_unlock(&n->lock);
 	for (size_t i = 0; i < s->n; i++) {
-		const struct target *t = &s->t[i];
+		struct target *t = &s->t[i];
 		if (!wants(t, event))
 			continue;
 		struct item *it = xcalloc(1, sizeof(*it));
@@ -540,9 +541,15 @@ static int64_t backoff_ms(const struct notify *n, int attempts)
 	return d < n->lim.retry_max_ms ? d : n->lim.retry_max_ms;
 }
 
-/* A transfer ended (or could not start): delivered, retried, or given up. */
+/*
+ * A transfer ended (or could not start): delivered, retried, or given up.
+ * Logging: a receiver that starts failing is a warning, and so is its
+ * recovery; single retries are debug (a dead receiver must not flood the
+ * log); a notification given up is an error, each time.
+ */
 static void finish(struct notify *n, struct item *it, bool ok, bool retryable, const char *why)
 {
+	bool retry, changed = false;
 	if (it->easy) {
 		if (curl_multi_remove_handle(n->multi, it->easy) != CURLM_OK)
 			log_debug("notify: cannot remove a transfer");
@@ -553,32 +560,40 @@ static void finish(struct notify *n, struct item *it, bool ok, bool retryable, c
 	pthread_mutex_lock(&n->lock);
 	unbusy(n, it);
 	n->inflight--;
+	if (it->t->failing == ok) {
+		it->t->failing = !ok;
+		changed = true;
+	}
+	retry = !ok && retryable && it->attempts < it->t->max_attempts && !n->stop;
 	if (ok) {
 		n->st.delivered++;
-	} else if (retryable && it->attempts < it->t->max_attempts && !n->stop) {
-		n->st.attempts_failed++;
-		it->due_ms = mono_ms() + backoff_ms(n, it->attempts);
-		push(n, it);
-		pthread_mutex_unlock(&n->lock);
-		if (it->attempts == 1)
-			log_warn("notify: %s notification of seq %lld to %s failed (%s); retrying",
-				 it->event, it->seq, it->t->shown, why);
-		else
-			log_debug("notify: attempt %d of %s seq %lld to %s failed (%s)", it->attempts,
-				  it->event, it->seq, it->t->shown, why);
-		return;
 	} else {
 		n->st.attempts_failed++;
-		n->st.gave_up++;
+		if (!retry)
+			n->st.gave_up++;
+	}
+	if (retry) {
+		it->due_ms = mono_ms() + backoff_ms(n, it->attempts);
+		push(n, it); /* only this thread takes items: it stays valid below */
 	}
 	pthread_mutex_unlock(&n->lock);
-	if (ok)
+	if (changed && ok)
+		log_warn("notify: deliveries to %s succeed again", it->t->shown);
+	else if (changed)
+		log_warn("notify: delivery of the %s notification of seq %lld to %s failed (%s); "
+			 "retrying with backoff (further failures are logged at debug level until "
+			 "a delivery succeeds)", it->event, it->seq, it->t->shown, why);
+	else if (retry)
+		log_debug("notify: attempt %d of the %s notification of seq %lld to %s failed (%s)",
+			  it->attempts, it->event, it->seq, it->t->shown, why);
+	else if (ok)
 		log_debug("notify: %s notification of seq %lld delivered to %s", it->event, it->seq,
 			  it->t->shown);
-	else
+	if (!ok && !retry)
 		log_err("notify: gave up the %s notification of seq %lld to %s after %d attempt(s): %s",
 			it->event, it->seq, it->t->shown, it->attempts, why);
-	item_free(n, it);
+	if (!retry)
+		item_free(n, it);
 }
 
 static void collect(struct notify *n)

@@ -235,12 +235,15 @@ char *notify_summary(const char *event, json_t *rec)
 	} else if (strcmp(event, "revoke_failed") == 0) {
 		sb_addf(&sb, "removing %s from %s failed: %s; jitd retries", u, g,
 			fld_or(rec, "outcome", "?"));
+	} else if (strcmp(event, "drift") == 0) {
+		sb_addf(&sb, "drift in group %s: %s member %s", g, fld_or(rec, "kind", "?"),
+			fld_or(rec, "member", "?"));
+		if (fld(rec, "action"))
+			sb_addf(&sb, " (%s)", fld(rec, "action"));
 	} else {
 		sb_addf(&sb, "%s", event);
 		if (user || group)
 			sb_addf(&sb, ": user %s, group %s", u, g);
-		if (fld(rec, "member"))
-			sb_addf(&sb, ", member %s", fld(rec, "member"));
 	}
 	if (fld(rec, "ticket"))
 		sb_addf(&sb, "; ticket %s", fld(rec, "ticket"));

@@ -49,6 +49,7 @@ struct report {
 	json_t *dims[D__COUNT];          /* name -> { metric: n } */
 	json_t *refusals;                /* error code -> n */
 	json_t *drift_groups;            /* group -> n */
+	json_t *drift_kinds;             /* kind (unexplained, missing) -> n */
 	json_t *events;                  /* event name -> n (in the period) */
 	struct hist requested, actual, unused, lag;
 	struct bar *bars;
@@ -219,6 +220,7 @@ struct report *report_new(const struct report_opts *o)
 		r->dims[d] = json_object();
 	r->refusals = json_object();
 	r->drift_groups = json_object();
+	r->drift_kinds = json_object();
 	r->events = json_object();
 	return r;
 }
@@ -232,6 +234,7 @@ void report_free(struct report *r)
 		json_decref(r->dims[d]);
 	json_decref(r->refusals);
 	json_decref(r->drift_groups);
+	json_decref(r->drift_kinds);
 	json_decref(r->events);
 	free(r->requested.b);
 	free(r->actual.b);
@@ -357,6 +360,9 @@ static void on_other(struct report *r, json_t *ev, const char *event)
 			counter_add(r->drift_groups, grp ? grp : "(none)", 1);
 		else
 			counter_add(r->drift_groups, "(other)", 1);
+		const char *kind = str_of(ev, "kind");
+		if (json_object_size(r->drift_kinds) < 16 || json_object_get(r->drift_kinds, kind ? kind : "(none)"))
+			counter_add(r->drift_kinds, kind ? kind : "(none)", 1);
 	}
 }
 
@@ -537,6 +543,7 @@ json_t *report_result(struct report *r, const struct report_chain *c)
 	json_t *drift = json_object();
 	json_object_set_new(drift, "events", json_integer(r->drift));
 	json_object_set_new(drift, "by_group", sorted(r->drift_groups));
+	json_object_set_new(drift, "by_kind", sorted(r->drift_kinds));
 	json_object_set_new(res, "drift", drift);
 	json_object_set_new(res, "events", sorted(r->events));
 	json_object_set_new(res, "active_at_end", active);

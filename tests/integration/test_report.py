@@ -181,8 +181,10 @@ def write_day(dirpath):
     gE = g("g-e", "erin", "dba", D + 12 * h, 1800, approved_by="frank", client="ops")
     w.grant(gE)
     w.end(gE, D + 12 * h + 600, "revoked", end_reason="left the team")
-    w.event(D + 14 * h, "drift", group="admins", member="uid=mallory,ou=people")
-    w.event(D + 15 * h, "drift", group="dba", member="uid=eve,ou=people")
+    w.event(D + 14 * h, "drift", kind="unexplained", directory="corp", group="admins",
+            member="uid=mallory,ou=people", mode="report", action="reported")
+    w.event(D + 15 * h, "drift", kind="missing", group="dba", member="uid=eve,ou=people",
+            mode="report", action="reported")
     gG = g("g-g", "grace", "ops", D + 16 * h, h)
     gG["expires"] = gG["start"] + h
     f = w.grant_fields(gG, "failed")
@@ -238,7 +240,8 @@ def check_day(res):
                                          "max_seconds": 40}, "revocation_lag")
     eq(res["refusals_by_reason"], {"duration_exceeds_max": 1, "unknown_group": 1,
                                    "unknown_user": 1}, "refusals_by_reason")
-    eq(res["drift"], {"events": 2, "by_group": {"admins": 1, "dba": 1}}, "drift")
+    eq(res["drift"], {"events": 2, "by_group": {"admins": 1, "dba": 1},
+                      "by_kind": {"missing": 1, "unexplained": 1}}, "drift")
     eq([(a["grant_id"], a["granted_at"], a["ticket"]) for a in res["active_at_end"]],
        [("g-f", "2026-11-23T23:00:00Z", "INC-9")], "active_at_end")
 

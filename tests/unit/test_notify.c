@@ -49,6 +49,12 @@ static void check_formats(void)
 	json_decref(o);
 	free(b);
 	json_decref(r);
+	json_t *d = json_pack("{ssssssssss}", "event", "drift", "kind", "unexplained", "group",
+			      "admins", "member", "uid=eve,ou=people", "action", "removed");
+	s = notify_summary("drift", d);
+	CHECK_STR(s, "drift in group admins: unexplained member uid=eve,ou=people (removed)");
+	free(s);
+	json_decref(d);
 	r = rec("expiring_soon");
 	s = notify_summary("expiring_soon", r);
 	CHECK(strstr(s, "expires at 2026-11-23T16:00:00Z: extend or complete it") != NULL);

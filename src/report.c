@@ -44,7 +44,7 @@ struct report {
 	int64_t first_ts, last_ts;       /* of every readable event, INT64_MIN/MAX if none */
 	int64_t lines, unreadable, in_period;
 	int64_t granted, refused, expired, completed, revoked, failed, extended;
-	int64_t revoke_failures, expiring_soon, drift, extended_seconds;
+	int64_t revoke_failures, expiring_soon, drift, extended_seconds, forced;
 	json_t *open;                    /* grant_id -> state of grants still active */
 	json_t *dims[D__COUNT];          /* name -> { metric: n } */
 	json_t *refusals;                /* error code -> n */
@@ -320,7 +320,10 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 			if (exp > ts)
 				hist_add(&r->unused, exp - ts);
 		} else {
+			const char *out = str_of(ev, "outcome");
 			r->revoked++;
+			if (out && strcmp(out, "forced") == 0)
+				r->forced++; /* closed by hand: jitd could not remove it */
 		}
 		dims_add(r, ev, event, 1);
 		hist_add(&r->requested, requested);
@@ -440,6 +443,7 @@ static json_t *totals_json(const struct report *r, int64_t active)
 	json_object_set_new(t, "completed", json_integer(r->completed));
 	json_object_set_new(t, "revoked", json_integer(r->revoked));
 	json_object_set_new(t, "revoke_failures", json_integer(r->revoke_failures));
+	json_object_set_new(t, "revoked_forced", json_integer(r->forced));
 	json_object_set_new(t, "active_at_end", json_integer(active));
 	json_object_set_new(t, "failed", json_integer(r->failed));
 	json_object_set_new(t, "extended", json_integer(r->extended));

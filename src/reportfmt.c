@@ -23,7 +23,7 @@ static const char *const metric_titles[] = { "GRANTED", "EXPIRED", "COMPLETED", 
 static const char *const dim_keys[] = { "by_group", "by_user", "by_approver", "by_client", NULL };
 static const char *const dim_titles[] = { "By group", "By user", "By approver", "By client", NULL };
 static const char *const total_keys[] = { "granted", "refused", "expired", "completed", "revoked",
-					  "revoke_failures", "active_at_end", "failed", "extended",
+					  "revoke_failures", "revoked_forced", "active_at_end", "failed", "extended",
 					  "expiring_soon", "drift", NULL };
 
 /* ---- shared ---- */

@@ -82,7 +82,8 @@ def test_report_day_through_daemon():
         check_counts(res["chain"], {"verified": True, "lines": n_lines, "bad_lines": 0,
                                     "first_seq": 1, "last_seq": n_lines}, "chain")
         check_counts(res["totals"], {"granted": 5, "refused": 3, "expired": 2, "completed": 1,
-                                     "revoked": 1, "revoke_failures": 0, "active_at_end": 1,
+                                     "revoked": 1, "revoke_failures": 0, "revoked_forced": 0,
+                                     "active_at_end": 1,
                                      "failed": 0, "extended": 1, "drift": 0}, "totals")
         dims = {
             "by_group": {"admins": {"granted": 2, "expired": 1, "refused": 2},
@@ -198,7 +199,8 @@ def write_day(dirpath):
 
 
 DAY_TOTALS = {"granted": 4, "refused": 3, "expired": 2, "completed": 1, "revoked": 1,
-              "revoke_failures": 1, "active_at_end": 1, "failed": 1, "extended": 1,
+              "revoke_failures": 1, "revoked_forced": 0, "active_at_end": 1, "failed": 1,
+              "extended": 1,
               "expiring_soon": 1, "drift": 2}
 
 

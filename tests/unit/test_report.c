@@ -107,8 +107,8 @@ static json_t *day_report(void)
 	ev(r, T0 + 9500, "granted", "grant_id", "g-4", "user", "erin", "group", "web", "client",
 	   "helpdesk", "#duration", 600LL, "created_at", t(T0 + 9500), "expires_at", t(T0 + 10100),
 	   NULL);
-	ev(r, T0 + 9700, "revoked", "grant_id", "g-4", "user", "erin", "group", "web", "client",
-	   "helpdesk", "#duration", 600LL, "created_at", t(T0 + 9500), "expires_at", t(T0 + 10100),
+	ev(r, T0 + 9700, "revoked", "outcome", "forced", "grant_id", "g-4", "user", "erin", "group",
+	   "web", "client", "helpdesk", "#duration", 600LL, "created_at", t(T0 + 9500), "expires_at", t(T0 + 10100),
 	   NULL);
 	ev(r, T0 + 10000, "failed", "grant_id", "g-f", "state", "ending", "user", "frank", "group",
 	   "dba", "client", "helpdesk", NULL);
@@ -135,6 +135,7 @@ static void check_day(json_t *res)
 	} totals[] = {
 		{ "granted", 4 }, { "refused", 2 }, { "expired", 2 }, { "completed", 1 },
 		{ "revoked", 1 }, { "revoke_failures", 1 }, { "active_at_end", 1 },
+		{ "revoked_forced", 1 },
 		{ "failed", 1 },  { "extended", 1 }, { "drift", 1 },
 	};
 	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)

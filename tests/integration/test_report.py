@@ -200,8 +200,7 @@ def write_day(dirpath):
 
 DAY_TOTALS = {"granted": 4, "refused": 3, "expired": 2, "completed": 1, "revoked": 1,
               "revoke_failures": 1, "revoked_forced": 0, "active_at_end": 1, "failed": 1,
-              "extended": 1,
-              "expiring_soon": 1, "drift": 2}
+              "extended": 1, "expiring_soon": 1, "drift": 2}
 
 
 def check_day(res):

@@ -57,8 +57,15 @@ static char *scalar_text(const char *key, json_t *v)
 	if (json_is_real(v)) {
 		double x = json_real_value(v);
 		if (key && strstr(key, "seconds")) {
+			/* a median between two seconds: "30m1.5s", "1h0.5s" */
+			size_t n;
 			duration_format((int64_t)x, d, sizeof(d));
-			return xasprintf("%s%s", d, x - (double)(int64_t)x >= 0.5 ? " (+0.5s)" : "");
+			n = strlen(d);
+			if (x - (double)(int64_t)x < 0.5)
+				return xstrdup(d);
+			if (n > 0 && d[n - 1] == 's')
+				return xasprintf("%.*s.5s", (int)(n - 1), d);
+			return xasprintf("%s0.5s", d);
 		}
 		return xasprintf("%.1f", x);
 	}

@@ -213,6 +213,7 @@ static void check_render(json_t *res)
 	CHECK(strstr(txt, "hash chain  verified") != NULL);
 	CHECK(strstr(txt, "  granted                       4") != NULL);
 	CHECK(strstr(txt, "g-3  dave -> admins") != NULL);
+	CHECK(strstr(txt, "median 6.5s ") != NULL); /* revocation lag: 3 s and 10 s */
 	free(txt);
 	char *csv = render(res, REPORT_CSV);
 	CHECK(strncmp(csv, "section,name,metric,value\r\n", 27) == 0);

@@ -86,6 +86,8 @@ static const struct fld fields[] = {
 	FLD(peer_pid, F_INT),      FLD(standing, F_BOOL),
 	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
 	FLD(last_error, F_TEXT),
+	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
+	FLD(removed_outcome, F_TEXT),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -94,7 +96,7 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error"
+	"last_error, added_via, removed_via, removed_outcome"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -147,6 +149,11 @@ static const char *const migrations[] = {
 	"CREATE INDEX grants_pair ON grants (pair_key, state);"
 	"CREATE INDEX grants_user ON grants (user, created_at);"
 	"CREATE INDEX grants_group ON grants (group_name, created_at);",
+	/* 2: which server (URI) wrote the membership, and where it was removed
+	 * when that was another one (then checked again after the grace). */
+	"ALTER TABLE grants ADD COLUMN added_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_outcome TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -172,6 +179,8 @@ enum stmt_id {
 	S_NEXT_DUE,
 	S_COUNTS,
 	S_RECOVER,
+	S_ADDED_VIA,
+	S_VERIFY,
 	S__COUNT
 };
 
@@ -188,7 +197,7 @@ static const struct {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
@@ -229,6 +238,10 @@ static const struct {
 	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
 				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
 				   " WHERE state = 'pending'" },
+	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2 WHERE id = ?1" },
+	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
+				 " removed_outcome = ?4, attempts = 0, last_error = NULL"
+				 " WHERE id = ?1 AND state = 'ending'" },
 };
 
 struct store {
@@ -823,6 +836,30 @@ int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t 
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 4, last_error);
 	return update_one(st, S_RETRY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
+int store_set_added_via(struct store *st, const char *id, const char *uri)
+{
+	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
+	return update_one(st, S_ADDED_VIA, rc);
+}
+
+int store_set_verify(struct store *st, const char *id, const char *removed_via,
+		     const char *outcome, int64_t verify_at)
+{
+	sqlite3_stmt *s = st->stmt[S_VERIFY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, removed_via);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, verify_at);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, outcome);
+	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
 }
 
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)

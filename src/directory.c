@@ -29,7 +29,6 @@
 #include "util.h"
 
 #define SECRET_MAX 4096 /* bytes of the secret, not counting one trailing newline */
-#define URI_DOWN_SECS 30 /* a URI that failed is not preferred again for this long */
 
 struct dir_conn {
 	const struct jit_dir_cfg *cfg;
@@ -584,7 +583,7 @@ bool dir_conn_prefer(struct dir_conn *c, const char *uri)
 		return true;
 	/* Robustness: a server that just failed is not waited for again at
 	 * every revocation; the caller removes elsewhere and checks later. */
-	if (c->failed_at[i] != 0 && now_s() - c->failed_at[i] < URI_DOWN_SECS)
+	if (c->failed_at[i] != 0 && now_s() - c->failed_at[i] < c->cfg->replication_grace)
 		return false;
 	dir_drop(c);
 	c->prefer = i;
@@ -594,6 +593,14 @@ bool dir_conn_prefer(struct dir_conn *c, const char *uri)
 int dir_conn_uri_count(const struct dir_conn *c)
 {
 	return c->n_uris;
+}
+
+bool dir_conn_has_uri(const struct dir_conn *c, const char *uri)
+{
+	for (int i = 0; uri != NULL && i < c->n_uris; i++)
+		if (strcasecmp(c->uris[i], uri) == 0)
+			return true;
+	return false;
 }
 
 void dir_conn_free(struct dir_conn *c)

@@ -58,11 +58,14 @@ void dir_conn_free(struct dir_conn *c); /* unbinds; NULL-safe */
  * Makes the next operations go to uri (one of the configured URIs) while it
  * answers: drops a connection bound elsewhere so that the next operation
  * connects to uri first. False (and nothing changes) if uri is not in the
- * list, is the only URI, or failed to connect within the last 30 seconds.
+ * list, is the only URI, or failed to connect less than replication_grace
+ * ago (a dead server is not waited for at every revocation).
  */
 bool dir_conn_prefer(struct dir_conn *c, const char *uri);
 /* How many URIs the directory has (> 1: replication matters). */
 int dir_conn_uri_count(const struct dir_conn *c);
+/* Is uri one of the directory's URIs (compared case-insensitively)? */
+bool dir_conn_has_uri(const struct dir_conn *c, const char *uri);
 
 /* Connects and binds now if not yet bound (used at start-up and by status). */
 int dir_conn_open(struct dir_conn *c, struct dir_result *res) JIT_WUR;

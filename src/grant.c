@@ -283,15 +283,15 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
  * answered the add when the directory has several: the revocation goes
  * there first (see settle_membership).
  */
-static int activate(struct grant_ctx *g, struct grant_rec *r, const struct dir_result *dres)
+static int activate(struct grant_ctx *g, struct grant_rec *r)
 {
 	int rc;
 
-	if (dir_conn_uri_count(g->dc) < 2 || dres->uri[0] == '\0')
+	if (r->added_via == NULL)
 		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	rc = store_begin(g->st);
 	if (rc == JIT_OK)
-		rc = store_set_added_via(g->st, r->id, dres->uri);
+		rc = store_set_added_via(g->st, r->id, r->added_via);
 	if (rc == JIT_OK)
 		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	if (rc == JIT_OK)
@@ -355,6 +355,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			goto out;
 		}
 	}
+	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
+		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
@@ -367,7 +369,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
 		goto out;
 	}
-	if (activate(g, &r, &dres) != JIT_OK) {
+	if (activate(g, &r) != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to
 		 * the ending machinery, and if even that cannot be recorded, stop so
 		 * that start-up recovery (pending -> ending(failed)) removes it. */
@@ -442,25 +444,40 @@ static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, str
 }
 
 /*
- * The removal was answered by another server than the writer. First time:
- * check again after the grace. At that check: found again (the add
- * replicated late) -> removed again, and checked again; found nothing -> done.
+ * The removal was answered by another server than the writer. It is final
+ * only when no add can still be on its way to that server:
+ *  - the value was there and was removed (the add had replicated; the
+ *    delete replicates back), and a check after replication_grace finds
+ *    nothing; or
+ *  - the writer is unknown (an add whose answer was lost) or no longer
+ *    configured, and a check after the grace finds nothing.
+ * While the writer is configured but unreachable and the others never saw
+ * the value, the add may still sit on the writer alone: check again every
+ * replication_grace, preferring the writer, until it answers.
  * True when the grant waits for a check (the row was updated).
  */
 static bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
 			    int64_t now)
 {
 	bool checking = r->removed_via != NULL;
-	const char *oc = checking ? "removed" : st->outcome;
+	bool removed_now = strcmp(st->outcome, "removed") == 0;
+	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	const char *oc = checking && !removed_now ? r->removed_outcome : st->outcome;
 
-	if (!st->verify || (checking && strcmp(st->outcome, "removed") != 0))
+	if (!st->verify)
 		return false;
-	if (store_set_verify(g->st, r->id, st->uri, oc, now + g->replication_grace) != JIT_OK) {
+	if (checking && !removed_now &&
+	    (!writer_known || (oc != NULL && strcmp(oc, "removed") == 0)))
+		return false;
+	if (checking && removed_now)
+		oc = "removed";
+	if (store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
+			     now + g->replication_grace) != JIT_OK) {
 		log_err("grant %s: cannot record the check after replication_grace", r->id);
 		return false; /* Robustness: then no check, but never a stuck row */
 	}
-	log_info("grant %s: %s on %s (not the server that wrote it, %s); checking again in %llds",
-		 r->id, st->outcome, st->uri, r->added_via ? r->added_via : "unknown",
+	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
+		 st->outcome, st->uri, r->added_via ? r->added_via : "an unknown server",
 		 (long long)g->replication_grace);
 	return true;
 }

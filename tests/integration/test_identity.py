@@ -1,0 +1,162 @@
+"""Identities that move (OpenLDAP): a grant records the user's entryUUID and
+at revocation removes the value that refers to the user now, whether the
+directory's refint overlay rewrote the member value after a rename or not;
+a deleted user's grant ends cleanly. And several servers: the server that
+wrote a membership is asked first at revocation, and a removal answered by
+another one is checked again after replication_grace.
+"""
+
+import time
+
+from jittest import Env, eq, wait_until
+from jitd import Jitd, parse_time
+from slapd import Slapd, norm_dn
+
+SLACK = 4  # seconds a removal may take after expires_at
+
+
+def _move(s, uid, new_uid, new_parent=None):
+    """modrdn uid=<uid> to uid=<new_uid> (under new_parent); the new DN."""
+    dn = s.user_dn(uid)
+    ldif = "dn: %s\nchangetype: modrdn\nnewrdn: uid=%s\ndeleteoldrdn: 1\n" % (dn, new_uid)
+    if new_parent:
+        ldif += "newsuperior: %s\n" % new_parent
+    s.ldapmodify(ldif)
+    return "uid=%s,%s" % (new_uid, new_parent or s.people)
+
+
+def _staff(s):
+    dn = "ou=staff," + s.people
+    s.ldapadd("dn: %s\nobjectClass: organizationalUnit\nou: staff\n" % dn)
+    return dn
+
+
+def _one(j, event, gid):
+    ev = j.audit_events(event, gid)
+    eq(len(ev), 1, "%s events of %s" % (event, gid))
+    return ev[0]
+
+
+def _wait_state(j, g, state, slack=SLACK):
+    wait_until(lambda: j.show(g["grant_id"])["state"] == state,
+               max(1, parse_time(g["expires_at"]) + slack - time.time()),
+               "grant %s to become %s" % (g["grant_id"], state))
+
+
+def test_rename_with_refint_removes_the_rewritten_value():
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        if "refint" not in s.overlays and "memberof" not in s.overlays:
+            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+        uuid = s.entry_uuid(s.user_dn("alice"))
+        g = j.must_grant("alice", "admins", 3)
+        eq(_one(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
+        new_dn = _move(s, "alice", "alice.smith", _staff(s))
+        # refint carried the rename into the group: the value jitd wrote is gone.
+        eq(s.is_member("admins", s.user_dn("alice")), False, "old DN rewritten by refint")
+        eq(s.is_member("admins", new_dn), True, "new DN in the group")
+        e.wait_removed("admins", new_dn, parse_time(g["expires_at"]) + SLACK, "expiry after rename")
+        ev = _one(j, "expired", g["grant_id"])
+        eq(ev["outcome"], "removed", "outcome")
+        eq(norm_dn(ev["removed_value"]), norm_dn(new_dn), "removed value")
+        eq(s.is_member("admins", s.placeholder), True, "placeholder kept")
+
+
+def test_rename_without_refint_removes_the_value_written():
+    with Env(slapd_kw={"overlays": False}) as e:
+        s, j = e.slapd, e.jitd
+        g = j.must_grant("bob", "admins", 3)
+        old_dn = s.user_dn("bob")
+        new_dn = _move(s, "bob", "robert")
+        eq(s.is_member("admins", old_dn), True, "no refint: the old DN stays in the group")
+        # An administrator adds the renamed user as a member in their own
+        # right: that membership is not jitd's to remove.
+        s.add_member("admins", new_dn)
+        e.wait_removed("admins", old_dn, parse_time(g["expires_at"]) + SLACK, "expiry")
+        eq(s.is_member("admins", new_dn), True, "the administrator's membership stays")
+        ev = _one(j, "expired", g["grant_id"])
+        eq(ev["outcome"], "removed", "outcome")
+        eq(ev.get("removed_value"), None, "the recorded value itself was removed")
+
+
+def test_deleted_user_grant_ends_cleanly_with_and_without_refint():
+    for overlays in (True, False):
+        with Env(slapd_kw={"overlays": overlays}) as e:
+            s, j = e.slapd, e.jitd
+            g = j.must_grant("carol", "ops", 2)
+            dn = s.user_dn("carol")
+            s._run(["ldapdelete"] + s._root_args() + [dn])
+            _wait_state(j, g, "expired")
+            ev = _one(j, "expired", g["grant_id"])
+            # With refint the value went with the entry; without, jitd
+            # removes the dangling value it wrote.
+            want = "already_absent" if s.overlays else "removed"
+            eq(ev["outcome"], want, "outcome (overlays %r)" % s.overlays)
+            eq(s.is_member("ops", dn), False, "no dangling member left")
+            eq(j.audit_events("revoke_failed"), [], "no failed removal")
+
+
+def test_grant_after_rename_shares_the_membership_by_uuid():
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        g1 = j.must_grant("dave", "web", 2)
+        new_dn = _move(s, "dave", "david")
+        # The same person asks again under the new name: one membership,
+        # two grants; the first to end keeps it for the second.
+        g2 = j.must_grant("david", "web", 7)
+        eq(_one(j, "granted", g2["grant_id"])["outcome"], "already_member", "second grant")
+        _wait_state(j, g1, "expired")
+        eq(_one(j, "expired", g1["grant_id"])["outcome"], "kept_other_grant", "first grant")
+        eq(s.is_member("web", new_dn), True, "membership while the second grant runs")
+        e.wait_removed("web", new_dn, parse_time(g2["expires_at"]) + SLACK, "second expiry")
+
+
+def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_grace():
+    """Two independent slapd instances stand for two domain controllers of
+    one domain; the test plays replication by hand (they do not replicate)."""
+    b = Slapd().start()
+    try:
+        with Env(start=False) as e:
+            a, j = e.slapd, e.jitd
+            d = j.config["directories"][0]
+            d["uri"] = "%s %s" % (a.ldapi_uri, b.ldapi_uri)
+            d["replication_grace"] = 2
+            j.write_config()
+            j.start()
+            alice = a.user_dn("alice")
+
+            # 1. Written on A; A goes down; the removal goes to B, which never
+            # saw the add: "not there" is not believed while A may hold it.
+            g = j.must_grant("alice", "admins", 2)
+            eq(_one(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+            eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
+               "after the add (A, B)")
+            a.stop()
+            time.sleep(max(0, parse_time(g["expires_at"]) - time.time()) + 3)
+            eq(j.show(g["grant_id"])["state"], "ending", "waits for the writer or replication")
+            # 2. The add replicates to B late: the next check finds it there.
+            b.add_member("admins", alice)
+            wait_until(lambda: not b.is_member("admins", alice), 8, "removal on B")
+            _wait_state(j, g, "expired", slack=12)
+            ev = _one(j, "expired", g["grant_id"])
+            eq((ev["outcome"], ev["removed_via"], ev.get("checked_after_grace")),
+               ("removed", b.ldapi_uri, True), "expired event")
+
+            # 3. Written on A, A down at expiry, A back: A itself removes it.
+            # (A restart of jitd makes it connect to A, the first URI, again.)
+            a.start()
+            j.restart()
+            g2 = j.must_grant("bob", "admins", 2)
+            bob = a.user_dn("bob")
+            eq(_one(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
+            a.stop()
+            time.sleep(max(0, parse_time(g2["expires_at"]) - time.time()) + 3)
+            eq(j.show(g2["grant_id"])["state"], "ending", "bob: waiting for A")
+            a.start()
+            _wait_state(j, g2, "expired", slack=12)
+            eq(a.is_member("admins", bob), False, "removed on the server that wrote it")
+            ev = _one(j, "expired", g2["grant_id"])
+            eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "bob expired event")
+            eq(j.audit_events("revoke_failed"), [], "no failed removal")
+    finally:
+        b.close()

@@ -1316,11 +1316,6 @@ out:
 	return code;
 }
 
-/* dir_list_members reading `step` values per request (0: as many as the
- * server gives). Declared here for tests that check the range loop. */
-int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr,
-			  int64_t step, char ***out, size_t *n, struct dir_result *res);
-
 int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr,
 			  int64_t step, char ***out, size_t *n, struct dir_result *res)
 {

@@ -29,6 +29,8 @@
 #define JITD_DIRECTORY_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include "err.h"
 #include "config.h"
 
@@ -139,6 +141,11 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  */
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr, char ***out,
 		     size_t *n, struct dir_result *res) JIT_WUR;
+/* The same, asking for `step` values per request (0: as many as the server
+ * gives, which is what dir_list_members does): tests check the range loop
+ * with it against servers that honour the window asked for (Samba). */
+int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr,
+			  int64_t step, char ***out, size_t *n, struct dir_result *res) JIT_WUR;
 void dir_values_free(char **v); /* NULL-safe */
 
 #endif

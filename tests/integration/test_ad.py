@@ -223,9 +223,47 @@ def test_ad_ticket_renewal_over_ticket_lifetime():
         # The TGT and the service ticket have expired by now. A restart of
         # the DC drops jitd's connections: the next request binds again,
         # with tickets jitd must get from the keytab by itself.
+        logins = dc.kdc_logins("jitsvc")
+        if logins < 1:
+            raise AssertionError("no Kerberos login of jitsvc in the KDC's audit log")
         dc.restart()
         g2 = _grant(e, "bob", "jit-ops", 2)
         eq(dc.is_member("JIT Ops", "bob"), True, "grant after the tickets expired")
+        if dc.kdc_logins("jitsvc") <= logins:
+            raise AssertionError("jitd bound again without a new Kerberos login (AS-REQ)")
         e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
         eq(dc.is_member("JIT Ops", "alice"), False, "complete after the tickets expired")
         e.wait_not_member("JIT Ops", "bob", parse_time(g2["expires_at"]) + GRANT_SLACK)
+
+
+def _dirlist(j, group_dn, step):
+    """Runs tests/tools/dirlist (jitd's directory code) -> list of values."""
+    import subprocess
+    from jitd import builddir
+    tool = os.path.join(builddir(), "tests", "tools", "dirlist")
+    r = subprocess.run([tool, j.conf, "ad", group_dn, "member", str(step)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("dirlist step %d: %s" % (step, r.stderr))
+    lines = r.stdout.splitlines()
+    eq(lines[-1], "count %d" % (len(lines) - 1), "dirlist count line")
+    return lines[:-1]
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_member_list_by_range_retrieval():
+    with AdEnv(start=False) as e:
+        dc = e.dc
+        names = ["Administrator", "alice", "bob", "carol", "dave", "erin", "frank", "mallory",
+                 "jitsvc", "Guest"]
+        for n in names:
+            dc.add_member("JIT Ops", dc.user_dn(n))
+        want = sorted(norm for norm in dc.members("JIT Ops"))
+        eq(len(want), len(names), "members added")
+        gdn = dc.group_dn("JIT Ops")
+        from slapd import norm_dn
+        for step in (0, 1, 3, 4, 10, 11):
+            got = sorted(norm_dn(v) for v in _dirlist(e.jitd, gdn, step))
+            eq(got, want, "member list read %s at a time" % (step or "all"))
+        eq(_dirlist(e.jitd, dc.group_dn("Not Delegated"), 3), [], "empty group")

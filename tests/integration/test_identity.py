@@ -160,3 +160,22 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             eq(j.audit_events("revoke_failed"), [], "no failed removal")
     finally:
         b.close()
+
+
+def test_member_list_of_a_group_on_openldap():
+    """The member list as jitd's directory code reads it (tests/tools/dirlist):
+    OpenLDAP has no range retrieval, and the plain attribute comes first."""
+    import os
+    import subprocess
+    from jitd import builddir
+    with Env(start=False) as e:
+        s, j = e.slapd, e.jitd
+        for u in ("alice", "bob", "carol"):
+            s.add_member("dba", s.user_dn(u))
+        tool = os.path.join(builddir(), "tests", "tools", "dirlist")
+        r = subprocess.run([tool, j.conf, "corp", s.group_dn("dba"), "member"],
+                           capture_output=True, text=True, timeout=60)
+        eq(r.returncode, 0, "dirlist: %s" % r.stderr)
+        got = sorted(norm_dn(v) for v in r.stdout.splitlines()[:-1])
+        eq(got, sorted(norm_dn(v) for v in s.members("dba")), "members")
+        eq(r.stdout.splitlines()[-1], "count 4", "count (with the placeholder)")

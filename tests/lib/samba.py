@@ -67,7 +67,7 @@ PYTHON = "/usr/bin/python3"  # samba-tool needs Debian's python3
 SAMBA = shutil.which("samba") or "/usr/sbin/samba"
 SAMBA_TOOL = shutil.which("samba-tool") or "/usr/bin/samba-tool"
 # Bumped when the template's content changes.
-TEMPLATE_VERSION = "1"
+TEMPLATE_VERSION = "2"
 
 _live = []
 
@@ -127,6 +127,8 @@ def _smb_options(d):
         "bind interfaces only": "yes",
         "netbios name": "DC1",
         "server services": "ldap kdc",
+        # Authentication audit (Kerberos AS requests among them) in the log.
+        "log level": "1 auth_audit:3",
         "log file": os.path.join(d, "log.%m"),
         "pid directory": os.path.join(d, "run"),
         "ntp signd socket directory": os.path.join(d, "ntp"),
@@ -176,7 +178,10 @@ def _template():
     """The path of the provisioned domain's tarball, made once per run."""
     shared = os.environ.get("JITTEST_SHARED")
     if not shared or not os.path.isdir(shared):
-        shared = tempfile.mkdtemp(prefix="sbt", dir=work_root())
+        # Not under tests/run: one template for this process only.
+        shared = tempfile.mkdtemp(prefix="sbt", dir="/tmp")
+        atexit.register(shutil.rmtree, shared, True)
+        os.environ["JITTEST_SHARED"] = shared
     tar = os.path.join(shared, "samba-dc-v%s.tar" % TEMPLATE_VERSION)
     with open(os.path.join(shared, "samba-template.lock"), "w") as lockf:
         fcntl.flock(lockf, fcntl.LOCK_EX)
@@ -329,6 +334,14 @@ class SambaDC:
             _live.remove(self)
         if not os.environ.get("JITTEST_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kdc_logins(self, user):
+        """How many Kerberos logins (AS requests) of user the KDC logged."""
+        needle = "\\[%s@%s]" % (user, REALM)
+        with open(self.log, errors="replace") as f:
+            return sum(1 for line in f
+                       if line.startswith("Auth: [Kerberos KDC") and needle in line
+                       and "NT_STATUS_OK" in line)
 
     def log_tail(self, n=30):
         try:
@@ -540,3 +553,39 @@ class AdEnv:
                                      % (user, group, time.time() - deadline_epoch, what,
                                         sorted(self.dc.members(group))))
             time.sleep(0.1)
+
+
+def _serve(envfile):
+    """Provisions and starts a DC, writes shell variables describing it to
+    envfile, and keeps it running until SIGTERM/SIGINT (scripts/demo --samba)."""
+    import sys
+    done = []
+    signal.signal(signal.SIGTERM, lambda *a: done.append(1))
+    signal.signal(signal.SIGINT, lambda *a: done.append(1))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    why = unavailable()
+    if why:
+        sys.stderr.write("samba.py: cannot run a Samba AD DC here: %s\n" % why)
+        sys.exit(1)
+    dc = SambaDC().start()
+    try:
+        env = {"KRB5_CONFIG": dc.krb5_conf, "KEYTAB": dc.keytab, "LDAP_URI": dc.ldap_uri,
+               "REALM": REALM, "BASE": BASE, "SAMBA_DIR": dc.dir}
+        tmp = envfile + ".tmp"
+        with open(tmp, "w") as f:
+            for k, v in env.items():
+                f.write("%s='%s'\n" % (k, v.replace("'", "'\\''")))
+        os.rename(tmp, envfile)
+        while not done and dc.running():
+            time.sleep(0.2)
+    finally:
+        dc.close()
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "serve":
+        _serve(sys.argv[2])
+        sys.exit(0)
+    sys.stderr.write("usage: samba.py serve ENVFILE\n")
+    sys.exit(2)

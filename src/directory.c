@@ -1149,14 +1149,82 @@ static int find_by_uuid(struct dir_conn *c, const char *uuid, char **dn, struct 
 	return rc;
 }
 
+struct exists_arg {
+	const char *dn;
+	bool exists;
+};
+
+static int op_exists(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct exists_arg *arg = varg;
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0,
+				 NULL, NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	arg->exists = code == LDAP_SUCCESS && ldap_count_entries(c->ld, msg) > 0;
+	if (code == LDAP_NO_SUCH_OBJECT)
+		code = LDAP_SUCCESS;
+	ldap_msgfree(msg);
+	return code;
+}
+
+/* Does an entry with this DN exist? */
+static int entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct dir_result *res)
+{
+	struct exists_arg arg = { dn, false };
+	int code = 0, rc = dir_run(c, op_exists, &arg, res, &code);
+
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	if (rc == JIT_OK)
+		*exists = arg.exists;
+	return rc;
+}
+
+/*
+ * The user was renamed or moved (cur is the DN now, m->value the DN jitd
+ * wrote). The user's current DN goes: refint rewrote jitd's value to it, or
+ * someone added it; either way it is the grantee's membership. The value
+ * jitd wrote goes too if it names no entry any more (jitd's own leftover);
+ * if another entry has taken that DN, the value is theirs and stays.
+ */
+static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const char *cur,
+			  bool *removed, const char **value, struct dir_result *res)
+{
+	bool gone = true, exists = true;
+	int rc = remove_value(c, m->group_dn, m->attr, cur, m->placeholder, false, &gone, res);
+
+	if (rc != JIT_OK)
+		return rc;
+	if (!gone) {
+		*removed = true;
+		*value = cur;
+	}
+	rc = entry_exists(c, m->value, &exists, res);
+	if (rc != JIT_OK || exists)
+		return rc;
+	rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
+	if (rc == JIT_OK && !gone && !*removed) {
+		*removed = true;
+		*value = m->value;
+	}
+	return rc;
+}
+
 int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *removed,
 		      char **value_out, struct dir_result *res)
 {
 	struct dir_result dummy;
-	char *guid = NULL, *dn = NULL;
-	const char *value = m->value;
-	bool gone = false;
-	int rc;
+	char *guid = NULL, *cur = NULL;
+	const char *value = NULL;
+	bool gone = true, done = false;
+	bool ident = m->uuid != NULL && m->attr != NULL && attr_holds_dns(m->attr);
+	int rc = JIT_OK;
 
 	if (res == NULL)
 		res = &dummy;
@@ -1164,36 +1232,39 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 		set_local_result(res, "bad group DN, attribute or value");
 		return JIT_EBADREQ;
 	}
-	if (m->uuid != NULL && attr_holds_dns(m->attr) && uuid_is_guid(c->cfg) &&
-	    guid_text_ok(m->uuid)) {
+	if (ident && uuid_is_guid(c->cfg) && guid_text_ok(m->uuid)) {
 		/* AD links members by GUID: this finds the user after any
 		 * rename or move, and never someone who took the old name. */
 		guid = xasprintf("<GUID=%s>", m->uuid);
-		value = guid;
 		rc = remove_value(c, m->group_dn, m->attr, guid, m->placeholder, true, &gone, res);
+		if (rc == JIT_OK && !gone) {
+			done = true;
+			value = guid;
+		}
 	} else {
-		rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone,
-				  res);
-		if (rc == JIT_OK && gone && m->uuid != NULL && attr_holds_dns(m->attr)) {
-			/* The value jitd wrote is not there. Robustness: after a
-			 * rename, refint may have rewritten it to the new DN, so
-			 * "already gone" is believed only once the user's current
-			 * DN is not in the group either. */
-			rc = find_by_uuid(c, m->uuid, &dn, res);
-			if (rc == JIT_OK && dn != NULL && strcasecmp(dn, m->value) != 0) {
-				value = dn;
-				rc = remove_value(c, m->group_dn, m->attr, dn, m->placeholder, false,
-						  &gone, res);
+		if (ident)
+			rc = find_by_uuid(c, m->uuid, &cur, res);
+		if (rc == JIT_OK && cur != NULL && strcasecmp(cur, m->value) != 0) {
+			/* Renamed. Robustness: "already gone" by the old DN is
+			 * never believed after a rename; the identity decides. */
+			rc = revoke_renamed(c, m, cur, &done, &value, res);
+		} else if (rc == JIT_OK) {
+			/* Not renamed, deleted, or no identity: the value written. */
+			rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false,
+					  &gone, res);
+			if (rc == JIT_OK && !gone) {
+				done = true;
+				value = m->value;
 			}
 		}
 	}
 	if (rc == JIT_OK) {
-		*removed = !gone;
+		*removed = done;
 		if (value_out != NULL)
-			*value_out = gone ? NULL : xstrdup(value);
+			*value_out = done ? xstrdup(value) : NULL;
 	}
 	free(guid);
-	free(dn);
+	free(cur);
 	return rc;
 }
 

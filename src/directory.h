@@ -122,9 +122,12 @@ struct dir_member {
  * attributes with a recorded uuid:
  *  - uuid_attr objectGUID (Active Directory): removes "<GUID=uuid>", which
  *    the server resolves to the user wherever it lives now;
- *  - otherwise (entryUUID): removes the recorded DN if the group still holds
- *    it; if not, finds the user's current DN by uuid and removes that (a
- *    rename that refint carried into the group).
+ *  - otherwise (entryUUID): finds the user's current DN by uuid under
+ *    user_base. Not renamed (or not found: deleted): removes the recorded
+ *    value. Renamed: removes the current DN (refint rewrote jitd's value to
+ *    it, or someone added it), and the recorded DN too if no entry has that
+ *    DN any more (jitd's dangling value; if someone took the old DN, the
+ *    value is theirs and stays).
  * Without a uuid, or for memberUid, the recorded value is removed.
  * "Not there" answers are believed only when a search of the group agrees.
  * JIT_OK with *removed = true when a value was removed, false when none

@@ -51,32 +51,43 @@ def test_rename_with_refint_removes_the_rewritten_value():
         uuid = s.entry_uuid(s.user_dn("alice"))
         g = j.must_grant("alice", "admins", 3)
         eq(_one(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
+        old_dn = s.user_dn("alice")
         new_dn = _move(s, "alice", "alice.smith", _staff(s))
         # refint carried the rename into the group: the value jitd wrote is gone.
-        eq(s.is_member("admins", s.user_dn("alice")), False, "old DN rewritten by refint")
+        eq(s.is_member("admins", old_dn), False, "old DN rewritten by refint")
         eq(s.is_member("admins", new_dn), True, "new DN in the group")
+        # Someone else now has the old DN, and is a member in their own right.
+        s.add_user("alice")
+        s.add_member("admins", old_dn)
         e.wait_removed("admins", new_dn, parse_time(g["expires_at"]) + SLACK, "expiry after rename")
+        eq(s.is_member("admins", old_dn), True, "the new owner of the old DN keeps theirs")
         ev = _one(j, "expired", g["grant_id"])
         eq(ev["outcome"], "removed", "outcome")
         eq(norm_dn(ev["removed_value"]), norm_dn(new_dn), "removed value")
         eq(s.is_member("admins", s.placeholder), True, "placeholder kept")
 
 
-def test_rename_without_refint_removes_the_value_written():
+def test_rename_without_refint_removes_the_value_written_and_the_current_one():
     with Env(slapd_kw={"overlays": False}) as e:
         s, j = e.slapd, e.jitd
-        g = j.must_grant("bob", "admins", 3)
-        old_dn = s.user_dn("bob")
-        new_dn = _move(s, "bob", "robert")
-        eq(s.is_member("admins", old_dn), True, "no refint: the old DN stays in the group")
-        # An administrator adds the renamed user as a member in their own
-        # right: that membership is not jitd's to remove.
-        s.add_member("admins", new_dn)
-        e.wait_removed("admins", old_dn, parse_time(g["expires_at"]) + SLACK, "expiry")
-        eq(s.is_member("admins", new_dn), True, "the administrator's membership stays")
-        ev = _one(j, "expired", g["grant_id"])
-        eq(ev["outcome"], "removed", "outcome")
-        eq(ev.get("removed_value"), None, "the recorded value itself was removed")
+        gb = j.must_grant("bob", "admins", 3)
+        gc = j.must_grant("carol", "admins", 3)
+        bob_old, carol_old = s.user_dn("bob"), s.user_dn("carol")
+        _move(s, "bob", "robert")
+        carol_new = _move(s, "carol", "caroline")
+        eq(s.is_member("admins", bob_old), True, "no refint: the old DN stays in the group")
+        # Carol's new DN is added by hand meanwhile: it is still carol, whose
+        # grant ends; both values go (the old one names no entry any more).
+        s.add_member("admins", carol_new)
+        e.wait_removed("admins", bob_old, parse_time(gb["expires_at"]) + SLACK, "bob expiry")
+        e.wait_removed("admins", carol_new, parse_time(gc["expires_at"]) + SLACK, "carol expiry")
+        eq(s.is_member("admins", carol_old), False, "carol's old (dangling) value removed")
+        ev = _one(j, "expired", gb["grant_id"])
+        eq((ev["outcome"], ev.get("removed_value")), ("removed", None),
+           "bob: the recorded value itself was removed")
+        ev = _one(j, "expired", gc["grant_id"])
+        eq(ev["outcome"], "removed", "carol outcome")
+        eq(norm_dn(ev["removed_value"]), norm_dn(carol_new), "carol: the current DN")
 
 
 def test_deleted_user_grant_ends_cleanly_with_and_without_refint():

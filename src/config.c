@@ -357,6 +357,7 @@ static const char *const mech_choices[] = {
 };
 static const char *const tls_choices[] = { "never", "allow", "try", "demand", NULL };
 static const char *const level_choices[] = { "debug", "info", "warning", "error", NULL };
+static const char *const reconcile_choices[] = { "off", "report", "enforce", NULL };
 
 /* clang-format off */
 #define STR(n, st, fl, def) { #n, K_STR, offsetof(st, n), fl, def, 0, 0, 0, NULL }
@@ -379,6 +380,7 @@ static const struct key top_keys[] = {
 	NUM(client_timeout, K_DUR, struct jit_config, 60, 1, 86400),
 	NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
 	NUM(retry_max_interval, K_DUR, struct jit_config, 30, 1, 86400),
+	NUM(reconcile_interval, K_DUR, struct jit_config, 300, 1, 7 * 86400),
 	SECTION(directories),
 	SECTION(groups),
 	SECTION(clients),
@@ -421,6 +423,9 @@ static const struct key group_keys[] = {
 	STR(placeholder_member, struct jit_group_cfg, 0, NULL),
 	NUM(max_duration, K_DUR, struct jit_group_cfg, 4 * 3600, 1, DURATION_MAX),
 	NUM(default_duration, K_DUR, struct jit_group_cfg, 3600, 1, DURATION_MAX),
+	ENUM(reconcile, struct jit_group_cfg, "report", reconcile_choices),
+	/* A list kept as char ** in the group: parsed by check_group(). */
+	{ "standing_members", K_SECTION, 0, 0, NULL, 0, 0, 0, NULL },
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -905,6 +910,23 @@ static void parse_directories(struct ctx *cx, const config_setting_t *root, stru
 	}
 }
 
+/* standing_members: a list of strings, moved into the group. */
+static void check_standing(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	config_setting_t *s = config_setting_get_member(e, "standing_members");
+	struct strlist l = { 0 };
+
+	if (s && get_list(cx, s, "standing_members", &l) == JIT_OK) {
+		g->standing_members = l.v;
+		g->n_standing_members = l.n;
+		free(l.lines);
+	} else {
+		strlist_free(&l);
+	}
+	if (!g->standing_members)
+		g->standing_members = xcalloc(1, sizeof(char *));
+}
+
 static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_config *cfg,
 			struct jit_group_cfg *g)
 {
@@ -926,6 +948,7 @@ static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_co
 					 "max_duration"),
 		     "default_duration", "%s is longer than max_duration %s", dflt, max);
 	}
+	check_standing(cx, e, g);
 }
 
 static void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -1102,8 +1125,12 @@ void config_free(struct jit_config *cfg)
 		return;
 	for (size_t i = 0; i < cfg->n_dirs; i++)
 		dir_free(&cfg->dirs[i]);
-	for (size_t i = 0; i < cfg->n_groups; i++)
+	for (size_t i = 0; i < cfg->n_groups; i++) {
 		free_strings(&cfg->groups[i], group_keys);
+		for (size_t j = 0; j < cfg->groups[i].n_standing_members; j++)
+			free(cfg->groups[i].standing_members[j]);
+		free(cfg->groups[i].standing_members);
+	}
 	for (size_t i = 0; i < cfg->n_clients; i++) {
 		struct jit_client_cfg *c = &cfg->clients[i];
 		for (size_t j = 0; j < c->n_groups; j++)
@@ -1199,6 +1226,15 @@ const char *config_group_member_attr(const struct jit_config *cfg, const struct 
 	if (g->member_attr)
 		return g->member_attr;
 	return cfg->dirs[g->dir_index].member_attr;
+}
+
+enum jit_reconcile config_group_reconcile(const struct jit_group_cfg *g)
+{
+	if (g->reconcile && strcmp(g->reconcile, "off") == 0)
+		return RECONCILE_OFF;
+	if (g->reconcile && strcmp(g->reconcile, "enforce") == 0)
+		return RECONCILE_ENFORCE;
+	return RECONCILE_REPORT;
 }
 
 const char *config_group_placeholder(const struct jit_config *cfg, const struct jit_group_cfg *g)
@@ -1297,6 +1333,18 @@ static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 	fputs(" ];\n  }", fp);
 }
 
+static void dump_standing(FILE *fp, const struct jit_group_cfg *g)
+{
+	if (g->n_standing_members == 0)
+		return;
+	fputs("    standing_members = [", fp);
+	for (size_t j = 0; j < g->n_standing_members; j++) {
+		fputs(j ? ", " : " ", fp);
+		dump_str(fp, g->standing_members[j]);
+	}
+	fputs(" ];\n", fp);
+}
+
 void config_dump(const struct jit_config *cfg, FILE *fp)
 {
 	fputs("# jitd effective configuration", fp);
@@ -1314,6 +1362,7 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		fputs("  {\n", fp);
 		dump_keys(fp, &cfg->groups[i], group_keys, "    ");
+		dump_standing(fp, &cfg->groups[i]);
 		fputs(i + 1 < cfg->n_groups ? "  },\n" : "  }\n", fp);
 	}
 	fputs(");\n\nclients = (\n", fp);

@@ -80,7 +80,16 @@ struct jit_group_cfg {
 	int64_t max_duration;   /* seconds; default 4h */
 	int64_t default_duration; /* seconds; default 1h, <= max_duration */
 	int line;
+	/* Drift reconciliation (reconcile.c): "report" (default), "enforce"
+	 * (also remove unexplained members) or "off"; read it through
+	 * config_group_reconcile(). */
+	char *reconcile;
+	char **standing_members; /* member values allowed permanently (NULL-terminated) */
+	size_t n_standing_members;
 };
+
+enum jit_reconcile { RECONCILE_OFF = 0, RECONCILE_REPORT, RECONCILE_ENFORCE };
+enum jit_reconcile config_group_reconcile(const struct jit_group_cfg *g);
 
 struct jit_client_cfg {
 	char *name;             /* optional label for logs; default "client#N",
@@ -108,6 +117,7 @@ struct jit_config {
 	int64_t client_timeout; /* seconds idle before a client is dropped, default 60 */
 	int64_t retry_min_interval; /* seconds, default 1 */
 	int64_t retry_max_interval; /* seconds, default 30 */
+	int64_t reconcile_interval; /* seconds between drift checks, default 5m */
 	struct jit_dir_cfg *dirs;
 	size_t n_dirs;
 	struct jit_group_cfg *groups;

@@ -41,6 +41,19 @@ struct dir_conn {
 	int cur;                /* index of the URI c->ld is bound to, or -1 */
 	int prefer;             /* tried first by the next connect, or -1 */
 	int64_t *failed_at;     /* per URI: last failed connect (0 = never) */
+	struct dir_health *health; /* shared by the directory's connections, or NULL */
+	bool probing;           /* dir_probe() runs: do not fail fast */
+};
+
+struct dir_health {
+	pthread_mutex_t lock;   /* guards everything below */
+	char *name;
+	bool down;
+	int64_t since;          /* when it went down */
+	char error[sizeof(((struct dir_result *)0)->message)];
+	uint64_t recoveries;
+	bool probing;
+	int64_t last_probe;
 };
 
 /* What the SASL interaction callback answers. */
@@ -477,7 +490,11 @@ out:
 		copy_printable(res->message, sizeof(res->message), tmp);
 		free(tmp);
 	}
-	log_warn("directory %s: %s", cfg->name, res->message);
+	set_health(c, false, res->message);
+	if (c->probing) /* every second during an outage: the change is logged once */
+		log_debug("directory %s: probe: %s", cfg->name, res->message);
+	else
+		log_warn("directory %s: %s", cfg->name, res->message);
 	return rc;
 }
 
@@ -512,8 +529,8 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
  * directory costs one connect attempt per operation, not two. On JIT_OK
  * *code is what the directory answered.
  */
-static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
-		   int *code)
+static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
+			int *code)
 {
 	res->uri[0] = '\0';
 	for (int attempt = 0;; attempt++) {
@@ -539,6 +556,124 @@ static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_resul
 		}
 		log_info("directory %s: %s; reconnecting", c->cfg->name, res->message);
 	}
+}
+
+/* ---- reachability shared by a directory's connections ----------------- */
+
+struct dir_health *dir_health_new(const char *name)
+{
+	struct dir_health *h = xcalloc(1, sizeof(*h));
+	int err = pthread_mutex_init(&h->lock, NULL);
+
+	if (err != 0)
+		fatal("pthread_mutex_init: %s", strerror(err));
+	h->name = xstrdup(name ? name : "?");
+	return h;
+}
+
+void dir_health_free(struct dir_health *h)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_destroy(&h->lock);
+	free(h->name);
+	free(h);
+}
+
+void dir_conn_set_health(struct dir_conn *c, struct dir_health *h)
+{
+	c->health = h;
+}
+
+/* Records the outcome of one attempt to reach the directory. */
+static void health_note(struct dir_health *h, bool reached, const char *error)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (reached && h->down) {
+		h->down = false;
+		h->recoveries++;
+		log_info("directory %s: reachable again after %llds", h->name,
+			 (long long)(now_s() - h->since));
+	} else if (!reached) {
+		if (!h->down) {
+			h->down = true;
+			h->since = now_s();
+			log_warn("directory %s: unreachable (%s); requests fail at once until a "
+				 "probe reaches it", h->name, error ? error : "");
+		}
+		copy_printable(h->error, sizeof(h->error), error ? error : "");
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
+{
+	bool down;
+	char ts[32];
+
+	if (h == NULL)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	down = h->down;
+	if (down && buf != NULL && buflen > 0) {
+		fmt_rfc3339(h->since, ts);
+		/* Truncation is acceptable: a bounded diagnostic. */
+		(void)snprintf(buf, buflen, "directory %.32s unreachable since %s: %.160s",
+			       h->name, ts, h->error);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return down;
+}
+
+uint64_t dir_health_recoveries(struct dir_health *h)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&h->lock);
+	n = h->recoveries;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+bool dir_health_probe_due(struct dir_health *h, int64_t now, int64_t interval)
+{
+	bool due;
+
+	pthread_mutex_lock(&h->lock);
+	due = h->down && !h->probing && now - h->last_probe >= interval;
+	if (due) {
+		h->probing = true;
+		h->last_probe = now;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return due;
+}
+
+/*
+ * Runs op through dir_run_conn(), failing at once while the directory is
+ * known down (unless this is the probe), and records whether the server
+ * was reached: any answer, also a refusal, counts.
+ */
+static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
+		   int *code)
+{
+	char why[sizeof(res->message)];
+	int rc;
+
+	if (c->health != NULL && !c->probing && dir_health_down(c->health, why, sizeof(why))) {
+		res->ldap_code = LDAP_SERVER_DOWN;
+		res->uri[0] = '\0';
+		copy_printable(res->message, sizeof(res->message), why);
+		return JIT_EDIRUNAVAIL;
+	}
+	rc = dir_run_conn(c, op, arg, res, code);
+	if (rc != JIT_OK)
+		health_note(c->health, false, res->message);
+	else if (*code >= 0)
+		health_note(c->health, true, NULL);
+	return rc;
 }
 
 /* ---- public: lifecycle ------------------------------------------------ */
@@ -626,7 +761,9 @@ int dir_conn_open(struct dir_conn *c, struct dir_result *res)
 		set_result(c, res, LDAP_SUCCESS, NULL);
 		return JIT_OK;
 	}
-	return dir_connect(c, res);
+	int rc = dir_connect(c, res);
+	health_note(c->health, rc == JIT_OK, res->message);
+	return rc;
 }
 
 void dir_user_clear(struct dir_user *u)
@@ -1268,129 +1405,153 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 	return rc;
 }
 
-/* ---- member lists, with range retrieval ------------------------------- */
+/* ---- probe, member lists, value keys ----------------------------------- */
 
-#define LIST_MAX_VALUES 1000000 /* a group larger than this is refused */
+/* A read of the root DSE: the cheapest question every server answers. */
+static int op_ping(struct dir_conn *c, void *arg, struct dir_result *res)
+{
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	int code;
+
+	(void)arg;
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	set_result(c, res, code, "probe");
+	ldap_msgfree(msg);
+	return code;
+}
+
+int dir_probe(struct dir_conn *c, struct dir_result *res)
+{
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	c->probing = true;
+	rc = dir_run(c, op_ping, NULL, res, &code);
+	c->probing = false;
+	if (c->health != NULL) {
+		pthread_mutex_lock(&c->health->lock);
+		c->health->probing = false;
+		pthread_mutex_unlock(&c->health->lock);
+	}
+	return rc;
+}
+
+bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
+{
+	static const char tag[] = ";range=";
+	size_t n = strlen(attr);
+	const char *p;
+	char *end;
+	long lo, hi;
+
+	if (strncasecmp(desc, attr, n) != 0 || strncasecmp(desc + n, tag, sizeof(tag) - 1) != 0)
+		return false;
+	p = desc + n + sizeof(tag) - 1;
+	if (*p < '0' || *p > '9')
+		return false;
+	errno = 0;
+	lo = strtol(p, &end, 10);
+	if (errno != 0 || *end != '-')
+		return false;
+	p = end + 1;
+	if (p[0] == '*' && p[1] == '\0') {
+		hi = -1;
+	} else {
+		if (*p < '0' || *p > '9')
+			return false;
+		hi = strtol(p, &end, 10);
+		if (errno != 0 || *end != '\0' || hi < lo)
+			return false;
+	}
+	*low = lo;
+	*high = hi;
+	return true;
+}
 
 struct list_arg {
 	const char *group_dn, *attr;
-	int64_t low;            /* first value index asked for */
-	int64_t step;           /* 0: "up to the end" (the server caps it) */
-	char **v;
-	size_t n, cap;
-	bool done;
-	int64_t next_low;
+	dir_value_cb cb;
+	void *cb_arg;
+	char *want;             /* attribute description asked for this round */
+	long next_low;          /* -1: done */
+	int cb_rc;
+	long step;              /* values per request; 0: what the server gives */
 };
 
-static void list_add(struct list_arg *a, const struct berval *bv)
+/* Calls the callback for each value of vals (values holding a NUL, which
+ * no DN or uid can, are skipped). */
+static void list_values(struct list_arg *arg, struct berval **vals)
 {
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->v = xrealloc(a->v, a->cap * sizeof(char *));
+	for (size_t i = 0; vals && vals[i] && arg->cb_rc == 0; i++) {
+		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
+			continue;
+		char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+		arg->cb_rc = arg->cb(v, arg->cb_arg);
+		free(v);
 	}
-	a->v[a->n++] = xstrndup(bv->bv_val, bv->bv_len);
-	a->v[a->n] = NULL;
 }
 
-/*
- * Reads "attr;range=L-H" (options in any order and case): -1 if name is not
- * a ranged description of attr, 0 with *lo, *hi (-1 for "*") otherwise.
- */
-static int parse_range(const char *name, const char *attr, int64_t *lo, int64_t *hi)
+/* One base-scope read of the group: the whole attribute, or one range. */
+static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 {
-	size_t n = strlen(attr);
-	const char *p, *dash;
-	char num[24];
-
-	if (strncasecmp(name, attr, n) != 0 || name[n] != ';')
-		return -1;
-	for (p = name + n; p && *p; p = strchr(p + 1, ';'))
-		if (strncasecmp(p, ";range=", 7) == 0)
-			break;
-	if (p == NULL || *p == '\0')
-		return -1;
-	p += 7;
-	dash = strchr(p, '-');
-	if (dash == NULL || (size_t)(dash - p) >= sizeof(num) || dash == p)
-		return -1;
-	memcpy(num, p, (size_t)(dash - p));
-	num[dash - p] = '\0';
-	if (parse_int64(num, 0, LIST_MAX_VALUES, lo) != JIT_OK)
-		return -1;
-	if (dash[1] == '*' && (dash[2] == '\0' || dash[2] == ';')) {
-		*hi = -1;
-		return 0;
-	}
-	(void)snprintf(num, sizeof(num), "%.*s", (int)strcspn(dash + 1, ";"), dash + 1);
-	return parse_int64(num, *lo > 0 ? *lo - 1 : 0, LIST_MAX_VALUES, hi) == JIT_OK ? 0 : -1;
-}
-
-/* One request: the plain attribute first, then "attr;range=L-*" (or L-H). */
-static int op_list_chunk(struct dir_conn *c, void *varg, struct dir_result *res)
-{
-	struct list_arg *a = varg;
-	char want[160];
-	char *attrs[2] = { want, NULL };
+	struct list_arg *arg = varg;
+	char *attrs[] = { arg->want, NULL };
 	struct timeval tv = cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL, *e;
 	BerElement *ber = NULL;
-	size_t n0 = a->n;
+	char *desc;
+	long lo, hi, next = -1;
 	int code;
 
-	if (a->low == 0 && a->step == 0)
-		(void)snprintf(want, sizeof(want), "%s", a->attr);
-	else if (a->step == 0)
-		(void)snprintf(want, sizeof(want), "%s;range=%lld-*", a->attr, (long long)a->low);
-	else
-		(void)snprintf(want, sizeof(want), "%s;range=%lld-%lld", a->attr,
-			       (long long)a->low, (long long)(a->low + a->step - 1));
 	clear_diag(c);
-	code = ldap_search_ext_s(c->ld, a->group_dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
+	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
 				 0, NULL, NULL, &tv, 1, &msg);
 	set_result(c, res, code, NULL);
 	if (code != LDAP_SUCCESS)
 		goto out;
 	e = ldap_first_entry(c->ld, msg);
-	a->done = true; /* unless a range says more follows */
-	for (char *name = e ? ldap_first_attribute(c->ld, e, &ber) : NULL; name != NULL;
-	     name = ldap_next_attribute(c->ld, e, ber)) {
-		int64_t lo = 0, hi = -1;
-		bool plain = strcasecmp(name, a->attr) == 0;
-		if (plain || parse_range(name, a->attr, &lo, &hi) == 0) {
-			struct berval **vals = ldap_get_values_len(c->ld, e, name);
-			for (size_t i = 0; vals && vals[i]; i++)
-				if (a->n < LIST_MAX_VALUES)
-					list_add(a, vals[i]);
+	if (e == NULL) { /* the ACL hides the group: as good as missing */
+		code = LDAP_NO_SUCH_OBJECT;
+		set_result(c, res, code, "list members");
+		goto out;
+	}
+	for (desc = ldap_first_attribute(c->ld, e, &ber); desc != NULL;
+	     desc = ldap_next_attribute(c->ld, e, ber)) {
+		bool whole = strcasecmp(desc, arg->attr) == 0;
+		bool ranged = !whole && dir_parse_range(desc, arg->attr, &lo, &hi);
+		if (whole || ranged) {
+			struct berval **vals = ldap_get_values_len(c->ld, e, desc);
+			list_values(arg, vals);
 			ldap_value_free_len(vals);
-			if (!plain && hi >= 0) {
-				a->done = false;
-				a->next_low = hi + 1;
-			}
+			if (ranged && hi >= 0)
+				next = hi + 1;
 		}
-		ldap_memfree(name);
-	}
-	if (a->n >= LIST_MAX_VALUES || (!a->done && a->next_low <= a->low)) {
-		/* Too many values, or a range that does not move on. */
-		code = LDAP_SIZELIMIT_EXCEEDED;
-		set_result(c, res, code, "member list");
-	}
-out:
-	if (code != LDAP_SUCCESS) {
-		/* A retried request must not see this chunk twice. */
-		while (a->n > n0)
-			free(a->v[--a->n]);
-		if (a->v)
-			a->v[a->n] = NULL;
+		ldap_memfree(desc);
 	}
 	ber_free(ber, 0);
+	/* Robustness: a server whose ranges do not move forward would loop us. */
+	arg->next_low = next > arg->next_low ? next : -1;
+out:
 	ldap_msgfree(msg);
 	return code;
 }
 
-int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr,
-			  int64_t step, char ***out, size_t *n, struct dir_result *res)
+int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
+		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	struct list_arg a = { group_dn, attr, 0, step, NULL, 0, 0, false, 0 };
+	return dir_list_members_step(c, group_dn, attr, 0, cb, cb_arg, res);
+}
+
+int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
+			  dir_value_cb cb, void *cb_arg, struct dir_result *res)
+{
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0 };
 	struct dir_result dummy;
 	int rc = JIT_OK, code = 0;
 
@@ -1398,40 +1559,46 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 		res = &dummy;
 	res->ldap_code = 0;
 	res->message[0] = '\0';
-	if (group_dn == NULL || !attr_ok(attr) || strlen(attr) > 100 || step < 0) {
+	if (group_dn == NULL || !attr_ok(attr)) {
 		set_local_result(res, "bad group DN or attribute");
 		return JIT_EBADREQ;
 	}
-	while (!a.done) {
-		rc = dir_run(c, op_list_chunk, &a, res, &code);
-		if (rc == JIT_OK && code != LDAP_SUCCESS)
-			rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	arg.want = arg.step ? xasprintf("%s;range=0-%ld", attr, arg.step - 1) : xstrdup(attr);
+	while (rc == JIT_OK && arg.cb_rc == 0) {
+		rc = dir_run(c, op_list_range, &arg, res, &code);
 		if (rc != JIT_OK)
 			break;
-		a.low = a.next_low;
+		if (code != LDAP_SUCCESS) {
+			rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+			break;
+		}
+		if (arg.next_low < 0)
+			break;
+		free(arg.want);
+		if (arg.step)
+			arg.want = xasprintf("%s;range=%ld-%ld", attr, arg.next_low,
+					     arg.next_low + arg.step - 1);
+		else
+			arg.want = xasprintf("%s;range=%ld-*", attr, arg.next_low);
 	}
-	if (rc != JIT_OK) {
-		dir_values_free(a.v);
-		return rc;
-	}
-	if (a.v == NULL)
-		a.v = xcalloc(1, sizeof(char *));
-	*out = a.v;
-	*n = a.n;
-	return JIT_OK;
+	free(arg.want);
+	return rc;
 }
 
-int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr, char ***out,
-		     size_t *n, struct dir_result *res)
+char *dir_value_key(const char *value)
 {
-	return dir_list_members_step(c, group_dn, attr, 0, out, n, res);
-}
+	LDAPDN dn = NULL;
+	char *out = NULL, *key;
 
-void dir_values_free(char **v)
-{
-	if (v == NULL)
-		return;
-	for (size_t i = 0; v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
+	if (value != NULL && strchr(value, '=') != NULL &&
+	    ldap_str2dn(value, &dn, LDAP_DN_FORMAT_LDAP) == LDAP_SUCCESS && dn != NULL &&
+	    ldap_dn2str(dn, &out, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && out != NULL)
+		key = xstrdup(out);
+	else
+		key = xstrdup(value ? value : "");
+	ldap_memfree(out);
+	ldap_dnfree(dn);
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return key;
 }

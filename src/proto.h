@@ -41,6 +41,7 @@ struct jit_request {
 	char *request_id;       /* grant, optional */
 	char *grant_id;         /* complete, revoke, extend, show */
 	char *reason_end;       /* complete/revoke: optional "reason" */
+	bool force;             /* revoke: close an ending grant without the directory */
 	unsigned state_mask;    /* list: GS_BIT()s from "state" ("all" = every state); 0 = default */
 	int64_t limit;          /* list: 0 = default */
 };

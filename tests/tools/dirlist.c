@@ -18,10 +18,19 @@
 #include "log.h"
 #include "util.h"
 
+static int print_value(const char *value, void *arg)
+{
+	size_t *n = arg;
+
+	printf("%s\n", value);
+	(*n)++;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct jit_config *cfg = NULL;
-	char *errors = NULL, **v = NULL;
+	char *errors = NULL;
 	struct dir_result res = { 0 };
 	int64_t step = 0;
 	size_t n = 0;
@@ -49,12 +58,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct dir_conn *c = dir_conn_new(d);
-	rc = dir_list_members_step(c, argv[3], argv[4], step, &v, &n, &res);
+	rc = dir_list_members_step(c, argv[3], argv[4], (long)step, print_value, &n, &res);
 	if (rc == JIT_OK) {
-		for (size_t i = 0; i < n; i++)
-			printf("%s\n", v[i]);
 		printf("count %zu\n", n);
-		dir_values_free(v);
 	} else {
 		fprintf(stderr, "dirlist: %s: %s\n", jit_err_code(rc), res.message);
 	}

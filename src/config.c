@@ -411,6 +411,7 @@ static const struct key dir_keys[] = {
 	STR(sasl_secprops, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	BOOLK(sasl_nocanon, struct jit_dir_cfg),
 	STR(keytab, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	STR(principal, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	STR(tls_ca_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	ENUM(tls_require_cert, struct jit_dir_cfg, "demand", tls_choices),
 	BOOLK(starttls, struct jit_dir_cfg),
@@ -422,6 +423,7 @@ static const struct key dir_keys[] = {
 	STR(placeholder_member, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	NUM(timeout, K_DUR, struct jit_dir_cfg, 10, 1, 300),
 	NUM(connections, K_INT, struct jit_dir_cfg, 2, 1, 32),
+	NUM(replication_grace, K_DUR, struct jit_dir_cfg, 30, 1, 86400),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -857,6 +859,40 @@ static bool uri_ok(const char *uri)
 	return n_uris > 0;
 }
 
+/* True if every URI of the list is ldaps:// or ldapi:// (or starttls is on):
+ * nothing jitd sends can be read on the wire. */
+static bool uri_protected(const struct jit_dir_cfg *d)
+{
+	const char *p = d->uri;
+
+	if (d->starttls)
+		return true;
+	while (p && *p) {
+		size_t len = strcspn(p, " ");
+		if (len > 0 && strncasecmp(p, "ldaps://", 8) != 0 && strncasecmp(p, "ldapi://", 8) != 0)
+			return false;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return true;
+}
+
+/* principal belongs to GSSAPI with a keytab; PLAIN sends the password as it is. */
+static void check_dir_kerberos(struct ctx *cx, const config_setting_t *e, const struct jit_dir_cfg *d)
+{
+	bool gssapi = d->sasl_mech && strcmp(d->sasl_mech, "GSSAPI") == 0;
+
+	if (!gssapi && d->principal)
+		cerr(cx, key_line(e, "principal"), "principal", "only used with sasl_mech GSSAPI");
+	if (gssapi && d->principal && !d->keytab)
+		cerr(cx, key_line(e, "principal"), "principal",
+		     "needs keytab (jitd gets the principal's tickets from it)");
+	if (d->sasl_mech && strcmp(d->sasl_mech, "PLAIN") == 0 && d->uri && !uri_protected(d))
+		cerr(cx, key_line(e, "sasl_mech"), "sasl_mech",
+		     "PLAIN would send the password unprotected: use ldaps:// or ldapi:// URIs, "
+		     "or starttls = true");
+}
+
 static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_cfg *d)
 {
 	bool needs_secret = d->sasl_mech && strcmp(d->sasl_mech, "EXTERNAL") != 0 &&
@@ -878,6 +914,7 @@ static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_
 	if (needs_secret && !config_setting_get_member(e, "sasl_secret_file"))
 		cerr(cx, key_line(e, "sasl_mech"), "sasl_secret_file", "required with sasl_mech %s",
 		     d->sasl_mech);
+	check_dir_kerberos(cx, e, d);
 }
 
 static void parse_directories(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)

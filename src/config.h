@@ -49,6 +49,8 @@ struct jit_dir_cfg {
 	char *sasl_secprops;    /* may be NULL, e.g. "minssf=56" */
 	bool sasl_nocanon;
 	char *keytab;           /* GSSAPI client keytab, may be NULL */
+	char *principal;        /* GSSAPI client principal from keytab, may be NULL
+				 * (then the keytab's first) */
 	char *tls_ca_file;      /* may be NULL */
 	char *tls_require_cert; /* "never" | "allow" | "try" | "demand" (default demand) */
 	bool starttls;
@@ -60,6 +62,9 @@ struct jit_dir_cfg {
 	char *placeholder_member; /* may be NULL: DN added when the last member goes */
 	int64_t timeout;        /* seconds, default 10 */
 	int connections;        /* bound connections (= worker threads), default 2, 1..32 */
+	int64_t replication_grace; /* seconds, default 30: after a removal on another
+				    * URI than the one that wrote the membership,
+				    * check it again this much later */
 	int line;               /* where it was defined */
 };
 

@@ -234,6 +234,7 @@ static void *worker_main(void *arg)
 		}
 		g.retry_min = e->cfg0->retry_min_interval;
 		g.retry_max = e->cfg0->retry_max_interval;
+		g.replication_grace = q->cfg->replication_grace;
 		run_job(q, &g, j);
 		job_free(j);
 	}

@@ -86,6 +86,7 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	set_str(o, "group", r->group_name);
 	set_str(o, "group_dn", r->group_dn);
 	set_str(o, "directory", r->directory);
+	set_str(o, "added_via", r->added_via);
 	json_object_set_new(o, "duration", json_integer(r->duration));
 	fmt_rfc3339(r->created_at, ts);
 	set_str(o, "created_at", ts);
@@ -103,12 +104,15 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	return o;
 }
 
-/* Writes one audit event about r with extra members; logs if it fails. */
-static int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
-		       const char *outcome, const struct dir_result *dres, const char *who,
-		       const struct jit_peer *peer, const char *why)
+/* Writes one audit event about r with extra members (and the members of
+ * extra, may be NULL); logs if it fails. */
+static int audit_grant_x(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+			 const char *outcome, const struct dir_result *dres, const char *who,
+			 const struct jit_peer *peer, const char *why, json_t *extra)
 {
 	json_t *o = grant_audit_fields(r);
+	if (extra)
+		json_object_update(o, extra);
 	set_str(o, "outcome", outcome);
 	if (dres && dres->message[0]) {
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
@@ -128,6 +132,13 @@ static int audit_grant(struct grant_ctx *g, const char *event, const struct gran
 	if (rc != JIT_OK)
 		log_err("audit: could not record %s of grant %s", event, r->id);
 	return rc;
+}
+
+static int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		       const char *outcome, const struct dir_result *dres, const char *who,
+		       const struct jit_peer *peer, const char *why)
+{
+	return audit_grant_x(g, event, r, outcome, dres, who, peer, why, NULL);
 }
 
 static char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
@@ -266,6 +277,28 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
 }
 
+/*
+ * pending -> active, recording in the same transaction which server (URI)
+ * answered the add when the directory has several: the revocation goes
+ * there first (see settle_membership).
+ */
+static int activate(struct grant_ctx *g, struct grant_rec *r)
+{
+	int rc;
+
+	if (r->added_via == NULL)
+		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	rc = store_begin(g->st);
+	if (rc == JIT_OK)
+		rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (rc == JIT_OK)
+		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	if (rc == JIT_OK)
+		return store_commit(g->st);
+	store_rollback(g->st);
+	return rc;
+}
+
 static void settle_pair(struct grant_ctx *g, const char *pair_key);
 
 char *grant_create(struct grant_ctx *g, const struct grant_params *p)
@@ -284,6 +317,11 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		const char *msg = rc == JIT_EUNKUSER ? "no single directory entry matches this user"
 						     : dres.message;
 		return reply_refused(g, p, rc, msg[0] ? msg : NULL, &dres);
+	}
+	if (u.disabled) {
+		dir_user_clear(&u);
+		return reply_refused(g, p, JIT_EPOLICY, "the account is disabled in the directory",
+				     NULL);
 	}
 	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
 	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
@@ -319,6 +357,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			goto out;
 		}
 	}
+	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
+		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
@@ -331,7 +371,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
 		goto out;
 	}
-	if (transition(g, &r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL) != JIT_OK) {
+	if (activate(g, &r) != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to
 		 * the ending machinery, and if even that cannot be recorded, stop so
 		 * that start-up recovery (pending -> ending(failed)) removes it. */
@@ -349,32 +389,99 @@ out:
 	return line;
 }
 
+/* What one removal step found and did. */
+struct settle {
+	const char *outcome;    /* removal outcome (audit log) */
+	char *value;            /* value removed, when it was not member_value; freed */
+	char uri[256];          /* the server that answered, "" if none was asked */
+	bool verify;            /* answered by another server than the one that
+				 * wrote the membership: check again later */
+};
+
 /*
  * Removes the membership of ending grant r unless something still holds
- * it. JIT_OK with *outcome set, or the directory error.
+ * it: the value that refers to the user now (see dir_revoke_member), so a
+ * rename or move during the window changes nothing. Several servers
+ * (replicas, domain controllers): the one that wrote the membership is
+ * asked first; when another one answers, the add may not have replicated
+ * there yet ("not a member", and then the add arrives and stays), so
+ * st->verify asks the caller to check again after replication_grace.
+ * JIT_OK with st filled, or the directory error.
  */
-static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, const char **outcome,
+static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			     struct dir_result *dres)
 {
 	int64_t others = 0;
-	bool any_jitd = false, gone = false;
+	bool any_jitd = false, removed = false;
+	bool multi = dir_conn_uri_count(g->dc) > 1;
+	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
+				r->placeholder };
 	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
 				 &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
 	if (others > 0) {
-		*outcome = "kept_other_grant";
+		st->outcome = "kept_other_grant";
 		return JIT_OK;
 	}
 	if (r->standing) {
-		*outcome = "kept_standing";
+		st->outcome = "kept_standing";
 		return JIT_OK;
 	}
-	rc = dir_remove_member(g->dc, r->group_dn, r->member_attr, r->member_value, r->placeholder,
-			       &gone, dres);
-	if (rc == JIT_OK)
-		*outcome = gone ? "already_absent" : "removed";
-	return rc;
+	if (multi && r->added_via)
+		(void)dir_conn_prefer(g->dc, r->added_via);
+	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
+	if (rc != JIT_OK)
+		return rc;
+	st->outcome = removed ? "removed" : "already_absent";
+	if (st->value && strcasecmp(st->value, r->member_value) == 0) {
+		free(st->value);
+		st->value = NULL;
+	}
+	if (multi) {
+		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
+		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
+	}
+	return JIT_OK;
+}
+
+/*
+ * The removal was answered by another server than the writer. It is final
+ * only when no add can still be on its way to that server:
+ *  - the value was there and was removed (the add had replicated; the
+ *    delete replicates back), and a check after replication_grace finds
+ *    nothing; or
+ *  - the writer is unknown (an add whose answer was lost) or no longer
+ *    configured, and a check after the grace finds nothing.
+ * While the writer is configured but unreachable and the others never saw
+ * the value, the add may still sit on the writer alone: check again every
+ * replication_grace, preferring the writer, until it answers.
+ * True when the grant waits for a check (the row was updated).
+ */
+static bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
+			    int64_t now)
+{
+	bool checking = r->removed_via != NULL;
+	bool removed_now = strcmp(st->outcome, "removed") == 0;
+	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	const char *oc = checking && !removed_now ? r->removed_outcome : st->outcome;
+
+	if (!st->verify)
+		return false;
+	if (checking && !removed_now &&
+	    (!writer_known || (oc != NULL && strcmp(oc, "removed") == 0)))
+		return false;
+	if (checking && removed_now)
+		oc = "removed";
+	if (store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
+			     now + g->replication_grace) != JIT_OK) {
+		log_err("grant %s: cannot record the check after replication_grace", r->id);
+		return false; /* Robustness: then no check, but never a stuck row */
+	}
+	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
+		 st->outcome, st->uri, r->added_via ? r->added_via : "an unknown server",
+		 (long long)g->replication_grace);
+	return true;
 }
 
 static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
@@ -382,6 +489,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 			const struct jit_peer *peer)
 {
 	struct dir_result dres = { 0 };
+	struct settle st = { 0 };
 	const char *outcome = NULL;
 	int64_t now = now_s();
 	switch (r->state) {
@@ -394,13 +502,23 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		r->end_state = end_state;
 		break;
 	case GS_ENDING:
+		if (r->removed_via && r->next_attempt > now)
+			return reply_grant(g, r->id, false); /* waits for replication_grace */
 		break; /* retry (scheduled) or the client asks again: try now */
 	case GS_PENDING:
 		return proto_error_line(JIT_ENOTACTIVE, "the grant is still being created");
 	default:
 		return reply_grant(g, r->id, false); /* already ended: idempotent */
 	}
-	int rc = settle_membership(g, r, &outcome, &dres);
+	int rc = settle_membership(g, r, &st, &dres);
+	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
+		free(st.value);
+		return reply_grant(g, r->id, false);
+	}
+	outcome = st.outcome;
+	if (rc == JIT_OK && r->removed_via && strcmp(outcome, "already_absent") == 0 &&
+	    r->removed_outcome)
+		outcome = r->removed_outcome; /* what the removal before the check did */
 	if (rc != JIT_OK) {
 		int64_t attempts = r->attempts + 1;
 		int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
@@ -417,13 +535,23 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		if (attempts <= 3 || attempts % 20 == 0)
 			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
 				    reason);
+		free(st.value);
 		return reply_grant(g, r->id, false);
 	}
+	json_t *extra = json_object();
+	set_str(extra, "removed_value", st.value);
+	if (st.uri[0])
+		set_str(extra, "removed_via", st.uri);
+	if (r->removed_via)
+		json_object_set_new(extra, "checked_after_grace", json_true());
+	free(st.value);
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	enum grant_state ending = r->state;
 	r->state = r->end_state;
-	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
+	audit_grant_x(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason,
+		      extra);
+	json_decref(extra);
 	r->state = ending;
 	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");

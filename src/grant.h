@@ -33,6 +33,7 @@ struct grant_ctx {
 	struct audit *audit;
 	pthread_mutex_t *pair_locks;    /* GRANT_PAIR_LOCKS stripes, shared */
 	int64_t retry_min, retry_max;   /* seconds */
+	int64_t replication_grace;      /* seconds: see settle_membership() in grant.c */
 };
 #define GRANT_PAIR_LOCKS 256
 

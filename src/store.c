@@ -86,6 +86,8 @@ static const struct fld fields[] = {
 	FLD(peer_pid, F_INT),      FLD(standing, F_BOOL),
 	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
 	FLD(last_error, F_TEXT),
+	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
+	FLD(removed_outcome, F_TEXT),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -94,7 +96,7 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error"
+	"last_error, added_via, removed_via, removed_outcome"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -153,6 +155,11 @@ static const char *const migrations[] = {
 	" CHECK (refused IN (0, 1));",
 	/* 3: when the expiring_soon warning of an active grant was written. */
 	"ALTER TABLE grants ADD COLUMN warned_at INTEGER NOT NULL DEFAULT 0;",
+	/* 4: which server (URI) wrote the membership, and where it was removed
+	 * when that was another one (then checked again after the grace). */
+	"ALTER TABLE grants ADD COLUMN added_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_outcome TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -183,6 +190,8 @@ enum stmt_id {
 	S_PAIR_ENDING,
 	S_EXPIRING,
 	S_WARNED,
+	S_ADDED_VIA,
+	S_VERIFY,
 	S__COUNT
 };
 
@@ -199,7 +208,7 @@ static const struct {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
@@ -245,7 +254,7 @@ static const struct {
 	/* ?1 directory, ?2 now */
 	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
 				       " WHERE state = 'ending' AND next_attempt > ?2"
-				       " AND directory = ?1" },
+				       " AND directory = ?1 AND removed_via IS NULL" },
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },
@@ -255,6 +264,10 @@ static const struct {
 				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
 	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
 				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
+	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2 WHERE id = ?1" },
+	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
+				 " removed_outcome = ?4, attempts = 0, last_error = NULL, refused = 0"
+				 " WHERE id = ?1 AND state = 'ending'" },
 };
 
 struct store {
@@ -884,6 +897,30 @@ int store_retry_now(struct store *st, const char *directory, int64_t now, int64_
 	if (rc == JIT_OK)
 		*n = changes;
 	return rc;
+}
+
+int store_set_added_via(struct store *st, const char *id, const char *uri)
+{
+	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
+	return update_one(st, S_ADDED_VIA, rc);
+}
+
+int store_set_verify(struct store *st, const char *id, const char *removed_via,
+		     const char *outcome, int64_t verify_at)
+{
+	sqlite3_stmt *s = st->stmt[S_VERIFY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, removed_via);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, verify_at);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, outcome);
+	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
 }
 
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)

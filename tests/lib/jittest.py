@@ -9,6 +9,8 @@ killed afterwards. A test passes if it returns, fails on any exception
 
     @slow                 marks a test that tests/run --quick skips
     @timeout(SECONDS)     a longer per-test timeout than tests/run's default
+    @exclusive(NAME)      never runs beside another test marked with NAME
+                          (tests/run puts them in one lane, one at a time)
     with Env(...) as e:   e.slapd (tests/lib/slapd.py), e.jitd (tests/lib/jitd.py)
     wait_until(pred, timeout, what)
 """
@@ -46,6 +48,13 @@ def slow(fn):
 def timeout(seconds):
     def deco(fn):
         fn.jittest_timeout = seconds
+        return fn
+    return deco
+
+
+def exclusive(name):
+    def deco(fn):
+        fn.jittest_exclusive = name
         return fn
     return deco
 

@@ -335,12 +335,8 @@ enum ktype {
 #define KF_ATTR 0x10      /* an LDAP attribute name */
 #define KF_NAME 0x20      /* a name: printable, no spaces, not "*" */
 
-struct strlist {
-	char **v;
-	int *lines; /* where each element is */
-	size_t n;
-	bool set;
-};
+/* The list type is public (struct jit_strlist, config.h): groups keep theirs. */
+#define strlist jit_strlist
 
 struct key {
 	const char *name;
@@ -419,6 +415,28 @@ static const struct key group_keys[] = {
 	STR(placeholder_member, struct jit_group_cfg, 0, NULL),
 	NUM(max_duration, K_DUR, struct jit_group_cfg, 4 * 3600, 1, DURATION_MAX),
 	NUM(default_duration, K_DUR, struct jit_group_cfg, 3600, 1, DURATION_MAX),
+	/* Policy rules (docs/policy.md); a default of 0 is "off" and lies
+	 * outside the bounds on purpose: a value written must be positive. */
+	NUM(min_duration, K_DUR, struct jit_group_cfg, 0, 1, DURATION_MAX),
+	BOOLK(require_ticket, struct jit_group_cfg),
+	STR(ticket_pattern, struct jit_group_cfg, KF_EMPTYNULL, NULL),
+	BOOLK(require_reason, struct jit_group_cfg),
+	BOOLK(require_approver, struct jit_group_cfg),
+	BOOLK(forbid_self_approval, struct jit_group_cfg),
+	STR(eligible_group, struct jit_group_cfg, KF_EMPTYNULL, NULL),
+	{ "deny_users", K_LIST, offsetof(struct jit_group_cfg, deny_users), 0, NULL, 0, 0, 0, NULL },
+	NUM(max_active_per_user, K_INT, struct jit_group_cfg, 0, 1, 100000),
+	SECTION(ticket_check),
+	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+static const struct key ticket_keys[] = {
+	STR(url, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	STR(approved_field, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	STR(approved_value, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	NUM(timeout, K_DUR, struct jit_ticket_check_cfg, 5, 1, 300),
+	STR(ca_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	STR(token_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -428,6 +446,8 @@ struct client_raw {
 	int64_t uid, gid; /* -1: not given */
 	char *unix_user, *unix_group;
 	struct strlist groups, ops;
+	int64_t max_duration;
+	int max_requests_per_minute;
 };
 
 static const struct key client_keys[] = {
@@ -439,6 +459,8 @@ static const struct key client_keys[] = {
 	STR(unix_group, struct client_raw, KF_NONEMPTY, NULL),
 	{ "groups", K_LIST, offsetof(struct client_raw, groups), 0, NULL, 0, 0, 0, NULL },
 	{ "ops", K_LIST, offsetof(struct client_raw, ops), 0, NULL, 0, 0, 0, NULL },
+	NUM(max_duration, K_DUR, struct client_raw, 0, 1, DURATION_MAX),
+	NUM(max_requests_per_minute, K_INT, struct client_raw, 0, 1, 1000000),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -868,6 +890,74 @@ static void parse_directories(struct ctx *cx, const config_setting_t *root, stru
 	}
 }
 
+/* A ticket_check URL: http(s), one %s, no user:password (use token_file). */
+static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const char *url)
+{
+	const char *p = url, *host;
+	int n_s = 0;
+
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		cerr(cx, key_line(t, "url"), "url", "\"%s\" is not an http:// or https:// URL",
+		     url);
+	host = strstr(url, "://");
+	if (host && memchr(host + 3, '@', strcspn(host + 3, "/?#")))
+		cerr(cx, key_line(t, "url"), "url",
+		     "must not hold a user name or password (put a token in token_file)");
+	for (; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] == 's')
+			n_s++;
+		else if (p[1] != '%')
+			break;
+	}
+	if (p || n_s != 1)
+		cerr(cx, key_line(t, "url"), "url",
+		     "must hold exactly one %%s (the ticket) and %%%% for a literal %%");
+}
+
+static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	config_setting_t *t = config_setting_get_member(e, "ticket_check");
+	struct jit_ticket_check_cfg *tc;
+
+	if (!t)
+		return;
+	if (config_setting_type(t) != CONFIG_TYPE_GROUP) {
+		cerr(cx, line_of(t), "ticket_check",
+		     "expected a group: ticket_check = { url = \"...\"; ... };");
+		return;
+	}
+	tc = xcalloc(1, sizeof(*tc));
+	tc->line = line_of(t);
+	parse_scope(cx, t, ticket_keys, tc, "ticket_check");
+	if (tc->url)
+		check_ticket_url(cx, t, tc->url);
+	g->ticket_check = tc;
+}
+
+/* The policy keys of a groups entry that need more than their table. */
+static void check_group_policy(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	if (g->ticket_pattern) {
+		char why[160];
+		int rc;
+
+		g->ticket_re = xmalloc(sizeof(*g->ticket_re));
+		rc = regcomp(g->ticket_re, g->ticket_pattern, REG_EXTENDED | REG_NOSUB);
+		if (rc != 0) {
+			regerror(rc, g->ticket_re, why, sizeof(why));
+			cerr(cx, key_line(e, "ticket_pattern"), "ticket_pattern",
+			     "\"%s\" is not a POSIX extended regular expression: %s",
+			     g->ticket_pattern, why);
+			free(g->ticket_re);
+			g->ticket_re = NULL;
+		}
+	}
+	if (g->eligible_group && !strchr(g->eligible_group, '='))
+		cerr(cx, key_line(e, "eligible_group"), "eligible_group",
+		     "\"%s\" is not a DN", g->eligible_group);
+	parse_ticket_check(cx, e, g);
+}
+
 static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_config *cfg,
 			struct jit_group_cfg *g)
 {
@@ -889,6 +979,13 @@ static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_co
 					 "max_duration"),
 		     "default_duration", "%s is longer than max_duration %s", dflt, max);
 	}
+	if (g->min_duration > g->default_duration) {
+		duration_format(g->min_duration, dflt, sizeof(dflt));
+		duration_format(g->default_duration, max, sizeof(max));
+		cerr(cx, key_line(e, "min_duration"), "min_duration",
+		     "%s is longer than default_duration %s", dflt, max);
+	}
+	check_group_policy(cx, e, g);
 }
 
 static void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -1003,6 +1100,8 @@ static void check_client(struct ctx *cx, const config_setting_t *e, struct jit_c
 	c->has_gid = r->gid >= 0;
 	c->uid = c->has_uid ? (uid_t)r->uid : (uid_t)-1;
 	c->gid = c->has_gid ? (gid_t)r->gid : (gid_t)-1;
+	c->max_duration = r->max_duration;
+	c->max_requests_per_minute = r->max_requests_per_minute;
 	check_client_lists(cx, cfg, r, c);
 }
 
@@ -1059,6 +1158,19 @@ static void dir_free(struct jit_dir_cfg *d)
 	free_strings(d, dir_keys);
 }
 
+static void group_free(struct jit_group_cfg *g)
+{
+	if (g->ticket_re) {
+		regfree(g->ticket_re);
+		free(g->ticket_re);
+	}
+	if (g->ticket_check) {
+		free_strings(g->ticket_check, ticket_keys);
+		free(g->ticket_check);
+	}
+	free_strings(g, group_keys);
+}
+
 void config_free(struct jit_config *cfg)
 {
 	if (!cfg)
@@ -1066,7 +1178,7 @@ void config_free(struct jit_config *cfg)
 	for (size_t i = 0; i < cfg->n_dirs; i++)
 		dir_free(&cfg->dirs[i]);
 	for (size_t i = 0; i < cfg->n_groups; i++)
-		free_strings(&cfg->groups[i], group_keys);
+		group_free(&cfg->groups[i]);
 	for (size_t i = 0; i < cfg->n_clients; i++) {
 		struct jit_client_cfg *c = &cfg->clients[i];
 		for (size_t j = 0; j < c->n_groups; j++)
@@ -1200,6 +1312,11 @@ static void dump_keys(FILE *fp, const void *base, const struct key *keys, const 
 			continue;
 		if (k->type == K_STR && !*(char *const *)(const void *)p)
 			continue; /* not set */
+		if ((k->type == K_INT && k->idef < k->min &&
+		     *(const int *)(const void *)p == (int)k->idef) ||
+		    (k->type == K_DUR && k->idef < k->min &&
+		     *(const int64_t *)(const void *)p == k->idef))
+			continue; /* "off": a default no written value can have */
 		fprintf(fp, "%s%s = ", ind, k->name);
 		switch (k->type) {
 		case K_STR:
@@ -1232,6 +1349,36 @@ static void dump_id(FILE *fp, const char *key, unsigned long v)
 	fprintf(fp, "    %s = %lu%s;\n", key, v, v > INT32_MAX ? "L" : "");
 }
 
+/* The keys of struct jit_client_cfg that dump_keys can print. */
+static const struct key client_dump_keys[] = {
+	NUM(max_duration, K_DUR, struct jit_client_cfg, 0, 1, DURATION_MAX),
+	NUM(max_requests_per_minute, K_INT, struct jit_client_cfg, 0, 1, 1000000),
+	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+static void dump_list(FILE *fp, const char *key, const struct strlist *l, const char *ind)
+{
+	if (!l->set)
+		return;
+	fprintf(fp, "%s%s = [", ind, key);
+	for (size_t j = 0; j < l->n; j++) {
+		fputs(j ? ", " : " ", fp);
+		dump_str(fp, l->v[j]);
+	}
+	fputs(" ];\n", fp);
+}
+
+static void dump_group(FILE *fp, const struct jit_group_cfg *g)
+{
+	dump_keys(fp, g, group_keys, "    ");
+	dump_list(fp, "deny_users", &g->deny_users, "    ");
+	if (g->ticket_check) {
+		fputs("    ticket_check = {\n", fp);
+		dump_keys(fp, g->ticket_check, ticket_keys, "      ");
+		fputs("    };\n", fp);
+	}
+}
+
 static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 {
 	const char *sep = " ";
@@ -1257,7 +1404,9 @@ static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 			sep = ", ";
 		}
 	}
-	fputs(" ];\n  }", fp);
+	fputs(" ];\n", fp);
+	dump_keys(fp, c, client_dump_keys, "    ");
+	fputs("  }", fp);
 }
 
 void config_dump(const struct jit_config *cfg, FILE *fp)
@@ -1276,7 +1425,7 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 	fputs(");\n\ngroups = (\n", fp);
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		fputs("  {\n", fp);
-		dump_keys(fp, &cfg->groups[i], group_keys, "    ");
+		dump_group(fp, &cfg->groups[i]);
 		fputs(i + 1 < cfg->n_groups ? "  },\n" : "  }\n", fp);
 	}
 	fputs(");\n\nclients = (\n", fp);

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <regex.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include "err.h"
@@ -63,6 +64,25 @@ struct jit_dir_cfg {
 	int line;               /* where it was defined */
 };
 
+/* A list of strings from the file, with the line of each element. */
+struct jit_strlist {
+	char **v;
+	int *lines;
+	size_t n;
+	bool set;               /* the key was present */
+};
+
+/* A group's external ticket check (ticket.h). */
+struct jit_ticket_check_cfg {
+	char *url;              /* http(s) URL with exactly one %s: the URL-escaped ticket */
+	char *approved_field;   /* member of the JSON answer; "a.b" reaches into objects */
+	char *approved_value;   /* the string that field must hold */
+	int64_t timeout;        /* seconds, whole exchange; default 5 */
+	char *ca_file;          /* may be NULL: the system's CAs */
+	char *token_file;       /* may be NULL: sent as "Authorization: Bearer" */
+	int line;
+};
+
 struct jit_group_cfg {
 	char *name;
 	char *directory;        /* name of a directories entry */
@@ -74,6 +94,15 @@ struct jit_group_cfg {
 				   * through config_group_placeholder() */
 	int64_t max_duration;   /* seconds; default 4h */
 	int64_t default_duration; /* seconds; default 1h, <= max_duration */
+	/* Policy (docs/policy.md). 0 / false / NULL: the rule is off. */
+	int64_t min_duration;   /* seconds; <= default_duration */
+	bool require_ticket, require_reason, require_approver, forbid_self_approval;
+	char *ticket_pattern;   /* POSIX ERE a ticket must match, or NULL */
+	regex_t *ticket_re;     /* ticket_pattern compiled at load */
+	char *eligible_group;   /* DN: only its members may be elevated */
+	struct jit_strlist deny_users; /* names or DNs never elevated */
+	int max_active_per_user; /* live grants of one user across all groups */
+	struct jit_ticket_check_cfg *ticket_check; /* or NULL */
 	int line;
 };
 
@@ -86,6 +115,8 @@ struct jit_client_cfg {
 	char **groups;          /* group names or "*" */
 	size_t n_groups;
 	unsigned ops;           /* bitmask of 1u << enum jit_op; default all */
+	int64_t max_duration;   /* seconds; 0: no cap beyond the groups' */
+	int max_requests_per_minute; /* 0: unlimited */
 	int line;
 };
 

@@ -35,6 +35,7 @@ struct job {
 	struct jit_request *req;        /* JOB_GRANT */
 	int64_t duration;
 	char *group_name, *group_dn, *member_attr, *placeholder;
+	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL */
 	char *grant_id;                 /* JOB_END */
 	enum grant_state end_state;
 	char *reason;
@@ -89,6 +90,7 @@ static void job_free(struct job *j)
 	free(j->group_dn);
 	free(j->member_attr);
 	free(j->placeholder);
+	policy_dirrules_free(j->rules);
 	free(j->grant_id);
 	free(j->reason);
 	free(j);
@@ -162,7 +164,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			.req = j->req, .duration = j->duration, .group_name = j->group_name,
 			.group_dn = j->group_dn, .directory = q->name,
 			.member_attr = j->member_attr, .placeholder = j->placeholder,
-			.client = j->client, .peer = j->peer,
+			.client = j->client, .peer = j->peer, .rules = j->rules,
 		};
 		line = grant_create(g, &p);
 	} else {
@@ -523,6 +525,7 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 {
 	char *line = NULL;
 	char msg[256];
+	const char *rule = NULL;
 	struct grant_rec *r = load_for(e, c, peer, req, &line);
 	if (!r)
 		return line;
@@ -532,10 +535,10 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 		line = proto_error_line(JIT_ENOTACTIVE, NULL);
 	} else if (!gc) {
 		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
-	} else if (new_exp - r->created_at > gc->max_duration) {
-		snprintf(msg, sizeof(msg), "extension would make the grant last %llds; "
-			 "max_duration is %llds", (long long)(new_exp - r->created_at),
-			 (long long)gc->max_duration);
+	} else if (policy_check_extend(gc, c, new_exp - r->created_at, msg, sizeof(msg), &rule) !=
+		   JIT_OK) {
+		/* extensions count toward max_duration: the total is checked */
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EDURMAX, msg, rule);
 		line = proto_error_line(JIT_EDURMAX, msg);
 	} else if (store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at) != JIT_OK) {
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
@@ -650,6 +653,7 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 	j->group_dn = xstrdup(gc->dn);
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
+	j->rules = policy_dirrules_new(e->cfg, gc);
 	if (!enqueue(q, j)) {
 		j->req = NULL;
 		job_free(j);
@@ -732,6 +736,13 @@ void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
 			  const struct jit_client_cfg *c, const struct jit_request *req, int err,
 			  const char *message)
 {
+	engine_audit_refusal_rule(e, peer, c, req, err, message, NULL);
+}
+
+void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
+			       const struct jit_client_cfg *c, const struct jit_request *req,
+			       int err, const char *message, const char *rule)
+{
 	json_t *o = json_object();
 	if (req) {
 		json_object_set_new(o, "op", json_string(jit_op_name(req->op)));
@@ -756,6 +767,8 @@ void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
 	json_object_set_new(o, "error", json_string(jit_err_code(err)));
 	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	if (rule)
+		json_object_set_new(o, "rule", json_string(rule));
 	if (audit_write(e->audit, "refused", o) != JIT_OK)
 		log_err("audit: cannot record a refusal");
 	json_decref(o);

@@ -245,11 +245,12 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+	const char *rule = NULL;
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)
-		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg));
+		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
-		engine_audit_refusal(s->e, &c->peer, cc, req, rc, msg[0] ? msg : NULL);
+		engine_audit_refusal_rule(s->e, &c->peer, cc, req, rc, msg[0] ? msg : NULL, rule);
 		proto_request_free(req);
 		queue_out(c, proto_error_line(rc, msg[0] ? msg : NULL));
 		return;

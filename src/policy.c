@@ -239,6 +239,24 @@ int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_c
 	return JIT_OK;
 }
 
+bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms)
+{
+	if (per_minute <= 0)
+		return true;
+	if (b->last_ms == 0) {
+		b->tokens = per_minute;
+	} else if (now_ms > b->last_ms) {
+		b->tokens += (double)(now_ms - b->last_ms) * per_minute / 60000.0;
+		if (b->tokens > per_minute)
+			b->tokens = per_minute;
+	}
+	b->last_ms = now_ms;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
 struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
 					    const struct jit_group_cfg *g)
 {

@@ -61,6 +61,17 @@ int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
 			int64_t total, char *msg, size_t msglen, const char **rule) JIT_WUR;
 
+/*
+ * max_requests_per_minute of a client entry: a token bucket holding at most
+ * per_minute tokens, refilled at per_minute per 60 s. A fresh bucket
+ * (zeroed) is full. True (and one token used) if a request may pass.
+ */
+struct policy_bucket {
+	double tokens;
+	int64_t last_ms;        /* 0: never used */
+};
+bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms);
+
 /* The rules a worker applies once the directory has named the user. */
 struct policy_dirrules {
 	char *group;            /* the group's name, for messages */

@@ -39,8 +39,17 @@ struct client {
 	int64_t last_ms;
 };
 
+/* max_requests_per_minute state of one clients entry, kept by name. */
+struct rate {
+	char *name;
+	struct policy_bucket b;
+	int64_t last_audit_ms;  /* refusals are audited at most every 10 s... */
+	int64_t unaudited;      /* ...and counted in between */
+};
+
 struct server {
 	const struct jit_config *cfg;
+	struct rate *rates;     /* one per cfg->clients entry, same order */
 	struct engine *e;
 	int lfd;
 	char *path;
@@ -118,6 +127,29 @@ static int set_socket_perms(const struct jit_config *cfg)
 	return JIT_OK;
 }
 
+/* Buckets for cfg's clients entries; an entry keeps its bucket across a
+ * reload when its name stays (a reload must not reset a limit). */
+static void rates_rebuild(struct server *s, const struct jit_config *cfg)
+{
+	struct rate *n = xcalloc(cfg->n_clients + 1, sizeof(*n));
+	size_t old_n = s->rates && s->cfg ? s->cfg->n_clients : 0;
+
+	for (size_t i = 0; i < cfg->n_clients; i++) {
+		n[i].name = xstrdup(cfg->clients[i].name);
+		for (size_t k = 0; k < old_n; k++) {
+			if (s->rates[k].name && strcmp(s->rates[k].name, n[i].name) == 0) {
+				n[i].b = s->rates[k].b;
+				n[i].last_audit_ms = s->rates[k].last_audit_ms;
+				n[i].unaudited = s->rates[k].unaudited;
+			}
+		}
+	}
+	for (size_t k = 0; k < old_n; k++)
+		free(s->rates[k].name);
+	free(s->rates);
+	s->rates = n;
+}
+
 int server_new(const struct jit_config *cfg, struct engine *e, struct server **out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -150,6 +182,7 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 		return rc;
 	}
 	struct server *s = xcalloc(1, sizeof(*s));
+	rates_rebuild(s, cfg);
 	s->cfg = cfg;
 	s->e = e;
 	s->lfd = fd;
@@ -163,6 +196,7 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 
 void server_set_config(struct server *s, const struct jit_config *cfg)
 {
+	rates_rebuild(s, cfg);
 	/* Robustness: limits that size buffers are read per connection (in_cap)
 	 * and the slot array grows on demand, so a reload can raise or lower
 	 * max_clients and max_request_size safely. */
@@ -176,6 +210,9 @@ void server_free(struct server *s)
 	for (size_t i = 0; i < s->n_clients; i++)
 		client_free(s->clients[i]);
 	free(s->clients);
+	for (size_t i = 0; s->rates && i < s->cfg->n_clients; i++)
+		free(s->rates[i].name);
+	free(s->rates);
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		unlink(s->path);
@@ -236,6 +273,37 @@ static void accept_clients(struct server *s)
 	}
 }
 
+/*
+ * max_requests_per_minute of entry cc: true if the request may pass. A
+ * refusal is answered here; it is audited at most every 10 s per entry (a
+ * flooding client must not flood the audit log), with the count of those
+ * not audited in between.
+ */
+static bool rate_ok(struct server *s, struct client *c, const struct jit_client_cfg *cc)
+{
+	struct rate *r = &s->rates[cc - s->cfg->clients];
+	int64_t now = mono_ms();
+	char msg[200];
+
+	if (policy_bucket_take(&r->b, cc->max_requests_per_minute, now))
+		return true;
+	snprintf(msg, sizeof(msg), "max_requests_per_minute: client \"%.64s\" may send %d "
+		 "requests per minute", cc->name, cc->max_requests_per_minute);
+	if (r->last_audit_ms == 0 || now - r->last_audit_ms >= 10000) {
+		char amsg[260];
+		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
+			 (long long)r->unaudited);
+		engine_audit_refusal_rule(s->e, &c->peer, cc, NULL, JIT_ERATELIMIT,
+					  r->unaudited ? amsg : msg, "clients.max_requests_per_minute");
+		r->last_audit_ms = now;
+		r->unaudited = 0;
+	} else {
+		r->unaudited++;
+	}
+	queue_out(c, proto_error_line(JIT_ERATELIMIT, msg));
+	return false;
+}
+
 /* Handles one complete request line (without '\n'). */
 static void handle_line(struct server *s, struct client *c, char *line, size_t len)
 {
@@ -246,6 +314,8 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 		len--;
 	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
 	const char *rule = NULL;
+	if (cc && !rate_ok(s, c, cc))
+		return;
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)
 		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);

@@ -3,8 +3,9 @@ refused with `policy_denied` (or `duration_exceeds_max`) naming the rule,
 with a `refused` audit event carrying it, and accepted at its boundary."""
 
 import concurrent.futures
+import time
 
-from jittest import Env, eq, refused
+from jittest import Env, eq, refused, need_root
 
 
 def _denied(e, answer, rule, code="policy_denied", what=None):
@@ -127,3 +128,80 @@ def test_max_active_per_user_counts_all_groups():
                 refused(a, "policy_denied")
         live = j.ok({"op": "list", "user": "carol"})["grants"]
         eq(len(live), 2, "carol's live grants")
+
+
+NOBODY = 65534
+
+
+def test_client_rules_ops_groups_max_duration_and_other_uid():
+    need_root()
+    clients = [{"name": "helpdesk", "uid": NOBODY, "ops": ["grant", "show"],
+                "groups": ["web"], "max_duration": "30m"},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        grant = {"op": "grant", "user": "alice", "group": "web"}
+        # the client's cap: 30m passes, 30m1s does not, whatever the group allows
+        a = j.request_as(NOBODY, NOBODY, dict(grant, duration="30m1s"))
+        _denied(e, a, "clients.max_duration", code="duration_exceeds_max")
+        # no duration: the group's default (1h) is above the cap: refused, not shortened
+        a = j.request_as(NOBODY, NOBODY, grant)
+        _denied(e, a, "clients.max_duration", code="duration_exceeds_max")
+        a = j.request_as(NOBODY, NOBODY, dict(grant, duration="30m"))
+        assert a.get("ok"), a
+        gid = a["grant"]["grant_id"]
+        # extensions count toward the client's cap too (root has no cap)
+        refused(j.request_as(NOBODY, NOBODY, {"op": "extend", "grant_id": gid,
+                                              "duration": 1}), "unauthorized", "op")
+        j.ok({"op": "extend", "grant_id": gid, "duration": "1h"})
+        # ops and groups
+        refused(j.request_as(NOBODY, NOBODY, {"op": "list"}), "unauthorized", "list")
+        refused(j.request_as(NOBODY, NOBODY, dict(grant, group="admins", duration="1m")),
+                "unauthorized", "group")
+        ev = j.audit_events("refused")
+        eq([x.get("rule") for x in ev[-3:]], ["clients.ops", "clients.ops", "clients.groups"],
+           "rules of the client refusals")
+        # a peer running as a uid no entry names: refused, the socket answered it
+        a = j.request_as(4242, 4242, dict(grant, duration="1m"))
+        refused(a, "unauthorized", "uid 4242")
+        eq(j.audit_events("refused")[-1].get("peer_uid"), 4242, "peer uid in the audit")
+        eq(j.audit_events("refused")[-1].get("rule"), "clients", "rule")
+        assert not e.is_member("admins", e.user_dn("alice"))
+
+
+def test_client_rate_limit():
+    need_root()
+    clients = [{"name": "helpdesk", "uid": 0, "groups": ["*"], "max_requests_per_minute": 60},
+               {"name": "other", "uid": NOBODY, "groups": ["*"], "ops": ["status"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        answers = []
+        with j.connect() as c:
+            # wait_ready used a token or two: drain the bucket to empty first
+            while True:
+                a = c.call({"op": "status"})
+                answers.append(a)
+                if not a.get("ok"):
+                    break
+                assert len(answers) <= 60, "no limit after 60 requests"
+            refused(answers[-1], "rate_limited", "request past the limit")
+            assert "max_requests_per_minute" in answers[-1]["error"]["message"]
+            assert len(answers) >= 58, "limited too early: after %d" % len(answers)
+            for _ in range(5):
+                refused(c.call({"op": "status"}), "rate_limited", "still limited")
+            # a grant is a request like any other
+            refused(c.call({"op": "grant", "user": "alice", "group": "web", "duration": 60}),
+                    "rate_limited", "grant while limited")
+            # another entry has its own bucket
+            eq(j.request_as(NOBODY, NOBODY, {"op": "status"}).get("ok"), True, "other client")
+            # one token per second comes back
+            time.sleep(1.1)
+            eq(c.call({"op": "status"}).get("ok"), True, "after a second")
+            refused(c.call({"op": "status"}), "rate_limited", "and only one")
+        assert not e.is_member("web", e.user_dn("alice"))
+        # refusals are audited, but a flood is not: one event for this burst
+        ev = [x for x in j.audit_events("refused")
+              if x.get("rule") == "clients.max_requests_per_minute"]
+        eq(len(ev), 1, "rate_limited refusals audited (first of 10 s)")
+        eq(ev[0].get("error"), "rate_limited", "code")
+        eq(ev[0].get("client"), "helpdesk", "client")

@@ -214,6 +214,29 @@ static void test_dirrules(void)
 	CHECK(!policy_dn_equal("cn=a\\,b,dc=x", "cn=a,b,dc=x"));
 }
 
+static void test_bucket(void)
+{
+	struct policy_bucket b = { 0 };
+	int n = 0;
+
+	for (int i = 0; i < 100; i++)
+		n += policy_bucket_take(&b, 60, 1000);
+	CHECK(n == 60); /* a fresh bucket is full: a burst of 60 */
+	CHECK(!policy_bucket_take(&b, 60, 1999)); /* 0.999 token */
+	CHECK(policy_bucket_take(&b, 60, 2000));  /* one per second */
+	CHECK(!policy_bucket_take(&b, 60, 2000));
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += policy_bucket_take(&b, 60, 3600 * 1000); /* refills to the cap only */
+	CHECK(n == 60);
+	CHECK(policy_bucket_take(&b, 0, 1)); /* 0: unlimited */
+	struct policy_bucket c = { 0 };
+	CHECK(policy_bucket_take(&c, 1, 5000));
+	CHECK(!policy_bucket_take(&c, 1, 64999));
+	CHECK(policy_bucket_take(&c, 1, 65000));
+	CHECK(!policy_bucket_take(&c, 1, 1000)); /* clock went back: no refill gift */
+}
+
 int main(void)
 {
 	struct jit_group_cfg groups[2] = {
@@ -292,5 +315,6 @@ int main(void)
 
 	test_rules();
 	test_dirrules();
+	test_bucket();
 	T_DONE();
 }

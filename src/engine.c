@@ -53,6 +53,10 @@ struct dirq {
 	int n_workers;
 	pthread_t *threads;
 	struct dir_conn **conns;
+	struct store **stores;          /* one per worker, opened before it starts */
+	/* Pair locks per directory: a stalled directory can never hold a lock
+	 * that a grant in another directory needs. */
+	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	struct engine *e;
 };
 
@@ -68,7 +72,6 @@ struct engine {
 	struct store *st;               /* main thread's handle */
 	struct dirq *dirs;
 	size_t n_dirs;
-	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	pthread_mutex_t reply_lock;
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
 	int efd;
@@ -189,14 +192,10 @@ static void *worker_main(void *arg)
 	struct worker_arg *wa = arg;
 	struct dirq *q = wa->q;
 	struct engine *e = q->e;
-	struct grant_ctx g = { .dc = q->conns[wa->idx], .audit = e->audit,
-			       .pair_locks = e->pair_locks };
+	struct grant_ctx g = { .dc = q->conns[wa->idx], .st = q->stores[wa->idx],
+			       .audit = e->audit, .pair_locks = q->pair_locks };
 	struct dir_result dres;
 	free(wa);
-	if (store_open(e->cfg0->state_dir, &g.st) != JIT_OK) {
-		log_err("engine: worker for %s cannot open the store; it stops", q->name);
-		return NULL;
-	}
 	if (dir_conn_open(g.dc, &dres) != JIT_OK)
 		log_warn("directory %s: not reachable at start (%s); will retry on demand", q->name,
 			 dres.message);
@@ -227,7 +226,6 @@ static void *worker_main(void *arg)
 		run_job(q, &g, j);
 		job_free(j);
 	}
-	store_close(g.st);
 	return NULL;
 }
 
@@ -266,11 +264,20 @@ static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg 
 	pthread_cond_init(&q->cond, NULL);
 	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
 	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
+	q->stores = xcalloc((size_t)dc->connections, sizeof(struct store *));
+	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
+		pthread_mutex_init(&q->pair_locks[i], NULL);
+	for (int i = 0; i < dc->connections; i++) {
+		q->conns[i] = dir_conn_new(dc);
+		if (store_open(e->cfg0->state_dir, &q->stores[i]) != JIT_OK) {
+			log_err("engine: cannot open the store for a worker of %s", dc->name);
+			return JIT_EIO;
+		}
+	}
 	for (int i = 0; i < dc->connections; i++) {
 		struct worker_arg *wa = xmalloc(sizeof(*wa));
 		wa->q = q;
 		wa->idx = i;
-		q->conns[i] = dir_conn_new(dc);
 		int err = pthread_create(&q->threads[i], NULL, worker_main, wa);
 		if (err != 0) {
 			log_err("engine: cannot start a worker: %s", strerror(err));
@@ -291,8 +298,6 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->audit = audit;
 	e->started = now_s();
 	pthread_mutex_init(&e->reply_lock, NULL);
-	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
-		pthread_mutex_init(&e->pair_locks[i], NULL);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
 		log_err("engine: eventfd: %s", strerror(errno));
@@ -371,8 +376,13 @@ void engine_free(struct engine *e)
 	engine_stop(e);
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		struct dirq *q = &e->dirs[i];
-		for (int k = 0; k < q->cfg->connections; k++)
+		for (int k = 0; q->conns && k < q->cfg->connections; k++) {
 			dir_conn_free(q->conns[k]);
+			store_close(q->stores[k]);
+		}
+		for (int k = 0; q->threads && k < GRANT_PAIR_LOCKS; k++)
+			pthread_mutex_destroy(&q->pair_locks[k]);
+		free(q->stores);
 		while (q->head) {
 			struct job *j = q->head;
 			q->head = j->next;

@@ -98,3 +98,22 @@ def test_scram_wrong_password_grants_nothing():
         st = e.jitd.ok({"op": "status"})["status"]
         eq(st["directories"][0]["connected"], False, "status: not connected")
         assert st["directories"][0]["last_error"], st
+
+
+def test_uri_list_fails_over_to_next_uri():
+    # The first URI answers nothing (a closed port); the second is the real
+    # directory. Grants and removals must go through the second.
+    import socket as _s
+    probe = _s.socket()
+    probe.bind(("127.0.0.1", 0))
+    dead = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    with Env(start=False) as e:
+        e.jitd.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d %s" % (dead, e.slapd.ldapi_uri)
+        e.jitd.write_config()
+        e.jitd.start()
+        g = e.grant_and_check("alice", "admins", "1h")
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("admins", e.user_dn("alice")), "removal through the second URI"
+        st = e.jitd.ok({"op": "status"})["status"]
+        eq(st["directories"][0]["connected"], True, "connected through the second URI")

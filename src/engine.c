@@ -19,6 +19,7 @@
 #include "grant.h"
 #include "log.h"
 #include "store.h"
+#include "ticket.h"
 #include "util.h"
 
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
@@ -36,6 +37,7 @@ struct job {
 	int64_t duration;
 	char *group_name, *group_dn, *member_attr, *placeholder;
 	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL */
+	struct dirq *q;                 /* JOB_GRANT waiting for its ticket check */
 	char *grant_id;                 /* JOB_END */
 	enum grant_state end_state;
 	char *reason;
@@ -76,12 +78,16 @@ struct engine {
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
 	int efd;
 	int64_t started;
+	struct ticket_checker *tickets; /* started at the first ticket_check */
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
 	bool stopped;
 };
 
 static void inflight_del(struct engine *e, const char *id);
+static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			  const struct jit_request *req, int err, const char *message,
+			  const char *rule);
 
 static void job_free(struct job *j)
 {
@@ -356,6 +362,10 @@ void engine_stop(struct engine *e)
 {
 	if (e->stopped)
 		return;
+	/* First: checks still running are answered shutting_down, and those
+	 * that just passed reach the queues before they stop. */
+	ticket_checker_free(e->tickets);
+	e->tickets = NULL;
 	e->stopped = true;
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		struct dirq *q = &e->dirs[i];
@@ -643,6 +653,47 @@ static char *do_status(struct engine *e)
 	return proto_ok_line("status", s);
 }
 
+/* ---- the ticket check: between the listener and the workers ---- */
+
+static bool dirq_stopping(struct dirq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	bool st = q->stopping;
+	pthread_mutex_unlock(&q->lock);
+	return st;
+}
+
+/* On the ticket checker's thread: the check of job j (a grant) is over. */
+static void ticket_done(void *arg, int rc, const char *msg)
+{
+	struct job *j = arg;
+	struct dirq *q = j->q;
+	struct engine *e = q->e;
+
+	if (rc == JIT_OK) {
+		if (enqueue(q, j))
+			return;
+		rc = dirq_stopping(q) ? JIT_ESHUTDOWN : JIT_EBUSY;
+		msg = NULL;
+	} else if (rc == JIT_EPOLICY) {
+		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+	} else {
+		msg = NULL;
+	}
+	post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
+	job_free(j);
+}
+
+/* Does a grant with this request_id exist? (Its duplicate needs no check.) */
+static bool request_known(struct engine *e, const char *request_id)
+{
+	struct grant_rec *r = NULL;
+	if (!request_id || store_get_by_request_id(e->st, request_id, &r) != JIT_OK)
+		return false;
+	grant_rec_free(r);
+	return true;
+}
+
 static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 			 const struct jit_client_cfg *c, struct jit_request *req,
 			 int64_t duration)
@@ -664,6 +715,16 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
 	j->rules = policy_dirrules_new(e->cfg, gc);
+	if (gc->ticket_check && req->ticket && !request_known(e, req->request_id)) {
+		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
+			j->req = NULL;
+			job_free(j);
+			return false;
+		}
+		j->q = q;
+		ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j);
+		return true;
+	}
 	if (!enqueue(q, j)) {
 		j->req = NULL;
 		job_free(j);
@@ -753,6 +814,14 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 			       const struct jit_client_cfg *c, const struct jit_request *req,
 			       int err, const char *message, const char *rule)
 {
+	audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
+}
+
+/* Any thread: the `refused` event (client: the entry's name, may be NULL). */
+static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			  const struct jit_request *req, int err, const char *message,
+			  const char *rule)
+{
 	json_t *o = json_object();
 	if (req) {
 		json_object_set_new(o, "op", json_string(jit_op_name(req->op)));
@@ -771,8 +840,8 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 		if (req->request_id)
 			json_object_set_new(o, "request_id", json_string(req->request_id));
 	}
-	if (c && c->name)
-		json_object_set_new(o, "client", json_string(c->name));
+	if (client)
+		json_object_set_new(o, "client", json_string(client));
 	json_object_set_new(o, "peer_uid", json_integer((json_int_t)peer->uid));
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
 	json_object_set_new(o, "error", json_string(jit_err_code(err)));

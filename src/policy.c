@@ -135,6 +135,12 @@ static int check_fields(const struct jit_group_cfg *g, const struct jit_request 
 		snprintf(msg, msglen, "require_ticket: group \"%s\" needs a ticket", g->name);
 		return JIT_EPOLICY;
 	}
+	if (g->ticket_check && !req->ticket) {
+		*rule = "ticket_check";
+		snprintf(msg, msglen, "ticket_check: group \"%s\" checks the ticket with the "
+			 "ticket system: give one", g->name);
+		return JIT_EPOLICY;
+	}
 	if (req->ticket && g->ticket_re && regexec(g->ticket_re, req->ticket, 0, NULL, 0) != 0) {
 		*rule = "ticket_pattern";
 		snprintf(msg, msglen, "ticket_pattern: ticket \"%.64s\" does not match %s",

@@ -427,6 +427,8 @@ static const struct key group_keys[] = {
 	{ "deny_users", K_LIST, offsetof(struct jit_group_cfg, deny_users), 0, NULL, 0, 0, 0, NULL },
 	NUM(max_active_per_user, K_INT, struct jit_group_cfg, 0, 1, 100000),
 	SECTION(ticket_check),
+	STR(approval_key_file, struct jit_group_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	NUM(approval_max_age, K_DUR, struct jit_group_cfg, 300, 1, 86400),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 

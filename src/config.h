@@ -103,6 +103,8 @@ struct jit_group_cfg {
 	struct jit_strlist deny_users; /* names or DNs never elevated */
 	int max_active_per_user; /* live grants of one user across all groups */
 	struct jit_ticket_check_cfg *ticket_check; /* or NULL */
+	char *approval_key_file; /* HMAC key of signed approvals (approval.h), or NULL */
+	int64_t approval_max_age; /* seconds; default 5m */
 	int line;
 };
 

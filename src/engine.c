@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "approval.h"
 #include "directory.h"
 #include "engine.h"
 #include "grant.h"
@@ -684,24 +685,59 @@ static void ticket_done(void *arg, int rc, const char *msg)
 	job_free(j);
 }
 
-/* Does a grant with this request_id exist? (Its duplicate needs no check.) */
-static bool request_known(struct engine *e, const char *request_id)
+/*
+ * The checks of a grant that the engine alone can make, in the main thread
+ * before the grant is queued: the signed approval (the key lives only
+ * here), a request_id used before for another request, the approval's
+ * age. NULL if they pass (*known: the request_id exists, the worker will
+ * answer the duplicate), else the refusal line (audited).
+ */
+static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
+			 const struct jit_peer *peer, const struct jit_client_cfg *c,
+			 const struct jit_request *req, bool *known)
 {
-	struct grant_rec *r = NULL;
-	if (!request_id || store_get_by_request_id(e->st, request_id, &r) != JIT_OK)
-		return false;
-	grant_rec_free(r);
-	return true;
+	struct grant_rec *prev = NULL;
+	const char *rule = NULL;
+	char msg[512];
+
+	*known = false;
+	if (gc->approval_key_file &&
+	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_key_file";
+	if (!rule && req->request_id &&
+	    store_get_by_request_id(e->st, req->request_id, &prev) == JIT_OK) {
+		*known = true;
+		if (!policy_same_request(req, prev)) {
+			rule = "request_id";
+			snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another "
+				 "request (grant %s)", req->request_id, prev->id);
+		}
+	}
+	grant_rec_free(prev);
+	/* a retry of a known request is answered as a duplicate whatever its age */
+	if (!rule && !*known && gc->approval_key_file &&
+	    approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_max_age";
+	if (!rule)
+		return NULL;
+	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
+	return proto_error_line(JIT_EPOLICY, msg);
 }
 
-static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
-			 const struct jit_client_cfg *c, struct jit_request *req,
-			 int64_t duration)
+/* Queues a grant (or its ticket check). NULL when queued (req is then the
+ * job's), else the answer line (req still the caller's). */
+static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, struct jit_request *req,
+			  int64_t duration)
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
 	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	bool known = false;
 	if (!q)
-		return false;
+		return proto_error_line(JIT_EUNKGROUP, NULL);
+	char *line = admit_grant(e, gc, peer, c, req, &known);
+	if (line)
+		return line;
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *ph = config_group_placeholder(e->cfg, gc);
 	j->kind = JOB_GRANT;
@@ -715,22 +751,22 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
 	j->rules = policy_dirrules_new(e->cfg, gc);
-	if (gc->ticket_check && req->ticket && !request_known(e, req->request_id)) {
+	if (gc->ticket_check && req->ticket && !known) {
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
 			j->req = NULL;
 			job_free(j);
-			return false;
+			return proto_error_line(JIT_EINTERNAL, "cannot start the ticket check");
 		}
 		j->q = q;
 		ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j);
-		return true;
+		return NULL;
 	}
 	if (!enqueue(q, j)) {
 		j->req = NULL;
 		job_free(j);
-		return false;
+		return proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 	}
-	return true;
+	return NULL;
 }
 
 static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
@@ -768,9 +804,9 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 	char *line = NULL;
 	switch (req->op) {
 	case OP_GRANT:
-		if (submit_grant(e, conn_id, peer, c, req, duration))
+		line = submit_grant(e, conn_id, peer, c, req, duration);
+		if (!line)
 			return; /* req now owned by the job */
-		line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 		break;
 	case OP_COMPLETE:
 	case OP_REVOKE:

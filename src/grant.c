@@ -243,13 +243,24 @@ static void fill_rec(struct grant_rec *r, const struct grant_params *p, const st
 	r->peer_pid = (int64_t)p->peer.pid;
 }
 
-/* A grant with the same request_id exists: answer with it. NULL if none. */
-static char *existing_request(struct grant_ctx *g, const char *request_id)
+/* A grant with the same request_id exists: answer with it, or refuse if it
+ * was made from another request (a replay must never pass as a retry).
+ * NULL if none. */
+static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
+			      const char *request_id)
 {
 	struct grant_rec *r = NULL;
+	char *line;
 	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
 		return NULL;
-	char *line = reply_grant(g, r->id, true);
+	if (policy_same_request(p->req, r)) {
+		line = reply_grant(g, r->id, true);
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
+			 "(grant %s)", request_id, r->id);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "request_id");
+	}
 	grant_rec_free(r);
 	return line;
 }
@@ -326,7 +337,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	struct grant_rec r;
 	char id[32], hex[25];
 	bool present = false, already = false;
-	char *line = existing_request(g, p->req->request_id);
+	char *line = existing_request(g, p, p->req->request_id);
 	if (line)
 		return line;
 
@@ -360,7 +371,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
-	if (rc == JIT_EEXISTS && (line = existing_request(g, r.request_id)) != NULL)
+	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
 		goto out;
 	if (rc == JIT_EPOLICY) {
 		char msg[256];

@@ -147,6 +147,12 @@ static int check_fields(const struct jit_group_cfg *g, const struct jit_request 
 			 req->ticket, g->ticket_pattern);
 		return JIT_EPOLICY;
 	}
+	if (g->approval_key_file && (!req->approval_sig || !req->approved_at || !req->request_id)) {
+		*rule = "approval_key_file";
+		snprintf(msg, msglen, "approval_key_file: group \"%s\" needs a signed approval "
+			 "(approval_sig, approved_at and request_id)", g->name);
+		return JIT_EPOLICY;
+	}
 	if (g->require_reason && !req->reason) {
 		*rule = "require_reason";
 		snprintf(msg, msglen, "require_reason: group \"%s\" needs a reason", g->name);
@@ -223,6 +229,18 @@ int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
 	if (req->op != OP_GRANT)
 		return JIT_OK; /* grant-id ops are checked against the grant's group */
 	return check_grant(cfg, c, req, duration, msg, msglen, rule);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool policy_same_request(const struct jit_request *req, const struct grant_rec *r)
+{
+	return same(req->user, r->user) && same(req->group, r->group_name) &&
+	       same(req->ticket, r->ticket) && same(req->reason, r->reason) &&
+	       same(req->requested_by, r->requested_by) && same(req->approved_by, r->approved_by);
 }
 
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,

@@ -56,6 +56,11 @@ int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
 		 const struct jit_request *req, int64_t *duration, char *msg, size_t msglen,
 		 const char **rule) JIT_WUR;
 
+/* Is req the request grant r was made from? (A request_id used again with
+ * other user, group, ticket, reason, requested_by or approved_by is not:
+ * it is refused, never answered as a duplicate.) */
+bool policy_same_request(const struct jit_request *req, const struct grant_rec *r);
+
 /* Does an extension to a total of `total` seconds stay within the group's
  * and the client's max_duration? JIT_OK, or JIT_EDURMAX with msg and *rule. */
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,

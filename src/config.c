@@ -26,6 +26,7 @@
 #include "duration.h"
 #include "escape.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 #define CFG_MAX_BYTES (1024 * 1024) /* a config file larger than this is refused */
@@ -69,8 +70,17 @@ struct bad_int {
 	char key[64];
 };
 
+/* A file the config names, checked at the end with CONFIG_CHECK_FILES. */
+struct file_ref {
+	const char *key, *path; /* path points into the config being built */
+	int line;
+	bool secret;
+};
+
 struct ctx {
 	const char *path;
+	struct file_ref *files;
+	size_t n_files;
 	struct cfg_error *errs;
 	size_t n_errs, cap_errs;
 	struct bad_int *bad;
@@ -133,6 +143,19 @@ static char *errors_join(struct ctx *cx)
 	cx->errs = NULL;
 	cx->n_errs = cx->cap_errs = 0;
 	return sb_steal(&sb);
+}
+
+/* Remembers a file key of scope (if set) for check_files(). */
+static void file_ref(struct ctx *cx, const config_setting_t *scope, const char *key,
+		     const char *path, bool secret)
+{
+	config_setting_t *m;
+
+	if (!path || !*path || !(m = config_setting_get_member(scope, key)))
+		return;
+	cx->files = xrealloc(cx->files, (cx->n_files + 1) * sizeof(*cx->files));
+	cx->files[cx->n_files++] = (struct file_ref){ key, path,
+						      (int)config_setting_source_line(m), secret };
 }
 
 /* ---- reading the file ---- */
@@ -375,6 +398,9 @@ static const struct key top_keys[] = {
 	NUM(client_timeout, K_DUR, struct jit_config, 60, 1, 86400),
 	NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
 	NUM(retry_max_interval, K_DUR, struct jit_config, 30, 1, 86400),
+	STR(user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	STR(group, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	STR(listener_user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
 	SECTION(directories),
 	SECTION(groups),
 	SECTION(clients),
@@ -866,6 +892,9 @@ static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_
 	if (needs_secret && !config_setting_get_member(e, "sasl_secret_file"))
 		cerr(cx, key_line(e, "sasl_mech"), "sasl_secret_file", "required with sasl_mech %s",
 		     d->sasl_mech);
+	file_ref(cx, e, "sasl_secret_file", d->sasl_secret_file, true);
+	file_ref(cx, e, "keytab", d->keytab, true);
+	file_ref(cx, e, "tls_ca_file", d->tls_ca_file, false);
 }
 
 static void parse_directories(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -933,6 +962,8 @@ static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct
 	parse_scope(cx, t, ticket_keys, tc, "ticket_check");
 	if (tc->url)
 		check_ticket_url(cx, t, tc->url);
+	file_ref(cx, t, "token_file", tc->token_file, true);
+	file_ref(cx, t, "ca_file", tc->ca_file, false);
 	g->ticket_check = tc;
 }
 
@@ -958,6 +989,7 @@ static void check_group_policy(struct ctx *cx, const config_setting_t *e, struct
 		cerr(cx, key_line(e, "eligible_group"), "eligible_group",
 		     "\"%s\" is not a DN", g->eligible_group);
 	parse_ticket_check(cx, e, g);
+	file_ref(cx, e, "approval_key_file", g->approval_key_file, true);
 }
 
 static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_config *cfg,
@@ -1133,6 +1165,107 @@ static void parse_clients(struct ctx *cx, const config_setting_t *root, struct j
 	}
 }
 
+/* getpwnam_r with a growing buffer: JIT_OK and uid/gid, JIT_ENOTFOUND, JIT_EIO. */
+static int lookup_pw(const char *name, uid_t *uid, gid_t *gid, int *err)
+{
+	size_t len = 1024;
+	int rc = JIT_EIO, e = 0;
+
+	for (int tries = 0; tries < 12; tries++, len *= 2) {
+		char *buf = xmalloc(len);
+		struct passwd pw, *pwp = NULL;
+
+		e = getpwnam_r(name, &pw, buf, len, &pwp);
+		if (e == 0 && pwp) {
+			*uid = pwp->pw_uid;
+			*gid = pwp->pw_gid;
+			rc = JIT_OK;
+		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
+			rc = JIT_ENOTFOUND;
+		} else {
+			rc = JIT_EIO;
+		}
+		free(buf);
+		if (rc != JIT_EIO || e != ERANGE)
+			break;
+	}
+	*err = e;
+	return rc;
+}
+
+/* A user key: resolved into *uid / *gid, or an error. */
+static bool resolve_user(struct ctx *cx, const config_setting_t *root, const char *key,
+			 const char *name, uid_t *uid, gid_t *gid)
+{
+	int err, rc = lookup_pw(name, uid, gid, &err);
+
+	if (rc == JIT_ENOTFOUND)
+		cerr(cx, key_line(root, key), key, "no such user \"%s\"", name);
+	else if (rc != JIT_OK)
+		cerr(cx, key_line(root, key), key, "cannot look up \"%s\": %s", name, strerror(err));
+	return rc == JIT_OK;
+}
+
+/* user, group and listener_user: the identities of the two processes. */
+static void check_identities(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
+{
+	int64_t gid;
+	uid_t engine_uid = geteuid();
+
+	if (cfg->group && !cfg->user)
+		cerr(cx, key_line(root, "group"), "group", "needs user");
+	if (cfg->user && resolve_user(cx, root, "user", cfg->user, &cfg->run_uid, &cfg->run_gid)) {
+		cfg->has_run_ids = true;
+		engine_uid = cfg->run_uid;
+		if (cfg->group) {
+			if (strspn(cfg->group, "0123456789") == strlen(cfg->group))
+				gid = strtoll(cfg->group, NULL, 10);
+			else
+				resolve_id(cx, root, "group", cfg->group, true, &gid);
+			cfg->run_gid = (gid_t)gid;
+		}
+	}
+	/* The listener must not be root, nor the user that owns the secrets. */
+	const char *lu = cfg->listener_user ? cfg->listener_user : geteuid() == 0 ? "nobody" : NULL;
+	if (!lu)
+		return;
+	if (!resolve_user(cx, root, "listener_user", lu, &cfg->listener_uid, &cfg->listener_gid))
+		return;
+	if (cfg->listener_uid == 0)
+		cerr(cx, key_line(root, "listener_user"), "listener_user",
+		     "\"%s\" is root: the listener must run unprivileged", lu);
+	else if (cfg->listener_uid == engine_uid)
+		cerr(cx, key_line(root, "listener_user"), "listener_user",
+		     "\"%s\" is also the user jitd runs as, who owns the secret files", lu);
+	else
+		cfg->has_listener_ids = true;
+}
+
+/* With CONFIG_CHECK_FILES: every file remembered by file_ref(). */
+static void check_files(struct ctx *cx, const struct jit_config *cfg)
+{
+	uid_t owner = config_run_uid(cfg);
+	char why[200];
+	struct stat st;
+
+	for (size_t i = 0; i < cx->n_files; i++) {
+		const struct file_ref *f = &cx->files[i];
+		if (f->secret) {
+			if (secret_file_check(f->path, owner, why, sizeof(why)) != JIT_OK)
+				cerr(cx, f->line, f->key, "%s: %s", f->path, why);
+		} else if (stat(f->path, &st) != 0) {
+			cerr(cx, f->line, f->key, "%s: %s", f->path, strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			cerr(cx, f->line, f->key, "%s: not a regular file", f->path);
+		}
+	}
+}
+
+uid_t config_run_uid(const struct jit_config *cfg)
+{
+	return cfg->has_run_ids ? cfg->run_uid : geteuid();
+}
+
 static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
 {
 	struct sockaddr_un sa;
@@ -1151,6 +1284,7 @@ static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_c
 	if (cfg->socket_group &&
 	    strspn(cfg->socket_group, "0123456789") != strlen(cfg->socket_group))
 		resolve_id(cx, root, "socket_group", cfg->socket_group, true, &gid);
+	check_identities(cx, root, cfg);
 }
 
 /* ---- load / free ---- */
@@ -1197,7 +1331,7 @@ void config_free(struct jit_config *cfg)
 }
 
 /* Parses text (already checked by lex_scan) into cfg with libconfig. */
-static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg)
+static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg, unsigned flags)
 {
 	config_t lc;
 	config_setting_t *root;
@@ -1213,11 +1347,18 @@ static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg)
 	parse_directories(cx, root, cfg);
 	parse_groups(cx, root, cfg);
 	parse_clients(cx, root, cfg);
+	if (flags & CONFIG_CHECK_FILES)
+		check_files(cx, cfg);
 out:
 	config_destroy(&lc);
 }
 
 int config_load(const char *path, struct jit_config **out, char **errors)
+{
+	return config_load_ex(path, 0, out, errors);
+}
+
+int config_load_ex(const char *path, unsigned flags, struct jit_config **out, char **errors)
 {
 	struct ctx cx;
 	struct jit_config *cfg = NULL;
@@ -1236,7 +1377,7 @@ int config_load(const char *path, struct jit_config **out, char **errors)
 		goto out;
 	cfg = xcalloc(1, sizeof(*cfg));
 	cfg->path = xstrdup(path);
-	parse_text(&cx, text, cfg);
+	parse_text(&cx, text, cfg, flags);
 	if (cx.n_errs == 0) {
 		*out = cfg;
 		cfg = NULL;
@@ -1249,6 +1390,7 @@ out:
 		free(errors_join(&cx));
 	config_free(cfg);
 	free(cx.bad);
+	free(cx.files);
 	free(text);
 	return rc;
 }

@@ -136,6 +136,15 @@ struct jit_config {
 	int64_t client_timeout; /* seconds idle before a client is dropped, default 60 */
 	int64_t retry_min_interval; /* seconds, default 1 */
 	int64_t retry_max_interval; /* seconds, default 30 */
+	char *user;             /* drop root to this user after start-up, or NULL */
+	char *group;            /* its group (default: the user's primary group) */
+	char *listener_user;    /* the listener process's user (default "nobody" as root) */
+	bool has_run_ids;       /* user given: run_uid/run_gid resolved at load */
+	uid_t run_uid;
+	gid_t run_gid;
+	bool has_listener_ids;  /* listener_user resolved at load */
+	uid_t listener_uid;
+	gid_t listener_gid;
 	struct jit_dir_cfg *dirs;
 	size_t n_dirs;
 	struct jit_group_cfg *groups;
@@ -151,6 +160,21 @@ struct jit_config {
  * "FILE:LINE: KEY: message\n" (caller frees).
  */
 int config_load(const char *path, struct jit_config **out, char **errors) JIT_WUR;
+
+/*
+ * config_load() plus, with CONFIG_CHECK_FILES, the files the config names:
+ * every secret file (sasl_secret_file, keytab, token_file,
+ * approval_key_file) must exist, be a regular file owned by the uid jitd
+ * runs as (`user`, else the caller's euid) and give group and others no
+ * access; CA files must exist. Problems are reported like the others,
+ * with the line of the key. The daemon (start, reload) and `jitd -t` use it.
+ */
+#define CONFIG_CHECK_FILES 0x1
+int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
+		   char **errors) JIT_WUR;
+
+/* The uid jitd's engine runs as: run_uid with `user`, else geteuid(). */
+uid_t config_run_uid(const struct jit_config *cfg);
 void config_free(struct jit_config *cfg); /* NULL-safe */
 
 /* Lookups; NULL if absent. The pointers live as long as cfg. */

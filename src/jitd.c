@@ -18,6 +18,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "privsep.h"
 #include "server.h"
 #include "util.h"
 
@@ -55,7 +56,7 @@ static void reload(void *arg)
 	char msg[256];
 	if (audit_reopen(d->audit) != JIT_OK)
 		log_err("audit log could not be reopened; still writing to the old file");
-	if (config_load(d->config_path, &n, &errors) != JIT_OK) {
+	if (config_load_ex(d->config_path, CONFIG_CHECK_FILES, &n, &errors) != JIT_OK) {
 		log_err("reload refused, keeping the running configuration:\n%s",
 			errors ? errors : "(no detail)");
 		free(errors);
@@ -127,11 +128,47 @@ static int write_pid_file(const char *path)
 	return rc;
 }
 
+/*
+ * With `user`: hands state_dir, its database files and the audit log to
+ * that user, then becomes it. Robustness: the store's WAL files are
+ * created and removed next to the database, so the directory must be the
+ * user's too; the audit log's directory must let the user create a file
+ * for the reopen after rotation (systemd's LogsDirectory= does that).
+ */
+static int drop_root(const struct jit_config *cfg)
+{
+	static const char *const db_files[] = { "jitd.db", "jitd.db-wal", "jitd.db-shm" };
+	uid_t u = cfg->run_uid;
+	gid_t g = cfg->run_gid;
+	int rc = JIT_OK;
+
+	if (!cfg->has_run_ids)
+		return JIT_OK;
+	if (geteuid() != 0 && geteuid() != u) {
+		log_err("user \"%s\": jitd must be started as root to switch users", cfg->user);
+		return JIT_EINTERNAL;
+	}
+	rc = privsep_chown(cfg->state_dir, u, g);
+	for (size_t i = 0; rc == JIT_OK && i < sizeof(db_files) / sizeof(db_files[0]); i++) {
+		char *p = xasprintf("%s/%s", cfg->state_dir, db_files[i]);
+		rc = privsep_chown(p, u, g);
+		free(p);
+	}
+	if (rc == JIT_OK)
+		rc = privsep_chown(cfg->audit_log, u, g);
+	if (rc != JIT_OK)
+		return rc;
+	if (privsep_drop(u, g, "jitd") != JIT_OK)
+		return JIT_EINTERNAL;
+	log_info("running as user %s (uid %lu)", cfg->user, (unsigned long)u);
+	return JIT_OK;
+}
+
 static int check_only(const char *path, bool verbose)
 {
 	struct jit_config *cfg = NULL;
 	char *errors = NULL;
-	if (config_load(path, &cfg, &errors) != JIT_OK) {
+	if (config_load_ex(path, CONFIG_CHECK_FILES, &cfg, &errors) != JIT_OK) {
 		fputs(errors ? errors : "configuration invalid\n", stderr);
 		free(errors);
 		return EXIT_CONFIG;
@@ -170,12 +207,18 @@ static int run(struct daemon_state *d, bool foreground)
 		return EXIT_RUNTIME;
 	if (audit_open(d->cfg->audit_log, &d->audit) != JIT_OK)
 		return EXIT_RUNTIME;
+	if (server_new(d->cfg, NULL, &d->server) != JIT_OK)
+		return EXIT_RUNTIME;
+	/* Root was needed for the socket (socket_group), the pid file and the
+	 * directories. Nothing after this point runs as root when `user` is
+	 * set: no thread, no LDAP bind, no secret read, no ticket check. */
+	if (drop_root(d->cfg) != JIT_OK || privsep_harden() != JIT_OK)
+		return EXIT_RUNTIME;
 	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;
 	}
-	if (server_new(d->cfg, d->engine, &d->server) != JIT_OK)
-		return EXIT_RUNTIME;
+	server_set_engine(d->server, d->engine);
 	json_t *o = json_pack("{ss}", "version", PACKAGE_VERSION);
 	if (audit_write(d->audit, "started", o) != JIT_OK)
 		log_err("audit: cannot record start");
@@ -215,7 +258,7 @@ int main(int argc, char **argv)
 	if (test)
 		return check_only(d.config_path, verbose);
 	log_init("jitd", foreground, LOG_LVL_INFO);
-	if (config_load(d.config_path, &d.cfg0, &errors) != JIT_OK) {
+	if (config_load_ex(d.config_path, CONFIG_CHECK_FILES, &d.cfg0, &errors) != JIT_OK) {
 		fputs(errors ? errors : "configuration invalid\n", stderr);
 		free(errors);
 		return EXIT_CONFIG;

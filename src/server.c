@@ -194,6 +194,11 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 	return JIT_OK;
 }
 
+void server_set_engine(struct server *s, struct engine *e)
+{
+	s->e = e;
+}
+
 void server_set_config(struct server *s, const struct jit_config *cfg)
 {
 	rates_rebuild(s, cfg);

@@ -18,6 +18,9 @@
 struct server;
 
 int server_new(const struct jit_config *cfg, struct engine *e, struct server **out) JIT_WUR;
+/* The engine requests go to (server_new may be given NULL: set it before
+ * server_run). */
+void server_set_engine(struct server *s, struct engine *e);
 /* Replaces the config used for authorisation and limits (after a reload). */
 void server_set_config(struct server *s, const struct jit_config *cfg);
 /* Runs the loop. reload(arg) is called on SIGHUP. Returns on SIGTERM/SIGINT

@@ -1284,7 +1284,6 @@ static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_c
 	if (cfg->socket_group &&
 	    strspn(cfg->socket_group, "0123456789") != strlen(cfg->socket_group))
 		resolve_id(cx, root, "socket_group", cfg->socket_group, true, &gid);
-	check_identities(cx, root, cfg);
 }
 
 /* ---- load / free ---- */
@@ -1327,6 +1326,7 @@ void config_free(struct jit_config *cfg)
 	free(cfg->clients);
 	free_strings(cfg, top_keys);
 	free(cfg->path);
+	free(cfg->text);
 	free(cfg);
 }
 
@@ -1347,6 +1347,8 @@ static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg,
 	parse_directories(cx, root, cfg);
 	parse_groups(cx, root, cfg);
 	parse_clients(cx, root, cfg);
+	if (!(flags & CONFIG_NO_IDS))
+		check_identities(cx, root, cfg);
 	if (flags & CONFIG_CHECK_FILES)
 		check_files(cx, cfg);
 out:
@@ -1358,41 +1360,66 @@ int config_load(const char *path, struct jit_config **out, char **errors)
 	return config_load_ex(path, 0, out, errors);
 }
 
+/* Parses text (NUL-terminated, len bytes) from a source named path. */
+static int load_text(struct ctx *cx, const char *path, char *text, size_t len, unsigned flags,
+		     struct jit_config **out)
+{
+	struct jit_config *cfg;
+
+	if (lex_scan(cx, text, len) != JIT_OK)
+		return JIT_ECONFIG;
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	cfg->text = xstrdup(text);
+	parse_text(cx, text, cfg, flags);
+	if (cx->n_errs != 0) {
+		config_free(cfg);
+		return JIT_ECONFIG;
+	}
+	*out = cfg;
+	return JIT_OK;
+}
+
+/* The errors of cx into *errors (if wanted), and cx's memory freed. */
+static int finish(struct ctx *cx, int rc, char **errors)
+{
+	if (rc != JIT_OK && errors)
+		*errors = errors_join(cx);
+	else
+		free(errors_join(cx));
+	free(cx->bad);
+	free(cx->files);
+	return rc;
+}
+
 int config_load_ex(const char *path, unsigned flags, struct jit_config **out, char **errors)
 {
 	struct ctx cx;
-	struct jit_config *cfg = NULL;
 	char *text = NULL;
 	int rc = JIT_ECONFIG;
 
 	memset(&cx, 0, sizeof(cx));
 	cx.path = path ? path : "(null)";
-	if (!path) {
+	if (!path)
 		cerr(&cx, 0, NULL, "no config file given");
-		goto out;
-	}
-	if (read_config_file(&cx, path, &text) != JIT_OK)
-		goto out;
-	if (lex_scan(&cx, text, strlen(text)) != JIT_OK)
-		goto out;
-	cfg = xcalloc(1, sizeof(*cfg));
-	cfg->path = xstrdup(path);
-	parse_text(&cx, text, cfg, flags);
-	if (cx.n_errs == 0) {
-		*out = cfg;
-		cfg = NULL;
-		rc = JIT_OK;
-	}
-out:
-	if (rc != JIT_OK && errors)
-		*errors = errors_join(&cx);
-	else
-		free(errors_join(&cx));
-	config_free(cfg);
-	free(cx.bad);
-	free(cx.files);
+	else if (read_config_file(&cx, path, &text) == JIT_OK)
+		rc = load_text(&cx, path, text, strlen(text), flags, out);
 	free(text);
-	return rc;
+	return finish(&cx, rc, errors);
+}
+
+int config_load_text(const char *label, const char *text, unsigned flags,
+		     struct jit_config **out, char **errors)
+{
+	struct ctx cx;
+	char *copy = xstrdup(text);
+	int rc;
+
+	memset(&cx, 0, sizeof(cx));
+	cx.path = label;
+	rc = load_text(&cx, label, copy, strlen(copy), flags, out);
+	free(copy);
+	return finish(&cx, rc, errors);
 }
 
 /* ---- lookups ---- */

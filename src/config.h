@@ -124,6 +124,7 @@ struct jit_client_cfg {
 
 struct jit_config {
 	char *path;
+	char *text;             /* the file's text as loaded (no secret is in it) */
 	char *socket_path;      /* default /run/jitd/jitd.sock */
 	mode_t socket_mode;     /* default 0660; given as a string "0660" */
 	char *socket_group;     /* may be NULL */
@@ -170,8 +171,18 @@ int config_load(const char *path, struct jit_config **out, char **errors) JIT_WU
  * with the line of the key. The daemon (start, reload) and `jitd -t` use it.
  */
 #define CONFIG_CHECK_FILES 0x1
+/* With CONFIG_NO_IDS, user / group / listener_user are parsed but not
+ * resolved nor checked (the listener process, which gets them from the
+ * engine). */
+#define CONFIG_NO_IDS 0x2
 int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
 		   char **errors) JIT_WUR;
+
+/* Loads a config from text that was read elsewhere (by the engine, for the
+ * listener process): no file permission check; label stands for the path
+ * in messages. Otherwise as config_load_ex(). */
+int config_load_text(const char *label, const char *text, unsigned flags,
+		     struct jit_config **out, char **errors) JIT_WUR;
 
 /* The uid jitd's engine runs as: run_uid with `user`, else geteuid(). */
 uid_t config_run_uid(const struct jit_config *cfg);

@@ -853,6 +853,13 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 	audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
 }
 
+void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, const char *client,
+				const struct jit_request *req, int err, const char *message,
+				const char *rule)
+{
+	audit_refusal(e, peer, client, req, err, message, rule);
+}
+
 /* Any thread: the `refused` event (client: the entry's name, may be NULL). */
 static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
 			  const struct jit_request *req, int err, const char *message,

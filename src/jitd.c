@@ -19,6 +19,8 @@
 #include "engine.h"
 #include "log.h"
 #include "privsep.h"
+#include "listener.h"
+#include "monitor.h"
 #include "server.h"
 #include "util.h"
 
@@ -35,7 +37,7 @@ struct daemon_state {
 	struct jit_config *cfg;         /* current (== cfg0 or a reloaded one) */
 	struct audit *audit;
 	struct engine *engine;
-	struct server *server;
+	struct monitor *mon;
 };
 
 static void usage(FILE *fp)
@@ -67,7 +69,7 @@ static void reload(void *arg)
 		config_free(n);
 		return;
 	}
-	server_set_config(d->server, n);
+	monitor_set_config(d->mon, n);
 	if (strcmp(n->socket_path, d->cfg0->socket_path) || strcmp(n->state_dir, d->cfg0->state_dir) ||
 	    strcmp(n->audit_log, d->cfg0->audit_log))
 		log_warn("socket_path, state_dir and audit_log changes take effect at restart");
@@ -188,6 +190,7 @@ static int run(struct daemon_state *d, bool foreground)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
 	/* blocked before any thread exists, so only the signalfd sees them */
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return EXIT_RUNTIME;
@@ -207,24 +210,30 @@ static int run(struct daemon_state *d, bool foreground)
 		return EXIT_RUNTIME;
 	if (audit_open(d->cfg->audit_log, &d->audit) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (server_new(d->cfg, NULL, &d->server) != JIT_OK)
+	int lfd = -1;
+	if (server_listen(d->cfg, &lfd) != JIT_OK)
 		return EXIT_RUNTIME;
-	/* Root was needed for the socket (socket_group), the pid file and the
-	 * directories. Nothing after this point runs as root when `user` is
-	 * set: no thread, no LDAP bind, no secret read, no ticket check. */
+	/* The listener process starts now, before this process has read any
+	 * secret or opened the store; it drops to listener_user itself. */
+	if (monitor_new(d->cfg, lfd, foreground, &d->mon) != JIT_OK)
+		return EXIT_RUNTIME;
+	/* Root was needed for the socket (socket_group), the pid file, the
+	 * directories and starting the listener. Nothing after this point runs
+	 * as root when `user` is set: no thread, no LDAP bind, no secret read,
+	 * no ticket check. */
 	if (drop_root(d->cfg) != JIT_OK || privsep_harden() != JIT_OK)
 		return EXIT_RUNTIME;
 	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;
 	}
-	server_set_engine(d->server, d->engine);
+	monitor_set_engine(d->mon, d->engine);
 	json_t *o = json_pack("{ss}", "version", PACKAGE_VERSION);
 	if (audit_write(d->audit, "started", o) != JIT_OK)
 		log_err("audit: cannot record start");
 	json_decref(o);
 	log_info("jitd %s listening on %s", PACKAGE_VERSION, d->cfg->socket_path);
-	rc = server_run(d->server, sigfd, reload, d);
+	rc = monitor_run(d->mon, sigfd, reload, d);
 	engine_stop(d->engine);
 	if (audit_write(d->audit, "stopped", NULL) != JIT_OK)
 		log_err("audit: cannot record stop");
@@ -239,6 +248,8 @@ int main(int argc, char **argv)
 	bool foreground = false, test = false, verbose = false;
 	char *errors = NULL;
 	int opt, status;
+	if (argc == 2 && strcmp(argv[1], "-L") == 0)
+		return listener_main(); /* the listener process: see listener.h */
 	while ((opt = getopt(argc, argv, "c:ftvVh")) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
@@ -268,7 +279,7 @@ int main(int argc, char **argv)
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
 	status = run(&d, foreground);
-	server_free(d.server);
+	monitor_free(d.mon);
 	engine_free(d.engine);
 	audit_close(d.audit);
 	if (d.cfg != d.cfg0)

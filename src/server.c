@@ -1,6 +1,7 @@
 /*
- * server.c - the listener (see server.h). Trust boundary: every byte read
- * here comes from a local client that may be hostile. Lines are bounded by
+ * server.c - the listener's connections (see server.h). Runs in the
+ * unprivileged listener process. Trust boundary: every byte read here
+ * comes from a local client that may be hostile. Lines are bounded by
  * max_request_size; a client gets one request in flight at a time, idle
  * clients are dropped after client_timeout, and at most max_clients are
  * served, so no client can stall another or exhaust the daemon.
@@ -9,11 +10,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,12 +49,12 @@ struct rate {
 struct server {
 	const struct jit_config *cfg;
 	struct rate *rates;     /* one per cfg->clients entry, same order */
-	struct engine *e;
+	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
-	char *path;
 	struct client **clients;
 	size_t n_clients, cap_clients;
 	uint64_t next_id;
+	bool stop;              /* server_drain() was called */
 	bool draining;
 };
 
@@ -89,16 +88,24 @@ static int clear_stale(const char *path)
 		log_err("%s exists and is not a socket; refusing to replace it", path);
 		return JIT_EIO;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		log_err("%s: another jitd is listening there", path);
-		return JIT_EIO;
+	/* Robustness: the listener of a jitd that was just killed dies a
+	 * moment after it (PR_SET_PDEATHSIG); give it 2 s before deciding
+	 * that another jitd is alive there. */
+	for (int tries = 0;; tries++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (!live)
+			break;
+		if (tries == 20) {
+			log_err("%s: another jitd is listening there", path);
+			return JIT_EIO;
+		}
+		poll(NULL, 0, 100);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (unlink(path) != 0) {
 		log_err("cannot remove stale socket %s: %s", path, strerror(errno));
 		return JIT_EIO;
@@ -150,7 +157,7 @@ static void rates_rebuild(struct server *s, const struct jit_config *cfg)
 	s->rates = n;
 }
 
-int server_new(const struct jit_config *cfg, struct engine *e, struct server **out)
+int server_listen(const struct jit_config *cfg, int *lfd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
@@ -170,7 +177,7 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 	mode_t old = umask(0777);
 	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (b != 0 || listen(fd, 64) != 0) {
+	if (b != 0 || listen(fd, 128) != 0) {
 		log_err("cannot listen on %s: %s", cfg->socket_path, strerror(errno));
 		close(fd);
 		return JIT_EIO;
@@ -181,22 +188,20 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 		unlink(cfg->socket_path);
 		return rc;
 	}
-	struct server *s = xcalloc(1, sizeof(*s));
-	rates_rebuild(s, cfg);
-	s->cfg = cfg;
-	s->e = e;
-	s->lfd = fd;
-	s->path = xstrdup(cfg->socket_path);
-	s->cap_clients = (size_t)cfg->max_clients;
-	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
-	s->next_id = 1;
-	*out = s;
+	*lfd = fd;
 	return JIT_OK;
 }
 
-void server_set_engine(struct server *s, struct engine *e)
+struct server *server_new(const struct jit_config *cfg, int lfd)
 {
-	s->e = e;
+	struct server *s = xcalloc(1, sizeof(*s));
+	rates_rebuild(s, cfg);
+	s->cfg = cfg;
+	s->lfd = lfd;
+	s->cap_clients = (size_t)cfg->max_clients;
+	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
+	s->next_id = 1;
+	return s;
 }
 
 void server_set_config(struct server *s, const struct jit_config *cfg)
@@ -218,11 +223,8 @@ void server_free(struct server *s)
 	for (size_t i = 0; s->rates && i < s->cfg->n_clients; i++)
 		free(s->rates[i].name);
 	free(s->rates);
-	if (s->lfd >= 0) {
+	if (s->lfd >= 0)
 		close(s->lfd);
-		unlink(s->path);
-	}
-	free(s->path);
 	free(s);
 }
 
@@ -278,6 +280,19 @@ static void accept_clients(struct server *s)
 	}
 }
 
+/* Answers c with a refusal; an audited one goes through the hook, which
+ * has the engine record it before the answer is sent. */
+static void refuse(struct server *s, struct client *c, const struct jit_client_cfg *cc,
+		   const struct jit_request *req, int err, const char *msg, const char *rule,
+		   bool audit)
+{
+	if (audit && s->h->refused(s->h->arg, c->id, &c->peer, cc, req, err, msg, rule)) {
+		c->busy = true;
+		return;
+	}
+	queue_out(c, proto_error_line(err, msg));
+}
+
 /*
  * max_requests_per_minute of entry cc: true if the request may pass. A
  * refusal is answered here; it is audited at most every 10 s per entry (a
@@ -298,14 +313,14 @@ static bool rate_ok(struct server *s, struct client *c, const struct jit_client_
 		char amsg[260];
 		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
 			 (long long)r->unaudited);
-		engine_audit_refusal_rule(s->e, &c->peer, cc, NULL, JIT_ERATELIMIT,
-					  r->unaudited ? amsg : msg, "clients.max_requests_per_minute");
+		refuse(s, c, cc, NULL, JIT_ERATELIMIT, r->unaudited ? amsg : msg,
+		       "clients.max_requests_per_minute", true);
 		r->last_audit_ms = now;
 		r->unaudited = 0;
 	} else {
 		r->unaudited++;
+		refuse(s, c, cc, NULL, JIT_ERATELIMIT, msg, NULL, false);
 	}
-	queue_out(c, proto_error_line(JIT_ERATELIMIT, msg));
 	return false;
 }
 
@@ -325,13 +340,12 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	if (rc == JIT_OK)
 		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
-		engine_audit_refusal_rule(s->e, &c->peer, cc, req, rc, msg[0] ? msg : NULL, rule);
+		refuse(s, c, cc, req, rc, msg[0] ? msg : NULL, rule, true);
 		proto_request_free(req);
-		queue_out(c, proto_error_line(rc, msg[0] ? msg : NULL));
 		return;
 	}
 	c->busy = true;
-	engine_submit(s->e, c->id, &c->peer, cc, req, duration);
+	s->h->submit(s->h->arg, c->id, &c->peer, cc, req, duration);
 }
 
 /* Takes complete lines out of c->in while the client is not busy. */
@@ -343,9 +357,8 @@ static void process_input(struct server *s, struct client *c)
 			if (c->in_len >= c->in_cap) {
 				char m[96];
 				snprintf(m, sizeof(m), "request exceeds %zu bytes", c->in_cap);
-				engine_audit_refusal(s->e, &c->peer, policy_client(s->cfg, &c->peer),
-						     NULL, JIT_EBADREQ, m);
-				queue_out(c, proto_error_line(JIT_EBADREQ, m));
+				refuse(s, c, policy_client(s->cfg, &c->peer), NULL, JIT_EBADREQ, m,
+				       NULL, true);
 				c->closing = true;
 				c->in_len = 0;
 			}
@@ -396,19 +409,16 @@ static struct client *find_client(struct server *s, uint64_t id)
 	return NULL;
 }
 
-static void take_replies(struct server *s)
+void server_deliver(struct server *s, uint64_t conn_id, char *line)
 {
-	struct engine_reply *r;
-	while ((r = engine_pop_reply(s->e)) != NULL) {
-		struct client *c = find_client(s, r->conn_id);
-		if (c && r->line) {
-			queue_out(c, r->line);
-			r->line = NULL;
-			c->busy = false;
-			process_input(s, c);
-		}
-		engine_reply_free(r);
+	struct client *c = find_client(s, conn_id);
+	if (!c || !c->busy) {
+		free(line); /* the client left meanwhile */
+		return;
 	}
+	queue_out(c, line);
+	c->busy = false;
+	process_input(s, c);
 }
 
 static void drop_client(struct server *s, size_t i)
@@ -418,18 +428,9 @@ static void drop_client(struct server *s, size_t i)
 	s->clients[i] = s->clients[--s->n_clients];
 }
 
-static void handle_signal(int sigfd, bool *stop, void (*reload)(void *), void *arg)
+void server_drain(struct server *s)
 {
-	struct signalfd_siginfo si;
-	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: reopening the audit log and reloading the configuration");
-			reload(arg);
-		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_info("signal %u: shutting down", si.ssi_signo);
-			*stop = true;
-		}
-	}
+	s->stop = true;
 }
 
 static bool any_busy(struct server *s)
@@ -440,36 +441,31 @@ static bool any_busy(struct server *s)
 	return false;
 }
 
-int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg)
+int server_run(struct server *s, const struct server_hooks *h)
 {
-	bool stop = false;
-	int64_t next_tick = 0, drain_deadline = 0;
+	int64_t drain_deadline = 0;
 	struct pollfd *pfd = NULL;
 	size_t pcap = 0;
+	int rc = JIT_OK;
+	s->h = h;
 	for (;;) {
 		int64_t now = mono_ms();
-		if (stop && !s->draining) {
-			/* Stop taking requests; answer those in flight, then leave. */
+		if (s->stop && !s->draining) {
+			/* Stop taking connections; answer those in flight, then leave. */
 			s->draining = true;
 			drain_deadline = now + 10000;
 			close(s->lfd);
-			unlink(s->path);
 			s->lfd = -1;
 		}
 		if (s->draining && (!any_busy(s) || now > drain_deadline))
 			break;
-		if (!s->draining && now >= next_tick) {
-			engine_tick(s->e, now_s());
-			next_tick = now + TICK_MS;
-		}
-		size_t need = s->n_clients + 3;
+		size_t need = s->n_clients + 2;
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = xrealloc(pfd, pcap * sizeof(*pfd));
 		}
 		size_t n = 0;
-		pfd[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = engine_reply_fd(s->e), .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = h->fd, .events = h->events(h->arg) };
 		pfd[n++] = (struct pollfd){ .fd = s->lfd, .events = s->lfd >= 0 ? POLLIN : 0 };
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
@@ -482,22 +478,22 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 		}
 		if (poll(pfd, n, TICK_MS) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
-			free(pfd);
-			return JIT_EIO;
+			rc = JIT_EIO;
+			break;
 		}
-		if (pfd[0].revents & POLLIN)
-			handle_signal(sigfd, &stop, reload, arg);
-		if (pfd[1].revents & POLLIN)
-			take_replies(s);
-		if (s->lfd >= 0 && (pfd[2].revents & POLLIN))
+		if (pfd[0].revents && !h->ready(h->arg, pfd[0].revents)) {
+			rc = JIT_ESHUTDOWN; /* the engine is gone: nothing can be answered */
+			break;
+		}
+		if (s->lfd >= 0 && (pfd[1].revents & POLLIN))
 			accept_clients(s);
 		/* clients: walk backwards so drop_client's swap is safe; pfd entries
-		 * past the accepted ones refer to the first n-3 clients */
+		 * past the accepted ones refer to the first n-2 clients */
 		int64_t idle_ms = s->cfg->client_timeout * 1000;
 		now = mono_ms();
-		for (size_t i = n - 3; i-- > 0;) {
+		for (size_t i = n - 2; i-- > 0;) {
 			struct client *c = s->clients[i];
-			short re = pfd[i + 3].revents;
+			short re = pfd[i + 2].revents;
 			bool alive = true;
 			if (re & POLLOUT)
 				alive = write_client(c);
@@ -507,7 +503,7 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 				alive = false;
 			if (alive && (re & POLLHUP) && !(re & POLLIN) && c->out_len == 0 && !c->busy)
 				alive = false;
-			if (alive && c->closing && c->out_len == 0)
+			if (alive && c->closing && !c->busy && c->out_len == 0)
 				alive = false;
 			if (alive && !c->busy && c->out_len == 0 && now - c->last_ms > idle_ms)
 				alive = false;
@@ -518,5 +514,6 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 		}
 	}
 	free(pfd);
-	return JIT_OK;
+	s->h = NULL;
+	return rc;
 }

@@ -13,6 +13,11 @@
 #include "duration.h"
 #include "util.h"
 
+/* sizeof(struct jit_request) on the platforms jitd is built for (LP64)
+ * when every field is carried below: a tripwire for new fields (one that
+ * fits into padding would slip past it; proto.h says to look here). */
+#define JIT_REQUEST_SIZE_CARRIED 128
+
 const struct imsg_allow chan_from_engine[] = {
 	{ CHAN_INIT, CHAN_MAX_CONFIG },
 	{ CHAN_CONFIG, CHAN_MAX_CONFIG },
@@ -97,11 +102,17 @@ static int get_peer(struct imsg *m, struct jit_peer *p)
 	return JIT_OK;
 }
 
+/* Robustness: a field added to struct jit_request must be carried here
+ * too, or it would be lost between the processes (this size changes). */
+_Static_assert(sizeof(struct jit_request) == JIT_REQUEST_SIZE_CARRIED,
+	       "struct jit_request changed: carry the new field in channel.c");
+
 static void put_req(struct imsg *m, const struct jit_request *r)
 {
 	imsg_put_u32(m, (uint32_t)r->op);
 	for (size_t i = 0; i < N_STR_FIELDS; i++)
 		imsg_put_str(m, *cstr_at(r, i));
+	imsg_put_u8(m, r->force);
 	imsg_put_u8(m, r->has_duration);
 	imsg_put_i64(m, r->duration);
 	imsg_put_u32(m, r->state_mask);
@@ -122,6 +133,8 @@ static int req_valid(const struct jit_request *r)
 				      r->duration > DURATION_MAX
 			    : r->op == OP_EXTEND || r->duration != 0)
 		return JIT_EBADREQ;
+	if (r->force && r->op != OP_REVOKE)
+		return JIT_EBADREQ;
 	if ((r->state_mask && r->op != OP_LIST) || r->state_mask >= GS_BIT(GS__COUNT))
 		return JIT_EBADREQ;
 	if (r->limit < 0 || r->limit > PROTO_MAX_LIST || (r->limit && r->op != OP_LIST))
@@ -134,7 +147,7 @@ static int get_req(struct imsg *m, struct jit_request **out)
 {
 	struct jit_request *r = xcalloc(1, sizeof(*r));
 	uint32_t op;
-	uint8_t has_dur;
+	uint8_t has_dur, force;
 	int rc = JIT_EBADREQ;
 
 	if (imsg_get_u32(m, &op) != JIT_OK || op >= OP__COUNT)
@@ -143,11 +156,13 @@ static int get_req(struct imsg *m, struct jit_request **out)
 	for (size_t i = 0; i < N_STR_FIELDS; i++)
 		if (imsg_get_str(m, str_fields[i].max, true, str_at(r, i)) != JIT_OK)
 			goto out;
-	if (imsg_get_u8(m, &has_dur) != JIT_OK || has_dur > 1 ||
+	if (imsg_get_u8(m, &force) != JIT_OK || force > 1 ||
+	    imsg_get_u8(m, &has_dur) != JIT_OK || has_dur > 1 ||
 	    imsg_get_i64(m, &r->duration) != JIT_OK || imsg_get_u32(m, &r->state_mask) != JIT_OK ||
 	    imsg_get_i64(m, &r->limit) != JIT_OK)
 		goto out;
 	r->has_duration = has_dur;
+	r->force = force;
 	rc = req_valid(r);
 out:
 	if (rc == JIT_OK)

@@ -376,6 +376,7 @@ static const char *const mech_choices[] = {
 };
 static const char *const tls_choices[] = { "never", "allow", "try", "demand", NULL };
 static const char *const level_choices[] = { "debug", "info", "warning", "error", NULL };
+static const char *const reconcile_choices[] = { "off", "report", "enforce", NULL };
 
 /* clang-format off */
 #define STR(n, st, fl, def) { #n, K_STR, offsetof(st, n), fl, def, 0, 0, 0, NULL }
@@ -401,6 +402,7 @@ static const struct key top_keys[] = {
 	STR(user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
 	STR(group, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
 	STR(listener_user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	NUM(reconcile_interval, K_DUR, struct jit_config, 300, 1, 7 * 86400),
 	SECTION(directories),
 	SECTION(groups),
 	SECTION(clients),
@@ -455,6 +457,9 @@ static const struct key group_keys[] = {
 	SECTION(ticket_check),
 	STR(approval_key_file, struct jit_group_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	NUM(approval_max_age, K_DUR, struct jit_group_cfg, 300, 1, 86400),
+	ENUM(reconcile, struct jit_group_cfg, "report", reconcile_choices),
+	/* A list kept as char ** in the group: parsed by check_group(). */
+	{ "standing_members", K_SECTION, 0, 0, NULL, 0, 0, 0, NULL },
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -992,6 +997,23 @@ static void check_group_policy(struct ctx *cx, const config_setting_t *e, struct
 	file_ref(cx, e, "approval_key_file", g->approval_key_file, true);
 }
 
+/* standing_members: a list of strings, moved into the group. */
+static void check_standing(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	config_setting_t *s = config_setting_get_member(e, "standing_members");
+	struct strlist l = { 0 };
+
+	if (s && get_list(cx, s, "standing_members", &l) == JIT_OK) {
+		g->standing_members = l.v;
+		g->n_standing_members = l.n;
+		free(l.lines);
+	} else {
+		strlist_free(&l);
+	}
+	if (!g->standing_members)
+		g->standing_members = xcalloc(1, sizeof(char *));
+}
+
 static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_config *cfg,
 			struct jit_group_cfg *g)
 {
@@ -1020,6 +1042,7 @@ static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_co
 		     "%s is longer than default_duration %s", dflt, max);
 	}
 	check_group_policy(cx, e, g);
+	check_standing(cx, e, g);
 }
 
 static void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -1295,6 +1318,9 @@ static void dir_free(struct jit_dir_cfg *d)
 
 static void group_free(struct jit_group_cfg *g)
 {
+	for (size_t j = 0; j < g->n_standing_members; j++)
+		free(g->standing_members[j]);
+	free(g->standing_members);
 	if (g->ticket_re) {
 		regfree(g->ticket_re);
 		free(g->ticket_re);
@@ -1447,6 +1473,15 @@ const char *config_group_member_attr(const struct jit_config *cfg, const struct 
 	return cfg->dirs[g->dir_index].member_attr;
 }
 
+enum jit_reconcile config_group_reconcile(const struct jit_group_cfg *g)
+{
+	if (g->reconcile && strcmp(g->reconcile, "off") == 0)
+		return RECONCILE_OFF;
+	if (g->reconcile && strcmp(g->reconcile, "enforce") == 0)
+		return RECONCILE_ENFORCE;
+	return RECONCILE_REPORT;
+}
+
 const char *config_group_placeholder(const struct jit_config *cfg, const struct jit_group_cfg *g)
 {
 	if (g->placeholder_member)
@@ -1580,6 +1615,18 @@ static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 	fputs("  }", fp);
 }
 
+static void dump_standing(FILE *fp, const struct jit_group_cfg *g)
+{
+	if (g->n_standing_members == 0)
+		return;
+	fputs("    standing_members = [", fp);
+	for (size_t j = 0; j < g->n_standing_members; j++) {
+		fputs(j ? ", " : " ", fp);
+		dump_str(fp, g->standing_members[j]);
+	}
+	fputs(" ];\n", fp);
+}
+
 void config_dump(const struct jit_config *cfg, FILE *fp)
 {
 	fputs("# jitd effective configuration", fp);
@@ -1597,6 +1644,7 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		fputs("  {\n", fp);
 		dump_group(fp, &cfg->groups[i]);
+		dump_standing(fp, &cfg->groups[i]);
 		fputs(i + 1 < cfg->n_groups ? "  },\n" : "  }\n", fp);
 	}
 	fputs(");\n\nclients = (\n", fp);

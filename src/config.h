@@ -106,7 +106,16 @@ struct jit_group_cfg {
 	char *approval_key_file; /* HMAC key of signed approvals (approval.h), or NULL */
 	int64_t approval_max_age; /* seconds; default 5m */
 	int line;
+	/* Drift reconciliation (reconcile.c): "report" (default), "enforce"
+	 * (also remove unexplained members) or "off"; read it through
+	 * config_group_reconcile(). */
+	char *reconcile;
+	char **standing_members; /* member values allowed permanently (NULL-terminated) */
+	size_t n_standing_members;
 };
+
+enum jit_reconcile { RECONCILE_OFF = 0, RECONCILE_REPORT, RECONCILE_ENFORCE };
+enum jit_reconcile config_group_reconcile(const struct jit_group_cfg *g);
 
 struct jit_client_cfg {
 	char *name;             /* optional label for logs; default "client#N",
@@ -146,6 +155,7 @@ struct jit_config {
 	bool has_listener_ids;  /* listener_user resolved at load */
 	uid_t listener_uid;
 	gid_t listener_gid;
+	int64_t reconcile_interval; /* seconds between drift checks, default 5m */
 	struct jit_dir_cfg *dirs;
 	size_t n_dirs;
 	struct jit_group_cfg *groups;

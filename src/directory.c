@@ -6,6 +6,7 @@
  * group/other may read or write it, wiped right after, never logged.
  * libldap write()s to its sockets: the process must ignore SIGPIPE.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -33,6 +34,19 @@ struct dir_conn {
 	pthread_mutex_t lock;   /* guards bound and last_error (status reads them) */
 	bool bound;
 	char last_error[sizeof(((struct dir_result *)0)->message)];
+	struct dir_health *health; /* shared by the directory's connections, or NULL */
+	bool probing;           /* dir_probe() runs: do not fail fast */
+};
+
+struct dir_health {
+	pthread_mutex_t lock;   /* guards everything below */
+	char *name;
+	bool down;
+	int64_t since;          /* when it went down */
+	char error[sizeof(((struct dir_result *)0)->message)];
+	uint64_t recoveries;
+	bool probing;
+	int64_t last_probe;
 };
 
 /* What the SASL interaction callback answers. */
@@ -414,7 +428,10 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
 out:
 	dir_drop(c);
 	set_health(c, false, res->message);
-	log_warn("directory %s: %s", cfg->name, res->message);
+	if (c->probing) /* every second during an outage: the change is logged once */
+		log_debug("directory %s: probe: %s", cfg->name, res->message);
+	else
+		log_warn("directory %s: %s", cfg->name, res->message);
 	return rc;
 }
 
@@ -425,8 +442,8 @@ out:
  * directory costs one connect attempt per operation, not two. On JIT_OK
  * *code is what the directory answered.
  */
-static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
-		   int *code)
+static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
+			int *code)
 {
 	for (int attempt = 0;; attempt++) {
 		bool fresh = false;
@@ -449,6 +466,123 @@ static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_resul
 		}
 		log_info("directory %s: %s; reconnecting", c->cfg->name, res->message);
 	}
+}
+
+/* ---- reachability shared by a directory's connections ----------------- */
+
+struct dir_health *dir_health_new(const char *name)
+{
+	struct dir_health *h = xcalloc(1, sizeof(*h));
+	int err = pthread_mutex_init(&h->lock, NULL);
+
+	if (err != 0)
+		fatal("pthread_mutex_init: %s", strerror(err));
+	h->name = xstrdup(name ? name : "?");
+	return h;
+}
+
+void dir_health_free(struct dir_health *h)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_destroy(&h->lock);
+	free(h->name);
+	free(h);
+}
+
+void dir_conn_set_health(struct dir_conn *c, struct dir_health *h)
+{
+	c->health = h;
+}
+
+/* Records the outcome of one attempt to reach the directory. */
+static void health_note(struct dir_health *h, bool reached, const char *error)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (reached && h->down) {
+		h->down = false;
+		h->recoveries++;
+		log_info("directory %s: reachable again after %llds", h->name,
+			 (long long)(now_s() - h->since));
+	} else if (!reached) {
+		if (!h->down) {
+			h->down = true;
+			h->since = now_s();
+			log_warn("directory %s: unreachable (%s); requests fail at once until a "
+				 "probe reaches it", h->name, error ? error : "");
+		}
+		copy_printable(h->error, sizeof(h->error), error ? error : "");
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
+{
+	bool down;
+	char ts[32];
+
+	if (h == NULL)
+		return false;
+	pthread_mutex_lock(&h->lock);
+	down = h->down;
+	if (down && buf != NULL && buflen > 0) {
+		fmt_rfc3339(h->since, ts);
+		/* Truncation is acceptable: a bounded diagnostic. */
+		(void)snprintf(buf, buflen, "directory %.32s unreachable since %s: %.160s",
+			       h->name, ts, h->error);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return down;
+}
+
+uint64_t dir_health_recoveries(struct dir_health *h)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&h->lock);
+	n = h->recoveries;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+bool dir_health_probe_due(struct dir_health *h, int64_t now, int64_t interval)
+{
+	bool due;
+
+	pthread_mutex_lock(&h->lock);
+	due = h->down && !h->probing && now - h->last_probe >= interval;
+	if (due) {
+		h->probing = true;
+		h->last_probe = now;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return due;
+}
+
+/*
+ * Runs op through dir_run_conn(), failing at once while the directory is
+ * known down (unless this is the probe), and records whether the server
+ * was reached: any answer, also a refusal, counts.
+ */
+static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
+		   int *code)
+{
+	char why[sizeof(res->message)];
+	int rc;
+
+	if (c->health != NULL && !c->probing && dir_health_down(c->health, why, sizeof(why))) {
+		res->ldap_code = LDAP_SERVER_DOWN;
+		copy_printable(res->message, sizeof(res->message), why);
+		return JIT_EDIRUNAVAIL;
+	}
+	rc = dir_run_conn(c, op, arg, res, code);
+	if (rc != JIT_OK)
+		health_note(c->health, false, res->message);
+	else if (*code >= 0)
+		health_note(c->health, true, NULL);
+	return rc;
 }
 
 /* ---- public: lifecycle ------------------------------------------------ */
@@ -483,7 +617,9 @@ int dir_conn_open(struct dir_conn *c, struct dir_result *res)
 		set_result(c, res, LDAP_SUCCESS, NULL);
 		return JIT_OK;
 	}
-	return dir_connect(c, res);
+	int rc = dir_connect(c, res);
+	health_note(c->health, rc == JIT_OK, res->message);
+	return rc;
 }
 
 void dir_user_clear(struct dir_user *u)
@@ -891,4 +1027,191 @@ int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr
 		return JIT_OK;
 	}
 	return JIT_EDIRREFUSED;
+}
+
+/* ---- probe, member lists, value keys ----------------------------------- */
+
+/* A read of the root DSE: the cheapest question every server answers. */
+static int op_ping(struct dir_conn *c, void *arg, struct dir_result *res)
+{
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	int code;
+
+	(void)arg;
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	set_result(c, res, code, "probe");
+	ldap_msgfree(msg);
+	return code;
+}
+
+int dir_probe(struct dir_conn *c, struct dir_result *res)
+{
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	c->probing = true;
+	rc = dir_run(c, op_ping, NULL, res, &code);
+	c->probing = false;
+	if (c->health != NULL) {
+		pthread_mutex_lock(&c->health->lock);
+		c->health->probing = false;
+		pthread_mutex_unlock(&c->health->lock);
+	}
+	return rc;
+}
+
+bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
+{
+	static const char tag[] = ";range=";
+	size_t n = strlen(attr);
+	const char *p;
+	char *end;
+	long lo, hi;
+
+	if (strncasecmp(desc, attr, n) != 0 || strncasecmp(desc + n, tag, sizeof(tag) - 1) != 0)
+		return false;
+	p = desc + n + sizeof(tag) - 1;
+	if (*p < '0' || *p > '9')
+		return false;
+	errno = 0;
+	lo = strtol(p, &end, 10);
+	if (errno != 0 || *end != '-')
+		return false;
+	p = end + 1;
+	if (p[0] == '*' && p[1] == '\0') {
+		hi = -1;
+	} else {
+		if (*p < '0' || *p > '9')
+			return false;
+		hi = strtol(p, &end, 10);
+		if (errno != 0 || *end != '\0' || hi < lo)
+			return false;
+	}
+	*low = lo;
+	*high = hi;
+	return true;
+}
+
+struct list_arg {
+	const char *group_dn, *attr;
+	dir_value_cb cb;
+	void *cb_arg;
+	char *want;             /* attribute description asked for this round */
+	long next_low;          /* -1: done */
+	int cb_rc;
+};
+
+/* Calls the callback for each value of vals (values holding a NUL, which
+ * no DN or uid can, are skipped). */
+static void list_values(struct list_arg *arg, struct berval **vals)
+{
+	for (size_t i = 0; vals && vals[i] && arg->cb_rc == 0; i++) {
+		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
+			continue;
+		char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+		arg->cb_rc = arg->cb(v, arg->cb_arg);
+		free(v);
+	}
+}
+
+/* One base-scope read of the group: the whole attribute, or one range. */
+static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct list_arg *arg = varg;
+	char *attrs[] = { arg->want, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	BerElement *ber = NULL;
+	char *desc;
+	long lo, hi, next = -1;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
+				 0, NULL, NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	if (code != LDAP_SUCCESS)
+		goto out;
+	e = ldap_first_entry(c->ld, msg);
+	if (e == NULL) { /* the ACL hides the group: as good as missing */
+		code = LDAP_NO_SUCH_OBJECT;
+		set_result(c, res, code, "list members");
+		goto out;
+	}
+	for (desc = ldap_first_attribute(c->ld, e, &ber); desc != NULL;
+	     desc = ldap_next_attribute(c->ld, e, ber)) {
+		bool whole = strcasecmp(desc, arg->attr) == 0;
+		bool ranged = !whole && dir_parse_range(desc, arg->attr, &lo, &hi);
+		if (whole || ranged) {
+			struct berval **vals = ldap_get_values_len(c->ld, e, desc);
+			list_values(arg, vals);
+			ldap_value_free_len(vals);
+			if (ranged && hi >= 0)
+				next = hi + 1;
+		}
+		ldap_memfree(desc);
+	}
+	ber_free(ber, 0);
+	/* Robustness: a server whose ranges do not move forward would loop us. */
+	arg->next_low = next > arg->next_low ? next : -1;
+out:
+	ldap_msgfree(msg);
+	return code;
+}
+
+int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
+		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
+{
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0 };
+	struct dir_result dummy;
+	int rc = JIT_OK, code = 0;
+
+	if (res == NULL)
+		res = &dummy;
+	res->ldap_code = 0;
+	res->message[0] = '\0';
+	if (group_dn == NULL || !attr_ok(attr)) {
+		set_local_result(res, "bad group DN or attribute");
+		return JIT_EBADREQ;
+	}
+	arg.want = xstrdup(attr);
+	while (rc == JIT_OK && arg.cb_rc == 0) {
+		rc = dir_run(c, op_list_range, &arg, res, &code);
+		if (rc != JIT_OK)
+			break;
+		if (code != LDAP_SUCCESS) {
+			rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+			break;
+		}
+		if (arg.next_low < 0)
+			break;
+		free(arg.want);
+		arg.want = xasprintf("%s;range=%ld-*", attr, arg.next_low);
+	}
+	free(arg.want);
+	return rc;
+}
+
+char *dir_value_key(const char *value)
+{
+	LDAPDN dn = NULL;
+	char *out = NULL, *key;
+
+	if (value != NULL && strchr(value, '=') != NULL &&
+	    ldap_str2dn(value, &dn, LDAP_DN_FORMAT_LDAP) == LDAP_SUCCESS && dn != NULL &&
+	    ldap_dn2str(dn, &out, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && out != NULL)
+		key = xstrdup(out);
+	else
+		key = xstrdup(value ? value : "");
+	ldap_memfree(out);
+	ldap_dnfree(dn);
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return key;
 }

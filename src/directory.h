@@ -23,6 +23,7 @@
 #define JITD_DIRECTORY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "err.h"
 #include "config.h"
 
@@ -83,5 +84,64 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		      const char *value, const char *placeholder, bool *already_gone,
 		      struct dir_result *res) JIT_WUR;
+
+/*
+ * ---- reachability of one directory, shared by all its connections ----
+ *
+ * A struct dir_health records whether a directory is known to be down: the
+ * last attempt to reach it (connect, bind, or an operation that went
+ * unanswered twice) failed. While it is down, every operation on a
+ * connection attached to it fails at once with JIT_EDIRUNAVAIL (res says
+ * since when and why) instead of waiting for a connect timeout, and only
+ * dir_probe() talks to the server. Any answer from the server (also a
+ * refusal) marks it up again. Thread-safe.
+ */
+struct dir_health;
+struct dir_health *dir_health_new(const char *name); /* never NULL */
+void dir_health_free(struct dir_health *h);          /* NULL-safe */
+/* Attaches c to h (h outlives c). Without it, c never fails fast. */
+void dir_conn_set_health(struct dir_conn *c, struct dir_health *h);
+/* True while the directory is known down; then the reason into buf. */
+bool dir_health_down(struct dir_health *h, char *buf, size_t buflen);
+/* How many times the directory came back up (changes on each recovery). */
+uint64_t dir_health_recoveries(struct dir_health *h);
+/* True (and the probe is then claimed until dir_probe() finishes) when the
+ * directory is down, no probe is running and the last one is at least
+ * interval seconds old. */
+bool dir_health_probe_due(struct dir_health *h, int64_t now, int64_t interval);
+
+/* A real round trip to the server (connect and bind if needed, then a read
+ * of the root DSE), even while the directory is known down. Updates the
+ * health. JIT_OK if the server answered. */
+int dir_probe(struct dir_conn *c, struct dir_result *res) JIT_WUR;
+
+/*
+ * Reads every value of attr of group_dn and calls cb(value, arg) for each
+ * (the value is only valid during the call; a non-zero return stops the
+ * walk). Large groups: where the server hands the attribute out in ranges
+ * (Active Directory's `member;range=0-1499`), the ranges are fetched one
+ * after another until the last. JIT_EDIRREFUSED with ldap_code 32 if the
+ * group does not exist.
+ */
+typedef int (*dir_value_cb)(const char *value, void *arg);
+int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
+		     dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
+
+/*
+ * A comparison key for a member value (new heap string): a DN is parsed and
+ * written back in one canonical form (RFC 4514, no optional spaces) and
+ * lower-cased, so "UID=a, ou=People" and "uid=a,ou=people" get the same
+ * key; anything that does not parse as a DN (memberUid values) is just
+ * lower-cased.
+ */
+char *dir_value_key(const char *value);
+
+/*
+ * AD range retrieval, pure (unit-tested): desc is an attribute description
+ * returned by the server. If it is attr;range=LOW-HIGH (HIGH a number or
+ * '*'), returns true with *high = HIGH or -1 for '*'. False for anything
+ * else (for attr itself too).
+ */
+bool dir_parse_range(const char *desc, const char *attr, long *low, long *high);
 
 #endif

@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "grant.h"
 #include "log.h"
+#include "reconcile.h"
 #include "store.h"
 #include "ticket.h"
 #include "util.h"
@@ -27,7 +28,7 @@
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define INFLIGHT_BUCKETS 1024
 
-enum job_kind { JOB_GRANT, JOB_END };
+enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE };
 
 struct job {
 	enum job_kind kind;
@@ -42,6 +43,7 @@ struct job {
 	char *grant_id;                 /* JOB_END */
 	enum grant_state end_state;
 	char *reason;
+	bool force;                     /* JOB_END: revoke with force */
 	struct job *next;
 };
 
@@ -61,6 +63,8 @@ struct dirq {
 	 * that a grant in another directory needs. */
 	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	struct engine *e;
+	struct dir_health *health;      /* shared by conns and the reconciler's */
+	uint64_t seen_recoveries;       /* main thread: last dir_health_recoveries() */
 };
 
 struct inflight {
@@ -83,6 +87,7 @@ struct engine {
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
 	bool stopped;
+	struct reconciler *rc;          /* drift reconciliation thread */
 };
 
 static void inflight_del(struct engine *e, const char *id);
@@ -169,7 +174,15 @@ int engine_reply_fd(struct engine *e)
 static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 {
 	char *line;
-	if (j->kind == JOB_GRANT) {
+	if (j->kind == JOB_PROBE) {
+		struct dir_result dres;
+		if (dir_probe(g->dc, &dres) != JIT_OK)
+			log_debug("directory %s: still unreachable: %s", q->name, dres.message);
+		return;
+	}
+	if (j->kind == JOB_END && j->force) {
+		line = grant_force_close(g, j->grant_id, j->reason, j->client, &j->peer);
+	} else if (j->kind == JOB_GRANT) {
 		struct grant_params p = {
 			.req = j->req, .duration = j->duration, .group_name = j->group_name,
 			.group_dn = j->group_dn, .directory = q->name,
@@ -254,6 +267,25 @@ static bool enqueue(struct dirq *q, struct job *j)
 	return true;
 }
 
+/* A probe goes first: while the directory is down, everything else fails
+ * at once anyway, and the probe is what ends the outage. */
+static void enqueue_front(struct dirq *q, struct job *j)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->stopping) {
+		pthread_mutex_unlock(&q->lock);
+		job_free(j);
+		return;
+	}
+	j->next = q->head;
+	q->head = j;
+	if (!q->tail)
+		q->tail = j;
+	q->len++;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
 static struct dirq *find_dir(struct engine *e, const char *name)
 {
 	for (size_t i = 0; i < e->n_dirs; i++)
@@ -271,11 +303,13 @@ static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg 
 	pthread_cond_init(&q->cond, NULL);
 	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
 	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
+	q->health = dir_health_new(dc->name);
 	q->stores = xcalloc((size_t)dc->connections, sizeof(struct store *));
 	for (int i = 0; i < GRANT_PAIR_LOCKS; i++)
 		pthread_mutex_init(&q->pair_locks[i], NULL);
 	for (int i = 0; i < dc->connections; i++) {
 		q->conns[i] = dir_conn_new(dc);
+		dir_conn_set_health(q->conns[i], q->health);
 		if (store_open(e->cfg0->state_dir, &q->stores[i]) != JIT_OK) {
 			log_err("engine: cannot open the store for a worker of %s", dc->name);
 			return JIT_EIO;
@@ -333,6 +367,17 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 		if (rc != JIT_OK)
 			goto fail;
 	}
+	struct dir_health **health = xcalloc(e->n_dirs + 1, sizeof(*health));
+	pthread_mutex_t **locks = xcalloc(e->n_dirs + 1, sizeof(*locks));
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		health[i] = e->dirs[i].health;
+		locks[i] = e->dirs[i].pair_locks;
+	}
+	rc = reconcile_start(cfg, audit, locks, health, &e->rc);
+	free(health);
+	free(locks);
+	if (rc != JIT_OK)
+		goto fail;
 	*out = e;
 	return JIT_OK;
 fail:
@@ -356,6 +401,8 @@ int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 		return JIT_ECONFIG;
 	}
 	e->cfg = cfg;
+	if (e->rc)
+		reconcile_set_config(e->rc, cfg);
 	return JIT_OK;
 }
 
@@ -368,6 +415,8 @@ void engine_stop(struct engine *e)
 	ticket_checker_free(e->tickets);
 	e->tickets = NULL;
 	e->stopped = true;
+	reconcile_stop(e->rc);
+	e->rc = NULL;
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		struct dirq *q = &e->dirs[i];
 		pthread_mutex_lock(&q->lock);
@@ -391,6 +440,7 @@ void engine_free(struct engine *e)
 			dir_conn_free(q->conns[k]);
 			store_close(q->stores[k]);
 		}
+		dir_health_free(q->health);
 		for (int k = 0; q->threads && k < GRANT_PAIR_LOCKS; k++)
 			pthread_mutex_destroy(&q->pair_locks[k]);
 		free(q->stores);
@@ -492,9 +542,39 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	return 0;
 }
 
+/*
+ * Directory health, from the main thread: a directory known down gets a
+ * probe every retry_min_interval; one that came back has its pending
+ * removals made due at once instead of after their backoff.
+ */
+static void tick_health(struct engine *e, int64_t now)
+{
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		uint64_t ups = dir_health_recoveries(q->health);
+		if (ups != q->seen_recoveries) {
+			int64_t n = 0;
+			q->seen_recoveries = ups;
+			if (store_retry_now(e->st, q->name, now, &n) != JIT_OK)
+				log_err("directory %s: cannot reschedule pending removals", q->name);
+			else if (n > 0)
+				log_info("directory %s is back: retrying %lld pending removal(s) now",
+					 q->name, (long long)n);
+		}
+		if (dir_health_probe_due(q->health, now, e->cfg0->retry_min_interval)) {
+			struct job *j = xcalloc(1, sizeof(*j));
+			j->kind = JOB_PROBE;
+			enqueue_front(q, j);
+		}
+	}
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
-	if (e->stopped || e->n_inflight >= INFLIGHT_MAX)
+	if (e->stopped)
+		return;
+	tick_health(e, now);
+	if (e->n_inflight >= INFLIGHT_MAX)
 		return;
 	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
@@ -635,10 +715,21 @@ static char *do_status(struct engine *e)
 				    json_integer(counts[i]));
 	json_object_set_new(s, "grants", g);
 	json_object_set_new(s, "pending_revocations", json_integer(counts[GS_ENDING]));
+	int64_t failing = 0;
+	if (store_count_failing(e->st, &failing) != JIT_OK) {
+		json_decref(s);
+		return proto_error_line(JIT_EINTERNAL, "cannot read grant counts");
+	}
+	json_object_set_new(s, "revocations_failing", json_integer(failing));
 	json_t *dirs = json_array();
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		char err[256] = "";
 		bool up = false;
+		if (dir_health_down(e->dirs[i].health, err, sizeof(err))) {
+			json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
+							      "connected", false, "last_error", err));
+			continue;
+		}
 		for (int k = 0; k < e->dirs[i].n_workers; k++) {
 			char buf[256] = "";
 			if (dir_conn_healthy(e->dirs[i].conns[k], buf, sizeof(buf)))
@@ -789,6 +880,7 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	j->grant_id = xstrdup(r->id);
 	j->end_state = req->op == OP_COMPLETE ? GS_COMPLETED : GS_REVOKED;
 	j->reason = xstrdup(req->reason_end);
+	j->force = req->op == OP_REVOKE && req->force;
 	grant_rec_free(r);
 	if (!enqueue(q, j)) {
 		job_free(j);
@@ -798,12 +890,28 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	return true;
 }
 
+/* A grant into a directory known down is refused at once (and audited):
+ * the client does not wait for a connect timeout. NULL if it may go on. */
+static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
+			    const struct jit_client_cfg *c, const struct jit_request *req)
+{
+	char msg[256];
+	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
+	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
+		return NULL;
+	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
+	return proto_error_line(JIT_EDIRUNAVAIL, msg);
+}
+
 void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 		   const struct jit_client_cfg *c, struct jit_request *req, int64_t duration)
 {
 	char *line = NULL;
 	switch (req->op) {
 	case OP_GRANT:
+		if ((line = refuse_if_down(e, peer, c, req)) != NULL)
+			break;
 		line = submit_grant(e, conn_id, peer, c, req, duration);
 		if (!line)
 			return; /* req now owned by the job */

@@ -114,6 +114,8 @@ static int audit_grant(struct grant_ctx *g, const char *event, const struct gran
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
 		set_str(o, "message", dres->message);
 	}
+	if (event && strcmp(event, "revoke_failed") == 0)
+		json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
 	if (who)
 		set_str(o, "by_client", who);
 	if (peer && event && strcmp(event, "granted") != 0) {
@@ -330,6 +332,8 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
 }
 
+static void settle_pair(struct grant_ctx *g, const char *pair_key);
+
 char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 {
 	struct dir_user u = { 0 };
@@ -365,6 +369,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 
 	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
 	pthread_mutex_lock(lock);
+	settle_pair(g, r.pair_key);
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
 	if (rc != JIT_OK) {
 		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
@@ -479,11 +484,15 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		int64_t attempts = r->attempts + 1;
 		int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
 		const char *msg = dres.message[0] ? dres.message : jit_err_message(rc);
-		if (store_set_retry(g->st, r->id, attempts, next, msg) != JIT_OK)
+		/* A refusal is an answer: it will not go away by waiting (status
+		 * counts it as revocations_failing); an outage will. */
+		if (store_set_retry_kind(g->st, r->id, attempts, next, msg, rc != JIT_EDIRUNAVAIL) !=
+		    JIT_OK)
 			log_err("grant %s: cannot record retry", r->id);
 		log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 			 (long long)attempts, (long long)(next - now), msg);
 		/* Rate limit: the first attempts, then every 20th. */
+		r->attempts = attempts;
 		if (attempts <= 3 || attempts % 20 == 0)
 			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
 				    reason);
@@ -501,6 +510,33 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
 		 r->user, outcome);
 	return reply_grant(g, r->id, false);
+}
+
+/* One ending row of the pair a new grant is about to use (pair lock held). */
+static int settle_one(const struct grant_rec *row, void *arg)
+{
+	struct grant_ctx *g = arg;
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, row->id, &r) != JIT_OK)
+		return 0;
+	if (r->state == GS_ENDING)
+		free(end_locked(g, r, r->end_state, true, NULL, NULL, NULL));
+	grant_rec_free(r);
+	return 0;
+}
+
+/*
+ * Robustness: before a new grant of a pair looks at the directory, the
+ * pair's unfinished ends (a grant rolled back by start-up recovery, a
+ * removal waiting for its retry) are run to their end now, so the new
+ * grant decides from a settled membership and never races a removal that
+ * was decided before it. A removal that fails again stays ending (and the
+ * new grant then inherits jitd's ownership of the membership).
+ */
+static void settle_pair(struct grant_ctx *g, const char *pair_key)
+{
+	if (store_pair_ending(g->st, pair_key, settle_one, g) < 0)
+		log_err("cannot read the unfinished ends of a pair; the new grant goes on");
 }
 
 char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
@@ -522,4 +558,74 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;
+}
+
+/*
+ * revoke with force: an operator removed the membership by hand (the
+ * directory refuses jitd's removal, the group is gone...). Closes an ending
+ * grant as revoked without touching the directory. Evidence first: the
+ * `revoked` line with outcome `forced` is on disk before the row changes.
+ */
+static char *force_locked(struct grant_ctx *g, struct grant_rec *r, const char *reason,
+			  const char *client, const struct jit_peer *peer)
+{
+	if (r->state != GS_ENDING) {
+		if (r->state >= GS_EXPIRED)
+			return reply_grant(g, r->id, false); /* already ended: idempotent */
+		return proto_error_line(JIT_ENOTACTIVE, "force closes only a grant whose removal is "
+					"being retried (state ending); revoke it without force first");
+	}
+	json_t *o = grant_audit_fields(r);
+	json_object_set_new(o, "state", json_string(grant_state_name(GS_REVOKED)));
+	set_str(o, "outcome", "forced");
+	set_str(o, "previous_end_state", grant_state_name(r->end_state));
+	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
+	set_str(o, "last_error", r->last_error);
+	set_str(o, "by_client", client);
+	if (peer) {
+		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+	}
+	set_str(o, "end_reason", reason);
+	int rc = audit_write(g->audit, "revoked", o);
+	json_decref(o);
+	if (rc != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "audit log write failed; grant left ending");
+	if (transition(g, r, GS_ENDING, GS_REVOKED, GS_REVOKED, r->last_error) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+	log_warn("revoked %s by force (%s): %s <- %s; the directory was not touched", r->id,
+		 client ? client : "?", r->group_name, r->user);
+	return reply_grant(g, r->id, false);
+}
+
+char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
+			const char *client, const struct jit_peer *peer)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_ENOTFOUND, NULL);
+	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_lock(lock);
+	grant_rec_free(r);
+	r = NULL;
+	char *line;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		line = proto_error_line(JIT_ENOTFOUND, NULL);
+	else
+		line = force_locked(g, r, reason, client, peer);
+	pthread_mutex_unlock(lock);
+	grant_rec_free(r);
+	return line;
+}
+
+char *grant_pair_key(const char *directory, const char *group_dn, const char *attr,
+		     const char *value)
+{
+	return make_pair_key(directory, group_dn, attr, value);
+}
+
+pthread_mutex_t *grant_pair_lock(pthread_mutex_t *pair_locks, const char *pair_key)
+{
+	struct grant_ctx g = { .pair_locks = pair_locks };
+	return pair_lock(&g, pair_key);
 }

@@ -59,6 +59,23 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p);
 char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
 		const char *reason, const char *client, const struct jit_peer *peer);
 
+/*
+ * revoke with "force": closes grant id, which must be `ending` (its removal
+ * keeps failing), as `revoked` without touching the directory, after an
+ * operator removed the membership by hand. Audit event `revoked` with
+ * outcome `forced` and who asked. A final grant is answered as it is;
+ * `pending` / `active` get not_active. Returns the answer line.
+ */
+char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
+			const char *client, const struct jit_peer *peer);
+
+/* The pair key of (directory, group, attribute, value) (heap string) and
+ * the stripe of pair_locks that serialises all work on it. For other
+ * threads (reconcile.c) that change memberships jitd manages. */
+char *grant_pair_key(const char *directory, const char *group_dn, const char *attr,
+		     const char *value);
+pthread_mutex_t *grant_pair_lock(pthread_mutex_t *pair_locks, const char *pair_key);
+
 /* The audit fields common to every event about grant r (new reference). */
 json_t *grant_audit_fields(const struct grant_rec *r);
 

@@ -85,7 +85,7 @@ static const struct command commands[] = {
 	  "grant USER GROUP [--for DUR] [--ticket T] [--reason R]\n"
 	  "             [--requested-by X] [--approved-by Y] [--request-id K]" },
 	{ "complete", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "complete ID [--reason R]" },
-	{ "revoke", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "revoke ID [--reason R]" },
+	{ "revoke", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "revoke ID [--reason R] [--force]" },
 	{ "extend", { "grant_id", "duration", NULL }, { "ID", "DUR", NULL }, no_opts, OUT_GRANT, "extend ID DUR" },
 	{ "show", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, no_opts, OUT_GRANT, "show ID" },
 	{ "list", { NULL, NULL, NULL }, { NULL, NULL, NULL }, list_opts, OUT_LIST,
@@ -355,6 +355,9 @@ static int build_request(const struct command *cmd, int argc, char **argv, json_
 	for (; cmd->opts[n].name; n++)
 		lo[n] = (struct option){ cmd->opts[n].name, required_argument, NULL, 256 + (int)n };
 	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	/* revoke --force: a flag, the request member "force": true */
+	if (strcmp(cmd->name, "revoke") == 0)
+		lo[n++] = (struct option){ "force", no_argument, NULL, 'F' };
 	lo[n] = (struct option){ NULL, 0, NULL, 0 };
 
 	optind = 0; /* glibc: full re-initialisation for the second scan */
@@ -362,6 +365,10 @@ static int build_request(const struct command *cmd, int argc, char **argv, json_
 		if (c == 'h') {
 			printf("usage: jitctl [-s SOCKET] [--json] %s\n", cmd->usage);
 			return -1;
+		}
+		if (c == 'F') {
+			json_object_set_new(req, "force", json_true());
+			continue;
 		}
 		if (c == ':')
 			return usage_error("%s: option %s needs a value", cmd->name, argv[optind - 1]);

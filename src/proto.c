@@ -20,7 +20,7 @@
 #define EXCERPT_BUF (EXCERPT_MAX * 4 + 4)
 #define DURATION_STR_MAX 64     /* longer duration strings are refused unparsed */
 
-enum ftype { FT_STR, FT_DURATION, FT_STATE, FT_LIMIT };
+enum ftype { FT_STR, FT_DURATION, FT_STATE, FT_LIMIT, FT_FORCE };
 
 struct field_spec {
 	const char *name;
@@ -51,6 +51,12 @@ static const struct field_spec end_fields[] = {       /* complete, revoke */
 	STR_FIELD("reason", PROTO_MAX_REASON, reason_end, false),
 	{ NULL, FT_STR, 0, 0, false }
 };
+static const struct field_spec revoke_fields[] = {
+	STR_FIELD("grant_id", PROTO_MAX_ID, grant_id, true),
+	STR_FIELD("reason", PROTO_MAX_REASON, reason_end, false),
+	{ "force", FT_FORCE, 0, 0, false },
+	{ NULL, FT_STR, 0, 0, false }
+};
 static const struct field_spec extend_fields[] = {
 	STR_FIELD("grant_id", PROTO_MAX_ID, grant_id, true),
 	{ "duration", FT_DURATION, 0, 0, true },
@@ -78,7 +84,7 @@ static const struct op_spec {
 } op_table[OP__COUNT] = {
 	[OP_GRANT] = { "grant", grant_fields },
 	[OP_COMPLETE] = { "complete", end_fields },
-	[OP_REVOKE] = { "revoke", end_fields },
+	[OP_REVOKE] = { "revoke", revoke_fields },
 	[OP_EXTEND] = { "extend", extend_fields },
 	[OP_SHOW] = { "show", show_fields },
 	[OP_LIST] = { "list", list_fields },
@@ -297,6 +303,13 @@ static int set_field(struct jit_request *r, const struct field_spec *fs, json_t 
 		return get_state(v, &r->state_mask, msg, msglen);
 	case FT_LIMIT:
 		return get_limit(v, &r->limit, msg, msglen);
+	case FT_FORCE:
+		if (!json_is_boolean(v)) {
+			msgf(msg, msglen, "field \"force\" must be true or false");
+			return JIT_EBADREQ;
+		}
+		r->force = json_is_true(v);
+		return JIT_OK;
 	}
 	return JIT_EINTERNAL;
 }

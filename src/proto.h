@@ -33,6 +33,8 @@
  * max_request_size is at most this); longer is JIT_EBADREQ. */
 #define PROTO_MAX_LINE (1024 * 1024)
 
+/* A new field here must also be carried between the listener and the
+ * engine processes: see channel.c (a static assertion there reminds). */
 struct jit_request {
 	enum jit_op op;
 	char *user;             /* grant; list filter */
@@ -45,6 +47,7 @@ struct jit_request {
 	char *approved_at;      /* grant, optional: RFC 3339 UTC, part of what is signed */
 	char *grant_id;         /* complete, revoke, extend, show */
 	char *reason_end;       /* complete/revoke: optional "reason" */
+	bool force;             /* revoke: close an ending grant without the directory */
 	unsigned state_mask;    /* list: GS_BIT()s from "state" ("all" = every state); 0 = default */
 	int64_t limit;          /* list: 0 = default */
 };

@@ -332,6 +332,13 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	int64_t duration = 0;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	if (s->draining) {
+		/* Stopping: nothing new starts. The client hears so (nothing was
+		 * recorded; retry with the same request_id) instead of a silent close. */
+		queue_out(c, proto_error_line(JIT_ESHUTDOWN, NULL));
+		c->closing = true;
+		return;
+	}
 	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
 	const char *rule = NULL;
 	if (cc && !rate_ok(s, c, cc))
@@ -470,8 +477,8 @@ int server_run(struct server *s, const struct server_hooks *h)
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
 			short ev = 0;
-			if (!c->busy && !c->closing && !s->draining)
-				ev |= POLLIN;
+			if (!c->busy && !c->closing)
+				ev |= POLLIN; /* while draining: to answer shutting_down */
 			if (c->out_len > 0)
 				ev |= POLLOUT;
 			pfd[n++] = (struct pollfd){ .fd = c->fd, .events = ev };

@@ -147,6 +147,10 @@ static const char *const migrations[] = {
 	"CREATE INDEX grants_pair ON grants (pair_key, state);"
 	"CREATE INDEX grants_user ON grants (user, created_at);"
 	"CREATE INDEX grants_group ON grants (group_name, created_at);",
+	/* 2: whether the last removal attempt of an ending row was refused by
+	 * the directory (an answer, not an outage): status revocations_failing. */
+	"ALTER TABLE grants ADD COLUMN refused INTEGER NOT NULL DEFAULT 0"
+	" CHECK (refused IN (0, 1));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -173,6 +177,9 @@ enum stmt_id {
 	S_COUNTS,
 	S_RECOVER,
 	S_USER_LIVE,
+	S_COUNT_FAILING,
+	S_RETRY_NOW,
+	S_PAIR_ENDING,
 	S__COUNT
 };
 
@@ -203,7 +210,7 @@ static const struct {
 	[S_TO_OTHER] = { "to_other", "UPDATE grants SET state = ?3, last_error = ?6"
 				     " WHERE id = ?1 AND state = ?2" },
 	[S_RETRY] = { "retry", "UPDATE grants SET attempts = ?2, next_attempt = ?3,"
-			       " last_error = ?4 WHERE id = ?1 AND state = 'ending'" },
+			       " last_error = ?4, refused = ?5 WHERE id = ?1 AND state = 'ending'" },
 	[S_EXPIRY] = { "expiry", "UPDATE grants SET expires_at = ?2, duration = ?3"
 				 " WHERE id = ?1 AND state = 'active'" },
 	[S_PAIR_LIVE] = { "pair_live",
@@ -234,6 +241,15 @@ static const struct {
 	[S_USER_LIVE] = { "user_live",
 			  "SELECT count(*) FROM grants WHERE state IN ('pending', 'active',"
 			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
+	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
+					       " WHERE state = 'ending' AND refused <> 0" },
+	/* ?1 directory, ?2 now */
+	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
+				       " WHERE state = 'ending' AND next_attempt > ?2"
+				       " AND directory = ?1" },
+	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
+					   " WHERE pair_key = ?1 AND state = 'ending'"
+					   " ORDER BY created_at, rowid" },
 };
 
 struct store {
@@ -818,6 +834,12 @@ int store_set_state(struct store *st, const char *id, enum grant_state from, enu
 int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t next_attempt,
 		    const char *last_error)
 {
+	return store_set_retry_kind(st, id, attempts, next_attempt, last_error, false);
+}
+
+int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
+			 int64_t next_attempt, const char *last_error, bool refused)
+{
 	sqlite3_stmt *s = st->stmt[S_RETRY];
 	int rc = bind_txt(s, 1, id);
 
@@ -827,7 +849,36 @@ int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t 
 		rc = sqlite3_bind_int64(s, 3, next_attempt);
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 4, last_error);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(s, 5, refused ? 1 : 0);
 	return update_one(st, S_RETRY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
+int store_count_failing(struct store *st, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_COUNT_FAILING];
+	int ret = JIT_OK;
+
+	if (sqlite3_step(s) != SQLITE_ROW)
+		ret = db_fail(st, "count_failing");
+	else
+		*n = sqlite3_column_int64(s, 0);
+	stmt_done(s);
+	return ret;
+}
+
+int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_RETRY_NOW];
+	int changes = 0;
+	int rc = bind_txt(s, 1, directory);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	rc = run_write(st, S_RETRY_NOW, rc, &changes);
+	if (rc == JIT_OK)
+		*n = changes;
+	return rc;
 }
 
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)
@@ -954,6 +1005,12 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
 	return collect_and_call(st, S_DUE, rc, cb, arg);
+}
+
+int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg)
+{
+	return collect_and_call(st, S_PAIR_ENDING, bind_txt(st->stmt[S_PAIR_ENDING], 1, pair_key),
+				cb, arg);
 }
 
 int store_next_due(struct store *st, int64_t *when)

@@ -102,6 +102,19 @@ int store_set_state(struct store *st, const char *id, enum grant_state from,
 int store_set_retry(struct store *st, const char *id, int64_t attempts,
 		    int64_t next_attempt, const char *last_error) JIT_WUR;
 
+/* store_set_retry() that also records whether the directory refused the
+ * removal (answered with an error) rather than being unreachable. */
+int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
+			 int64_t next_attempt, const char *last_error, bool refused) JIT_WUR;
+
+/* *n = ENDING rows whose last removal attempt the directory refused: they
+ * will not succeed without a change by a human (status revocations_failing). */
+int store_count_failing(struct store *st, int64_t *n) JIT_WUR;
+
+/* Makes every ENDING row of directory due at now (it came back after an
+ * outage). *n = rows changed. */
+int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n) JIT_WUR;
+
 /* Sets expires_at and duration of an ACTIVE row (extend). JIT_ENOTFOUND if not active. */
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
 		     int64_t duration) JIT_WUR;
@@ -138,6 +151,9 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
  * with next_attempt <= now; at most limit, oldest due first.
  */
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg) JIT_WUR;
+
+/* Calls cb for each ENDING row of pair_key, oldest first (see store_list). */
+int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg) JIT_WUR;
 
 /* Earliest time anything becomes due (INT64_MAX if nothing is live). */
 int store_next_due(struct store *st, int64_t *when) JIT_WUR;

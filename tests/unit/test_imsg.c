@@ -251,6 +251,10 @@ static void test_request(void)
 	ext.has_duration = false;
 	ext.duration = 0;
 	CHECK(through(&ext, 0) == JIT_EBADREQ);           /* extend needs a duration */
+	struct jit_request rev = { .op = OP_REVOKE, .grant_id = (char *)"g-1", .force = true };
+	CHECK(through(&rev, 0) == JIT_OK);
+	rev.op = OP_COMPLETE;
+	CHECK(through(&rev, 0) == JIT_EBADREQ);           /* force only on revoke */
 	struct jit_request lst = { .op = OP_LIST, .state_mask = 0x7f, .limit = 10000 };
 	CHECK(through(&lst, 0) == JIT_OK);
 	lst.state_mask = 0x80;

@@ -104,8 +104,17 @@ static void test_ops_accepted(void)
 	proto_request_free(r);
 
 	CHECK(parse("{\"op\":\"revoke\",\"grant_id\":\"g-2\"}", &r) == JIT_OK);
-	CHECK(r && r->reason_end == NULL);
+	CHECK(r && r->reason_end == NULL && !r->force);
 	proto_request_free(r);
+
+	/* revoke --force: an optional boolean, revoke only. */
+	CHECK(parse("{\"op\":\"revoke\",\"grant_id\":\"g-2\",\"force\":true}", &r) == JIT_OK);
+	CHECK(r && r->force);
+	proto_request_free(r);
+	CHECK(parse("{\"op\":\"revoke\",\"grant_id\":\"g-2\",\"force\":false}", &r) == JIT_OK);
+	CHECK(r && !r->force);
+	proto_request_free(r);
+	r = NULL;
 
 	CHECK(parse("{\"op\":\"extend\",\"grant_id\":\"g-3\",\"duration\":\"30m\"}", &r) == JIT_OK);
 	if (r) {
@@ -234,6 +243,12 @@ static void test_fields_refused(void)
 	REFUSED("{\"op\":\"extend\",\"grant_id\":\"g-1\",\"duration\":5,\"ticket\":\"t\"}", JIT_EBADREQ,
 		"unknown field \"ticket\"");
 	REFUSED("{\"op\":\"list\",\"grant_id\":\"g-1\"}", JIT_EBADREQ, "unknown field \"grant_id\"");
+	REFUSED("{\"op\":\"complete\",\"grant_id\":\"g-1\",\"force\":true}", JIT_EBADREQ,
+		"unknown field \"force\"");
+	REFUSED("{\"op\":\"revoke\",\"grant_id\":\"g-1\",\"force\":\"yes\"}", JIT_EBADREQ,
+		"\"force\" must be true or false");
+	REFUSED("{\"op\":\"revoke\",\"grant_id\":\"g-1\",\"force\":1}", JIT_EBADREQ,
+		"\"force\" must be true or false");
 
 	/* Required fields. */
 	REFUSED("{\"op\":\"grant\",\"user\":\"a\"}", JIT_EBADREQ, "missing field \"group\"");

@@ -713,7 +713,8 @@ static void test_plans(void)
 	static const char *const hot[] = { "due",       "next_due",          "pair_live",
 					   "get",       "get_by_request_id", "to_ending",
 					   "retry",     "recover",           "list_user",
-					   "list_group" };
+					   "list_group", "count_failing",    "retry_now",
+					   "pair_ending" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -844,6 +845,70 @@ static void test_schema_guard(void)
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_ECONFIG);
 	CHECK(st == NULL);
+}
+
+static int count_rows(const struct grant_rec *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Issue 4: refusals counted apart from outages, retry on the directory's
+ * return, a pair's unfinished ends, and the v1 -> v2 migration. */
+static void test_reliability_queries(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec *r;
+	int64_t n = -1;
+	int seen = 0;
+
+	CHECK(put(st, "e1", GS_ENDING, "pk-a", 1, 100, 5000, false) == JIT_OK);
+	CHECK(put(st, "e2", GS_ENDING, "pk-a", 2, 100, 5000, false) == JIT_OK);
+	CHECK(put(st, "e3", GS_ENDING, "pk-b", 3, 100, 5000, false) == JIT_OK);
+	CHECK(put(st, "a1", GS_ACTIVE, "pk-a", 4, 100, 0, false) == JIT_OK);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 0);
+	/* An outage is not "failing"; a refusal is, until the next attempt says otherwise. */
+	CHECK(store_set_retry_kind(st, "e1", 1, 6000, "ldap -1", false) == JIT_OK);
+	CHECK(store_set_retry_kind(st, "e2", 4, 7000, "ldap 50 insufficientAccess", true) ==
+	      JIT_OK);
+	CHECK(store_set_retry_kind(st, "e3", 2, 7000, "ldap 32 noSuchObject", true) == JIT_OK);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 2);
+	CHECK(store_set_retry(st, "e3", 3, 7000, "ldap -1") == JIT_OK);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 1);
+	CHECK(store_set_retry_kind(st, "a1", 1, 1, "x", true) == JIT_ENOTFOUND); /* not ending */
+	CHECK((r = get(st, "e2")) && r->attempts == 4 && r->next_attempt == 7000 &&
+	      same_str(r->last_error, "ldap 50 insufficientAccess"));
+	grant_rec_free(r);
+	/* A final row is not counted any more. */
+	CHECK(store_set_state(st, "e2", GS_ENDING, GS_REVOKED, GS_REVOKED, 9000, "x") == JIT_OK);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 0);
+
+	/* The directory is back: its ending rows are due now, others untouched. */
+	CHECK(store_retry_now(st, "corp", 5500, &n) == JIT_OK && n == 2); /* e1, e3 */
+	CHECK((r = get(st, "e1")) && r->next_attempt == 5500 && r->attempts == 1);
+	grant_rec_free(r);
+	CHECK(store_retry_now(st, "other", 10, &n) == JIT_OK && n == 0);
+	CHECK(store_retry_now(st, "corp", 5500, &n) == JIT_OK && n == 0); /* already due */
+
+	/* A pair's ending rows, whatever their retry time. */
+	CHECK(store_pair_ending(st, "pk-a", count_rows, &seen) == JIT_OK && seen == 1); /* e1 */
+	seen = 0;
+	CHECK(store_pair_ending(st, "pk-none", count_rows, &seen) == JIT_OK && seen == 0);
+	store_close(st);
+
+	/* A database of schema 1 (before `refused`) is migrated, rows kept. */
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN refused; PRAGMA user_version = 1");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	CHECK(state_of(st, "e1") == GS_ENDING);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 0);
+	CHECK(store_set_retry_kind(st, "e1", 2, 1, "ldap 50", true) == JIT_OK);
+	CHECK(store_count_failing(st, &n) == JIT_OK && n == 1);
+	store_close(st);
 }
 
 struct thr {
@@ -1001,6 +1066,7 @@ int main(void)
 	test_plans();
 	test_files();
 	test_schema_guard();
+	test_reliability_queries();
 	test_threads();
 	test_open_race();
 	test_scale();

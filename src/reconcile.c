@@ -1,0 +1,578 @@
+/*
+ * reconcile.c - drift reconciliation (see reconcile.h): compares each
+ * managed group's members with its live grants and standing members.
+ * Trust: member values come from the directory (untrusted) and reach the
+ * audit log only as JSON strings, the directory only through directory.c.
+ * Robustness: it removes a member (enforce) only after checking again,
+ * under the pair lock, that no grant holds it and that it is still there.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "grant.h"
+#include "log.h"
+#include "reconcile.h"
+#include "store.h"
+#include "util.h"
+
+#define LIVE_MAX 100000 /* live grants of one group read per cycle */
+
+/* A set of strings: append, then sort once, then look up. */
+struct sset {
+	char **v;
+	size_t n, cap;
+};
+
+static void sset_add(struct sset *s, const char *k)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = xstrdup(k);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sset_sort(struct sset *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), str_cmp);
+}
+
+static bool sset_has(const struct sset *s, const char *k)
+{
+	return s->n > 0 && bsearch(&k, s->v, s->n, sizeof(*s->v), str_cmp) != NULL;
+}
+
+static void sset_free(struct sset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* One group as the reconciler sees it (a copy of its configuration). */
+struct rc_group {
+	char *name, *dn, *directory, *attr, *placeholder;
+	struct sset standing;   /* value keys (dir_value_key), sorted */
+	enum jit_reconcile mode;
+	int dir;                /* index into cfg0->dirs */
+};
+
+struct rc_plan {
+	struct rc_group *g;
+	size_t n;
+	int64_t interval;
+	int refs;               /* under reconciler.lock */
+};
+
+/* What a group's previous cycle reported, so each drift is told once. */
+struct rc_memory {
+	char *group;
+	struct sset unexplained; /* value keys, sorted */
+	struct sset missing;     /* grant ids, sorted */
+	bool read_failing;
+	struct rc_memory *next;
+};
+
+struct reconciler {
+	const struct jit_config *cfg0;
+	struct audit *audit;
+	pthread_mutex_t **pair_locks; /* per cfg0 directory */
+	struct dir_health **health;
+	struct dir_conn **conns; /* per cfg0 directory, opened on first use */
+	struct store *st;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;    /* CLOCK_MONOTONIC */
+	bool stop;              /* under lock */
+	struct rc_plan *plan;   /* under lock */
+	struct rc_memory *memory; /* reconciler thread only */
+};
+
+static bool stopping(struct reconciler *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool s = r->stop;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}
+
+/* ---- the plan ---------------------------------------------------------- */
+
+static void plan_free(struct rc_plan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct rc_group *g = &p->g[i];
+		free(g->name);
+		free(g->dn);
+		free(g->directory);
+		free(g->attr);
+		free(g->placeholder);
+		sset_free(&g->standing);
+	}
+	free(p->g);
+	free(p);
+}
+
+static struct rc_plan *plan_build(const struct jit_config *cfg0, const struct jit_config *cfg)
+{
+	struct rc_plan *p = xcalloc(1, sizeof(*p));
+	p->g = xcalloc(cfg->n_groups + 1, sizeof(*p->g));
+	p->interval = cfg->reconcile_interval > 0 ? cfg->reconcile_interval : 300;
+	p->refs = 1;
+	for (size_t i = 0; i < cfg->n_groups; i++) {
+		const struct jit_group_cfg *gc = &cfg->groups[i];
+		int dir = -1;
+		for (size_t d = 0; d < cfg0->n_dirs; d++)
+			if (strcmp(cfg0->dirs[d].name, gc->directory) == 0)
+				dir = (int)d;
+		if (dir < 0 || config_group_reconcile(gc) == RECONCILE_OFF)
+			continue;
+		struct rc_group *g = &p->g[p->n++];
+		const char *ph = config_group_placeholder(cfg, gc);
+		g->name = xstrdup(gc->name);
+		g->dn = xstrdup(gc->dn);
+		g->directory = xstrdup(gc->directory);
+		g->attr = xstrdup(config_group_member_attr(cfg, gc));
+		g->placeholder = ph && *ph ? xstrdup(ph) : NULL;
+		g->mode = config_group_reconcile(gc);
+		g->dir = dir;
+		for (size_t k = 0; k < gc->n_standing_members; k++) {
+			char *key = dir_value_key(gc->standing_members[k]);
+			sset_add(&g->standing, key);
+			free(key);
+		}
+		if (g->placeholder) {
+			char *key = dir_value_key(g->placeholder);
+			sset_add(&g->standing, key);
+			free(key);
+		}
+		sset_sort(&g->standing);
+	}
+	return p;
+}
+
+static void plan_unref(struct reconciler *r, struct rc_plan *p)
+{
+	pthread_mutex_lock(&r->lock);
+	bool last = --p->refs == 0;
+	pthread_mutex_unlock(&r->lock);
+	if (last)
+		plan_free(p);
+}
+
+static struct rc_memory *memory_for(struct reconciler *r, const char *group)
+{
+	for (struct rc_memory *m = r->memory; m; m = m->next)
+		if (strcmp(m->group, group) == 0)
+			return m;
+	struct rc_memory *m = xcalloc(1, sizeof(*m));
+	m->group = xstrdup(group);
+	m->next = r->memory;
+	r->memory = m;
+	return m;
+}
+
+static struct dir_conn *conn_for(struct reconciler *r, int dir)
+{
+	if (!r->conns[dir]) {
+		r->conns[dir] = dir_conn_new(&r->cfg0->dirs[dir]);
+		dir_conn_set_health(r->conns[dir], r->health[dir]);
+	}
+	return r->conns[dir];
+}
+
+/* ---- one group --------------------------------------------------------- */
+
+/* A member as read: its value and its comparison key. */
+struct member {
+	char *key, *value;
+};
+struct members {
+	struct member *v;
+	size_t n, cap;
+	struct reconciler *r;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct member *)a)->key, ((const struct member *)b)->key);
+}
+
+static int collect_member(const char *value, void *arg)
+{
+	struct members *m = arg;
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 64;
+		m->v = xrealloc(m->v, m->cap * sizeof(*m->v));
+	}
+	m->v[m->n].value = xstrdup(value);
+	m->v[m->n].key = dir_value_key(value);
+	m->n++;
+	return (m->n % 1024 == 0 && stopping(m->r)) ? 1 : 0;
+}
+
+static void members_free(struct members *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->v[i].key);
+		free(m->v[i].value);
+	}
+	free(m->v);
+}
+
+/* The group's live grants, as the store holds them after the read. */
+struct live {
+	struct grant_rec **v;
+	size_t n, cap;
+};
+
+static int collect_live(const struct grant_rec *rec, void *arg)
+{
+	struct live *l = arg;
+	struct grant_rec *copy = NULL;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	/* The callback's record is freed after it returns: keep our own copy
+	 * (only the fields the checks below need). */
+	copy = xcalloc(1, sizeof(*copy));
+	copy->id = xstrdup(rec->id);
+	copy->state = rec->state;
+	copy->member_value = xstrdup(rec->member_value);
+	copy->pair_key = xstrdup(rec->pair_key);
+	l->v[l->n++] = copy;
+	return 0;
+}
+
+static void live_free(struct live *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		grant_rec_free(l->v[i]);
+	free(l->v);
+}
+
+static const char *mode_name(enum jit_reconcile m)
+{
+	return m == RECONCILE_ENFORCE ? "enforce" : m == RECONCILE_REPORT ? "report" : "off";
+}
+
+static void audit_drift(struct reconciler *r, json_t *o)
+{
+	if (audit_write(r->audit, "drift", o) != JIT_OK)
+		log_err("audit: cannot record a drift event");
+	json_decref(o);
+}
+
+/*
+ * A member nothing explained. Checked again under its pair lock; reported
+ * if new (prev is the last cycle's set), removed if the group enforces.
+ * Adds its key to next unless it is gone.
+ */
+static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
+			const struct member *m, const struct sset *prev, struct sset *next)
+{
+	struct dir_result dres = { 0 };
+	const char *action = "reported";
+	bool seen = sset_has(prev, m->key), present = false, gone = false;
+	int64_t n = 0;
+	bool any_jitd = false;
+
+	if (seen && g->mode != RECONCILE_ENFORCE) {
+		sset_add(next, m->key);
+		return;
+	}
+	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
+	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
+	pthread_mutex_lock(lock);
+	bool known = store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK &&
+		     (n > 0 || dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
+	if (!known || n > 0 || !present) {
+		/* A grant holds it now or it is gone: no drift. Cannot tell: keep
+		 * what we knew, look again next cycle. */
+		pthread_mutex_unlock(lock);
+		if (!known && seen)
+			sset_add(next, m->key);
+		free(pk);
+		return;
+	}
+	if (g->mode == RECONCILE_ENFORCE) {
+		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
+					   &dres);
+		action = rc == JIT_OK ? "removed" : "remove_failed";
+	}
+	pthread_mutex_unlock(lock);
+	free(pk);
+	if (strcmp(action, "removed") != 0)
+		sset_add(next, m->key);
+	if (seen && strcmp(action, "removed") != 0) {
+		log_warn("reconcile %s: cannot remove unexplained member %s: %s", g->name, m->value,
+			 dres.message);
+		return;
+	}
+	log_warn("reconcile %s: member %s is explained by no grant (%s)", g->name, m->value,
+		 action);
+	json_t *o = json_object();
+	json_object_set_new(o, "kind", json_string("unexplained"));
+	json_object_set_new(o, "directory", json_string(g->directory));
+	json_object_set_new(o, "group", json_string(g->name));
+	json_object_set_new(o, "group_dn", json_string(g->dn));
+	json_object_set_new(o, "member_attr", json_string(g->attr));
+	json_object_set_new(o, "member", json_string(m->value));
+	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
+	json_object_set_new(o, "action", json_string(action));
+	if (dres.message[0]) {
+		json_object_set_new(o, "ldap_code", json_integer(dres.ldap_code));
+		json_object_set_new(o, "message", json_string(dres.message));
+	}
+	audit_drift(r, o);
+}
+
+/* An active grant whose member is not in the group: someone removed it. */
+static void missing(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
+		    const struct grant_rec *lr, const struct sset *prev, struct sset *next)
+{
+	struct dir_result dres = { 0 };
+	struct grant_rec *rec = NULL;
+	bool present = true;
+
+	if (sset_has(prev, lr->id)) {
+		sset_add(next, lr->id);
+		return;
+	}
+	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], lr->pair_key);
+	pthread_mutex_lock(lock);
+	if (store_get(r->st, lr->id, &rec) != JIT_OK || rec->state != GS_ACTIVE ||
+	    dir_is_member(dc, rec->group_dn, rec->member_attr, rec->member_value, &present,
+			  &dres) != JIT_OK ||
+	    present) {
+		pthread_mutex_unlock(lock);
+		grant_rec_free(rec);
+		return;
+	}
+	pthread_mutex_unlock(lock);
+	sset_add(next, lr->id);
+	log_warn("reconcile %s: grant %s is active but %s is not a member: removed by someone "
+		 "else", g->name, rec->id, rec->member_value);
+	json_t *o = grant_audit_fields(rec);
+	json_object_set_new(o, "kind", json_string("missing"));
+	json_object_set_new(o, "member_attr", json_string(rec->member_attr));
+	json_object_set_new(o, "member", json_string(rec->member_value));
+	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
+	json_object_set_new(o, "action", json_string("reported"));
+	grant_rec_free(rec);
+	audit_drift(r, o);
+}
+
+/* Reads the group's members; false (logged once per failure spell) if not. */
+static bool read_members(struct reconciler *r, const struct rc_group *g, struct rc_memory *mem,
+			 struct members *ms)
+{
+	struct dir_result dres = { 0 };
+	int rc = dir_list_members(conn_for(r, g->dir), g->dn, g->attr, collect_member, ms, &dres);
+	if (rc != JIT_OK) {
+		if (!mem->read_failing)
+			log_warn("reconcile %s: cannot read the members of %s: %s", g->name, g->dn,
+				 dres.message[0] ? dres.message : jit_err_message(rc));
+		mem->read_failing = true;
+		return false;
+	}
+	if (mem->read_failing)
+		log_info("reconcile %s: members readable again", g->name);
+	mem->read_failing = false;
+	return true;
+}
+
+static void reconcile_group(struct reconciler *r, const struct rc_group *g)
+{
+	struct rc_memory *mem = memory_for(r, g->name);
+	struct members ms = { .r = r };
+	struct live lv = { 0 };
+	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };
+	struct store_filter f = { .group = g->name, .state_mask = GS_LIVE_MASK, .limit = LIVE_MAX };
+	struct dir_conn *dc = conn_for(r, g->dir);
+
+	/* Directory first, store second: a membership jitd adds has its row
+	 * committed before the add, so whatever the read saw, the store has. */
+	if (!read_members(r, g, mem, &ms) || stopping(r))
+		goto out;
+	if (store_list(r->st, &f, collect_live, &lv) < 0) {
+		log_err("reconcile %s: cannot read the group's grants", g->name);
+		goto out;
+	}
+	for (size_t i = 0; i < g->standing.n; i++)
+		sset_add(&explained, g->standing.v[i]);
+	for (size_t i = 0; i < lv.n; i++) {
+		char *k = dir_value_key(lv.v[i]->member_value);
+		sset_add(&explained, k);
+		free(k);
+	}
+	sset_sort(&explained);
+	qsort(ms.v, ms.n, sizeof(*ms.v), member_cmp);
+	for (size_t i = 0; i < ms.n; i++)
+		if (i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0)
+			sset_add(&present, ms.v[i].key);
+	for (size_t i = 0; i < ms.n && !stopping(r); i++)
+		if ((i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0) &&
+		    !sset_has(&explained, ms.v[i].key))
+			unexplained(r, g, dc, &ms.v[i], &mem->unexplained, &next_u);
+	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
+		if (lv.v[i]->state != GS_ACTIVE)
+			continue; /* pending: being added; ending: being removed */
+		char *k = dir_value_key(lv.v[i]->member_value);
+		if (!sset_has(&present, k))
+			missing(r, g, dc, lv.v[i], &mem->missing, &next_m);
+		free(k);
+	}
+	if (stopping(r))
+		goto out;
+	sset_sort(&next_u);
+	sset_sort(&next_m);
+	sset_free(&mem->unexplained);
+	sset_free(&mem->missing);
+	mem->unexplained = next_u;
+	mem->missing = next_m;
+	memset(&next_u, 0, sizeof(next_u));
+	memset(&next_m, 0, sizeof(next_m));
+out:
+	sset_free(&explained);
+	sset_free(&present);
+	sset_free(&next_u);
+	sset_free(&next_m);
+	live_free(&lv);
+	members_free(&ms);
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void run_cycle(struct reconciler *r, const struct rc_plan *p)
+{
+	int64_t t0 = mono_ms();
+	for (size_t i = 0; i < p->n && !stopping(r); i++)
+		reconcile_group(r, &p->g[i]);
+	log_debug("reconcile: %zu group(s) checked in %lld ms", p->n,
+		  (long long)(mono_ms() - t0));
+}
+
+static void *rc_main(void *arg)
+{
+	struct reconciler *r = arg;
+	struct timespec now, until;
+	pthread_mutex_lock(&r->lock);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t last = now.tv_sec;
+	while (!r->stop) {
+		int64_t due = last + r->plan->interval;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec < due) {
+			until = (struct timespec){ .tv_sec = (time_t)due, .tv_nsec = now.tv_nsec };
+			int err = pthread_cond_timedwait(&r->cond, &r->lock, &until);
+			if (err != 0 && err != ETIMEDOUT)
+				log_err("reconcile: wait: %s", strerror(err));
+			continue; /* stop, a new plan (interval), or the time has come */
+		}
+		last = now.tv_sec;
+		struct rc_plan *p = r->plan;
+		p->refs++;
+		pthread_mutex_unlock(&r->lock);
+		run_cycle(r, p);
+		plan_unref(r, p);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int reconcile_start(const struct jit_config *cfg, struct audit *audit,
+		    pthread_mutex_t *const *pair_locks, struct dir_health *const *health,
+		    struct reconciler **out)
+{
+	struct reconciler *r = xcalloc(1, sizeof(*r));
+	pthread_condattr_t ca;
+	int err;
+
+	r->cfg0 = cfg;
+	r->audit = audit;
+	r->pair_locks = xcalloc(cfg->n_dirs + 1, sizeof(*r->pair_locks));
+	r->health = xcalloc(cfg->n_dirs + 1, sizeof(*r->health));
+	for (size_t i = 0; i < cfg->n_dirs; i++) {
+		r->health[i] = health[i];
+		r->pair_locks[i] = pair_locks[i];
+	}
+	r->conns = xcalloc(cfg->n_dirs + 1, sizeof(*r->conns));
+	r->plan = plan_build(cfg, cfg);
+	pthread_mutex_init(&r->lock, NULL);
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&r->cond, &ca) != 0)
+		fatal("reconcile: cannot create a monotonic condition variable");
+	pthread_condattr_destroy(&ca);
+	if (store_open(cfg->state_dir, &r->st) != JIT_OK) {
+		log_err("reconcile: cannot open the store");
+		reconcile_stop(r);
+		return JIT_EIO;
+	}
+	err = pthread_create(&r->thread, NULL, rc_main, r);
+	if (err != 0) {
+		log_err("reconcile: cannot start the thread: %s", strerror(err));
+		reconcile_stop(r);
+		return JIT_EINTERNAL;
+	}
+	r->started = true;
+	*out = r;
+	return JIT_OK;
+}
+
+void reconcile_set_config(struct reconciler *r, const struct jit_config *cfg)
+{
+	struct rc_plan *p = plan_build(r->cfg0, cfg);
+	pthread_mutex_lock(&r->lock);
+	struct rc_plan *old = r->plan;
+	r->plan = p;
+	bool last = --old->refs == 0;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (last)
+		plan_free(old);
+}
+
+void reconcile_stop(struct reconciler *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->started)
+		pthread_join(r->thread, NULL);
+	for (size_t i = 0; i < r->cfg0->n_dirs; i++)
+		dir_conn_free(r->conns[i]);
+	while (r->memory) {
+		struct rc_memory *m = r->memory;
+		r->memory = m->next;
+		sset_free(&m->unexplained);
+		sset_free(&m->missing);
+		free(m->group);
+		free(m);
+	}
+	store_close(r->st);
+	plan_free(r->plan);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r->conns);
+	free(r->health);
+	free(r->pair_locks);
+	free(r);
+}

@@ -1,0 +1,188 @@
+"""Drift reconciliation (issue 4, item 3): every reconcile_interval jitd
+reads each managed group and compares it with the group's live grants, its
+standing_members and its placeholder. An unexplained member is an audit
+event `drift` (once per appearance), removed too with reconcile =
+"enforce"; an active grant whose member someone removed is a `drift` of
+kind "missing"; reconcile = "off" leaves the group alone."""
+
+import time
+
+from jittest import Env, eq, wait_until, slow
+
+INTERVAL = 1
+
+
+def _drift(e, group=None, kind=None, member=None):
+    return [d for d in e.jitd.audit_events("drift")
+            if (group is None or d["group"] == group) and (kind is None or d["kind"] == kind)
+            and (member is None or d["member"].lower() == member.lower())]
+
+
+def _cycles(n=3):
+    """Long enough for n reconcile cycles (interval 1 s) to have run."""
+    time.sleep(n * INTERVAL + 0.5)
+
+
+def _restart_with(e, **per_group):
+    """Restarts jitd with reconcile settings: groups named here get their
+    keys, every other group reconcile = "off"; groupOfNames groups get the
+    seeded placeholder as placeholder_member (it explains itself)."""
+    e.jitd.stop()
+    groups = []
+    for g in e.jitd.config["groups"]:
+        g = dict(g)
+        if g.get("member_attr") != "memberUid":
+            g.setdefault("placeholder_member", e.slapd.placeholder)
+        g.update(per_group.get(g["name"], {"reconcile": "off"}))
+        groups.append(g)
+    e.jitd.config["groups"] = groups
+    e.jitd.write_config()
+    e.jitd.start()
+
+
+def test_drift_reported_once_per_appearance():
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        erin, frank, alice, bob = (e.user_dn(u) for u in ("erin", "frank", "alice", "bob"))
+        _restart_with(e, admins={"standing_members": [erin]})
+        e.grant_and_check("alice", "admins", "1h")
+        g_bob = e.grant_and_check("bob", "admins", "1h")
+        s.add_member("admins", frank)          # nobody's grant: drift
+        s.add_member("admins", erin)           # standing: fine
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 5, "drift event for frank")
+        _cycles(3)
+        d = _drift(e, "admins")
+        eq(len(d), 1, "drift events after several cycles: %r" % d)
+        eq(d[0]["kind"], "unexplained", "kind")
+        eq(d[0]["action"], "reported", "action")
+        eq(d[0]["mode"], "report", "mode")
+        eq(d[0]["group_dn"], s.group_dn("admins"), "group_dn")
+        eq(d[0]["member_attr"], "member", "member_attr")
+        assert e.is_member("admins", frank), "report mode removed a member"
+        # Gone and back: a new appearance, a new event.
+        s.remove_member("admins", frank)
+        _cycles(2)
+        s.add_member("admins", frank)
+        wait_until(lambda: len(_drift(e, "admins", "unexplained", frank)) == 2, 5,
+                   "second drift event for frank")
+        # A granted membership removed early by someone else: "missing", once.
+        s.remove_member("admins", bob)
+        wait_until(lambda: _drift(e, "admins", "missing"), 5, "missing event")
+        _cycles(2)
+        m = _drift(e, "admins", "missing")
+        eq(len(m), 1, "missing events")
+        eq(m[0]["grant_id"], g_bob["grant_id"], "missing grant")
+        eq(m[0]["member"].lower(), bob.lower(), "missing member")
+        eq(e.jitd.show(g_bob["grant_id"])["state"], "active", "the grant is left as it is")
+        assert not e.is_member("admins", bob), "jitd put a removed member back"
+        # Nothing about alice (granted), erin (standing) or the placeholder.
+        for who in (alice, erin, s.placeholder):
+            eq(_drift(e, member=who), [], "drift events about %s" % who)
+        eq(len(_drift(e)), 3, "drift events in all")
+
+
+def test_drift_enforce_removes_unexplained_members():
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        erin, frank, grace, bob = (e.user_dn(u) for u in ("erin", "frank", "grace", "bob"))
+        _restart_with(e, dba={"reconcile": "enforce", "standing_members": [erin.upper()]},
+                      lonely={"reconcile": "enforce"}, ops={"reconcile": "off"})
+        g = e.grant_and_check("alice", "dba", "1h")
+        s.add_member("dba", frank)
+        s.add_member("dba", erin)
+        s.add_member("ops", grace)             # reconcile off: left alone
+        # lonely: bob is its only member (seeded by hand) and it has a placeholder.
+        t0 = time.time()
+        wait_until(lambda: not e.is_member("dba", frank), 5, "frank removed from dba")
+        took = time.time() - t0
+        wait_until(lambda: not e.is_member("lonely", bob), 5, "bob removed from lonely")
+        assert e.is_member("lonely", s.placeholder), "the last member went without the placeholder"
+        d = _drift(e, "dba", "unexplained", frank)
+        eq(len(d), 1, "drift events for frank")
+        eq((d[0]["action"], d[0]["mode"]), ("removed", "enforce"), "enforced")
+        eq(_drift(e, "lonely", "unexplained", bob)[0]["action"], "removed", "bob in lonely")
+        assert e.is_member("dba", erin), "a standing member (case differs) was removed"
+        assert e.is_member("dba", e.user_dn("alice")), "a granted member was removed"
+        assert e.is_member("dba", s.placeholder), "the placeholder was removed"
+        _cycles(2)
+        assert e.is_member("ops", grace), "reconcile off touched the group"
+        eq(_drift(e, "ops"), [], "events for a group with reconcile off")
+        eq(len(_drift(e)), 2, "drift events in all")
+        # The grant itself still ends normally.
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("dba", e.user_dn("alice"))
+        print("unexplained member removed %.2fs after it appeared (interval 1s)" % took)
+
+
+def test_drift_memberuid_group():
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e, unixops={})
+        e.jitd.must_grant("alice", "unixops", "1h")
+        e.slapd.add_member("unixops", "mallory", attr="memberUid")
+        wait_until(lambda: _drift(e, "unixops"), 5, "drift in a memberUid group")
+        _cycles(2)
+        d = _drift(e, "unixops")
+        eq([(x["member"], x["member_attr"]) for x in d], [("mallory", "memberUid")], "events")
+
+
+def test_no_false_drift_while_grants_come_and_go():
+    """Grants added and removed while the reconciler runs every second must
+    never be reported: each candidate is checked again under its pair lock."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e, admins={"reconcile": "enforce"}, dba={"reconcile": "enforce"})
+        users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+        deadline = time.time() + 6
+        n = 0
+        while time.time() < deadline:
+            for grp in ("admins", "dba"):
+                u = users[n % len(users)]
+                g = e.jitd.must_grant(u, grp, "1s")
+                if n % 3 == 0:
+                    e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+                n += 1
+            time.sleep(0.05)
+        _cycles(2)
+        eq(_drift(e), [], "drift events for jitd's own grants")
+        for g in e.jitd.ok({"op": "list", "state": "all", "limit": 10000})["grants"]:
+            assert g["state"] in ("active", "ending", "expired", "completed"), g
+        print("%d grants while reconciling every second: no drift reported" % n)
+
+
+@slow
+def test_drift_large_group():
+    """5,000 standing members and one intruder: the whole group is read."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        base = s.people
+        standing = ["uid=svc%04d,%s" % (i, base) for i in range(5000)]
+        ldif = "dn: %s\nchangetype: modify\nadd: member\n" % s.group_dn("web")
+        ldif += "".join("member: %s\n" % m for m in standing)
+        ldif += "member: %s\n" % e.user_dn("judy")   # the last value added
+        s.ldapmodify(ldif)
+        _restart_with(e, web={"standing_members": standing})
+        e.grant_and_check("ivan", "web", "1h")
+        t0 = time.time()
+        wait_until(lambda: _drift(e, "web"), 20, "drift in a 5,000-member group")
+        _cycles(2)
+        d = _drift(e, "web")
+        eq([x["member"].lower() for x in d], [e.user_dn("judy").lower()], "events")
+        t = time.time()
+        e.grant_and_check("heidi", "web", "1h")
+        print("5,002 members read; intruder reported %.1fs after start; a grant meanwhile took "
+              "%.2fs" % (time.time() - t0, time.time() - t))
+
+
+def test_drift_settings_follow_reload():
+    import signal
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e)                      # every group: reconcile off
+        e.slapd.add_member("admins", e.user_dn("frank"))
+        _cycles(2)
+        eq(_drift(e), [], "drift events with reconcile off")
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["reconcile"] = "report"
+        e.jitd.write_config()
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: _drift(e, "admins", "unexplained", e.user_dn("frank")), 5,
+                   "drift reported after the reload")

@@ -1,0 +1,233 @@
+"""Directory outages (issue 4, item 2): while the directory is down or
+stalled, grants are refused at once with directory_unavailable, due
+removals wait and are retried with capped backoff, status shows the
+directory down and the pending removals, and everything completes soon
+after the directory is back. A removal the directory keeps refusing (an
+ACL change: 50; the group deleted: 32) is never dropped: it keeps being
+retried, is counted in revocations_failing, writes rate-limited
+revoke_failed events, and an operator closes it with revoke --force."""
+
+import os
+import signal
+import threading
+import time
+
+from jittest import Env, eq, refused, expires_epoch, wait_until, need_root
+
+SLACK = 5
+
+
+def _status(e):
+    return e.jitd.ok({"op": "status"})["status"]
+
+
+def _dir(st, name="corp"):
+    return [d for d in st["directories"] if d["name"] == name][0]
+
+
+def test_outage_fails_fast_and_expiries_complete_after_return():
+    # The default cap (30 s): backoff alone could leave a removal waiting up
+    # to 30 s after the directory returns; its return triggers the retries.
+    with Env(top={"retry_max_interval": "30s"}) as e:
+        users = ["alice", "bob", "carol", "dave"]
+        grants = [e.grant_and_check(u, "admins", "3s") for u in users]
+        keep = e.grant_and_check("erin", "dba", "1h")
+        e.slapd.stop()
+        down_at = time.time()
+        # Grants during the outage: refused at once, each of them.
+        for i in range(10):
+            t0 = time.time()
+            a = e.jitd.grant("frank", "ops", "1h", request_id="outage-%d" % i)
+            took = time.time() - t0
+            refused(a, "directory_unavailable", "grant %d during the outage" % i)
+            assert took < 1.0, "grant %d during the outage took %.2fs" % (i, took)
+        # The expiries fall due during the outage and wait, retried.
+        last_exp = max(expires_epoch(g) for g in grants)
+        wait_until(lambda: time.time() > last_exp + 4, 30, "expiries due")
+        st = _status(e)
+        eq(_dir(st)["connected"], False, "directory connected during the outage")
+        assert _dir(st)["last_error"], st
+        eq(st["pending_revocations"], len(users), "pending_revocations during the outage")
+        eq(st["revocations_failing"], 0, "an outage is not a failing revocation")
+        for g in grants:
+            s = e.jitd.show(g["grant_id"])
+            eq(s["state"], "ending", "grant past expiry while the directory is down")
+            eq(s["end_state"], "expired", "end_state")
+            fails = e.jitd.audit_events("revoke_failed", g["grant_id"])
+            assert fails and all(f["outcome"] == "directory_unavailable" for f in fails), fails
+        # Nothing was removed behind our back, nothing added.
+        e.slapd.start()
+        back = time.time()
+        for u in users:
+            e.wait_removed("admins", e.user_dn(u), back + SLACK, "removal after the outage")
+        done = time.time() - back
+        wait_until(lambda: all(e.jitd.show(g["grant_id"])["state"] == "expired"
+                               for g in grants), 5, "all expired")
+        assert done < 4, "removals took %.1fs after the directory came back" % done
+        assert e.is_member("dba", e.user_dn("erin")), "a live grant lost its membership"
+        assert not e.is_member("ops", e.user_dn("frank")), "a refused grant left a member"
+        st = _status(e)
+        eq(st["pending_revocations"], 0, "pending_revocations after the outage")
+        eq(_dir(st)["connected"], True, "connected after the outage")
+        eq(_dir(st)["last_error"], "", "last_error after the outage")
+        e.grant_and_check("frank", "ops", "1h")
+        e.jitd.ok({"op": "complete", "grant_id": keep["grant_id"]})
+        print("outage %.1fs; %d removals done %.2fs after the directory returned"
+              % (back - down_at, len(users), done))
+
+
+def test_stalled_directory_fails_fast():
+    """A directory that accepts connections but never answers (SIGSTOP):
+    one request pays the timeout, the next ones are refused at once."""
+    with Env(directory={"timeout": 2}) as e:
+        g = e.grant_and_check("alice", "admins", "1h")
+        os.kill(e.slapd.pid, signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            refused(e.jitd.grant("bob", "admins", "1h"), "directory_unavailable", "first grant")
+            first = time.time() - t0
+            times, answers = [], []
+            lock = threading.Lock()
+
+            def one(i):
+                t = time.time()
+                a = e.jitd.grant("carol", "dba", "1h", request_id="stalled-%d" % i)
+                with lock:
+                    times.append(time.time() - t)
+                    answers.append(a)
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            for a in answers:
+                refused(a, "directory_unavailable", "grant into a stalled directory")
+            eq(len(answers), 20, "answers")
+            assert max(times) < 1.0, "a grant waited %.2fs for a known-down directory" % max(times)
+            # complete also answers at once: the end is recorded, the removal waits.
+            t = time.time()
+            a = e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+            eq(a["grant"]["state"], "ending", "complete while stalled")
+            assert time.time() - t < 1.0, "complete waited for a known-down directory"
+            assert not _dir(_status(e))["connected"]
+        finally:
+            os.kill(e.slapd.pid, signal.SIGCONT)
+        back = time.time()
+        e.wait_removed("admins", e.user_dn("alice"), back + SLACK, "removal after the stall")
+        wait_until(lambda: e.jitd.grant("dave", "web", "1h").get("ok"), 10,
+                   "grants accepted again")
+        print("first request in the stall: %.2fs (timeout 2s); the next 20: at most %.3fs"
+              % (first, max(times)))
+
+
+def _set_service_writes(slapd, allowed):
+    """Restarts slapd with the ACL granting jitd write (or only read) on
+    group members: a refusal (50) that will not fix itself."""
+    slapd.stop()
+    with open(slapd.conf) as f:
+        text = f.read()
+    svc = '    by dn.exact="%s" ' % slapd.service_dn
+    text = text.replace(svc + ("read" if allowed else "write"),
+                        svc + ("write" if allowed else "read"))
+    with open(slapd.conf, "w") as f:
+        f.write(text)
+    slapd.start()
+
+
+def _attempts_logged(e, grant_id, n):
+    return "grant %s: removal failed (attempt %d," % (grant_id, n) in e.jitd.stderr_tail(5000)
+
+
+def test_permanent_failure_is_counted_and_closed_by_force():
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(clients=clients) as e:
+        alice, bob = e.user_dn("alice"), e.user_dn("bob")
+        g_acl = e.grant_and_check("alice", "admins", "2s")
+        g_del = e.grant_and_check("bob", "dba", "2s")
+        g_ok = e.grant_and_check("carol", "ops", "1h")
+        _set_service_writes(e.slapd, False)          # removal from admins -> 50
+        e.slapd._run(["ldapdelete"] + e.slapd._root_args() + [e.slapd.group_dn("dba")])  # -> 32
+        # Never silently dropped: retried again and again at the capped interval.
+        wait_until(lambda: _attempts_logged(e, g_acl["grant_id"], 5)
+                   and _attempts_logged(e, g_del["grant_id"], 5), 30, "five removal attempts each")
+        st = _status(e)
+        eq(st["pending_revocations"], 2, "pending_revocations")
+        eq(st["revocations_failing"], 2, "revocations_failing")
+        eq(_dir(st)["connected"], True, "the directory answers: it is up")
+        s = e.jitd.show(g_acl["grant_id"])
+        eq(s["state"], "ending", "refused removal")
+        assert "ldap 50" in s.get("last_error", ""), s
+        s = e.jitd.show(g_del["grant_id"])
+        eq(s["state"], "ending", "removal from a deleted group")
+        assert "ldap 32" in s.get("last_error", ""), s
+        assert e.is_member("admins", alice), "the membership went away by itself?"
+        # revoke_failed is rate-limited: attempts 1-3 are written, 4 and 5 are not.
+        for g, code in ((g_acl, 50), (g_del, 32)):
+            fails = e.jitd.audit_events("revoke_failed", g["grant_id"])
+            eq([f["attempts"] for f in fails], [1, 2, 3], "revoke_failed events of %s" % g["grant_id"])
+            assert all(f["outcome"] == "directory_refused" and f["ldap_code"] == code
+                       for f in fails), fails
+
+        # --force is for ending grants only.
+        r = e.jitd.jitctl("revoke", "--force", g_ok["grant_id"])
+        eq(r.returncode, 1, "revoke --force of an active grant: exit status")
+        assert "not_active" in r.stderr, r.stderr
+        assert e.is_member("ops", e.user_dn("carol"))
+
+        # The operator removes alice by hand, then closes the grant.
+        e.slapd.remove_member("admins", alice)
+        r = e.jitd.jitctl("revoke", "--force", "--reason", "removed by hand, INC-9", g_acl["grant_id"])
+        eq(r.returncode, 0, "jitctl revoke --force: %s" % r.stderr)
+        eq(e.jitd.show(g_acl["grant_id"])["state"], "revoked", "state after --force")
+        ev = e.jitd.audit_events("revoked", g_acl["grant_id"])
+        eq(len(ev), 1, "revoked events")
+        eq(ev[0]["outcome"], "forced", "outcome")
+        eq(ev[0]["by_client"], "root", "who forced it")
+        eq(ev[0]["previous_end_state"], "expired", "what the grant was heading to")
+        eq(ev[0]["end_reason"], "removed by hand, INC-9", "reason")
+        assert "ldap 50" in ev[0]["last_error"], ev[0]
+        st = _status(e)
+        eq((st["pending_revocations"], st["revocations_failing"]), (1, 1), "after one force")
+        # Over the protocol too; a second force is idempotent.
+        a = e.jitd.ok({"op": "revoke", "grant_id": g_del["grant_id"], "force": True})
+        eq(a["grant"]["state"], "revoked", "force over the protocol")
+        a = e.jitd.ok({"op": "revoke", "grant_id": g_del["grant_id"], "force": True})
+        eq(a["grant"]["state"], "revoked", "force again")
+        eq(len(e.jitd.audit_events("revoked", g_del["grant_id"])), 1, "one forced event")
+        st = _status(e)
+        eq((st["pending_revocations"], st["revocations_failing"]), (0, 0), "after both")
+        # Closed means closed: no more attempts once the directory accepts again.
+        _set_service_writes(e.slapd, True)
+        n_fail = len(e.jitd.audit_events("revoke_failed"))
+        time.sleep(3)
+        eq(len(e.jitd.audit_events("revoke_failed")), n_fail, "attempts after --force")
+
+
+def test_refused_removal_completes_once_fixed():
+    with Env() as e:
+        alice = e.user_dn("alice")
+        g = e.grant_and_check("alice", "admins", "2s")
+        _set_service_writes(e.slapd, False)
+        wait_until(lambda: _status(e)["revocations_failing"] == 1, 15, "revocations_failing 1")
+        assert e.is_member("admins", alice)
+        _set_service_writes(e.slapd, True)
+        fixed = time.time()
+        e.wait_removed("admins", alice, fixed + SLACK, "removal once the ACL is fixed")
+        wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "expired", 5, "expired")
+        st = _status(e)
+        eq((st["pending_revocations"], st["revocations_failing"]), (0, 0), "after the fix")
+
+
+def test_force_needs_the_revoke_op():
+    need_root()
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]},
+               {"name": "helpdesk", "uid": 65534, "groups": ["*"],
+                "ops": ["grant", "complete", "show", "status"]}]
+    with Env(clients=clients, public=True) as e:
+        g = e.grant_and_check("alice", "admins", "2s")
+        _set_service_writes(e.slapd, False)
+        wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "ending", 15, "ending")
+        a = e.jitd.request_as(65534, 65534, {"op": "revoke", "grant_id": g["grant_id"],
+                                             "force": True})
+        refused(a, "unauthorized", "force by a client without the revoke op")
+        eq(e.jitd.show(g["grant_id"])["state"], "ending", "state after the refused force")

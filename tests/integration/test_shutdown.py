@@ -1,0 +1,244 @@
+"""Clean shutdown and restart under load (issue 4, item 5): SIGTERM while
+clients are sending; every request either completes and is durable, or its
+client gets an error; nothing is half-applied. Start-up recovery finishes a
+pair's unfinished work before a new grant for that pair is decided."""
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+from jittest import Env, eq, refused, wait_until, slow, timeout
+from jitd import Conn
+
+USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+GROUPS = ["admins", "dba", "ops", "web"]
+
+
+class Load:
+    """Clients that send grants (and complete half of what they got) until
+    the daemon stops answering: even-numbered ones on a fresh connection per
+    request, odd-numbered ones request after request on one connection."""
+
+    def __init__(self, e, tag, n_threads=24):
+        self.e, self.tag = e, tag
+        self.lock = threading.Lock()
+        self.records = []          # dicts: op, request_id/grant_id, how, answer
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(n_threads)]
+
+    def call(self, req, keep):
+        """-> ("ok", answer) | ("refused", answer) | ("unsent", exc) | ("no_answer", exc).
+        keep: a one-element list holding the connection to reuse, or None."""
+        c = keep[0] if keep else None
+        if c is None:
+            try:
+                c = Conn(self.e.jitd.sock, timeout=60)
+            except OSError as exc:
+                return "unsent", exc
+        try:
+            c.send(req)
+            a = c.recv()
+        except (OSError, ConnectionError, ValueError) as exc:
+            c.close()
+            if keep:
+                keep[0] = None
+            return "no_answer", exc
+        if keep and a.get("ok") is not False:
+            keep[0] = c
+        else:
+            c.close()
+            if keep:
+                keep[0] = None
+        return ("ok" if a.get("ok") else "refused"), a
+
+    def record(self, rec):
+        with self.lock:
+            self.records.append(rec)
+
+    def run(self, i):
+        keep = [None] if i % 2 else None
+        k = 0
+        while True:
+            rid = "%s-t%d-%d" % (self.tag, i, k)
+            req = {"op": "grant", "user": USERS[(i + k) % len(USERS)],
+                   "group": GROUPS[(i * 7 + k) % len(GROUPS)], "duration": "1h",
+                   "request_id": rid}
+            how, a = self.call(req, keep)
+            self.record({"op": "grant", "request_id": rid, "how": how, "answer": a})
+            if how in ("unsent", "no_answer") or (how == "refused" and not keep):
+                return
+            if how == "ok" and k % 2 == 0:
+                gid = a["grant"]["grant_id"]
+                how2, a2 = self.call({"op": "complete", "grant_id": gid}, keep)
+                self.record({"op": "complete", "grant_id": gid, "how": how2, "answer": a2})
+                if how2 in ("unsent", "no_answer"):
+                    return
+            k += 1
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self):
+        for t in self.threads:
+            t.join(60)
+            assert not t.is_alive(), "a client thread hangs"
+
+
+def _all_grants(e):
+    return e.jitd.ok({"op": "list", "state": "all", "limit": 10000})["grants"]
+
+
+@timeout(240)
+def test_sigterm_under_load():
+    rounds = 3
+    with Env(directory={"connections": 2}) as e:
+        records = []
+        for r in range(rounds):
+            load = Load(e, "r%d" % r)
+            load.start()
+            time.sleep(1.0 + 0.3 * r)
+            rc = e.jitd.stop(timeout=30)      # SIGTERM in the middle of it
+            load.join()
+            eq(rc, 0, "exit status on SIGTERM under load")
+            records += load.records
+            e.jitd.start()
+        # Every removal decided before or at start-up finishes.
+        wait_until(lambda: e.jitd.ok({"op": "status"})["status"]["pending_revocations"] == 0,
+                   15, "no pending removals after the restarts")
+        by_rid = {g["request_id"]: g for g in _all_grants(e) if g.get("request_id")}
+        counts = {}
+        for rec in records:
+            counts[(rec["op"], rec["how"])] = counts.get((rec["op"], rec["how"]), 0) + 1
+            if rec["op"] == "grant":
+                g = by_rid.get(rec["request_id"])
+                if rec["how"] == "ok":
+                    assert g is not None, "acknowledged grant lost: %r" % rec
+                    eq(g["grant_id"], rec["answer"]["grant"]["grant_id"], "grant id")
+                elif rec["how"] == "refused":
+                    code = rec["answer"]["error"]["code"]
+                    assert code in ("shutting_down", "busy"), rec
+                    assert g is None, "refused with %s but recorded: %r" % (code, g)
+                elif g is not None:
+                    # No answer: recorded or not, but never half-done.
+                    assert g["state"] in ("active", "completed", "failed"), g
+            else:
+                if rec["how"] == "ok":
+                    assert rec["answer"]["grant"]["state"] in ("completed", "ending"), rec
+                elif rec["how"] == "refused":
+                    assert rec["answer"]["error"]["code"] in ("shutting_down", "busy"), rec
+        # Nothing half-applied: each group holds exactly the members of its
+        # active grants (and its placeholder); no grant is stuck.
+        grants = _all_grants(e)
+        states = {}
+        for g in grants:
+            states[g["state"]] = states.get(g["state"], 0) + 1
+            assert g["state"] not in ("pending", "ending"), g
+        for grp in GROUPS:
+            want = {g["user_dn"].lower() for g in grants
+                    if g["group"] == grp and g["state"] == "active"}
+            want.add(e.slapd.placeholder.lower())
+            got = {m.lower() for m in e.slapd.members(grp)}
+            eq(got, want, "members of %s vs its active grants" % grp)
+        for rec in records:
+            if rec["op"] == "complete" and rec["how"] == "ok":
+                g = [x for x in grants if x["grant_id"] == rec["grant_id"]][0]
+                eq(g["state"], "completed", "acknowledged complete")
+        assert counts.get(("grant", "ok"), 0) > 20, counts
+        print("%d rounds: %s; grants by state %s" % (
+            rounds, ", ".join("%s %s %d" % (k[0], k[1], v) for k, v in sorted(counts.items())),
+            states))
+
+
+def _edit_grant(e, gid, sql, *args):
+    db = sqlite3.connect(os.path.join(e.jitd.state_dir, "jitd.db"))
+    try:
+        db.execute(sql, args + (gid,))
+        db.commit()
+    finally:
+        db.close()
+
+
+def _check_settled_first(e, g1, g2):
+    ev = e.jitd.audit()
+    i_end = [i for i, x in enumerate(ev) if x.get("grant_id") == g1["grant_id"]
+             and x["event"] == "failed"]
+    i_new = [i for i, x in enumerate(ev) if x.get("grant_id") == g2["grant_id"]
+             and x["event"] == "granted"]
+    assert i_end and i_new, (i_end, i_new)
+    assert i_end[0] < i_new[0], "the new grant was decided before the old one was settled"
+    eq(ev[i_end[0]]["outcome"], "removed", "the interrupted grant's membership")
+    eq(ev[i_new[0]]["outcome"], "added", "the new grant's membership")
+    eq(e.jitd.show(g1["grant_id"])["state"], "failed", "the interrupted grant")
+    eq(g2["standing"], False, "the new grant is jitd's own")
+    assert e.is_member("admins", e.user_dn("alice"))
+    e.jitd.ok({"op": "complete", "grant_id": g2["grant_id"]})
+    assert not e.is_member("admins", e.user_dn("alice")), "membership outlived its grants"
+
+
+def test_recovered_grant_settled_before_new_grant_of_pair():
+    with Env() as e:
+        g1 = e.grant_and_check("alice", "admins", "1h")
+        e.jitd.kill()
+        # As if jitd died between the directory add and the `active` commit.
+        _edit_grant(e, g1["grant_id"], "UPDATE grants SET state = 'pending' WHERE id = ?")
+        e.jitd.start()
+        g2 = e.jitd.must_grant("alice", "admins", "1h")
+        _check_settled_first(e, g1, g2)
+
+
+def test_waiting_removal_settled_before_new_grant_of_pair():
+    """A removal waiting for its retry (not due for an hour) is run before a
+    new grant of the same user and group is decided."""
+    with Env() as e:
+        g1 = e.grant_and_check("alice", "admins", "1h")
+        e.jitd.kill()
+        _edit_grant(e, g1["grant_id"],
+                    "UPDATE grants SET state = 'ending', end_state = 'failed', attempts = 7,"
+                    " next_attempt = ?, last_error = 'ldap -1 (test)' WHERE id = ?",
+                    int(time.time()) + 3600)
+        e.jitd.start()
+        time.sleep(0.5)
+        eq(e.jitd.show(g1["grant_id"])["state"], "ending", "not due yet")
+        g2 = e.jitd.must_grant("alice", "admins", "1h")
+        _check_settled_first(e, g1, g2)
+
+
+def test_draining_answers_shutting_down():
+    with Env(directory={"timeout": 2}) as e:
+        idle = e.jitd.connect()
+        eq(idle.call({"op": "status"})["ok"], True, "idle client's first request")
+        os.kill(e.slapd.pid, signal.SIGSTOP)
+        try:
+            busy = e.jitd.connect(timeout=60)
+            busy.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
+                       "request_id": "drain-busy"})
+            time.sleep(0.3)
+            e.jitd.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            a = idle.call({"op": "grant", "user": "carol", "group": "dba", "duration": "1h",
+                           "request_id": "drain-idle"})
+            refused(a, "shutting_down", "a request sent while jitd drains")
+            assert idle.closed_by_peer(5), "connection left open after shutting_down"
+            try:
+                Conn(e.jitd.sock, timeout=5)
+                raise AssertionError("a new connection was accepted while draining")
+            except OSError:
+                pass
+        finally:
+            os.kill(e.slapd.pid, signal.SIGCONT)
+        first = busy.recv()               # the request in flight is answered
+        eq(e.jitd.proc.wait(30), 0, "exit status")
+        e.jitd.proc = None
+        e.jitd.start()
+        wait_until(lambda: e.jitd.ok({"op": "status"})["status"]["pending_revocations"] == 0,
+                   15, "no pending removals")
+        grants = {g["request_id"]: g for g in _all_grants(e) if g.get("request_id")}
+        assert "drain-idle" not in grants, "a shutting_down request was recorded"
+        if first.get("ok"):
+            eq(grants["drain-busy"]["state"], "active", "the in-flight grant")
+            assert e.is_member("admins", e.user_dn("bob"))
+        else:
+            eq(first["error"]["code"], "directory_unavailable", "the in-flight grant")
+            assert not e.is_member("admins", e.user_dn("bob")), "a refused grant left a member"

@@ -1,0 +1,137 @@
+/*
+ * test_directory.c - the parts of src/directory.c that need no server:
+ * AD range retrieval parsing, member value comparison keys, and the shared
+ * directory health (fail fast while down, probe claiming) against a port
+ * where nothing listens.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "directory.h"
+#include "util.h"
+#include "t.h"
+
+static void test_range(void)
+{
+	long lo = 7, hi = 7;
+
+	CHECK(dir_parse_range("member;range=0-1499", "member", &lo, &hi));
+	CHECK(lo == 0 && hi == 1499);
+	CHECK(dir_parse_range("Member;Range=1500-*", "member", &lo, &hi));
+	CHECK(lo == 1500 && hi == -1);
+	CHECK(dir_parse_range("member;range=3000-3000", "member", &lo, &hi));
+	CHECK(lo == 3000 && hi == 3000);
+	/* Not a range of this attribute, or malformed: untouched outputs. */
+	lo = hi = 7;
+	CHECK(!dir_parse_range("member", "member", &lo, &hi));
+	CHECK(!dir_parse_range("memberUid;range=0-10", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=5", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=5-", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=10-5", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=-1-5", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=0-1499x", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=0-*x", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=99999999999999999999999-*", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;binary", "member", &lo, &hi));
+	CHECK(lo == 7 && hi == 7);
+}
+
+static void check_key(const char *in, const char *want)
+{
+	char *k = dir_value_key(in);
+	CHECK_STR(k, want);
+	free(k);
+}
+
+static void test_value_key(void)
+{
+	/* DNs: case, optional spaces and escaping forms agree. */
+	check_key("uid=alice,ou=people,dc=example,dc=com", "uid=alice,ou=people,dc=example,dc=com");
+	check_key("UID=Alice, OU=People, DC=Example, DC=Com",
+		  "uid=alice,ou=people,dc=example,dc=com");
+	check_key("cn=Smith\\, John,ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
+	check_key("cn=Smith\\2C John,ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
+	/* Not DNs (memberUid values): lower-cased only. */
+	check_key("Alice", "alice");
+	check_key("a=", "a=");
+	check_key("", "");
+}
+
+/* A TCP port on 127.0.0.1 where nothing listens (bound, never listened). */
+static int dead_port(int *fd)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t len = sizeof(sa);
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*fd < 0 || bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(*fd, (struct sockaddr *)&sa, &len) != 0)
+		return -1;
+	return ntohs(sa.sin_port);
+}
+
+static void test_health(void)
+{
+	struct jit_dir_cfg cfg;
+	struct dir_result res;
+	struct dir_user u = { 0 };
+	bool member = false;
+	char why[256] = "";
+	int fd = -1, port = dead_port(&fd);
+
+	CHECK(port > 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.name = "dead";
+	cfg.uri = xasprintf("ldap://127.0.0.1:%d", port);
+	cfg.sasl_mech = "EXTERNAL";
+	cfg.user_base = "ou=people,dc=example,dc=com";
+	cfg.timeout = 2;
+	cfg.connections = 1;
+
+	struct dir_health *h = dir_health_new("dead");
+	struct dir_conn *c = dir_conn_new(&cfg), *c2 = dir_conn_new(&cfg);
+	dir_conn_set_health(c, h);
+	dir_conn_set_health(c2, h);
+	CHECK(!dir_health_down(h, why, sizeof(why)));
+	CHECK(!dir_health_probe_due(h, 100, 1)); /* not down: no probe */
+
+	/* The first operation really tries, fails, and marks the directory down. */
+	CHECK(dir_resolve_user(c, "alice", &u, &res) == JIT_EDIRUNAVAIL);
+	CHECK(dir_health_down(h, why, sizeof(why)));
+	CHECK(strstr(why, "directory dead unreachable since ") == why);
+
+	/* Every connection of the directory now fails at once, saying why. */
+	int64_t t0 = mono_ms();
+	CHECK(dir_is_member(c2, "cn=g,dc=x", "member", "uid=a,dc=x", &member, &res) ==
+	      JIT_EDIRUNAVAIL);
+	CHECK(strstr(res.message, "unreachable since") != NULL);
+	CHECK(mono_ms() - t0 < 100);
+
+	/* One probe at a time, at most once per interval. */
+	CHECK(dir_health_probe_due(h, 1000, 5));
+	CHECK(!dir_health_probe_due(h, 1010, 5)); /* still claimed */
+	CHECK(dir_probe(c2, &res) == JIT_EDIRUNAVAIL);
+	CHECK(!dir_health_probe_due(h, 1004, 5)); /* too soon after the last */
+	CHECK(dir_health_probe_due(h, 1005, 5));
+	CHECK(dir_probe(c2, &res) == JIT_EDIRUNAVAIL);
+	CHECK(dir_health_recoveries(h) == 0);
+	CHECK(dir_health_down(h, NULL, 0));
+
+	dir_conn_free(c);
+	dir_conn_free(c2);
+	dir_health_free(h);
+	dir_health_free(NULL);
+	free(cfg.uri);
+	close(fd);
+}
+
+int main(void)
+{
+	test_range();
+	test_value_key();
+	test_health();
+	T_DONE();
+}

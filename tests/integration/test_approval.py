@@ -117,6 +117,18 @@ def test_signed_approvals():
                 "request_id reused in another group")
         # a group without a key needs no signature
         e.grant_and_check("grace", "web", "1h")
+        # jitctl relays a signed approval
+        r = sign(_req("heidi", "cab-11"), KEY)
+        p = j.jitctl("grant", "heidi", "admins", "--for", "3600", "--ticket", r["ticket"],
+                     "--reason", r["reason"], "--requested-by", "heidi", "--approved-by",
+                     "carol", "--request-id", "cab-11", "--approved-at", r["approved_at"],
+                     "--approval-sig", r["approval_sig"])
+        eq(p.returncode, 0, "jitctl signed grant: %s" % p.stderr)
+        assert sl.is_member("admins", sl.user_dn("heidi"))
+        p = j.jitctl("grant", "ivan", "admins", "--for", "3600", "--request-id", "cab-12",
+                     "--approved-at", r["approved_at"], "--approval-sig", r["approval_sig"])
+        eq(p.returncode, 1, "jitctl with a signature of another request")
+        assert "policy_denied" in p.stderr, p.stderr
         eq(j.show(g["grant_id"])["state"], "active", "the first grant is untouched")
         assert KEY.decode() not in j.stderr_tail(100000)
     finally:

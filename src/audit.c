@@ -1,9 +1,10 @@
 /*
- * audit.c - the audit log writer and chain verifier.
+ * audit.c - the audit log writer, its chain head, and the chain verifier.
  * Trust: the file is evidence; each line is written with one write(2) on an
  * O_APPEND descriptor and fdatasync'd before audit_write() returns, so a
  * client is never told "ok" about an event that is not on disk. Each line
- * is hash-chained (SHA-256 via libcrypto) to the one before it.
+ * is hash-chained (SHA-256 via libcrypto) to the one before it. The chain
+ * head file lives in state_dir (0700): only jitd reads or writes it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,28 +13,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "audit.h"
 #include "log.h"
 #include "util.h"
 
-#define HASH_HEX 64
+#define HASH_HEX AUDIT_HASH_HEX
 #define TAIL_READ 65536
+#define HEAD_SLOT 128 /* bytes per slot of the head file; two slots */
 static const char zero_hash[HASH_HEX + 1] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 static const char prev_marker[] = ",\"prev\":\"";
+static const char head_magic[] = "jitd-audit-head v1";
+
+struct chain {
+	int64_t seq;                 /* of the last line written; 0: none */
+	char hash[HASH_HEX + 1];     /* of the last line written */
+};
 
 struct audit {
 	pthread_mutex_t lock;
 	char *path;
+	char *head_path;             /* NULL: no head file */
 	int fd;
-	int64_t seq;                 /* of the last line written */
-	char hash[HASH_HEX + 1];     /* of the last line written */
+	int head_fd;
+	struct chain c;
+	audit_observer_fn observer;
+	void *observer_arg;
+	bool syslog_on;
+	int syslog_facility;
 };
 
-/* hex SHA-256 of prev (64 hex chars) followed by content[0..len). */
-static int chain_hash(const char *prev, const char *content, size_t len, char out[HASH_HEX + 1])
+/* hex SHA-256 of the strings a[0..alen) and b[0..blen) one after the other. */
+static int sha256_hex(const char *a, size_t alen, const char *b, size_t blen,
+		      char out[HASH_HEX + 1])
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -42,8 +57,7 @@ static int chain_hash(const char *prev, const char *content, size_t len, char ou
 	if (!ctx)
 		return JIT_EINTERNAL;
 	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, prev, HASH_HEX) != 1 ||
-	    EVP_DigestUpdate(ctx, content, len) != 1 ||
+	    EVP_DigestUpdate(ctx, a, alen) != 1 || EVP_DigestUpdate(ctx, b, blen) != 1 ||
 	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
 	for (unsigned i = 0; i < 32; i++)
@@ -52,6 +66,20 @@ static int chain_hash(const char *prev, const char *content, size_t len, char ou
 out:
 	EVP_MD_CTX_free(ctx);
 	return rc;
+}
+
+/* hex SHA-256 of prev (64 hex chars) followed by content[0..len). */
+static int chain_hash(const char *prev, const char *content, size_t len, char out[HASH_HEX + 1])
+{
+	return sha256_hex(prev, HASH_HEX, content, len, out);
+}
+
+static bool is_hex64(const char *p)
+{
+	for (size_t i = 0; i < HASH_HEX; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
 }
 
 /*
@@ -68,14 +96,9 @@ static int split_line(const char *line, size_t len, size_t *content_len, char pr
 		return JIT_EBADREQ;
 	const char *t = line + len - tail;
 	if (memcmp(t, prev_marker, ml) != 0 || memcmp(t + ml + HASH_HEX, mid, midl) != 0 ||
-	    memcmp(t + tail - 2, "\"}", 2) != 0)
+	    memcmp(t + tail - 2, "\"}", 2) != 0 || !is_hex64(t + ml) ||
+	    !is_hex64(t + ml + HASH_HEX + midl))
 		return JIT_EBADREQ;
-	for (size_t i = 0; i < HASH_HEX; i++) {
-		char a = t[ml + i], b = t[ml + HASH_HEX + midl + i];
-		if (!((a >= '0' && a <= '9') || (a >= 'a' && a <= 'f')) ||
-		    !((b >= '0' && b <= '9') || (b >= 'a' && b <= 'f')))
-			return JIT_EBADREQ;
-	}
 	memcpy(prev, t + ml, HASH_HEX);
 	prev[HASH_HEX] = '\0';
 	memcpy(hash, t + ml + HASH_HEX + midl, HASH_HEX);
@@ -84,14 +107,135 @@ static int split_line(const char *line, size_t len, size_t *content_len, char pr
 	return JIT_OK;
 }
 
-/* Reads seq and hash of the last complete line of fd's file, if any. */
-static int load_tail(struct audit *a, int rfd)
+/* seq of a chained line, if it is a JSON object with an integer seq >= 1. */
+static int line_seq(const char *line, size_t len, int64_t *seq)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *s = o ? json_object_get(o, "seq") : NULL;
+	int rc = JIT_EBADREQ;
+	if (json_is_integer(s) && json_integer_value(s) >= 1) {
+		*seq = json_integer_value(s);
+		rc = JIT_OK;
+	}
+	json_decref(o);
+	return rc;
+}
+
+/* ---- the chain head file ---- */
+
+/* One slot: magic, seq, hash, a check over those, padding, '\n'. */
+static int head_format(const struct chain *c, char slot[HEAD_SLOT])
+{
+	char body[128], check[HASH_HEX + 1];
+	int n = snprintf(body, sizeof(body), "%s %lld %s", head_magic, (long long)c->seq, c->hash);
+	if (n < 0 || (size_t)n >= sizeof(body) ||
+	    sha256_hex(body, (size_t)n, "", 0, check) != JIT_OK)
+		return JIT_EINTERNAL;
+	memset(slot, ' ', HEAD_SLOT);
+	n = snprintf(slot, HEAD_SLOT, "%s %.16s", body, check);
+	if (n < 0 || n >= HEAD_SLOT - 1)
+		return JIT_EINTERNAL;
+	slot[n] = ' ';
+	slot[HEAD_SLOT - 1] = '\n';
+	return JIT_OK;
+}
+
+/* Parses one slot; JIT_OK only if its check matches. */
+static int head_parse(const char *slot, struct chain *c)
+{
+	char buf[HEAD_SLOT + 1], magic1[32], magic2[8], hash[HASH_HEX + 2], check[24];
+	char body[128], want[HASH_HEX + 1];
+	long long seq;
+	memcpy(buf, slot, HEAD_SLOT);
+	buf[HEAD_SLOT] = '\0';
+	if (sscanf(buf, "%31s %7s %lld %65s %23s", magic1, magic2, &seq, hash, check) != 5 ||
+	    seq < 1 || strlen(hash) != HASH_HEX || !is_hex64(hash) || strlen(check) != 16)
+		return JIT_EBADREQ;
+	int n = snprintf(body, sizeof(body), "%s %s %lld %s", magic1, magic2, seq, hash);
+	if (n < 0 || (size_t)n >= sizeof(body) || strncmp(body, head_magic, strlen(head_magic)) ||
+	    sha256_hex(body, (size_t)n, "", 0, want) != JIT_OK || memcmp(want, check, 16) != 0)
+		return JIT_EBADREQ;
+	c->seq = seq;
+	memcpy(c->hash, hash, HASH_HEX + 1);
+	return JIT_OK;
+}
+
+static int sync_parent(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int rc = JIT_OK;
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0)
+		rc = JIT_EIO;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
+/*
+ * Opens (creating) the head file and reads the newest valid slot into *c
+ * (c->seq = 0 if none). Two slots written alternately: a write torn by a
+ * crash spoils only the slot being written, the other still holds the
+ * previous head.
+ */
+static int head_open(struct audit *a, struct chain *c)
+{
+	char buf[2 * HEAD_SLOT];
+	struct chain s;
+	c->seq = 0;
+	memcpy(c->hash, zero_hash, sizeof(zero_hash));
+	int fd = open(a->head_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_err("audit: cannot open the chain head %s: %s", a->head_path, strerror(errno));
+		return JIT_EIO;
+	}
+	ssize_t r = pread(fd, buf, sizeof(buf), 0);
+	if (r < 0) {
+		log_err("audit: cannot read %s: %s", a->head_path, strerror(errno));
+		close(fd);
+		return JIT_EIO;
+	}
+	if (r == 0 && sync_parent(a->head_path) != JIT_OK)
+		log_warn("audit: cannot sync the directory of %s", a->head_path);
+	for (int i = 0; i < 2; i++)
+		if (r >= (ssize_t)((i + 1) * HEAD_SLOT) && head_parse(buf + i * HEAD_SLOT, &s) == JIT_OK &&
+		    s.seq > c->seq)
+			*c = s;
+	if (r > 0 && c->seq == 0)
+		log_warn("audit: %s holds no valid chain head; ignoring it", a->head_path);
+	a->head_fd = fd;
+	return JIT_OK;
+}
+
+/* Records the chain head durably. Called with the lock held. */
+static void head_store(struct audit *a)
+{
+	char slot[HEAD_SLOT];
+	if (a->head_fd < 0)
+		return;
+	off_t off = (off_t)(a->c.seq % 2) * HEAD_SLOT;
+	if (head_format(&a->c, slot) != JIT_OK ||
+	    pwrite(a->head_fd, slot, HEAD_SLOT, off) != HEAD_SLOT || fdatasync(a->head_fd) != 0)
+		log_err("audit: cannot record the chain head (seq %lld) in %s: %s",
+			(long long)a->c.seq, a->head_path, strerror(errno));
+}
+
+/* ---- opening ---- */
+
+/* Reads seq and hash of the last complete chained line of rfd's file into *t
+ * (t->seq = 0 if none). Terminates a torn last line. */
+static int load_tail(struct audit *a, int rfd, struct chain *t)
 {
 	struct stat st;
+	t->seq = 0;
+	memcpy(t->hash, zero_hash, sizeof(zero_hash));
 	if (fstat(rfd, &st) != 0)
 		return JIT_EIO;
-	a->seq = 0;
-	memcpy(a->hash, zero_hash, sizeof(zero_hash));
 	if (st.st_size == 0)
 		return JIT_OK;
 	off_t start = st.st_size > TAIL_READ ? st.st_size - TAIL_READ : 0;
@@ -125,29 +269,55 @@ static int load_tail(struct audit *a, int rfd)
 		if (begin == 0 && start > 0)
 			break; /* incomplete first line of the window */
 		size_t clen;
+		int64_t seq;
 		char prev[HASH_HEX + 1], hash[HASH_HEX + 1];
-		if (end > begin && split_line(buf + begin, end - begin, &clen, prev, hash) == JIT_OK) {
-			json_error_t jerr;
-			json_t *o = json_loadb(buf + begin, end - begin, 0, &jerr);
-			json_t *seq = o ? json_object_get(o, "seq") : NULL;
-			if (json_is_integer(seq)) {
-				a->seq = json_integer_value(seq);
-				memcpy(a->hash, hash, sizeof(hash));
-				json_decref(o);
-				goto out;
-			}
-			json_decref(o);
+		if (end > begin && split_line(buf + begin, end - begin, &clen, prev, hash) == JIT_OK &&
+		    line_seq(buf + begin, end - begin, &seq) == JIT_OK) {
+			t->seq = seq;
+			memcpy(t->hash, hash, sizeof(hash));
+			goto out;
 		}
 		end = begin;
 	}
-	log_warn("audit: no chained line found at the end of %s; starting a new chain", a->path);
+	log_warn("audit: no chained line found at the end of %s", a->path);
 out:
 	free(buf);
 	return rc;
 }
 
-static int audit_open_fd(struct audit *a)
+/*
+ * Where the chain goes on: the file's last line (tail), or what jitd last
+ * wrote (known: the head file at start, memory at reopen) when the file is
+ * empty, or when the file ends before it (lines removed or the file
+ * replaced: the next line then shows the gap instead of hiding it).
+ */
+static void pick_chain(struct audit *a, const struct chain *tail, const struct chain *known,
+		       const char *known_what)
 {
+	if (tail->seq == 0 && known->seq == 0) {
+		log_info("audit: %s starts a new chain at seq 1", a->path);
+		a->c = *tail;
+	} else if (known->seq == 0 || tail->seq > known->seq) {
+		a->c = *tail;
+	} else if (tail->seq == 0) {
+		log_info("audit: %s is empty; the chain continues from seq %lld (%s)", a->path,
+			 (long long)known->seq, known_what);
+		a->c = *known;
+	} else if (tail->seq == known->seq && strcmp(tail->hash, known->hash) == 0) {
+		a->c = *tail;
+	} else {
+		log_err("audit: %s ends at seq %lld but jitd last wrote seq %lld (%s): lines were "
+			"removed or the file was replaced; continuing from seq %lld so that the gap "
+			"shows when the log is verified",
+			a->path, (long long)tail->seq, (long long)known->seq, known_what,
+			(long long)known->seq);
+		a->c = *known;
+	}
+}
+
+static int audit_open_fd(struct audit *a, const struct chain *known, const char *known_what)
+{
+	struct chain tail;
 	int fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		log_err("audit: cannot open %s: %s", a->path, strerror(errno));
@@ -162,20 +332,27 @@ static int audit_open_fd(struct audit *a)
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = fd;
-	int rc = load_tail(a, rfd);
+	int rc = load_tail(a, rfd, &tail);
 	close(rfd);
+	if (rc == JIT_OK)
+		pick_chain(a, &tail, known, known_what);
 	return rc;
 }
 
-int audit_open(const char *path, struct audit **out)
+int audit_open(const char *path, const char *head_path, struct audit **out)
 {
 	struct audit *a = xcalloc(1, sizeof(*a));
+	struct chain known = { 0 };
 	pthread_mutex_init(&a->lock, NULL);
 	a->path = xstrdup(path);
+	a->head_path = xstrdup(head_path);
 	a->fd = -1;
-	a->seq = 0;
-	memcpy(a->hash, zero_hash, sizeof(zero_hash));
-	int rc = audit_open_fd(a);
+	a->head_fd = -1;
+	memcpy(a->c.hash, zero_hash, sizeof(zero_hash));
+	memcpy(known.hash, zero_hash, sizeof(zero_hash));
+	int rc = a->head_path ? head_open(a, &known) : JIT_OK;
+	if (rc == JIT_OK)
+		rc = audit_open_fd(a, &known, a->head_path ? a->head_path : "");
 	if (rc != JIT_OK) {
 		audit_close(a);
 		return rc;
@@ -187,15 +364,8 @@ int audit_open(const char *path, struct audit **out)
 int audit_reopen(struct audit *a)
 {
 	pthread_mutex_lock(&a->lock);
-	int64_t seq = a->seq;
-	char hash[HASH_HEX + 1];
-	memcpy(hash, a->hash, sizeof(hash));
-	int rc = audit_open_fd(a);
-	/* A fresh (rotated) file has no tail: the chain goes on from memory. */
-	if (rc == JIT_OK && a->seq == 0) {
-		a->seq = seq;
-		memcpy(a->hash, hash, sizeof(hash));
-	}
+	struct chain known = a->c;
+	int rc = audit_open_fd(a, &known, "before the reopen");
 	pthread_mutex_unlock(&a->lock);
 	return rc;
 }
@@ -206,9 +376,48 @@ void audit_close(struct audit *a)
 		return;
 	if (a->fd >= 0)
 		close(a->fd);
+	if (a->head_fd >= 0)
+		close(a->head_fd);
 	pthread_mutex_destroy(&a->lock);
 	free(a->path);
+	free(a->head_path);
 	free(a);
+}
+
+void audit_set_observer(struct audit *a, audit_observer_fn fn, void *arg)
+{
+	pthread_mutex_lock(&a->lock);
+	a->observer = fn;
+	a->observer_arg = arg;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void audit_set_syslog(struct audit *a, bool on, int facility)
+{
+	pthread_mutex_lock(&a->lock);
+	a->syslog_on = on;
+	a->syslog_facility = facility;
+	pthread_mutex_unlock(&a->lock);
+}
+
+int audit_syslog_facility(const char *name, int *out)
+{
+	static const struct {
+		const char *name;
+		int fac;
+	} f[] = {
+		{ "auth", LOG_AUTH },	  { "authpriv", LOG_AUTHPRIV }, { "daemon", LOG_DAEMON },
+		{ "user", LOG_USER },	  { "local0", LOG_LOCAL0 },	{ "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },	{ "local4", LOG_LOCAL4 },
+		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },	{ "local7", LOG_LOCAL7 },
+	};
+	for (size_t i = 0; name && i < sizeof(f) / sizeof(f[0]); i++) {
+		if (strcmp(name, f[i].name) == 0) {
+			*out = f[i].fac;
+			return JIT_OK;
+		}
+	}
+	return JIT_ECONFIG;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -226,15 +435,14 @@ static int write_all(int fd, const char *p, size_t n)
 	return JIT_OK;
 }
 
-int audit_write(struct audit *a, const char *event, json_t *fields)
+/* The line's object: ts, seq, event, then the caller's fields. */
+static json_t *make_record(const struct audit *a, const char *event, json_t *fields)
 {
-	char ts[32], hash[HASH_HEX + 1];
-	int rc;
+	char ts[32];
 	fmt_rfc3339(now_s(), ts);
-	pthread_mutex_lock(&a->lock);
 	json_t *o = json_object();
 	json_object_set_new(o, "ts", json_string(ts));
-	json_object_set_new(o, "seq", json_integer(a->seq + 1));
+	json_object_set_new(o, "seq", json_integer(a->c.seq + 1));
 	json_object_set_new(o, "event", json_string(event));
 	if (fields) {
 		const char *k;
@@ -245,39 +453,56 @@ int audit_write(struct audit *a, const char *event, json_t *fields)
 				json_object_set(o, k, v);
 		}
 	}
-	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
+	return o;
+}
+
+int audit_write(struct audit *a, const char *event, json_t *fields)
+{
+	char hash[HASH_HEX + 1];
+	char *body = NULL, *line = NULL;
+	int rc;
+	pthread_mutex_lock(&a->lock);
+	json_t *o = make_record(a, event, fields);
+	body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!body) {
 		rc = JIT_EINTERNAL;
 		goto out;
 	}
 	size_t blen = strlen(body);
 	/* content = body without its closing brace */
-	rc = chain_hash(a->hash, body, blen - 1, hash);
-	if (rc != JIT_OK) {
-		free(body);
+	rc = chain_hash(a->c.hash, body, blen - 1, hash);
+	if (rc != JIT_OK)
 		goto out;
-	}
-	char *line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
-			       a->hash, hash);
-	free(body);
-	rc = write_all(a->fd, line, strlen(line));
-	free(line);
+	line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
+			 a->c.hash, hash);
+	size_t llen = strlen(line);
+	rc = write_all(a->fd, line, llen);
 	if (rc == JIT_OK && fdatasync(a->fd) != 0)
 		rc = JIT_EIO;
 	if (rc != JIT_OK) {
 		log_err("audit: cannot write %s: %s", a->path, strerror(errno));
 		goto out;
 	}
-	a->seq++;
-	memcpy(a->hash, hash, sizeof(hash));
+	a->c.seq++;
+	memcpy(a->c.hash, hash, sizeof(hash));
+	head_store(a);
+	if (a->syslog_on)
+		syslog(a->syslog_facility | LOG_NOTICE, "%.*s", (int)(llen - 1), line);
+	if (a->observer)
+		a->observer(a->observer_arg, event, o, line, llen - 1);
 out:
 	pthread_mutex_unlock(&a->lock);
+	json_decref(o);
+	free(body);
+	free(line);
 	return rc;
 }
 
+/* ---- verifying ---- */
+
 struct audit_verifier {
-	int64_t lineno;
+	int64_t lines, bad;
+	int64_t first_seq;
 	int64_t seq;
 	char hash[HASH_HEX + 1];
 	bool started;
@@ -293,47 +518,72 @@ void audit_verifier_free(struct audit_verifier *v)
 	free(v);
 }
 
+void audit_verifier_state(const struct audit_verifier *v, int64_t *lines, int64_t *bad,
+			  int64_t *first_seq, int64_t *last_seq, char last_hash[HASH_HEX + 1])
+{
+	*lines = v->lines;
+	*bad = v->bad;
+	*first_seq = v->started ? v->first_seq : 0;
+	*last_seq = v->started ? v->seq : 0;
+	memcpy(last_hash, v->started ? v->hash : "", v->started ? HASH_HEX + 1 : 1);
+}
+
+/* Takes the line's own seq and hash as where the chain now is. */
+static void resync(struct audit_verifier *v, int64_t seq, const char *hash)
+{
+	if (!v->started)
+		v->first_seq = seq;
+	v->started = true;
+	v->seq = seq;
+	memcpy(v->hash, hash, HASH_HEX + 1);
+}
+
 int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, char *msg,
 		      size_t msglen)
 {
 	size_t clen;
+	int64_t s;
 	char prev[HASH_HEX + 1], hash[HASH_HEX + 1], calc[HASH_HEX + 1];
-	json_error_t jerr;
-	v->lineno++;
+	v->lines++;
 	if (len > 0 && line[len - 1] == '\n')
 		len--;
 	if (split_line(line, len, &clen, prev, hash) != JIT_OK) {
-		snprintf(msg, msglen, "line %lld: no prev/hash chain fields", (long long)v->lineno);
-		return JIT_EBADREQ;
+		snprintf(msg, msglen, "not an audit line: no prev/hash chain at its end "
+			 "(torn, truncated or not written by jitd)");
+		goto bad;
 	}
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	json_t *seq = o ? json_object_get(o, "seq") : NULL;
-	if (!json_is_integer(seq)) {
-		json_decref(o);
-		snprintf(msg, msglen, "line %lld: not a JSON audit line with a seq", (long long)v->lineno);
-		return JIT_EBADREQ;
+	if (line_seq(line, len, &s) != JIT_OK) {
+		snprintf(msg, msglen, "not an audit line: not a JSON object with a seq");
+		goto bad;
 	}
-	int64_t s = json_integer_value(seq);
-	json_decref(o);
 	if (chain_hash(prev, line, clen, calc) != JIT_OK || strcmp(calc, hash) != 0) {
-		snprintf(msg, msglen, "line %lld (seq %lld): content does not match its hash (edited)",
-			 (long long)v->lineno, (long long)s);
-		return JIT_EBADREQ;
+		snprintf(msg, msglen, "seq %lld: content does not match its hash (the line was edited)",
+			 (long long)s);
+		resync(v, s, hash);
+		goto bad;
 	}
 	if (!v->started) {
 		if (s == 1 && strcmp(prev, zero_hash) != 0) {
-			snprintf(msg, msglen, "line %lld: seq 1 must start the chain", (long long)v->lineno);
-			return JIT_EBADREQ;
+			snprintf(msg, msglen, "seq 1: the first line of a chain must have a prev of zeros");
+			resync(v, s, hash);
+			goto bad;
 		}
+	} else if (s == 1 && strcmp(prev, zero_hash) == 0) {
+		snprintf(msg, msglen, "seq 1: a new chain starts here after seq %lld (the log was "
+			 "restarted without its chain head, or lines were inserted)", (long long)v->seq);
+		resync(v, s, hash);
+		goto bad;
 	} else if (strcmp(prev, v->hash) != 0 || s != v->seq + 1) {
 		snprintf(msg, msglen,
-			 "line %lld (seq %lld): chain broken (expected seq %lld after the previous line; "
-			 "a line was removed, inserted or reordered)",
-			 (long long)v->lineno, (long long)s, (long long)(v->seq + 1));
-		return JIT_EBADREQ;
+			 "seq %lld: chain broken: expected seq %lld chained to the line before (a line "
+			 "was removed, inserted or moved here)",
+			 (long long)s, (long long)(v->seq + 1));
+		resync(v, s, hash);
+		goto bad;
 	}
-	v->started = true;
-	v->seq = s;
-	memcpy(v->hash, hash, sizeof(hash));
+	resync(v, s, hash);
 	return JIT_OK;
+bad:
+	v->bad++;
+	return JIT_EBADREQ;
 }

@@ -8,21 +8,55 @@
  * so that an edit, removal, insertion or reordering is detectable.
  * audit_write() returns only once the line is on disk (fdatasync), so the
  * caller may then answer the client. Thread-safe.
+ *
+ * The chain head (seq and hash of the last line written) is also kept in a
+ * small file (head_path, in state_dir): a restart that finds the log empty
+ * or missing (rotated away before jitd wrote to the new file) continues the
+ * chain from there instead of starting a new one.
+ *
+ * Usage: audit_open(); optionally audit_set_observer() (notifications) and
+ * audit_set_syslog(); audit_write() from any thread; audit_reopen() after
+ * logrotate; audit_close(). Readers: audit_verifier_*() checks lines of one
+ * or more files in order.
  */
 #ifndef JITD_AUDIT_H
 #define JITD_AUDIT_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "err.h"
 
+#define AUDIT_HASH_HEX 64
+
 struct audit;
 
-/* Opens path for appending (creating it 0600), and reads its last line to
- * continue the sequence and the hash chain. */
-int audit_open(const char *path, struct audit **out) JIT_WUR;
+/*
+ * Opens path for appending (creating it 0600) and continues the sequence
+ * and the hash chain from the last line of the file, or from the chain head
+ * stored in head_path when the file is empty or missing (head_path may be
+ * NULL: no head file). If the head is ahead of the file's last line, lines
+ * were removed from the end of the file: that is logged, and the chain
+ * continues from the head so that the gap shows when the log is verified.
+ */
+int audit_open(const char *path, const char *head_path, struct audit **out) JIT_WUR;
 /* Reopens the same path (after logrotate moved the file); the chain goes on. */
 int audit_reopen(struct audit *a) JIT_WUR;
 void audit_close(struct audit *a); /* NULL-safe */
+
+/*
+ * Called after each line is durable, with the audit lock held (so calls come
+ * in seq order): it must not block and must not call audit_write(). event is
+ * the event name, rec the line as an object (ts, seq, event and the fields;
+ * borrowed: json_incref it to keep it), line the bytes written without '\n'.
+ */
+typedef void (*audit_observer_fn)(void *arg, const char *event, json_t *rec, const char *line,
+				  size_t len);
+void audit_set_observer(struct audit *a, audit_observer_fn fn, void *arg);
+
+/* Mirrors every line to syslog(3) with facility (LOG_AUTHPRIV, ...) and
+ * priority LOG_NOTICE when on. May be called again after a reload. */
+void audit_set_syslog(struct audit *a, bool on, int facility);
 
 /*
  * Appends one event. fields: a JSON object (may be NULL) whose members are
@@ -32,15 +66,30 @@ void audit_close(struct audit *a); /* NULL-safe */
 int audit_write(struct audit *a, const char *event, json_t *fields) JIT_WUR;
 
 /*
- * Checks the chain of a sequence of audit lines (one file or several in
- * order). Feed lines with audit_verify_line(); first_bad gets the 1-based
- * line number of the first line that breaks the chain.
+ * Checks the chain of a sequence of audit lines (one file or several, oldest
+ * first). Feed every line to audit_verify_line(); the first line given is
+ * trusted as the start (seq 1 must then carry a prev of zeros). After a bad
+ * line the verifier resynchronises on that line's own seq and hash, so each
+ * break is reported once: an edited line is reported itself, a removal,
+ * insertion or reordering at the first line whose prev or seq does not
+ * follow.
  */
 struct audit_verifier;
 struct audit_verifier *audit_verifier_new(void);
-/* JIT_OK if the line continues the chain; JIT_EBADREQ and a message otherwise. */
+/* JIT_OK if the line continues the chain; JIT_EBADREQ and a message
+ * ("seq 7: ...", without a location: the caller knows file and line) if not.
+ * len may include the trailing '\n'. */
 int audit_verify_line(struct audit_verifier *v, const char *line, size_t len,
 		      char *msg, size_t msglen) JIT_WUR;
-void audit_verifier_free(struct audit_verifier *v);
+/* Lines fed, lines that broke the chain, and the seq/hash of the last line
+ * that carried a readable chain (0 and "" if none). */
+void audit_verifier_state(const struct audit_verifier *v, int64_t *lines, int64_t *bad,
+			  int64_t *first_seq, int64_t *last_seq,
+			  char last_hash[AUDIT_HASH_HEX + 1]);
+void audit_verifier_free(struct audit_verifier *v); /* NULL-safe */
+
+/* "authpriv" -> LOG_AUTHPRIV, ...; JIT_ECONFIG if unknown. The names are
+ * auth, authpriv, daemon, user, local0 ... local7. */
+int audit_syslog_facility(const char *name, int *out) JIT_WUR;
 
 #endif

@@ -377,6 +377,15 @@ static const char *const mech_choices[] = {
 static const char *const tls_choices[] = { "never", "allow", "try", "demand", NULL };
 static const char *const level_choices[] = { "debug", "info", "warning", "error", NULL };
 static const char *const reconcile_choices[] = { "off", "report", "enforce", NULL };
+static const char *const facility_choices[] = {
+	"auth", "authpriv", "daemon", "user", "local0", "local1", "local2", "local3",
+	"local4", "local5", "local6", "local7", NULL,
+};
+static const char *const notify_format_choices[] = { "json", "slack", "teams", NULL };
+const char *const config_notify_events[] = {
+	"granted", "expired", "completed", "revoked", "refused", "revoke_failed", "drift",
+	"expiring_soon", NULL,
+};
 
 /* clang-format off */
 #define STR(n, st, fl, def) { #n, K_STR, offsetof(st, n), fl, def, 0, 0, 0, NULL }
@@ -406,6 +415,10 @@ static const struct key top_keys[] = {
 	SECTION(directories),
 	SECTION(groups),
 	SECTION(clients),
+	BOOLK(syslog, struct jit_config),
+	ENUM(syslog_facility, struct jit_config, "authpriv", facility_choices),
+	NUM(expiring_soon_before, K_DUR, struct jit_config, 600, 0, 30 * 86400),
+	SECTION(notify),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -470,6 +483,24 @@ static const struct key ticket_keys[] = {
 	NUM(timeout, K_DUR, struct jit_ticket_check_cfg, 5, 1, 300),
 	STR(ca_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	STR(token_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+/* A notify entry as written; its event list is checked after. */
+struct notify_raw {
+	char *url, *format, *secret_file;
+	int64_t timeout;
+	int max_attempts;
+	struct strlist events;
+};
+
+static const struct key notify_keys[] = {
+	STR(url, struct notify_raw, KF_REQUIRED | KF_NONEMPTY, NULL),
+	{ "events", K_LIST, offsetof(struct notify_raw, events), 0, NULL, 0, 0, 0, NULL },
+	ENUM(format, struct notify_raw, "json", notify_format_choices),
+	STR(secret_file, struct notify_raw, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	NUM(timeout, K_DUR, struct notify_raw, 10, 1, 300),
+	NUM(max_attempts, K_INT, struct notify_raw, 10, 1, 100),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -1289,6 +1320,60 @@ uid_t config_run_uid(const struct jit_config *cfg)
 	return cfg->has_run_ids ? cfg->run_uid : geteuid();
 }
 
+/* Checks a notify entry and moves it into n. */
+static void check_notify(struct ctx *cx, const config_setting_t *e, struct notify_raw *r,
+			 struct jit_notify_cfg *n)
+{
+	const char *u = r->url;
+	if (u && strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
+		cerr(cx, key_line(e, "url"), "url", "\"%s\" is not an http:// or https:// URL", u);
+	else if (u && (strchr(u, ' ') || strlen(u) <= (size_t)(u[4] == ':' ? 7 : 8)))
+		cerr(cx, key_line(e, "url"), "url", "\"%s\" has no host or contains a space", u);
+	for (size_t i = 0; i < r->events.n; i++) {
+		size_t k = 0;
+		while (config_notify_events[k] && strcmp(config_notify_events[k], r->events.v[i]))
+			k++;
+		if (!config_notify_events[k])
+			cerr(cx, r->events.lines[i], "events", "unknown event \"%s\"", r->events.v[i]);
+	}
+	if (!r->events.set) {
+		size_t k = 0;
+		while (config_notify_events[k])
+			k++;
+		r->events.v = xcalloc(k + 1, sizeof(char *));
+		for (r->events.n = 0; r->events.n < k; r->events.n++)
+			r->events.v[r->events.n] = xstrdup(config_notify_events[r->events.n]);
+	}
+	file_ref(cx, e, "secret_file", r->secret_file, true);
+	n->url = r->url;
+	n->format = r->format;
+	n->secret_file = r->secret_file;
+	n->timeout = r->timeout;
+	n->max_attempts = r->max_attempts;
+	n->events = r->events.v ? r->events.v : xcalloc(1, sizeof(char *));
+	n->n_events = r->events.n;
+	free(r->events.lines);
+	memset(r, 0, sizeof(*r));
+}
+
+static void parse_notify(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
+{
+	int n;
+	config_setting_t *s = section(cx, root, "notify", &n);
+
+	cfg->notify = xcalloc((size_t)n + 1, sizeof(*cfg->notify));
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(s, i);
+		struct jit_notify_cfg *nc = &cfg->notify[cfg->n_notify++];
+		struct notify_raw r;
+
+		memset(&r, 0, sizeof(r));
+		nc->line = line_of(e);
+		parse_scope(cx, e, notify_keys, &r, "a notify entry");
+		check_notify(cx, e, &r, nc);
+	}
+}
+
 static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
 {
 	struct sockaddr_un sa;
@@ -1350,6 +1435,16 @@ void config_free(struct jit_config *cfg)
 	free(cfg->dirs);
 	free(cfg->groups);
 	free(cfg->clients);
+	for (size_t i = 0; i < cfg->n_notify; i++) {
+		struct jit_notify_cfg *n = &cfg->notify[i];
+		for (size_t j = 0; j < n->n_events; j++)
+			free(n->events[j]);
+		free(n->events);
+		free(n->url);
+		free(n->format);
+		free(n->secret_file);
+	}
+	free(cfg->notify);
 	free_strings(cfg, top_keys);
 	free(cfg->path);
 	free(cfg->text);
@@ -1373,6 +1468,7 @@ static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg,
 	parse_directories(cx, root, cfg);
 	parse_groups(cx, root, cfg);
 	parse_clients(cx, root, cfg);
+	parse_notify(cx, root, cfg);
 	if (!(flags & CONFIG_NO_IDS))
 		check_identities(cx, root, cfg);
 	if (flags & CONFIG_CHECK_FILES)
@@ -1627,6 +1723,39 @@ static void dump_standing(FILE *fp, const struct jit_group_cfg *g)
 	fputs(" ];\n", fp);
 }
 
+/* notify entries: the secret file's path only, never its content. */
+static void dump_notify(const struct jit_config *cfg, FILE *fp)
+{
+	char buf[32];
+	if (cfg->n_notify == 0)
+		return;
+	fputs("\nnotify = (\n", fp);
+	for (size_t i = 0; i < cfg->n_notify; i++) {
+		const struct jit_notify_cfg *n = &cfg->notify[i];
+		char url[512];
+		url_redact(n->url, url, sizeof(url)); /* a webhook URL often holds a token */
+		fputs("  {\n    url = ", fp);
+		dump_str(fp, url);
+		fputs(";\n    events = [", fp);
+		for (size_t j = 0; j < n->n_events; j++) {
+			fputs(j ? ", " : " ", fp);
+			dump_str(fp, n->events[j]);
+		}
+		fputs(" ];\n    format = ", fp);
+		dump_str(fp, n->format);
+		fputs(";\n", fp);
+		if (n->secret_file) {
+			fputs("    secret_file = ", fp);
+			dump_str(fp, n->secret_file);
+			fputs(";\n", fp);
+		}
+		duration_format(n->timeout, buf, sizeof(buf));
+		fprintf(fp, "    timeout = \"%s\";\n    max_attempts = %d;\n  }%s\n", buf,
+			n->max_attempts, i + 1 < cfg->n_notify ? "," : "");
+	}
+	fputs(");\n", fp);
+}
+
 void config_dump(const struct jit_config *cfg, FILE *fp)
 {
 	fputs("# jitd effective configuration", fp);
@@ -1653,4 +1782,5 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 		fputs(i + 1 < cfg->n_clients ? ",\n" : "\n", fp);
 	}
 	fputs(");\n", fp);
+	dump_notify(cfg, fp);
 }

@@ -131,6 +131,20 @@ struct jit_client_cfg {
 	int line;
 };
 
+/* One webhook receiver (notify = ( { ... } )). */
+struct jit_notify_cfg {
+	char *url;              /* http:// or https:// */
+	char **events;          /* event names (NOTIFY_EVENTS below); default: all of them */
+	size_t n_events;
+	char *format;           /* "json" (default) | "slack" | "teams" */
+	char *secret_file;      /* may be NULL: HMAC key, read by notify.c (mode checked) */
+	int64_t timeout;        /* seconds per delivery attempt, default 10 */
+	int max_attempts;       /* default 10 */
+	int line;
+};
+/* The events a notify entry may name, NULL-terminated. */
+extern const char *const config_notify_events[];
+
 struct jit_config {
 	char *path;
 	char *text;             /* the file's text as loaded (no secret is in it) */
@@ -162,6 +176,11 @@ struct jit_config {
 	size_t n_groups;
 	struct jit_client_cfg *clients;
 	size_t n_clients;
+	bool syslog;            /* mirror audit lines to syslog, default false */
+	char *syslog_facility;  /* default "authpriv" */
+	int64_t expiring_soon_before; /* seconds, default 600; 0 = no expiring_soon events */
+	struct jit_notify_cfg *notify;
+	size_t n_notify;
 };
 
 /*

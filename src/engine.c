@@ -569,6 +569,22 @@ static void tick_health(struct engine *e, int64_t now)
 	}
 }
 
+/* expiring_soon: one audit event per grant (notifications follow from it).
+ * Marked first, so a grant is never warned twice. */
+static int warn_one(const struct grant_rec *r, void *arg)
+{
+	struct engine *e = arg;
+	int64_t now = now_s();
+	if (store_set_warned(e->st, r->id, now) != JIT_OK)
+		return 0; /* warned meanwhile, or no longer active */
+	json_t *o = grant_audit_fields(r);
+	json_object_set_new(o, "expires_in", json_integer(r->expires_at - now));
+	if (audit_write(e->audit, "expiring_soon", o) != JIT_OK)
+		log_err("audit: cannot record expiring_soon of %s", r->id);
+	json_decref(o);
+	return 0;
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)
@@ -578,6 +594,9 @@ void engine_tick(struct engine *e, int64_t now)
 		return;
 	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
+	if (e->cfg->expiring_soon_before > 0 &&
+	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
+		log_err("scheduler: cannot read expiring grants");
 }
 
 /* ---- requests ---- */

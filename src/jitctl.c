@@ -21,6 +21,7 @@
 #include "duration.h"
 #include "log.h"
 #include "proto.h"
+#include "reportcmd.h"
 #include "util.h"
 
 #ifndef PACKAGE_VERSION
@@ -103,6 +104,8 @@ static void usage(FILE *fp)
 		    "       jitctl -h | -V\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(fp, "  %s\n", commands[i].usage);
+	fprintf(fp, "\noffline commands (read audit log files, no daemon needed):\n");
+	reportcmd_usage(fp);
 	fprintf(fp, "\noptions:\n"
 		    "  -s, --socket PATH  daemon socket (default: $JITD_SOCKET or " DEFAULT_SOCKET ")\n"
 		    "      --json         print the daemon's answer line unchanged\n"
@@ -603,6 +606,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (strcmp(argv[optind], "audit") == 0)
+		return reportcmd_audit(argc - optind, argv + optind);
+	if (strcmp(argv[optind], "report") == 0)
+		return reportcmd_report(argc - optind, argv + optind);
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			return run(&o, &commands[i], argc - optind, argv + optind);

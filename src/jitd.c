@@ -21,6 +21,7 @@
 #include "privsep.h"
 #include "listener.h"
 #include "monitor.h"
+#include "notify.h"
 #include "server.h"
 #include "util.h"
 
@@ -36,6 +37,7 @@ struct daemon_state {
 	struct jit_config *cfg0;        /* the start-up config: lives until exit */
 	struct jit_config *cfg;         /* current (== cfg0 or a reloaded one) */
 	struct audit *audit;
+	struct notify *notify;
 	struct engine *engine;
 	struct monitor *mon;
 };
@@ -50,10 +52,26 @@ static void usage(FILE *fp)
 		    "  -V       print the version\n");
 }
 
+/* The audit observer: every durable line may become a notification. */
+static void on_audit(void *arg, const char *event, json_t *rec, const char *line, size_t len)
+{
+	notify_event(arg, event, rec, line, len);
+}
+
+/* Applies the audit log's syslog mirror settings of cfg. */
+static void set_syslog(struct daemon_state *d, const struct jit_config *cfg)
+{
+	int fac = 0;
+	if (audit_syslog_facility(cfg->syslog_facility, &fac) != JIT_OK)
+		fac = 0; /* config.c allows only known names */
+	audit_set_syslog(d->audit, cfg->syslog && fac != 0, fac);
+}
+
 static void reload(void *arg)
 {
 	struct daemon_state *d = arg;
 	struct jit_config *n = NULL;
+	struct notify_targets *targets = NULL;
 	char *errors = NULL;
 	char msg[256];
 	if (audit_reopen(d->audit) != JIT_OK)
@@ -64,11 +82,19 @@ static void reload(void *arg)
 		free(errors);
 		return;
 	}
-	if (engine_set_config(d->engine, n, msg, sizeof(msg)) != JIT_OK) {
+	if (notify_targets_load(n, &targets, msg, sizeof(msg)) != JIT_OK) {
 		log_err("reload refused, keeping the running configuration: %s", msg);
 		config_free(n);
 		return;
 	}
+	if (engine_set_config(d->engine, n, msg, sizeof(msg)) != JIT_OK) {
+		log_err("reload refused, keeping the running configuration: %s", msg);
+		notify_targets_free(targets);
+		config_free(n);
+		return;
+	}
+	notify_set_targets(d->notify, targets);
+	set_syslog(d, n);
 	monitor_set_config(d->mon, n);
 	if (strcmp(n->socket_path, d->cfg0->socket_path) || strcmp(n->state_dir, d->cfg0->state_dir) ||
 	    strcmp(n->audit_log, d->cfg0->audit_log))
@@ -139,7 +165,8 @@ static int write_pid_file(const char *path)
  */
 static int drop_root(const struct jit_config *cfg)
 {
-	static const char *const db_files[] = { "jitd.db", "jitd.db-wal", "jitd.db-shm" };
+	static const char *const db_files[] = { "jitd.db", "jitd.db-wal", "jitd.db-shm",
+						"audit.head" };
 	uid_t u = cfg->run_uid;
 	gid_t g = cfg->run_gid;
 	int rc = JIT_OK;
@@ -208,7 +235,10 @@ static int run(struct daemon_state *d, bool foreground)
 		return EXIT_RUNTIME;
 	if (ensure_dir(d->cfg->state_dir) != JIT_OK || ensure_parent(d->cfg->audit_log) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (audit_open(d->cfg->audit_log, &d->audit) != JIT_OK)
+	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
+	int arc = audit_open(d->cfg->audit_log, head, &d->audit);
+	free(head);
+	if (arc != JIT_OK)
 		return EXIT_RUNTIME;
 	int lfd = -1;
 	if (server_listen(d->cfg, &lfd) != JIT_OK)
@@ -223,6 +253,20 @@ static int run(struct daemon_state *d, bool foreground)
 	 * no ticket check. */
 	if (drop_root(d->cfg) != JIT_OK || privsep_harden() != JIT_OK)
 		return EXIT_RUNTIME;
+	/* Notifications (libcurl, webhook secrets) run in this process too,
+	 * never as root when `user` is set. */
+	set_syslog(d, d->cfg);
+	struct notify_targets *targets = NULL;
+	char msg[256];
+	if (notify_targets_load(d->cfg, &targets, msg, sizeof(msg)) != JIT_OK) {
+		log_err("%s", msg);
+		return EXIT_RUNTIME;
+	}
+	if (notify_new(targets, NULL, &d->notify) != JIT_OK) {
+		log_err("cannot start the notification thread");
+		return EXIT_RUNTIME;
+	}
+	audit_set_observer(d->audit, on_audit, d->notify);
 	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;
@@ -237,6 +281,10 @@ static int run(struct daemon_state *d, bool foreground)
 	engine_stop(d->engine);
 	if (audit_write(d->audit, "stopped", NULL) != JIT_OK)
 		log_err("audit: cannot record stop");
+	/* Notifications still due go out now (briefly), then the thread stops. */
+	audit_set_observer(d->audit, NULL, NULL);
+	notify_free(d->notify);
+	d->notify = NULL;
 	close(sigfd);
 	log_info("jitd stopped");
 	return rc == JIT_OK ? 0 : EXIT_RUNTIME;
@@ -281,6 +329,9 @@ int main(int argc, char **argv)
 	status = run(&d, foreground);
 	monitor_free(d.mon);
 	engine_free(d.engine);
+	if (d.audit)
+		audit_set_observer(d.audit, NULL, NULL);
+	notify_free(d.notify);
 	audit_close(d.audit);
 	if (d.cfg != d.cfg0)
 		config_free(d.cfg);

@@ -151,6 +151,8 @@ static const char *const migrations[] = {
 	 * the directory (an answer, not an outage): status revocations_failing. */
 	"ALTER TABLE grants ADD COLUMN refused INTEGER NOT NULL DEFAULT 0"
 	" CHECK (refused IN (0, 1));",
+	/* 3: when the expiring_soon warning of an active grant was written. */
+	"ALTER TABLE grants ADD COLUMN warned_at INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -180,6 +182,8 @@ enum stmt_id {
 	S_COUNT_FAILING,
 	S_RETRY_NOW,
 	S_PAIR_ENDING,
+	S_EXPIRING,
+	S_WARNED,
 	S__COUNT
 };
 
@@ -250,6 +254,12 @@ static const struct {
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },
+	/* ?1 now + before, ?2 now, ?3 before, ?4 limit: uses grants_active_due. */
+	[S_EXPIRING] = { "expiring", "SELECT " GRANT_COLS " FROM grants WHERE state = 'active'"
+				     " AND expires_at <= ?1 AND expires_at > ?2 AND warned_at = 0"
+				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
+	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
+				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
 };
 
 struct store {
@@ -1011,6 +1021,31 @@ int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void 
 {
 	return collect_and_call(st, S_PAIR_ENDING, bind_txt(st->stmt[S_PAIR_ENDING], 1, pair_key),
 				cb, arg);
+}
+
+int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
+		   void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRING];
+	int rc = sqlite3_bind_int64(s, 1, now + before);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, before);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
+	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
+}
+
+int store_set_warned(struct store *st, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[S_WARNED];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	return update_one(st, S_WARNED, rc);
 }
 
 int store_next_due(struct store *st, int64_t *when)

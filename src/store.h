@@ -154,6 +154,16 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 
 /* Calls cb for each ENDING row of pair_key, oldest first (see store_list). */
 int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg) JIT_WUR;
+/*
+ * Active grants not warned yet whose expires_at is in (now, now + before]
+ * and whose duration is longer than before (a grant that short would be
+ * warned at once): at most limit, soonest first. For expiring_soon.
+ */
+int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
+		   void *arg) JIT_WUR;
+/* Records that grant id was warned; JIT_ENOTFOUND if it already was or is
+ * no longer active (so each grant is warned once). */
+int store_set_warned(struct store *st, const char *id, int64_t now) JIT_WUR;
 
 /* Earliest time anything becomes due (INT64_MAX if nothing is live). */
 int store_next_due(struct store *st, int64_t *when) JIT_WUR;

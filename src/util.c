@@ -232,3 +232,18 @@ void sb_free(struct strbuf *sb)
 	sb->s = NULL;
 	sb->len = sb->cap = 0;
 }
+
+void url_redact(const char *url, char *buf, size_t len)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+	if (!p) {
+		snprintf(buf, len, "***");
+		return;
+	}
+	p += 3;
+	size_t host = strcspn(p, "/?#");
+	const char *at = memchr(p, '@', host);
+	const char *h = at ? at + 1 : p; /* drop user:password@ */
+	size_t hl = host - (size_t)(h - p);
+	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, p[host] ? "/***" : "");
+}

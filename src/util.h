@@ -41,6 +41,11 @@ int random_hex(char *out, size_t nbytes) JIT_WUR;
  * an integer in [min, max]. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
 
+/* Copies url without what may be a secret: the userinfo, and the path and
+ * query (many webhooks carry a token there), which become three stars:
+ * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
+void url_redact(const char *url, char *buf, size_t len);
+
 /* Growable string; sb.s is always NUL-terminated once anything was added. */
 struct strbuf {
 	char *s;

@@ -1,7 +1,9 @@
 /*
  * test_audit.c - the audit log's hash chain: lines written by audit_write
  * verify; an edit, a removal, an insertion and a swap are each detected at
- * the right line; the chain continues across reopen (rotation) and restart.
+ * the right line; the chain continues across reopen (rotation) and restart,
+ * also a restart that finds the log rotated away (the chain head file); the
+ * observer sees every line in order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,212 @@ static void write_events(struct audit *a, int from, int count)
 	}
 }
 
+/* Bad line numbers (1-based) of a whole run, resynchronising after each. */
+static int verify_all(char **lines, size_t n, int *bad, int maxbad)
+{
+	struct audit_verifier *v = audit_verifier_new();
+	char msg[256];
+	int nb = 0;
+	for (size_t i = 0; i < n; i++)
+		if (audit_verify_line(v, lines[i], strlen(lines[i]), msg, sizeof(msg)) != JIT_OK &&
+		    nb < maxbad)
+			bad[nb++] = (int)i + 1;
+	audit_verifier_free(v);
+	return nb;
+}
+
+static char **concat(char **a, size_t na, char **b, size_t nb)
+{
+	char **all = xcalloc(na + nb + 1, sizeof(char *));
+	memcpy(all, a, na * sizeof(char *));
+	memcpy(all + na, b, nb * sizeof(char *));
+	return all;
+}
+
+/* After a break the verifier resynchronises: each break is reported once. */
+static void test_resync(const char *dir)
+{
+	char *path = xasprintf("%s/resync.log", dir);
+	struct audit *a = NULL;
+	size_t n;
+	int bad[16];
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 0, 8);
+	audit_close(a);
+	char **l = read_lines(path, &n);
+	CHECK(n == 8);
+	/* edit line 3: only line 3 is reported */
+	char *saved = l[2];
+	l[2] = xstrdup(saved);
+	char *p = strstr(l[2], "\"n\":2");
+	if (p)
+		p[4] = '9';
+	CHECK(verify_all(l, n, bad, 16) == 1 && bad[0] == 3);
+	free(l[2]);
+	l[2] = saved;
+	/* delete line 4: only line 4 (old 5) is reported */
+	char **cut = xcalloc(n, sizeof(char *));
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (i != 3)
+			cut[k++] = l[i];
+	CHECK(verify_all(cut, n - 1, bad, 16) == 1 && bad[0] == 4);
+	free(cut);
+	/* a torn (garbage) line in the middle: only that line */
+	char **ins = xcalloc(n + 1, sizeof(char *));
+	char torn[] = "{\"ts\":\"2026-01-01T00:00:00Z\",\"seq\":4,\"ev";
+	for (size_t i = 0, k = 0; i < n; i++) {
+		ins[k++] = l[i];
+		if (i == 4)
+			ins[k++] = torn;
+	}
+	CHECK(verify_all(ins, n + 1, bad, 16) == 1 && bad[0] == 6);
+	free(ins);
+	/* a new chain (seq 1, zero prev) after line 8 is reported as such */
+	char *fresh = xasprintf("%s/fresh.log", dir);
+	CHECK(audit_open(fresh, NULL, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	audit_close(a);
+	size_t n2;
+	char **l2 = read_lines(fresh, &n2);
+	char **all = concat(l, n, l2, n2);
+	CHECK(verify_all(all, n + n2, bad, 16) == 1 && bad[0] == 9);
+	/* state: lines, bad, first and last seq */
+	struct audit_verifier *v = audit_verifier_new();
+	char msg[256], h[AUDIT_HASH_HEX + 1];
+	int64_t lines, nbad, first, last;
+	for (size_t i = 2; i < n; i++)
+		CHECK(audit_verify_line(v, l[i], strlen(l[i]), msg, sizeof(msg)) == JIT_OK);
+	audit_verifier_state(v, &lines, &nbad, &first, &last, h);
+	CHECK(lines == 6 && nbad == 0 && first == 3 && last == 8);
+	CHECK(strlen(h) == AUDIT_HASH_HEX && strstr(l[7], h) != NULL);
+	audit_verifier_free(v);
+	free(all);
+	free_lines(l2, n2);
+	free_lines(l, n);
+	unlink(fresh);
+	unlink(path);
+	free(fresh);
+	free(path);
+}
+
+/*
+ * The chain head file: a restart that finds the log rotated away continues
+ * the chain; a log whose last lines were cut is detected at the next write.
+ */
+static void test_head(const char *dir)
+{
+	char *path = xasprintf("%s/h.log", dir);
+	char *rot = xasprintf("%s/h.log.1", dir);
+	char *head = xasprintf("%s/audit.head", dir);
+	struct audit *a = NULL;
+	size_t n1, n2;
+	int bad[8];
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 0, 3);
+	audit_close(a);
+	/* logrotate renamed the file; jitd restarted before writing to a new one */
+	CHECK(rename(path, rot) == 0);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 3, 2);
+	audit_close(a);
+	char **l1 = read_lines(rot, &n1), **l2 = read_lines(path, &n2);
+	CHECK(n1 == 3 && n2 == 2);
+	CHECK(l2 && strstr(l2[0], "\"seq\":4,") != NULL);
+	char **all = concat(l1, n1, l2, n2);
+	CHECK(verify_all(all, n1 + n2, bad, 8) == 0);
+	free(all);
+	/* the same with an empty new file (created by someone else) */
+	CHECK(rename(path, rot) == 0);
+	FILE *fp = fopen(path, "w");
+	CHECK(fp != NULL);
+	if (fp)
+		fclose(fp);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 5, 1);
+	audit_close(a);
+	free_lines(l2, n2);
+	l2 = read_lines(path, &n2);
+	CHECK(n2 == 1 && l2 && strstr(l2[0], "\"seq\":6,") != NULL);
+	/* cut the last line of the file: the next line shows the gap */
+	free_lines(l1, n1);
+	l1 = read_lines(rot, &n1); /* seq 4, 5 */
+	CHECK(n1 == 2);
+	fp = fopen(path, "w"); /* seq 6 removed */
+	if (fp)
+		fclose(fp);
+	CHECK(rename(rot, path) == 0); /* the file now ends at seq 5; the head says 6 */
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 6, 1);
+	audit_close(a);
+	free_lines(l2, n2);
+	l2 = read_lines(path, &n2);
+	CHECK(n2 == 3 && l2 && strstr(l2[2], "\"seq\":7,") != NULL);
+	CHECK(verify_all(l2, n2, bad, 8) == 1 && bad[0] == 3);
+	/* a head file that is garbage is ignored: the file's tail is used */
+	fp = fopen(head, "w");
+	if (fp) {
+		fputs("garbage\n", fp);
+		fclose(fp);
+	}
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 7, 1);
+	audit_close(a);
+	free_lines(l2, n2);
+	l2 = read_lines(path, &n2);
+	CHECK(n2 == 4 && l2 && strstr(l2[3], "\"seq\":8,") != NULL);
+	CHECK(verify_all(l2, n2, bad, 8) == 1);
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+	unlink(path);
+	unlink(rot);
+	unlink(head);
+	free(path);
+	free(rot);
+	free(head);
+}
+
+struct seen {
+	int n;
+	int64_t last_seq;
+	bool in_order, lines_match;
+	char last_event[32];
+};
+
+static void observe(void *arg, const char *event, json_t *rec, const char *line, size_t len)
+{
+	struct seen *s = arg;
+	int64_t seq = json_integer_value(json_object_get(rec, "seq"));
+	if (seq != s->last_seq + 1)
+		s->in_order = false;
+	if (len == 0 || line[len] != '\n' || line[len - 1] != '}' ||
+	    strcmp(json_string_value(json_object_get(rec, "event")), event) != 0)
+		s->lines_match = false;
+	s->last_seq = seq;
+	snprintf(s->last_event, sizeof(s->last_event), "%s", event);
+	s->n++;
+}
+
+static void test_observer(const char *dir)
+{
+	char *path = xasprintf("%s/obs.log", dir);
+	struct audit *a = NULL;
+	struct seen s = { 0, 0, true, true, "" };
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	audit_set_observer(a, observe, &s);
+	write_events(a, 0, 4);
+	json_t *o = json_pack("{ss}", "grant_id", "g-1");
+	CHECK(audit_write(a, "expiring_soon", o) == JIT_OK);
+	json_decref(o);
+	audit_close(a);
+	CHECK(s.n == 5 && s.last_seq == 5 && s.in_order && s.lines_match);
+	CHECK_STR(s.last_event, "expiring_soon");
+	int fac = 0;
+	CHECK(audit_syslog_facility("authpriv", &fac) == JIT_OK && fac != 0);
+	CHECK(audit_syslog_facility("kern", &fac) == JIT_ECONFIG);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-audit-XXXXXX";
@@ -69,7 +277,7 @@ int main(void)
 	struct audit *a = NULL;
 	size_t n;
 
-	CHECK(audit_open(path, &a) == JIT_OK);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
 	write_events(a, 0, 5);
 	audit_close(a);
 	char **lines = read_lines(path, &n);
@@ -124,7 +332,7 @@ int main(void)
 	free_lines(lines, n);
 
 	/* restart: reopening the file continues seq and chain */
-	CHECK(audit_open(path, &a) == JIT_OK);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
 	write_events(a, 5, 2);
 	/* rotation: move the file away, reopen, keep writing */
 	CHECK(rename(path, rotated) == 0);
@@ -148,6 +356,9 @@ int main(void)
 	free_lines(l1, n);
 	free_lines(l2, n2);
 
+	test_resync(dir);
+	test_head(dir);
+	test_observer(dir);
 	unlink(path);
 	unlink(rotated);
 	rmdir(dir);

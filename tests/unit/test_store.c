@@ -899,7 +899,8 @@ static void test_reliability_queries(void)
 	store_close(st);
 
 	/* A database of schema 1 (before `refused`) is migrated, rows kept. */
-	raw_sql(dir, "ALTER TABLE grants DROP COLUMN refused; PRAGMA user_version = 1");
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at; "
+		     "ALTER TABLE grants DROP COLUMN refused; PRAGMA user_version = 1");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
@@ -908,6 +909,39 @@ static void test_reliability_queries(void)
 	CHECK(store_count_failing(st, &n) == JIT_OK && n == 0);
 	CHECK(store_set_retry_kind(st, "e1", 2, 1, "ldap 50", true) == JIT_OK);
 	CHECK(store_count_failing(st, &n) == JIT_OK && n == 1);
+	store_close(st);
+}
+
+/* expiring_soon: active grants in (now, now + before], longer than before,
+ * each marked once; a schema-2 database gains the column. */
+static void test_expiring(void)
+{
+	const char *dir = NULL;
+	struct store *st = open_new(&dir);
+	int seen = 0;
+	if (!st)
+		return;
+	CHECK(put(st, "a1", GS_ACTIVE, "pk-1", 1000, 5000, 0, false) == JIT_OK);
+	CHECK(put(st, "a2", GS_ACTIVE, "pk-2", 1000, 5200, 0, false) == JIT_OK);
+	CHECK(put(st, "a3", GS_ACTIVE, "pk-3", 1000, 4400, 0, false) == JIT_OK); /* past */
+	CHECK(put(st, "e1", GS_ENDING, "pk-4", 1000, 5100, 5100, false) == JIT_OK);
+	CHECK(store_expiring(st, 4500, 600, 10, count_rows, &seen) == JIT_OK && seen == 1); /* a1 */
+	CHECK(store_set_warned(st, "a1", 4500) == JIT_OK);
+	CHECK(store_set_warned(st, "a1", 4501) == JIT_ENOTFOUND); /* once */
+	CHECK(store_set_warned(st, "e1", 4501) == JIT_ENOTFOUND); /* not active */
+	seen = 0;
+	CHECK(store_expiring(st, 4500, 800, 10, count_rows, &seen) == JIT_OK && seen == 1); /* a2 */
+	seen = 0;
+	/* durations are 7200 s: a warning period that long would fire at once */
+	CHECK(store_expiring(st, 4500, 7200, 10, count_rows, &seen) == JIT_OK && seen == 0);
+	store_close(st);
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at; PRAGMA user_version = 2");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	seen = 0;
+	CHECK(store_expiring(st, 4500, 800, 10, count_rows, &seen) == JIT_OK && seen == 2);
 	store_close(st);
 }
 
@@ -1067,6 +1101,7 @@ int main(void)
 	test_files();
 	test_schema_guard();
 	test_reliability_queries();
+	test_expiring();
 	test_threads();
 	test_open_race();
 	test_scale();

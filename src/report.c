@@ -1,0 +1,631 @@
+/*
+ * report.c - aggregation of audit events into a report (see report.h).
+ * Trust: the input may be a damaged or forged log, so every field is read
+ * defensively (missing or mistyped fields are treated as absent), names are
+ * capped per dimension, and memory stays bounded whatever the input holds.
+ * Pure: no I/O here (rendering is in reportfmt.c).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "report.h"
+#include "util.h"
+
+/* Histogram for medians: one bucket per second below a day, one per hour
+ * up to a year, one for the rest. Exact below a day. */
+#define H_EXACT 86400
+#define H_HOURS (24 * 366)
+#define H_BUCKETS (H_EXACT + H_HOURS + 1)
+/* Robustness: seconds read from the log are clamped to this (a forged
+ * duration of 2^63 must not overflow a sum). 100 years. */
+#define SECS_MAX ((int64_t)100 * 366 * 86400)
+
+struct hist {
+	uint32_t *b;            /* allocated on first use */
+	int64_t n, sum, max;
+};
+
+enum dim { D_GROUP, D_USER, D_APPROVER, D_CLIENT, D__COUNT };
+static const char *const dim_keys[D__COUNT] = { "by_group", "by_user", "by_approver",
+						 "by_client" };
+static const char *const dim_fields[D__COUNT] = { "group", "user", "approved_by", "client" };
+static const char *const dim_metrics[] = { "granted", "expired", "completed", "revoked",
+					   "failed", "refused", "held_seconds", NULL };
+
+struct bar {
+	char *user, *group, *grant_id, *end_kind;
+	int64_t start, end;
+};
+
+struct report {
+	struct report_opts o;
+	int64_t first_ts, last_ts;       /* of every readable event, INT64_MIN/MAX if none */
+	int64_t lines, unreadable, in_period;
+	int64_t granted, refused, expired, completed, revoked, failed, extended;
+	int64_t revoke_failures, expiring_soon, drift, extended_seconds, forced;
+	json_t *open;                    /* grant_id -> state of grants still active */
+	json_t *dims[D__COUNT];          /* name -> { metric: n } */
+	json_t *refusals;                /* error code -> n */
+	json_t *drift_groups;            /* group -> n */
+	json_t *drift_kinds;             /* kind (unexplained, missing) -> n */
+	json_t *events;                  /* event name -> n (in the period) */
+	struct hist requested, actual, unused, lag;
+	struct bar *bars;
+	size_t n_bars;
+	int64_t bars_dropped;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t clamp_secs(int64_t v)
+{
+	return v < -SECS_MAX ? -SECS_MAX : v > SECS_MAX ? SECS_MAX : v;
+}
+
+static void hist_add(struct hist *h, int64_t v)
+{
+	v = clamp_secs(v);
+	if (v < 0)
+		v = 0; /* a stepped clock: count it as immediate */
+	if (!h->b)
+		h->b = xcalloc(H_BUCKETS, sizeof(uint32_t));
+	int64_t i = v < H_EXACT ? v : H_EXACT + (v - H_EXACT) / 3600;
+	if (i >= H_BUCKETS)
+		i = H_BUCKETS - 1;
+	h->b[i]++;
+	h->n++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The value of the k-th smallest (0-based) element. */
+static int64_t hist_kth(const struct hist *h, int64_t k)
+{
+	int64_t seen = 0;
+	for (int64_t i = 0; i < H_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen > k) {
+			if (i < H_EXACT)
+				return i;
+			return i == H_BUCKETS - 1 ? h->max : H_EXACT + (i - H_EXACT) * 3600;
+		}
+	}
+	return h->max;
+}
+
+static json_t *median_json(const struct hist *h)
+{
+	if (h->n == 0)
+		return json_null();
+	int64_t a = hist_kth(h, (h->n - 1) / 2), b = hist_kth(h, h->n / 2);
+	if ((a + b) % 2 == 0)
+		return json_integer((a + b) / 2);
+	return json_real((double)(a + b) / 2.0);
+}
+
+static json_t *stats_json(const struct hist *h)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "count", json_integer(h->n));
+	json_object_set_new(o, "total_seconds", json_integer(h->sum));
+	json_object_set_new(o, "median_seconds", median_json(h));
+	json_object_set_new(o, "max_seconds", h->n ? json_integer(h->max) : json_null());
+	return o;
+}
+
+static const char *str_of(json_t *ev, const char *k)
+{
+	const char *s = json_string_value(json_object_get(ev, k));
+	return s && *s ? s : NULL;
+}
+
+/* An integer field, clamped to +-SECS_MAX (every integer read is seconds). */
+static bool int_of(json_t *ev, const char *k, int64_t *v)
+{
+	json_t *x = json_object_get(ev, k);
+	if (!json_is_integer(x))
+		return false;
+	*v = clamp_secs(json_integer_value(x));
+	return true;
+}
+
+/* An RFC 3339 field; years beyond 9999 do not parse, so differences of
+ * two times cannot overflow. */
+static bool time_of(json_t *ev, const char *k, int64_t *v)
+{
+	const char *s = str_of(ev, k);
+	return s && parse_rfc3339(s, v) == JIT_OK;
+}
+
+static void counter_add(json_t *obj, const char *name, int64_t delta)
+{
+	json_t *v = json_object_get(obj, name);
+	if (v)
+		json_integer_set(v, json_integer_value(v) + delta);
+	else
+		json_object_set_new(obj, name, json_integer(delta));
+}
+
+/* Adds delta to metric of name in dimension d ("(none)" if name is NULL). */
+static void dim_add(struct report *r, enum dim d, const char *name, const char *metric,
+		    int64_t delta)
+{
+	json_t *row;
+	if (!name)
+		name = "(none)";
+	row = json_object_get(r->dims[d], name);
+	if (!row && json_object_size(r->dims[d]) >= REPORT_NAMES_MAX) {
+		name = "(other)";
+		row = json_object_get(r->dims[d], name);
+	}
+	if (!row) {
+		row = json_object();
+		for (int i = 0; dim_metrics[i]; i++)
+			json_object_set_new(row, dim_metrics[i], json_integer(0));
+		json_object_set_new(r->dims[d], name, row);
+	}
+	counter_add(row, metric, delta);
+}
+
+/* metric += delta for each dimension of event/grant record src. */
+static void dims_add(struct report *r, json_t *src, const char *metric, int64_t delta)
+{
+	for (int d = 0; d < D__COUNT; d++)
+		dim_add(r, (enum dim)d, str_of(src, dim_fields[d]), metric, delta);
+}
+
+/* Seconds of [start, end) inside the period. */
+static int64_t overlap(const struct report *r, int64_t start, int64_t end)
+{
+	if (r->o.has_since && start < r->o.since)
+		start = r->o.since;
+	if (r->o.has_until && end > r->o.until)
+		end = r->o.until;
+	return end > start ? end - start : 0;
+}
+
+static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, int64_t end,
+		    const char *kind)
+{
+	if ((r->o.has_since && end < r->o.since) || (r->o.has_until && start >= r->o.until))
+		return;
+	if (r->n_bars >= REPORT_TIMELINE_MAX) {
+		r->bars_dropped++;
+		return;
+	}
+	if (r->n_bars == 0)
+		r->bars = xcalloc(REPORT_TIMELINE_MAX, sizeof(*r->bars));
+	struct bar *b = &r->bars[r->n_bars++];
+	b->user = xstrdup(str_of(g, "user") ? str_of(g, "user") : "?");
+	b->group = xstrdup(str_of(g, "group") ? str_of(g, "group") : "?");
+	b->grant_id = xstrdup(id);
+	b->end_kind = xstrdup(kind);
+	b->start = start;
+	b->end = end;
+}
+
+/* ---- lifecycle ---- */
+
+struct report *report_new(const struct report_opts *o)
+{
+	struct report *r = xcalloc(1, sizeof(*r));
+	r->o = *o;
+	r->first_ts = INT64_MAX;
+	r->last_ts = INT64_MIN;
+	r->open = json_object();
+	for (int d = 0; d < D__COUNT; d++)
+		r->dims[d] = json_object();
+	r->refusals = json_object();
+	r->drift_groups = json_object();
+	r->drift_kinds = json_object();
+	r->events = json_object();
+	return r;
+}
+
+void report_free(struct report *r)
+{
+	if (!r)
+		return;
+	json_decref(r->open);
+	for (int d = 0; d < D__COUNT; d++)
+		json_decref(r->dims[d]);
+	json_decref(r->refusals);
+	json_decref(r->drift_groups);
+	json_decref(r->drift_kinds);
+	json_decref(r->events);
+	free(r->requested.b);
+	free(r->actual.b);
+	free(r->unused.b);
+	free(r->lag.b);
+	for (size_t i = 0; i < r->n_bars; i++) {
+		free(r->bars[i].user);
+		free(r->bars[i].group);
+		free(r->bars[i].grant_id);
+		free(r->bars[i].end_kind);
+	}
+	free(r->bars);
+	free(r);
+}
+
+void report_unreadable(struct report *r)
+{
+	r->lines++;
+	r->unreadable++;
+}
+
+/* ---- events ---- */
+
+static void on_granted(struct report *r, json_t *ev, int64_t ts, bool in)
+{
+	const char *id = str_of(ev, "grant_id");
+	int64_t dur = 0, exp = 0;
+	if (!id)
+		return;
+	json_t *g = json_object();
+	for (int d = 0; d < D__COUNT; d++)
+		if (str_of(ev, dim_fields[d]))
+			json_object_set_new(g, dim_fields[d], json_string(str_of(ev, dim_fields[d])));
+	if (str_of(ev, "ticket"))
+		json_object_set_new(g, "ticket", json_string(str_of(ev, "ticket")));
+	json_object_set_new(g, "start", json_integer(ts));
+	(void)int_of(ev, "duration", &dur);
+	json_object_set_new(g, "requested", json_integer(dur));
+	(void)time_of(ev, "expires_at", &exp);
+	json_object_set_new(g, "expires_at", json_integer(exp));
+	json_object_set_new(r->open, id, g);
+	if (in) {
+		r->granted++;
+		dims_add(r, ev, "granted", 1);
+	}
+}
+
+static void on_extended(struct report *r, json_t *ev, bool in)
+{
+	const char *id = str_of(ev, "grant_id");
+	json_t *g = id ? json_object_get(r->open, id) : NULL;
+	int64_t exp, added = 0;
+	if (g && time_of(ev, "expires_at", &exp))
+		json_object_set_new(g, "expires_at", json_integer(exp));
+	if (in) {
+		r->extended++;
+		if (int_of(ev, "added", &added) && added > 0)
+			r->extended_seconds += added;
+	}
+}
+
+/* expired / completed / revoked: the grant's membership ended at ts. */
+static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, bool in)
+{
+	const char *id = str_of(ev, "grant_id");
+	json_t *g = id ? json_object_get(r->open, id) : NULL;
+	int64_t start = ts, requested = 0, exp = 0;
+	if (g) {
+		start = json_integer_value(json_object_get(g, "start"));
+		requested = json_integer_value(json_object_get(g, "requested"));
+	} else {
+		/* granted before the first file read: the line carries enough */
+		(void)time_of(ev, "created_at", &start);
+		(void)int_of(ev, "duration", &requested);
+	}
+	(void)time_of(ev, "expires_at", &exp);
+	if (in) {
+		if (strcmp(event, "expired") == 0) {
+			r->expired++;
+			hist_add(&r->lag, ts - exp);
+		} else if (strcmp(event, "completed") == 0) {
+			r->completed++;
+			if (exp > ts)
+				hist_add(&r->unused, exp - ts);
+		} else {
+			const char *out = str_of(ev, "outcome");
+			r->revoked++;
+			if (out && strcmp(out, "forced") == 0)
+				r->forced++; /* closed by hand: jitd could not remove it */
+		}
+		dims_add(r, ev, event, 1);
+		hist_add(&r->requested, requested);
+		hist_add(&r->actual, ts - start);
+	}
+	int64_t held = overlap(r, start, ts);
+	if (held > 0)
+		dims_add(r, ev, "held_seconds", held);
+	add_bar(r, ev, id ? id : "?", start, ts, event);
+	if (g)
+		json_object_del(r->open, id);
+}
+
+static void on_other(struct report *r, json_t *ev, const char *event)
+{
+	if (strcmp(event, "refused") == 0) {
+		const char *code = str_of(ev, "error");
+		r->refused++;
+		counter_add(r->refusals, code ? code : "(none)", 1);
+		dims_add(r, ev, "refused", 1);
+	} else if (strcmp(event, "failed") == 0) {
+		/* the final line of a grant that never became active */
+		const char *st = str_of(ev, "state");
+		if (st && strcmp(st, "failed") == 0) {
+			r->failed++;
+			dims_add(r, ev, "failed", 1);
+		}
+	} else if (strcmp(event, "revoke_failed") == 0) {
+		r->revoke_failures++;
+	} else if (strcmp(event, "expiring_soon") == 0) {
+		r->expiring_soon++;
+	} else if (strcmp(event, "drift") == 0) {
+		const char *grp = str_of(ev, "group") ? str_of(ev, "group") : str_of(ev, "group_dn");
+		r->drift++;
+		if (json_object_size(r->drift_groups) < REPORT_NAMES_MAX ||
+		    json_object_get(r->drift_groups, grp ? grp : "(none)"))
+			counter_add(r->drift_groups, grp ? grp : "(none)", 1);
+		else
+			counter_add(r->drift_groups, "(other)", 1);
+		const char *kind = str_of(ev, "kind");
+		if (json_object_size(r->drift_kinds) < 16 || json_object_get(r->drift_kinds, kind ? kind : "(none)"))
+			counter_add(r->drift_kinds, kind ? kind : "(none)", 1);
+	}
+}
+
+void report_add(struct report *r, json_t *ev)
+{
+	const char *event = str_of(ev, "event");
+	int64_t ts;
+	if (!json_is_object(ev) || !event || !time_of(ev, "ts", &ts)) {
+		report_unreadable(r);
+		return;
+	}
+	r->lines++;
+	if (ts < r->first_ts)
+		r->first_ts = ts;
+	if (ts > r->last_ts)
+		r->last_ts = ts;
+	/* After the period nothing changes the picture at its end. */
+	if (r->o.has_until && ts >= r->o.until)
+		return;
+	bool in = !r->o.has_since || ts >= r->o.since;
+	if (in) {
+		r->in_period++;
+		if (json_object_size(r->events) < 64 || json_object_get(r->events, event))
+			counter_add(r->events, event, 1);
+	}
+	if (strcmp(event, "granted") == 0) {
+		on_granted(r, ev, ts, in);
+	} else if (strcmp(event, "extended") == 0) {
+		on_extended(r, ev, in);
+	} else if (strcmp(event, "expired") == 0 || strcmp(event, "completed") == 0 ||
+		   strcmp(event, "revoked") == 0) {
+		on_end(r, ev, event, ts, in);
+	} else if (in) {
+		on_other(r, ev, event);
+	}
+}
+
+/* ---- the result ---- */
+
+static json_t *time_json(int64_t t)
+{
+	char buf[32];
+	if (t == INT64_MIN || t == INT64_MAX)
+		return json_null();
+	fmt_rfc3339(t, buf);
+	return json_string(buf);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A copy of obj with its keys in byte order (deterministic output). */
+static json_t *sorted(json_t *obj)
+{
+	size_t n = json_object_size(obj), i = 0;
+	const char **keys = xcalloc(n + 1, sizeof(char *));
+	const char *k;
+	json_t *v, *out = json_object();
+	json_object_foreach(obj, k, v) keys[i++] = k;
+	qsort(keys, n, sizeof(char *), cmp_str);
+	for (i = 0; i < n; i++)
+		json_object_set(out, keys[i], json_object_get(obj, keys[i]));
+	free(keys);
+	return out;
+}
+
+static json_t *totals_json(const struct report *r, int64_t active)
+{
+	json_t *t = json_object();
+	json_object_set_new(t, "granted", json_integer(r->granted));
+	json_object_set_new(t, "refused", json_integer(r->refused));
+	json_object_set_new(t, "expired", json_integer(r->expired));
+	json_object_set_new(t, "completed", json_integer(r->completed));
+	json_object_set_new(t, "revoked", json_integer(r->revoked));
+	json_object_set_new(t, "revoke_failures", json_integer(r->revoke_failures));
+	json_object_set_new(t, "revoked_forced", json_integer(r->forced));
+	json_object_set_new(t, "active_at_end", json_integer(active));
+	json_object_set_new(t, "failed", json_integer(r->failed));
+	json_object_set_new(t, "extended", json_integer(r->extended));
+	json_object_set_new(t, "expiring_soon", json_integer(r->expiring_soon));
+	json_object_set_new(t, "drift", json_integer(r->drift));
+	return t;
+}
+
+/* Grants still open at the period's end: the list, their held time, bars. */
+static json_t *active_json(struct report *r, int64_t end)
+{
+	json_t *arr = json_array(), *g;
+	const char *id;
+	char buf[32];
+	json_object_foreach(r->open, id, g) {
+		int64_t start = json_integer_value(json_object_get(g, "start"));
+		json_t *a = json_object();
+		json_object_set_new(a, "grant_id", json_string(id));
+		for (int d = 0; d < D__COUNT; d++) {
+			const char *s = str_of(g, dim_fields[d]);
+			if (s)
+				json_object_set_new(a, dim_fields[d], json_string(s));
+		}
+		if (str_of(g, "ticket"))
+			json_object_set_new(a, "ticket", json_string(str_of(g, "ticket")));
+		fmt_rfc3339(start, buf);
+		json_object_set_new(a, "granted_at", json_string(buf));
+		fmt_rfc3339(json_integer_value(json_object_get(g, "expires_at")), buf);
+		json_object_set_new(a, "expires_at", json_string(buf));
+		json_array_append_new(arr, a);
+		int64_t held = overlap(r, start, end);
+		if (held > 0)
+			dims_add(r, g, "held_seconds", held);
+		add_bar(r, g, id, start, end, "active");
+	}
+	return arr;
+}
+
+static json_t *timeline_json(const struct report *r)
+{
+	json_t *arr = json_array();
+	char s[32], e[32];
+	for (size_t i = 0; i < r->n_bars; i++) {
+		const struct bar *b = &r->bars[i];
+		fmt_rfc3339(b->start, s);
+		fmt_rfc3339(b->end, e);
+		json_array_append_new(arr, json_pack("{ssssssssssss}", "grant_id", b->grant_id,
+						     "user", b->user, "group", b->group, "start", s,
+						     "end", e, "end_event", b->end_kind));
+	}
+	return arr;
+}
+
+static json_t *chain_json(const struct report_chain *c)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "verified", json_boolean(c->verified));
+	json_object_set_new(o, "lines", json_integer(c->lines));
+	json_object_set_new(o, "bad_lines", json_integer(c->bad_lines));
+	json_object_set_new(o, "first_seq", c->first_seq ? json_integer(c->first_seq) : json_null());
+	json_object_set_new(o, "last_seq", c->last_seq ? json_integer(c->last_seq) : json_null());
+	json_object_set_new(o, "last_hash", c->last_hash && *c->last_hash ?
+						   json_string(c->last_hash) : json_null());
+	json_object_set_new(o, "first_error",
+			    c->first_error ? json_string(c->first_error) : json_null());
+	return o;
+}
+
+json_t *report_result(struct report *r, const struct report_chain *c)
+{
+	json_t *res = json_object(), *p = json_object(), *in = json_object();
+	int64_t start = r->o.has_since ? r->o.since : r->first_ts;
+	int64_t end = r->o.has_until ? r->o.until : r->last_ts;
+	json_object_set_new(p, "since", time_json(start));
+	json_object_set_new(p, "until", time_json(end));
+	if (r->o.generated_at)
+		json_object_set_new(p, "generated_at", time_json(r->o.generated_at));
+	json_object_set_new(res, "period", p);
+	json_object_set_new(in, "files", c->files ? json_incref(c->files) : json_array());
+	json_object_set_new(in, "lines", json_integer(r->lines));
+	json_object_set_new(in, "unreadable_lines", json_integer(r->unreadable));
+	json_object_set_new(in, "events_in_period", json_integer(r->in_period));
+	json_object_set_new(in, "first_event", time_json(r->first_ts));
+	json_object_set_new(in, "last_event", time_json(r->last_ts));
+	json_object_set_new(res, "input", in);
+	json_object_set_new(res, "chain_verified", json_boolean(c->verified));
+	json_object_set_new(res, "chain", chain_json(c));
+	/* active grants first: their held time goes into the dimensions */
+	json_t *active = end == INT64_MIN ? json_array() : active_json(r, end);
+	json_object_set_new(res, "totals", totals_json(r, (int64_t)json_array_size(active)));
+	for (int d = 0; d < D__COUNT; d++)
+		json_object_set_new(res, dim_keys[d], sorted(r->dims[d]));
+	json_t *dur = json_object();
+	json_object_set_new(dur, "requested", stats_json(&r->requested));
+	json_object_set_new(dur, "actual", stats_json(&r->actual));
+	json_object_set_new(dur, "extended_seconds", json_integer(r->extended_seconds));
+	json_object_set_new(res, "durations", dur);
+	json_object_set_new(res, "early_completions", stats_json(&r->unused));
+	json_object_set_new(res, "refusals_by_reason", sorted(r->refusals));
+	json_object_set_new(res, "revocation_lag", stats_json(&r->lag));
+	json_t *drift = json_object();
+	json_object_set_new(drift, "events", json_integer(r->drift));
+	json_object_set_new(drift, "by_group", sorted(r->drift_groups));
+	json_object_set_new(drift, "by_kind", sorted(r->drift_kinds));
+	json_object_set_new(res, "drift", drift);
+	json_object_set_new(res, "events", sorted(r->events));
+	json_object_set_new(res, "active_at_end", active);
+	json_object_set_new(res, "timeline", timeline_json(r));
+	json_object_set_new(res, "timeline_omitted", json_integer(r->bars_dropped));
+	return res;
+}
+
+/* ---- parsing options ---- */
+
+int report_format_parse(const char *s, enum report_format *out)
+{
+	static const char *const names[] = { "text", "csv", "json", "html" };
+	for (int i = 0; s && i < 4; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum report_format)i;
+			return JIT_OK;
+		}
+	}
+	return JIT_EBADREQ;
+}
+
+/* n digits at s as a number, or -1. */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int report_parse_time(const char *s, int64_t *out)
+{
+	struct tm tm;
+	int off = 0;
+	size_t n = s ? strlen(s) : 0;
+	memset(&tm, 0, sizeof(tm));
+	if (n < 10 || s[4] != '-' || s[7] != '-')
+		return JIT_EBADREQ;
+	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2), h = 0, mi = 0, se = 0;
+	const char *p = s + 10;
+	if (*p == 'T') {
+		if (strlen(p) < 6 || p[3] != ':' || (h = digits(p + 1, 2)) < 0 ||
+		    (mi = digits(p + 4, 2)) < 0)
+			return JIT_EBADREQ;
+		p += 6;
+		if (*p == ':') {
+			if ((se = digits(p + 1, 2)) < 0)
+				return JIT_EBADREQ;
+			p += 3;
+		}
+		if (*p == 'Z') {
+			p++;
+		} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+			int oh = digits(p + 1, 2), om = digits(p + 4, 2);
+			if (oh < 0 || om < 0 || oh > 23 || om > 59)
+				return JIT_EBADREQ;
+			off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+			p += 6;
+		} else {
+			return JIT_EBADREQ;
+		}
+	}
+	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    se > 60)
+		return JIT_EBADREQ;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = se;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != d) /* 2026-02-31 normalises: refuse it */
+		return JIT_EBADREQ;
+	*out = (int64_t)t - off;
+	return JIT_OK;
+}

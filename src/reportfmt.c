@@ -1,0 +1,636 @@
+/*
+ * reportfmt.c - renders a report (the JSON object report_result() built)
+ * as text, CSV, JSON or one self-contained HTML page with an inline SVG
+ * timeline. Trust: every name in a report comes from the audit log, which
+ * any requester influences (user names, reasons), so text output replaces
+ * control characters, CSV cells that a spreadsheet would run as a formula
+ * are quoted with a leading ', and HTML escapes everything and forbids any
+ * network access with a Content-Security-Policy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "duration.h"
+#include "report.h"
+#include "util.h"
+
+#define HTML_ROWS_MAX 60 /* timeline rows (user, group) drawn */
+
+static const char *const metric_cols[] = { "granted", "expired", "completed", "revoked",
+					   "failed", "refused", "held_seconds", NULL };
+static const char *const metric_titles[] = { "GRANTED", "EXPIRED", "COMPLETED", "REVOKED",
+					     "FAILED", "REFUSED", "HELD", NULL };
+static const char *const dim_keys[] = { "by_group", "by_user", "by_approver", "by_client", NULL };
+static const char *const dim_titles[] = { "By group", "By user", "By approver", "By client", NULL };
+static const char *const total_keys[] = { "granted", "refused", "expired", "completed", "revoked",
+					  "revoke_failures", "revoked_forced", "active_at_end", "failed", "extended",
+					  "expiring_soon", "drift", NULL };
+
+/* ---- shared ---- */
+
+static const char *sget(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static int64_t iget(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+/* Display text of a scalar: durations for *_seconds keys. */
+static char *scalar_text(const char *key, json_t *v)
+{
+	char d[64];
+	if (json_is_string(v))
+		return xstrdup(json_string_value(v));
+	if (json_is_integer(v)) {
+		int64_t n = json_integer_value(v);
+		if (key && strstr(key, "seconds")) {
+			duration_format(n, d, sizeof(d));
+			return xstrdup(d);
+		}
+		return xasprintf("%lld", (long long)n);
+	}
+	if (json_is_real(v)) {
+		double x = json_real_value(v);
+		if (key && strstr(key, "seconds")) {
+			/* a median between two seconds: "30m1.5s", "1h0.5s" */
+			size_t n;
+			duration_format((int64_t)x, d, sizeof(d));
+			n = strlen(d);
+			if (x - (double)(int64_t)x < 0.5)
+				return xstrdup(d);
+			if (n > 0 && d[n - 1] == 's')
+				return xasprintf("%.*s.5s", (int)(n - 1), d);
+			return xasprintf("%s0.5s", d);
+		}
+		return xasprintf("%.1f", x);
+	}
+	if (json_is_boolean(v))
+		return xstrdup(json_is_true(v) ? "yes" : "no");
+	return xstrdup("-");
+}
+
+/* ---- text ---- */
+
+/* A copy with control characters replaced (terminal safety). */
+static char *clean(const char *s)
+{
+	char *c = xstrdup(s ? s : "");
+	for (unsigned char *p = (unsigned char *)c; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return c;
+}
+
+static size_t width_of(const char *s)
+{
+	size_t w = 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void pad(FILE *out, const char *s, size_t w, bool right)
+{
+	size_t n = width_of(s);
+	if (right)
+		for (; n < w; n++)
+			fputc(' ', out);
+	fputs(s, out);
+	if (!right)
+		for (; n < w; n++)
+			fputc(' ', out);
+}
+
+static void text_stats(FILE *out, const char *title, json_t *st)
+{
+	char *m = scalar_text("median_seconds", json_object_get(st, "median_seconds"));
+	char *x = scalar_text("max_seconds", json_object_get(st, "max_seconds"));
+	char *t = scalar_text("total_seconds", json_object_get(st, "total_seconds"));
+	fprintf(out, "  %-24s %6lld   median %-10s max %-10s total %s\n", title,
+		(long long)iget(st, "count"), m, x, t);
+	free(m);
+	free(x);
+	free(t);
+}
+
+static void text_dim(FILE *out, const char *title, json_t *dim)
+{
+	size_t ncol = 0, w[8];
+	const char *name;
+	json_t *row;
+	while (metric_cols[ncol])
+		ncol++;
+	w[0] = 4;
+	for (size_t c = 0; c < ncol; c++)
+		w[c + 1] = strlen(metric_titles[c]);
+	json_object_foreach(dim, name, row) {
+		char *cn = clean(name);
+		if (width_of(cn) > w[0])
+			w[0] = width_of(cn);
+		free(cn);
+		for (size_t c = 0; c < ncol; c++) {
+			char *t = scalar_text(metric_cols[c], json_object_get(row, metric_cols[c]));
+			if (strlen(t) > w[c + 1])
+				w[c + 1] = strlen(t);
+			free(t);
+		}
+	}
+	fprintf(out, "\n%s\n  ", title);
+	pad(out, "NAME", w[0], false);
+	for (size_t c = 0; c < ncol; c++) {
+		fputs("  ", out);
+		pad(out, metric_titles[c], w[c + 1], true);
+	}
+	fputc('\n', out);
+	if (json_object_size(dim) == 0)
+		fputs("  (none)\n", out);
+	json_object_foreach(dim, name, row) {
+		char *cn = clean(name);
+		fputs("  ", out);
+		pad(out, cn, w[0], false);
+		free(cn);
+		for (size_t c = 0; c < ncol; c++) {
+			char *t = scalar_text(metric_cols[c], json_object_get(row, metric_cols[c]));
+			fputs("  ", out);
+			pad(out, t, w[c + 1], true);
+			free(t);
+		}
+		fputc('\n', out);
+	}
+}
+
+static void text_counts(FILE *out, const char *title, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	fprintf(out, "\n%s\n", title);
+	if (json_object_size(obj) == 0)
+		fputs("  (none)\n", out);
+	json_object_foreach(obj, k, v) {
+		char *c = clean(k);
+		fprintf(out, "  %-32s %6lld\n", c, (long long)json_integer_value(v));
+		free(c);
+	}
+}
+
+static void render_text(json_t *res, FILE *out)
+{
+	json_t *p = json_object_get(res, "period"), *in = json_object_get(res, "input");
+	json_t *ch = json_object_get(res, "chain"), *t = json_object_get(res, "totals");
+	json_t *files = json_object_get(in, "files"), *f;
+	size_t i;
+	fputs("jitd access report\n", out);
+	fprintf(out, "period      %s .. %s\n", sget(p, "since")[0] ? sget(p, "since") : "-",
+		sget(p, "until")[0] ? sget(p, "until") : "-");
+	if (json_object_get(p, "generated_at"))
+		fprintf(out, "generated   %s\n", sget(p, "generated_at"));
+	fprintf(out, "input       %zu file(s), %lld lines (%lld unreadable), %lld events in the "
+		"period\n", json_array_size(files), (long long)iget(in, "lines"),
+		(long long)iget(in, "unreadable_lines"), (long long)iget(in, "events_in_period"));
+	json_array_foreach(files, i, f) {
+		char *c = clean(json_string_value(f));
+		fprintf(out, "            %s\n", c);
+		free(c);
+	}
+	if (json_is_true(json_object_get(ch, "verified"))) {
+		fprintf(out, "hash chain  verified: seq %lld .. %lld, last hash %s\n",
+			(long long)iget(ch, "first_seq"), (long long)iget(ch, "last_seq"),
+			sget(ch, "last_hash"));
+	} else {
+		char *c = clean(sget(ch, "first_error"));
+		fprintf(out, "hash chain  NOT VERIFIED: %lld bad line(s); first: %s\n",
+			(long long)iget(ch, "bad_lines"), c);
+		free(c);
+	}
+	fputs("\nTotals\n", out);
+	for (i = 0; total_keys[i]; i++)
+		fprintf(out, "  %-24s %6lld\n", total_keys[i], (long long)iget(t, total_keys[i]));
+	for (i = 0; dim_keys[i]; i++)
+		text_dim(out, dim_titles[i], json_object_get(res, dim_keys[i]));
+	json_t *d = json_object_get(res, "durations");
+	fputs("\nDurations (grants that ended in the period)\n", out);
+	text_stats(out, "requested", json_object_get(d, "requested"));
+	text_stats(out, "actual", json_object_get(d, "actual"));
+	fputs("\nEarly completions (time given back)\n", out);
+	text_stats(out, "completed early", json_object_get(res, "early_completions"));
+	fputs("\nRevocation lag (expires_at -> membership removed)\n", out);
+	text_stats(out, "expired", json_object_get(res, "revocation_lag"));
+	text_counts(out, "Refusals by reason", json_object_get(res, "refusals_by_reason"));
+	text_counts(out, "Drift events by group",
+		    json_object_get(json_object_get(res, "drift"), "by_group"));
+	json_t *act = json_object_get(res, "active_at_end"), *a;
+	fprintf(out, "\nActive at the end of the period (%zu)\n", json_array_size(act));
+	if (json_array_size(act) == 0)
+		fputs("  (none)\n", out);
+	json_array_foreach(act, i, a) {
+		char *u = clean(sget(a, "user")), *g = clean(sget(a, "group"));
+		char *ap = clean(sget(a, "approved_by")), *tk = clean(sget(a, "ticket"));
+		fprintf(out, "  %s  %s -> %s  since %s  until %s  approved by %s  ticket %s\n",
+			sget(a, "grant_id"), u, g, sget(a, "granted_at"), sget(a, "expires_at"),
+			*ap ? ap : "-", *tk ? tk : "-");
+		free(u);
+		free(g);
+		free(ap);
+		free(tk);
+	}
+}
+
+/* ---- CSV: one row per number, section,name,metric,value ---- */
+
+static void csv_cell(FILE *out, const char *s)
+{
+	bool quote = strpbrk(s, ",\"\r\n") != NULL;
+	bool formula = strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0';
+	if (quote || formula)
+		fputc('"', out);
+	if (formula)
+		fputc('\'', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	if (quote || formula)
+		fputc('"', out);
+}
+
+static void csv_row(FILE *out, const char *sec, const char *name, const char *metric, json_t *v)
+{
+	csv_cell(out, sec);
+	fputc(',', out);
+	csv_cell(out, name);
+	fputc(',', out);
+	csv_cell(out, metric);
+	fputc(',', out);
+	if (json_is_string(v)) {
+		csv_cell(out, json_string_value(v));
+	} else if (!json_is_null(v)) {
+		char *s = json_dumps(v, JSON_ENCODE_ANY);
+		fputs(s ? s : "", out);
+		free(s);
+	}
+	fputs("\r\n", out);
+}
+
+/* Leaves are rows; name is the path between the section and the metric. */
+static void csv_walk(FILE *out, const char *sec, const char *name, json_t *v)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x) {
+			if (json_is_object(x) || json_is_array(x)) {
+				char *n = *name ? xasprintf("%s.%s", name, k) : xstrdup(k);
+				csv_walk(out, sec, n, x);
+				free(n);
+			} else {
+				csv_row(out, sec, name, k, x);
+			}
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			const char *id = sget(x, "grant_id");
+			char *n = *id ? xstrdup(id) : xasprintf("%s%s%zu", name, *name ? "." : "", i + 1);
+			if (json_is_object(x)) {
+				csv_walk(out, sec, n, x);
+			} else {
+				char idx[32];
+				snprintf(idx, sizeof(idx), "%zu", i + 1);
+				csv_row(out, sec, name, idx, x);
+			}
+			free(n);
+		}
+	}
+}
+
+static void render_csv(json_t *res, FILE *out)
+{
+	const char *k;
+	json_t *v;
+	fputs("section,name,metric,value\r\n", out);
+	json_object_foreach(res, k, v) {
+		if (json_is_object(v) || json_is_array(v))
+			csv_walk(out, k, "", v);
+		else
+			csv_row(out, k, "", k, v);
+	}
+}
+
+/* ---- HTML ---- */
+
+static void h(FILE *out, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", out); break;
+		case '<': fputs("&lt;", out); break;
+		case '>': fputs("&gt;", out); break;
+		case '"': fputs("&quot;", out); break;
+		case '\'': fputs("&#39;", out); break;
+		default:
+			if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
+				fputc('?', out);
+			else
+				fputc(*s, out);
+		}
+	}
+}
+
+static const char html_head[] =
+	"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+	"style-src 'unsafe-inline'\">\n"
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	"<style>\n"
+	"body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;color:#111;background:#fff;"
+	"margin:24px;font-size:14px}\n"
+	"h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 6px;"
+	"border-bottom:1px solid #999}\n"
+	".meta{color:#333}.ok{color:#0a6b1f;font-weight:bold}.bad{color:#b00020;font-weight:bold}\n"
+	".tiles{display:flex;flex-wrap:wrap;gap:8px}.tile{border:1px solid #888;border-radius:4px;"
+	"padding:6px 10px;min-width:92px}.tile b{display:block;font-size:20px}\n"
+	"table{border-collapse:collapse;margin:4px 0}th,td{border:1px solid #aaa;padding:2px 8px;"
+	"text-align:right}th{background:#eee}td.n,th.n{text-align:left}\n"
+	"svg text{font-family:'DejaVu Sans',Arial,sans-serif;font-size:11px;fill:#111}\n"
+	".legend span{display:inline-block;width:12px;height:10px;margin:0 4px 0 12px}\n"
+	"@media print{body{margin:0;font-size:10pt}h2,table,svg{page-break-inside:avoid}"
+	"*{-webkit-print-color-adjust:exact;print-color-adjust:exact}}\n"
+	"</style>\n";
+
+static const struct {
+	const char *kind, *color, *label;
+} kinds[] = {
+	{ "expired", "#3b6fb6", "expired" },   { "completed", "#2e8b57", "completed" },
+	{ "revoked", "#c0392b", "revoked" },   { "active", "#8e44ad", "still active" },
+	{ NULL, "#777", "other" },
+};
+
+static const char *kind_color(const char *k)
+{
+	size_t i = 0;
+	while (kinds[i].kind && strcmp(kinds[i].kind, k) != 0)
+		i++;
+	return kinds[i].color;
+}
+
+static void html_dim(FILE *out, const char *title, json_t *dim)
+{
+	const char *name;
+	json_t *row;
+	fprintf(out, "<h2>%s</h2>\n<table><tr><th class=\"n\">name</th>", title);
+	for (size_t c = 0; metric_cols[c]; c++)
+		fprintf(out, "<th>%s</th>", strcmp(metric_cols[c], "held_seconds") ? metric_cols[c]
+										  : "held");
+	fputs("</tr>\n", out);
+	json_object_foreach(dim, name, row) {
+		fputs("<tr><td class=\"n\">", out);
+		h(out, name);
+		fputs("</td>", out);
+		for (size_t c = 0; metric_cols[c]; c++) {
+			char *t = scalar_text(metric_cols[c], json_object_get(row, metric_cols[c]));
+			fputs("<td>", out);
+			h(out, t);
+			fputs("</td>", out);
+			free(t);
+		}
+		fputs("</tr>\n", out);
+	}
+	if (json_object_size(dim) == 0)
+		fputs("<tr><td class=\"n\" colspan=\"8\">none</td></tr>\n", out);
+	fputs("</table>\n", out);
+}
+
+static void html_stats_row(FILE *out, const char *title, json_t *st)
+{
+	static const char *const k[] = { "count", "median_seconds", "max_seconds",
+					 "total_seconds", NULL };
+	fputs("<tr><td class=\"n\">", out);
+	h(out, title);
+	fputs("</td>", out);
+	for (size_t i = 0; k[i]; i++) {
+		char *t = scalar_text(k[i], json_object_get(st, k[i]));
+		fputs("<td>", out);
+		h(out, t);
+		fputs("</td>", out);
+		free(t);
+	}
+	fputs("</tr>\n", out);
+}
+
+static void html_counts(FILE *out, const char *title, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	fprintf(out, "<h2>%s</h2>\n<table><tr><th class=\"n\">name</th><th>count</th></tr>\n",
+		title);
+	json_object_foreach(obj, k, v) {
+		fputs("<tr><td class=\"n\">", out);
+		h(out, k);
+		fprintf(out, "</td><td>%lld</td></tr>\n", (long long)json_integer_value(v));
+	}
+	if (json_object_size(obj) == 0)
+		fputs("<tr><td class=\"n\" colspan=\"2\">none</td></tr>\n", out);
+	fputs("</table>\n", out);
+}
+
+/* x axis ticks: a round step giving at most about 8 ticks. */
+static int64_t tick_step(int64_t span)
+{
+	static const int64_t steps[] = { 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+					 86400, 7 * 86400, 30 * 86400 };
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (span / steps[i] <= 8)
+			return steps[i];
+	return 365 * 86400;
+}
+
+/* The timeline: one row per (user, group), one bar per grant. */
+static void html_timeline(FILE *out, json_t *res, int64_t t0, int64_t t1)
+{
+	json_t *bars = json_object_get(res, "timeline"), *b, *rows = json_object();
+	size_t i, nrows = 0, omitted = 0;
+	const double left = 230, width = 900, rowh = 20, top = 24;
+	if (t1 <= t0)
+		t1 = t0 + 1;
+	json_array_foreach(bars, i, b) {
+		char *key = xasprintf("%s \xe2\x86\x92 %s", sget(b, "user"), sget(b, "group"));
+		if (!json_object_get(rows, key) && nrows < HTML_ROWS_MAX)
+			json_object_set_new(rows, key, json_integer((json_int_t)nrows++));
+		free(key);
+	}
+	double hgt = top + rowh * (double)(nrows ? nrows : 1) + 24;
+	fprintf(out, "<svg role=\"img\" aria-label=\"timeline\" width=\"100%%\" viewBox=\"0 0 %.0f "
+		"%.0f\" preserveAspectRatio=\"xMinYMin meet\">\n", left + width + 20, hgt);
+	int64_t step = tick_step(t1 - t0);
+	for (int64_t t = (t0 / step + 1) * step; t < t1; t += step) {
+		char ts[32];
+		double x = left + width * (double)(t - t0) / (double)(t1 - t0);
+		fmt_rfc3339(t, ts);
+		ts[16] = '\0'; /* YYYY-MM-DDTHH:MM */
+		fprintf(out, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ccc\"/>"
+			"<text x=\"%.1f\" y=\"14\" text-anchor=\"middle\">%s</text>\n", x, top - 4, x,
+			hgt - 20, x, step >= 86400 ? ts : ts + 11);
+	}
+	const char *key;
+	json_t *idx;
+	json_object_foreach(rows, key, idx) {
+		double y = top + rowh * (double)json_integer_value(idx);
+		fprintf(out, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", left - 6, y + 14);
+		h(out, key);
+		fprintf(out, "</text><line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
+			"stroke=\"#eee\"/>\n", left, y + rowh, left + width, y + rowh);
+	}
+	json_array_foreach(bars, i, b) {
+		int64_t s = 0, e = 0;
+		char *k = xasprintf("%s \xe2\x86\x92 %s", sget(b, "user"), sget(b, "group"));
+		idx = json_object_get(rows, k);
+		free(k);
+		if (!idx || parse_rfc3339(sget(b, "start"), &s) != JIT_OK ||
+		    parse_rfc3339(sget(b, "end"), &e) != JIT_OK) {
+			omitted++;
+			continue;
+		}
+		s = s < t0 ? t0 : s;
+		e = e > t1 ? t1 : e;
+		double x = left + width * (double)(s - t0) / (double)(t1 - t0);
+		double w = width * (double)(e - s) / (double)(t1 - t0);
+		double y = top + rowh * (double)json_integer_value(idx) + 3;
+		fprintf(out, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\" fill=\"%s\">"
+			"<title>", x, y, w < 2 ? 2 : w, rowh - 6, kind_color(sget(b, "end_event")));
+		h(out, sget(b, "grant_id"));
+		fputs(": ", out);
+		h(out, sget(b, "start"));
+		fputs(" .. ", out);
+		h(out, sget(b, "end"));
+		fputs(" (", out);
+		h(out, sget(b, "end_event"));
+		fputs(")</title></rect>\n", out);
+	}
+	fputs("</svg>\n<p class=\"legend\">", out);
+	for (i = 0; kinds[i].kind; i++)
+		fprintf(out, "<span style=\"background:%s\"></span>%s", kinds[i].color, kinds[i].label);
+	fputs("</p>\n", out);
+	omitted += (size_t)iget(res, "timeline_omitted");
+	if (omitted || nrows == HTML_ROWS_MAX)
+		fprintf(out, "<p class=\"meta\">The timeline shows at most %d rows and %d grants; %zu "
+			"grant(s) are not drawn (the tables count every grant).</p>\n",
+			HTML_ROWS_MAX, REPORT_TIMELINE_MAX, omitted);
+	json_decref(rows);
+}
+
+static void html_summary(FILE *out, json_t *res)
+{
+	json_t *p = json_object_get(res, "period"), *in = json_object_get(res, "input");
+	json_t *ch = json_object_get(res, "chain"), *t = json_object_get(res, "totals"), *f;
+	size_t i;
+	fputs("<title>jitd access report ", out);
+	h(out, sget(p, "since"));
+	fputs("</title>\n</head>\n<body>\n<h1>jitd access report</h1>\n<p class=\"meta\">Period ", out);
+	h(out, sget(p, "since"));
+	fputs(" .. ", out);
+	h(out, sget(p, "until"));
+	if (json_object_get(p, "generated_at")) {
+		fputs(" &middot; generated ", out);
+		h(out, sget(p, "generated_at"));
+	}
+	fprintf(out, "<br>Input: %lld lines (%lld unreadable), %lld events in the period, from ",
+		(long long)iget(in, "lines"), (long long)iget(in, "unreadable_lines"),
+		(long long)iget(in, "events_in_period"));
+	json_array_foreach(json_object_get(in, "files"), i, f) {
+		fputs(i ? ", " : "", out);
+		h(out, json_string_value(f));
+	}
+	fputs("</p>\n<p>Hash chain: ", out);
+	if (json_is_true(json_object_get(ch, "verified"))) {
+		fprintf(out, "<span class=\"ok\">verified</span> (seq %lld .. %lld, last hash <code>",
+			(long long)iget(ch, "first_seq"), (long long)iget(ch, "last_seq"));
+		h(out, sget(ch, "last_hash"));
+		fputs("</code>)</p>\n", out);
+	} else {
+		fprintf(out, "<span class=\"bad\">NOT VERIFIED</span>: %lld bad line(s); first: ",
+			(long long)iget(ch, "bad_lines"));
+		h(out, sget(ch, "first_error"));
+		fputs("</p>\n", out);
+	}
+	fputs("<h2>Totals</h2>\n<div class=\"tiles\">\n", out);
+	for (i = 0; total_keys[i]; i++)
+		fprintf(out, "<div class=\"tile\"><b>%lld</b>%s</div>\n",
+			(long long)iget(t, total_keys[i]), total_keys[i]);
+	fputs("</div>\n", out);
+}
+
+static void render_html(json_t *res, FILE *out)
+{
+	json_t *p = json_object_get(res, "period"), *a;
+	int64_t t0 = 0, t1 = 0;
+	size_t i;
+	fputs(html_head, out);
+	html_summary(out, res);
+	fputs("<h2>Who held what</h2>\n", out);
+	if (parse_rfc3339(sget(p, "since"), &t0) == JIT_OK &&
+	    parse_rfc3339(sget(p, "until"), &t1) == JIT_OK)
+		html_timeline(out, res, t0, t1);
+	else
+		fputs("<p>No events.</p>\n", out);
+	for (i = 0; dim_keys[i]; i++)
+		html_dim(out, dim_titles[i], json_object_get(res, dim_keys[i]));
+	fputs("<h2>Durations, early completions, revocation lag</h2>\n<table><tr><th class=\"n\">"
+	      "</th><th>count</th><th>median</th><th>max</th><th>total</th></tr>\n", out);
+	json_t *d = json_object_get(res, "durations");
+	html_stats_row(out, "requested duration", json_object_get(d, "requested"));
+	html_stats_row(out, "actual duration", json_object_get(d, "actual"));
+	html_stats_row(out, "early completions: time given back",
+		       json_object_get(res, "early_completions"));
+	html_stats_row(out, "revocation lag (expiry to removal)",
+		       json_object_get(res, "revocation_lag"));
+	fputs("</table>\n", out);
+	html_counts(out, "Refusals by reason", json_object_get(res, "refusals_by_reason"));
+	html_counts(out, "Drift events by group",
+		    json_object_get(json_object_get(res, "drift"), "by_group"));
+	fputs("<h2>Active at the end of the period</h2>\n<table><tr><th class=\"n\">grant</th>"
+	      "<th class=\"n\">user</th><th class=\"n\">group</th><th class=\"n\">since</th>"
+	      "<th class=\"n\">expires</th><th class=\"n\">approved by</th><th class=\"n\">ticket"
+	      "</th></tr>\n", out);
+	json_array_foreach(json_object_get(res, "active_at_end"), i, a) {
+		static const char *const k[] = { "grant_id", "user", "group", "granted_at",
+						 "expires_at", "approved_by", "ticket", NULL };
+		fputs("<tr>", out);
+		for (size_t c = 0; k[c]; c++) {
+			fputs("<td class=\"n\">", out);
+			h(out, sget(a, k[c]));
+			fputs("</td>", out);
+		}
+		fputs("</tr>\n", out);
+	}
+	if (json_array_size(json_object_get(res, "active_at_end")) == 0)
+		fputs("<tr><td class=\"n\" colspan=\"7\">none</td></tr>\n", out);
+	fputs("</table>\n</body>\n</html>\n", out);
+}
+
+int report_render(json_t *res, enum report_format f, FILE *out)
+{
+	switch (f) {
+	case REPORT_TEXT:
+		render_text(res, out);
+		break;
+	case REPORT_CSV:
+		render_csv(res, out);
+		break;
+	case REPORT_JSON:
+		if (json_dumpf(res, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+			return JIT_EIO;
+		fputc('\n', out);
+		break;
+	case REPORT_HTML:
+		render_html(res, out);
+		break;
+	}
+	return fflush(out) == 0 && !ferror(out) ? JIT_OK : JIT_EIO;
+}

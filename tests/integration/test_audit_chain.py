@@ -1,0 +1,241 @@
+"""The audit log's hash chain end to end: `jitctl audit verify` over files
+that jitd wrote across a SIGHUP rotation and a restart after rotation (plain
+and .gz), tampering (edit, delete, insert, swap) named at the right line,
+a log cut at its end noticed at the next start, and the verification script
+printed in docs/audit-log.md agreeing with jitctl on every case."""
+
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+from jitd import binary
+from jittest import Env, eq, wait_until
+
+
+def verify(*files):
+    r = subprocess.run([binary("jitctl"), "audit", "verify"] + list(files),
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def doc_script(workdir):
+    """The Python verifier printed in docs/audit-log.md, as a file."""
+    src = os.path.join(os.environ["JITD_SRCDIR"], "docs", "audit-log.md")
+    with open(src) as f:
+        text = f.read()
+    m = re.search(r"```python\n(#!/usr/bin/python3\n.*?)```", text, re.S)
+    assert m, "no verification script in docs/audit-log.md"
+    path = os.path.join(workdir, "verify-audit.py")
+    with open(path, "w") as f:
+        f.write(m.group(1))
+    return path
+
+
+def doc_verify(script, *files):
+    r = subprocess.run([sys.executable, script] + list(files), capture_output=True, text=True,
+                       timeout=60)
+    return r.returncode, r.stdout
+
+
+def first_bad(out):
+    """(file basename, line) of the first line jitctl names."""
+    m = re.search(r"^(\S+?):(\d+): ", out, re.M)
+    assert m, "no FILE:LINE in %r" % out
+    return os.path.basename(m.group(1)), int(m.group(2))
+
+
+def lines_of(path):
+    with open(path, "rb") as f:
+        return f.read().splitlines(keepends=True)
+
+
+def write_lines(path, lines):
+    with open(path, "wb") as f:
+        f.writelines(lines)
+
+
+def make_log(e):
+    """A log in three files: audit.log.2.gz (rotated with SIGHUP, then
+    compressed), audit.log.1 (rotated, then jitd restarted before writing to
+    a new file) and audit.log. Returns the paths, oldest first."""
+    j = e.jitd
+    for u in ("alice", "bob"):
+        g = j.must_grant(u, "admins", "1h", ticket="T-" + u)
+        j.ok({"op": "complete", "grant_id": g["grant_id"], "reason": "done"})
+    r2 = j.audit_log + ".2"
+    os.rename(j.audit_log, r2)
+    j.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: os.path.exists(j.audit_log), 5, "audit log reopened")
+    for u in ("carol", "dave", "erin"):
+        g = j.must_grant(u, "dba", "1h")
+        j.ok({"op": "revoke", "grant_id": g["grant_id"], "reason": "no longer needed"})
+    # Rotated again, and jitd restarted before it wrote to a new file: the
+    # chain head in state_dir carries the chain over.
+    j.stop()
+    r1 = j.audit_log + ".1"
+    os.rename(j.audit_log, r1)
+    j.start()
+    j.must_grant("dave", "web", "1h")
+    with open(r2, "rb") as f, gzip.open(r2 + ".gz", "wb") as z:
+        shutil.copyfileobj(f, z)
+    os.unlink(r2)
+    return [r2 + ".gz", r1, j.audit_log]
+
+
+def test_verify_across_rotation_restart_and_gz():
+    with Env() as e:
+        files = make_log(e)
+        e.jitd.stop()
+        rc, out = verify(*files)
+        eq(rc, 0, "jitctl audit verify: %s" % out)
+        assert out.startswith("OK: "), out
+        with gzip.open(files[0]) as z:
+            n = len(z.read().splitlines()) + len(lines_of(files[1])) + len(lines_of(files[2]))
+        assert ("OK: %d lines in 3 file(s), seq 1 .. %d," % (n, n)) in out, out
+        # The first line of the file after the restart continues the chain.
+        first = lines_of(files[2])[0].decode()
+        last_before = lines_of(files[1])[-1].decode()
+        seq_before = int(re.search(r'"seq":(\d+)', last_before).group(1))
+        assert '"seq":%d,' % (seq_before + 1) in first, (last_before, first)
+        assert re.search(r'"hash":"([0-9a-f]{64})"', last_before).group(1) in first
+        # The documented script agrees.
+        script = doc_script(os.getcwd())
+        rc, out = doc_verify(script, *files)
+        eq(rc, 0, "docs/audit-log.md script: %s" % out)
+        assert "last seq %d" % n in out, out
+        # The current file alone: its first line is taken as the start.
+        rc, out = verify(files[2])
+        eq(rc, 0, out)
+        assert "was taken as the start" in out, out
+        # Files out of order: the break is named where the order goes wrong.
+        rc, out = verify(files[1], files[0], files[2])
+        eq(rc, 1, out)
+        eq(first_bad(out), (os.path.basename(files[0]), 1), "first bad line, files swapped")
+
+
+def test_tampering_is_named_at_the_right_line():
+    with Env() as e:
+        files = make_log(e)
+        e.jitd.stop()
+        script = doc_script(os.getcwd())
+        cur = files[1]  # audit.log.1, plain text
+        orig = lines_of(cur)
+        assert len(orig) >= 5, orig
+        k = 3  # 1-based line number tampered with
+        cases = {}
+        edited = list(orig)
+        edited[k - 1] = edited[k - 1].replace(b'"user":"', b'"user":"x', 1)
+        assert edited[k - 1] != orig[k - 1]
+        cases["edit"] = (edited, k)
+        cases["delete"] = (orig[:k - 1] + orig[k:], k)
+        cases["insert"] = (orig[:k] + [orig[k - 1]] + orig[k:], k + 1)
+        swapped = list(orig)
+        swapped[k - 1], swapped[k] = swapped[k], swapped[k - 1]
+        cases["swap"] = (swapped, k)
+        cases["truncate-last"] = (orig[:-1], None)  # caught in the next file
+        for name, (lines, want) in cases.items():
+            write_lines(cur, lines)
+            rc, out = verify(*files)
+            eq(rc, 1, "%s: jitctl exit status (%s)" % (name, out))
+            where = (os.path.basename(cur), want) if want else (os.path.basename(files[2]), 1)
+            eq(first_bad(out), where, "%s: first bad line" % name)
+            assert "BROKEN: the first bad line is" in out, out
+            drc, dout = doc_verify(script, *files)
+            eq(drc, 1, "%s: docs script exit status (%s)" % (name, dout))
+            assert "%s:%d: chain broken here" % (cur if want else files[2], want or 1) in dout, \
+                (name, dout)
+        # An edit only reports that line: verification resynchronises.
+        write_lines(cur, cases["edit"][0])
+        rc, out = verify(*files)
+        eq(len([l for l in out.splitlines() if re.match(r"^\S+:\d+: ", l)]), 1, out)
+        # A damaged .gz is named too.
+        write_lines(cur, orig)
+        with open(files[0], "rb") as f:
+            data = f.read()
+        with open(files[0], "wb") as f:
+            f.write(data[:len(data) // 2])
+        rc, out = verify(*files)
+        eq(rc, 1, out)
+        assert "damaged" in out, out
+        # An unreadable file is exit status 3.
+        rc, out = verify(files[1], os.path.join(os.getcwd(), "nope.log"))
+        eq(rc, 3, out)
+
+
+def test_truncated_log_is_noticed_at_start():
+    with Env() as e:
+        j = e.jitd
+        j.must_grant("alice", "admins", "1h")
+        j.must_grant("bob", "admins", "1h")
+        j.stop()
+        lines = lines_of(j.audit_log)
+        cut = lines[-2:]
+        write_lines(j.audit_log, lines[:-2])  # someone removed the last two lines
+        j.start()
+        j.must_grant("carol", "admins", "1h")
+        j.stop()
+        assert "lines were removed or the file was replaced" in j.stderr_tail(200)
+        rc, out = verify(j.audit_log)
+        eq(rc, 1, out)
+        eq(first_bad(out), ("audit.log", len(lines) - 1), "the gap shows at the next line")
+        assert "expected seq %d" % (len(lines) - 1) in out, out
+        # Putting the removed lines back makes the chain whole again.
+        now = lines_of(j.audit_log)
+        write_lines(j.audit_log, now[:len(lines) - 2] + cut + now[len(lines) - 2:])
+        rc, out = verify(j.audit_log)
+        eq(rc, 0, out)
+
+
+def test_audit_lines_mirrored_to_syslog():
+    """syslog = true: every audit line also goes to syslog(3) with the
+    configured facility. jitd runs in a private mount namespace whose /dev/log
+    is a socket this test reads (the machine's /dev is not touched)."""
+    import socket
+    import time
+    work = os.getcwd()
+    logsock = os.path.join(work, "log")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(logsock)
+    s.settimeout(10)
+    olddev = os.path.join(work, "olddev")
+    nodes = " ".join(n for n in ("null", "zero", "urandom", "random", "full")
+                     if os.path.exists("/dev/" + n))
+    setup = ("mkdir -p {o} && mount --bind /dev {o} && mount -t tmpfs tmpfs /dev && "
+             "for n in {nodes}; do touch /dev/$n && mount --bind {o}/$n /dev/$n; done && "
+             "ln -s {sock} /dev/log && exec \"$@\"").format(o=olddev, nodes=nodes, sock=logsock)
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            setup, "sh", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        from jittest import skip
+        skip("cannot make a private /dev/log (unshare/mount: %s)" % probe.stderr.strip())
+    with Env(start=False, top={"syslog": True, "syslog_facility": "authpriv"}) as e:
+        j = e.jitd
+        err = open(j.stderr_path, "ab")
+        j.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                   setup, "sh", binary("jitd"), "-f", "-c", j.conf],
+                                  stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        err.close()
+        j.wait_ready()
+        g = j.must_grant("alice", "admins", "1h")
+        got = {}
+        deadline = time.time() + 10
+        while len(got) < 2 and time.time() < deadline:
+            msg = s.recv(1 << 20).decode()
+            m = re.match(r"^<(\d+)>.*?(\{\"ts\".*)$", msg, re.S)
+            if m:
+                rec = json.loads(m.group(2))
+                got[rec["event"]] = (int(m.group(1)), m.group(2))
+        j.stop()
+        s.close()
+        for ev in ("started", "granted"):
+            assert ev in got, "no %s line on syslog: %r" % (ev, got)
+            eq(got[ev][0], 10 * 8 + 5, "priority of %s (authpriv.notice)" % ev)
+        with open(j.audit_log) as f:
+            lines = [l.rstrip("\n") for l in f]
+        assert got["granted"][1] in lines, (got["granted"], lines)
+        assert g["grant_id"] in got["granted"][1]

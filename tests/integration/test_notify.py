@@ -1,0 +1,217 @@
+"""Notifications: webhooks received by a small HTTP server this test runs on
+127.0.0.1 (Python's http.server): signed JSON bodies that are exactly the
+audit lines, Slack bodies, one expiring_soon per grant; a receiver that is
+down and then up again, and one that hangs, neither delaying a grant; a full
+queue counted and logged; a secret_file with a loose mode refused."""
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from jittest import Env, eq, refused, wait_until
+
+SLACK = 5
+
+
+class Receiver:
+    """Records every POST; mode "ok" answers 200, "fail" 500, "hang" waits
+    20 s before answering."""
+
+    def __init__(self, port=0):
+        self.got = []
+        self.mode = "ok"
+        self.lock = threading.Lock()
+        self.port = port
+        self.server = None
+
+    def start(self):
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                mode = rec.mode
+                if mode == "hang":
+                    time.sleep(20)
+                with rec.lock:
+                    rec.got.append({"path": self.path, "headers": dict(self.headers),
+                                    "body": body, "t": time.time(), "answered": mode})
+                self.send_response(500 if mode == "fail" else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path="/hook"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def events(self, path="/hook", event=None):
+        with self.lock:
+            return [g for g in self.got if g["path"] == path and g["answered"] == "ok"
+                    and (event is None or g["headers"].get("X-Jitd-Event") == event)]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_secret(path, text, mode=0o600):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def audit_line(j, seq):
+    with open(j.audit_log, "rb") as f:
+        for line in f:
+            if json.loads(line)["seq"] == seq:
+                return line.rstrip(b"\n")
+    raise AssertionError("no audit line with seq %d" % seq)
+
+
+def test_notify_signed_lines_slack_and_expiring_soon():
+    r = Receiver().start()
+    secret = os.path.join(os.getcwd(), "hook.secret")
+    write_secret(secret, "s3cr3t-key\n")
+    top = {"expiring_soon_before": "3s",
+           "notify": [{"url": r.url("/hook/T0K3N"), "secret_file": secret},
+                      {"url": r.url("/slack"), "format": "slack", "events": ["granted"]}]}
+    try:
+        with Env(top=top) as e:
+            j = e.jitd
+            g = j.must_grant("alice", "admins", "5s", ticket="INC-1", approved_by="carol")
+            short = j.must_grant("bob", "dba", "2s")  # not longer than 3 s: no warning
+            refused(j.grant("nobody", "admins", "1h"), "unknown_user")
+            for gr in (g, short):
+                wait_until(lambda: r.events("/hook/T0K3N", "expired") and
+                           any(json.loads(x["body"])["grant_id"] == gr["grant_id"]
+                               for x in r.events("/hook/T0K3N", "expired")),
+                           10 + SLACK, "expired notification of %s" % gr["grant_id"])
+            got = r.events("/hook/T0K3N")
+            # Every body is exactly an audit line, signed with the key.
+            for m in got:
+                h = m["headers"]
+                rec = json.loads(m["body"])
+                eq(h.get("X-Jitd-Event"), rec["event"], "X-Jitd-Event")
+                eq(h.get("X-Jitd-Seq"), str(rec["seq"]), "X-Jitd-Seq")
+                eq(h.get("Content-Type"), "application/json", "Content-Type")
+                eq(m["body"], audit_line(j, rec["seq"]), "body of seq %d" % rec["seq"])
+                want = hmac.new(b"s3cr3t-key", h["X-Jitd-Timestamp"].encode() + b"." + m["body"],
+                                hashlib.sha256).hexdigest()
+                eq(h.get("X-Jitd-Signature"), "sha256=" + want, "signature of seq %d" % rec["seq"])
+                assert abs(int(h["X-Jitd-Timestamp"]) - m["t"]) < 30, h
+            kinds = [(json.loads(m["body"]).get("grant_id"), m["headers"]["X-Jitd-Event"])
+                     for m in got]
+            for want in ((g["grant_id"], "granted"), (g["grant_id"], "expiring_soon"),
+                         (g["grant_id"], "expired"), (short["grant_id"], "granted"),
+                         (None, "refused")):
+                assert want in kinds, (want, kinds)
+            eq(kinds.count((g["grant_id"], "expiring_soon")), 1, "one expiring_soon")
+            eq(kinds.count((short["grant_id"], "expiring_soon")), 0, "no warning for 2s")
+            eq(len(j.audit_events("expiring_soon")), 1, "expiring_soon audit lines")
+            warn = j.audit_events("expiring_soon", g["grant_id"])[0]
+            assert 0 < warn["expires_in"] <= 3, warn
+            eq(warn["ticket"], "INC-1", "expiring_soon carries the grant's fields")
+            # Each line once (deliveries run in parallel: order them by seq).
+            seqs = [json.loads(m["body"])["seq"] for m in got]
+            eq(len(seqs), len(set(seqs)), "no line delivered twice")
+            # Slack: only granted, as {"text": ...}, no signature.
+            sl = r.events("/slack")
+            eq(len(sl), 2, "slack messages")
+            text = json.loads(sl[0]["body"])["text"]
+            assert text.startswith("jitd: alice was granted admins until "), text
+            assert "ticket INC-1; approved by carol [%s]" % g["grant_id"] in text, text
+            assert "X-Jitd-Signature" not in sl[0]["headers"], sl[0]["headers"]
+            # The webhook URL's token is not written to the diagnostics.
+            assert "T0K3N" not in j.stderr_tail(100000)
+            # A secret file others can read: the reload is refused.
+            os.chmod(secret, 0o644)
+            j.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "reload refused" in j.stderr_tail(50), 5, "reload refused")
+            assert "mode 0644" in j.stderr_tail(50), j.stderr_tail(50)
+            os.chmod(secret, 0o600)
+    finally:
+        r.stop()
+
+
+def test_notify_receiver_down_then_up_and_hanging():
+    port = free_port()
+    r = Receiver(port)
+    top = {"notify": [{"url": r.url(), "events": ["granted", "completed"], "timeout": "2s"}]}
+    with Env(top=top) as e:
+        j = e.jitd
+        # Down: nothing listens on the port. Grants are answered at once.
+        t0 = time.time()
+        g = j.must_grant("alice", "admins", "1h")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert time.time() - t0 < 2, "grant + complete took %.1fs" % (time.time() - t0)
+        wait_until(lambda: "retrying" in j.stderr_tail(50), 10, "a failed delivery logged")
+        time.sleep(1)
+        r.start()
+        try:
+            up = time.time()
+            wait_until(lambda: len(r.events()) == 2, 10 + SLACK, "both notifications delivered")
+            got = [(json.loads(m["body"])["grant_id"], m["headers"]["X-Jitd-Event"])
+                   for m in r.events()]
+            eq(sorted(got), sorted([(g["grant_id"], "granted"), (g["grant_id"], "completed")]),
+               "delivered after the receiver came back")
+            print("delivered %.1fs after the receiver came up" % (r.events()[-1]["t"] - up))
+            # Hanging: the receiver never answers in time; grants do not wait.
+            r.mode = "hang"
+            t0 = time.time()
+            g2 = j.must_grant("bob", "admins", "1h")
+            eq(e.is_member("admins", e.user_dn("bob")), True, "bob added")
+            assert time.time() - t0 < 2, "grant with a hanging receiver took %.1fs" \
+                % (time.time() - t0)
+            wait_until(lambda: "Operation timed out" in j.stderr_tail(50) or
+                       "timed out" in j.stderr_tail(50), 10, "the hanging delivery timed out")
+            r.mode = "ok"
+            wait_until(lambda: any(json.loads(m["body"])["grant_id"] == g2["grant_id"]
+                                   for m in r.events()), 20 + SLACK,
+                       "delivered once the receiver answers again")
+        finally:
+            r.stop()
+
+
+def test_notify_full_queue_is_counted_and_logged():
+    port = free_port()  # nobody listens: every delivery fails and waits
+    top = {"notify": [{"url": "http://127.0.0.1:%d/hook" % port, "events": ["refused"]}]}
+    with Env(top=top) as e:
+        j = e.jitd
+        with j.connect() as c:
+            for i in range(1100):
+                a = c.call({"op": "grant", "user": "alice", "group": "nosuch%d" % i,
+                            "duration": "1h"})
+                assert a.get("error", {}).get("code") == "unknown_group", a
+        wait_until(lambda: "(100 dropped so far)" in j.stderr_tail(400), 10,
+                   "the 100th drop logged")
+        log = j.stderr_tail(2000)
+        assert "queue full (1000 deliveries waiting)" in log, log[-3000:]
+        assert "(1 dropped so far)" in log, log[-3000:]
+        # Grants are not held up by the full queue.
+        t0 = time.time()
+        e.grant_and_check("bob", "admins", "1h")
+        assert time.time() - t0 < 2, time.time() - t0
+        eq(len(j.audit_events("refused")), 1100, "every refusal audited")

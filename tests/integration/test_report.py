@@ -1,0 +1,511 @@
+"""Reports from audit logs (`jitctl report`): a day of activity driven
+through jitd and its JSON report checked number by number; a generated day
+spread over a rotated .gz, a rotated plain file and the current file, with
+grants across the period's edges (every number exact, medians included);
+text and CSV; a broken chain still reported, with exit status 1; memory
+that does not grow with the input; the HTML form rendered by headless
+Chromium; the nightly job in contrib/."""
+
+import calendar
+import gzip
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+
+from auditgen import AuditWriter
+from jitd import binary
+from jittest import Env, eq, need_root, refused, skip, slow, timeout, wait_until
+
+NOBODY = 65534
+SLACK = 5
+D = calendar.timegm((2026, 11, 23, 0, 0, 0))  # the generated day, UTC
+
+
+def report(*args, **kw):
+    return subprocess.run([binary("jitctl"), "report"] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=kw.get("timeout", 120))
+
+
+def report_json(*args):
+    r = report("--format", "json", *args)
+    assert r.returncode == 0, "jitctl report: exit %d\n%s" % (r.returncode, r.stderr)
+    return json.loads(r.stdout)
+
+
+def check_counts(got, want, what):
+    for k, v in want.items():
+        eq(got.get(k), v, "%s.%s" % (what, k))
+
+
+def test_report_day_through_daemon():
+    """Grants, an extension, early completion, revocation, expiries and
+    refusals by two clients; then the report's numbers, exactly."""
+    need_root()
+    clients = [{"name": "helpdesk", "uid": NOBODY, "groups": ["*"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+
+        def hd(req):  # as the helpdesk client
+            a = j.request_as(NOBODY, NOBODY, req)
+            assert a.get("ok"), (req, a)
+            return a
+
+        g1 = j.must_grant("alice", "admins", "2s", approved_by="carol", ticket="T-1")
+        g2 = hd({"op": "grant", "user": "bob", "group": "dba", "duration": "1h",
+                 "approved_by": "dave", "ticket": "T-2"})["grant"]
+        g3 = j.must_grant("carol", "ops", "1h", approved_by="carol")
+        g4 = hd({"op": "grant", "user": "dave", "group": "web", "duration": "3s",
+                 "approved_by": "erin"})["grant"]
+        hd({"op": "extend", "grant_id": g4["grant_id"], "duration": "1s"})
+        g5 = j.must_grant("erin", "admins", "1h", approved_by="carol")
+        refused(j.grant("nobody", "admins", "1h"), "unknown_user")
+        refused(j.grant("alice", "nosuchgroup", "1h"), "unknown_group")
+        refused(j.request_as(NOBODY, NOBODY, {"op": "grant", "user": "alice",
+                                              "group": "admins", "duration": "9h"}),
+                "duration_exceeds_max")
+        hd({"op": "complete", "grant_id": g2["grant_id"], "reason": "done"})
+        j.ok({"op": "revoke", "grant_id": g3["grant_id"], "reason": "not needed"})
+        for g in (g1, g4):
+            wait_until(lambda: j.audit_events("expired", g["grant_id"]), 8 + SLACK,
+                       "expiry of %s" % g["grant_id"])
+        j.stop()
+        n_lines = len(j.audit())
+
+        res = report_json(j.audit_log)
+        eq(res["chain_verified"], True, "chain_verified")
+        check_counts(res["chain"], {"verified": True, "lines": n_lines, "bad_lines": 0,
+                                    "first_seq": 1, "last_seq": n_lines}, "chain")
+        check_counts(res["totals"], {"granted": 5, "refused": 3, "expired": 2, "completed": 1,
+                                     "revoked": 1, "revoke_failures": 0, "revoked_forced": 0,
+                                     "active_at_end": 1,
+                                     "failed": 0, "extended": 1, "drift": 0}, "totals")
+        dims = {
+            "by_group": {"admins": {"granted": 2, "expired": 1, "refused": 2},
+                         "dba": {"granted": 1, "completed": 1, "refused": 0},
+                         "ops": {"granted": 1, "revoked": 1},
+                         "web": {"granted": 1, "expired": 1},
+                         "nosuchgroup": {"granted": 0, "refused": 1}},
+            "by_user": {"alice": {"granted": 1, "expired": 1, "refused": 2},
+                        "bob": {"granted": 1, "completed": 1},
+                        "carol": {"granted": 1, "revoked": 1},
+                        "dave": {"granted": 1, "expired": 1},
+                        "erin": {"granted": 1, "expired": 0},
+                        "nobody": {"refused": 1}},
+            "by_approver": {"carol": {"granted": 3, "expired": 1, "revoked": 1},
+                            "dave": {"granted": 1, "completed": 1},
+                            "erin": {"granted": 1, "expired": 1},
+                            "(none)": {"granted": 0, "refused": 3}},
+            "by_client": {"root": {"granted": 3, "expired": 1, "revoked": 1, "refused": 2},
+                          "helpdesk": {"granted": 2, "expired": 1, "completed": 1,
+                                       "refused": 1}},
+        }
+        for dim, rows in dims.items():
+            eq(sorted(res[dim]), sorted(rows), "%s names" % dim)
+            for name, want in rows.items():
+                check_counts(res[dim][name], want, "%s[%s]" % (dim, name))
+        assert res["by_group"]["admins"]["held_seconds"] >= 2, res["by_group"]
+        eq(res["refusals_by_reason"], {"duration_exceeds_max": 1, "unknown_group": 1,
+                                       "unknown_user": 1}, "refusals_by_reason")
+        # requested: 2 s, 1 h, 1 h, 3 s (the extension is counted apart)
+        check_counts(res["durations"]["requested"], {"count": 4, "total_seconds": 7205,
+                                                     "median_seconds": 1801.5,
+                                                     "max_seconds": 3600}, "requested")
+        eq(res["durations"]["extended_seconds"], 1, "extended_seconds")
+        act = res["durations"]["actual"]
+        eq(act["count"], 4, "actual.count")
+        assert 2 <= act["max_seconds"] <= 60, act
+        eq(res["early_completions"]["count"], 1, "early_completions.count")
+        assert 3600 - 60 <= res["early_completions"]["total_seconds"] <= 3600, res
+        lag = res["revocation_lag"]
+        eq(lag["count"], 2, "revocation_lag.count")
+        assert 0 <= lag["median_seconds"] <= lag["max_seconds"] <= SLACK, lag
+        eq([a["grant_id"] for a in res["active_at_end"]], [g5["grant_id"]], "active_at_end")
+        check_counts(res["active_at_end"][0], {"user": "erin", "group": "admins",
+                                               "approved_by": "carol", "client": "root"},
+                     "active_at_end[0]")
+        check_counts(res["events"], {"started": 1, "stopped": 1, "granted": 5, "refused": 3,
+                                     "extended": 1}, "events")
+        eq(len(res["timeline"]), 5, "timeline bars")
+        # The text form, as an auditor reads it (shown with tests/run -v).
+        t = report(j.audit_log)
+        eq(t.returncode, 0, t.stderr)
+        print(t.stdout)
+        assert "hash chain  verified: seq 1 .. %d" % n_lines in t.stdout, t.stdout
+        assert "%s  erin -> admins" % g5["grant_id"] in t.stdout, t.stdout
+
+
+# -- a generated day -----------------------------------------------------------
+
+def g(gid, user, group, start, duration, approved_by="carol", client="helpdesk", **kw):
+    d = dict(id=gid, user=user, group=group, start=start, duration=duration,
+             approved_by=approved_by, client=client)
+    d.update(kw)
+    return d
+
+
+def write_day(dirpath):
+    """The day 2026-11-23 (UTC) and its edges, in three files like
+    logrotate leaves them. Returns the paths, oldest first."""
+    h = 3600
+    paths = [os.path.join(dirpath, n) for n in ("audit.log.2.gz", "audit.log.1", "audit.log")]
+    w = AuditWriter(paths[0], compress=True)
+    w.event(D - 5 * h, "started", version="0.1.0")
+    gB = g("g-b", "bob", "admins", D - 4 * h, h)
+    w.grant(gB)
+    w.end(gB, D - 3 * h + 1, "expired")
+    gA = g("g-a", "alice", "dba", D - 2 * h, 4 * h)
+    w.grant(gA)
+    w.refused(D - h, "mallory", "dba", "unknown_user")      # before the day
+    w.end(gA, D + 2 * h + 4, "expired")                     # lag 4 s
+    w.switch(paths[1])
+    w.refused(D + 8 * h, "mallory", "dba", "unknown_user")
+    w.refused(D + 8 * h + 300, "alice", "nosuch", "unknown_group", client="ops")
+    w.refused(D + 8 * h + 600, "bob", "admins", "duration_exceeds_max", approved_by="dave")
+    gC = g("g-c", "carol", "ops", D + 9 * h, 2 * h, approved_by="dave", ticket="INC-1")
+    w.grant(gC)
+    w.end(gC, D + 9 * h + 1800, "completed", end_reason="done")  # 5400 s given back
+    gD = g("g-d", "dave", "web", D + 10 * h, h)
+    w.grant(gD)
+    w.extend(gD, D + 10 * h + 1800, 1800)
+    w.event(D + 11 * h + 1200, "expiring_soon", **w.grant_fields(gD, "active"))
+    w.switch(paths[2])
+    f = w.grant_fields(gD, "ending")
+    f.update(outcome="directory_unavailable", ldap_code=-1, message="ldap -1: can't contact")
+    w.event(D + 11 * h + 1805, "revoke_failed", **f)
+    w.end(gD, D + 11 * h + 1840, "expired")                 # lag 40 s
+    gE = g("g-e", "erin", "dba", D + 12 * h, 1800, approved_by="frank", client="ops")
+    w.grant(gE)
+    w.end(gE, D + 12 * h + 600, "revoked", end_reason="left the team")
+    w.event(D + 14 * h, "drift", kind="unexplained", directory="corp", group="admins",
+            member="uid=mallory,ou=people", mode="report", action="reported")
+    w.event(D + 15 * h, "drift", kind="missing", group="dba", member="uid=eve,ou=people",
+            mode="report", action="reported")
+    gG = g("g-g", "grace", "ops", D + 16 * h, h)
+    gG["expires"] = gG["start"] + h
+    f = w.grant_fields(gG, "failed")
+    f.update(outcome="directory_refused", ldap_code=50, message="ldap 50")
+    w.event(D + 16 * h, "failed", **f)
+    gF = g("g-f", "frank", "admins", D + 23 * h, 2 * h, ticket="INC-9")
+    w.grant(gF)
+    w.end(gF, D + 25 * h + 2, "expired")                    # after the day
+    w.close()
+    return paths
+
+
+DAY_TOTALS = {"granted": 4, "refused": 3, "expired": 2, "completed": 1, "revoked": 1,
+              "revoke_failures": 1, "revoked_forced": 0, "active_at_end": 1, "failed": 1,
+              "extended": 1, "expiring_soon": 1, "drift": 2}
+
+
+def check_day(res):
+    check_counts(res["totals"], DAY_TOTALS, "totals")
+    eq(res["chain_verified"], True, "chain_verified")
+    check_counts(res["chain"], {"lines": 23, "bad_lines": 0, "first_seq": 1, "last_seq": 23},
+                 "chain")
+    eq(res["period"]["since"], "2026-11-23T00:00:00Z", "period.since")
+    eq(res["period"]["until"], "2026-11-24T00:00:00Z", "period.until")
+    check_counts(res["input"], {"lines": 23, "unreadable_lines": 0, "events_in_period": 17},
+                 "input")
+    want_groups = {
+        "dba": {"granted": 1, "expired": 1, "completed": 0, "revoked": 1, "failed": 0,
+                "refused": 1, "held_seconds": 7204 + 600},
+        "admins": {"granted": 1, "expired": 0, "refused": 1, "held_seconds": 3600},
+        "ops": {"granted": 1, "completed": 1, "failed": 1, "held_seconds": 1800},
+        "web": {"granted": 1, "expired": 1, "held_seconds": 5440},
+        "nosuch": {"granted": 0, "refused": 1, "held_seconds": 0},
+    }
+    eq(sorted(res["by_group"]), sorted(want_groups), "by_group names")
+    for name, want in want_groups.items():
+        check_counts(res["by_group"][name], want, "by_group[%s]" % name)
+    check_counts(res["by_approver"]["carol"], {"granted": 2, "expired": 2, "refused": 0,
+                                               "held_seconds": 7204 + 5440 + 3600},
+                 "by_approver[carol]")
+    check_counts(res["by_client"]["ops"], {"granted": 1, "revoked": 1, "refused": 1},
+                 "by_client[ops]")
+    check_counts(res["durations"]["requested"], {"count": 4, "total_seconds": 27000,
+                                                 "median_seconds": 5400, "max_seconds": 14400},
+                 "requested")
+    check_counts(res["durations"]["actual"], {"count": 4, "total_seconds": 22244,
+                                              "median_seconds": 3620, "max_seconds": 14404},
+                 "actual")
+    eq(res["durations"]["extended_seconds"], 1800, "extended_seconds")
+    check_counts(res["early_completions"], {"count": 1, "total_seconds": 5400,
+                                            "median_seconds": 5400}, "early_completions")
+    check_counts(res["revocation_lag"], {"count": 2, "total_seconds": 44, "median_seconds": 22,
+                                         "max_seconds": 40}, "revocation_lag")
+    eq(res["refusals_by_reason"], {"duration_exceeds_max": 1, "unknown_group": 1,
+                                   "unknown_user": 1}, "refusals_by_reason")
+    eq(res["drift"], {"events": 2, "by_group": {"admins": 1, "dba": 1},
+                      "by_kind": {"missing": 1, "unexplained": 1}}, "drift")
+    eq([(a["grant_id"], a["granted_at"], a["ticket"]) for a in res["active_at_end"]],
+       [("g-f", "2026-11-23T23:00:00Z", "INC-9")], "active_at_end")
+
+
+def test_report_generated_day_exact():
+    paths = write_day(os.getcwd())
+    check_day(report_json("--since", "2026-11-23", "--until", "2026-11-24T00:00:00Z", *paths))
+    # The same period in another time zone's notation.
+    check_day(report_json("--since", "2026-11-23T01:00:00+01:00", "--until",
+                          "2026-11-23T19:00-05:00", *paths))
+    # CSV: one row per number, RFC 4180 line ends.
+    r = subprocess.run([binary("jitctl"), "report", "--format", "csv", "--since", "2026-11-23",
+                        "--until", "2026-11-24"] + paths, capture_output=True, timeout=60)
+    eq(r.returncode, 0, r.stderr)
+    rows = r.stdout.decode().split("\r\n")
+    eq(rows[0], "section,name,metric,value", "CSV header")
+    for row in ("totals,,granted,4", "totals,,active_at_end,1", "by_group,dba,held_seconds,7804",
+                "revocation_lag,,median_seconds,22", "refusals_by_reason,,unknown_group,1",
+                "chain,,verified,true", "active_at_end,g-f,ticket,INC-9"):
+        assert row in rows, (row, rows[:60])
+    # Text, written to a file with -o.
+    out = os.path.join(os.getcwd(), "day.txt")
+    r = report("--since", "2026-11-23", "--until", "2026-11-24", "-o", out, *paths)
+    eq(r.returncode, 0, r.stderr)
+    with open(out) as f:
+        text = f.read()
+    for s in ("period      2026-11-23T00:00:00Z .. 2026-11-24T00:00:00Z",
+              "hash chain  verified: seq 1 .. 23",
+              "g-f  frank -> admins  since 2026-11-23T23:00:00Z"):
+        assert s in text, (s, text)
+    assert re.search(r"^  revoke_failures +1$", text, re.M), text
+    # Without a period: everything, and grants still open at the last line.
+    res = report_json(*paths)
+    eq(res["totals"]["granted"], 6, "granted over all lines")
+    eq(res["totals"]["active_at_end"], 0, "active at the last line")
+    # Bad arguments.
+    for args in (["--format", "pdf", paths[2]], ["--since", "yesterday", paths[2]],
+                 ["--since", "2026-11-24", "--until", "2026-11-23", paths[2]], []):
+        eq(report(*args).returncode, 2, "exit status for %r" % (args,))
+    eq(report(os.path.join(os.getcwd(), "missing.log")).returncode, 3, "missing file")
+
+
+def test_report_broken_chain_is_reported():
+    paths = write_day(os.getcwd())
+    with open(paths[1], "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"user":"bob"', b'"user":"bot"')
+    with open(paths[1], "wb") as f:
+        f.writelines(lines)
+    r = report("--format", "json", "--since", "2026-11-23", "--until", "2026-11-24", *paths)
+    eq(r.returncode, 1, "exit status with a broken chain (%s)" % r.stderr)
+    res = json.loads(r.stdout)
+    eq(res["chain_verified"], False, "chain_verified")
+    eq(res["chain"]["bad_lines"], 1, "bad_lines")
+    assert res["chain"]["first_error"].startswith(paths[1] + ":3: "), res["chain"]
+    assert "did NOT verify" in r.stderr, r.stderr
+    eq(res["totals"]["refused"], 3, "the report is still made")
+
+
+# -- memory ------------------------------------------------------------------------
+
+def write_big(path, n_grants, open_at_once=50):
+    """n_grants grants over consecutive minutes, about open_at_once of them
+    active at any time, with refusals and completions mixed in."""
+    w = AuditWriter(path)
+    t0 = D
+    live = []
+    for i in range(n_grants):
+        t = t0 + 60 * i
+        gr = g("g-%024x" % i, "user%d" % (i % 500), "group%d" % (i % 20), t, 3600,
+               approved_by="appr%d" % (i % 30), ticket="INC-%d" % i,
+               reason="routine maintenance of the service number %d" % i)
+        w.grant(gr)
+        live.append(gr)
+        if len(live) > open_at_once:
+            old = live.pop(0)
+            w.end(old, t + 1, "completed" if i % 3 else "expired", end_reason="done")
+        if i % 7 == 0:
+            w.refused(t + 2, "user%d" % (i % 500), "group%d" % (i % 20), "unknown_user")
+    w.close()
+    return w.seq
+
+
+def vm_hwm_kib(pid):
+    """Peak resident memory of a running process since its exec (VmHWM:
+    unlike ru_maxrss it does not include the forking parent's pages)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def small_quarantine_env():
+    # Under AddressSanitizer freed memory stays in a quarantine (256 MB by
+    # default) that would grow with the number of lines read; shrink it so
+    # that the measurement shows jitctl's own memory.
+    env = dict(os.environ)
+    asan = env.get("ASAN_OPTIONS", "")
+    env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + \
+        "quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
+    return env
+
+
+def report_peak_kib(fmt, path):
+    """jitctl report's peak memory once it has read every line: taken when
+    its output starts (it writes more than a pipe holds, so it waits there
+    until we read on)."""
+    p = subprocess.Popen([binary("jitctl"), "report", "--format", fmt, path],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=small_quarantine_env())
+    first = p.stdout.read(1)
+    peak = vm_hwm_kib(p.pid)
+    rest = p.stdout.read()
+    err = p.stderr.read()
+    p.wait()
+    eq(p.returncode, 0, "jitctl report: %s" % err)
+    assert first and len(rest) > 65536, "output too small to hold jitctl at the pipe"
+    assert peak > 0, "no VmHWM for jitctl"
+    return peak
+
+
+def verify_peak_kib(path):
+    p = subprocess.Popen([binary("jitctl"), "audit", "verify", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=small_quarantine_env())
+    peak = 0
+    while p.poll() is None:
+        peak = max(peak, vm_hwm_kib(p.pid))
+        time.sleep(0.005)
+    out = p.stdout.read().decode()
+    eq(p.returncode, 0, "jitctl audit verify: %s" % out)
+    return peak
+
+
+@timeout(300)
+def test_report_memory_does_not_grow_with_input():
+    small = os.path.join(os.getcwd(), "small.log")
+    big = os.path.join(os.getcwd(), "big.log")
+    n_small = write_big(small, 2000)
+    n_big = write_big(big, 20000)
+    size_big = os.path.getsize(big)
+    assert n_big > 9 * n_small and size_big > 25 * 1024 * 1024, (n_big, size_big)
+    for fmt in ("json", "html"):
+        rs = report_peak_kib(fmt, small)
+        rb = report_peak_kib(fmt, big)
+        print("peak memory, --format %s: %d lines %d KiB; %d lines (%d MiB) %d KiB"
+              % (fmt, n_small, rs, n_big, size_big >> 20, rb))
+        assert rb <= rs + 4096, "report memory grows with the input: %d KiB -> %d KiB" % (rs, rb)
+    rv = verify_peak_kib(big)
+    print("peak memory, audit verify: %d lines %d KiB" % (n_big, rv))
+    assert rv <= rs + 4096, (rv, rs)
+
+
+# -- HTML in a browser -------------------------------------------------------------
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        p = shutil.which(name)
+        if p:
+            return p
+    skip("Chromium is not installed (apt-get install chromium; scripts/deps installs it), "
+         "so the HTML report cannot be rendered")
+
+
+def render(browser, html, out, kind):
+    profile = tempfile.mkdtemp(prefix="chr", dir=os.getcwd())
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--user-data-dir=" + profile]
+    if kind == "png":
+        args += ["--window-size=1280,2000", "--screenshot=" + out]
+    else:
+        args += ["--print-to-pdf=" + out, "--no-pdf-header-footer"]
+    r = subprocess.run(args + ["file://" + html], capture_output=True, text=True, timeout=120)
+    eq(r.returncode, 0, "chromium exit status (%s)" % r.stderr[-2000:])
+    assert os.path.exists(out), "chromium wrote no %s: %s" % (kind, r.stderr[-2000:])
+    # Nothing may have been fetched: the page is one self-contained file.
+    for bad in ("net::ERR_", "Refused to load", "Uncaught"):
+        assert bad not in r.stderr, r.stderr[-2000:]
+    return r
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG: %r" % head[:8]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@timeout(240)
+def test_report_html_renders_in_chromium():
+    browser = chromium()
+    paths = write_day(os.getcwd())
+    html = os.path.join(os.getcwd(), "report.html")
+    r = report("--format", "html", "--since", "2026-11-23", "--until", "2026-11-24", "-o", html,
+               *paths)
+    eq(r.returncode, 0, r.stderr)
+    with open(html) as f:
+        page = f.read()
+    for s in ("<svg", "dave \u2192 web", "frank \u2192 admins", "default-src 'none'"):
+        assert s in page, s
+    for s in ("src=", "href=", "http://", "https://"):
+        assert s not in page, "the page refers to %r" % s
+    png = os.path.join(os.getcwd(), "report.png")
+    render(browser, html, png, "png")
+    w, h = png_size(png)
+    eq((w, h), (1280, 2000), "screenshot size")
+    assert os.path.getsize(png) > 30000, "the screenshot looks empty"
+    pdf = os.path.join(os.getcwd(), "report.pdf")
+    render(browser, html, pdf, "pdf")
+    with open(pdf, "rb") as f:
+        assert f.read(5) == b"%PDF-", "not a PDF"
+    keep = os.environ.get("JITTEST_ARTIFACTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for p in (html, png, pdf):
+            shutil.copy(p, keep)
+
+
+# -- the nightly job ----------------------------------------------------------------
+
+def test_nightly_job_writes_and_mails_the_report():
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    paths = write_day(logdir)
+    outdir = os.path.join(work, "reports")
+    mailbox = os.path.join(work, "mail.txt")
+    sendmail = os.path.join(work, "sendmail")
+    with open(sendmail, "w") as f:
+        f.write("#!/bin/sh\necho \"ARGS: $*\" > %s\ncat >> %s\n" % (mailbox, mailbox))
+    os.chmod(sendmail, 0o755)
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=paths[2], JITD_REPORT_DIR=outdir,
+               JITD_REPORT_DATE="2026-11-23", JITD_REPORT_DAYS="0", JITCTL=binary("jitctl"),
+               SENDMAIL=sendmail, JITD_REPORT_MAILTO="auditors@example.com",
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=120)
+    eq(r.returncode, 0, "nightly job: %s %s" % (r.stdout, r.stderr))
+    base = os.path.join(outdir, "jitd-report-2026-11-23")
+    for ext in ("txt", "html", "json", "csv"):
+        assert os.path.exists("%s.%s" % (base, ext)), os.listdir(outdir)
+    with open(base + ".json") as f:
+        check_day(json.load(f))
+    mode = stat.S_IMODE(os.stat(base + ".json").st_mode)
+    assert mode & 0o007 == 0, "report readable by others (%o)" % mode
+    with open(mailbox) as f:
+        mail = f.read()
+    assert "ARGS: -t" in mail, mail[:300]
+    for s in ("To: auditors@example.com", "Subject: jitd access report 2026-11-23",
+              "hash chain  verified: seq 1 .. 23", "Content-Type: text/html",
+              "filename=\"jitd-report-2026-11-23.html\""):
+        assert s in mail, (s, mail[:3000])
+    # A broken chain: the job still writes the report, says so in the
+    # subject, and exits non-zero (cron and systemd then report it).
+    with open(paths[2], "ab") as f:
+        f.write(b'{"ts":"2026-11-23T23:59:00Z","seq":99,"event":"forged"}\n')
+    os.unlink(mailbox)
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=120)
+    eq(r.returncode, 1, "nightly job with a broken chain: %s %s" % (r.stdout, r.stderr))
+    with open(mailbox) as f:
+        mail = f.read()
+    assert "Subject: jitd access report 2026-11-23: HASH CHAIN NOT VERIFIED" in mail, mail[:500]

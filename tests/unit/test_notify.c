@@ -1,0 +1,257 @@
+/*
+ * test_notify.c - webhook notifications: message formats, the HMAC
+ * signature (RFC 4231 vector), secret_file checks, a full queue counted,
+ * and a delivery retried after a 503 against a small HTTP server in a
+ * thread (the integration tests use a real Python server as well).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "notify.h"
+#include "t.h"
+#include "util.h"
+
+static json_t *rec(const char *event)
+{
+	return json_pack("{sssissssssssssssss}", "ts", "2026-11-23T14:00:00Z", "seq", 7, "event",
+			 event, "grant_id", "g-1", "user", "alice <&>", "group", "dba",
+			 "expires_at", "2026-11-23T16:00:00Z", "ticket", "INC-1", "approved_by",
+			 "carol");
+}
+
+static void check_formats(void)
+{
+	json_t *r = rec("granted");
+	char *s = notify_summary("granted", r);
+	CHECK_STR(s, "alice <&> was granted dba until 2026-11-23T16:00:00Z; ticket INC-1; "
+		     "approved by carol [g-1]");
+	free(s);
+	const char line[] = "{\"ts\":\"x\",\"seq\":7}";
+	char *b = notify_body(NOTIFY_JSON, "granted", r, line, strlen(line));
+	CHECK_STR(b, line);
+	free(b);
+	b = notify_body(NOTIFY_SLACK, "granted", r, line, strlen(line));
+	json_t *o = json_loads(b, 0, NULL);
+	const char *text = json_string_value(json_object_get(o, "text"));
+	CHECK(text && strstr(text, "jitd: alice &lt;&amp;&gt; was granted dba") == text);
+	json_decref(o);
+	free(b);
+	b = notify_body(NOTIFY_TEAMS, "granted", r, line, strlen(line));
+	o = json_loads(b, 0, NULL);
+	CHECK_STR(json_string_value(json_object_get(o, "@type")), "MessageCard");
+	CHECK_STR(json_string_value(json_object_get(o, "title")), "jitd: granted");
+	json_decref(o);
+	free(b);
+	json_decref(r);
+	json_t *d = json_pack("{ssssssssss}", "event", "drift", "kind", "unexplained", "group",
+			      "admins", "member", "uid=eve,ou=people", "action", "removed");
+	s = notify_summary("drift", d);
+	CHECK_STR(s, "drift in group admins: unexplained member uid=eve,ou=people (removed)");
+	free(s);
+	json_decref(d);
+	r = rec("expiring_soon");
+	s = notify_summary("expiring_soon", r);
+	CHECK(strstr(s, "expires at 2026-11-23T16:00:00Z: extend or complete it") != NULL);
+	free(s);
+	json_decref(r);
+}
+
+static void check_signature(void)
+{
+	/* RFC 4231 test case 7, split at its first '.' into timestamp and body */
+	unsigned char key[131];
+	char sig[72];
+	memset(key, 0xaa, sizeof(key));
+	const char *ts = "This is a test using a larger than block-size key and a larger than "
+			 "block-size data";
+	const char *body = " The key needs to be hashed before being used by the HMAC algorithm.";
+	CHECK(notify_signature(key, sizeof(key), ts, body, strlen(body), sig) == JIT_OK);
+	CHECK_STR(sig, "sha256=9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+static char *events_all[] = { "granted", "expired", NULL };
+
+static struct jit_config *cfg_with(const char *url, const char *secret_file)
+{
+	struct jit_config *c = xcalloc(1, sizeof(*c));
+	c->notify = xcalloc(1, sizeof(struct jit_notify_cfg));
+	c->n_notify = 1;
+	c->notify[0].url = (char *)url;
+	c->notify[0].events = events_all;
+	c->notify[0].n_events = 2;
+	c->notify[0].format = (char *)"json";
+	c->notify[0].secret_file = (char *)secret_file;
+	c->notify[0].timeout = 2;
+	c->notify[0].max_attempts = 3;
+	return c;
+}
+
+static void cfg_free(struct jit_config *c)
+{
+	free(c->notify);
+	free(c);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp = fopen(path, "w");
+	if (fp) {
+		fputs(text, fp);
+		fclose(fp);
+	}
+	CHECK(chmod(path, mode) == 0);
+}
+
+static void check_secrets(const char *dir)
+{
+	char *p = xasprintf("%s/hook.secret", dir), msg[256];
+	struct notify_targets *t = NULL;
+	struct jit_config *c = cfg_with("http://127.0.0.1:1/", p);
+	write_file(p, "s3cret\n", 0644);
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_ECONFIG);
+	CHECK(strstr(msg, "mode 0644") != NULL);
+	write_file(p, "", 0600);
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_ECONFIG);
+	CHECK(strstr(msg, "empty") != NULL);
+	write_file(p, "s3cret\n", 0600);
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_OK);
+	notify_targets_free(t);
+	unlink(p);
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_ECONFIG);
+	cfg_free(c);
+	free(p);
+}
+
+static void wait_for(struct notify *n, struct notify_stats *st, uint64_t delivered, uint64_t failed)
+{
+	for (int i = 0; i < 500; i++) {
+		notify_get_stats(n, st);
+		if (st->delivered >= delivered && st->attempts_failed >= failed)
+			return;
+		usleep(10000);
+	}
+}
+
+/* A dead receiver and a queue of 3: 10 events, 7 dropped and counted. */
+static void check_full_queue(void)
+{
+	struct notify_targets *t = NULL;
+	struct notify *n = NULL;
+	struct notify_stats st;
+	char msg[256];
+	struct jit_config *c = cfg_with("http://127.0.0.1:1/hook", NULL);
+	struct notify_limits lim = { 3, 50, 200, 2, 100 };
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_OK);
+	CHECK(notify_new(t, &lim, &n) == JIT_OK);
+	json_t *r = rec("granted");
+	for (int i = 0; i < 10; i++)
+		notify_event(n, "granted", r, "{}", 2);
+	notify_event(n, "revoked", r, "{}", 2); /* not subscribed: not queued */
+	json_decref(r);
+	wait_for(n, &st, 0, 3);
+	CHECK(st.queued == 3 && st.dropped == 7);
+	CHECK(st.attempts_failed >= 3 && st.delivered == 0);
+	notify_free(n);
+	cfg_free(c);
+}
+
+/* ---- a tiny HTTP server: 503 for the first request, then 200 ---- */
+struct srv {
+	int fd, port, requests;
+	char last[4096];
+};
+
+static void *serve(void *arg)
+{
+	struct srv *s = arg;
+	for (int i = 0; i < 2; i++) {
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		size_t n = 0;
+		ssize_t r;
+		s->last[0] = '\0';
+		while (n < sizeof(s->last) - 1 && (r = read(c, s->last + n, sizeof(s->last) - 1 - n)) > 0) {
+			n += (size_t)r;
+			s->last[n] = '\0';
+			char *end = strstr(s->last, "\r\n\r\n"), *cl = strcasestr(s->last, "Content-Length: ");
+			if (end && cl && strlen(end + 4) >= (size_t)atoi(cl + 16))
+				break;
+		}
+		s->requests++;
+		const char *a = i == 0 ? "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+				       : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+		if (write(c, a, strlen(a)) < 0)
+			perror("write");
+		close(c);
+	}
+	return NULL;
+}
+
+static void check_delivery(const char *dir)
+{
+	struct srv s = { 0 };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	pthread_t th;
+	s.fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(s.fd >= 0 && bind(s.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(s.fd, 4) == 0);
+	CHECK(getsockname(s.fd, (struct sockaddr *)&sa, &sl) == 0);
+	s.port = ntohs(sa.sin_port);
+	CHECK(pthread_create(&th, NULL, serve, &s) == 0);
+	char *url = xasprintf("http://127.0.0.1:%d/hook/token", s.port), msg[256];
+	char *p = xasprintf("%s/k.secret", dir);
+	write_file(p, "key", 0600);
+	struct jit_config *c = cfg_with(url, p);
+	struct notify_targets *t = NULL;
+	struct notify *n = NULL;
+	struct notify_stats st;
+	struct notify_limits lim = { 10, 50, 200, 2, 2000 };
+	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_OK);
+	CHECK(notify_new(t, &lim, &n) == JIT_OK);
+	json_t *r = rec("expired");
+	const char line[] = "{\"seq\":7,\"event\":\"expired\"}";
+	notify_event(n, "expired", r, line, strlen(line));
+	json_decref(r);
+	wait_for(n, &st, 1, 1);
+	CHECK(st.delivered == 1 && st.attempts_failed == 1 && st.gave_up == 0);
+	notify_free(n);
+	pthread_join(th, NULL);
+	close(s.fd);
+	CHECK(s.requests == 2);
+	CHECK(strstr(s.last, "POST /hook/token HTTP/1.1\r\n") == s.last);
+	CHECK(strstr(s.last, "X-Jitd-Event: expired\r\n") != NULL);
+	CHECK(strstr(s.last, "X-Jitd-Seq: 7\r\n") != NULL);
+	CHECK(strstr(s.last, "X-Jitd-Signature: sha256=") != NULL);
+	CHECK(strstr(s.last, line) != NULL);
+	/* the signature is over "<timestamp>.<body>" */
+	const char *ts = strstr(s.last, "X-Jitd-Timestamp: "), *sg = strstr(s.last, "sha256=");
+	char tsbuf[32] = "", want[72];
+	if (ts)
+		sscanf(ts + 18, "%31[0-9]", tsbuf);
+	CHECK(notify_signature((const unsigned char *)"key", 3, tsbuf, line, strlen(line), want) == JIT_OK);
+	CHECK(sg && strncmp(sg, want, 71) == 0);
+	unlink(p);
+	free(p);
+	free(url);
+	cfg_free(c);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/jitd-notify-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	check_formats();
+	check_signature();
+	check_secrets(dir);
+	check_full_queue();
+	check_delivery(dir);
+	rmdir(dir);
+	T_DONE();
+}

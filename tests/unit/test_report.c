@@ -1,0 +1,354 @@
+/*
+ * test_report.c - report aggregation over a fixed day of audit events
+ * (every number checked exactly: totals, dimensions, durations, medians,
+ * revocation lag, grants open across the period's edges), the renderers,
+ * time parsing, and the audit file reader (plain, .gz, over-long lines,
+ * a truncated .gz).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "auditfile.h"
+#include "report.h"
+#include "t.h"
+#include "util.h"
+
+#define T0 1795392000 /* 2026-11-23T00:00:00Z */
+
+/* One event: ts, event, then "key", "string value" pairs; keys that start
+ * with '#' take an integer (the '#' is dropped). */
+static void ev(struct report *r, int64_t ts, const char *event, ...)
+{
+	char buf[32];
+	va_list ap;
+	json_t *o = json_object();
+	fmt_rfc3339(ts, buf);
+	json_object_set_new(o, "ts", json_string(buf));
+	json_object_set_new(o, "event", json_string(event));
+	va_start(ap, event);
+	for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+		if (k[0] == '#')
+			json_object_set_new(o, k + 1, json_integer(va_arg(ap, long long)));
+		else
+			json_object_set_new(o, k, json_string(va_arg(ap, const char *)));
+	}
+	va_end(ap);
+	report_add(r, o);
+	json_decref(o);
+}
+
+static char *t(int64_t ts) /* RFC 3339, static rotating buffers */
+{
+	static char bufs[8][32];
+	static int i;
+	char *b = bufs[i++ % 8];
+	fmt_rfc3339(ts, b);
+	return b;
+}
+
+/* A grant line: id user group approver client duration created expires. */
+#define G(id, u, g, ap, cl, dur, cr, ex)                                                     \
+	"grant_id", id, "user", u, "group", g, "approved_by", ap, "client", cl, "#duration",  \
+		(long long)(dur), "created_at", t(cr), "expires_at", t(ex)
+
+static int64_t geti(json_t *res, const char *a, const char *b, const char *c)
+{
+	json_t *v = json_object_get(res, a);
+	if (b)
+		v = json_object_get(v, b);
+	if (c)
+		v = json_object_get(v, c);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : -999;
+}
+
+static double getr(json_t *res, const char *a, const char *b)
+{
+	json_t *v = json_object_get(json_object_get(res, a), b);
+	return json_is_number(v) ? json_number_value(v) : -999;
+}
+
+static json_t *day_report(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	/* before the period: g-0 stays active into it, g-x ends before it */
+	ev(r, T0 - 3600, "granted", G("g-0", "alice", "dba", "carol", "helpdesk", 7200, T0 - 3600,
+				      T0 + 3600), NULL);
+	ev(r, T0 - 1800, "granted", G("g-x", "bob", "web", "carol", "helpdesk", 600, T0 - 1800,
+				      T0 - 1200), NULL);
+	ev(r, T0 - 1190, "expired", G("g-x", "bob", "web", "carol", "helpdesk", 600, T0 - 1800,
+				      T0 - 1200), NULL);
+	/* the period */
+	ev(r, T0 + 100, "granted", G("g-1", "bob", "dba", "dave", "helpdesk", 3600, T0 + 100,
+				     T0 + 3700), "ticket", "T-1", NULL);
+	ev(r, T0 + 200, "refused", "op", "grant", "user", "mallory", "group", "dba", "approved_by",
+	   "carol", "client", "helpdesk", "error", "unknown_user", NULL);
+	ev(r, T0 + 300, "refused", "op", "grant", "user", "alice", "group", "nosuch", "client",
+	   "ops", "error", "unknown_group", NULL);
+	ev(r, T0 + 1000, "completed", G("g-1", "bob", "dba", "dave", "helpdesk", 3600, T0 + 100,
+					T0 + 3700), NULL);
+	ev(r, T0 + 3603, "expired", G("g-0", "alice", "dba", "carol", "helpdesk", 7200, T0 - 3600,
+				      T0 + 3600), NULL);
+	ev(r, T0 + 5000, "granted", G("g-2", "carol", "ops", "erin", "ops", 1800, T0 + 5000,
+				      T0 + 6800), NULL);
+	ev(r, T0 + 5100, "extended", G("g-2", "carol", "ops", "erin", "ops", 2400, T0 + 5000,
+				       T0 + 7400), "#added", 600LL, NULL);
+	ev(r, T0 + 7405, "revoke_failed", G("g-2", "carol", "ops", "erin", "ops", 2400, T0 + 5000,
+					    T0 + 7400), NULL);
+	ev(r, T0 + 7410, "expired", G("g-2", "carol", "ops", "erin", "ops", 2400, T0 + 5000,
+				      T0 + 7400), NULL);
+	ev(r, T0 + 8000, "granted", G("g-3", "dave", "admins", "carol", "helpdesk", 86400, T0 + 8000,
+				      T0 + 94400), NULL);
+	ev(r, T0 + 9000, "drift", "group", "admins", "member", "uid=eve", NULL);
+	ev(r, T0 + 9500, "granted", "grant_id", "g-4", "user", "erin", "group", "web", "client",
+	   "helpdesk", "#duration", 600LL, "created_at", t(T0 + 9500), "expires_at", t(T0 + 10100),
+	   NULL);
+	ev(r, T0 + 9700, "revoked", "outcome", "forced", "grant_id", "g-4", "user", "erin", "group",
+	   "web", "client", "helpdesk", "#duration", 600LL, "created_at", t(T0 + 9500), "expires_at", t(T0 + 10100),
+	   NULL);
+	ev(r, T0 + 10000, "failed", "grant_id", "g-f", "state", "ending", "user", "frank", "group",
+	   "dba", "client", "helpdesk", NULL);
+	ev(r, T0 + 10001, "failed", "grant_id", "g-f", "state", "failed", "user", "frank", "group",
+	   "dba", "client", "helpdesk", NULL);
+	report_unreadable(r);
+	/* after the period: changes nothing */
+	ev(r, T0 + 86410, "granted", G("g-5", "zed", "dba", "carol", "helpdesk", 60, T0 + 86410,
+				       T0 + 86470), NULL);
+	ev(r, T0 + 86420, "expired", G("g-3", "dave", "admins", "carol", "helpdesk", 86400,
+				       T0 + 8000, T0 + 94400), NULL);
+	struct report_chain ch = { .verified = true, .lines = 21, .first_seq = 1, .last_seq = 21,
+				   .last_hash = "ab" };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	return res;
+}
+
+static void check_day(json_t *res)
+{
+	static const struct {
+		const char *k;
+		int64_t v;
+	} totals[] = {
+		{ "granted", 4 }, { "refused", 2 }, { "expired", 2 }, { "completed", 1 },
+		{ "revoked", 1 }, { "revoke_failures", 1 }, { "active_at_end", 1 },
+		{ "revoked_forced", 1 },
+		{ "failed", 1 },  { "extended", 1 }, { "drift", 1 },
+	};
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
+		if (geti(res, "totals", totals[i].k, NULL) != totals[i].v) {
+			CHECK(!"total");
+			fprintf(stderr, "  totals.%s = %lld, want %lld\n", totals[i].k,
+				(long long)geti(res, "totals", totals[i].k, NULL),
+				(long long)totals[i].v);
+		}
+	CHECK(json_is_true(json_object_get(res, "chain_verified")));
+	json_t *dba = json_object_get(json_object_get(res, "by_group"), "dba");
+	CHECK(geti(dba, "granted", NULL, NULL) == 1 && geti(dba, "expired", NULL, NULL) == 1 &&
+	      geti(dba, "completed", NULL, NULL) == 1 && geti(dba, "refused", NULL, NULL) == 1 &&
+	      geti(dba, "failed", NULL, NULL) == 1 && geti(dba, "held_seconds", NULL, NULL) == 4503);
+	CHECK(geti(res, "by_group", "admins", "held_seconds") == 78400);
+	CHECK(geti(res, "by_group", "ops", "held_seconds") == 2410);
+	CHECK(geti(res, "by_group", "web", "held_seconds") == 200);
+	CHECK(geti(res, "by_group", "web", "revoked") == 1);
+	CHECK(geti(res, "by_group", "nosuch", "refused") == 1);
+	CHECK(json_object_size(json_object_get(res, "by_group")) == 5);
+	CHECK(geti(res, "by_user", "alice", "held_seconds") == 3603);
+	CHECK(geti(res, "by_user", "alice", "refused") == 1);
+	CHECK(geti(res, "by_user", "mallory", "refused") == 1);
+	CHECK(geti(res, "by_approver", "carol", "held_seconds") == 3603 + 78400);
+	CHECK(geti(res, "by_approver", "carol", "granted") == 1);
+	CHECK(geti(res, "by_approver", "(none)", "revoked") == 1);
+	CHECK(geti(res, "by_client", "ops", "granted") == 1);
+	CHECK(geti(res, "by_client", "helpdesk", "granted") == 3);
+	/* durations of the four grants that ended in the period */
+	json_t *d = json_object_get(res, "durations");
+	CHECK(geti(d, "requested", "count", NULL) == 4);
+	CHECK(geti(d, "requested", "total_seconds", NULL) == 13200);
+	CHECK(geti(d, "requested", "median_seconds", NULL) == 2700);
+	CHECK(geti(d, "requested", "max_seconds", NULL) == 7200);
+	CHECK(geti(d, "actual", "total_seconds", NULL) == 10713);
+	CHECK(geti(d, "actual", "median_seconds", NULL) == 1655);
+	CHECK(geti(d, "actual", "max_seconds", NULL) == 7203);
+	CHECK(geti(d, "extended_seconds", NULL, NULL) == 600);
+	CHECK(geti(res, "early_completions", "count", NULL) == 1);
+	CHECK(geti(res, "early_completions", "total_seconds", NULL) == 2700);
+	CHECK(geti(res, "revocation_lag", "count", NULL) == 2);
+	CHECK(getr(res, "revocation_lag", "median_seconds") == 6.5);
+	CHECK(geti(res, "revocation_lag", "max_seconds", NULL) == 10);
+	CHECK(geti(res, "refusals_by_reason", "unknown_user", NULL) == 1);
+	CHECK(geti(res, "refusals_by_reason", "unknown_group", NULL) == 1);
+	CHECK(geti(res, "drift", "by_group", "admins") == 1);
+	json_t *act = json_object_get(res, "active_at_end");
+	CHECK(json_array_size(act) == 1);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(act, 0), "grant_id")), "g-3");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(res, "period"), "since")),
+		  "2026-11-23T00:00:00Z");
+	CHECK(geti(res, "input", "lines", NULL) == 21);
+	CHECK(geti(res, "input", "unreadable_lines", NULL) == 1);
+	CHECK(geti(res, "input", "events_in_period", NULL) == 15);
+	/* timeline: g-0 (clipped), g-1, g-2, g-4, g-3 (active) */
+	CHECK(json_array_size(json_object_get(res, "timeline")) == 5);
+}
+
+static char *render(json_t *res, enum report_format f)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	CHECK(fp != NULL);
+	if (!fp)
+		return xstrdup("");
+	CHECK(report_render(res, f, fp) == JIT_OK);
+	fclose(fp);
+	return buf;
+}
+
+static void check_render(json_t *res)
+{
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "hash chain  verified") != NULL);
+	CHECK(strstr(txt, "  granted                       4") != NULL);
+	CHECK(strstr(txt, "g-3  dave -> admins") != NULL);
+	CHECK(strstr(txt, "median 6.5s ") != NULL); /* revocation lag: 3 s and 10 s */
+	free(txt);
+	char *csv = render(res, REPORT_CSV);
+	CHECK(strncmp(csv, "section,name,metric,value\r\n", 27) == 0);
+	CHECK(strstr(csv, "totals,,granted,4\r\n") != NULL);
+	CHECK(strstr(csv, "by_group,dba,held_seconds,4503\r\n") != NULL);
+	free(csv);
+	char *js = render(res, REPORT_JSON);
+	json_t *back = json_loads(js, 0, NULL);
+	CHECK(back && json_equal(back, res));
+	json_decref(back);
+	free(js);
+	char *html = render(res, REPORT_HTML);
+	CHECK(strncmp(html, "<!DOCTYPE html>", 15) == 0);
+	CHECK(strstr(html, "<svg") != NULL && strstr(html, "</html>") != NULL);
+	CHECK(strstr(html, "default-src 'none'") != NULL);
+	CHECK(strstr(html, "src=") == NULL && strstr(html, "href=") == NULL);
+	free(html);
+}
+
+/* Hostile names: escaped in HTML, defused in CSV, cleaned in text. */
+static void check_hostile(void)
+{
+	struct report_opts o = { 0 };
+	struct report *r = report_new(&o);
+	ev(r, T0, "granted", G("g-9", "<script>x</script>", "=cmd|' /C calc'!A0", "a\"b", "c\x01",
+			       60, T0, T0 + 60), NULL);
+	struct report_chain ch = { .verified = false, .bad_lines = 1,
+				   .first_error = "a.log:3: seq 3: content does not match" };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	char *html = render(res, REPORT_HTML);
+	CHECK(strstr(html, "<script>") == NULL && strstr(html, "&lt;script&gt;") != NULL);
+	CHECK(strstr(html, "NOT VERIFIED") != NULL);
+	free(html);
+	char *csv = render(res, REPORT_CSV);
+	CHECK(strstr(csv, "by_group,\"'=cmd|' /C calc'!A0\",") != NULL);
+	CHECK(strstr(csv, ",=cmd") == NULL);
+	free(csv);
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strchr(txt, '\x01') == NULL && strstr(txt, "NOT VERIFIED") != NULL);
+	free(txt);
+	json_decref(res);
+}
+
+static void check_times(void)
+{
+	int64_t v = 0;
+	enum report_format f;
+	CHECK(report_parse_time("2026-11-23", &v) == JIT_OK && v == T0);
+	CHECK(report_parse_time("2026-11-23T01:02:03Z", &v) == JIT_OK && v == T0 + 3723);
+	CHECK(report_parse_time("2026-11-23T01:02Z", &v) == JIT_OK && v == T0 + 3720);
+	CHECK(report_parse_time("2026-11-23T01:00:00+01:00", &v) == JIT_OK && v == T0);
+	CHECK(report_parse_time("2026-11-22T23:00:00-01:00", &v) == JIT_OK && v == T0);
+	CHECK(report_parse_time("2026-02-30", &v) == JIT_EBADREQ);
+	CHECK(report_parse_time("2026-11-23T25:00Z", &v) == JIT_EBADREQ);
+	CHECK(report_parse_time("2026-11-23T01:00", &v) == JIT_EBADREQ);
+	CHECK(report_parse_time("yesterday", &v) == JIT_EBADREQ);
+	CHECK(report_parse_time("2026-11-23x", &v) == JIT_EBADREQ);
+	CHECK(report_format_parse("html", &f) == JIT_OK && f == REPORT_HTML);
+	CHECK(report_format_parse("pdf", &f) == JIT_EBADREQ);
+}
+
+/* The reader: plain and gzip, a line over the limit, a truncated .gz. */
+static void check_reader(const char *dir)
+{
+	char *plain = xasprintf("%s/a.log", dir), *gz = xasprintf("%s/a.log.gz", dir);
+	char *cut = xasprintf("%s/cut.log.gz", dir), err[256];
+	const char *line;
+	size_t len;
+	struct auditfile *f;
+	FILE *fp = fopen(plain, "w");
+	gzFile g = gzopen(gz, "wb");
+	CHECK(fp && g);
+	if (!fp || !g)
+		return;
+	char *big = xmalloc(AUDITFILE_LINE_MAX + 10);
+	memset(big, 'x', AUDITFILE_LINE_MAX + 9);
+	big[AUDITFILE_LINE_MAX + 9] = '\0';
+	fprintf(fp, "one\n%s\nthree\nlast-no-newline", big);
+	fclose(fp);
+	for (int i = 0; i < 20000; i++)
+		gzprintf(g, "line %d\n", i);
+	gzclose(g);
+	CHECK(auditfile_open(plain, &f, err, sizeof(err)) == JIT_OK);
+	CHECK(auditfile_next(f, &line, &len) == 1 && len == 3 && strcmp(line, "one") == 0);
+	CHECK(auditfile_next(f, &line, &len) == JIT_ETOOBIG && auditfile_lineno(f) == 2);
+	CHECK(auditfile_next(f, &line, &len) == 1 && strcmp(line, "three") == 0);
+	CHECK(auditfile_next(f, &line, &len) == 1 && strcmp(line, "last-no-newline") == 0);
+	CHECK(auditfile_next(f, &line, &len) == 0 && auditfile_lineno(f) == 4);
+	auditfile_close(f);
+	CHECK(auditfile_open(gz, &f, err, sizeof(err)) == JIT_OK);
+	int n = 0, rc;
+	while ((rc = auditfile_next(f, &line, &len)) == 1)
+		n++;
+	CHECK(rc == 0 && n == 20000 && strcmp(line, "line 19999") == 0);
+	auditfile_close(f);
+	/* the first half of the .gz */
+	fp = fopen(gz, "rb");
+	char *bytes = xmalloc(1 << 20);
+	size_t got = fp ? fread(bytes, 1, 1 << 20, fp) : 0;
+	if (fp)
+		fclose(fp);
+	fp = fopen(cut, "wb");
+	if (fp) {
+		fwrite(bytes, 1, got / 2, fp);
+		fclose(fp);
+	}
+	CHECK(auditfile_open(cut, &f, err, sizeof(err)) == JIT_OK);
+	n = 0;
+	while ((rc = auditfile_next(f, &line, &len)) == 1)
+		n++;
+	CHECK(rc == JIT_EIO && n > 0 && n < 20000 && auditfile_error(f)[0] != '\0');
+	auditfile_close(f);
+	CHECK(auditfile_open("/nonexistent/x.log", &f, err, sizeof(err)) == JIT_EIO);
+	free(bytes);
+	free(big);
+	unlink(plain);
+	unlink(gz);
+	unlink(cut);
+	free(plain);
+	free(gz);
+	free(cut);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/jitd-report-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	json_t *res = day_report();
+	check_day(res);
+	check_render(res);
+	json_decref(res);
+	check_hostile();
+	check_times();
+	check_reader(dir);
+	rmdir(dir);
+	T_DONE();
+}

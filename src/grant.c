@@ -155,8 +155,9 @@ static char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
 	return proto_dump_line(o);
 }
 
-static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
-			   const char *msg, const struct dir_result *dres)
+/* The `refused` audit line and the error answer; rule: the policy rule, or NULL. */
+static char *reply_refused_rule(struct grant_ctx *g, const struct grant_params *p, int err,
+				const char *msg, const struct dir_result *dres, const char *rule)
 {
 	json_t *o = json_object();
 	set_str(o, "op", "grant");
@@ -173,10 +174,54 @@ static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, in
 	set_str(o, "message", msg ? msg : jit_err_message(err));
 	if (dres && dres->message[0])
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+	set_str(o, "rule", rule);
 	if (audit_write(g->audit, "refused", o) != JIT_OK)
 		log_err("audit: could not record a refusal");
 	json_decref(o);
 	return proto_error_line(err, msg);
+}
+
+static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
+			   const char *msg, const struct dir_result *dres)
+{
+	return reply_refused_rule(g, p, err, msg, dres, NULL);
+}
+
+/*
+ * The rules that need the directory's answer about user u: deny_users (by
+ * DN and by its uid) and eligible_group (a live membership check). NULL if
+ * they pass, else the answer line (the refusal is audited).
+ */
+static char *check_dirrules(struct grant_ctx *g, const struct grant_params *p,
+			    const struct dir_user *u)
+{
+	const struct policy_dirrules *pr = p->rules;
+	struct dir_result dres = { 0 };
+	char msg[384];
+	bool member = false;
+
+	if (!pr)
+		return NULL;
+	if (policy_user_denied(pr, p->req->user, u->dn, u->uid, msg, sizeof(msg)) != JIT_OK)
+		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "deny_users");
+	if (!pr->eligible_dn)
+		return NULL;
+	const char *value = strcasecmp(pr->eligible_attr, "memberUid") == 0 ? u->uid : u->dn;
+	int rc = value ? dir_is_member(g->dc, pr->eligible_dn, pr->eligible_attr, value, &member,
+				       &dres)
+		       : JIT_OK;
+	if (rc != JIT_OK) {
+		/* fail closed: no answer about eligibility is no elevation */
+		snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %.120s",
+			 pr->eligible_dn, dres.message[0] ? dres.message : jit_err_message(rc));
+		return reply_refused_rule(g, p, rc, msg, &dres, "eligible_group");
+	}
+	if (!member) {
+		snprintf(msg, sizeof(msg), "eligible_group: \"%.64s\" is not a member of %.200s",
+			 p->req->user, pr->eligible_dn);
+		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "eligible_group");
+	}
+	return NULL;
 }
 
 static void fill_rec(struct grant_rec *r, const struct grant_params *p, const struct dir_user *u,
@@ -211,13 +256,24 @@ static void fill_rec(struct grant_rec *r, const struct grant_params *p, const st
 	r->peer_pid = (int64_t)p->peer.pid;
 }
 
-/* A grant with the same request_id exists: answer with it. NULL if none. */
-static char *existing_request(struct grant_ctx *g, const char *request_id)
+/* A grant with the same request_id exists: answer with it, or refuse if it
+ * was made from another request (a replay must never pass as a retry).
+ * NULL if none. */
+static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
+			      const char *request_id)
 {
 	struct grant_rec *r = NULL;
+	char *line;
 	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
 		return NULL;
-	char *line = reply_grant(g, r->id, true);
+	if (policy_same_request(p->req, r)) {
+		line = reply_grant(g, r->id, true);
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
+			 "(grant %s)", request_id, r->id);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "request_id");
+	}
 	grant_rec_free(r);
 	return line;
 }
@@ -225,15 +281,25 @@ static char *existing_request(struct grant_ctx *g, const char *request_id)
 /*
  * Records the grant as pending with its standing decided from the directory
  * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
- * (request_id raced with another worker) or JIT_EIO.
+ * (request_id raced with another worker), JIT_EPOLICY (the user already
+ * holds max_active live grants; 0 = no limit) or JIT_EIO.
  */
-static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present)
+static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present, int max_active)
 {
 	int64_t n = 0;
 	bool any_jitd = false;
 	int rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
+	if (max_active > 0) {
+		/* Inside the write transaction: concurrent grants of one user
+		 * (other groups, other workers) are counted one after another. */
+		rc = store_count_user_live(g->st, r->user_dn, &n);
+		if (rc == JIT_OK && n >= max_active)
+			rc = JIT_EPOLICY;
+		if (rc != JIT_OK)
+			goto fail;
+	}
 	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, &n, &any_jitd);
 	if (rc != JIT_OK)
 		goto fail;
@@ -308,7 +374,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	struct grant_rec r;
 	char id[32], hex[25];
 	bool present = false, already = false;
-	char *line = existing_request(g, p->req->request_id);
+	char *line = existing_request(g, p, p->req->request_id);
 	if (line)
 		return line;
 
@@ -320,8 +386,13 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	if (u.disabled) {
 		dir_user_clear(&u);
-		return reply_refused(g, p, JIT_EPOLICY, "the account is disabled in the directory",
-				     NULL);
+		return reply_refused_rule(g, p, JIT_EPOLICY, "the account is disabled in the directory",
+					  NULL, "account_disabled");
+	}
+	line = check_dirrules(g, p, &u);
+	if (line) {
+		dir_user_clear(&u);
+		return line;
 	}
 	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
 	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
@@ -342,9 +413,17 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
 		goto out;
 	}
-	rc = record_pending(g, &r, present);
-	if (rc == JIT_EEXISTS && (line = existing_request(g, r.request_id)) != NULL)
+	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
+	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
 		goto out;
+	if (rc == JIT_EPOLICY) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "max_active_per_user: \"%.64s\" already holds %d live "
+			 "grant(s), the most group \"%s\" allows", r.user, p->rules->max_active,
+			 p->group_name);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "max_active_per_user");
+		goto out;
+	}
 	if (rc != JIT_OK) {
 		line = reply_refused(g, p, JIT_EINTERNAL, "cannot record the grant", NULL);
 		goto out;

@@ -44,6 +44,8 @@ struct grant_params {
 	const char *group_name, *group_dn, *directory, *member_attr, *placeholder;
 	const char *client;
 	struct jit_peer peer;
+	const struct policy_dirrules *rules; /* deny_users, eligible_group,
+					      * max_active_per_user; may be NULL */
 };
 
 /* Creates a grant (grant op). Returns the answer line for the client. */

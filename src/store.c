@@ -185,6 +185,7 @@ enum stmt_id {
 	S_NEXT_DUE,
 	S_COUNTS,
 	S_RECOVER,
+	S_USER_LIVE,
 	S_COUNT_FAILING,
 	S_RETRY_NOW,
 	S_PAIR_ENDING,
@@ -249,6 +250,10 @@ static const struct {
 	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
 				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
 				   " WHERE state = 'pending'" },
+	/* The live states are few rows: the state indexes find them. */
+	[S_USER_LIVE] = { "user_live",
+			  "SELECT count(*) FROM grants WHERE state IN ('pending', 'active',"
+			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
 	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
 					       " WHERE state = 'ending' AND refused <> 0" },
 	/* ?1 directory, ?2 now */
@@ -952,6 +957,25 @@ int store_pair_live(struct store *st, const char *pair_key, const char *exclude_
 	}
 	*count = sqlite3_column_int64(s, 0);
 	*any_jitd = sqlite3_column_int64(s, 1) != 0;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
+{
+	sqlite3_stmt *s = st->stmt[S_USER_LIVE];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, user_dn) != SQLITE_OK) {
+		ret = db_fail(st, "user_live: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "user_live");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
 out:
 	stmt_done(s);
 	return ret;

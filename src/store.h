@@ -144,6 +144,11 @@ int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
 		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;
 
+/* *count = live rows (pending, active, ending) of the user with this DN,
+ * compared case-blind (max_active_per_user). Use inside the transaction
+ * that inserts the next grant so that the limit holds under concurrency. */
+int store_count_user_live(struct store *st, const char *user_dn, int64_t *count) JIT_WUR;
+
 /* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
 int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;
 

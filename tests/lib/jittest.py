@@ -24,7 +24,8 @@ from jitd import Jitd, parse_time
 
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "SUMMARY: UndefinedBehaviorSanitizer")
+                     "SUMMARY: UndefinedBehaviorSanitizer",
+                     "LeakSanitizer has encountered a fatal error")
 
 
 # Failure context collected by Env.dump(); tests/lib/runone.py prints it

@@ -857,6 +857,13 @@ static void test_example(void)
 		CHECK(strncmp(cfg->dirs[0].uri, "ldapi://", 8) == 0);
 		CHECK(cfg->dirs[0].sasl_authzid == NULL);
 		CHECK(g && g->max_duration == 4 * 3600 && g->default_duration == 3600);
+		CHECK(g && g->min_duration == 900 && g->require_ticket && g->ticket_re &&
+		      g->ticket_check && g->require_reason && g->require_approver &&
+		      g->forbid_self_approval && g->eligible_group && g->deny_users.n == 3 &&
+		      g->max_active_per_user == 2 && g->approval_key_file &&
+		      g->approval_max_age == 600);
+		CHECK(cfg->clients[0].max_requests_per_minute == 120 &&
+		      cfg->clients[0].max_duration == 86400);
 		CHECK_STR(config_group_member_attr(cfg, config_group(cfg, "shell-sudo")),
 			  "memberUid");
 		CHECK(cfg->clients[1].ops ==

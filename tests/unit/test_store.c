@@ -470,6 +470,26 @@ static void put_ug(struct store *st, const char *id, enum grant_state s, const c
 	grant_rec_clear(&r);
 }
 
+/* store_count_user_live: live states only, DN compared case-blind. */
+static void test_user_live(void)
+{
+	struct store *st = open_new(NULL);
+	int64_t n = -1;
+
+	CHECK(store_count_user_live(st, "uid=alice,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 0);
+	CHECK(put(st, "a", GS_ACTIVE, "P", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "b", GS_PENDING, "Q", 2, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "c", GS_ENDING, "R", 3, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "d", GS_EXPIRED, "S", 4, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "e", GS_FAILED, "T", 5, 100, 0, false) == JIT_OK);
+	CHECK(store_count_user_live(st, "UID=Alice,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 3);
+	CHECK(store_count_user_live(st, "uid=bob,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 0);
+	store_close(st);
+}
+
 static void test_list(void)
 {
 	struct store *st = open_new(NULL);
@@ -1126,6 +1146,7 @@ int main(void)
 	test_set_state();
 	test_set_expiry();
 	test_pair();
+	test_user_live();
 	test_list();
 	test_due();
 	test_counts_recover();

@@ -26,6 +26,7 @@
 #include "duration.h"
 #include "escape.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 #define CFG_MAX_BYTES (1024 * 1024) /* a config file larger than this is refused */
@@ -69,8 +70,17 @@ struct bad_int {
 	char key[64];
 };
 
+/* A file the config names, checked at the end with CONFIG_CHECK_FILES. */
+struct file_ref {
+	const char *key, *path; /* path points into the config being built */
+	int line;
+	bool secret;
+};
+
 struct ctx {
 	const char *path;
+	struct file_ref *files;
+	size_t n_files;
 	struct cfg_error *errs;
 	size_t n_errs, cap_errs;
 	struct bad_int *bad;
@@ -133,6 +143,19 @@ static char *errors_join(struct ctx *cx)
 	cx->errs = NULL;
 	cx->n_errs = cx->cap_errs = 0;
 	return sb_steal(&sb);
+}
+
+/* Remembers a file key of scope (if set) for check_files(). */
+static void file_ref(struct ctx *cx, const config_setting_t *scope, const char *key,
+		     const char *path, bool secret)
+{
+	config_setting_t *m;
+
+	if (!path || !*path || !(m = config_setting_get_member(scope, key)))
+		return;
+	cx->files = xrealloc(cx->files, (cx->n_files + 1) * sizeof(*cx->files));
+	cx->files[cx->n_files++] = (struct file_ref){ key, path,
+						      (int)config_setting_source_line(m), secret };
 }
 
 /* ---- reading the file ---- */
@@ -335,12 +358,8 @@ enum ktype {
 #define KF_ATTR 0x10      /* an LDAP attribute name */
 #define KF_NAME 0x20      /* a name: printable, no spaces, not "*" */
 
-struct strlist {
-	char **v;
-	int *lines; /* where each element is */
-	size_t n;
-	bool set;
-};
+/* The list type is public (struct jit_strlist, config.h): groups keep theirs. */
+#define strlist jit_strlist
 
 struct key {
 	const char *name;
@@ -389,6 +408,9 @@ static const struct key top_keys[] = {
 	NUM(client_timeout, K_DUR, struct jit_config, 60, 1, 86400),
 	NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
 	NUM(retry_max_interval, K_DUR, struct jit_config, 30, 1, 86400),
+	STR(user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	STR(group, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	STR(listener_user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
 	NUM(reconcile_interval, K_DUR, struct jit_config, 300, 1, 7 * 86400),
 	SECTION(directories),
 	SECTION(groups),
@@ -411,6 +433,7 @@ static const struct key dir_keys[] = {
 	STR(sasl_secprops, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	BOOLK(sasl_nocanon, struct jit_dir_cfg),
 	STR(keytab, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	STR(principal, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	STR(tls_ca_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	ENUM(tls_require_cert, struct jit_dir_cfg, "demand", tls_choices),
 	BOOLK(starttls, struct jit_dir_cfg),
@@ -422,6 +445,7 @@ static const struct key dir_keys[] = {
 	STR(placeholder_member, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	NUM(timeout, K_DUR, struct jit_dir_cfg, 10, 1, 300),
 	NUM(connections, K_INT, struct jit_dir_cfg, 2, 1, 32),
+	NUM(replication_grace, K_DUR, struct jit_dir_cfg, 30, 1, 86400),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -434,9 +458,33 @@ static const struct key group_keys[] = {
 	STR(placeholder_member, struct jit_group_cfg, 0, NULL),
 	NUM(max_duration, K_DUR, struct jit_group_cfg, 4 * 3600, 1, DURATION_MAX),
 	NUM(default_duration, K_DUR, struct jit_group_cfg, 3600, 1, DURATION_MAX),
+	/* Policy rules (docs/policy.md); a default of 0 is "off" and lies
+	 * outside the bounds on purpose: a value written must be positive. */
+	NUM(min_duration, K_DUR, struct jit_group_cfg, 0, 1, DURATION_MAX),
+	BOOLK(require_ticket, struct jit_group_cfg),
+	STR(ticket_pattern, struct jit_group_cfg, KF_EMPTYNULL, NULL),
+	BOOLK(require_reason, struct jit_group_cfg),
+	BOOLK(require_approver, struct jit_group_cfg),
+	BOOLK(forbid_self_approval, struct jit_group_cfg),
+	STR(eligible_group, struct jit_group_cfg, KF_EMPTYNULL, NULL),
+	{ "deny_users", K_LIST, offsetof(struct jit_group_cfg, deny_users), 0, NULL, 0, 0, 0, NULL },
+	NUM(max_active_per_user, K_INT, struct jit_group_cfg, 0, 1, 100000),
+	SECTION(ticket_check),
+	STR(approval_key_file, struct jit_group_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	NUM(approval_max_age, K_DUR, struct jit_group_cfg, 300, 1, 86400),
 	ENUM(reconcile, struct jit_group_cfg, "report", reconcile_choices),
 	/* A list kept as char ** in the group: parsed by check_group(). */
 	{ "standing_members", K_SECTION, 0, 0, NULL, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+static const struct key ticket_keys[] = {
+	STR(url, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	STR(approved_field, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	STR(approved_value, struct jit_ticket_check_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	NUM(timeout, K_DUR, struct jit_ticket_check_cfg, 5, 1, 300),
+	STR(ca_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	STR(token_file, struct jit_ticket_check_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -464,6 +512,8 @@ struct client_raw {
 	int64_t uid, gid; /* -1: not given */
 	char *unix_user, *unix_group;
 	struct strlist groups, ops;
+	int64_t max_duration;
+	int max_requests_per_minute;
 };
 
 static const struct key client_keys[] = {
@@ -475,6 +525,8 @@ static const struct key client_keys[] = {
 	STR(unix_group, struct client_raw, KF_NONEMPTY, NULL),
 	{ "groups", K_LIST, offsetof(struct client_raw, groups), 0, NULL, 0, 0, 0, NULL },
 	{ "ops", K_LIST, offsetof(struct client_raw, ops), 0, NULL, 0, 0, 0, NULL },
+	NUM(max_duration, K_DUR, struct client_raw, 0, 1, DURATION_MAX),
+	NUM(max_requests_per_minute, K_INT, struct client_raw, 0, 1, 1000000),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -857,6 +909,40 @@ static bool uri_ok(const char *uri)
 	return n_uris > 0;
 }
 
+/* True if every URI of the list is ldaps:// or ldapi:// (or starttls is on):
+ * nothing jitd sends can be read on the wire. */
+static bool uri_protected(const struct jit_dir_cfg *d)
+{
+	const char *p = d->uri;
+
+	if (d->starttls)
+		return true;
+	while (p && *p) {
+		size_t len = strcspn(p, " ");
+		if (len > 0 && strncasecmp(p, "ldaps://", 8) != 0 && strncasecmp(p, "ldapi://", 8) != 0)
+			return false;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return true;
+}
+
+/* principal belongs to GSSAPI with a keytab; PLAIN sends the password as it is. */
+static void check_dir_kerberos(struct ctx *cx, const config_setting_t *e, const struct jit_dir_cfg *d)
+{
+	bool gssapi = d->sasl_mech && strcmp(d->sasl_mech, "GSSAPI") == 0;
+
+	if (!gssapi && d->principal)
+		cerr(cx, key_line(e, "principal"), "principal", "only used with sasl_mech GSSAPI");
+	if (gssapi && d->principal && !d->keytab)
+		cerr(cx, key_line(e, "principal"), "principal",
+		     "needs keytab (jitd gets the principal's tickets from it)");
+	if (d->sasl_mech && strcmp(d->sasl_mech, "PLAIN") == 0 && d->uri && !uri_protected(d))
+		cerr(cx, key_line(e, "sasl_mech"), "sasl_mech",
+		     "PLAIN would send the password unprotected: use ldaps:// or ldapi:// URIs, "
+		     "or starttls = true");
+}
+
 static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_cfg *d)
 {
 	bool needs_secret = d->sasl_mech && strcmp(d->sasl_mech, "EXTERNAL") != 0 &&
@@ -878,6 +964,10 @@ static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_
 	if (needs_secret && !config_setting_get_member(e, "sasl_secret_file"))
 		cerr(cx, key_line(e, "sasl_mech"), "sasl_secret_file", "required with sasl_mech %s",
 		     d->sasl_mech);
+	check_dir_kerberos(cx, e, d);
+	file_ref(cx, e, "sasl_secret_file", d->sasl_secret_file, true);
+	file_ref(cx, e, "keytab", d->keytab, true);
+	file_ref(cx, e, "tls_ca_file", d->tls_ca_file, false);
 }
 
 static void parse_directories(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -902,6 +992,77 @@ static void parse_directories(struct ctx *cx, const config_setting_t *root, stru
 				     "directory \"%s\" is already defined at line %d", d->name,
 				     cfg->dirs[j].line);
 	}
+}
+
+/* A ticket_check URL: http(s), one %s, no user:password (use token_file). */
+static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const char *url)
+{
+	const char *p = url, *host;
+	int n_s = 0;
+
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		cerr(cx, key_line(t, "url"), "url", "\"%s\" is not an http:// or https:// URL",
+		     url);
+	host = strstr(url, "://");
+	if (host && memchr(host + 3, '@', strcspn(host + 3, "/?#")))
+		cerr(cx, key_line(t, "url"), "url",
+		     "must not hold a user name or password (put a token in token_file)");
+	for (; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] == 's')
+			n_s++;
+		else if (p[1] != '%')
+			break;
+	}
+	if (p || n_s != 1)
+		cerr(cx, key_line(t, "url"), "url",
+		     "must hold exactly one %%s (the ticket) and %%%% for a literal %%");
+}
+
+static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	config_setting_t *t = config_setting_get_member(e, "ticket_check");
+	struct jit_ticket_check_cfg *tc;
+
+	if (!t)
+		return;
+	if (config_setting_type(t) != CONFIG_TYPE_GROUP) {
+		cerr(cx, line_of(t), "ticket_check",
+		     "expected a group: ticket_check = { url = \"...\"; ... };");
+		return;
+	}
+	tc = xcalloc(1, sizeof(*tc));
+	tc->line = line_of(t);
+	parse_scope(cx, t, ticket_keys, tc, "ticket_check");
+	if (tc->url)
+		check_ticket_url(cx, t, tc->url);
+	file_ref(cx, t, "token_file", tc->token_file, true);
+	file_ref(cx, t, "ca_file", tc->ca_file, false);
+	g->ticket_check = tc;
+}
+
+/* The policy keys of a groups entry that need more than their table. */
+static void check_group_policy(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
+{
+	if (g->ticket_pattern) {
+		char why[160];
+		int rc;
+
+		g->ticket_re = xmalloc(sizeof(*g->ticket_re));
+		rc = regcomp(g->ticket_re, g->ticket_pattern, REG_EXTENDED | REG_NOSUB);
+		if (rc != 0) {
+			regerror(rc, g->ticket_re, why, sizeof(why));
+			cerr(cx, key_line(e, "ticket_pattern"), "ticket_pattern",
+			     "\"%s\" is not a POSIX extended regular expression: %s",
+			     g->ticket_pattern, why);
+			free(g->ticket_re);
+			g->ticket_re = NULL;
+		}
+	}
+	if (g->eligible_group && !strchr(g->eligible_group, '='))
+		cerr(cx, key_line(e, "eligible_group"), "eligible_group",
+		     "\"%s\" is not a DN", g->eligible_group);
+	parse_ticket_check(cx, e, g);
+	file_ref(cx, e, "approval_key_file", g->approval_key_file, true);
 }
 
 /* standing_members: a list of strings, moved into the group. */
@@ -942,6 +1103,13 @@ static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_co
 					 "max_duration"),
 		     "default_duration", "%s is longer than max_duration %s", dflt, max);
 	}
+	if (g->min_duration > g->default_duration) {
+		duration_format(g->min_duration, dflt, sizeof(dflt));
+		duration_format(g->default_duration, max, sizeof(max));
+		cerr(cx, key_line(e, "min_duration"), "min_duration",
+		     "%s is longer than default_duration %s", dflt, max);
+	}
+	check_group_policy(cx, e, g);
 	check_standing(cx, e, g);
 }
 
@@ -1057,6 +1225,8 @@ static void check_client(struct ctx *cx, const config_setting_t *e, struct jit_c
 	c->has_gid = r->gid >= 0;
 	c->uid = c->has_uid ? (uid_t)r->uid : (uid_t)-1;
 	c->gid = c->has_gid ? (gid_t)r->gid : (gid_t)-1;
+	c->max_duration = r->max_duration;
+	c->max_requests_per_minute = r->max_requests_per_minute;
 	check_client_lists(cx, cfg, r, c);
 }
 
@@ -1086,6 +1256,107 @@ static void parse_clients(struct ctx *cx, const config_setting_t *root, struct j
 	}
 }
 
+/* getpwnam_r with a growing buffer: JIT_OK and uid/gid, JIT_ENOTFOUND, JIT_EIO. */
+static int lookup_pw(const char *name, uid_t *uid, gid_t *gid, int *err)
+{
+	size_t len = 1024;
+	int rc = JIT_EIO, e = 0;
+
+	for (int tries = 0; tries < 12; tries++, len *= 2) {
+		char *buf = xmalloc(len);
+		struct passwd pw, *pwp = NULL;
+
+		e = getpwnam_r(name, &pw, buf, len, &pwp);
+		if (e == 0 && pwp) {
+			*uid = pwp->pw_uid;
+			*gid = pwp->pw_gid;
+			rc = JIT_OK;
+		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
+			rc = JIT_ENOTFOUND;
+		} else {
+			rc = JIT_EIO;
+		}
+		free(buf);
+		if (rc != JIT_EIO || e != ERANGE)
+			break;
+	}
+	*err = e;
+	return rc;
+}
+
+/* A user key: resolved into *uid / *gid, or an error. */
+static bool resolve_user(struct ctx *cx, const config_setting_t *root, const char *key,
+			 const char *name, uid_t *uid, gid_t *gid)
+{
+	int err, rc = lookup_pw(name, uid, gid, &err);
+
+	if (rc == JIT_ENOTFOUND)
+		cerr(cx, key_line(root, key), key, "no such user \"%s\"", name);
+	else if (rc != JIT_OK)
+		cerr(cx, key_line(root, key), key, "cannot look up \"%s\": %s", name, strerror(err));
+	return rc == JIT_OK;
+}
+
+/* user, group and listener_user: the identities of the two processes. */
+static void check_identities(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
+{
+	int64_t gid;
+	uid_t engine_uid = geteuid();
+
+	if (cfg->group && !cfg->user)
+		cerr(cx, key_line(root, "group"), "group", "needs user");
+	if (cfg->user && resolve_user(cx, root, "user", cfg->user, &cfg->run_uid, &cfg->run_gid)) {
+		cfg->has_run_ids = true;
+		engine_uid = cfg->run_uid;
+		if (cfg->group) {
+			if (strspn(cfg->group, "0123456789") == strlen(cfg->group))
+				gid = strtoll(cfg->group, NULL, 10);
+			else
+				resolve_id(cx, root, "group", cfg->group, true, &gid);
+			cfg->run_gid = (gid_t)gid;
+		}
+	}
+	/* The listener must not be root, nor the user that owns the secrets. */
+	const char *lu = cfg->listener_user ? cfg->listener_user : geteuid() == 0 ? "nobody" : NULL;
+	if (!lu)
+		return;
+	if (!resolve_user(cx, root, "listener_user", lu, &cfg->listener_uid, &cfg->listener_gid))
+		return;
+	if (cfg->listener_uid == 0)
+		cerr(cx, key_line(root, "listener_user"), "listener_user",
+		     "\"%s\" is root: the listener must run unprivileged", lu);
+	else if (cfg->listener_uid == engine_uid)
+		cerr(cx, key_line(root, "listener_user"), "listener_user",
+		     "\"%s\" is also the user jitd runs as, who owns the secret files", lu);
+	else
+		cfg->has_listener_ids = true;
+}
+
+/* With CONFIG_CHECK_FILES: every file remembered by file_ref(). */
+static void check_files(struct ctx *cx, const struct jit_config *cfg)
+{
+	uid_t owner = config_run_uid(cfg);
+	char why[200];
+	struct stat st;
+
+	for (size_t i = 0; i < cx->n_files; i++) {
+		const struct file_ref *f = &cx->files[i];
+		if (f->secret) {
+			if (secret_file_check(f->path, owner, why, sizeof(why)) != JIT_OK)
+				cerr(cx, f->line, f->key, "%s: %s", f->path, why);
+		} else if (stat(f->path, &st) != 0) {
+			cerr(cx, f->line, f->key, "%s: %s", f->path, strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			cerr(cx, f->line, f->key, "%s: not a regular file", f->path);
+		}
+	}
+}
+
+uid_t config_run_uid(const struct jit_config *cfg)
+{
+	return cfg->has_run_ids ? cfg->run_uid : geteuid();
+}
+
 /* Checks a notify entry and moves it into n. */
 static void check_notify(struct ctx *cx, const config_setting_t *e, struct notify_raw *r,
 			 struct jit_notify_cfg *n)
@@ -1110,6 +1381,7 @@ static void check_notify(struct ctx *cx, const config_setting_t *e, struct notif
 		for (r->events.n = 0; r->events.n < k; r->events.n++)
 			r->events.v[r->events.n] = xstrdup(config_notify_events[r->events.n]);
 	}
+	file_ref(cx, e, "secret_file", r->secret_file, true);
 	n->url = r->url;
 	n->format = r->format;
 	n->secret_file = r->secret_file;
@@ -1166,18 +1438,30 @@ static void dir_free(struct jit_dir_cfg *d)
 	free_strings(d, dir_keys);
 }
 
+static void group_free(struct jit_group_cfg *g)
+{
+	for (size_t j = 0; j < g->n_standing_members; j++)
+		free(g->standing_members[j]);
+	free(g->standing_members);
+	if (g->ticket_re) {
+		regfree(g->ticket_re);
+		free(g->ticket_re);
+	}
+	if (g->ticket_check) {
+		free_strings(g->ticket_check, ticket_keys);
+		free(g->ticket_check);
+	}
+	free_strings(g, group_keys);
+}
+
 void config_free(struct jit_config *cfg)
 {
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < cfg->n_dirs; i++)
 		dir_free(&cfg->dirs[i]);
-	for (size_t i = 0; i < cfg->n_groups; i++) {
-		free_strings(&cfg->groups[i], group_keys);
-		for (size_t j = 0; j < cfg->groups[i].n_standing_members; j++)
-			free(cfg->groups[i].standing_members[j]);
-		free(cfg->groups[i].standing_members);
-	}
+	for (size_t i = 0; i < cfg->n_groups; i++)
+		group_free(&cfg->groups[i]);
 	for (size_t i = 0; i < cfg->n_clients; i++) {
 		struct jit_client_cfg *c = &cfg->clients[i];
 		for (size_t j = 0; j < c->n_groups; j++)
@@ -1200,11 +1484,12 @@ void config_free(struct jit_config *cfg)
 	free(cfg->notify);
 	free_strings(cfg, top_keys);
 	free(cfg->path);
+	free(cfg->text);
 	free(cfg);
 }
 
 /* Parses text (already checked by lex_scan) into cfg with libconfig. */
-static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg)
+static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg, unsigned flags)
 {
 	config_t lc;
 	config_setting_t *root;
@@ -1221,13 +1506,21 @@ static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg)
 	parse_groups(cx, root, cfg);
 	parse_clients(cx, root, cfg);
 	parse_notify(cx, root, cfg);
+	if (!(flags & CONFIG_NO_IDS))
+		check_identities(cx, root, cfg);
+	if (flags & CONFIG_CHECK_FILES)
+		check_files(cx, cfg);
 out:
 	config_destroy(&lc);
 }
 
-/* Checks and parses text (NUL-terminated, len bytes, no NUL inside) read
- * from `name` into a new config; errors go to cx. */
-static int load_text(struct ctx *cx, const char *name, const char *text, size_t len,
+int config_load(const char *path, struct jit_config **out, char **errors)
+{
+	return config_load_ex(path, 0, out, errors);
+}
+
+/* Parses text (NUL-terminated, len bytes) from a source named path. */
+static int load_text(struct ctx *cx, const char *path, char *text, size_t len, unsigned flags,
 		     struct jit_config **out)
 {
 	struct jit_config *cfg;
@@ -1235,8 +1528,9 @@ static int load_text(struct ctx *cx, const char *name, const char *text, size_t 
 	if (lex_scan(cx, text, len) != JIT_OK)
 		return JIT_ECONFIG;
 	cfg = xcalloc(1, sizeof(*cfg));
-	cfg->path = xstrdup(name);
-	parse_text(cx, text, cfg);
+	cfg->path = xstrdup(path);
+	cfg->text = xstrdup(text);
+	parse_text(cx, text, cfg, flags);
 	if (cx->n_errs != 0) {
 		config_free(cfg);
 		return JIT_ECONFIG;
@@ -1245,7 +1539,19 @@ static int load_text(struct ctx *cx, const char *name, const char *text, size_t 
 	return JIT_OK;
 }
 
-int config_load(const char *path, struct jit_config **out, char **errors)
+/* The errors of cx into *errors (if wanted), and cx's memory freed. */
+static int finish(struct ctx *cx, int rc, char **errors)
+{
+	if (rc != JIT_OK && errors)
+		*errors = errors_join(cx);
+	else
+		free(errors_join(cx));
+	free(cx->bad);
+	free(cx->files);
+	return rc;
+}
+
+int config_load_ex(const char *path, unsigned flags, struct jit_config **out, char **errors)
 {
 	struct ctx cx;
 	char *text = NULL;
@@ -1253,47 +1559,26 @@ int config_load(const char *path, struct jit_config **out, char **errors)
 
 	memset(&cx, 0, sizeof(cx));
 	cx.path = path ? path : "(null)";
-	if (!path) {
+	if (!path)
 		cerr(&cx, 0, NULL, "no config file given");
-		goto out;
-	}
-	if (read_config_file(&cx, path, &text) != JIT_OK)
-		goto out;
-	rc = load_text(&cx, path, text, strlen(text), out);
-out:
-	if (rc != JIT_OK && errors)
-		*errors = errors_join(&cx);
-	else
-		free(errors_join(&cx));
-	free(cx.bad);
+	else if (read_config_file(&cx, path, &text) == JIT_OK)
+		rc = load_text(&cx, path, text, strlen(text), flags, out);
 	free(text);
-	return rc;
+	return finish(&cx, rc, errors);
 }
 
-int config_load_text(const char *name, const char *text, size_t len, struct jit_config **out,
-		     char **errors)
+int config_load_text(const char *label, const char *text, unsigned flags,
+		     struct jit_config **out, char **errors)
 {
 	struct ctx cx;
-	char *copy = NULL;
-	int rc = JIT_ECONFIG;
+	char *copy = xstrdup(text);
+	int rc;
 
 	memset(&cx, 0, sizeof(cx));
-	cx.path = name;
-	if (len > CFG_MAX_BYTES) {
-		cerr(&cx, 0, NULL, "config text is larger than %d bytes", CFG_MAX_BYTES);
-	} else if (memchr(text, '\0', len)) {
-		cerr(&cx, 0, NULL, "config text contains a NUL byte");
-	} else {
-		copy = xstrndup(text, len);
-		rc = load_text(&cx, name, copy, len, out);
-	}
-	if (rc != JIT_OK && errors)
-		*errors = errors_join(&cx);
-	else
-		free(errors_join(&cx));
-	free(cx.bad);
+	cx.path = label;
+	rc = load_text(&cx, label, copy, strlen(copy), flags, out);
 	free(copy);
-	return rc;
+	return finish(&cx, rc, errors);
 }
 
 /* ---- lookups ---- */
@@ -1366,6 +1651,11 @@ static void dump_keys(FILE *fp, const void *base, const struct key *keys, const 
 			continue;
 		if (k->type == K_STR && !*(char *const *)(const void *)p)
 			continue; /* not set */
+		if ((k->type == K_INT && k->idef < k->min &&
+		     *(const int *)(const void *)p == (int)k->idef) ||
+		    (k->type == K_DUR && k->idef < k->min &&
+		     *(const int64_t *)(const void *)p == k->idef))
+			continue; /* "off": a default no written value can have */
 		fprintf(fp, "%s%s = ", ind, k->name);
 		switch (k->type) {
 		case K_STR:
@@ -1398,6 +1688,36 @@ static void dump_id(FILE *fp, const char *key, unsigned long v)
 	fprintf(fp, "    %s = %lu%s;\n", key, v, v > INT32_MAX ? "L" : "");
 }
 
+/* The keys of struct jit_client_cfg that dump_keys can print. */
+static const struct key client_dump_keys[] = {
+	NUM(max_duration, K_DUR, struct jit_client_cfg, 0, 1, DURATION_MAX),
+	NUM(max_requests_per_minute, K_INT, struct jit_client_cfg, 0, 1, 1000000),
+	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+static void dump_list(FILE *fp, const char *key, const struct strlist *l, const char *ind)
+{
+	if (!l->set)
+		return;
+	fprintf(fp, "%s%s = [", ind, key);
+	for (size_t j = 0; j < l->n; j++) {
+		fputs(j ? ", " : " ", fp);
+		dump_str(fp, l->v[j]);
+	}
+	fputs(" ];\n", fp);
+}
+
+static void dump_group(FILE *fp, const struct jit_group_cfg *g)
+{
+	dump_keys(fp, g, group_keys, "    ");
+	dump_list(fp, "deny_users", &g->deny_users, "    ");
+	if (g->ticket_check) {
+		fputs("    ticket_check = {\n", fp);
+		dump_keys(fp, g->ticket_check, ticket_keys, "      ");
+		fputs("    };\n", fp);
+	}
+}
+
 static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 {
 	const char *sep = " ";
@@ -1423,7 +1743,9 @@ static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 			sep = ", ";
 		}
 	}
-	fputs(" ];\n  }", fp);
+	fputs(" ];\n", fp);
+	dump_keys(fp, c, client_dump_keys, "    ");
+	fputs("  }", fp);
 }
 
 static void dump_standing(FILE *fp, const struct jit_group_cfg *g)
@@ -1487,7 +1809,7 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 	fputs(");\n\ngroups = (\n", fp);
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		fputs("  {\n", fp);
-		dump_keys(fp, &cfg->groups[i], group_keys, "    ");
+		dump_group(fp, &cfg->groups[i]);
 		dump_standing(fp, &cfg->groups[i]);
 		fputs(i + 1 < cfg->n_groups ? "  },\n" : "  }\n", fp);
 	}

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <regex.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include "err.h"
@@ -49,6 +50,8 @@ struct jit_dir_cfg {
 	char *sasl_secprops;    /* may be NULL, e.g. "minssf=56" */
 	bool sasl_nocanon;
 	char *keytab;           /* GSSAPI client keytab, may be NULL */
+	char *principal;        /* GSSAPI client principal from keytab, may be NULL
+				 * (then the keytab's first) */
 	char *tls_ca_file;      /* may be NULL */
 	char *tls_require_cert; /* "never" | "allow" | "try" | "demand" (default demand) */
 	bool starttls;
@@ -60,7 +63,29 @@ struct jit_dir_cfg {
 	char *placeholder_member; /* may be NULL: DN added when the last member goes */
 	int64_t timeout;        /* seconds, default 10 */
 	int connections;        /* bound connections (= worker threads), default 2, 1..32 */
+	int64_t replication_grace; /* seconds, default 30: after a removal on another
+				    * URI than the one that wrote the membership,
+				    * check it again this much later */
 	int line;               /* where it was defined */
+};
+
+/* A list of strings from the file, with the line of each element. */
+struct jit_strlist {
+	char **v;
+	int *lines;
+	size_t n;
+	bool set;               /* the key was present */
+};
+
+/* A group's external ticket check (ticket.h). */
+struct jit_ticket_check_cfg {
+	char *url;              /* http(s) URL with exactly one %s: the URL-escaped ticket */
+	char *approved_field;   /* member of the JSON answer; "a.b" reaches into objects */
+	char *approved_value;   /* the string that field must hold */
+	int64_t timeout;        /* seconds, whole exchange; default 5 */
+	char *ca_file;          /* may be NULL: the system's CAs */
+	char *token_file;       /* may be NULL: sent as "Authorization: Bearer" */
+	int line;
 };
 
 struct jit_group_cfg {
@@ -74,6 +99,17 @@ struct jit_group_cfg {
 				   * through config_group_placeholder() */
 	int64_t max_duration;   /* seconds; default 4h */
 	int64_t default_duration; /* seconds; default 1h, <= max_duration */
+	/* Policy (docs/policy.md). 0 / false / NULL: the rule is off. */
+	int64_t min_duration;   /* seconds; <= default_duration */
+	bool require_ticket, require_reason, require_approver, forbid_self_approval;
+	char *ticket_pattern;   /* POSIX ERE a ticket must match, or NULL */
+	regex_t *ticket_re;     /* ticket_pattern compiled at load */
+	char *eligible_group;   /* DN: only its members may be elevated */
+	struct jit_strlist deny_users; /* names or DNs never elevated */
+	int max_active_per_user; /* live grants of one user across all groups */
+	struct jit_ticket_check_cfg *ticket_check; /* or NULL */
+	char *approval_key_file; /* HMAC key of signed approvals (approval.h), or NULL */
+	int64_t approval_max_age; /* seconds; default 5m */
 	int line;
 	/* Drift reconciliation (reconcile.c): "report" (default), "enforce"
 	 * (also remove unexplained members) or "off"; read it through
@@ -95,6 +131,8 @@ struct jit_client_cfg {
 	char **groups;          /* group names or "*" */
 	size_t n_groups;
 	unsigned ops;           /* bitmask of 1u << enum jit_op; default all */
+	int64_t max_duration;   /* seconds; 0: no cap beyond the groups' */
+	int max_requests_per_minute; /* 0: unlimited */
 	int line;
 };
 
@@ -114,6 +152,7 @@ extern const char *const config_notify_events[];
 
 struct jit_config {
 	char *path;
+	char *text;             /* the file's text as loaded (no secret is in it) */
 	char *socket_path;      /* default /run/jitd/jitd.sock */
 	mode_t socket_mode;     /* default 0660; given as a string "0660" */
 	char *socket_group;     /* may be NULL */
@@ -126,6 +165,15 @@ struct jit_config {
 	int64_t client_timeout; /* seconds idle before a client is dropped, default 60 */
 	int64_t retry_min_interval; /* seconds, default 1 */
 	int64_t retry_max_interval; /* seconds, default 30 */
+	char *user;             /* drop root to this user after start-up, or NULL */
+	char *group;            /* its group (default: the user's primary group) */
+	char *listener_user;    /* the listener process's user (default "nobody" as root) */
+	bool has_run_ids;       /* user given: run_uid/run_gid resolved at load */
+	uid_t run_uid;
+	gid_t run_gid;
+	bool has_listener_ids;  /* listener_user resolved at load */
+	uid_t listener_uid;
+	gid_t listener_gid;
 	int64_t reconcile_interval; /* seconds between drift checks, default 5m */
 	struct jit_dir_cfg *dirs;
 	size_t n_dirs;
@@ -147,13 +195,31 @@ struct jit_config {
  * "FILE:LINE: KEY: message\n" (caller frees).
  */
 int config_load(const char *path, struct jit_config **out, char **errors) JIT_WUR;
+
 /*
- * The same from text already in memory (len bytes, need not be
- * NUL-terminated), as if read from a file called name (errors cite
- * name:line). No file permission checks: for tests and the fuzzer.
+ * config_load() plus, with CONFIG_CHECK_FILES, the files the config names:
+ * every secret file (sasl_secret_file, keytab, token_file,
+ * approval_key_file) must exist, be a regular file owned by the uid jitd
+ * runs as (`user`, else the caller's euid) and give group and others no
+ * access; CA files must exist. Problems are reported like the others,
+ * with the line of the key. The daemon (start, reload) and `jitd -t` use it.
  */
-int config_load_text(const char *name, const char *text, size_t len, struct jit_config **out,
-		     char **errors) JIT_WUR;
+#define CONFIG_CHECK_FILES 0x1
+/* With CONFIG_NO_IDS, user / group / listener_user are parsed but not
+ * resolved nor checked (the listener process, which gets them from the
+ * engine). */
+#define CONFIG_NO_IDS 0x2
+int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
+		   char **errors) JIT_WUR;
+
+/* Loads a config from text that was read elsewhere (by the engine, for the
+ * listener process): no file permission check; label stands for the path
+ * in messages. Otherwise as config_load_ex(). */
+int config_load_text(const char *label, const char *text, unsigned flags,
+		     struct jit_config **out, char **errors) JIT_WUR;
+
+/* The uid jitd's engine runs as: run_uid with `user`, else geteuid(). */
+uid_t config_run_uid(const struct jit_config *cfg);
 void config_free(struct jit_config *cfg); /* NULL-safe */
 
 /* Lookups; NULL if absent. The pointers live as long as cfg. */

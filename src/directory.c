@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 
 #include "directory.h"
 #include "escape.h"
+#include "kerberos.h"
 #include "log.h"
 #include "util.h"
 
@@ -34,6 +36,11 @@ struct dir_conn {
 	pthread_mutex_t lock;   /* guards bound and last_error (status reads them) */
 	bool bound;
 	char last_error[sizeof(((struct dir_result *)0)->message)];
+	char **uris;            /* cfg->uri split at spaces: failover order */
+	int n_uris;
+	int cur;                /* index of the URI c->ld is bound to, or -1 */
+	int prefer;             /* tried first by the next connect, or -1 */
+	int64_t *failed_at;     /* per URI: last failed connect (0 = never) */
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool probing;           /* dir_probe() runs: do not fail fast */
 };
@@ -52,6 +59,8 @@ struct dir_health {
 /* What the SASL interaction callback answers. */
 struct sasl_answers {
 	const char *authcid, *secret, *realm, *authzid;
+	void *gss_cred;         /* GSSAPI credentials to hand to SASL, or NULL */
+	bool gss_cred_set;      /* ... and they were handed over */
 };
 
 /* An operation run by dir_run(): returns an LDAP result code (negative for
@@ -161,6 +170,7 @@ static void dir_drop(struct dir_conn *c)
 			log_debug("directory %s: unbind: %s", c->cfg->name, ldap_err2string(rc));
 		c->ld = NULL;
 	}
+	c->cur = -1;
 	set_health(c, false, NULL);
 }
 
@@ -235,14 +245,23 @@ out:
 	return rc;
 }
 
-/* libldap calls this with the prompts the mechanism needs. */
+/*
+ * libldap calls this with the prompts the mechanism needs. GSSAPI asks for
+ * the authorization identity before it starts its security context, and the
+ * SASL context exists by then: the only moment libldap accepts credentials
+ * for it (LDAP_OPT_X_SASL_GSS_CREDS needs a live SASL context).
+ */
 static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 {
-	const struct sasl_answers *a = defaults;
+	struct sasl_answers *a = defaults;
 	sasl_interact_t *it;
 
-	(void)ld;
 	(void)flags;
+	if (a->gss_cred != NULL && !a->gss_cred_set) {
+		if (ldap_set_option(ld, LDAP_OPT_X_SASL_GSS_CREDS, a->gss_cred) != LDAP_OPT_SUCCESS)
+			return LDAP_LOCAL_ERROR;
+		a->gss_cred_set = true;
+	}
 	for (it = in; it->id != SASL_CB_LIST_END; it++) {
 		const char *v = NULL;
 		switch (it->id) {
@@ -270,35 +289,6 @@ static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
 	return LDAP_SUCCESS;
 }
 
-/*
- * GSSAPI with a client keytab: MIT Kerberos reads the keytab path only from
- * the environment, so it is process-wide. Limitation: it is set once, before
- * the first bind, and every directory of the process shares it; a second,
- * different keytab is ignored with a warning. Set it early (start-up binds
- * before worker threads run) since setenv() races with getenv().
- */
-static int set_client_keytab(const char *keytab, struct dir_result *res)
-{
-	static pthread_mutex_t kt_lock = PTHREAD_MUTEX_INITIALIZER;
-	static char *kt_set;
-	int rc = JIT_OK;
-
-	pthread_mutex_lock(&kt_lock);
-	if (kt_set == NULL) {
-		if (setenv("KRB5_CLIENT_KTNAME", keytab, 1) != 0) {
-			set_local_result(res, "setenv KRB5_CLIENT_KTNAME failed");
-			rc = JIT_EDIRUNAVAIL;
-		} else {
-			kt_set = xstrdup(keytab);
-		}
-	} else if (strcmp(kt_set, keytab) != 0) {
-		log_warn("keytab %s ignored: the process already uses %s (one keytab per process)",
-			 keytab, kt_set);
-	}
-	pthread_mutex_unlock(&kt_lock);
-	return rc;
-}
-
 static int tls_require_value(const char *s)
 {
 	if (s == NULL || strcasecmp(s, "demand") == 0)
@@ -321,9 +311,38 @@ static struct timeval cfg_timeout(const struct jit_dir_cfg *cfg)
 	return tv;
 }
 
-/* Sets every handle option; the name of the first that fails, or NULL. */
-static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg)
+static bool is_gssapi(const struct jit_dir_cfg *cfg)
 {
+	return cfg->sasl_mech != NULL && strcasecmp(cfg->sasl_mech, "GSSAPI") == 0;
+}
+
+/* Does the connection to uri run over TLS (ldaps:// or StartTLS)? */
+static bool uses_tls(const struct jit_dir_cfg *cfg, const char *uri)
+{
+	return cfg->starttls || strncasecmp(uri, "ldaps://", 8) == 0;
+}
+
+/*
+ * The SASL security properties: sasl_secprops if set. Otherwise, for
+ * GSSAPI, a security layer (signing and sealing) is required on a plain
+ * connection, and none is asked for over TLS: Active Directory and Samba
+ * refuse a SASL layer inside TLS ("Sign or Seal are not allowed if TLS is
+ * used"), and TLS already protects the connection. Other mechanisms: the
+ * library default.
+ */
+static const char *secprops_for(const struct jit_dir_cfg *cfg, const char *uri)
+{
+	if (cfg->sasl_secprops != NULL)
+		return cfg->sasl_secprops;
+	if (!is_gssapi(cfg))
+		return NULL;
+	return uses_tls(cfg, uri) ? "maxssf=0" : "minssf=56";
+}
+
+/* Sets every handle option; the name of the first that fails, or NULL. */
+static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg, const char *uri)
+{
+	const char *secprops = secprops_for(cfg, uri);
 	int version = LDAP_VERSION3, reqcert = tls_require_value(cfg->tls_require_cert);
 	int is_server = 0;
 	struct timeval tv = cfg_timeout(cfg);
@@ -341,8 +360,8 @@ static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg)
 	if (ldap_set_option(ld, LDAP_OPT_X_SASL_NOCANON,
 			    cfg->sasl_nocanon ? LDAP_OPT_ON : LDAP_OPT_OFF) != LDAP_OPT_SUCCESS)
 		return "sasl_nocanon";
-	if (cfg->sasl_secprops != NULL &&
-	    ldap_set_option(ld, LDAP_OPT_X_SASL_SECPROPS, cfg->sasl_secprops) != LDAP_OPT_SUCCESS)
+	if (secprops != NULL &&
+	    ldap_set_option(ld, LDAP_OPT_X_SASL_SECPROPS, (void *)secprops) != LDAP_OPT_SUCCESS)
 		return "sasl_secprops";
 	if (cfg->tls_ca_file != NULL &&
 	    ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, cfg->tls_ca_file) != LDAP_OPT_SUCCESS)
@@ -356,55 +375,92 @@ static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg)
 	return NULL;
 }
 
-/* Binds c->ld with SASL. The secret lives only for the bind. */
-static int dir_bind(struct dir_conn *c, struct dir_result *res)
-{
-	const struct jit_dir_cfg *cfg = c->cfg;
-	const char *mech = cfg->sasl_mech ? cfg->sasl_mech : "EXTERNAL";
-	struct sasl_answers a = { cfg->sasl_authcid, NULL, cfg->sasl_realm, cfg->sasl_authzid };
-	char *secret = NULL;
-	int code;
+/*
+ * GSSAPI with a keytab: credentials for jitd alone, in a credential cache
+ * private to this process and directory ("MEMORY:jitd-<name>"), so neither
+ * KRB5CCNAME nor anybody's kinit matters. One bind at a time process-wide:
+ * binds are rare, and two threads must not initialise the cache at once.
+ */
+static pthread_mutex_t gss_bind_lock = PTHREAD_MUTEX_INITIALIZER;
 
-	if (cfg->sasl_secret_file != NULL) {
-		int rc = read_secret(cfg->sasl_secret_file, &secret, res);
-		if (rc != JIT_OK)
-			return rc;
-		a.secret = secret;
-	}
-	clear_diag(c);
-	code = ldap_sasl_interactive_bind_s(c->ld, NULL, mech, NULL, NULL, LDAP_SASL_QUIET,
-					    sasl_interact, &a);
-	free_secret(secret);
-	a.secret = NULL;
-	if (code != LDAP_SUCCESS) {
-		char stage[64];
-		(void)snprintf(stage, sizeof(stage), "bind %s", mech);
-		set_result(c, res, code, stage);
+static int gss_acquire(struct dir_conn *c, void **cred, struct dir_result *res)
+{
+	char ccache[160], err[200], msg[256];
+
+	(void)snprintf(ccache, sizeof(ccache), "MEMORY:jitd-%s", c->cfg->name);
+	if (krb_cred_acquire(c->cfg->keytab, c->cfg->principal, ccache, cred, err,
+			     sizeof(err)) != JIT_OK) {
+		(void)snprintf(msg, sizeof(msg), "keytab %s: %s", c->cfg->keytab, err);
+		set_local_result(res, msg);
 		return JIT_EDIRUNAVAIL;
 	}
 	return JIT_OK;
 }
 
-/* Connects and binds c (which must be unconnected). JIT_EDIRUNAVAIL on any
- * failure, with res filled and the handle dropped. */
-static int dir_connect(struct dir_conn *c, struct dir_result *res)
+/* Binds c->ld with SASL. The secret lives only for the bind. */
+static int dir_bind(struct dir_conn *c, struct dir_result *res)
 {
 	const struct jit_dir_cfg *cfg = c->cfg;
-	const char *bad;
+	const char *mech = cfg->sasl_mech ? cfg->sasl_mech : "EXTERNAL";
+	struct sasl_answers a = { cfg->sasl_authcid, NULL, cfg->sasl_realm, cfg->sasl_authzid,
+				  NULL, false };
+	bool gss = is_gssapi(cfg) && cfg->keytab != NULL;
+	char *secret = NULL;
+	int code, rc = JIT_EDIRUNAVAIL;
+
+	if (cfg->sasl_secret_file != NULL) {
+		int err = read_secret(cfg->sasl_secret_file, &secret, res);
+		if (err != JIT_OK)
+			return err;
+		a.secret = secret;
+	}
+	if (gss) {
+		pthread_mutex_lock(&gss_bind_lock);
+		if (gss_acquire(c, &a.gss_cred, res) != JIT_OK)
+			goto out;
+	}
+	clear_diag(c);
+	code = ldap_sasl_interactive_bind_s(c->ld, NULL, mech, NULL, NULL, LDAP_SASL_QUIET,
+					    sasl_interact, &a);
+	if (code != LDAP_SUCCESS) {
+		char stage[64];
+		(void)snprintf(stage, sizeof(stage), "bind %s", mech);
+		set_result(c, res, code, stage);
+		goto out;
+	}
+	if (gss && !a.gss_cred_set) {
+		/* Robustness: never run on credentials other than the keytab's. */
+		set_local_result(res, "bind GSSAPI: the keytab's credentials could not be "
+				      "handed to SASL");
+		goto out;
+	}
+	rc = JIT_OK;
+out:
+	if (gss) {
+		krb_cred_release(a.gss_cred);
+		pthread_mutex_unlock(&gss_bind_lock);
+	}
+	free_secret(secret);
+	a.secret = NULL;
+	return rc;
+}
+
+/* Connects and binds c to URI number i. JIT_EDIRUNAVAIL on any failure,
+ * with res filled and the handle dropped. */
+static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
+{
+	const struct jit_dir_cfg *cfg = c->cfg;
+	const char *bad, *uri = c->uris[i];
 	char msg[256];
 	int code, rc = JIT_EDIRUNAVAIL;
 
-	if (cfg->keytab != NULL && cfg->sasl_mech != NULL &&
-	    strcasecmp(cfg->sasl_mech, "GSSAPI") == 0 &&
-	    set_client_keytab(cfg->keytab, res) != JIT_OK)
-		goto out;
-	code = ldap_initialize(&c->ld, cfg->uri);
+	code = ldap_initialize(&c->ld, uri);
 	if (code != LDAP_SUCCESS) {
 		c->ld = NULL;
 		set_result(c, res, code, "initialize (uri)");
 		goto out;
 	}
-	bad = set_options(c->ld, cfg);
+	bad = set_options(c->ld, cfg, uri);
 	if (bad != NULL) {
 		(void)snprintf(msg, sizeof(msg), "cannot set LDAP option: %s", bad);
 		set_local_result(res, msg);
@@ -421,17 +477,48 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
 	rc = dir_bind(c, res);
 	if (rc != JIT_OK)
 		goto out;
+	c->cur = i;
 	set_result(c, res, LDAP_SUCCESS, NULL);
 	set_health(c, true, "");
-	log_debug("directory %s: connected and bound", cfg->name);
+	log_debug("directory %s: connected and bound to %s", cfg->name, uri);
 	return JIT_OK;
 out:
 	dir_drop(c);
+	if (c->n_uris > 1) {
+		/* Name the server: the next one may answer. */
+		char *tmp = xasprintf("%s: %s", uri, res->message);
+		copy_printable(res->message, sizeof(res->message), tmp);
+		free(tmp);
+	}
 	set_health(c, false, res->message);
 	if (c->probing) /* every second during an outage: the change is logged once */
 		log_debug("directory %s: probe: %s", cfg->name, res->message);
 	else
 		log_warn("directory %s: %s", cfg->name, res->message);
+	return rc;
+}
+
+/*
+ * Connects and binds c (which must be unconnected): the preferred URI first
+ * (see dir_conn_prefer), then every URI in the configured order.
+ */
+static int dir_connect(struct dir_conn *c, struct dir_result *res)
+{
+	int first = c->prefer, rc = JIT_EDIRUNAVAIL;
+
+	c->prefer = -1;
+	for (int k = -1; k < c->n_uris; k++) {
+		int i = k < 0 ? first : k;
+		if (i < 0 || (k >= 0 && i == first))
+			continue;
+		rc = dir_connect_one(c, i, res);
+		if (rc == JIT_OK) {
+			c->failed_at[i] = 0;
+			return JIT_OK;
+		}
+		c->failed_at[i] = now_s();
+	}
+	set_health(c, false, res->message);
 	return rc;
 }
 
@@ -445,6 +532,7 @@ out:
 static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 			int *code)
 {
+	res->uri[0] = '\0';
 	for (int attempt = 0;; attempt++) {
 		bool fresh = false;
 		int rc;
@@ -456,8 +544,10 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 			fresh = true;
 		}
 		*code = op(c, arg, res);
-		if (!code_is_unavailable(*code))
+		if (!code_is_unavailable(*code)) {
+			(void)snprintf(res->uri, sizeof(res->uri), "%s", c->uris[c->cur]);
 			return JIT_OK;
+		}
 		dir_drop(c);
 		set_health(c, false, res->message);
 		if (fresh || attempt > 0) {
@@ -574,6 +664,7 @@ static int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_resul
 
 	if (c->health != NULL && !c->probing && dir_health_down(c->health, why, sizeof(why))) {
 		res->ldap_code = LDAP_SERVER_DOWN;
+		res->uri[0] = '\0';
 		copy_printable(res->message, sizeof(res->message), why);
 		return JIT_EDIRUNAVAIL;
 	}
@@ -591,11 +682,60 @@ struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg)
 {
 	struct dir_conn *c = xcalloc(1, sizeof(*c));
 	int err = pthread_mutex_init(&c->lock, NULL);
+	const char *p = cfg->uri;
 
 	if (err != 0)
 		fatal("pthread_mutex_init: %s", strerror(err));
 	c->cfg = cfg;
+	c->cur = c->prefer = -1;
+	while (p && *p) {
+		size_t len = strcspn(p, " ");
+		if (len > 0) {
+			c->uris = xrealloc(c->uris, sizeof(char *) * (size_t)(c->n_uris + 1));
+			c->uris[c->n_uris++] = xstrndup(p, len);
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+	if (c->n_uris == 0)
+		fatal("directory %s: no URI (the config check should have refused it)", cfg->name);
+	c->failed_at = xcalloc((size_t)c->n_uris, sizeof(int64_t));
 	return c;
+}
+
+bool dir_conn_prefer(struct dir_conn *c, const char *uri)
+{
+	int i;
+
+	if (uri == NULL || c->n_uris < 2)
+		return false;
+	for (i = 0; i < c->n_uris; i++)
+		if (strcasecmp(c->uris[i], uri) == 0)
+			break;
+	if (i == c->n_uris)
+		return false;
+	if (c->ld != NULL && c->cur == i)
+		return true;
+	/* Robustness: a server that just failed is not waited for again at
+	 * every revocation; the caller removes elsewhere and checks later. */
+	if (c->failed_at[i] != 0 && now_s() - c->failed_at[i] < c->cfg->replication_grace)
+		return false;
+	dir_drop(c);
+	c->prefer = i;
+	return true;
+}
+
+int dir_conn_uri_count(const struct dir_conn *c)
+{
+	return c->n_uris;
+}
+
+bool dir_conn_has_uri(const struct dir_conn *c, const char *uri)
+{
+	for (int i = 0; uri != NULL && i < c->n_uris; i++)
+		if (strcasecmp(c->uris[i], uri) == 0)
+			return true;
+	return false;
 }
 
 void dir_conn_free(struct dir_conn *c)
@@ -604,6 +744,10 @@ void dir_conn_free(struct dir_conn *c)
 		return;
 	dir_drop(c);
 	pthread_mutex_destroy(&c->lock);
+	for (int i = 0; i < c->n_uris; i++)
+		free(c->uris[i]);
+	free(c->uris);
+	free(c->failed_at);
 	free(c);
 }
 
@@ -702,6 +846,27 @@ static bool attr_ok(const char *a)
 
 /* ---- operations ------------------------------------------------------ */
 
+/* Active Directory's account flags; ACCOUNTDISABLE is bit 0x2. Other
+ * directories do not have the attribute: asking for it costs nothing. */
+#define UAC_ATTR "userAccountControl"
+#define UAC_ACCOUNTDISABLE 0x2
+
+/* Is the account in entry e disabled (userAccountControl & 0x2)? */
+static bool account_disabled(LDAP *ld, LDAPMessage *e)
+{
+	char *v = first_value(ld, e, UAC_ATTR, false);
+	int64_t flags = 0;
+	bool off = false;
+
+	/* An Integer (32 bits, sometimes written as a negative number). */
+	if (v != NULL && parse_int64(v, INT32_MIN, UINT32_MAX, &flags) == JIT_OK)
+		off = ((uint32_t)flags & UAC_ACCOUNTDISABLE) != 0;
+	else if (v != NULL)
+		off = true; /* Robustness: unreadable flags are not "enabled". */
+	free(v);
+	return off;
+}
+
 struct resolve_arg {
 	const char *filter;
 	struct dir_user user;   /* filled when exactly one entry matched */
@@ -712,8 +877,8 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct resolve_arg *arg = varg;
 	const struct jit_dir_cfg *cfg = c->cfg;
-	char *attrs[3] = { NULL, NULL, NULL };
-	int na = 0;
+	char *attrs[4] = { (char *)UAC_ATTR, NULL, NULL, NULL };
+	int na = 1;
 	struct timeval tv = cfg_timeout(cfg);
 	LDAPMessage *msg = NULL, *e;
 	char *dn;
@@ -723,8 +888,6 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 		attrs[na++] = cfg->uid_attr;
 	if (cfg->uuid_attr != NULL)
 		attrs[na++] = cfg->uuid_attr;
-	if (na == 0)
-		attrs[0] = (char *)LDAP_NO_ATTRS;
 	clear_diag(c);
 	code = ldap_search_ext_s(c->ld, cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
 				 attrs, 0, NULL, NULL, &tv, 2, &msg);
@@ -758,6 +921,7 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	ldap_memfree(dn);
 	arg->user.uid = first_value(c->ld, e, cfg->uid_attr, false);
 	arg->user.uuid = first_value(c->ld, e, cfg->uuid_attr, true);
+	arg->user.disabled = account_disabled(c->ld, e);
 	arg->matched = 1;
 out:
 	ldap_msgfree(msg);
@@ -815,6 +979,7 @@ struct member_arg {
 	bool is_member;         /* op_is_member */
 	bool gone;              /* op_remove: the value was not there */
 	int sent;               /* op_add: attempts made (2 = first unanswered) */
+	bool by_guid;           /* op_remove: value is "<GUID=...>" (AD extended DN) */
 };
 
 /* Base-scope search of the group for (attr=value). */
@@ -932,7 +1097,10 @@ static int op_remove(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->gone = false;
 	if (code == LDAP_NO_SUCH_ATTRIBUTE)
 		arg->gone = true;
-	else if (code == LDAP_UNWILLING_TO_PERFORM)
+	else if (code == LDAP_UNWILLING_TO_PERFORM ||
+		 (arg->by_guid && code == LDAP_INVALID_SYNTAX))
+		/* AD: 53 "not a member"; 21 when the GUID names no object
+		 * any more (the user was deleted). */
 		code = confirm_gone(c, arg, res);
 	else if (code == LDAP_OBJECT_CLASS_VIOLATION && arg->placeholder != NULL &&
 		 strcasecmp(arg->placeholder, arg->value) != 0)
@@ -963,7 +1131,7 @@ static int member_run(struct dir_conn *c, dir_op_fn op, struct member_arg *arg,
 int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		  const char *value, bool *is_member, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0 };
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0, false };
 	struct dir_result dummy;
 	int code = 0, rc;
 
@@ -981,7 +1149,7 @@ int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		   const char *value, bool *already, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0 };
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0, false };
 	struct dir_result dummy;
 	int code = 0, rc;
 
@@ -1009,16 +1177,14 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 	return JIT_OK;
 }
 
-int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
-		      const char *value, const char *placeholder, bool *already_gone,
-		      struct dir_result *res)
+/* dir_remove_member; by_guid: value is an AD extended DN "<GUID=...>". */
+static int remove_value(struct dir_conn *c, const char *group_dn, const char *attr,
+			const char *value, const char *placeholder, bool by_guid,
+			bool *already_gone, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, 0 };
-	struct dir_result dummy;
+	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, 0, by_guid };
 	int code = 0, rc;
 
-	if (res == NULL)
-		res = &dummy;
 	rc = member_run(c, op_remove, &arg, res, &code);
 	if (rc != JIT_OK)
 		return rc;
@@ -1027,6 +1193,216 @@ int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr
 		return JIT_OK;
 	}
 	return JIT_EDIRREFUSED;
+}
+
+int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
+		      const char *value, const char *placeholder, bool *already_gone,
+		      struct dir_result *res)
+{
+	struct dir_result dummy;
+
+	if (res == NULL)
+		res = &dummy;
+	return remove_value(c, group_dn, attr, value, placeholder, false, already_gone, res);
+}
+
+/* ---- identities that move ---------------------------------------------- */
+
+/* The directory identifies users by AD's objectGUID. */
+static bool uuid_is_guid(const struct jit_dir_cfg *cfg)
+{
+	return cfg->uuid_attr != NULL && strcasecmp(cfg->uuid_attr, "objectGUID") == 0;
+}
+
+/* A GUID as uuid_text() writes it: 8-4-4-4-12 hex digits. */
+static bool guid_text_ok(const char *u)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(u) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == '-' ? u[i] != '-' : !isxdigit((unsigned char)u[i]))
+			return false;
+	return true;
+}
+
+/* Values of these attributes are user names, not DNs: nothing can move. */
+static bool attr_holds_dns(const char *attr)
+{
+	return strcasecmp(attr, "memberUid") != 0;
+}
+
+struct uuid_arg {
+	const char *filter;
+	char *dn;               /* the one entry found, or NULL */
+};
+
+/* Subtree search of user_base for the entry with the recorded uuid. */
+static int op_find_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct uuid_arg *arg = varg;
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, c->cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
+				 attrs, 0, NULL, NULL, &tv, 2, &msg);
+	set_result(c, res, code, NULL);
+	free(arg->dn);
+	arg->dn = NULL;
+	if (code == LDAP_NO_SUCH_OBJECT || code == LDAP_SIZELIMIT_EXCEEDED) {
+		code = LDAP_SUCCESS; /* no base, or not one entry: not found */
+	} else if (code == LDAP_SUCCESS && ldap_count_entries(c->ld, msg) == 1 &&
+		   (e = ldap_first_entry(c->ld, msg)) != NULL) {
+		char *dn = ldap_get_dn(c->ld, e);
+		arg->dn = xstrdup(dn);
+		ldap_memfree(dn);
+	}
+	ldap_msgfree(msg);
+	return code;
+}
+
+/* The current DN of the entry whose uuid_attr is uuid: JIT_OK with *dn
+ * (NULL when no single entry has it: deleted, or out of user_base). */
+static int find_by_uuid(struct dir_conn *c, const char *uuid, char **dn, struct dir_result *res)
+{
+	char *esc = escape_filter_value(uuid, strlen(uuid));
+	struct uuid_arg arg = { NULL, NULL };
+	int rc, code = 0;
+
+	arg.filter = xasprintf("(%s=%s)", c->cfg->uuid_attr, esc);
+	free(esc);
+	rc = dir_run(c, op_find_uuid, &arg, res, &code);
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	if (rc == JIT_OK)
+		*dn = arg.dn;
+	else
+		free(arg.dn);
+	free((char *)arg.filter);
+	return rc;
+}
+
+struct exists_arg {
+	const char *dn;
+	bool exists;
+};
+
+static int op_exists(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct exists_arg *arg = varg;
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0,
+				 NULL, NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	arg->exists = code == LDAP_SUCCESS && ldap_count_entries(c->ld, msg) > 0;
+	if (code == LDAP_NO_SUCH_OBJECT)
+		code = LDAP_SUCCESS;
+	ldap_msgfree(msg);
+	return code;
+}
+
+/* Does an entry with this DN exist? */
+static int entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct dir_result *res)
+{
+	struct exists_arg arg = { dn, false };
+	int code = 0, rc = dir_run(c, op_exists, &arg, res, &code);
+
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	if (rc == JIT_OK)
+		*exists = arg.exists;
+	return rc;
+}
+
+/*
+ * The user was renamed or moved (cur is the DN now, m->value the DN jitd
+ * wrote). The user's current DN goes: refint rewrote jitd's value to it, or
+ * someone added it; either way it is the grantee's membership. The value
+ * jitd wrote goes too if it names no entry any more (jitd's own leftover);
+ * if another entry has taken that DN, the value is theirs and stays.
+ */
+static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const char *cur,
+			  bool *removed, const char **value, struct dir_result *res)
+{
+	bool gone = true, exists = true;
+	int rc = remove_value(c, m->group_dn, m->attr, cur, m->placeholder, false, &gone, res);
+
+	if (rc != JIT_OK)
+		return rc;
+	if (!gone) {
+		*removed = true;
+		*value = cur;
+	}
+	rc = entry_exists(c, m->value, &exists, res);
+	if (rc != JIT_OK || exists)
+		return rc;
+	rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
+	if (rc == JIT_OK && !gone && !*removed) {
+		*removed = true;
+		*value = m->value;
+	}
+	return rc;
+}
+
+int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *removed,
+		      char **value_out, struct dir_result *res)
+{
+	struct dir_result dummy;
+	char *guid = NULL, *cur = NULL;
+	const char *value = NULL;
+	bool gone = true, done = false;
+	bool ident = m->uuid != NULL && m->attr != NULL && attr_holds_dns(m->attr);
+	int rc = JIT_OK;
+
+	if (res == NULL)
+		res = &dummy;
+	if (m->attr == NULL || m->value == NULL) {
+		set_local_result(res, "bad group DN, attribute or value");
+		return JIT_EBADREQ;
+	}
+	if (ident && uuid_is_guid(c->cfg) && guid_text_ok(m->uuid)) {
+		/* AD links members by GUID: this finds the user after any
+		 * rename or move, and never someone who took the old name. */
+		guid = xasprintf("<GUID=%s>", m->uuid);
+		rc = remove_value(c, m->group_dn, m->attr, guid, m->placeholder, true, &gone, res);
+		if (rc == JIT_OK && !gone) {
+			done = true;
+			value = guid;
+		}
+	} else {
+		if (ident)
+			rc = find_by_uuid(c, m->uuid, &cur, res);
+		if (rc == JIT_OK && cur != NULL && strcasecmp(cur, m->value) != 0) {
+			/* Renamed. Robustness: "already gone" by the old DN is
+			 * never believed after a rename; the identity decides. */
+			rc = revoke_renamed(c, m, cur, &done, &value, res);
+		} else if (rc == JIT_OK) {
+			/* Not renamed, deleted, or no identity: the value written. */
+			rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false,
+					  &gone, res);
+			if (rc == JIT_OK && !gone) {
+				done = true;
+				value = m->value;
+			}
+		}
+	}
+	if (rc == JIT_OK) {
+		*removed = done;
+		if (value_out != NULL)
+			*value_out = done ? xstrdup(value) : NULL;
+	}
+	free(guid);
+	free(cur);
+	return rc;
 }
 
 /* ---- probe, member lists, value keys ----------------------------------- */
@@ -1105,6 +1481,7 @@ struct list_arg {
 	char *want;             /* attribute description asked for this round */
 	long next_low;          /* -1: done */
 	int cb_rc;
+	long step;              /* values per request; 0: what the server gives */
 };
 
 /* Calls the callback for each value of vals (values holding a NUL, which
@@ -1168,7 +1545,13 @@ out:
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0 };
+	return dir_list_members_step(c, group_dn, attr, 0, cb, cb_arg, res);
+}
+
+int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
+			  dir_value_cb cb, void *cb_arg, struct dir_result *res)
+{
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0 };
 	struct dir_result dummy;
 	int rc = JIT_OK, code = 0;
 
@@ -1180,7 +1563,7 @@ int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		set_local_result(res, "bad group DN or attribute");
 		return JIT_EBADREQ;
 	}
-	arg.want = xstrdup(attr);
+	arg.want = arg.step ? xasprintf("%s;range=0-%ld", attr, arg.step - 1) : xstrdup(attr);
 	while (rc == JIT_OK && arg.cb_rc == 0) {
 		rc = dir_run(c, op_list_range, &arg, res, &code);
 		if (rc != JIT_OK)
@@ -1192,7 +1575,11 @@ int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		if (arg.next_low < 0)
 			break;
 		free(arg.want);
-		arg.want = xasprintf("%s;range=%ld-*", attr, arg.next_low);
+		if (arg.step)
+			arg.want = xasprintf("%s;range=%ld-%ld", attr, arg.next_low,
+					     arg.next_low + arg.step - 1);
+		else
+			arg.want = xasprintf("%s;range=%ld-*", attr, arg.next_low);
 	}
 	free(arg.want);
 	return rc;

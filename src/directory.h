@@ -5,10 +5,16 @@
  * A struct dir_conn is one LDAP connection to one configured directory,
  * used by one thread at a time (the engine gives each worker thread its
  * own). It connects and binds lazily, on first use and again after the
- * server dropped it: ldap_initialize() gets the whole `uri` list, so a
- * reconnect tries each URI in order (failover). Every operation that meets
- * a dropped or unreachable server reconnects once and retries once before
- * it gives up with JIT_EDIRUNAVAIL.
+ * server dropped it, trying each URI of `uri` in order (failover), or first
+ * the one dir_conn_prefer() named. Every operation that meets a dropped or
+ * unreachable server reconnects once and retries once before it gives up
+ * with JIT_EDIRUNAVAIL. res->uri says which server answered, so that a
+ * caller can remove a membership on the domain controller that wrote it.
+ *
+ * GSSAPI with `keytab`: each bind takes credentials from the keytab into a
+ * credential cache private to jitd (see kerberos.h); tickets are renewed
+ * from the keytab when they expire. A SASL security layer is required on
+ * plain ldap:// unless sasl_secprops says otherwise.
  *
  * Results:
  *   JIT_OK           the directory answered and the operation did what was asked
@@ -23,6 +29,7 @@
 #define JITD_DIRECTORY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "err.h"
 #include "config.h"
@@ -32,12 +39,15 @@ struct dir_conn;
 struct dir_result {
 	int ldap_code;          /* last LDAP result code (0 success, -1 = LDAP_SERVER_DOWN ...) */
 	char message[256];      /* "ldap 50 insufficientAccess: <server text>" or "" */
+	char uri[256];          /* the URI of the server that answered, or "" */
 };
 
 struct dir_user {
 	char *dn;               /* the entry's DN as the server returned it */
 	char *uid;              /* first value of uid_attr, or NULL */
 	char *uuid;             /* first value of uuid_attr as text, or NULL */
+	bool disabled;          /* Active Directory: userAccountControl has
+				 * ACCOUNTDISABLE (0x2) set */
 };
 void dir_user_clear(struct dir_user *u); /* frees the fields, NULL-safe */
 
@@ -45,6 +55,19 @@ void dir_user_clear(struct dir_user *u); /* frees the fields, NULL-safe */
  * connect yet. Never fails except on memory exhaustion (aborts). */
 struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg);
 void dir_conn_free(struct dir_conn *c); /* unbinds; NULL-safe */
+
+/*
+ * Makes the next operations go to uri (one of the configured URIs) while it
+ * answers: drops a connection bound elsewhere so that the next operation
+ * connects to uri first. False (and nothing changes) if uri is not in the
+ * list, is the only URI, or failed to connect less than replication_grace
+ * ago (a dead server is not waited for at every revocation).
+ */
+bool dir_conn_prefer(struct dir_conn *c, const char *uri);
+/* How many URIs the directory has (> 1: replication matters). */
+int dir_conn_uri_count(const struct dir_conn *c);
+/* Is uri one of the directory's URIs (compared case-insensitively)? */
+bool dir_conn_has_uri(const struct dir_conn *c, const char *uri);
 
 /* Connects and binds now if not yet bound (used at start-up and by status). */
 int dir_conn_open(struct dir_conn *c, struct dir_result *res) JIT_WUR;
@@ -55,7 +78,8 @@ bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen);
  * Finds the one entry under user_base (subtree) matching user_filter with
  * name escaped per RFC 4515. JIT_EUNKUSER when zero or more than one entry
  * match (a name such as "*" or "x)(uid=*" can never match someone else).
- * On success fills *out (caller clears with dir_user_clear).
+ * On success fills *out (caller clears with dir_user_clear); a disabled
+ * account is found all the same, with out->disabled set.
  */
 int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
 		     struct dir_result *res) JIT_WUR;
@@ -84,6 +108,34 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		      const char *value, const char *placeholder, bool *already_gone,
 		      struct dir_result *res) JIT_WUR;
+
+/* A membership jitd wrote, as the grant recorded it. */
+struct dir_member {
+	const char *group_dn, *attr;
+	const char *value;       /* the value written (the user's DN then, or a uid) */
+	const char *uuid;        /* the user's uuid_attr value then, or NULL */
+	const char *placeholder; /* see dir_remove_member; may be NULL */
+};
+
+/*
+ * Ends membership m whatever happened to the user meanwhile. For DN-valued
+ * attributes with a recorded uuid:
+ *  - uuid_attr objectGUID (Active Directory): removes "<GUID=uuid>", which
+ *    the server resolves to the user wherever it lives now;
+ *  - otherwise (entryUUID): finds the user's current DN by uuid under
+ *    user_base. Not renamed (or not found: deleted): removes the recorded
+ *    value. Renamed: removes the current DN (refint rewrote jitd's value to
+ *    it, or someone added it), and the recorded DN too if no entry has that
+ *    DN any more (jitd's dangling value; if someone took the old DN, the
+ *    value is theirs and stays).
+ * Without a uuid, or for memberUid, the recorded value is removed.
+ * "Not there" answers are believed only when a search of the group agrees.
+ * JIT_OK with *removed = true when a value was removed, false when none
+ * referring to the user was there; *value_out (may be NULL; caller frees)
+ * = the value removed, or NULL. Errors as dir_remove_member.
+ */
+int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *removed,
+		      char **value_out, struct dir_result *res) JIT_WUR;
 
 /*
  * ---- reachability of one directory, shared by all its connections ----
@@ -126,6 +178,11 @@ int dir_probe(struct dir_conn *c, struct dir_result *res) JIT_WUR;
 typedef int (*dir_value_cb)(const char *value, void *arg);
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
+/* The same, asking for `step` values per request ("member;range=0-4", ...;
+ * 0: as dir_list_members). For tests of the range loop against a server
+ * that honours the window asked for (Samba does; AD caps it). */
+int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
+			  dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
 
 /*
  * A comparison key for a member value (new heap string): a DN is parsed and

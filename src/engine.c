@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "approval.h"
 #include "directory.h"
 #include "engine.h"
 #include "fault.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "reconcile.h"
 #include "store.h"
+#include "ticket.h"
 #include "util.h"
 
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
@@ -37,6 +39,8 @@ struct job {
 	struct jit_request *req;        /* JOB_GRANT */
 	int64_t duration;
 	char *group_name, *group_dn, *member_attr, *placeholder;
+	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL */
+	struct dirq *q;                 /* JOB_GRANT waiting for its ticket check */
 	char *grant_id;                 /* JOB_END */
 	enum grant_state end_state;
 	char *reason;
@@ -80,6 +84,7 @@ struct engine {
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
 	int efd;
 	int64_t started;
+	struct ticket_checker *tickets; /* started at the first ticket_check */
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
 	bool stopped;
@@ -87,6 +92,9 @@ struct engine {
 };
 
 static void inflight_del(struct engine *e, const char *id);
+static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			  const struct jit_request *req, int err, const char *message,
+			  const char *rule);
 
 static void job_free(struct job *j)
 {
@@ -98,6 +106,7 @@ static void job_free(struct job *j)
 	free(j->group_dn);
 	free(j->member_attr);
 	free(j->placeholder);
+	policy_dirrules_free(j->rules);
 	free(j->grant_id);
 	free(j->reason);
 	free(j);
@@ -179,7 +188,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			.req = j->req, .duration = j->duration, .group_name = j->group_name,
 			.group_dn = j->group_dn, .directory = q->name,
 			.member_attr = j->member_attr, .placeholder = j->placeholder,
-			.client = j->client, .peer = j->peer,
+			.client = j->client, .peer = j->peer, .rules = j->rules,
 		};
 		line = grant_create(g, &p);
 	} else {
@@ -235,6 +244,7 @@ static void *worker_main(void *arg)
 		}
 		g.retry_min = e->cfg0->retry_min_interval;
 		g.retry_max = e->cfg0->retry_max_interval;
+		g.replication_grace = q->cfg->replication_grace;
 		run_job(q, &g, j);
 		job_free(j);
 	}
@@ -403,6 +413,10 @@ void engine_stop(struct engine *e)
 {
 	if (e->stopped)
 		return;
+	/* First: checks still running are answered shutting_down, and those
+	 * that just passed reach the queues before they stop. */
+	ticket_checker_free(e->tickets);
+	e->tickets = NULL;
 	e->stopped = true;
 	reconcile_stop(e->rc);
 	e->rc = NULL;
@@ -673,6 +687,7 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 {
 	char *line = NULL;
 	char msg[256];
+	const char *rule = NULL;
 	struct grant_rec *r = load_for(e, c, peer, req, &line);
 	if (!r)
 		return line;
@@ -686,10 +701,10 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant has expired");
 	} else if (!gc) {
 		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
-	} else if (new_exp - r->created_at > gc->max_duration) {
-		snprintf(msg, sizeof(msg), "extension would make the grant last %llds; "
-			 "max_duration is %llds", (long long)(new_exp - r->created_at),
-			 (long long)gc->max_duration);
+	} else if (policy_check_extend(gc, c, new_exp - r->created_at, msg, sizeof(msg), &rule) !=
+		   JIT_OK) {
+		/* extensions count toward max_duration: the total is checked */
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EDURMAX, msg, rule);
 		line = proto_error_line(JIT_EDURMAX, msg);
 	} else {
 		line = extend_recorded(e, c, req, peer, r, new_exp);
@@ -773,14 +788,90 @@ static char *do_status(struct engine *e)
 	return proto_ok_line("status", s);
 }
 
-static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
-			 const struct jit_client_cfg *c, struct jit_request *req,
-			 int64_t duration)
+/* ---- the ticket check: between the listener and the workers ---- */
+
+static bool dirq_stopping(struct dirq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	bool st = q->stopping;
+	pthread_mutex_unlock(&q->lock);
+	return st;
+}
+
+/* On the ticket checker's thread: the check of job j (a grant) is over. */
+static void ticket_done(void *arg, int rc, const char *msg)
+{
+	struct job *j = arg;
+	struct dirq *q = j->q;
+	struct engine *e = q->e;
+
+	if (rc == JIT_OK) {
+		if (enqueue(q, j))
+			return;
+		rc = dirq_stopping(q) ? JIT_ESHUTDOWN : JIT_EBUSY;
+		msg = NULL;
+	} else if (rc == JIT_EPOLICY) {
+		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+	} else {
+		msg = NULL;
+	}
+	post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
+	job_free(j);
+}
+
+/*
+ * The checks of a grant that the engine alone can make, in the main thread
+ * before the grant is queued: the signed approval (the key lives only
+ * here), a request_id used before for another request, the approval's
+ * age. NULL if they pass (*known: the request_id exists, the worker will
+ * answer the duplicate), else the refusal line (audited).
+ */
+static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
+			 const struct jit_peer *peer, const struct jit_client_cfg *c,
+			 const struct jit_request *req, bool *known)
+{
+	struct grant_rec *prev = NULL;
+	const char *rule = NULL;
+	char msg[512];
+
+	*known = false;
+	if (gc->approval_key_file &&
+	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_key_file";
+	if (!rule && req->request_id &&
+	    store_get_by_request_id(e->st, req->request_id, &prev) == JIT_OK) {
+		*known = true;
+		if (!policy_same_request(req, prev)) {
+			rule = "request_id";
+			snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another "
+				 "request (grant %s)", req->request_id, prev->id);
+		}
+	}
+	grant_rec_free(prev);
+	/* a retry of a known request is answered as a duplicate whatever its age */
+	if (!rule && !*known && gc->approval_key_file &&
+	    approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_max_age";
+	if (!rule)
+		return NULL;
+	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
+	return proto_error_line(JIT_EPOLICY, msg);
+}
+
+/* Queues a grant (or its ticket check). NULL when queued (req is then the
+ * job's), else the answer line (req still the caller's). */
+static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, struct jit_request *req,
+			  int64_t duration)
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
 	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	bool known = false;
 	if (!q)
-		return false;
+		return proto_error_line(JIT_EUNKGROUP, NULL);
+	char *line = admit_grant(e, gc, peer, c, req, &known);
+	if (line)
+		return line;
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *ph = config_group_placeholder(e->cfg, gc);
 	j->kind = JOB_GRANT;
@@ -793,12 +884,23 @@ static bool submit_grant(struct engine *e, uint64_t conn_id, const struct jit_pe
 	j->group_dn = xstrdup(gc->dn);
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
+	j->rules = policy_dirrules_new(e->cfg, gc);
+	if (gc->ticket_check && req->ticket && !known) {
+		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
+			j->req = NULL;
+			job_free(j);
+			return proto_error_line(JIT_EINTERNAL, "cannot start the ticket check");
+		}
+		j->q = q;
+		ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j);
+		return NULL;
+	}
 	if (!enqueue(q, j)) {
 		j->req = NULL;
 		job_free(j);
-		return false;
+		return proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 	}
-	return true;
+	return NULL;
 }
 
 static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
@@ -853,9 +955,9 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 	case OP_GRANT:
 		if ((line = refuse_if_down(e, peer, c, req)) != NULL)
 			break;
-		if (submit_grant(e, conn_id, peer, c, req, duration))
+		line = submit_grant(e, conn_id, peer, c, req, duration);
+		if (!line)
 			return; /* req now owned by the job */
-		line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 		break;
 	case OP_COMPLETE:
 	case OP_REVOKE:
@@ -892,6 +994,28 @@ void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
 			  const struct jit_client_cfg *c, const struct jit_request *req, int err,
 			  const char *message)
 {
+	engine_audit_refusal_rule(e, peer, c, req, err, message, NULL);
+}
+
+void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
+			       const struct jit_client_cfg *c, const struct jit_request *req,
+			       int err, const char *message, const char *rule)
+{
+	audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
+}
+
+void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, const char *client,
+				const struct jit_request *req, int err, const char *message,
+				const char *rule)
+{
+	audit_refusal(e, peer, client, req, err, message, rule);
+}
+
+/* Any thread: the `refused` event (client: the entry's name, may be NULL). */
+static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			  const struct jit_request *req, int err, const char *message,
+			  const char *rule)
+{
 	json_t *o = json_object();
 	if (req) {
 		json_object_set_new(o, "op", json_string(jit_op_name(req->op)));
@@ -910,12 +1034,14 @@ void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
 		if (req->request_id)
 			json_object_set_new(o, "request_id", json_string(req->request_id));
 	}
-	if (c && c->name)
-		json_object_set_new(o, "client", json_string(c->name));
+	if (client)
+		json_object_set_new(o, "client", json_string(client));
 	json_object_set_new(o, "peer_uid", json_integer((json_int_t)peer->uid));
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
 	json_object_set_new(o, "error", json_string(jit_err_code(err)));
 	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	if (rule)
+		json_object_set_new(o, "rule", json_string(rule));
 	if (audit_write(e->audit, "refused", o) != JIT_OK)
 		log_err("audit: cannot record a refusal");
 	json_decref(o);

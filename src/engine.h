@@ -58,6 +58,14 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
 			  const struct jit_client_cfg *c, const struct jit_request *req,
 			  int err, const char *message);
+/* The same, for a clients entry known by name only (may be NULL). */
+void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, const char *client,
+				const struct jit_request *req, int err, const char *message,
+				const char *rule);
+/* The same, naming the policy rule that refused (rule may be NULL). */
+void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
+			       const struct jit_client_cfg *c, const struct jit_request *req,
+			       int err, const char *message, const char *rule);
 
 /* Schedules due expiries and retries. Call about twice a second. */
 void engine_tick(struct engine *e, int64_t now);

@@ -100,6 +100,7 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	set_str(o, "group", r->group_name);
 	set_str(o, "group_dn", r->group_dn);
 	set_str(o, "directory", r->directory);
+	set_str(o, "added_via", r->added_via);
 	json_object_set_new(o, "duration", json_integer(r->duration));
 	fmt_rfc3339(r->created_at, ts);
 	set_str(o, "created_at", ts);
@@ -117,12 +118,15 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	return o;
 }
 
-/* Writes one audit event about r with extra members; logs if it fails. */
-static int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
-		       const char *outcome, const struct dir_result *dres, const char *who,
-		       const struct jit_peer *peer, const char *why)
+/* Writes one audit event about r with extra members (and the members of
+ * extra, may be NULL); logs if it fails. */
+static int audit_grant_x(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+			 const char *outcome, const struct dir_result *dres, const char *who,
+			 const struct jit_peer *peer, const char *why, json_t *extra)
 {
 	json_t *o = grant_audit_fields(r);
+	if (extra)
+		json_object_update(o, extra);
 	set_str(o, "outcome", outcome);
 	if (dres && dres->message[0]) {
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
@@ -144,6 +148,13 @@ static int audit_grant(struct grant_ctx *g, const char *event, const struct gran
 	return rc;
 }
 
+static int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		       const char *outcome, const struct dir_result *dres, const char *who,
+		       const struct jit_peer *peer, const char *why)
+{
+	return audit_grant_x(g, event, r, outcome, dres, who, peer, why, NULL);
+}
+
 static char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
 {
 	struct grant_rec *r = NULL;
@@ -158,8 +169,9 @@ static char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
 	return proto_dump_line(o);
 }
 
-static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
-			   const char *msg, const struct dir_result *dres)
+/* The `refused` audit line and the error answer; rule: the policy rule, or NULL. */
+static char *reply_refused_rule(struct grant_ctx *g, const struct grant_params *p, int err,
+				const char *msg, const struct dir_result *dres, const char *rule)
 {
 	json_t *o = json_object();
 	set_str(o, "op", "grant");
@@ -176,10 +188,54 @@ static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, in
 	set_str(o, "message", msg ? msg : jit_err_message(err));
 	if (dres && dres->message[0])
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+	set_str(o, "rule", rule);
 	if (audit_write(g->audit, "refused", o) != JIT_OK)
 		log_err("audit: could not record a refusal");
 	json_decref(o);
 	return proto_error_line(err, msg);
+}
+
+static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
+			   const char *msg, const struct dir_result *dres)
+{
+	return reply_refused_rule(g, p, err, msg, dres, NULL);
+}
+
+/*
+ * The rules that need the directory's answer about user u: deny_users (by
+ * DN and by its uid) and eligible_group (a live membership check). NULL if
+ * they pass, else the answer line (the refusal is audited).
+ */
+static char *check_dirrules(struct grant_ctx *g, const struct grant_params *p,
+			    const struct dir_user *u)
+{
+	const struct policy_dirrules *pr = p->rules;
+	struct dir_result dres = { 0 };
+	char msg[384];
+	bool member = false;
+
+	if (!pr)
+		return NULL;
+	if (policy_user_denied(pr, p->req->user, u->dn, u->uid, msg, sizeof(msg)) != JIT_OK)
+		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "deny_users");
+	if (!pr->eligible_dn)
+		return NULL;
+	const char *value = strcasecmp(pr->eligible_attr, "memberUid") == 0 ? u->uid : u->dn;
+	int rc = value ? dir_is_member(g->dc, pr->eligible_dn, pr->eligible_attr, value, &member,
+				       &dres)
+		       : JIT_OK;
+	if (rc != JIT_OK) {
+		/* fail closed: no answer about eligibility is no elevation */
+		snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %.120s",
+			 pr->eligible_dn, dres.message[0] ? dres.message : jit_err_message(rc));
+		return reply_refused_rule(g, p, rc, msg, &dres, "eligible_group");
+	}
+	if (!member) {
+		snprintf(msg, sizeof(msg), "eligible_group: \"%.64s\" is not a member of %.200s",
+			 p->req->user, pr->eligible_dn);
+		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "eligible_group");
+	}
+	return NULL;
 }
 
 static void fill_rec(struct grant_rec *r, const struct grant_params *p, const struct dir_user *u,
@@ -214,13 +270,24 @@ static void fill_rec(struct grant_rec *r, const struct grant_params *p, const st
 	r->peer_pid = (int64_t)p->peer.pid;
 }
 
-/* A grant with the same request_id exists: answer with it. NULL if none. */
-static char *existing_request(struct grant_ctx *g, const char *request_id)
+/* A grant with the same request_id exists: answer with it, or refuse if it
+ * was made from another request (a replay must never pass as a retry).
+ * NULL if none. */
+static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
+			      const char *request_id)
 {
 	struct grant_rec *r = NULL;
+	char *line;
 	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
 		return NULL;
-	char *line = reply_grant(g, r->id, true);
+	if (policy_same_request(p->req, r)) {
+		line = reply_grant(g, r->id, true);
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
+			 "(grant %s)", request_id, r->id);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "request_id");
+	}
 	grant_rec_free(r);
 	return line;
 }
@@ -228,15 +295,25 @@ static char *existing_request(struct grant_ctx *g, const char *request_id)
 /*
  * Records the grant as pending with its standing decided from the directory
  * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
- * (request_id raced with another worker) or JIT_EIO.
+ * (request_id raced with another worker), JIT_EPOLICY (the user already
+ * holds max_active live grants; 0 = no limit) or JIT_EIO.
  */
-static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present)
+static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present, int max_active)
 {
 	int64_t n = 0;
 	bool any_jitd = false;
 	int rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
+	if (max_active > 0) {
+		/* Inside the write transaction: concurrent grants of one user
+		 * (other groups, other workers) are counted one after another. */
+		rc = store_count_user_live(g->st, r->user_dn, &n);
+		if (rc == JIT_OK && n >= max_active)
+			rc = JIT_EPOLICY;
+		if (rc != JIT_OK)
+			goto fail;
+	}
 	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, &n, &any_jitd);
 	if (rc != JIT_OK)
 		goto fail;
@@ -280,6 +357,28 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
 }
 
+/*
+ * pending -> active, recording in the same transaction which server (URI)
+ * answered the add when the directory has several: the revocation goes
+ * there first (see settle_membership).
+ */
+static int activate(struct grant_ctx *g, struct grant_rec *r)
+{
+	int rc;
+
+	if (r->added_via == NULL)
+		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	rc = store_begin(g->st);
+	if (rc == JIT_OK)
+		rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (rc == JIT_OK)
+		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	if (rc == JIT_OK)
+		return store_commit(g->st);
+	store_rollback(g->st);
+	return rc;
+}
+
 static void settle_pair(struct grant_ctx *g, const char *pair_key);
 
 char *grant_create(struct grant_ctx *g, const struct grant_params *p)
@@ -289,7 +388,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	struct grant_rec r;
 	char id[32], hex[25];
 	bool present = false, already = false;
-	char *line = existing_request(g, p->req->request_id);
+	char *line = existing_request(g, p, p->req->request_id);
 	if (line)
 		return line;
 
@@ -298,6 +397,16 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		const char *msg = rc == JIT_EUNKUSER ? "no single directory entry matches this user"
 						     : dres.message;
 		return reply_refused(g, p, rc, msg[0] ? msg : NULL, &dres);
+	}
+	if (u.disabled) {
+		dir_user_clear(&u);
+		return reply_refused_rule(g, p, JIT_EPOLICY, "the account is disabled in the directory",
+					  NULL, "account_disabled");
+	}
+	line = check_dirrules(g, p, &u);
+	if (line) {
+		dir_user_clear(&u);
+		return line;
 	}
 	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
 	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
@@ -319,9 +428,17 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	FAULT_POINT("grant.before_pending");
-	rc = record_pending(g, &r, present);
-	if (rc == JIT_EEXISTS && (line = existing_request(g, r.request_id)) != NULL)
+	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
+	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
 		goto out;
+	if (rc == JIT_EPOLICY) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "max_active_per_user: \"%.64s\" already holds %d live "
+			 "grant(s), the most group \"%s\" allows", r.user, p->rules->max_active,
+			 p->group_name);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "max_active_per_user");
+		goto out;
+	}
 	if (rc != JIT_OK) {
 		line = reply_refused(g, p, JIT_EINTERNAL, "cannot record the grant", NULL);
 		goto out;
@@ -337,6 +454,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		}
 		FAULT_POINT("grant.after_dir_add");
 	}
+	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
+		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
@@ -350,7 +469,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	FAULT_POINT("grant.after_audit_granted");
-	if (transition(g, &r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL) != JIT_OK) {
+	if (activate(g, &r) != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to
 		 * the ending machinery, and if even that cannot be recorded, stop so
 		 * that start-up recovery (pending -> ending(failed)) removes it. */
@@ -369,32 +488,99 @@ out:
 	return line;
 }
 
+/* What one removal step found and did. */
+struct settle {
+	const char *outcome;    /* removal outcome (audit log) */
+	char *value;            /* value removed, when it was not member_value; freed */
+	char uri[256];          /* the server that answered, "" if none was asked */
+	bool verify;            /* answered by another server than the one that
+				 * wrote the membership: check again later */
+};
+
 /*
  * Removes the membership of ending grant r unless something still holds
- * it. JIT_OK with *outcome set, or the directory error.
+ * it: the value that refers to the user now (see dir_revoke_member), so a
+ * rename or move during the window changes nothing. Several servers
+ * (replicas, domain controllers): the one that wrote the membership is
+ * asked first; when another one answers, the add may not have replicated
+ * there yet ("not a member", and then the add arrives and stays), so
+ * st->verify asks the caller to check again after replication_grace.
+ * JIT_OK with st filled, or the directory error.
  */
-static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, const char **outcome,
+static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			     struct dir_result *dres)
 {
 	int64_t others = 0;
-	bool any_jitd = false, gone = false;
+	bool any_jitd = false, removed = false;
+	bool multi = dir_conn_uri_count(g->dc) > 1;
+	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
+				r->placeholder };
 	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
 				 &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
 	if (others > 0) {
-		*outcome = "kept_other_grant";
+		st->outcome = "kept_other_grant";
 		return JIT_OK;
 	}
 	if (r->standing) {
-		*outcome = "kept_standing";
+		st->outcome = "kept_standing";
 		return JIT_OK;
 	}
-	rc = dir_remove_member(g->dc, r->group_dn, r->member_attr, r->member_value, r->placeholder,
-			       &gone, dres);
-	if (rc == JIT_OK)
-		*outcome = gone ? "already_absent" : "removed";
-	return rc;
+	if (multi && r->added_via)
+		(void)dir_conn_prefer(g->dc, r->added_via);
+	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
+	if (rc != JIT_OK)
+		return rc;
+	st->outcome = removed ? "removed" : "already_absent";
+	if (st->value && strcasecmp(st->value, r->member_value) == 0) {
+		free(st->value);
+		st->value = NULL;
+	}
+	if (multi) {
+		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
+		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
+	}
+	return JIT_OK;
+}
+
+/*
+ * The removal was answered by another server than the writer. It is final
+ * only when no add can still be on its way to that server:
+ *  - the value was there and was removed (the add had replicated; the
+ *    delete replicates back), and a check after replication_grace finds
+ *    nothing; or
+ *  - the writer is unknown (an add whose answer was lost) or no longer
+ *    configured, and a check after the grace finds nothing.
+ * While the writer is configured but unreachable and the others never saw
+ * the value, the add may still sit on the writer alone: check again every
+ * replication_grace, preferring the writer, until it answers.
+ * True when the grant waits for a check (the row was updated).
+ */
+static bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
+			    int64_t now)
+{
+	bool checking = r->removed_via != NULL;
+	bool removed_now = strcmp(st->outcome, "removed") == 0;
+	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	const char *oc = checking && !removed_now ? r->removed_outcome : st->outcome;
+
+	if (!st->verify)
+		return false;
+	if (checking && !removed_now &&
+	    (!writer_known || (oc != NULL && strcmp(oc, "removed") == 0)))
+		return false;
+	if (checking && removed_now)
+		oc = "removed";
+	if (store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
+			     now + g->replication_grace) != JIT_OK) {
+		log_err("grant %s: cannot record the check after replication_grace", r->id);
+		return false; /* Robustness: then no check, but never a stuck row */
+	}
+	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
+		 st->outcome, st->uri, r->added_via ? r->added_via : "an unknown server",
+		 (long long)g->replication_grace);
+	return true;
 }
 
 static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
@@ -402,6 +588,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 			const struct jit_peer *peer)
 {
 	struct dir_result dres = { 0 };
+	struct settle st = { 0 };
 	const char *outcome = NULL;
 	int64_t now = now_s();
 	switch (r->state) {
@@ -425,6 +612,8 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		r->end_state = end_state;
 		break;
 	case GS_ENDING:
+		if (r->removed_via && r->next_attempt > now)
+			return reply_grant(g, r->id, false); /* waits for replication_grace */
 		break; /* retry (scheduled) or the client asks again: try now */
 	case GS_PENDING:
 		return proto_error_line(JIT_ENOTACTIVE, "the grant is still being created");
@@ -432,7 +621,15 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		return reply_grant(g, r->id, false); /* already ended: idempotent */
 	}
 	FAULT_POINT("grant.after_ending");
-	int rc = settle_membership(g, r, &outcome, &dres);
+	int rc = settle_membership(g, r, &st, &dres);
+	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
+		free(st.value);
+		return reply_grant(g, r->id, false);
+	}
+	outcome = st.outcome;
+	if (rc == JIT_OK && r->removed_via && strcmp(outcome, "already_absent") == 0 &&
+	    r->removed_outcome)
+		outcome = r->removed_outcome; /* what the removal before the check did */
 	if (rc != JIT_OK) {
 		int64_t attempts = r->attempts + 1;
 		int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
@@ -450,14 +647,24 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		if (attempts <= 3 || attempts % 20 == 0)
 			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
 				    reason);
+		free(st.value);
 		return reply_grant(g, r->id, false);
 	}
 	FAULT_POINT("grant.after_dir_remove");
+	json_t *extra = json_object();
+	set_str(extra, "removed_value", st.value);
+	if (st.uri[0])
+		set_str(extra, "removed_via", st.uri);
+	if (r->removed_via)
+		json_object_set_new(extra, "checked_after_grace", json_true());
+	free(st.value);
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	enum grant_state ending = r->state;
 	r->state = r->end_state;
-	audit_grant(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason);
+	audit_grant_x(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason,
+		      extra);
+	json_decref(extra);
 	r->state = ending;
 	FAULT_POINT("grant.after_final_audit");
 	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)

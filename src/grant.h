@@ -33,6 +33,7 @@ struct grant_ctx {
 	struct audit *audit;
 	pthread_mutex_t *pair_locks;    /* GRANT_PAIR_LOCKS stripes, shared */
 	int64_t retry_min, retry_max;   /* seconds */
+	int64_t replication_grace;      /* seconds: see settle_membership() in grant.c */
 };
 #define GRANT_PAIR_LOCKS 256
 
@@ -43,6 +44,8 @@ struct grant_params {
 	const char *group_name, *group_dn, *directory, *member_attr, *placeholder;
 	const char *client;
 	struct jit_peer peer;
+	const struct policy_dirrules *rules; /* deny_users, eligible_group,
+					      * max_active_per_user; may be NULL */
 };
 
 /* Creates a grant (grant op). Returns the answer line for the client. */

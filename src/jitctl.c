@@ -64,6 +64,8 @@ static const struct cmd_opt grant_opts[] = {
 	{ "requested-by", "requested_by", false },
 	{ "approved-by", "approved_by", false },
 	{ "request-id", "request_id", false },
+	{ "approved-at", "approved_at", false },
+	{ "approval-sig", "approval_sig", false },
 	{ NULL, NULL, false }
 };
 static const struct cmd_opt reason_opts[] = {
@@ -84,7 +86,8 @@ static const struct cmd_opt no_opts[] = {
 static const struct command commands[] = {
 	{ "grant", { "user", "group", NULL }, { "USER", "GROUP", NULL }, grant_opts, OUT_GRANT,
 	  "grant USER GROUP [--for DUR] [--ticket T] [--reason R]\n"
-	  "             [--requested-by X] [--approved-by Y] [--request-id K]" },
+	  "             [--requested-by X] [--approved-by Y] [--request-id K]\n"
+	  "             [--approved-at T --approval-sig HEX]" },
 	{ "complete", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "complete ID [--reason R]" },
 	{ "revoke", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "revoke ID [--reason R] [--force]" },
 	{ "extend", { "grant_id", "duration", NULL }, { "ID", "DUR", NULL }, no_opts, OUT_GRANT, "extend ID DUR" },

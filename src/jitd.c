@@ -19,6 +19,9 @@
 #include "engine.h"
 #include "fault.h"
 #include "log.h"
+#include "privsep.h"
+#include "listener.h"
+#include "monitor.h"
 #include "notify.h"
 #include "server.h"
 #include "util.h"
@@ -37,7 +40,7 @@ struct daemon_state {
 	struct audit *audit;
 	struct notify *notify;
 	struct engine *engine;
-	struct server *server;
+	struct monitor *mon;
 };
 
 static void usage(FILE *fp)
@@ -74,7 +77,7 @@ static void reload(void *arg)
 	char msg[256];
 	if (audit_reopen(d->audit) != JIT_OK)
 		log_err("audit log could not be reopened; still writing to the old file");
-	if (config_load(d->config_path, &n, &errors) != JIT_OK) {
+	if (config_load_ex(d->config_path, CONFIG_CHECK_FILES, &n, &errors) != JIT_OK) {
 		log_err("reload refused, keeping the running configuration:\n%s",
 			errors ? errors : "(no detail)");
 		free(errors);
@@ -93,7 +96,7 @@ static void reload(void *arg)
 	}
 	notify_set_targets(d->notify, targets);
 	set_syslog(d, n);
-	server_set_config(d->server, n);
+	monitor_set_config(d->mon, n);
 	if (strcmp(n->socket_path, d->cfg0->socket_path) || strcmp(n->state_dir, d->cfg0->state_dir) ||
 	    strcmp(n->audit_log, d->cfg0->audit_log))
 		log_warn("socket_path, state_dir and audit_log changes take effect at restart");
@@ -170,11 +173,48 @@ static int arm_faults(void)
 	return JIT_OK;
 }
 
+/*
+ * With `user`: hands state_dir, its database files and the audit log to
+ * that user, then becomes it. Robustness: the store's WAL files are
+ * created and removed next to the database, so the directory must be the
+ * user's too; the audit log's directory must let the user create a file
+ * for the reopen after rotation (systemd's LogsDirectory= does that).
+ */
+static int drop_root(const struct jit_config *cfg)
+{
+	static const char *const db_files[] = { "jitd.db", "jitd.db-wal", "jitd.db-shm",
+						"audit.head" };
+	uid_t u = cfg->run_uid;
+	gid_t g = cfg->run_gid;
+	int rc = JIT_OK;
+
+	if (!cfg->has_run_ids)
+		return JIT_OK;
+	if (geteuid() != 0 && geteuid() != u) {
+		log_err("user \"%s\": jitd must be started as root to switch users", cfg->user);
+		return JIT_EINTERNAL;
+	}
+	rc = privsep_chown(cfg->state_dir, u, g);
+	for (size_t i = 0; rc == JIT_OK && i < sizeof(db_files) / sizeof(db_files[0]); i++) {
+		char *p = xasprintf("%s/%s", cfg->state_dir, db_files[i]);
+		rc = privsep_chown(p, u, g);
+		free(p);
+	}
+	if (rc == JIT_OK)
+		rc = privsep_chown(cfg->audit_log, u, g);
+	if (rc != JIT_OK)
+		return rc;
+	if (privsep_drop(u, g, "jitd") != JIT_OK)
+		return JIT_EINTERNAL;
+	log_info("running as user %s (uid %lu)", cfg->user, (unsigned long)u);
+	return JIT_OK;
+}
+
 static int check_only(const char *path, bool verbose)
 {
 	struct jit_config *cfg = NULL;
 	char *errors = NULL;
-	if (config_load(path, &cfg, &errors) != JIT_OK) {
+	if (config_load_ex(path, CONFIG_CHECK_FILES, &cfg, &errors) != JIT_OK) {
 		fputs(errors ? errors : "configuration invalid\n", stderr);
 		free(errors);
 		return EXIT_CONFIG;
@@ -194,6 +234,7 @@ static int run(struct daemon_state *d, bool foreground)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
 	/* blocked before any thread exists, so only the signalfd sees them */
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return EXIT_RUNTIME;
@@ -216,6 +257,21 @@ static int run(struct daemon_state *d, bool foreground)
 	free(head);
 	if (arc != JIT_OK)
 		return EXIT_RUNTIME;
+	int lfd = -1;
+	if (server_listen(d->cfg, &lfd) != JIT_OK)
+		return EXIT_RUNTIME;
+	/* The listener process starts now, before this process has read any
+	 * secret or opened the store; it drops to listener_user itself. */
+	if (monitor_new(d->cfg, lfd, foreground, &d->mon) != JIT_OK)
+		return EXIT_RUNTIME;
+	/* Root was needed for the socket (socket_group), the pid file, the
+	 * directories and starting the listener. Nothing after this point runs
+	 * as root when `user` is set: no thread, no LDAP bind, no secret read,
+	 * no ticket check. */
+	if (drop_root(d->cfg) != JIT_OK || privsep_harden() != JIT_OK)
+		return EXIT_RUNTIME;
+	/* Notifications (libcurl, webhook secrets) run in this process too,
+	 * never as root when `user` is set. */
 	set_syslog(d, d->cfg);
 	struct notify_targets *targets = NULL;
 	char msg[256];
@@ -232,14 +288,13 @@ static int run(struct daemon_state *d, bool foreground)
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;
 	}
-	if (server_new(d->cfg, d->engine, &d->server) != JIT_OK)
-		return EXIT_RUNTIME;
+	monitor_set_engine(d->mon, d->engine);
 	json_t *o = json_pack("{ss}", "version", PACKAGE_VERSION);
 	if (audit_write(d->audit, "started", o) != JIT_OK)
 		log_err("audit: cannot record start");
 	json_decref(o);
 	log_info("jitd %s listening on %s", PACKAGE_VERSION, d->cfg->socket_path);
-	rc = server_run(d->server, sigfd, reload, d);
+	rc = monitor_run(d->mon, sigfd, reload, d);
 	engine_stop(d->engine);
 	if (audit_write(d->audit, "stopped", NULL) != JIT_OK)
 		log_err("audit: cannot record stop");
@@ -258,6 +313,8 @@ int main(int argc, char **argv)
 	bool foreground = false, test = false, verbose = false;
 	char *errors = NULL;
 	int opt, status;
+	if (argc == 2 && strcmp(argv[1], "-L") == 0)
+		return listener_main(); /* the listener process: see listener.h */
 	while ((opt = getopt(argc, argv, "c:ftvVh")) != -1) {
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
@@ -280,7 +337,7 @@ int main(int argc, char **argv)
 	if (test)
 		return check_only(d.config_path, verbose);
 	log_init("jitd", foreground, LOG_LVL_INFO);
-	if (config_load(d.config_path, &d.cfg0, &errors) != JIT_OK) {
+	if (config_load_ex(d.config_path, CONFIG_CHECK_FILES, &d.cfg0, &errors) != JIT_OK) {
 		fputs(errors ? errors : "configuration invalid\n", stderr);
 		free(errors);
 		return EXIT_CONFIG;
@@ -294,7 +351,7 @@ int main(int argc, char **argv)
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
 	status = run(&d, foreground);
-	server_free(d.server);
+	monitor_free(d.mon);
 	engine_free(d.engine);
 	if (d.audit)
 		audit_set_observer(d.audit, NULL, NULL);

@@ -1,16 +1,21 @@
 /*
  * policy.c - which client may do what. Pure decisions over the immutable
  * config and the peer's kernel credentials (SO_PEERCRED), made by the
- * listener before a request reaches the engine. Deny by default: a peer
- * matching no `clients` entry may do nothing.
+ * listener before a request reaches the engine (and again by the engine).
+ * Deny by default: a peer matching no `clients` entry may do nothing, and
+ * every configured rule must pass. Trust: the request fields are the
+ * client's word; only the peer credentials come from the kernel.
  */
+#include <ctype.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "policy.h"
+#include "util.h"
 
 void policy_peer_groups(struct jit_peer *p)
 {
@@ -60,26 +65,122 @@ bool policy_group_allowed(const struct jit_client_cfg *c, const char *group)
 	return false;
 }
 
-int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
-		 const struct jit_request *req, int64_t *duration, char *msg, size_t msglen)
+static bool name_eq(const char *a, const char *b)
 {
-	msg[0] = '\0';
-	if (!c) {
-		snprintf(msg, msglen, "no clients entry matches this peer");
-		return JIT_EUNAUTH;
+	return a && b && strcasecmp(a, b) == 0;
+}
+
+/* An entry of deny_users holding '=' is a DN, anything else a user name. */
+static bool is_dn(const char *s)
+{
+	return strchr(s, '=') != NULL;
+}
+
+/* deny_users by name: the name in the request (the DN entries need the
+ * directory and are checked by the worker, policy_user_denied()). */
+static int check_deny_name(const struct jit_group_cfg *g, const char *user, char *msg,
+			   size_t msglen)
+{
+	for (size_t i = 0; i < g->deny_users.n; i++) {
+		const char *d = g->deny_users.v[i];
+		if (!is_dn(d) && name_eq(d, user)) {
+			snprintf(msg, msglen, "deny_users: \"%.64s\" may never be elevated "
+				 "into group \"%s\"", user, g->name);
+			return JIT_EPOLICY;
+		}
 	}
-	if (!(c->ops & (1u << req->op))) {
-		snprintf(msg, msglen, "operation \"%s\" is not allowed for this client",
-			 jit_op_name(req->op));
-		return JIT_EUNAUTH;
+	return JIT_OK;
+}
+
+/* The group's durations and the client's cap; *d becomes the effective one. */
+static int check_duration(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
+			  const struct jit_request *req, int64_t *d, char *msg, size_t msglen,
+			  const char **rule)
+{
+	*d = req->has_duration ? req->duration : g->default_duration;
+	if (*d <= 0) {
+		snprintf(msg, msglen, "duration must be positive");
+		return JIT_EBADREQ;
 	}
-	if (req->op == OP_LIST && req->group && !policy_group_allowed(c, req->group)) {
-		snprintf(msg, msglen, "this client may not see that group");
-		return JIT_EUNAUTH;
+	if (*d > g->max_duration) {
+		*rule = "max_duration";
+		snprintf(msg, msglen, "max_duration: duration %llds exceeds max_duration %llds "
+			 "of group \"%s\"", (long long)*d, (long long)g->max_duration, g->name);
+		return JIT_EDURMAX;
 	}
-	if (req->op != OP_GRANT)
-		return JIT_OK; /* grant-id ops are checked against the grant's group */
+	if (c->max_duration > 0 && *d > c->max_duration) {
+		*rule = "clients.max_duration";
+		snprintf(msg, msglen, "clients.max_duration: duration %llds%s exceeds max_duration "
+			 "%llds of client \"%s\"", (long long)*d,
+			 req->has_duration ? "" : " (the group's default_duration)",
+			 (long long)c->max_duration, c->name);
+		return JIT_EDURMAX;
+	}
+	if (g->min_duration > 0 && *d < g->min_duration) {
+		*rule = "min_duration";
+		snprintf(msg, msglen, "min_duration: duration %llds is shorter than min_duration "
+			 "%llds of group \"%s\"", (long long)*d, (long long)g->min_duration,
+			 g->name);
+		return JIT_EPOLICY;
+	}
+	return JIT_OK;
+}
+
+/* The group's rules about the request's accompanying fields. */
+static int check_fields(const struct jit_group_cfg *g, const struct jit_request *req,
+			char *msg, size_t msglen, const char **rule)
+{
+	if (g->require_ticket && !req->ticket) {
+		*rule = "require_ticket";
+		snprintf(msg, msglen, "require_ticket: group \"%s\" needs a ticket", g->name);
+		return JIT_EPOLICY;
+	}
+	if (g->ticket_check && !req->ticket) {
+		*rule = "ticket_check";
+		snprintf(msg, msglen, "ticket_check: group \"%s\" checks the ticket with the "
+			 "ticket system: give one", g->name);
+		return JIT_EPOLICY;
+	}
+	if (req->ticket && g->ticket_re && regexec(g->ticket_re, req->ticket, 0, NULL, 0) != 0) {
+		*rule = "ticket_pattern";
+		snprintf(msg, msglen, "ticket_pattern: ticket \"%.64s\" does not match %s",
+			 req->ticket, g->ticket_pattern);
+		return JIT_EPOLICY;
+	}
+	if (g->approval_key_file && (!req->approval_sig || !req->approved_at || !req->request_id)) {
+		*rule = "approval_key_file";
+		snprintf(msg, msglen, "approval_key_file: group \"%s\" needs a signed approval "
+			 "(approval_sig, approved_at and request_id)", g->name);
+		return JIT_EPOLICY;
+	}
+	if (g->require_reason && !req->reason) {
+		*rule = "require_reason";
+		snprintf(msg, msglen, "require_reason: group \"%s\" needs a reason", g->name);
+		return JIT_EPOLICY;
+	}
+	if (g->require_approver && !req->approved_by) {
+		*rule = "require_approver";
+		snprintf(msg, msglen, "require_approver: group \"%s\" needs approved_by", g->name);
+		return JIT_EPOLICY;
+	}
+	if (g->forbid_self_approval && req->approved_by &&
+	    (name_eq(req->approved_by, req->user) || name_eq(req->approved_by, req->requested_by))) {
+		*rule = "forbid_self_approval";
+		snprintf(msg, msglen, "forbid_self_approval: approved_by must differ from %s",
+			 name_eq(req->approved_by, req->user) ? "user" : "requested_by");
+		return JIT_EPOLICY;
+	}
+	return JIT_OK;
+}
+
+static int check_grant(const struct jit_config *cfg, const struct jit_client_cfg *c,
+		       const struct jit_request *req, int64_t *duration, char *msg,
+		       size_t msglen, const char **rule)
+{
 	const struct jit_group_cfg *g = config_group(cfg, req->group);
+	int64_t d = 0;
+	int rc;
+
 	if (!g) {
 		/* unauthorized first would leak which groups exist only to those
 		 * allowed "*"; an unknown name is unknown to everyone */
@@ -87,19 +188,180 @@ int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
 		return JIT_EUNKGROUP;
 	}
 	if (!policy_group_allowed(c, g->name)) {
+		*rule = "clients.groups";
 		snprintf(msg, msglen, "this client may not grant group \"%s\"", g->name);
 		return JIT_EUNAUTH;
 	}
-	int64_t d = req->has_duration ? req->duration : g->default_duration;
-	if (d <= 0) {
-		snprintf(msg, msglen, "duration must be positive");
-		return JIT_EBADREQ;
+	if (check_deny_name(g, req->user, msg, msglen) != JIT_OK) {
+		*rule = "deny_users";
+		return JIT_EPOLICY;
 	}
-	if (d > g->max_duration) {
-		snprintf(msg, msglen, "duration %llds exceeds max_duration %llds of group \"%s\"",
-			 (long long)d, (long long)g->max_duration, g->name);
+	rc = check_duration(g, c, req, &d, msg, msglen, rule);
+	if (rc == JIT_OK)
+		rc = check_fields(g, req, msg, msglen, rule);
+	if (rc == JIT_OK)
+		*duration = d;
+	return rc;
+}
+
+int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
+		 const struct jit_request *req, int64_t *duration, char *msg, size_t msglen,
+		 const char **rule)
+{
+	msg[0] = '\0';
+	*rule = NULL;
+	if (!c) {
+		*rule = "clients";
+		snprintf(msg, msglen, "no clients entry matches this peer");
+		return JIT_EUNAUTH;
+	}
+	if (!(c->ops & (1u << req->op))) {
+		*rule = "clients.ops";
+		snprintf(msg, msglen, "operation \"%s\" is not allowed for this client",
+			 jit_op_name(req->op));
+		return JIT_EUNAUTH;
+	}
+	if (req->op == OP_LIST && req->group && !policy_group_allowed(c, req->group)) {
+		*rule = "clients.groups";
+		snprintf(msg, msglen, "this client may not see that group");
+		return JIT_EUNAUTH;
+	}
+	if (req->op != OP_GRANT)
+		return JIT_OK; /* grant-id ops are checked against the grant's group */
+	return check_grant(cfg, c, req, duration, msg, msglen, rule);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool policy_same_request(const struct jit_request *req, const struct grant_rec *r)
+{
+	return same(req->user, r->user) && same(req->group, r->group_name) &&
+	       same(req->ticket, r->ticket) && same(req->reason, r->reason) &&
+	       same(req->requested_by, r->requested_by) && same(req->approved_by, r->approved_by);
+}
+
+int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
+			int64_t total, char *msg, size_t msglen, const char **rule)
+{
+	if (total > g->max_duration) {
+		*rule = "max_duration";
+		snprintf(msg, msglen, "max_duration: extension would make the grant last %llds; "
+			 "max_duration of group \"%s\" is %llds", (long long)total, g->name,
+			 (long long)g->max_duration);
 		return JIT_EDURMAX;
 	}
-	*duration = d;
+	if (c && c->max_duration > 0 && total > c->max_duration) {
+		*rule = "clients.max_duration";
+		snprintf(msg, msglen, "clients.max_duration: extension would make the grant last "
+			 "%llds; max_duration of client \"%s\" is %llds", (long long)total,
+			 c->name, (long long)c->max_duration);
+		return JIT_EDURMAX;
+	}
 	return JIT_OK;
+}
+
+bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms)
+{
+	if (per_minute <= 0)
+		return true;
+	if (b->last_ms == 0) {
+		b->tokens = per_minute;
+	} else if (now_ms > b->last_ms) {
+		b->tokens += (double)(now_ms - b->last_ms) * per_minute / 60000.0;
+		if (b->tokens > per_minute)
+			b->tokens = per_minute;
+	}
+	b->last_ms = now_ms;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
+					    const struct jit_group_cfg *g)
+{
+	struct policy_dirrules *r;
+
+	/* deny_users names are checked again against the uid the directory
+	 * returns: "Administrator" or an alias must not slip through */
+	if (!g->eligible_group && g->deny_users.n == 0 && g->max_active_per_user <= 0)
+		return NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->group = xstrdup(g->name);
+	r->eligible_dn = xstrdup(g->eligible_group);
+	r->eligible_attr = xstrdup(cfg->dirs[g->dir_index].member_attr);
+	r->deny = xcalloc(g->deny_users.n + 1, sizeof(char *));
+	for (size_t i = 0; i < g->deny_users.n; i++)
+		r->deny[r->n_deny++] = xstrdup(g->deny_users.v[i]);
+	r->max_active = g->max_active_per_user;
+	return r;
+}
+
+void policy_dirrules_free(struct policy_dirrules *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_deny; i++)
+		free(r->deny[i]);
+	free(r->deny);
+	free(r->group);
+	free(r->eligible_dn);
+	free(r->eligible_attr);
+	free(r);
+}
+
+int policy_user_denied(const struct policy_dirrules *r, const char *name, const char *dn,
+		       const char *uid, char *msg, size_t msglen)
+{
+	for (size_t i = 0; r && i < r->n_deny; i++) {
+		const char *d = r->deny[i];
+		bool hit = is_dn(d) ? dn && policy_dn_equal(d, dn)
+				    : name_eq(d, name) || name_eq(d, uid);
+		if (hit) {
+			snprintf(msg, msglen, "deny_users: \"%.64s\" (%.200s) may never be elevated "
+				 "into group \"%s\"", name, dn ? dn : "?", r->group);
+			return JIT_EPOLICY;
+		}
+	}
+	return JIT_OK;
+}
+
+/* Skips spaces at p when they touch a separator on either side. */
+static const char *dn_skip(const char *p, char prev)
+{
+	const char *q = p;
+	while (*q == ' ')
+		q++;
+	if (q != p && (strchr(",=+", prev) || strchr(",=+", *q) || *q == '\0'))
+		return q;
+	return p;
+}
+
+bool policy_dn_equal(const char *a, const char *b)
+{
+	char pa = ',', pb = ',';
+
+	if (!a || !b)
+		return false;
+	for (;;) {
+		a = dn_skip(a, pa);
+		b = dn_skip(b, pb);
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return false;
+		if (*a == '\\' && a[1] && b[1]) {
+			/* an escaped character is compared as written */
+			a++;
+			b++;
+			if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+				return false;
+		}
+		pa = *a++;
+		pb = *b++;
+	}
 }

@@ -1,8 +1,19 @@
 /*
  * policy.h - may this client do this operation on this group, for this
- * long? Pure decisions over the immutable config and the peer's kernel
- * credentials (SO_PEERCRED); the listener calls them before a request
- * reaches the engine.
+ * long, for this user? Pure decisions over the immutable config and the
+ * peer's kernel credentials (SO_PEERCRED).
+ *
+ * Two halves (docs/policy.md explains every rule):
+ *  - policy_check(): everything decidable from the request and the config
+ *    (client ops, groups, max_duration; the group's durations, ticket,
+ *    reason, approver, self-approval and user-name rules). The listener
+ *    runs it before a request reaches the engine, and the engine runs it
+ *    again on what it receives.
+ *  - struct policy_dirrules: the rules that need the directory's answer
+ *    about the user (deny_users by DN, eligible_group, max_active_per_user).
+ *    The engine copies them out of the config for a worker thread.
+ * A refusal names the rule (its config key) so that the `refused` audit
+ * event can carry it.
  */
 #ifndef JITD_POLICY_H
 #define JITD_POLICY_H
@@ -34,12 +45,60 @@ bool policy_group_allowed(const struct jit_client_cfg *c, const char *group);
 
 /*
  * Checks a parsed request against the config for client c (may be NULL):
- * op allowed, group known and allowed, duration within max_duration (a
- * grant without duration gets the group's default_duration: *duration is
- * set for grants). Returns JIT_OK or the refusal code with msg filled.
+ * op allowed, group known and allowed, and for a grant every rule of the
+ * group and the client's max_duration (a grant without duration gets the
+ * group's default_duration: *duration is set for grants). Returns JIT_OK, or
+ * the refusal code with msg filled and *rule set to the name of the rule
+ * that refused (a config key such as "min_duration"; NULL when no rule is
+ * involved, e.g. an unknown group).
  */
 int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
-		 const struct jit_request *req, int64_t *duration, char *msg,
-		 size_t msglen) JIT_WUR;
+		 const struct jit_request *req, int64_t *duration, char *msg, size_t msglen,
+		 const char **rule) JIT_WUR;
+
+/* Is req the request grant r was made from? (A request_id used again with
+ * other user, group, ticket, reason, requested_by or approved_by is not:
+ * it is refused, never answered as a duplicate.) */
+bool policy_same_request(const struct jit_request *req, const struct grant_rec *r);
+
+/* Does an extension to a total of `total` seconds stay within the group's
+ * and the client's max_duration? JIT_OK, or JIT_EDURMAX with msg and *rule. */
+int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
+			int64_t total, char *msg, size_t msglen, const char **rule) JIT_WUR;
+
+/*
+ * max_requests_per_minute of a client entry: a token bucket holding at most
+ * per_minute tokens, refilled at per_minute per 60 s. A fresh bucket
+ * (zeroed) is full. True (and one token used) if a request may pass.
+ */
+struct policy_bucket {
+	double tokens;
+	int64_t last_ms;        /* 0: never used */
+};
+bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms);
+
+/* The rules a worker applies once the directory has named the user. */
+struct policy_dirrules {
+	char *group;            /* the group's name, for messages */
+	char *eligible_dn;      /* NULL: anyone */
+	char *eligible_attr;    /* the directory's member attribute */
+	char **deny;            /* deny_users: names and DNs */
+	size_t n_deny;
+	int max_active;         /* 0: no limit */
+};
+
+/* A copy of group g's directory-side rules, or NULL if it has none. */
+struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
+					    const struct jit_group_cfg *g);
+void policy_dirrules_free(struct policy_dirrules *r); /* NULL-safe */
+
+/* deny_users against the resolved user: its name as asked, its DN and its
+ * uid_attr value (may be NULL). JIT_OK or JIT_EPOLICY with msg. */
+int policy_user_denied(const struct policy_dirrules *r, const char *name, const char *dn,
+		       const char *uid, char *msg, size_t msglen) JIT_WUR;
+
+/* Equality of two DNs as LDAP sees them for jitd's purposes: case-blind,
+ * and blind to spaces around ',', '=' and '+'. */
+bool policy_dn_equal(const char *a, const char *b);
 
 #endif

@@ -42,6 +42,8 @@ static const struct field_spec grant_fields[] = {
 	STR_FIELD("requested_by", PROTO_MAX_NAME, requested_by, false),
 	STR_FIELD("approved_by", PROTO_MAX_NAME, approved_by, false),
 	STR_FIELD("request_id", PROTO_MAX_ID, request_id, false),
+	STR_FIELD("approval_sig", PROTO_MAX_SIG, approval_sig, false),
+	STR_FIELD("approved_at", PROTO_MAX_TIME, approved_at, false),
 	{ NULL, FT_STR, 0, 0, false }
 };
 static const struct field_spec end_fields[] = {       /* complete, revoke */
@@ -453,6 +455,8 @@ void proto_request_free(struct jit_request *r)
 	free(r->requested_by);
 	free(r->approved_by);
 	free(r->request_id);
+	free(r->approval_sig);
+	free(r->approved_at);
 	free(r->grant_id);
 	free(r->reason_end);
 	free(r);

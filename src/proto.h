@@ -26,11 +26,15 @@
 #define PROTO_MAX_TICKET 256
 #define PROTO_MAX_REASON 1024
 #define PROTO_MAX_ID 128        /* grant_id, request_id */
+#define PROTO_MAX_SIG 128       /* approval_sig */
+#define PROTO_MAX_TIME 32       /* approved_at */
 #define PROTO_MAX_LIST 10000    /* list "limit" */
 /* Longest line proto_parse_request() looks at (the listener's
  * max_request_size is at most this); longer is JIT_EBADREQ. */
 #define PROTO_MAX_LINE (1024 * 1024)
 
+/* A new field here must also be carried between the listener and the
+ * engine processes: see channel.c (a static assertion there reminds). */
 struct jit_request {
 	enum jit_op op;
 	char *user;             /* grant; list filter */
@@ -39,6 +43,8 @@ struct jit_request {
 	int64_t duration;       /* grant (optional), extend (required): seconds, > 0 */
 	char *ticket, *reason, *requested_by, *approved_by; /* grant, optional */
 	char *request_id;       /* grant, optional */
+	char *approval_sig;     /* grant, optional: HMAC-SHA256 hex (approval.h) */
+	char *approved_at;      /* grant, optional: RFC 3339 UTC, part of what is signed */
 	char *grant_id;         /* complete, revoke, extend, show */
 	char *reason_end;       /* complete/revoke: optional "reason" */
 	bool force;             /* revoke: close an ending grant without the directory */

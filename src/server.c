@@ -1,6 +1,7 @@
 /*
- * server.c - the listener (see server.h). Trust boundary: every byte read
- * here comes from a local client that may be hostile. Lines are bounded by
+ * server.c - the listener's connections (see server.h). Runs in the
+ * unprivileged listener process. Trust boundary: every byte read here
+ * comes from a local client that may be hostile. Lines are bounded by
  * max_request_size; a client gets one request in flight at a time, idle
  * clients are dropped after client_timeout, and at most max_clients are
  * served, so no client can stall another or exhaust the daemon.
@@ -9,11 +10,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,14 +38,23 @@ struct client {
 	int64_t last_ms;
 };
 
+/* max_requests_per_minute state of one clients entry, kept by name. */
+struct rate {
+	char *name;
+	struct policy_bucket b;
+	int64_t last_audit_ms;  /* refusals are audited at most every 10 s... */
+	int64_t unaudited;      /* ...and counted in between */
+};
+
 struct server {
 	const struct jit_config *cfg;
-	struct engine *e;
+	struct rate *rates;     /* one per cfg->clients entry, same order */
+	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
-	char *path;
 	struct client **clients;
 	size_t n_clients, cap_clients;
 	uint64_t next_id;
+	bool stop;              /* server_drain() was called */
 	bool draining;
 };
 
@@ -80,16 +88,24 @@ static int clear_stale(const char *path)
 		log_err("%s exists and is not a socket; refusing to replace it", path);
 		return JIT_EIO;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		log_err("%s: another jitd is listening there", path);
-		return JIT_EIO;
+	/* Robustness: the listener of a jitd that was just killed dies a
+	 * moment after it (PR_SET_PDEATHSIG); give it 2 s before deciding
+	 * that another jitd is alive there. */
+	for (int tries = 0;; tries++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (!live)
+			break;
+		if (tries == 20) {
+			log_err("%s: another jitd is listening there", path);
+			return JIT_EIO;
+		}
+		poll(NULL, 0, 100);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (unlink(path) != 0) {
 		log_err("cannot remove stale socket %s: %s", path, strerror(errno));
 		return JIT_EIO;
@@ -118,7 +134,30 @@ static int set_socket_perms(const struct jit_config *cfg)
 	return JIT_OK;
 }
 
-int server_new(const struct jit_config *cfg, struct engine *e, struct server **out)
+/* Buckets for cfg's clients entries; an entry keeps its bucket across a
+ * reload when its name stays (a reload must not reset a limit). */
+static void rates_rebuild(struct server *s, const struct jit_config *cfg)
+{
+	struct rate *n = xcalloc(cfg->n_clients + 1, sizeof(*n));
+	size_t old_n = s->rates && s->cfg ? s->cfg->n_clients : 0;
+
+	for (size_t i = 0; i < cfg->n_clients; i++) {
+		n[i].name = xstrdup(cfg->clients[i].name);
+		for (size_t k = 0; k < old_n; k++) {
+			if (s->rates[k].name && strcmp(s->rates[k].name, n[i].name) == 0) {
+				n[i].b = s->rates[k].b;
+				n[i].last_audit_ms = s->rates[k].last_audit_ms;
+				n[i].unaudited = s->rates[k].unaudited;
+			}
+		}
+	}
+	for (size_t k = 0; k < old_n; k++)
+		free(s->rates[k].name);
+	free(s->rates);
+	s->rates = n;
+}
+
+int server_listen(const struct jit_config *cfg, int *lfd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path)) {
@@ -138,7 +177,7 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 	mode_t old = umask(0777);
 	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (b != 0 || listen(fd, 64) != 0) {
+	if (b != 0 || listen(fd, 128) != 0) {
 		log_err("cannot listen on %s: %s", cfg->socket_path, strerror(errno));
 		close(fd);
 		return JIT_EIO;
@@ -149,20 +188,25 @@ int server_new(const struct jit_config *cfg, struct engine *e, struct server **o
 		unlink(cfg->socket_path);
 		return rc;
 	}
+	*lfd = fd;
+	return JIT_OK;
+}
+
+struct server *server_new(const struct jit_config *cfg, int lfd)
+{
 	struct server *s = xcalloc(1, sizeof(*s));
+	rates_rebuild(s, cfg);
 	s->cfg = cfg;
-	s->e = e;
-	s->lfd = fd;
-	s->path = xstrdup(cfg->socket_path);
+	s->lfd = lfd;
 	s->cap_clients = (size_t)cfg->max_clients;
 	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
 	s->next_id = 1;
-	*out = s;
-	return JIT_OK;
+	return s;
 }
 
 void server_set_config(struct server *s, const struct jit_config *cfg)
 {
+	rates_rebuild(s, cfg);
 	/* Robustness: limits that size buffers are read per connection (in_cap)
 	 * and the slot array grows on demand, so a reload can raise or lower
 	 * max_clients and max_request_size safely. */
@@ -176,11 +220,11 @@ void server_free(struct server *s)
 	for (size_t i = 0; i < s->n_clients; i++)
 		client_free(s->clients[i]);
 	free(s->clients);
-	if (s->lfd >= 0) {
+	for (size_t i = 0; s->rates && i < s->cfg->n_clients; i++)
+		free(s->rates[i].name);
+	free(s->rates);
+	if (s->lfd >= 0)
 		close(s->lfd);
-		unlink(s->path);
-	}
-	free(s->path);
 	free(s);
 }
 
@@ -236,6 +280,50 @@ static void accept_clients(struct server *s)
 	}
 }
 
+/* Answers c with a refusal; an audited one goes through the hook, which
+ * has the engine record it before the answer is sent. */
+static void refuse(struct server *s, struct client *c, const struct jit_client_cfg *cc,
+		   const struct jit_request *req, int err, const char *msg, const char *rule,
+		   bool audit)
+{
+	if (audit && s->h->refused(s->h->arg, c->id, &c->peer, cc, req, err, msg, rule)) {
+		c->busy = true;
+		return;
+	}
+	queue_out(c, proto_error_line(err, msg));
+}
+
+/*
+ * max_requests_per_minute of entry cc: true if the request may pass. A
+ * refusal is answered here; it is audited at most every 10 s per entry (a
+ * flooding client must not flood the audit log), with the count of those
+ * not audited in between.
+ */
+static bool rate_ok(struct server *s, struct client *c, const struct jit_client_cfg *cc)
+{
+	struct rate *r = &s->rates[cc - s->cfg->clients];
+	int64_t now = mono_ms();
+	char msg[200];
+
+	if (policy_bucket_take(&r->b, cc->max_requests_per_minute, now))
+		return true;
+	snprintf(msg, sizeof(msg), "max_requests_per_minute: client \"%.64s\" may send %d "
+		 "requests per minute", cc->name, cc->max_requests_per_minute);
+	if (r->last_audit_ms == 0 || now - r->last_audit_ms >= 10000) {
+		char amsg[260];
+		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
+			 (long long)r->unaudited);
+		refuse(s, c, cc, NULL, JIT_ERATELIMIT, r->unaudited ? amsg : msg,
+		       "clients.max_requests_per_minute", true);
+		r->last_audit_ms = now;
+		r->unaudited = 0;
+	} else {
+		r->unaudited++;
+		refuse(s, c, cc, NULL, JIT_ERATELIMIT, msg, NULL, false);
+	}
+	return false;
+}
+
 /* Handles one complete request line (without '\n'). */
 static void handle_line(struct server *s, struct client *c, char *line, size_t len)
 {
@@ -252,17 +340,19 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 		return;
 	}
 	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+	const char *rule = NULL;
+	if (cc && !rate_ok(s, c, cc))
+		return;
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)
-		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg));
+		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
-		engine_audit_refusal(s->e, &c->peer, cc, req, rc, msg[0] ? msg : NULL);
+		refuse(s, c, cc, req, rc, msg[0] ? msg : NULL, rule, true);
 		proto_request_free(req);
-		queue_out(c, proto_error_line(rc, msg[0] ? msg : NULL));
 		return;
 	}
 	c->busy = true;
-	engine_submit(s->e, c->id, &c->peer, cc, req, duration);
+	s->h->submit(s->h->arg, c->id, &c->peer, cc, req, duration);
 }
 
 /* Takes complete lines out of c->in while the client is not busy. */
@@ -274,9 +364,8 @@ static void process_input(struct server *s, struct client *c)
 			if (c->in_len >= c->in_cap) {
 				char m[96];
 				snprintf(m, sizeof(m), "request exceeds %zu bytes", c->in_cap);
-				engine_audit_refusal(s->e, &c->peer, policy_client(s->cfg, &c->peer),
-						     NULL, JIT_EBADREQ, m);
-				queue_out(c, proto_error_line(JIT_EBADREQ, m));
+				refuse(s, c, policy_client(s->cfg, &c->peer), NULL, JIT_EBADREQ, m,
+				       NULL, true);
 				c->closing = true;
 				c->in_len = 0;
 			}
@@ -327,19 +416,16 @@ static struct client *find_client(struct server *s, uint64_t id)
 	return NULL;
 }
 
-static void take_replies(struct server *s)
+void server_deliver(struct server *s, uint64_t conn_id, char *line)
 {
-	struct engine_reply *r;
-	while ((r = engine_pop_reply(s->e)) != NULL) {
-		struct client *c = find_client(s, r->conn_id);
-		if (c && r->line) {
-			queue_out(c, r->line);
-			r->line = NULL;
-			c->busy = false;
-			process_input(s, c);
-		}
-		engine_reply_free(r);
+	struct client *c = find_client(s, conn_id);
+	if (!c || !c->busy) {
+		free(line); /* the client left meanwhile */
+		return;
 	}
+	queue_out(c, line);
+	c->busy = false;
+	process_input(s, c);
 }
 
 static void drop_client(struct server *s, size_t i)
@@ -349,18 +435,9 @@ static void drop_client(struct server *s, size_t i)
 	s->clients[i] = s->clients[--s->n_clients];
 }
 
-static void handle_signal(int sigfd, bool *stop, void (*reload)(void *), void *arg)
+void server_drain(struct server *s)
 {
-	struct signalfd_siginfo si;
-	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: reopening the audit log and reloading the configuration");
-			reload(arg);
-		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_info("signal %u: shutting down", si.ssi_signo);
-			*stop = true;
-		}
-	}
+	s->stop = true;
 }
 
 static bool any_busy(struct server *s)
@@ -371,36 +448,31 @@ static bool any_busy(struct server *s)
 	return false;
 }
 
-int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg)
+int server_run(struct server *s, const struct server_hooks *h)
 {
-	bool stop = false;
-	int64_t next_tick = 0, drain_deadline = 0;
+	int64_t drain_deadline = 0;
 	struct pollfd *pfd = NULL;
 	size_t pcap = 0;
+	int rc = JIT_OK;
+	s->h = h;
 	for (;;) {
 		int64_t now = mono_ms();
-		if (stop && !s->draining) {
-			/* Stop taking requests; answer those in flight, then leave. */
+		if (s->stop && !s->draining) {
+			/* Stop taking connections; answer those in flight, then leave. */
 			s->draining = true;
 			drain_deadline = now + 10000;
 			close(s->lfd);
-			unlink(s->path);
 			s->lfd = -1;
 		}
 		if (s->draining && (!any_busy(s) || now > drain_deadline))
 			break;
-		if (!s->draining && now >= next_tick) {
-			engine_tick(s->e, now_s());
-			next_tick = now + TICK_MS;
-		}
-		size_t need = s->n_clients + 3;
+		size_t need = s->n_clients + 2;
 		if (need > pcap) {
 			pcap = need * 2;
 			pfd = xrealloc(pfd, pcap * sizeof(*pfd));
 		}
 		size_t n = 0;
-		pfd[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-		pfd[n++] = (struct pollfd){ .fd = engine_reply_fd(s->e), .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = h->fd, .events = h->events(h->arg) };
 		pfd[n++] = (struct pollfd){ .fd = s->lfd, .events = s->lfd >= 0 ? POLLIN : 0 };
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
@@ -413,22 +485,22 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 		}
 		if (poll(pfd, n, TICK_MS) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
-			free(pfd);
-			return JIT_EIO;
+			rc = JIT_EIO;
+			break;
 		}
-		if (pfd[0].revents & POLLIN)
-			handle_signal(sigfd, &stop, reload, arg);
-		if (pfd[1].revents & POLLIN)
-			take_replies(s);
-		if (s->lfd >= 0 && (pfd[2].revents & POLLIN))
+		if (pfd[0].revents && !h->ready(h->arg, pfd[0].revents)) {
+			rc = JIT_ESHUTDOWN; /* the engine is gone: nothing can be answered */
+			break;
+		}
+		if (s->lfd >= 0 && (pfd[1].revents & POLLIN))
 			accept_clients(s);
 		/* clients: walk backwards so drop_client's swap is safe; pfd entries
-		 * past the accepted ones refer to the first n-3 clients */
+		 * past the accepted ones refer to the first n-2 clients */
 		int64_t idle_ms = s->cfg->client_timeout * 1000;
 		now = mono_ms();
-		for (size_t i = n - 3; i-- > 0;) {
+		for (size_t i = n - 2; i-- > 0;) {
 			struct client *c = s->clients[i];
-			short re = pfd[i + 3].revents;
+			short re = pfd[i + 2].revents;
 			bool alive = true;
 			if (re & POLLOUT)
 				alive = write_client(c);
@@ -438,7 +510,7 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 				alive = false;
 			if (alive && (re & POLLHUP) && !(re & POLLIN) && c->out_len == 0 && !c->busy)
 				alive = false;
-			if (alive && c->closing && c->out_len == 0)
+			if (alive && c->closing && !c->busy && c->out_len == 0)
 				alive = false;
 			if (alive && !c->busy && c->out_len == 0 && now - c->last_ms > idle_ms)
 				alive = false;
@@ -449,5 +521,6 @@ int server_run(struct server *s, int sigfd, void (*reload)(void *arg), void *arg
 		}
 	}
 	free(pfd);
-	return JIT_OK;
+	s->h = NULL;
+	return rc;
 }

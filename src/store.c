@@ -86,6 +86,8 @@ static const struct fld fields[] = {
 	FLD(peer_pid, F_INT),      FLD(standing, F_BOOL),
 	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
 	FLD(last_error, F_TEXT),
+	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
+	FLD(removed_outcome, F_TEXT),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -94,7 +96,7 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error"
+	"last_error, added_via, removed_via, removed_outcome"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -153,6 +155,11 @@ static const char *const migrations[] = {
 	" CHECK (refused IN (0, 1));",
 	/* 3: when the expiring_soon warning of an active grant was written. */
 	"ALTER TABLE grants ADD COLUMN warned_at INTEGER NOT NULL DEFAULT 0;",
+	/* 4: which server (URI) wrote the membership, and where it was removed
+	 * when that was another one (then checked again after the grace). */
+	"ALTER TABLE grants ADD COLUMN added_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_via TEXT;"
+	"ALTER TABLE grants ADD COLUMN removed_outcome TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -179,11 +186,14 @@ enum stmt_id {
 	S_NEXT_DUE,
 	S_COUNTS,
 	S_RECOVER,
+	S_USER_LIVE,
 	S_COUNT_FAILING,
 	S_RETRY_NOW,
 	S_PAIR_ENDING,
 	S_EXPIRING,
 	S_WARNED,
+	S_ADDED_VIA,
+	S_VERIFY,
 	S__COUNT
 };
 
@@ -200,7 +210,7 @@ static const struct {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
@@ -247,12 +257,16 @@ static const struct {
 	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
 				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
 				   " WHERE state = 'pending'" },
+	/* The live states are few rows: the state indexes find them. */
+	[S_USER_LIVE] = { "user_live",
+			  "SELECT count(*) FROM grants WHERE state IN ('pending', 'active',"
+			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
 	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
 					       " WHERE state = 'ending' AND refused <> 0" },
 	/* ?1 directory, ?2 now */
 	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
 				       " WHERE state = 'ending' AND next_attempt > ?2"
-				       " AND directory = ?1" },
+				       " AND directory = ?1 AND removed_via IS NULL" },
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },
@@ -262,6 +276,10 @@ static const struct {
 				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
 	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
 				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
+	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2 WHERE id = ?1" },
+	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
+				 " removed_outcome = ?4, attempts = 0, last_error = NULL, refused = 0"
+				 " WHERE id = ?1 AND state = 'ending'" },
 };
 
 struct store {
@@ -893,6 +911,30 @@ int store_retry_now(struct store *st, const char *directory, int64_t now, int64_
 	return rc;
 }
 
+int store_set_added_via(struct store *st, const char *id, const char *uri)
+{
+	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
+	return update_one(st, S_ADDED_VIA, rc);
+}
+
+int store_set_verify(struct store *st, const char *id, const char *removed_via,
+		     const char *outcome, int64_t verify_at)
+{
+	sqlite3_stmt *s = st->stmt[S_VERIFY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, removed_via);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, verify_at);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, outcome);
+	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)
 {
 	sqlite3_stmt *s = st->stmt[S_EXPIRY];
@@ -932,6 +974,25 @@ int store_pair_live(struct store *st, const char *pair_key, const char *exclude_
 	}
 	*count = sqlite3_column_int64(s, 0);
 	*any_jitd = sqlite3_column_int64(s, 1) != 0;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
+{
+	sqlite3_stmt *s = st->stmt[S_USER_LIVE];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, user_dn) != SQLITE_OK) {
+		ret = db_fail(st, "user_live: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "user_live");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
 out:
 	stmt_done(s);
 	return ret;

@@ -63,6 +63,10 @@ struct grant_rec {
 	int64_t attempts;       /* failed removal attempts */
 	int64_t next_attempt;   /* when an ENDING row is due again */
 	char *last_error;       /* may be NULL */
+	char *added_via;        /* URI of the server that wrote the membership, or NULL */
+	char *removed_via;      /* ENDING: removed on this other URI; checked again at
+				 * next_attempt (replication_grace). NULL otherwise */
+	char *removed_outcome;  /* with removed_via: "removed" or "already_absent" */
 };
 void grant_rec_free(struct grant_rec *r);   /* frees fields and r; NULL-safe */
 void grant_rec_clear(struct grant_rec *r);  /* frees fields only */
@@ -112,8 +116,21 @@ int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
 int store_count_failing(struct store *st, int64_t *n) JIT_WUR;
 
 /* Makes every ENDING row of directory due at now (it came back after an
- * outage). *n = rows changed. */
+ * outage), except those waiting for their check after replication_grace.
+ * *n = rows changed. */
 int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n) JIT_WUR;
+
+/* Records which server (URI) wrote the membership of grant id. */
+int store_set_added_via(struct store *st, const char *id, const char *uri) JIT_WUR;
+
+/*
+ * An ENDING row whose membership was removed on removed_via, another server
+ * than the one that wrote it, with that outcome ("removed" or
+ * "already_absent"): check it again at verify_at (next_attempt; attempts =
+ * 0, last_error cleared). JIT_ENOTFOUND if the row is not ENDING.
+ */
+int store_set_verify(struct store *st, const char *id, const char *removed_via,
+		     const char *outcome, int64_t verify_at) JIT_WUR;
 
 /* Sets expires_at and duration of an ACTIVE row (extend). JIT_ENOTFOUND if not active. */
 int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
@@ -134,6 +151,11 @@ int store_expire_due(struct store *st, const char *id, int64_t now) JIT_WUR;
  */
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
 		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;
+
+/* *count = live rows (pending, active, ending) of the user with this DN,
+ * compared case-blind (max_active_per_user). Use inside the transaction
+ * that inserts the next grant so that the limit holds under concurrency. */
+int store_count_user_live(struct store *st, const char *user_dn, int64_t *count) JIT_WUR;
 
 /* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
 int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;

@@ -14,6 +14,7 @@ Skipped when valgrind is not installed, and in a sanitizer build (valgrind
 cannot run an ASan binary; that build has LeakSanitizer instead).
 """
 
+import glob
 import os
 import re
 import shutil
@@ -38,20 +39,22 @@ def test_valgrind_memcheck_clean():
         skip("sanitizer build: valgrind cannot run ASan binaries (LeakSanitizer covers it)")
     supp = os.path.join(os.environ.get("JITD_SRCDIR", "."), "tests", "valgrind.supp")
     with Env(start=False) as e:
-        log = os.path.join(e.jitd.dir, "valgrind.log")
-        wrapper = ["valgrind", "--tool=memcheck", "--leak-check=full",
+        # --trace-children: the listener is the same binary exec'ed by the
+        # engine (/proc/self/exe -L); each process gets its own log.
+        logs = os.path.join(e.jitd.dir, "valgrind.%p.log")
+        wrapper = ["valgrind", "--tool=memcheck", "--trace-children=yes", "--leak-check=full",
                    "--show-leak-kinds=definite,indirect",
                    "--errors-for-leak-kinds=definite,indirect",
                    "--track-origins=yes", "--error-exitcode=99",
-                   "--suppressions=" + supp, "--log-file=" + log]
+                   "--suppressions=" + supp, "--log-file=" + logs]
         e.jitd.start(wrapper=wrapper, timeout=120)
         alice, bob, carol = e.user_dn("alice"), e.user_dn("bob"), e.user_dn("carol")
         g1 = e.jitd.must_grant("alice", "admins", "2s", request_id="vg-1", ticket="INC-1")
         g2 = e.jitd.must_grant("bob", "dba", "1h", reason="valgrind")
         g3 = e.jitd.must_grant("carol", "ops", "1h")
         g4 = e.jitd.must_grant("dave", "unixops", "2s")
-        dup = e.jitd.ok({"op": "grant", "user": "alice", "group": "admins",
-                         "request_id": "vg-1"})
+        dup = e.jitd.ok({"op": "grant", "user": "alice", "group": "admins", "duration": "2s",
+                         "request_id": "vg-1", "ticket": "INC-1"})
         eq(dup.get("duplicate"), True, "duplicate answer")
         refused(e.jitd.grant("nosuchuser", "admins", "1h"), "unknown_user")
         refused(e.jitd.grant("alice", "nosuchgroup", "1h"), "unknown_group")
@@ -71,16 +74,25 @@ def test_valgrind_memcheck_clean():
         assert not e.is_member("dba", bob) and not e.is_member("ops", carol)
         t0 = time.time()
         rc = e.jitd.stop(timeout=120)
-        with open(log) as f:
-            text = f.read()
-        summary = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
-        if rc != 0 or not summary or summary[-1] != "0":
-            raise AssertionError("valgrind found errors (exit %r):\n%s" % (rc, text[-20000:]))
-        for kind in ("definitely lost", "indirectly lost"):
-            m = re.search(kind + r": ([\d,]+) bytes", text)
-            if m and m.group(1) != "0":
-                raise AssertionError("%s: %s bytes\n%s" % (kind, m.group(1), text[-20000:]))
-        print("valgrind: clean (%s errors); stop took %.1fs; leak summary:\n%s"
-              % (summary[-1], time.time() - t0,
-                 "\n".join(re.findall(r"==\d+==\s+(?:definitely|indirectly|possibly) lost.*|"
-                                      r"==\d+==\s+still reachable.*", text))))
+        texts = []
+        for name in sorted(glob.glob(os.path.join(e.jitd.dir, "valgrind.*.log"))):
+            with open(name) as f:
+                texts.append(f.read())
+        if len(texts) < 2:
+            raise AssertionError("expected valgrind logs of the engine and the listener, "
+                                 "found %d" % len(texts))
+        for text in texts:
+            summary = re.findall(r"ERROR SUMMARY: (\d+) errors", text)
+            if rc != 0 or not summary or summary[-1] != "0":
+                raise AssertionError("valgrind found errors (exit %r):\n%s"
+                                     % (rc, text[-20000:]))
+            for kind in ("definitely lost", "indirectly lost"):
+                m = re.search(kind + r": ([\d,]+) bytes", text)
+                if m and m.group(1) != "0":
+                    raise AssertionError("%s: %s bytes\n%s" % (kind, m.group(1),
+                                                               text[-20000:]))
+            print("valgrind: %s: clean; leak summary:\n%s" % (
+                re.search(r"Command: (.*)", text).group(1),
+                "\n".join(re.findall(r"==\d+==\s+(?:definitely|indirectly|possibly) lost.*|"
+                                     r"==\d+==\s+still reachable.*", text))))
+        print("valgrind: %d processes clean; stop took %.1fs" % (len(texts), time.time() - t0))

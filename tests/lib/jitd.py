@@ -190,10 +190,13 @@ class Jitd:
     top: overrides for top-level keys. mech: "EXTERNAL" (ldapi) or
     "SCRAM-SHA-256" / "DIGEST-MD5" (ldap://127.0.0.1 with a secret file).
     public: makes the socket reachable by any uid (for peer-identity tests).
+    mech "GSSAPI": ldap_uri of the directory (slapd may be a samba.SambaDC);
+    the rest of the directory entry comes with `directory`. env: variables
+    added to jitd's environment (e.g. KRB5CCNAME).
     """
 
     def __init__(self, slapd, groups=None, clients=None, directory=None, top=None,
-                 mech="EXTERNAL", public=False):
+                 mech="EXTERNAL", public=False, env=None):
         self.slapd = slapd
         self.dir = tempfile.mkdtemp(prefix="jd", dir=work_root())
         self.public = public
@@ -207,6 +210,7 @@ class Jitd:
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         self.proc = None
         self.mech = mech
+        self.extra_env = dict(env or {})
         self.config = self.default_config(groups, clients, directory, top)
         self.write_config()
         if public:
@@ -225,6 +229,8 @@ class Jitd:
              "timeout": 5, "connections": 2}
         if self.mech == "EXTERNAL":
             d.update({"uri": s.ldapi_uri, "sasl_mech": "EXTERNAL"})
+        elif self.mech == "GSSAPI":
+            d.update({"uri": s.ldap_uri, "sasl_mech": "GSSAPI"})
         else:
             self.write_secret(s.service_pw)
             d.update({"uri": s.ldap_uri, "sasl_mech": self.mech, "sasl_authcid": "jitd",
@@ -283,7 +289,10 @@ class Jitd:
         err = open(self.stderr_path, "ab")
         err.write(b"---- start %s\n" % time.strftime("%H:%M:%S").encode())
         err.flush()
-        env = dict(os.environ, **(env or {}))
+        extra = env
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env.update(extra or {})
         cmd = list(wrapper or []) + [binary("jitd"), "-f", "-c", self.conf]
         self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.DEVNULL, stdout=err, stderr=err,

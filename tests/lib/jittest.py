@@ -10,6 +10,8 @@ killed afterwards. A test passes if it returns, fails on any exception
     @slow                 marks a test that tests/run --quick skips
     @timeout(SECONDS)     a longer per-test timeout than tests/run's default
     quick()               true under tests/run --quick (do less)
+    @exclusive(NAME)      never runs beside another test marked with NAME
+                          (tests/run puts them in one lane, one at a time)
     with Env(...) as e:   e.slapd (tests/lib/slapd.py), e.jitd (tests/lib/jitd.py)
     wait_until(pred, timeout, what)
 """
@@ -23,7 +25,8 @@ from jitd import Jitd, parse_time
 
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "SUMMARY: UndefinedBehaviorSanitizer")
+                     "SUMMARY: UndefinedBehaviorSanitizer",
+                     "LeakSanitizer has encountered a fatal error")
 
 
 # Failure context collected by Env.dump(); tests/lib/runone.py prints it
@@ -54,6 +57,13 @@ def timeout(seconds):
 def quick():
     """True under tests/run --quick: a test may do less (fewer trials)."""
     return os.environ.get("JITTEST_QUICK") == "1"
+
+
+def exclusive(name):
+    def deco(fn):
+        fn.jittest_exclusive = name
+        return fn
+    return deco
 
 
 def need_root():

@@ -229,7 +229,8 @@ static void test_full(void)
 		"    member_attr = \"uniqueMember\"; placeholder_member = \"cn=nobody,dc=ex\";\n"
 		"    timeout = \"30s\"; connections = 32; },\n"
 		"  { name = \"ad\"; uri = \"ldapi:///\"; user_base = \"cn=Users\";\n"
-		"    sasl_mech = \"GSSAPI\"; sasl_authzid = \"\"; }\n"
+		"    sasl_mech = \"GSSAPI\"; sasl_authzid = \"\"; keytab = \"/etc/jitd/ad.kt\";\n"
+		"    principal = \"jitd@AD.EX\"; replication_grace = \"2m\"; }\n"
 		");\n"
 		"groups = (\n"
 		"  { name = \"admins\"; directory = \"corp\"; dn = \"cn=admins,dc=ex\";\n"
@@ -293,6 +294,10 @@ static void test_full(void)
 	CHECK(d->sasl_authzid == NULL); /* "" means not set */
 	CHECK(d->sasl_authcid == NULL && d->sasl_secret_file == NULL);
 	CHECK(d->line == 24);
+	CHECK_STR(d->keytab, "/etc/jitd/ad.kt");
+	CHECK_STR(d->principal, "jitd@AD.EX");
+	CHECK(d->replication_grace == 120);
+	CHECK(cfg->dirs[0].replication_grace == 30 && cfg->dirs[0].principal == NULL);
 
 	CHECK(cfg->n_groups == 2);
 	g = config_group(cfg, "admins");
@@ -300,7 +305,7 @@ static void test_full(void)
 	CHECK(g && g->dir_index == 0 && strcmp(g->directory, "corp") == 0);
 	CHECK(g && g->max_duration == 86400 && g->default_duration == 7200);
 	CHECK(g && g->member_attr == NULL && g->placeholder_member == NULL);
-	CHECK(g && g->line == 28);
+	CHECK(g && g->line == 29);
 	if (g) {
 		CHECK_STR(config_group_member_attr(cfg, g), "uniqueMember");
 		CHECK_STR(config_group_placeholder(cfg, g), "cn=nobody,dc=ex");
@@ -326,7 +331,7 @@ static void test_full(void)
 	CHECK_STR(c->groups[0], "admins");
 	CHECK_STR(c->groups[1], "*");
 	CHECK(c->ops == ((1u << OP_GRANT) | (1u << OP_STATUS)));
-	CHECK(c->line == 34);
+	CHECK(c->line == 35);
 	c = &cfg->clients[1];
 	CHECK_STR(c->name, "client#2");
 	CHECK(c->has_uid && c->uid == 0 && c->has_gid && c->gid == 0);
@@ -852,6 +857,13 @@ static void test_example(void)
 		CHECK(strncmp(cfg->dirs[0].uri, "ldapi://", 8) == 0);
 		CHECK(cfg->dirs[0].sasl_authzid == NULL);
 		CHECK(g && g->max_duration == 4 * 3600 && g->default_duration == 3600);
+		CHECK(g && g->min_duration == 900 && g->require_ticket && g->ticket_re &&
+		      g->ticket_check && g->require_reason && g->require_approver &&
+		      g->forbid_self_approval && g->eligible_group && g->deny_users.n == 3 &&
+		      g->max_active_per_user == 2 && g->approval_key_file &&
+		      g->approval_max_age == 600);
+		CHECK(cfg->clients[0].max_requests_per_minute == 120 &&
+		      cfg->clients[0].max_duration == 86400);
 		CHECK_STR(config_group_member_attr(cfg, config_group(cfg, "shell-sudo")),
 			  "memberUid");
 		CHECK(cfg->clients[1].ops ==

@@ -1,7 +1,9 @@
 /*
  * test_policy.c - client matching (uid, gid, supplementary groups, first
  * match wins, no match = unauthorized), allowed ops and groups, default and
- * maximum durations.
+ * maximum durations; every group rule and the client's max_duration refused
+ * and accepted at its boundary, naming the rule; deny_users by name and DN;
+ * DN comparison.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,219 @@ static struct jit_request *req(enum jit_op op, const char *group, int64_t dur)
 		r->duration = dur;
 	}
 	return r;
+}
+
+static void set(char **field, const char *v)
+{
+	free(*field);
+	*field = xstrdup(v);
+}
+
+/* Expects refusal code `code` naming `rule`, or JIT_OK (rule NULL). */
+static void expect(const struct jit_config *cfg, const struct jit_client_cfg *c,
+		   const struct jit_request *r, int code, const char *rule, int line)
+{
+	char msg[256];
+	const char *got = "x";
+	int64_t d = -1;
+	int rc = policy_check(cfg, c, r, &d, msg, sizeof(msg), &got);
+	if (rc != code || (rule ? !got || strcmp(got, rule) != 0 : got != NULL) ||
+	    (rule && code != JIT_EUNAUTH && !strstr(msg, rule))) {
+		fprintf(stderr, "line %d: rc %d (want %d) rule %s (want %s) msg %s\n", line, rc,
+			code, got ? got : "NULL", rule ? rule : "NULL", msg);
+		CHECK(!"policy_check");
+	} else {
+		CHECK(1);
+	}
+}
+#define EXPECT(code, rule) expect(&cfg, &cl, r, code, rule, __LINE__)
+
+static void test_rules(void)
+{
+	regex_t re;
+	char *deny[] = { "administrator", "cn=svc-backup,ou=people,dc=x" };
+	char *all[] = { "*" };
+	struct jit_group_cfg g = {
+		.name = "da", .directory = "corp", .dn = "cn=da,dc=x", .max_duration = 7200,
+		.default_duration = 3600, .min_duration = 600, .require_ticket = true,
+		.ticket_pattern = "^(INC|CHG)[0-9]{5,}$", .ticket_re = &re, .require_reason = true,
+		.require_approver = true, .forbid_self_approval = true,
+		.deny_users = { .v = deny, .n = 2, .set = true },
+	};
+	struct jit_client_cfg cl = { .name = "hd", .has_uid = true, .uid = 0, .groups = all,
+				     .n_groups = 1, .ops = OP_ALL_MASK, .max_duration = 0 };
+	struct jit_config cfg = { .groups = &g, .n_groups = 1, .clients = &cl, .n_clients = 1 };
+	struct jit_request *r = req(OP_GRANT, "da", 3600);
+	int64_t d = 0;
+	char msg[256];
+	const char *rule;
+
+	CHECK(regcomp(&re, g.ticket_pattern, REG_EXTENDED | REG_NOSUB) == 0);
+	set(&r->ticket, "INC12345");
+	set(&r->reason, "restore");
+	set(&r->requested_by, "alice");
+	set(&r->approved_by, "carol");
+	EXPECT(JIT_OK, NULL);
+
+	/* min_duration 600: 600 passes, 599 is refused */
+	r->duration = 600;
+	EXPECT(JIT_OK, NULL);
+	r->duration = 599;
+	EXPECT(JIT_EPOLICY, "min_duration");
+	/* max_duration 7200: 7200 passes, 7201 is duration_exceeds_max */
+	r->duration = 7200;
+	EXPECT(JIT_OK, NULL);
+	r->duration = 7201;
+	EXPECT(JIT_EDURMAX, "max_duration");
+	/* no duration: default_duration */
+	r->has_duration = false;
+	CHECK(policy_check(&cfg, &cl, r, &d, msg, sizeof(msg), &rule) == JIT_OK && d == 3600);
+	/* the client's own cap: equal passes, one more is refused, and a
+	 * default above the cap is refused rather than shortened */
+	cl.max_duration = 1800;
+	EXPECT(JIT_EDURMAX, "clients.max_duration");
+	r->has_duration = true;
+	r->duration = 1800;
+	EXPECT(JIT_OK, NULL);
+	r->duration = 1801;
+	EXPECT(JIT_EDURMAX, "clients.max_duration");
+	cl.max_duration = 0;
+	r->duration = 3600;
+
+	/* require_ticket and ticket_pattern (anchored ERE) */
+	free(r->ticket);
+	r->ticket = NULL;
+	EXPECT(JIT_EPOLICY, "require_ticket");
+	set(&r->ticket, "INC1234");
+	EXPECT(JIT_EPOLICY, "ticket_pattern");
+	set(&r->ticket, "CHG00001");
+	EXPECT(JIT_OK, NULL);
+	set(&r->ticket, "xINC12345");
+	EXPECT(JIT_EPOLICY, "ticket_pattern");
+	set(&r->ticket, "INC12345 ");
+	EXPECT(JIT_EPOLICY, "ticket_pattern");
+	g.require_ticket = false; /* the pattern still applies to a ticket given */
+	EXPECT(JIT_EPOLICY, "ticket_pattern");
+	free(r->ticket);
+	r->ticket = NULL;
+	EXPECT(JIT_OK, NULL);
+	g.require_ticket = true;
+	set(&r->ticket, "INC12345");
+
+	free(r->reason);
+	r->reason = NULL;
+	EXPECT(JIT_EPOLICY, "require_reason");
+	set(&r->reason, "restore");
+
+	free(r->approved_by);
+	r->approved_by = NULL;
+	EXPECT(JIT_EPOLICY, "require_approver");
+	/* forbid_self_approval: the user, or the requester, case-blind */
+	set(&r->approved_by, "alice");
+	EXPECT(JIT_EPOLICY, "forbid_self_approval");
+	set(&r->approved_by, "ALICE");
+	EXPECT(JIT_EPOLICY, "forbid_self_approval");
+	set(&r->requested_by, "bob");
+	set(&r->approved_by, "bob");
+	EXPECT(JIT_EPOLICY, "forbid_self_approval");
+	set(&r->approved_by, "carol");
+	EXPECT(JIT_OK, NULL);
+	g.forbid_self_approval = false;
+	set(&r->approved_by, "alice");
+	EXPECT(JIT_OK, NULL);
+	g.forbid_self_approval = true;
+	set(&r->approved_by, "carol");
+
+	/* deny_users by name (case-blind); a DN entry needs the directory */
+	set(&r->user, "Administrator");
+	EXPECT(JIT_EPOLICY, "deny_users");
+	set(&r->user, "administrator2");
+	EXPECT(JIT_OK, NULL);
+	set(&r->user, "svc-backup");
+	EXPECT(JIT_OK, NULL);
+
+	/* client entry refusals carry their rule too */
+	EXPECT(JIT_OK, NULL);
+	cl.ops = 1u << OP_STATUS;
+	EXPECT(JIT_EUNAUTH, "clients.ops");
+	cl.ops = OP_ALL_MASK;
+	CHECK(policy_check(&cfg, NULL, r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
+	CHECK_STR(rule, "clients");
+
+	/* extensions count toward max_duration: the total is checked */
+	CHECK(policy_check_extend(&g, &cl, 7200, msg, sizeof(msg), &rule) == JIT_OK);
+	CHECK(policy_check_extend(&g, &cl, 7201, msg, sizeof(msg), &rule) == JIT_EDURMAX);
+	CHECK_STR(rule, "max_duration");
+	cl.max_duration = 3600;
+	CHECK(policy_check_extend(&g, &cl, 3600, msg, sizeof(msg), &rule) == JIT_OK);
+	CHECK(policy_check_extend(&g, &cl, 3601, msg, sizeof(msg), &rule) == JIT_EDURMAX);
+	CHECK_STR(rule, "clients.max_duration");
+	proto_request_free(r);
+	regfree(&re);
+}
+
+static void test_dirrules(void)
+{
+	char *deny[] = { "Administrator", "CN=svc-backup, OU=People,dc=x" };
+	struct jit_dir_cfg dir = { .name = "corp", .member_attr = "member" };
+	struct jit_group_cfg g = { .name = "da", .directory = "corp", .dir_index = 0,
+				   .max_duration = 60, .default_duration = 60 };
+	struct jit_config cfg = { .dirs = &dir, .n_dirs = 1, .groups = &g, .n_groups = 1 };
+	struct policy_dirrules *pr;
+	char msg[512];
+
+	CHECK(policy_dirrules_new(&cfg, &g) == NULL); /* no rule: nothing to copy */
+	g.deny_users = (struct jit_strlist){ .v = deny, .n = 2, .set = true };
+	g.eligible_group = "cn=eligible,dc=x";
+	g.max_active_per_user = 2;
+	pr = policy_dirrules_new(&cfg, &g);
+	CHECK(pr != NULL);
+	CHECK_STR(pr->eligible_dn, "cn=eligible,dc=x");
+	CHECK_STR(pr->eligible_attr, "member");
+	CHECK(pr->max_active == 2);
+	CHECK(policy_user_denied(pr, "alice", "uid=alice,ou=people,dc=x", "alice", msg,
+				 sizeof(msg)) == JIT_OK);
+	/* an alias name that resolves to the denied uid */
+	CHECK(policy_user_denied(pr, "admin-alias", "uid=administrator,ou=people,dc=x",
+				 "administrator", msg, sizeof(msg)) == JIT_EPOLICY);
+	CHECK(strstr(msg, "deny_users") != NULL);
+	/* a DN entry matches the resolved DN whatever the case and spacing */
+	CHECK(policy_user_denied(pr, "backup", "cn=svc-backup,ou=people,dc=x", NULL, msg,
+				 sizeof(msg)) == JIT_EPOLICY);
+	CHECK(policy_user_denied(pr, "backup", "cn=svc-backup2,ou=people,dc=x", NULL, msg,
+				 sizeof(msg)) == JIT_OK);
+	policy_dirrules_free(pr);
+	policy_dirrules_free(NULL);
+
+	CHECK(policy_dn_equal("cn=a,dc=x", "CN=A, DC=X"));
+	CHECK(policy_dn_equal("cn = a , dc=x", "cn=a,dc=x"));
+	CHECK(!policy_dn_equal("cn=a b,dc=x", "cn=ab,dc=x"));
+	CHECK(!policy_dn_equal("cn=a,dc=x", "cn=a,dc=xy"));
+	CHECK(!policy_dn_equal("cn=a,dc=x", NULL));
+	CHECK(!policy_dn_equal("cn=a\\,b,dc=x", "cn=a,b,dc=x"));
+}
+
+static void test_bucket(void)
+{
+	struct policy_bucket b = { 0 };
+	int n = 0;
+
+	for (int i = 0; i < 100; i++)
+		n += policy_bucket_take(&b, 60, 1000);
+	CHECK(n == 60); /* a fresh bucket is full: a burst of 60 */
+	CHECK(!policy_bucket_take(&b, 60, 1999)); /* 0.999 token */
+	CHECK(policy_bucket_take(&b, 60, 2000));  /* one per second */
+	CHECK(!policy_bucket_take(&b, 60, 2000));
+	n = 0;
+	for (int i = 0; i < 100; i++)
+		n += policy_bucket_take(&b, 60, 3600 * 1000); /* refills to the cap only */
+	CHECK(n == 60);
+	CHECK(policy_bucket_take(&b, 0, 1)); /* 0: unlimited */
+	struct policy_bucket c = { 0 };
+	CHECK(policy_bucket_take(&c, 1, 5000));
+	CHECK(!policy_bucket_take(&c, 1, 64999));
+	CHECK(policy_bucket_take(&c, 1, 65000));
+	CHECK(!policy_bucket_take(&c, 1, 1000)); /* clock went back: no refill gift */
 }
 
 int main(void)
@@ -48,6 +263,7 @@ int main(void)
 	struct jit_peer nobody = { .uid = 65534, .gid = 65534 };
 	struct jit_peer u1001 = { .uid = 1001, .gid = 5000 };
 	char msg[256];
+	const char *rule = NULL;
 	int64_t d = 0;
 
 	CHECK(policy_client(&cfg, &root) == &clients[0]);
@@ -58,43 +274,47 @@ int main(void)
 	CHECK(policy_client(&cfg, &u1001) == &clients[1]);
 
 	struct jit_request *r = req(OP_GRANT, "domain-admins", 0);
-	CHECK(policy_check(&cfg, NULL, r, &d, msg, sizeof(msg)) == JIT_EUNAUTH);
-	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg)) == JIT_OK);
+	CHECK(policy_check(&cfg, NULL, r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
+	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg), &rule) == JIT_OK);
 	CHECK(d == 3600);
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_EUNAUTH);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
 	CHECK(strstr(msg, "domain-admins") != NULL);
-	CHECK(policy_check(&cfg, &clients[2], r, &d, msg, sizeof(msg)) == JIT_EUNAUTH);
+	CHECK(policy_check(&cfg, &clients[2], r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
 	proto_request_free(r);
 
 	r = req(OP_GRANT, "dba", 600);
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_OK);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_OK);
 	CHECK(d == 600);
 	r->duration = 601;
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_EDURMAX);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_EDURMAX);
 	proto_request_free(r);
 
 	r = req(OP_GRANT, "no-such-group", 0);
-	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg)) == JIT_EUNKGROUP);
+	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg), &rule) == JIT_EUNKGROUP);
 	proto_request_free(r);
 
 	r = req(OP_REVOKE, NULL, 0);
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_EUNAUTH);
-	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg)) == JIT_OK);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
+	CHECK(policy_check(&cfg, &clients[0], r, &d, msg, sizeof(msg), &rule) == JIT_OK);
 	r->op = OP_SHOW;
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_OK);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_OK);
 	proto_request_free(r);
 
 	r = req(OP_LIST, "domain-admins", 0);
 	clients[1].ops |= 1u << OP_LIST;
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_EUNAUTH);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);
 	free(r->group);
 	r->group = xstrdup("dba");
-	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg)) == JIT_OK);
+	CHECK(policy_check(&cfg, &clients[1], r, &d, msg, sizeof(msg), &rule) == JIT_OK);
 	proto_request_free(r);
 
 	CHECK(policy_group_allowed(&clients[0], "anything"));
 	CHECK(policy_group_allowed(&clients[1], "dba"));
 	CHECK(!policy_group_allowed(&clients[1], "domain-admins"));
 	CHECK(!policy_group_allowed(NULL, "dba"));
+
+	test_rules();
+	test_dirrules();
+	test_bucket();
 	T_DONE();
 }

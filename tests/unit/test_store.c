@@ -105,6 +105,9 @@ static void fill(struct grant_rec *r, const char *id, enum grant_state state, co
 	r->attempts = 0;
 	r->next_attempt = 0;
 	r->last_error = NULL;
+	r->added_via = xstrdup("ldap://dc1.example.com");
+	r->removed_via = NULL;
+	r->removed_outcome = NULL;
 }
 
 /* Inserts a record built by fill() with the given times and frees it. */
@@ -145,7 +148,9 @@ static bool same_rec(const struct grant_rec *a, const struct grant_rec *b)
 	       same_str(a->approved_by, b->approved_by) && same_str(a->client, b->client) &&
 	       a->peer_uid == b->peer_uid && a->peer_pid == b->peer_pid &&
 	       a->standing == b->standing && a->attempts == b->attempts &&
-	       a->next_attempt == b->next_attempt && same_str(a->last_error, b->last_error);
+	       a->next_attempt == b->next_attempt && same_str(a->last_error, b->last_error) &&
+	       same_str(a->added_via, b->added_via) && same_str(a->removed_via, b->removed_via) &&
+	       same_str(a->removed_outcome, b->removed_outcome);
 }
 
 /* Loads id, or NULL. */
@@ -490,6 +495,26 @@ static void put_ug(struct store *st, const char *id, enum grant_state s, const c
 		r.end_state = GS_COMPLETED;
 	CHECK(store_insert(st, &r) == JIT_OK);
 	grant_rec_clear(&r);
+}
+
+/* store_count_user_live: live states only, DN compared case-blind. */
+static void test_user_live(void)
+{
+	struct store *st = open_new(NULL);
+	int64_t n = -1;
+
+	CHECK(store_count_user_live(st, "uid=alice,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 0);
+	CHECK(put(st, "a", GS_ACTIVE, "P", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "b", GS_PENDING, "Q", 2, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "c", GS_ENDING, "R", 3, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "d", GS_EXPIRED, "S", 4, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "e", GS_FAILED, "T", 5, 100, 0, false) == JIT_OK);
+	CHECK(store_count_user_live(st, "UID=Alice,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 3);
+	CHECK(store_count_user_live(st, "uid=bob,ou=people,dc=example,dc=com", &n) == JIT_OK);
+	CHECK(n == 0);
+	store_close(st);
 }
 
 static void test_list(void)
@@ -906,8 +931,12 @@ static void test_reliability_queries(void)
 	store_close(st);
 
 	/* A database of schema 1 (before `refused`) is migrated, rows kept. */
-	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at; "
-		     "ALTER TABLE grants DROP COLUMN refused; PRAGMA user_version = 1");
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at;"
+		     "ALTER TABLE grants DROP COLUMN refused;"
+		     "ALTER TABLE grants DROP COLUMN added_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "PRAGMA user_version = 1");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
@@ -942,13 +971,59 @@ static void test_expiring(void)
 	/* durations are 7200 s: a warning period that long would fire at once */
 	CHECK(store_expiring(st, 4500, 7200, 10, count_rows, &seen) == JIT_OK && seen == 0);
 	store_close(st);
-	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at; PRAGMA user_version = 2");
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN warned_at;"
+		     "ALTER TABLE grants DROP COLUMN added_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "PRAGMA user_version = 2");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
 		return;
 	seen = 0;
 	CHECK(store_expiring(st, 4500, 800, 10, count_rows, &seen) == JIT_OK && seen == 2);
+	store_close(st);
+}
+
+/* Schema 4: the server that wrote a membership, and the check after a
+ * removal elsewhere; a version-3 database gains the columns, rows intact. */
+static void test_replication_columns(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec *r;
+
+	CHECK(put(st, "p", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "e", GS_ENDING, "pk", 1, 100, 50, false) == JIT_OK);
+	CHECK(store_set_added_via(st, "p", "ldap://dc2.example.com") == JIT_OK);
+	CHECK(store_set_added_via(st, "nope", "ldap://dc2") == JIT_ENOTFOUND);
+	CHECK(store_set_retry(st, "e", 3, 60, "ldap 52") == JIT_OK);
+	CHECK(store_set_verify(st, "e", "ldap://dc2.example.com", "already_absent", 90) == JIT_OK);
+	CHECK(store_set_verify(st, "p", "ldap://dc2", "removed", 90) == JIT_ENOTFOUND);
+	r = get(st, "p");
+	CHECK(r && same_str(r->added_via, "ldap://dc2.example.com") && r->removed_via == NULL);
+	grant_rec_free(r);
+	r = get(st, "e");
+	CHECK(r && same_str(r->removed_via, "ldap://dc2.example.com") &&
+	      same_str(r->removed_outcome, "already_absent") && r->next_attempt == 90 &&
+	      r->attempts == 0 && r->last_error == NULL);
+	grant_rec_free(r);
+	store_close(st);
+
+	/* Back to a version-3 file: the migration adds the columns again. */
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN added_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_via;"
+		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "PRAGMA user_version = 3");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	r = get(st, "e");
+	CHECK(r && r->state == GS_ENDING && r->added_via == NULL && r->removed_via == NULL &&
+	      r->next_attempt == 90);
+	grant_rec_free(r);
+	CHECK(store_set_added_via(st, "p", "ldap://dc1") == JIT_OK);
 	store_close(st);
 }
 
@@ -1099,6 +1174,7 @@ int main(void)
 	test_set_expiry();
 	test_expire_due();
 	test_pair();
+	test_user_live();
 	test_list();
 	test_due();
 	test_counts_recover();
@@ -1109,6 +1185,7 @@ int main(void)
 	test_schema_guard();
 	test_reliability_queries();
 	test_expiring();
+	test_replication_columns();
 	test_threads();
 	test_open_race();
 	test_scale();

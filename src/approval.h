@@ -1,0 +1,53 @@
+/*
+ * approval.h - signed approvals: a group with `approval_key_file` grants
+ * only requests that carry `approval_sig`, an HMAC-SHA256 (libcrypto) made
+ * with that key by the approval system over the canonical form of the
+ * request, and an `approved_at` no older than `approval_max_age`.
+ *
+ * The canonical form (docs/policy.md, "Signed approvals") is the bytes
+ *
+ *   jitd-approval-v1\n
+ *   user=<user>\n group=<group>\n duration=<seconds, or empty>\n
+ *   ticket=<...>\n reason=<...>\n requested_by=<...>\n approved_by=<...>\n
+ *   request_id=<...>\n approved_at=<as sent>\n
+ *
+ * (no spaces; an absent field is empty). Fields cannot hold a newline
+ * (proto.c refuses control characters), so the form is unambiguous.
+ * approval_sig is the MAC in hex (64 digits, either case).
+ *
+ * The key is the content of approval_key_file (one trailing newline
+ * dropped), read for each verification and wiped after it: it lives only
+ * in the engine process, never in the listener's.
+ */
+#ifndef JITD_APPROVAL_H
+#define JITD_APPROVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "proto.h"
+
+#define APPROVAL_KEY_MAX 1024   /* bytes of key */
+
+/* The canonical form of req (heap string). */
+char *approval_canonical(const struct jit_request *req);
+
+/* HMAC-SHA256 of canonical with key, as 64 lowercase hex digits + NUL. */
+int approval_sign(const void *key, size_t keylen, const char *canonical, char out[65]) JIT_WUR;
+
+/* Does req->approval_sig match req with key? JIT_OK, or JIT_EPOLICY (msg). */
+int approval_check_sig(const void *key, size_t keylen, const struct jit_request *req,
+		       char *msg, size_t msglen) JIT_WUR;
+
+/* Reads key_file (a secret file of the running uid) and checks the
+ * signature. JIT_OK, or JIT_EPOLICY with msg (the key file's problem, or a
+ * missing / wrong signature). */
+int approval_verify(const char *key_file, const struct jit_request *req, char *msg,
+		    size_t msglen) JIT_WUR;
+
+/* Is req->approved_at within max_age before now (and at most 60 s after
+ * it, for clock skew)? JIT_OK, or JIT_EPOLICY with msg. */
+int approval_fresh(const struct jit_request *req, int64_t max_age, int64_t now, char *msg,
+		   size_t msglen) JIT_WUR;
+
+#endif

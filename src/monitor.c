@@ -1,0 +1,427 @@
+/*
+ * monitor.c - the engine process's loop and its side of privilege
+ * separation (see monitor.h). Trust boundary: everything that arrives from
+ * the listener is untrusted; it is decoded by channel.c and checked again
+ * here against the configuration before the engine acts on it. Security:
+ * the listener is started by fork + exec of jitd's own binary, so it
+ * begins from a fresh image that never held a secret; between fork and
+ * exec the child calls only async-signal-safe functions.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "channel.h"
+#include "listener.h"
+#include "log.h"
+#include "monitor.h"
+#include "util.h"
+
+#define TICK_MS 250
+#define CONN_BITS 40            /* engine conn id = generation << 40 | listener's id */
+#define DRAIN_MS 12000          /* the listener drains for 10 s at most */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STABLE_MS 10000         /* a listener that lived this long died by accident */
+
+extern char **environ;
+
+struct monitor {
+	const struct jit_config *cfg0; /* start-up config: the listener's identity */
+	const struct jit_config *cfg;  /* current: re-checks, text for the listener */
+	struct engine *e;
+	int lfd;
+	int exe_fd;                    /* this very binary, opened at start */
+	char *sock_path;
+	bool foreground;
+	pid_t pid;                     /* the listener, 0 while there is none */
+	struct imsg_chan *ch;          /* to it, NULL while there is none */
+	uint64_t gen;
+	int64_t started_ms, respawn_ms, backoff_ms;
+	bool stopping, failed;
+	int64_t stop_deadline;
+};
+
+/* Where the child keeps the binary's descriptor for execve. */
+#define EXE_FD 5
+#define EXE_PATH "/proc/self/fd/5"
+_Static_assert(EXE_FD == LISTENER_FD_CHANNEL + 1, "EXE_FD follows the channel");
+
+/*
+ * In the child between fork and exec: async-signal-safe calls only. It
+ * executes the binary the engine runs: the descriptor of /proc/self/exe
+ * opened at start (the same inode even if the file was replaced since).
+ * Through a descriptor rather than /proc/self/exe itself so that tools that
+ * run jitd (valgrind --trace-children) follow the listener too; not
+ * close-on-exec, as such a tool opens it again after its own exec: the
+ * listener closes it first thing.
+ */
+static void JIT_NORETURN child_exec(int lfd, int chan, int exe, const sigset_t *none)
+{
+	static char *const argv[] = { "jitd-listener", "-L", NULL };
+	int a = fcntl(lfd, F_DUPFD, 10), b = fcntl(chan, F_DUPFD, 10);
+	int c = exe >= 0 ? fcntl(exe, F_DUPFD, 10) : -1;
+
+	if (pthread_sigmask(SIG_SETMASK, none, NULL) != 0 || a < 0 || b < 0 ||
+	    dup2(a, LISTENER_FD_SOCKET) < 0 || dup2(b, LISTENER_FD_CHANNEL) < 0 ||
+	    (c >= 0 && dup2(c, EXE_FD) < 0))
+		_exit(126);
+	close_range(c >= 0 ? EXE_FD + 1 : LISTENER_FD_CHANNEL + 1, ~0U, 0);
+	execve(c >= 0 ? EXE_PATH : "/proc/self/exe", argv, environ);
+	_exit(127);
+}
+
+static void send_config(struct monitor *m, uint32_t type)
+{
+	const struct jit_config *c0 = m->cfg0;
+	struct chan_init in = { .path = m->cfg->path, .text = m->cfg->text,
+				.foreground = m->foreground, .log_level = m->cfg->log_level,
+				.has_ids = c0->has_listener_ids, .uid = c0->listener_uid,
+				.gid = c0->listener_gid };
+	imsg_chan_send(m->ch, chan_init_msg(type, &in));
+	if (imsg_chan_flush(m->ch) != JIT_OK)
+		log_err("cannot write to the listener");
+}
+
+static int spawn(struct monitor *m)
+{
+	sigset_t none;
+	int sv[2];
+	pid_t pid;
+
+	sigemptyset(&none);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_err("socketpair: %s", strerror(errno));
+		return JIT_EINTERNAL;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
+		return JIT_EINTERNAL;
+	}
+	if (pid == 0)
+		child_exec(m->lfd, sv[1], m->exe_fd, &none);
+	close(sv[1]);
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0)
+		log_err("fcntl: %s", strerror(errno));
+	m->ch = imsg_chan_new(sv[0], chan_from_listener);
+	m->pid = pid;
+	m->gen++;
+	m->started_ms = mono_ms();
+	m->respawn_ms = 0;
+	send_config(m, CHAN_INIT);
+	log_debug("listener started: pid %d", (int)pid);
+	return JIT_OK;
+}
+
+static void close_channel(struct monitor *m)
+{
+	if (!m->ch)
+		return;
+	close(imsg_chan_fd(m->ch));
+	imsg_chan_free(m->ch);
+	m->ch = NULL;
+}
+
+/* A listener that broke the channel's rules: it is not trusted again. */
+static void kill_listener(struct monitor *m, const char *why)
+{
+	log_err("listener pid %d %s; killing it", (int)m->pid, why);
+	if (m->pid > 0 && kill(m->pid, SIGKILL) != 0)
+		log_err("kill: %s", strerror(errno));
+	close_channel(m);
+}
+
+int monitor_new(const struct jit_config *cfg, int lfd, bool foreground, struct monitor **out)
+{
+	struct monitor *m = xcalloc(1, sizeof(*m));
+	m->cfg0 = m->cfg = cfg;
+	m->lfd = lfd;
+	m->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (m->exe_fd < 0)
+		log_warn("cannot open /proc/self/exe (%s); the listener is started through "
+			 "the path", strerror(errno));
+	m->sock_path = xstrdup(cfg->socket_path);
+	m->foreground = foreground;
+	if (spawn(m) != JIT_OK) {
+		monitor_free(m);
+		return JIT_EINTERNAL;
+	}
+	*out = m;
+	return JIT_OK;
+}
+
+void monitor_set_engine(struct monitor *m, struct engine *e)
+{
+	m->e = e;
+}
+
+void monitor_set_config(struct monitor *m, const struct jit_config *cfg)
+{
+	m->cfg = cfg;
+	if (m->ch)
+		send_config(m, CHAN_CONFIG);
+}
+
+/* ---- what the listener sends ---- */
+
+static void answer(struct monitor *m, uint64_t conn, char *line)
+{
+	imsg_chan_send(m->ch, chan_reply_msg(conn, line));
+	free(line);
+}
+
+/*
+ * A request the listener passed. The engine trusts none of it beyond the
+ * peer's credentials: it matches the clients entry itself and runs the
+ * policy check again with the current configuration.
+ */
+static void on_request(struct monitor *m, struct imsg *msg)
+{
+	struct jit_peer peer;
+	struct jit_request *req = NULL;
+	char *client = NULL, text[512];
+	const char *rule = NULL;
+	uint64_t conn;
+	int64_t dur, d2 = 0;
+
+	if (chan_request_get(msg, &conn, &peer, &client, &req, &dur) != JIT_OK ||
+	    conn == 0 || conn >> CONN_BITS) {
+		kill_listener(m, "sent a malformed request");
+		return;
+	}
+	policy_peer_groups(&peer);
+	const struct jit_client_cfg *c = policy_client(m->cfg, &peer);
+	int rc = JIT_OK;
+	if (!c || strcmp(c->name, client) != 0) {
+		rc = JIT_EUNAUTH;
+		rule = "clients";
+		snprintf(text, sizeof(text), "the engine matched %s clients entry for this peer",
+			 c ? "another" : "no");
+		log_warn("listener passed a request as client \"%s\" for uid %lu: %s", client,
+			 (unsigned long)peer.uid, text);
+	} else {
+		rc = policy_check(m->cfg, c, req, &d2, text, sizeof(text), &rule);
+	}
+	if (rc != JIT_OK) {
+		engine_audit_refusal_rule(m->e, &peer, c, req, rc, text, rule);
+		answer(m, conn, proto_error_line(rc, text));
+		proto_request_free(req);
+	} else {
+		engine_submit(m->e, m->gen << CONN_BITS | conn, &peer, c, req, d2);
+	}
+	free(client);
+}
+
+static void on_refused(struct monitor *m, struct imsg *msg)
+{
+	struct chan_refusal r;
+
+	if (chan_refused_get(msg, &r) != JIT_OK || r.conn >> CONN_BITS) {
+		kill_listener(m, "sent a malformed refusal");
+		return;
+	}
+	/* evidence first: the client hears the refusal once it is recorded */
+	engine_audit_refusal_named(m->e, &r.peer, r.client, r.req, r.err, r.message, r.rule);
+	if (r.conn)
+		answer(m, r.conn, proto_error_line(r.err, r.message));
+	chan_refusal_clear(&r);
+}
+
+static void on_channel(struct monitor *m, short revents)
+{
+	struct imsg *msg;
+	uint32_t uid, gid;
+	int rc;
+
+	if ((revents & POLLOUT) && imsg_chan_flush(m->ch) != JIT_OK) {
+		close_channel(m);
+		return;
+	}
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
+	rc = imsg_chan_read(m->ch);
+	if (rc != JIT_OK) {
+		close_channel(m); /* it exited or is exiting: SIGCHLD follows */
+		return;
+	}
+	while (m->ch && (rc = imsg_chan_next(m->ch, &msg)) == JIT_OK) {
+		if (msg->type == CHAN_REQUEST) {
+			on_request(m, msg);
+		} else if (msg->type == CHAN_REFUSED) {
+			on_refused(m, msg);
+		} else if (chan_ready_get(msg, &uid, &gid) == JIT_OK) {
+			log_info("listener pid %d serving %s as uid %lu gid %lu", (int)m->pid,
+				 m->sock_path, (unsigned long)uid, (unsigned long)gid);
+		} else {
+			kill_listener(m, "sent a malformed READY");
+		}
+		imsg_free(msg);
+	}
+	if (m->ch && rc != JIT_ENOTFOUND)
+		kill_listener(m, "broke the channel's framing (type or size)");
+	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
+		close_channel(m);
+}
+
+/* ---- the loop ---- */
+
+static void unlink_socket(struct monitor *m)
+{
+	if (m->lfd >= 0) {
+		close(m->lfd);
+		m->lfd = -1;
+		if (unlink(m->sock_path) != 0 && errno != ENOENT)
+			log_warn("cannot remove %s: %s", m->sock_path, strerror(errno));
+	}
+}
+
+static void begin_stop(struct monitor *m)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	m->stop_deadline = mono_ms() + DRAIN_MS;
+	unlink_socket(m);
+	if (m->ch) {
+		imsg_chan_send(m->ch, imsg_new(CHAN_SHUTDOWN));
+		if (imsg_chan_flush(m->ch) != JIT_OK)
+			close_channel(m);
+	}
+}
+
+/* Reaps the listener; decides whether and when to start another. */
+static void reap(struct monitor *m)
+{
+	int st;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid != m->pid)
+			continue;
+		int64_t now = mono_ms(), lived = now - m->started_ms;
+		close_channel(m);
+		m->pid = 0;
+		if (m->stopping) {
+			log_debug("listener exited");
+			continue;
+		}
+		if (WIFSIGNALED(st))
+			log_err("listener killed by signal %d after %llds", WTERMSIG(st),
+				(long long)(lived / 1000));
+		else
+			log_err("listener exited with status %d after %llds", WEXITSTATUS(st),
+				(long long)(lived / 1000));
+		if (m->cfg0->has_listener_ids && geteuid() != 0) {
+			/* Robustness: after dropping root the engine cannot start a
+			 * listener under another uid; rather than serve no one, it
+			 * stops and lets its supervisor start jitd again (grants are
+			 * in the store, expiry resumes at once). */
+			log_err("cannot start a new listener as uid %lu without root; stopping "
+				"(the supervisor restarts jitd)", (unsigned long)m->cfg0->listener_uid);
+			m->failed = true;
+			begin_stop(m);
+			continue;
+		}
+		m->backoff_ms = lived >= STABLE_MS ? 0 :
+				m->backoff_ms ? m->backoff_ms * 2 : BACKOFF_MIN_MS;
+		if (m->backoff_ms > BACKOFF_MAX_MS)
+			m->backoff_ms = BACKOFF_MAX_MS;
+		m->respawn_ms = now + m->backoff_ms;
+		log_warn("starting a new listener in %lld ms", (long long)m->backoff_ms);
+	}
+}
+
+static void on_signals(struct monitor *m, int sigfd, void (*reload)(void *), void *arg)
+{
+	struct signalfd_siginfo si;
+	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP: reopening the audit log and reloading the configuration");
+			reload(arg);
+		} else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal %u: shutting down", si.ssi_signo);
+			begin_stop(m);
+		} else if (si.ssi_signo == SIGCHLD) {
+			reap(m);
+		}
+	}
+}
+
+/* Answers from the engine go to the listener that asked, if it still runs. */
+static void forward_replies(struct monitor *m)
+{
+	struct engine_reply *r;
+	while ((r = engine_pop_reply(m->e)) != NULL) {
+		if (m->ch && r->line && r->conn_id >> CONN_BITS == m->gen) {
+			answer(m, r->conn_id & ((1ULL << CONN_BITS) - 1), r->line);
+			r->line = NULL;
+		}
+		engine_reply_free(r);
+	}
+	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
+		close_channel(m);
+}
+
+int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *arg)
+{
+	int64_t next_tick = 0;
+
+	for (;;) {
+		int64_t now = mono_ms();
+		if (m->stopping && (m->pid == 0 || now > m->stop_deadline))
+			break;
+		if (!m->stopping && m->pid == 0 && m->respawn_ms && now >= m->respawn_ms &&
+		    spawn(m) != JIT_OK)
+			m->respawn_ms = now + BACKOFF_MAX_MS;
+		if (!m->stopping && now >= next_tick) {
+			engine_tick(m->e, now_s());
+			next_tick = now + TICK_MS;
+		}
+		struct pollfd p[3] = {
+			{ .fd = sigfd, .events = POLLIN },
+			{ .fd = engine_reply_fd(m->e), .events = POLLIN },
+			{ .fd = m->ch ? imsg_chan_fd(m->ch) : -1,
+			  .events = (short)(POLLIN | (m->ch && imsg_chan_pending(m->ch) ? POLLOUT : 0)) },
+		};
+		if (poll(p, 3, TICK_MS) < 0 && errno != EINTR) {
+			log_err("poll: %s", strerror(errno));
+			return JIT_EIO;
+		}
+		if (p[0].revents & POLLIN)
+			on_signals(m, sigfd, reload, arg);
+		if (p[1].revents & POLLIN)
+			forward_replies(m);
+		if (m->ch && p[2].fd == imsg_chan_fd(m->ch) && p[2].revents)
+			on_channel(m, p[2].revents);
+	}
+	return m->failed ? JIT_EINTERNAL : JIT_OK;
+}
+
+void monitor_free(struct monitor *m)
+{
+	if (!m)
+		return;
+	close_channel(m); /* the listener sees the end of the channel and exits */
+	if (m->pid > 0) {
+		int st;
+		if (kill(m->pid, SIGTERM) != 0 && errno != ESRCH)
+			log_err("kill: %s", strerror(errno));
+		if (waitpid(m->pid, &st, 0) < 0)
+			log_err("waitpid: %s", strerror(errno));
+	}
+	unlink_socket(m);
+	if (m->exe_fd >= 0)
+		close(m->exe_fd);
+	free(m->sock_path);
+	free(m);
+}

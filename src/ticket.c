@@ -1,0 +1,442 @@
+/*
+ * ticket.c - the external ticket check (see ticket.h): one thread running
+ * libcurl's multi interface. Trust: the ticket comes from the client and
+ * reaches the URL only escaped; the ticket system's answer is untrusted
+ * data (bounded, parsed by jansson, compared, quoted only in short escaped
+ * excerpts). Security: the bearer token is read per check, wiped from our
+ * buffers and from curl's header list after the transfer; it never
+ * reaches a log or a message. Fail closed: anything but a clear "approved"
+ * refuses.
+ */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "log.h"
+#include "secret.h"
+#include "ticket.h"
+#include "util.h"
+
+#define BODY_MAX (1024 * 1024) /* a longer answer is refused */
+#define TOKEN_MAX 8192
+#define FIELD_DEPTH 8          /* "a.b.c": at most this many parts */
+
+struct check {
+	char *url_template, *field, *value, *ticket, *ca_file, *token_file;
+	long timeout_ms;
+	ticket_done_fn done;
+	void *arg;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	size_t body_len;
+	bool too_big;
+	char errbuf[CURL_ERROR_SIZE];
+	struct check *next;
+};
+
+struct ticket_checker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	struct check *queue;    /* submitted, not yet added to multi (under lock) */
+	bool stopping;          /* under lock */
+	CURLM *multi;
+	struct check *running;  /* thread only */
+};
+
+char *ticket_url(const char *template, const char *escaped)
+{
+	struct strbuf sb = { 0 };
+
+	for (const char *p = template; *p; p++) {
+		if (p[0] == '%' && p[1] == 's') {
+			sb_addstr(&sb, escaped);
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			sb_add(&sb, "%", 1);
+			p++;
+		} else {
+			sb_add(&sb, p, 1);
+		}
+	}
+	return sb_steal(&sb);
+}
+
+/* A short printable excerpt of an untrusted string, for messages. */
+static void excerpt(const char *s, char *out, size_t outlen)
+{
+	size_t j = 0;
+	for (; *s && j + 5 < outlen && j < 48; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", c);
+		else
+			out[j++] = (char)c;
+	}
+	out[j] = '\0';
+}
+
+int ticket_judge(long status, const char *body, size_t len, const char *field,
+		 const char *value, const char *ticket, char *msg, size_t msglen)
+{
+	char part[256], got[200], tk[200];
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *p = field;
+	int depth = 0, rc = JIT_EPOLICY;
+
+	excerpt(ticket, tk, sizeof(tk));
+	if (status < 200 || status > 299) {
+		snprintf(msg, msglen, "ticket_check: the ticket system answered HTTP %ld for "
+			 "ticket \"%s\"", status, tk);
+		return JIT_EPOLICY;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root || !json_is_object(root)) {
+		snprintf(msg, msglen, "ticket_check: the ticket system's answer for \"%s\" is not "
+			 "a JSON object", tk);
+		goto out;
+	}
+	v = root;
+	while (v && depth++ < FIELD_DEPTH) {
+		size_t n = strcspn(p, ".");
+		if (n >= sizeof(part) || !json_is_object(v)) {
+			v = NULL;
+			break;
+		}
+		memcpy(part, p, n);
+		part[n] = '\0';
+		v = json_object_get(v, part);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	if (!v || depth > FIELD_DEPTH) {
+		snprintf(msg, msglen, "ticket_check: the answer for \"%s\" has no field \"%s\"", tk,
+			 field);
+	} else if (!json_is_string(v)) {
+		snprintf(msg, msglen, "ticket_check: field \"%s\" of the answer for \"%s\" is not a "
+			 "string", field, tk);
+	} else if (strcmp(json_string_value(v), value) != 0) {
+		excerpt(json_string_value(v), got, sizeof(got));
+		snprintf(msg, msglen, "ticket_check: ticket \"%s\" is not approved (%s is \"%s\", "
+			 "not \"%s\")", tk, field, got, value);
+	} else {
+		rc = JIT_OK;
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+static void check_free(struct check *c)
+{
+	if (!c)
+		return;
+	if (c->headers) {
+		/* the Authorization line holds the token */
+		for (struct curl_slist *h = c->headers; h; h = h->next)
+			wipe(h->data, strlen(h->data));
+		curl_slist_free_all(c->headers);
+	}
+	if (c->easy)
+		curl_easy_cleanup(c->easy);
+	free(c->url_template);
+	free(c->field);
+	free(c->value);
+	free(c->ticket);
+	free(c->ca_file);
+	free(c->token_file);
+	free(c->body);
+	free(c);
+}
+
+static void finish(struct check *c, int rc, const char *msg)
+{
+	c->done(c->arg, rc, msg);
+	check_free(c);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct check *c = arg;
+	size_t len = size * n;
+
+	if (c->body_len + len > BODY_MAX) {
+		c->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	c->body = xrealloc(c->body, c->body_len + len + 1);
+	memcpy(c->body + c->body_len, data, len);
+	c->body_len += len;
+	return len;
+}
+
+/* The Authorization header from token_file. JIT_OK or a message. */
+static int add_token(struct check *c, char *msg, size_t msglen)
+{
+	char why[160];
+	char *token = NULL, *line;
+	size_t len = 0;
+	struct curl_slist *h;
+
+	if (secret_file_read(c->token_file, geteuid(), TOKEN_MAX, &token, &len, why,
+			     sizeof(why)) != JIT_OK) {
+		snprintf(msg, msglen, "ticket_check: token_file %s: %s", c->token_file, why);
+		return JIT_EPOLICY;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!isgraph((unsigned char)token[i])) {
+			free_secret(token);
+			snprintf(msg, msglen, "ticket_check: token_file %s holds a space or a "
+				 "control character", c->token_file);
+			return JIT_EPOLICY;
+		}
+	}
+	line = xasprintf("Authorization: Bearer %s", token);
+	h = curl_slist_append(c->headers, line);
+	free_secret(line);
+	free_secret(token);
+	if (!h) {
+		snprintf(msg, msglen, "ticket_check: out of memory");
+		return JIT_EPOLICY;
+	}
+	c->headers = h;
+	return JIT_OK;
+}
+
+/* Sets every option of c->easy. JIT_OK or a message. */
+static int setup(struct check *c, char *msg, size_t msglen)
+{
+	CURLcode e = CURLE_OK;
+	char *esc, *url;
+
+	c->easy = curl_easy_init();
+	if (!c->easy) {
+		snprintf(msg, msglen, "ticket_check: cannot create a transfer");
+		return JIT_EPOLICY;
+	}
+	esc = curl_easy_escape(c->easy, c->ticket, 0);
+	if (!esc) {
+		snprintf(msg, msglen, "ticket_check: cannot escape the ticket");
+		return JIT_EPOLICY;
+	}
+	url = ticket_url(c->url_template, esc);
+	curl_free(esc);
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	if (!h) {
+		free(url);
+		snprintf(msg, msglen, "ticket_check: out of memory");
+		return JIT_EPOLICY;
+	}
+	c->headers = h;
+	if (c->token_file && add_token(c, msg, msglen) != JIT_OK) {
+		free(url);
+		return JIT_EPOLICY;
+	}
+	/* Each call is checked; the first failure is reported. */
+#define SET(opt, val) \
+	do { if (e == CURLE_OK) e = curl_easy_setopt(c->easy, opt, val); } while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
+	SET(CURLOPT_HTTPHEADER, c->headers);
+	SET(CURLOPT_USERAGENT, "jitd/" PACKAGE_VERSION);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file)
+		SET(CURLOPT_CAINFO, c->ca_file);
+#undef SET
+	free(url); /* libcurl copied it */
+	if (e != CURLE_OK) {
+		snprintf(msg, msglen, "ticket_check: %s", curl_easy_strerror(e));
+		return JIT_EPOLICY;
+	}
+	return JIT_OK;
+}
+
+/* A transfer ended with result res: judge it and finish c. */
+static void judge(struct check *c, CURLcode res)
+{
+	char msg[512], tk[200];
+	long status = 0;
+
+	excerpt(c->ticket, tk, sizeof(tk));
+	if (res == CURLE_OPERATION_TIMEDOUT) {
+		snprintf(msg, sizeof(msg), "ticket_check: the ticket system did not answer for "
+			 "\"%s\" within %lds", tk, c->timeout_ms / 1000);
+	} else if (c->too_big) {
+		snprintf(msg, sizeof(msg), "ticket_check: the answer for \"%s\" is larger than "
+			 "%d bytes", tk, BODY_MAX);
+	} else if (res != CURLE_OK) {
+		snprintf(msg, sizeof(msg), "ticket_check: cannot reach the ticket system for "
+			 "\"%s\": %.200s", tk, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+	} else if (curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
+		snprintf(msg, sizeof(msg), "ticket_check: no HTTP status for \"%s\"", tk);
+	} else if (ticket_judge(status, c->body ? c->body : "", c->body_len, c->field, c->value,
+				c->ticket, msg, sizeof(msg)) == JIT_OK) {
+		log_debug("ticket_check: \"%s\" approved", tk);
+		finish(c, JIT_OK, "approved");
+		return;
+	}
+	log_info("%s", msg);
+	finish(c, JIT_EPOLICY, msg);
+}
+
+/* Moves queued checks into the multi handle. False once stopping. */
+static bool take_queue(struct ticket_checker *tc)
+{
+	pthread_mutex_lock(&tc->lock);
+	struct check *q = tc->queue;
+	bool stopping = tc->stopping;
+	tc->queue = NULL;
+	pthread_mutex_unlock(&tc->lock);
+	while (q) {
+		struct check *c = q;
+		char msg[300];
+		q = q->next;
+		c->next = NULL;
+		if (stopping) {
+			finish(c, JIT_ESHUTDOWN, "shutting down");
+		} else if (setup(c, msg, sizeof(msg)) != JIT_OK) {
+			log_warn("%s", msg);
+			finish(c, JIT_EPOLICY, msg);
+		} else if (curl_multi_add_handle(tc->multi, c->easy) != CURLM_OK) {
+			finish(c, JIT_EPOLICY, "ticket_check: cannot start the transfer");
+		} else {
+			c->next = tc->running;
+			tc->running = c;
+		}
+	}
+	return !stopping;
+}
+
+static void unlink_running(struct ticket_checker *tc, struct check *c)
+{
+	for (struct check **pp = &tc->running; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			c->next = NULL;
+			return;
+		}
+	}
+}
+
+static void *checker_main(void *arg)
+{
+	struct ticket_checker *tc = arg;
+	int running = 0, msgs = 0;
+	CURLMsg *m;
+
+	while (take_queue(tc)) {
+		if (curl_multi_perform(tc->multi, &running) != CURLM_OK)
+			log_err("ticket_check: curl_multi_perform failed");
+		while ((m = curl_multi_info_read(tc->multi, &msgs)) != NULL) {
+			char *priv = NULL;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			CURLcode res = m->data.result;
+			CURL *easy = m->easy_handle;
+			if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv)
+				continue;
+			struct check *c = (struct check *)(void *)priv;
+			if (curl_multi_remove_handle(tc->multi, easy) != CURLM_OK)
+				log_err("ticket_check: cannot remove a finished transfer");
+			unlink_running(tc, c);
+			judge(c, res);
+		}
+		if (curl_multi_poll(tc->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			log_err("ticket_check: curl_multi_poll failed");
+	}
+	while (tc->running) {
+		struct check *c = tc->running;
+		tc->running = c->next;
+		if (curl_multi_remove_handle(tc->multi, c->easy) != CURLM_OK)
+			log_err("ticket_check: cannot remove a transfer");
+		finish(c, JIT_ESHUTDOWN, "shutting down");
+	}
+	return NULL;
+}
+
+int ticket_checker_new(struct ticket_checker **out)
+{
+	struct ticket_checker *tc;
+	int err;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_err("ticket_check: curl_global_init failed");
+		return JIT_EINTERNAL;
+	}
+	tc = xcalloc(1, sizeof(*tc));
+	pthread_mutex_init(&tc->lock, NULL);
+	tc->multi = curl_multi_init();
+	if (!tc->multi) {
+		log_err("ticket_check: curl_multi_init failed");
+		goto fail;
+	}
+	err = pthread_create(&tc->thread, NULL, checker_main, tc);
+	if (err != 0) {
+		log_err("ticket_check: cannot start its thread: %s", strerror(err));
+		goto fail;
+	}
+	*out = tc;
+	return JIT_OK;
+fail:
+	if (tc->multi)
+		curl_multi_cleanup(tc->multi);
+	pthread_mutex_destroy(&tc->lock);
+	free(tc);
+	curl_global_cleanup();
+	return JIT_EINTERNAL;
+}
+
+void ticket_checker_free(struct ticket_checker *tc)
+{
+	if (!tc)
+		return;
+	pthread_mutex_lock(&tc->lock);
+	tc->stopping = true;
+	pthread_mutex_unlock(&tc->lock);
+	if (curl_multi_wakeup(tc->multi) != CURLM_OK)
+		log_err("ticket_check: cannot wake its thread");
+	pthread_join(tc->thread, NULL);
+	/* checks queued after the thread's last look */
+	take_queue(tc);
+	curl_multi_cleanup(tc->multi);
+	pthread_mutex_destroy(&tc->lock);
+	free(tc);
+	curl_global_cleanup();
+}
+
+void ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *cfg,
+		  const char *ticket, ticket_done_fn done, void *arg)
+{
+	struct check *c = xcalloc(1, sizeof(*c));
+
+	c->url_template = xstrdup(cfg->url);
+	c->field = xstrdup(cfg->approved_field);
+	c->value = xstrdup(cfg->approved_value);
+	c->ticket = xstrdup(ticket);
+	c->ca_file = xstrdup(cfg->ca_file);
+	c->token_file = xstrdup(cfg->token_file);
+	c->timeout_ms = (long)cfg->timeout * 1000;
+	c->done = done;
+	c->arg = arg;
+	pthread_mutex_lock(&tc->lock);
+	c->next = tc->queue;
+	tc->queue = c;
+	pthread_mutex_unlock(&tc->lock);
+	if (curl_multi_wakeup(tc->multi) != CURLM_OK)
+		log_err("ticket_check: cannot wake its thread");
+}

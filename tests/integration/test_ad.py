@@ -1,0 +1,269 @@
+"""Active Directory: jitd against a real Samba AD DC (tests/lib/samba.py).
+
+jitd binds as the delegated service account jitsvc with GSSAPI from an
+exported keytab, with SASL sealing, and finds users by sAMAccountName and
+objectGUID. Each test restores a freshly provisioned domain and checks the
+directory itself. Skipped, with the reason, where Samba cannot run.
+"""
+
+import os
+import time
+
+from jittest import exclusive, eq, refused, timeout, wait_until, skip
+from jitd import parse_time
+from samba import AdEnv, jitd_group
+
+GRANT_SLACK = 4  # seconds a removal may take after expires_at (scheduler + LDAP)
+
+
+def _grant(e, user, group, duration, **kw):
+    return e.jitd.must_grant(user, group, duration, **kw)
+
+
+def _event(e, event, grant_id):
+    ev = e.jitd.audit_events(event, grant_id)
+    if len(ev) != 1:
+        raise AssertionError("expected one %s event for %s, got %r" % (event, grant_id, ev))
+    return ev[0]
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_grant_expiry_complete_and_standing_member():
+    with AdEnv() as e:
+        dc = e.dc
+        eq(dc.is_member("Domain Admins", "alice"), False, "alice before")
+        eq(dc.is_member("Domain Admins", "Administrator"), True, "Administrator before")
+
+        ga = _grant(e, "alice", "domain-admins", 3, ticket="INC-1")
+        eq(dc.is_member("Domain Admins", "alice"), True, "alice granted")
+        eq(ga["user_dn"].lower(), dc.user_dn("alice").lower(), "user_dn")
+        granted = _event(e, "granted", ga["grant_id"])
+        eq(granted["outcome"], "added", "granted outcome")
+        eq(granted["user_uuid"], dc.guid("alice"), "objectGUID recorded")
+
+        gb = _grant(e, "bob", "domain-admins", "1h")
+        eq(dc.is_member("Domain Admins", "bob"), True, "bob granted")
+        done = e.jitd.ok({"op": "complete", "grant_id": gb["grant_id"], "reason": "done"})
+        eq(done["grant"]["state"], "completed", "complete answer")
+        eq(dc.is_member("Domain Admins", "bob"), False, "bob after complete")
+        eq(_event(e, "completed", gb["grant_id"])["outcome"], "removed", "complete outcome")
+
+        gadm = _grant(e, "Administrator", "domain-admins", 2)
+        eq(gadm["standing"], True, "Administrator is a standing member")
+
+        e.wait_not_member("Domain Admins", "alice", parse_time(ga["expires_at"]) + GRANT_SLACK,
+                          "expiry of alice")
+        wait_until(lambda: e.jitd.show(gadm["grant_id"])["state"] == "expired", 10,
+                   "the Administrator grant to expire")
+        eq(e.jitd.show(ga["grant_id"])["state"], "expired", "alice grant state")
+        eq(_event(e, "expired", ga["grant_id"])["outcome"], "removed", "expiry outcome")
+        eq(_event(e, "expired", gadm["grant_id"])["outcome"], "kept_standing", "standing")
+        eq(dc.is_member("Domain Admins", "Administrator"), True,
+           "Administrator (standing) after its grant expired")
+        st = e.jitd.ok({"op": "status"})["status"]
+        eq(st["directories"][0]["connected"], True, "status: directory connected")
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_refusals_disabled_unknown_and_not_delegated():
+    with AdEnv() as e:
+        dc = e.dc
+        a = e.jitd.grant("mallory", "domain-admins", "1h")
+        refused(a, "policy_denied", "disabled account")
+        eq(dc.is_member("Domain Admins", "mallory"), False, "mallory after refusal")
+        ev = [x for x in e.jitd.audit_events("refused") if x.get("user") == "mallory"]
+        eq(len(ev), 1, "refused event for mallory")
+        eq(ev[0]["error"], "policy_denied", "refused error")
+
+        refused(e.jitd.grant("nobody", "domain-admins", "1h"), "unknown_user", "unknown user")
+        refused(e.jitd.grant("*", "domain-admins", "1h"), "unknown_user", "wildcard user")
+        refused(e.jitd.grant("alice)(sAMAccountName=*", "domain-admins", "1h"), "unknown_user",
+                "filter injection")
+
+        # The service account may write member of the delegated groups only.
+        before = dc.members("Not Delegated")
+        a = e.jitd.grant("alice", "not-delegated", "1h")
+        refused(a, "directory_refused", "group jitsvc may not write")
+        eq(dc.members("Not Delegated"), before, "Not Delegated unchanged")
+        failed = e.jitd.audit_events("failed")
+        eq(len(failed), 1, "one failed grant")
+        eq(failed[0]["ldap_code"], 50, "insufficientAccess")
+
+        # The same identity, by hand: nothing but member of Domain Admins.
+        cc = "FILE:" + os.path.join(dc.dir, "svc.ccache")
+        r = dc.svc_modify("dn: %s\nchangetype: modify\nreplace: description\n"
+                          "description: owned\n" % dc.group_dn("Domain Admins"), cc)
+        eq(r.returncode, 50, "jitsvc writing description: %s" % r.stderr.strip())
+        r = dc.svc_modify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n"
+                          % (dc.group_dn("Enterprise Admins"), dc.user_dn("alice")), cc)
+        eq(r.returncode, 50, "jitsvc adding to Enterprise Admins: %s" % r.stderr.strip())
+        r = dc.svc_modify("dn: %s\nchangetype: modify\nreplace: description\n"
+                          "description: owned\n" % dc.user_dn("alice"), cc)
+        eq(r.returncode, 50, "jitsvc writing a user: %s" % r.stderr.strip())
+        # ... and it can write member there (so the 50s above are the ACL).
+        r = dc.svc_modify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n"
+                          % (dc.group_dn("JIT Ops"), dc.user_dn("frank")), cc)
+        eq(r.returncode, 0, "jitsvc adding to JIT Ops: %s" % r.stderr.strip())
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_user_renamed_and_moved_during_window_is_still_removed():
+    with AdEnv() as e:
+        dc = e.dc
+        guid = dc.guid("carol")
+        g = _grant(e, "carol", "domain-admins", 4)
+        old_dn = dc.user_dn("carol")
+        # Renamed and moved to another OU while the grant runs.
+        new_dn = dc.rename(old_dn, "CN=Carol Moved", "OU=Moved," + dc.base)
+        eq(dc.find_user("carol").lower(), new_dn.lower(), "carol's new DN")
+        eq(dc.is_member("Domain Admins", "carol"), True, "membership follows the rename (AD)")
+        # Someone else now holds the old DN, and is a member in their own right.
+        other = dc.add_user("carol", "carol2")
+        dc.add_member("Domain Admins", other)
+        e.wait_not_member("Domain Admins", "carol", parse_time(g["expires_at"]) + GRANT_SLACK,
+                          "expiry after rename")
+        eq(dc.is_member("Domain Admins", "carol2"), True,
+           "the new owner of the old DN keeps their membership")
+        ev = _event(e, "expired", g["grant_id"])
+        eq(ev["outcome"], "removed", "outcome")
+        eq(ev["removed_value"], "<GUID=%s>" % guid, "removed by GUID")
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_already_gone_deleted_user_and_overlapping_grants():
+    with AdEnv() as e:
+        dc = e.dc
+        # Removed by hand during the window: AD answers 53, which jitd
+        # believes only after a search agrees.
+        gd = _grant(e, "dave", "jit-ops", 2)
+        dc.remove_member("JIT Ops", dc.user_dn("dave"))
+        # Deleted during the window: the GUID names no object any more (21).
+        ge = _grant(e, "erin", "jit-ops", 2)
+        dc.delete(dc.user_dn("erin"))
+        # Two grants for one user: the membership stays until the last ends.
+        g1 = _grant(e, "frank", "jit-ops", 2)
+        g2 = _grant(e, "frank", "jit-ops", 8)
+        eq(_event(e, "granted", g2["grant_id"])["outcome"], "already_member", "second grant")
+        for g in (gd, ge, g1):
+            wait_until(lambda g=g: e.jitd.show(g["grant_id"])["state"] == "expired",
+                       parse_time(g["expires_at"]) + GRANT_SLACK - time.time(),
+                       "grant %s to expire" % g["grant_id"])
+        eq(_event(e, "expired", gd["grant_id"])["outcome"], "already_absent", "dave")
+        eq(_event(e, "expired", ge["grant_id"])["outcome"], "already_absent", "erin (deleted)")
+        eq(_event(e, "expired", g1["grant_id"])["outcome"], "kept_other_grant", "frank #1")
+        eq(dc.is_member("JIT Ops", "frank"), True, "frank while grant #2 runs")
+        e.wait_not_member("JIT Ops", "frank", parse_time(g2["expires_at"]) + GRANT_SLACK,
+                          "expiry of frank's second grant")
+        eq(e.jitd.audit_events("revoke_failed"), [], "no failed removal")
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_gssapi_uses_only_its_keytab_in_a_private_cache():
+    with AdEnv(start=False) as e:
+        dc = e.dc
+        # A ticket cache holding Administrator's TGT in jitd's environment:
+        # a jitd that used it could write any group.
+        admin_cc = "FILE:" + os.path.join(dc.dir, "admin.ccache")
+        dc.kinit_admin(admin_cc)
+        before = dc.klist(admin_cc)
+        e.jitd.extra_env.update({"KRB5CCNAME": admin_cc,
+                                 "KRB5_CLIENT_KTNAME": "/nonexistent.keytab"})
+        e.jitd.start()
+        refused(e.jitd.grant("alice", "not-delegated", "1h"), "directory_refused",
+                "not delegated, whatever ticket lies around")
+        g = _grant(e, "alice", "jit-ops", "1h")
+        eq(dc.is_member("JIT Ops", "alice"), True, "bound with the keytab")
+        eq(dc.klist(admin_cc), before, "Administrator's cache untouched")
+        if "ldap/localhost" in before:
+            raise AssertionError("test setup: unexpected service ticket in %s" % before)
+        e.jitd.ok({"op": "revoke", "grant_id": g["grant_id"]})
+        eq(dc.is_member("JIT Ops", "alice"), False, "revoked")
+
+        # An explicit principal that is in the keytab works; one that is not
+        # fails to bind (no other credentials are tried).
+        e.jitd.stop()
+        e.jitd.config["directories"][0]["principal"] = "jitsvc@" + dc.realm
+        e.jitd.write_config()
+        e.jitd.start()
+        _grant(e, "bob", "jit-ops", "1h")
+        eq(dc.is_member("JIT Ops", "bob"), True, "explicit principal")
+        e.jitd.stop()
+        e.jitd.config["directories"][0]["principal"] = "alice@" + dc.realm
+        e.jitd.write_config()
+        e.jitd.start()
+        a = e.jitd.grant("carol", "jit-ops", "1h")
+        refused(a, "directory_unavailable", "principal not in the keytab")
+        if "keytab" not in a["error"]["message"]:
+            raise AssertionError("message should name the keytab: %r" % a)
+        st = e.jitd.ok({"op": "status"})["status"]["directories"][0]
+        eq(st["connected"], False, "status after a failed bind")
+        eq(dc.is_member("JIT Ops", "carol"), False, "carol not added")
+
+
+@exclusive("samba")
+@timeout(900)
+def test_ad_ticket_renewal_over_ticket_lifetime():
+    """Tickets expire (5 minutes, the shortest Samba's KDC issues a service
+    ticket for); jitd keeps working because it gets new ones from the keytab.
+    Takes six minutes: runs only with JITTEST_LONG=1."""
+    if not os.environ.get("JITTEST_LONG"):
+        skip("takes 6 minutes (Samba's KDC refuses ticket lifetimes under 5 minutes); "
+             "run with JITTEST_LONG=1")
+    with AdEnv(ticket_lifetime="5m") as e:
+        dc = e.dc
+        g = _grant(e, "alice", "jit-ops", "1h")
+        t_end = time.time() + 330
+        while time.time() < t_end:
+            time.sleep(10)
+        # The TGT and the service ticket have expired by now. A restart of
+        # the DC drops jitd's connections: the next request binds again,
+        # with tickets jitd must get from the keytab by itself.
+        logins = dc.kdc_logins("jitsvc")
+        if logins < 1:
+            raise AssertionError("no Kerberos login of jitsvc in the KDC's audit log")
+        dc.restart()
+        g2 = _grant(e, "bob", "jit-ops", 2)
+        eq(dc.is_member("JIT Ops", "bob"), True, "grant after the tickets expired")
+        if dc.kdc_logins("jitsvc") <= logins:
+            raise AssertionError("jitd bound again without a new Kerberos login (AS-REQ)")
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(dc.is_member("JIT Ops", "alice"), False, "complete after the tickets expired")
+        e.wait_not_member("JIT Ops", "bob", parse_time(g2["expires_at"]) + GRANT_SLACK)
+
+
+def _dirlist(j, group_dn, step):
+    """Runs tests/tools/dirlist (jitd's directory code) -> list of values."""
+    import subprocess
+    from jitd import builddir
+    tool = os.path.join(builddir(), "tests", "tools", "dirlist")
+    r = subprocess.run([tool, j.conf, "ad", group_dn, "member", str(step)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("dirlist step %d: %s" % (step, r.stderr))
+    lines = r.stdout.splitlines()
+    eq(lines[-1], "count %d" % (len(lines) - 1), "dirlist count line")
+    return lines[:-1]
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_member_list_by_range_retrieval():
+    with AdEnv(start=False) as e:
+        dc = e.dc
+        names = ["Administrator", "alice", "bob", "carol", "dave", "erin", "frank", "mallory",
+                 "jitsvc", "Guest"]
+        for n in names:
+            dc.add_member("JIT Ops", dc.user_dn(n))
+        want = sorted(norm for norm in dc.members("JIT Ops"))
+        eq(len(want), len(names), "members added")
+        gdn = dc.group_dn("JIT Ops")
+        from slapd import norm_dn
+        for step in (0, 1, 3, 4, 10, 11):
+            got = sorted(norm_dn(v) for v in _dirlist(e.jitd, gdn, step))
+            eq(got, want, "member list read %s at a time" % (step or "all"))
+        eq(_dirlist(e.jitd, dc.group_dn("Not Delegated"), 3), [], "empty group")

@@ -1,0 +1,148 @@
+"""Signed approvals (approval_key_file): valid, wrong key, stale, replayed,
+tampered, missing. The signing code is the Python example in
+docs/policy.md, extracted and run, so the documentation is tested too."""
+
+import datetime
+import os
+import re
+
+from jittest import Env, eq, refused
+
+KEY = b"Zm9vYmFyLWFwcHJvdmFsLWtleS0zMmJ5dGVzIQ=="
+
+
+def _doc_sign():
+    """The `sign` function of docs/policy.md's example (the block after the
+    sign-example marker)."""
+    path = os.path.join(os.environ.get("JITD_SRCDIR", "."), "docs", "policy.md")
+    text = open(path).read()
+    m = re.search(r"<!-- sign-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    assert m, "no sign-example block in docs/policy.md"
+    code = m.group(1)
+    assert len([l for l in code.split("\n") if l.strip()]) <= 10, "the example grew past ten lines"
+    ns = {}
+    exec(compile(code, "docs/policy.md:sign-example", "exec"), ns)
+    return ns["sign"]
+
+
+def _env(max_age="5m"):
+    e = Env(start=False)
+    e.__enter__()
+    j = e.jitd
+    key_file = os.path.join(j.dir, "approval.key")
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, KEY + b"\n")
+    os.close(fd)
+    j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
+                                        approval_max_age=max_age),
+                          j.group_entry("web")]
+    j.write_config()
+    j.start()
+    return e, key_file
+
+
+def _req(user="alice", rid="cab-1", **kw):
+    r = {"op": "grant", "user": user, "group": "admins", "duration": 3600,
+         "ticket": "CHG000123", "reason": "patch", "requested_by": user,
+         "approved_by": "carol", "request_id": rid}
+    r.update(kw)
+    return r
+
+
+def _denied(e, a, rule):
+    refused(a, "policy_denied", rule)
+    assert a["error"]["message"].startswith(rule), a
+    eq(e.jitd.audit_events("refused")[-1].get("rule"), rule, "audited rule")
+
+
+def test_signed_approvals():
+    sign = _doc_sign()
+    e, _ = _env()
+    try:
+        j = e.jitd
+        sl = e.slapd
+        # valid
+        a = j.request(sign(_req(), KEY))
+        assert a.get("ok"), a
+        g = a["grant"]
+        assert sl.is_member("admins", sl.user_dn("alice"))
+        # the duration given as a string is signed as seconds
+        a = j.request(sign(_req("bob", "cab-2", duration="1h"), KEY))
+        refused(a, "policy_denied", "signed '1h'")  # signed "1h", jitd computes 3600
+        # wrong key
+        _denied(e, j.request(sign(_req("bob", "cab-3"), b"another key")), "approval_key_file")
+        # tampered after signing: the user
+        r = sign(_req("bob", "cab-4"), KEY)
+        r["user"] = "dave"
+        _denied(e, j.request(r), "approval_key_file")
+        # tampered: the duration
+        r = sign(_req("bob", "cab-5"), KEY)
+        r["duration"] = 7200
+        _denied(e, j.request(r), "approval_key_file")
+        # missing parts (refused by the listener already)
+        r = sign(_req("bob", "cab-6"), KEY)
+        del r["approval_sig"]
+        _denied(e, j.request(r), "approval_key_file")
+        r = _req("bob", None)
+        del r["request_id"]
+        _denied(e, j.request(sign(r, KEY)), "approval_key_file")
+        # stale: older than approval_max_age (5m); and from the future
+        old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)
+        _denied(e, j.request(sign(_req("bob", "cab-7"), KEY, old)), "approval_max_age")
+        ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        _denied(e, j.request(sign(_req("bob", "cab-8"), KEY, ahead)), "approval_max_age")
+        # just inside the window
+        ok = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=4)
+        e.jitd.ok(sign(_req("bob", "cab-9"), KEY, ok))
+        assert not sl.is_member("admins", sl.user_dn("dave"))
+
+        # replayed: the same signed request again is the same grant, nothing new
+        replay = sign(_req("erin", "cab-10"), KEY)
+        g1 = j.ok(dict(replay))["grant"]
+        a = j.ok(dict(replay))
+        eq(a.get("duplicate"), True, "replay is a duplicate")
+        eq(a["grant"]["grant_id"], g1["grant_id"], "same grant")
+        j.ok({"op": "complete", "grant_id": g1["grant_id"]})
+        assert not sl.is_member("admins", sl.user_dn("erin"))
+        a = j.ok(dict(replay))
+        eq(a["grant"]["state"], "completed", "a replay after the end does not grant again")
+        assert not sl.is_member("admins", sl.user_dn("erin")), "replay re-granted"
+        # a fresh, validly signed request that reuses a request_id: refused
+        _denied(e, j.request(sign(_req("frank", "cab-10"), KEY)), "request_id")
+        assert not sl.is_member("admins", sl.user_dn("frank"))
+        eq(len(j.ok({"op": "list", "user": "erin", "state": "all"})["grants"]), 1,
+           "one grant for the replayed request")
+        # the same request_id reused without signature in another group
+        refused(j.grant("frank", "web", "1h", request_id="cab-10"), "policy_denied",
+                "request_id reused in another group")
+        # a group without a key needs no signature
+        e.grant_and_check("grace", "web", "1h")
+        # jitctl relays a signed approval
+        r = sign(_req("heidi", "cab-11"), KEY)
+        p = j.jitctl("grant", "heidi", "admins", "--for", "3600", "--ticket", r["ticket"],
+                     "--reason", r["reason"], "--requested-by", "heidi", "--approved-by",
+                     "carol", "--request-id", "cab-11", "--approved-at", r["approved_at"],
+                     "--approval-sig", r["approval_sig"])
+        eq(p.returncode, 0, "jitctl signed grant: %s" % p.stderr)
+        assert sl.is_member("admins", sl.user_dn("heidi"))
+        p = j.jitctl("grant", "ivan", "admins", "--for", "3600", "--request-id", "cab-12",
+                     "--approved-at", r["approved_at"], "--approval-sig", r["approval_sig"])
+        eq(p.returncode, 1, "jitctl with a signature of another request")
+        assert "policy_denied" in p.stderr, p.stderr
+        eq(j.show(g["grant_id"])["state"], "active", "the first grant is untouched")
+        assert KEY.decode() not in j.stderr_tail(100000)
+    finally:
+        e.__exit__(None, None, None)
+
+
+def test_loose_key_file_refuses_signed_grants():
+    sign = _doc_sign()
+    e, key_file = _env()
+    try:
+        os.chmod(key_file, 0o644)
+        a = e.jitd.request(sign(_req(), KEY))
+        _denied(e, a, "approval_key_file")
+        assert "0644" in a["error"]["message"], a
+        assert not e.is_member("admins", e.user_dn("alice"))
+    finally:
+        e.__exit__(None, None, None)

@@ -1,0 +1,117 @@
+"""Process hardening: secret files that group or others can read (or that
+another user owns) refuse the start and `jitd -t`, naming file:line; the
+`user` key drops root after start-up (checked in /proc) and jitd still
+works; no secret reaches stderr or `jitd -t -v`."""
+
+import os
+import re
+import subprocess
+
+from jittest import Env, eq, need_root
+from jitd import binary
+
+DAEMON = 1  # uid and gid of the "daemon" user on Debian
+
+
+def _secret(path, text="s3cret-value\n", mode=0o600, owner=None):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, text.encode())
+    os.close(fd)
+    os.chmod(path, mode)
+    if owner is not None:
+        os.chown(path, owner, owner)
+
+
+def _check(j):
+    r = subprocess.run([binary("jitd"), "-t", "-c", j.conf], capture_output=True, text=True,
+                       timeout=30)
+    return r.returncode, r.stderr
+
+
+def _line_of(j, key):
+    for n, line in enumerate(open(j.conf), 1):
+        if re.match(r"\s*%s = " % key, line):
+            return n
+    raise AssertionError("%s not in the config" % key)
+
+
+def test_secret_files_with_mode_0644_refused_at_start():
+    need_root()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = e.jitd
+        files = {k: os.path.join(j.dir, k) for k in ("keytab", "token_file",
+                                                      "approval_key_file")}
+        files["sasl_secret_file"] = j.secret_file
+        for k in ("keytab", "token_file", "approval_key_file"):
+            _secret(files[k])
+        j.config["directories"][0]["keytab"] = files["keytab"]
+        j.config["groups"][0]["ticket_check"] = {
+            "url": "http://127.0.0.1:9/t/%s", "approved_field": "state",
+            "approved_value": "approved", "token_file": files["token_file"]}
+        j.config["groups"][0]["approval_key_file"] = files["approval_key_file"]
+        j.write_config()
+        eq(_check(j)[0], 0, "jitd -t with safe files: %r" % (_check(j),))
+        for key, path in files.items():
+            for mode, owner, words in ((0o644, None, "mode 0644"), (0o640, None, "mode 0640"),
+                                       (0o604, None, "mode 0604"),
+                                       (0o600, DAEMON, "owned by uid 1")):
+                os.chmod(path, mode)
+                if owner is not None:
+                    os.chown(path, owner, owner)
+                want = "%s:%d: %s: %s: " % (j.conf, _line_of(j, key), key, path)
+                rc, err = _check(j)
+                eq(rc, 1, "jitd -t exit status with %s %o" % (key, mode))
+                assert want in err and words in err, (want, words, err)
+                # the daemon refuses to start, before it creates its socket
+                p = subprocess.run([binary("jitd"), "-f", "-c", j.conf], capture_output=True,
+                                   text=True, timeout=30)
+                eq(p.returncode, 1, "start with %s mode %o owner %s" % (key, mode, owner))
+                assert want in p.stderr and words in p.stderr, p.stderr
+                assert not os.path.exists(j.sock), "socket created despite %s" % key
+                os.chmod(path, 0o600)
+                os.chown(path, 0, 0)
+        # a missing secret file is refused too
+        os.rename(files["token_file"], files["token_file"] + ".away")
+        rc, err = _check(j)
+        assert rc == 1 and "token_file: %s: No such file" % files["token_file"] in err, err
+        os.rename(files["token_file"] + ".away", files["token_file"])
+        j.start()
+        e.grant_and_check("alice", "web", "1h")
+        # secrets never reach stderr nor the effective configuration
+        out = subprocess.run([binary("jitd"), "-t", "-v", "-c", j.conf], capture_output=True,
+                             text=True, timeout=30)
+        eq(out.returncode, 0, "jitd -t -v")
+        for text in (out.stdout, out.stderr, j.stderr_tail(100000)):
+            assert "s3cret-value" not in text and e.slapd.service_pw not in text
+        assert files["token_file"] in out.stdout, "paths are shown"
+
+
+def _uid_of(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("Uid:"):
+            return [int(x) for x in line.split()[1:]]
+    return None
+
+
+def test_user_drops_root_after_start():
+    need_root()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = e.jitd
+        j.make_public()  # the daemon user must reach state_dir
+        os.chown(j.dir, DAEMON, DAEMON)  # audit log reopen after rotation
+        os.chown(j.secret_file, DAEMON, DAEMON)
+        j.config["user"] = "daemon"
+        j.write_config()
+        j.start()
+        eq(_uid_of(j.proc.pid), [DAEMON] * 4, "engine process uid after start")
+        g = e.grant_and_check("alice", "admins", "2s")
+        eq(os.stat(j.state_dir).st_uid, DAEMON, "state_dir owner")
+        eq(os.stat(os.path.join(j.state_dir, "jitd.db")).st_uid, DAEMON, "db owner")
+        e.wait_removed("admins", e.user_dn("alice"), __import__("time").time() + 10, "expiry")
+        eq(j.show(g["grant_id"])["state"], "expired", "expired as uid 1")
+        j.stop()
+        # the secret must belong to the user jitd runs as, not to root
+        os.chown(j.secret_file, 0, 0)
+        rc, err = _check(j)
+        eq(rc, 1, "jitd -t with a root-owned secret and user = daemon")
+        assert "owned by uid 0, not by uid 1" in err, err

@@ -1,0 +1,197 @@
+"""Identities that move (OpenLDAP): a grant records the user's entryUUID and
+at revocation removes the value that refers to the user now, whether the
+directory's refint overlay rewrote the member value after a rename or not;
+a deleted user's grant ends cleanly. And several servers: the server that
+wrote a membership is asked first at revocation, and a removal answered by
+another one is checked again after replication_grace.
+"""
+
+import time
+
+from jittest import Env, eq, wait_until
+from jitd import Jitd, parse_time
+from slapd import Slapd, norm_dn
+
+SLACK = 4  # seconds a removal may take after expires_at
+
+
+def _move(s, uid, new_uid, new_parent=None):
+    """modrdn uid=<uid> to uid=<new_uid> (under new_parent); the new DN."""
+    dn = s.user_dn(uid)
+    ldif = "dn: %s\nchangetype: modrdn\nnewrdn: uid=%s\ndeleteoldrdn: 1\n" % (dn, new_uid)
+    if new_parent:
+        ldif += "newsuperior: %s\n" % new_parent
+    s.ldapmodify(ldif)
+    return "uid=%s,%s" % (new_uid, new_parent or s.people)
+
+
+def _staff(s):
+    dn = "ou=staff," + s.people
+    s.ldapadd("dn: %s\nobjectClass: organizationalUnit\nou: staff\n" % dn)
+    return dn
+
+
+def _one(j, event, gid):
+    ev = j.audit_events(event, gid)
+    eq(len(ev), 1, "%s events of %s" % (event, gid))
+    return ev[0]
+
+
+def _wait_state(j, g, state, slack=SLACK):
+    wait_until(lambda: j.show(g["grant_id"])["state"] == state,
+               max(1, parse_time(g["expires_at"]) + slack - time.time()),
+               "grant %s to become %s" % (g["grant_id"], state))
+
+
+def test_rename_with_refint_removes_the_rewritten_value():
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        if "refint" not in s.overlays and "memberof" not in s.overlays:
+            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+        uuid = s.entry_uuid(s.user_dn("alice"))
+        g = j.must_grant("alice", "admins", 3)
+        eq(_one(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
+        old_dn = s.user_dn("alice")
+        new_dn = _move(s, "alice", "alice.smith", _staff(s))
+        # refint carried the rename into the group: the value jitd wrote is gone.
+        eq(s.is_member("admins", old_dn), False, "old DN rewritten by refint")
+        eq(s.is_member("admins", new_dn), True, "new DN in the group")
+        # Someone else now has the old DN, and is a member in their own right.
+        s.add_user("alice")
+        s.add_member("admins", old_dn)
+        e.wait_removed("admins", new_dn, parse_time(g["expires_at"]) + SLACK, "expiry after rename")
+        eq(s.is_member("admins", old_dn), True, "the new owner of the old DN keeps theirs")
+        ev = _one(j, "expired", g["grant_id"])
+        eq(ev["outcome"], "removed", "outcome")
+        eq(norm_dn(ev["removed_value"]), norm_dn(new_dn), "removed value")
+        eq(s.is_member("admins", s.placeholder), True, "placeholder kept")
+
+
+def test_rename_without_refint_removes_the_value_written_and_the_current_one():
+    with Env(slapd_kw={"overlays": False}) as e:
+        s, j = e.slapd, e.jitd
+        gb = j.must_grant("bob", "admins", 3)
+        gc = j.must_grant("carol", "admins", 3)
+        bob_old, carol_old = s.user_dn("bob"), s.user_dn("carol")
+        _move(s, "bob", "robert")
+        carol_new = _move(s, "carol", "caroline")
+        eq(s.is_member("admins", bob_old), True, "no refint: the old DN stays in the group")
+        # Carol's new DN is added by hand meanwhile: it is still carol, whose
+        # grant ends; both values go (the old one names no entry any more).
+        s.add_member("admins", carol_new)
+        e.wait_removed("admins", bob_old, parse_time(gb["expires_at"]) + SLACK, "bob expiry")
+        e.wait_removed("admins", carol_new, parse_time(gc["expires_at"]) + SLACK, "carol expiry")
+        eq(s.is_member("admins", carol_old), False, "carol's old (dangling) value removed")
+        ev = _one(j, "expired", gb["grant_id"])
+        eq((ev["outcome"], ev.get("removed_value")), ("removed", None),
+           "bob: the recorded value itself was removed")
+        ev = _one(j, "expired", gc["grant_id"])
+        eq(ev["outcome"], "removed", "carol outcome")
+        eq(norm_dn(ev["removed_value"]), norm_dn(carol_new), "carol: the current DN")
+
+
+def test_deleted_user_grant_ends_cleanly_with_and_without_refint():
+    for overlays in (True, False):
+        with Env(slapd_kw={"overlays": overlays}) as e:
+            s, j = e.slapd, e.jitd
+            g = j.must_grant("carol", "ops", 2)
+            dn = s.user_dn("carol")
+            s._run(["ldapdelete"] + s._root_args() + [dn])
+            _wait_state(j, g, "expired")
+            ev = _one(j, "expired", g["grant_id"])
+            # With refint the value went with the entry; without, jitd
+            # removes the dangling value it wrote.
+            want = "already_absent" if s.overlays else "removed"
+            eq(ev["outcome"], want, "outcome (overlays %r)" % s.overlays)
+            eq(s.is_member("ops", dn), False, "no dangling member left")
+            eq(j.audit_events("revoke_failed"), [], "no failed removal")
+
+
+def test_grant_under_the_new_name_after_a_rename_leaves_nothing_behind():
+    """A second grant asked under the user's new name while the first runs:
+    the grants are two pairs (keys are member values), so the second finds
+    the membership there and counts it as standing; the first grant's end
+    removes the user's (renamed) membership, early for the second grant.
+    Nothing is left behind, nothing fails."""
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        g1 = j.must_grant("dave", "web", 2)
+        new_dn = _move(s, "dave", "david")
+        g2 = j.must_grant("david", "web", 5)
+        eq(_one(j, "granted", g2["grant_id"])["outcome"], "standing", "second grant")
+        _wait_state(j, g1, "expired")
+        eq(_one(j, "expired", g1["grant_id"])["outcome"], "removed", "first grant")
+        eq(s.is_member("web", new_dn), False, "the user's membership ended with the first grant")
+        _wait_state(j, g2, "expired")
+        eq(s.is_member("web", new_dn), False, "nothing left")
+        eq(j.audit_events("revoke_failed"), [], "no failed removal")
+
+
+def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_grace():
+    """Two independent slapd instances stand for two domain controllers of
+    one domain; the test plays replication by hand (they do not replicate)."""
+    b = Slapd().start()
+    try:
+        with Env(start=False) as e:
+            a, j = e.slapd, e.jitd
+            d = j.config["directories"][0]
+            d["uri"] = "%s %s" % (a.ldapi_uri, b.ldapi_uri)
+            d["replication_grace"] = 2
+            j.write_config()
+            j.start()
+            alice = a.user_dn("alice")
+
+            # 1. Written on A; A goes down; the removal goes to B, which never
+            # saw the add: "not there" is not believed while A may hold it.
+            g = j.must_grant("alice", "admins", 2)
+            eq(_one(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+            eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
+               "after the add (A, B)")
+            a.stop()
+            time.sleep(max(0, parse_time(g["expires_at"]) - time.time()) + 3)
+            eq(j.show(g["grant_id"])["state"], "ending", "waits for the writer or replication")
+            # 2. The add replicates to B late: the next check finds it there.
+            b.add_member("admins", alice)
+            wait_until(lambda: not b.is_member("admins", alice), 8, "removal on B")
+            _wait_state(j, g, "expired", slack=12)
+            ev = _one(j, "expired", g["grant_id"])
+            eq((ev["outcome"], ev["removed_via"], ev.get("checked_after_grace")),
+               ("removed", b.ldapi_uri, True), "expired event")
+
+            # 3. Written on A, A down at expiry, A back: A itself removes it.
+            # (A restart of jitd makes it connect to A, the first URI, again.)
+            a.start()
+            j.restart()
+            g2 = j.must_grant("bob", "admins", 2)
+            bob = a.user_dn("bob")
+            eq(_one(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
+            a.stop()
+            time.sleep(max(0, parse_time(g2["expires_at"]) - time.time()) + 3)
+            eq(j.show(g2["grant_id"])["state"], "ending", "bob: waiting for A")
+            a.start()
+            _wait_state(j, g2, "expired", slack=12)
+            eq(a.is_member("admins", bob), False, "removed on the server that wrote it")
+            ev = _one(j, "expired", g2["grant_id"])
+            eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "bob expired event")
+            eq(j.audit_events("revoke_failed"), [], "no failed removal")
+    finally:
+        b.close()
+
+
+def test_member_list_of_a_group_on_openldap():
+    """The member list as jitd's directory code reads it (tests/tools/dirlist):
+    OpenLDAP has no range retrieval, and the plain attribute comes first."""
+    import os
+    import subprocess
+    from jitd import builddir
+    with Env(start=False) as e:
+        s, j = e.slapd, e.jitd
+        for u in ("alice", "bob", "carol"):
+            s.add_member("dba", s.user_dn(u))
+        tool = os.path.join(builddir(), "tests", "tools", "dirlist")
+        r = subprocess.run([tool, j.conf, "corp", s.group_dn("dba"), "member"],
+                           capture_output=True, text=True, timeout=60)
+        eq(r.returncode, 0, "dirlist: %s" % r.stderr)
+        got = sorted(norm_dn(v) for v in r.stdout.splitlines()[:-1])
+        eq(got, sorted(norm_dn(v) for v in s.members("dba")), "members")
+        eq(r.stdout.splitlines()[-1], "count 4", "count (with the placeholder)")

@@ -1,0 +1,207 @@
+"""Per-group policy rules (docs/policy.md) against a real slapd: each rule
+refused with `policy_denied` (or `duration_exceeds_max`) naming the rule,
+with a `refused` audit event carrying it, and accepted at its boundary."""
+
+import concurrent.futures
+import time
+
+from jittest import Env, eq, refused, need_root
+
+
+def _denied(e, answer, rule, code="policy_denied", what=None):
+    """answer is a refusal with code naming rule, and the newest `refused`
+    audit event carries that rule."""
+    refused(answer, code, what or rule)
+    assert rule in answer["error"]["message"], (rule, answer)
+    ev = e.jitd.audit_events("refused")
+    assert ev, "no refused event for %s" % rule
+    eq(ev[-1].get("rule"), rule, "rule of the last refused event (%r)" % ev[-1])
+    eq(ev[-1].get("error"), code, "error of the last refused event")
+
+
+def test_group_rules_at_their_boundaries():
+    with Env(start=False) as e:
+        sl = e.slapd
+        g = e.jitd.group_entry("admins", min_duration="10m", default_duration="1h",
+                               max_duration="2h", require_ticket=True,
+                               ticket_pattern="^(INC|CHG)[0-9]{5,}$", require_reason=True,
+                               require_approver=True, forbid_self_approval=True,
+                               deny_users=["dave", "UID=erin, ou=people," + sl.suffix])
+        e.jitd.config["groups"] = [g, e.jitd.group_entry("dba")]
+        e.jitd.write_config()
+        e.jitd.start()
+        j = e.jitd
+        good = {"ticket": "INC12345", "reason": "restore", "requested_by": "alice",
+                "approved_by": "carol"}
+
+        def ask(user="alice", duration="1h", **kw):
+            req = dict(good)
+            req.update(kw)
+            return j.grant(user, "admins", duration, **{k: v for k, v in req.items()
+                                                          if v is not None})
+
+        before = sl.members("admins")
+        _denied(e, ask(duration="599s"), "min_duration")
+        _denied(e, ask(duration="2h1s"), "max_duration", code="duration_exceeds_max")
+        _denied(e, ask(ticket=None), "require_ticket")
+        _denied(e, ask(ticket="INC1234"), "ticket_pattern")
+        _denied(e, ask(ticket="INC12345x"), "ticket_pattern")
+        _denied(e, ask(reason=None), "require_reason")
+        _denied(e, ask(approved_by=None), "require_approver")
+        _denied(e, ask(approved_by="Alice"), "forbid_self_approval")
+        _denied(e, ask(requested_by="bob", approved_by="bob"), "forbid_self_approval")
+        _denied(e, ask(user="dave"), "deny_users")
+        _denied(e, ask(user="DAVE"), "deny_users")
+        # a DN entry: refused once the directory names the user
+        _denied(e, ask(user="erin"), "deny_users")
+        eq(sl.members("admins"), before, "no refusal changed the group")
+        # every refusal is in the audit log with the peer and the rule
+        ev = j.audit_events("refused")
+        eq(len(ev), 12, "refused events")
+        assert all(x.get("peer_uid") == 0 and x.get("group") == "admins" for x in ev), ev
+
+        # accepted exactly at the boundaries
+        g1 = e.grant_and_check("alice", "admins", "10m", **good)
+        eq(g1["duration"], 600, "min_duration boundary")
+        g2 = j.must_grant("bob", "admins", "2h", **dict(good, requested_by="bob"))
+        eq(g2["duration"], 7200, "max_duration boundary")
+        # the default applies when no duration is given (and passes min)
+        g3 = j.must_grant("carol", "admins", None, **dict(good, requested_by="carol",
+                                                           approved_by="frank"))
+        eq(g3["duration"], 3600, "default_duration")
+        # extensions count toward max_duration: 10m + 1h50m = 2h ok, +1s not
+        j.ok({"op": "extend", "grant_id": g1["grant_id"], "duration": "1h50m"})
+        a = j.request({"op": "extend", "grant_id": g1["grant_id"], "duration": 1})
+        _denied(e, a, "max_duration", code="duration_exceeds_max", what="extend past max")
+        eq(j.show(g1["grant_id"])["duration"], 7200, "duration after refused extend")
+        # a group without rules needs none of the fields
+        e.grant_and_check("dave", "dba", "1m")
+
+
+def test_eligible_group_is_checked_live():
+    with Env(start=False, slapd_kw={"groups": {"admins": ("gon", ["placeholder"]),
+                                               "eligible": ("gon", ["@alice"])}}) as e:
+        sl = e.slapd
+        e.jitd.config["groups"] = [
+            e.jitd.group_entry("admins", eligible_group=sl.group_dn("eligible")),
+            e.jitd.group_entry("broken", dn=sl.group_dn("admins"),
+                               eligible_group="cn=missing," + sl.groups_base)]
+        e.jitd.write_config()
+        e.jitd.start()
+        e.grant_and_check("alice", "admins", "1h")
+        _denied(e, e.jitd.grant("bob", "admins", "1h"), "eligible_group")
+        assert not sl.is_member("admins", sl.user_dn("bob"))
+        # the check is live: bob becomes eligible in the directory, no reload
+        sl.add_member("eligible", sl.user_dn("bob"))
+        e.grant_and_check("bob", "admins", "1h")
+        sl.remove_member("eligible", sl.user_dn("alice"))
+        _denied(e, e.jitd.grant("alice", "admins", "1h", request_id="again"),
+                "eligible_group")
+        # an eligible_group the directory does not have refuses (fail closed)
+        a = e.jitd.grant("carol", "broken", "1h")
+        _denied(e, a, "eligible_group", code="directory_refused")
+        assert not sl.is_member("admins", sl.user_dn("carol"))
+
+
+def test_max_active_per_user_counts_all_groups():
+    with Env(start=False) as e:
+        e.jitd.config["groups"] = [e.jitd.group_entry(n, max_active_per_user=2)
+                                   for n in ("admins", "dba", "ops", "web")]
+        e.jitd.write_config()
+        e.jitd.start()
+        j = e.jitd
+        g1 = e.grant_and_check("alice", "admins", "1h")
+        e.grant_and_check("alice", "dba", "1h")
+        _denied(e, j.grant("alice", "ops", "1h"), "max_active_per_user")
+        assert not e.is_member("ops", e.user_dn("alice"))
+        e.grant_and_check("bob", "ops", "1h")  # per user
+        j.ok({"op": "complete", "grant_id": g1["grant_id"]})
+        e.grant_and_check("alice", "ops", "1h")  # one ended: room again
+        # concurrent requests in four groups (two workers): exactly two pass
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            answers = list(ex.map(lambda g: j.grant("carol", g, "1h"),
+                                  ["admins", "dba", "ops", "web"]))
+        oks = [a for a in answers if a.get("ok")]
+        eq(len(oks), 2, "concurrent grants within max_active_per_user 2: %r" % answers)
+        for a in answers:
+            if not a.get("ok"):
+                refused(a, "policy_denied")
+        live = j.ok({"op": "list", "user": "carol"})["grants"]
+        eq(len(live), 2, "carol's live grants")
+
+
+NOBODY = 65534
+
+
+def test_client_rules_ops_groups_max_duration_and_other_uid():
+    need_root()
+    clients = [{"name": "helpdesk", "uid": NOBODY, "ops": ["grant", "show"],
+                "groups": ["web"], "max_duration": "30m"},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        grant = {"op": "grant", "user": "alice", "group": "web"}
+        # the client's cap: 30m passes, 30m1s does not, whatever the group allows
+        a = j.request_as(NOBODY, NOBODY, dict(grant, duration="30m1s"))
+        _denied(e, a, "clients.max_duration", code="duration_exceeds_max")
+        # no duration: the group's default (1h) is above the cap: refused, not shortened
+        a = j.request_as(NOBODY, NOBODY, grant)
+        _denied(e, a, "clients.max_duration", code="duration_exceeds_max")
+        a = j.request_as(NOBODY, NOBODY, dict(grant, duration="30m"))
+        assert a.get("ok"), a
+        gid = a["grant"]["grant_id"]
+        # extensions count toward the client's cap too (root has no cap)
+        refused(j.request_as(NOBODY, NOBODY, {"op": "extend", "grant_id": gid,
+                                              "duration": 1}), "unauthorized", "op")
+        j.ok({"op": "extend", "grant_id": gid, "duration": "1h"})
+        # ops and groups
+        refused(j.request_as(NOBODY, NOBODY, {"op": "list"}), "unauthorized", "list")
+        refused(j.request_as(NOBODY, NOBODY, dict(grant, group="admins", duration="1m")),
+                "unauthorized", "group")
+        ev = j.audit_events("refused")
+        eq([x.get("rule") for x in ev[-3:]], ["clients.ops", "clients.ops", "clients.groups"],
+           "rules of the client refusals")
+        # a peer running as a uid no entry names: refused, the socket answered it
+        a = j.request_as(4242, 4242, dict(grant, duration="1m"))
+        refused(a, "unauthorized", "uid 4242")
+        eq(j.audit_events("refused")[-1].get("peer_uid"), 4242, "peer uid in the audit")
+        eq(j.audit_events("refused")[-1].get("rule"), "clients", "rule")
+        assert not e.is_member("admins", e.user_dn("alice"))
+
+
+def test_client_rate_limit():
+    need_root()
+    clients = [{"name": "helpdesk", "uid": 0, "groups": ["*"], "max_requests_per_minute": 60},
+               {"name": "other", "uid": NOBODY, "groups": ["*"], "ops": ["status"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        answers = []
+        with j.connect() as c:
+            # wait_ready used a token or two: drain the bucket to empty first
+            while True:
+                a = c.call({"op": "status"})
+                answers.append(a)
+                if not a.get("ok"):
+                    break
+                assert len(answers) <= 60, "no limit after 60 requests"
+            refused(answers[-1], "rate_limited", "request past the limit")
+            assert "max_requests_per_minute" in answers[-1]["error"]["message"]
+            assert len(answers) >= 58, "limited too early: after %d" % len(answers)
+            for _ in range(5):
+                refused(c.call({"op": "status"}), "rate_limited", "still limited")
+            # a grant is a request like any other
+            refused(c.call({"op": "grant", "user": "alice", "group": "web", "duration": 60}),
+                    "rate_limited", "grant while limited")
+            # another entry has its own bucket
+            eq(j.request_as(NOBODY, NOBODY, {"op": "status"}).get("ok"), True, "other client")
+            # one token per second comes back
+            time.sleep(1.1)
+            eq(c.call({"op": "status"}).get("ok"), True, "after a second")
+            refused(c.call({"op": "status"}), "rate_limited", "and only one")
+        assert not e.is_member("web", e.user_dn("alice"))
+        # refusals are audited, but a flood is not: one event for this burst
+        ev = [x for x in j.audit_events("refused")
+              if x.get("rule") == "clients.max_requests_per_minute"]
+        eq(len(ev), 1, "rate_limited refusals audited (first of 10 s)")
+        eq(ev[0].get("error"), "rate_limited", "code")
+        eq(ev[0].get("client"), "helpdesk", "client")

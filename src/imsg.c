@@ -247,6 +247,8 @@ static void reserve_in(struct imsg_chan *c, size_t extra)
 
 void imsg_chan_feed(struct imsg_chan *c, const void *data, size_t len)
 {
+	if (len == 0)
+		return; /* nothing to add; c->in may still be NULL */
 	reserve_in(c, len);
 	memcpy(c->in + c->in_len, data, len);
 	c->in_len += len;

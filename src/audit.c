@@ -2,7 +2,8 @@
  * audit.c - the audit log writer, its chain head, and the chain verifier.
  * Trust: the file is evidence; each line is written with one write(2) on an
  * O_APPEND descriptor and fdatasync'd before audit_write() returns, so a
- * client is never told "ok" about an event that is not on disk. Each line
+ * client is never told "ok" about an event that is not on disk (group
+ * commit: writers that arrive while one fdatasync runs share the next). Each line
  * is hash-chained (SHA-256 via libcrypto) to the one before it. The chain
  * head file lives in state_dir (0700): only jitd reads or writes it.
  */
@@ -40,6 +41,15 @@ struct audit {
 	int fd;
 	int head_fd;
 	struct chain c;
+	uint64_t written;            /* lines written since open (under lock) */
+	/* Group commit, under sync_lock: lines up to `synced` are on disk;
+	 * lines up to `failed` met a failed fdatasync; one thread (`syncing`)
+	 * runs the next fdatasync while the others wait on sync_cond. */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	uint64_t synced, failed;
+	bool syncing;
+	uint64_t delivered;          /* last line handed to syslog and observer */
 	audit_observer_fn observer;
 	void *observer_arg;
 	bool syslog_on;
@@ -212,17 +222,73 @@ static int head_open(struct audit *a, struct chain *c)
 	return JIT_OK;
 }
 
-/* Records the chain head durably. Called with the lock held. */
-static void head_store(struct audit *a)
+/* Records chain head c (whose lines are on disk) durably. Called by the
+ * one thread that runs the group's fdatasync. */
+static void head_store(struct audit *a, const struct chain *c)
 {
 	char slot[HEAD_SLOT];
-	if (a->head_fd < 0)
+	if (a->head_fd < 0 || c->seq <= 0)
 		return;
-	off_t off = (off_t)(a->c.seq % 2) * HEAD_SLOT;
-	if (head_format(&a->c, slot) != JIT_OK ||
+	off_t off = (off_t)(c->seq % 2) * HEAD_SLOT;
+	if (head_format(c, slot) != JIT_OK ||
 	    pwrite(a->head_fd, slot, HEAD_SLOT, off) != HEAD_SLOT || fdatasync(a->head_fd) != 0)
 		log_err("audit: cannot record the chain head (seq %lld) in %s: %s",
-			(long long)a->c.seq, a->head_path, strerror(errno));
+			(long long)c->seq, a->head_path, strerror(errno));
+}
+
+/* Lines up to upto met a failed fdatasync: their writers are told so. */
+static void mark_failed(struct audit *a, uint64_t upto)
+{
+	pthread_mutex_lock(&a->sync_lock);
+	if (upto > a->failed)
+		a->failed = upto;
+	pthread_cond_broadcast(&a->sync_cond);
+	pthread_mutex_unlock(&a->sync_lock);
+}
+
+/*
+ * Returns when line number mine (of a->written) is on disk: JIT_OK, or
+ * JIT_EIO if its fdatasync failed. Group commit: the first waiter runs one
+ * fdatasync for every line written so far; those who arrive meanwhile wait
+ * for it, then the next of them runs one for all of them.
+ */
+static int sync_to(struct audit *a, uint64_t mine)
+{
+	int rc = JIT_OK;
+	pthread_mutex_lock(&a->sync_lock);
+	while (a->synced < mine && a->failed < mine) {
+		if (a->syncing) {
+			pthread_cond_wait(&a->sync_cond, &a->sync_lock);
+			continue;
+		}
+		a->syncing = true;
+		pthread_mutex_unlock(&a->sync_lock);
+
+		pthread_mutex_lock(&a->lock);
+		uint64_t target = a->written;
+		struct chain c = a->c;
+		int fd = a->fd >= 0 ? dup(a->fd) : -1; /* a reopen may close a->fd */
+		pthread_mutex_unlock(&a->lock);
+		bool ok = fd >= 0 && fdatasync(fd) == 0;
+		if (!ok)
+			log_err("audit: cannot sync %s: %s", a->path, strerror(errno));
+		else
+			head_store(a, &c);
+		if (fd >= 0)
+			close(fd);
+
+		pthread_mutex_lock(&a->sync_lock);
+		a->syncing = false;
+		if (ok && target > a->synced)
+			a->synced = target;
+		else if (!ok && target > a->failed)
+			a->failed = target;
+		pthread_cond_broadcast(&a->sync_cond);
+	}
+	if (a->synced < mine)
+		rc = JIT_EIO;
+	pthread_mutex_unlock(&a->sync_lock);
+	return rc;
 }
 
 /* ---- opening ---- */
@@ -329,8 +395,15 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 		close(fd);
 		return JIT_EIO;
 	}
-	if (a->fd >= 0)
+	if (a->fd >= 0) {
+		/* lines written but not yet synced by their group */
+		if (fdatasync(a->fd) != 0) {
+			log_err("audit: cannot sync %s before reopening it: %s", a->path,
+				strerror(errno));
+			mark_failed(a, a->written);
+		}
 		close(a->fd);
+	}
 	a->fd = fd;
 	int rc = load_tail(a, rfd, &tail);
 	close(rfd);
@@ -344,6 +417,8 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	struct audit *a = xcalloc(1, sizeof(*a));
 	struct chain known = { 0 };
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->sync_lock, NULL);
+	pthread_cond_init(&a->sync_cond, NULL);
 	a->path = xstrdup(path);
 	a->head_path = xstrdup(head_path);
 	a->fd = -1;
@@ -379,6 +454,8 @@ void audit_close(struct audit *a)
 	if (a->head_fd >= 0)
 		close(a->head_fd);
 	pthread_mutex_destroy(&a->lock);
+	pthread_mutex_destroy(&a->sync_lock);
+	pthread_cond_destroy(&a->sync_cond);
 	free(a->path);
 	free(a->head_path);
 	free(a);
@@ -460,6 +537,12 @@ int audit_write(struct audit *a, const char *event, json_t *fields)
 {
 	char hash[HASH_HEX + 1];
 	char *body = NULL, *line = NULL;
+	uint64_t mine = 0;
+	size_t llen = 0;
+	audit_observer_fn observer = NULL;
+	void *observer_arg = NULL;
+	bool syslog_on = false;
+	int facility = 0;
 	int rc;
 	pthread_mutex_lock(&a->lock);
 	json_t *o = make_record(a, event, fields);
@@ -475,23 +558,38 @@ int audit_write(struct audit *a, const char *event, json_t *fields)
 		goto out;
 	line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
 			 a->c.hash, hash);
-	size_t llen = strlen(line);
+	llen = strlen(line);
 	rc = write_all(a->fd, line, llen);
-	if (rc == JIT_OK && fdatasync(a->fd) != 0)
-		rc = JIT_EIO;
 	if (rc != JIT_OK) {
 		log_err("audit: cannot write %s: %s", a->path, strerror(errno));
 		goto out;
 	}
 	a->c.seq++;
 	memcpy(a->c.hash, hash, sizeof(hash));
-	head_store(a);
-	if (a->syslog_on)
-		syslog(a->syslog_facility | LOG_NOTICE, "%.*s", (int)(llen - 1), line);
-	if (a->observer)
-		a->observer(a->observer_arg, event, o, line, llen - 1);
+	mine = ++a->written;
+	observer = a->observer;
+	observer_arg = a->observer_arg;
+	syslog_on = a->syslog_on;
+	facility = a->syslog_facility;
 out:
 	pthread_mutex_unlock(&a->lock);
+	/* Durable before anyone hears of it: the caller, syslog, the observer
+	 * (those two in line order: each waits for the line before it). */
+	if (rc == JIT_OK) {
+		rc = sync_to(a, mine);
+		pthread_mutex_lock(&a->sync_lock);
+		while (a->delivered + 1 < mine)
+			pthread_cond_wait(&a->sync_cond, &a->sync_lock);
+		pthread_mutex_unlock(&a->sync_lock);
+		if (rc == JIT_OK && syslog_on)
+			syslog(facility | LOG_NOTICE, "%.*s", (int)(llen - 1), line);
+		if (rc == JIT_OK && observer)
+			observer(observer_arg, event, o, line, llen - 1);
+		pthread_mutex_lock(&a->sync_lock);
+		a->delivered = mine;
+		pthread_cond_broadcast(&a->sync_cond);
+		pthread_mutex_unlock(&a->sync_lock);
+	}
 	json_decref(o);
 	free(body);
 	free(line);

@@ -45,8 +45,9 @@ int audit_reopen(struct audit *a) JIT_WUR;
 void audit_close(struct audit *a); /* NULL-safe */
 
 /*
- * Called after each line is durable, with the audit lock held (so calls come
- * in seq order): it must not block and must not call audit_write(). event is
+ * Called after each line is durable, one call at a time and in seq order
+ * (each writer waits for its turn): it must not block and must not call
+ * audit_write(). event is
  * the event name, rec the line as an object (ts, seq, event and the fields;
  * borrowed: json_incref it to keep it), line the bytes written without '\n'.
  */

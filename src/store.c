@@ -8,6 +8,7 @@
  * undefined behaviour. The only file that includes <sqlite3.h>.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -288,6 +289,17 @@ struct store {
 	bool in_tx;
 };
 
+/*
+ * Every handle of this process (one per engine worker) takes write_lock for
+ * each write: a transaction holds it from BEGIN to COMMIT/ROLLBACK, a write
+ * outside one for its statement. Writers then queue here, in order, instead
+ * of meeting SQLite's busy handler, which sleeps 1 to 100 ms between tries
+ * and made concurrent grants wait for nothing. Other processes (jitctl, a
+ * second jitd refused by the pid file) are still met by the busy timeout.
+ * Reads take no lock (WAL: readers never wait for the writer).
+ */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Logs the connection's last error and maps it to JIT_EIO. */
 static int db_fail(struct store *st, const char *what)
 {
@@ -328,12 +340,18 @@ static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *change
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int ret = JIT_OK;
+	/* BEGIN, COMMIT and ROLLBACK run under the transaction's own hold */
+	bool own = !st->in_tx && id != S_BEGIN && id != S_COMMIT && id != S_ROLLBACK;
 
+	if (own)
+		pthread_mutex_lock(&write_lock);
 	if (bind_rc != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE)
 		ret = db_fail(st, stmt_sql[id].name);
 	else if (changes)
 		*changes = sqlite3_changes(st->db);
 	stmt_done(s);
+	if (own)
+		pthread_mutex_unlock(&write_lock);
 	return ret;
 }
 
@@ -734,9 +752,12 @@ int store_begin(struct store *st)
 		log_err("store: nested transaction (a bug)");
 		return JIT_EINTERNAL;
 	}
+	pthread_mutex_lock(&write_lock);
 	int ret = run_write(st, S_BEGIN, SQLITE_OK, NULL);
 	if (ret == JIT_OK)
 		st->in_tx = true;
+	else
+		pthread_mutex_unlock(&write_lock);
 	return ret;
 }
 
@@ -751,20 +772,25 @@ int store_commit(struct store *st)
 	st->in_tx = false;
 	/* SQLite rolls back by itself after some errors (I/O, full disk). */
 	if (sqlite3_get_autocommit(st->db)) {
+		pthread_mutex_unlock(&write_lock);
 		log_err("store: commit: the transaction was already rolled back");
 		return JIT_EIO;
 	}
 	ret = run_write(st, S_COMMIT, SQLITE_OK, NULL);
 	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* nothing half-done stays */
+	pthread_mutex_unlock(&write_lock);
 	return ret;
 }
 
 void store_rollback(struct store *st)
 {
+	bool held = st->in_tx;
 	st->in_tx = false;
 	if (!sqlite3_get_autocommit(st->db))
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* run_write logs a failure */
+	if (held)
+		pthread_mutex_unlock(&write_lock);
 }
 
 int store_insert(struct store *st, const struct grant_rec *r)
@@ -778,6 +804,10 @@ int store_insert(struct store *st, const struct grant_rec *r)
 			(int)r->end_state);
 		return JIT_EINTERNAL;
 	}
+	bool own = !st->in_tx;
+
+	if (own)
+		pthread_mutex_lock(&write_lock);
 	if (bind_rec(s, r) != SQLITE_OK) {
 		ret = db_fail(st, "insert: bind");
 		goto out;
@@ -795,6 +825,8 @@ int store_insert(struct store *st, const struct grant_rec *r)
 	}
 out:
 	stmt_done(s);
+	if (own)
+		pthread_mutex_unlock(&write_lock);
 	return ret;
 }
 

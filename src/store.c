@@ -161,6 +161,30 @@ static const char *const migrations[] = {
 	"ALTER TABLE grants ADD COLUMN added_via TEXT;"
 	"ALTER TABLE grants ADD COLUMN removed_via TEXT;"
 	"ALTER TABLE grants ADD COLUMN removed_outcome TEXT;",
+	/* 5: a million live grants. `list` reads newest first per state from
+	 * an index instead of sorting every live row; max_active_per_user
+	 * counts a user's live grants from an index; status reads the counts
+	 * per state that triggers keep, instead of counting every row. (IF
+	 * [NOT] EXISTS: a file taken back to an older version by hand
+	 * migrates again.) */
+	"CREATE INDEX IF NOT EXISTS grants_state_created ON grants (state, created_at);"
+	"DROP INDEX IF EXISTS grants_group;"
+	"CREATE INDEX IF NOT EXISTS grants_group_state ON grants (group_name, state, created_at);"
+	"CREATE INDEX IF NOT EXISTS grants_user_dn ON grants (user_dn COLLATE NOCASE, state);"
+	"CREATE TABLE IF NOT EXISTS grant_counts (state TEXT PRIMARY KEY NOT NULL,"
+	" n INTEGER NOT NULL) WITHOUT ROWID;"
+	"DELETE FROM grant_counts;"
+	"INSERT INTO grant_counts (state, n) SELECT state, count(*) FROM grants GROUP BY state;"
+	"CREATE TRIGGER IF NOT EXISTS grant_counts_insert AFTER INSERT ON grants BEGIN"
+	" INSERT INTO grant_counts (state, n) VALUES (new.state, 1)"
+	"  ON CONFLICT (state) DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS grant_counts_update AFTER UPDATE OF state ON grants"
+	" WHEN old.state IS NOT new.state BEGIN"
+	" UPDATE grant_counts SET n = n - 1 WHERE state = old.state;"
+	" INSERT INTO grant_counts (state, n) VALUES (new.state, 1)"
+	"  ON CONFLICT (state) DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS grant_counts_delete AFTER DELETE ON grants BEGIN"
+	" UPDATE grant_counts SET n = n - 1 WHERE state = old.state; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -199,8 +223,21 @@ enum stmt_id {
 };
 
 /* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit. */
+/* Newest first among many rows of the wanted states: one arm per state
+ * (?1..?7: the name, or NULL for a state not asked for), each read in
+ * order from an index on (..., state, created_at), merged; LIMIT stops
+ * them early. */
+#define LIST_ARM(where, n)                                                                         \
+	"SELECT " GRANT_COLS ", created_at AS c_at, rowid AS r_id FROM grants WHERE " where       \
+	"state = ?" #n
 #define LIST_SQL(where)                                                                            \
-	"SELECT " GRANT_COLS " FROM grants WHERE " where STATE_IN_1                                \
+	LIST_ARM(where, 1) " UNION ALL " LIST_ARM(where, 2) " UNION ALL " LIST_ARM(where, 3)       \
+	" UNION ALL " LIST_ARM(where, 4) " UNION ALL " LIST_ARM(where, 5)                          \
+	" UNION ALL " LIST_ARM(where, 6) " UNION ALL " LIST_ARM(where, 7)                          \
+	" ORDER BY c_at DESC, r_id DESC LIMIT ?10"
+/* A user has few grants: their index, whatever else is asked. */
+#define LIST_USER_SQL(where)                                                                       \
+	"SELECT " GRANT_COLS " FROM grants INDEXED BY grants_user WHERE " where STATE_IN_1         \
 	" ORDER BY created_at DESC, rowid DESC LIMIT ?10"
 
 static const struct {
@@ -242,9 +279,9 @@ static const struct {
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			   " AND standing <> 0" },
 	[S_LIST] = { "list", LIST_SQL("") },
-	[S_LIST_USER] = { "list_user", LIST_SQL("user = ?8 AND ") },
+	[S_LIST_USER] = { "list_user", LIST_USER_SQL("user = ?8 AND ") },
 	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },
-	[S_LIST_BOTH] = { "list_both", LIST_SQL("user = ?8 AND group_name = ?9 AND ") },
+	[S_LIST_BOTH] = { "list_both", LIST_USER_SQL("user = ?8 AND group_name = ?9 AND ") },
 	/* Two index range scans merged in due order: LIMIT stops both early. */
 	[S_DUE] = { "due", "SELECT " GRANT_COLS ", expires_at AS due FROM grants"
 			   " WHERE state = 'active' AND expires_at <= ?1"
@@ -254,7 +291,7 @@ static const struct {
 	[S_NEXT_DUE] = { "next_due",
 			 "SELECT (SELECT min(expires_at) FROM grants WHERE state = 'active'),"
 			 " (SELECT min(next_attempt) FROM grants WHERE state = 'ending')" },
-	[S_COUNTS] = { "counts", "SELECT state, count(*) FROM grants GROUP BY state" },
+	[S_COUNTS] = { "counts", "SELECT state, n FROM grant_counts" },
 	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
 				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
 				   " WHERE state = 'pending'" },

@@ -746,7 +746,8 @@ static void test_plans(void)
 					   "get",       "get_by_request_id", "to_ending",
 					   "retry",     "recover",           "list_user",
 					   "list_group", "count_failing",    "retry_now",
-					   "pair_ending" };
+					   "pair_ending", "list",            "list_both",
+					   "user_live",   "expiring" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -770,6 +771,17 @@ static void test_plans(void)
 	CHECK(store_explain(st, "pair_live", &plan) == JIT_OK);
 	CHECK(plan && strstr(plan, "grants_pair (pair_key=? AND state=?)"));
 	CHECK(uses_index(plan));
+	free(plan);
+	/* list: per-state arms read in order and merged, never a sort of
+	 * every live row */
+	CHECK(store_explain(st, "list", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_state_created") && !strstr(plan, "TEMP B-TREE"));
+	free(plan);
+	CHECK(store_explain(st, "list_group", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_group_state") && !strstr(plan, "TEMP B-TREE"));
+	free(plan);
+	CHECK(store_explain(st, "user_live", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_user_dn"));
 	free(plan);
 	plan = (char *)"x";
 	CHECK(store_explain(st, "nope", &plan) == JIT_ENOTFOUND);

@@ -1,3 +1,15 @@
+#!/usr/bin/env python3
+"""Reproducer (found while writing the benchmark): one read-only SQLite
+connection from another process, opened and closed while jitd runs, makes
+SQLite unlink jitd's jitd.db-wal and -shm; every grant jitd acknowledges
+afterwards goes into the unlinked WAL, is invisible to other readers, and
+is lost on kill -9. Likely cause: store.c's prepare_files()/check_file()
+open() and close() jitd.db, -wal and -shm in each store_open(), and close()
+drops every POSIX (fcntl) lock this process holds on the file -- including
+those of the store connections other threads already opened -- so the
+outside connection believes it is the last one and checkpoints and deletes
+the WAL. Run from the build dir: python3 tests/bench/repro_wal_unlink.py
+"""
 import os, sys, sqlite3, time
 sys.path.insert(0, "tests/lib"); os.environ["JITD_BUILDDIR"] = os.getcwd()
 from slapd import Slapd

@@ -580,35 +580,54 @@ static int migrate(struct store *st)
 	return ret;
 }
 
-/* Creates path if create (mode 0600, whatever the umask says) and makes
- * sure an existing file of ours is a regular file we own, mode 0600. */
+/*
+ * Creates path if create (mode 0600, whatever the umask says) and makes
+ * sure an existing file of ours is a regular file we own, mode 0600.
+ * Robustness: an existing file is checked by name, never opened. Other
+ * threads of this process may hold it open through SQLite, and close() of
+ * any descriptor of a file drops every POSIX lock the process holds on it,
+ * SQLite's included; a connection of another process (jitctl, sqlite3)
+ * then believes it was the last one and deletes the WAL jitd still writes
+ * into, and acknowledged grants are lost at the next crash. (state_dir is
+ * checked first: nobody else can swap the names.)
+ */
 static int check_file(const char *path, bool create)
 {
 	struct stat sb;
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
-	int ret = JIT_OK;
 
-	if (fd < 0) {
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0) {
+			close(fd); /* new: nobody had it open */
+			return JIT_OK;
+		}
+		if (errno != EEXIST) {
+			log_err("store: %s: %s", path, strerror(errno));
+			return JIT_ECONFIG;
+		}
+	}
+	if (lstat(path, &sb) != 0) {
 		if (!create && errno == ENOENT)
 			return JIT_OK;
 		log_err("store: %s: %s", path, strerror(errno));
 		return JIT_ECONFIG;
 	}
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+	if (!S_ISREG(sb.st_mode)) {
 		log_err("store: %s: not a regular file", path);
-		ret = JIT_ECONFIG;
-	} else if (sb.st_uid != geteuid() && geteuid() != 0) {
+		return JIT_ECONFIG;
+	}
+	if (sb.st_uid != geteuid() && geteuid() != 0) {
 		log_err("store: %s: owned by uid %lu, not by us", path, (unsigned long)sb.st_uid);
-		ret = JIT_ECONFIG;
-	} else if ((sb.st_mode & 077) != 0) {
+		return JIT_ECONFIG;
+	}
+	if ((sb.st_mode & 077) != 0) {
 		log_warn("store: %s: mode %03o, setting 0600", path, (unsigned)(sb.st_mode & 0777));
-		if (fchmod(fd, 0600) != 0) {
+		if (chmod(path, 0600) != 0) {
 			log_err("store: %s: chmod: %s", path, strerror(errno));
-			ret = JIT_ECONFIG;
+			return JIT_ECONFIG;
 		}
 	}
-	close(fd);
-	return ret;
+	return JIT_OK;
 }
 
 /* Robustness: a database file created but whose directory entry is lost in

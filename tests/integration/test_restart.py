@@ -110,3 +110,36 @@ def test_directory_killed_and_back():
         e.slapd.start()
         # The old connection is dead; the next operation must reconnect once.
         e.grant_and_check("bob", "admins", "1h")
+
+
+def test_outside_reader_does_not_unlink_the_wal():
+    """Regression (found by the benchmark): a read-only SQLite connection of
+    another process (an operator's sqlite3, a report script), opened and
+    closed while jitd runs, must not take jitd's WAL away. It did when each
+    store_open() opened and closed jitd.db*, which dropped the POSIX locks
+    of the connections already open: the outside connection then believed
+    it was the last, deleted jitd.db-wal, and a grant acknowledged after
+    that was lost at the next kill -9."""
+    import os
+    import sqlite3
+    with Env(directory={"connections": 4}) as e:
+        db = os.path.join(e.jitd.state_dir, "jitd.db")
+        g1 = e.grant_and_check("alice", "admins", "1h")
+        c = sqlite3.connect(db)
+        eq(c.execute("SELECT count(*) FROM grants WHERE id = ?", (g1["grant_id"],)).fetchone()[0],
+           1, "the outside reader sees the first grant")
+        c.close()
+        assert os.path.exists(db + "-wal"), "jitd.db-wal was deleted by an outside reader"
+        fds = [os.readlink("/proc/%d/fd/%s" % (e.jitd.proc.pid, f))
+               for f in os.listdir("/proc/%d/fd" % e.jitd.proc.pid)]
+        eq([f for f in fds if "jitd.db" in f and f.endswith("(deleted)")], [],
+           "store files jitd holds open that were unlinked")
+        g2 = e.grant_and_check("bob", "admins", "1h")
+        c = sqlite3.connect(db)
+        eq(c.execute("SELECT count(*) FROM grants WHERE id = ?", (g2["grant_id"],)).fetchone()[0],
+           1, "the outside reader sees the grant made after its first read")
+        c.close()
+        e.jitd.kill()
+        e.jitd.start()
+        eq(e.jitd.show(g2["grant_id"])["state"], "active", "second grant after kill -9")
+        eq(e.jitd.show(g1["grant_id"])["state"], "active", "first grant after kill -9")

@@ -220,6 +220,7 @@ class Slapd:
             "directory %s" % os.path.join(self.dir, "db"),
             "index objectClass eq",
             "index uid,member,memberUid,cn eq",
+            "index entryUUID eq",
         ]
         if "memberof" in self.overlays:
             lines += ["overlay memberof",

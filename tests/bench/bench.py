@@ -324,14 +324,17 @@ def phase_revoke(args, slapd, jitd, names):
     present = search_members(slapd, slapd.groups_base, filt) & expected
     out["present_before"] = len(present)
     # 2. Move every expiry to the same second T, a few seconds ahead, while
-    # jitd runs (its scheduler reads the store every tick).
+    # jitd runs (its scheduler reads the store every tick). Their
+    # expiring_soon warnings are marked written (at T - 600 s, as they would
+    # have been when expiring_soon_before = 600 s came): a real expiry was
+    # warned of long before, not in the same second as its removal.
     lead = 3 if k <= 20000 else 5
     T = int(time.time()) + lead
     db = sqlite3.connect(os.path.join(jitd.state_dir, "jitd.db"), timeout=60)
     try:
         with db:
-            cur = db.execute("UPDATE grants SET expires_at = ? WHERE state = 'active'"
-                             " AND group_name LIKE 'rg%'", (T,))
+            cur = db.execute("UPDATE grants SET expires_at = ?, warned_at = ? WHERE state = 'active'"
+                             " AND group_name LIKE 'rg%'", (T, T - 600))
             out["rows_moved"] = cur.rowcount
     finally:
         db.close()

@@ -39,7 +39,7 @@
 
 #define MAX_THREADS 256
 #define MAX_LINE (1024 * 1024) /* longest answer line accepted from jitd */
-#define MAX_GROUPS 64
+#define MAX_GROUPS 1024
 
 struct opts {
 	const char *mode;

@@ -337,79 +337,6 @@ struct store {
  */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/*
- * Group commit. After start-up (migrations run with synchronous = FULL)
- * connections run with synchronous = NORMAL: a commit appends its WAL
- * frames without waiting for the disk, and every write then waits in
- * durable() before it returns. The first writer there syncs the WAL,
- * through SQLite's own file object, for every commit made so far; those
- * who commit meanwhile wait for that sync and then one of them syncs for
- * all of them. One sync covers every earlier commit: frames are appended
- * in commit order, and SQLite syncs the WAL before a checkpoint copies
- * (and a later writer overwrites) any frame. So no write returns before it
- * is on disk, and concurrent workers share one fdatasync.
- */
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t committed;           /* written under write_lock, read atomically */
-static uint64_t synced, sync_failed; /* under sync_lock */
-static bool syncing;                 /* under sync_lock: a sync runs */
-
-/* Under write_lock, after a successful write: its number for durable(). */
-static uint64_t count_commit(void)
-{
-	uint64_t n = committed + 1;
-	__atomic_store_n(&committed, n, __ATOMIC_RELEASE);
-	return n;
-}
-
-static int wal_sync(struct store *st)
-{
-	sqlite3_file *f = NULL;
-	int rc = sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
-
-	if (rc != SQLITE_OK || f == NULL || f->pMethods == NULL) {
-		log_err("store: no WAL file to sync (%d)", rc);
-		return JIT_EIO;
-	}
-	rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
-	if (rc != SQLITE_OK) {
-		log_err("store: cannot sync the WAL: %s (%d)", sqlite3_errstr(rc), rc);
-		return JIT_EIO;
-	}
-	return JIT_OK;
-}
-
-/* Returns when commit number mine is on disk: JIT_OK, or JIT_EIO if the
- * sync that should have carried it failed. */
-static int durable(struct store *st, uint64_t mine)
-{
-	int ret = JIT_OK;
-
-	pthread_mutex_lock(&sync_lock);
-	while (synced < mine && sync_failed < mine) {
-		if (syncing) {
-			pthread_cond_wait(&sync_cond, &sync_lock);
-			continue;
-		}
-		syncing = true;
-		pthread_mutex_unlock(&sync_lock);
-		uint64_t target = __atomic_load_n(&committed, __ATOMIC_ACQUIRE);
-		int rc = wal_sync(st);
-		pthread_mutex_lock(&sync_lock);
-		syncing = false;
-		if (rc == JIT_OK && target > synced)
-			synced = target;
-		else if (rc != JIT_OK && target > sync_failed)
-			sync_failed = target;
-		pthread_cond_broadcast(&sync_cond);
-	}
-	if (synced < mine)
-		ret = JIT_EIO;
-	pthread_mutex_unlock(&sync_lock);
-	return ret;
-}
-
 /* Logs the connection's last error and maps it to JIT_EIO. */
 static int db_fail(struct store *st, const char *what)
 {
@@ -453,8 +380,6 @@ static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *change
 	/* BEGIN, COMMIT and ROLLBACK run under the transaction's own hold */
 	bool own = !st->in_tx && id != S_BEGIN && id != S_COMMIT && id != S_ROLLBACK;
 
-	uint64_t mine = 0;
-
 	if (own)
 		pthread_mutex_lock(&write_lock);
 	if (bind_rc != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE)
@@ -462,13 +387,8 @@ static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *change
 	else if (changes)
 		*changes = sqlite3_changes(st->db);
 	stmt_done(s);
-	if (own) {
-		if (ret == JIT_OK)
-			mine = count_commit();
+	if (own)
 		pthread_mutex_unlock(&write_lock);
-	}
-	if (mine)
-		ret = durable(st, mine);
 	return ret;
 }
 
@@ -855,11 +775,7 @@ int store_open(const char *state_dir, struct store **out)
 		ret = JIT_EIO;
 		goto out;
 	}
-	/* migrations commit with synchronous = FULL; every write after them
-	 * is made durable by durable() */
 	if ((ret = configure(st)) != JIT_OK || (ret = migrate(st)) != JIT_OK ||
-	    (ret = pragma_set(st, "PRAGMA synchronous = NORMAL", "PRAGMA synchronous", "1")) !=
-		    JIT_OK ||
 	    (ret = prepare_all(st)) != JIT_OK)
 		goto out;
 	*out = st;
@@ -919,10 +835,7 @@ int store_commit(struct store *st)
 	ret = run_write(st, S_COMMIT, SQLITE_OK, NULL);
 	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* nothing half-done stays */
-	uint64_t mine = ret == JIT_OK ? count_commit() : 0;
 	pthread_mutex_unlock(&write_lock);
-	if (mine)
-		ret = durable(st, mine);
 	return ret;
 }
 
@@ -968,12 +881,8 @@ int store_insert(struct store *st, const struct grant_rec *r)
 	}
 out:
 	stmt_done(s);
-	if (own) {
-		uint64_t mine = ret == JIT_OK ? count_commit() : 0;
+	if (own)
 		pthread_mutex_unlock(&write_lock);
-		if (mine)
-			ret = durable(st, mine);
-	}
 	return ret;
 }
 

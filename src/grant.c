@@ -895,23 +895,16 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 				 outcome[i]);
 }
 
-void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
+/* grant_expire_batch() of ids[0..n) whose pair locks the caller holds. */
+static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 {
 	struct grant_rec **r = xcalloc(n, sizeof(*r));
-	pthread_mutex_t **locks = xcalloc(n, sizeof(*locks));
 	json_t **objs = xcalloc(n, sizeof(*objs));
 	const char **events = xcalloc(n, sizeof(*events));
 	const char **outcome = xcalloc(n, sizeof(*outcome));
-	size_t nl = 0, nw = 0;
+	size_t nw = 0;
 	int64_t now = now_s();
 
-	for (size_t i = 0; i < n; i++) {
-		struct grant_rec *x = NULL;
-		if (store_get(g->st, ids[i], &x) == JIT_OK)
-			locks[nl++] = pair_lock(g, x->pair_key);
-		grant_rec_free(x);
-	}
-	nl = lock_stripes(locks, nl);
 	/* Reload under the locks: another worker may have moved them on. */
 	for (size_t i = 0; i < n; i++) {
 		if (store_get(g->st, ids[i], &r[i]) != JIT_OK)
@@ -953,17 +946,69 @@ void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
 	if (nw > 0)
 		batch_close(g, r, outcome, n);
 out:
-	for (size_t i = nl; i > 0; i--)
-		pthread_mutex_unlock(locks[i - 1]);
 	for (size_t i = 0; i < n; i++)
 		grant_rec_free(r[i]);
 	for (size_t i = 0; i < nw; i++)
 		json_decref(objs[i]);
 	free(r);
-	free(locks);
 	free(objs);
 	free(events);
 	free(outcome);
+}
+
+/*
+ * Two workers ending two batches must not wait for each other's whole
+ * batch: first the grants whose pair locks are free now (tried, never
+ * waited for), then, holding nothing, the others with their locks taken
+ * in address order.
+ */
+void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
+{
+	pthread_mutex_t **lk = xcalloc(n, sizeof(*lk));
+	pthread_mutex_t **held = xcalloc(n, sizeof(*held));
+	char **now_ids = xcalloc(n, sizeof(*now_ids));
+	char **later = xcalloc(n, sizeof(*later));
+	size_t nh = 0, nn = 0, nlater = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct grant_rec *x = NULL;
+		if (store_get(g->st, ids[i], &x) == JIT_OK)
+			lk[i] = pair_lock(g, x->pair_key);
+		grant_rec_free(x);
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool mine = lk[i] == NULL; /* gone: nothing to lock */
+		for (size_t k = 0; !mine && k < nh; k++)
+			mine = held[k] == lk[i];
+		if (!mine && pthread_mutex_trylock(lk[i]) == 0) {
+			held[nh++] = lk[i];
+			mine = true;
+		}
+		if (mine)
+			now_ids[nn++] = ids[i];
+		else
+			later[nlater++] = ids[i];
+	}
+	expire_locked(g, now_ids, nn);
+	for (size_t k = nh; k > 0; k--)
+		pthread_mutex_unlock(held[k - 1]);
+	if (nlater > 0) {
+		/* later[] holds ids[] pointers, in order: walk both together */
+		nh = 0;
+		for (size_t i = 0, m = 0; i < n && m < nlater; i++)
+			if (ids[i] == later[m]) {
+				held[nh++] = lk[i];
+				m++;
+			}
+		nh = lock_stripes(held, nh);
+		expire_locked(g, later, nlater);
+		for (size_t k = nh; k > 0; k--)
+			pthread_mutex_unlock(held[k - 1]);
+	}
+	free(lk);
+	free(held);
+	free(now_ids);
+	free(later);
 }
 
 char *grant_pair_key(const char *directory, const char *group_dn, const char *attr,

@@ -533,67 +533,102 @@ static json_t *make_record(const struct audit *a, const char *event, json_t *fie
 	return o;
 }
 
-int audit_write(struct audit *a, const char *event, json_t *fields)
+/* Formats and writes one line under a->lock; *line and *rec set on success. */
+static int write_one(struct audit *a, const char *event, json_t *fields, json_t **rec,
+		     char **line, size_t *llen)
 {
 	char hash[HASH_HEX + 1];
-	char *body = NULL, *line = NULL;
-	uint64_t mine = 0;
-	size_t llen = 0;
-	audit_observer_fn observer = NULL;
-	void *observer_arg = NULL;
-	bool syslog_on = false;
-	int facility = 0;
-	int rc;
-	pthread_mutex_lock(&a->lock);
 	json_t *o = make_record(a, event, fields);
-	body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!body) {
-		rc = JIT_EINTERNAL;
+	char *body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int rc = JIT_EINTERNAL;
+
+	*line = NULL;
+	if (body == NULL)
 		goto out;
-	}
 	size_t blen = strlen(body);
 	/* content = body without its closing brace */
 	rc = chain_hash(a->c.hash, body, blen - 1, hash);
 	if (rc != JIT_OK)
 		goto out;
-	line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
-			 a->c.hash, hash);
-	llen = strlen(line);
-	rc = write_all(a->fd, line, llen);
+	*line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
+			  a->c.hash, hash);
+	*llen = strlen(*line);
+	rc = write_all(a->fd, *line, *llen);
 	if (rc != JIT_OK) {
 		log_err("audit: cannot write %s: %s", a->path, strerror(errno));
 		goto out;
 	}
 	a->c.seq++;
 	memcpy(a->c.hash, hash, sizeof(hash));
-	mine = ++a->written;
-	observer = a->observer;
-	observer_arg = a->observer_arg;
-	syslog_on = a->syslog_on;
-	facility = a->syslog_facility;
+	a->written++;
 out:
+	free(body);
+	if (rc != JIT_OK) {
+		free(*line);
+		*line = NULL;
+		json_decref(o);
+		o = NULL;
+	}
+	*rec = o;
+	return rc;
+}
+
+int audit_write_many(struct audit *a, size_t n, const char *const events[],
+		     json_t *const fields[])
+{
+	json_t **recs = xcalloc(n ? n : 1, sizeof(json_t *));
+	char **lines = xcalloc(n ? n : 1, sizeof(char *));
+	size_t *lens = xcalloc(n ? n : 1, sizeof(size_t));
+	size_t done = 0;
+	uint64_t last = 0;
+	int rc = JIT_OK;
+
+	pthread_mutex_lock(&a->lock);
+	for (; done < n && rc == JIT_OK; done++)
+		if ((rc = write_one(a, events[done], fields[done], &recs[done], &lines[done],
+				    &lens[done])) != JIT_OK)
+			break;
+	last = a->written;
+	audit_observer_fn observer = a->observer;
+	void *observer_arg = a->observer_arg;
+	bool syslog_on = a->syslog_on;
+	int facility = a->syslog_facility;
 	pthread_mutex_unlock(&a->lock);
 	/* Durable before anyone hears of it: the caller, syslog, the observer
-	 * (those two in line order: each waits for the line before it). */
-	if (rc == JIT_OK) {
-		rc = sync_to(a, mine);
+	 * (those two in line order: each waits for the lines before its own). */
+	if (done > 0) {
+		int src = sync_to(a, last);
+		uint64_t first = last - done + 1;
+		if (rc == JIT_OK)
+			rc = src;
 		pthread_mutex_lock(&a->sync_lock);
-		while (a->delivered + 1 < mine)
+		while (a->delivered + 1 < first)
 			pthread_cond_wait(&a->sync_cond, &a->sync_lock);
 		pthread_mutex_unlock(&a->sync_lock);
-		if (rc == JIT_OK && syslog_on)
-			syslog(facility | LOG_NOTICE, "%.*s", (int)(llen - 1), line);
-		if (rc == JIT_OK && observer)
-			observer(observer_arg, event, o, line, llen - 1);
+		for (size_t i = 0; i < done && src == JIT_OK; i++) {
+			if (syslog_on)
+				syslog(facility | LOG_NOTICE, "%.*s", (int)(lens[i] - 1), lines[i]);
+			if (observer)
+				observer(observer_arg, events[i], recs[i], lines[i], lens[i] - 1);
+		}
 		pthread_mutex_lock(&a->sync_lock);
-		a->delivered = mine;
+		a->delivered = last;
 		pthread_cond_broadcast(&a->sync_cond);
 		pthread_mutex_unlock(&a->sync_lock);
 	}
-	json_decref(o);
-	free(body);
-	free(line);
+	for (size_t i = 0; i < done; i++) {
+		json_decref(recs[i]);
+		free(lines[i]);
+	}
+	free(recs);
+	free(lines);
+	free(lens);
 	return rc;
+}
+
+int audit_write(struct audit *a, const char *event, json_t *fields)
+{
+	return audit_write_many(a, 1, &event, &fields);
 }
 
 /* ---- verifying ---- */

@@ -67,6 +67,15 @@ void audit_set_syslog(struct audit *a, bool on, int facility);
 int audit_write(struct audit *a, const char *event, json_t *fields) JIT_WUR;
 
 /*
+ * Writes n lines (events[i] with fields[i]) one after the other in the
+ * chain, with one wait for the disk for all of them: JIT_OK once every one
+ * is on disk. On an error, the lines written before it stay (and are
+ * synced); the caller treats all n as not recorded.
+ */
+int audit_write_many(struct audit *a, size_t n, const char *const events[],
+		     json_t *const fields[]) JIT_WUR;
+
+/*
  * Checks the chain of a sequence of audit lines (one file or several, oldest
  * first). Feed every line to audit_verify_line(); the first line given is
  * trusted as the start (seq 1 must then carry a prev of zeros). After a bad

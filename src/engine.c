@@ -28,8 +28,9 @@
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define INFLIGHT_BUCKETS 1024
+#define EXPIRE_BATCH 32        /* due grants ended by one job (grant_expire_batch) */
 
-enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE };
+enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE, JOB_EXPIRE };
 
 struct job {
 	enum job_kind kind;
@@ -45,6 +46,8 @@ struct job {
 	enum grant_state end_state;
 	char *reason;
 	bool force;                     /* JOB_END: revoke with force */
+	char **ids;                     /* JOB_EXPIRE: due active grants */
+	size_t n_ids;
 	struct job *next;
 };
 
@@ -65,6 +68,7 @@ struct dirq {
 	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	struct engine *e;
 	struct dir_health *health;      /* shared by conns and the reconciler's */
+	struct job *expiring;           /* main thread: expiries gathered by a tick */
 	uint64_t seen_recoveries;       /* main thread: last dir_health_recoveries() */
 };
 
@@ -109,6 +113,9 @@ static void job_free(struct job *j)
 	policy_dirrules_free(j->rules);
 	free(j->grant_id);
 	free(j->reason);
+	for (size_t i = 0; i < j->n_ids; i++)
+		free(j->ids[i]);
+	free(j->ids);
 	free(j);
 }
 
@@ -179,6 +186,12 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		struct dir_result dres;
 		if (dir_probe(g->dc, &dres) != JIT_OK)
 			log_debug("directory %s: still unreachable: %s", q->name, dres.message);
+		return;
+	}
+	if (j->kind == JOB_EXPIRE) {
+		grant_expire_batch(g, j->ids, j->n_ids);
+		for (size_t i = 0; i < j->n_ids; i++)
+			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
 		return;
 	}
 	if (j->kind == JOB_END && j->force) {
@@ -520,6 +533,23 @@ static void inflight_del(struct engine *e, const char *id)
 	}
 }
 
+/* Queues the batch of due active grants gathered for q (ownership of its
+ * ids passes to the job); false if the queue refused it. */
+static bool flush_expiries(struct engine *e, struct dirq *q)
+{
+	if (!q->expiring || q->expiring->n_ids == 0)
+		return true;
+	struct job *j = q->expiring;
+	q->expiring = NULL;
+	if (!enqueue(q, j)) {
+		job_free(j);
+		return false;
+	}
+	for (size_t i = 0; i < j->n_ids; i++)
+		inflight_add(e, j->ids[i]);
+	return true;
+}
+
 static int schedule_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
@@ -531,6 +561,22 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	if (!q) {
 		log_err("grant %s: directory \"%s\" is not configured; cannot end it", r->id,
 			r->directory);
+		return 0;
+	}
+	if (r->state == GS_ACTIVE) {
+		/* Expiries due together are ended together (shared disk syncs). */
+		struct job *b = q->expiring;
+		for (size_t i = 0; b && i < b->n_ids; i++)
+			if (strcmp(b->ids[i], r->id) == 0)
+				return 0;
+		if (!b) {
+			b = q->expiring = xcalloc(1, sizeof(*b));
+			b->kind = JOB_EXPIRE;
+			b->ids = xcalloc(EXPIRE_BATCH, sizeof(char *));
+		}
+		b->ids[b->n_ids++] = xstrdup(r->id);
+		if (b->n_ids == EXPIRE_BATCH && !flush_expiries(e, q))
+			return 1;
 		return 0;
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -597,6 +643,8 @@ void engine_tick(struct engine *e, int64_t now)
 		return;
 	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
+	for (size_t i = 0; i < e->n_dirs; i++)
+		(void)flush_expiries(e, &e->dirs[i]); /* refused: due again next tick */
 	if (e->cfg->expiring_soon_before > 0 &&
 	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
 		log_err("scheduler: cannot read expiring grants");

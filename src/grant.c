@@ -118,11 +118,11 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	return o;
 }
 
-/* Writes one audit event about r with extra members (and the members of
- * extra, may be NULL); logs if it fails. */
-static int audit_grant_x(struct grant_ctx *g, const char *event, const struct grant_rec *r,
-			 const char *outcome, const struct dir_result *dres, const char *who,
-			 const struct jit_peer *peer, const char *why, json_t *extra)
+/* The fields of one audit event about r, with the members of extra (may
+ * be NULL). New reference. */
+static json_t *audit_grant_obj(const char *event, const struct grant_rec *r, const char *outcome,
+			       const struct dir_result *dres, const char *who,
+			       const struct jit_peer *peer, const char *why, json_t *extra)
 {
 	json_t *o = grant_audit_fields(r);
 	if (extra)
@@ -141,6 +141,15 @@ static int audit_grant_x(struct grant_ctx *g, const char *event, const struct gr
 		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
 	}
 	set_str(o, "end_reason", why);
+	return o;
+}
+
+/* Writes one audit event about r (see audit_grant_obj); logs if it fails. */
+static int audit_grant_x(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+			 const char *outcome, const struct dir_result *dres, const char *who,
+			 const struct jit_peer *peer, const char *why, json_t *extra)
+{
+	json_t *o = audit_grant_obj(event, r, outcome, dres, who, peer, why, extra);
 	int rc = audit_write(g->audit, event, o);
 	json_decref(o);
 	if (rc != JIT_OK)
@@ -583,6 +592,57 @@ static bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const stru
 	return true;
 }
 
+/* The removal of ending grant r failed with rc: schedule the retry. */
+static void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
+			   const struct dir_result *dres, const char *reason, const char *client,
+			   const struct jit_peer *peer, int64_t now)
+{
+	int64_t attempts = r->attempts + 1;
+	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	const char *msg = dres->message[0] ? dres->message : jit_err_message(rc);
+	/* A refusal is an answer: it will not go away by waiting (status
+	 * counts it as revocations_failing); an outage will. */
+	if (store_set_retry_kind(g->st, r->id, attempts, next, msg, rc != JIT_EDIRUNAVAIL) != JIT_OK)
+		log_err("grant %s: cannot record retry", r->id);
+	FAULT_POINT("grant.after_retry");
+	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
+		 (long long)attempts, (long long)(next - now), msg);
+	/* Rate limit: the first attempts, then every 20th. */
+	r->attempts = attempts;
+	if (attempts <= 3 || attempts % 20 == 0)
+		audit_grant(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
+}
+
+/* What the removal of r did (after a check after the grace: what the
+ * removal before it did). */
+static const char *end_outcome(const struct grant_rec *r, const struct settle *st)
+{
+	if (r->removed_via && strcmp(st->outcome, "already_absent") == 0 && r->removed_outcome)
+		return r->removed_outcome;
+	return st->outcome;
+}
+
+/* The final audit event of ending grant r (its end_state); frees st->value. */
+static json_t *end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
+			     const char *reason, const char *client, const struct jit_peer *peer)
+{
+	json_t *extra = json_object();
+	set_str(extra, "removed_value", st->value);
+	if (st->uri[0])
+		set_str(extra, "removed_via", st->uri);
+	if (r->removed_via)
+		json_object_set_new(extra, "checked_after_grace", json_true());
+	free(st->value);
+	st->value = NULL;
+	enum grant_state ending = r->state;
+	r->state = r->end_state;
+	json_t *o = audit_grant_obj(grant_state_name(r->end_state), r, end_outcome(r, st), dres,
+				    client, peer, reason, extra);
+	r->state = ending;
+	json_decref(extra);
+	return o;
+}
+
 static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
 			bool scheduled, const char *reason, const char *client,
 			const struct jit_peer *peer)
@@ -626,46 +686,20 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		free(st.value);
 		return reply_grant(g, r->id, false);
 	}
-	outcome = st.outcome;
-	if (rc == JIT_OK && r->removed_via && strcmp(outcome, "already_absent") == 0 &&
-	    r->removed_outcome)
-		outcome = r->removed_outcome; /* what the removal before the check did */
 	if (rc != JIT_OK) {
-		int64_t attempts = r->attempts + 1;
-		int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
-		const char *msg = dres.message[0] ? dres.message : jit_err_message(rc);
-		/* A refusal is an answer: it will not go away by waiting (status
-		 * counts it as revocations_failing); an outage will. */
-		if (store_set_retry_kind(g->st, r->id, attempts, next, msg, rc != JIT_EDIRUNAVAIL) !=
-		    JIT_OK)
-			log_err("grant %s: cannot record retry", r->id);
-		FAULT_POINT("grant.after_retry");
-		log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
-			 (long long)attempts, (long long)(next - now), msg);
-		/* Rate limit: the first attempts, then every 20th. */
-		r->attempts = attempts;
-		if (attempts <= 3 || attempts % 20 == 0)
-			audit_grant(g, "revoke_failed", r, jit_err_code(rc), &dres, client, peer,
-				    reason);
+		removal_failed(g, r, rc, &dres, reason, client, peer, now);
 		free(st.value);
 		return reply_grant(g, r->id, false);
 	}
+	outcome = end_outcome(r, &st);
 	FAULT_POINT("grant.after_dir_remove");
-	json_t *extra = json_object();
-	set_str(extra, "removed_value", st.value);
-	if (st.uri[0])
-		set_str(extra, "removed_via", st.uri);
-	if (r->removed_via)
-		json_object_set_new(extra, "checked_after_grace", json_true());
-	free(st.value);
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
-	enum grant_state ending = r->state;
-	r->state = r->end_state;
-	audit_grant_x(g, grant_state_name(r->end_state), r, outcome, &dres, client, peer, reason,
-		      extra);
-	json_decref(extra);
-	r->state = ending;
+	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
+	if (audit_write(g->audit, grant_state_name(r->end_state), o) != JIT_OK)
+		log_err("audit: could not record %s of grant %s", grant_state_name(r->end_state),
+			r->id);
+	json_decref(o);
 	FAULT_POINT("grant.after_final_audit");
 	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
@@ -780,6 +814,201 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;
+}
+
+/* ---- the scheduler's expiry of several grants at once ---- */
+
+static int cmp_lock(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(pthread_mutex_t *const *)a;
+	uintptr_t y = (uintptr_t)*(pthread_mutex_t *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Takes the distinct stripes of locks[0..n) in address order (so that two
+ * batches never wait for each other crosswise); returns how many distinct. */
+static size_t lock_stripes(pthread_mutex_t **locks, size_t n)
+{
+	size_t m = 0;
+	qsort(locks, n, sizeof(*locks), cmp_lock);
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || locks[m - 1] != locks[i])
+			locks[m++] = locks[i];
+	for (size_t i = 0; i < m; i++)
+		pthread_mutex_lock(locks[i]);
+	return m;
+}
+
+/* Marks the due ones of r[0..n) ending (expired) in one transaction; drops
+ * (frees, NULLs) the others. False if nothing could be recorded. */
+static bool batch_mark_ending(struct grant_ctx *g, struct grant_rec **r, size_t n, int64_t now)
+{
+	int rc = store_begin(g->st);
+	for (size_t i = 0; i < n && rc == JIT_OK; i++) {
+		if (!r[i])
+			continue;
+		rc = expire_due(g, r[i], now);
+		if (rc == JIT_ENOTFOUND) { /* extended meanwhile: it stays */
+			grant_rec_free(r[i]);
+			r[i] = NULL;
+			rc = JIT_OK;
+		}
+	}
+	if (rc == JIT_OK)
+		rc = store_commit(g->st);
+	else
+		store_rollback(g->st);
+	if (rc != JIT_OK) {
+		log_err("scheduler: cannot record the end of %zu due grant(s); next tick", n);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (r[i]) {
+			r[i]->state = GS_ENDING;
+			r[i]->end_state = GS_EXPIRED;
+		}
+	return true;
+}
+
+/* Closes the grants of r[0..n) that are set (their `expired` lines are on
+ * disk) in one transaction. */
+static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **outcome, size_t n)
+{
+	int rc = store_begin(g->st);
+	for (size_t i = 0; i < n && rc == JIT_OK; i++)
+		if (r[i])
+			rc = transition(g, r[i], GS_ENDING, GS_EXPIRED, GS_EXPIRED, NULL);
+	if (rc == JIT_OK)
+		rc = store_commit(g->st);
+	else
+		store_rollback(g->st);
+	if (rc != JIT_OK) {
+		/* Robustness: they stay ending; the retry removes nothing more
+		 * (already absent) and records them again. */
+		log_err("scheduler: cannot record the end of %zu expired grant(s); retrying", n);
+		return;
+	}
+	FAULT_POINT("grant.after_final");
+	for (size_t i = 0; i < n; i++)
+		if (r[i])
+			log_info("expired %s: %s <- %s (%s)", r[i]->id, r[i]->group_name, r[i]->user,
+				 outcome[i]);
+}
+
+/* grant_expire_batch() of ids[0..n) whose pair locks the caller holds. */
+static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
+{
+	struct grant_rec **r = xcalloc(n, sizeof(*r));
+	json_t **objs = xcalloc(n, sizeof(*objs));
+	const char **events = xcalloc(n, sizeof(*events));
+	const char **outcome = xcalloc(n, sizeof(*outcome));
+	size_t nw = 0;
+	int64_t now = now_s();
+
+	/* Reload under the locks: another worker may have moved them on. */
+	for (size_t i = 0; i < n; i++) {
+		if (store_get(g->st, ids[i], &r[i]) != JIT_OK)
+			continue;
+		if (r[i]->state == GS_ACTIVE && r[i]->expires_at <= now)
+			continue;
+		if (r[i]->state == GS_ENDING) /* a retry: the one-grant path */
+			free(end_locked(g, r[i], r[i]->end_state, true, NULL, NULL, NULL));
+		grant_rec_free(r[i]);
+		r[i] = NULL;
+	}
+	FAULT_POINT("grant.before_ending");
+	if (!batch_mark_ending(g, r, n, now))
+		goto out;
+	FAULT_POINT("grant.after_ending");
+	for (size_t i = 0; i < n; i++) {
+		struct dir_result dres = { 0 };
+		struct settle st = { 0 };
+		if (!r[i])
+			continue;
+		int rc = settle_membership(g, r[i], &st, &dres);
+		if (rc != JIT_OK || schedule_verify(g, r[i], &st, now)) {
+			if (rc != JIT_OK)
+				removal_failed(g, r[i], rc, &dres, NULL, NULL, NULL, now);
+			free(st.value);
+			grant_rec_free(r[i]);
+			r[i] = NULL;
+			continue;
+		}
+		outcome[i] = end_outcome(r[i], &st);
+		events[nw] = grant_state_name(GS_EXPIRED);
+		objs[nw++] = end_audit_obj(r[i], &st, &dres, NULL, NULL, NULL);
+	}
+	FAULT_POINT("grant.after_dir_remove");
+	/* Evidence first, as in end_locked(): the lines, then the rows. */
+	if (nw > 0 && audit_write_many(g->audit, nw, events, objs) != JIT_OK)
+		log_err("audit: could not record the expiry of %zu grant(s)", nw);
+	FAULT_POINT("grant.after_final_audit");
+	if (nw > 0)
+		batch_close(g, r, outcome, n);
+out:
+	for (size_t i = 0; i < n; i++)
+		grant_rec_free(r[i]);
+	for (size_t i = 0; i < nw; i++)
+		json_decref(objs[i]);
+	free(r);
+	free(objs);
+	free(events);
+	free(outcome);
+}
+
+/*
+ * Two workers ending two batches must not wait for each other's whole
+ * batch: first the grants whose pair locks are free now (tried, never
+ * waited for), then, holding nothing, the others with their locks taken
+ * in address order.
+ */
+void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
+{
+	pthread_mutex_t **lk = xcalloc(n, sizeof(*lk));
+	pthread_mutex_t **held = xcalloc(n, sizeof(*held));
+	char **now_ids = xcalloc(n, sizeof(*now_ids));
+	char **later = xcalloc(n, sizeof(*later));
+	size_t nh = 0, nn = 0, nlater = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct grant_rec *x = NULL;
+		if (store_get(g->st, ids[i], &x) == JIT_OK)
+			lk[i] = pair_lock(g, x->pair_key);
+		grant_rec_free(x);
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool mine = lk[i] == NULL; /* gone: nothing to lock */
+		for (size_t k = 0; !mine && k < nh; k++)
+			mine = held[k] == lk[i];
+		if (!mine && pthread_mutex_trylock(lk[i]) == 0) {
+			held[nh++] = lk[i];
+			mine = true;
+		}
+		if (mine)
+			now_ids[nn++] = ids[i];
+		else
+			later[nlater++] = ids[i];
+	}
+	expire_locked(g, now_ids, nn);
+	for (size_t k = nh; k > 0; k--)
+		pthread_mutex_unlock(held[k - 1]);
+	if (nlater > 0) {
+		/* later[] holds ids[] pointers, in order: walk both together */
+		nh = 0;
+		for (size_t i = 0, m = 0; i < n && m < nlater; i++)
+			if (ids[i] == later[m]) {
+				held[nh++] = lk[i];
+				m++;
+			}
+		nh = lock_stripes(held, nh);
+		expire_locked(g, later, nlater);
+		for (size_t k = nh; k > 0; k--)
+			pthread_mutex_unlock(held[k - 1]);
+	}
+	free(lk);
+	free(held);
+	free(now_ids);
+	free(later);
 }
 
 char *grant_pair_key(const char *directory, const char *group_dn, const char *attr,

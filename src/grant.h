@@ -70,6 +70,16 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer);
 
+/*
+ * The scheduler's expiry of grants ids[0..n) of one directory, each ended
+ * as grant_end(id, GS_EXPIRED, scheduled) would (a grant extended meanwhile
+ * stays; an ending one is retried alone), with the disk syncs shared: one
+ * transaction marks the due ones ending, then each membership is removed,
+ * one audit write carries their `expired` lines, one transaction closes
+ * them. The batch's pair locks are held throughout, taken in address order.
+ */
+void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n);
+
 /* The pair key of (directory, group, attribute, value) (heap string) and
  * the stripe of pair_locks that serialises all work on it. For other
  * threads (reconcile.c) that change memberships jitd manages. */

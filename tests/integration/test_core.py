@@ -382,3 +382,28 @@ def test_many_grants_all_expire_on_time():
         st = e.jitd.ok({"op": "status"})["status"]
         eq(st["grants"]["expired"], len(grants), "expired count")
         eq(st["pending_revocations"], 0, "pending revocations")
+
+
+def test_many_expiries_due_together():
+    """More grants than one expiry batch (32) due in the same seconds, over
+    several groups and over pairs whose pair locks collide: every membership
+    is removed, every grant ends `expired`, and each has exactly one
+    `expired` audit line with outcome `removed`."""
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+    groups = ["admins", "dba", "ops", "web"]
+    with Env() as e:
+        grants = []
+        for g in groups:
+            for u in users:
+                grants.append((u, g, e.jitd.must_grant(u, g, "3s")))
+        for u, g, _ in grants:
+            assert e.is_member(g, e.user_dn(u)), (u, g)
+        deadline = max(expires_epoch(x) for _, _, x in grants) + SLACK
+        for u, g, _ in grants:
+            e.wait_removed(g, e.user_dn(u), deadline, "expiry of %s in %s" % (u, g))
+        ids = set(x["grant_id"] for _, _, x in grants)
+        wait_until(lambda: all(e.jitd.show(i)["state"] == "expired" for i in ids), 5,
+                   "every grant expired")
+        ended = [a for a in e.jitd.audit() if a.get("event") == "expired"]
+        eq(sorted(a["grant_id"] for a in ended), sorted(ids), "one expired line per grant")
+        eq(set(a["outcome"] for a in ended), {"removed"}, "outcomes")

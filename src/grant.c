@@ -839,6 +839,17 @@ static size_t lock_stripes(pthread_mutex_t **locks, size_t n)
 	return m;
 }
 
+/* Ends the transaction begun with store_begin(): commits if rc (what the
+ * statements in it returned) is JIT_OK, else rolls back. */
+static int end_tx(struct grant_ctx *g, int rc)
+{
+	if (rc != JIT_OK) {
+		store_rollback(g->st);
+		return rc;
+	}
+	return store_commit(g->st);
+}
+
 /* Marks the due ones of r[0..n) ending (expired) in one transaction; drops
  * (frees, NULLs) the others. False if nothing could be recorded. */
 static bool batch_mark_ending(struct grant_ctx *g, struct grant_rec **r, size_t n, int64_t now)
@@ -854,11 +865,7 @@ static bool batch_mark_ending(struct grant_ctx *g, struct grant_rec **r, size_t 
 			rc = JIT_OK;
 		}
 	}
-	if (rc == JIT_OK)
-		rc = store_commit(g->st);
-	else
-		store_rollback(g->st);
-	if (rc != JIT_OK) {
+	if (end_tx(g, rc) != JIT_OK) {
 		log_err("scheduler: cannot record the end of %zu due grant(s); next tick", n);
 		return false;
 	}
@@ -878,11 +885,7 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 	for (size_t i = 0; i < n && rc == JIT_OK; i++)
 		if (r[i])
 			rc = transition(g, r[i], GS_ENDING, GS_EXPIRED, GS_EXPIRED, NULL);
-	if (rc == JIT_OK)
-		rc = store_commit(g->st);
-	else
-		store_rollback(g->st);
-	if (rc != JIT_OK) {
+	if (end_tx(g, rc) != JIT_OK) {
 		/* Robustness: they stay ending; the retry removes nothing more
 		 * (already absent) and records them again. */
 		log_err("scheduler: cannot record the end of %zu expired grant(s); retrying", n);

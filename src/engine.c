@@ -565,10 +565,7 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	}
 	if (r->state == GS_ACTIVE) {
 		/* Expiries due together are ended together (shared disk syncs). */
-		struct job *b = q->expiring;
-		for (size_t i = 0; b && i < b->n_ids; i++)
-			if (strcmp(b->ids[i], r->id) == 0)
-				return 0;
+		struct job *b = q->expiring; /* store_due yields each row once */
 		if (!b) {
 			b = q->expiring = xcalloc(1, sizeof(*b));
 			b->kind = JOB_EXPIRE;

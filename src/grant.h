@@ -76,7 +76,8 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
  * stays; an ending one is retried alone), with the disk syncs shared: one
  * transaction marks the due ones ending, then each membership is removed,
  * one audit write carries their `expired` lines, one transaction closes
- * them. The batch's pair locks are held throughout, taken in address order.
+ * them. Pair locks: first the grants whose locks are free (trylock), then,
+ * holding none, the rest with their locks taken in address order.
  */
 void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n);
 

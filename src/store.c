@@ -8,8 +8,8 @@
  * undefined behaviour. The only file that includes <sqlite3.h>.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,8 +222,8 @@ enum stmt_id {
 	S__COUNT
 };
 
-/* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit. */
-/* Newest first among many rows of the wanted states: one arm per state
+/* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit.
+ * Newest first among many rows of the wanted states: one arm per state
  * (?1..?7: the name, or NULL for a state not asked for), each read in
  * order from an index on (..., state, created_at), merged; LIMIT stops
  * them early. */

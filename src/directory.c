@@ -1405,6 +1405,200 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 	return rc;
 }
 
+/* ---- several memberships of one group at once --------------------------- */
+
+struct uuids_arg {
+	const char *filter;
+	const struct dir_member *m;
+	size_t n;
+	char **cur;             /* per member: the one DN found, or NULL */
+	int *hits;              /* per member: entries found with its uuid */
+};
+
+/* One subtree search of user_base for every uuid of the batch. */
+static int op_find_uuids(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct uuids_arg *arg = varg;
+	char *attrs[] = { (char *)c->cfg->uuid_attr, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, c->cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
+				 attrs, 0, NULL, NULL, &tv, (int)(2 * arg->n + 1), &msg);
+	set_result(c, res, code, NULL);
+	for (size_t i = 0; i < arg->n; i++) {
+		free(arg->cur[i]);
+		arg->cur[i] = NULL;
+		arg->hits[i] = 0;
+	}
+	if (code == LDAP_NO_SUCH_OBJECT) {
+		code = LDAP_SUCCESS; /* no base: nobody found */
+	} else if (code == LDAP_SUCCESS) {
+		for (LDAPMessage *e = ldap_first_entry(c->ld, msg); e != NULL;
+		     e = ldap_next_entry(c->ld, e)) {
+			char *u = first_value(c->ld, e, c->cfg->uuid_attr, true);
+			char *dn = u ? ldap_get_dn(c->ld, e) : NULL;
+			for (size_t i = 0; dn != NULL && i < arg->n; i++) {
+				if (arg->m[i].uuid == NULL || strcasecmp(arg->m[i].uuid, u) != 0)
+					continue;
+				if (arg->hits[i]++ == 0)
+					arg->cur[i] = xstrdup(dn);
+			}
+			ldap_memfree(dn);
+			free(u);
+		}
+	}
+	/* LDAP_SIZELIMIT_EXCEEDED and other answers are returned as they
+	 * are: the caller then settles nothing here. */
+	ldap_msgfree(msg);
+	return code;
+}
+
+/* The current DN of each member's user (cur[i] NULL: none or several). */
+static int find_by_uuids(struct dir_conn *c, const struct dir_member *m, size_t n, char **cur,
+			 int *hits, struct dir_result *res)
+{
+	struct strbuf sb = { 0 };
+	struct uuids_arg arg = { NULL, m, n, cur, hits };
+	int rc, code = 0;
+
+	sb_addstr(&sb, "(|");
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].uuid == NULL)
+			continue;
+		char *esc = escape_filter_value(m[i].uuid, strlen(m[i].uuid));
+		sb_addf(&sb, "(%s=%s)", c->cfg->uuid_attr, esc);
+		free(esc);
+	}
+	sb_addstr(&sb, ")");
+	arg.filter = sb_steal(&sb);
+	rc = dir_run(c, op_find_uuids, &arg, res, &code);
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	free((char *)arg.filter);
+	return rc;
+}
+
+struct many_arg {
+	const char *group_dn, *attr;
+	const char **values;
+	size_t n;
+};
+
+/* One modify of the group deleting every value. */
+static int op_remove_many(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct many_arg *arg = varg;
+	struct berval *bv = xcalloc(arg->n, sizeof(*bv));
+	struct berval **bvals = xcalloc(arg->n + 1, sizeof(*bvals));
+	LDAPMod mod = { .mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES,
+			.mod_type = (char *)arg->attr,
+			.mod_bvalues = bvals };
+	LDAPMod *modp[2] = { &mod, NULL };
+	int code;
+
+	for (size_t i = 0; i < arg->n; i++) {
+		bv[i].bv_val = (char *)arg->values[i];
+		bv[i].bv_len = strlen(arg->values[i]);
+		bvals[i] = &bv[i];
+	}
+	clear_diag(c);
+	code = ldap_modify_ext_s(c->ld, arg->group_dn, modp, NULL, NULL);
+	set_result(c, res, code, NULL);
+	free(bvals);
+	free(bv);
+	return code;
+}
+
+/* The value that names m's user in the group now, when it can be told
+ * without asking about this user alone; NULL when it cannot. */
+static const char *many_value(const struct dir_conn *c, const struct dir_member *m,
+			      const char *cur, int hits, char **guid)
+{
+	bool ident = m->uuid != NULL && attr_holds_dns(m->attr);
+
+	if (!ident)
+		return m->value;
+	if (uuid_is_guid(c->cfg))
+		return guid_text_ok(m->uuid) ? (*guid = xasprintf("<GUID=%s>", m->uuid)) : NULL;
+	if (hits == 0)
+		return m->value; /* deleted: the value written */
+	if (hits == 1 && strcasecmp(cur, m->value) == 0)
+		return m->value; /* not renamed */
+	return NULL;             /* renamed, or several entries: one at a time */
+}
+
+int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bool *done,
+		    char **value_out, struct dir_result *res)
+{
+	struct dir_result dummy;
+	char **cur = xcalloc(n, sizeof(*cur));
+	char **guid = xcalloc(n, sizeof(*guid));
+	int *hits = xcalloc(n, sizeof(*hits));
+	const char **values = xcalloc(n, sizeof(*values));
+	size_t *which = xcalloc(n, sizeof(*which));
+	size_t nv = 0, nuuid = 0;
+	int rc = JIT_OK, code = 0;
+
+	if (res == NULL)
+		res = &dummy;
+	res->ldap_code = 0;
+	res->message[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		done[i] = false;
+		value_out[i] = NULL;
+		if (m[i].uuid != NULL && m[i].attr != NULL && attr_holds_dns(m[i].attr) &&
+		    !uuid_is_guid(c->cfg))
+			nuuid++;
+	}
+	if (n == 0 || m[0].group_dn == NULL || m[0].attr == NULL || !attr_ok(m[0].attr))
+		goto out;
+	if (nuuid > 0 && (rc = find_by_uuids(c, m, n, cur, hits, res)) != JIT_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const char *v;
+		bool dup = false;
+		if (m[i].value == NULL || m[i].group_dn == NULL || m[i].attr == NULL ||
+		    strcasecmp(m[i].group_dn, m[0].group_dn) != 0 ||
+		    strcasecmp(m[i].attr, m[0].attr) != 0)
+			continue;
+		v = many_value(c, &m[i], cur[i], hits[i], &guid[i]);
+		for (size_t k = 0; v != NULL && k < nv; k++)
+			dup = dup || strcasecmp(values[k], v) == 0;
+		if (v == NULL || dup)
+			continue; /* a second grant of the same value: it goes alone */
+		values[nv] = v;
+		which[nv++] = i;
+	}
+	if (nv > 0) {
+		struct many_arg arg = { m[0].group_dn, m[0].attr, values, nv };
+		rc = dir_run(c, op_remove_many, &arg, res, &code);
+		if (rc == JIT_OK && code_is_internal(code))
+			rc = JIT_EINTERNAL;
+		/* Any refusal (one value absent, the last value, a read-only
+		 * server) settles nothing: each member then goes alone. */
+		if (rc == JIT_OK && code == LDAP_SUCCESS) {
+			for (size_t k = 0; k < nv; k++) {
+				done[which[k]] = true;
+				value_out[which[k]] = xstrdup(values[k]);
+			}
+		}
+	}
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(cur[i]);
+		free(guid[i]);
+	}
+	free(cur);
+	free(guid);
+	free(hits);
+	free(values);
+	free(which);
+	return rc;
+}
+
 /* ---- probe, member lists, value keys ----------------------------------- */
 
 /* A read of the root DSE: the cheapest question every server answers. */

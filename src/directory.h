@@ -138,6 +138,22 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 		      char **value_out, struct dir_result *res) JIT_WUR;
 
 /*
+ * Ends several memberships of one group (m[i].group_dn and attr as m[0]'s)
+ * with one modify that deletes all their values, when the value naming
+ * each user now is known without asking about that user alone: one search
+ * finds the users by uuid (entryUUID), AD removes "<GUID=...>", memberUid
+ * and members without a uuid remove the value written. done[i] = true and
+ * value_out[i] (caller frees) = the value removed, for each member the
+ * modify removed. A member not settled here (renamed, several entries with
+ * its uuid, a second grant of the same value, another group) or any
+ * refusal of the modify (a value not there, the last value, a read-only
+ * server): done[i] = false, end it with dir_revoke_member(). Returns JIT_OK,
+ * or the error of the search or modify (nothing settled).
+ */
+int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bool *done,
+		    char **value_out, struct dir_result *res) JIT_WUR;
+
+/*
  * ---- reachability of one directory, shared by all its connections ----
  *
  * A struct dir_health records whether a directory is known to be down: the

@@ -46,7 +46,7 @@ struct job {
 	enum grant_state end_state;
 	char *reason;
 	bool force;                     /* JOB_END: revoke with force */
-	char **ids;                     /* JOB_EXPIRE: due active grants */
+	char **ids;                     /* JOB_EXPIRE: due active grants (of one group) */
 	size_t n_ids;
 	struct job *next;
 };
@@ -68,8 +68,15 @@ struct dirq {
 	pthread_mutex_t pair_locks[GRANT_PAIR_LOCKS];
 	struct engine *e;
 	struct dir_health *health;      /* shared by conns and the reconciler's */
-	struct job *expiring;           /* main thread: expiries gathered by a tick */
+	struct due *due;                /* main thread: expiries gathered by a tick */
+	size_t n_due, cap_due;
 	uint64_t seen_recoveries;       /* main thread: last dir_health_recoveries() */
+};
+
+/* An active grant found due by a tick, waiting to join a batch. */
+struct due {
+	char *group_dn, *id;
+	size_t seq;                     /* order found: oldest due first */
 };
 
 struct inflight {
@@ -91,6 +98,7 @@ struct engine {
 	struct ticket_checker *tickets; /* started at the first ticket_check */
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
+	size_t n_due;                   /* in dirs[].due: counted with n_inflight */
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
 };
@@ -467,6 +475,7 @@ void engine_free(struct engine *e)
 		}
 		free(q->conns);
 		free(q->threads);
+		free(q->due);
 		free(q->name);
 		pthread_mutex_destroy(&q->lock);
 		pthread_cond_destroy(&q->cond);
@@ -533,27 +542,58 @@ static void inflight_del(struct engine *e, const char *id)
 	}
 }
 
-/* Queues the batch of due active grants gathered for q (ownership of its
- * ids passes to the job); false if the queue refused it. */
-static bool flush_expiries(struct engine *e, struct dirq *q)
+static int due_cmp(const void *a, const void *b)
 {
-	if (!q->expiring || q->expiring->n_ids == 0)
-		return true;
-	struct job *j = q->expiring;
-	q->expiring = NULL;
-	if (!enqueue(q, j)) {
-		job_free(j);
-		return false;
+	const struct due *x = a, *y = b;
+	int c = strcasecmp(x->group_dn, y->group_dn);
+	return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * Queues the due active grants a tick gathered for q in batches of one
+ * group each: a batch shares its disk syncs, and its grants leave their
+ * group with one modify (grant_expire_batch). Ownership of the ids passes
+ * to the jobs; those the queue refuses are due again next tick.
+ */
+static void flush_expiries(struct engine *e, struct dirq *q)
+{
+	bool full = false;
+
+	qsort(q->due, q->n_due, sizeof(*q->due), due_cmp);
+	for (size_t i = 0; i < q->n_due;) {
+		size_t k = 1;
+		while (i + k < q->n_due && k < EXPIRE_BATCH &&
+		       strcasecmp(q->due[i + k].group_dn, q->due[i].group_dn) == 0)
+			k++;
+		struct job *j = xcalloc(1, sizeof(*j));
+		j->kind = JOB_EXPIRE;
+		j->ids = xcalloc(k, sizeof(char *));
+		for (size_t m = 0; m < k; m++) {
+			j->ids[m] = q->due[i + m].id;
+			q->due[i + m].id = NULL;
+		}
+		j->n_ids = k;
+		if (full || !enqueue(q, j)) {
+			full = true;
+			job_free(j);
+		} else {
+			for (size_t m = 0; m < k; m++)
+				inflight_add(e, j->ids[m]);
+		}
+		i += k;
 	}
-	for (size_t i = 0; i < j->n_ids; i++)
-		inflight_add(e, j->ids[i]);
-	return true;
+	for (size_t i = 0; i < q->n_due; i++) {
+		free(q->due[i].group_dn);
+		free(q->due[i].id);
+	}
+	e->n_due -= q->n_due;
+	q->n_due = 0;
 }
 
 static int schedule_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
-	if (e->n_inflight >= INFLIGHT_MAX)
+	if (e->n_inflight + e->n_due >= INFLIGHT_MAX)
 		return 1;
 	if (inflight_has(e, r->id))
 		return 0;
@@ -564,16 +604,15 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 		return 0;
 	}
 	if (r->state == GS_ACTIVE) {
-		/* Expiries due together are ended together (shared disk syncs). */
-		struct job *b = q->expiring; /* store_due yields each row once */
-		if (!b) {
-			b = q->expiring = xcalloc(1, sizeof(*b));
-			b->kind = JOB_EXPIRE;
-			b->ids = xcalloc(EXPIRE_BATCH, sizeof(char *));
+		/* Expiries due together are ended together: flush_expiries().
+		 * store_due yields each row once. */
+		if (q->n_due == q->cap_due) {
+			q->cap_due = q->cap_due ? 2 * q->cap_due : 64;
+			q->due = xrealloc(q->due, q->cap_due * sizeof(*q->due));
 		}
-		b->ids[b->n_ids++] = xstrdup(r->id);
-		if (b->n_ids == EXPIRE_BATCH && !flush_expiries(e, q))
-			return 1;
+		q->due[q->n_due] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id), q->n_due };
+		q->n_due++;
+		e->n_due++;
 		return 0;
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -641,7 +680,7 @@ void engine_tick(struct engine *e, int64_t now)
 	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
 	for (size_t i = 0; i < e->n_dirs; i++)
-		(void)flush_expiries(e, &e->dirs[i]); /* refused: due again next tick */
+		flush_expiries(e, &e->dirs[i]);
 	if (e->cfg->expiring_soon_before > 0 &&
 	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
 		log_err("scheduler: cannot read expiring grants");

@@ -506,6 +506,23 @@ struct settle {
 				 * wrote the membership: check again later */
 };
 
+/* Does something other than r hold r's membership (another live grant of
+ * the same value, or a standing membership)? Then st->outcome says what. */
+static int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
+{
+	int64_t others = 0;
+	bool any_jitd = false;
+	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
+				 &others, &any_jitd);
+	if (rc != JIT_OK)
+		return rc;
+	if (others > 0)
+		st->outcome = "kept_other_grant";
+	else if (r->standing)
+		st->outcome = "kept_standing";
+	return JIT_OK;
+}
+
 /*
  * Removes the membership of ending grant r unless something still holds
  * it: the value that refers to the user now (see dir_revoke_member), so a
@@ -519,23 +536,13 @@ struct settle {
 static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			     struct dir_result *dres)
 {
-	int64_t others = 0;
-	bool any_jitd = false, removed = false;
+	bool removed = false;
 	bool multi = dir_conn_uri_count(g->dc) > 1;
 	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
 				r->placeholder };
-	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
-				 &others, &any_jitd);
-	if (rc != JIT_OK)
+	int rc = settle_kept(g, r, st);
+	if (rc != JIT_OK || st->outcome != NULL)
 		return rc;
-	if (others > 0) {
-		st->outcome = "kept_other_grant";
-		return JIT_OK;
-	}
-	if (r->standing) {
-		st->outcome = "kept_standing";
-		return JIT_OK;
-	}
 	if (multi && r->added_via)
 		(void)dir_conn_prefer(g->dc, r->added_via);
 	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
@@ -898,6 +905,71 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 				 outcome[i]);
 }
 
+/*
+ * The removals of a batch that one modify per group can do: the grants of
+ * one group leave it together (dir_revoke_many). ok[i] = true when grant i
+ * is settled here (st[i], dres[i] filled: kept, or removed); the others go
+ * one at a time (settle_membership). With several servers every grant goes
+ * alone: the server that wrote its membership is asked first.
+ */
+static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
+			    struct settle *st, struct dir_result *dres, bool *ok)
+{
+	struct dir_member *m = xcalloc(n, sizeof(*m));
+	size_t *idx = xcalloc(n, sizeof(*idx));
+	bool *seen = xcalloc(n, sizeof(*seen));
+	bool *done = xcalloc(n, sizeof(*done));
+	char **value = xcalloc(n, sizeof(*value));
+
+	if (dir_conn_uri_count(g->dc) > 1)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i] == NULL || settle_kept(g, r[i], &st[i]) != JIT_OK)
+			seen[i] = true; /* an error: settle_membership meets it again */
+		else if (st[i].outcome != NULL)
+			seen[i] = ok[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		if (seen[i])
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (seen[j] || strcasecmp(r[j]->group_dn, r[i]->group_dn) != 0 ||
+			    strcasecmp(r[j]->member_attr, r[i]->member_attr) != 0)
+				continue;
+			seen[j] = true;
+			m[k] = (struct dir_member){ r[j]->group_dn, r[j]->member_attr,
+						    r[j]->member_value, r[j]->user_uuid,
+						    r[j]->placeholder };
+			idx[k++] = j;
+		}
+		if (k < 2)
+			continue; /* alone: settle_membership does the same work */
+		struct dir_result res = { 0 };
+		if (dir_revoke_many(g->dc, m, k, done, value, &res) != JIT_OK)
+			continue; /* each one alone: it meets the error and retries */
+		for (size_t q = 0; q < k; q++) {
+			size_t j = idx[q];
+			if (!done[q])
+				continue;
+			ok[j] = true;
+			dres[j] = res;
+			st[j].outcome = "removed";
+			if (strcasecmp(value[q], r[j]->member_value) == 0)
+				free(value[q]);
+			else
+				st[j].value = value[q];
+			value[q] = NULL;
+		}
+	}
+out:
+	free(m);
+	free(idx);
+	free(seen);
+	free(done);
+	free(value);
+}
+
 /* grant_expire_batch() of ids[0..n) whose pair locks the caller holds. */
 static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 {
@@ -905,6 +977,9 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 	json_t **objs = xcalloc(n, sizeof(*objs));
 	const char **events = xcalloc(n, sizeof(*events));
 	const char **outcome = xcalloc(n, sizeof(*outcome));
+	struct settle *st = xcalloc(n, sizeof(*st));
+	struct dir_result *dres = xcalloc(n, sizeof(*dres));
+	bool *ok = xcalloc(n, sizeof(*ok));
 	size_t nw = 0;
 	int64_t now = now_s();
 
@@ -923,23 +998,23 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 	if (!batch_mark_ending(g, r, n, now))
 		goto out;
 	FAULT_POINT("grant.after_ending");
+	settle_together(g, r, n, st, dres, ok);
 	for (size_t i = 0; i < n; i++) {
-		struct dir_result dres = { 0 };
-		struct settle st = { 0 };
 		if (!r[i])
 			continue;
-		int rc = settle_membership(g, r[i], &st, &dres);
-		if (rc != JIT_OK || schedule_verify(g, r[i], &st, now)) {
+		int rc = ok[i] ? JIT_OK : settle_membership(g, r[i], &st[i], &dres[i]);
+		if (rc != JIT_OK || schedule_verify(g, r[i], &st[i], now)) {
 			if (rc != JIT_OK)
-				removal_failed(g, r[i], rc, &dres, NULL, NULL, NULL, now);
-			free(st.value);
+				removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, now);
+			free(st[i].value);
+			st[i].value = NULL;
 			grant_rec_free(r[i]);
 			r[i] = NULL;
 			continue;
 		}
-		outcome[i] = end_outcome(r[i], &st);
+		outcome[i] = end_outcome(r[i], &st[i]);
 		events[nw] = grant_state_name(GS_EXPIRED);
-		objs[nw++] = end_audit_obj(r[i], &st, &dres, NULL, NULL, NULL);
+		objs[nw++] = end_audit_obj(r[i], &st[i], &dres[i], NULL, NULL, NULL);
 	}
 	FAULT_POINT("grant.after_dir_remove");
 	/* Evidence first, as in end_locked(): the lines, then the rows. */
@@ -957,6 +1032,11 @@ out:
 	free(objs);
 	free(events);
 	free(outcome);
+	for (size_t i = 0; i < n; i++)
+		free(st[i].value);
+	free(st);
+	free(dres);
+	free(ok);
 }
 
 /*

@@ -6,6 +6,7 @@ wrote a membership is asked first at revocation, and a removal answered by
 another one is checked again after replication_grace.
 """
 
+import os
 import time
 
 from jittest import Env, eq, wait_until
@@ -195,3 +196,62 @@ def test_member_list_of_a_group_on_openldap():
         got = sorted(norm_dn(v) for v in r.stdout.splitlines()[:-1])
         eq(got, sorted(norm_dn(v) for v in s.members("dba")), "members")
         eq(r.stdout.splitlines()[-1], "count 4", "count (with the placeholder)")
+
+
+def _mods_of(s, group, since):
+    """MOD operations on group's entry in slapd's log after byte offset since."""
+    want = 'MOD dn="%s"' % s.group_dn(group)
+    with open(s.log, errors="replace") as f:
+        f.seek(since)
+        return sum(1 for line in f if want.lower() in line.lower())
+
+
+def test_expiries_of_one_group_leave_it_with_one_modify():
+    """Grants of one group that expire together leave it with one modify
+    (the renamed user's goes alone, the standing member's stays): fewer
+    modifies of the group than grants, and each grant's outcome as if it
+    had ended alone."""
+    users = ["alice", "bob", "carol", "dave", "frank", "heidi"]
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        s.add_member("ops", s.user_dn("grace"))           # standing: stays
+        gs = {u: j.must_grant(u, "ops", 4) for u in users + ["erin", "grace"]}
+        new_erin = _move(s, "erin", "erin.new", _staff(s))  # refint rewrites it
+        since = os.path.getsize(s.log)
+        end = max(parse_time(g["expires_at"]) for g in gs.values()) + SLACK
+        for u in users:
+            e.wait_removed("ops", s.user_dn(u), end, "expiry of %s" % u)
+        e.wait_removed("ops", new_erin, end, "expiry of renamed erin")
+        for g in gs.values():
+            _wait_state(j, g, "expired")
+        for u in users:
+            eq(_one(j, "expired", gs[u]["grant_id"])["outcome"], "removed", u)
+        ev = _one(j, "expired", gs["erin"]["grant_id"])
+        eq((ev["outcome"], norm_dn(ev["removed_value"])), ("removed", norm_dn(new_erin)),
+           "renamed erin")
+        eq(_one(j, "expired", gs["grace"]["grant_id"])["outcome"], "kept_standing", "grace")
+        eq(s.is_member("ops", s.user_dn("grace")), True, "the standing member stays")
+        mods = _mods_of(s, "ops", since)
+        # One modify per second the eight expiries fall in (at most two), one
+        # for erin alone: nine when each grant goes alone.
+        if not 1 <= mods <= 3:
+            raise AssertionError("%d modifies of the group for 8 expiries (want 1..3)" % mods)
+
+
+def test_a_batch_the_directory_refuses_ends_one_grant_at_a_time():
+    """One value of the batch was removed by hand: the group's one modify
+    is refused as a whole (noSuchAttribute), and each grant then ends
+    alone: the others removed, the hand-removed one already_absent."""
+    users = ["alice", "bob", "carol", "dave"]
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        gs = {u: j.must_grant(u, "ops", 4) for u in users}
+        s.remove_member("ops", s.user_dn("carol"))
+        end = max(parse_time(g["expires_at"]) for g in gs.values()) + SLACK
+        for u in users:
+            e.wait_removed("ops", s.user_dn(u), end, "expiry of %s" % u)
+        for g in gs.values():
+            _wait_state(j, g, "expired")
+        got = {u: _one(j, "expired", gs[u]["grant_id"])["outcome"] for u in users}
+        eq(got, {"alice": "removed", "bob": "removed", "carol": "already_absent",
+                 "dave": "removed"}, "outcomes")

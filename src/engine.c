@@ -28,7 +28,8 @@
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define INFLIGHT_BUCKETS 1024
-#define EXPIRE_BATCH 32        /* due grants ended by one job (grant_expire_batch) */
+#define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
+#define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
 
 enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE, JOB_EXPIRE };
 
@@ -73,10 +74,12 @@ struct dirq {
 	uint64_t seen_recoveries;       /* main thread: last dir_health_recoveries() */
 };
 
-/* An active grant found due by a tick, waiting to join a batch. */
+/* An active grant found due by a tick, waiting to join a batch (it is
+ * in flight from then on). */
 struct due {
 	char *group_dn, *id;
-	size_t seq;                     /* order found: oldest due first */
+	uint64_t seq;                   /* order found: oldest due first */
+	int64_t found_ms;               /* mono_ms() when found */
 };
 
 struct inflight {
@@ -98,7 +101,7 @@ struct engine {
 	struct ticket_checker *tickets; /* started at the first ticket_check */
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
-	size_t n_due;                   /* in dirs[].due: counted with n_inflight */
+	uint64_t due_seq;
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
 };
@@ -475,6 +478,10 @@ void engine_free(struct engine *e)
 		}
 		free(q->conns);
 		free(q->threads);
+		for (size_t k = 0; k < q->n_due; k++) {
+			free(q->due[k].group_dn);
+			free(q->due[k].id);
+		}
 		free(q->due);
 		free(q->name);
 		pthread_mutex_destroy(&q->lock);
@@ -550,50 +557,61 @@ static int due_cmp(const void *a, const void *b)
 }
 
 /*
- * Queues the due active grants a tick gathered for q in batches of one
- * group each: a batch shares its disk syncs, and its grants leave their
- * group with one modify (grant_expire_batch). Ownership of the ids passes
- * to the jobs; those the queue refuses are due again next tick.
+ * Queues the due active grants gathered for q in batches of one group
+ * each: a batch shares its disk syncs, and its grants leave their group
+ * with one modify (grant_expire_batch). While q's workers have jobs
+ * waiting, a part batch waits (up to EXPIRE_HOLD_MS) for the next ticks to
+ * fill it: no worker is idle meanwhile, and a drain of many expiries then
+ * needs fewer, fuller modifies. Ownership of the ids passes to the jobs;
+ * those the queue refuses are due again next tick.
  */
-static void flush_expiries(struct engine *e, struct dirq *q)
+static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
 {
-	bool full = false;
+	bool full = false, busy;
+	size_t kept = 0;
 
+	pthread_mutex_lock(&q->lock);
+	busy = q->len >= (size_t)q->n_workers;
+	pthread_mutex_unlock(&q->lock);
 	qsort(q->due, q->n_due, sizeof(*q->due), due_cmp);
 	for (size_t i = 0; i < q->n_due;) {
 		size_t k = 1;
+		bool young = now_ms - q->due[i].found_ms < EXPIRE_HOLD_MS;
 		while (i + k < q->n_due && k < EXPIRE_BATCH &&
-		       strcasecmp(q->due[i + k].group_dn, q->due[i].group_dn) == 0)
+		       strcasecmp(q->due[i + k].group_dn, q->due[i].group_dn) == 0) {
+			young = young && now_ms - q->due[i + k].found_ms < EXPIRE_HOLD_MS;
 			k++;
+		}
+		if (k < EXPIRE_BATCH && busy && young && !full) {
+			for (size_t m = 0; m < k; m++)
+				q->due[kept++] = q->due[i + m];
+			i += k;
+			continue;
+		}
 		struct job *j = xcalloc(1, sizeof(*j));
 		j->kind = JOB_EXPIRE;
 		j->ids = xcalloc(k, sizeof(char *));
 		for (size_t m = 0; m < k; m++) {
 			j->ids[m] = q->due[i + m].id;
 			q->due[i + m].id = NULL;
+			free(q->due[i + m].group_dn);
 		}
 		j->n_ids = k;
 		if (full || !enqueue(q, j)) {
 			full = true;
-			job_free(j);
-		} else {
 			for (size_t m = 0; m < k; m++)
-				inflight_add(e, j->ids[m]);
+				inflight_del(e, j->ids[m]);
+			job_free(j);
 		}
 		i += k;
 	}
-	for (size_t i = 0; i < q->n_due; i++) {
-		free(q->due[i].group_dn);
-		free(q->due[i].id);
-	}
-	e->n_due -= q->n_due;
-	q->n_due = 0;
+	q->n_due = kept;
 }
 
 static int schedule_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
-	if (e->n_inflight + e->n_due >= INFLIGHT_MAX)
+	if (e->n_inflight >= INFLIGHT_MAX)
 		return 1;
 	if (inflight_has(e, r->id))
 		return 0;
@@ -610,9 +628,9 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 			q->cap_due = q->cap_due ? 2 * q->cap_due : 64;
 			q->due = xrealloc(q->due, q->cap_due * sizeof(*q->due));
 		}
-		q->due[q->n_due] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id), q->n_due };
-		q->n_due++;
-		e->n_due++;
+		q->due[q->n_due++] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id),
+						   e->due_seq++, mono_ms() };
+		inflight_add(e, r->id);
 		return 0;
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -680,7 +698,7 @@ void engine_tick(struct engine *e, int64_t now)
 	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
 	for (size_t i = 0; i < e->n_dirs; i++)
-		flush_expiries(e, &e->dirs[i]);
+		flush_expiries(e, &e->dirs[i], mono_ms());
 	if (e->cfg->expiring_soon_before > 0 &&
 	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
 		log_err("scheduler: cannot read expiring grants");

@@ -35,7 +35,7 @@ struct grant_ctx {
 	int64_t retry_min, retry_max;   /* seconds */
 	int64_t replication_grace;      /* seconds: see settle_membership() in grant.c */
 };
-#define GRANT_PAIR_LOCKS 256
+#define GRANT_PAIR_LOCKS 4096
 
 /* Everything a new grant needs, copied from the request and the config. */
 struct grant_params {

@@ -385,10 +385,10 @@ def test_many_grants_all_expire_on_time():
 
 
 def test_many_expiries_due_together():
-    """More grants than one expiry batch (32) due in the same seconds, over
-    several groups and over pairs whose pair locks collide: every membership
-    is removed, every grant ends `expired`, and each has exactly one
-    `expired` audit line with outcome `removed`."""
+    """Forty grants over four groups due in the same seconds (batches of one
+    group each, two workers taking them at once): every membership is
+    removed, every grant ends `expired`, and each has exactly one `expired`
+    audit line with outcome `removed`."""
     users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
     groups = ["admins", "dba", "ops", "web"]
     with Env() as e:

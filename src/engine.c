@@ -570,6 +570,8 @@ static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
 	bool full = false, busy;
 	size_t kept = 0;
 
+	if (q->n_due == 0)
+		return;
 	pthread_mutex_lock(&q->lock);
 	busy = q->len >= (size_t)q->n_workers;
 	pthread_mutex_unlock(&q->lock);

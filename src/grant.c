@@ -948,6 +948,12 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 		struct dir_result res = { 0 };
 		if (dir_revoke_many(g->dc, m, k, done, value, &res) != JIT_OK)
 			continue; /* each one alone: it meets the error and retries */
+		size_t nd = 0;
+		for (size_t q = 0; q < k; q++)
+			nd += done[q];
+		if (nd > 0)
+			log_info("%zu expired membership(s) left %s with one modify", nd,
+				 r[i]->group_dn);
 		for (size_t q = 0; q < k; q++) {
 			size_t j = idx[q];
 			if (!done[q])

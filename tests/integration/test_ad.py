@@ -267,3 +267,32 @@ def test_ad_member_list_by_range_retrieval():
             got = sorted(norm_dn(v) for v in _dirlist(e.jitd, gdn, step))
             eq(got, want, "member list read %s at a time" % (step or "all"))
         eq(_dirlist(e.jitd, dc.group_dn("Not Delegated"), 3), [], "empty group")
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_expiries_of_one_group_leave_it_with_one_modify():
+    """Three grants of one group expiring together leave it with one modify
+    that deletes their <GUID=...> values (jitd's log says so), each
+    outcome `removed` with the GUID as the value removed."""
+    users = ["alice", "bob", "carol"]
+    with AdEnv() as e:
+        dc = e.dc
+        gs = {u: _grant(e, u, "jit-ops", 3) for u in users}
+        for u in users:
+            eq(dc.is_member("JIT Ops", u), True, "%s granted" % u)
+        for u in users:
+            e.wait_not_member("JIT Ops", u, parse_time(gs[u]["expires_at"]) + GRANT_SLACK,
+                              "expiry of %s" % u)
+        for u in users:
+            wait_until(lambda u=u: e.jitd.show(gs[u]["grant_id"])["state"] == "expired", 10,
+                       "grant of %s to expire" % u)
+            ev = _event(e, "expired", gs[u]["grant_id"])
+            eq((ev["outcome"], ev["removed_value"]), ("removed", "<GUID=%s>" % dc.guid(u)), u)
+        with open(e.jitd.stderr_path, errors="replace") as f:
+            together = [line for line in f
+                        if "with one modify" in line and "jit ops" in line.lower()]
+        n = sum(int(line.split(" expired membership")[0].split()[-1]) for line in together)
+        if not together or n < 2:
+            raise AssertionError("no modify removed two or more members at once: %r" % together)
+        eq(e.jitd.audit_events("revoke_failed"), [], "no failed removal")

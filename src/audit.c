@@ -584,7 +584,7 @@ int audit_write_many(struct audit *a, size_t n, const char *const events[],
 	int rc = JIT_OK;
 
 	pthread_mutex_lock(&a->lock);
-	for (; done < n && rc == JIT_OK; done++)
+	for (; done < n; done++)
 		if ((rc = write_one(a, events[done], fields[done], &recs[done], &lines[done],
 				    &lens[done])) != JIT_OK)
 			break;

@@ -48,6 +48,7 @@ struct job {
 	char *reason;
 	bool force;                     /* JOB_END: revoke with force */
 	char **ids;                     /* JOB_EXPIRE: due active grants (of one group) */
+	char **keys;                    /* JOB_EXPIRE: their pair keys */
 	size_t n_ids;
 	struct job *next;
 };
@@ -77,7 +78,7 @@ struct dirq {
 /* An active grant found due by a tick, waiting to join a batch (it is
  * in flight from then on). */
 struct due {
-	char *group_dn, *id;
+	char *group_dn, *id, *pair_key;
 	uint64_t seq;                   /* order found: oldest due first */
 	int64_t found_ms;               /* mono_ms() when found */
 };
@@ -124,9 +125,12 @@ static void job_free(struct job *j)
 	policy_dirrules_free(j->rules);
 	free(j->grant_id);
 	free(j->reason);
-	for (size_t i = 0; i < j->n_ids; i++)
+	for (size_t i = 0; i < j->n_ids; i++) {
 		free(j->ids[i]);
+		free(j->keys[i]);
+	}
 	free(j->ids);
+	free(j->keys);
 	free(j);
 }
 
@@ -200,7 +204,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		return;
 	}
 	if (j->kind == JOB_EXPIRE) {
-		grant_expire_batch(g, j->ids, j->n_ids);
+		grant_expire_batch(g, j->ids, j->keys, j->n_ids);
 		for (size_t i = 0; i < j->n_ids; i++)
 			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
 		return;
@@ -481,6 +485,7 @@ void engine_free(struct engine *e)
 		for (size_t k = 0; k < q->n_due; k++) {
 			free(q->due[k].group_dn);
 			free(q->due[k].id);
+			free(q->due[k].pair_key);
 		}
 		free(q->due);
 		free(q->name);
@@ -593,9 +598,10 @@ static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
 		struct job *j = xcalloc(1, sizeof(*j));
 		j->kind = JOB_EXPIRE;
 		j->ids = xcalloc(k, sizeof(char *));
+		j->keys = xcalloc(k, sizeof(char *));
 		for (size_t m = 0; m < k; m++) {
 			j->ids[m] = q->due[i + m].id;
-			q->due[i + m].id = NULL;
+			j->keys[m] = q->due[i + m].pair_key;
 			free(q->due[i + m].group_dn);
 		}
 		j->n_ids = k;
@@ -631,7 +637,7 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 			q->due = xrealloc(q->due, q->cap_due * sizeof(*q->due));
 		}
 		q->due[q->n_due++] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id),
-						   e->due_seq++, mono_ms() };
+						   xstrdup(r->pair_key), e->due_seq++, mono_ms() };
 		inflight_add(e, r->id);
 		return 0;
 	}

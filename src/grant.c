@@ -524,25 +524,24 @@ static int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct se
 }
 
 /*
- * Removes the membership of ending grant r unless something still holds
- * it: the value that refers to the user now (see dir_revoke_member), so a
- * rename or move during the window changes nothing. Several servers
- * (replicas, domain controllers): the one that wrote the membership is
- * asked first; when another one answers, the add may not have replicated
- * there yet ("not a member", and then the add arrives and stays), so
- * st->verify asks the caller to check again after replication_grace.
- * JIT_OK with st filled, or the directory error.
+ * Removes the membership of ending grant r, which nothing else holds
+ * (settle_kept): the value that refers to the user now (see
+ * dir_revoke_member), so a rename or move during the window changes
+ * nothing. Several servers (replicas, domain controllers): the one that
+ * wrote the membership is asked first; when another one answers, the add
+ * may not have replicated there yet ("not a member", and then the add
+ * arrives and stays), so st->verify asks the caller to check again after
+ * replication_grace. JIT_OK with st filled, or the directory error.
  */
-static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-			     struct dir_result *dres)
+static int settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			 struct dir_result *dres)
 {
 	bool removed = false;
 	bool multi = dir_conn_uri_count(g->dc) > 1;
 	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
 				r->placeholder };
-	int rc = settle_kept(g, r, st);
-	if (rc != JIT_OK || st->outcome != NULL)
-		return rc;
+	int rc;
+
 	if (multi && r->added_via)
 		(void)dir_conn_prefer(g->dc, r->added_via);
 	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
@@ -558,6 +557,17 @@ static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, str
 		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
 	}
 	return JIT_OK;
+}
+
+/* Ends ending grant r's membership unless something else holds it:
+ * settle_kept, then settle_remove. */
+static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			     struct dir_result *dres)
+{
+	int rc = settle_kept(g, r, st);
+	if (rc != JIT_OK || st->outcome != NULL)
+		return rc;
+	return settle_remove(g, r, st, dres);
 }
 
 /*
@@ -905,15 +915,21 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 				 outcome[i]);
 }
 
+/* How far settle_together() took a grant of the batch. */
+enum settled {
+	SETTLE_NOT,             /* not at all: settle_membership */
+	SETTLE_CHECKED,         /* nothing else holds it: settle_remove */
+	SETTLE_DONE,            /* kept or removed: st and dres filled */
+};
+
 /*
  * The removals of a batch that one modify per group can do: the grants of
- * one group leave it together (dir_revoke_many). ok[i] = true when grant i
- * is settled here (st[i], dres[i] filled: kept, or removed); the others go
- * one at a time (settle_membership). With several servers every grant goes
+ * one group leave it together (dir_revoke_many). how[i] says what is left
+ * to do for grant i (enum settled). With several servers every grant goes
  * alone: the server that wrote its membership is asked first.
  */
 static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
-			    struct settle *st, struct dir_result *dres, bool *ok)
+			    struct settle *st, struct dir_result *dres, enum settled *how)
 {
 	struct dir_member *m = xcalloc(n, sizeof(*m));
 	size_t *idx = xcalloc(n, sizeof(*idx));
@@ -924,10 +940,10 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 	if (dir_conn_uri_count(g->dc) > 1)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (r[i] == NULL || settle_kept(g, r[i], &st[i]) != JIT_OK)
-			seen[i] = true; /* an error: settle_membership meets it again */
-		else if (st[i].outcome != NULL)
-			seen[i] = ok[i] = true;
+		if (r[i] != NULL && settle_kept(g, r[i], &st[i]) == JIT_OK)
+			how[i] = st[i].outcome != NULL ? SETTLE_DONE : SETTLE_CHECKED;
+		/* else an error: settle_membership meets it again */
+		seen[i] = how[i] != SETTLE_CHECKED;
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;
@@ -958,7 +974,7 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 			size_t j = idx[q];
 			if (!done[q])
 				continue;
-			ok[j] = true;
+			how[j] = SETTLE_DONE;
 			dres[j] = res;
 			st[j].outcome = "removed";
 			if (strcasecmp(value[q], r[j]->member_value) == 0)
@@ -985,7 +1001,7 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 	const char **outcome = xcalloc(n, sizeof(*outcome));
 	struct settle *st = xcalloc(n, sizeof(*st));
 	struct dir_result *dres = xcalloc(n, sizeof(*dres));
-	bool *ok = xcalloc(n, sizeof(*ok));
+	enum settled *how = xcalloc(n, sizeof(*how)); /* SETTLE_NOT */
 	size_t nw = 0;
 	int64_t now = now_s();
 
@@ -1004,11 +1020,15 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 	if (!batch_mark_ending(g, r, n, now))
 		goto out;
 	FAULT_POINT("grant.after_ending");
-	settle_together(g, r, n, st, dres, ok);
+	settle_together(g, r, n, st, dres, how);
 	for (size_t i = 0; i < n; i++) {
 		if (!r[i])
 			continue;
-		int rc = ok[i] ? JIT_OK : settle_membership(g, r[i], &st[i], &dres[i]);
+		int rc = JIT_OK;
+		if (how[i] == SETTLE_CHECKED)
+			rc = settle_remove(g, r[i], &st[i], &dres[i]);
+		else if (how[i] == SETTLE_NOT)
+			rc = settle_membership(g, r[i], &st[i], &dres[i]);
 		if (rc != JIT_OK || schedule_verify(g, r[i], &st[i], now)) {
 			if (rc != JIT_OK)
 				removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, now);
@@ -1042,7 +1062,7 @@ out:
 		free(st[i].value);
 	free(st);
 	free(dres);
-	free(ok);
+	free(how);
 }
 
 /*
@@ -1051,7 +1071,7 @@ out:
  * waited for), then, holding nothing, the others with their locks taken
  * in address order.
  */
-void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
+void grant_expire_batch(struct grant_ctx *g, char *const *ids, char *const *pair_keys, size_t n)
 {
 	pthread_mutex_t **lk = xcalloc(n, sizeof(*lk));
 	pthread_mutex_t **held = xcalloc(n, sizeof(*held));
@@ -1059,14 +1079,10 @@ void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n)
 	char **later = xcalloc(n, sizeof(*later));
 	size_t nh = 0, nn = 0, nlater = 0;
 
+	for (size_t i = 0; i < n; i++)
+		lk[i] = pair_lock(g, pair_keys[i]); /* a row's pair key never changes */
 	for (size_t i = 0; i < n; i++) {
-		struct grant_rec *x = NULL;
-		if (store_get(g->st, ids[i], &x) == JIT_OK)
-			lk[i] = pair_lock(g, x->pair_key);
-		grant_rec_free(x);
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool mine = lk[i] == NULL; /* gone: nothing to lock */
+		bool mine = false;
 		for (size_t k = 0; !mine && k < nh; k++)
 			mine = held[k] == lk[i];
 		if (!mine && pthread_mutex_trylock(lk[i]) == 0) {

@@ -71,15 +71,16 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer);
 
 /*
- * The scheduler's expiry of grants ids[0..n) of one directory, each ended
- * as grant_end(id, GS_EXPIRED, scheduled) would (a grant extended meanwhile
+ * The scheduler's expiry of grants ids[0..n) of one directory (their pair
+ * keys in pair_keys[0..n), as the scheduler read them), each ended as
+ * grant_end(id, GS_EXPIRED, scheduled) would (a grant extended meanwhile
  * stays; an ending one is retried alone), with the disk syncs shared: one
- * transaction marks the due ones ending, then each membership is removed,
- * one audit write carries their `expired` lines, one transaction closes
- * them. Pair locks: first the grants whose locks are free (trylock), then,
+ * transaction marks the due ones ending, the memberships of one group are
+ * removed together (dir_revoke_many) or one at a time, one audit write
+ * carries their `expired` lines, one transaction closes them. Pair locks: first the grants whose locks are free (trylock), then,
  * holding none, the rest with their locks taken in address order.
  */
-void grant_expire_batch(struct grant_ctx *g, char *const *ids, size_t n);
+void grant_expire_batch(struct grant_ctx *g, char *const *ids, char *const *pair_keys, size_t n);
 
 /* The pair key of (directory, group, attribute, value) (heap string) and
  * the stripe of pair_locks that serialises all work on it. For other

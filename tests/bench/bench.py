@@ -108,6 +108,128 @@ def run_tool(cmd, what, timeout):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def proc_ticks(pid):
+    """CPU time (s) of pid and of its child processes still running."""
+    tck = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        st = f.read().rsplit(")", 1)[1].split()
+                    if int(st[1]) == pid:
+                        pids.append(int(d))
+                except (OSError, IndexError, ValueError):
+                    pass
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            total += (int(st[11]) + int(st[12])) / tck
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def machine_busy():
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / tck, sum(v[:8]) / tck
+
+
+class Watch:
+    """What the directory and the processes did during one level: the
+    directory's own time for each modify of `groups` (slapd's stats log:
+    etime of the MOD's RESULT, and how many were in flight on average), and
+    the CPU time of jitd, slapd and this script's children (the load tool)."""
+
+    def __init__(self, slapd, groups, jitd=None):
+        self.slapd, self.jitd = slapd, jitd
+        self.groups = set(g.lower() for g in groups)
+        self.off = os.path.getsize(slapd.log) if slapd else 0
+        self.t0 = time.monotonic()
+        self.cpu0 = self._cpu()
+
+    def _cpu(self):
+        t = os.times()
+        return {"jitd": proc_ticks(self.jitd.proc.pid) if self.jitd else 0.0,
+                "slapd": proc_ticks(self.slapd.pid) if self.slapd else 0.0,
+                "load": t.children_user + t.children_system,
+                "machine": machine_busy()}
+
+    def stop(self):
+        wall = time.monotonic() - self.t0
+        c1 = self._cpu()
+        out = {"wall_s": wall}
+        mods = self._modifies()
+        n = len(mods)
+        out["directory"] = {"modifies": n, "etime_ms": {
+            "p50": pct(mods, 50), "p99": pct(mods, 99)},
+            "in_flight": (sum(mods) / 1000.0 / wall) if wall > 0 else None}
+        cpu = {k: c1[k] - self.cpu0[k] for k in ("jitd", "slapd", "load")}
+        busy = c1["machine"][0] - self.cpu0["machine"][0]
+        tot = c1["machine"][1] - self.cpu0["machine"][1]
+        cpu["machine_busy_cores"] = busy / wall if wall > 0 else None
+        cpu["machine_cores"] = tot / wall if wall > 0 else None
+        if n:
+            cpu["per_modify_ms"] = {k: 1000.0 * cpu[k] / n for k in ("jitd", "slapd", "load")}
+        out["cpu_s"] = cpu
+        return out
+
+    def _modifies(self):
+        """etime (ms) of each modify of our groups logged since the start."""
+        if not self.slapd:
+            return []
+        started = {}
+        et = []
+        with open(self.slapd.log, "rb") as f:
+            f.seek(self.off)
+            data = f.read().decode("utf-8", "replace")
+        for line in data.splitlines():
+            i = line.find(" conn=")
+            if i < 0:
+                continue
+            rest = line[i + 1:].split(" ", 3)
+            if len(rest) < 3:
+                continue
+            key = (rest[0], rest[1])
+            if rest[2] == "MOD" and len(rest) > 3 and rest[3].startswith('dn="'):
+                dn = rest[3][4:].split('"', 1)[0].lower()
+                if dn in self.groups:
+                    started[key] = True
+            elif rest[2] == "RESULT" and key in started and len(rest) > 3:
+                for f in rest[3].split():
+                    if f.startswith("etime="):
+                        try:
+                            et.append(1000.0 * float(f[6:]))
+                        except ValueError:
+                            pass
+                del started[key]
+        return et
+
+
+def watch_row(x):
+    """The table line for a level's Watch, '' without one."""
+    w = x.get("watch")
+    if not w:
+        return ""
+    d, c = w["directory"], w["cpu_s"]
+    per = c.get("per_modify_ms") or {}
+    return ("directory: modify etime p50 %s / p99 %s ms, %s in flight; CPU per modify: "
+            "jitd %s, slapd %s, load %s ms; machine busy %s of %s cores" % (
+                fmt(d["etime_ms"]["p50"], 2), fmt(d["etime_ms"]["p99"], 2),
+                fmt(d["in_flight"], 1), fmt(per.get("jitd"), 2), fmt(per.get("slapd"), 2),
+                fmt(per.get("load"), 2), fmt(c["machine_busy_cores"], 2),
+                fmt(c["machine_cores"], 0)))
+
+
 def pct(values, p):
     """Nearest-rank percentile of a list (None if empty)."""
     if not values:
@@ -257,7 +379,9 @@ def phase_baseline(args, slapd, names):
                "-V", suffix, "-c", str(n), "-t", str(args.seconds), "-w", str(args.warmup)]
         if args.bind_dn:
             cmd += ["-D", args.bind_dn, "-y", args.bind_pw_file]
+        w = Watch(slapd, [group])
         r = run_tool(cmd, "baseline %d" % n, args.seconds + args.warmup + 120)
+        r["watch"] = w.stop()
         out["c%d" % n] = r
         log("baseline %d conn: %.0f modifies/s, p50 %.3f ms, p99 %.3f ms, %d errors" % (
             n, r["rate"], r["modify_ms"].get("p50", 0), r["modify_ms"].get("p99", 0),
@@ -272,7 +396,9 @@ def phase_jitd(args, jitd, names):
         cmd = [tool(args, "benchload"), "jitd", "-s", jitd.sock, "-f", "bu", "-c", str(c),
                "-U", str(args.users_per_client), "-t", str(args.seconds),
                "-w", str(args.warmup), "-d", "1h", "-p", "pair-c%d" % c] + names.jitd_groups
+        w = Watch(jitd.slapd, [jitd.slapd.group_dn(g) for g in names.jitd_groups], jitd)
         r = run_tool(cmd, "jitd %d clients" % c, args.seconds + args.warmup + 300)
+        r["watch"] = w.stop()
         r["pairs_per_s"] = r["rate"]
         r["modifies_per_s"] = 2 * r["rate"]
         out["levels"][str(c)] = r
@@ -521,7 +647,7 @@ def compare(res, args):
             rows.append(("baseline %d conn" % n, "%s modifies/s" % fmt(x["rate"], 0),
                          "modify p50 %s / p99 %s ms" % (fmt(x["modify_ms"].get("p50"), 3),
                                                        fmt(x["modify_ms"].get("p99"), 3)),
-                         "errors %d" % x["errors"], ""))
+                         "errors %d" % x["errors"], watch_row(x)))
     if j:
         for c, x in j["levels"].items():
             rows.append(("jitd %s clients" % c,
@@ -532,7 +658,7 @@ def compare(res, args):
                              fmt(x["grant_ms"].get("p99"), 2),
                              fmt(x["complete_ms"].get("p50"), 2),
                              fmt(x["complete_ms"].get("p99"), 2)),
-                         "errors %d" % x["errors"], ""))
+                         "errors %d" % x["errors"], watch_row(x)))
     if j and bn:
         for c, x in j["levels"].items():
             if int(c) < 8:

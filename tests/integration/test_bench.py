@@ -43,6 +43,23 @@ def test_bench_smoke():
         positive(b, "rate")
         positive(b, "modify_ms", "p50")
         positive(b, "modify_ms", "p99")
+    # what the directory saw: every modify of the measured window is in
+    # slapd's log, and the CPU of each process was read (no jitd yet)
+    secs = d["params"]["seconds"]
+    for c in ("c1", "c8"):
+        w = d["baseline"][c]["watch"]
+        assert w["directory"]["modifies"] >= 0.9 * d["baseline"][c]["rate"] * secs, (c, w)
+        positive(w, "directory", "etime_ms", "p50")
+        positive(w, "cpu_s", "slapd")
+        assert w["cpu_s"]["jitd"] == 0, w
+    for c, x in d["jitd"]["levels"].items():
+        w = x["watch"]
+        assert w["directory"]["modifies"] >= 0.9 * x["modifies_per_s"] * secs, (c, w)
+        positive(w, "directory", "etime_ms", "p99")
+        positive(w, "directory", "in_flight")
+        positive(w, "cpu_s", "per_modify_ms", "jitd")
+        positive(w, "cpu_s", "per_modify_ms", "slapd")
+        positive(w, "cpu_s", "machine_busy_cores")
     # jitd: three client levels, every answer ok
     assert sorted(d["jitd"]["levels"], key=int) == ["1", "8", "32"], d["jitd"]["levels"].keys()
     for c, x in d["jitd"]["levels"].items():

@@ -17,6 +17,7 @@ threads still varies).
 """
 
 import os
+import threading
 import time
 
 from jittest import Env, eq, refused, skip, timeout, quick, wait_until
@@ -144,3 +145,56 @@ def test_crash_during_extend_keeps_evidence():
             assert s["state"] == "active" and e.is_member("dba", e.user_dn("alice"))
             e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
             e.jitd.stop()
+
+
+def test_batch_expiry_does_not_wait_for_a_busy_pair():
+    """Four grants of one group expire in the same second, while a second
+    grant of alice's pair is paused (grant.after_pending, 8 s) holding that
+    pair's lock. The batch ends bob, carol and dave at once, with one
+    modify, and only alice's grant waits for the lock; once the new grant
+    is active, alice's old one ends keeping the membership (kept_other_grant)."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    users = ["alice", "bob", "carol", "dave"]
+    with Env(start=False, directory={"connections": 3}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=8000@5"})
+        # the four in one second, so that they fall due in one tick
+        while time.time() % 1.0 > 0.2:
+            time.sleep(0.02)
+        gs = {u: j.must_grant(u, "ops", 3) for u in users}
+        eq(len(set(g["expires_at"] for g in gs.values())), 1,
+           "the four grants expire in one second")
+        t_exp = parse_time(gs["alice"]["expires_at"])
+        answer = {}
+
+        def second_grant():
+            answer["a"] = j.request({"op": "grant", "user": "alice", "group": "ops",
+                                     "duration": "1h", "ticket": "INC-2",
+                                     "requested_by": "t", "approved_by": "t"})
+
+        time.sleep(max(0.0, t_exp - 1.5 - time.time()))
+        th = threading.Thread(target=second_grant, daemon=True)
+        th.start()
+        wait_stderr(j, "fault pause 8000 ms at grant.after_pending", 10)
+        paused_at = time.time()
+        # while alice's pair is locked: the others of the batch are gone
+        for u in users[1:]:
+            e.wait_removed("ops", e.user_dn(u), t_exp + 5, "expiry of %s" % u)
+            wait_until(lambda: j.show(gs[u]["grant_id"])["state"] == "expired", 3,
+                       "%s expired" % u)
+        assert th.is_alive() and time.time() < paused_at + 8, \
+            "the batch waited for the paused grant (it answered before the others ended)"
+        assert j.show(gs["alice"]["grant_id"])["state"] in ("active", "ending"), \
+            "alice's grant ended while its pair lock was held"
+        assert e.is_member("ops", e.user_dn("alice"))
+        assert "3 expired membership(s) left %s with one modify" % e.slapd.group_dn("ops") \
+            in j.stderr_tail(400), "bob, carol and dave did not leave with one modify"
+        th.join(15)
+        assert not th.is_alive() and answer["a"].get("ok"), answer
+        wait_until(lambda: j.show(gs["alice"]["grant_id"])["state"] == "expired", 10,
+                   "alice's first grant expired")
+        ev = j.audit_events("expired", gs["alice"]["grant_id"])
+        eq([x.get("outcome") for x in ev], ["kept_other_grant"], "alice's first grant")
+        assert e.is_member("ops", e.user_dn("alice")), "the second grant's membership stays"
+        eq(j.show(answer["a"]["grant"]["grant_id"])["state"], "active", "second grant")

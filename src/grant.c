@@ -301,6 +301,17 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 	return line;
 }
 
+/* Ends the transaction begun with store_begin(): commits if rc (what the
+ * statements in it returned) is JIT_OK, else rolls back and returns rc. */
+static int end_tx(struct grant_ctx *g, int rc)
+{
+	if (rc != JIT_OK) {
+		store_rollback(g->st);
+		return rc;
+	}
+	return store_commit(g->st);
+}
+
 /*
  * Records the grant as pending with its standing decided from the directory
  * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
@@ -337,12 +348,8 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 		r->standing = n == 0 ? true : !any_jitd;
 	}
 	rc = store_insert(g->st, r);
-	if (rc != JIT_OK)
-		goto fail;
-	return store_commit(g->st);
 fail:
-	store_rollback(g->st);
-	return rc;
+	return end_tx(g, rc);
 }
 
 /* The add failed: settle the pending row and answer. Called with the pair lock. */
@@ -378,14 +385,12 @@ static int activate(struct grant_ctx *g, struct grant_rec *r)
 	if (r->added_via == NULL)
 		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	rc = store_begin(g->st);
-	if (rc == JIT_OK)
-		rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (rc != JIT_OK)
+		return rc;
+	rc = store_set_added_via(g->st, r->id, r->added_via);
 	if (rc == JIT_OK)
 		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
-	if (rc == JIT_OK)
-		return store_commit(g->st);
-	store_rollback(g->st);
-	return rc;
+	return end_tx(g, rc);
 }
 
 static void settle_pair(struct grant_ctx *g, const char *pair_key);
@@ -854,17 +859,6 @@ static size_t lock_stripes(pthread_mutex_t **locks, size_t n)
 	for (size_t i = 0; i < m; i++)
 		pthread_mutex_lock(locks[i]);
 	return m;
-}
-
-/* Ends the transaction begun with store_begin(): commits if rc (what the
- * statements in it returned) is JIT_OK, else rolls back. */
-static int end_tx(struct grant_ctx *g, int rc)
-{
-	if (rc != JIT_OK) {
-		store_rollback(g->st);
-		return rc;
-	}
-	return store_commit(g->st);
 }
 
 /* Marks the due ones of r[0..n) ending (expired) in one transaction; drops

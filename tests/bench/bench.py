@@ -205,10 +205,10 @@ class Watch:
                 if dn in self.groups:
                     started[key] = True
             elif rest[2] == "RESULT" and key in started and len(rest) > 3:
-                for f in rest[3].split():
-                    if f.startswith("etime="):
+                for field in rest[3].split():
+                    if field.startswith("etime="):
                         try:
-                            et.append(1000.0 * float(f[6:]))
+                            et.append(1000.0 * float(field[6:]))
                         except ValueError:
                             pass
                 del started[key]

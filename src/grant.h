@@ -77,8 +77,9 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
  * stays; an ending one is retried alone), with the disk syncs shared: one
  * transaction marks the due ones ending, the memberships of one group are
  * removed together (dir_revoke_many) or one at a time, one audit write
- * carries their `expired` lines, one transaction closes them. Pair locks: first the grants whose locks are free (trylock), then,
- * holding none, the rest with their locks taken in address order.
+ * carries their `expired` lines, one transaction closes them. Pair locks:
+ * first the grants whose locks are free (trylock), then, holding none, the
+ * rest with their locks taken in address order.
  */
 void grant_expire_batch(struct grant_ctx *g, char *const *ids, char *const *pair_keys, size_t n);
 

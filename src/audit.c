@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "audit.h"
@@ -24,6 +25,7 @@
 #define HASH_HEX AUDIT_HASH_HEX
 #define TAIL_READ 65536
 #define HEAD_SLOT 128 /* bytes per slot of the head file; two slots */
+#define HEAD_PAUSE_MS 2 /* the flusher's pause between two flushes */
 static const char zero_hash[HASH_HEX + 1] =
 	"0000000000000000000000000000000000000000000000000000000000000000";
 static const char prev_marker[] = ",\"prev\":\"";
@@ -54,6 +56,15 @@ struct audit {
 	void *observer_arg;
 	bool syslog_on;
 	int syslog_facility;
+	/* audit_start_head_flusher(): head_store() writes the head at once and
+	 * head_thread makes it durable off the writers' path. Under head_lock:
+	 * `head_gen` counts head writes, `head_flushed` is the last one an
+	 * fdatasync covered. */
+	pthread_mutex_t head_lock;
+	pthread_cond_t head_cond;
+	pthread_t head_thread;
+	bool head_thread_on, head_stop;
+	uint64_t head_gen, head_flushed;
 };
 
 /* hex SHA-256 of the strings a[0..alen) and b[0..blen) one after the other. */
@@ -222,18 +233,100 @@ static int head_open(struct audit *a, struct chain *c)
 	return JIT_OK;
 }
 
-/* Records chain head c (whose lines are on disk) durably. Called by the
- * one thread that runs the group's fdatasync. */
+/* Records chain head c (whose lines are on disk). Called by the one thread
+ * that runs the group's fdatasync. Durable before it returns, or, with the
+ * flusher running, soon after: the writers do not wait for the head. A
+ * head that a crash leaves behind the file is harmless (the file wins at
+ * the next start, see pick_chain); one ahead of it could not be, which is
+ * why the head is written only after its lines are on disk. */
 static void head_store(struct audit *a, const struct chain *c)
 {
 	char slot[HEAD_SLOT];
 	if (a->head_fd < 0 || c->seq <= 0)
 		return;
 	off_t off = (off_t)(c->seq % 2) * HEAD_SLOT;
-	if (head_format(c, slot) != JIT_OK ||
-	    pwrite(a->head_fd, slot, HEAD_SLOT, off) != HEAD_SLOT || fdatasync(a->head_fd) != 0)
+	if (head_format(c, slot) != JIT_OK || pwrite(a->head_fd, slot, HEAD_SLOT, off) != HEAD_SLOT) {
 		log_err("audit: cannot record the chain head (seq %lld) in %s: %s",
 			(long long)c->seq, a->head_path, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&a->head_lock);
+	bool later = a->head_thread_on;
+	if (later) {
+		a->head_gen++;
+		pthread_cond_signal(&a->head_cond);
+	}
+	pthread_mutex_unlock(&a->head_lock);
+	if (!later && fdatasync(a->head_fd) != 0)
+		log_err("audit: cannot sync the chain head (seq %lld) in %s: %s",
+			(long long)c->seq, a->head_path, strerror(errno));
+}
+
+/* The flusher: one fdatasync of the head file covers every head write made
+ * before it began. Drains what is pending before it stops. */
+static void *head_main(void *arg)
+{
+	struct audit *a = arg;
+	pthread_mutex_lock(&a->head_lock);
+	for (;;) {
+		while (!a->head_stop && a->head_flushed == a->head_gen)
+			pthread_cond_wait(&a->head_cond, &a->head_lock);
+		if (a->head_flushed == a->head_gen)
+			break;
+		uint64_t gen = a->head_gen;
+		pthread_mutex_unlock(&a->head_lock);
+		if (fdatasync(a->head_fd) != 0)
+			log_err("audit: cannot sync the chain head in %s: %s", a->head_path,
+				strerror(errno));
+		pthread_mutex_lock(&a->head_lock);
+		a->head_flushed = gen;
+		/* Coalesce: the heads written in the next HEAD_PAUSE_MS share one
+		 * flush (audit_close() ends the pause at once). */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += HEAD_PAUSE_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!a->head_stop &&
+		       pthread_cond_timedwait(&a->head_cond, &a->head_lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&a->head_lock);
+	return NULL;
+}
+
+int audit_start_head_flusher(struct audit *a)
+{
+	if (a->head_fd < 0 || a->head_thread_on)
+		return JIT_OK;
+	int err = pthread_create(&a->head_thread, NULL, head_main, a);
+	if (err != 0) {
+		log_err("audit: cannot start the chain head flusher: %s", strerror(err));
+		return JIT_EINTERNAL;
+	}
+	pthread_mutex_lock(&a->head_lock);
+	a->head_thread_on = true;
+	pthread_mutex_unlock(&a->head_lock);
+	return JIT_OK;
+}
+
+/* Stops the flusher once the heads it was given are durable; a head
+ * written after this is synced by its writer again. */
+static void head_flusher_stop(struct audit *a)
+{
+	pthread_mutex_lock(&a->head_lock);
+	bool on = a->head_thread_on;
+	a->head_thread_on = false;
+	a->head_stop = true;
+	pthread_cond_signal(&a->head_cond);
+	pthread_mutex_unlock(&a->head_lock);
+	if (!on)
+		return;
+	int err = pthread_join(a->head_thread, NULL);
+	if (err != 0)
+		log_err("audit: cannot join the chain head flusher: %s", strerror(err));
 }
 
 /* Lines up to upto met a failed fdatasync: their writers are told so. */
@@ -419,6 +512,14 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->sync_lock, NULL);
 	pthread_cond_init(&a->sync_cond, NULL);
+	pthread_mutex_init(&a->head_lock, NULL);
+	/* the flusher's pause is timed on the monotonic clock: a step of the
+	 * wall clock cannot stretch it */
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&a->head_cond, &ca) != 0)
+		fatal("audit: cannot set up the chain head flusher's condition variable");
+	pthread_condattr_destroy(&ca);
 	a->path = xstrdup(path);
 	a->head_path = xstrdup(head_path);
 	a->fd = -1;
@@ -449,6 +550,7 @@ void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
+	head_flusher_stop(a);
 	if (a->fd >= 0)
 		close(a->fd);
 	if (a->head_fd >= 0)
@@ -456,6 +558,8 @@ void audit_close(struct audit *a)
 	pthread_mutex_destroy(&a->lock);
 	pthread_mutex_destroy(&a->sync_lock);
 	pthread_cond_destroy(&a->sync_cond);
+	pthread_mutex_destroy(&a->head_lock);
+	pthread_cond_destroy(&a->head_cond);
 	free(a->path);
 	free(a->head_path);
 	free(a);

@@ -14,9 +14,9 @@
  * or missing (rotated away before jitd wrote to the new file) continues the
  * chain from there instead of starting a new one.
  *
- * Usage: audit_open(); optionally audit_set_observer() (notifications) and
- * audit_set_syslog(); audit_write() from any thread; audit_reopen() after
- * logrotate; audit_close(). Readers: audit_verifier_*() checks lines of one
+ * Usage: audit_open(); optionally audit_set_observer() (notifications),
+ * audit_set_syslog() and audit_start_head_flusher(); audit_write() from any
+ * thread; audit_reopen() after logrotate; audit_close(). Readers: audit_verifier_*() checks lines of one
  * or more files in order.
  */
 #ifndef JITD_AUDIT_H
@@ -40,6 +40,17 @@ struct audit;
  * continues from the head so that the gap shows when the log is verified.
  */
 int audit_open(const char *path, const char *head_path, struct audit **out) JIT_WUR;
+/*
+ * Starts a thread that makes the chain head durable (fdatasync) after
+ * audit_write() has returned, instead of before: a writer then waits for
+ * one flush (its line) instead of two, and the head's flushes are shared
+ * (at most one every 2 ms). The head is still written after its lines are
+ * on disk, so a crash can leave it behind the file (harmless: the file wins
+ * at the next start), never ahead. Call it once the process has its final
+ * credentials (jitd: after dropping root); audit_close() stops the thread
+ * after its last flush. No-op without a head file.
+ */
+int audit_start_head_flusher(struct audit *a) JIT_WUR;
 /* Reopens the same path (after logrotate moved the file); the chain goes on. */
 int audit_reopen(struct audit *a) JIT_WUR;
 void audit_close(struct audit *a); /* NULL-safe */

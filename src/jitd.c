@@ -284,6 +284,8 @@ static int run(struct daemon_state *d, bool foreground)
 		return EXIT_RUNTIME;
 	}
 	audit_set_observer(d->audit, on_audit, d->notify);
+	if (audit_start_head_flusher(d->audit) != JIT_OK)
+		return EXIT_RUNTIME;
 	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;

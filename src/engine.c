@@ -23,6 +23,7 @@
 #include "reconcile.h"
 #include "store.h"
 #include "ticket.h"
+#include "timing.h"
 #include "util.h"
 
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
@@ -50,6 +51,7 @@ struct job {
 	char **ids;                     /* JOB_EXPIRE: due active grants (of one group) */
 	char **keys;                    /* JOB_EXPIRE: their pair keys */
 	size_t n_ids;
+	int64_t queued;                 /* timing_now() when queued */
 	struct job *next;
 };
 
@@ -209,6 +211,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
 		return;
 	}
+	timing_since(STEP_QUEUE, j->queued);
 	if (j->kind == JOB_END && j->force) {
 		line = grant_force_close(g, j->grant_id, j->reason, j->client, &j->peer);
 	} else if (j->kind == JOB_GRANT) {
@@ -286,6 +289,7 @@ static bool enqueue(struct dirq *q, struct job *j)
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
+	j->queued = timing_now();
 	if (q->tail)
 		q->tail->next = j;
 	else
@@ -307,6 +311,7 @@ static void enqueue_front(struct dirq *q, struct job *j)
 		job_free(j);
 		return;
 	}
+	j->queued = timing_now();
 	j->next = q->head;
 	q->head = j;
 	if (!q->tail)
@@ -895,6 +900,7 @@ static char *do_status(struct engine *e)
 						      up ? "" : err));
 	}
 	json_object_set_new(s, "directories", dirs);
+	json_object_set_new(s, "timings", timing_json());
 	return proto_ok_line("status", s);
 }
 

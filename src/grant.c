@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "grant.h"
 #include "log.h"
+#include "timing.h"
 #include "util.h"
 
 /* The allowed transitions: the one table the machine obeys. */
@@ -406,7 +407,9 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	if (line)
 		return line;
 
+	int64_t t = timing_now();
 	int rc = dir_resolve_user(g->dc, p->req->user, &u, &dres);
+	timing_since(STEP_LOOKUP_USER, t);
 	if (rc != JIT_OK) {
 		const char *msg = rc == JIT_EUNKUSER ? "no single directory entry matches this user"
 						     : dres.message;
@@ -436,13 +439,17 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
 	pthread_mutex_lock(lock);
 	settle_pair(g, r.pair_key);
+	t = timing_now();
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
+	timing_since(STEP_CHECK_MEMBER, t);
 	if (rc != JIT_OK) {
 		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
 		goto out;
 	}
 	FAULT_POINT("grant.before_pending");
+	t = timing_now();
 	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
+	timing_since(STEP_RECORD_PENDING, t);
 	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
 		goto out;
 	if (rc == JIT_EPOLICY) {
@@ -459,8 +466,10 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.after_pending");
 	if (!present) {
+		t = timing_now();
 		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
 				    &dres);
+		timing_since(STEP_DIRECTORY_ADD, t);
 		if (rc != JIT_OK) {
 			line = add_failed(g, p, &r, rc, &dres);
 			FAULT_POINT("grant.after_add_failed");
@@ -473,8 +482,10 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
+	t = timing_now();
 	rc = audit_grant(g, "granted", &r, present ? (r.standing ? "standing" : "already_member")
 						   : "added", NULL, NULL, NULL, NULL);
+	timing_since(STEP_AUDIT_GRANTED, t);
 	if (rc != JIT_OK) {
 		if (transition(g, &r, GS_PENDING, GS_ENDING, GS_FAILED, "audit log write failed") !=
 		    JIT_OK)
@@ -483,7 +494,10 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	FAULT_POINT("grant.after_audit_granted");
-	if (activate(g, &r) != JIT_OK) {
+	t = timing_now();
+	rc = activate(g, &r);
+	timing_since(STEP_RECORD_ACTIVE, t);
+	if (rc != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to
 		 * the ending machinery, and if even that cannot be recorded, stop so
 		 * that start-up recovery (pending -> ending(failed)) removes it. */
@@ -672,24 +686,25 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	struct dir_result dres = { 0 };
 	struct settle st = { 0 };
 	const char *outcome = NULL;
-	int64_t now = now_s();
+	int64_t now = now_s(), t;
+	int rc;
 	switch (r->state) {
 	case GS_ACTIVE:
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
 			return reply_grant(g, r->id, false); /* extended meanwhile */
 		FAULT_POINT("grant.before_ending");
-		if (scheduled && end_state == GS_EXPIRED) {
-			/* Robustness: an extend (main thread, no pair lock) may have
-			 * committed since r was read; then the grant stays. */
-			int erc = expire_due(g, r, now);
-			if (erc == JIT_ENOTFOUND)
-				return reply_grant(g, r->id, false);
-			if (erc != JIT_OK)
-				return proto_error_line(JIT_EINTERNAL,
-							"cannot record the end of the grant");
-		} else if (transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK) {
+		t = timing_now();
+		/* Robustness: a scheduled expiry checks expires_at again in the
+		 * same statement: an extend (main thread, no pair lock) may have
+		 * committed since r was read; then the grant stays. */
+		rc = scheduled && end_state == GS_EXPIRED
+			     ? expire_due(g, r, now)
+			     : transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL);
+		timing_since(STEP_RECORD_ENDING, t);
+		if (rc == JIT_ENOTFOUND && scheduled && end_state == GS_EXPIRED)
+			return reply_grant(g, r->id, false);
+		if (rc != JIT_OK)
 			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
-		}
 		r->state = GS_ENDING;
 		r->end_state = end_state;
 		break;
@@ -703,7 +718,9 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		return reply_grant(g, r->id, false); /* already ended: idempotent */
 	}
 	FAULT_POINT("grant.after_ending");
-	int rc = settle_membership(g, r, &st, &dres);
+	t = timing_now();
+	rc = settle_membership(g, r, &st, &dres);
+	timing_since(STEP_DIRECTORY_REMOVE, t);
 	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
 		free(st.value);
 		return reply_grant(g, r->id, false);
@@ -718,12 +735,17 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
+	t = timing_now();
 	if (audit_write(g->audit, grant_state_name(r->end_state), o) != JIT_OK)
 		log_err("audit: could not record %s of grant %s", grant_state_name(r->end_state),
 			r->id);
+	timing_since(STEP_AUDIT_ENDED, t);
 	json_decref(o);
 	FAULT_POINT("grant.after_final_audit");
-	if (transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL) != JIT_OK)
+	t = timing_now();
+	rc = transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
+	timing_since(STEP_RECORD_ENDED, t);
+	if (rc != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
 	FAULT_POINT("grant.after_final");
 	r->state = r->end_state;

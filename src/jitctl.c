@@ -254,6 +254,24 @@ static void print_status(json_t *st)
 				free(c);
 			}
 			kv_add(&l, xstrdup("grants"), sb_steal(&sb));
+		} else if (strcmp(key, "timings") == 0 && json_is_object(v)) {
+			/* one line: the mean of each step that ran */
+			struct strbuf sb = { 0 };
+			const char *k2;
+			json_t *s;
+			json_object_foreach(v, k2, s) {
+				json_int_t n = json_integer_value(json_object_get(s, "count"));
+				json_int_t us = json_integer_value(json_object_get(s, "total_us"));
+				if (n <= 0 || us < 0)
+					continue;
+				char *c = clean_dup(k2);
+				sb_addf(&sb, "%s%s %.3f ms", sb.len ? ", " : "", c,
+					(double)us / (double)n / 1000.0);
+				free(c);
+			}
+			kv_add(&l, xstrdup("mean step times"),
+			       sb.len ? sb_steal(&sb) : xstrdup("none yet"));
+			sb_free(&sb);
 		} else if (strcmp(key, "directories") == 0 && json_is_array(v)) {
 			size_t i;
 			json_t *d;

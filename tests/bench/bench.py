@@ -148,12 +148,15 @@ class Watch:
     """What the directory and the processes did during one level: the
     directory's own time for each modify of `groups` (slapd's stats log:
     etime of the MOD's RESULT, and how many were in flight on average), and
-    the CPU time of jitd, slapd and this script's children (the load tool)."""
+    the CPU time of jitd, slapd and this script's children (the load tool);
+    with jitd, the mean time of each step of its grants and ends (status
+    `timings`, read before and after)."""
 
     def __init__(self, slapd, groups, jitd=None):
         self.slapd, self.jitd = slapd, jitd
         self.groups = set(g.lower() for g in groups)
         self.off = os.path.getsize(slapd.log) if slapd else 0
+        self.steps0 = jitd_timings(jitd) if jitd else None
         self.t0 = time.monotonic()
         self.cpu0 = self._cpu()
 
@@ -181,6 +184,14 @@ class Watch:
         if n:
             cpu["per_modify_ms"] = {k: 1000.0 * cpu[k] / n for k in ("jitd", "slapd", "load")}
         out["cpu_s"] = cpu
+        if self.steps0 is not None:
+            s1 = jitd_timings(self.jitd)
+            steps = {}
+            for k, v in s1.items():
+                v0 = self.steps0.get(k, {"count": 0, "total_us": 0})
+                dn, dt = v["count"] - v0["count"], v["total_us"] - v0["total_us"]
+                steps[k] = {"count": dn, "mean_ms": dt / dn / 1000.0 if dn > 0 else None}
+            out["jitd_steps"] = steps
         return out
 
     def _modifies(self):
@@ -213,6 +224,24 @@ class Watch:
                             pass
                 del started[key]
         return et
+
+
+def jitd_timings(jitd):
+    """jitd's status `timings`: {step: {"count", "total_us"}}."""
+    with jitd.connect(timeout=60) as c:
+        a = c.call({"v": 1, "op": "status"})
+    if not a.get("ok"):
+        raise RuntimeError("status refused: %r" % (a,))
+    return a["status"]["timings"]
+
+
+def steps_row(x):
+    """The table line of jitd's mean step times for a level, '' without."""
+    s = (x.get("watch") or {}).get("jitd_steps")
+    if not s:
+        return ""
+    return "jitd steps, mean ms: " + ", ".join(
+        "%s %s" % (k, fmt(v["mean_ms"], 3)) for k, v in s.items() if v["count"] > 0)
 
 
 def watch_row(x):
@@ -658,7 +687,7 @@ def compare(res, args):
                              fmt(x["grant_ms"].get("p99"), 2),
                              fmt(x["complete_ms"].get("p50"), 2),
                              fmt(x["complete_ms"].get("p99"), 2)),
-                         "errors %d" % x["errors"], watch_row(x)))
+                         "errors %d" % x["errors"], watch_row(x), steps_row(x)))
     if j and bn:
         for c, x in j["levels"].items():
             if int(c) < 8:

@@ -60,6 +60,16 @@ def test_bench_smoke():
         positive(w, "cpu_s", "per_modify_ms", "jitd")
         positive(w, "cpu_s", "per_modify_ms", "slapd")
         positive(w, "cpu_s", "machine_busy_cores")
+        # jitd's own step times (status timings): each step of a grant and
+        # of a complete ran at least once per pair measured, and took time
+        steps = w["jitd_steps"]
+        pairs = x["pairs_per_s"] * secs
+        for step in ("lookup_user", "check_member", "record_pending", "directory_add",
+                     "audit_granted", "record_active", "record_ending", "directory_remove",
+                     "audit_ended", "record_ended"):
+            assert steps[step]["count"] >= pairs, (c, step, steps[step], pairs)
+            positive(steps, step, "mean_ms")
+        assert steps["queue"]["count"] >= 2 * pairs, (c, steps["queue"])
     # jitd: three client levels, every answer ok
     assert sorted(d["jitd"]["levels"], key=int) == ["1", "8", "32"], d["jitd"]["levels"].keys()
     for c, x in d["jitd"]["levels"].items():

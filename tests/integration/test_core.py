@@ -336,6 +336,38 @@ def test_list_show_status():
         assert isinstance(st["uptime"], int) and st["uptime"] >= 0, st
 
 
+GRANT_STEPS = ("lookup_user", "check_member", "record_pending", "directory_add",
+               "audit_granted", "record_active")
+END_STEPS = ("record_ending", "directory_remove", "audit_ended", "record_ended")
+
+
+def test_status_timings_count_each_step():
+    # status.timings: per step of a grant and of its end, how often it ran
+    # and how long it took in all (protocol.md). Two grants (one of them a
+    # member already: no add) and one complete.
+    with Env() as e:
+        t0 = e.jitd.ok({"op": "status"})["status"]["timings"]
+        eq(sorted(t0), sorted(("queue",) + GRANT_STEPS + END_STEPS), "steps")
+        for name, s in t0.items():
+            eq(s, {"count": 0, "total_us": 0}, "%s before any request" % name)
+        g = e.jitd.must_grant("alice", "admins", "1h")
+        e.jitd.must_grant("alice", "admins", "2h")
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        t = e.jitd.ok({"op": "status"})["status"]["timings"]
+        want = {"queue": 3, "lookup_user": 2, "check_member": 2, "record_pending": 2,
+                "directory_add": 1, "audit_granted": 2, "record_active": 2,
+                "record_ending": 1, "directory_remove": 1, "audit_ended": 1,
+                "record_ended": 1}
+        eq({k: v["count"] for k, v in t.items()}, want, "counts")
+        for name in want:
+            if name != "queue":  # a worker can be waiting already
+                assert t[name]["total_us"] > 0, (name, t[name])
+        # A refusal before the directory is asked is not a lookup.
+        refused(e.jitd.grant("alice", "nosuchgroup", "1h"), "unknown_group")
+        t2 = e.jitd.ok({"op": "status"})["status"]["timings"]
+        eq(t2["lookup_user"]["count"], 2, "lookup_user after an unknown group")
+
+
 def test_list_newest_first():
     # Grants made within the same second must still list newest first
     # (created_at has one-second resolution; the tie is the insertion order).

@@ -60,6 +60,11 @@ def test_jitctl_grant_show_list_complete():
         r = j.jitctl("status")
         eq(r.returncode, 0, "status exit status")
         assert "corp" in r.stdout, r.stdout
+        # one line of mean step times, of the steps that ran (the grant's)
+        steps = [l for l in r.stdout.splitlines() if l.startswith("mean step times")]
+        eq(len(steps), 1, "mean step times lines in %r" % r.stdout)
+        assert re.search(r"\blookup_user \d+\.\d{3} ms\b", steps[0]), steps[0]
+        assert "record_ended" not in steps[0], steps[0]  # nothing ended yet
         r = j.jitctl("--json", "status")
         eq(json.loads(r.stdout)["status"]["protocol"], 1, "status --json")
 

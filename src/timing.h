@@ -1,0 +1,39 @@
+/*
+ * timing.h - where a request's time goes: per step of a grant and of its
+ * end, how often the step ran and how long it took in all (monotonic
+ * clock, microseconds), since the daemon started. `status` reports them
+ * (docs/protocol.md, "timings"), so that an operator can tell the
+ * directory's time from jitd's own. Thread-safe (atomic counters); the
+ * cost is two clock reads per step.
+ */
+#ifndef JITD_TIMING_H
+#define JITD_TIMING_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+enum jit_step {
+	STEP_QUEUE,            /* queued by the engine -> a worker starts it */
+	STEP_LOOKUP_USER,      /* the user's search */
+	STEP_CHECK_MEMBER,     /* is the user already a member? */
+	STEP_RECORD_PENDING,   /* the pending row's transaction */
+	STEP_DIRECTORY_ADD,    /* the add */
+	STEP_AUDIT_GRANTED,    /* the `granted` line, on disk */
+	STEP_RECORD_ACTIVE,    /* pending -> active */
+	STEP_RECORD_ENDING,    /* active -> ending */
+	STEP_DIRECTORY_REMOVE, /* the removal (with its checks) */
+	STEP_AUDIT_ENDED,      /* the end's line, on disk */
+	STEP_RECORD_ENDED,     /* ending -> the final state */
+	STEP__COUNT
+};
+
+/* Now on the monotonic clock, in microseconds. */
+int64_t timing_now(void);
+/* Adds the time since start (a timing_now() value) to step. */
+void timing_since(enum jit_step step, int64_t start);
+/* {"<step>": {"count": n, "total_us": t}, ...} for every step. */
+json_t *timing_json(void);
+/* The step's name in timing_json(); NULL if out of range. */
+const char *timing_step_name(enum jit_step step);
+
+#endif

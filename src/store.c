@@ -746,6 +746,11 @@ static int configure(struct store *st)
 		ret = pragma_set(st, "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2");
 	if (ret == JIT_OK)
 		ret = pragma_set(st, "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1");
+	/* Statement journals and sorts in memory: no temporary file per write
+	 * transaction in /var/tmp (one each time an insert's statement needed
+	 * a journal), and no need for a writable temporary directory. */
+	if (ret == JIT_OK)
+		ret = pragma_set(st, "PRAGMA temp_store = MEMORY", "PRAGMA temp_store", "2");
 	return ret;
 }
 

@@ -444,7 +444,7 @@ static const struct key dir_keys[] = {
 	STR(member_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "member"),
 	STR(placeholder_member, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
 	NUM(timeout, K_DUR, struct jit_dir_cfg, 10, 1, 300),
-	NUM(connections, K_INT, struct jit_dir_cfg, 2, 1, 32),
+	NUM(connections, K_INT, struct jit_dir_cfg, 4, 1, 32),
 	NUM(replication_grace, K_DUR, struct jit_dir_cfg, 30, 1, 86400),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };

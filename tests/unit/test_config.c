@@ -378,7 +378,7 @@ static void test_defaults(void)
 	CHECK_STR(d->member_attr, "member");
 	CHECK(d->placeholder_member == NULL);
 	CHECK(d->timeout == 10);
-	CHECK(d->connections == 2);
+	CHECK(d->connections == 4);
 	CHECK(d->line == 2);
 	g = &cfg->groups[0];
 	CHECK(g->max_duration == 4 * 3600);

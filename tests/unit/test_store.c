@@ -1039,6 +1039,75 @@ static void test_replication_columns(void)
 	store_close(st);
 }
 
+/* The first column of the first row of sql on the raw file ("" if none). */
+static char *raw_text(const char *dir, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	char *path = xasprintf("%s/jitd.db", dir), *out = NULL;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK);
+	if (q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+		out = xstrdup((const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	free(path);
+	return out ? out : xstrdup("");
+}
+
+/*
+ * Migration 6: a version-5 file (the due and user indexes over every row,
+ * state first) gets partial indexes over the live rows only; what they
+ * serve still finds the same rows.
+ */
+static void test_migration_partial_indexes(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	int64_t when = 0, n = 0;
+	CHECK(put(st, "a1", GS_ACTIVE, "pk-a1", 10, 500, 0, false) == JIT_OK);
+	CHECK(put(st, "a2", GS_ACTIVE, "pk-a2", 11, 300, 0, false) == JIT_OK);
+	CHECK(put(st, "e1", GS_ENDING, "pk-e1", 12, 100, 400, false) == JIT_OK);
+	CHECK(put(st, "x1", GS_EXPIRED, "pk-x1", 13, 50, 0, false) == JIT_OK);
+	store_close(st);
+	raw_sql(dir, "DROP INDEX grants_active_due; DROP INDEX grants_ending_due;"
+		     "DROP INDEX grants_user_dn;"
+		     "CREATE INDEX grants_active_due ON grants (state, expires_at);"
+		     "CREATE INDEX grants_ending_due ON grants (state, next_attempt);"
+		     "CREATE INDEX grants_user_dn ON grants (user_dn COLLATE NOCASE, state);"
+		     "PRAGMA user_version = 5");
+	char *v = raw_text(dir, "PRAGMA user_version");
+	CHECK(strcmp(v, "5") == 0);
+	free(v);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	const char *want[][2] = {
+		{ "grants_active_due", "(expires_at) WHERE state = 'active'" },
+		{ "grants_ending_due", "(next_attempt) WHERE state = 'ending'" },
+		{ "grants_user_dn", "WHERE state IN ('pending', 'active', 'ending')" },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		char *q = xasprintf("SELECT sql FROM sqlite_master WHERE name = '%s'", want[i][0]);
+		char *sql = raw_text(dir, q);
+		if (!strstr(sql, want[i][1]))
+			fprintf(stderr, "%s after migration 6: %s\n", want[i][0], sql);
+		CHECK(strstr(sql, want[i][1]) != NULL);
+		free(sql);
+		free(q);
+	}
+	v = raw_text(dir, "PRAGMA user_version");
+	CHECK(strcmp(v, "6") == 0);
+	free(v);
+	/* the earliest due: e1's retry at 100 would be wrong (next_attempt 400
+	 * is what counts for an ending row), a2's expiry at 300 is right */
+	CHECK(store_next_due(st, &when) == JIT_OK && when == 300);
+	CHECK(store_count_user_live(st, "UID=alice,ou=people,dc=example,dc=com", &n) == JIT_OK &&
+	      n == 3);
+	store_close(st);
+}
+
 struct thr {
 	const char *dir;
 	int which, ok;
@@ -1195,6 +1264,7 @@ int main(void)
 	test_plans();
 	test_files();
 	test_schema_guard();
+	test_migration_partial_indexes();
 	test_reliability_queries();
 	test_expiring();
 	test_replication_columns();

@@ -282,13 +282,8 @@ static void *head_main(void *arg)
 		a->head_flushed = gen;
 		/* Coalesce: the heads written in the next HEAD_PAUSE_MS share one
 		 * flush (audit_close() ends the pause at once). */
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += HEAD_PAUSE_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		int64_t end = mono_us() + HEAD_PAUSE_MS * 1000;
+		struct timespec until = { (time_t)(end / 1000000), (long)(end % 1000000) * 1000 };
 		while (!a->head_stop &&
 		       pthread_cond_timedwait(&a->head_cond, &a->head_lock, &until) == 0)
 			;

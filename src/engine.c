@@ -51,7 +51,7 @@ struct job {
 	char **ids;                     /* JOB_EXPIRE: due active grants (of one group) */
 	char **keys;                    /* JOB_EXPIRE: their pair keys */
 	size_t n_ids;
-	int64_t queued;                 /* timing_now() when queued */
+	int64_t queued;                 /* mono_us() when queued */
 	struct job *next;
 };
 
@@ -289,7 +289,7 @@ static bool enqueue(struct dirq *q, struct job *j)
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
-	j->queued = timing_now();
+	j->queued = mono_us();
 	if (q->tail)
 		q->tail->next = j;
 	else
@@ -311,7 +311,6 @@ static void enqueue_front(struct dirq *q, struct job *j)
 		job_free(j);
 		return;
 	}
-	j->queued = timing_now();
 	j->next = q->head;
 	q->head = j;
 	if (!q->tail)

@@ -407,7 +407,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	if (line)
 		return line;
 
-	int64_t t = timing_now();
+	int64_t t = mono_us();
 	int rc = dir_resolve_user(g->dc, p->req->user, &u, &dres);
 	timing_since(STEP_LOOKUP_USER, t);
 	if (rc != JIT_OK) {
@@ -439,7 +439,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
 	pthread_mutex_lock(lock);
 	settle_pair(g, r.pair_key);
-	t = timing_now();
+	t = mono_us();
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
 	timing_since(STEP_CHECK_MEMBER, t);
 	if (rc != JIT_OK) {
@@ -447,7 +447,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	FAULT_POINT("grant.before_pending");
-	t = timing_now();
+	t = mono_us();
 	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
 	timing_since(STEP_RECORD_PENDING, t);
 	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
@@ -466,7 +466,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.after_pending");
 	if (!present) {
-		t = timing_now();
+		t = mono_us();
 		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
 				    &dres);
 		timing_since(STEP_DIRECTORY_ADD, t);
@@ -482,7 +482,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
-	t = timing_now();
+	t = mono_us();
 	rc = audit_grant(g, "granted", &r, present ? (r.standing ? "standing" : "already_member")
 						   : "added", NULL, NULL, NULL, NULL);
 	timing_since(STEP_AUDIT_GRANTED, t);
@@ -494,7 +494,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		goto out;
 	}
 	FAULT_POINT("grant.after_audit_granted");
-	t = timing_now();
+	t = mono_us();
 	rc = activate(g, &r);
 	timing_since(STEP_RECORD_ACTIVE, t);
 	if (rc != JIT_OK) {
@@ -693,7 +693,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
 			return reply_grant(g, r->id, false); /* extended meanwhile */
 		FAULT_POINT("grant.before_ending");
-		t = timing_now();
+		t = mono_us();
 		/* Robustness: a scheduled expiry checks expires_at again in the
 		 * same statement: an extend (main thread, no pair lock) may have
 		 * committed since r was read; then the grant stays. */
@@ -718,7 +718,7 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 		return reply_grant(g, r->id, false); /* already ended: idempotent */
 	}
 	FAULT_POINT("grant.after_ending");
-	t = timing_now();
+	t = mono_us();
 	rc = settle_membership(g, r, &st, &dres);
 	timing_since(STEP_DIRECTORY_REMOVE, t);
 	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
@@ -735,14 +735,14 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
-	t = timing_now();
+	t = mono_us();
 	if (audit_write(g->audit, grant_state_name(r->end_state), o) != JIT_OK)
 		log_err("audit: could not record %s of grant %s", grant_state_name(r->end_state),
 			r->id);
 	timing_since(STEP_AUDIT_ENDED, t);
 	json_decref(o);
 	FAULT_POINT("grant.after_final_audit");
-	t = timing_now();
+	t = mono_us();
 	rc = transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
 	timing_since(STEP_RECORD_ENDED, t);
 	if (rc != JIT_OK)

@@ -324,8 +324,9 @@ static const struct {
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },
 	/* ?1 now + before, ?2 now, ?3 before, ?4 limit: uses grants_active_due. */
-	[S_EXPIRING] = { "expiring", "SELECT " GRANT_COLS " FROM grants INDEXED BY grants_active_due"
-				     " WHERE state = 'active' AND expires_at <= ?1 AND expires_at > ?2 AND warned_at = 0"
+	[S_EXPIRING] = { "expiring", "SELECT " GRANT_COLS " FROM grants"
+				     " INDEXED BY grants_active_due WHERE state = 'active'"
+				     " AND expires_at <= ?1 AND expires_at > ?2 AND warned_at = 0"
 				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
 	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
 				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },

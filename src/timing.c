@@ -4,8 +4,8 @@
  * different moments, which a mean over thousands of runs does not notice.
  */
 #include <stdatomic.h>
-#include <time.h>
 #include "timing.h"
+#include "util.h"
 
 static const char *const step_names[STEP__COUNT] = {
 	[STEP_QUEUE] = "queue",
@@ -24,17 +24,9 @@ static const char *const step_names[STEP__COUNT] = {
 static atomic_uint_fast64_t step_count[STEP__COUNT];
 static atomic_uint_fast64_t step_total[STEP__COUNT];
 
-int64_t timing_now(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return 0; /* cannot fail for CLOCK_MONOTONIC; a 0 only skews a mean */
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void timing_since(enum jit_step step, int64_t start)
 {
-	int64_t d = timing_now() - start;
+	int64_t d = mono_us() - start;
 	if ((unsigned)step >= STEP__COUNT)
 		return;
 	atomic_fetch_add_explicit(&step_count[step], 1, memory_order_relaxed);

@@ -27,9 +27,7 @@ enum jit_step {
 	STEP__COUNT
 };
 
-/* Now on the monotonic clock, in microseconds. */
-int64_t timing_now(void);
-/* Adds the time since start (a timing_now() value) to step. */
+/* Adds the time since start (a mono_us() value) to step. */
 void timing_since(enum jit_step step, int64_t start);
 /* {"<step>": {"count": n, "total_us": t}, ...} for every step. */
 json_t *timing_json(void);

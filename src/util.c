@@ -100,12 +100,17 @@ int64_t now_s(void)
 	return (int64_t)ts.tv_sec;
 }
 
-int64_t mono_ms(void)
+int64_t mono_us(void)
 {
 	struct timespec ts;
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		fatal("clock_gettime(CLOCK_MONOTONIC): %s", strerror(errno));
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 void fmt_rfc3339(int64_t t, char buf[32])

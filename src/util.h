@@ -25,9 +25,12 @@ void wipe(void *p, size_t n);
 /* Wipes and frees a NUL-terminated secret. NULL-safe. */
 void free_secret(char *s);
 
-/* Seconds since the epoch (wall clock) and a monotonic clock in ms. */
+/* Seconds since the epoch (wall clock), and a monotonic clock (the one
+ * pthread condition variables set to CLOCK_MONOTONIC wait on) in ms and in
+ * microseconds. */
 int64_t now_s(void);
 int64_t mono_ms(void);
+int64_t mono_us(void);
 
 /* Formats t (UTC) as "2026-11-23T16:27:51Z" into buf (>= 21 bytes). */
 void fmt_rfc3339(int64_t t, char buf[32]);

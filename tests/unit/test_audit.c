@@ -371,6 +371,13 @@ static void test_concurrent(const char *dir, bool flusher)
 	audit_close(a);
 	l = read_lines(path, &n);
 	CHECK(n == 1 && strstr(l[0], "\"seq\":401,") != NULL);
+	/* and the two files verify as one chain */
+	size_t n0 = 0;
+	char **l0 = read_lines(rot, &n0);
+	char **all = concat(l0, n0, l, n);
+	CHECK(n0 == NW * PER && verify(all, n0 + n) == 0);
+	free(all);
+	free_lines(l0, n0);
 	free_lines(l, n);
 	unlink(rot);
 	unlink(path);

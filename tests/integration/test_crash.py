@@ -147,6 +147,61 @@ def test_crash_during_extend_keeps_evidence():
             e.jitd.stop()
 
 
+# jitd's wait for SQLite's write lock before a write fails (STORE_BUSY_MS).
+STORE_BUSY_S = 10
+
+
+def test_active_write_failure_removes_the_membership_at_once():
+    """The store refuses the pending -> active write after the add and the
+    `granted` line (here another process holds SQLite's write lock past
+    jitd's busy timeout). The client must hear `internal`, never ok, and
+    the membership jitd has just added must be removed by the running
+    daemon (pending -> ending(failed)), not left until the next start."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    import sqlite3
+    with Env(start=False) as e:
+        e.jitd.start(env={"JITD_FAULT": "grant.after_audit_granted:sleep=1500@1"})
+        alice = e.user_dn("alice")
+        answer = {}
+
+        def ask():
+            answer["a"] = e.jitd.request({"op": "grant", "user": "alice", "group": "dba",
+                                          "duration": "1h", "request_id": "held-store"},
+                                         timeout=60)
+        t = threading.Thread(target=ask)
+        t.start()
+        wait_stderr(e.jitd, "fault pause 1500 ms at grant.after_audit_granted", 10)
+        db = sqlite3.connect(os.path.join(e.jitd.state_dir, "jitd.db"), timeout=5,
+                             isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            assert e.is_member("dba", alice), "the add had not happened before the pause"
+            # Past the pause and the busy timeout of the active write, well
+            # before that of the write that hands the row to the ending path.
+            time.sleep(1.5 + STORE_BUSY_S + 2)
+            assert "a" not in answer, "answered while the store was locked: %r" % answer
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        t.join(30)
+        assert not t.is_alive(), "no answer after the store was released"
+        refused(answer["a"], "internal", "grant whose active write failed")
+        granted = e.jitd.audit_events("granted")
+        eq(len(granted), 1, "granted lines")
+        gid = granted[0]["grant_id"]
+        wait_until(lambda: not e.is_member("dba", alice), 20,
+                   "the membership of the grant that could not turn active is removed")
+        wait_until(lambda: e.jitd.show(gid)["state"] == "failed", 20, "grant %s failed" % gid)
+        events = [ev["event"] for ev in e.jitd.audit_events(grant_id=gid)]
+        eq(events[0], "granted", "first event of the grant")
+        assert "failed" in events[1:], "no `failed` line after `granted`: %r" % events
+        assert "fatal" not in e.jitd.stderr_tail(200), "jitd restarted instead"
+        assert e.jitd.running(), "jitd is not running"
+        # The pair is usable again at once.
+        e.grant_and_check("alice", "dba", "1h")
+
+
 def test_batch_expiry_does_not_wait_for_a_busy_pair():
     """Four grants of one group expire in the same second, while a second
     grant of alice's pair is paused (grant.after_pending, 8 s) holding that

@@ -1108,6 +1108,73 @@ static void test_migration_partial_indexes(void)
 	store_close(st);
 }
 
+/*
+ * A new store is made with STORE_PAGE_SIZE (1024-byte) pages: a state
+ * change writes fewer bytes to the WAL. A store made with larger pages (by
+ * an earlier version) keeps them and works as before. A row with every
+ * field at the protocol's limit (it overflows a small page) reads back
+ * whole and moves through its states.
+ */
+static void test_page_size(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec r, *got = NULL;
+	char *v = raw_text(dir, "PRAGMA page_size");
+	CHECK(strcmp(v, "1024") == 0);
+	free(v);
+	fill(&r, "big", GS_PENDING, "pk-big");
+	free(r.reason);
+	r.reason = xmalloc(1025);
+	memset(r.reason, 'r', 1024);
+	r.reason[1024] = '\0';
+	free(r.ticket);
+	r.ticket = xmalloc(257);
+	memset(r.ticket, 't', 256);
+	r.ticket[256] = '\0';
+	CHECK(store_insert(st, &r) == JIT_OK);
+	CHECK(store_set_state(st, "big", GS_PENDING, GS_ACTIVE, GS_PENDING, 5, NULL) == JIT_OK);
+	CHECK(store_set_state(st, "big", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 6, NULL) == JIT_OK);
+	CHECK(store_set_state(st, "big", GS_ENDING, GS_COMPLETED, GS_COMPLETED, 7, NULL) ==
+	      JIT_OK);
+	CHECK(store_get(st, "big", &got) == JIT_OK);
+	if (got) {
+		CHECK(got->state == GS_COMPLETED && got->ended_at == 7);
+		CHECK(got->reason && strcmp(got->reason, r.reason) == 0);
+		CHECK(got->ticket && strcmp(got->ticket, r.ticket) == 0);
+		grant_rec_free(got);
+	}
+	grant_rec_clear(&r);
+	store_close(st);
+	v = raw_text(dir, "PRAGMA integrity_check");
+	CHECK(strcmp(v, "ok") == 0);
+	free(v);
+
+	/* A database that already has 4096-byte pages keeps them. */
+	dir = new_dir();
+	char *path = xasprintf("%s/jitd.db", dir);
+	sqlite3 *db = NULL;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
+	      SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+			   " CREATE TABLE t (a); DROP TABLE t;", NULL,
+			   NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	CHECK(chmod(path, 0600) == 0);
+	free(path);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	v = raw_text(dir, "PRAGMA page_size");
+	CHECK(strcmp(v, "4096") == 0);
+	free(v);
+	CHECK(put(st, "old1", GS_ACTIVE, "pk-old1", 10, 300, 0, false) == JIT_OK);
+	int64_t when = 0;
+	CHECK(store_next_due(st, &when) == JIT_OK && when == 300);
+	store_close(st);
+}
+
 struct thr {
 	const char *dir;
 	int which, ok;
@@ -1265,6 +1332,7 @@ int main(void)
 	test_files();
 	test_schema_guard();
 	test_migration_partial_indexes();
+	test_page_size();
 	test_reliability_queries();
 	test_expiring();
 	test_replication_columns();

@@ -31,6 +31,7 @@
  * with SQLite's default 4 KB (docs/performance.md). An existing store keeps
  * the size it was made with. */
 #define STORE_PAGE_SIZE "1024"
+#define STORE_CHECKPOINT_PAGES "4000"
 #define STORE_DEFAULT_LIMIT 1000
 /* Robustness: list/due results are read completely before any callback
  * runs (so callbacks may use the store); this bounds the memory that takes. */
@@ -770,6 +771,13 @@ static int configure(struct store *st)
 	ret = set_wal(st);
 	if (ret == JIT_OK)
 		ret = pragma_set(st, "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2");
+	/* A checkpoint runs inside the commit that crosses this many WAL
+	 * pages, and is what the 99th percentile of a grant sees. 4000 keeps
+	 * SQLite's default 4 MB between checkpoints with 1 KB pages (its
+	 * default 1000 counts pages, which would mean one every 1 MB). */
+	if (ret == JIT_OK)
+		ret = pragma_set(st, "PRAGMA wal_autocheckpoint = " STORE_CHECKPOINT_PAGES,
+				 "PRAGMA wal_autocheckpoint", STORE_CHECKPOINT_PAGES);
 	if (ret == JIT_OK)
 		ret = pragma_set(st, "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1");
 	/* Statement journals and sorts in memory: no temporary file per write

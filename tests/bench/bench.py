@@ -682,9 +682,9 @@ def compare(res, args):
             rows.append(("jitd %s clients" % c,
                          "%s pairs/s = %s modifies/s" % (fmt(x["pairs_per_s"], 0),
                                                          fmt(x["modifies_per_s"], 0)),
-                         "grant p50/p95/p99 %s/%s/%s ms; complete p50/p99 %s/%s ms" % (
+                         "grant p50/p95/p99/p99.9 %s/%s/%s/%s ms; complete p50/p99 %s/%s ms" % (
                              fmt(x["grant_ms"].get("p50"), 2), fmt(x["grant_ms"].get("p95"), 2),
-                             fmt(x["grant_ms"].get("p99"), 2),
+                             fmt(x["grant_ms"].get("p99"), 2), fmt(x["grant_ms"].get("p999"), 2),
                              fmt(x["complete_ms"].get("p50"), 2),
                              fmt(x["complete_ms"].get("p99"), 2)),
                          "errors %d" % x["errors"], watch_row(x), steps_row(x)))

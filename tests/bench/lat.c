@@ -68,6 +68,7 @@ json_t *lat_summary(struct lat *l)
 	json_object_set_new(o, "p50", json_real(pct(l, 50)));
 	json_object_set_new(o, "p95", json_real(pct(l, 95)));
 	json_object_set_new(o, "p99", json_real(pct(l, 99)));
+	json_object_set_new(o, "p999", json_real(pct(l, 99.9)));
 	json_object_set_new(o, "max", json_real(l->us[l->n - 1] / 1000.0));
 	json_object_set_new(o, "mean", json_real(sum / (double)l->n / 1000.0));
 	return o;

@@ -76,8 +76,10 @@ def test_bench_smoke():
         assert x["errors"] == 0 and x["threads_failed"] == 0, (c, x)
         positive(x, "pairs_per_s")
         assert x["modifies_per_s"] == 2 * x["pairs_per_s"]
-        for k in ("p50", "p95", "p99"):
+        for k in ("p50", "p95", "p99", "p999"):
             positive(x, "grant_ms", k)
+        g = x["grant_ms"]
+        assert g["p50"] <= g["p95"] <= g["p99"] <= g["p999"] <= g["max"], (c, g)
         positive(x, "complete_ms", "p50")
         positive(x, "complete_ms", "p99")
     # revocation: every grant gone from the directory and expired in the store

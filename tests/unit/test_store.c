@@ -1175,6 +1175,38 @@ static void test_page_size(void)
 	store_close(st);
 }
 
+/*
+ * Checkpoints run every 4000 WAL pages (4 MB with 1 KB pages), not at
+ * SQLite's default of 1000: the WAL file, which SQLite reuses from the
+ * start after each checkpoint, grows well past 1000 pages and stays under 4000
+ * plus one transaction, however much is written.
+ */
+static void test_checkpoint_interval(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	char *wal = xasprintf("%s/jitd.db-wal", dir);
+	const long frame = 1024 + 24, pages = 4000;
+	long frames_written = 0;
+	struct stat sb;
+
+	for (int i = 0; i < 1500; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "c%d", i);
+		CHECK(put(st, id, GS_ACTIVE, id, i, 1000 + i, 0, false) == JIT_OK);
+		CHECK(store_set_state(st, id, GS_ACTIVE, GS_ENDING, GS_EXPIRED, i, NULL) == JIT_OK);
+		CHECK(store_set_state(st, id, GS_ENDING, GS_EXPIRED, GS_EXPIRED, i, NULL) == JIT_OK);
+	}
+	CHECK(stat(wal, &sb) == 0);
+	frames_written = (long)sb.st_size / frame;
+	if (frames_written <= 2000 || frames_written > pages + 200)
+		fprintf(stderr, "WAL file after 4500 writes: %ld frames\n", frames_written);
+	CHECK(frames_written > 2000);
+	CHECK(frames_written <= pages + 200);
+	store_close(st);
+	free(wal);
+}
+
 struct thr {
 	const char *dir;
 	int which, ok;
@@ -1333,6 +1365,7 @@ int main(void)
 	test_schema_guard();
 	test_migration_partial_indexes();
 	test_page_size();
+	test_checkpoint_interval();
 	test_reliability_queries();
 	test_expiring();
 	test_replication_columns();

@@ -31,7 +31,12 @@
  * with SQLite's default 4 KB (docs/performance.md). An existing store keeps
  * the size it was made with. */
 #define STORE_PAGE_SIZE "1024"
-#define STORE_CHECKPOINT_PAGES "4000"
+/* WAL bytes between checkpoints: SQLite checkpoints inside the commit
+ * that takes the WAL past wal_autocheckpoint pages, and that commit is
+ * what the 99th percentile of a grant sees. SQLite's default (1000
+ * pages) is 4 MB with its default 4 KB pages but would be 1 MB with 1 KB
+ * ones; the limit is set in pages from this, whatever the page size. */
+#define STORE_CHECKPOINT_BYTES (4L * 1024 * 1024)
 #define STORE_DEFAULT_LIMIT 1000
 /* Robustness: list/due results are read completely before any callback
  * runs (so callbacks may use the store); this bounds the memory that takes. */
@@ -748,6 +753,26 @@ static int set_wal(struct store *st)
 	return ret;
 }
 
+/* wal_autocheckpoint: STORE_CHECKPOINT_BYTES in this database's pages. */
+static int set_checkpoint(struct store *st)
+{
+	char *txt = NULL, set[64], want[24];
+	int64_t page = 0;
+	int ret = pragma_text(st, "PRAGMA page_size", &txt);
+
+	/* SQLite's page sizes: powers of two from 512 to 65536 */
+	if (ret == JIT_OK && parse_int64(txt, 512, 65536, &page) != JIT_OK) {
+		log_err("store: PRAGMA page_size: the database answered %s", txt);
+		ret = JIT_EIO;
+	}
+	free(txt);
+	if (ret != JIT_OK)
+		return ret;
+	snprintf(want, sizeof(want), "%lld", (long long)(STORE_CHECKPOINT_BYTES / page));
+	snprintf(set, sizeof(set), "PRAGMA wal_autocheckpoint = %s", want);
+	return pragma_set(st, set, "PRAGMA wal_autocheckpoint", want);
+}
+
 /* Connection settings, verified: a pragma that fails says nothing. */
 static int configure(struct store *st)
 {
@@ -771,13 +796,8 @@ static int configure(struct store *st)
 	ret = set_wal(st);
 	if (ret == JIT_OK)
 		ret = pragma_set(st, "PRAGMA synchronous = FULL", "PRAGMA synchronous", "2");
-	/* A checkpoint runs inside the commit that crosses this many WAL
-	 * pages, and is what the 99th percentile of a grant sees. 4000 keeps
-	 * SQLite's default 4 MB between checkpoints with 1 KB pages (its
-	 * default 1000 counts pages, which would mean one every 1 MB). */
 	if (ret == JIT_OK)
-		ret = pragma_set(st, "PRAGMA wal_autocheckpoint = " STORE_CHECKPOINT_PAGES,
-				 "PRAGMA wal_autocheckpoint", STORE_CHECKPOINT_PAGES);
+		ret = set_checkpoint(st);
 	if (ret == JIT_OK)
 		ret = pragma_set(st, "PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1");
 	/* Statement journals and sorts in memory: no temporary file per write

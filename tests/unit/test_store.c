@@ -1175,20 +1175,15 @@ static void test_page_size(void)
 	store_close(st);
 }
 
-/*
- * Checkpoints run every 4000 WAL pages (4 MB with 1 KB pages), not at
- * SQLite's default of 1000: the WAL file, which SQLite reuses from the
- * start after each checkpoint, grows well past 1000 pages and stays under 4000
- * plus one transaction, however much is written.
- */
-static void test_checkpoint_interval(void)
+/* Writes 4,500 changes (about 40,000 WAL pages of 1 KB) through st, then
+ * returns the size of dir's WAL file in frames of page bytes. SQLite
+ * reuses the WAL from its start after each checkpoint, so the file's size
+ * is the most the WAL held between two checkpoints. */
+static long wal_frames_after_writes(struct store *st, const char *dir, long page)
 {
-	const char *dir;
-	struct store *st = open_new(&dir);
 	char *wal = xasprintf("%s/jitd.db-wal", dir);
-	const long frame = 1024 + 24, pages = 4000;
-	long frames_written = 0;
 	struct stat sb;
+	long frames = -1;
 
 	for (int i = 0; i < 1500; i++) {
 		char id[32];
@@ -1197,14 +1192,50 @@ static void test_checkpoint_interval(void)
 		CHECK(store_set_state(st, id, GS_ACTIVE, GS_ENDING, GS_EXPIRED, i, NULL) == JIT_OK);
 		CHECK(store_set_state(st, id, GS_ENDING, GS_EXPIRED, GS_EXPIRED, i, NULL) == JIT_OK);
 	}
-	CHECK(stat(wal, &sb) == 0);
-	frames_written = (long)sb.st_size / frame;
-	if (frames_written <= 2000 || frames_written > pages + 200)
-		fprintf(stderr, "WAL file after 4500 writes: %ld frames\n", frames_written);
-	CHECK(frames_written > 2000);
-	CHECK(frames_written <= pages + 200);
-	store_close(st);
+	if (stat(wal, &sb) == 0)
+		frames = (long)sb.st_size / (page + 24);
 	free(wal);
+	return frames;
+}
+
+/*
+ * Checkpoints run every 4 MB of WAL, counted in the database's own pages:
+ * 4,096 pages of 1 KB in a new store (not SQLite's default of 1,000, which
+ * would mean every 1 MB), 1,024 pages of 4 KB in a store made by an
+ * earlier version (not 4,096, which would mean every 16 MB). The WAL
+ * stays within that plus one transaction, however much is written.
+ */
+static void test_checkpoint_interval(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	long frames = wal_frames_after_writes(st, dir, 1024);
+	if (frames <= 2000 || frames > 4096 + 200)
+		fprintf(stderr, "WAL of a new store after 4500 writes: %ld frames\n", frames);
+	CHECK(frames > 2000);
+	CHECK(frames <= 4096 + 200);
+	store_close(st);
+
+	dir = new_dir();
+	char *path = xasprintf("%s/jitd.db", dir);
+	sqlite3 *db = NULL;
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
+	      SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+			   " CREATE TABLE t (a); DROP TABLE t;", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	CHECK(chmod(path, 0600) == 0);
+	free(path);
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	frames = wal_frames_after_writes(st, dir, 4096);
+	if (frames <= 0 || frames > 1024 + 100)
+		fprintf(stderr, "WAL of a 4 KB-page store after 4500 writes: %ld frames\n", frames);
+	CHECK(frames > 0);
+	CHECK(frames <= 1024 + 100);
+	store_close(st);
 }
 
 struct thr {

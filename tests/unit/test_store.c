@@ -1108,6 +1108,28 @@ static void test_migration_partial_indexes(void)
 	store_close(st);
 }
 
+/* A store in a database made with 4096-byte pages, as an earlier version
+ * of jitd (SQLite's default) made them; NULL (and a failed check) if it
+ * does not open. */
+static struct store *open_4k(const char **dirp)
+{
+	const char *dir = new_dir();
+	char *path = xasprintf("%s/jitd.db", dir);
+	sqlite3 *db = NULL;
+	struct store *st = NULL;
+
+	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
+	      SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
+			   " CREATE TABLE t (a); DROP TABLE t;", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	CHECK(chmod(path, 0600) == 0);
+	free(path);
+	CHECK(store_open(dir, &st) == JIT_OK);
+	*dirp = dir;
+	return st;
+}
+
 /*
  * A new store is made with STORE_PAGE_SIZE (1024-byte) pages: a state
  * change writes fewer bytes to the WAL. A store made with larger pages (by
@@ -1151,19 +1173,7 @@ static void test_page_size(void)
 	free(v);
 
 	/* A database that already has 4096-byte pages keeps them. */
-	dir = new_dir();
-	char *path = xasprintf("%s/jitd.db", dir);
-	sqlite3 *db = NULL;
-	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
-	      SQLITE_OK);
-	CHECK(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
-			   " CREATE TABLE t (a); DROP TABLE t;", NULL,
-			   NULL, NULL) == SQLITE_OK);
-	CHECK(sqlite3_close(db) == SQLITE_OK);
-	CHECK(chmod(path, 0600) == 0);
-	free(path);
-	st = NULL;
-	CHECK(store_open(dir, &st) == JIT_OK);
+	st = open_4k(&dir);
 	if (!st)
 		return;
 	v = raw_text(dir, "PRAGMA page_size");
@@ -1216,18 +1226,7 @@ static void test_checkpoint_interval(void)
 	CHECK(frames <= 4096 + 200);
 	store_close(st);
 
-	dir = new_dir();
-	char *path = xasprintf("%s/jitd.db", dir);
-	sqlite3 *db = NULL;
-	CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
-	      SQLITE_OK);
-	CHECK(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;"
-			   " CREATE TABLE t (a); DROP TABLE t;", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK(sqlite3_close(db) == SQLITE_OK);
-	CHECK(chmod(path, 0600) == 0);
-	free(path);
-	st = NULL;
-	CHECK(store_open(dir, &st) == JIT_OK);
+	st = open_4k(&dir);
 	if (!st)
 		return;
 	frames = wal_frames_after_writes(st, dir, 4096);

@@ -34,11 +34,6 @@ void timing_since(enum jit_step step, int64_t start)
 				  memory_order_relaxed);
 }
 
-const char *timing_step_name(enum jit_step step)
-{
-	return (unsigned)step < STEP__COUNT ? step_names[step] : NULL;
-}
-
 json_t *timing_json(void)
 {
 	json_t *o = json_object();

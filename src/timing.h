@@ -31,7 +31,5 @@ enum jit_step {
 void timing_since(enum jit_step step, int64_t start);
 /* {"<step>": {"count": n, "total_us": t}, ...} for every step. */
 json_t *timing_json(void);
-/* The step's name in timing_json(); NULL if out of range. */
-const char *timing_step_name(enum jit_step step);
 
 #endif

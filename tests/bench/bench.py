@@ -10,7 +10,9 @@ usage: tests/bench/bench.py --srcdir S --builddir B [--smoke] [--json FILE]
 
 One run starts a throwaway slapd (tests/lib/slapd.py) and jitd
 (tests/lib/jitd.py), then measures:
-  baseline  a synchronous libldap add/delete-member loop, 1 and N connections
+  baseline  a synchronous libldap add/delete-member loop, 1 and N connections;
+            and the directory's work of a grant + complete without jitd (the same
+            searches and modifies, libldap), 1 and N connections
   jitd      grant + complete pairs through the socket at 1, 8, 32 clients
   revoke    K grants expiring in the same second: lag until gone from the directory
   scale     a store of 1,000,000 active grants: restart-to-ready, RSS, list, next due
@@ -418,6 +420,27 @@ def phase_baseline(args, slapd, names):
     return out
 
 
+def phase_dirwork(args, slapd, names):
+    """The directory's work of jitd's pairs, sent by libldap without jitd:
+    what the directory alone can do of that work (context, not a target)."""
+    out = {"levels": {}, "groups": names.jitd_groups,
+           "users_per_client": args.users_per_client}
+    for n in (1, args.conns):
+        cmd = [tool(args, "benchload"), "pair", "-u", slapd.ldapi_uri, "-b", slapd.people,
+               "-f", "bu", "-c", str(n), "-U", str(args.users_per_client),
+               "-t", str(args.seconds), "-w", str(args.warmup)]
+        cmd += [slapd.group_dn(g) for g in names.jitd_groups]
+        w = Watch(slapd, [slapd.group_dn(g) for g in names.jitd_groups])
+        r = run_tool(cmd, "directory work %d" % n, args.seconds + args.warmup + 120)
+        r["watch"] = w.stop()
+        r["pairs_per_s"] = r["rate"]
+        r["modifies_per_s"] = 2 * r["rate"]
+        out["levels"][str(n)] = r
+        log("directory work of a pair, %d conn: %.0f pairs/s, grant part p50 %.3f ms, "
+            "%d errors" % (n, r["rate"], r["grant_ms"].get("p50", 0), r["errors"]))
+    return out
+
+
 def phase_jitd(args, jitd, names):
     out = {"levels": {}, "connections": args.connections or "default",
            "users_per_client": args.users_per_client, "groups": names.jitd_groups}
@@ -677,6 +700,17 @@ def compare(res, args):
                          "modify p50 %s / p99 %s ms" % (fmt(x["modify_ms"].get("p50"), 3),
                                                        fmt(x["modify_ms"].get("p99"), 3)),
                          "errors %d" % x["errors"], watch_row(x)))
+    dw = res.get("dirwork")
+    if dw:
+        for n, x in dw["levels"].items():
+            rows.append(("dir. work %s conn" % n,
+                         "%s pairs/s = %s modifies/s (libldap, no jitd)" % (
+                             fmt(x["pairs_per_s"], 0), fmt(x["modifies_per_s"], 0)),
+                         "grant part p50/p99 %s/%s ms; complete part p50/p99 %s/%s ms" % (
+                             fmt(x["grant_ms"].get("p50"), 2), fmt(x["grant_ms"].get("p99"), 2),
+                             fmt(x["complete_ms"].get("p50"), 2),
+                             fmt(x["complete_ms"].get("p99"), 2)),
+                         "errors %d" % x["errors"], watch_row(x)))
     if j:
         for c, x in j["levels"].items():
             rows.append(("jitd %s clients" % c,
@@ -752,7 +786,31 @@ def compare(res, args):
                             "value": k.get("rss_mb"), "target": "<= %.0f MB" % TARGETS["rss_mb_max"],
                             "met": k.get("rss_mb", 1e9) <= TARGETS["rss_mb_max"]})
     res["targets"] = targets
+    res["context"] = context_ratios(j, dw, args)
     return rows
+
+
+def context_ratios(j, dw, args):
+    """jitd against the directory's own work of a pair (no targets: the
+    issue's targets compare with the bare modify; these say how much of
+    the gap is the directory's searches and how much is jitd)."""
+    out = []
+    if not (j and dw):
+        return out
+    dn = dw["levels"].get(str(args.conns))
+    d1 = dw["levels"].get("1")
+    for c, x in j["levels"].items():
+        if int(c) >= 8 and dn and dn["pairs_per_s"]:
+            out.append({"name": "pairs/s: jitd %s clients / directory work %d conn" % (
+                c, args.conns), "value": x["pairs_per_s"] / dn["pairs_per_s"]})
+    x1 = j["levels"].get("1")
+    if x1 and d1:
+        for p in ("p50", "p99"):
+            if x1["grant_ms"].get(p) is not None and d1["grant_ms"].get(p) is not None:
+                out.append({"name": "jitd's own latency %s: grant RTT - directory work's "
+                            "grant part, ms" % p,
+                            "value": x1["grant_ms"][p] - d1["grant_ms"][p]})
+    return out
 
 
 def print_report(res, rows):
@@ -771,6 +829,11 @@ def print_report(res, rows):
     for t in res["targets"]:
         print("  %-66s %10s  %-10s %s" % (t["name"], fmt(t["value"], 3), t["target"],
                                            verdict(t["met"])))
+    if res.get("context"):
+        print()
+        print("  context, not targets: jitd against the directory's own work of a pair")
+        for t in res["context"]:
+            print("  %-66s %10s" % (t["name"], fmt(t["value"], 3)))
     print()
     print("  errors: %d%s" % (res["errors"], "" if not res["errors"] else
                               "  -- THIS RUN HAD ERRORS: see %s" % res["json"]))
@@ -799,6 +862,8 @@ def main(argv):
             slapd = start_directory(args, names)
         if "baseline" in args.phases:
             res["baseline"] = phase_baseline(args, slapd, names)
+            if not args.uri:
+                res["dirwork"] = phase_dirwork(args, slapd, names)
         if args.phases & {"jitd", "revoke"}:
             jitd = make_jitd(slapd, args, names.jitd_groups + names.revoke_groups)
             jitd.start()
@@ -817,7 +882,7 @@ def main(argv):
             slapd.close()
     res["total_s"] = time.monotonic() - t_all
     errors = 0
-    for key in ("baseline", "jitd"):
+    for key in ("baseline", "dirwork", "jitd"):
         sec = res.get(key) or {}
         for x in list(sec.values()) + list((sec.get("levels") or {}).values()):
             if isinstance(x, dict) and "errors" in x:

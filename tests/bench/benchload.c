@@ -1,13 +1,19 @@
 /*
  * benchload.c - the load generator of `make bench` (tests/bench/bench.py
  * drives it). Threads, one connection each, closed loop, monotonic clock;
- * one JSON object on stdout. Three modes:
+ * one JSON object on stdout. Four modes:
  *
  *   benchload ldap -u URI -g GROUP_DN -v PREFIX [-V SUFFIX] [-c CONNS] [-t SECS]
  *                  [-w WARMUP] [-D BINDDN -y PWFILE]
  *       the baseline: each connection adds then deletes its own member value
  *       PREFIX<i>SUFFIX on GROUP_DN (ldap_modify_ext_s), bound with SASL
  *       EXTERNAL (default, as jitd over ldapi) or a simple bind (-D/-y).
+ *   benchload pair -u URI -b USER_BASE -f USER_PREFIX [-c CONNS] [-U USERS_PER_CONN]
+ *                  [-t SECS] [-w WARMUP] GROUP_DN...
+ *       the directory's work of one jitd grant + complete, without jitd: the
+ *       same searches and modifies jitd sends (user by uid, membership check,
+ *       add; user by entryUUID, delete), connection c cycling over users
+ *       USER_PREFIX<c*U+k> in GROUP_DN[c % ngroups], bound with SASL EXTERNAL.
  *   benchload jitd -s SOCKET -f USER_PREFIX [-c CLIENTS] [-U USERS_PER_CLIENT]
  *                  [-t SECS] [-w WARMUP] [-d DURATION] [-p ID_PREFIX] GROUP...
  *       grant + complete pairs through jitd's socket; client c cycles over
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -43,7 +50,7 @@
 
 struct opts {
 	const char *mode;
-	const char *uri, *group_dn, *prefix, *suffix, *bind_dn, *pw_file;
+	const char *uri, *group_dn, *prefix, *suffix, *bind_dn, *pw_file, *user_base;
 	const char *sock, *duration, *id_prefix;
 	const char *groups[MAX_GROUPS];
 	int ngroups;
@@ -56,7 +63,7 @@ struct opts {
 struct worker {
 	int idx;
 	const struct opts *o;
-	struct lat a, b;          /* ldap: every modify (a); jitd: grant (a), complete (b) */
+	struct lat a, b;          /* ldap: every modify (a); jitd, pair: grant (a), complete (b) */
 	int64_t ops;              /* modifies / pairs / grants completed in the window */
 	int64_t errors;
 	char first_error[256];
@@ -70,6 +77,8 @@ static void usage(void)
 {
 	fputs("usage: benchload ldap -u URI -g GROUP_DN -v PREFIX [-V SUFFIX] [-c N] [-t S] "
 	      "[-w S] [-D DN -y PWFILE]\n"
+	      "       benchload pair -u URI -b USER_BASE -f USER_PREFIX [-c N] [-U N] [-t S] "
+	      "[-w S] GROUP_DN...\n"
 	      "       benchload jitd -s SOCKET -f USER_PREFIX [-c N] [-U N] [-t S] [-w S] "
 	      "[-d DUR] [-p ID] GROUP...\n"
 	      "       benchload fill -s SOCKET -f USER_PREFIX -n COUNT [-c N] [-d DUR] [-p ID] "
@@ -240,6 +249,145 @@ static void *ldap_worker(void *arg)
 		}
 		/* End on a delete so that the group is left as it was. */
 		if (t1 >= t_end && op == LDAP_MOD_DELETE)
+			break;
+	}
+	if (ld != NULL)
+		(void)ldap_unbind_ext_s(ld, NULL, NULL);
+	return NULL;
+}
+
+/* ---- the directory's work of a pair, without jitd ---- */
+
+/* Subtree search of the user base; *n entries, the first one's DN and (if
+ * uuid is not NULL) entryUUID. The LDAP result code. */
+static int search_user(LDAP *ld, const char *base, const char *filter, char **attrs, int *n,
+		       char **dn, char **uuid)
+{
+	LDAPMessage *msg = NULL, *e;
+	struct berval **v;
+	int rc = ldap_search_ext_s(ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL,
+				   NULL, 2, &msg);
+
+	*n = 0;
+	if (rc == LDAP_SUCCESS && (*n = ldap_count_entries(ld, msg)) == 1 &&
+	    (e = ldap_first_entry(ld, msg)) != NULL) {
+		char *d = ldap_get_dn(ld, e);
+		*dn = d ? xstrdup(d) : NULL;
+		ldap_memfree(d);
+		if (uuid != NULL && (v = ldap_get_values_len(ld, e, "entryUUID")) != NULL) {
+			if (v[0] != NULL)
+				*uuid = xstrndup(v[0]->bv_val, v[0]->bv_len);
+			ldap_value_free_len(v);
+		}
+	}
+	ldap_msgfree(msg);
+	return rc;
+}
+
+/* Base search of the group for (member=dn), as jitd checks a membership. */
+static int search_member(LDAP *ld, const char *group_dn, const char *dn, int *n)
+{
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	char filter[1100];
+	LDAPMessage *msg = NULL;
+	int rc;
+
+	/* The bench's DNs hold no filter metacharacters (checked by the caller). */
+	if (snprintf(filter, sizeof(filter), "(member=%s)", dn) >= (int)sizeof(filter))
+		return LDAP_FILTER_ERROR;
+	rc = ldap_search_ext_s(ld, group_dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL, NULL, NULL,
+			       1, &msg);
+	*n = rc == LDAP_SUCCESS ? ldap_count_entries(ld, msg) : 0;
+	ldap_msgfree(msg);
+	return rc;
+}
+
+/* One grant's directory work: the user's DN and uuid (caller frees), or -1
+ * with the error counted. */
+static int pair_grant(struct worker *w, LDAP *ld, const char *user, const char *group_dn,
+		      char **dn, char **uuid)
+{
+	char *attrs[] = { "userAccountControl", "uid", "entryUUID", NULL };
+	char filter[512];
+	int n, rc;
+
+	(void)snprintf(filter, sizeof(filter), "(uid=%s)", user);
+	rc = search_user(ld, w->o->user_base, filter, attrs, &n, dn, uuid);
+	if (rc != LDAP_SUCCESS || n != 1 || *dn == NULL || *uuid == NULL) {
+		fail(w, "user %s: %s (%d), %d entries", user, ldap_err2string(rc), rc, n);
+		return -1;
+	}
+	if (strpbrk(*dn, "()*\\") != NULL) {
+		fail(w, "user DN %s needs filter escaping", *dn);
+		return -1;
+	}
+	rc = search_member(ld, group_dn, *dn, &n);
+	if (rc != LDAP_SUCCESS || n != 0) {
+		fail(w, "membership check %s: %s (%d), %d entries", *dn, ldap_err2string(rc), rc, n);
+		return -1;
+	}
+	rc = modify_member(ld, group_dn, LDAP_MOD_ADD, *dn);
+	if (rc != LDAP_SUCCESS) {
+		fail(w, "add %s: %s (%d)", *dn, ldap_err2string(rc), rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* One end's directory work: the user by uuid, then the delete. */
+static int pair_end(struct worker *w, LDAP *ld, const char *group_dn, char *dn, const char *uuid)
+{
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	char filter[512], *cur = NULL;
+	int n, rc;
+
+	(void)snprintf(filter, sizeof(filter), "(entryUUID=%s)", uuid);
+	rc = search_user(ld, w->o->user_base, filter, attrs, &n, &cur, NULL);
+	if (rc != LDAP_SUCCESS || n != 1 || cur == NULL || strcasecmp(cur, dn) != 0) {
+		fail(w, "user by uuid %s: %s (%d), %d entries", uuid, ldap_err2string(rc), rc, n);
+		free(cur);
+		return -1;
+	}
+	free(cur);
+	rc = modify_member(ld, group_dn, LDAP_MOD_DELETE, dn);
+	if (rc != LDAP_SUCCESS) {
+		fail(w, "delete %s: %s (%d)", dn, ldap_err2string(rc), rc);
+		return -1;
+	}
+	return 0;
+}
+
+static void *pair_worker(void *arg)
+{
+	struct worker *w = arg;
+	const struct opts *o = w->o;
+	const char *group = o->groups[w->idx % o->ngroups];
+	char user[256];
+	LDAP *ld = ldap_connect_bind(w);
+
+	if (ld == NULL)
+		w->fatal = true;
+	pthread_barrier_wait(&start_barrier);
+	for (int64_t seq = 0; !w->fatal; seq++) {
+		char *dn = NULL, *uuid = NULL;
+		(void)snprintf(user, sizeof(user), "%s%d", o->prefix,
+			       w->idx * o->users_per_client + (int)(seq % o->users_per_client));
+		int64_t t0 = lat_now_ns();
+		int rc = pair_grant(w, ld, user, group, &dn, &uuid);
+		int64_t t1 = lat_now_ns();
+		if (rc == 0 && pair_end(w, ld, group, dn, uuid) == 0) {
+			int64_t t2 = lat_now_ns();
+			if (t2 >= t_measure && t2 < t_end) {
+				lat_add(&w->a, (double)(t1 - t0) / 1000.0);
+				lat_add(&w->b, (double)(t2 - t1) / 1000.0);
+				w->ops++;
+			}
+		} else {
+			w->fatal = true; /* the group may hold the value: stop */
+		}
+		free(dn);
+		free(uuid);
+		if (lat_now_ns() >= t_end)
 			break;
 	}
 	if (ld != NULL)
@@ -502,7 +650,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .mode = argv[1], .suffix = "", .threads = 1, .users_per_client = 4,
 			    .seconds = 10, .warmup = 2, .duration = "1h", .id_prefix = "bench" };
 	optind = 2;
-	while ((ch = getopt(argc, argv, "u:g:v:V:D:y:s:f:d:p:c:U:n:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "u:g:v:V:D:y:b:s:f:d:p:c:U:n:t:w:")) != -1) {
 		switch (ch) {
 		case 'u': o->uri = optarg; break;
 		case 'g': o->group_dn = optarg; break;
@@ -510,6 +658,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'V': o->suffix = optarg; break;
 		case 'D': o->bind_dn = optarg; break;
 		case 'y': o->pw_file = optarg; break;
+		case 'b': o->user_base = optarg; break;
 		case 's': o->sock = optarg; break;
 		case 'd': o->duration = optarg; break;
 		case 'p': o->id_prefix = optarg; break;
@@ -528,6 +677,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (strcmp(o->mode, "ldap") == 0) {
 		if (!o->uri || !o->group_dn || !o->prefix || (!o->bind_dn != !o->pw_file))
+			usage();
+	} else if (strcmp(o->mode, "pair") == 0) {
+		if (!o->uri || !o->user_base || !o->prefix || o->ngroups == 0)
 			usage();
 	} else if (strcmp(o->mode, "jitd") == 0 || strcmp(o->mode, "fill") == 0) {
 		if (!o->sock || !o->prefix || o->ngroups == 0)
@@ -555,6 +707,7 @@ int main(int argc, char **argv)
 	parse_opts(argc, argv, &o);
 	signal(SIGPIPE, SIG_IGN);
 	fn = strcmp(o.mode, "ldap") == 0 ? ldap_worker :
+	     strcmp(o.mode, "pair") == 0 ? pair_worker :
 	     strcmp(o.mode, "jitd") == 0 ? jitd_worker : fill_worker;
 	rc = pthread_barrier_init(&start_barrier, NULL, (unsigned)o.threads + 1);
 	if (rc != 0) {
@@ -610,7 +763,7 @@ int main(int argc, char **argv)
 	json_object_set_new(out, "threads_failed", json_integer(fatal));
 	if (first_error != NULL)
 		json_object_set_new(out, "first_error", json_string(first_error));
-	if (strcmp(o.mode, "jitd") == 0) {
+	if (strcmp(o.mode, "jitd") == 0 || strcmp(o.mode, "pair") == 0) {
 		json_object_set_new(out, "grant_ms", lat_summary(&a));
 		json_object_set_new(out, "complete_ms", lat_summary(&b));
 	} else {

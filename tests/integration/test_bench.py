@@ -43,9 +43,22 @@ def test_bench_smoke():
         positive(b, "rate")
         positive(b, "modify_ms", "p50")
         positive(b, "modify_ms", "p99")
+    # the directory's own work of a pair (libldap, no jitd), 1 and 8
+    # connections: every pair ran its two modifies in slapd, no errors
+    secs = d["params"]["seconds"]
+    assert sorted(d["dirwork"]["levels"], key=int) == ["1", "8"], d["dirwork"]["levels"].keys()
+    for c, x in d["dirwork"]["levels"].items():
+        assert x["errors"] == 0 and x["threads_failed"] == 0, (c, x)
+        positive(x, "pairs_per_s")
+        assert x["modifies_per_s"] == 2 * x["pairs_per_s"]
+        positive(x, "grant_ms", "p50")
+        positive(x, "complete_ms", "p50")
+        assert x["grant_ms"]["p50"] <= x["grant_ms"]["p99"], (c, x["grant_ms"])
+        w = x["watch"]
+        assert w["directory"]["modifies"] >= 0.9 * x["modifies_per_s"] * secs, (c, w)
+        assert w["cpu_s"]["jitd"] == 0, w
     # what the directory saw: every modify of the measured window is in
     # slapd's log, and the CPU of each process was read (no jitd yet)
-    secs = d["params"]["seconds"]
     for c in ("c1", "c8"):
         w = d["baseline"][c]["watch"]
         assert w["directory"]["modifies"] >= 0.9 * d["baseline"][c]["rate"] * secs, (c, w)
@@ -106,6 +119,14 @@ def test_bench_smoke():
     names = " ".join(t["name"] for t in d["targets"])
     for word in ("throughput", "added latency", "drain", "restart", "RSS"):
         assert word in names, (word, names)
+    # and jitd against the directory work, for each level >= 8 and the latency
+    ctx = " ".join(t["name"] for t in d["context"])
+    for phrase in ("jitd 8 clients / directory work 8 conn",
+                   "jitd 32 clients / directory work 8 conn", "own latency p50",
+                   "own latency p99"):
+        assert phrase in ctx, (phrase, ctx)
+    for t in d["context"]:
+        assert isinstance(t["value"], float), t
     print("figures: bench smoke: baseline %.0f/s, jitd 8 clients %.0f pairs/s, drain %.2fs"
           % (d["baseline"]["c8"]["rate"], d["jitd"]["levels"]["8"]["pairs_per_s"],
              rv["drain_s"]))

@@ -331,6 +331,27 @@ def machine():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def flush_probe(seconds):
+    """The disk's flush as jitd and slapd meet it: 100-byte appends, each
+    followed by fdatasync, for `seconds` in the directory where the
+    throwaway slapd and jitd keep their files (tempfile's)."""
+    fd, path = tempfile.mkstemp(prefix="bench-flush-")
+    lat = []
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            a = time.monotonic()
+            os.write(fd, b"x" * 99 + b"\n")
+            os.fdatasync(fd)
+            lat.append(1000.0 * (time.monotonic() - a))
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return {"n": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+            "per_s": len(lat) / seconds if seconds > 0 else None,
+            "dir": os.path.dirname(path)}
+
+
 def git_commit(srcdir):
     r = subprocess.run(["git", "-C", srcdir, "rev-parse", "--short", "HEAD"],
                        capture_output=True, text=True)
@@ -700,6 +721,12 @@ def compare(res, args):
                          "modify p50 %s / p99 %s ms" % (fmt(x["modify_ms"].get("p50"), 3),
                                                        fmt(x["modify_ms"].get("p99"), 3)),
                          "errors %d" % x["errors"], watch_row(x)))
+    fl = res.get("flush")
+    if fl:
+        rows.append(("disk flush", "fdatasync of a 100-byte append: p50 %s / p99 %s ms "
+                     "(%s per s, one at a time, in %s)" % (
+                         fmt(fl["p50_ms"], 3), fmt(fl["p99_ms"], 3), fmt(fl["per_s"], 0),
+                         fl["dir"])))
     dw = res.get("dirwork")
     if dw:
         for n, x in dw["levels"].items():
@@ -858,6 +885,9 @@ def main(argv):
     slapd = jitd = None
     t_all = time.monotonic()
     try:
+        res["flush"] = flush_probe(0.5 if args.smoke else 3.0)
+        log("disk flush: p50 %.3f ms, p99 %.3f ms (%s)" % (
+            res["flush"]["p50_ms"], res["flush"]["p99_ms"], res["flush"]["dir"]))
         if not args.uri:
             slapd = start_directory(args, names)
         if "baseline" in args.phases:

@@ -36,6 +36,9 @@ def test_bench_smoke():
     with open(out) as f:
         d = json.load(f)
     assert d["smoke"] is True and d["errors"] == 0, d["errors"]
+    # the disk's flush, measured before anything starts
+    positive(d, "flush", "p50_ms")
+    assert d["flush"]["n"] > 0 and d["flush"]["p50_ms"] <= d["flush"]["p99_ms"], d["flush"]
     # baseline: 1 and 8 connections
     for c in ("c1", "c8"):
         b = d["baseline"][c]

@@ -59,7 +59,13 @@ struct dirq {
 	char *name;
 	const struct jit_dir_cfg *cfg;  /* from the config the engine started with */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	/* Idle workers wait each on its own condition; a job wakes the one
+	 * that went idle last (a stack), so a light load stays on one worker,
+	 * whose SQLite page cache is current and whose connection is warm. */
+	pthread_cond_t *wake;           /* per worker */
+	int *idle;                      /* stack of idle workers' indexes */
+	bool *is_idle;                  /* per worker: on the stack */
+	int n_idle;
 	struct job *head, *tail;
 	size_t len;
 	bool stopping;
@@ -239,6 +245,31 @@ struct worker_arg {
 	int idx;
 };
 
+/* Removes worker idx from the idle stack (q->lock held). */
+static void unidle(struct dirq *q, int idx)
+{
+	for (int i = 0; i < q->n_idle; i++) {
+		if (q->idle[i] == idx) {
+			memmove(&q->idle[i], &q->idle[i + 1],
+				(size_t)(q->n_idle - i - 1) * sizeof(q->idle[0]));
+			q->n_idle--;
+			break;
+		}
+	}
+	q->is_idle[idx] = false;
+}
+
+/* A job was queued (q->lock held): wake the worker idle the shortest time.
+ * A busy worker may take the job first; the woken one then waits again. */
+static void wake_one(struct dirq *q)
+{
+	if (q->n_idle > 0) {
+		int idx = q->idle[--q->n_idle];
+		q->is_idle[idx] = false;
+		pthread_cond_signal(&q->wake[idx]);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker_arg *wa = arg;
@@ -247,14 +278,22 @@ static void *worker_main(void *arg)
 	struct grant_ctx g = { .dc = q->conns[wa->idx], .st = q->stores[wa->idx],
 			       .audit = e->audit, .pair_locks = q->pair_locks };
 	struct dir_result dres;
+	int wa_idx = wa->idx;
 	free(wa);
 	if (dir_conn_open(g.dc, &dres) != JIT_OK)
 		log_warn("directory %s: not reachable at start (%s); will retry on demand", q->name,
 			 dres.message);
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
-		while (!q->head && !q->stopping)
-			pthread_cond_wait(&q->cond, &q->lock);
+		while (!q->head && !q->stopping) {
+			if (!q->is_idle[wa_idx]) {
+				q->idle[q->n_idle++] = wa_idx;
+				q->is_idle[wa_idx] = true;
+			}
+			pthread_cond_wait(&q->wake[wa_idx], &q->lock);
+		}
+		if (q->is_idle[wa_idx])
+			unidle(q, wa_idx); /* took work without being woken */
 		struct job *j = q->head;
 		if (j) {
 			q->head = j->next;
@@ -296,7 +335,7 @@ static bool enqueue(struct dirq *q, struct job *j)
 		q->head = j;
 	q->tail = j;
 	q->len++;
-	pthread_cond_signal(&q->cond);
+	wake_one(q);
 	pthread_mutex_unlock(&q->lock);
 	return true;
 }
@@ -316,7 +355,7 @@ static void enqueue_front(struct dirq *q, struct job *j)
 	if (!q->tail)
 		q->tail = j;
 	q->len++;
-	pthread_cond_signal(&q->cond);
+	wake_one(q);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -334,7 +373,11 @@ static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg 
 	q->name = xstrdup(dc->name);
 	q->cfg = dc;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->cond, NULL);
+	q->wake = xcalloc((size_t)dc->connections, sizeof(pthread_cond_t));
+	for (int i = 0; i < dc->connections; i++)
+		pthread_cond_init(&q->wake[i], NULL);
+	q->idle = xcalloc((size_t)dc->connections, sizeof(int));
+	q->is_idle = xcalloc((size_t)dc->connections, sizeof(bool));
 	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
 	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
 	q->health = dir_health_new(dc->name);
@@ -456,7 +499,8 @@ void engine_stop(struct engine *e)
 		struct dirq *q = &e->dirs[i];
 		pthread_mutex_lock(&q->lock);
 		q->stopping = true;
-		pthread_cond_broadcast(&q->cond);
+		for (int k = 0; k < q->n_workers; k++)
+			pthread_cond_signal(&q->wake[k]);
 		pthread_mutex_unlock(&q->lock);
 	}
 	for (size_t i = 0; i < e->n_dirs; i++)
@@ -494,7 +538,11 @@ void engine_free(struct engine *e)
 		free(q->due);
 		free(q->name);
 		pthread_mutex_destroy(&q->lock);
-		pthread_cond_destroy(&q->cond);
+		for (int k = 0; q->wake && k < q->cfg->connections; k++)
+			pthread_cond_destroy(&q->wake[k]);
+		free(q->wake);
+		free(q->idle);
+		free(q->is_idle);
 	}
 	free(e->dirs);
 	while (e->rhead) {

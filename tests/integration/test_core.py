@@ -439,3 +439,43 @@ def test_many_expiries_due_together():
         ended = [a for a in e.jitd.audit() if a.get("event") == "expired"]
         eq(sorted(a["grant_id"] for a in ended), sorted(ids), "one expired line per grant")
         eq(set(a["outcome"] for a in ended), {"removed"}, "outcomes")
+
+
+def _group_mod_conns(slapd, group, since):
+    """slapd's connection number of each MOD of group's entry logged after
+    byte offset since, in order."""
+    want = ('MOD dn="%s"' % slapd.group_dn(group)).lower()
+    conns = []
+    with open(slapd.log, errors="replace") as f:
+        f.seek(since)
+        for line in f:
+            if want in line.lower():
+                for field in line.split():
+                    if field.startswith("conn="):
+                        conns.append(field[5:])
+                        break
+    return conns
+
+
+def test_one_request_at_a_time_stays_on_one_worker():
+    """With four connections and requests arriving one at a time, the
+    worker that went idle last takes the next job: the grants and completes
+    all reach the directory through one of jitd's connections (the same
+    SQLite connection too, whose page cache is then current), instead of
+    going round the four."""
+    import os
+    with Env(directory={"connections": 4}) as e:
+        s, j = e.slapd, e.jitd
+        j.ok({"op": "status"})
+        since = os.path.getsize(s.log)
+        for i in range(12):
+            g = j.must_grant("alice", "ops", "1h", request_id="one-at-a-time-%d" % i)
+            j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        conns = _group_mod_conns(s, "ops", since)
+        eq(len(conns), 24, "modifies of ops: an add and a delete per pair")
+        top = max(conns.count(c) for c in set(conns))
+        # A job can go to another worker when it arrives before the last
+        # one has gone back to wait; going round four workers would give
+        # each about 6 of the 24.
+        if top < 20:
+            raise AssertionError("modifies spread over jitd's connections: %r" % conns)

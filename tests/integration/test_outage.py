@@ -231,3 +231,38 @@ def test_force_needs_the_revoke_op():
                                              "force": True})
         refused(a, "unauthorized", "force by a client without the revoke op")
         eq(e.jitd.show(g["grant_id"])["state"], "ending", "state after the refused force")
+
+
+def test_connections_the_directory_closed_while_idle_are_bound_again():
+    """The directory closes connections that stay idle (slapd's idletimeout,
+    AD's MaxConnIdleTime). A light load keeps to one worker, so the others'
+    connections are the ones closed; when a burst then needs every worker,
+    each finds its connection gone, binds again and carries on: every grant
+    of the burst is made, nothing is refused, and the ends remove them."""
+    users = ["bob", "carol", "dave", "erin"]
+    with Env(directory={"connections": 4}, slapd_kw={"idletimeout": 2}) as e:
+        s, j = e.slapd, e.jitd
+        first = j.must_grant("alice", "ops", "1h")
+        time.sleep(3.5)  # every jitd connection idle for longer than 2 s
+        answers = {}
+
+        def grant(u):
+            answers[u] = j.grant(u, "ops", "1h", request_id="burst-" + u)
+
+        threads = [threading.Thread(target=grant, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for u in users:
+            a = answers.get(u)
+            assert a and a.get("ok"), (u, a, j.stderr_tail())
+            assert s.is_member("ops", s.user_dn(u)), u
+        with open(s.log, errors="replace") as f:
+            closed = sum(1 for line in f if "closed (idletimeout)" in line)
+        assert closed >= 4, "slapd closed %d idle connections (want jitd's 4)" % closed
+        for g in [first] + [answers[u]["grant"] for u in users]:
+            eq(j.ok({"op": "complete", "grant_id": g["grant_id"]})["grant"]["state"],
+               "completed", g["user"])
+        for u in ["alice"] + users:
+            assert not s.is_member("ops", s.user_dn(u)), u

@@ -142,12 +142,13 @@ class LdapError(Exception):
 
 class Slapd:
     def __init__(self, suffix=SUFFIX, users=None, groups=None, overlays=True,
-                 extra_ldif=""):
+                 extra_ldif="", idletimeout=None):
         self.suffix = suffix
         self.users = list(DEFAULT_USERS if users is None else users)
         self.groups = dict(DEFAULT_GROUPS if groups is None else groups)
         self.want_overlays = overlays
         self.extra_ldif = extra_ldif
+        self.idletimeout = idletimeout  # seconds: slapd closes idle connections
         self.dir = tempfile.mkdtemp(prefix="sl", dir=work_root())
         self.sock = os.path.join(self.dir, "ldapi")
         if len(self.sock.encode()) >= 100:
@@ -202,6 +203,7 @@ class Slapd:
             "pidfile %s" % self.pidfile,
             "argsfile %s" % os.path.join(self.dir, "slapd.args"),
             "loglevel stats",
+        ] + (["idletimeout %d" % self.idletimeout] if self.idletimeout else []) + [
             "sasl-realm %s" % self.realm,
             # Peer credentials of our own uid (the uid jitd runs as) over
             # ldapi -> the service entry. The literal plus is written [+]:

@@ -9,10 +9,9 @@ revoke_failed events, and an operator closes it with revoke --force."""
 
 import os
 import signal
-import threading
 import time
 
-from jittest import Env, eq, refused, expires_epoch, wait_until, need_root
+from jittest import Env, eq, refused, expires_epoch, wait_until, need_root, in_parallel
 
 SLACK = 5
 
@@ -86,20 +85,13 @@ def test_stalled_directory_fails_fast():
             t0 = time.time()
             refused(e.jitd.grant("bob", "admins", "1h"), "directory_unavailable", "first grant")
             first = time.time() - t0
-            times, answers = [], []
-            lock = threading.Lock()
-
             def one(i):
                 t = time.time()
                 a = e.jitd.grant("carol", "dba", "1h", request_id="stalled-%d" % i)
-                with lock:
-                    times.append(time.time() - t)
-                    answers.append(a)
-            threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(30)
+                return a, time.time() - t
+            got = in_parallel(one, range(20), 30)
+            answers = [a for a, _ in got.values()]
+            times = [t for _, t in got.values()]
             for a in answers:
                 refused(a, "directory_unavailable", "grant into a stalled directory")
             eq(len(answers), 20, "answers")
@@ -244,16 +236,8 @@ def test_connections_the_directory_closed_while_idle_are_bound_again():
         s, j = e.slapd, e.jitd
         first = j.must_grant("alice", "ops", "1h")
         time.sleep(3.5)  # every jitd connection idle for longer than 2 s
-        answers = {}
-
-        def grant(u):
-            answers[u] = j.grant(u, "ops", "1h", request_id="burst-" + u)
-
-        threads = [threading.Thread(target=grant, args=(u,)) for u in users]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        answers = in_parallel(
+            lambda u: j.grant(u, "ops", "1h", request_id="burst-" + u), users)
         for u in users:
             a = answers.get(u)
             assert a and a.get("ok"), (u, a, j.stderr_tail())

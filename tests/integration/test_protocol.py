@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from jittest import Env, eq, refused
+from jittest import Env, eq, refused, in_parallel
 
 
 def test_malformed_json_keeps_connection():
@@ -157,15 +157,7 @@ def test_client_disconnecting_mid_request():
 def test_parallel_grants():
     users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
     with Env() as e:
-        answers = {}
-
-        def one(u):
-            answers[u] = e.jitd.grant(u, "ops", "1h")
-        threads = [threading.Thread(target=one, args=(u,)) for u in users]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        answers = in_parallel(lambda u: e.jitd.grant(u, "ops", "1h"), users, 30)
         for u in users:
             assert answers.get(u, {}).get("ok") is True, (u, answers.get(u))
         got = {m.lower() for m in e.slapd.members("ops")}

@@ -18,6 +18,7 @@ killed afterwards. A test passes if it returns, fails on any exception
 
 import os
 import sys
+import threading
 import time
 
 from slapd import Slapd
@@ -82,6 +83,23 @@ def wait_until(pred, timeout, what, interval=0.1):
         if time.time() >= deadline:
             raise AssertionError("timed out after %.1fs waiting for: %s" % (timeout, what))
         time.sleep(interval)
+
+
+def in_parallel(fn, items, timeout=60):
+    """Calls fn(item) for every item, each in a thread of its own, all
+    started before any is waited for; returns {item: fn's result} (an item
+    whose call raised or did not return within timeout is missing)."""
+    out = {}
+
+    def run(item):
+        out[item] = fn(item)
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in items]
+    for t in threads:
+        t.start()
+    deadline = time.time() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.time()))
+    return dict(out)
 
 
 def eq(got, want, what=""):

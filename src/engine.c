@@ -212,6 +212,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		return;
 	}
 	if (j->kind == JOB_EXPIRE) {
+		timing_since(STEP_EXPIRE_QUEUE, j->queued);
 		grant_expire_batch(g, j->ids, j->keys, j->n_ids);
 		for (size_t i = 0; i < j->n_ids; i++)
 			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));

@@ -1033,9 +1033,12 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 		r[i] = NULL;
 	}
 	FAULT_POINT("grant.before_ending");
+	int64_t t = mono_us();
 	if (!batch_mark_ending(g, r, n, now))
 		goto out;
+	timing_since(STEP_EXPIRE_RECORD_ENDING, t);
 	FAULT_POINT("grant.after_ending");
+	t = mono_us();
 	settle_together(g, r, n, st, dres, how);
 	for (size_t i = 0; i < n; i++) {
 		if (!r[i])
@@ -1058,13 +1061,21 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 		events[nw] = grant_state_name(GS_EXPIRED);
 		objs[nw++] = end_audit_obj(r[i], &st[i], &dres[i], NULL, NULL, NULL);
 	}
+	timing_since(STEP_EXPIRE_REMOVE, t);
 	FAULT_POINT("grant.after_dir_remove");
 	/* Evidence first, as in end_locked(): the lines, then the rows. */
-	if (nw > 0 && audit_write_many(g->audit, nw, events, objs) != JIT_OK)
-		log_err("audit: could not record the expiry of %zu grant(s)", nw);
+	if (nw > 0) {
+		t = mono_us();
+		if (audit_write_many(g->audit, nw, events, objs) != JIT_OK)
+			log_err("audit: could not record the expiry of %zu grant(s)", nw);
+		timing_since(STEP_EXPIRE_AUDIT, t);
+	}
 	FAULT_POINT("grant.after_final_audit");
-	if (nw > 0)
+	if (nw > 0) {
+		t = mono_us();
 		batch_close(g, r, outcome, n);
+		timing_since(STEP_EXPIRE_RECORD_ENDED, t);
+	}
 out:
 	for (size_t i = 0; i < n; i++)
 		grant_rec_free(r[i]);

@@ -19,6 +19,11 @@ static const char *const step_names[STEP__COUNT] = {
 	[STEP_DIRECTORY_REMOVE] = "directory_remove",
 	[STEP_AUDIT_ENDED] = "audit_ended",
 	[STEP_RECORD_ENDED] = "record_ended",
+	[STEP_EXPIRE_QUEUE] = "expire_queue",
+	[STEP_EXPIRE_RECORD_ENDING] = "expire_record_ending",
+	[STEP_EXPIRE_REMOVE] = "expire_directory_remove",
+	[STEP_EXPIRE_AUDIT] = "expire_audit",
+	[STEP_EXPIRE_RECORD_ENDED] = "expire_record_ended",
 };
 
 static atomic_uint_fast64_t step_count[STEP__COUNT];

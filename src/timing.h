@@ -24,6 +24,12 @@ enum jit_step {
 	STEP_DIRECTORY_REMOVE, /* the removal (with its checks) */
 	STEP_AUDIT_ENDED,      /* the end's line, on disk */
 	STEP_RECORD_ENDED,     /* ending -> the final state */
+	/* Expiries ended in a batch (grant_expire_batch): once per batch. */
+	STEP_EXPIRE_QUEUE,     /* the batch queued -> a worker starts it */
+	STEP_EXPIRE_RECORD_ENDING, /* its due grants marked ending, one transaction */
+	STEP_EXPIRE_REMOVE,    /* its memberships removed (one modify per group, or alone) */
+	STEP_EXPIRE_AUDIT,     /* its `expired` lines, on disk */
+	STEP_EXPIRE_RECORD_ENDED, /* its grants closed, one transaction */
 	STEP__COUNT
 };
 

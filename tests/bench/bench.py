@@ -246,6 +246,17 @@ def steps_row(x):
         "%s %s" % (k, fmt(v["mean_ms"], 3)) for k, v in s.items() if v["count"] > 0)
 
 
+def batch_row(rv):
+    """The revocation's batches: how many, grants per batch and per modify."""
+    w = rv.get("watch") or {}
+    b = ((w.get("jitd_steps") or {}).get("expire_queue") or {}).get("count")
+    m = (w.get("directory") or {}).get("modifies")
+    if not b:
+        return ""
+    return "%d batches (%.1f grants each), %s modifies of the groups (%s grants each)" % (
+        b, rv["grants"] / b, fmt(m), fmt(rv["grants"] / m if m else None, 1))
+
+
 def watch_row(x):
     """The table line for a level's Watch, '' without one."""
     w = x.get("watch")
@@ -528,6 +539,7 @@ def phase_revoke(args, slapd, jitd, names):
     # have been when expiring_soon_before = 600 s came): a real expiry was
     # warned of long before, not in the same second as its removal.
     lead = 3 if k <= 20000 else 5
+    watch = Watch(slapd, [slapd.group_dn(g) for g in names.revoke_groups], jitd)
     T = int(time.time()) + lead
     db = sqlite3.connect(os.path.join(jitd.state_dir, "jitd.db"), timeout=60)
     try:
@@ -578,6 +590,7 @@ def phase_revoke(args, slapd, jitd, names):
         time.sleep(0.1)
     out["status_grants"] = counts
     out["expired_status_s"] = time.monotonic() - t_mono
+    out["watch"] = watch.stop()
     jitd.stop()
     states = store_states(jitd.state_dir, "rg%")
     out["store_states"] = states
@@ -779,7 +792,7 @@ def compare(res, args):
                                                      fmt(rv["lag_s"]["max"], 2)),
                      "gone %d/%d, expired in store %d" % (rv["gone"], rv["grants"],
                                                           rv["expired_in_store"]),
-                     ""))
+                     batch_row(rv), watch_row(rv), steps_row(rv)))
         if bn and rv["drain_s"] is not None and bn["rate"]:
             ideal = rv["grants"] / bn["rate"]
             ratio = rv["drain_s"] / ideal

@@ -107,6 +107,15 @@ def test_bench_smoke():
     positive(rv, "drain_s")
     positive(rv, "lag_s", "p50")
     positive(rv, "drain_ratio")
+    # jitd's own account of the drain: its batches, each step once per batch
+    steps = rv["watch"]["jitd_steps"]
+    batches = steps["expire_queue"]["count"]
+    assert 1 <= batches <= k, steps
+    for step in ("expire_record_ending", "expire_directory_remove", "expire_audit",
+                 "expire_record_ended"):
+        assert steps[step]["count"] == batches, (step, steps[step], batches)
+        positive(steps, step, "mean_ms")
+    assert 1 <= rv["watch"]["directory"]["modifies"] <= k, rv["watch"]["directory"]
     # scale: the store tool's grants, jitd restarted on them, memory of both processes
     sc = d["scale"]
     assert sc["errors"] == 0 and sc["fill"]["inserted"] == sc["grants"], sc

@@ -339,6 +339,8 @@ def test_list_show_status():
 GRANT_STEPS = ("lookup_user", "check_member", "record_pending", "directory_add",
                "audit_granted", "record_active")
 END_STEPS = ("record_ending", "directory_remove", "audit_ended", "record_ended")
+EXPIRE_STEPS = ("expire_queue", "expire_record_ending", "expire_directory_remove",
+                "expire_audit", "expire_record_ended")
 
 
 def test_status_timings_count_each_step():
@@ -347,7 +349,7 @@ def test_status_timings_count_each_step():
     # member already: no add) and one complete.
     with Env() as e:
         t0 = e.jitd.ok({"op": "status"})["status"]["timings"]
-        eq(sorted(t0), sorted(("queue",) + GRANT_STEPS + END_STEPS), "steps")
+        eq(sorted(t0), sorted(("queue",) + GRANT_STEPS + END_STEPS + EXPIRE_STEPS), "steps")
         for name, s in t0.items():
             eq(s, {"count": 0, "total_us": 0}, "%s before any request" % name)
         g = e.jitd.must_grant("alice", "admins", "1h")
@@ -358,14 +360,40 @@ def test_status_timings_count_each_step():
                 "directory_add": 1, "audit_granted": 2, "record_active": 2,
                 "record_ending": 1, "directory_remove": 1, "audit_ended": 1,
                 "record_ended": 1}
+        want.update({k: 0 for k in EXPIRE_STEPS})
         eq({k: v["count"] for k, v in t.items()}, want, "counts")
-        for name in want:
-            if name != "queue":  # a worker can be waiting already
-                assert t[name]["total_us"] > 0, (name, t[name])
+        for name in GRANT_STEPS + END_STEPS:  # "queue": a worker can be waiting already
+            assert t[name]["total_us"] > 0, (name, t[name])
         # A refusal before the directory is asked is not a lookup.
         refused(e.jitd.grant("alice", "nosuchgroup", "1h"), "unknown_group")
         t2 = e.jitd.ok({"op": "status"})["status"]["timings"]
         eq(t2["lookup_user"]["count"], 2, "lookup_user after an unknown group")
+
+
+def test_status_timings_count_expiry_batches():
+    # Expiries are ended in batches (one per group and tick, docs/design.md):
+    # each batch step counts once per batch, not per grant, and none of the
+    # one-grant end steps counts them.
+    with Env() as e:
+        gs = [e.jitd.must_grant(u, "ops", "2s") for u in ("alice", "bob", "carol")]
+        end = max(expires_epoch(g) for g in gs) + SLACK
+        for u in ("alice", "bob", "carol"):
+            wait_until(lambda: not e.is_member("ops", e.user_dn(u)), end - time.time(),
+                       "expiry of %s" % u)
+        wait_until(lambda: all(e.jitd.show(g["grant_id"])["state"] == "expired" for g in gs),
+                   SLACK, "the three rows expired")
+        t = e.jitd.ok({"op": "status"})["status"]["timings"]
+        batches = t["expire_queue"]["count"]
+        # the three share a group and expire within a second or two of each
+        # other: one batch, or one per second their expiries fell in
+        seconds = len(set(g["expires_at"] for g in gs))
+        assert 1 <= batches <= seconds + 1, (batches, seconds, t)
+        for name in EXPIRE_STEPS:
+            eq(t[name]["count"], batches, name)
+            if name != "expire_queue":
+            assert t[name]["total_us"] > 0, (name, t[name])
+        for name in END_STEPS:
+            eq(t[name]["count"], 0, "%s of an expiry ended in a batch" % name)
 
 
 def test_list_newest_first():

@@ -391,7 +391,7 @@ def test_status_timings_count_expiry_batches():
         for name in EXPIRE_STEPS:
             eq(t[name]["count"], batches, name)
             if name != "expire_queue":
-            assert t[name]["total_us"] > 0, (name, t[name])
+                assert t[name]["total_us"] > 0, (name, t[name])
         for name in END_STEPS:
             eq(t[name]["count"], 0, "%s of an expiry ended in a batch" % name)
 

@@ -24,7 +24,9 @@ enum jit_step {
 	STEP_DIRECTORY_REMOVE, /* the removal (with its checks) */
 	STEP_AUDIT_ENDED,      /* the end's line, on disk */
 	STEP_RECORD_ENDED,     /* ending -> the final state */
-	/* Expiries ended in a batch (grant_expire_batch): once per batch. */
+	/* Expiries ended in a batch (grant_expire_batch): once per batch
+	 * queued, and once per part of a batch ended together (the grants
+	 * whose pairs another worker held are a second part). */
 	STEP_EXPIRE_QUEUE,     /* the batch queued -> a worker starts it */
 	STEP_EXPIRE_RECORD_ENDING, /* its due grants marked ending, one transaction */
 	STEP_EXPIRE_REMOVE,    /* its memberships removed (one modify per group, or alone) */

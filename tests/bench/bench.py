@@ -247,9 +247,11 @@ def steps_row(x):
 
 
 def batch_row(rv):
-    """The revocation's batches: how many, grants per batch and per modify."""
+    """The revocation's batches: how many were ended (a batch whose pairs
+    another worker held ends in two parts, counted apart), grants per batch
+    and per modify."""
     w = rv.get("watch") or {}
-    b = ((w.get("jitd_steps") or {}).get("expire_queue") or {}).get("count")
+    b = ((w.get("jitd_steps") or {}).get("expire_record_ending") or {}).get("count")
     m = (w.get("directory") or {}).get("modifies")
     if not b:
         return ""

@@ -380,7 +380,8 @@ class Names:
 
     def __init__(self, args):
         self.base_users = ["bb%d" % i for i in range(max(args.conns, 1))]
-        self.jitd_users = ["bu%d" % i for i in range(max(args.clients + [1]) *
+        # jitd's clients and the directory-work connections share them
+        self.jitd_users = ["bu%d" % i for i in range(max(args.clients + [args.conns, 1]) *
                                                      args.users_per_client)]
         self.revoke_users = ["rv%d" % i for i in range(args.revoke_grants)]
         self.base_group = "bbase"

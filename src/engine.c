@@ -64,7 +64,6 @@ struct dirq {
 	 * whose SQLite page cache is current and whose connection is warm. */
 	pthread_cond_t *wake;           /* per worker */
 	int *idle;                      /* stack of idle workers' indexes */
-	bool *is_idle;                  /* per worker: on the stack */
 	int n_idle;
 	struct job *head, *tail;
 	size_t len;
@@ -246,29 +245,31 @@ struct worker_arg {
 	int idx;
 };
 
-/* Removes worker idx from the idle stack (q->lock held). */
+/* Where worker idx is on the idle stack, or -1 (q->lock held). */
+static int idle_pos(const struct dirq *q, int idx)
+{
+	for (int i = 0; i < q->n_idle; i++)
+		if (q->idle[i] == idx)
+			return i;
+	return -1;
+}
+
+/* Takes worker idx off the idle stack if it is there (q->lock held). */
 static void unidle(struct dirq *q, int idx)
 {
-	for (int i = 0; i < q->n_idle; i++) {
-		if (q->idle[i] == idx) {
-			memmove(&q->idle[i], &q->idle[i + 1],
-				(size_t)(q->n_idle - i - 1) * sizeof(q->idle[0]));
-			q->n_idle--;
-			break;
-		}
+	int i = idle_pos(q, idx);
+	if (i >= 0) {
+		memmove(&q->idle[i], &q->idle[i + 1], (size_t)(q->n_idle - i - 1) * sizeof(q->idle[0]));
+		q->n_idle--;
 	}
-	q->is_idle[idx] = false;
 }
 
 /* A job was queued (q->lock held): wake the worker idle the shortest time.
  * A busy worker may take the job first; the woken one then waits again. */
 static void wake_one(struct dirq *q)
 {
-	if (q->n_idle > 0) {
-		int idx = q->idle[--q->n_idle];
-		q->is_idle[idx] = false;
-		pthread_cond_signal(&q->wake[idx]);
-	}
+	if (q->n_idle > 0)
+		pthread_cond_signal(&q->wake[q->idle[--q->n_idle]]);
 }
 
 static void *worker_main(void *arg)
@@ -287,14 +288,11 @@ static void *worker_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
 		while (!q->head && !q->stopping) {
-			if (!q->is_idle[wa_idx]) {
+			if (idle_pos(q, wa_idx) < 0) /* not after a spurious wake-up */
 				q->idle[q->n_idle++] = wa_idx;
-				q->is_idle[wa_idx] = true;
-			}
 			pthread_cond_wait(&q->wake[wa_idx], &q->lock);
 		}
-		if (q->is_idle[wa_idx])
-			unidle(q, wa_idx); /* took work without being woken */
+		unidle(q, wa_idx); /* if it took work without being woken */
 		struct job *j = q->head;
 		if (j) {
 			q->head = j->next;
@@ -378,7 +376,6 @@ static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg 
 	for (int i = 0; i < dc->connections; i++)
 		pthread_cond_init(&q->wake[i], NULL);
 	q->idle = xcalloc((size_t)dc->connections, sizeof(int));
-	q->is_idle = xcalloc((size_t)dc->connections, sizeof(bool));
 	q->threads = xcalloc((size_t)dc->connections, sizeof(pthread_t));
 	q->conns = xcalloc((size_t)dc->connections, sizeof(struct dir_conn *));
 	q->health = dir_health_new(dc->name);
@@ -543,7 +540,6 @@ void engine_free(struct engine *e)
 			pthread_cond_destroy(&q->wake[k]);
 		free(q->wake);
 		free(q->idle);
-		free(q->is_idle);
 	}
 	free(e->dirs);
 	while (e->rhead) {

@@ -1,8 +1,8 @@
 /*
  * timing.h - where a request's time goes: per step of a grant, of its end
  * and of an expiry batch, how often the step ran and how long it took in
- * all (monotonic clock, microseconds), since the daemon started. `status` reports them
- * (docs/protocol.md, "timings"), so that an operator can tell the
+ * all (monotonic clock, microseconds), since the daemon started. `status`
+ * reports them (docs/protocol.md, "timings"), so that an operator can tell the
  * directory's time from jitd's own. Thread-safe (atomic counters); the
  * cost is two clock reads per step.
  */

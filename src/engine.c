@@ -232,6 +232,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		line = grant_end(g, j->grant_id, j->end_state, j->conn_id == 0, j->reason,
 				 j->client, j->conn_id ? &j->peer : NULL);
 	}
+	timing_since(j->kind == JOB_GRANT ? STEP_GRANT : STEP_END, j->queued);
 	if (j->conn_id) {
 		post_reply(q->e, j->conn_id, line, NULL);
 	} else {

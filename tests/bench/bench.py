@@ -190,9 +190,11 @@ class Watch:
             s1 = jitd_timings(self.jitd)
             steps = {}
             for k, v in s1.items():
-                v0 = self.steps0.get(k, {"count": 0, "total_us": 0})
+                v0 = self.steps0.get(k, {"count": 0, "total_us": 0, "hist": []})
                 dn, dt = v["count"] - v0["count"], v["total_us"] - v0["total_us"]
-                steps[k] = {"count": dn, "mean_ms": dt / dn / 1000.0 if dn > 0 else None}
+                h = hist_diff(v.get("hist", []), v0.get("hist", []))
+                steps[k] = {"count": dn, "mean_ms": dt / dn / 1000.0 if dn > 0 else None,
+                            "p50_ms": hist_pct(h, 50), "p99_ms": hist_pct(h, 99)}
             out["jitd_steps"] = steps
         return out
 
@@ -228,6 +230,33 @@ class Watch:
         return et
 
 
+def hist_diff(h1, h0):
+    """Buckets [lo, hi, n] of status timings: h1 - h0 (two readings)."""
+    before = {(lo, hi): n for lo, hi, n in h0}
+    out = []
+    for lo, hi, n in h1:
+        d = n - before.get((lo, hi), 0)
+        if d > 0:
+            out.append((lo, hi, d))
+    return out
+
+
+def hist_pct(h, p):
+    """Nearest-rank percentile (ms) of a bucket list: the upper bound of
+    the bucket that holds it (so at most 1.25 x the true value), None if
+    empty."""
+    total = sum(n for _, _, n in h)
+    if not total:
+        return None
+    k = max(1, int(math.ceil(p / 100.0 * total)))
+    seen = 0
+    for lo, hi, n in h:
+        seen += n
+        if seen >= k:
+            return hi / 1000.0
+    return h[-1][1] / 1000.0
+
+
 def jitd_timings(jitd):
     """jitd's status `timings`: {step: {"count", "total_us"}}."""
     with jitd.connect(timeout=60) as c:
@@ -242,8 +271,12 @@ def steps_row(x):
     s = (x.get("watch") or {}).get("jitd_steps")
     if not s:
         return ""
+    ran = [(k, v) for k, v in s.items() if v["count"] > 0]
     return "jitd steps, mean ms: " + ", ".join(
-        "%s %s" % (k, fmt(v["mean_ms"], 3)) for k, v in s.items() if v["count"] > 0)
+        "%s %s" % (k, fmt(v["mean_ms"], 3)) for k, v in ran) + (
+        "\n" + " " * 25 + "jitd steps, p99 ms (bucket bound, <= 1.25 x): " + ", ".join(
+            "%s %s" % (k, fmt(v.get("p99_ms"), 2)) for k, v in ran)
+        if any(v.get("p99_ms") is not None for _, v in ran) else "")
 
 
 def batch_row(rv):

@@ -85,7 +85,13 @@ def test_bench_smoke():
                      "audit_ended", "record_ended"):
             assert steps[step]["count"] >= pairs, (c, step, steps[step], pairs)
             positive(steps, step, "mean_ms")
+            positive(steps, step, "p99_ms")
+            assert steps[step]["p50_ms"] <= steps[step]["p99_ms"], (c, step, steps[step])
         assert steps["queue"]["count"] >= 2 * pairs, (c, steps["queue"])
+        # a request's whole time in the engine, from its histogram: a grant's
+        # p50 holds at least the p50 of its slowest step
+        assert steps["grant"]["count"] >= pairs and steps["end"]["count"] >= pairs, (c, steps)
+        assert steps["grant"]["p50_ms"] >= steps["directory_add"]["p50_ms"] / 1.25, (c, steps)
     # jitd: three client levels, every answer ok
     assert sorted(d["jitd"]["levels"], key=int) == ["1", "8", "32"], d["jitd"]["levels"].keys()
     for c, x in d["jitd"]["levels"].items():

@@ -349,9 +349,10 @@ def test_status_timings_count_each_step():
     # member already: no add) and one complete.
     with Env() as e:
         t0 = e.jitd.ok({"op": "status"})["status"]["timings"]
-        eq(sorted(t0), sorted(("queue",) + GRANT_STEPS + END_STEPS + EXPIRE_STEPS), "steps")
+        eq(sorted(t0), sorted(("queue", "grant", "end") + GRANT_STEPS + END_STEPS +
+                              EXPIRE_STEPS), "steps")
         for name, s in t0.items():
-            eq(s, {"count": 0, "total_us": 0}, "%s before any request" % name)
+            eq(s, {"count": 0, "total_us": 0, "hist": []}, "%s before any request" % name)
         g = e.jitd.must_grant("alice", "admins", "1h")
         e.jitd.must_grant("alice", "admins", "2h")
         e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
@@ -359,11 +360,26 @@ def test_status_timings_count_each_step():
         want = {"queue": 3, "lookup_user": 2, "check_member": 2, "record_pending": 2,
                 "directory_add": 1, "audit_granted": 2, "record_active": 2,
                 "record_ending": 1, "directory_remove": 1, "audit_ended": 1,
-                "record_ended": 1}
+                "record_ended": 1, "grant": 2, "end": 1}
         want.update({k: 0 for k in EXPIRE_STEPS})
         eq({k: v["count"] for k, v in t.items()}, want, "counts")
-        for name in GRANT_STEPS + END_STEPS:  # "queue": a worker can be waiting already
+        for name in GRANT_STEPS + END_STEPS + ("grant", "end"):
+            # ("queue": a worker can be waiting already)
             assert t[name]["total_us"] > 0, (name, t[name])
+        # each step's histogram: ordered buckets [lo, hi, n] whose counts add
+        # up to the step's count, and whose bounds hold the step's mean
+        for name, s in t.items():
+            h = s["hist"]
+            eq(sum(n for _, _, n in h), s["count"], "%s: hist counts" % name)
+            for (lo, hi, n), nxt in zip(h, h[1:] + [None]):
+                assert 0 <= lo < hi and n > 0, (name, h)
+                assert nxt is None or hi <= nxt[0], (name, h)
+            if s["count"]:
+                mean = s["total_us"] / s["count"]
+                assert h[0][0] <= mean < h[-1][1], (name, mean, h)
+        # a request's engine time holds its steps
+        steps = sum(t[k]["total_us"] for k in GRANT_STEPS)
+        assert t["grant"]["total_us"] >= steps, (t["grant"], steps)
         # A refusal before the directory is asked is not a lookup.
         refused(e.jitd.grant("alice", "nosuchgroup", "1h"), "unknown_group")
         t2 = e.jitd.ok({"op": "status"})["status"]["timings"]

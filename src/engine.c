@@ -109,6 +109,7 @@ struct engine {
 	struct ticket_checker *tickets; /* started at the first ticket_check */
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
+	size_t inflight_max;            /* INFLIGHT_MAX (a test build may lower it) */
 	uint64_t due_seq;
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
@@ -414,6 +415,14 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->cfg = e->cfg0 = cfg;
 	e->audit = audit;
 	e->started = now_s();
+	e->inflight_max = INFLIGHT_MAX;
+#ifdef JITD_FAULT_INJECTION
+	/* Tests of the cap: JITD_FAULT_INFLIGHT_MAX=N (fault.h). */
+	const char *cap = getenv("JITD_FAULT_INFLIGHT_MAX");
+	int64_t v;
+	if (cap && parse_int64(cap, 1, INFLIGHT_MAX, &v) == JIT_OK)
+		e->inflight_max = (size_t)v;
+#endif
 	pthread_mutex_init(&e->reply_lock, NULL);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
@@ -669,7 +678,7 @@ static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
 static int schedule_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
-	if (e->n_inflight >= INFLIGHT_MAX)
+	if (e->n_inflight >= e->inflight_max)
 		return 1;
 	if (inflight_has(e, r->id))
 		return 0;
@@ -751,9 +760,11 @@ void engine_tick(struct engine *e, int64_t now)
 	if (e->stopped)
 		return;
 	tick_health(e, now);
-	if (e->n_inflight >= INFLIGHT_MAX)
-		return;
-	if (store_due(e->st, now, INFLIGHT_MAX, schedule_one, e) < 0)
+	/* At the cap no more due rows are read, but the expiries held back
+	 * for a fuller batch are still queued (flush_expiries): they count
+	 * against the cap, and only queuing them frees it. */
+	if (e->n_inflight < e->inflight_max &&
+	    store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e) < 0)
 		log_err("scheduler: cannot read due grants");
 	for (size_t i = 0; i < e->n_dirs; i++)
 		flush_expiries(e, &e->dirs[i], mono_ms());

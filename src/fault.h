@@ -19,9 +19,17 @@
  *                 deterministically; no kill)
  *       a name ending in '*' arms every point it is a prefix of ("*" = all)
  *   JITD_FAULT_SEED=N   seeds the random draws (default: time and pid)
+ *   JITD_FAULT_INFLIGHT_MAX=N  lowers the scheduler's cap on grants in
+ *                 flight (engine.c, INFLIGHT_MAX), to test what happens at it
  * Before dying, the process writes "jitd: fault injected at NAME" to stderr
  * (one write(2), no locks) so a test can count what it caused; before a
  * pause, "jitd: fault pause MS ms at NAME".
+ *
+ * Points whose names begin with "fail." are failure points, used as
+ * `if (FAULT_FAIL("fail.x") || step() != JIT_OK)`: where an arm hits them
+ * (P or @N as above), the step fails as if the OS or SQLite had refused it,
+ * and stderr gets "jitd: fault fail at NAME"; nothing dies. A prefix arm
+ * ("grant.*", "*") never reaches them: name them, or arm "fail.*".
  *
  * The points are the table fault_names in fault.c; a name in JITD_FAULT that
  * matches none is refused at start, and a FAULT_POINT whose name is missing
@@ -37,9 +45,12 @@
 
 #ifdef JITD_FAULT_INJECTION
 void fault_point(const char *name);
+bool fault_fail(const char *name);
 #define FAULT_POINT(name) fault_point(name)
+#define FAULT_FAIL(name) fault_fail(name)
 #else
 #define FAULT_POINT(name) ((void)0)
+#define FAULT_FAIL(name) false
 #endif
 
 /* True in a build configured with --enable-fault-injection. */

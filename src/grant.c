@@ -353,23 +353,36 @@ fail:
 	return end_tx(g, rc);
 }
 
+/*
+ * Hands pending grant r on to `to` (GS_FAILED, or GS_ENDING heading for
+ * failed, whose removal the scheduler then makes), or stops jitd if even
+ * that cannot be recorded. A row left pending would outlive the request:
+ * the scheduler never looks at it, and it counts as a live grant of its
+ * pair, so a later grant's end would keep the membership for it. Start-up
+ * recovery turns it into ending(failed) and removes what it may have added.
+ */
+static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant_state to,
+			    const char *why)
+{
+	if (FAULT_FAIL("fail.record_failure") ||
+	    transition(g, r, GS_PENDING, to, GS_FAILED, why) != JIT_OK)
+		fatal("grant %s: the store cannot record state; restarting for recovery", r->id);
+	r->state = to;
+}
+
 /* The add failed: settle the pending row and answer. Called with the pair lock. */
 static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struct grant_rec *r,
 			int rc, const struct dir_result *dres)
 {
 	if (rc == JIT_EDIRREFUSED) {
 		/* The directory answered no: nothing was written. */
-		if (transition(g, r, GS_PENDING, GS_FAILED, GS_FAILED, dres->message) != JIT_OK)
-			log_err("grant %s: cannot record failure", r->id);
-		r->state = GS_FAILED;
+		hand_on_pending(g, r, GS_FAILED, dres->message);
 		audit_grant(g, "failed", r, "directory_refused", dres, p->client, &p->peer, NULL);
 		return proto_error_line(JIT_EDIRREFUSED, dres->message);
 	}
 	/* Robustness: the add may or may not have reached the directory; let the
 	 * ending machinery remove it (or find it already gone). */
-	if (transition(g, r, GS_PENDING, GS_ENDING, GS_FAILED, dres->message) != JIT_OK)
-		log_err("grant %s: cannot record failure", r->id);
-	r->state = GS_ENDING;
+	hand_on_pending(g, r, GS_ENDING, dres->message);
 	audit_grant(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
 }
@@ -483,13 +496,15 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;
 	t = mono_us();
-	rc = audit_grant(g, "granted", &r, present ? (r.standing ? "standing" : "already_member")
-						   : "added", NULL, NULL, NULL, NULL);
+	rc = FAULT_FAIL("fail.audit_granted")
+		     ? JIT_EIO
+		     : audit_grant(g, "granted", &r,
+				   present ? (r.standing ? "standing" : "already_member") : "added",
+				   NULL, NULL, NULL, NULL);
 	timing_since(STEP_AUDIT_GRANTED, t);
 	if (rc != JIT_OK) {
-		if (transition(g, &r, GS_PENDING, GS_ENDING, GS_FAILED, "audit log write failed") !=
-		    JIT_OK)
-			log_err("grant %s: cannot record failure", r.id);
+		r.state = GS_PENDING;
+		hand_on_pending(g, &r, GS_ENDING, "audit log write failed");
 		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
 		goto out;
 	}
@@ -499,10 +514,9 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	timing_since(STEP_RECORD_ACTIVE, t);
 	if (rc != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to
-		 * the ending machinery, and if even that cannot be recorded, stop so
-		 * that start-up recovery (pending -> ending(failed)) removes it. */
-		if (transition(g, &r, GS_PENDING, GS_ENDING, GS_FAILED, "store write failed") != JIT_OK)
-			fatal("grant %s: the store cannot record state; restarting for recovery", r.id);
+		 * the ending machinery (which removes the membership at once). */
+		r.state = GS_PENDING;
+		hand_on_pending(g, &r, GS_ENDING, "store write failed");
 		line = proto_error_line(JIT_EINTERNAL, "cannot record the grant as active");
 		goto out;
 	}
@@ -649,6 +663,25 @@ static void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 		audit_grant(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
 }
 
+/*
+ * The final line of ending grant r could not be written. Evidence first:
+ * the row stays ending, and its retry (with backoff, as for a failed
+ * removal) writes the line and then closes it; the membership is gone
+ * already, so the retry finds it absent and says so.
+ */
+static void final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
+{
+	int64_t attempts = r->attempts + 1;
+	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	log_err("audit: could not record the %s of grant %s; the grant stays ending and is "
+		"recorded again in %llds", grant_state_name(r->end_state), r->id,
+		(long long)(next - now));
+	if (store_set_retry_kind(g->st, r->id, attempts, next, "audit log write failed", false) !=
+	    JIT_OK)
+		log_err("grant %s: cannot record retry", r->id);
+	r->attempts = attempts;
+}
+
 /* What the removal of r did (after a check after the grace: what the
  * removal before it did). */
 static const char *end_outcome(const struct grant_rec *r, const struct settle *st)
@@ -736,11 +769,14 @@ static char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_sta
 	 * is retried and the event recorded again, never lost. */
 	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
 	t = mono_us();
-	if (audit_write(g->audit, grant_state_name(r->end_state), o) != JIT_OK)
-		log_err("audit: could not record %s of grant %s", grant_state_name(r->end_state),
-			r->id);
+	rc = FAULT_FAIL("fail.final_audit") ? JIT_EIO
+					    : audit_write(g->audit, grant_state_name(r->end_state), o);
 	timing_since(STEP_AUDIT_ENDED, t);
 	json_decref(o);
+	if (rc != JIT_OK) {
+		final_audit_failed(g, r, now);
+		return reply_grant(g, r->id, false);
+	}
 	FAULT_POINT("grant.after_final_audit");
 	t = mono_us();
 	rc = transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
@@ -1066,9 +1102,15 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 	/* Evidence first, as in end_locked(): the lines, then the rows. */
 	if (nw > 0) {
 		t = mono_us();
-		if (audit_write_many(g->audit, nw, events, objs) != JIT_OK)
-			log_err("audit: could not record the expiry of %zu grant(s)", nw);
+		int rc = FAULT_FAIL("fail.batch_audit") ? JIT_EIO
+							: audit_write_many(g->audit, nw, events, objs);
 		timing_since(STEP_EXPIRE_AUDIT, t);
+		if (rc != JIT_OK) {
+			for (size_t i = 0; i < n; i++)
+				if (r[i])
+					final_audit_failed(g, r[i], now);
+			goto out;
+		}
 	}
 	FAULT_POINT("grant.after_final_audit");
 	if (nw > 0) {

@@ -1,0 +1,153 @@
+"""Steps that fail without a crash: the failure points of a build configured
+with --enable-fault-injection (`fail.*` in src/fault.c) make one write fail
+as if the disk or SQLite had refused it. Whatever fails, a membership jitd
+added is removed, no grant is closed without its final audit line, and the
+scheduler keeps ending grants.
+"""
+
+import threading
+import time
+
+from jittest import Env, eq, refused, skip, wait_until, expires_epoch
+from crash import fault_build
+
+SLACK = 8  # the scheduler's tick, whole-second expiries, retry_min_interval 1 s
+
+
+def need_faults():
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+
+
+def wait_stderr(j, text, timeout_s):
+    wait_until(lambda: text in j.stderr_tail(200), timeout_s, "jitd stderr: %r" % text)
+
+
+def final_events(j, gid):
+    return [ev for ev in j.audit_events(grant_id=gid)
+            if ev["event"] in ("expired", "completed", "revoked", "failed")]
+
+
+def test_final_audit_failure_keeps_the_grant_ending_until_its_line_is_written():
+    """The `completed` line of a complete cannot be written: the membership
+    is removed, but the grant is not closed without its evidence. It stays
+    `ending`, and the retry writes the line and then closes it (regression:
+    the grant used to be closed and the event lost)."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.final_audit:@1"})
+        alice = e.user_dn("alice")
+        g = e.grant_and_check("alice", "dba", "1h")
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        wait_stderr(j, "fault fail at fail.final_audit", 5)
+        eq(a["grant"]["state"], "ending", "state answered when the line could not be written")
+        assert not e.is_member("dba", alice), "the membership stays after the complete"
+        s = j.show(g["grant_id"])
+        assert s["state"] in ("ending", "completed"), s
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", SLACK,
+                   "the grant closed by its retry")
+        ev = final_events(j, g["grant_id"])
+        eq([x["event"] for x in ev], ["completed"], "final lines of the grant")
+        assert "the grant stays ending" in j.stderr_tail(200)
+        assert j.running()
+
+
+def test_batch_audit_failure_keeps_the_grants_ending_until_their_lines_are_written():
+    """The `expired` lines of an expiry batch cannot be written: the
+    memberships are removed, the grants stay `ending`, and each one's retry
+    writes its line before it is closed."""
+    need_faults()
+    users = ["alice", "bob", "carol"]
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.batch_audit:@1"})
+        gs = {u: j.must_grant(u, "ops", "2s") for u in users}
+        end = max(expires_epoch(g) for g in gs.values()) + SLACK
+        wait_stderr(j, "fault fail at fail.batch_audit", end - time.time())
+        for u in users:
+            e.wait_removed("ops", e.user_dn(u), end, "expiry of %s" % u)
+        for u, g in gs.items():
+            wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", SLACK,
+                       "%s's grant closed" % u)
+            ev = final_events(j, g["grant_id"])
+            eq([x["event"] for x in ev], ["expired"], "final lines of %s's grant" % u)
+
+
+def test_pending_row_that_cannot_be_handed_on_stops_jitd_for_recovery():
+    """After the add, the `granted` line cannot be written, and neither can
+    the pending row be handed to the ending path. A running jitd would never
+    look at that row again (and it would count as a live grant of the pair,
+    keeping a later grant's membership at its end): jitd stops instead, and
+    start-up recovery removes the membership (regression: it logged and
+    went on, leaving alice in the group)."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.audit_granted:@1,fail.record_failure:@1"})
+        alice = e.user_dn("alice")
+        try:
+            a = j.request({"op": "grant", "user": "alice", "group": "dba", "duration": "1h"},
+                          timeout=20)
+        except (ConnectionError, OSError, ValueError):
+            a = None
+        assert not (a and a.get("ok")), "granted although its line was not written: %r" % a
+        wait_until(lambda: not j.running(), 10, "jitd stopped")
+        tail = j.stderr_tail(200)
+        assert "fault fail at fail.record_failure" in tail, tail
+        assert "restarting for recovery" in tail, tail
+        j.proc = None
+        j.start()
+        wait_until(lambda: not e.is_member("dba", alice), SLACK,
+                   "the membership of the grant that could not be recorded is removed")
+        rows = j.ok({"op": "list", "user": "alice", "state": "all"})["grants"]
+        eq([r["state"] for r in rows], ["failed"], "alice's grants after recovery")
+        # the pair is usable again, and its end removes the membership
+        g = e.grant_and_check("alice", "dba", "1h")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("dba", alice)
+
+
+def test_held_expiries_at_the_inflight_cap_are_still_queued():
+    """The scheduler caps the grants in flight (INFLIGHT_MAX; lowered to 4
+    here). Expiries held back for a fuller batch while the workers are busy
+    count against the cap; at the cap they must still be queued when the
+    hold ends (regression: the tick returned at the cap before queuing
+    them, and from then on no grant expired)."""
+    need_faults()
+    users = ["alice", "bob", "carol", "dave"]
+    with Env(start=False, directory={"connections": 1}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=3000@5",
+                     "JITD_FAULT_INFLIGHT_MAX": "4"})
+        while time.time() % 1.0 > 0.2:
+            time.sleep(0.02)
+        gs = {u: j.must_grant(u, "ops", 3) for u in users}
+        t_exp = max(expires_epoch(g) for g in gs.values())
+        answers = []
+
+        def grant(user):
+            answers.append(j.request({"op": "grant", "user": user, "group": "dba",
+                                      "duration": "1h"}, timeout=60))
+
+        # the fifth grant pauses the only worker as the four fall due; a
+        # sixth waits in the queue, so the workers count as busy
+        time.sleep(max(0.0, t_exp - 1.0 - time.time()))
+        ths = [threading.Thread(target=grant, args=(u,), daemon=True)
+               for u in ("erin", "frank")]
+        ths[0].start()
+        wait_stderr(j, "fault pause 3000 ms at grant.after_pending", 10)
+        ths[1].start()
+        for u in users:
+            e.wait_removed("ops", e.user_dn(u), t_exp + 3 + SLACK, "expiry of %s" % u)
+        for u in users:
+            wait_until(lambda: j.show(gs[u]["grant_id"])["state"] == "expired", SLACK,
+                       "%s's grant expired" % u)
+        for t in ths:
+            t.join(30)
+        eq(len(answers), 2, "answers of the two grants")
+        for a in answers:
+            assert a.get("ok"), a
+        # and the scheduler still works afterwards
+        g = j.must_grant("alice", "ops", "2s")
+        e.wait_removed("ops", e.user_dn("alice"), expires_epoch(g) + SLACK, "a later expiry")

@@ -110,6 +110,7 @@ struct engine {
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
 	size_t inflight_max;            /* INFLIGHT_MAX (a test build may lower it) */
+	int64_t elsewhere_checked;      /* last look for due grants of unknown directories */
 	uint64_t due_seq;
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
@@ -446,6 +447,11 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 		json_decref(o);
 	}
 	FAULT_POINT("engine.after_recover");
+	const char **names = xcalloc(cfg->n_dirs + 1, sizeof(*names));
+	for (size_t i = 0; i < cfg->n_dirs; i++)
+		names[i] = cfg->dirs[i].name;
+	store_set_directories(e->st, names, cfg->n_dirs);
+	free(names);
 	e->dirs = xcalloc(cfg->n_dirs, sizeof(struct dirq));
 	for (size_t i = 0; i < cfg->n_dirs; i++) {
 		e->n_dirs++;
@@ -683,11 +689,8 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	if (inflight_has(e, r->id))
 		return 0;
 	struct dirq *q = find_dir(e, r->directory);
-	if (!q) {
-		log_err("grant %s: directory \"%s\" is not configured; cannot end it", r->id,
-			r->directory);
+	if (!q) /* not read since store_set_directories(); tick_elsewhere() tells */
 		return 0;
-	}
 	if (r->state == GS_ACTIVE) {
 		/* Expiries due together are ended together: flush_expiries().
 		 * store_due yields each row once. */
@@ -755,6 +758,30 @@ static int warn_one(const struct grant_rec *r, void *arg)
 	return 0;
 }
 
+/*
+ * Due grants of a directory that is not in the configuration (removed
+ * from jitd.conf while it held live grants) cannot be ended: the scheduler
+ * leaves them out (store_set_directories), so that they do not take the
+ * places of the others, and says so every ELSEWHERE_EVERY seconds.
+ */
+#define ELSEWHERE_EVERY 60
+static void tick_elsewhere(struct engine *e, int64_t now)
+{
+	int64_t n = 0;
+	char dir[257]; /* config.c: names are at most 256 bytes */
+	if (e->elsewhere_checked != 0 && now - e->elsewhere_checked < ELSEWHERE_EVERY)
+		return;
+	e->elsewhere_checked = now;
+	if (store_due_elsewhere(e->st, now, &n, dir, sizeof(dir)) != JIT_OK) {
+		log_err("scheduler: cannot look for grants of unconfigured directories");
+		return;
+	}
+	if (n > 0)
+		log_err("scheduler: %lld grant(s) are due but their directory (\"%s\"%s) is not in "
+			"the configuration: jitd cannot end them until it is configured again",
+			(long long)n, dir, n > 1 ? " or another" : "");
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)
@@ -768,6 +795,7 @@ void engine_tick(struct engine *e, int64_t now)
 		log_err("scheduler: cannot read due grants");
 	for (size_t i = 0; i < e->n_dirs; i++)
 		flush_expiries(e, &e->dirs[i], mono_ms());
+	tick_elsewhere(e, now);
 	if (e->cfg->expiring_soon_before > 0 &&
 	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
 		log_err("scheduler: cannot read expiring grants");

@@ -213,6 +213,12 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/* A directory named in a store_set_directories() list (separator 0x1f,
+ * which a configured name cannot hold: config.c allows printable
+ * characters only), or any directory when the list is NULL. */
+#define DIR_SEP '\x1f'
+#define IN_DIRS(param) "(" param " IS NULL OR instr(" param ", char(31) || directory || char(31)) > 0)"
+
 enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
@@ -233,6 +239,7 @@ enum stmt_id {
 	S_LIST_GROUP,
 	S_LIST_BOTH,
 	S_DUE,
+	S_DUE_ELSEWHERE,
 	S_NEXT_DUE,
 	S_COUNTS,
 	S_RECOVER,
@@ -308,12 +315,21 @@ static const struct {
 	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },
 	[S_LIST_BOTH] = { "list_both", LIST_USER_SQL("user = ?8 AND group_name = ?9 AND ") },
 	/* Two index range scans merged in due order: LIMIT stops both early. */
+	/* ?3: the configured directories (store_set_directories), NULL = all */
 	[S_DUE] = { "due", "SELECT " GRANT_COLS ", expires_at AS due FROM grants"
 			   " INDEXED BY grants_active_due WHERE state = 'active' AND expires_at <= ?1"
+			   " AND " IN_DIRS("?3")
 			   " UNION ALL SELECT " GRANT_COLS ", next_attempt FROM grants"
 			   " INDEXED BY grants_ending_due"
-			   " WHERE state = 'ending' AND next_attempt <= ?1"
+			   " WHERE state = 'ending' AND next_attempt <= ?1 AND " IN_DIRS("?3")
 			   " ORDER BY due LIMIT ?2" },
+	[S_DUE_ELSEWHERE] = { "due_elsewhere",
+			      "SELECT count(*), min(directory) FROM (SELECT directory FROM grants"
+			      " INDEXED BY grants_active_due WHERE state = 'active'"
+			      " AND expires_at <= ?1 AND ?2 IS NOT NULL AND NOT " IN_DIRS("?2")
+			      " UNION ALL SELECT directory FROM grants INDEXED BY grants_ending_due"
+			      " WHERE state = 'ending' AND next_attempt <= ?1 AND ?2 IS NOT NULL"
+			      " AND NOT " IN_DIRS("?2") ")" },
 	[S_NEXT_DUE] = { "next_due",
 			 "SELECT (SELECT min(expires_at) FROM grants INDEXED BY grants_active_due"
 			 " WHERE state = 'active'), (SELECT min(next_attempt) FROM grants"
@@ -352,6 +368,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S__COUNT];
 	bool in_tx;
+	char *dirs; /* store_set_directories(): "\x1fname\x1f...\x1f", or NULL */
 };
 
 /*
@@ -856,6 +873,7 @@ void store_close(struct store *st)
 	for (int i = 0; i < S__COUNT; i++)
 		if (sqlite3_finalize(st->stmt[i]) != SQLITE_OK)
 			(void)db_fail(st, "finalize"); /* the step error again; logged */
+	free(st->dirs);
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		(void)db_fail(st, "close");
 	free(st);
@@ -1208,6 +1226,24 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
 	return collect_and_call(st, id, rc, cb, arg);
 }
 
+void store_set_directories(struct store *st, const char *const *names, size_t n)
+{
+	size_t len = 2;
+	free(st->dirs);
+	for (size_t i = 0; i < n; i++)
+		len += strlen(names[i]) + 1;
+	st->dirs = xmalloc(len);
+	char *p = st->dirs;
+	*p++ = DIR_SEP;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		memcpy(p, names[i], l);
+		p += l;
+		*p++ = DIR_SEP;
+	}
+	*p = '\0';
+}
+
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg)
 {
 	sqlite3_stmt *s = st->stmt[S_DUE];
@@ -1215,7 +1251,34 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, st->dirs);
 	return collect_and_call(st, S_DUE, rc, cb, arg);
+}
+
+int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, size_t dirlen)
+{
+	sqlite3_stmt *s = st->stmt[S_DUE_ELSEWHERE];
+	int rc = sqlite3_bind_int64(s, 1, now);
+	int ret = JIT_OK;
+
+	*n = 0;
+	if (dirlen > 0)
+		dir[0] = '\0';
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, st->dirs);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(s, 1);
+		*n = sqlite3_column_int64(s, 0);
+		if (d && dirlen > 0)
+			snprintf(dir, dirlen, "%s", (const char *)d);
+	} else {
+		ret = db_fail(st, "due_elsewhere");
+	}
+	stmt_done(s);
+	return ret;
 }
 
 int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg)

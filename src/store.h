@@ -177,6 +177,22 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
  */
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg) JIT_WUR;
 
+/*
+ * Limits store_due() of this handle to the grants of these directories
+ * (the configured ones): the grants of a directory missing from the
+ * configuration cannot be ended, and must not take the places of those that
+ * can. Names must not contain 0x1f.
+ */
+void store_set_directories(struct store *st, const char *const *names, size_t n);
+
+/*
+ * The rows store_due() leaves out for their directory: how many are due
+ * now (*n), and the first such directory's name (dir, "" if none).
+ * Reads the due rows only.
+ */
+int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir,
+			size_t dirlen) JIT_WUR;
+
 /* Calls cb for each ENDING row of pair_key, oldest first (see store_list). */
 int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg) JIT_WUR;
 /*

@@ -151,3 +151,32 @@ def test_held_expiries_at_the_inflight_cap_are_still_queued():
         # and the scheduler still works afterwards
         g = j.must_grant("alice", "ops", "2s")
         e.wait_removed("ops", e.user_dn("alice"), expires_epoch(g) + SLACK, "a later expiry")
+
+
+def test_grants_of_a_directory_dropped_from_the_config_do_not_stop_the_others():
+    """jitd restarted with a configuration that no longer names the directory
+    of some live grants: those cannot be ended (jitd says so in its log),
+    but they must not take the scheduler's places (the cap on grants in
+    flight is lowered to 2 here, below the three orphaned due grants) and
+    stop the grants of the configured directory from ending (regression:
+    being the oldest due rows, they filled every tick's read)."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start()
+        old = [j.must_grant(u, "ops", "2s") for u in ("alice", "bob", "carol")]
+        j.stop()
+        # the directory is renamed: the three grants belong to no directory now
+        j.config["directories"][0]["name"] = "corp2"
+        for g in j.config["groups"]:
+            g["directory"] = "corp2"
+        j.write_config()
+        time.sleep(max(0.0, max(expires_epoch(g) for g in old) + 1 - time.time()))
+        j.start(env={"JITD_FAULT_INFLIGHT_MAX": "2"})
+        g = j.must_grant("dave", "dba", "2s")
+        e.wait_removed("dba", e.user_dn("dave"), expires_epoch(g) + SLACK,
+                       "expiry of a grant of the configured directory")
+        wait_stderr(j, "is not in the configuration", 5)
+        assert "\"corp\"" in j.stderr_tail(200)
+        for x in old:
+            eq(j.show(x["grant_id"])["state"], "active", "grant of the unconfigured directory")

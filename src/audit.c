@@ -44,6 +44,7 @@ struct audit {
 	int head_fd;
 	struct chain c;
 	uint64_t written;            /* lines written since open (under lock) */
+	bool torn;                   /* the file ends in a fragment (under lock) */
 	/* Group commit, under sync_lock: lines up to `synced` are on disk;
 	 * lines up to `failed` met a failed fdatasync; one thread (`syncing`)
 	 * runs the next fdatasync while the others wait on sync_cond. */
@@ -408,6 +409,7 @@ static int load_tail(struct audit *a, int rfd, struct chain *t)
 		log_warn("audit: %s does not end with a newline; the last line is incomplete",
 			 a->path);
 		if (write(a->fd, "\n", 1) != 1) {
+			a->torn = true; /* the next write tries again */
 			rc = JIT_EIO;
 			goto out;
 		}
@@ -493,6 +495,7 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 		close(a->fd);
 	}
 	a->fd = fd;
+	a->torn = false; /* a new file, or load_tail ends the torn line of this one */
 	int rc = load_tail(a, rfd, &tail);
 	close(rfd);
 	if (rc == JIT_OK)
@@ -596,19 +599,72 @@ int audit_syslog_facility(const char *name, int *out)
 	return JIT_ECONFIG;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Writes p[0..n) with as many write(2) calls as it takes. *done: the bytes
+ * that reached the file, set also on failure (a short write followed by
+ * ENOSPC or EFBIG leaves that much of the line behind). */
+static int write_all(int fd, const char *p, size_t n, size_t *done)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
+	*done = 0;
+	while (*done < n) {
+		ssize_t w = write(fd, p + *done, n - *done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
 			return JIT_EIO;
 		}
-		p += w;
-		n -= (size_t)w;
+		*done += (size_t)w;
 	}
 	return JIT_OK;
+}
+
+/*
+ * Robustness: a line whose write failed part-way left `done` bytes of it at
+ * the end of the file, without a newline. They are cut off again, or else
+ * the next line would be appended to them and a later, acknowledged event
+ * would be lost in one unreadable line. Under a->lock this writer is the
+ * only one, so the last `done` bytes are the fragment (measured after the
+ * failure: nothing is added to a write that succeeds). If the cut fails,
+ * a->torn makes the next write end the fragment with a newline first: it
+ * then shows as one torn line, as after a crash, and the chain goes on.
+ */
+static void unwrite(struct audit *a, size_t done)
+{
+	struct stat st;
+	const char *why = "the file is shorter than that";
+	if (done == 0)
+		return;
+	if (fstat(a->fd, &st) != 0)
+		why = strerror(errno);
+	else if (st.st_size >= (off_t)done) {
+		if (ftruncate(a->fd, st.st_size - (off_t)done) == 0)
+			return;
+		why = strerror(errno);
+	}
+	log_err("audit: cannot remove the incomplete line (%zu bytes) at the end of %s: %s; the "
+		"next line will start on a new line", done, a->path, why);
+	a->torn = true;
+}
+
+/* Appends one formatted line (with its '\n'); on failure the file is as
+ * before it, or a->torn is set (see unwrite). */
+static int write_line(struct audit *a, const char *line, size_t len)
+{
+	size_t done;
+	if (a->torn) {
+		if (write_all(a->fd, "\n", 1, &done) != JIT_OK) {
+			log_err("audit: cannot end the incomplete line of %s: %s", a->path,
+				strerror(errno));
+			return JIT_EIO;
+		}
+		a->torn = false;
+	}
+	if (write_all(a->fd, line, len, &done) == JIT_OK)
+		return JIT_OK;
+	log_err("audit: cannot write %s: %s", a->path, strerror(errno));
+	unwrite(a, done);
+	return JIT_EIO;
 }
 
 /* The line's object: ts, seq, event, then the caller's fields. */
@@ -652,11 +708,9 @@ static int write_one(struct audit *a, const char *event, json_t *fields, json_t 
 	*line = xasprintf("%.*s%s%s\",\"hash\":\"%s\"}\n", (int)(blen - 1), body, prev_marker,
 			  a->c.hash, hash);
 	*llen = strlen(*line);
-	rc = write_all(a->fd, *line, *llen);
-	if (rc != JIT_OK) {
-		log_err("audit: cannot write %s: %s", a->path, strerror(errno));
+	rc = write_line(a, *line, *llen);
+	if (rc != JIT_OK)
 		goto out;
-	}
 	a->c.seq++;
 	memcpy(a->c.hash, hash, sizeof(hash));
 	a->written++;

@@ -73,7 +73,9 @@ void audit_set_syslog(struct audit *a, bool on, int facility);
 /*
  * Appends one event. fields: a JSON object (may be NULL) whose members are
  * copied into the line after ts/seq/event; a reference is NOT stolen.
- * JIT_EIO if the line could not be written durably.
+ * JIT_EIO if the line could not be written durably; a line whose write
+ * failed part-way is cut off the file again (or, if that fails, the next
+ * line starts with a newline), so no later line is appended to it.
  */
 int audit_write(struct audit *a, const char *event, json_t *fields) JIT_WUR;
 

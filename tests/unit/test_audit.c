@@ -3,13 +3,20 @@
  * verify; an edit, a removal, an insertion and a swap are each detected at
  * the right line; the chain continues across reopen (rotation) and restart,
  * also a restart that finds the log rotated away (the chain head file); the
- * observer sees every line in order.
+ * observer sees every line in order; a write that fails part-way (file
+ * size limit) leaves no fragment for the next line to be glued onto.
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <linux/fs.h>
 #include "audit.h"
 #include "t.h"
 #include "util.h"
@@ -387,6 +394,126 @@ static void test_concurrent(const char *dir, bool flusher)
 	free(head);
 }
 
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* Lets this process grow files to `limit` bytes only: a write across it is
+ * short, the next one fails with EFBIG (SIGXFSZ is ignored by the caller). */
+static bool limit_fsize(const struct rlimit *old, off_t limit)
+{
+	struct rlimit lim = *old;
+	lim.rlim_cur = (rlim_t)limit;
+	return setrlimit(RLIMIT_FSIZE, &lim) == 0;
+}
+
+/* Sets or clears the append-only attribute (chattr +a), under which
+ * ftruncate() fails; false where it cannot be set (not root, or a file
+ * system without it). */
+static bool set_append_only(const char *path, bool on)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int flags = 0;
+	bool ok = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+	if (ok) {
+		flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+		ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * When the fragment cannot be cut off (here: an append-only file), the next
+ * line starts with a newline: the fragment is one torn line, reported
+ * alone, and the chain goes on around it.
+ */
+static void test_short_write_kept(const char *path, const struct rlimit *old)
+{
+	struct audit *a = NULL;
+	size_t n = 0;
+	int bad[8];
+	if (!set_append_only(path, true)) {
+		printf("skipped: the fragment that cannot be cut (needs chattr +a)\n");
+		return;
+	}
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	json_t *o = json_pack("{ss}", "user", "carol");
+	CHECK(limit_fsize(old, file_size(path) + 10));
+	CHECK(audit_write(a, "granted", o) == JIT_EIO);
+	CHECK(setrlimit(RLIMIT_FSIZE, old) == 0);
+	CHECK(audit_write(a, "granted", o) == JIT_OK); /* seq 7 */
+	audit_close(a);
+	json_decref(o);
+	CHECK(set_append_only(path, false));
+	char **l = read_lines(path, &n);
+	CHECK(n == 8 && strlen(l[6]) == 11 && strstr(l[7], "\"seq\":7,") != NULL);
+	CHECK(verify_all(l, n, bad, 8) == 1 && bad[0] == 7);
+	free_lines(l, n);
+}
+
+/*
+ * A line whose write is cut short and then fails (EFBIG here; ENOSPC on a
+ * full disk) is not recorded, and leaves nothing behind: the next line,
+ * once the disk has room, starts on a line of its own and the chain goes on
+ * from the last line recorded. The same for the second line of a batch.
+ */
+static void test_short_write(const char *dir)
+{
+	char *path = xasprintf("%s/short.log", dir);
+	char *head = xasprintf("%s/short.head", dir);
+	struct audit *a = NULL;
+	struct rlimit old;
+	size_t n = 0;
+	int bad[8];
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	off_t before = file_size(path);
+	json_t *o = json_pack("{ss}", "user", "bob");
+	CHECK(before > 0 && limit_fsize(&old, before + 10));
+	CHECK(audit_write(a, "granted", o) == JIT_EIO);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	CHECK(file_size(path) == before);
+	CHECK(audit_write(a, "granted", o) == JIT_OK); /* seq 3 */
+	/* a batch of two: the first line fits, the second is cut after 10 bytes */
+	off_t len = file_size(path) - before;
+	before = file_size(path);
+	const char *ev[2] = { "granted", "granted" };
+	json_t *f[2] = { o, o };
+	CHECK(limit_fsize(&old, before + len + 10));
+	CHECK(audit_write_many(a, 2, ev, f) == JIT_EIO);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	CHECK(file_size(path) == before + len); /* seq 4 stays, as documented */
+	CHECK(audit_write(a, "granted", o) == JIT_OK); /* seq 5 */
+	audit_close(a);
+	json_decref(o);
+	char **l = read_lines(path, &n);
+	CHECK(n == 5);
+	for (size_t i = 0; i < n; i++)
+		CHECK(l[i][strlen(l[i]) - 1] == '\n');
+	CHECK(verify_all(l, n, bad, 8) == 0);
+	CHECK(n == 5 && strstr(l[4], "\"seq\":5,") != NULL);
+	free_lines(l, n);
+	/* a restart continues from the last whole line */
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 5, 1);
+	audit_close(a);
+	l = read_lines(path, &n);
+	CHECK(n == 6 && verify_all(l, n, bad, 8) == 0);
+	free_lines(l, n);
+	test_short_write_kept(path, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	unlink(path);
+	unlink(head);
+	free(path);
+	free(head);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-audit-XXXXXX";
@@ -478,6 +605,7 @@ int main(void)
 	test_resync(dir);
 	test_head(dir);
 	test_observer(dir);
+	test_short_write(dir);
 	test_concurrent(dir, false);
 	test_concurrent(dir, true);
 	unlink(path);

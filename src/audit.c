@@ -340,6 +340,15 @@ static void mark_failed(struct audit *a, uint64_t upto)
  * JIT_EIO if its fdatasync failed. Group commit: the first waiter runs one
  * fdatasync for every line written so far; those who arrive meanwhile wait
  * for it, then the next of them runs one for all of them.
+ *
+ * A line that a failed fdatasync covered stays failed, even if a later
+ * fdatasync (run by a writer who got there before this one woke up)
+ * succeeded: Linux reports a writeback error once per open file
+ * description (every dup() shares a->fd's), so the later success says
+ * nothing about pages the failed writeback may have dropped. `failed` is a
+ * high-water mark, so a line made durable by an earlier fdatasync whose
+ * writer had not woken up before a later one failed is reported failed
+ * too: in doubt, the event counts as not written.
  */
 static int sync_to(struct audit *a, uint64_t mine)
 {
@@ -374,7 +383,7 @@ static int sync_to(struct audit *a, uint64_t mine)
 			a->failed = target;
 		pthread_cond_broadcast(&a->sync_cond);
 	}
-	if (a->synced < mine)
+	if (a->synced < mine || a->failed >= mine)
 		rc = JIT_EIO;
 	pthread_mutex_unlock(&a->sync_lock);
 	return rc;

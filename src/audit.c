@@ -483,11 +483,17 @@ static void pick_chain(struct audit *a, const struct chain *tail, const struct c
 static int audit_open_fd(struct audit *a, const struct chain *known, const char *known_what)
 {
 	struct chain tail;
+	struct stat st;
 	int fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		log_err("audit: cannot open %s: %s", a->path, strerror(errno));
 		return JIT_EIO;
 	}
+	/* A new (or empty) file, as after a rotation: its directory entry must
+	 * be durable too, or a crash could lose the file together with the
+	 * lines fdatasync'd into it. Logged, not fatal, as for the head file. */
+	if (fstat(fd, &st) == 0 && st.st_size == 0 && sync_parent(a->path) != JIT_OK)
+		log_err("audit: cannot sync the directory of %s: %s", a->path, strerror(errno));
 	int rfd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rfd < 0) {
 		log_err("audit: cannot read %s: %s", a->path, strerror(errno));

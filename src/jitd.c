@@ -239,6 +239,10 @@ static int run(struct daemon_state *d, bool foreground)
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (e.g. systemd's LimitFSIZE) makes a write fail
+	 * with EFBIG, which the audit log and the store handle, instead of
+	 * killing the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sigfd < 0) {
 		log_err("signalfd: %s", strerror(errno));

@@ -41,6 +41,7 @@ const char *const fault_names[] = {
 	"fail.record_failure",       /* a pending row cannot be handed on (failed / ending) */
 	"fail.final_audit",          /* the final line of one grant's end cannot be written */
 	"fail.batch_audit",          /* the `expired` lines of a batch cannot be written */
+	"fail.drift_audit",          /* a `drift` line cannot be written */
 	NULL,
 };
 

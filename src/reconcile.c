@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "fault.h"
 #include "grant.h"
 #include "log.h"
 #include "reconcile.h"
@@ -268,11 +269,14 @@ static const char *mode_name(enum jit_reconcile m)
 	return m == RECONCILE_ENFORCE ? "enforce" : m == RECONCILE_REPORT ? "report" : "off";
 }
 
-static void audit_drift(struct reconciler *r, json_t *o)
+/* Writes a drift line; false (logged) if it could not be written. */
+static bool audit_drift(struct reconciler *r, json_t *o)
 {
-	if (audit_write(r->audit, "drift", o) != JIT_OK)
-		log_err("audit: cannot record a drift event");
+	bool ok = !FAULT_FAIL("fail.drift_audit") && audit_write(r->audit, "drift", o) == JIT_OK;
+	if (!ok)
+		log_err("audit: cannot record a drift event; it is reported again next cycle");
 	json_decref(o);
+	return ok;
 }
 
 /*
@@ -314,9 +318,10 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	}
 	pthread_mutex_unlock(lock);
 	free(pk);
-	if (strcmp(action, "removed") != 0)
-		sset_add(next, m->key);
+	/* A new one is remembered as reported only once its line is written
+	 * (below), so that a line that could not be written is reported again. */
 	if (seen && strcmp(action, "removed") != 0) {
+		sset_add(next, m->key);
 		log_warn("reconcile %s: cannot remove unexplained member %s: %s", g->name, m->value,
 			 dres.message);
 		return;
@@ -336,7 +341,8 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		json_object_set_new(o, "ldap_code", json_integer(dres.ldap_code));
 		json_object_set_new(o, "message", json_string(dres.message));
 	}
-	audit_drift(r, o);
+	if (audit_drift(r, o) && strcmp(action, "removed") != 0)
+		sset_add(next, m->key);
 }
 
 /* An active grant whose member is not in the group: someone removed it. */
@@ -362,7 +368,6 @@ static void missing(struct reconciler *r, const struct rc_group *g, struct dir_c
 		return;
 	}
 	pthread_mutex_unlock(lock);
-	sset_add(next, lr->id);
 	log_warn("reconcile %s: grant %s is active but %s is not a member: removed by someone "
 		 "else", g->name, rec->id, rec->member_value);
 	json_t *o = grant_audit_fields(rec);
@@ -372,7 +377,8 @@ static void missing(struct reconciler *r, const struct rc_group *g, struct dir_c
 	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
 	json_object_set_new(o, "action", json_string("reported"));
 	grant_rec_free(rec);
-	audit_drift(r, o);
+	if (audit_drift(r, o)) /* else reported again next cycle */
+		sset_add(next, lr->id);
 }
 
 /* Reads the group's members; false (logged once per failure spell) if not. */

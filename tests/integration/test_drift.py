@@ -186,3 +186,30 @@ def test_drift_settings_follow_reload():
         e.jitd.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: _drift(e, "admins", "unexplained", e.user_dn("frank")), 5,
                    "drift reported after the reload")
+
+
+def test_drift_line_not_written_is_reported_again():
+    """The first `drift` line cannot be written (failure point
+    fail.drift_audit): the member must be reported again next cycle, not
+    remembered as reported (regression: it was marked reported before its
+    line was written, and the event was never recorded). The same for a
+    grant whose member someone removed (kind "missing")."""
+    from crash import fault_build
+    if not fault_build():
+        from jittest import skip
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(top={"reconcile_interval": "1s"}, start=False) as e:
+        e.jitd.start()
+        frank = e.user_dn("frank")
+        g = e.grant_and_check("alice", "dba", "1h")
+        e.jitd.stop()
+        e.jitd.start(env={"JITD_FAULT": "fail.drift_audit:@1"})
+        e.slapd.add_member("admins", frank)         # unexplained
+        e.slapd.remove_member("dba", e.user_dn("alice"))   # missing
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank) and
+                   _drift(e, "dba", "missing"), 10, "both drift events after the failures")
+        assert "fault fail at fail.drift_audit" in e.jitd.stderr_tail(200)
+        _cycles(2)
+        eq(len(_drift(e, "admins", "unexplained", frank)), 1, "unexplained events for frank")
+        eq(len(_drift(e, "dba", "missing")), 1, "missing events")
+        eq(_drift(e, "dba", "missing")[0]["grant_id"], g["grant_id"], "the missing grant")

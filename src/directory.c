@@ -43,6 +43,7 @@ struct dir_conn {
 	int64_t *failed_at;     /* per URI: last failed connect (0 = never) */
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool probing;           /* dir_probe() runs: do not fail fast */
+	char *uuid_base;        /* where users are looked for by uuid, once known */
 };
 
 struct dir_health {
@@ -748,6 +749,7 @@ void dir_conn_free(struct dir_conn *c)
 		free(c->uris[i]);
 	free(c->uris);
 	free(c->failed_at);
+	free(c->uuid_base);
 	free(c);
 }
 
@@ -1233,12 +1235,144 @@ static bool attr_holds_dns(const char *attr)
 	return strcasecmp(attr, "memberUid") != 0;
 }
 
+/* Parses s as a DN; *n = its number of RDNs. False (and *dn NULL) if it
+ * is not one. */
+static bool dn_parse(const char *s, LDAPDN *dn, int *n)
+{
+	*dn = NULL;
+	*n = 0;
+	if (s == NULL || strchr(s, '=') == NULL ||
+	    ldap_str2dn(s, dn, LDAP_DN_FORMAT_LDAP) != LDAP_SUCCESS || *dn == NULL) {
+		ldap_dnfree(*dn);
+		*dn = NULL;
+		return false;
+	}
+	while ((*dn)[*n] != NULL)
+		(*n)++;
+	return true;
+}
+
+/* k RDNs of a from ia against k of b from ib, case-insensitively. */
+static bool rdns_equal(LDAPDN a, int ia, LDAPDN b, int ib, int k)
+{
+	bool eq = true;
+
+	for (int i = 0; eq && i < k; i++) {
+		char *x = NULL, *y = NULL;
+		eq = ldap_rdn2str(a[ia + i], &x, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS &&
+		     ldap_rdn2str(b[ib + i], &y, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS &&
+		     x != NULL && y != NULL && strcasecmp(x, y) == 0;
+		ldap_memfree(x);
+		ldap_memfree(y);
+	}
+	return eq;
+}
+
+/* Is dn base itself or an entry below it (RDN by RDN, not by string)? */
+static bool dn_under(const char *dn, const char *base)
+{
+	LDAPDN d = NULL, b = NULL;
+	int nd = 0, nb = 0;
+	bool under = dn_parse(dn, &d, &nd) && dn_parse(base, &b, &nb) && nb > 0 && nb <= nd &&
+		     rdns_equal(d, nd - nb, b, 0, nb);
+
+	ldap_dnfree(d);
+	ldap_dnfree(b);
+	return under;
+}
+
+/* Could dn be what a rename or move made of was (both DNs)? True when it
+ * keeps was's first RDN (moved) or its parent (renamed in place). */
+static bool dn_related(const char *dn, const char *was)
+{
+	LDAPDN d = NULL, w = NULL;
+	int nd = 0, nw = 0;
+	bool rel = dn_parse(dn, &d, &nd) && dn_parse(was, &w, &nw) && nd > 0 && nw > 0 &&
+		   (rdns_equal(d, 0, w, 0, 1) ||
+		    (nd == nw && rdns_equal(d, 1, w, 1, nw - 1)));
+
+	ldap_dnfree(d);
+	ldap_dnfree(w);
+	return rel;
+}
+
+struct naming_arg {
+	char *found;            /* the longest naming context holding user_base */
+};
+
+/* Reads namingContexts from the root DSE. */
+static int op_naming(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct naming_arg *arg = varg;
+	char *attrs[] = { "namingContexts", NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	struct berval **vals = NULL;
+	int code, best = 0;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	e = code == LDAP_SUCCESS ? ldap_first_entry(c->ld, msg) : NULL;
+	vals = e ? ldap_get_values_len(c->ld, e, "namingContexts") : NULL;
+	for (size_t i = 0; vals && vals[i]; i++) {
+		char *nc = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+		LDAPDN d = NULL;
+		int n = 0;
+		if (dn_parse(nc, &d, &n) && n > best && dn_under(c->cfg->user_base, nc)) {
+			best = n;
+			free(arg->found);
+			arg->found = xstrdup(nc);
+		}
+		ldap_dnfree(d);
+		free(nc);
+	}
+	ldap_value_free_len(vals);
+	ldap_msgfree(msg);
+	return code;
+}
+
+/*
+ * Where a user is looked for by uuid: the naming context that holds
+ * user_base (the root DSE's namingContexts), not user_base itself. A user
+ * moved out of user_base (to ou=former, say) is still the grantee, and
+ * refint has rewritten jitd's value to the new DN; a move cannot leave the
+ * naming context (servers refuse modrdn across databases), so that search
+ * finds every DN the user can have. Without an answer naming one (root DSE
+ * unreadable), user_base; dir_revoke_member() then does not take "not
+ * found" for "deleted" on its own anyway. Known once per connection.
+ */
+static int uuid_base(struct dir_conn *c, const char **base, struct dir_result *res)
+{
+	struct naming_arg arg = { NULL };
+	int rc, code = 0;
+
+	if (c->uuid_base == NULL) {
+		rc = dir_run(c, op_naming, &arg, res, &code);
+		if (rc != JIT_OK)
+			return rc;
+		if (arg.found == NULL) {
+			log_warn("directory %s: no naming context holding user_base in the root "
+				 "DSE (%s): users are looked for by %s under user_base only",
+				 c->cfg->name, code == LDAP_SUCCESS ? "none listed" : res->message,
+				 c->cfg->uuid_attr);
+			arg.found = xstrdup(c->cfg->user_base);
+		}
+		c->uuid_base = arg.found;
+		res->ldap_code = 0;
+		res->message[0] = '\0';
+	}
+	*base = c->uuid_base;
+	return JIT_OK;
+}
+
 struct uuid_arg {
-	const char *filter;
+	const char *base, *filter;
 	char *dn;               /* the one entry found, or NULL */
 };
 
-/* Subtree search of user_base for the entry with the recorded uuid. */
+/* Subtree search of the uuid base for the entry with the recorded uuid. */
 static int op_find_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct uuid_arg *arg = varg;
@@ -1248,8 +1382,8 @@ static int op_find_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 	int code;
 
 	clear_diag(c);
-	code = ldap_search_ext_s(c->ld, c->cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
-				 attrs, 0, NULL, NULL, &tv, 2, &msg);
+	code = ldap_search_ext_s(c->ld, arg->base, LDAP_SCOPE_SUBTREE, arg->filter, attrs, 0,
+				 NULL, NULL, &tv, 2, &msg);
 	set_result(c, res, code, NULL);
 	free(arg->dn);
 	arg->dn = NULL;
@@ -1266,13 +1400,18 @@ static int op_find_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 }
 
 /* The current DN of the entry whose uuid_attr is uuid: JIT_OK with *dn
- * (NULL when no single entry has it: deleted, or out of user_base). */
+ * (NULL when no single entry visible to jitd has it). */
 static int find_by_uuid(struct dir_conn *c, const char *uuid, char **dn, struct dir_result *res)
 {
 	char *esc = escape_filter_value(uuid, strlen(uuid));
-	struct uuid_arg arg = { NULL, NULL };
+	struct uuid_arg arg = { NULL, NULL, NULL };
 	int rc, code = 0;
 
+	rc = uuid_base(c, &arg.base, res);
+	if (rc != JIT_OK) {
+		free(esc);
+		return rc;
+	}
 	arg.filter = xasprintf("(%s=%s)", c->cfg->uuid_attr, esc);
 	free(esc);
 	rc = dir_run(c, op_find_uuid, &arg, res, &code);
@@ -1353,6 +1492,142 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 	return rc;
 }
 
+/* ---- a user no search finds ------------------------------------------- */
+
+struct values {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_value(const char *value, void *varg)
+{
+	struct values *vs = varg;
+
+	if (vs->n == vs->cap) {
+		vs->cap = vs->cap ? 2 * vs->cap : 64;
+		vs->v = xrealloc(vs->v, vs->cap * sizeof(*vs->v));
+	}
+	vs->v[vs->n++] = xstrdup(value);
+	return 0;
+}
+
+struct read_uuid_arg {
+	const char *dn;
+	bool exists;            /* an entry jitd can see has this DN */
+	char *uuid;             /* its uuid_attr as text, or NULL */
+};
+
+/* Base-scope read of one entry's uuid_attr (32 = no such entry, answered). */
+static int op_read_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct read_uuid_arg *arg = varg;
+	char *attrs[] = { (char *)c->cfg->uuid_attr, NULL };
+	struct timeval tv = cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	int code;
+
+	clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0,
+				 NULL, NULL, &tv, 1, &msg);
+	set_result(c, res, code, NULL);
+	free(arg->uuid);
+	arg->uuid = NULL;
+	e = code == LDAP_SUCCESS ? ldap_first_entry(c->ld, msg) : NULL;
+	arg->exists = e != NULL;
+	if (e != NULL)
+		arg->uuid = first_value(c->ld, e, c->cfg->uuid_attr, true);
+	if (code == LDAP_NO_SUCH_OBJECT)
+		code = LDAP_SUCCESS;
+	ldap_msgfree(msg);
+	return code;
+}
+
+/*
+ * Could value v of the group be m's user, whom no search by uuid finds?
+ * *is_user: its entry has the user's uuid; *unsure: jitd cannot tell (an
+ * entry without a readable uuid_attr, an entry it may not read, or no
+ * entry visible at a DN a move or rename of the user would produce: the
+ * user may sit where jitd cannot see). A DN naming no visible entry
+ * elsewhere (a placeholder, a member deleted long ago) is not the user.
+ */
+static int judge_value(struct dir_conn *c, const struct dir_member *m, const char *v,
+		       bool *is_user, bool *unsure, struct dir_result *res)
+{
+	struct read_uuid_arg arg = { v, false, NULL };
+	int code = 0, rc = dir_run(c, op_read_uuid, &arg, res, &code);
+
+	*is_user = *unsure = false;
+	if (rc != JIT_OK)
+		return rc;
+	if (code == LDAP_INVALID_DN_SYNTAX)
+		; /* not a DN: no entry's name */
+	else if (code != LDAP_SUCCESS)
+		*unsure = true;
+	else if (arg.exists && arg.uuid != NULL)
+		*is_user = strcasecmp(arg.uuid, m->uuid) == 0;
+	else if (arg.exists)
+		*unsure = true;
+	else
+		*unsure = dn_related(v, m->value);
+	free(arg.uuid);
+	return JIT_OK;
+}
+
+/*
+ * Neither the user (by uuid) nor the value jitd wrote is found: the user
+ * was deleted (refint took the value with the entry) - or moved where jitd
+ * cannot see, with refint rewriting the value to a DN jitd cannot find.
+ * "Already absent" is believed only when no value of the group can be the
+ * user. JIT_OK with *found (caller frees) = a value whose entry has the
+ * user's uuid after all, or NULL; JIT_EDIRREFUSED (message in res) when a
+ * value might be the user: the removal stays pending and is reported.
+ */
+static int account_group(struct dir_conn *c, const struct dir_member *m, char **found,
+			 struct dir_result *res)
+{
+	struct values vs = { NULL, 0, 0 };
+	struct dir_result lres = { 0 };
+	char *wrote = dir_value_key(m->value);
+	char *ph = m->placeholder ? dir_value_key(m->placeholder) : NULL;
+	bool is_user = false, unsure = false;
+	int rc = dir_list_members(c, m->group_dn, m->attr, collect_value, &vs, &lres);
+
+	*found = NULL;
+	if (rc == JIT_EDIRREFUSED && lres.ldap_code == LDAP_NO_SUCH_OBJECT)
+		rc = JIT_OK; /* no group: no membership */
+	else if (rc != JIT_OK)
+		*res = lres;
+	for (size_t i = 0; rc == JIT_OK && i < vs.n && !is_user && !unsure; i++) {
+		char *key = dir_value_key(vs.v[i]);
+		bool skip = strcmp(key, wrote) == 0 || (ph != NULL && strcmp(key, ph) == 0);
+		free(key);
+		if (skip)
+			continue;
+		rc = judge_value(c, m, vs.v[i], &is_user, &unsure, &lres);
+		if (rc != JIT_OK)
+			*res = lres;
+		else if (is_user)
+			*found = xstrdup(vs.v[i]);
+		else if (unsure) {
+			char msg[512];
+			rc = JIT_EDIRREFUSED;
+			/* Truncation is intended; server text is cleaned below. */
+			(void)snprintf(msg, sizeof(msg),
+				       "%s=%.40s found nowhere and %.60s not in the group, but "
+				       "member %.80s may be the user where jitd cannot see: not "
+				       "taken as removed",
+				       c->cfg->uuid_attr, m->uuid, m->value, vs.v[i]);
+			copy_printable(res->message, sizeof(res->message), msg);
+		}
+	}
+	for (size_t i = 0; i < vs.n; i++)
+		free(vs.v[i]);
+	free(vs.v);
+	free(wrote);
+	free(ph);
+	return rc;
+}
+
 int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *removed,
 		      char **value_out, struct dir_result *res)
 {
@@ -1392,6 +1667,18 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 			if (rc == JIT_OK && !gone) {
 				done = true;
 				value = m->value;
+			} else if (rc == JIT_OK && ident && cur == NULL) {
+				/* Robustness: "not found" and "not there" together
+				 * are not yet "gone": the user may have moved out of
+				 * sight. The group must agree. */
+				rc = account_group(c, m, &cur, res);
+				if (rc == JIT_OK && cur != NULL)
+					rc = remove_value(c, m->group_dn, m->attr, cur,
+							  m->placeholder, false, &gone, res);
+				if (rc == JIT_OK && cur != NULL && !gone) {
+					done = true;
+					value = cur;
+				}
 			}
 		}
 	}
@@ -1408,14 +1695,14 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 /* ---- several memberships of one group at once --------------------------- */
 
 struct uuids_arg {
-	const char *filter;
+	const char *base, *filter;
 	const struct dir_member *m;
 	size_t n;
 	char **cur;             /* per member: the one DN found, or NULL */
 	int *hits;              /* per member: entries found with its uuid */
 };
 
-/* One subtree search of user_base for every uuid of the batch. */
+/* One subtree search of the uuid base for every uuid of the batch. */
 static int op_find_uuids(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct uuids_arg *arg = varg;
@@ -1425,8 +1712,8 @@ static int op_find_uuids(struct dir_conn *c, void *varg, struct dir_result *res)
 	int code;
 
 	clear_diag(c);
-	code = ldap_search_ext_s(c->ld, c->cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
-				 attrs, 0, NULL, NULL, &tv, (int)(2 * arg->n + 1), &msg);
+	code = ldap_search_ext_s(c->ld, arg->base, LDAP_SCOPE_SUBTREE, arg->filter, attrs, 0,
+				 NULL, NULL, &tv, (int)(2 * arg->n + 1), &msg);
 	set_result(c, res, code, NULL);
 	for (size_t i = 0; i < arg->n; i++) {
 		free(arg->cur[i]);
@@ -1461,9 +1748,12 @@ static int find_by_uuids(struct dir_conn *c, const struct dir_member *m, size_t 
 			 int *hits, struct dir_result *res)
 {
 	struct strbuf sb = { 0 };
-	struct uuids_arg arg = { NULL, m, n, cur, hits };
+	struct uuids_arg arg = { NULL, NULL, m, n, cur, hits };
 	int rc, code = 0;
 
+	rc = uuid_base(c, &arg.base, res);
+	if (rc != JIT_OK)
+		return rc;
 	sb_addstr(&sb, "(|");
 	for (size_t i = 0; i < n; i++) {
 		if (m[i].uuid == NULL)
@@ -1524,7 +1814,7 @@ static const char *many_value(const struct dir_conn *c, const struct dir_member 
 	if (uuid_is_guid(c->cfg))
 		return guid_text_ok(m->uuid) ? (*guid = xasprintf("<GUID=%s>", m->uuid)) : NULL;
 	if (hits == 0)
-		return m->value; /* deleted: the value written */
+		return NULL;     /* deleted, or out of sight: dir_revoke_member checks */
 	if (hits == 1 && strcasecmp(cur, m->value) == 0)
 		return m->value; /* not renamed */
 	return NULL;             /* renamed, or several entries: one at a time */

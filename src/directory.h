@@ -122,12 +122,18 @@ struct dir_member {
  * attributes with a recorded uuid:
  *  - uuid_attr objectGUID (Active Directory): removes "<GUID=uuid>", which
  *    the server resolves to the user wherever it lives now;
- *  - otherwise (entryUUID): finds the user's current DN by uuid under
- *    user_base. Not renamed (or not found: deleted): removes the recorded
- *    value. Renamed: removes the current DN (refint rewrote jitd's value to
- *    it, or someone added it), and the recorded DN too if no entry has that
- *    DN any more (jitd's dangling value; if someone took the old DN, the
- *    value is theirs and stays).
+ *  - otherwise (entryUUID): finds the user's current DN by uuid in the
+ *    naming context that holds user_base (root DSE namingContexts), so a
+ *    user moved out of user_base is found. Not renamed: removes the
+ *    recorded value. Renamed or moved: removes the current DN (refint
+ *    rewrote jitd's value to it, or someone added it), and the recorded DN
+ *    too if no entry has that DN any more (jitd's dangling value; if
+ *    someone took the old DN, the value is theirs and stays). Not found:
+ *    removes the recorded value; if that is not there either, "already
+ *    gone" only when no other value of the group can be the user (a value
+ *    with the user's uuid is removed; one jitd cannot tell about - an
+ *    entry without a readable uuid, or a hidden DN shaped like a move of
+ *    the user - gives JIT_EDIRREFUSED: retry, never closed on a guess).
  * Without a uuid, or for memberUid, the recorded value is removed.
  * "Not there" answers are believed only when a search of the group agrees.
  * JIT_OK with *removed = true when a value was removed, false when none
@@ -144,8 +150,8 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  * finds the users by uuid (entryUUID), AD removes "<GUID=...>", memberUid
  * and members without a uuid remove the value written. done[i] = true and
  * value_out[i] (caller frees) = the value removed, for each member the
- * modify removed. A member not settled here (renamed, several entries with
- * its uuid, a second grant of the same value, another group) or any
+ * modify removed. A member not settled here (renamed or moved, found
+ * nowhere, several entries with its uuid, a second grant of the same value, another group) or any
  * refusal of the modify (a value not there, the last value, a read-only
  * server): done[i] = false, end it with dir_revoke_member(). Returns JIT_OK,
  * or the error of the search or modify (nothing settled).

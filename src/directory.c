@@ -726,6 +726,11 @@ bool dir_conn_prefer(struct dir_conn *c, const char *uri)
 	return true;
 }
 
+const char *dir_conn_uuid_attr(const struct dir_conn *c)
+{
+	return c->cfg->uuid_attr;
+}
+
 int dir_conn_uri_count(const struct dir_conn *c)
 {
 	return c->n_uris;

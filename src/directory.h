@@ -66,6 +66,8 @@ void dir_conn_free(struct dir_conn *c); /* unbinds; NULL-safe */
 bool dir_conn_prefer(struct dir_conn *c, const char *uri);
 /* How many URIs the directory has (> 1: replication matters). */
 int dir_conn_uri_count(const struct dir_conn *c);
+/* The configured uuid_attr (for messages). */
+const char *dir_conn_uuid_attr(const struct dir_conn *c);
 /* Is uri one of the directory's URIs (compared case-insensitively)? */
 bool dir_conn_has_uri(const struct dir_conn *c, const char *uri);
 

@@ -439,6 +439,17 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		return line;
 	}
 	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
+	if (!by_uid && u.uuid == NULL) {
+		/* A DN-valued membership is followed through renames and moves by
+		 * the entry's uuid_attr; without it, a rename during the grant
+		 * would leave the membership behind at its end. */
+		char msg[320];
+		snprintf(msg, sizeof(msg), "the user's entry has no readable %.64s: jitd could not "
+			 "follow it through a rename (check uuid_attr and the service account's "
+			 "read access)", dir_conn_uuid_attr(g->dc));
+		dir_user_clear(&u);
+		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
+	}
 	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
 	if (random_hex(hex, 12) != JIT_OK) {
 		dir_user_clear(&u);

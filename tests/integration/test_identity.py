@@ -259,3 +259,25 @@ def test_a_batch_the_directory_refuses_ends_one_grant_at_a_time():
         got = {u: _one(j, "expired", gs[u]["grant_id"])["outcome"] for u in users}
         eq(got, {"alice": "removed", "bob": "removed", "carol": "already_absent",
                  "dave": "removed"}, "outcomes")
+
+
+def test_grant_refused_when_the_entry_has_no_uuid():
+    """uuid_attr names an attribute the user's entry lacks (a typo, an ACL
+    that hides it, AD left at entryUUID): jitd could not follow the user
+    through a rename, so a DN-valued grant is refused with
+    directory_refused and a message that says why, and nothing is written
+    (regression: it was granted without a uuid, and a rename during the
+    grant left the membership behind). A memberUid group, whose value is
+    the uid, is not affected."""
+    from jittest import refused
+    with Env(directory={"uuid_attr": "employeeNumber"}) as e:
+        a = e.jitd.grant("alice", "dba", "1h")
+        refused(a, "directory_refused", "grant without a uuid")
+        assert "employeeNumber" in a["error"]["message"], a
+        assert not e.is_member("dba", e.user_dn("alice"))
+        eq(e.jitd.ok({"op": "list", "state": "all"})["count"], 0, "grants recorded")
+        ev = e.jitd.audit_events("refused")
+        assert ev and ev[-1].get("error") == "directory_refused", ev[-1:]
+        g = e.jitd.must_grant("bob", "unixops", "1h")
+        assert e.is_member("unixops", "bob")
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})

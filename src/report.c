@@ -296,12 +296,22 @@ static void on_extended(struct report *r, json_t *ev, bool in)
 	}
 }
 
-/* expired / completed / revoked: the grant's membership ended at ts. */
+/* A final line (expired, completed, revoked, or failed with state failed):
+ * the grant's membership ended at ts. */
 static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, bool in)
 {
 	const char *id = str_of(ev, "grant_id");
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
 	int64_t start = ts, requested = 0, exp = 0;
+	if (!g && strcmp(event, "failed") == 0) {
+		/* no granted line read: the grant never became active (or it
+		 * did before the first file read; the line cannot tell) */
+		if (in) {
+			r->failed++;
+			dims_add(r, ev, "failed", 1);
+		}
+		return;
+	}
 	if (g) {
 		start = json_integer_value(json_object_get(g, "start"));
 		requested = json_integer_value(json_object_get(g, "requested"));
@@ -319,6 +329,8 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 			r->completed++;
 			if (exp > ts)
 				hist_add(&r->unused, exp - ts);
+		} else if (strcmp(event, "failed") == 0) {
+			r->failed++; /* after its granted line: crash, or the active write failed */
 		} else {
 			const char *out = str_of(ev, "outcome");
 			r->revoked++;
@@ -344,13 +356,6 @@ static void on_other(struct report *r, json_t *ev, const char *event)
 		r->refused++;
 		counter_add(r->refusals, code ? code : "(none)", 1);
 		dims_add(r, ev, "refused", 1);
-	} else if (strcmp(event, "failed") == 0) {
-		/* the final line of a grant that never became active */
-		const char *st = str_of(ev, "state");
-		if (st && strcmp(st, "failed") == 0) {
-			r->failed++;
-			dims_add(r, ev, "failed", 1);
-		}
 	} else if (strcmp(event, "revoke_failed") == 0) {
 		r->revoke_failures++;
 	} else if (strcmp(event, "expiring_soon") == 0) {
@@ -398,6 +403,11 @@ void report_add(struct report *r, json_t *ev)
 	} else if (strcmp(event, "expired") == 0 || strcmp(event, "completed") == 0 ||
 		   strcmp(event, "revoked") == 0) {
 		on_end(r, ev, event, ts, in);
+	} else if (strcmp(event, "failed") == 0) {
+		/* state ending: the removal follows, then the final failed line */
+		const char *st = str_of(ev, "state");
+		if (st && strcmp(st, "failed") == 0)
+			on_end(r, ev, event, ts, in);
 	} else if (in) {
 		on_other(r, ev, event);
 	}

@@ -368,7 +368,8 @@ static const struct {
 	const char *kind, *color, *label;
 } kinds[] = {
 	{ "expired", "#3b6fb6", "expired" },   { "completed", "#2e8b57", "completed" },
-	{ "revoked", "#c0392b", "revoked" },   { "active", "#8e44ad", "still active" },
+	{ "revoked", "#c0392b", "revoked" },   { "failed", "#d68910", "failed" },
+	{ "active", "#8e44ad", "still active" },
 	{ NULL, "#777", "other" },
 };
 

@@ -194,6 +194,58 @@ static void check_day(json_t *res)
 	CHECK(json_array_size(json_object_get(res, "timeline")) == 5);
 }
 
+/*
+ * A `failed` line after a `granted` line (jitd crashed at
+ * grant.after_audit_granted and start-up recovery removed the membership,
+ * or the active write failed) ends that grant: held until the failed line,
+ * not active at the end. A failed line with no granted line read is only
+ * counted (the intermediate one, state ending, not even that).
+ */
+static void check_failed_after_granted(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 - 100, "granted", G("g-p", "paul", "web", "carol", "ops", 3600, T0 - 100,
+				     T0 + 3500), NULL);
+	ev(r, T0 + 20, "failed", G("g-p", "paul", "web", "carol", "ops", 3600, T0 - 100, T0 + 3500),
+	   "state", "failed", "outcome", "removed", NULL);
+	ev(r, T0 + 100, "granted", G("g-a", "alice", "dba", "carol", "helpdesk", 3600, T0 + 100,
+				     T0 + 3700), NULL);
+	ev(r, T0 + 160, "failed", G("g-a", "alice", "dba", "carol", "helpdesk", 3600, T0 + 100,
+				    T0 + 3700), "state", "failed", "outcome", "removed", NULL);
+	ev(r, T0 + 700, "failed", "grant_id", "g-c", "state", "ending", "user", "carol", "group",
+	   "dba", "client", "helpdesk", "outcome", "directory_unavailable", NULL);
+	ev(r, T0 + 701, "failed", "grant_id", "g-c", "state", "failed", "user", "carol", "group",
+	   "dba", "client", "helpdesk", "outcome", "already_absent", NULL);
+	ev(r, T0 + 900, "stopped", NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(geti(res, "totals", "granted", NULL) == 1);
+	CHECK(geti(res, "totals", "failed", NULL) == 3);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 0);
+	CHECK(json_array_size(json_object_get(res, "active_at_end")) == 0);
+	CHECK(geti(res, "by_user", "alice", "held_seconds") == 60);
+	CHECK(geti(res, "by_user", "alice", "failed") == 1);
+	CHECK(geti(res, "by_user", "paul", "held_seconds") == 20);
+	CHECK(geti(res, "by_user", "paul", "failed") == 1);
+	CHECK(geti(res, "by_user", "carol", "held_seconds") == 0);
+	CHECK(geti(res, "by_user", "carol", "failed") == 1);
+	CHECK(geti(res, "by_group", "dba", "held_seconds") == 60);
+	json_t *d = json_object_get(res, "durations");
+	CHECK(geti(d, "actual", "count", NULL) == 2);
+	CHECK(geti(d, "actual", "total_seconds", NULL) == 180);
+	CHECK(geti(d, "requested", "total_seconds", NULL) == 7200);
+	CHECK(geti(res, "events", "failed", NULL) == 4);
+	json_t *tl = json_object_get(res, "timeline");
+	CHECK(json_array_size(tl) == 2);
+	for (size_t i = 0; i < json_array_size(tl); i++)
+		CHECK_STR(json_string_value(json_object_get(json_array_get(tl, i), "end_event")),
+			  "failed");
+	json_decref(res);
+}
+
 static char *render(json_t *res, enum report_format f)
 {
 	char *buf = NULL;
@@ -346,6 +398,7 @@ int main(void)
 	check_day(res);
 	check_render(res);
 	json_decref(res);
+	check_failed_after_granted();
 	check_hostile();
 	check_times();
 	check_reader(dir);

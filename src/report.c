@@ -34,6 +34,21 @@ static const char *const dim_fields[D__COUNT] = { "group", "user", "approved_by"
 static const char *const dim_metrics[] = { "granted", "expired", "completed", "revoked",
 					   "failed", "refused", "held_seconds", NULL };
 
+/* Ids of recently ended grants (see REPORT_ENDED_MAX): a ring of slots,
+ * reused oldest first, chained into hash buckets. jitd's ids are 26 bytes;
+ * a longer id (not jitd's) is not remembered. */
+#define ENDED_ID_MAX 32
+#define ENDED_BUCKETS (2 * REPORT_ENDED_MAX) /* a power of two */
+#define ENDED_NONE UINT32_MAX
+_Static_assert((ENDED_BUCKETS & (ENDED_BUCKETS - 1)) == 0, "ENDED_BUCKETS: a power of two");
+
+struct ended {
+	char (*id)[ENDED_ID_MAX]; /* REPORT_ENDED_MAX slots, allocated on first use */
+	uint32_t *next;           /* slot -> next slot in its bucket, or ENDED_NONE */
+	uint32_t *head;           /* bucket -> first slot, or ENDED_NONE */
+	uint32_t used, pos;       /* slots in use; the slot to fill next */
+};
+
 struct bar {
 	char *user, *group, *grant_id, *end_kind;
 	int64_t start, end;
@@ -46,6 +61,7 @@ struct report {
 	int64_t granted, refused, expired, completed, revoked, failed, extended;
 	int64_t revoke_failures, expiring_soon, drift, extended_seconds, forced;
 	json_t *open;                    /* grant_id -> state of grants still active */
+	struct ended ended;              /* grants whose final line was read */
 	json_t *dims[D__COUNT];          /* name -> { metric: n } */
 	json_t *refusals;                /* error code -> n */
 	json_t *drift_groups;            /* group -> n */
@@ -187,6 +203,60 @@ static int64_t overlap(const struct report *r, int64_t start, int64_t end)
 	return end > start ? end - start : 0;
 }
 
+/* ---- recently ended grants ---- */
+
+static uint32_t ended_bucket(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h & (ENDED_BUCKETS - 1);
+}
+
+static bool ended_has(const struct ended *e, const char *id)
+{
+	if (!e->id)
+		return false;
+	for (uint32_t i = e->head[ended_bucket(id)]; i != ENDED_NONE; i = e->next[i])
+		if (strcmp(e->id[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Remembers id, forgetting the oldest one when every slot is in use. */
+static void ended_add(struct ended *e, const char *id)
+{
+	size_t len = strlen(id);
+	uint32_t i = e->pos, *p;
+	if (len >= ENDED_ID_MAX)
+		return;
+	if (!e->id) {
+		e->id = xcalloc(REPORT_ENDED_MAX, sizeof(*e->id));
+		e->next = xcalloc(REPORT_ENDED_MAX, sizeof(*e->next));
+		e->head = xcalloc(ENDED_BUCKETS, sizeof(*e->head));
+		memset(e->head, 0xff, ENDED_BUCKETS * sizeof(*e->head)); /* ENDED_NONE */
+	}
+	if (e->used == REPORT_ENDED_MAX) {
+		/* unlink slot i from its bucket: it is there, so the walk ends */
+		for (p = &e->head[ended_bucket(e->id[i])]; *p != i; p = &e->next[*p])
+			;
+		*p = e->next[i];
+	} else {
+		e->used++;
+	}
+	memcpy(e->id[i], id, len + 1);
+	e->next[i] = e->head[ended_bucket(id)];
+	e->head[ended_bucket(id)] = i;
+	e->pos = (i + 1) % REPORT_ENDED_MAX;
+}
+
+static void ended_free(struct ended *e)
+{
+	free(e->id);
+	free(e->next);
+	free(e->head);
+}
+
 static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, int64_t end,
 		    const char *kind)
 {
@@ -230,6 +300,7 @@ void report_free(struct report *r)
 	if (!r)
 		return;
 	json_decref(r->open);
+	ended_free(&r->ended);
 	for (int d = 0; d < D__COUNT; d++)
 		json_decref(r->dims[d]);
 	json_decref(r->refusals);
@@ -296,13 +367,21 @@ static void on_extended(struct report *r, json_t *ev, bool in)
 	}
 }
 
-/* A final line (expired, completed, revoked, or failed with state failed):
- * the grant's membership ended at ts. */
+/*
+ * A final line (expired, completed, revoked, or failed with state failed):
+ * the grant's membership ended at ts. Counted once per grant: jitd writes
+ * the final line again when it crashed between that line and the commit
+ * of the final state, and the repeat finds the grant already ended.
+ */
 static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, bool in)
 {
 	const char *id = str_of(ev, "grant_id");
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
 	int64_t start = ts, requested = 0, exp = 0;
+	if (!g && id && ended_has(&r->ended, id))
+		return;
+	if (id)
+		ended_add(&r->ended, id);
 	if (!g && strcmp(event, "failed") == 0) {
 		/* no granted line read: the grant never became active (or it
 		 * did before the first file read; the line cannot tell) */

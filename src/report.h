@@ -12,7 +12,9 @@
  * Memory does not grow with the input: besides fixed-size histograms (for
  * medians) it holds one small record per grant still open, one counter row
  * per distinct group/user/approver/client (at most REPORT_NAMES_MAX each,
- * the rest under "(other)"), and at most REPORT_TIMELINE_MAX timeline bars.
+ * the rest under "(other)"), at most REPORT_TIMELINE_MAX timeline bars, and
+ * the ids of the last REPORT_ENDED_MAX grants that ended (about 2.75 MiB,
+ * allocated at the first final line).
  */
 #ifndef JITD_REPORT_H
 #define JITD_REPORT_H
@@ -25,6 +27,11 @@
 
 #define REPORT_NAMES_MAX 10000
 #define REPORT_TIMELINE_MAX 2000
+/* A final line of a grant among the last REPORT_ENDED_MAX that ended is a
+ * repeat (jitd writes it again after a crash before the final commit, and
+ * retries that end at once on restart) and is ignored; a repeat further
+ * back would be counted again. A power of two. */
+#define REPORT_ENDED_MAX 65536
 
 struct report_opts {
 	bool has_since, has_until;

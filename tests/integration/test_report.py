@@ -2,7 +2,8 @@
 through jitd and its JSON report checked number by number; a generated day
 spread over a rotated .gz, a rotated plain file and the current file, with
 grants across the period's edges (every number exact, medians included);
-text and CSV; a broken chain still reported, with exit status 1; memory
+lines left by crashes at fault points (a `failed` line after `granted`, a
+final line written twice) counted once; text and CSV; a broken chain still reported, with exit status 1; memory
 that does not grow with the input; the HTML form rendered by headless
 Chromium; the nightly job in contrib/."""
 
@@ -18,6 +19,7 @@ import tempfile
 import time
 
 from auditgen import AuditWriter
+from crash import fault_build
 from jitd import binary
 from jittest import Env, eq, need_root, refused, skip, slow, timeout, wait_until
 
@@ -138,6 +140,64 @@ def test_report_day_through_daemon():
         print(t.stdout)
         assert "hash chain  verified: seq 1 .. %d" % n_lines in t.stdout, t.stdout
         assert "%s  erin -> admins" % g5["grant_id"] in t.stdout, t.stdout
+
+
+def test_report_counts_crash_interrupted_grants_once():
+    """Two crashes of the real daemon at fault points, each leaving lines
+    that jitd writes by design: a crash right after a `granted` line
+    (start-up recovery then removes the membership and writes `failed`),
+    and a crash between a `completed` line and its commit (the end is
+    retried and the `completed` line written again, outcome
+    already_absent). The report ends the first grant at its `failed` line
+    and counts the second once."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_audit_granted:@1"})
+        try:
+            a = j.grant("alice", "dba", "1h")
+        except ConnectionError:
+            a = None
+        assert a is None, "grant answered despite the crash: %r" % a
+        j.kill()
+        assert "fault injected at grant.after_audit_granted" in j.stderr_tail(20)
+        ga = j.audit_events("granted")[0]["grant_id"]
+        j.start()
+        wait_until(lambda: j.show(ga)["state"] == "failed", 20, "recovery of %s" % ga)
+        gb = j.must_grant("bob", "dba", "1h")["grant_id"]
+        j.stop()
+        j.start(env={"JITD_FAULT": "grant.after_final_audit:@1"})
+        try:
+            a = j.request({"op": "complete", "grant_id": gb})
+        except ConnectionError:
+            a = None
+        assert a is None, "complete answered despite the crash: %r" % a
+        j.kill()
+        assert "fault injected at grant.after_final_audit" in j.stderr_tail(20)
+        j.start()
+        wait_until(lambda: j.show(gb)["state"] == "completed", 20, "retried end of %s" % gb)
+        j.stop()
+        eq([ev["event"] for ev in j.audit_events(grant_id=ga)], ["granted", "failed"],
+           "lines of the grant interrupted after its granted line")
+        eq([ev["outcome"] for ev in j.audit_events("completed", gb)],
+           ["removed", "already_absent"], "outcomes of the completed lines written twice")
+
+        res = report_json(j.audit_log)
+        check_counts(res["totals"], {"granted": 2, "completed": 1, "failed": 1,
+                                     "active_at_end": 0}, "totals")
+        eq(res["active_at_end"], [], "active_at_end")
+        check_counts(res["events"], {"granted": 2, "completed": 2, "failed": 1}, "events")
+        check_counts(res["by_user"]["alice"], {"granted": 1, "failed": 1}, "by_user[alice]")
+        check_counts(res["by_user"]["bob"], {"granted": 1, "completed": 1}, "by_user[bob]")
+        eq(res["durations"]["actual"]["count"], 2, "durations.actual.count")
+        eq(res["early_completions"]["count"], 1, "early_completions.count")
+        bars = {b["grant_id"]: b["end_event"] for b in res["timeline"]}
+        eq(bars, {ga: "failed", gb: "completed"}, "timeline")
+        # alice held the membership from her granted line to the failed line
+        # written at the restart, not to the end of the log
+        alice = res["by_user"]["alice"]["held_seconds"]
+        assert alice <= res["durations"]["actual"]["max_seconds"] <= 60, res["durations"]
 
 
 # -- a generated day -----------------------------------------------------------

@@ -246,6 +246,95 @@ static void check_failed_after_granted(void)
 	json_decref(res);
 }
 
+/*
+ * A final line written again (jitd crashed at grant.after_final_audit and
+ * retried the end: `removed`, then `already_absent`) is ignored: each grant
+ * ends once, also when the first line came before the period.
+ */
+static void check_repeated_final_lines(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 - 1000, "granted", G("g-e", "erin", "web", "carol", "ops", 600, T0 - 1000,
+				      T0 - 400), NULL);
+	ev(r, T0 - 390, "expired", G("g-e", "erin", "web", "carol", "ops", 600, T0 - 1000,
+				     T0 - 400), "outcome", "removed", NULL);
+	ev(r, T0 + 50, "expired", G("g-e", "erin", "web", "carol", "ops", 600, T0 - 1000,
+				    T0 - 400), "outcome", "already_absent", NULL);
+	ev(r, T0 + 200, "granted", G("g-b", "bob", "dba", "dave", "helpdesk", 3600, T0 + 200,
+				     T0 + 3800), NULL);
+	ev(r, T0 + 500, "completed", G("g-b", "bob", "dba", "dave", "helpdesk", 3600, T0 + 200,
+				       T0 + 3800), "outcome", "removed", NULL);
+	ev(r, T0 + 600, "completed", G("g-b", "bob", "dba", "dave", "helpdesk", 3600, T0 + 200,
+				       T0 + 3800), "outcome", "already_absent", NULL);
+	ev(r, T0 + 701, "failed", "grant_id", "g-c", "state", "failed", "user", "carol", "group",
+	   "dba", "client", "helpdesk", "outcome", "removed", NULL);
+	ev(r, T0 + 702, "failed", "grant_id", "g-c", "state", "failed", "user", "carol", "group",
+	   "dba", "client", "helpdesk", "outcome", "already_absent", NULL);
+	ev(r, T0 + 800, "granted", G("g-d", "dave", "ops", "erin", "ops", 600, T0 + 800, T0 + 1400),
+	   NULL);
+	ev(r, T0 + 810, "failed", G("g-d", "dave", "ops", "erin", "ops", 600, T0 + 800, T0 + 1400),
+	   "state", "failed", "outcome", "removed", NULL);
+	ev(r, T0 + 900, "failed", G("g-d", "dave", "ops", "erin", "ops", 600, T0 + 800, T0 + 1400),
+	   "state", "failed", "outcome", "already_absent", NULL);
+	/* granted before the files read: its one final line still counts */
+	ev(r, T0 + 1000, "completed", G("g-z", "zed", "web", "carol", "ops", 3600, T0 - 600,
+					T0 + 3000), "outcome", "removed", NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(geti(res, "totals", "granted", NULL) == 2);
+	CHECK(geti(res, "totals", "expired", NULL) == 0);
+	CHECK(geti(res, "totals", "completed", NULL) == 2);
+	CHECK(geti(res, "totals", "failed", NULL) == 2);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 0);
+	CHECK(geti(res, "by_user", "erin", "held_seconds") == -999); /* no row at all */
+	CHECK(geti(res, "by_user", "bob", "held_seconds") == 300);
+	CHECK(geti(res, "by_user", "bob", "completed") == 1);
+	CHECK(geti(res, "by_user", "carol", "failed") == 1);
+	CHECK(geti(res, "by_user", "dave", "held_seconds") == 10);
+	CHECK(geti(res, "by_user", "dave", "failed") == 1);
+	CHECK(geti(res, "by_user", "zed", "held_seconds") == 1000);
+	CHECK(geti(res, "by_user", "zed", "completed") == 1);
+	json_t *d = json_object_get(res, "durations");
+	CHECK(geti(d, "actual", "count", NULL) == 3);
+	CHECK(geti(d, "actual", "total_seconds", NULL) == 1910);
+	CHECK(geti(res, "revocation_lag", "count", NULL) == 0);
+	CHECK(geti(res, "early_completions", "count", NULL) == 2);
+	/* the events table counts lines, repeated ones too */
+	CHECK(geti(res, "events", "expired", NULL) == 1);
+	CHECK(geti(res, "events", "completed", NULL) == 3);
+	CHECK(geti(res, "events", "failed", NULL) == 4);
+	CHECK(json_array_size(json_object_get(res, "timeline")) == 3);
+	json_decref(res);
+}
+
+/* The ids of ended grants are remembered for the last REPORT_ENDED_MAX
+ * ends: a repeat within them is ignored, one further back counted again. */
+static void check_ended_window(void)
+{
+	struct report_opts o = { 0 };
+	struct report *r = report_new(&o);
+	char id[32];
+	int n = REPORT_ENDED_MAX + 10;
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "g-%024x", i);
+		ev(r, T0 + i, "granted", G(id, "u", "grp", "a", "c", 60, T0 + i, T0 + i + 60), NULL);
+		ev(r, T0 + i, "expired", G(id, "u", "grp", "a", "c", 60, T0 + i, T0 + i + 60), NULL);
+	}
+	snprintf(id, sizeof(id), "g-%024x", n - 5); /* recent: ignored */
+	ev(r, T0 + n, "expired", G(id, "u", "grp", "a", "c", 60, T0, T0 + 60), NULL);
+	snprintf(id, sizeof(id), "g-%024x", 3); /* too far back: counted again */
+	ev(r, T0 + n, "expired", G(id, "u", "grp", "a", "c", 60, T0, T0 + 60), NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(geti(res, "totals", "expired", NULL) == n + 1);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 0);
+	json_decref(res);
+}
+
 static char *render(json_t *res, enum report_format f)
 {
 	char *buf = NULL;
@@ -399,6 +488,8 @@ int main(void)
 	check_render(res);
 	json_decref(res);
 	check_failed_after_granted();
+	check_repeated_final_lines();
+	check_ended_window();
 	check_hostile();
 	check_times();
 	check_reader(dir);

@@ -9,7 +9,7 @@ another one is checked again after replication_grace.
 import os
 import time
 
-from jittest import Env, eq, wait_until
+from jittest import Env, eq, wait_until, one_event, wait_state
 from jitd import Jitd, parse_time
 from slapd import Slapd, norm_dn
 
@@ -32,17 +32,6 @@ def _staff(s):
     return dn
 
 
-def _one(j, event, gid):
-    ev = j.audit_events(event, gid)
-    eq(len(ev), 1, "%s events of %s" % (event, gid))
-    return ev[0]
-
-
-def _wait_state(j, g, state, slack=SLACK):
-    wait_until(lambda: j.show(g["grant_id"])["state"] == state,
-               max(1, parse_time(g["expires_at"]) + slack - time.time()),
-               "grant %s to become %s" % (g["grant_id"], state))
-
 
 def test_rename_with_refint_removes_the_rewritten_value():
     with Env() as e:
@@ -51,7 +40,7 @@ def test_rename_with_refint_removes_the_rewritten_value():
             raise AssertionError("this test needs slapd's refint (or memberof) overlay")
         uuid = s.entry_uuid(s.user_dn("alice"))
         g = j.must_grant("alice", "admins", 3)
-        eq(_one(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
+        eq(one_event(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
         old_dn = s.user_dn("alice")
         new_dn = _move(s, "alice", "alice.smith", _staff(s))
         # refint carried the rename into the group: the value jitd wrote is gone.
@@ -62,13 +51,13 @@ def test_rename_with_refint_removes_the_rewritten_value():
         s.add_member("admins", old_dn)
         e.wait_removed("admins", new_dn, parse_time(g["expires_at"]) + SLACK, "expiry after rename")
         eq(s.is_member("admins", old_dn), True, "the new owner of the old DN keeps theirs")
-        ev = _one(j, "expired", g["grant_id"])
+        ev = one_event(j, "expired", g["grant_id"])
         eq(ev["outcome"], "removed", "outcome")
         eq(norm_dn(ev["removed_value"]), norm_dn(new_dn), "removed value")
         eq(s.is_member("admins", s.placeholder), True, "placeholder kept")
 
 
-def test_rename_without_refint_removes_the_value_written_and_the_current_one():
+def test_rename_without_refint_removes_the_value_written_and_the_currentone_event():
     with Env(slapd_kw={"overlays": False}) as e:
         s, j = e.slapd, e.jitd
         gb = j.must_grant("bob", "admins", 3)
@@ -83,10 +72,10 @@ def test_rename_without_refint_removes_the_value_written_and_the_current_one():
         e.wait_removed("admins", bob_old, parse_time(gb["expires_at"]) + SLACK, "bob expiry")
         e.wait_removed("admins", carol_new, parse_time(gc["expires_at"]) + SLACK, "carol expiry")
         eq(s.is_member("admins", carol_old), False, "carol's old (dangling) value removed")
-        ev = _one(j, "expired", gb["grant_id"])
+        ev = one_event(j, "expired", gb["grant_id"])
         eq((ev["outcome"], ev.get("removed_value")), ("removed", None),
            "bob: the recorded value itself was removed")
-        ev = _one(j, "expired", gc["grant_id"])
+        ev = one_event(j, "expired", gc["grant_id"])
         eq(ev["outcome"], "removed", "carol outcome")
         eq(norm_dn(ev["removed_value"]), norm_dn(carol_new), "carol: the current DN")
 
@@ -98,8 +87,8 @@ def test_deleted_user_grant_ends_cleanly_with_and_without_refint():
             g = j.must_grant("carol", "ops", 2)
             dn = s.user_dn("carol")
             s._run(["ldapdelete"] + s._root_args() + [dn])
-            _wait_state(j, g, "expired")
-            ev = _one(j, "expired", g["grant_id"])
+            wait_state(j, g, "expired", SLACK)
+            ev = one_event(j, "expired", g["grant_id"])
             # With refint the value went with the entry; without, jitd
             # removes the dangling value it wrote.
             want = "already_absent" if s.overlays else "removed"
@@ -119,11 +108,11 @@ def test_grant_under_the_new_name_after_a_rename_leaves_nothing_behind():
         g1 = j.must_grant("dave", "web", 2)
         new_dn = _move(s, "dave", "david")
         g2 = j.must_grant("david", "web", 5)
-        eq(_one(j, "granted", g2["grant_id"])["outcome"], "standing", "second grant")
-        _wait_state(j, g1, "expired")
-        eq(_one(j, "expired", g1["grant_id"])["outcome"], "removed", "first grant")
+        eq(one_event(j, "granted", g2["grant_id"])["outcome"], "standing", "second grant")
+        wait_state(j, g1, "expired", SLACK)
+        eq(one_event(j, "expired", g1["grant_id"])["outcome"], "removed", "first grant")
         eq(s.is_member("web", new_dn), False, "the user's membership ended with the first grant")
-        _wait_state(j, g2, "expired")
+        wait_state(j, g2, "expired", SLACK)
         eq(s.is_member("web", new_dn), False, "nothing left")
         eq(j.audit_events("revoke_failed"), [], "no failed removal")
 
@@ -145,7 +134,7 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             # 1. Written on A; A goes down; the removal goes to B, which never
             # saw the add: "not there" is not believed while A may hold it.
             g = j.must_grant("alice", "admins", 2)
-            eq(_one(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+            eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
             eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
                "after the add (A, B)")
             a.stop()
@@ -154,8 +143,8 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             # 2. The add replicates to B late: the next check finds it there.
             b.add_member("admins", alice)
             wait_until(lambda: not b.is_member("admins", alice), 8, "removal on B")
-            _wait_state(j, g, "expired", slack=12)
-            ev = _one(j, "expired", g["grant_id"])
+            wait_state(j, g, "expired", 12)
+            ev = one_event(j, "expired", g["grant_id"])
             eq((ev["outcome"], ev["removed_via"], ev.get("checked_after_grace")),
                ("removed", b.ldapi_uri, True), "expired event")
 
@@ -165,14 +154,14 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             j.restart()
             g2 = j.must_grant("bob", "admins", 2)
             bob = a.user_dn("bob")
-            eq(_one(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
+            eq(one_event(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
             a.stop()
             time.sleep(max(0, parse_time(g2["expires_at"]) - time.time()) + 3)
             eq(j.show(g2["grant_id"])["state"], "ending", "bob: waiting for A")
             a.start()
-            _wait_state(j, g2, "expired", slack=12)
+            wait_state(j, g2, "expired", 12)
             eq(a.is_member("admins", bob), False, "removed on the server that wrote it")
-            ev = _one(j, "expired", g2["grant_id"])
+            ev = one_event(j, "expired", g2["grant_id"])
             eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "bob expired event")
             eq(j.audit_events("revoke_failed"), [], "no failed removal")
     finally:
@@ -223,13 +212,13 @@ def test_expiries_of_one_group_leave_it_with_one_modify():
             e.wait_removed("ops", s.user_dn(u), end, "expiry of %s" % u)
         e.wait_removed("ops", new_erin, end, "expiry of renamed erin")
         for g in gs.values():
-            _wait_state(j, g, "expired")
+            wait_state(j, g, "expired", SLACK)
         for u in users:
-            eq(_one(j, "expired", gs[u]["grant_id"])["outcome"], "removed", u)
-        ev = _one(j, "expired", gs["erin"]["grant_id"])
+            eq(one_event(j, "expired", gs[u]["grant_id"])["outcome"], "removed", u)
+        ev = one_event(j, "expired", gs["erin"]["grant_id"])
         eq((ev["outcome"], norm_dn(ev["removed_value"])), ("removed", norm_dn(new_erin)),
            "renamed erin")
-        eq(_one(j, "expired", gs["grace"]["grant_id"])["outcome"], "kept_standing", "grace")
+        eq(one_event(j, "expired", gs["grace"]["grant_id"])["outcome"], "kept_standing", "grace")
         eq(s.is_member("ops", s.user_dn("grace")), True, "the standing member stays")
         mods = _mods_of(s, "ops", since)
         # The six plain expiries: one modify per second their expiries fall
@@ -255,8 +244,8 @@ def test_a_batch_the_directory_refuses_ends_one_grant_at_a_time():
         for u in users:
             e.wait_removed("ops", s.user_dn(u), end, "expiry of %s" % u)
         for g in gs.values():
-            _wait_state(j, g, "expired")
-        got = {u: _one(j, "expired", gs[u]["grant_id"])["outcome"] for u in users}
+            wait_state(j, g, "expired", SLACK)
+        got = {u: one_event(j, "expired", gs[u]["grant_id"])["outcome"] for u in users}
         eq(got, {"alice": "removed", "bob": "removed", "carol": "already_absent",
                  "dave": "removed"}, "outcomes")
 

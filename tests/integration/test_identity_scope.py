@@ -9,7 +9,7 @@ where jitd cannot see keeps the grant `ending` and reported, not closed.
 
 import time
 
-from jittest import Env, eq, wait_until
+from jittest import Env, eq, wait_until, one_event, wait_state
 from jitd import parse_time
 from slapd import norm_dn
 
@@ -34,17 +34,6 @@ def _move(s, uid, parent):
     return "uid=%s,%s" % (uid, parent)
 
 
-def _one(j, event, gid):
-    ev = j.audit_events(event, gid)
-    eq(len(ev), 1, "%s events of %s" % (event, gid))
-    return ev[0]
-
-
-def _wait_state(j, g, state, slack=SLACK):
-    wait_until(lambda: j.show(g["grant_id"])["state"] == state,
-               max(1, parse_time(g["expires_at"]) + slack - time.time()),
-               "grant %s to become %s" % (g["grant_id"], state))
-
 
 def test_user_moved_out_of_user_base_loses_the_membership():
     with Env() as e:
@@ -55,9 +44,9 @@ def test_user_moved_out_of_user_base_loses_the_membership():
         new_dn = _move(s, "alice", _ou(s, "former"))
         eq((s.is_member("admins", old_dn), s.is_member("admins", new_dn)), (False, True),
            "refint rewrote the value (old, new)")
-        _wait_state(j, g, "expired")
+        wait_state(j, g, "expired", SLACK)
         eq(s.is_member("admins", new_dn), False, "membership removed at expiry")
-        ev = _one(j, "expired", g["grant_id"])
+        ev = one_event(j, "expired", g["grant_id"])
         eq((ev["outcome"], norm_dn(ev.get("removed_value") or "")), ("removed", norm_dn(new_dn)),
            "expired event (outcome, removed_value)")
         eq(j.audit_events("revoke_failed"), [], "no failed removal")
@@ -72,15 +61,15 @@ def test_users_moved_out_of_user_base_in_a_batch_lose_the_membership():
         former = _ou(s, "former")
         moved = {u: _move(s, u, former) for u in ("alice", "carol")}
         for g in gs.values():
-            _wait_state(j, g, "expired")
+            wait_state(j, g, "expired", SLACK)
         for u, dn in moved.items():
             eq(s.is_member("ops", dn), False, "%s (moved) removed" % u)
-            ev = _one(j, "expired", gs[u]["grant_id"])
+            ev = one_event(j, "expired", gs[u]["grant_id"])
             eq((ev["outcome"], norm_dn(ev.get("removed_value") or "")),
                ("removed", norm_dn(dn)), "%s expired event" % u)
         for u in ("bob", "dave"):
             eq(s.is_member("ops", s.user_dn(u)), False, "%s removed" % u)
-            eq(_one(j, "expired", gs[u]["grant_id"])["outcome"], "removed", u)
+            eq(one_event(j, "expired", gs[u]["grant_id"])["outcome"], "removed", u)
         eq(j.audit_events("revoke_failed"), [], "no failed removal")
 
 
@@ -128,4 +117,4 @@ def test_user_moved_out_of_sight_is_not_taken_for_deleted():
         s.restart()
         wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 15, "expiry after fix")
         eq(s.is_member("admins", new_dn), False, "membership removed")
-        eq(_one(j, "expired", g["grant_id"])["outcome"], "removed", "outcome")
+        eq(one_event(j, "expired", g["grant_id"])["outcome"], "removed", "outcome")

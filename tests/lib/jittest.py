@@ -85,6 +85,21 @@ def wait_until(pred, timeout, what, interval=0.1):
         time.sleep(interval)
 
 
+def one_event(j, event, gid):
+    """The one audit line `event` of grant gid (asserts there is exactly one)."""
+    ev = j.audit_events(event, gid)
+    eq(len(ev), 1, "%s events of %s" % (event, gid))
+    return ev[0]
+
+
+def wait_state(j, g, state, slack):
+    """Waits until grant g is in state, at most slack seconds past its
+    expires_at (at least 1 s)."""
+    wait_until(lambda: j.show(g["grant_id"])["state"] == state,
+               max(1, parse_time(g["expires_at"]) + slack - time.time()),
+               "grant %s to become %s" % (g["grant_id"], state))
+
+
 def in_parallel(fn, items, timeout=60):
     """Calls fn(item) for every item, each in a thread of its own, all
     started before any is waited for; returns {item: fn's result} (an item

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "channel.h"
 #include "duration.h"
 #include "util.h"
@@ -69,16 +70,22 @@ static char *const *cstr_at(const struct jit_request *r, size_t i)
 	return (char *const *)(const void *)((const char *)r + str_fields[i].off);
 }
 
-/* proto.c's rule for strings: non-empty, no C0/DEL control character.
+/* proto.c's rule for strings: non-empty valid UTF-8 (proto.c's JSON
+ * parser guarantees it; here jansson's own check, so that no field the
+ * listener sends can silently drop out of an audit line, where
+ * json_string() refuses invalid UTF-8), no C0/DEL control character.
  * (C1 controls are refused by proto.c too; they are harmless bytes here.) */
 static bool clean(const char *s)
 {
 	if (!*s)
 		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return false;
-	return true;
+	json_t *utf8 = json_string(s);
+	bool ok = utf8 != NULL;
+	json_decref(utf8);
+	return ok;
 }
 
 static void put_peer(struct imsg *m, const struct jit_peer *p)

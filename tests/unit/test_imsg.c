@@ -232,6 +232,15 @@ static void test_request(void)
 	CHECK(through(req, 7200) == JIT_EBADREQ);         /* empty string */
 	free(req->user);
 	req->user = u;
+	/* invalid UTF-8 (it would drop out of the audit line) */
+	char *t = req->ticket;
+	req->ticket = xstrdup("INC\xff" "42");
+	CHECK(through(req, 7200) == JIT_EBADREQ);
+	free(req->ticket);
+	req->ticket = xstrdup("INC-\xc3\xa9t\xc3\xa9");            /* valid: "INC-été" */
+	CHECK(through(req, 7200) == JIT_OK);
+	free(req->ticket);
+	req->ticket = t;
 	req->grant_id = xstrdup("g-1");
 	CHECK(through(req, 7200) == JIT_EBADREQ);         /* grant_id on a grant */
 	free(req->grant_id);

@@ -2,9 +2,11 @@
  * server.c - the listener's connections (see server.h). Runs in the
  * unprivileged listener process. Trust boundary: every byte read here
  * comes from a local client that may be hostile. Lines are bounded by
- * max_request_size; a client gets one request in flight at a time, idle
- * clients are dropped after client_timeout, and at most max_clients are
- * served, so no client can stall another or exhaust the daemon.
+ * max_request_size; a client gets one request in flight at a time, no new
+ * request while OUT_MAX bytes of its answers are unsent, idle clients and
+ * clients that stop reading are dropped after client_timeout, and at most
+ * max_clients are served, so no client can stall another or exhaust the
+ * daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,10 @@
 #include "util.h"
 
 #define TICK_MS 250
+/* Robustness: a client's next request is read only while less than this
+ * much of its answers is unsent, so a client that pipelines requests and
+ * never reads holds at most OUT_MAX plus one answer here. */
+#define OUT_MAX (1024 * 1024)
 
 struct client {
 	int fd;
@@ -32,10 +38,11 @@ struct client {
 	char *in;
 	size_t in_len, in_cap;  /* in_cap: max_request_size when it connected */
 	char *out;
-	size_t out_len, out_off;
+	size_t out_len, out_off; /* out[out_off..out_len) is unsent */
 	bool busy;              /* a request is with the engine */
 	bool closing;           /* close once out is flushed */
-	int64_t last_ms;
+	int64_t last_ms;        /* last request byte read or answer flushed */
+	int64_t out_ms;         /* output pending since, or last written to */
 };
 
 /* max_requests_per_minute state of one clients entry, kept by name. */
@@ -69,9 +76,23 @@ static void client_free(struct client *c)
 	free(c);
 }
 
+static size_t out_pending(const struct client *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/* Appends line (freed) to c's unsent output; what was sent is dropped
+ * first, so out holds no more than what is pending. */
 static void queue_out(struct client *c, char *line)
 {
 	size_t n = strlen(line);
+	if (out_pending(c) == 0)
+		c->out_ms = mono_ms();
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, out_pending(c));
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 	c->out = xrealloc(c->out, c->out_len + n);
 	memcpy(c->out + c->out_len, line, n);
 	c->out_len += n;
@@ -355,10 +376,17 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	s->h->submit(s->h->arg, c->id, &c->peer, cc, req, duration);
 }
 
-/* Takes complete lines out of c->in while the client is not busy. */
+/* May c's next request be taken? Not while one is in flight, nor while
+ * OUT_MAX of its answers wait for it to read them. */
+static bool takes_input(const struct client *c)
+{
+	return !c->busy && !c->closing && out_pending(c) < OUT_MAX;
+}
+
+/* Takes complete lines out of c->in while takes_input(c). */
 static void process_input(struct server *s, struct client *c)
 {
-	while (!c->busy && !c->closing) {
+	while (takes_input(c)) {
 		char *nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
 			if (c->in_len >= c->in_cap) {
@@ -395,17 +423,29 @@ static bool read_client(struct server *s, struct client *c)
 	return true;
 }
 
-static bool write_client(struct client *c)
+/* Writes what c takes; once its backlog is below OUT_MAX, the requests it
+ * pipelined meanwhile are taken up again. Returns false when c is done. */
+static bool write_client(struct server *s, struct client *c)
 {
+	bool alive = true;
 	while (c->out_off < c->out_len) {
 		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR;
+		if (n < 0) {
+			alive = errno == EAGAIN || errno == EINTR;
+			break;
+		}
 		c->out_off += (size_t)n;
+		c->out_ms = mono_ms();
 	}
-	c->out_off = c->out_len = 0;
-	c->last_ms = mono_ms();
-	return !c->closing;
+	if (alive && c->out_off == c->out_len) {
+		c->out_off = c->out_len = 0;
+		c->last_ms = mono_ms();
+		if (c->closing)
+			return false;
+	}
+	if (alive)
+		process_input(s, c);
+	return alive;
 }
 
 static struct client *find_client(struct server *s, uint64_t id)
@@ -477,7 +517,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
 			short ev = 0;
-			if (!c->busy && !c->closing)
+			if (takes_input(c))
 				ev |= POLLIN; /* while draining: to answer shutting_down */
 			if (c->out_len > 0)
 				ev |= POLLOUT;
@@ -503,7 +543,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 			short re = pfd[i + 2].revents;
 			bool alive = true;
 			if (re & POLLOUT)
-				alive = write_client(c);
+				alive = write_client(s, c);
 			if (alive && (re & POLLIN))
 				alive = read_client(s, c);
 			if (alive && (re & (POLLERR | POLLNVAL)))
@@ -514,8 +554,14 @@ int server_run(struct server *s, const struct server_hooks *h)
 				alive = false;
 			if (alive && !c->busy && c->out_len == 0 && now - c->last_ms > idle_ms)
 				alive = false;
+			if (alive && out_pending(c) > 0 && now - c->out_ms > idle_ms) {
+				log_warn("client %llu (uid %d) read none of its %zu pending bytes "
+					 "for client_timeout; dropping it", (unsigned long long)c->id,
+					 (int)c->peer.uid, out_pending(c));
+				alive = false;
+			}
 			if (alive && c->out_len > 0 && !(re & POLLOUT))
-				alive = write_client(c) || c->out_len > 0;
+				alive = write_client(s, c) || c->out_len > 0;
 			if (!alive)
 				drop_client(s, i);
 		}

@@ -2,6 +2,7 @@
 malformed input, oversized lines, slow clients, pipelining."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -165,3 +166,109 @@ def test_parallel_grants():
         eq(got, want, "members after parallel grants")
         ids = {a["grant"]["grant_id"] for a in answers.values()}
         eq(len(ids), len(users), "distinct grant ids")
+
+
+def _listener_pid(jitd_pid):
+    """The listener: the child of jitd started as "jitd-listener -L"."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == jitd_pid and b"-L" in cmd:
+            return int(p)
+    raise AssertionError("no listener process under jitd pid %d" % jitd_pid)
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def _pusher(sock, data):
+    """Sends data from a thread; done is set when the send ends (or fails)."""
+    done = threading.Event()
+
+    def push():
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the server dropped the connection
+        done.set()
+    threading.Thread(target=push, daemon=True).start()
+    return done
+
+
+def test_client_that_never_reads_is_bounded_and_dropped():
+    # 30,000 pipelined requests, nothing read: the listener stops taking
+    # requests once 1 MiB of answers waits, and drops the connection once
+    # its output has made no progress for client_timeout (2 s).
+    n = 30000
+    with Env(top={"client_timeout": 2}) as e:
+        lp = _listener_pid(e.jitd.proc.pid)
+        before = _rss_kb(lp)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(e.jitd.sock)
+        t0 = time.time()
+        done = _pusher(s, b'{"op":"status"}\n' * n)
+        peak = before
+        while not done.is_set() and time.time() - t0 < 30:
+            peak = max(peak, _rss_kb(lp))
+            time.sleep(0.1)
+        took = time.time() - t0
+        peak = max(peak, _rss_kb(lp))
+        print("figures: listener RSS %d kB, peak %d kB; the send ended after %.1f s"
+              % (before, peak, took))
+        assert done.is_set(), "the connection of a client that reads nothing is still open " \
+                              "after 30 s (client_timeout = 2 s)"
+        assert peak - before < 8 * 1024, \
+            "listener RSS grew by %d kB for unread answers" % (peak - before)
+        # What the kernel still holds for us, then the end; nowhere near n answers.
+        s.settimeout(10)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        s.close()
+        assert got.count(b"\n") < n, "all %d answers delivered to a client that read none" % n
+        assert "pending bytes for client_timeout" in e.jitd.stderr_tail(200), \
+            e.jitd.stderr_tail(20)
+        eq(e.jitd.ok({"op": "status"})["ok"], True, "status after the dropped client")
+
+
+def test_pipelining_client_that_reads_late_gets_every_answer():
+    # Enough pipelined requests that their answers pass the 1 MiB bound while
+    # the client is not reading yet; once it reads, every answer comes, in order.
+    n = 12000
+    with Env(top={"client_timeout": 5}) as e:
+        with e.jitd.connect(timeout=60) as c:
+            lines = b"".join(b'{"op":"show","grant_id":"g-%024d"}\n' % i if i % 2 else
+                             b'{"op":"status"}\n' for i in range(n))
+            done = _pusher(c.sock, lines)
+            time.sleep(2)  # not reading: the bound holds the rest back
+            total = 0
+            for i in range(n):
+                line = c.recv_line()
+                total += len(line) + 1
+                a = json.loads(line)
+                if i % 2:
+                    refused(a, "not_found", "answer %d" % i)
+                else:
+                    assert "status" in a, (i, a)
+            assert done.wait(10), "the requests were not all taken"
+        print("figures: %d answers, %d bytes, all in order" % (n, total))
+        assert total > 2 * (1 << 20), "answers of %d bytes in all do not pass the bound" % total

@@ -201,6 +201,7 @@ struct imsg_chan {
 	size_t in_len, in_cap;
 	bool broken;
 	struct outq *head, *tail;
+	size_t out_bytes;       /* unwritten bytes in head..tail */
 };
 
 struct imsg_chan *imsg_chan_new(int fd, const struct imsg_allow *allow)
@@ -323,6 +324,7 @@ void imsg_chan_send(struct imsg_chan *c, struct imsg *m)
 	else
 		c->head = q;
 	c->tail = q;
+	c->out_bytes += q->len;
 }
 
 int imsg_chan_flush(struct imsg_chan *c)
@@ -336,6 +338,7 @@ int imsg_chan_flush(struct imsg_chan *c)
 			return errno == EAGAIN || errno == EWOULDBLOCK ? JIT_OK : JIT_EIO;
 		}
 		q->off += (size_t)n;
+		c->out_bytes -= (size_t)n;
 		if (q->off < q->len)
 			continue;
 		c->head = q->next;
@@ -351,4 +354,9 @@ int imsg_chan_flush(struct imsg_chan *c)
 bool imsg_chan_pending(const struct imsg_chan *c)
 {
 	return c->head != NULL;
+}
+
+size_t imsg_chan_queued(const struct imsg_chan *c)
+{
+	return c->out_bytes;
 }

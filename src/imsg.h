@@ -94,6 +94,9 @@ void imsg_chan_send(struct imsg_chan *c, struct imsg *m);
 /* Writes what fd takes. JIT_OK (maybe with data still queued), JIT_EIO. */
 int imsg_chan_flush(struct imsg_chan *c) JIT_WUR;
 bool imsg_chan_pending(const struct imsg_chan *c); /* output queued? */
+/* Bytes queued and not yet written (what a reader that stops reading its
+ * peer's messages while this is high bounds). */
+size_t imsg_chan_queued(const struct imsg_chan *c);
 
 /* A whole frame of m as bytes (for tests and the fuzzer's corpus). */
 uint8_t *imsg_frame(const struct imsg *m, size_t *len);

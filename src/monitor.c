@@ -30,6 +30,11 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_MS 10000         /* a listener that lived this long died by accident */
+/* Robustness: the engine takes no message from the listener while this
+ * much of its answers waits unread in the channel, so a listener that
+ * sends requests and never reads cannot grow the engine (which must stay
+ * up to run expiries). A listener that works reads all the time. */
+#define CHAN_OUT_MAX (1024 * 1024)
 
 extern char **environ;
 
@@ -180,6 +185,26 @@ static void answer(struct monitor *m, uint64_t conn, char *line)
 	free(line);
 }
 
+/* Queues the engine's answers for the listener that asked, if it still
+ * runs (the caller flushes). */
+static void queue_replies(struct monitor *m)
+{
+	struct engine_reply *r;
+	while ((r = engine_pop_reply(m->e)) != NULL) {
+		if (m->ch && r->line && r->conn_id >> CONN_BITS == m->gen) {
+			answer(m, r->conn_id & ((1ULL << CONN_BITS) - 1), r->line);
+			r->line = NULL;
+		}
+		engine_reply_free(r);
+	}
+}
+
+/* Too many answers unread: take nothing more from the listener for now. */
+static bool backlogged(const struct monitor *m)
+{
+	return imsg_chan_queued(m->ch) >= CHAN_OUT_MAX;
+}
+
 /*
  * A request the listener passed. The engine trusts none of it beyond the
  * peer's credentials: it matches the clients entry itself and runs the
@@ -237,24 +262,18 @@ static void on_refused(struct monitor *m, struct imsg *msg)
 	chan_refusal_clear(&r);
 }
 
-static void on_channel(struct monitor *m, short revents)
+/*
+ * Handles the complete messages buffered from the listener while it is not
+ * backlogged(); the answers of synchronous requests are queued after each,
+ * so that one read's worth of requests cannot pile up answers either.
+ */
+static void take_messages(struct monitor *m)
 {
 	struct imsg *msg;
 	uint32_t uid, gid;
-	int rc;
+	int rc = JIT_ENOTFOUND;
 
-	if ((revents & POLLOUT) && imsg_chan_flush(m->ch) != JIT_OK) {
-		close_channel(m);
-		return;
-	}
-	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
-		return;
-	rc = imsg_chan_read(m->ch);
-	if (rc != JIT_OK) {
-		close_channel(m); /* it exited or is exiting: SIGCHLD follows */
-		return;
-	}
-	while (m->ch && (rc = imsg_chan_next(m->ch, &msg)) == JIT_OK) {
+	while (m->ch && !backlogged(m) && (rc = imsg_chan_next(m->ch, &msg)) == JIT_OK) {
 		if (msg->type == CHAN_REQUEST) {
 			on_request(m, msg);
 		} else if (msg->type == CHAN_REFUSED) {
@@ -266,9 +285,29 @@ static void on_channel(struct monitor *m, short revents)
 			kill_listener(m, "sent a malformed READY");
 		}
 		imsg_free(msg);
+		queue_replies(m);
 	}
-	if (m->ch && rc != JIT_ENOTFOUND)
+	if (m->ch && rc != JIT_OK && rc != JIT_ENOTFOUND)
 		kill_listener(m, "broke the channel's framing (type or size)");
+}
+
+/* The channel is readable or writable. Messages left buffered when it was
+ * backlogged() are handled first; the socket is read only below the bound
+ * (and only then polled for input: see monitor_run). */
+static void on_channel(struct monitor *m, short revents)
+{
+	if ((revents & POLLOUT) && imsg_chan_flush(m->ch) != JIT_OK) {
+		close_channel(m);
+		return;
+	}
+	take_messages(m);
+	if (m->ch && !backlogged(m) && (revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (imsg_chan_read(m->ch) != JIT_OK) {
+			close_channel(m); /* it exited or is exiting: SIGCHLD follows */
+			return;
+		}
+		take_messages(m);
+	}
 	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
 		close_channel(m);
 }
@@ -360,14 +399,7 @@ static void on_signals(struct monitor *m, int sigfd, void (*reload)(void *), voi
 /* Answers from the engine go to the listener that asked, if it still runs. */
 static void forward_replies(struct monitor *m)
 {
-	struct engine_reply *r;
-	while ((r = engine_pop_reply(m->e)) != NULL) {
-		if (m->ch && r->line && r->conn_id >> CONN_BITS == m->gen) {
-			answer(m, r->conn_id & ((1ULL << CONN_BITS) - 1), r->line);
-			r->line = NULL;
-		}
-		engine_reply_free(r);
-	}
+	queue_replies(m);
 	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
 		close_channel(m);
 }
@@ -391,7 +423,8 @@ int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *a
 			{ .fd = sigfd, .events = POLLIN },
 			{ .fd = engine_reply_fd(m->e), .events = POLLIN },
 			{ .fd = m->ch ? imsg_chan_fd(m->ch) : -1,
-			  .events = (short)(POLLIN | (m->ch && imsg_chan_pending(m->ch) ? POLLOUT : 0)) },
+			  .events = !m->ch ? 0 : (short)((backlogged(m) ? 0 : POLLIN) |
+							 (imsg_chan_pending(m->ch) ? POLLOUT : 0)) },
 		};
 		if (poll(p, 3, TICK_MS) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));

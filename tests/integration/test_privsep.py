@@ -5,6 +5,8 @@ it does not stop expiries and a new one is started."""
 
 import os
 import signal
+import socket
+import struct
 import time
 
 from jittest import Env, eq, need_root, wait_until, expires_epoch
@@ -181,3 +183,124 @@ def test_second_jitd_on_the_same_socket_refuses_to_start():
         eq(r.returncode, 3, "second jitd exit status")
         assert "another jitd is listening there" in r.stderr, r.stderr
         e.grant_and_check("alice", "web", "1h")
+
+
+def _take_fd(pid, fd):
+    """A duplicate of fd of process pid (pidfd_getfd(2); needs root)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        n = libc.syscall(438, pidfd, fd, 0)  # SYS_pidfd_getfd
+        if n < 0:
+            raise OSError(ctypes.get_errno(), "pidfd_getfd %d %d" % (pid, fd))
+        return n
+    finally:
+        os.close(pidfd)
+
+
+def _engine_channel(pid):
+    """The engine's end of its socketpair with the listener: the unnamed
+    Unix stream socket whose peer credentials are the engine's own."""
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if not os.readlink("/proc/%d/fd/%s" % (pid, name)).startswith("socket:"):
+                continue
+        except OSError:
+            continue
+        s = socket.socket(fileno=_take_fd(pid, int(name)))
+        cred = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        if (s.family == socket.AF_UNIX and s.type == socket.SOCK_STREAM
+                and not s.getsockname() and struct.unpack("3i", cred)[0] == pid):
+            return s
+        s.close()
+    raise AssertionError("no channel socket in the engine pid %d" % pid)
+
+
+def _recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        assert chunk, "the channel ended"
+        data += chunk
+    return data
+
+
+def _rss_kb(pid):
+    return int(status_ids(pid)["VmRSS"][0])
+
+
+def test_listener_that_never_reads_answers_cannot_grow_the_engine():
+    # A compromised listener: it sends valid REQUEST frames (a status request
+    # as the real listener framed it) and never reads the channel. The engine
+    # takes requests only while less than 1 MiB of answers waits unread, and
+    # goes on running expiries.
+    need_root()
+    with Env() as e:
+        j = e.jitd
+        lp = listener_pid(j)
+        ech = _engine_channel(j.proc.pid)
+        # one genuine REQUEST frame, peeked while the engine is stopped
+        c = j.connect()
+        os.kill(j.proc.pid, signal.SIGSTOP)
+        try:
+            c.send({"op": "status"})
+            time.sleep(0.5)
+            data = ech.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        finally:
+            os.kill(j.proc.pid, signal.SIGCONT)
+        ech.close()
+        typ, n = struct.unpack("<II", data[:8])
+        eq(typ, 17, "type of the frame the listener sent (CHAN_REQUEST)")
+        frame = data[:8 + n]
+        assert "status" in c.recv()
+        c.close()
+        g = e.grant_and_check("alice", "admins", "3s")
+        # the listener stops; the test writes in its place and reads nothing
+        os.kill(lp, signal.SIGSTOP)
+        try:
+            lch = socket.socket(fileno=_take_fd(lp, 4))  # LISTENER_FD_CHANNEL
+            lch.setblocking(False)
+            before = peak = _rss_kb(j.proc.pid)
+            buf, sent_bytes = b"", 0
+            t0 = time.time()
+            while sent_bytes < 100000 * len(frame) and time.time() - t0 < 8:
+                if not buf:
+                    buf = frame * 500
+                try:
+                    k = lch.send(buf)
+                    buf = buf[k:]
+                    sent_bytes += k
+                except BlockingIOError:
+                    time.sleep(0.05)
+                peak = max(peak, _rss_kb(j.proc.pid))
+            sent = sent_bytes // len(frame)
+            # End on a frame boundary, so that the listener's own frames still
+            # parse once it runs again: send the rest of the frame begun,
+            # taking whole answer frames off the channel to make room.
+            tail = buf[:(-sent_bytes) % len(frame)]
+            while tail:
+                try:
+                    lch.setblocking(False)
+                    tail = tail[lch.send(tail):]
+                except BlockingIOError:
+                    lch.settimeout(10)
+                    _, n = struct.unpack("<II", _recv_exact(lch, 8))
+                    _recv_exact(lch, n)
+            time.sleep(0.5)
+            peak = max(peak, _rss_kb(j.proc.pid))
+            print("figures: engine RSS %d kB, peak %d kB; %d request frames taken "
+                  "(%d bytes each) in %.1f s" % (before, peak, sent, len(frame),
+                                                 time.time() - t0))
+            assert peak - before < 16 * 1024, \
+                "engine RSS grew by %d kB for answers its listener never read" \
+                % (peak - before)
+            assert sent < 100000, "the engine took all %d requests" % sent
+            # expiry goes on meanwhile
+            e.wait_removed("admins", e.user_dn("alice"), expires_epoch(g) + 5,
+                           "expiry while the listener read nothing")
+            lch.close()
+        finally:
+            os.kill(lp, signal.SIGCONT)
+        assert j.running(), "the engine stopped"
+        eq(j.show(g["grant_id"])["state"], "expired", "state once the listener reads again")

@@ -145,11 +145,18 @@ static void test_framing(void)
 	char *line = xmalloc(n + 1);
 	memset(line, 'x', n);
 	line[n] = '\0';
+	CHECK(imsg_chan_queued(a) == 0);
 	imsg_chan_send(a, chan_reply_msg(42, line));
+	size_t first = imsg_chan_queued(a);
+	CHECK(first > n);
 	imsg_chan_send(a, chan_reply_msg(43, "short\n"));
+	CHECK(imsg_chan_queued(a) > first);
 	int got = 0, rounds = 0;
+	size_t last = imsg_chan_queued(a);
 	while (got < 2 && rounds++ < 10000) {
 		CHECK(imsg_chan_flush(a) == JIT_OK);
+		CHECK(imsg_chan_queued(a) <= last); /* what the socket took is off */
+		last = imsg_chan_queued(a);
 		CHECK(imsg_chan_read(b) == JIT_OK);
 		while (imsg_chan_next(b, &m) == JIT_OK) {
 			uint64_t conn;
@@ -161,7 +168,7 @@ static void test_framing(void)
 			got++;
 		}
 	}
-	CHECK(got == 2 && !imsg_chan_pending(a));
+	CHECK(got == 2 && !imsg_chan_pending(a) && imsg_chan_queued(a) == 0);
 	close(sv[0]);
 	CHECK(imsg_chan_read(b) == JIT_ENOTFOUND); /* end of stream */
 	close(sv[1]);

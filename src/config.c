@@ -1425,10 +1425,16 @@ static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_c
 	if (cfg->retry_min_interval > cfg->retry_max_interval)
 		cerr(cx, key_line(root, "retry_min_interval"), "retry_min_interval",
 		     "longer than retry_max_interval");
-	/* A numeric socket_group is a gid and needs no lookup. */
+	/* A numeric socket_group is a gid and needs no lookup (server.c
+	 * treats it the same way). */
 	if (cfg->socket_group &&
 	    strspn(cfg->socket_group, "0123456789") != strlen(cfg->socket_group))
 		resolve_id(cx, root, "socket_group", cfg->socket_group, true, &gid);
+	else if (cfg->socket_group &&
+		 parse_int64(cfg->socket_group, 0, (int64_t)UINT32_MAX - 1, &gid) != JIT_OK)
+		cerr(cx, key_line(root, "socket_group"), "socket_group",
+		     "gid %s is out of range (0 .. %lu)", cfg->socket_group,
+		     (unsigned long)UINT32_MAX - 1);
 }
 
 /* ---- load / free ---- */

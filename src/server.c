@@ -134,16 +134,39 @@ static int clear_stale(const char *path)
 	return JIT_OK;
 }
 
+/* socket_group as a gid: digits only are a gid (even where a group has
+ * that name), anything else a group name, as jitd.conf(5) says and
+ * config.c checks. */
+static int socket_gid(const char *group, gid_t *out)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int64_t v;
+
+	if (strspn(group, "0123456789") == strlen(group)) {
+		if (parse_int64(group, 0, (int64_t)UINT32_MAX - 1, &v) != JIT_OK) {
+			log_err("socket_group %s is not a gid", group);
+			return JIT_ECONFIG;
+		}
+		*out = (gid_t)v;
+		return JIT_OK;
+	}
+	if (getgrnam_r(group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+		log_err("socket_group \"%s\" does not exist", group);
+		return JIT_ECONFIG;
+	}
+	*out = gr.gr_gid;
+	return JIT_OK;
+}
+
 static int set_socket_perms(const struct jit_config *cfg)
 {
 	if (cfg->socket_group) {
-		struct group gr, *res = NULL;
-		char buf[4096];
-		if (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
-			log_err("socket_group \"%s\" does not exist", cfg->socket_group);
-			return JIT_ECONFIG;
-		}
-		if (chown(cfg->socket_path, (uid_t)-1, gr.gr_gid) != 0) {
+		gid_t gid;
+		int rc = socket_gid(cfg->socket_group, &gid);
+		if (rc != JIT_OK)
+			return rc;
+		if (chown(cfg->socket_path, (uid_t)-1, gid) != 0) {
 			log_err("chown %s: %s", cfg->socket_path, strerror(errno));
 			return JIT_EIO;
 		}

@@ -4,7 +4,7 @@ configuration passes; a bad one keeps the daemon from starting."""
 import os
 import subprocess
 
-from jittest import Env, eq
+from jittest import Env, eq, need_root
 from jitd import binary, cfg_text
 
 
@@ -106,3 +106,44 @@ def test_bad_config_does_not_start():
         assert p.returncode != 0, "jitd started with a bad config"
         assert "bogus_key" in p.stdout + p.stderr, p.stderr
         assert not os.path.exists(e.jitd.sock), "socket created despite the bad config"
+
+
+def _private_etc_group(extra):
+    """From now on this test process (and what it starts) sees /etc/group
+    with the line extra added: a private mount namespace, the host's file
+    untouched."""
+    import ctypes
+    import tempfile
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    fd, path = tempfile.mkstemp(prefix="group.")
+    with os.fdopen(fd, "w") as f, open("/etc/group") as g:
+        f.write(g.read() + extra + "\n")
+    os.chmod(path, 0o644)
+    subprocess.run(["mount", "--bind", path, "/etc/group"], check=True)
+
+
+def test_numeric_socket_group_is_a_gid():
+    need_root()
+    # A group *named* "4242" (gid 4243) must not be taken for gid 4242.
+    _private_etc_group("4242:x:4243:")
+    import grp
+    eq(grp.getgrnam("4242").gr_gid, 4243, "the group named 4242 (test set-up)")
+    for value, gid in (("0", 0), ("4242", 4242), ("daemon", grp.getgrnam("daemon").gr_gid)):
+        with Env(start=False, top={"socket_group": value}) as e:
+            rc, out = _check(e.jitd.conf)
+            eq(rc, 0, "jitd -t with socket_group = \"%s\" (output %r)" % (value, out))
+            e.jitd.start()
+            eq(os.stat(e.jitd.sock).st_gid, gid, "group of the socket with socket_group = "
+                                                  "\"%s\"" % value)
+            eq(e.jitd.ok({"op": "status"})["ok"], True, "status")
+
+
+def test_socket_group_gid_out_of_range():
+    with Env(start=False) as e:
+        good = cfg_text(e.jitd.config)
+        for bad in ("4294967295", "99999999999999999999"):
+            text = good + 'socket_group = "%s";\n' % bad
+            _expect_error(e, "gid.conf", text, "socket_group", "socket_group")

@@ -869,10 +869,15 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	if (rc != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "audit log write failed");
 	FAULT_POINT("engine.after_extend_audit");
+	rc = store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at);
 	/* Ended since it was read (a worker expired or ended it): the log's
 	 * extended line is followed by the grant's final line. */
-	if (store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at) != JIT_OK)
+	if (rc == JIT_ENOTFOUND)
 		return proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
+	/* The store refused the write: the grant is still active with its old
+	 * expires_at, although the log's extended line says otherwise. */
+	if (rc != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot record the extension");
 	FAULT_POINT("engine.after_extend");
 	if (store_get(e->st, r->id, &n) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, NULL);

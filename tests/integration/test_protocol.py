@@ -272,3 +272,31 @@ def test_pipelining_client_that_reads_late_gets_every_answer():
             assert done.wait(10), "the requests were not all taken"
         print("figures: %d answers, %d bytes, all in order" % (n, total))
         assert total > 2 * (1 << 20), "answers of %d bytes in all do not pass the bound" % total
+
+
+def test_extend_whose_store_write_fails_is_internal():
+    # Another process holds SQLite's write lock past jitd's busy timeout
+    # (10 s): the extension cannot be recorded. The grant is still active,
+    # so the answer is internal, not not_active; expires_at is unchanged.
+    import sqlite3
+    with Env() as e:
+        g = e.jitd.must_grant("alice", "admins", "1h")
+        db = sqlite3.connect(os.path.join(e.jitd.state_dir, "jitd.db"), timeout=5,
+                             isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            a = e.jitd.request({"op": "extend", "grant_id": g["grant_id"], "duration": "30m"},
+                               timeout=60)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        refused(a, "internal", "extend whose store write failed")
+        s = e.jitd.show(g["grant_id"])
+        eq(s["state"], "active", "state after the failed extension")
+        eq(s["expires_at"], g["expires_at"], "expires_at after the failed extension")
+        # The extended line was written before the store refused (evidence
+        # first); it stays, and the grant's record says what holds.
+        eq(len(e.jitd.audit_events("extended")), 1, "extended lines")
+        # Once the store takes writes again, the extension goes through.
+        b = e.jitd.ok({"op": "extend", "grant_id": g["grant_id"], "duration": "30m"})
+        assert b["grant"]["expires_at"] != g["expires_at"], b

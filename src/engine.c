@@ -185,9 +185,18 @@ struct engine_reply *engine_pop_reply(struct engine *e)
 		}
 		pthread_mutex_unlock(&e->reply_lock);
 		if (!r) {
+			/* Consume the wake-ups, then look once more: a reply
+			 * posted between the look above and this read has had
+			 * its wake-up consumed here, and no later one may come. */
 			uint64_t v;
+			bool more;
 			if (read(e->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				log_err("engine: eventfd read: %s", strerror(errno));
+			pthread_mutex_lock(&e->reply_lock);
+			more = e->rhead != NULL;
+			pthread_mutex_unlock(&e->reply_lock);
+			if (more)
+				continue;
 			return NULL;
 		}
 		if (!r->done_grant_id)

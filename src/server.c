@@ -56,6 +56,7 @@ struct rate {
 struct server {
 	const struct jit_config *cfg;
 	struct rate *rates;     /* one per cfg->clients entry, same order */
+	struct rate unmatched;  /* peers no entry matches: audit at most every 10 s */
 	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
 	struct client **clients;
@@ -387,10 +388,29 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	const char *rule = NULL;
 	if (cc && !rate_ok(s, c, cc))
 		return;
+	int64_t now = mono_ms();
+	if (!cc && s->unmatched.last_audit_ms != 0 && now - s->unmatched.last_audit_ms < 10000) {
+		/* Every request of a peer no entry matches is refused; one such
+		 * refusal is audited every 10 s, so that any process able to open
+		 * the socket cannot flood the audit log (the next one audited
+		 * says how many were not). */
+		s->unmatched.unaudited++;
+		queue_out(c, proto_error_line(JIT_EUNAUTH, "no clients entry matches this peer"));
+		return;
+	}
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)
 		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
+		if (!cc) {
+			size_t l = strlen(msg);
+			if (s->unmatched.unaudited > 0 && l < sizeof(msg))
+				snprintf(msg + l, sizeof(msg) - l, "%s(%lld earlier refusals of peers "
+					 "no entry matches not recorded)", l ? " " : "",
+					 (long long)s->unmatched.unaudited);
+			s->unmatched.last_audit_ms = now;
+			s->unmatched.unaudited = 0;
+		}
 		refuse(s, c, cc, req, rc, msg[0] ? msg : NULL, rule, true);
 		proto_request_free(req);
 		return;

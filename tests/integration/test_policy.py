@@ -205,3 +205,54 @@ def test_client_rate_limit():
         eq(len(ev), 1, "rate_limited refusals audited (first of 10 s)")
         eq(ev[0].get("error"), "rate_limited", "code")
         eq(ev[0].get("client"), "helpdesk", "client")
+
+
+def test_peer_no_entry_matches_cannot_flood_the_audit_log():
+    """A process of a uid no clients entry names can open a public socket
+    and send line after line: each is answered `unauthorized`, but one
+    refusal is audited every 10 seconds (for all such peers together), and
+    the next one audited says how many were not (regression: each line was
+    one `refused` event, written and synced by the engine's main thread)."""
+    need_root()
+    import os
+    import socket
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        before = len(j.audit_events("refused"))
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            n = 0
+            try:
+                os.close(rfd)
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                c = socket.socket(socket.AF_UNIX)
+                c.settimeout(30)
+                c.connect(j.sock)
+                f = c.makefile("rb")
+                for _ in range(300):
+                    c.sendall(b'{"v":1,"op":"status"}\n')
+                    if b'"unauthorized"' in f.readline():
+                        n += 1
+            finally:
+                os.write(wfd, str(n).encode())
+                os._exit(0)
+        os.close(wfd)
+        with os.fdopen(rfd, "rb") as f:
+            answered = int(f.read() or b"0")
+        os.waitpid(pid, 0)
+        eq(answered, 300, "lines answered unauthorized")
+        ev = [x for x in j.audit_events("refused")[before:] if x.get("peer_uid") == NOBODY]
+        assert 1 <= len(ev) <= 2, "%d refused events for 300 lines" % len(ev)
+        eq(ev[0].get("rule"), "clients", "rule")
+        # after the 10 s, the next refusal is audited with the count of the others
+        time.sleep(10.5)
+        refused(j.request_as(NOBODY, NOBODY, {"op": "status"}), "unauthorized", "later")
+        last = j.audit_events("refused")[-1]
+        eq(last.get("peer_uid"), NOBODY, "peer of the later refusal")
+        assert "earlier refusals of peers no entry matches not recorded" in last["message"], last
+        # a matched client is not affected
+        j.ok({"op": "status"})

@@ -911,7 +911,7 @@ static bool uri_ok(const char *uri)
 
 /* True if every URI of the list is ldaps:// or ldapi:// (or starttls is on):
  * nothing jitd sends can be read on the wire. */
-static bool uri_protected(const struct jit_dir_cfg *d)
+bool config_dir_tls(const struct jit_dir_cfg *d)
 {
 	const char *p = d->uri;
 
@@ -937,7 +937,7 @@ static void check_dir_kerberos(struct ctx *cx, const config_setting_t *e, const 
 	if (gssapi && d->principal && !d->keytab)
 		cerr(cx, key_line(e, "principal"), "principal",
 		     "needs keytab (jitd gets the principal's tickets from it)");
-	if (d->sasl_mech && strcmp(d->sasl_mech, "PLAIN") == 0 && d->uri && !uri_protected(d))
+	if (d->sasl_mech && strcmp(d->sasl_mech, "PLAIN") == 0 && d->uri && !config_dir_tls(d))
 		cerr(cx, key_line(e, "sasl_mech"), "sasl_mech",
 		     "PLAIN would send the password unprotected: use ldaps:// or ldapi:// URIs, "
 		     "or starttls = true");

@@ -224,6 +224,9 @@ void config_free(struct jit_config *cfg); /* NULL-safe */
 
 /* Lookups; NULL if absent. The pointers live as long as cfg. */
 const struct jit_group_cfg *config_group(const struct jit_config *cfg, const char *name);
+/* Is every URI of d protected by its transport (ldaps://, ldapi://, or
+ * starttls on)? */
+bool config_dir_tls(const struct jit_dir_cfg *d);
 const struct jit_dir_cfg *config_directory(const struct jit_config *cfg, const char *name);
 /* The group's effective member attribute / placeholder (override or directory's). */
 const char *config_group_member_attr(const struct jit_config *cfg, const struct jit_group_cfg *g);

@@ -378,8 +378,25 @@ static struct dirq *find_dir(struct engine *e, const char *name)
 	return NULL;
 }
 
+/* Says so when nothing protects a directory's operations after the bind:
+ * a mechanism without a security layer on a URI without TLS. (GSSAPI
+ * without TLS asks for a layer itself, see directory.c; PLAIN without TLS
+ * is refused by the configuration check.) */
+static void warn_unprotected(const struct jit_dir_cfg *dc)
+{
+	const char *m = dc->sasl_mech ? dc->sasl_mech : "";
+	if (config_dir_tls(dc) || dc->sasl_secprops != NULL)
+		return;
+	if (strncmp(m, "SCRAM-", 6) == 0 || strcmp(m, "DIGEST-MD5") == 0)
+		log_warn("directory %s: %s on ldap:// without starttls: the password is safe, but "
+			 "nothing protects the searches and modifies after the bind (a machine on "
+			 "the path could change them or their answers); set starttls = true or use "
+			 "ldaps://", dc->name, m);
+}
+
 static int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc)
 {
+	warn_unprotected(dc);
 	q->e = e;
 	q->name = xstrdup(dc->name);
 	q->cfg = dc;

@@ -69,6 +69,7 @@ def test_sasl_external_over_ldapi():
         e.wait_removed("admins", e.user_dn("alice"), expires_epoch(g) + SLACK, "EXTERNAL expiry")
         mechs = _bind_mechs(e.slapd)
         assert "EXTERNAL" in mechs, "slapd saw no EXTERNAL bind as cn=jitd: %r" % mechs
+        assert "nothing protects" not in e.jitd.stderr_tail(400), "warned about ldapi://"
 
 
 def test_sasl_scram_sha256_over_tcp():
@@ -79,6 +80,9 @@ def test_sasl_scram_sha256_over_tcp():
         mechs = _bind_mechs(e.slapd)
         assert "SCRAM-SHA-256" in mechs, "slapd saw no SCRAM-SHA-256 bind as cn=jitd: %r" % mechs
         assert "EXTERNAL" not in mechs, mechs
+        # SCRAM has no security layer: on ldap:// without starttls jitd says
+        # that nothing protects the operations after the bind
+        assert "SCRAM-SHA-256 on ldap:// without starttls" in e.jitd.stderr_tail(400)
 
 
 def test_scram_wrong_password_grants_nothing():

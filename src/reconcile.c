@@ -425,7 +425,8 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 		free(k);
 	}
 	sset_sort(&explained);
-	qsort(ms.v, ms.n, sizeof(*ms.v), member_cmp);
+	if (ms.n > 1) /* an empty group has no array at all */
+		qsort(ms.v, ms.n, sizeof(*ms.v), member_cmp);
 	for (size_t i = 0; i < ms.n; i++)
 		if (i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0)
 			sset_add(&present, ms.v[i].key);

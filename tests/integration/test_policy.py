@@ -214,36 +214,25 @@ def test_peer_no_entry_matches_cannot_flood_the_audit_log():
     the next one audited says how many were not (regression: each line was
     one `refused` event, written and synced by the engine's main thread)."""
     need_root()
-    import os
     import socket
     clients = [{"name": "root", "uid": 0, "groups": ["*"]}]
     with Env(public=True, clients=clients) as e:
         j = e.jitd
         before = len(j.audit_events("refused"))
-        rfd, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
+
+        def flood():
             n = 0
-            try:
-                os.close(rfd)
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                c = socket.socket(socket.AF_UNIX)
-                c.settimeout(30)
-                c.connect(j.sock)
-                f = c.makefile("rb")
-                for _ in range(300):
-                    c.sendall(b'{"v":1,"op":"status"}\n')
-                    if b'"unauthorized"' in f.readline():
-                        n += 1
-            finally:
-                os.write(wfd, str(n).encode())
-                os._exit(0)
-        os.close(wfd)
-        with os.fdopen(rfd, "rb") as f:
-            answered = int(f.read() or b"0")
-        os.waitpid(pid, 0)
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(30)
+            c.connect(j.sock)
+            f = c.makefile("rb")
+            for _ in range(300):
+                c.sendall(b'{"v":1,"op":"status"}\n')
+                if b'"unauthorized"' in f.readline():
+                    n += 1
+            return str(n).encode()
+
+        answered = int(j.run_as(NOBODY, NOBODY, flood))
         eq(answered, 300, "lines answered unauthorized")
         ev = [x for x in j.audit_events("refused")[before:] if x.get("peer_uid") == NOBODY]
         assert 1 <= len(ev) <= 2, "%d refused events for 300 lines" % len(ev)

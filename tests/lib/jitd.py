@@ -401,10 +401,11 @@ class Jitd:
         req.update(kw)
         return self.ok(req)["grant"]
 
-    def request_as(self, uid, gid, obj, timeout=30):
-        """Sends obj from a forked child running as uid/gid (no supplementary
-        groups) and returns the answer. Fork without exec: no interpreter
-        needs to be readable by that uid."""
+    @staticmethod
+    def run_as(uid, gid, fn):
+        """Runs fn() in a forked child running as uid/gid (no supplementary
+        groups) and returns the bytes it returned. Fork without exec: no
+        interpreter needs to be readable by that uid."""
         rfd, wfd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
@@ -414,10 +415,8 @@ class Jitd:
                 os.setgroups([])
                 os.setgid(gid)
                 os.setuid(uid)
-                c = Conn(self.sock, timeout)
-                c.send(obj)
-                line = c.recv_line()
-                os.write(wfd, b"OK " + line)
+                out = fn()
+                os.write(wfd, b"OK " + out)
                 code = 0
             except BaseException as e:
                 try:
@@ -433,9 +432,18 @@ class Jitd:
         os.waitpid(pid, 0)
         if not data.startswith(b"OK "):
             raise RuntimeError("client as uid %d failed: %s" % (uid, data.decode(errors="replace")))
-        if data == b"OK ":
+        return data[3:]
+
+    def request_as(self, uid, gid, obj, timeout=30):
+        """Sends obj as uid/gid (run_as) and returns the answer."""
+        def ask():
+            c = Conn(self.sock, timeout)
+            c.send(obj)
+            return c.recv_line()
+        line = self.run_as(uid, gid, ask)
+        if line == b"":
             raise ConnectionError("server closed the connection of uid %d without an answer" % uid)
-        return json.loads(data[3:])
+        return json.loads(line)
 
     def public_binary(self, name):
         """A copy of a built binary that any uid can execute (the build

@@ -1273,32 +1273,41 @@ static bool rdns_equal(LDAPDN a, int ia, LDAPDN b, int ib, int k)
 	return eq;
 }
 
+/* Parses DNs a and b and applies test to their RDNs (na, nb: how many);
+ * false if either does not parse or holds no RDN. */
+static bool dn_test(const char *a, const char *b, bool (*test)(LDAPDN, int, LDAPDN, int))
+{
+	LDAPDN x = NULL, y = NULL;
+	int nx = 0, ny = 0;
+	bool r = dn_parse(a, &x, &nx) && dn_parse(b, &y, &ny) && nx > 0 && ny > 0 &&
+		 test(x, nx, y, ny);
+
+	ldap_dnfree(x);
+	ldap_dnfree(y);
+	return r;
+}
+
+static bool rdns_under(LDAPDN d, int nd, LDAPDN b, int nb)
+{
+	return nb <= nd && rdns_equal(d, nd - nb, b, 0, nb);
+}
+
 /* Is dn base itself or an entry below it (RDN by RDN, not by string)? */
 static bool dn_under(const char *dn, const char *base)
 {
-	LDAPDN d = NULL, b = NULL;
-	int nd = 0, nb = 0;
-	bool under = dn_parse(dn, &d, &nd) && dn_parse(base, &b, &nb) && nb > 0 && nb <= nd &&
-		     rdns_equal(d, nd - nb, b, 0, nb);
+	return dn_test(dn, base, rdns_under);
+}
 
-	ldap_dnfree(d);
-	ldap_dnfree(b);
-	return under;
+static bool rdns_related(LDAPDN d, int nd, LDAPDN w, int nw)
+{
+	return rdns_equal(d, 0, w, 0, 1) || (nd == nw && rdns_equal(d, 1, w, 1, nw - 1));
 }
 
 /* Could dn be what a rename or move made of was (both DNs)? True when it
  * keeps was's first RDN (moved) or its parent (renamed in place). */
 static bool dn_related(const char *dn, const char *was)
 {
-	LDAPDN d = NULL, w = NULL;
-	int nd = 0, nw = 0;
-	bool rel = dn_parse(dn, &d, &nd) && dn_parse(was, &w, &nw) && nd > 0 && nw > 0 &&
-		   (rdns_equal(d, 0, w, 0, 1) ||
-		    (nd == nw && rdns_equal(d, 1, w, 1, nw - 1)));
-
-	ldap_dnfree(d);
-	ldap_dnfree(w);
-	return rel;
+	return dn_test(dn, was, rdns_related);
 }
 
 struct naming_arg {

@@ -23,10 +23,11 @@ def _cycles(n=3):
     time.sleep(n * INTERVAL + 0.5)
 
 
-def _restart_with(e, **per_group):
+def _restart_with(e, _env=None, **per_group):
     """Restarts jitd with reconcile settings: groups named here get their
     keys, every other group reconcile = "off"; groupOfNames groups get the
-    seeded placeholder as placeholder_member (it explains itself)."""
+    seeded placeholder as placeholder_member (it explains itself). _env:
+    extra environment of the new jitd."""
     e.jitd.stop()
     groups = []
     for g in e.jitd.config["groups"]:
@@ -37,7 +38,7 @@ def _restart_with(e, **per_group):
         groups.append(g)
     e.jitd.config["groups"] = groups
     e.jitd.write_config()
-    e.jitd.start()
+    e.jitd.start(env=_env)
 
 
 def test_drift_reported_once_per_appearance():
@@ -190,26 +191,41 @@ def test_drift_settings_follow_reload():
 
 def test_drift_line_not_written_is_reported_again():
     """The first `drift` line cannot be written (failure point
-    fail.drift_audit): the member must be reported again next cycle, not
+    fail.drift_audit): the drift must be reported again next cycle, not
     remembered as reported (regression: it was marked reported before its
-    line was written, and the event was never recorded). The same for a
-    grant whose member someone removed (kind "missing")."""
+    line was written, and the event was never recorded). Once for an
+    unexplained member, once for a grant whose member someone removed."""
     from crash import fault_build
     if not fault_build():
         from jittest import skip
         skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
-    with Env(top={"reconcile_interval": "1s"}, start=False) as e:
-        e.jitd.start()
-        frank = e.user_dn("frank")
+    fail_first = {"JITD_FAULT": "fail.drift_audit:@1"}
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        frank, alice = e.user_dn("frank"), e.user_dn("alice")
         g = e.grant_and_check("alice", "dba", "1h")
-        e.jitd.stop()
-        e.jitd.start(env={"JITD_FAULT": "fail.drift_audit:@1"})
-        e.slapd.add_member("admins", frank)         # unexplained
-        e.slapd.remove_member("dba", e.user_dn("alice"))   # missing
-        wait_until(lambda: _drift(e, "admins", "unexplained", frank) and
-                   _drift(e, "dba", "missing"), 10, "both drift events after the failures")
-        assert "fault fail at fail.drift_audit" in e.jitd.stderr_tail(200)
+        # only admins and dba are reconciled, and nothing drifts yet: the
+        # first drift line jitd tries to write is the one below
+        _restart_with(e, _env=fail_first, admins={}, dba={})
+        _cycles(2)
+        eq(_drift(e), [], "drift before the change")
+        e.slapd.add_member("admins", frank)
+        wait_until(lambda: "fault fail at fail.drift_audit" in e.jitd.stderr_tail(200), 10,
+                   "the first drift line failing")
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 5,
+                   "frank reported again after the failed line")
         _cycles(2)
         eq(len(_drift(e, "admins", "unexplained", frank)), 1, "unexplained events for frank")
-        eq(len(_drift(e, "dba", "missing")), 1, "missing events")
-        eq(_drift(e, "dba", "missing")[0]["grant_id"], g["grant_id"], "the missing grant")
+        # the same for kind "missing", after a restart that fails its first line again
+        e.slapd.remove_member("admins", frank)
+        _restart_with(e, _env=fail_first, admins={}, dba={})
+        _cycles(2)
+        e.slapd.remove_member("dba", alice)
+        wait_until(lambda: "fault fail at fail.drift_audit" in
+                   e.jitd.stderr_tail(400).split("---- start")[-1], 10,
+                   "the first drift line of the new jitd failing")
+        wait_until(lambda: _drift(e, "dba", "missing"), 5,
+                   "the missing grant reported again after the failed line")
+        _cycles(2)
+        ev = _drift(e, "dba", "missing")
+        eq(len(ev), 1, "missing events")
+        eq(ev[0]["grant_id"], g["grant_id"], "the missing grant")

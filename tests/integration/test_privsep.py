@@ -10,6 +10,7 @@ import struct
 import time
 
 from jittest import Env, eq, need_root, wait_until, expires_epoch
+from jitd import sanitizer_build
 
 NOBODY = 65534
 
@@ -292,10 +293,12 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
             print("figures: engine RSS %d kB, peak %d kB; %d request frames taken "
                   "(%d bytes each) in %.1f s" % (before, peak, sent, len(frame),
                                                  time.time() - t0))
-            assert peak - before < 16 * 1024, \
+            # (RSS means nothing under ASan: freed memory waits in its
+            # quarantine; the frames taken say the same there)
+            assert sanitizer_build() or peak - before < 16 * 1024, \
                 "engine RSS grew by %d kB for answers its listener never read" \
                 % (peak - before)
-            assert sent < 100000, "the engine took all %d requests" % sent
+            assert sent < 20000, "the engine took %d requests whose answers nobody read" % sent
             # expiry goes on meanwhile
             e.wait_removed("admins", e.user_dn("alice"), expires_epoch(g) + 5,
                            "expiry while the listener read nothing")

@@ -8,6 +8,7 @@ import threading
 import time
 
 from jittest import Env, eq, refused, in_parallel
+from jitd import sanitizer_build
 
 
 def test_malformed_json_keeps_connection():
@@ -230,7 +231,9 @@ def test_client_that_never_reads_is_bounded_and_dropped():
               % (before, peak, took))
         assert done.is_set(), "the connection of a client that reads nothing is still open " \
                               "after 30 s (client_timeout = 2 s)"
-        assert peak - before < 8 * 1024, \
+        # (RSS means nothing under ASan: freed memory waits in its quarantine;
+        # the drop above and the answers counted below say the same there)
+        assert sanitizer_build() or peak - before < 8 * 1024, \
             "listener RSS grew by %d kB for unread answers" % (peak - before)
         # What the kernel still holds for us, then the end; nowhere near n answers.
         s.settimeout(10)

@@ -19,16 +19,10 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import time
 
 from jittest import Env, eq, refused, skip, timeout, wait_until
-from jitd import binary
-
-
-def sanitizer_build():
-    r = subprocess.run(["ldd", binary("jitd")], capture_output=True, text=True)
-    return "libasan" in r.stdout or "libubsan" in r.stdout
+from jitd import binary, sanitizer_build
 
 
 @timeout(300)

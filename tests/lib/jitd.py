@@ -52,6 +52,13 @@ def binary(name):
     return p
 
 
+def sanitizer_build():
+    """Is jitd built with ASan/UBSan? (Its memory figures then include the
+    sanitizers' shadow and quarantine, and valgrind cannot run it.)"""
+    r = subprocess.run(["ldd", binary("jitd")], capture_output=True, text=True)
+    return "libasan" in r.stdout or "libubsan" in r.stdout
+
+
 # -- libconfig writer --------------------------------------------------------
 
 def _cfg_str(s):

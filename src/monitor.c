@@ -224,7 +224,10 @@ static void on_request(struct monitor *m, struct imsg *msg)
 		kill_listener(m, "sent a malformed request");
 		return;
 	}
-	policy_peer_groups(&peer);
+	/* The groups cost a read of the passwd and group databases per
+	 * request: only when a clients entry matches by gid. */
+	if (policy_uses_groups(m->cfg))
+		policy_peer_groups(&peer);
 	const struct jit_client_cfg *c = policy_client(m->cfg, &peer);
 	int rc = JIT_OK;
 	if (!c || strcmp(c->name, client) != 0) {

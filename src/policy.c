@@ -30,6 +30,14 @@ void policy_peer_groups(struct jit_peer *p)
 	p->n_groups = n;
 }
 
+bool policy_uses_groups(const struct jit_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_clients; i++)
+		if (cfg->clients[i].has_gid)
+			return true;
+	return false;
+}
+
 static bool peer_in_group(const struct jit_peer *p, gid_t gid)
 {
 	if (p->gid == gid)

@@ -36,6 +36,9 @@ struct jit_peer {
 /* Fills the supplementary groups of p->uid (getgrouplist). Best effort. */
 void policy_peer_groups(struct jit_peer *p);
 
+/* Does any clients entry match by gid (and so read the peer's groups)? */
+bool policy_uses_groups(const struct jit_config *cfg);
+
 /* The first clients entry matching the peer, or NULL (=> unauthorized). */
 const struct jit_client_cfg *policy_client(const struct jit_config *cfg,
 					   const struct jit_peer *p);

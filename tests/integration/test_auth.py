@@ -57,6 +57,25 @@ def test_client_limited_ops_and_groups():
         assert not e.is_member("web", e.user_dn("alice"))
 
 
+def test_client_matched_by_gid():
+    """A clients entry by gid: the listener and the engine both match the
+    peer's gid (the engine reads the peer's groups only when some entry
+    matches by gid); another gid of the same uid is refused."""
+    need_root()
+    clients = [{"name": "opsgroup", "gid": 4242, "groups": ["web"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        a = e.jitd.request_as(NOBODY, 4242, {"op": "grant", "user": "alice",
+                                             "group": "web", "duration": "1h"})
+        assert a.get("ok") is True, a
+        assert e.is_member("web", e.user_dn("alice")), "grant by gid did not add the member"
+        eq(e.jitd.audit_events("granted")[-1].get("client"), "opsgroup", "client recorded")
+        refused(e.jitd.request_as(NOBODY, NOBODY, {"op": "grant", "user": "bob",
+                                                   "group": "web", "duration": "1h"}),
+                "unauthorized", "same uid, another gid")
+        assert not e.is_member("web", e.user_dn("bob"))
+
+
 def _bind_mechs(slapd):
     """SASL mechanisms slapd logged for binds as the service DN."""
     log = slapd.log_tail(100000)

@@ -2100,3 +2100,15 @@ char *dir_value_key(const char *value)
 		*p = (char)tolower((unsigned char)*p);
 	return key;
 }
+
+char *dir_pair_key(const char *directory, const char *group_dn, const char *attr,
+		   const char *value)
+{
+	char *dn = dir_value_key(group_dn);
+	char *k = xasprintf("%s\n%s\n%s\n%s", directory ? directory : "", dn, attr ? attr : "",
+			    value ? value : "");
+	free(dn);
+	for (char *p = k; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return k;
+}

@@ -218,6 +218,18 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 char *dir_value_key(const char *value);
 
 /*
+ * The key of a (directory, group, member attribute, member value) pair
+ * (new heap string): the group DN through dir_value_key(), the directory
+ * name, the attribute and the value lower-cased, joined by '\n'. Two
+ * spellings of one group DN in jitd.conf (spaces, case, escapes) give the
+ * same key, so a grant made under one spelling and a grant or drift check
+ * under the other see each other. (The value is the directory's own
+ * spelling of the user's DN, or a uid: always written the same way.)
+ */
+char *dir_pair_key(const char *directory, const char *group_dn, const char *attr,
+		   const char *value);
+
+/*
  * AD range retrieval, pure (unit-tested): desc is an attribute description
  * returned by the server. If it is attr;range=LOW-HIGH (HIGH a number or
  * '*'), returns true with *high = HIGH or -1 for '*'. False for anything

@@ -72,15 +72,13 @@ static pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key)
 	return &g->pair_locks[h % GRANT_PAIR_LOCKS];
 }
 
-/* directory \n group dn \n attribute \n value, case-folded (LDAP compares
- * these case-insensitively for the syntaxes jitd manages). */
+/* The pair key: dir_pair_key() (the group DN and a DN value in one
+ * canonical form, case-folded). Store migration 7 rewrote the keys of
+ * rows made before with this function. */
 static char *make_pair_key(const char *dir, const char *group_dn, const char *attr,
 			   const char *value)
 {
-	char *k = xasprintf("%s\n%s\n%s\n%s", dir, group_dn, attr, value);
-	for (char *p = k; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return k;
+	return dir_pair_key(dir, group_dn, attr, value);
 }
 
 static void set_str(json_t *o, const char *k, const char *v)

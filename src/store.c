@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "directory.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -210,6 +211,21 @@ static const char *const migrations[] = {
 	"DROP INDEX IF EXISTS grants_user_dn;"
 	"CREATE INDEX grants_user_dn ON grants (user_dn COLLATE NOCASE)"
 	" WHERE state IN ('pending', 'active', 'ending');",
+	/* 7: pair keys hold the group DN in one canonical form (dir_pair_key),
+	 * no longer as jitd.conf spelled it: a grant made under
+	 * "cn=dba,ou=groups,..." and one made under "cn=dba, ou=groups, ..."
+	 * after a reload are the same pair. Only the live rows' keys are read
+	 * (the pair queries look at live rows only), and only those of a group
+	 * DN spelled otherwise are rewritten. Each distinct DN is parsed once
+	 * (an aggregate in HAVING, which SQLite cannot move into the WHERE),
+	 * and the rows are read by a table scan (+state: not through an index,
+	 * which would read them in random order). The rest of the key was and
+	 * stays lower-cased. */
+	"UPDATE grants SET pair_key = lower(directory) || char(10) || jitd_dn_key(group_dn)"
+	" || char(10) || lower(member_attr) || char(10) || lower(member_value)"
+	" WHERE +state IN ('pending', 'active', 'ending') AND group_dn IN"
+	" (SELECT min(group_dn) FROM grants WHERE +state IN ('pending', 'active', 'ending')"
+	"  GROUP BY group_dn HAVING jitd_dn_key(min(group_dn)) IS NOT lower(min(group_dn)));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -791,6 +807,23 @@ static int set_checkpoint(struct store *st)
 }
 
 /* Connection settings, verified: a pragma that fails says nothing. */
+/* jitd_dn_key(dn): a DN in the canonical form pair keys hold
+ * (dir_value_key), for migration 7. Not usable from the schema (triggers,
+ * views): SQLITE_DIRECTONLY. */
+static void sql_dn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	if (argc != 1 || sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	const char *dn = (const char *)sqlite3_value_text(argv[0]);
+	if (dn == NULL) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	sqlite3_result_text(ctx, dir_value_key(dn), -1, free);
+}
+
 static int configure(struct store *st)
 {
 	int ret;
@@ -798,6 +831,10 @@ static int configure(struct store *st)
 	if (sqlite3_extended_result_codes(st->db, 1) != SQLITE_OK ||
 	    sqlite3_busy_timeout(st->db, STORE_BUSY_MS) != SQLITE_OK)
 		return db_fail(st, "configure");
+	if (sqlite3_create_function(st->db, "jitd_dn_key", 1,
+				    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+				    sql_dn_key, NULL, NULL) != SQLITE_OK)
+		return db_fail(st, "jitd_dn_key function");
 #ifdef SQLITE_DBCONFIG_DEFENSIVE
 	if (sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK)
 		return db_fail(st, "defensive mode");

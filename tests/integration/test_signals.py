@@ -56,6 +56,36 @@ def test_sighup_reloads_config_and_keeps_old_one_when_broken():
         assert "reload refused" in e.jitd.stderr_tail(200), e.jitd.stderr_tail(50)
 
 
+def test_group_dn_respelled_by_reload_is_the_same_pair():
+    """A reload that writes a group's DN another way (case, spaces) leaves
+    it the same pair: a grant after it sees the live grant from before it
+    (not a standing membership), and the first grant's end keeps the
+    membership the second still holds."""
+    with Env() as e:
+        alice = e.user_dn("alice")
+        a = e.jitd.must_grant("alice", "admins", "1h")
+        assert e.is_member("admins", alice)
+        plain = e.slapd.group_dn("admins")
+        respelled = ", ".join(r.split("=", 1)[0].upper() + "=" + r.split("=", 1)[1]
+                              for r in plain.split(","))
+        assert respelled != plain
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["dn"] = respelled
+        e.jitd.write_config()
+        e.jitd.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: e.jitd.stderr_tail(200).count("configuration reloaded") >= 1, 5,
+                   "reload done")
+        b = e.jitd.must_grant("alice", "admins", "1h")
+        eq(e.jitd.show(b["grant_id"])["standing"], False, "second grant not standing")
+        eq(e.jitd.audit_events("granted")[-1].get("outcome"), "already_member",
+           "second grant's outcome")
+        e.jitd.ok({"op": "complete", "grant_id": a["grant_id"]})
+        assert e.is_member("admins", alice), "first grant's end removed what the second holds"
+        e.jitd.ok({"op": "complete", "grant_id": b["grant_id"]})
+        assert not e.is_member("admins", alice), "last grant's end left the membership"
+
+
 def test_blank_line_is_answered():
     with Env() as e:
         with e.jitd.connect() as c:

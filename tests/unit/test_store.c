@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "directory.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -1098,7 +1099,7 @@ static void test_migration_partial_indexes(void)
 		free(q);
 	}
 	v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "6") == 0);
+	CHECK(strcmp(v, "7") == 0); /* 6 and every later migration ran */
 	free(v);
 	/* the earliest due: e1's retry at 100 would be wrong (next_attempt 400
 	 * is what counts for an ending row), a2's expiry at 300 is right */
@@ -1106,6 +1107,64 @@ static void test_migration_partial_indexes(void)
 	CHECK(store_count_user_live(st, "UID=alice,ou=people,dc=example,dc=com", &n) == JIT_OK &&
 	      n == 3);
 	store_close(st);
+}
+
+/*
+ * Migration 7: rows keyed by the group DN as jitd.conf spelled it get the
+ * canonical key, so a grant made after the upgrade (or after a reload that
+ * respells the DN) finds the live grants of its pair. A row whose key is
+ * already canonical is left alone.
+ */
+static void test_migration_canonical_pair_keys(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec r;
+	int64_t n = 0;
+	bool any_jitd = false;
+	const char *spaced = "CN=dba, OU=Groups, DC=example, DC=com";
+	/* the key jitd made before: the configured spelling, lower-cased */
+	const char *old_key = "corp\ncn=dba, ou=groups, dc=example, dc=com\nmember\n"
+			      "uid=alice,ou=people,dc=example,dc=com";
+	char *key = dir_pair_key("corp", "cn=dba,ou=groups,dc=example,dc=com", "member",
+				 "uid=alice,ou=people,dc=example,dc=com");
+	char *key2 = dir_pair_key("Corp", spaced, "Member", "UID=alice,ou=People,dc=example,dc=com");
+	CHECK(strcmp(key, key2) == 0);
+	CHECK(strcmp(key, old_key) != 0);
+
+	fill(&r, "g1", GS_ACTIVE, old_key);
+	free(r.group_dn);
+	r.group_dn = xstrdup(spaced);
+	CHECK(store_insert(st, &r) == JIT_OK);
+	grant_rec_clear(&r);
+	fill(&r, "g2", GS_EXPIRED, "corp\nx\nmember\nuid=bob");
+	free(r.member_value);
+	r.member_value = xstrdup("uid=bob,ou=people,dc=example,dc=com");
+	CHECK(store_insert(st, &r) == JIT_OK);
+	grant_rec_clear(&r);
+	store_close(st);
+	raw_sql(dir, "PRAGMA user_version = 6");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		goto out;
+	char *v = raw_text(dir, "PRAGMA user_version");
+	CHECK(strcmp(v, "7") == 0);
+	free(v);
+	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 1 &&
+	      any_jitd);
+	CHECK(store_pair_live(st, old_key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 0);
+	char *k1 = raw_text(dir, "SELECT pair_key FROM grants WHERE id = 'g1'");
+	CHECK(strcmp(k1, key) == 0);
+	free(k1);
+	/* an ended row's key is read by no pair query: left as it was */
+	char *k2 = raw_text(dir, "SELECT pair_key FROM grants WHERE id = 'g2'");
+	CHECK(strcmp(k2, "corp\nx\nmember\nuid=bob") == 0);
+	free(k2);
+	store_close(st);
+out:
+	free(key);
+	free(key2);
 }
 
 /* A store in a database made with 4096-byte pages, as an earlier version
@@ -1394,6 +1453,7 @@ int main(void)
 	test_files();
 	test_schema_guard();
 	test_migration_partial_indexes();
+	test_migration_canonical_pair_keys();
 	test_page_size();
 	test_checkpoint_interval();
 	test_reliability_queries();

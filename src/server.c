@@ -6,7 +6,8 @@
  * request while OUT_MAX bytes of its answers are unsent, idle clients and
  * clients that stop reading are dropped after client_timeout, and at most
  * max_clients are served, so no client can stall another or exhaust the
- * daemon.
+ * daemon. A client that shuts its sending side (end of input) still gets
+ * the answers to every complete line it sent, under the same bounds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@ struct client {
 	size_t out_len, out_off; /* out[out_off..out_len) is unsent */
 	bool busy;              /* a request is with the engine */
 	bool closing;           /* close once out is flushed */
+	bool eof;               /* the client shut its sending side: answer, then close */
 	int64_t last_ms;        /* last request byte read or answer flushed */
 	int64_t out_ms;         /* output pending since, or last written to */
 };
@@ -426,6 +428,24 @@ static bool takes_input(const struct client *c)
 	return !c->busy && !c->closing && out_pending(c) < OUT_MAX;
 }
 
+/*
+ * The client ended its input in the middle of a line. Only a line ended by
+ * '\n' is a request: end of input cannot tell a client that half-closed on
+ * purpose from one that died mid-write, and a request that grants privilege
+ * must be one the client finished. It is answered, not audited: no request
+ * was received (as when a client disconnects mid-line), and auditing it
+ * would let any peer bypass the audit throttle of unmatched peers.
+ */
+static void unterminated(struct client *c)
+{
+	log_debug("client %llu (uid %d) ended its input inside a line of %zu bytes",
+		  (unsigned long long)c->id, (int)c->peer.uid, c->in_len);
+	queue_out(c, proto_error_line(JIT_EBADREQ, "end of input inside a request line (a "
+						   "request ends with a newline)"));
+	c->closing = true;
+	c->in_len = 0;
+}
+
 /* Takes complete lines out of c->in while takes_input(c). */
 static void process_input(struct server *s, struct client *c)
 {
@@ -439,6 +459,8 @@ static void process_input(struct server *s, struct client *c)
 				       NULL, true);
 				c->closing = true;
 				c->in_len = 0;
+			} else if (c->eof && c->in_len > 0) {
+				unterminated(c);
 			}
 			return;
 		}
@@ -449,7 +471,27 @@ static void process_input(struct server *s, struct client *c)
 	}
 }
 
-/* Returns false when the client is gone. */
+/* Is c finished: nothing in flight, nothing unsent, and nothing more to
+ * take (closing, or its input ended and every line of it was taken)? */
+static bool client_done(const struct client *c)
+{
+	return (c->closing || c->eof) && !c->busy && c->out_len == 0;
+}
+
+/* Should c be polled for input? Not once its input has ended: a socket at
+ * end of input is always readable. */
+static bool wants_read(const struct client *c)
+{
+	return takes_input(c) && !c->eof;
+}
+
+/*
+ * Reads what c sent. End of input is not the end of the client: a client
+ * that shut only its sending side (shutdown(SHUT_WR), nc -N) waits for the
+ * answers to the lines it sent, which are taken one by one as before; the
+ * connection closes once the last is written (client_done). Returns false
+ * when the client is gone or done.
+ */
 static bool read_client(struct server *s, struct client *c)
 {
 	size_t room = c->in_cap - c->in_len;
@@ -459,15 +501,16 @@ static bool read_client(struct server *s, struct client *c)
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
 	if (n == 0)
-		return false;
+		c->eof = true;
 	c->in_len += (size_t)n;
 	c->last_ms = mono_ms();
 	process_input(s, c);
-	return true;
+	return !client_done(c);
 }
 
 /* Writes what c takes; once its backlog is below OUT_MAX, the requests it
- * pipelined meanwhile are taken up again. Returns false when c is done. */
+ * pipelined meanwhile are taken up again. Returns false when c is gone (a
+ * write failed: EPIPE once it closed) or done. */
 static bool write_client(struct server *s, struct client *c)
 {
 	bool alive = true;
@@ -480,15 +523,14 @@ static bool write_client(struct server *s, struct client *c)
 		c->out_off += (size_t)n;
 		c->out_ms = mono_ms();
 	}
-	if (alive && c->out_off == c->out_len) {
+	if (!alive)
+		return false;
+	if (c->out_off == c->out_len) {
 		c->out_off = c->out_len = 0;
 		c->last_ms = mono_ms();
-		if (c->closing)
-			return false;
 	}
-	if (alive)
-		process_input(s, c);
-	return alive;
+	process_input(s, c);
+	return !client_done(c);
 }
 
 static struct client *find_client(struct server *s, uint64_t id)
@@ -560,7 +602,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
 			short ev = 0;
-			if (takes_input(c))
+			if (wants_read(c))
 				ev |= POLLIN; /* while draining: to answer shutting_down */
 			if (c->out_len > 0)
 				ev |= POLLOUT;
@@ -584,16 +626,15 @@ int server_run(struct server *s, const struct server_hooks *h)
 		for (size_t i = n - 2; i-- > 0;) {
 			struct client *c = s->clients[i];
 			short re = pfd[i + 2].revents;
-			bool alive = true;
-			if (re & POLLOUT)
+			/* POLLHUP: the client closed both directions (a half-close
+			 * is only a read of 0): nobody is left to read an answer, so
+			 * nothing more of what it sent is started. */
+			bool alive = !(re & (POLLERR | POLLNVAL | POLLHUP));
+			if (alive && (re & POLLOUT))
 				alive = write_client(s, c);
 			if (alive && (re & POLLIN))
 				alive = read_client(s, c);
-			if (alive && (re & (POLLERR | POLLNVAL)))
-				alive = false;
-			if (alive && (re & POLLHUP) && !(re & POLLIN) && c->out_len == 0 && !c->busy)
-				alive = false;
-			if (alive && c->closing && !c->busy && c->out_len == 0)
+			if (alive && client_done(c))
 				alive = false;
 			if (alive && !c->busy && c->out_len == 0 && now - c->last_ms > idle_ms)
 				alive = false;
@@ -604,7 +645,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 				alive = false;
 			}
 			if (alive && c->out_len > 0 && !(re & POLLOUT))
-				alive = write_client(s, c) || c->out_len > 0;
+				alive = write_client(s, c);
 			if (!alive)
 				drop_client(s, i);
 		}

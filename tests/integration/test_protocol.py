@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from jittest import Env, eq, refused, in_parallel
+from jittest import Env, eq, refused, in_parallel, wait_until
 from jitd import sanitizer_build
 
 
@@ -111,6 +111,152 @@ def test_pipelined_requests_answered_in_order():
         assert "status" in answers[4], answers[4]
         assert e.is_member("admins", e.user_dn("alice"))
         assert e.is_member("admins", e.user_dn("bob"))
+
+
+def _read_to_eof(sock, timeout):
+    """Everything the server sends until it closes (or timeout passes:
+    then the second value is False)."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got, True
+            got += chunk
+    except socket.timeout:
+        return got, False
+
+
+def test_half_closed_client_gets_every_answer():
+    # A client that sends its requests and then shuts its sending side (as
+    # nc -N, socat or sock.shutdown(SHUT_WR) do) still gets every answer,
+    # in order, and then the server closes the connection.
+    with Env() as e:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(e.jitd.sock)
+        s.sendall(b'{"op":"status"}\n'
+                  b'{"op":"grant","user":"alice","group":"admins","duration":"1h",'
+                  b'"request_id":"half-close-1"}\n')
+        s.shutdown(socket.SHUT_WR)
+        got, closed = _read_to_eof(s, 30)
+        s.close()
+        lines = got.split(b"\n")
+        eq(lines[-1], b"", "the output ends with a newline")
+        eq(len(lines) - 1, 2, "answers after SHUT_WR (got %r)" % got)
+        assert "status" in json.loads(lines[0]), lines[0]
+        g = json.loads(lines[1])
+        assert g.get("ok") is True, g
+        eq(g["grant"]["request_id"], "half-close-1", "the grant answered")
+        assert closed, "the server did not close the connection after the last answer"
+        assert e.is_member("admins", e.user_dn("alice"))
+        # Shut right after one request that is still in flight when the EOF is seen.
+        with e.jitd.connect() as c:
+            c.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h"})
+            c.sock.shutdown(socket.SHUT_WR)
+            eq(c.recv()["grant"]["user"], "bob", "the answer to the in-flight grant")
+            assert c.closed_by_peer(5), "not closed after the answer"
+
+
+def test_half_closed_client_gets_answers_still_unsent():
+    # The same when the answers do not fit in the socket when the end of
+    # input is read: 300 status answers (about 360 kB: more than the kernel
+    # holds for a client that is not reading, less than the 1 MiB bound)
+    # and a grant, the sending side shut, the client reading only a second
+    # later (as `nc -N` does with a large `list` answer). Every answer
+    # comes, in order.
+    n = 300
+    with Env() as e:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(e.jitd.sock)
+        s.sendall(b'{"op":"status"}\n' * n +
+                  b'{"op":"grant","user":"alice","group":"admins","duration":"1h",'
+                  b'"request_id":"half-close-2"}\n')
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(1)
+        got, closed = _read_to_eof(s, 30)
+        s.close()
+        lines = got.split(b"\n")
+        eq(lines[-1], b"", "the output ends with a newline")
+        eq(len(lines) - 1, n + 1, "answers after SHUT_WR")
+        for i in range(n):
+            assert "status" in json.loads(lines[i]), (i, lines[i][:200])
+        eq(json.loads(lines[n])["grant"]["request_id"], "half-close-2", "the last answer")
+        print("figures: %d bytes of answers after the end of input" % len(got))
+        assert closed, "the server did not close the connection after the last answer"
+
+
+def test_half_closed_client_unterminated_last_line():
+    # Only a line ended by a newline is a request: a last line without one
+    # is answered bad_request (after the complete lines before it) and not
+    # executed; the server then closes the connection.
+    with Env() as e:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(e.jitd.sock)
+        s.sendall(b'{"op":"status"}\n'
+                  b'{"op":"grant","user":"bob","group":"admins","duration":"1h"}')
+        s.shutdown(socket.SHUT_WR)
+        got, closed = _read_to_eof(s, 30)
+        s.close()
+        lines = got.split(b"\n")
+        eq(len(lines) - 1, 2, "answers (got %r)" % got)
+        assert "status" in json.loads(lines[0]), lines[0]
+        refused(json.loads(lines[1]), "bad_request", "unterminated last line")
+        assert b"newline" in lines[1], lines[1]
+        assert closed, "the server did not close the connection"
+        assert not e.is_member("admins", e.user_dn("bob")), "an unterminated line was executed"
+        eq(e.jitd.ok({"op": "list"})["grants"], [], "grants")
+
+
+def test_half_closed_client_that_never_reads_is_dropped():
+    # Shutting the sending side does not lift the output bound or the
+    # timeout: a client that pipelines requests whose answers pass the 1 MiB
+    # bound, shuts its side and then reads nothing, is dropped.
+    with Env(top={"client_timeout": 2}) as e:
+        size = len(json.dumps(e.jitd.ok({"op": "status"}))) + 1
+        n = 2 * (1 << 20) // size + 1
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(e.jitd.sock)
+        s.settimeout(30)
+        s.sendall(b'{"op":"status"}\n' * n)  # fits in the socket's buffers
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.time()
+        wait_until(lambda: "pending bytes for client_timeout" in e.jitd.stderr_tail(400), 20,
+                   "the half-closed client that reads nothing dropped")
+        print("figures: %d requests of %d-byte answers; dropped %.1f s after the shutdown"
+              % (n, size, time.time() - t0))
+        got, closed = _read_to_eof(s, 10)
+        s.close()
+        assert closed, "connection still open"
+        assert got.count(b"\n") < n, "all %d answers delivered to a client that read none" % n
+        eq(e.jitd.ok({"op": "status"})["ok"], True, "status after the dropped client")
+
+
+def test_closed_client_is_cleaned_up():
+    # A client that closes entirely (both directions) with a request in
+    # flight and more queued: its connection is dropped (the answer has
+    # nobody to go to), the daemon goes on, and its slot is freed.
+    with Env(top={"max_clients": 2}) as e:
+        for _ in range(5):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(e.jitd.sock)
+            try:
+                s.sendall(b'{"op":"grant","user":"alice","group":"admins","duration":"1h"}\n'
+                          b'{"op":"status"}\n' * 3)
+            except OSError:
+                pass  # refused busy (both slots taken) and closed: fine
+            s.close()
+        # Both slots come back: two connections at once are served (the
+        # listener may see the last close a moment after it happened).
+        def both_served():
+            try:
+                with e.jitd.connect() as a, e.jitd.connect() as b:
+                    return a.call({"op": "status"}).get("ok") and \
+                        b.call({"op": "status"}).get("ok")
+            except (OSError, ConnectionError):
+                return False
+        wait_until(both_served, 10, "both slots of closed clients freed")
 
 
 def test_slow_client_does_not_block_others():

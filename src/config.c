@@ -404,6 +404,9 @@ static const struct key top_keys[] = {
 	STR(pid_file, struct jit_config, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	ENUM(log_level, struct jit_config, "info", level_choices),
 	NUM(max_clients, K_INT, struct jit_config, 128, 1, 10000),
+	/* 0 (outside the bounds on purpose): a quarter of max_clients, set by
+	 * check_top() */
+	NUM(max_clients_per_uid, K_INT, struct jit_config, 0, 1, 10000),
 	NUM(max_request_size, K_INT64, struct jit_config, 65536, 1024, 1048576),
 	NUM(client_timeout, K_DUR, struct jit_config, 60, 1, 86400),
 	NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
@@ -1425,6 +1428,13 @@ static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_c
 	if (cfg->retry_min_interval > cfg->retry_max_interval)
 		cerr(cx, key_line(root, "retry_min_interval"), "retry_min_interval",
 		     "longer than retry_max_interval");
+	/* Robustness: by default no uid may hold more than a quarter of the
+	 * connections, so one local user cannot take every slot. */
+	if (cfg->max_clients_per_uid == 0)
+		cfg->max_clients_per_uid = cfg->max_clients >= 4 ? cfg->max_clients / 4 : 1;
+	else if (cfg->max_clients_per_uid > cfg->max_clients)
+		cerr(cx, key_line(root, "max_clients_per_uid"), "max_clients_per_uid",
+		     "more than max_clients (%d)", cfg->max_clients);
 	/* A numeric socket_group is a gid and needs no lookup (server.c
 	 * treats it the same way). */
 	if (cfg->socket_group &&

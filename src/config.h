@@ -161,6 +161,7 @@ struct jit_config {
 	char *pid_file;         /* may be NULL */
 	char *log_level;        /* default "info" */
 	int max_clients;        /* default 128 */
+	int max_clients_per_uid;  /* connections of one peer uid, default max_clients / 4 */
 	int64_t max_request_size; /* bytes, default 65536, 1024..1048576 */
 	int64_t client_timeout; /* seconds idle before a client is dropped, default 60 */
 	int64_t retry_min_interval; /* seconds, default 1 */

@@ -5,9 +5,10 @@
  * max_request_size; a client gets one request in flight at a time, no new
  * request while OUT_MAX bytes of its answers are unsent, idle clients and
  * clients that stop reading are dropped after client_timeout, and at most
- * max_clients are served, so no client can stall another or exhaust the
- * daemon. A client that shuts its sending side (end of input) still gets
- * the answers to every complete line it sent, under the same bounds.
+ * max_clients are served, max_clients_per_uid of them from one peer uid, so
+ * no client can stall another or exhaust the daemon. A client that shuts
+ * its sending side (end of input) still gets the answers to every complete
+ * line it sent, under the same bounds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -275,9 +276,47 @@ void server_free(struct server *s)
 	free(s);
 }
 
-static size_t max_slots(struct server *s)
+static size_t max_slots(const struct server *s)
 {
 	return (size_t)s->cfg->max_clients;
+}
+
+/* Connections open for peer uid. Robustness: counted afresh at each
+ * accept (one pass over the open connections) rather than kept in a table
+ * that could drift from the list of clients. */
+static int uid_connections(const struct server *s, uid_t uid)
+{
+	int n = 0;
+	for (size_t i = 0; i < s->n_clients; i++)
+		if (s->clients[i]->peer.uid == uid)
+			n++;
+	return n;
+}
+
+/*
+ * Why a new connection of peer uid is not served (NULL: it is), with the
+ * answer's code in *err and its message in msg. max_clients_per_uid keeps
+ * one local user (any process that can open the socket, matched by a
+ * clients entry or not) from holding every slot.
+ */
+static const char *refusal(const struct server *s, uid_t uid, int *err, char *msg, size_t len)
+{
+	*err = JIT_EBUSY;
+	msg[0] = '\0';
+	if (s->draining) {
+		*err = JIT_ESHUTDOWN;
+		return "shutting down";
+	}
+	if (s->n_clients >= max_slots(s)) {
+		snprintf(msg, len, "too many clients");
+		return "max_clients reached";
+	}
+	if (uid_connections(s, uid) >= s->cfg->max_clients_per_uid) {
+		snprintf(msg, len, "too many connections from uid %u (max_clients_per_uid %d)",
+			 (unsigned)uid, s->cfg->max_clients_per_uid);
+		return "max_clients_per_uid reached";
+	}
+	return NULL;
 }
 
 static void accept_clients(struct server *s)
@@ -296,15 +335,16 @@ static void accept_clients(struct server *s)
 			close(fd);
 			continue;
 		}
-		if (s->n_clients >= max_slots(s) || s->draining) {
-			char *line = proto_error_line(s->draining ? JIT_ESHUTDOWN : JIT_EBUSY,
-						      "too many clients");
+		char msg[96];
+		int err;
+		const char *why = refusal(s, cr.uid, &err, msg, sizeof(msg));
+		if (why) {
+			char *line = proto_error_line(err, msg[0] ? msg : NULL);
 			ssize_t w = write(fd, line, strlen(line)); /* best effort */
 			(void)w;
 			free(line);
 			close(fd);
-			log_warn("refused a client (uid %d): %s", (int)cr.uid,
-				 s->draining ? "shutting down" : "max_clients reached");
+			log_warn("refused a client (uid %d): %s", (int)cr.uid, why);
 			continue;
 		}
 		if (s->n_clients == s->cap_clients) {
@@ -617,10 +657,8 @@ int server_run(struct server *s, const struct server_hooks *h)
 			rc = JIT_ESHUTDOWN; /* the engine is gone: nothing can be answered */
 			break;
 		}
-		if (s->lfd >= 0 && (pfd[1].revents & POLLIN))
-			accept_clients(s);
-		/* clients: walk backwards so drop_client's swap is safe; pfd entries
-		 * past the accepted ones refer to the first n-2 clients */
+		/* clients: walk backwards so drop_client's swap is safe; pfd[i + 2]
+		 * is clients[i] */
 		int64_t idle_ms = s->cfg->client_timeout * 1000;
 		now = mono_ms();
 		for (size_t i = n - 2; i-- > 0;) {
@@ -649,6 +687,12 @@ int server_run(struct server *s, const struct server_hooks *h)
 			if (!alive)
 				drop_client(s, i);
 		}
+		/* Robustness: accepted after the clients are handled, so that a
+		 * client that closed a connection and opened another at once is
+		 * not refused (max_clients, max_clients_per_uid) for the one it
+		 * closed. */
+		if (s->lfd >= 0 && (pfd[1].revents & POLLIN))
+			accept_clients(s);
 	}
 	free(pfd);
 	s->h = NULL;

@@ -452,7 +452,10 @@ def make_jitd(slapd, args, groups, reconcile=None):
         if reconcile:
             e["reconcile"] = reconcile
         entries.append(e)
-    j = Jitd(slapd, groups=entries, top={"log_level": "info"})
+    # All of the load comes from one uid: max_clients_per_uid equal to
+    # max_clients (128, the default) lifts the per-uid cap.
+    j = Jitd(slapd, groups=entries, top={"log_level": "info", "max_clients": 128,
+                                         "max_clients_per_uid": 128})
     d = j.config["directories"][0]
     if args.connections is None:
         d.pop("connections", None)       # jitd's own default

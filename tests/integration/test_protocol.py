@@ -237,7 +237,7 @@ def test_closed_client_is_cleaned_up():
     # A client that closes entirely (both directions) with a request in
     # flight and more queued: its connection is dropped (the answer has
     # nobody to go to), the daemon goes on, and its slot is freed.
-    with Env(top={"max_clients": 2}) as e:
+    with Env(top={"max_clients": 2, "max_clients_per_uid": 2}) as e:
         for _ in range(5):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(e.jitd.sock)
@@ -257,6 +257,78 @@ def test_closed_client_is_cleaned_up():
             except (OSError, ConnectionError):
                 return False
         wait_until(both_served, 10, "both slots of closed clients freed")
+
+
+NOBODY = 65534
+
+
+def _served(j, uid=None):
+    """A new connection (of uid, default ours) answers status ok (False if
+    it is refused busy)."""
+    if uid is not None:
+        a = j.request_as(uid, uid, {"op": "status"})
+    else:
+        try:
+            a = j.request({"op": "status"})
+        except (OSError, ConnectionError):
+            return False
+    if not a.get("ok"):
+        refused(a, "busy", "status on a new connection")
+    return a.get("ok") is True
+
+
+def _open_served(j):
+    """A new connection of ours that answered status ok. (The listener may
+    see a connection closed just before a moment later: retried.)"""
+    deadline = time.time() + 5
+    while True:
+        c = j.connect(timeout=5)
+        try:
+            a = c.call({"op": "status"})
+            if a.get("ok"):
+                return c
+            refused(a, "busy", "status on a new connection")
+        except (OSError, ConnectionError):
+            pass
+        c.close()
+        assert time.time() < deadline, "no connection served within 5 s"
+        time.sleep(0.05)
+
+
+def test_connections_per_uid_are_capped():
+    # One uid holds max_clients_per_uid (3) connections: its next one is
+    # answered busy and closed, and logged; the three it holds are still
+    # served, another uid still gets in, and a closed one frees a slot.
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]},
+               {"name": "nobody", "uid": NOBODY, "ops": ["status"]}]
+    with Env(public=True, clients=clients, top={"max_clients_per_uid": 3}) as e:
+        held = [_open_served(e.jitd) for _ in range(3)]
+        extra = e.jitd.connect(timeout=5)
+        a = extra.recv()
+        refused(a, "busy", "the 4th connection of uid 0")
+        assert "max_clients_per_uid" in a["error"]["message"], a
+        assert extra.closed_by_peer(5), "the refused connection was not closed"
+        extra.close()
+        wait_until(lambda: "refused a client (uid 0): max_clients_per_uid reached" in
+                   e.jitd.stderr_tail(50), 5, "the refusal logged")
+        assert _served(e.jitd, NOBODY), "another uid refused while uid 0 holds its cap"
+        for c in held:
+            eq(c.call({"op": "status"})["ok"], True, "a held connection after the refusal")
+        held.pop().close()
+        wait_until(lambda: _served(e.jitd), 5, "a connection of uid 0 after one closed")
+        for c in held:
+            c.close()
+
+
+def test_connections_per_uid_default_is_a_quarter_of_max_clients():
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]},
+               {"name": "nobody", "uid": NOBODY, "ops": ["status"]}]
+    with Env(public=True, clients=clients, top={"max_clients": 8}) as e:
+        held = [_open_served(e.jitd) for _ in range(2)]
+        assert not _served(e.jitd), "a third connection of uid 0 served (8 / 4 = 2)"
+        assert _served(e.jitd, NOBODY), "another uid refused"
+        for c in held:
+            c.close()
 
 
 def test_slow_client_does_not_block_others():

@@ -212,7 +212,7 @@ static void test_full(void)
 		"audit_log = \"/srv/jitd/audit.log\";\n"
 		"pid_file = \"/run/jitd.pid\";\n"
 		"log_level = \"debug\";\n"
-		"max_clients = 7;\n"
+		"max_clients = 7; max_clients_per_uid = 3;\n"
 		"max_request_size = 2048;\n"
 		"client_timeout = \"2m\";\n"
 		"retry_min_interval = 2;\n"
@@ -260,6 +260,7 @@ static void test_full(void)
 	CHECK_STR(cfg->pid_file, "/run/jitd.pid");
 	CHECK_STR(cfg->log_level, "debug");
 	CHECK(cfg->max_clients == 7);
+	CHECK(cfg->max_clients_per_uid == 3);
 	CHECK(cfg->max_request_size == 2048);
 	CHECK(cfg->client_timeout == 120);
 	CHECK(cfg->retry_min_interval == 2);
@@ -361,6 +362,7 @@ static void test_defaults(void)
 	CHECK(cfg->pid_file == NULL);
 	CHECK_STR(cfg->log_level, "info");
 	CHECK(cfg->max_clients == 128);
+	CHECK(cfg->max_clients_per_uid == 32);
 	CHECK(cfg->max_request_size == 65536);
 	CHECK(cfg->client_timeout == 60);
 	CHECK(cfg->retry_min_interval == 1);
@@ -414,6 +416,18 @@ static void test_defaults(void)
 	config_free(cfg);
 	cfg = must_load(BASE "clients = ();\n");
 	CHECK(cfg && cfg->n_clients == 0);
+	config_free(cfg);
+
+	/* max_clients_per_uid follows max_clients (a quarter, at least 1)
+	 * unless given; equal to max_clients is allowed (no per-uid cap). */
+	cfg = must_load(BASE "max_clients = 10;\n");
+	CHECK(cfg && cfg->max_clients_per_uid == 2);
+	config_free(cfg);
+	cfg = must_load(BASE "max_clients = 3;\n");
+	CHECK(cfg && cfg->max_clients_per_uid == 1);
+	config_free(cfg);
+	cfg = must_load(BASE "max_clients = 5;\nmax_clients_per_uid = 5;\n");
+	CHECK(cfg && cfg->max_clients_per_uid == 5);
 	config_free(cfg);
 }
 
@@ -559,6 +573,10 @@ static void test_each_error(void)
 		  "must be between 1024 and 1048576 (got 1023)" },
 		{ BASE "retry_min_interval = \"1m\";\nretry_max_interval = 59;\n",
 		  "t.conf:15: retry_min_interval: ", "longer than retry_max_interval" },
+		{ BASE "max_clients_per_uid = 0;\n", "t.conf:15: max_clients_per_uid: ",
+		  "must be between 1 and 10000 (got 0)" },
+		{ BASE "max_clients = 8;\nmax_clients_per_uid = 9;\n",
+		  "t.conf:16: max_clients_per_uid: ", "more than max_clients (8)" },
 		{ BASE "socket_path = \"/tmp/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\";\n",
 		  "t.conf:15: socket_path: ", "longer than 107 bytes" },

@@ -52,15 +52,21 @@ struct ended {
 struct bar {
 	char *user, *group, *grant_id, *end_kind;
 	int64_t start, end;
+	bool start_known;        /* false: start is created_at, the granted line was not read */
 };
 
 struct report {
 	struct report_opts o;
 	int64_t first_ts, last_ts;       /* of every readable event, INT64_MIN/MAX if none */
+	bool started;                    /* a readable line was read */
+	int64_t input_start;             /* ts of the first readable line, in log order */
 	int64_t lines, unreadable, in_period;
+	int64_t before_input;            /* grants reported whose granted line was not read */
 	int64_t granted, refused, expired, completed, revoked, failed, extended;
 	int64_t revoke_failures, expiring_soon, drift, extended_seconds, forced;
 	json_t *open;                    /* grant_id -> state of grants still active */
+	json_t *failing;                 /* grant_id -> true: created before the first line
+					  * read, failed (state ending) read: never active */
 	struct ended ended;              /* grants whose final line was read */
 	json_t *dims[D__COUNT];          /* name -> { metric: n } */
 	json_t *refusals;                /* error code -> n */
@@ -258,7 +264,7 @@ static void ended_free(struct ended *e)
 }
 
 static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, int64_t end,
-		    const char *kind)
+		    const char *kind, bool start_known)
 {
 	if ((r->o.has_since && end < r->o.since) || (r->o.has_until && start >= r->o.until))
 		return;
@@ -275,6 +281,7 @@ static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, 
 	b->end_kind = xstrdup(kind);
 	b->start = start;
 	b->end = end;
+	b->start_known = start_known;
 }
 
 /* ---- lifecycle ---- */
@@ -286,6 +293,7 @@ struct report *report_new(const struct report_opts *o)
 	r->first_ts = INT64_MAX;
 	r->last_ts = INT64_MIN;
 	r->open = json_object();
+	r->failing = json_object();
 	for (int d = 0; d < D__COUNT; d++)
 		r->dims[d] = json_object();
 	r->refusals = json_object();
@@ -300,6 +308,7 @@ void report_free(struct report *r)
 	if (!r)
 		return;
 	json_decref(r->open);
+	json_decref(r->failing);
 	ended_free(&r->ended);
 	for (int d = 0; d < D__COUNT; d++)
 		json_decref(r->dims[d]);
@@ -329,24 +338,96 @@ void report_unreadable(struct report *r)
 
 /* ---- events ---- */
 
+/*
+ * The record of an open grant: its names and ticket, start, the duration
+ * its granted line asked for (-1: not known) and expiry. start_known false:
+ * its granted line was not read, and start is the created_at of a later
+ * line about it.
+ */
+static json_t *grant_record(json_t *ev, int64_t start, bool start_known, int64_t requested,
+			    int64_t exp)
+{
+	json_t *g = json_object();
+	for (int d = 0; d < D__COUNT; d++)
+		if (str_of(ev, dim_fields[d]))
+			json_object_set_new(g, dim_fields[d],
+					    json_string(str_of(ev, dim_fields[d])));
+	if (str_of(ev, "ticket"))
+		json_object_set_new(g, "ticket", json_string(str_of(ev, "ticket")));
+	json_object_set_new(g, "start", json_integer(start));
+	json_object_set_new(g, "requested", json_integer(requested));
+	json_object_set_new(g, "expires_at", json_integer(exp));
+	if (!start_known)
+		json_object_set_new(g, "start_unknown", json_true());
+	return g;
+}
+
+static bool start_known(json_t *g)
+{
+	return !json_is_true(json_object_get(g, "start_unknown"));
+}
+
+/*
+ * Did the grant of this line (not open, its end not read) begin before the
+ * first line read, so that its granted line, if it had one, was not read?
+ * Judged by created_at (*created): a grant's granted line follows its
+ * created_at by one answer of the directory, so a grant created after the
+ * first line read either had its granted line read or never had one (it
+ * failed before it was active). The same holds for one whose failed line
+ * with state ending was read. Created at or after the period's end: not
+ * in the report.
+ */
+static bool began_before_input(struct report *r, json_t *ev, const char *id, int64_t *created)
+{
+	if (!id || json_object_get(r->open, id) || ended_has(&r->ended, id) ||
+	    json_object_get(r->failing, id))
+		return false;
+	if (!time_of(ev, "created_at", created) || *created >= r->input_start)
+		return false;
+	return !r->o.has_until || *created < r->o.until;
+}
+
+/*
+ * A line that shows a grant was not over yet: extended, expiring_soon,
+ * revoke_failed, drift (kind missing), or, after the period, any line
+ * about a grant. If the grant began before the files read, it becomes an
+ * open grant with an unknown start (its created_at), so that it is never
+ * missing from the report because its granted line is in an older file.
+ * after: the line comes after the period; the expiry at the period's end
+ * is the one before an extension this line makes.
+ */
+static void seen_open(struct report *r, json_t *ev, const char *event, bool after)
+{
+	const char *id = str_of(ev, "grant_id");
+	int64_t created, exp = 0, added;
+	if (!began_before_input(r, ev, id, &created))
+		return;
+	(void)time_of(ev, "expires_at", &exp);
+	if (after && strcmp(event, "extended") == 0 && int_of(ev, "added", &added) && added > 0)
+		exp -= added;
+	json_object_set_new(r->open, id, grant_record(ev, created, false, -1, exp));
+}
+
+/* A failed line with state ending: the grant never became active, and its
+ * final failed line follows. Remembered only when created_at alone would
+ * not tell that (it was created before the first line read). */
+static void on_failing(struct report *r, json_t *ev)
+{
+	const char *id = str_of(ev, "grant_id");
+	int64_t created;
+	if (began_before_input(r, ev, id, &created))
+		json_object_set_new(r->failing, id, json_true());
+}
+
 static void on_granted(struct report *r, json_t *ev, int64_t ts, bool in)
 {
 	const char *id = str_of(ev, "grant_id");
 	int64_t dur = 0, exp = 0;
 	if (!id)
 		return;
-	json_t *g = json_object();
-	for (int d = 0; d < D__COUNT; d++)
-		if (str_of(ev, dim_fields[d]))
-			json_object_set_new(g, dim_fields[d], json_string(str_of(ev, dim_fields[d])));
-	if (str_of(ev, "ticket"))
-		json_object_set_new(g, "ticket", json_string(str_of(ev, "ticket")));
-	json_object_set_new(g, "start", json_integer(ts));
 	(void)int_of(ev, "duration", &dur);
-	json_object_set_new(g, "requested", json_integer(dur));
 	(void)time_of(ev, "expires_at", &exp);
-	json_object_set_new(g, "expires_at", json_integer(exp));
-	json_object_set_new(r->open, id, g);
+	json_object_set_new(r->open, id, grant_record(ev, ts, true, dur, exp));
 	if (in) {
 		r->granted++;
 		dims_add(r, ev, "granted", 1);
@@ -377,14 +458,17 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 {
 	const char *id = str_of(ev, "grant_id");
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
-	int64_t start = ts, requested = 0, exp = 0;
+	int64_t start = ts, requested = -1, exp = 0, created;
+	bool known = false, before = !g && began_before_input(r, ev, id, &created);
 	if (!g && id && ended_has(&r->ended, id))
 		return;
 	if (id)
 		ended_add(&r->ended, id);
-	if (!g && strcmp(event, "failed") == 0) {
-		/* no granted line read: the grant never became active (or it
-		 * did before the first file read; the line cannot tell) */
+	if (!g && !before && strcmp(event, "failed") == 0) {
+		/* no granted line, and none before the files read: the grant
+		 * never became active */
+		if (id)
+			json_object_del(r->failing, id);
 		if (in) {
 			r->failed++;
 			dims_add(r, ev, "failed", 1);
@@ -394,10 +478,14 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 	if (g) {
 		start = json_integer_value(json_object_get(g, "start"));
 		requested = json_integer_value(json_object_get(g, "requested"));
+		known = start_known(g);
 	} else {
-		/* granted before the first file read: the line carries enough */
+		/* Its granted line was not read (normally: it is in an older
+		 * file). The line tells when the grant was created, not what it
+		 * first asked for (duration includes extensions). A failed
+		 * line cannot tell whether it was ever active: counted as held,
+		 * the upper bound, and marked like the others. */
 		(void)time_of(ev, "created_at", &start);
-		(void)int_of(ev, "duration", &requested);
 	}
 	(void)time_of(ev, "expires_at", &exp);
 	if (in) {
@@ -417,13 +505,16 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 				r->forced++; /* closed by hand: jitd could not remove it */
 		}
 		dims_add(r, ev, event, 1);
-		hist_add(&r->requested, requested);
+		if (requested >= 0)
+			hist_add(&r->requested, requested);
 		hist_add(&r->actual, ts - start);
+		if (!known)
+			r->before_input++;
 	}
 	int64_t held = overlap(r, start, ts);
 	if (held > 0)
 		dims_add(r, ev, "held_seconds", held);
-	add_bar(r, ev, id ? id : "?", start, ts, event);
+	add_bar(r, ev, id ? id : "?", start, ts, event, known);
 	if (g)
 		json_object_del(r->open, id);
 }
@@ -453,6 +544,25 @@ static void on_other(struct report *r, json_t *ev, const char *event)
 	}
 }
 
+/* A final line: expired, completed, revoked, or failed with state failed
+ * (with state ending, the removal follows, then the final failed line). */
+static bool is_final(json_t *ev, const char *event)
+{
+	const char *st = str_of(ev, "state");
+	if (strcmp(event, "failed") == 0)
+		return st && strcmp(st, "failed") == 0;
+	return strcmp(event, "expired") == 0 || strcmp(event, "completed") == 0 ||
+	       strcmp(event, "revoked") == 0;
+}
+
+/* A line written only while its grant is open (drift: kind missing, the
+ * only kind with a grant_id). */
+static bool shows_open(const char *event)
+{
+	return strcmp(event, "extended") == 0 || strcmp(event, "expiring_soon") == 0 ||
+	       strcmp(event, "revoke_failed") == 0 || strcmp(event, "drift") == 0;
+}
+
 void report_add(struct report *r, json_t *ev)
 {
 	const char *event = str_of(ev, "event");
@@ -462,13 +572,24 @@ void report_add(struct report *r, json_t *ev)
 		return;
 	}
 	r->lines++;
+	if (!r->started) {
+		r->started = true;
+		r->input_start = ts;
+	}
 	if (ts < r->first_ts)
 		r->first_ts = ts;
 	if (ts > r->last_ts)
 		r->last_ts = ts;
-	/* After the period nothing changes the picture at its end. */
-	if (r->o.has_until && ts >= r->o.until)
+	/* After the period nothing changes the picture at its end, except
+	 * that a line about a grant that began before the files read shows
+	 * that it was still open then. */
+	if (r->o.has_until && ts >= r->o.until) {
+		if (is_final(ev, event) || shows_open(event))
+			seen_open(r, ev, event, true);
+		else if (strcmp(event, "failed") == 0)
+			on_failing(r, ev);
 		return;
+	}
 	bool in = !r->o.has_since || ts >= r->o.since;
 	if (in) {
 		r->in_period++;
@@ -477,19 +598,20 @@ void report_add(struct report *r, json_t *ev)
 	}
 	if (strcmp(event, "granted") == 0) {
 		on_granted(r, ev, ts, in);
-	} else if (strcmp(event, "extended") == 0) {
-		on_extended(r, ev, in);
-	} else if (strcmp(event, "expired") == 0 || strcmp(event, "completed") == 0 ||
-		   strcmp(event, "revoked") == 0) {
-		on_end(r, ev, event, ts, in);
-	} else if (strcmp(event, "failed") == 0) {
-		/* state ending: the removal follows, then the final failed line */
-		const char *st = str_of(ev, "state");
-		if (st && strcmp(st, "failed") == 0)
-			on_end(r, ev, event, ts, in);
-	} else if (in) {
-		on_other(r, ev, event);
+		return;
 	}
+	if (is_final(ev, event)) {
+		on_end(r, ev, event, ts, in);
+		return;
+	}
+	if (shows_open(event))
+		seen_open(r, ev, event, false);
+	else if (strcmp(event, "failed") == 0)
+		on_failing(r, ev);
+	if (strcmp(event, "extended") == 0)
+		on_extended(r, ev, in);
+	else if (in)
+		on_other(r, ev, event);
 }
 
 /* ---- the result ---- */
@@ -538,10 +660,12 @@ static json_t *totals_json(const struct report *r, int64_t active)
 	json_object_set_new(t, "extended", json_integer(r->extended));
 	json_object_set_new(t, "expiring_soon", json_integer(r->expiring_soon));
 	json_object_set_new(t, "drift", json_integer(r->drift));
+	json_object_set_new(t, "started_before_input", json_integer(r->before_input));
 	return t;
 }
 
-/* Grants still open at the period's end: the list, their held time, bars. */
+/* Grants still open at the period's end: the list, their held time, bars;
+ * those whose granted line was not read count in before_input. */
 static json_t *active_json(struct report *r, int64_t end)
 {
 	json_t *arr = json_array(), *g;
@@ -560,13 +684,16 @@ static json_t *active_json(struct report *r, int64_t end)
 			json_object_set_new(a, "ticket", json_string(str_of(g, "ticket")));
 		fmt_rfc3339(start, buf);
 		json_object_set_new(a, "granted_at", json_string(buf));
+		json_object_set_new(a, "start_known", json_boolean(start_known(g)));
 		fmt_rfc3339(json_integer_value(json_object_get(g, "expires_at")), buf);
 		json_object_set_new(a, "expires_at", json_string(buf));
 		json_array_append_new(arr, a);
+		if (!start_known(g))
+			r->before_input++;
 		int64_t held = overlap(r, start, end);
 		if (held > 0)
 			dims_add(r, g, "held_seconds", held);
-		add_bar(r, g, id, start, end, "active");
+		add_bar(r, g, id, start, end, "active", start_known(g));
 	}
 	return arr;
 }
@@ -579,9 +706,10 @@ static json_t *timeline_json(const struct report *r)
 		const struct bar *b = &r->bars[i];
 		fmt_rfc3339(b->start, s);
 		fmt_rfc3339(b->end, e);
-		json_array_append_new(arr, json_pack("{ssssssssssss}", "grant_id", b->grant_id,
+		json_array_append_new(arr, json_pack("{sssssssssbssss}", "grant_id", b->grant_id,
 						     "user", b->user, "group", b->group, "start", s,
-						     "end", e, "end_event", b->end_kind));
+						     "start_known", (int)b->start_known, "end", e,
+						     "end_event", b->end_kind));
 	}
 	return arr;
 }
@@ -617,11 +745,18 @@ json_t *report_result(struct report *r, const struct report_chain *c)
 	json_object_set_new(in, "events_in_period", json_integer(r->in_period));
 	json_object_set_new(in, "first_event", time_json(r->first_ts));
 	json_object_set_new(in, "last_event", time_json(r->last_ts));
+	json_object_set_new(in, "first_line_at",
+			    r->started ? time_json(r->input_start) : json_null());
 	json_object_set_new(res, "input", in);
 	json_object_set_new(res, "chain_verified", json_boolean(c->verified));
 	json_object_set_new(res, "chain", chain_json(c));
 	/* active grants first: their held time goes into the dimensions */
 	json_t *active = end == INT64_MIN ? json_array() : active_json(r, end);
+	/* Complete: the files reach back to the log's first line and the chain
+	 * holds, so every grant's granted line was read (none is missing for
+	 * lack of it, and none is shown with a start taken from created_at). */
+	json_object_set_new(in, "complete",
+			    json_boolean(c->first_seq == 1 && c->verified && r->before_input == 0));
 	json_object_set_new(res, "totals", totals_json(r, (int64_t)json_array_size(active)));
 	for (int d = 0; d < D__COUNT; d++)
 		json_object_set_new(res, dim_keys[d], sorted(r->dims[d]));

@@ -9,6 +9,13 @@
  *   json_t *res = report_result(r, &chain);       the JSON form (docs/audit-log.md)
  *   report_render(res, REPORT_HTML, stdout);      or TEXT, CSV, JSON
  *
+ * A grant whose granted line is not among the lines fed (it is in an older
+ * file) is still reported from any later line about it, even one after the
+ * period, with start_known false and its created_at as start; one with no
+ * line at all cannot be. The result's input.complete is true only when no
+ * such grant can exist: the chain given starts at seq 1 and verified, and
+ * every grant reported had its granted line read (docs/audit-log.md).
+ *
  * Memory does not grow with the input: besides fixed-size histograms (for
  * medians) it holds one small record per grant still open, one counter row
  * per distinct group/user/approver/client (at most REPORT_NAMES_MAX each,

@@ -23,8 +23,11 @@ static const char *const metric_titles[] = { "GRANTED", "EXPIRED", "COMPLETED", 
 static const char *const dim_keys[] = { "by_group", "by_user", "by_approver", "by_client", NULL };
 static const char *const dim_titles[] = { "By group", "By user", "By approver", "By client", NULL };
 static const char *const total_keys[] = { "granted", "refused", "expired", "completed", "revoked",
-					  "revoke_failures", "revoked_forced", "active_at_end", "failed", "extended",
-					  "expiring_soon", "drift", NULL };
+					  "revoke_failures", "revoked_forced", "active_at_end",
+					  "failed", "extended", "expiring_soon", "drift",
+					  "started_before_input", NULL };
+/* After a start taken from created_at because the granted line was not read. */
+#define START_NOT_READ " (created_at: granted line not read)"
 
 /* ---- shared ---- */
 
@@ -72,6 +75,50 @@ static char *scalar_text(const char *key, json_t *v)
 	if (json_is_boolean(v))
 		return xstrdup(json_is_true(v) ? "yes" : "no");
 	return xstrdup("-");
+}
+
+/*
+ * What the input covers, as sentences (at most COVERAGE_MAX, each to be
+ * freed): whether every grant's granted line was read, and if not, which
+ * grants the report may lack or shows with a start it could not read.
+ * Returns the number of sentences; the first starts with "complete" or
+ * "INCOMPLETE".
+ */
+#define COVERAGE_MAX 6
+static size_t coverage_notes(json_t *res, char *n[COVERAGE_MAX])
+{
+	json_t *in = json_object_get(res, "input"), *ch = json_object_get(res, "chain");
+	int64_t first = iget(ch, "first_seq");
+	int64_t before = iget(json_object_get(res, "totals"), "started_before_input");
+	size_t k = 0;
+	if (json_is_true(json_object_get(in, "complete"))) {
+		n[k++] = xstrdup("complete: the files read begin at the log's first line (seq 1).");
+		return k;
+	}
+	if (first == 0) {
+		n[k++] = xstrdup("INCOMPLETE: no audit line was read.");
+	} else if (first != 1) {
+		n[k++] = xasprintf(
+			"INCOMPLETE: the files read begin at seq %lld (%s), not at seq 1.",
+			(long long)first, sget(in, "first_line_at"));
+		n[k++] = xstrdup("A grant made before then that has no line in these files is not "
+				 "in this report:");
+		n[k++] = xasprintf("it would still be open at the last line read (%s); jitctl list "
+				   "shows the open grants.",
+				   sget(in, "last_event"));
+	}
+	if (!json_is_true(json_object_get(ch, "verified"))) {
+		n[k] = xasprintf("%sthe hash chain did not verify: lines may be missing.",
+				 k ? "And " : "INCOMPLETE: ");
+		k++;
+	}
+	if (before > 0) {
+		n[k] = xasprintf("%s%lld grant(s) here began before the files read: their start "
+				 "is the created_at of a later line.",
+				 k ? "" : "INCOMPLETE: ", (long long)before);
+		k++;
+	}
+	return k;
 }
 
 /* ---- text ---- */
@@ -208,6 +255,12 @@ static void render_text(json_t *res, FILE *out)
 			(long long)iget(ch, "bad_lines"), c);
 		free(c);
 	}
+	char *cov[COVERAGE_MAX];
+	size_t ncov = coverage_notes(res, cov);
+	for (i = 0; i < ncov; i++) {
+		fprintf(out, "%s%s\n", i ? "            " : "coverage    ", cov[i]);
+		free(cov[i]);
+	}
 	fputs("\nTotals\n", out);
 	for (i = 0; total_keys[i]; i++)
 		fprintf(out, "  %-24s %6lld\n", total_keys[i], (long long)iget(t, total_keys[i]));
@@ -231,9 +284,10 @@ static void render_text(json_t *res, FILE *out)
 	json_array_foreach(act, i, a) {
 		char *u = clean(sget(a, "user")), *g = clean(sget(a, "group"));
 		char *ap = clean(sget(a, "approved_by")), *tk = clean(sget(a, "ticket"));
-		fprintf(out, "  %s  %s -> %s  since %s  until %s  approved by %s  ticket %s\n",
-			sget(a, "grant_id"), u, g, sget(a, "granted_at"), sget(a, "expires_at"),
-			*ap ? ap : "-", *tk ? tk : "-");
+		fprintf(out, "  %s  %s -> %s  since %s%s  until %s  approved by %s  ticket %s\n",
+			sget(a, "grant_id"), u, g, sget(a, "granted_at"),
+			json_is_false(json_object_get(a, "start_known")) ? START_NOT_READ : "",
+			sget(a, "expires_at"), *ap ? ap : "-", *tk ? tk : "-");
 		free(u);
 		free(g);
 		free(ap);
@@ -508,6 +562,8 @@ static void html_timeline(FILE *out, json_t *res, int64_t t0, int64_t t1)
 		h(out, sget(b, "grant_id"));
 		fputs(": ", out);
 		h(out, sget(b, "start"));
+		if (json_is_false(json_object_get(b, "start_known")))
+			fputs(START_NOT_READ, out);
 		fputs(" .. ", out);
 		h(out, sget(b, "end"));
 		fputs(" (", out);
@@ -560,6 +616,16 @@ static void html_summary(FILE *out, json_t *res)
 		h(out, sget(ch, "first_error"));
 		fputs("</p>\n", out);
 	}
+	char *cov[COVERAGE_MAX];
+	size_t ncov = coverage_notes(res, cov);
+	fprintf(out, "<p>Coverage: <span class=\"%s\">",
+		json_is_true(json_object_get(in, "complete")) ? "ok" : "bad");
+	for (i = 0; i < ncov; i++) {
+		fputs(i == 0 ? "" : i == 1 ? "</span> " : " ", out);
+		h(out, cov[i]);
+		free(cov[i]);
+	}
+	fputs(ncov == 1 ? "</span></p>\n" : "</p>\n", out);
 	fputs("<h2>Totals</h2>\n<div class=\"tiles\">\n", out);
 	for (i = 0; total_keys[i]; i++)
 		fprintf(out, "<div class=\"tile\"><b>%lld</b>%s</div>\n",
@@ -606,6 +672,9 @@ static void render_html(json_t *res, FILE *out)
 		for (size_t c = 0; k[c]; c++) {
 			fputs("<td class=\"n\">", out);
 			h(out, sget(a, k[c]));
+			if (strcmp(k[c], "granted_at") == 0 &&
+			    json_is_false(json_object_get(a, "start_known")))
+				fputs(START_NOT_READ, out);
 			fputs("</td>", out);
 		}
 		fputs("</tr>\n", out);

@@ -192,6 +192,13 @@ static void check_day(json_t *res)
 	CHECK(geti(res, "input", "events_in_period", NULL) == 15);
 	/* timeline: g-0 (clipped), g-1, g-2, g-4, g-3 (active) */
 	CHECK(json_array_size(json_object_get(res, "timeline")) == 5);
+	/* from seq 1, every granted line read */
+	CHECK(json_is_true(json_object_get(json_object_get(res, "input"), "complete")));
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
+	json_t *bar, *tl = json_object_get(res, "timeline");
+	size_t i;
+	json_array_foreach(tl, i, bar)
+		CHECK(json_is_true(json_object_get(bar, "start_known")));
 }
 
 /*
@@ -355,6 +362,9 @@ static void check_render(json_t *res)
 	CHECK(strstr(txt, "  granted                       4") != NULL);
 	CHECK(strstr(txt, "g-3  dave -> admins") != NULL);
 	CHECK(strstr(txt, "median 6.5s ") != NULL); /* revocation lag: 3 s and 10 s */
+	CHECK(strstr(txt, "coverage    complete: the files read begin at the log's first line "
+			  "(seq 1).\n") != NULL);
+	CHECK(strstr(txt, "(created_at") == NULL);
 	free(txt);
 	char *csv = render(res, REPORT_CSV);
 	CHECK(strncmp(csv, "section,name,metric,value\r\n", 27) == 0);
@@ -374,6 +384,166 @@ static void check_render(json_t *res)
 	free(html);
 }
 
+/* The element of array arr (active_at_end, timeline) with this grant_id. */
+static json_t *by_id(json_t *res, const char *arr, const char *id)
+{
+	json_t *a = json_object_get(res, arr), *x;
+	size_t i;
+	json_array_foreach(a, i, x) {
+		if (strcmp(json_string_value(json_object_get(x, "grant_id")), id) == 0)
+			return x;
+	}
+	return NULL;
+}
+
+/*
+ * Grants that began before the first line read (their granted lines are in
+ * older files) are never dropped: any line about one, even after the period,
+ * shows it, with its start marked as created_at; what such a line cannot
+ * tell (the duration first asked for) is left out. A grant with no line at
+ * all in the files cannot be shown: the input is then marked incomplete.
+ */
+#define DAY 86400
+static json_t *before_input_report(int64_t first_seq)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + DAY };
+	struct report *r = report_new(&o);
+	/* the first line read: 3 days before the period */
+	ev(r, T0 - 3 * DAY, "refused", "op", "grant", "user", "mallory", "group", "dba", "error",
+	   "unknown_user", NULL);
+	/* read: a grant failing since before the files (never active) */
+	ev(r, T0 - 3 * DAY + 10, "failed", G("g-rf", "rita", "web", "carol", "ops", 3600,
+					     T0 - 4 * DAY, T0 - 4 * DAY + 3600),
+	   "state", "ending", "outcome", "directory_unavailable", NULL);
+	ev(r, T0 - 3 * DAY + 100, "granted", G("g-k", "kim", "web", "carol", "ops", 5 * DAY,
+					       T0 - 3 * DAY + 100, T0 + 2 * DAY + 100), NULL);
+	/* g-ext: created 10 days before, extended 2 days before the period */
+	ev(r, T0 - 2 * DAY, "extended", G("g-ext", "erin", "admins", "dave", "helpdesk", 15 * DAY,
+					  T0 - 10 * DAY, T0 + 5 * DAY), "#added", 3LL * DAY, NULL);
+	/* the period */
+	ev(r, T0 + 10, "expiring_soon", G("g-soon", "sam", "ops", "dave", "helpdesk", 5 * DAY + 600,
+					  T0 - 5 * DAY, T0 + 600), "#expires_in", 590LL, NULL);
+	ev(r, T0 + 100, "revoke_failed", G("g-rf", "rita", "web", "carol", "ops", 3600,
+					   T0 - 4 * DAY, T0 - 4 * DAY + 3600), "state", "ending",
+	   "outcome", "directory_unavailable", NULL);
+	ev(r, T0 + 200, "failed", G("g-rf", "rita", "web", "carol", "ops", 3600, T0 - 4 * DAY,
+				    T0 - 4 * DAY + 3600), "state", "failed", "outcome", "removed",
+	   NULL);
+	/* asked for 8 days, extended before the files by a day and 2 hours */
+	ev(r, T0 + 7205, "expired", G("g-ends", "bob", "dba", "carol", "helpdesk",
+				      9 * DAY + 7200, T0 - 9 * DAY, T0 + 7200), "outcome", "removed",
+	   NULL);
+	/* a final failed line alone: maybe active since created_at (upper bound) */
+	ev(r, T0 + 300, "failed", G("g-fu", "fay", "dba", "carol", "helpdesk", 3600, T0 - 5 * DAY,
+				    T0 - 5 * DAY + 3600), "state", "failed", "outcome", "removed",
+	   NULL);
+	/* after the period: still open at its end */
+	ev(r, T0 + DAY + 50, "extended", G("g-aext", "al", "ops", "dave", "helpdesk",
+					   7 * DAY + 7200, T0 - 6 * DAY, T0 + DAY + 7200),
+	   "#added", 3600LL, NULL);
+	ev(r, T0 + DAY + 100, "completed", G("g-after", "ann", "dba", "dave", "helpdesk", 8 * DAY,
+					     T0 - 6 * DAY, T0 + 2 * DAY), "outcome", "removed", NULL);
+	ev(r, T0 + DAY + 110, "completed", G("g-new", "ned", "dba", "dave", "helpdesk", 600,
+					     T0 + DAY + 5, T0 + DAY + 605), "outcome", "removed",
+	   NULL);
+	/* g-long (created 20 days before, no line read) cannot be known */
+	struct report_chain ch = { .verified = true, .lines = 12, .first_seq = first_seq,
+				   .last_seq = first_seq + 11, .last_hash = "ab" };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	return res;
+}
+
+static void check_active_before(json_t *res, const char *id, int64_t start, int64_t exp)
+{
+	json_t *a = by_id(res, "active_at_end", id), *b = by_id(res, "timeline", id);
+	CHECK(a != NULL && b != NULL);
+	if (!a || !b)
+		return;
+	CHECK_STR(json_string_value(json_object_get(a, "granted_at")), t(start));
+	CHECK_STR(json_string_value(json_object_get(a, "expires_at")), t(exp));
+	CHECK(json_is_false(json_object_get(a, "start_known")));
+	CHECK(json_is_false(json_object_get(b, "start_known")));
+	CHECK_STR(json_string_value(json_object_get(b, "end_event")), "active");
+}
+
+static void check_before_input(void)
+{
+	json_t *res = before_input_report(4711);
+	CHECK(geti(res, "totals", "granted", NULL) == 0);
+	CHECK(geti(res, "totals", "expired", NULL) == 1);
+	CHECK(geti(res, "totals", "completed", NULL) == 0);
+	CHECK(geti(res, "totals", "failed", NULL) == 2);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 5);
+	/* g-ends, g-fu, g-ext, g-soon, g-aext, g-after */
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 6);
+	CHECK(json_is_false(json_object_get(json_object_get(res, "input"), "complete")));
+	CHECK_STR(json_string_value(json_object_get(json_object_get(res, "input"),
+						    "first_line_at")), t(T0 - 3 * DAY));
+	/* ended in the period, granted line not read */
+	json_t *b = by_id(res, "timeline", "g-ends");
+	CHECK(b && json_is_false(json_object_get(b, "start_known")));
+	CHECK_STR(json_string_value(json_object_get(b, "start")), t(T0 - 9 * DAY));
+	CHECK(geti(res, "by_user", "bob", "expired") == 1);
+	CHECK(geti(res, "by_user", "bob", "held_seconds") == 7205);
+	CHECK(geti(res, "by_user", "fay", "held_seconds") == 300);
+	CHECK(geti(res, "by_user", "fay", "failed") == 1);
+	b = by_id(res, "timeline", "g-fu");
+	CHECK(b && json_is_false(json_object_get(b, "start_known")));
+	/* never active: its failed line with state ending was read */
+	CHECK(by_id(res, "timeline", "g-rf") == NULL);
+	CHECK(geti(res, "by_user", "rita", "failed") == 1);
+	CHECK(geti(res, "by_user", "rita", "held_seconds") == 0);
+	/* the duration first asked for is not known: only g-ends' actual one */
+	json_t *d = json_object_get(res, "durations");
+	CHECK(geti(d, "requested", "count", NULL) == 0);
+	CHECK(geti(d, "actual", "count", NULL) == 2);
+	CHECK(geti(d, "actual", "max_seconds", NULL) == 9 * DAY + 7205);
+	/* active at the end, their start from created_at */
+	check_active_before(res, "g-ext", T0 - 10 * DAY, T0 + 5 * DAY);
+	check_active_before(res, "g-soon", T0 - 5 * DAY, T0 + 600);
+	check_active_before(res, "g-after", T0 - 6 * DAY, T0 + 2 * DAY);
+	check_active_before(res, "g-aext", T0 - 6 * DAY, T0 + DAY + 3600); /* before its extension */
+	json_t *k = by_id(res, "active_at_end", "g-k");
+	CHECK(k && json_is_true(json_object_get(k, "start_known")));
+	CHECK(by_id(res, "active_at_end", "g-new") == NULL);
+	CHECK(by_id(res, "timeline", "g-new") == NULL);
+	CHECK(geti(res, "by_user", "erin", "held_seconds") == DAY);
+	CHECK(geti(res, "by_user", "ann", "held_seconds") == DAY);
+	CHECK(geti(res, "by_user", "al", "held_seconds") == DAY);
+	CHECK(geti(res, "by_user", "ned", "held_seconds") == -999);
+	CHECK(geti(res, "by_user", "sam", "held_seconds") == DAY);
+	CHECK(geti(res, "by_user", "kim", "held_seconds") == DAY);
+	/* each format says so */
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "coverage    INCOMPLETE: the files read begin at seq 4711 "
+			  "(2026-11-20T00:00:00Z), not at seq 1.") != NULL);
+	CHECK(strstr(txt, "\n            6 grant(s) here began before the files read") != NULL);
+	CHECK(strstr(txt, "g-ext  erin -> admins  since 2026-11-13T00:00:00Z (created_at: "
+			  "granted line not read)  until 2026-11-28T00:00:00Z") != NULL);
+	CHECK(strstr(txt, "g-k  kim -> web  since 2026-11-20T00:01:40Z  until") != NULL);
+	CHECK(strstr(txt, "  started_before_input          6\n") != NULL);
+	free(txt);
+	char *html = render(res, REPORT_HTML);
+	CHECK(strstr(html, "<span class=\"bad\">INCOMPLETE") != NULL);
+	CHECK(strstr(html, "2026-11-13T00:00:00Z (created_at: granted line not read)") != NULL);
+	free(html);
+	char *csv = render(res, REPORT_CSV);
+	CHECK(strstr(csv, "input,,complete,false\r\n") != NULL);
+	CHECK(strstr(csv, "active_at_end,g-ext,start_known,false\r\n") != NULL);
+	free(csv);
+	json_decref(res);
+	/* from the log's first line, but granted lines missing: not complete */
+	res = before_input_report(1);
+	CHECK(json_is_false(json_object_get(json_object_get(res, "input"), "complete")));
+	txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "coverage    INCOMPLETE: 6 grant(s) here began before the files read: "
+			  "their start is the created_at of a later line.\n") != NULL);
+	free(txt);
+	json_decref(res);
+}
+
 /* Hostile names: escaped in HTML, defused in CSV, cleaned in text. */
 static void check_hostile(void)
 {
@@ -381,7 +551,7 @@ static void check_hostile(void)
 	struct report *r = report_new(&o);
 	ev(r, T0, "granted", G("g-9", "<script>x</script>", "=cmd|' /C calc'!A0", "a\"b", "c\x01",
 			       60, T0, T0 + 60), NULL);
-	struct report_chain ch = { .verified = false, .bad_lines = 1,
+	struct report_chain ch = { .verified = false, .bad_lines = 1, .lines = 1, .first_seq = 1,
 				   .first_error = "a.log:3: seq 3: content does not match" };
 	json_t *res = report_result(r, &ch);
 	report_free(r);
@@ -395,6 +565,7 @@ static void check_hostile(void)
 	free(csv);
 	char *txt = render(res, REPORT_TEXT);
 	CHECK(strchr(txt, '\x01') == NULL && strstr(txt, "NOT VERIFIED") != NULL);
+	CHECK(strstr(txt, "coverage    INCOMPLETE: the hash chain did not verify") != NULL);
 	free(txt);
 	json_decref(res);
 }
@@ -490,6 +661,7 @@ int main(void)
 	check_failed_after_granted();
 	check_repeated_final_lines();
 	check_ended_window();
+	check_before_input();
 	check_hostile();
 	check_times();
 	check_reader(dir);

@@ -569,3 +569,126 @@ def test_nightly_job_writes_and_mails_the_report():
     with open(mailbox) as f:
         mail = f.read()
     assert "Subject: jitd access report 2026-11-23: HASH CHAIN NOT VERIFIED" in mail, mail[:500]
+
+
+def write_long_grants(logdir):
+    """22 files as daily rotation leaves them: audit.log.21.gz (the day
+    D - 20) ... audit.log.2.gz, audit.log.1 (the day D), audit.log (D + 1);
+    audit.log.N last written N - 1 days and an hour ago. Grants far longer
+    than the nightly job's old 8-day window: g-long (alice, 30 days from
+    D - 20, no line after its granted line), g-ends (bob, from D - 20,
+    extended at D - 16, expires on D) and g-ext (erin, from D - 12, extended
+    at D - 3). Returns the current file's path."""
+    h, day = 3600, 86400
+    log = os.path.join(logdir, "audit.log")
+
+    def path(n):
+        return log + (".%d.gz" % n if n >= 2 else ".1" if n == 1 else "")
+
+    w = AuditWriter(path(21), compress=True)
+    w.event(D - 20 * day + 60, "started", version="0.1.0")
+    g_long = g("g-long", "alice", "dba", D - 20 * day + h, 30 * day, ticket="INC-L",
+               reason="database migration")
+    g_ends = g("g-ends", "bob", "admins", D - 20 * day + 2 * h, 18 * day, ticket="INC-E")
+    g_ext = g("g-ext", "erin", "ops", D - 12 * day, 10 * day, ticket="INC-X")
+    w.grant(g_long)
+    w.grant(g_ends)
+    for n in range(20, -1, -1):
+        w.switch(path(n), compress=n >= 2)
+        start = D + (1 - n) * day
+        w.refused(start + 600, "mallory", "dba", "unknown_user")
+        if n == 17:
+            w.extend(g_ends, start + h, 2 * day)       # now expires at D + 2 h
+        if n == 13:
+            w.grant(g_ext)
+        if n == 4:
+            w.extend(g_ext, start + h, 5 * day)        # now expires at D + 3 days
+        if n == 1:
+            w.end(g_ends, D + 2 * h + 5, "expired")
+    w.close()
+    now = time.time()
+    for n in range(21, 0, -1):
+        t = now - (n - 1) * day - h
+        os.utime(path(n), (t, t))
+    return log
+
+
+def test_nightly_job_reports_grants_older_than_its_window():
+    """A grant made 20 days before the reported day and still active, one
+    that ends on it after an extension, one extended inside the old 8-day
+    window: by default the job reads every kept file, so each is reported
+    with its real start and requested duration. With a window set
+    (JITD_REPORT_DAYS=8), the report says which starts it could not read
+    and that its input is incomplete, instead of dropping them silently."""
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    log = write_long_grants(logdir)
+    outdir = os.path.join(work, "reports")
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=log, JITD_REPORT_DIR=outdir,
+               JITD_REPORT_DATE="2026-11-23", JITCTL=binary("jitctl"),
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    env.pop("JITD_REPORT_DAYS", None)
+    env.pop("JITD_REPORT_MAILTO", None)
+    base = os.path.join(outdir, "jitd-report-2026-11-23")
+    day = 86400
+
+    def run(**extra):
+        r = subprocess.run(["sh", script], capture_output=True, text=True,
+                           env=dict(env, **extra), timeout=120)
+        eq(r.returncode, 0, "nightly job: %s %s" % (r.stdout, r.stderr))
+        with open(base + ".json") as f:
+            res = json.load(f)
+        with open(base + ".txt") as f:
+            return res, f.read()
+
+    # The default: every kept file.
+    res, text = run()
+    eq(sorted((a["grant_id"], a["granted_at"], a["expires_at"], a.get("start_known"))
+              for a in res["active_at_end"]),
+       [("g-ext", "2026-11-11T00:00:00Z", "2026-11-26T00:00:00Z", True),
+        ("g-long", "2026-11-03T01:00:00Z", "2026-12-03T01:00:00Z", True)], "active_at_end")
+    eq(len(res["input"]["files"]), 22, "files read")
+    eq(res["input"].get("complete"), True, "input.complete")
+    check_counts(res["totals"], {"granted": 0, "expired": 1, "active_at_end": 2,
+                                 "started_before_input": 0}, "totals")
+    eq(res["by_user"]["alice"]["held_seconds"], day, "alice held")
+    eq(res["by_user"]["bob"]["held_seconds"], 7205, "bob held")
+    check_counts(res["durations"]["requested"], {"count": 1, "total_seconds": 18 * day},
+                 "requested (before the extension)")
+    check_counts(res["durations"]["actual"], {"count": 1, "total_seconds": 20 * day + 5},
+                 "actual")
+    bars = {b["grant_id"]: (b["start"], b["end_event"], b.get("start_known"))
+            for b in res["timeline"]}
+    eq(bars, {"g-long": ("2026-11-03T01:00:00Z", "active", True),
+              "g-ext": ("2026-11-11T00:00:00Z", "active", True),
+              "g-ends": ("2026-11-03T02:00:00Z", "expired", True)}, "timeline")
+    assert "coverage    complete: the files read begin at the log's first line (seq 1)." \
+        in text, text[:2000]
+    assert "g-long  alice -> dba  since 2026-11-03T01:00:00Z  until 2026-12-03T01:00:00Z" \
+        in text, text
+
+    # A window of 8 days: g-long has no line in it and cannot be shown; the
+    # report says the input is incomplete and marks the starts it lacks.
+    res, text = run(JITD_REPORT_DAYS="8")
+    eq([(a["grant_id"], a["granted_at"], a["expires_at"], a.get("start_known"))
+        for a in res["active_at_end"]],
+       [("g-ext", "2026-11-11T00:00:00Z", "2026-11-26T00:00:00Z", False)], "active_at_end")
+    eq(len(res["input"]["files"]), 9, "files read with JITD_REPORT_DAYS=8")
+    eq(res["input"].get("complete"), False, "input.complete")
+    check_counts(res["totals"], {"expired": 1, "active_at_end": 1, "started_before_input": 2},
+                 "totals")
+    eq(res["durations"]["requested"]["count"], 0, "requested duration not known")
+    bars = {b["grant_id"]: (b["start"], b["end_event"], b.get("start_known"))
+            for b in res["timeline"]}
+    eq(bars, {"g-ext": ("2026-11-11T00:00:00Z", "active", False),
+              "g-ends": ("2026-11-03T02:00:00Z", "expired", False)}, "timeline")
+    first = res["chain"]["first_seq"]
+    for s in ("coverage    INCOMPLETE: the files read begin at seq %d (2026-11-16T00:10:00Z), "
+              "not at seq 1." % first,
+              "A grant made before then that has no line in these files is not in this report:",
+              "2 grant(s) here began before the files read",
+              "g-ext  erin -> ops  since 2026-11-11T00:00:00Z (created_at: granted line not "
+              "read)  until 2026-11-26T00:00:00Z"):
+        assert s in text, (s, text[:2500])

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@ struct dir_conn {
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool probing;           /* dir_probe() runs: do not fail fast */
 	char *uuid_base;        /* where users are looked for by uuid, once known */
+	struct ldap_conncb conncb; /* conn_added(): bounds the set-up I/O */
+	int64_t io_deadline;    /* mono_ms() limit of set-up I/O; 0: none */
+	bool io_timed_out;      /* ... and it was reached */
 };
 
 struct dir_health {
@@ -377,6 +381,116 @@ static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg, const ch
 }
 
 /*
+ * Robustness: a deadline for the I/O that sets a connection up. libldap 2.5
+ * runs the TLS handshake (ldaps:// and StartTLS) on a non-blocking socket
+ * when LDAP_OPT_NETWORK_TIMEOUT is set and retries a read that would block
+ * at once, with no deadline: it polls with that timeout only under
+ * LDAP_OPT_CONNECT_ASYNC, which a synchronous bind cannot use (it answers
+ * LDAP_X_CONNECTING while a remote connect is in progress). SO_RCVTIMEO
+ * cannot help a non-blocking socket. A server that accepts the connection
+ * and never answers would hold the worker, spinning, until it closes the
+ * connection. So conn_added() (libldap calls it once TCP is connected,
+ * before any TLS) puts one I/O layer between the socket and TLS: while
+ * c->io_deadline is set, a read or write first waits for the socket with
+ * poll(), until the deadline at most, then fails with ETIMEDOUT, which fails
+ * the handshake. Unset, the layer passes everything through.
+ */
+static int64_t io_deadline_from_now(const struct jit_dir_cfg *cfg)
+{
+	return mono_ms() + (int64_t)cfg_timeout(cfg).tv_sec * 1000;
+}
+
+/* 0 once the socket under sbiod is ready for ev (or has failed: the read
+ * or write says how); -1 with errno set, ETIMEDOUT at the deadline. */
+static int io_wait(Sockbuf_IO_Desc *sbiod, short ev)
+{
+	struct dir_conn *c = sbiod->sbiod_pvt;
+	ber_socket_t fd = -1;
+	struct pollfd p;
+
+	if (c->io_deadline == 0)
+		return 0;
+	if (ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	p.fd = fd;
+	p.events = ev;
+	for (;;) {
+		int64_t left = c->io_deadline - mono_ms();
+		int n = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (n > 0)
+			return 0;
+		if (n == 0) {
+			c->io_timed_out = true;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static int io_setup(Sockbuf_IO_Desc *sbiod, void *arg)
+{
+	sbiod->sbiod_pvt = arg;
+	return 0;
+}
+
+static int io_ctrl(Sockbuf_IO_Desc *sbiod, int opt, void *arg)
+{
+	return LBER_SBIOD_CTRL_NEXT(sbiod, opt, arg);
+}
+
+static ber_slen_t io_read(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	if (io_wait(sbiod, POLLIN) != 0)
+		return -1;
+	return LBER_SBIOD_READ_NEXT(sbiod, buf, len);
+}
+
+static ber_slen_t io_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
+{
+	if (io_wait(sbiod, POLLOUT) != 0)
+		return -1;
+	return LBER_SBIOD_WRITE_NEXT(sbiod, buf, len);
+}
+
+static Sockbuf_IO deadline_io = {
+	.sbi_setup = io_setup,
+	.sbi_ctrl = io_ctrl,
+	.sbi_read = io_read,
+	.sbi_write = io_write,
+};
+
+/* libldap's connect callback: TCP is connected, TLS not started. A
+ * connection that cannot get the layer fails rather than run unbounded. */
+static int conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		      struct ldap_conncb *ctx)
+{
+	struct dir_conn *c = ctx->lc_arg;
+
+	(void)ld;
+	(void)srv;
+	(void)addr;
+	c->io_deadline = io_deadline_from_now(c->cfg);
+	if (ber_sockbuf_add_io(sb, &deadline_io, LBER_SBIOD_LEVEL_TRANSPORT - 1, c) != 0) {
+		log_warn("directory %s: cannot bound the connection set-up", c->cfg->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Called when libldap closes a connection (sb NULL when the handle goes):
+ * the layer goes with the Sockbuf, nothing is ours to free. */
+static void conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	(void)ld;
+	(void)sb;
+	(void)ctx;
+}
+
+/*
  * GSSAPI with a keytab: credentials for jitd alone, in a credential cache
  * private to this process and directory ("MEMORY:jitd-<name>"), so neither
  * KRB5CCNAME nor anybody's kinit matters. One bind at a time process-wide:
@@ -461,12 +575,20 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 		set_result(c, res, code, "initialize (uri)");
 		goto out;
 	}
+	c->io_timed_out = false;
 	bad = set_options(c->ld, cfg, uri);
+	if (bad == NULL &&
+	    ldap_set_option(c->ld, LDAP_OPT_CONNECT_CB, &c->conncb) != LDAP_OPT_SUCCESS)
+		bad = "connect callback";
 	if (bad != NULL) {
 		(void)snprintf(msg, sizeof(msg), "cannot set LDAP option: %s", bad);
 		set_local_result(res, msg);
 		goto out;
 	}
+	/* The connection opens with the first request (StartTLS or the bind),
+	 * and conn_added() then starts the deadline of its TLS handshake: for
+	 * StartTLS, the request and the handshake share it. The bind gets a
+	 * deadline of its own. */
 	if (cfg->starttls) {
 		clear_diag(c);
 		code = ldap_start_tls_s(c->ld, NULL, NULL);
@@ -474,17 +596,26 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 			set_result(c, res, code, "starttls");
 			goto out;
 		}
+		c->io_deadline = io_deadline_from_now(cfg);
 	}
 	rc = dir_bind(c, res);
 	if (rc != JIT_OK)
 		goto out;
+	c->io_deadline = 0;
 	c->cur = i;
 	set_result(c, res, LDAP_SUCCESS, NULL);
 	set_health(c, true, "");
 	log_debug("directory %s: connected and bound to %s", cfg->name, uri);
 	return JIT_OK;
 out:
+	c->io_deadline = 0;
 	dir_drop(c);
+	if (c->io_timed_out) {
+		char *tmp = xasprintf("%s (no answer within %llds)", res->message,
+				      (long long)cfg_timeout(cfg).tv_sec);
+		copy_printable(res->message, sizeof(res->message), tmp);
+		free(tmp);
+	}
 	if (c->n_uris > 1) {
 		/* Name the server: the next one may answer. */
 		char *tmp = xasprintf("%s: %s", uri, res->message);
@@ -545,6 +676,7 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 			fresh = true;
 		}
 		*code = op(c, arg, res);
+		c->io_deadline = 0; /* libldap may have connected again inside op */
 		if (!code_is_unavailable(*code)) {
 			(void)snprintf(res->uri, sizeof(res->uri), "%s", c->uris[c->cur]);
 			return JIT_OK;
@@ -689,6 +821,9 @@ struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg)
 		fatal("pthread_mutex_init: %s", strerror(err));
 	c->cfg = cfg;
 	c->cur = c->prefer = -1;
+	c->conncb.lc_add = conn_added;
+	c->conncb.lc_del = conn_deleted;
+	c->conncb.lc_arg = c;
 	while (p && *p) {
 		size_t len = strcspn(p, " ");
 		if (len > 0) {

@@ -104,6 +104,23 @@ def test_sasl_scram_sha256_over_tcp():
         assert "SCRAM-SHA-256 on ldap:// without starttls" in e.jitd.stderr_tail(400)
 
 
+def test_sasl_scram_over_ldaps_with_the_certificate_checked():
+    # The TLS handshake runs through jitd's set-up deadline layer (see
+    # conn_added in src/directory.c): a real handshake, certificate demanded.
+    with Env(mech="SCRAM-SHA-256", slapd_kw={"tls": True}, start=False) as e:
+        d = e.jitd.config["directories"][0]
+        d["uri"] = e.slapd.ldaps_uri
+        d["tls_ca_file"] = e.slapd.tls_cert
+        e.jitd.write_config()
+        e.jitd.start()
+        g = e.grant_and_check("bob", "admins", "3s")
+        e.wait_removed("admins", e.user_dn("bob"), expires_epoch(g) + SLACK, "ldaps expiry")
+        assert "SCRAM-SHA-256" in _bind_mechs(e.slapd)
+        assert "nothing protects" not in e.jitd.stderr_tail(400), "warned about ldaps://"
+        eq(e.jitd.ok({"op": "status"})["status"]["directories"][0]["connected"], True,
+           "connected over ldaps://")
+
+
 def test_scram_wrong_password_grants_nothing():
     with Env(mech="SCRAM-SHA-256", start=False) as e:
         e.jitd.write_secret("not-the-password")

@@ -9,8 +9,10 @@ revoke_failed events, and an operator closes it with revoke --force."""
 
 import os
 import signal
+import socket
 import time
 
+from fakeldap import MuteServer
 from jittest import Env, eq, refused, expires_epoch, wait_until, need_root, in_parallel
 
 SLACK = 5
@@ -250,3 +252,83 @@ def test_connections_the_directory_closed_while_idle_are_bound_again():
                "completed", g["user"])
         for u in ["alice"] + users:
             assert not s.is_member("ops", s.user_dn(u)), u
+
+
+def _answer_within(e, req, bound, what):
+    """jitd's answer to req, failing (not hanging) if it takes over bound s."""
+    t0 = time.time()
+    try:
+        a = e.jitd.request(req, timeout=bound)
+    except socket.timeout:
+        raise AssertionError("%s: no answer within %.0fs (a worker stuck in a TLS "
+                             "handshake?)\n%s" % (what, bound, e.jitd.stderr_tail(20)))
+    return a, time.time() - t0
+
+
+TIMEOUT = 2     # the directory's timeout in these tests
+BOUND = 8       # seconds: the timeout, then the next URI, with room for a busy machine
+
+
+def test_ldaps_server_that_never_handshakes_costs_one_timeout():
+    """An ldaps:// server that accepts the connection and then never answers
+    the TLS handshake (libldap 2.5 spins on it until the server closes the
+    connection): the attempt ends after `timeout` and the next URI serves the
+    grant and its end; with that server alone, the grant is refused in time
+    and status says why."""
+    with MuteServer() as mute, Env(start=False, directory={"timeout": TIMEOUT,
+                                                          "connections": 1}) as e:
+        d = e.jitd.config["directories"][0]
+        d["uri"] = "ldaps://127.0.0.1:%d %s" % (mute.port, e.slapd.ldapi_uri)
+        e.jitd.write_config()
+        t0 = time.time()
+        e.jitd.start()
+        a, took = _answer_within(e, {"op": "grant", "user": "alice", "group": "admins",
+                                     "duration": "1h"}, BOUND, "grant with a mute first URI")
+        assert a.get("ok"), a
+        assert e.is_member("admins", e.user_dn("alice")), "grant made through the second URI"
+        since_start = time.time() - t0
+        assert mute.accepted >= 1, "the mute server was never tried"
+        assert "no answer within %ds" % TIMEOUT in e.jitd.stderr_tail(200), \
+            e.jitd.stderr_tail(40)
+        c, _ = _answer_within(e, {"op": "complete", "grant_id": a["grant"]["grant_id"]},
+                              BOUND, "complete")
+        eq(c["grant"]["state"], "completed", "complete")
+        assert not e.is_member("admins", e.user_dn("alice"))
+        print("grant answered %.2fs after jitd started (timeout %ds)" % (since_start, TIMEOUT))
+
+    with MuteServer() as mute, Env(start=False, directory={"timeout": TIMEOUT,
+                                                          "connections": 1}) as e:
+        e.jitd.config["directories"][0]["uri"] = "ldaps://127.0.0.1:%d" % mute.port
+        e.jitd.write_config()
+        e.jitd.start()
+        a, took = _answer_within(e, {"op": "grant", "user": "bob", "group": "admins",
+                                     "duration": "1h"}, BOUND, "grant into a mute directory")
+        refused(a, "directory_unavailable", "grant into a mute ldaps:// server")
+        st = _status(e)
+        eq(_dir(st)["connected"], False, "connected")
+        assert "no answer within %ds" % TIMEOUT in _dir(st)["last_error"], st
+        print("refused after %.2fs" % took)
+
+
+def test_starttls_handshake_that_never_ends_costs_one_timeout():
+    """A server that accepts StartTLS and then never answers the handshake:
+    libldap 2.5 bounds the request, not the handshake. The attempt ends after
+    `timeout` and the next URI (a real slapd, StartTLS with the certificate
+    checked) serves the grant."""
+    with MuteServer(starttls=True) as mute, \
+            Env(start=False, mech="SCRAM-SHA-256", slapd_kw={"tls": True},
+                directory={"timeout": TIMEOUT, "connections": 1, "starttls": True}) as e:
+        d = e.jitd.config["directories"][0]
+        d["uri"] = "ldap://127.0.0.1:%d %s" % (mute.port, e.slapd.ldap_uri)
+        d["tls_ca_file"] = e.slapd.tls_cert
+        e.jitd.write_config()
+        e.jitd.start()
+        a, took = _answer_within(e, {"op": "grant", "user": "carol", "group": "dba",
+                                     "duration": "1h"}, BOUND, "grant with a mute StartTLS")
+        assert a.get("ok"), (a, e.jitd.stderr_tail(40))
+        assert e.is_member("dba", e.user_dn("carol"))
+        assert mute.accepted >= 1, "the mute server was never tried"
+        assert "no answer within %ds" % TIMEOUT in e.jitd.stderr_tail(200), \
+            e.jitd.stderr_tail(40)
+        e.jitd.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
+        assert not e.is_member("dba", e.user_dn("carol"))

@@ -7,6 +7,9 @@ ou=services. The service identity cn=jitd,ou=services,<suffix> is reached
 two ways: SASL EXTERNAL over ldapi (peer uid 0) and SCRAM-SHA-256 /
 DIGEST-MD5 through slapd's built-in auxprop (cleartext userPassword). Its
 ACL lets it write only `member` and `memberUid` under ou=groups.
+Slapd(tls=True) also listens on ldaps://127.0.0.1:<another port> (and
+offers StartTLS) with a self-signed certificate for 127.0.0.1 made by
+openssl at start; its path is .tls_cert (a CA file for tls_ca_file).
 
 Every instance stops itself at interpreter exit (atexit) and its pid file
 lives under the test's work directory, so tests/run can kill a leftover
@@ -142,18 +145,23 @@ class LdapError(Exception):
 
 class Slapd:
     def __init__(self, suffix=SUFFIX, users=None, groups=None, overlays=True,
-                 extra_ldif="", idletimeout=None):
+                 extra_ldif="", idletimeout=None, tls=False):
         self.suffix = suffix
         self.users = list(DEFAULT_USERS if users is None else users)
         self.groups = dict(DEFAULT_GROUPS if groups is None else groups)
         self.want_overlays = overlays
         self.extra_ldif = extra_ldif
         self.idletimeout = idletimeout  # seconds: slapd closes idle connections
+        self.tls = tls
         self.dir = tempfile.mkdtemp(prefix="sl", dir=work_root())
         self.sock = os.path.join(self.dir, "ldapi")
         if len(self.sock.encode()) >= 100:
             raise RuntimeError("ldapi socket path too long: %s" % self.sock)
         self.ldapi_uri = "ldapi://" + urllib.parse.quote(self.sock, safe="")
+        self.tls_cert = os.path.join(self.dir, "cert.pem") if tls else None
+        self.tls_key = os.path.join(self.dir, "key.pem") if tls else None
+        self.ldaps_port = None
+        self.ldaps_uri = None
         self.port = None
         self.ldap_uri = None
         self.conf = os.path.join(self.dir, "slapd.conf")
@@ -203,7 +211,9 @@ class Slapd:
             "pidfile %s" % self.pidfile,
             "argsfile %s" % os.path.join(self.dir, "slapd.args"),
             "loglevel stats",
-        ] + (["idletimeout %d" % self.idletimeout] if self.idletimeout else []) + [
+        ] + (["idletimeout %d" % self.idletimeout] if self.idletimeout else []) + (
+            ["TLSCertificateFile %s" % self.tls_cert,
+             "TLSCertificateKeyFile %s" % self.tls_key] if self.tls else []) + [
             "sasl-realm %s" % self.realm,
             # Peer credentials of our own uid (the uid jitd runs as) over
             # ldapi -> the service entry. The literal plus is written [+]:
@@ -245,6 +255,15 @@ class Slapd:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines))
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
+
+    def _make_cert(self):
+        """A self-signed certificate for 127.0.0.1 and localhost."""
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+                        "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", self.tls_key, "-out", self.tls_cert],
+                       check=True, capture_output=True, timeout=30)
 
     def seed_ldif(self):
         s = self.suffix
@@ -295,12 +314,17 @@ class Slapd:
         """Starts slapd (first time: writes the config and seeds it)."""
         first = self.port is None
         if first:
+            if self.tls:
+                self._make_cert()
             self._write_conf()
         last = None
         for attempt in range(5):
             if first:
                 self.port = free_port()
                 self.ldap_uri = "ldap://127.0.0.1:%d" % self.port
+                if self.tls:
+                    self.ldaps_port = free_port()
+                    self.ldaps_uri = "ldaps://127.0.0.1:%d" % self.ldaps_port
             try:
                 self._spawn()
                 break
@@ -322,8 +346,8 @@ class Slapd:
         # container nobody else may) and never mistake a zombie for a server.
         if not os.access(SLAPD, os.X_OK):
             raise RuntimeError("slapd not found (apt-get install slapd; see scripts/deps)")
-        cmd = [SLAPD, "-d", "256", "-f", self.conf, "-h",
-               "%s %s" % (self.ldapi_uri, self.ldap_uri)]
+        urls = [self.ldapi_uri, self.ldap_uri] + ([self.ldaps_uri] if self.tls else [])
+        cmd = [SLAPD, "-d", "256", "-f", self.conf, "-h", " ".join(urls)]
         if os.geteuid() == 0:
             cmd += ["-u", "root", "-g", "root"]
         with open(self.log, "ab") as logf:

@@ -344,6 +344,51 @@ static const char *secprops_for(const struct jit_dir_cfg *cfg, const char *uri)
 	return uses_tls(cfg, uri) ? "maxssf=0" : "minssf=56";
 }
 
+/* The minssf that a SASL_SECPROPS string asks for; 0 if none (or not a
+ * number: libldap then refuses the string at the bind). */
+static int64_t secprops_minssf(const char *secprops)
+{
+	const char *p = secprops;
+
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, ",");
+		if (len > 7 && strncasecmp(p, "minssf=", 7) == 0) {
+			char num[16];
+			int64_t v;
+			if (len - 7 >= sizeof(num))
+				return 0;
+			memcpy(num, p + 7, len - 7);
+			num[len - 7] = '\0';
+			return parse_int64(num, 0, INT32_MAX, &v) == JIT_OK ? v : 0;
+		}
+		p += len;
+		p += strspn(p, ",");
+	}
+	return 0;
+}
+
+bool dir_cfg_tls_unverified(const struct jit_dir_cfg *cfg)
+{
+	const char *req = cfg->tls_require_cert ? cfg->tls_require_cert : "demand";
+	const char *p = cfg->uri;
+
+	if (tls_require_value(req) == LDAP_OPT_X_TLS_DEMAND ||
+	    tls_require_value(req) == LDAP_OPT_X_TLS_HARD)
+		return false;
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, " ");
+		char *uri = xstrndup(p, len);
+		bool bad = len > 0 && uses_tls(cfg, uri) &&
+			   secprops_minssf(secprops_for(cfg, uri)) == 0;
+		free(uri);
+		if (bad)
+			return true;
+		p += len;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
 /* Sets every handle option; the name of the first that fails, or NULL. */
 static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg, const char *uri)
 {

@@ -51,6 +51,13 @@ struct dir_user {
 };
 void dir_user_clear(struct dir_user *u); /* frees the fields, NULL-safe */
 
+/* True if some URI of cfg would run over TLS (ldaps://, or starttls) with
+ * a server certificate that need not check out (tls_require_cert never,
+ * allow or try) and no SASL security layer asked for (GSSAPI over TLS
+ * asks for none by default; see sasl_secprops): nothing would then prove
+ * the server is the directory, nor protect what follows the bind. */
+bool dir_cfg_tls_unverified(const struct jit_dir_cfg *cfg);
+
 /* Creates a connection object for cfg (which must outlive it). Does not
  * connect yet. Never fails except on memory exhaustion (aborts). */
 struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg);

@@ -379,12 +379,26 @@ static struct dirq *find_dir(struct engine *e, const char *name)
 }
 
 /* Says so when nothing protects a directory's operations after the bind:
- * a mechanism without a security layer on a URI without TLS. (GSSAPI
- * without TLS asks for a layer itself, see directory.c; PLAIN without TLS
- * is refused by the configuration check.) */
+ * a mechanism without a security layer on a URI without TLS, or TLS that
+ * does not check the server's certificate without a security layer (GSSAPI
+ * over TLS asks for none: AD refuses one inside TLS). Kerberos and SCRAM
+ * authenticate the bind, but nothing ties it to the TLS session: a machine
+ * on the path that offers its own certificate can relay the bind, then
+ * change what follows. (GSSAPI without TLS asks for a layer itself, see
+ * directory.c; PLAIN without TLS is refused by the configuration check.)
+ * Only a warning: refusing to start would stop the removals that are due. */
 static void warn_unprotected(const struct jit_dir_cfg *dc)
 {
-	const char *m = dc->sasl_mech ? dc->sasl_mech : "";
+	const char *m = dc->sasl_mech ? dc->sasl_mech : "EXTERNAL";
+	if (dir_cfg_tls_unverified(dc))
+		log_warn("directory %s: %s over TLS with tls_require_cert = %s and no SASL security "
+			 "layer: nothing proves the server is the directory, so a machine on the "
+			 "path could answer in its place, or relay the bind and then change the "
+			 "searches and modifies or their answers%s; set tls_require_cert = demand "
+			 "(and tls_ca_file)%s", dc->name, m, dc->tls_require_cert,
+			 strcmp(m, "PLAIN") == 0 ? " (and PLAIN hands it the password)" : "",
+			 strcmp(m, "GSSAPI") == 0 ? ", or use ldap:// without starttls, where "
+						    "GSSAPI seals" : "");
 	if (config_dir_tls(dc) || dc->sasl_secprops != NULL)
 		return;
 	if (strncmp(m, "SCRAM-", 6) == 0 || strcmp(m, "DIGEST-MD5") == 0)

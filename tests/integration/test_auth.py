@@ -121,6 +121,47 @@ def test_sasl_scram_over_ldaps_with_the_certificate_checked():
            "connected over ldaps://")
 
 
+def test_gssapi_over_unverified_tls_is_warned_about():
+    # GSSAPI over TLS asks for no SASL layer (AD refuses one inside TLS), so
+    # with tls_require_cert never, allow or try nothing proves the server is
+    # the directory: jitd says so at start, like the SCRAM warning above.
+    # Nothing listens on the port: the warning is about the configuration.
+    import socket as _s
+    probe = _s.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    warning = "GSSAPI over TLS with tls_require_cert = %s and no SASL security layer"
+    cases = [  # (directory overrides, warned?)
+        ({"uri": "ldaps://127.0.0.1:%d" % port, "tls_require_cert": "never"}, True),
+        ({"uri": "ldaps://127.0.0.1:%d" % port, "tls_require_cert": "allow"}, True),
+        ({"uri": "ldap://127.0.0.1:%d" % port, "starttls": True, "tls_require_cert": "try"},
+         True),
+        # ... and not when the certificate is demanded, when a layer is asked
+        # for, or on ldap:// where GSSAPI seals.
+        ({"uri": "ldaps://127.0.0.1:%d" % port, "tls_require_cert": "demand"}, False),
+        ({"uri": "ldaps://127.0.0.1:%d" % port, "tls_require_cert": "never",
+          "sasl_secprops": "minssf=56"}, False),
+        ({"uri": "ldap://127.0.0.1:%d" % port, "tls_require_cert": "never"}, False),
+    ]
+    with Env(mech="GSSAPI", start=False) as e:
+        base = dict(e.jitd.config["directories"][0])
+        for overrides, warned in cases:
+            d = dict(base)
+            d.update(overrides)
+            e.jitd.config["directories"][0] = d
+            e.jitd.write_config()
+            with open(e.jitd.stderr_path, "w"):
+                pass  # this start's lines only
+            e.jitd.start()
+            e.jitd.stop()
+            req = overrides["tls_require_cert"]
+            got = (warning % req) in e.jitd.stderr_tail(400)
+            eq(got, warned, "warning for %r" % overrides)
+            if warned:
+                assert "set tls_require_cert = demand" in e.jitd.stderr_tail(400)
+
+
 def test_scram_wrong_password_grants_nothing():
     with Env(mech="SCRAM-SHA-256", start=False) as e:
         e.jitd.write_secret("not-the-password")

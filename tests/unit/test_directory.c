@@ -1,8 +1,9 @@
 /*
  * test_directory.c - the parts of src/directory.c that need no server:
- * AD range retrieval parsing, member value comparison keys, and the shared
+ * AD range retrieval parsing, member value comparison keys, the shared
  * directory health (fail fast while down, probe claiming) against a port
- * where nothing listens.
+ * where nothing listens, and which configurations run over TLS with
+ * nothing proving the server (the start-up warning).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +129,54 @@ static void test_health(void)
 	close(fd);
 }
 
+/* dir_cfg_tls_unverified() for cfg with these settings. */
+static bool unverified(const char *mech, const char *uri, bool starttls, const char *reqcert,
+		       const char *secprops)
+{
+	struct jit_dir_cfg d;
+
+	memset(&d, 0, sizeof(d));
+	d.sasl_mech = (char *)mech;
+	d.uri = (char *)uri;
+	d.starttls = starttls;
+	d.tls_require_cert = (char *)reqcert;
+	d.sasl_secprops = (char *)secprops;
+	return dir_cfg_tls_unverified(&d);
+}
+
+static void test_tls_unverified(void)
+{
+	const char *s = "ldaps://dc1.example.com";
+
+	CHECK(unverified("GSSAPI", s, false, "never", NULL));
+	CHECK(unverified("GSSAPI", s, false, "allow", NULL));
+	CHECK(unverified("GSSAPI", s, false, "try", NULL));
+	CHECK(!unverified("GSSAPI", s, false, "demand", NULL));
+	CHECK(!unverified("GSSAPI", s, false, NULL, NULL)); /* the default: demand */
+	CHECK(unverified("GSSAPI", "ldap://dc1", true, "never", NULL));
+	/* GSSAPI seals on plain ldap:// (minssf=56), whatever tls_require_cert. */
+	CHECK(!unverified("GSSAPI", "ldap://dc1", false, "never", NULL));
+	/* One TLS URI among others is enough. */
+	CHECK(unverified("GSSAPI", "ldap://dc1 ldaps://dc2", false, "never", NULL));
+	/* A layer asked for: protected (libldap refuses a bind without it). */
+	CHECK(!unverified("GSSAPI", s, false, "never", "minssf=56"));
+	CHECK(!unverified("GSSAPI", s, false, "never", "noplain,minssf=1,maxssf=256"));
+	CHECK(unverified("GSSAPI", s, false, "never", "maxssf=0"));
+	CHECK(unverified("GSSAPI", s, false, "never", "minssf=0"));
+	CHECK(unverified("GSSAPI", s, false, "never", "minssf=x"));
+	CHECK(unverified("GSSAPI", s, false, "never", "xminssf=56"));
+	/* Password mechanisms and EXTERNAL over unverified TLS: the same hole. */
+	CHECK(unverified("SCRAM-SHA-256", s, false, "never", NULL));
+	CHECK(unverified(NULL, s, false, "allow", NULL));
+	CHECK(!unverified("SCRAM-SHA-256", "ldap://dc1", false, "never", NULL));
+	CHECK(!unverified("EXTERNAL", "ldapi://%2Frun%2Fslapd", false, "never", NULL));
+}
+
 int main(void)
 {
 	test_range();
 	test_value_key();
 	test_health();
+	test_tls_unverified();
 	T_DONE();
 }

@@ -538,16 +538,51 @@ static void conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 /*
  * GSSAPI with a keytab: credentials for jitd alone, in a credential cache
  * private to this process and directory ("MEMORY:jitd-<name>"), so neither
- * KRB5CCNAME nor anybody's kinit matters. One bind at a time process-wide:
- * binds are rare, and two threads must not initialise the cache at once.
+ * KRB5CCNAME nor anybody's kinit matters. Two threads must not initialise
+ * one cache at once: MIT gets the TGT into it during the bind (the first,
+ * and again when it is due for refresh), and its initialise-then-store is
+ * not atomic. So the binds that share a cache (one directory's
+ * connections, the engine's and reconcile's alike, across reloads: the
+ * cache goes by the directory's name) run one at a time, from taking the
+ * credentials to the bind's answer; the binds of different directories,
+ * with different caches, do not wait for each other: a stalled domain
+ * controller holds back only its own directory (each bind bounded by its
+ * timeout). One lock per cache name ever used, kept until exit.
  */
-static pthread_mutex_t gss_bind_lock = PTHREAD_MUTEX_INITIALIZER;
+struct gss_lock {
+	char *ccache;
+	pthread_mutex_t mu;
+	struct gss_lock *next;
+};
+static pthread_mutex_t gss_locks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gss_lock *gss_locks; /* guarded by gss_locks_mu */
 
-static int gss_acquire(struct dir_conn *c, void **cred, struct dir_result *res)
+static pthread_mutex_t *gss_lock_for(const char *ccache)
 {
-	char ccache[160], err[200], msg[256];
+	struct gss_lock *l;
 
-	(void)snprintf(ccache, sizeof(ccache), "MEMORY:jitd-%s", c->cfg->name);
+	pthread_mutex_lock(&gss_locks_mu);
+	for (l = gss_locks; l != NULL && strcmp(l->ccache, ccache) != 0; l = l->next)
+		;
+	if (l == NULL) {
+		int err;
+		l = xcalloc(1, sizeof(*l));
+		l->ccache = xstrdup(ccache);
+		err = pthread_mutex_init(&l->mu, NULL);
+		if (err != 0)
+			fatal("pthread_mutex_init: %s", strerror(err));
+		l->next = gss_locks;
+		gss_locks = l;
+	}
+	pthread_mutex_unlock(&gss_locks_mu);
+	return &l->mu;
+}
+
+static int gss_acquire(struct dir_conn *c, const char *ccache, void **cred,
+		       struct dir_result *res)
+{
+	char err[200], msg[256];
+
 	if (krb_cred_acquire(c->cfg->keytab, c->cfg->principal, ccache, cred, err,
 			     sizeof(err)) != JIT_OK) {
 		(void)snprintf(msg, sizeof(msg), "keytab %s: %s", c->cfg->keytab, err);
@@ -565,6 +600,8 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 	struct sasl_answers a = { cfg->sasl_authcid, NULL, cfg->sasl_realm, cfg->sasl_authzid,
 				  NULL, false };
 	bool gss = is_gssapi(cfg) && cfg->keytab != NULL;
+	pthread_mutex_t *gss_lock = NULL;
+	char ccache[160];
 	char *secret = NULL;
 	int code, rc = JIT_EDIRUNAVAIL;
 
@@ -575,8 +612,10 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 		a.secret = secret;
 	}
 	if (gss) {
-		pthread_mutex_lock(&gss_bind_lock);
-		if (gss_acquire(c, &a.gss_cred, res) != JIT_OK)
+		(void)snprintf(ccache, sizeof(ccache), "MEMORY:jitd-%s", cfg->name);
+		gss_lock = gss_lock_for(ccache);
+		pthread_mutex_lock(gss_lock);
+		if (gss_acquire(c, ccache, &a.gss_cred, res) != JIT_OK)
 			goto out;
 	}
 	clear_diag(c);
@@ -598,7 +637,7 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 out:
 	if (gss) {
 		krb_cred_release(a.gss_cred);
-		pthread_mutex_unlock(&gss_bind_lock);
+		pthread_mutex_unlock(gss_lock);
 	}
 	free_secret(secret);
 	a.secret = NULL;

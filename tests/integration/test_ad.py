@@ -11,7 +11,7 @@ import time
 
 from jittest import exclusive, eq, refused, timeout, wait_until, skip
 from jitd import parse_time
-from samba import AdEnv, jitd_group
+from samba import AdEnv, jitd_directory, jitd_group
 
 GRANT_SLACK = 4  # seconds a removal may take after expires_at (scheduler + LDAP)
 
@@ -299,3 +299,34 @@ def test_ad_expiries_of_one_group_leave_it_with_one_modify():
         if not together or n < 2:
             raise AssertionError("no modify removed two or more members at once: %r" % together)
         eq(e.jitd.audit_events("revoke_failed"), [], "no failed removal")
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_a_stalled_directory_does_not_hold_back_the_binds_of_another():
+    """Two directories with GSSAPI from keytabs; the first's server accepts
+    connections and never answers (its binds wait the whole timeout). The
+    second's binds must not wait for them: GSSAPI binds are serialised per
+    credential cache (per directory), not process-wide."""
+    from fakeldap import MuteServer
+    with MuteServer() as mute, AdEnv(start=False) as e:
+        dc, j = e.dc, e.jitd
+        ad = j.config["directories"][0]
+        stalled = jitd_directory(dc, name="stalled", uri="ldap://localhost:%d" % mute.port,
+                                 timeout=6, connections=2)
+        # The stalled directory first: its workers start (and bind) first.
+        j.config["directories"] = [stalled, ad]
+        j.config["groups"].append(jitd_group(dc, "elsewhere", "JIT Ops", directory="stalled"))
+        j.write_config()
+        t0 = time.time()
+        j.start()
+        g = _grant(e, "alice", "jit-ops", "1h")
+        took = time.time() - t0
+        eq(dc.is_member("JIT Ops", "alice"), True, "granted on the answering directory")
+        assert mute.accepted >= 1, "the stalled directory was never tried"
+        # A bind to the answering DC takes well under a second; one stalled
+        # bind holding a process-wide lock costs the 6 s timeout.
+        assert took < 4, "the first grant waited %.1fs for another directory's binds" % took
+        e.jitd.ok({"op": "revoke", "grant_id": g["grant_id"]})
+        eq(dc.is_member("JIT Ops", "alice"), False, "revoked")
+        print("first grant %.2fs after start, beside a stalled directory (timeout 6s)" % took)

@@ -2,7 +2,8 @@
  * engine.c - runs the grant state machine: one job queue and `connections`
  * worker threads per directory (each with its own LDAP connection and
  * store handle), the expiry scheduler, and the read-only operations
- * (show, list, status) plus extend, answered from the main thread.
+ * (show, list, status) plus extend, answered from the main thread, whose
+ * store handle never waits long for a lock (MAIN_STORE_WAIT_MS).
  * Trust: requests arrive validated and authorised for their op/group by
  * the listener; operations on an existing grant are authorised here
  * against the grant's group. The engine alone holds directory credentials.
@@ -31,6 +32,14 @@
 #define INFLIGHT_BUCKETS 1024
 #define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
 #define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
+/* Robustness: the main thread's store handle waits at most this long for a
+ * lock held elsewhere (another process: an operator's sqlite3 shell, a
+ * backup; or a worker that waits for one), and at most once per tick
+ * (store_set_wait): the loop answers the other requests and runs the
+ * expiry ticks meanwhile, and a request that cannot get the lock is
+ * answered `busy` with nothing recorded. The tick's own writes do not wait:
+ * they are tried again at the next tick. */
+#define MAIN_STORE_WAIT_MS 100
 
 enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE, JOB_EXPIRE };
 
@@ -487,6 +496,10 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 		json_decref(o);
 	}
 	FAULT_POINT("engine.after_recover");
+	/* From here on the handle serves the main loop: bounded waits. */
+	rc = store_set_wait(e->st, MAIN_STORE_WAIT_MS);
+	if (rc != JIT_OK)
+		goto fail;
 	const char **names = xcalloc(cfg->n_dirs + 1, sizeof(*names));
 	for (size_t i = 0; i < cfg->n_dirs; i++)
 		names[i] = cfg->dirs[i].name;
@@ -767,10 +780,13 @@ static void tick_health(struct engine *e, int64_t now)
 		uint64_t ups = dir_health_recoveries(q->health);
 		if (ups != q->seen_recoveries) {
 			int64_t n = 0;
-			q->seen_recoveries = ups;
-			if (store_retry_now(e->st, q->name, now, &n) != JIT_OK)
+			int rc = store_retry_now(e->st, q->name, now, &n);
+			/* a busy store: the next tick tries again */
+			if (rc != JIT_EBUSY)
+				q->seen_recoveries = ups;
+			if (rc != JIT_OK && rc != JIT_EBUSY)
 				log_err("directory %s: cannot reschedule pending removals", q->name);
-			else if (n > 0)
+			else if (rc == JIT_OK && n > 0)
 				log_info("directory %s is back: retrying %lld pending removal(s) now",
 					 q->name, (long long)n);
 		}
@@ -788,7 +804,10 @@ static int warn_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
 	int64_t now = now_s();
-	if (store_set_warned(e->st, r->id, now) != JIT_OK)
+	int rc = store_set_warned(e->st, r->id, now);
+	if (rc == JIT_EBUSY)
+		return 1; /* the store is locked elsewhere: the next tick warns */
+	if (rc != JIT_OK)
 		return 0; /* warned meanwhile, or no longer active */
 	json_t *o = grant_audit_fields(r);
 	json_object_set_new(o, "expires_in", json_integer(r->expires_at - now));
@@ -822,10 +841,19 @@ static void tick_elsewhere(struct engine *e, int64_t now)
 			(long long)n, dir, n > 1 ? " or another" : "");
 }
 
+/* The main handle's wait: none during the tick, MAIN_STORE_WAIT_MS (once)
+ * for the requests until the next one. */
+static void main_wait(struct engine *e, int ms)
+{
+	if (store_set_wait(e->st, ms) != JIT_OK)
+		log_err("engine: cannot bound the store's wait");
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)
 		return;
+	main_wait(e, 0);
 	tick_health(e, now);
 	/* At the cap no more due rows are read, but the expiries held back
 	 * for a fuller batch are still queued (flush_expiries): they count
@@ -839,6 +867,7 @@ void engine_tick(struct engine *e, int64_t now)
 	if (e->cfg->expiring_soon_before > 0 &&
 	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
 		log_err("scheduler: cannot read expiring grants");
+	main_wait(e, MAIN_STORE_WAIT_MS);
 }
 
 /* ---- requests ---- */
@@ -859,10 +888,21 @@ static struct grant_rec *load_grant(struct engine *e, const char *id, char **lin
 	struct grant_rec *r = NULL;
 	int rc = store_get(e->st, id, &r);
 	if (rc != JIT_OK) {
-		*line = proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
+		*line = proto_error_line(
+			rc == JIT_ENOTFOUND || rc == JIT_EBUSY ? rc : JIT_EINTERNAL, NULL);
 		return NULL;
 	}
 	return r;
+}
+
+/* The answer to a request whose store access failed with rc. */
+static char *store_error_line(int rc, const char *what)
+{
+	if (rc == JIT_EBUSY)
+		return proto_error_line(JIT_EBUSY,
+					"the store is locked (held by another process?); "
+					"nothing was recorded: try again");
+	return proto_error_line(JIT_EINTERNAL, what);
 }
 
 /* Loads the grant req->grant_id for client c, refusing (and auditing) a
@@ -883,44 +923,62 @@ static struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg 
 }
 
 /*
- * Records and applies an allowed extension of active grant r to new_exp.
- * Evidence first, as for `granted`: the `extended` line is on disk before
- * the new expiry is committed, so after a crash in between the log may
- * overstate the grant by an extension nobody was told about, but never
- * understates a privilege (found by the crash test at engine.after_extend).
+ * Records and applies an allowed extension of active grant r to new_exp, in
+ * one write transaction. Its wait for the store's lock is bounded (the main
+ * loop's handle): a lock held elsewhere is answered `busy` before anything
+ * is written. Under the lock the row is changed only if it is still active
+ * with the expiry that was checked, and that has not passed (else
+ * not_active, nothing written). Evidence first, as for `granted`: the
+ * `extended` line is on disk before the transaction commits, so after a
+ * crash in between (engine.after_extend_audit) the log may overstate the
+ * grant by an extension nobody was told about, but never understates a
+ * privilege (engine.after_extend, after the commit). Only a failed commit
+ * (an I/O error: the lock is already held) leaves such a line behind in a
+ * running daemon.
  */
 static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 			     const struct jit_request *req, const struct jit_peer *peer,
 			     const struct grant_rec *r, int64_t new_exp)
 {
-	struct grant_rec ext = *r; /* shallow: only read by grant_audit_fields */
 	struct grant_rec *n = NULL;
-	char *line;
-	ext.expires_at = new_exp;
-	ext.duration = new_exp - r->created_at;
-	json_t *o = grant_audit_fields(&ext);
+	char *line = NULL;
+	int rc = store_begin(e->st);
+	if (rc != JIT_OK)
+		return store_error_line(rc, "cannot record the extension");
+	rc = store_set_expiry(e->st, r->id, r->expires_at, new_exp, new_exp - r->created_at,
+			      now_s());
+	/* Ended or due since it was read (a worker expired or ended it). */
+	if (rc == JIT_ENOTFOUND)
+		line = proto_error_line(JIT_ENOTACTIVE, "the grant ended or expired meanwhile");
+	else if (rc == JIT_OK && (rc = store_get(e->st, r->id, &n)) != JIT_OK)
+		line = proto_error_line(JIT_EINTERNAL, NULL);
+	else if (rc != JIT_OK)
+		line = store_error_line(rc, "cannot record the extension");
+	if (line) {
+		store_rollback(e->st);
+		return line;
+	}
+	json_t *o = grant_audit_fields(n);
 	json_object_set_new(o, "added", json_integer(req->duration));
 	if (c && c->name)
 		json_object_set_new(o, "by_client", json_string(c->name));
 	json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
 	json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
-	int rc = audit_write(e->audit, "extended", o);
+	rc = audit_write(e->audit, "extended", o);
 	json_decref(o);
-	if (rc != JIT_OK)
+	if (rc != JIT_OK) {
+		store_rollback(e->st);
+		grant_rec_free(n);
 		return proto_error_line(JIT_EINTERNAL, "audit log write failed");
+	}
 	FAULT_POINT("engine.after_extend_audit");
-	rc = store_set_expiry(e->st, r->id, new_exp, new_exp - r->created_at);
-	/* Ended since it was read (a worker expired or ended it): the log's
-	 * extended line is followed by the grant's final line. */
-	if (rc == JIT_ENOTFOUND)
-		return proto_error_line(JIT_ENOTACTIVE, "the grant ended meanwhile");
-	/* The store refused the write: the grant is still active with its old
-	 * expires_at, although the log's extended line says otherwise. */
-	if (rc != JIT_OK)
+	/* The store refused the commit (I/O): the grant is still active with
+	 * its old expires_at, although the log's extended line says otherwise. */
+	if (store_commit(e->st) != JIT_OK) {
+		grant_rec_free(n);
 		return proto_error_line(JIT_EINTERNAL, "cannot record the extension");
+	}
 	FAULT_POINT("engine.after_extend");
-	if (store_get(e->st, r->id, &n) != JIT_OK)
-		return proto_error_line(JIT_EINTERNAL, NULL);
 	line = ok_grant_line(n);
 	grant_rec_free(n);
 	return line;
@@ -976,9 +1034,10 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 	struct list_ctx lc = { json_array(), c };
 	struct store_filter f = { .user = req->user, .group = req->group,
 				  .state_mask = req->state_mask, .limit = req->limit };
-	if (store_list(e->st, &f, list_one, &lc) < 0) {
+	int rc = store_list(e->st, &f, list_one, &lc);
+	if (rc < 0) {
 		json_decref(lc.arr);
-		return proto_error_line(JIT_EINTERNAL, "cannot read grants");
+		return store_error_line(rc, "cannot read grants");
 	}
 	json_t *o = json_object();
 	json_object_set_new(o, "ok", json_true());
@@ -990,8 +1049,9 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 static char *do_status(struct engine *e)
 {
 	int64_t counts[GS__COUNT];
-	if (store_counts(e->st, counts) != JIT_OK)
-		return proto_error_line(JIT_EINTERNAL, "cannot read grant counts");
+	int rc = store_counts(e->st, counts);
+	if (rc != JIT_OK)
+		return store_error_line(rc, "cannot read grant counts");
 	json_t *s = json_object();
 	json_object_set_new(s, "version", json_string(PACKAGE_VERSION));
 	json_object_set_new(s, "protocol", json_integer(PROTO_VERSION));
@@ -1003,9 +1063,9 @@ static char *do_status(struct engine *e)
 	json_object_set_new(s, "grants", g);
 	json_object_set_new(s, "pending_revocations", json_integer(counts[GS_ENDING]));
 	int64_t failing = 0;
-	if (store_count_failing(e->st, &failing) != JIT_OK) {
+	if ((rc = store_count_failing(e->st, &failing)) != JIT_OK) {
 		json_decref(s);
-		return proto_error_line(JIT_EINTERNAL, "cannot read grant counts");
+		return store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "revocations_failing", json_integer(failing));
 	json_t *dirs = json_array();

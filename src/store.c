@@ -311,8 +311,11 @@ static const struct {
 				     " WHERE id = ?1 AND state = ?2" },
 	[S_RETRY] = { "retry", "UPDATE grants SET attempts = ?2, next_attempt = ?3,"
 			       " last_error = ?4, refused = ?5 WHERE id = ?1 AND state = 'ending'" },
+	/* extend: a compare-and-set on the expiry that was checked, which
+	 * must not have passed (an extension never revives a due grant) */
 	[S_EXPIRY] = { "expiry", "UPDATE grants SET expires_at = ?2, duration = ?3"
-				 " WHERE id = ?1 AND state = 'active'" },
+				 " WHERE id = ?1 AND state = 'active' AND expires_at = ?4"
+				 " AND expires_at > ?5" },
 	/* The scheduler's expiry: a compare-and-set on expires_at as well, so
 	 * that an extend committed after the row was read wins. */
 	[S_EXPIRE_DUE] = { "expire_due", "UPDATE grants SET state = 'ending',"
@@ -385,6 +388,9 @@ struct store {
 	sqlite3_stmt *stmt[S__COUNT];
 	bool in_tx;
 	char *dirs; /* store_set_directories(): "\x1fname\x1f...\x1f", or NULL */
+	int wait_ms;  /* store_set_wait(): the longest wait for a lock */
+	bool bounded; /* store_set_wait() was called: waits end in JIT_EBUSY */
+	bool spent;   /* bounded: a wait ran out; no more waiting until re-armed */
 };
 
 /*
@@ -398,12 +404,94 @@ struct store {
  */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Logs the connection's last error and maps it to JIT_EIO. */
+/* A bounded handle's wait ran out: it waits no more until store_set_wait()
+ * re-arms it, so a burst of statements during a long lock costs one wait. */
+static void wait_spent(struct store *st)
+{
+	if (!st->bounded || st->spent)
+		return;
+	st->spent = true;
+	if (sqlite3_busy_timeout(st->db, 0) != SQLITE_OK)
+		log_err("store: busy timeout: %s", sqlite3_errmsg(st->db));
+}
+
+/*
+ * Logs the connection's last error and maps it: JIT_EBUSY when another
+ * process held the database's lock past the wait (nothing was changed),
+ * else JIT_EIO. A bounded handle's caller says what it does about a busy
+ * store, so that is only a debug line there.
+ */
 static int db_fail(struct store *st, const char *what)
 {
-	log_err("store: %s: %s (%d)", what, sqlite3_errmsg(st->db),
-		sqlite3_extended_errcode(st->db));
-	return JIT_EIO;
+	int code = sqlite3_extended_errcode(st->db);
+
+	if ((code & 0xff) != SQLITE_BUSY) {
+		log_err("store: %s: %s (%d)", what, sqlite3_errmsg(st->db), code);
+		return JIT_EIO;
+	}
+	if (st->bounded)
+		log_debug("store: %s: %s (%d)", what, sqlite3_errmsg(st->db), code);
+	else
+		log_err("store: %s: %s (%d)", what, sqlite3_errmsg(st->db), code);
+	wait_spent(st);
+	return JIT_EBUSY;
+}
+
+/*
+ * Takes write_lock for a write of st. An ordinary handle waits as long as
+ * it takes (the holder's own wait is bounded by STORE_BUSY_MS). A bounded
+ * handle waits at most its wait_ms (none once spent), and SQLite's wait for
+ * another process then gets what is left of it: JIT_EBUSY if it ran out.
+ */
+static int lock_writes(struct store *st)
+{
+	struct timespec dl;
+	int64_t start, left;
+	int rc;
+
+	if (!st->bounded) {
+		pthread_mutex_lock(&write_lock);
+		return JIT_OK;
+	}
+	left = st->spent ? 0 : st->wait_ms;
+	start = mono_ms();
+	if (left == 0) {
+		rc = pthread_mutex_trylock(&write_lock);
+	} else if (clock_gettime(CLOCK_MONOTONIC, &dl) != 0) {
+		log_err("store: clock_gettime: %s", strerror(errno));
+		return JIT_EINTERNAL;
+	} else {
+		dl.tv_sec += left / 1000;
+		dl.tv_nsec += (long)(left % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		rc = pthread_mutex_clocklock(&write_lock, CLOCK_MONOTONIC, &dl);
+	}
+	if (rc == EBUSY || rc == ETIMEDOUT) {
+		log_debug("store: the write lock is held by another thread of jitd");
+		wait_spent(st);
+		return JIT_EBUSY;
+	}
+	if (rc != 0) {
+		log_err("store: write lock: %s", strerror(rc));
+		return JIT_EINTERNAL;
+	}
+	left -= mono_ms() - start;
+	if (sqlite3_busy_timeout(st->db, left > 0 ? (int)left : 0) != SQLITE_OK) {
+		pthread_mutex_unlock(&write_lock);
+		return db_fail(st, "busy timeout");
+	}
+	return JIT_OK;
+}
+
+/* Gives write_lock back; a bounded handle's next wait is whole again. */
+static void unlock_writes(struct store *st)
+{
+	if (st->bounded && sqlite3_busy_timeout(st->db, st->spent ? 0 : st->wait_ms) != SQLITE_OK)
+		log_err("store: busy timeout: %s", sqlite3_errmsg(st->db));
+	pthread_mutex_unlock(&write_lock);
 }
 
 /* Ends one use of a prepared statement. The reset's return value only
@@ -441,15 +529,17 @@ static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *change
 	/* BEGIN, COMMIT and ROLLBACK run under the transaction's own hold */
 	bool own = !st->in_tx && id != S_BEGIN && id != S_COMMIT && id != S_ROLLBACK;
 
-	if (own)
-		pthread_mutex_lock(&write_lock);
+	if (own && (ret = lock_writes(st)) != JIT_OK) {
+		stmt_done(s); /* the caller's bindings */
+		return ret;
+	}
 	if (bind_rc != SQLITE_OK || sqlite3_step(s) != SQLITE_DONE)
 		ret = db_fail(st, stmt_sql[id].name);
 	else if (changes)
 		*changes = sqlite3_changes(st->db);
 	stmt_done(s);
 	if (own)
-		pthread_mutex_unlock(&write_lock);
+		unlock_writes(st);
 	return ret;
 }
 
@@ -916,18 +1006,35 @@ void store_close(struct store *st)
 	free(st);
 }
 
+int store_set_wait(struct store *st, int ms)
+{
+	if (ms < 0 || ms > STORE_BUSY_MS || st->in_tx) {
+		log_err("store: set_wait %d ms%s (a bug)", ms,
+			st->in_tx ? " in a transaction" : "");
+		return JIT_EINTERNAL;
+	}
+	if (sqlite3_busy_timeout(st->db, ms) != SQLITE_OK)
+		return db_fail(st, "busy timeout");
+	st->wait_ms = ms;
+	st->bounded = true;
+	st->spent = false;
+	return JIT_OK;
+}
+
 int store_begin(struct store *st)
 {
 	if (st->in_tx || !sqlite3_get_autocommit(st->db)) {
 		log_err("store: nested transaction (a bug)");
 		return JIT_EINTERNAL;
 	}
-	pthread_mutex_lock(&write_lock);
-	int ret = run_write(st, S_BEGIN, SQLITE_OK, NULL);
+	int ret = lock_writes(st);
+	if (ret != JIT_OK)
+		return ret;
+	ret = run_write(st, S_BEGIN, SQLITE_OK, NULL);
 	if (ret == JIT_OK)
 		st->in_tx = true;
 	else
-		pthread_mutex_unlock(&write_lock);
+		unlock_writes(st);
 	return ret;
 }
 
@@ -942,14 +1049,14 @@ int store_commit(struct store *st)
 	st->in_tx = false;
 	/* SQLite rolls back by itself after some errors (I/O, full disk). */
 	if (sqlite3_get_autocommit(st->db)) {
-		pthread_mutex_unlock(&write_lock);
+		unlock_writes(st);
 		log_err("store: commit: the transaction was already rolled back");
 		return JIT_EIO;
 	}
 	ret = run_write(st, S_COMMIT, SQLITE_OK, NULL);
 	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* nothing half-done stays */
-	pthread_mutex_unlock(&write_lock);
+	unlock_writes(st);
 	return ret;
 }
 
@@ -960,7 +1067,7 @@ void store_rollback(struct store *st)
 	if (!sqlite3_get_autocommit(st->db))
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* run_write logs a failure */
 	if (held)
-		pthread_mutex_unlock(&write_lock);
+		unlock_writes(st);
 }
 
 int store_insert(struct store *st, const struct grant_rec *r)
@@ -976,8 +1083,8 @@ int store_insert(struct store *st, const struct grant_rec *r)
 	}
 	bool own = !st->in_tx;
 
-	if (own)
-		pthread_mutex_lock(&write_lock);
+	if (own && (ret = lock_writes(st)) != JIT_OK)
+		return ret;
 	if (bind_rec(s, r) != SQLITE_OK) {
 		ret = db_fail(st, "insert: bind");
 		goto out;
@@ -996,7 +1103,7 @@ int store_insert(struct store *st, const struct grant_rec *r)
 out:
 	stmt_done(s);
 	if (own)
-		pthread_mutex_unlock(&write_lock);
+		unlock_writes(st);
 	return ret;
 }
 
@@ -1137,7 +1244,8 @@ int store_set_verify(struct store *st, const char *id, const char *removed_via,
 	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
 }
 
-int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64_t duration)
+int store_set_expiry(struct store *st, const char *id, int64_t from, int64_t expires_at,
+		     int64_t duration, int64_t now)
 {
 	sqlite3_stmt *s = st->stmt[S_EXPIRY];
 	int rc = bind_txt(s, 1, id);
@@ -1146,6 +1254,10 @@ int store_set_expiry(struct store *st, const char *id, int64_t expires_at, int64
 		rc = sqlite3_bind_int64(s, 2, expires_at);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, duration);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, from);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 5, now);
 	return update_one(st, S_EXPIRY, rc);
 }
 

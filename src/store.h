@@ -78,6 +78,22 @@ struct store;
 int store_open(const char *state_dir, struct store **out) JIT_WUR;
 void store_close(struct store *st); /* NULL-safe */
 
+/*
+ * How long st waits for a lock. A new handle waits up to 10 s: for SQLite's
+ * lock held by another process (an operator's sqlite3 shell, a backup), and
+ * without limit for the process's own write lock, which another handle of
+ * jitd holds for one statement or transaction (its own wait bounded so).
+ * A bounded handle (after this call; for a thread that must not stall, the
+ * engine's main loop) waits at most ms for both together; once a wait has
+ * run out it waits no more (tries once) until this is called again, so a
+ * burst of statements during a long lock costs one wait. ms in 0..10000;
+ * not inside a transaction.
+ *
+ * Every function below that meets a lock it could not get in time fails
+ * with JIT_EBUSY and has changed nothing (a transaction: store_begin()).
+ */
+int store_set_wait(struct store *st, int ms) JIT_WUR;
+
 /* Explicit transaction (BEGIN IMMEDIATE ... COMMIT / ROLLBACK). */
 int store_begin(struct store *st) JIT_WUR;
 int store_commit(struct store *st) JIT_WUR;
@@ -132,9 +148,13 @@ int store_set_added_via(struct store *st, const char *id, const char *uri) JIT_W
 int store_set_verify(struct store *st, const char *id, const char *removed_via,
 		     const char *outcome, int64_t verify_at) JIT_WUR;
 
-/* Sets expires_at and duration of an ACTIVE row (extend). JIT_ENOTFOUND if not active. */
-int store_set_expiry(struct store *st, const char *id, int64_t expires_at,
-		     int64_t duration) JIT_WUR;
+/*
+ * extend: sets expires_at and duration of an ACTIVE row whose expires_at is
+ * still `from` and later than now (compare-and-set). JIT_ENOTFOUND if it is
+ * not: ended, due, or moved meanwhile.
+ */
+int store_set_expiry(struct store *st, const char *id, int64_t from, int64_t expires_at,
+		     int64_t duration, int64_t now) JIT_WUR;
 
 /*
  * The scheduler's expiry: ACTIVE -> ENDING with end_state EXPIRED (as

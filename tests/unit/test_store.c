@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,14 +356,17 @@ static void test_set_expiry(void)
 	CHECK(put(st, "g-p", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
 	CHECK(put(st, "g-e", GS_ENDING, "pk", 100, 200, 0, false) == JIT_OK);
 	CHECK(put(st, "g-x", GS_EXPIRED, "pk", 100, 200, 0, false) == JIT_OK);
-	CHECK(store_set_expiry(st, "g-a", 500, 400) == JIT_OK);
+	/* compare-and-set: not on the expiry that was checked, or one passed */
+	CHECK(store_set_expiry(st, "g-a", 201, 500, 400, 150) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-a", 200, 500, 400, 200) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-a", 200, 500, 400, 199) == JIT_OK);
 	r = get(st, "g-a");
 	CHECK(r && r->expires_at == 500 && r->duration == 400 && r->state == GS_ACTIVE);
 	grant_rec_free(r);
-	CHECK(store_set_expiry(st, "g-p", 500, 400) == JIT_ENOTFOUND);
-	CHECK(store_set_expiry(st, "g-e", 500, 400) == JIT_ENOTFOUND);
-	CHECK(store_set_expiry(st, "g-x", 500, 400) == JIT_ENOTFOUND);
-	CHECK(store_set_expiry(st, "g-none", 500, 400) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-p", 200, 500, 400, 150) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-e", 200, 500, 400, 150) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-x", 200, 500, 400, 150) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-none", 200, 500, 400, 150) == JIT_ENOTFOUND);
 	r = get(st, "g-p");
 	CHECK(r && r->expires_at == 200 && r->duration == 7200);
 	grant_rec_free(r);
@@ -379,7 +383,7 @@ static void test_expire_due(void)
 	CHECK(put(st, "g-a", GS_ACTIVE, "pk", 100, 200, 0, false) == JIT_OK);
 	CHECK(put(st, "g-p", GS_PENDING, "pk", 100, 200, 0, false) == JIT_OK);
 	CHECK(store_expire_due(st, "g-a", 199) == JIT_ENOTFOUND); /* not due yet */
-	CHECK(store_set_expiry(st, "g-a", 500, 400) == JIT_OK);   /* extended ... */
+	CHECK(store_set_expiry(st, "g-a", 200, 500, 400, 150) == JIT_OK); /* extended ... */
 	CHECK(store_expire_due(st, "g-a", 200) == JIT_ENOTFOUND); /* ... so it stays */
 	r = get(st, "g-a");
 	CHECK(r && r->state == GS_ACTIVE && r->expires_at == 500);
@@ -390,7 +394,7 @@ static void test_expire_due(void)
 	      r->attempts == 0);
 	grant_rec_free(r);
 	CHECK(store_expire_due(st, "g-a", 600) == JIT_ENOTFOUND);  /* already ending */
-	CHECK(store_set_expiry(st, "g-a", 900, 800) == JIT_ENOTFOUND);
+	CHECK(store_set_expiry(st, "g-a", 500, 900, 800, 450) == JIT_ENOTFOUND);
 	CHECK(store_expire_due(st, "g-p", 600) == JIT_ENOTFOUND);  /* pending: not for it */
 	CHECK(store_expire_due(st, "g-none", 600) == JIT_ENOTFOUND);
 	store_close(st);
@@ -1377,6 +1381,93 @@ static int64_t elapsed_ms(const struct timespec *a)
 	return (b.tv_sec - a->tv_sec) * 1000 + (b.tv_nsec - a->tv_nsec) / 1000000;
 }
 
+struct holder {
+	struct store *st;
+	int held, release;
+};
+
+/* Holds the process's write lock (a transaction of another handle) until
+ * told to let go. */
+static void *hold_writes(void *arg)
+{
+	struct holder *h = arg;
+	const struct timespec ms = { 0, 1000000 };
+	if (store_begin(h->st) != JIT_OK)
+		return NULL;
+	__atomic_store_n(&h->held, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&h->release, __ATOMIC_SEQ_CST))
+		nanosleep(&ms, NULL);
+	CHECK(store_commit(h->st) == JIT_OK);
+	return NULL;
+}
+
+/* A bounded handle (the engine's main thread) meets a lock held elsewhere:
+ * by another process (here a raw connection, as sqlite3 or a backup would
+ * hold it), or by another handle of the process. It fails with JIT_EBUSY
+ * within its wait, having changed nothing, reads on meanwhile (WAL), and
+ * once a wait ran out tries without waiting until re-armed. */
+static void test_bounded_wait(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir), *st2 = NULL;
+	struct grant_rec *r;
+	struct timespec t0;
+	sqlite3 *db = NULL;
+	char *path = xasprintf("%s/jitd.db", dir);
+
+	CHECK(put(st, "g-a", GS_ACTIVE, "pk", 100, 200, 0, false) == JIT_OK);
+	CHECK(store_set_wait(st, -1) == JIT_EINTERNAL);
+	CHECK(store_set_wait(st, 10001) == JIT_EINTERNAL);
+	CHECK(store_set_wait(st, 100) == JIT_OK);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(store_set_expiry(st, "g-a", 200, 500, 400, 150) == JIT_EBUSY);
+	int64_t waited = elapsed_ms(&t0);
+	CHECK(waited >= 50 && waited < 2000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(store_begin(st) == JIT_EBUSY); /* spent: no second wait */
+	CHECK(store_set_warned(st, "g-a", 150) == JIT_EBUSY);
+	CHECK(elapsed_ms(&t0) < 50);
+	CHECK(store_commit(st) == JIT_EINTERNAL); /* no transaction was left open */
+	/* WAL: reads go on */
+	r = get(st, "g-a");
+	CHECK(r && r->expires_at == 200);
+	grant_rec_free(r);
+	CHECK(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK(sqlite3_close(db) == SQLITE_OK);
+	/* spent tries without waiting: a free lock is taken at once */
+	CHECK(store_set_expiry(st, "g-a", 200, 500, 400, 150) == JIT_OK);
+
+	/* The process's own write lock, held by another handle's transaction. */
+	struct holder h = { 0 };
+	pthread_t th;
+	CHECK(store_open(dir, &st2) == JIT_OK);
+	h.st = st2;
+	CHECK(st2 && pthread_create(&th, NULL, hold_writes, &h) == 0);
+	while (st2 && !__atomic_load_n(&h.held, __ATOMIC_SEQ_CST))
+		sched_yield();
+	CHECK(store_set_wait(st, 100) == JIT_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK(store_begin(st) == JIT_EBUSY);
+	waited = elapsed_ms(&t0);
+	CHECK(waited >= 50 && waited < 2000);
+	__atomic_store_n(&h.release, 1, __ATOMIC_SEQ_CST);
+	if (st2)
+		CHECK(pthread_join(th, NULL) == 0);
+	CHECK(store_set_wait(st, 100) == JIT_OK);
+	CHECK(store_begin(st) == JIT_OK);
+	CHECK(store_set_wait(st, 100) == JIT_EINTERNAL); /* not inside a transaction */
+	CHECK(store_set_expiry(st, "g-a", 500, 900, 800, 150) == JIT_OK);
+	CHECK(store_commit(st) == JIT_OK);
+	r = get(st, "g-a");
+	CHECK(r && r->expires_at == 900);
+	grant_rec_free(r);
+	store_close(st2);
+	store_close(st);
+	free(path);
+}
+
 static int count_cb(const struct grant_rec *r, void *arg)
 {
 	(void)r;
@@ -1461,6 +1552,7 @@ int main(void)
 	test_replication_columns();
 	test_threads();
 	test_open_race();
+	test_bounded_wait();
 	test_scale();
 	remove_dirs();
 	T_DONE();

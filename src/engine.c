@@ -1197,8 +1197,17 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 			return proto_error_line(JIT_EINTERNAL, "cannot start the ticket check");
 		}
 		j->q = q;
-		ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j);
-		return NULL;
+		if (ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j) ==
+		    JIT_OK)
+			return NULL;
+		/* as many checks as the checker takes are running or waiting */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "ticket_check: %d ticket checks are running or "
+			 "waiting, the most jitd allows; try again later", TICKET_LIVE_MAX);
+		engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
+		j->req = NULL;
+		job_free(j);
+		return proto_error_line(JIT_EBUSY, msg);
 	}
 	if (!enqueue(q, j)) {
 		j->req = NULL;

@@ -39,13 +39,25 @@ struct check {
 	struct check *next;
 };
 
+/*
+ * Robustness: every running check holds a socket in this (root-started)
+ * process, and a check may last up to ticket_check's timeout (5 min). A
+ * flood of grants (a client that sends and hangs up, or a compromised
+ * listener) must not use up the engine's descriptors, which the directory
+ * connections, secret reads and the audit log need: at most
+ * TICKET_RUNNING_MAX transfers run at once, the next wait in order, and
+ * beyond TICKET_LIVE_MAX accepted checks ticket_check() refuses.
+ */
 struct ticket_checker {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	struct check *queue;    /* submitted, not yet added to multi (under lock) */
+	struct check *queue;    /* submitted, not yet added to multi, FIFO (under lock) */
+	struct check *tail;     /* the queue's last (under lock) */
+	size_t n_live;          /* accepted and not finished (under lock) */
 	bool stopping;          /* under lock */
 	CURLM *multi;
 	struct check *running;  /* thread only */
+	size_t n_running;       /* thread only: checks in multi */
 };
 
 char *ticket_url(const char *template, const char *escaped)
@@ -155,10 +167,13 @@ static void check_free(struct check *c)
 	free(c);
 }
 
-static void finish(struct check *c, int rc, const char *msg)
+static void finish(struct ticket_checker *tc, struct check *c, int rc, const char *msg)
 {
 	c->done(c->arg, rc, msg);
 	check_free(c);
+	pthread_mutex_lock(&tc->lock);
+	tc->n_live--;
+	pthread_mutex_unlock(&tc->lock);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -267,7 +282,7 @@ static int setup(struct check *c, char *msg, size_t msglen)
 }
 
 /* A transfer ended with result res: judge it and finish c. */
-static void judge(struct check *c, CURLcode res)
+static void judge(struct ticket_checker *tc, struct check *c, CURLcode res)
 {
 	char msg[512], tk[200];
 	long status = 0;
@@ -287,39 +302,66 @@ static void judge(struct check *c, CURLcode res)
 	} else if (ticket_judge(status, c->body ? c->body : "", c->body_len, c->field, c->value,
 				c->ticket, msg, sizeof(msg)) == JIT_OK) {
 		log_debug("ticket_check: \"%s\" approved", tk);
-		finish(c, JIT_OK, "approved");
+		finish(tc, c, JIT_OK, "approved");
 		return;
 	}
 	log_info("%s", msg);
-	finish(c, JIT_EPOLICY, msg);
+	finish(tc, c, JIT_EPOLICY, msg);
 }
 
-/* Moves queued checks into the multi handle. False once stopping. */
+/* Takes from the queue what may start now: all of it once stopping (to
+ * end it), else up to TICKET_RUNNING_MAX running. Under tc->lock. */
+static struct check *dequeue_locked(struct ticket_checker *tc)
+{
+	struct check *q = tc->queue, **pp = &tc->queue;
+	size_t room = TICKET_RUNNING_MAX - tc->n_running;
+
+	if (!tc->stopping) {
+		for (; *pp && room > 0; room--)
+			pp = &(*pp)->next;
+	} else {
+		while (*pp)
+			pp = &(*pp)->next;
+	}
+	if (pp == &tc->queue)
+		return NULL;
+	tc->queue = *pp;
+	if (!tc->queue)
+		tc->tail = NULL;
+	*pp = NULL;
+	return q;
+}
+
+/* Moves the queued checks that may start into the multi handle (again
+ * while some failed to start and others wait). False once stopping. */
 static bool take_queue(struct ticket_checker *tc)
 {
-	pthread_mutex_lock(&tc->lock);
-	struct check *q = tc->queue;
-	bool stopping = tc->stopping;
-	tc->queue = NULL;
-	pthread_mutex_unlock(&tc->lock);
-	while (q) {
-		struct check *c = q;
-		char msg[300];
-		q = q->next;
-		c->next = NULL;
-		if (stopping) {
-			finish(c, JIT_ESHUTDOWN, "shutting down");
-		} else if (setup(c, msg, sizeof(msg)) != JIT_OK) {
-			log_warn("%s", msg);
-			finish(c, JIT_EPOLICY, msg);
-		} else if (curl_multi_add_handle(tc->multi, c->easy) != CURLM_OK) {
-			finish(c, JIT_EPOLICY, "ticket_check: cannot start the transfer");
-		} else {
-			c->next = tc->running;
-			tc->running = c;
+	for (;;) {
+		pthread_mutex_lock(&tc->lock);
+		struct check *q = dequeue_locked(tc);
+		bool stopping = tc->stopping;
+		pthread_mutex_unlock(&tc->lock);
+		if (!q)
+			return !stopping;
+		while (q) {
+			struct check *c = q;
+			char msg[300];
+			q = q->next;
+			c->next = NULL;
+			if (stopping) {
+				finish(tc, c, JIT_ESHUTDOWN, "shutting down");
+			} else if (setup(c, msg, sizeof(msg)) != JIT_OK) {
+				log_warn("%s", msg);
+				finish(tc, c, JIT_EPOLICY, msg);
+			} else if (curl_multi_add_handle(tc->multi, c->easy) != CURLM_OK) {
+				finish(tc, c, JIT_EPOLICY, "ticket_check: cannot start the transfer");
+			} else {
+				c->next = tc->running;
+				tc->running = c;
+				tc->n_running++;
+			}
 		}
 	}
-	return !stopping;
 }
 
 static void unlink_running(struct ticket_checker *tc, struct check *c)
@@ -328,6 +370,7 @@ static void unlink_running(struct ticket_checker *tc, struct check *c)
 		if (*pp == c) {
 			*pp = c->next;
 			c->next = NULL;
+			tc->n_running--;
 			return;
 		}
 	}
@@ -340,6 +383,7 @@ static void *checker_main(void *arg)
 	CURLMsg *m;
 
 	while (take_queue(tc)) {
+		bool ended = false;
 		if (curl_multi_perform(tc->multi, &running) != CURLM_OK)
 			log_err("ticket_check: curl_multi_perform failed");
 		while ((m = curl_multi_info_read(tc->multi, &msgs)) != NULL) {
@@ -354,17 +398,21 @@ static void *checker_main(void *arg)
 			if (curl_multi_remove_handle(tc->multi, easy) != CURLM_OK)
 				log_err("ticket_check: cannot remove a finished transfer");
 			unlink_running(tc, c);
-			judge(c, res);
+			judge(tc, c, res);
+			ended = true;
 		}
+		if (ended)
+			continue; /* a waiting check may start now */
 		if (curl_multi_poll(tc->multi, NULL, 0, 1000, NULL) != CURLM_OK)
 			log_err("ticket_check: curl_multi_poll failed");
 	}
 	while (tc->running) {
 		struct check *c = tc->running;
 		tc->running = c->next;
+		tc->n_running--;
 		if (curl_multi_remove_handle(tc->multi, c->easy) != CURLM_OK)
 			log_err("ticket_check: cannot remove a transfer");
-		finish(c, JIT_ESHUTDOWN, "shutting down");
+		finish(tc, c, JIT_ESHUTDOWN, "shutting down");
 	}
 	return NULL;
 }
@@ -383,6 +431,15 @@ int ticket_checker_new(struct ticket_checker **out)
 	tc->multi = curl_multi_init();
 	if (!tc->multi) {
 		log_err("ticket_check: curl_multi_init failed");
+		goto fail;
+	}
+	/* Connections too, not only transfers: idle ones kept for reuse
+	 * hold descriptors as well. */
+	if (curl_multi_setopt(tc->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+			      (long)TICKET_RUNNING_MAX) != CURLM_OK ||
+	    curl_multi_setopt(tc->multi, CURLMOPT_MAXCONNECTS, (long)TICKET_RUNNING_MAX) !=
+		    CURLM_OK) {
+		log_err("ticket_check: cannot limit libcurl's connections");
 		goto fail;
 	}
 	err = pthread_create(&tc->thread, NULL, checker_main, tc);
@@ -419,11 +476,19 @@ void ticket_checker_free(struct ticket_checker *tc)
 	curl_global_cleanup();
 }
 
-void ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *cfg,
-		  const char *ticket, ticket_done_fn done, void *arg)
+int ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *cfg,
+		 const char *ticket, ticket_done_fn done, void *arg)
 {
-	struct check *c = xcalloc(1, sizeof(*c));
+	struct check *c;
 
+	pthread_mutex_lock(&tc->lock);
+	if (tc->n_live >= TICKET_LIVE_MAX) {
+		pthread_mutex_unlock(&tc->lock);
+		return JIT_EBUSY;
+	}
+	tc->n_live++;
+	pthread_mutex_unlock(&tc->lock);
+	c = xcalloc(1, sizeof(*c));
 	c->url_template = xstrdup(cfg->url);
 	c->field = xstrdup(cfg->approved_field);
 	c->value = xstrdup(cfg->approved_value);
@@ -434,9 +499,13 @@ void ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *
 	c->done = done;
 	c->arg = arg;
 	pthread_mutex_lock(&tc->lock);
-	c->next = tc->queue;
-	tc->queue = c;
+	if (tc->tail)
+		tc->tail->next = c;
+	else
+		tc->queue = c;
+	tc->tail = c;
 	pthread_mutex_unlock(&tc->lock);
 	if (curl_multi_wakeup(tc->multi) != CURLM_OK)
 		log_err("ticket_check: cannot wake its thread");
+	return JIT_OK;
 }

@@ -7,8 +7,10 @@
  * A struct ticket_checker owns one thread that runs libcurl's multi
  * interface: checks are queued from any thread and run concurrently, so a
  * slow ticket system delays only the grants waiting for it, never other
- * clients nor the expiry of grants. Every check ends exactly once, with a
- * call of its callback on the checker's thread.
+ * clients nor the expiry of grants. At most TICKET_RUNNING_MAX run at once
+ * (each holds a socket); the next wait, in order; a check beyond
+ * TICKET_LIVE_MAX running and waiting is refused. Every accepted check
+ * ends exactly once, with a call of its callback on the checker's thread.
  *
  * The check fails closed: only a 2xx answer whose JSON body holds
  * approved_field == approved_value approves. A timeout, a connection or
@@ -26,6 +28,9 @@
 
 struct ticket_checker;
 
+#define TICKET_RUNNING_MAX 32   /* transfers at once (descriptors) */
+#define TICKET_LIVE_MAX 288     /* running and waiting: 256 may wait */
+
 /* Starts the checker's thread. JIT_OK and *out, or JIT_EINTERNAL. */
 int ticket_checker_new(struct ticket_checker **out) JIT_WUR;
 
@@ -41,9 +46,11 @@ void ticket_checker_free(struct ticket_checker *tc);
 typedef void (*ticket_done_fn)(void *arg, int rc, const char *msg);
 
 /* Queues a check of ticket against cfg (both copied: they may be freed
- * when this returns). done(arg, ...) is called exactly once. */
-void ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *cfg,
-		  const char *ticket, ticket_done_fn done, void *arg);
+ * when this returns). JIT_OK: done(arg, ...) will be called exactly once.
+ * JIT_EBUSY: TICKET_LIVE_MAX checks are running or waiting; nothing was
+ * queued and done is never called (arg stays the caller's). */
+int ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *cfg,
+		 const char *ticket, ticket_done_fn done, void *arg) JIT_WUR;
 
 /* Pure helpers, exposed for tests. */
 

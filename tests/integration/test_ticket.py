@@ -1,26 +1,43 @@
 """The external ticket check (ticket_check) against a small HTTP server
 this test starts on 127.0.0.1: approved, pending, 404, slower than the
 timeout, server down, garbage JSON; the bearer token and URL escaping;
-and a slow ticket system that must not stall other clients."""
+a slow ticket system that must not stall other clients, nor make the
+engine hold a socket per waiting grant."""
 
 import http.server
 import json
 import os
+import select
 import socket
 import threading
 import time
 import urllib.parse
 
-from jittest import Env, eq, refused
+from jittest import Env, eq, refused, wait_until
 
 TOKEN = "s3cr3t-t0ken"
+RUNNING_MAX = 32    # ticket.h: TICKET_RUNNING_MAX, checks (sockets) at once
+LIVE_MAX = 288      # ticket.h: TICKET_LIVE_MAX, running and waiting
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # many checks may connect at once
+
+    def handle_error(self, request, client_address):
+        pass  # a check that jitd gave up on: its connection is gone
 
 
 class Itsm:
-    """A ticket system: GET /tickets/<ticket> answers per ticket."""
+    """A ticket system: GET /tickets/<ticket> answers per ticket. HOLD
+    tickets wait for release (an Event) and count how many wait at once."""
 
     def __init__(self):
         self.seen = []      # (path, authorization header)
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.holding = 0    # HOLD requests waiting now
+        self.most_held = 0  # and the most at once
         itsm = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -35,12 +52,23 @@ class Itsm:
                 if ticket.startswith("SLOW"):
                     time.sleep(3)
                     return self.answer(200, {"state": "approved"})
+                if ticket.startswith("HOLD"):
+                    return self.hold(ticket)
                 if ticket.startswith("GARBAGE"):
                     return self.answer(200, b"<html>{not json")
                 if ticket.startswith("MISSING"):
                     return self.answer(404, {"error": "no such ticket"})
                 if ticket.startswith("PENDING"):
                     return self.answer(200, {"result": {"state": "pending"}})
+                return self.answer(200, {"result": {"state": "approved", "id": ticket}})
+
+            def hold(self, ticket):
+                with itsm.lock:
+                    itsm.holding += 1
+                    itsm.most_held = max(itsm.most_held, itsm.holding)
+                itsm.release.wait(120)
+                with itsm.lock:
+                    itsm.holding -= 1
                 return self.answer(200, {"result": {"state": "approved", "id": ticket}})
 
             def answer(self, code, body):
@@ -51,13 +79,13 @@ class Itsm:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -70,8 +98,8 @@ def _closed_port():
     return port
 
 
-def _env(itsm, **group_kw):
-    e = Env(start=False)
+def _env(itsm, check_timeout="1s", top=None, **group_kw):
+    e = Env(start=False, top=top)
     e.__enter__()
     j = e.jitd
     token_file = os.path.join(j.dir, "itsm.token")
@@ -82,7 +110,7 @@ def _env(itsm, **group_kw):
     def check(port):
         return {"url": "http://127.0.0.1:%d/tickets/%%s" % port,
                 "approved_field": "result.state", "approved_value": "approved",
-                "timeout": "1s", "token_file": token_file}
+                "timeout": check_timeout, "token_file": token_file}
 
     j.config["groups"] = [
         j.group_entry("admins", ticket_check=check(itsm.port), **group_kw),
@@ -188,6 +216,113 @@ def test_slow_ticket_system_does_not_stall_others():
             _ticket_refused(e, c.recv(), "did not answer")
             c.close()
         assert not e.is_member("admins", e.user_dn("alice"))
+    finally:
+        e.__exit__(None, None, None)
+        itsm.close()
+
+
+def _engine_fds(j):
+    """Descriptors open in the engine (the jitd process; the listener is
+    its child)."""
+    return len(os.listdir("/proc/%d/fd" % j.proc.pid))
+
+
+def _connect(j):
+    """A connection, waiting while the listener's backlog is full."""
+    for _ in range(200):
+        try:
+            return j.connect()
+        except BlockingIOError:
+            time.sleep(0.01)
+    return j.connect()
+
+
+def _answers(conns, want, timeout):
+    """Reads the answers that arrive on conns: waits until `want` came and
+    none more for a second, or timeout. {conn: answer}."""
+    got = {}
+    by_fd = {c.sock.fileno(): c for c in conns}
+    deadline = time.time() + timeout
+    last = time.time()
+    while time.time() < deadline and not (len(got) >= want and time.time() - last > 1):
+        ready, _, _ = select.select([fd for fd, c in by_fd.items() if c not in got], [], [],
+                                    0.2)
+        for fd in ready:
+            c = by_fd[fd]
+            got[c] = c.recv()
+            last = time.time()
+    return got
+
+
+def test_ticket_checks_are_bounded():
+    """A slow ticket system and a flood of grants: at most RUNNING_MAX
+    checks (sockets of the engine) at once, LIVE_MAX accepted in all (also
+    those whose client hung up), the rest refused at once with `busy` and
+    audited; once the ticket system answers, the accepted ones are granted."""
+    itsm = Itsm()
+    e, _ = _env(itsm, check_timeout="90s", top={"max_clients": 1000})
+    try:
+        j = e.jitd
+        e.grant_and_check("alice", "admins", "1h", ticket="INC00001")  # checker started
+        base = _engine_fds(j)
+        n = LIVE_MAX + 40
+        conns = []
+        for i in range(n):
+            c = _connect(j)
+            c.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
+                    "ticket": "HOLD%d" % i})
+            conns.append(c)
+        early = _answers(conns, n - LIVE_MAX, 20)
+        wait_until(lambda: itsm.holding >= min(RUNNING_MAX, n), 20, "checks under way")
+        time.sleep(1)  # give more checks a chance to start, were they not bounded
+        fds = _engine_fds(j)
+        assert fds <= base + RUNNING_MAX + 8, \
+            "the engine holds %d descriptors (%d before the flood)" % (fds, base)
+        print("figures: engine descriptors: %d before the flood, %d during" % (base, fds))
+        eq(itsm.most_held, RUNNING_MAX, "checks at once")
+        eq(len(early), n - LIVE_MAX, "grants answered before the ticket system did")
+        for a in early.values():
+            refused(a, "busy", "grant beyond the ticket checks' queue")
+            assert a["error"]["message"].startswith("ticket_check:"), a
+        waiting = [c for c in conns if c not in early]
+        # clients that hang up: their checks keep their places, so more are refused
+        for c in waiting[:100]:
+            c.close()
+        for i in range(5):
+            refused(j.grant("carol", "admins", "1h", ticket="HOLDX%d" % i), "busy",
+                    "grant while the hung-up ones wait")
+        busy = [ev for ev in j.audit_events("refused") if ev.get("error") == "busy"]
+        eq(len(busy), n - LIVE_MAX + 5, "busy refusals audited")
+        assert all(ev["message"].startswith("ticket_check:") for ev in busy), busy[0]
+        # the ticket system answers: every accepted grant completes
+        itsm.release.set()
+        for c in waiting[100:]:
+            a = c.recv()
+            assert a.get("ok"), a
+            c.close()
+        wait_until(lambda: len(j.audit_events("granted")) == 1 + LIVE_MAX, 60,
+                   "the grants of the hung-up clients")
+        assert _engine_fds(j) <= base + RUNNING_MAX + 8
+        for c in early:
+            c.close()
+        e.grant_and_check("dave", "admins", "1h", ticket="INC00002")
+        # stopping with checks running and waiting ends each of them once
+        itsm.release = threading.Event()
+        conns = []
+        for i in range(RUNNING_MAX + 8):
+            c = _connect(j)
+            c.send({"op": "grant", "user": "erin", "group": "admins", "duration": "1h",
+                    "ticket": "HOLDS%d" % i})
+            conns.append(c)
+        wait_until(lambda: itsm.holding == RUNNING_MAX, 20, "checks under way")
+        # (the listener waits up to 10 s for their answers, then closes)
+        eq(j.stop(), 0, "exit status")
+        for c in conns:
+            line = c.recv_line()
+            assert not line or json.loads(line)["error"]["code"] == "shutting_down", line
+            c.close()
+        assert not e.is_member("admins", e.user_dn("erin"))
+        j.start()
     finally:
         e.__exit__(None, None, None)
         itsm.close()

@@ -78,6 +78,27 @@ char *ticket_url(const char *template, const char *escaped)
 	return sb_steal(&sb);
 }
 
+/*
+ * Robustness: URL escaping leaves '.' alone, and a path segment "." or
+ * ".." is resolved on the way (by libcurl unless CURLOPT_PATH_AS_IS, by a
+ * proxy, or by the ticket system's web server, some of which decode %2F
+ * and %5C first), so ".." in .../tickets/%s would ask .../ instead: the
+ * client would choose what jitd asks. No ticket name needs such a segment.
+ */
+bool ticket_has_dot_segment(const char *ticket)
+{
+	const char *p = ticket;
+
+	for (;;) {
+		size_t n = strcspn(p, "/\\");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return true;
+		if (!p[n])
+			return false;
+		p += n + 1;
+	}
+}
+
 /* A short printable excerpt of an untrusted string, for messages. */
 static void excerpt(const char *s, char *out, size_t outlen)
 {
@@ -230,6 +251,13 @@ static int setup(struct check *c, char *msg, size_t msglen)
 	CURLcode e = CURLE_OK;
 	char *esc, *url;
 
+	if (ticket_has_dot_segment(c->ticket)) {
+		char tk[200];
+		excerpt(c->ticket, tk, sizeof(tk));
+		snprintf(msg, msglen, "ticket_check: ticket \"%s\" is not sent to the ticket "
+			 "system: it holds a \".\" or \"..\" path segment", tk);
+		return JIT_EPOLICY;
+	}
 	c->easy = curl_easy_init();
 	if (!c->easy) {
 		snprintf(msg, msglen, "ticket_check: cannot create a transfer");
@@ -257,6 +285,7 @@ static int setup(struct check *c, char *msg, size_t msglen)
 #define SET(opt, val) \
 	do { if (e == CURLE_OK) e = curl_easy_setopt(c->easy, opt, val); } while (0)
 	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PATH_AS_IS, 1L); /* the path is sent as built, never resolved */
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_NOSIGNAL, 1L);

@@ -22,6 +22,7 @@
 #ifndef JITD_TICKET_H
 #define JITD_TICKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "config.h"
 #include "err.h"
@@ -57,6 +58,10 @@ int ticket_check(struct ticket_checker *tc, const struct jit_ticket_check_cfg *c
 /* The URL: template with its one %s replaced by escaped (already URL-
  * escaped) and %% by %. Heap string. */
 char *ticket_url(const char *template, const char *escaped);
+
+/* True if ticket is, or holds between '/' or '\\', a "." or ".." path
+ * segment: such a ticket is never sent (see ticket.c). */
+bool ticket_has_dot_segment(const char *ticket);
 
 /*
  * Judges an answer: HTTP status and body. JIT_OK if status is 2xx and body

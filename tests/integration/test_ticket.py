@@ -178,6 +178,27 @@ def test_ticket_check_answers():
         itsm.close()
 
 
+def test_ticket_dot_segments_are_not_sent():
+    """URL escaping leaves '.' alone: a ticket ".." in .../tickets/%s must
+    not make jitd ask another path of the ticket system (here "/", which
+    this stub would approve)."""
+    itsm = Itsm()
+    e, _ = _env(itsm)
+    try:
+        j = e.jitd
+        for t in ("..", ".", "../../admin", "x/..", "..\\x"):
+            _ticket_refused(e, j.grant("bob", "admins", "1h", ticket=t), "path segment")
+        assert not e.is_member("admins", e.user_dn("bob"))
+        eq(itsm.seen, [], "requests sent to the ticket system")
+        # dots that are not a whole segment are sent as they are
+        e.grant_and_check("carol", "admins", "1h", ticket="v1.2..x")
+        e.grant_and_check("dave", "admins", "1h", ticket="...")
+        eq([p for p, _ in itsm.seen], ["/tickets/v1.2..x", "/tickets/..."], "paths asked")
+    finally:
+        e.__exit__(None, None, None)
+        itsm.close()
+
+
 def test_ticket_token_file_with_loose_mode_refuses():
     itsm = Itsm()
     e, token_file = _env(itsm)

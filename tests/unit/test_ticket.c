@@ -1,7 +1,8 @@
 /*
  * test_ticket.c - the pure parts of the ticket check: the URL template and
  * the judgement of an answer (status, JSON, dotted field, value), which
- * must fail closed on everything but a clear match; and secret files
+ * must fail closed on everything but a clear match; tickets with a "." or
+ * ".." path segment, never sent; and secret files
  * (mode, owner, size, trailing newline).
  */
 #include <fcntl.h>
@@ -67,6 +68,26 @@ static void test_url(void)
 	free(u);
 }
 
+/* A ticket that a resolver on the way could turn into another path. */
+static void test_dot_segment(void)
+{
+	const char *bad[] = { ".", "..", "../api", "./x", "a/..", "a/.", "a/../b", "..\\x",
+			      "a\\.", "/..", "../" };
+	const char *good[] = { "INC00042", "...", ".x", "x.", "..x", "a..b", "v1.2", "a/b",
+			       "A B/C?&x=%", "%2e%2e", "", "/", "a//b", ". ", " .." };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(ticket_has_dot_segment(bad[i]));
+		if (!ticket_has_dot_segment(bad[i]))
+			fprintf(stderr, "not caught: \"%s\"\n", bad[i]);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CHECK(!ticket_has_dot_segment(good[i]));
+		if (ticket_has_dot_segment(good[i]))
+			fprintf(stderr, "wrongly caught: \"%s\"\n", good[i]);
+	}
+}
+
 static void put(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -130,6 +151,7 @@ int main(void)
 {
 	test_judge();
 	test_url();
+	test_dot_segment();
 	test_secret();
 	T_DONE();
 }

@@ -1001,11 +1001,13 @@ static void parse_directories(struct ctx *cx, const config_setting_t *root, stru
 static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const char *url)
 {
 	const char *p = url, *host;
+	char shown[512];
 	int n_s = 0;
 
+	url_redact(url, shown, sizeof(shown)); /* errors reach syslog on a reload */
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
 		cerr(cx, key_line(t, "url"), "url", "\"%s\" is not an http:// or https:// URL",
-		     url);
+		     shown);
 	host = strstr(url, "://");
 	if (host && memchr(host + 3, '@', strcspn(host + 3, "/?#")))
 		cerr(cx, key_line(t, "url"), "url",
@@ -1365,10 +1367,18 @@ static void check_notify(struct ctx *cx, const config_setting_t *e, struct notif
 			 struct jit_notify_cfg *n)
 {
 	const char *u = r->url;
+	char shown[512];
+
+	/* A webhook URL often holds a token (Slack's, Teams'), and these errors
+	 * reach syslog on a refused reload: show it redacted. */
+	url_redact(u, shown, sizeof(shown));
 	if (u && strncasecmp(u, "http://", 7) != 0 && strncasecmp(u, "https://", 8) != 0)
-		cerr(cx, key_line(e, "url"), "url", "\"%s\" is not an http:// or https:// URL", u);
-	else if (u && (strchr(u, ' ') || strlen(u) <= (size_t)(u[4] == ':' ? 7 : 8)))
-		cerr(cx, key_line(e, "url"), "url", "\"%s\" has no host or contains a space", u);
+		cerr(cx, key_line(e, "url"), "url", "\"%s\" is not an http:// or https:// URL",
+		     shown);
+	else if (u && strlen(u) <= (size_t)(u[4] == ':' ? 7 : 8))
+		cerr(cx, key_line(e, "url"), "url", "\"%s\" has no host", shown);
+	else if (u && strchr(u, ' '))
+		cerr(cx, key_line(e, "url"), "url", "\"%s\" contains a space", shown);
 	for (size_t i = 0; i < r->events.n; i++) {
 		size_t k = 0;
 		while (config_notify_events[k] && strcmp(config_notify_events[k], r->events.v[i]))

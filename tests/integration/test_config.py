@@ -1,10 +1,12 @@
 """jitd -t: configuration errors name FILE:LINE and the key; a good
 configuration passes; a bad one keeps the daemon from starting."""
 
+import copy
 import os
+import signal
 import subprocess
 
-from jittest import Env, eq, need_root
+from jittest import Env, eq, need_root, wait_until
 from jitd import binary, cfg_text
 
 
@@ -106,6 +108,44 @@ def test_bad_config_does_not_start():
         assert p.returncode != 0, "jitd started with a bad config"
         assert "bogus_key" in p.stdout + p.stderr, p.stderr
         assert not os.path.exists(e.jitd.sock), "socket created despite the bad config"
+
+
+def test_config_errors_do_not_show_url_tokens():
+    """A webhook URL usually carries its token (Slack, Teams): a config
+    error about a notify or ticket_check URL shows it redacted, in `jitd -t`
+    and in the refused reload's message (which goes to syslog)."""
+    with Env() as e:
+        j = e.jitd
+        bad = copy.deepcopy(j.config)
+        bad["notify"] = [
+            {"url": "htps://hooks.example/services/T0/B1/SECRETTOKEN1"},
+            {"url": "https://hooks.example/services/T0/B1/SECRET TOKEN2"},
+        ]
+        bad["groups"][0]["ticket_check"] = {
+            "url": "ftp://itsm.example/api/SECRETTOKEN3/%s", "approved_field": "state",
+            "approved_value": "approved"}
+        text = cfg_text(bad)
+        path = _write(e, "tokens.conf", text)
+        rc, out = _check(path)
+        eq(rc, 1, "jitd -t exit status (output %r)" % out)
+        for needle, what in (("SECRETTOKEN1", "is not an http:// or https:// URL"),
+                             ("SECRET TOKEN2", "contains a space"),
+                             ("SECRETTOKEN3", "is not an http:// or https:// URL")):
+            want = "%s:%d: url: " % (path, _line_of(text, needle))
+            lines = [ln for ln in out.splitlines() if ln.startswith(want)]
+            assert lines and what in lines[0], "no %r error at %s:\n%s" % (what, want, out)
+        assert '"htps://hooks.example/***"' in out, out
+        assert '"ftp://itsm.example/***"' in out, out
+        assert "SECRET" not in out, out
+        # the same errors on a reload: refused, logged without the tokens
+        j.write_config(text)
+        j.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in j.stderr_tail(200), 10, "the reload refused")
+        log = j.stderr_tail(100000)
+        assert "hooks.example/***" in log, log
+        assert "SECRET" not in log, log
+        assert j.running(), "jitd died on a refused reload"
+        j.ok({"op": "status"})
 
 
 def _private_etc_group(extra):

@@ -27,6 +27,7 @@
 #include "escape.h"
 #include "kerberos.h"
 #include "log.h"
+#include "termsafe.h"
 #include "util.h"
 
 #define SECRET_MAX 4096 /* bytes of the secret, not counting one trailing newline */
@@ -74,17 +75,11 @@ typedef int (*dir_op_fn)(struct dir_conn *c, void *arg, struct dir_result *res);
 
 /* ---- results and health ---------------------------------------------- */
 
-/* Copies untrusted server text, replacing control bytes, truncating. */
+/* Copies untrusted server text, replacing control characters (C0, DEL,
+ * C1) and invalid UTF-8, truncating between characters (termsafe.h). */
 static void copy_printable(char *dst, size_t dstlen, const char *src)
 {
-	size_t i = 0;
-
-	for (; src && src[i] != '\0' && i + 1 < dstlen; i++) {
-		unsigned char ch = (unsigned char)src[i];
-		dst[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	if (dstlen > 0)
-		dst[i] = '\0';
+	(void)termsafe_copy(dst, dstlen, src, 0);
 }
 
 /* Fills res with code and "ldap N (text): <diagnostic>"; an empty message

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "proto.h"
 #include "reportcmd.h"
+#include "termsafe.h"
 #include "util.h"
 
 #ifndef PACKAGE_VERSION
@@ -127,21 +128,10 @@ static int usage_error(const char *fmt, ...)
 
 /* ---- terminal-safe text ---------------------------------------------- */
 
-/* A copy of s with C0/C1 control characters and DEL replaced by '?'. */
+/* A copy of s without control characters or invalid UTF-8 (termsafe.h). */
 static char *clean_dup(const char *s)
 {
-	struct strbuf sb = { 0 };
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f) {
-			sb_add(&sb, "?", 1);
-		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			sb_add(&sb, "?", 1);
-			p++;
-		} else {
-			sb_add(&sb, (const char *)p, 1);
-		}
-	}
-	return sb_steal(&sb);
+	return termsafe_dup(s, 0);
 }
 
 /* Columns taken by UTF-8 text (one per code point; good enough for names). */
@@ -526,7 +516,11 @@ static int show_answer(const struct opts *o, const struct command *cmd, const ch
 		goto out;
 	}
 	if (o->json) {
-		fwrite(line, 1, len, stdout);
+		/* The answer as sent, but C1 controls and DEL as \u escapes (the
+		 * same JSON value): a terminal must not act on them. */
+		struct termsafe_json t = { stdout, false };
+		(void)termsafe_json_write(line, len, &t);
+		(void)termsafe_json_end(&t);
 		putchar('\n');
 	}
 	if (json_is_false(ok)) {

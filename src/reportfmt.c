@@ -2,8 +2,9 @@
  * reportfmt.c - renders a report (the JSON object report_result() built)
  * as text, CSV, JSON or one self-contained HTML page with an inline SVG
  * timeline. Trust: every name in a report comes from the audit log, which
- * any requester influences (user names, reasons), so text output replaces
- * control characters, CSV cells that a spreadsheet would run as a formula
+ * any requester influences (user names, reasons), so text, CSV and HTML
+ * replace control characters (C1 too) and invalid UTF-8, JSON escapes C1
+ * and DEL (termsafe.h), CSV cells that a spreadsheet would run as a formula
  * are quoted with a leading ', and HTML escapes everything and forbids any
  * network access with a Content-Security-Policy.
  */
@@ -12,6 +13,7 @@
 #include <string.h>
 #include "duration.h"
 #include "report.h"
+#include "termsafe.h"
 #include "util.h"
 
 #define HTML_ROWS_MAX 60 /* timeline rows (user, group) drawn */
@@ -48,7 +50,7 @@ static char *scalar_text(const char *key, json_t *v)
 {
 	char d[64];
 	if (json_is_string(v))
-		return xstrdup(json_string_value(v));
+		return termsafe_dup(json_string_value(v), 0);
 	if (json_is_integer(v)) {
 		int64_t n = json_integer_value(v);
 		if (key && strstr(key, "seconds")) {
@@ -123,14 +125,10 @@ static size_t coverage_notes(json_t *res, char *n[COVERAGE_MAX])
 
 /* ---- text ---- */
 
-/* A copy with control characters replaced (terminal safety). */
+/* A copy safe for a terminal: audit log fields are anyone's text. */
 static char *clean(const char *s)
 {
-	char *c = xstrdup(s ? s : "");
-	for (unsigned char *p = (unsigned char *)c; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return c;
+	return termsafe_dup(s, 0);
 }
 
 static size_t width_of(const char *s)
@@ -282,12 +280,14 @@ static void render_text(json_t *res, FILE *out)
 	if (json_array_size(act) == 0)
 		fputs("  (none)\n", out);
 	json_array_foreach(act, i, a) {
+		char *id = clean(sget(a, "grant_id"));
 		char *u = clean(sget(a, "user")), *g = clean(sget(a, "group"));
 		char *ap = clean(sget(a, "approved_by")), *tk = clean(sget(a, "ticket"));
 		fprintf(out, "  %s  %s -> %s  since %s%s  until %s  approved by %s  ticket %s\n",
-			sget(a, "grant_id"), u, g, sget(a, "granted_at"),
+			id, u, g, sget(a, "granted_at"),
 			json_is_false(json_object_get(a, "start_known")) ? START_NOT_READ : "",
 			sget(a, "expires_at"), *ap ? ap : "-", *tk ? tk : "-");
+		free(id);
 		free(u);
 		free(g);
 		free(ap);
@@ -297,21 +297,26 @@ static void render_text(json_t *res, FILE *out)
 
 /* ---- CSV: one row per number, section,name,metric,value ---- */
 
-static void csv_cell(FILE *out, const char *s)
+/* No value of a report needs a control character (requests and names
+ * cannot hold one): a cell gets none, so each row stays one line and a
+ * CSV file shown on a terminal cannot drive it. */
+static void csv_cell(FILE *out, const char *text)
 {
-	bool quote = strpbrk(s, ",\"\r\n") != NULL;
-	bool formula = strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0';
+	char *c = termsafe_dup(text, 0);
+	bool quote = strpbrk(c, ",\"") != NULL;
+	bool formula = strchr("=+-@", c[0]) != NULL && c[0] != '\0';
 	if (quote || formula)
 		fputc('"', out);
 	if (formula)
 		fputc('\'', out);
-	for (; *s; s++) {
+	for (const char *s = c; *s; s++) {
 		if (*s == '"')
 			fputc('"', out);
 		fputc(*s, out);
 	}
 	if (quote || formula)
 		fputc('"', out);
+	free(c);
 }
 
 static void csv_row(FILE *out, const char *sec, const char *name, const char *metric, json_t *v)
@@ -379,22 +384,22 @@ static void render_csv(json_t *res, FILE *out)
 
 /* ---- HTML ---- */
 
-static void h(FILE *out, const char *s)
+/* Escaped text, without controls (HTML forbids C1 and most of C0, and the
+ * file may be shown on a terminal); white space stays white space. */
+static void h(FILE *out, const char *text)
 {
-	for (; s && *s; s++) {
+	char *c = termsafe_dup(text, TERMSAFE_KEEP_NL | TERMSAFE_KEEP_TAB);
+	for (const char *s = c; *s; s++) {
 		switch (*s) {
 		case '&': fputs("&amp;", out); break;
 		case '<': fputs("&lt;", out); break;
 		case '>': fputs("&gt;", out); break;
 		case '"': fputs("&quot;", out); break;
 		case '\'': fputs("&#39;", out); break;
-		default:
-			if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
-				fputc('?', out);
-			else
-				fputc(*s, out);
+		default: fputc(*s, out);
 		}
 	}
+	free(c);
 }
 
 static const char html_head[] =
@@ -693,11 +698,16 @@ int report_render(json_t *res, enum report_format f, FILE *out)
 	case REPORT_CSV:
 		render_csv(res, out);
 		break;
-	case REPORT_JSON:
-		if (json_dumpf(res, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+	case REPORT_JSON: {
+		/* Lossless: C1 controls and DEL only escaped (\u0080), for terminals. */
+		struct termsafe_json t = { out, false };
+		if (json_dump_callback(res, termsafe_json_write, &t,
+				       JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+		    termsafe_json_end(&t) != 0)
 			return JIT_EIO;
 		fputc('\n', out);
 		break;
+	}
 	case REPORT_HTML:
 		render_html(res, out);
 		break;

@@ -1,9 +1,11 @@
 """jitctl, the client CLI: readable and --json output, exit statuses
-(0 ok, 1 refusal with the code on stderr, 2 usage, 3 no socket)."""
+(0 ok, 1 refusal with the code on stderr, 2 usage, 3 no socket); control
+characters in what the daemon sends never reach the terminal raw."""
 
 import json
 import os
 import re
+import sqlite3
 
 from jittest import Env, eq
 
@@ -31,7 +33,7 @@ def test_jitctl_grant_show_list_complete():
         eq(g["request_id"], "CLI-1", "request_id")
         eq(g["duration"], 3600, "duration")
 
-        # --json prints the server's answer line unchanged.
+        # --json prints the server's answer line (unchanged: nothing to escape).
         r = j.jitctl("--json", "show", gid)
         eq(r.returncode, 0, "show --json exit status")
         lines = r.stdout.splitlines()
@@ -128,3 +130,36 @@ def test_jitctl_usage_exit_2():
             eq(r.returncode, 2, "exit status for usage error %r (stderr %r)" % (args, r.stderr))
             assert r.stderr.strip(), "no usage message for %r" % (args,)
         eq(e.slapd.members("admins"), {e.slapd.placeholder}, "nothing granted")
+
+
+def test_jitctl_control_characters_not_printed_raw():
+    """A C1 control (U+009B, a CSI some terminals obey) and DEL in a stored
+    field (a request cannot carry one, but the daemon passes on what its
+    store or the directory holds): the readable form shows '?', --json
+    escapes them as \\u009b and \\u007f (the same JSON value); neither
+    prints them raw."""
+    with Env() as e:
+        j = e.jitd
+        gid = j.must_grant("alice", "admins", "1h", reason="deploy")["grant_id"]
+        j.stop()
+        db = sqlite3.connect(os.path.join(j.state_dir, "jitd.db"))
+        try:
+            db.execute("UPDATE grants SET reason = ? WHERE id = ?", ("de\x9b2Jploy\x7f", gid))
+            db.commit()
+        finally:
+            db.close()
+        j.start()
+        eq(j.show(gid)["reason"], "de\x9b2Jploy\x7f", "the daemon's answer holds the C1")
+        for args in (["--json", "show", gid], ["--json", "list", "--state", "all"]):
+            r = j.jitctl(*args)
+            eq(r.returncode, 0, "%r exit status (stderr %r)" % (args, r.stderr))
+            for ch in ("\x9b", "\x7f"):
+                assert ch not in r.stdout, "raw %r in %r output: %r" % (ch, args, r.stdout)
+            assert "de\\u009b2Jploy\\u007f" in r.stdout, r.stdout
+            a = json.loads(r.stdout)
+            got = a["grant"] if "grant" in a else a["grants"][0]
+            eq(got["reason"], "de\x9b2Jploy\x7f", "%r: the same JSON value" % (args,))
+        r = j.jitctl("show", gid)
+        eq(r.returncode, 0, "show exit status")
+        assert "\x9b" not in r.stdout and "\x7f" not in r.stdout, r.stdout
+        assert "de?2Jploy?" in r.stdout, r.stdout

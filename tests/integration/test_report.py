@@ -3,7 +3,8 @@ through jitd and its JSON report checked number by number; a generated day
 spread over a rotated .gz, a rotated plain file and the current file, with
 grants across the period's edges (every number exact, medians included);
 lines left by crashes at fault points (a `failed` line after `granted`, a
-final line written twice) counted once; text and CSV; a broken chain still reported, with exit status 1; memory
+final line written twice) counted once; text and CSV; control characters
+never printed raw; a broken chain still reported, with exit status 1; memory
 that does not grow with the input; the HTML form rendered by headless
 Chromium; the nightly job in contrib/."""
 
@@ -361,6 +362,37 @@ def test_report_broken_chain_is_reported():
     assert "did NOT verify" in r.stderr, r.stderr
     eq(res["totals"]["refused"], 3, "the report is still made")
 
+
+
+def test_report_control_characters_not_printed_raw():
+    """Names with a C1 control (U+009B: CSI, which some terminals obey and
+    which could hide the warning printed after the report), DEL and ESC in
+    the audit log: no format prints them raw, JSON escapes them (the same
+    value), and the log itself is left as it was."""
+    path = os.path.join(os.getcwd(), "audit.log")
+    user, group, ticket = "al\x9b8mice", "adm\x7fins", "T\x1b[2J-1"
+    w = AuditWriter(path)
+    w.grant(g("g-c1", user, group, D + 3600, 7200, approved_by="car\x9bol", ticket=ticket))
+    w.refused(D + 3700, "mal\x9blory", "dba", "unknown_user")
+    w.close()
+    with open(path, "rb") as f:
+        logged = f.read()
+    assert b"al\xc2\x9b8mice" in logged, "test setup: the log holds the raw C1"
+    for fmt in ("text", "csv", "html", "json"):
+        r = subprocess.run([binary("jitctl"), "report", "--format", fmt, "--since", "2026-11-23",
+                            "--until", "2026-11-24", path], capture_output=True, timeout=60)
+        eq(r.returncode, 0, "%s: exit status (%s)" % (fmt, r.stderr))
+        for raw in (b"\xc2\x9b", b"\x7f", b"\x1b"):
+            assert raw not in r.stdout, "%s: raw %r in the output" % (fmt, raw)
+        if fmt == "json":
+            res = json.loads(r.stdout)
+            assert user in res["by_user"], res["by_user"]
+            eq(res["active_at_end"][0]["ticket"], ticket, "json: ticket")
+            assert b"al\\u009b8mice" in r.stdout, r.stdout
+        elif fmt != "html":
+            assert b"al?8mice" in r.stdout and b"adm?ins" in r.stdout, (fmt, r.stdout)
+    with open(path, "rb") as f:
+        eq(f.read(), logged, "the audit log after the reports")
 
 # -- memory ------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@
 #define CFG_MAX_BYTES (1024 * 1024) /* a config file larger than this is refused */
 #define CFG_MAX_LINES 65535         /* libconfig keeps line numbers in 16 bits */
 #define CFG_MAX_ERRORS 50           /* report this many, then summarize */
-#define CFG_NAME_MAX 256            /* names of directories, groups, clients */
 
 static const char *const op_names[OP__COUNT] = {
 	"grant", "complete", "revoke", "extend", "show", "list", "status",

@@ -37,6 +37,9 @@ const char *jit_op_name(enum jit_op op);
 /* JIT_OK and *out, or JIT_EUNKNOWNOP. */
 int jit_op_parse(const char *s, enum jit_op *out) JIT_WUR;
 
+/* Bytes in a name of a directory, group or client (config.c refuses more). */
+#define CFG_NAME_MAX 256
+
 struct jit_dir_cfg {
 	char *name;
 	char *uri;              /* one or more URIs separated by spaces: failover order */

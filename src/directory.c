@@ -552,6 +552,16 @@ struct gss_lock {
 static pthread_mutex_t gss_locks_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct gss_lock *gss_locks; /* guarded by gss_locks_mu */
 
+int dir_ccache_name(const char *name, char *buf, size_t len)
+{
+	/* Robustness: a cut name could be another directory's cache, holding
+	 * that directory's identity; refuse instead. */
+	if (strlen(DIR_CCACHE_PREFIX) + strlen(name) >= len)
+		return JIT_ETOOBIG;
+	(void)snprintf(buf, len, "%s%s", DIR_CCACHE_PREFIX, name);
+	return JIT_OK;
+}
+
 static pthread_mutex_t *gss_lock_for(const char *ccache)
 {
 	struct gss_lock *l;
@@ -596,7 +606,7 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 				  NULL, false };
 	bool gss = is_gssapi(cfg) && cfg->keytab != NULL;
 	pthread_mutex_t *gss_lock = NULL;
-	char ccache[160];
+	char ccache[DIR_CCACHE_MAX];
 	char *secret = NULL;
 	int code, rc = JIT_EDIRUNAVAIL;
 
@@ -606,8 +616,12 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 			return err;
 		a.secret = secret;
 	}
+	if (gss && dir_ccache_name(cfg->name, ccache, sizeof(ccache)) != JIT_OK) {
+		set_local_result(res, "directory name too long for a credential cache name");
+		free_secret(secret);
+		return JIT_EDIRUNAVAIL;
+	}
 	if (gss) {
-		(void)snprintf(ccache, sizeof(ccache), "MEMORY:jitd-%s", cfg->name);
 		gss_lock = gss_lock_for(ccache);
 		pthread_mutex_lock(gss_lock);
 		if (gss_acquire(c, ccache, &a.gss_cred, res) != JIT_OK)

@@ -237,6 +237,17 @@ char *dir_pair_key(const char *directory, const char *group_dn, const char *attr
 		   const char *value);
 
 /*
+ * The name of directory `name`'s private Kerberos credential cache,
+ * "MEMORY:jitd-<name>", into buf: distinct directory names give distinct
+ * caches (so distinct identities), never a shared cut-off prefix. JIT_OK,
+ * or JIT_ETOOBIG with buf untouched if it does not fit in len (a buffer of
+ * DIR_CCACHE_MAX bytes fits every name the config accepts). Pure.
+ */
+#define DIR_CCACHE_PREFIX "MEMORY:jitd-"
+#define DIR_CCACHE_MAX (sizeof(DIR_CCACHE_PREFIX) + CFG_NAME_MAX)
+int dir_ccache_name(const char *name, char *buf, size_t len) JIT_WUR;
+
+/*
  * AD range retrieval, pure (unit-tested): desc is an attribute description
  * returned by the server. If it is attr;range=LOW-HIGH (HIGH a number or
  * '*'), returns true with *high = HIGH or -1 for '*'. False for anything

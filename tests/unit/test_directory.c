@@ -2,8 +2,9 @@
  * test_directory.c - the parts of src/directory.c that need no server:
  * AD range retrieval parsing, member value comparison keys, the shared
  * directory health (fail fast while down, probe claiming) against a port
- * where nothing listens, and which configurations run over TLS with
- * nothing proving the server (the start-up warning).
+ * where nothing listens, which configurations run over TLS with nothing
+ * proving the server (the start-up warning), and credential cache names of
+ * long directory names.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -172,11 +173,62 @@ static void test_tls_unverified(void)
 	CHECK(!unverified("EXTERNAL", "ldapi://%2Frun%2Fslapd", false, "never", NULL));
 }
 
+/* Two GSSAPI directories whose longest accepted names differ only in
+ * the last byte: the config takes both, and their credential caches (so
+ * their Kerberos identities) stay apart. */
+static void test_ccache_name(void)
+{
+	char a[CFG_NAME_MAX + 1], b[CFG_NAME_MAX + 1], ca[DIR_CCACHE_MAX], cb[DIR_CCACHE_MAX];
+	char small[32] = "untouched", *text, *errs = NULL, *want;
+	struct jit_config *cfg = NULL;
+
+	memset(a, 'd', CFG_NAME_MAX);
+	a[CFG_NAME_MAX] = '\0';
+	memcpy(b, a, sizeof(a));
+	b[CFG_NAME_MAX - 1] = 'e';
+	text = xasprintf("directories = (\n"
+			 "  { name = \"%s\"; uri = \"ldap://a.ex\"; user_base = \"dc=ex\";\n"
+			 "    sasl_mech = \"GSSAPI\"; keytab = \"/etc/jitd/a.kt\"; },\n"
+			 "  { name = \"%s\"; uri = \"ldap://b.ex\"; user_base = \"dc=ex\";\n"
+			 "    sasl_mech = \"GSSAPI\"; keytab = \"/etc/jitd/b.kt\"; }\n"
+			 ");\n"
+			 "groups = ( { name = \"g\"; directory = \"%s\"; dn = \"cn=g\"; } );\n"
+			 "clients = ( { uid = 0; } );\n",
+			 a, b, a);
+	CHECK(config_load_text("t.conf", text, CONFIG_NO_IDS, &cfg, &errs) == JIT_OK);
+	if (errs)
+		fprintf(stderr, "  unexpected errors:\n%s", errs);
+	CHECK(cfg && cfg->n_dirs == 2);
+	if (cfg && cfg->n_dirs == 2) {
+		CHECK(dir_ccache_name(cfg->dirs[0].name, ca, sizeof(ca)) == JIT_OK);
+		CHECK(dir_ccache_name(cfg->dirs[1].name, cb, sizeof(cb)) == JIT_OK);
+		CHECK(strcmp(ca, cb) != 0);
+		want = xasprintf("MEMORY:jitd-%s", a);
+		CHECK_STR(ca, want);
+		free(want);
+		want = xasprintf("MEMORY:jitd-%s", b);
+		CHECK_STR(cb, want);
+		free(want);
+	}
+	/* A name that does not fit is refused, never cut. */
+	b[0] = 'x';
+	CHECK(dir_ccache_name(b, small, sizeof(small)) == JIT_ETOOBIG);
+	CHECK_STR(small, "untouched");
+	CHECK(dir_ccache_name("corp", small, sizeof(small)) == JIT_OK);
+	CHECK_STR(small, "MEMORY:jitd-corp");
+	CHECK(dir_ccache_name("0123456789012345678", small, sizeof(small)) == JIT_OK);
+	CHECK(dir_ccache_name("01234567890123456789", small, sizeof(small)) == JIT_ETOOBIG);
+	config_free(cfg);
+	free(errs);
+	free(text);
+}
+
 int main(void)
 {
 	test_range();
 	test_value_key();
 	test_health();
 	test_tls_unverified();
+	test_ccache_name();
 	T_DONE();
 }

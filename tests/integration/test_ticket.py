@@ -281,7 +281,8 @@ def test_ticket_checks_are_bounded():
     those whose client hung up), the rest refused at once with `busy` and
     audited; once the ticket system answers, the accepted ones are granted."""
     itsm = Itsm()
-    e, _ = _env(itsm, check_timeout="90s", top={"max_clients": 1000})
+    e, _ = _env(itsm, check_timeout="90s",
+                top={"max_clients": 1000, "max_clients_per_uid": 1000})
     try:
         j = e.jitd
         e.grant_and_check("alice", "admins", "1h", ticket="INC00001")  # checker started

@@ -25,6 +25,7 @@
 
 #include "directory.h"
 #include "escape.h"
+#include "fault.h"
 #include "kerberos.h"
 #include "log.h"
 #include "termsafe.h"
@@ -152,6 +153,20 @@ static bool code_is_unavailable(int code)
 	if (code == LDAP_FILTER_ERROR || code == LDAP_PARAM_ERROR || code == LDAP_NOT_SUPPORTED)
 		return false;
 	return code < 0;
+}
+
+/*
+ * An answer on a connection that was already open that may mean the
+ * session's bind no longer holds: operationsError (Active Directory's
+ * "a successful bind must be completed", 000004DC), strongAuthRequired,
+ * inappropriateAuthentication, invalidCredentials (an expired Kerberos
+ * session). Bound again and retried once; a fresh connection's answer is
+ * the answer.
+ */
+static bool code_is_session_lost(int code)
+{
+	return code == LDAP_OPERATIONS_ERROR || code == LDAP_STRONG_AUTH_REQUIRED ||
+	       code == LDAP_INAPPROPRIATE_AUTH || code == LDAP_INVALID_CREDENTIALS;
 }
 
 /* A client-side LDAP error that means a bug or a bad configuration. */
@@ -749,7 +764,8 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
 
 /*
  * Runs op on a bound connection. A connection that was already open and
- * turns out dead (see code_is_unavailable) is dropped, reconnected once and
+ * turns out dead (see code_is_unavailable), or whose session the server no
+ * longer accepts (code_is_session_lost), is dropped, reconnected once and
  * the operation retried once; a fresh connection is not retried, so a dead
  * directory costs one connect attempt per operation, not two. On JIT_OK
  * *code is what the directory answered.
@@ -768,8 +784,22 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 				return rc;
 			fresh = true;
 		}
-		*code = op(c, arg, res);
+		if (!fresh && attempt == 0 && FAULT_FAIL("fail.session_lost")) {
+			/* as a server that no longer accepts the session answers */
+			res->ldap_code = LDAP_OPERATIONS_ERROR;
+			copy_printable(res->message, sizeof(res->message),
+				       "operations error: a bind must be completed (fault)");
+			*code = LDAP_OPERATIONS_ERROR;
+		} else {
+			*code = op(c, arg, res);
+		}
 		c->io_deadline = 0; /* libldap may have connected again inside op */
+		if (!fresh && attempt == 0 && code_is_session_lost(*code)) {
+			log_info("directory %s: answered %d on an open connection (%s); binding "
+				 "again", c->cfg->name, *code, res->message);
+			dir_drop(c);
+			continue;
+		}
 		if (!code_is_unavailable(*code)) {
 			(void)snprintf(res->uri, sizeof(res->uri), "%s", c->uris[c->cur]);
 			return JIT_OK;

@@ -42,6 +42,7 @@ const char *const fault_names[] = {
 	"fail.final_audit",          /* the final line of one grant's end cannot be written */
 	"fail.batch_audit",          /* the `expired` lines of a batch cannot be written */
 	"fail.drift_audit",          /* a `drift` line cannot be written */
+	"fail.session_lost",         /* an open connection's op answered 1 */
 	NULL,
 };
 

@@ -180,3 +180,27 @@ def test_grants_of_a_directory_dropped_from_the_config_do_not_stop_the_others():
         assert "\"corp\"" in j.stderr_tail(200)
         for x in old:
             eq(j.show(x["grant_id"])["state"], "active", "grant of the unconfigured directory")
+
+
+def test_session_the_server_no_longer_accepts_is_bound_again():
+    """Every operation on a connection that was already open is answered
+    operationsError (1), as Active Directory answers a session whose bind no
+    longer holds: jitd binds again and retries once, so grants and
+    completes still work (regression: the answer was taken as the
+    directory's refusal, and the connection kept, until a restart)."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.session_lost:1"})
+        binds0 = e.slapd.log_tail(1000000).count("BIND dn=")
+        alice = e.user_dn("alice")
+        g = e.grant_and_check("alice", "dba", "1h")
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(a["grant"]["state"], "completed", "complete answered")
+        assert not e.is_member("dba", alice), "the membership stays after the complete"
+        wait_stderr(j, "fault fail at fail.session_lost", 5)
+        assert "binding again" in j.stderr_tail(400), j.stderr_tail(50)
+        binds = e.slapd.log_tail(1000000).count("BIND dn=")
+        assert binds > binds0, "no new bind after the session was refused (%d, %d)" % (
+            binds0, binds)
+        assert j.running()

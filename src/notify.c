@@ -1,6 +1,7 @@
 /*
- * notify.c - webhook deliveries: a bounded queue, one thread driving a curl
- * multi handle, retries with backoff, HMAC-SHA256 signatures.
+ * notify.c - webhook deliveries: a bounded queue per receiver (notifyq.c),
+ * one thread driving a curl multi handle, retries with backoff, HMAC-SHA256
+ * signatures.
  * Trust: receivers are remote and untrusted: their answers are discarded
  * (only the status code is read), transfers are time-limited, only http and
  * https are allowed and redirects are not followed. A webhook URL often
@@ -20,6 +21,7 @@
 #include <openssl/hmac.h>
 #include "log.h"
 #include "notify.h"
+#include "notifyq.h"
 #include "util.h"
 
 #ifndef PACKAGE_VERSION
@@ -28,6 +30,8 @@
 
 #define SECRET_MAX 4096
 #define DROP_LOG_EVERY 100
+/* Receivers removed by reloads that may keep deliveries waiting. */
+#define RETIRED_MAX 16
 
 struct target {
 	char *url, *shown;              /* shown: redacted for logs */
@@ -38,7 +42,6 @@ struct target {
 	int max_attempts;
 	char **events;
 	size_t n_events;
-	bool failing;                   /* under notify.lock: last attempt failed */
 };
 
 struct notify_targets {
@@ -48,6 +51,7 @@ struct notify_targets {
 };
 
 struct item {
+	struct notifyq_item q;          /* first: the queue's links, lane, due time */
 	struct notify_targets *set;     /* holds a reference */
 	struct target *t;
 	char *body;
@@ -55,11 +59,9 @@ struct item {
 	char event[32];
 	long long seq;
 	int attempts;
-	int64_t due_ms;
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
-	struct item *next;
 };
 
 struct notify {
@@ -67,14 +69,16 @@ struct notify {
 	pthread_t thread;
 	CURLM *multi;
 	struct notify_targets *targets;
-	struct item *head, *tail;       /* waiting, in queue order */
-	struct item *busy;              /* transfers in progress */
-	size_t waiting, inflight;
+	struct notifyq *q;              /* under lock: the queues, one per receiver */
 	struct notify_limits lim;
 	bool stop;
 	int64_t stop_deadline_ms;
-	struct notify_stats st;
 };
+
+static struct item *item_of(struct notifyq_item *q)
+{
+	return (struct item *)q; /* q is the first member */
+}
 
 /* ---- targets ---- */
 
@@ -320,47 +324,18 @@ int notify_signature(const unsigned char *key, size_t keylen, const char *timest
 	return JIT_OK;
 }
 
-/* ---- the queue (callers hold n->lock) ---- */
+/* ---- the queues ---- */
 
-static void push(struct notify *n, struct item *it)
+/* Makes the receivers of s the configured ones (lock held); the waiting
+ * deliveries of receivers removed long ago come back in *dropped. */
+static void configure(struct notify *n, const struct notify_targets *s,
+		      struct notifyq_item **dropped)
 {
-	it->next = NULL;
-	if (n->tail)
-		n->tail->next = it;
-	else
-		n->head = it;
-	n->tail = it;
-	n->waiting++;
-}
-
-/* Takes the first waiting item that is due, or NULL. */
-static struct item *take_due(struct notify *n, int64_t now)
-{
-	struct item *prev = NULL;
-	for (struct item *it = n->head; it; prev = it, it = it->next) {
-		if (it->due_ms > now)
-			continue;
-		if (prev)
-			prev->next = it->next;
-		else
-			n->head = it->next;
-		if (n->tail == it)
-			n->tail = prev;
-		n->waiting--;
-		it->next = NULL;
-		return it;
-	}
-	return NULL;
-}
-
-/* The earliest due time of the waiting items; -1 if none. */
-static int64_t next_due(const struct notify *n)
-{
-	int64_t next = -1;
-	for (const struct item *it = n->head; it; it = it->next)
-		if (next < 0 || it->due_ms < next)
-			next = it->due_ms;
-	return next;
+	const char **keys = xcalloc(s->n + 1, sizeof(char *));
+	for (size_t i = 0; i < s->n; i++)
+		keys[i] = s->t[i].url;
+	notifyq_configure(n->q, keys, s->n, dropped);
+	free(keys);
 }
 
 static void item_free(struct notify *n, struct item *it)
@@ -375,6 +350,26 @@ static void item_free(struct notify *n, struct item *it)
 	free(it);
 }
 
+/* Frees what notifyq_configure() dropped (waiting, never in progress):
+ * one line per receiver. */
+static void free_dropped(struct notify *n, struct notifyq_item *q)
+{
+	while (q) {
+		char shown[512];
+		size_t count = 0;
+		snprintf(shown, sizeof(shown), "%s", item_of(q)->t->shown);
+		while (q && strcmp(item_of(q)->t->shown, shown) == 0) {
+			struct item *it = item_of(q);
+			q = q->next;
+			count++;
+			item_free(n, it);
+		}
+		log_warn("notify: dropped %zu waiting notification(s) for %s: it is no longer "
+			 "configured, and more than %d such receivers still had notifications waiting",
+			 count, shown, RETIRED_MAX);
+	}
+}
+
 void notify_event(struct notify *n, const char *event, json_t *rec, const char *line,
 		  size_t len)
 {
@@ -386,6 +381,7 @@ void notify_event(struct notify *n, const char *event, json_t *rec, const char *
 	pthread_mutex_unlock(&n->lock);
 	for (size_t i = 0; i < s->n; i++) {
 		struct target *t = &s->t[i];
+		uint64_t d = 0;
 		if (!wants(t, event))
 			continue;
 		struct item *it = xcalloc(1, sizeof(*it));
@@ -395,25 +391,23 @@ void notify_event(struct notify *n, const char *event, json_t *rec, const char *
 		it->body_len = strlen(it->body);
 		snprintf(it->event, sizeof(it->event), "%s", event);
 		it->seq = (long long)json_integer_value(json_object_get(rec, "seq"));
-		it->due_ms = mono_ms();
+		int64_t now = mono_ms();
 		pthread_mutex_lock(&n->lock);
-		if (n->waiting + n->inflight >= n->lim.queue_max) {
-			uint64_t d = ++n->st.dropped;
-			pthread_mutex_unlock(&n->lock);
-			if (d == 1 || d % DROP_LOG_EVERY == 0)
-				log_warn("notify: queue full (%zu deliveries waiting); dropped the %s "
-					 "notification of seq %lld for %s (%llu dropped so far)",
-					 n->lim.queue_max, event, it->seq, t->shown,
-					 (unsigned long long)d);
-			free(it->body);
-			free(it);
+		int rc = notifyq_push(n->q, notifyq_lane(n->q, t->url), &it->q, now, &d);
+		if (rc == JIT_OK)
+			s->refs++;
+		pthread_mutex_unlock(&n->lock);
+		if (rc == JIT_OK) {
+			queued = true;
 			continue;
 		}
-		s->refs++;
-		push(n, it);
-		n->st.queued++;
-		pthread_mutex_unlock(&n->lock);
-		queued = true;
+		/* Only this receiver's queue is full: the others still take theirs. */
+		if (d == 1 || d % DROP_LOG_EVERY == 0)
+			log_warn("notify: queue full (%zu deliveries waiting); dropped the %s "
+				 "notification of seq %lld for %s (%llu dropped so far)",
+				 n->lim.queue_max, event, it->seq, t->shown, (unsigned long long)d);
+		free(it->body);
+		free(it);
 	}
 	pthread_mutex_lock(&n->lock);
 	unused = set_unref(s);
@@ -426,19 +420,44 @@ void notify_event(struct notify *n, const char *event, json_t *rec, const char *
 void notify_set_targets(struct notify *n, struct notify_targets *t)
 {
 	struct notify_targets *unused;
+	struct notifyq_item *dropped = NULL;
 	pthread_mutex_lock(&n->lock);
 	unused = set_unref(n->targets);
 	n->targets = t;
+	configure(n, t, &dropped);
 	pthread_mutex_unlock(&n->lock);
 	notify_targets_free(unused);
+	free_dropped(n, dropped);
+}
+
+static void stats_of(const struct notifyq_stats *s, struct notify_stats *out)
+{
+	out->queued = s->queued;
+	out->delivered = s->delivered;
+	out->attempts_failed = s->attempts_failed;
+	out->gave_up = s->gave_up;
+	out->dropped = s->dropped;
+	out->waiting = s->waiting;
 }
 
 void notify_get_stats(struct notify *n, struct notify_stats *out)
 {
+	struct notifyq_stats s;
 	pthread_mutex_lock(&n->lock);
-	*out = n->st;
-	out->waiting = n->waiting + n->inflight;
+	notifyq_totals(n->q, &s);
 	pthread_mutex_unlock(&n->lock);
+	stats_of(&s, out);
+}
+
+int notify_get_receiver_stats(struct notify *n, const char *url, struct notify_stats *out)
+{
+	struct notifyq_stats s;
+	pthread_mutex_lock(&n->lock);
+	int rc = notifyq_lane_stats(n->q, url, &s);
+	pthread_mutex_unlock(&n->lock);
+	if (rc == JIT_OK)
+		stats_of(&s, out);
+	return rc;
 }
 
 /* ---- the delivery thread ---- */
@@ -483,7 +502,8 @@ static int build_headers(struct item *it)
 	return add_header(it, "X-Jitd-Signature", sig);
 }
 
-/* Creates the transfer of it and adds it to the multi handle. */
+/* Creates the transfer of it and adds it to the multi handle. Only this
+ * thread touches it->easy. */
 static int start(struct notify *n, struct item *it)
 {
 	const struct target *t = it->t;
@@ -517,23 +537,7 @@ static int start(struct notify *n, struct item *it)
 		return JIT_EINTERNAL;
 	}
 	it->easy = e;
-	pthread_mutex_lock(&n->lock);
-	it->next = n->busy;
-	n->busy = it;
-	pthread_mutex_unlock(&n->lock);
 	return JIT_OK;
-}
-
-/* Takes it off the list of transfers in progress (lock held). */
-static void unbusy(struct notify *n, struct item *it)
-{
-	for (struct item **pp = &n->busy; *pp; pp = &(*pp)->next) {
-		if (*pp == it) {
-			*pp = it->next;
-			it->next = NULL;
-			return;
-		}
-	}
 }
 
 static int64_t backoff_ms(const struct notify *n, int attempts)
@@ -552,7 +556,7 @@ static int64_t backoff_ms(const struct notify *n, int attempts)
  */
 static void finish(struct notify *n, struct item *it, bool ok, bool retryable, const char *why)
 {
-	bool retry, changed = false;
+	bool retry, changed;
 	if (it->easy) {
 		if (curl_multi_remove_handle(n->multi, it->easy) != CURLM_OK)
 			log_debug("notify: cannot remove a transfer");
@@ -561,24 +565,13 @@ static void finish(struct notify *n, struct item *it, bool ok, bool retryable, c
 	}
 	it->attempts++;
 	pthread_mutex_lock(&n->lock);
-	unbusy(n, it);
-	n->inflight--;
-	if (it->t->failing == ok) {
-		it->t->failing = !ok;
-		changed = true;
-	}
+	changed = notifyq_set_failing(it->q.lane, !ok);
 	retry = !ok && retryable && it->attempts < it->t->max_attempts && !n->stop;
-	if (ok) {
-		n->st.delivered++;
-	} else {
-		n->st.attempts_failed++;
-		if (!retry)
-			n->st.gave_up++;
-	}
-	if (retry) {
-		it->due_ms = mono_ms() + backoff_ms(n, it->attempts);
-		push(n, it); /* only this thread takes items: it stays valid below */
-	}
+	/* Only this thread starts or ends items: it stays valid below. */
+	if (retry)
+		notifyq_retry(n->q, &it->q, mono_ms() + backoff_ms(n, it->attempts));
+	else
+		notifyq_done(n->q, &it->q, ok);
 	pthread_mutex_unlock(&n->lock);
 	if (changed && ok)
 		log_warn("notify: deliveries to %s succeed again", it->t->shown);
@@ -628,15 +621,15 @@ static void collect(struct notify *n)
 	}
 }
 
-/* Starts due items while there is room. */
+/* Starts due items while their receivers have slots (notifyq.h). */
 static void start_due(struct notify *n, int64_t now)
 {
 	pthread_mutex_lock(&n->lock);
-	while (n->inflight < (size_t)n->lim.parallel) {
-		struct item *it = take_due(n, now);
-		if (!it)
+	for (;;) {
+		struct notifyq_item *q = notifyq_start(n->q, now);
+		if (!q)
 			break;
-		n->inflight++;
+		struct item *it = item_of(q);
 		pthread_mutex_unlock(&n->lock);
 		if (start(n, it) != JIT_OK)
 			finish(n, it, false, true, it->errbuf);
@@ -651,7 +644,7 @@ static long sleep_ms(struct notify *n, int64_t now)
 {
 	long t = 60000, ct = -1;
 	pthread_mutex_lock(&n->lock);
-	int64_t due = n->inflight < (size_t)n->lim.parallel ? next_due(n) : -1;
+	int64_t due = notifyq_next_due(n->q, true);
 	if (due >= 0)
 		t = due <= now ? 0 : (long)(due - now < t ? due - now : t);
 	if (n->stop)
@@ -668,9 +661,9 @@ static bool stop_now(struct notify *n, int64_t now)
 {
 	bool done;
 	pthread_mutex_lock(&n->lock);
-	int64_t due = next_due(n);
+	int64_t due = notifyq_next_due(n->q, false);
 	done = n->stop && (now >= n->stop_deadline_ms ||
-			   (n->inflight == 0 && (due < 0 || due > n->stop_deadline_ms)));
+			   (notifyq_inflight(n->q) == 0 && (due < 0 || due > n->stop_deadline_ms)));
 	pthread_mutex_unlock(&n->lock);
 	return done;
 }
@@ -695,16 +688,27 @@ static void *run(void *arg)
 
 int notify_new(struct notify_targets *t, const struct notify_limits *lim, struct notify **out)
 {
-	static const struct notify_limits defaults = { 1000, 1000, 60000, 4, 2000 };
+	static const struct notify_limits defaults = {
+		.queue_max = 1000, .retry_min_ms = 1000, .retry_max_ms = 60000, .parallel = 4,
+		.drain_ms = 2000, .parallel_total = 16,
+	};
 	struct notify *n = xcalloc(1, sizeof(*n));
+	struct notifyq_item *none = NULL;
 	n->lim = lim ? *lim : defaults;
 	if (n->lim.queue_max == 0)
 		n->lim.queue_max = 1;
 	if (n->lim.parallel < 1)
 		n->lim.parallel = 1;
+	if (n->lim.parallel_total < n->lim.parallel)
+		n->lim.parallel_total = n->lim.parallel;
 	if (n->lim.retry_min_ms < 1)
 		n->lim.retry_min_ms = 1;
 	n->targets = t;
+	n->q = notifyq_new(&(struct notifyq_limits){ .queue_max = n->lim.queue_max,
+						     .lane_parallel = n->lim.parallel,
+						     .total_parallel = n->lim.parallel_total,
+						     .retired_max = RETIRED_MAX });
+	configure(n, t, &none); /* nothing queued yet: nothing dropped */
 	pthread_mutex_init(&n->lock, NULL);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		goto fail;
@@ -724,14 +728,46 @@ int notify_new(struct notify_targets *t, const struct notify_limits *lim, struct
 	return JIT_OK;
 fail:
 	pthread_mutex_destroy(&n->lock);
+	notifyq_free(n->q);
 	notify_targets_free(t);
 	free(n);
 	return JIT_EINTERNAL;
 }
 
+/* Takes any delivery left (in progress first), or NULL. */
+static struct item *take_left(struct notify *n)
+{
+	pthread_mutex_lock(&n->lock);
+	struct notifyq_item *q = notifyq_take_any(n->q);
+	pthread_mutex_unlock(&n->lock);
+	return q ? item_of(q) : NULL;
+}
+
+/* Frees what is left after the thread stopped, logged per receiver (the
+ * queue hands them out receiver by receiver). */
+static void free_left(struct notify *n)
+{
+	struct item *it = take_left(n);
+	while (it) {
+		char shown[512];
+		size_t left = 0;
+		snprintf(shown, sizeof(shown), "%s", it->t->shown);
+		for (; it && strcmp(it->t->shown, shown) == 0; it = take_left(n)) {
+			left++;
+			if (it->easy) {
+				if (curl_multi_remove_handle(n->multi, it->easy) != CURLM_OK)
+					log_debug("notify: cannot remove a transfer");
+				curl_easy_cleanup(it->easy);
+				it->easy = NULL;
+			}
+			item_free(n, it);
+		}
+		log_warn("notify: stopping with %zu notification(s) undelivered for %s", left, shown);
+	}
+}
+
 void notify_free(struct notify *n)
 {
-	size_t left = 0;
 	if (!n)
 		return;
 	pthread_mutex_lock(&n->lock);
@@ -741,31 +777,14 @@ void notify_free(struct notify *n)
 	if (curl_multi_wakeup(n->multi) != CURLM_OK)
 		log_debug("notify: cannot wake the delivery thread");
 	pthread_join(n->thread, NULL);
-	/* What is left: transfers still running, and waiting items. */
-	while (n->busy) {
-		struct item *it = n->busy;
-		n->busy = it->next;
-		n->inflight--;
-		left++;
-		if (curl_multi_remove_handle(n->multi, it->easy) != CURLM_OK)
-			log_debug("notify: cannot remove a transfer");
-		curl_easy_cleanup(it->easy);
-		it->easy = NULL;
-		item_free(n, it);
-	}
-	while (n->head) {
-		struct item *it = take_due(n, INT64_MAX);
-		left++;
-		item_free(n, it);
-	}
-	if (left)
-		log_warn("notify: stopping with %zu notification(s) undelivered", left);
+	free_left(n);
 	(void)curl_multi_cleanup(n->multi);
 	curl_global_cleanup();
 	pthread_mutex_lock(&n->lock);
 	struct notify_targets *unused = set_unref(n->targets);
 	pthread_mutex_unlock(&n->lock);
 	notify_targets_free(unused);
+	notifyq_free(n->q);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }

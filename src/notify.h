@@ -2,10 +2,12 @@
  * notify.h - webhook notifications of audit events; the only module that
  * includes <curl/curl.h>.
  *
- * A dedicated thread runs a curl multi handle fed by a bounded queue, so a
- * slow or dead receiver never delays the caller: notify_event() only copies
- * the event into the queue (or, when the queue is full, counts and logs the
- * drop) and returns. Failed deliveries (no connection, timeout, HTTP 5xx,
+ * A dedicated thread runs a curl multi handle fed by one bounded queue per
+ * receiver (notifyq.h), so a slow or dead receiver never delays the caller,
+ * nor another receiver: notify_event() only copies the event into each
+ * subscribed receiver's queue (or, when that queue is full, counts and logs
+ * the drop for that receiver) and returns. Each receiver has its own share of
+ * the transfer slots, one of them always reserved. Failed deliveries (no connection, timeout, HTTP 5xx,
  * 408, 429) are retried with exponential backoff up to the target's
  * max_attempts; other HTTP 4xx answers are final. With a secret_file the
  * request carries an HMAC-SHA256 signature header (docs/audit-log.md,
@@ -40,11 +42,13 @@ void notify_targets_free(struct notify_targets *t); /* NULL-safe; wipes secrets 
 
 /* Limits; tests shrink them. NULL in notify_new() means the defaults. */
 struct notify_limits {
-	size_t queue_max;       /* deliveries waiting, default 1000 */
+	size_t queue_max;       /* per receiver: waiting or in progress, default 1000 */
 	int64_t retry_min_ms;   /* first backoff, default 1000, doubling */
 	int64_t retry_max_ms;   /* backoff cap, default 60000 */
-	int parallel;           /* transfers at once, default 4 */
+	int parallel;           /* per receiver: transfers at once, default 4 */
 	int64_t drain_ms;       /* notify_free waits this long for due deliveries, default 2000 */
+	int parallel_total;     /* all receivers: transfers at once, default 16 (at least
+				 * parallel, and one per receiver whatever the value) */
 };
 
 struct notify;
@@ -61,9 +65,13 @@ void notify_event(struct notify *n, const char *event, json_t *rec, const char *
 
 struct notify_stats {
 	uint64_t queued, delivered, attempts_failed, gave_up, dropped;
-	size_t waiting;
+	size_t waiting;         /* waiting or in progress */
 };
+/* Counts over all receivers. */
 void notify_get_stats(struct notify *n, struct notify_stats *out);
+/* Counts of the receiver with this url; JIT_ENOTFOUND if there is none
+ * (not configured, and nothing of it left in the queues). */
+int notify_get_receiver_stats(struct notify *n, const char *url, struct notify_stats *out) JIT_WUR;
 /* Waits up to drain_ms for deliveries that are due, then stops the thread
  * and logs what was left undelivered. NULL-safe. No notify_event() may run
  * concurrently or after (unregister the audit observer first). */

@@ -2,7 +2,8 @@
 127.0.0.1 (Python's http.server): signed JSON bodies that are exactly the
 audit lines, Slack bodies, one expiring_soon per grant; a receiver that is
 down and then up again, and one that hangs, neither delaying a grant; a full
-queue counted and logged; a secret_file with a loose mode refused."""
+queue counted and logged; a receiver that accepts and never answers holding
+up only its own notifications; a secret_file with a loose mode refused."""
 
 import hashlib
 import hmac
@@ -215,3 +216,127 @@ def test_notify_full_queue_is_counted_and_logged():
         e.grant_and_check("bob", "admins", "1h")
         assert time.time() - t0 < 2, time.time() - t0
         eq(len(j.audit_events("refused")), 1100, "every refusal audited")
+
+
+class Stalled:
+    """A receiver that accepts connections and never reads or answers
+    (a SIEM behind a wedged proxy). Holds every connection open until
+    close(); counts them."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.closed:
+                    c.close()
+                    return
+                self.conns.append(c)
+
+    def accepted(self):
+        with self.lock:
+            return len(self.conns)
+
+    def url(self, path="/siem/T0K3N"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+            for c in self.conns:
+                c.close()
+        self.sock.close()
+
+
+def test_notify_stalled_receiver_does_not_hold_up_another():
+    """Two receivers: one accepts and never answers (timeout 5m, 100
+    attempts), the other answers. The stalled one's queue fills up (its
+    own drops counted and logged) and it holds at most its own transfer
+    slots; the healthy one still gets every notification within seconds."""
+    stalled = Stalled()
+    ok = Receiver().start()
+    top = {"notify": [
+        {"url": stalled.url(), "events": ["refused", "granted", "expired"],
+         "timeout": "5m", "max_attempts": 100},
+        {"url": ok.url("/audit"), "events": ["granted", "expired"]}]}
+    try:
+        with Env(top=top) as e:
+            j = e.jitd
+            # 1100 refusals for the stalled receiver alone: more than its
+            # queue holds (1000, waiting or in progress).
+            t0 = time.time()
+            with j.connect() as c:
+                for i in range(1100):
+                    a = c.call({"op": "grant", "user": "alice", "group": "nosuch%d" % i,
+                                "duration": "1h"})
+                    assert a.get("error", {}).get("code") == "unknown_group", a
+            print("1100 refusals answered in %.1fs" % (time.time() - t0))
+            wait_until(lambda: "(100 dropped so far)" in j.stderr_tail(400), 10,
+                       "the stalled receiver's 100th drop logged")
+            shown_stalled = "http://127.0.0.1:%d/***" % stalled.port
+            shown_ok = "http://127.0.0.1:%d/***" % ok.port
+            drops = [ln for ln in j.stderr_tail(5000).splitlines() if "dropped the" in ln]
+            assert drops and all(shown_stalled in ln for ln in drops), drops[:5]
+            assert not any(shown_ok in ln for ln in drops), drops[:5]
+            assert "queue full (1000 deliveries waiting)" in drops[0], drops[0]
+            # Grants and expiries now: the healthy receiver gets each of
+            # their notifications within a few seconds.
+            grants = []
+            for u in ("alice", "bob"):
+                t0 = time.time()
+                grants.append(j.must_grant(u, "admins", "3s"))
+                assert time.time() - t0 < 2, "grant took %.1fs" % (time.time() - t0)
+            want = sorted([(g["grant_id"], "granted") for g in grants])
+            wait_until(lambda: sorted((json.loads(m["body"])["grant_id"],
+                                       m["headers"]["X-Jitd-Event"])
+                                      for m in ok.events("/audit")) == want,
+                       5, "the healthy receiver's granted notifications")
+            for g in grants:
+                wait_until(lambda: j.audit_events("expired", g["grant_id"]), 10 + SLACK,
+                           "expiry of %s" % g["grant_id"])
+            want += [(g["grant_id"], "expired") for g in grants]
+            wait_until(lambda: sorted((json.loads(m["body"])["grant_id"],
+                                       m["headers"]["X-Jitd-Event"])
+                                      for m in ok.events("/audit")) == sorted(want),
+                       5, "the healthy receiver's expired notifications")
+            eq(len(ok.got), 4, "requests to the healthy receiver (each once)")
+            # The stalled receiver still hangs: it holds at most 4
+            # connections (its own transfer slots), none answered.
+            assert 1 <= stalled.accepted() <= 4, stalled.accepted()
+            drops = [ln for ln in j.stderr_tail(5000).splitlines() if "dropped the" in ln]
+            assert all(shown_stalled in ln for ln in drops), drops[-5:]
+            # A reload keeps each receiver's queue (and its count): the
+            # stalled one is still full, the healthy one still served. 96
+            # more make exactly 200 dropped only if its queue took nothing
+            # since (the 4 grant notifications for it were dropped too).
+            j.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "configuration reloaded" in j.stderr_tail(50), 5, "reload")
+            with j.connect() as c:
+                for i in range(96):
+                    c.call({"op": "grant", "user": "alice", "group": "nosuch%d" % i,
+                            "duration": "1h"})
+            wait_until(lambda: "(200 dropped so far)" in j.stderr_tail(400), 10,
+                       "the stalled receiver's 200th drop logged")
+            g3 = j.must_grant("carol", "admins", "1h")
+            wait_until(lambda: any(json.loads(m["body"])["grant_id"] == g3["grant_id"]
+                                   for m in ok.events("/audit")), 5,
+                       "the healthy receiver's notification after the reload")
+            assert 1 <= stalled.accepted() <= 4, stalled.accepted()
+            drops = [ln for ln in j.stderr_tail(5000).splitlines() if "dropped the" in ln]
+            assert all(shown_stalled in ln for ln in drops), drops[-5:]
+            assert "T0K3N" not in j.stderr_tail(100000)
+    finally:
+        stalled.close()
+        ok.stop()

@@ -146,7 +146,8 @@ static void check_full_queue(void)
 	struct notify_stats st;
 	char msg[256];
 	struct jit_config *c = cfg_with("http://127.0.0.1:1/hook", NULL);
-	struct notify_limits lim = { 3, 50, 200, 2, 100 };
+	struct notify_limits lim = { .queue_max = 3, .retry_min_ms = 50, .retry_max_ms = 200,
+				     .parallel = 2, .drain_ms = 100 };
 	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_OK);
 	CHECK(notify_new(t, &lim, &n) == JIT_OK);
 	json_t *r = rec("granted");
@@ -157,6 +158,10 @@ static void check_full_queue(void)
 	wait_for(n, &st, 0, 3);
 	CHECK(st.queued == 3 && st.dropped == 7);
 	CHECK(st.attempts_failed >= 3 && st.delivered == 0);
+	/* the same counts, for the receiver */
+	CHECK(notify_get_receiver_stats(n, "http://127.0.0.1:1/hook", &st) == JIT_OK);
+	CHECK(st.queued == 3 && st.dropped == 7);
+	CHECK(notify_get_receiver_stats(n, "http://127.0.0.1:2/hook", &st) == JIT_ENOTFOUND);
 	notify_free(n);
 	cfg_free(c);
 }
@@ -212,7 +217,8 @@ static void check_delivery(const char *dir)
 	struct notify_targets *t = NULL;
 	struct notify *n = NULL;
 	struct notify_stats st;
-	struct notify_limits lim = { 10, 50, 200, 2, 2000 };
+	struct notify_limits lim = { .queue_max = 10, .retry_min_ms = 50, .retry_max_ms = 200,
+				     .parallel = 2, .drain_ms = 2000 };
 	CHECK(notify_targets_load(c, &t, msg, sizeof(msg)) == JIT_OK);
 	CHECK(notify_new(t, &lim, &n) == JIT_OK);
 	json_t *r = rec("expired");

@@ -356,6 +356,8 @@ enum ktype {
 #define KF_ABSPATH 0x08   /* an absolute path */
 #define KF_ATTR 0x10      /* an LDAP attribute name */
 #define KF_NAME 0x20      /* a name: printable, no spaces, not "*" */
+#define KF_RESTART 0x40   /* a reload does not apply it: the value jitd started
+			   * with stays in force until the next start (config_diff) */
 
 /* The list type is public (struct jit_strlist, config.h): groups keep theirs. */
 #define strlist jit_strlist
@@ -392,15 +394,26 @@ const char *const config_notify_events[] = {
 #define NUM(n, t, st, def, lo, hi) { #n, t, offsetof(st, n), 0, NULL, def, lo, hi, NULL }
 #define BOOLK(n, st) { #n, K_BOOL, offsetof(st, n), 0, NULL, 0, 0, 1, NULL }
 #define SECTION(n) { #n, K_SECTION, 0, 0, NULL, 0, 0, 0, NULL }
+/* The same for settings a reload cannot apply (KF_RESTART). */
+#define R_STR(n, st, fl, def) STR(n, st, (fl) | KF_RESTART, def)
+#define R_ENUM(n, st, def, ch) { #n, K_STR, offsetof(st, n), KF_NONEMPTY | KF_RESTART, def, 0, 0, 0, ch }
+#define R_NUM(n, t, st, def, lo, hi) { #n, t, offsetof(st, n), KF_RESTART, NULL, def, lo, hi, NULL }
+#define R_BOOLK(n, st) { #n, K_BOOL, offsetof(st, n), KF_RESTART, NULL, 0, 0, 1, NULL }
 /* clang-format on */
 
+/*
+ * R_*: a reload leaves the running value in force until the next start (the
+ * socket, the files, the identities, and every directory setting that shapes
+ * its connections and worker threads); jitd logs a warning per such setting
+ * a reload changes. The others take effect at the reload, for new requests.
+ */
 static const struct key top_keys[] = {
-	STR(socket_path, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/run/jitd/jitd.sock"),
-	NUM(socket_mode, K_MODE, struct jit_config, 0660, 0, 0777),
-	STR(socket_group, struct jit_config, KF_EMPTYNULL, NULL),
-	STR(state_dir, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/var/lib/jitd"),
-	STR(audit_log, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/var/log/jitd/audit.log"),
-	STR(pid_file, struct jit_config, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	R_STR(socket_path, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/run/jitd/jitd.sock"),
+	R_NUM(socket_mode, K_MODE, struct jit_config, 0660, 0, 0777),
+	R_STR(socket_group, struct jit_config, KF_EMPTYNULL, NULL),
+	R_STR(state_dir, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/var/lib/jitd"),
+	R_STR(audit_log, struct jit_config, KF_NONEMPTY | KF_ABSPATH, "/var/log/jitd/audit.log"),
+	R_STR(pid_file, struct jit_config, KF_EMPTYNULL | KF_ABSPATH, NULL),
 	ENUM(log_level, struct jit_config, "info", level_choices),
 	NUM(max_clients, K_INT, struct jit_config, 128, 1, 10000),
 	/* 0 (outside the bounds on purpose): a quarter of max_clients, set by
@@ -408,11 +421,11 @@ static const struct key top_keys[] = {
 	NUM(max_clients_per_uid, K_INT, struct jit_config, 0, 1, 10000),
 	NUM(max_request_size, K_INT64, struct jit_config, 65536, 1024, 1048576),
 	NUM(client_timeout, K_DUR, struct jit_config, 60, 1, 86400),
-	NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
-	NUM(retry_max_interval, K_DUR, struct jit_config, 30, 1, 86400),
-	STR(user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
-	STR(group, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
-	STR(listener_user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	R_NUM(retry_min_interval, K_DUR, struct jit_config, 1, 1, 3600),
+	R_NUM(retry_max_interval, K_DUR, struct jit_config, 30, 1, 86400),
+	R_STR(user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	R_STR(group, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
+	R_STR(listener_user, struct jit_config, KF_EMPTYNULL | KF_NAME, NULL),
 	NUM(reconcile_interval, K_DUR, struct jit_config, 300, 1, 7 * 86400),
 	SECTION(directories),
 	SECTION(groups),
@@ -424,30 +437,33 @@ static const struct key top_keys[] = {
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
+/* A reload applies member_attr and placeholder_member to new grants: each
+ * live grant carries the group DN, attribute and placeholder it was granted
+ * with (store.h), and ends with them. */
 static const struct key dir_keys[] = {
 	STR(name, struct jit_dir_cfg, KF_REQUIRED | KF_NAME, NULL),
-	STR(uri, struct jit_dir_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
-	ENUM(sasl_mech, struct jit_dir_cfg, "EXTERNAL", mech_choices),
-	STR(sasl_authcid, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	STR(sasl_realm, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	STR(sasl_authzid, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	STR(sasl_secret_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
-	STR(sasl_secprops, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	BOOLK(sasl_nocanon, struct jit_dir_cfg),
-	STR(keytab, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
-	STR(principal, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	STR(tls_ca_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
-	ENUM(tls_require_cert, struct jit_dir_cfg, "demand", tls_choices),
-	BOOLK(starttls, struct jit_dir_cfg),
-	STR(user_base, struct jit_dir_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
-	STR(user_filter, struct jit_dir_cfg, KF_NONEMPTY, "(uid=%s)"),
-	STR(uid_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "uid"),
-	STR(uuid_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "entryUUID"),
+	R_STR(uri, struct jit_dir_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	R_ENUM(sasl_mech, struct jit_dir_cfg, "EXTERNAL", mech_choices),
+	R_STR(sasl_authcid, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
+	R_STR(sasl_realm, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
+	R_STR(sasl_authzid, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
+	R_STR(sasl_secret_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	R_STR(sasl_secprops, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
+	R_BOOLK(sasl_nocanon, struct jit_dir_cfg),
+	R_STR(keytab, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	R_STR(principal, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
+	R_STR(tls_ca_file, struct jit_dir_cfg, KF_EMPTYNULL | KF_ABSPATH, NULL),
+	R_ENUM(tls_require_cert, struct jit_dir_cfg, "demand", tls_choices),
+	R_BOOLK(starttls, struct jit_dir_cfg),
+	R_STR(user_base, struct jit_dir_cfg, KF_REQUIRED | KF_NONEMPTY, NULL),
+	R_STR(user_filter, struct jit_dir_cfg, KF_NONEMPTY, "(uid=%s)"),
+	R_STR(uid_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "uid"),
+	R_STR(uuid_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "entryUUID"),
 	STR(member_attr, struct jit_dir_cfg, KF_NONEMPTY | KF_ATTR, "member"),
 	STR(placeholder_member, struct jit_dir_cfg, KF_EMPTYNULL, NULL),
-	NUM(timeout, K_DUR, struct jit_dir_cfg, 10, 1, 300),
-	NUM(connections, K_INT, struct jit_dir_cfg, 4, 1, 32),
-	NUM(replication_grace, K_DUR, struct jit_dir_cfg, 30, 1, 86400),
+	R_NUM(timeout, K_DUR, struct jit_dir_cfg, 10, 1, 300),
+	R_NUM(connections, K_INT, struct jit_dir_cfg, 4, 1, 32),
+	R_NUM(replication_grace, K_DUR, struct jit_dir_cfg, 30, 1, 86400),
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
@@ -1645,6 +1661,52 @@ const char *config_group_placeholder(const struct jit_config *cfg, const struct 
 	if (g->placeholder_member)
 		return *g->placeholder_member ? g->placeholder_member : NULL;
 	return cfg->dirs[g->dir_index].placeholder_member;
+}
+
+/* ---- reload ---- */
+
+/* Does key k hold the same value in a and b (two structs of its table)? */
+static bool key_equal(const struct key *k, const void *a, const void *b)
+{
+	const void *pa = (const char *)a + k->off, *pb = (const char *)b + k->off;
+
+	switch (k->type) {
+	case K_STR: {
+		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+		return sa == sb || (sa && sb && strcmp(sa, sb) == 0);
+	}
+	case K_BOOL:
+		return *(const bool *)pa == *(const bool *)pb;
+	case K_INT:
+		return *(const int *)pa == *(const int *)pb;
+	case K_MODE:
+		return *(const mode_t *)pa == *(const mode_t *)pb;
+	case K_INT64:
+	case K_DUR:
+		return *(const int64_t *)pa == *(const int64_t *)pb;
+	default:
+		return true; /* lists and sections: not compared here */
+	}
+}
+
+static void diff_keys(const struct key *keys, const void *a, const void *b, const char *dir,
+		      config_diff_cb cb, void *arg)
+{
+	for (const struct key *k = keys; k->name; k++)
+		if (!key_equal(k, a, b))
+			cb(arg, dir, k->name, (k->flags & KF_RESTART) != 0);
+}
+
+void config_diff(const struct jit_config *running, const struct jit_config *next, config_diff_cb cb,
+		 void *arg)
+{
+	diff_keys(top_keys, running, next, NULL, cb, arg);
+	for (size_t i = 0; i < running->n_dirs; i++) {
+		const struct jit_dir_cfg *d = &running->dirs[i];
+		const struct jit_dir_cfg *n = config_directory(next, d->name);
+		if (n)
+			diff_keys(dir_keys, d, n, d->name, cb, arg);
+	}
 }
 
 /* ---- dump ---- */

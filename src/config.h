@@ -236,6 +236,19 @@ const struct jit_dir_cfg *config_directory(const struct jit_config *cfg, const c
 const char *config_group_member_attr(const struct jit_config *cfg, const struct jit_group_cfg *g);
 const char *config_group_placeholder(const struct jit_config *cfg, const struct jit_group_cfg *g);
 
+/*
+ * Reload: calls cb once for each setting whose value differs between running
+ * and next, top-level keys first (dir NULL), then the keys of each directory
+ * both name (dir: its name). restart: a reload leaves the running value in
+ * force until the next start (the connections, workers, socket, files and
+ * identities are set up once); otherwise the reload applies it. The groups,
+ * clients and notify sections are not compared. The strings passed live as
+ * long as running and the key tables.
+ */
+typedef void (*config_diff_cb)(void *arg, const char *dir, const char *key, bool restart);
+void config_diff(const struct jit_config *running, const struct jit_config *next, config_diff_cb cb,
+		 void *arg);
+
 /* Prints the effective configuration in libconfig syntax (for `jitd -t -v`).
  * Contains no secret (only secret file paths). */
 void config_dump(const struct jit_config *cfg, FILE *fp);

@@ -533,17 +533,22 @@ fail:
 /* Checks a new config against the directories and live grants. */
 int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg, size_t msglen)
 {
+	/* Robustness: each directory has its connections, workers and store
+	 * handles from the start; a reload cannot add one (its groups would
+	 * have no worker) nor drop one that may hold live grants. */
 	for (size_t i = 0; i < e->n_dirs; i++) {
-		const struct jit_dir_cfg *d = config_directory(cfg, e->dirs[i].name);
-		if (!d) {
-			snprintf(msg, msglen, "directory \"%s\" was removed; restart jitd to change "
-				 "directories", e->dirs[i].name);
+		if (!config_directory(cfg, e->dirs[i].name)) {
+			snprintf(msg, msglen, "directory \"%s\" was removed; directories are added "
+				 "and removed only at a restart", e->dirs[i].name);
 			return JIT_ECONFIG;
 		}
 	}
-	if (cfg->n_dirs != e->n_dirs) {
-		snprintf(msg, msglen, "directories were added; restart jitd to change directories");
-		return JIT_ECONFIG;
+	for (size_t i = 0; i < cfg->n_dirs; i++) {
+		if (!find_dir(e, cfg->dirs[i].name)) {
+			snprintf(msg, msglen, "directory \"%s\" was added; directories are added "
+				 "and removed only at a restart", cfg->dirs[i].name);
+			return JIT_ECONFIG;
+		}
 	}
 	e->cfg = cfg;
 	if (e->rc)

@@ -41,8 +41,10 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 /* Makes cfg the config for new requests (after a reload). Directories are
  * not rebuilt: JIT_ECONFIG (and a message in msg) if cfg adds or removes a
  * directory; then nothing changes. A group may be dropped: its live grants
- * carry everything their removal needs. Directory settings and retry
- * intervals keep their start-up values until a restart. */
+ * carry everything their removal needs. Of the directory settings only
+ * member_attr and placeholder_member (read per new grant) follow cfg; the
+ * others, and the retry intervals, keep their start-up values until a
+ * restart (config_diff() names them). */
 int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 		      size_t msglen) JIT_WUR;
 

@@ -68,13 +68,36 @@ static void set_syslog(struct daemon_state *d, const struct jit_config *cfg)
 	audit_set_syslog(d->audit, cfg->syslog && fac != 0, fac);
 }
 
+/* config_diff() callbacks of a reload: the settings it leaves for the next
+ * start (compared with the start-up config, so a warning repeats at every
+ * reload until the restart), and the directory settings it does change
+ * (compared with the running config), which surprise otherwise. */
+static void warn_restart(void *arg, const char *dir, const char *key, bool restart)
+{
+	(void)arg;
+	if (!restart)
+		return;
+	if (dir)
+		log_warn("directory %s: %s changed; takes effect at restart", dir, key);
+	else
+		log_warn("%s changed; takes effect at restart", key);
+}
+
+static void note_directory_change(void *arg, const char *dir, const char *key, bool restart)
+{
+	(void)arg;
+	if (dir && !restart)
+		log_info("directory %s: %s changed; applies to new grants (live grants keep the "
+			 "value they were granted with)", dir, key);
+}
+
 static void reload(void *arg)
 {
 	struct daemon_state *d = arg;
 	struct jit_config *n = NULL;
 	struct notify_targets *targets = NULL;
 	char *errors = NULL;
-	char msg[256];
+	char msg[512];
 	if (audit_reopen(d->audit) != JIT_OK)
 		log_err("audit log could not be reopened; still writing to the old file");
 	if (config_load_ex(d->config_path, CONFIG_CHECK_FILES, &n, &errors) != JIT_OK) {
@@ -96,16 +119,15 @@ static void reload(void *arg)
 	}
 	notify_set_targets(d->notify, targets);
 	set_syslog(d, n);
-	monitor_set_config(d->mon, n);
-	if (strcmp(n->socket_path, d->cfg0->socket_path) || strcmp(n->state_dir, d->cfg0->state_dir) ||
-	    strcmp(n->audit_log, d->cfg0->audit_log))
-		log_warn("socket_path, state_dir and audit_log changes take effect at restart");
-	if (d->cfg != d->cfg0)
-		config_free(d->cfg);
-	d->cfg = n;
 	enum log_level lvl;
 	if (log_level_parse(n->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
+	config_diff(d->cfg0, n, warn_restart, NULL);
+	config_diff(d->cfg, n, note_directory_change, NULL);
+	monitor_set_config(d->mon, n);
+	if (d->cfg != d->cfg0)
+		config_free(d->cfg);
+	d->cfg = n;
 	log_info("configuration reloaded from %s", d->config_path);
 }
 

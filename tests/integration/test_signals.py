@@ -86,6 +86,107 @@ def test_group_dn_respelled_by_reload_is_the_same_pair():
         assert not e.is_member("admins", alice), "last grant's end left the membership"
 
 
+def _log(e):
+    """jitd's whole stderr (the engine's and the listener's lines)."""
+    with open(e.jitd.stderr_path, errors="replace") as f:
+        return f.read()
+
+
+def _reload(e, what="reload done"):
+    """Writes e.jitd.config and sends SIGHUP; returns once the engine has
+    logged the outcome (reloaded or refused)."""
+    def outcomes():
+        log = _log(e)
+        return log.count("configuration reloaded") + log.count("reload refused")
+    n = outcomes()
+    e.jitd.write_config()
+    e.jitd.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: outcomes() > n, 5, what)
+
+
+def _corp(e):
+    return e.jitd.config["directories"][0]
+
+
+def test_reload_that_changes_directory_uri_warns_and_keeps_the_old_one():
+    """A directory's connections are set up at start: a reload that changes
+    its uri (or connections) logs one warning per changed setting, naming it,
+    and jitd goes on granting through the URI it started with."""
+    with Env() as e:
+        _corp(e)["uri"] = "ldap://127.0.0.1:9"   # nothing answers there
+        _corp(e)["connections"] = 3
+        _reload(e)
+        log = _log(e)
+        eq(log.count("directory corp: uri changed; takes effect at restart"), 1,
+           "uri warnings\n" + log[-3000:])
+        eq(log.count("directory corp: connections changed; takes effect at restart"), 1,
+           "connections warnings")
+        assert "timeout changed" not in log and "user_base changed" not in log, log[-3000:]
+        assert "socket_path changed" not in log, "an unchanged setting was named"
+        g = e.grant_and_check("alice", "admins", "1h")
+        e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("admins", e.user_dn("alice")), "end not written to the old URI"
+        # still pending at the next reload: said again
+        _reload(e)
+        eq(_log(e).count("directory corp: uri changed; takes effect at restart"), 2,
+           "uri warning at the second reload")
+
+
+def test_reload_that_changes_member_attr_applies_to_new_grants_only():
+    """Documented in jitd.conf(5): a directory's member_attr (and
+    placeholder_member) changed by a reload applies to grants made after
+    it; a live grant keeps the group DN, attribute and placeholder it was
+    granted with, and its end removes exactly what it added."""
+    with Env(start=False) as e:
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "unixops":      # a posixGroup that follows the directory
+                del g["member_attr"]
+        e.jitd.write_config()
+        e.jitd.start()
+        alice = e.user_dn("alice")
+        a = e.grant_and_check("alice", "admins", "1h")              # member: DN
+        assert not e.jitd.grant("bob", "unixops", "1h").get("ok"), \
+            "a DN into a posixGroup's member attribute was accepted"
+        _corp(e)["member_attr"] = "memberUid"
+        _reload(e)
+        assert "directory corp: member_attr changed; applies to new grants" in _log(e), \
+            _log(e)[-3000:]
+        assert "member_attr changed; takes effect at restart" not in _log(e)
+        b = e.grant_and_check("bob", "unixops", "1h", value="bob")   # memberUid: uid
+        assert e.slapd.members("unixops", "memberUid") == {"bob"}, "new grant's attribute"
+        # the live grant ends with what it was granted with (member: DN)
+        e.jitd.ok({"op": "complete", "grant_id": a["grant_id"]})
+        assert not e.is_member("admins", alice), "the live grant's end used the new attribute"
+        e.jitd.ok({"op": "complete", "grant_id": b["grant_id"]})
+        assert not e.is_member("unixops", "bob")
+
+
+def test_reload_that_adds_or_removes_a_directory_is_refused():
+    """Directories (their connections and workers) are set up at start: a
+    reload that adds or removes one is refused as a whole, and says why."""
+    with Env() as e:
+        e.jitd.config["directories"].append(dict(_corp(e), name="branch"))
+        e.jitd.config["groups"].append(e.jitd.group_entry(
+            "branch-admins", directory="branch", dn=e.slapd.group_dn("branch-admins")))
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["max_duration"] = "8h"
+        _reload(e)
+        assert ('reload refused, keeping the running configuration: directory "branch" was '
+                'added; directories are added and removed only at a restart') in _log(e), \
+            _log(e)[-3000:]
+        refused(e.jitd.grant("alice", "branch-admins", "1h"), "unknown_group")
+        refused(e.jitd.grant("alice", "admins", "5h"), "duration_exceeds_max",
+                "the rest of a refused reload applied")
+        e.jitd.config["directories"] = [dict(_corp(e), name="corp2")]
+        for g in e.jitd.config["groups"]:
+            g["directory"] = "corp2"
+        _reload(e)
+        assert 'directory "corp" was removed; directories are added and removed only at ' \
+            'a restart' in _log(e), _log(e)[-3000:]
+        e.grant_and_check("alice", "admins", "1h")
+
+
 def test_blank_line_is_answered():
     with Env() as e:
         with e.jitd.connect() as c:

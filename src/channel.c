@@ -31,6 +31,7 @@ const struct imsg_allow chan_from_listener[] = {
 	{ CHAN_READY, 8 },
 	{ CHAN_REQUEST, CHAN_MAX_REQUEST },
 	{ CHAN_REFUSED, CHAN_MAX_REQUEST + 2 * CHAN_MAX_MESSAGE + 8 },
+	{ CHAN_CONFIGURED, 8 + 1 + 4 + CHAN_MAX_MESSAGE - 1 },
 	{ 0, 0 },
 };
 
@@ -191,6 +192,7 @@ struct imsg *chan_init_msg(uint32_t type, const struct chan_init *in)
 	imsg_put_u8(m, in->has_ids);
 	imsg_put_u32(m, in->uid);
 	imsg_put_u32(m, in->gid);
+	imsg_put_u64(m, in->gen);
 	return m;
 }
 
@@ -204,7 +206,8 @@ int chan_init_get(struct imsg *m, struct chan_init *out)
 	    imsg_get_str(m, CHAN_MAX_CONFIG, false, &in.text) != JIT_OK ||
 	    imsg_get_u8(m, &fg) != JIT_OK || imsg_get_str(m, 32, false, &in.log_level) != JIT_OK ||
 	    imsg_get_u8(m, &ids) != JIT_OK || imsg_get_u32(m, &in.uid) != JIT_OK ||
-	    imsg_get_u32(m, &in.gid) != JIT_OK || imsg_end(m) != JIT_OK || fg > 1 || ids > 1) {
+	    imsg_get_u32(m, &in.gid) != JIT_OK || imsg_get_u64(m, &in.gen) != JIT_OK ||
+	    imsg_end(m) != JIT_OK || fg > 1 || ids > 1) {
 		chan_init_clear(&in);
 		return JIT_EBADREQ;
 	}
@@ -220,6 +223,35 @@ void chan_init_clear(struct chan_init *in)
 	free(in->text);
 	free(in->log_level);
 	memset(in, 0, sizeof(*in));
+}
+
+/* ---- CONFIGURED ---- */
+
+struct imsg *chan_configured_msg(uint64_t gen, bool ok, const char *message)
+{
+	struct imsg *m = imsg_new(CHAN_CONFIGURED);
+	imsg_put_u64(m, gen);
+	imsg_put_u8(m, ok);
+	imsg_put_str(m, ok ? NULL : message);
+	return m;
+}
+
+int chan_configured_get(struct imsg *m, uint64_t *gen, bool *ok, char **message)
+{
+	uint64_t g;
+	uint8_t applied = 0;
+	char *msg = NULL;
+
+	if (imsg_get_u64(m, &g) != JIT_OK || imsg_get_u8(m, &applied) != JIT_OK || applied > 1 ||
+	    imsg_get_str(m, CHAN_MAX_MESSAGE - 1, true, &msg) != JIT_OK || imsg_end(m) != JIT_OK ||
+	    (applied ? msg != NULL : !msg || !clean(msg))) {
+		free(msg);
+		return JIT_EBADREQ;
+	}
+	*gen = g;
+	*ok = applied;
+	*message = msg;
+	return JIT_OK;
 }
 
 /* ---- REPLY / READY ---- */

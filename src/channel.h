@@ -4,12 +4,13 @@
  * the encoding of each message.
  *
  *   engine -> listener   INIT (config text, identity to drop to), CONFIG
- *                        (reloaded text), REPLY (answer line for a
- *                        connection), SHUTDOWN (stop accepting, drain)
+ *                        (reloaded text and its generation), REPLY (answer
+ *                        line for a connection), SHUTDOWN (stop accepting,
+ *                        drain)
  *   listener -> engine   READY (dropped to uid), REQUEST (a parsed request
  *                        the listener's policy check passed, with the
  *                        peer's kernel credentials), REFUSED (a refusal to
- *                        audit)
+ *                        audit), CONFIGURED (a CONFIG applied, or why not)
  *
  * Each side reads only the types in its allow-list (chan_from_engine,
  * chan_from_listener). The decoders read field by field, refuse anything
@@ -34,6 +35,7 @@ enum chan_type {
 	CHAN_READY = 16,
 	CHAN_REQUEST = 17,
 	CHAN_REFUSED = 18,
+	CHAN_CONFIGURED = 19,
 };
 
 #define CHAN_MAX_CONFIG (1024 * 1024 + 4096) /* config text and a path */
@@ -46,14 +48,16 @@ extern const struct imsg_allow chan_from_engine[];
 extern const struct imsg_allow chan_from_listener[];
 
 /* INIT and CONFIG: the config text the listener parses (no file is read
- * there), where it came from (for messages), and for INIT how to log and
- * whom to become. */
+ * there), where it came from (for messages), its log_level, its generation
+ * (the engine counts the configs it sends; CONFIGURED names one), and for
+ * INIT whether to log to stderr and whom to become. */
 struct chan_init {
 	char *path, *text;
 	bool foreground;
 	char *log_level;
 	bool has_ids;
 	uint32_t uid, gid;
+	uint64_t gen;
 };
 struct imsg *chan_init_msg(uint32_t type, const struct chan_init *in);
 int chan_init_get(struct imsg *m, struct chan_init *out) JIT_WUR; /* JIT_OK / JIT_EBADREQ */
@@ -61,6 +65,15 @@ void chan_init_clear(struct chan_init *in);
 
 struct imsg *chan_reply_msg(uint64_t conn, const char *line);
 int chan_reply_get(struct imsg *m, uint64_t *conn, char **line) JIT_WUR;
+
+/* CONFIGURED: the listener's answer to CONFIG generation gen: applied (ok,
+ * message NULL) or not, and why (message: one line, at most
+ * CHAN_MAX_MESSAGE - 1 bytes; the listener keeps the config it had). The
+ * decoder requires message absent when ok, and present, non-empty, valid
+ * UTF-8 without C0 controls otherwise. On success *message is NULL or new
+ * (caller frees). */
+struct imsg *chan_configured_msg(uint64_t gen, bool ok, const char *message);
+int chan_configured_get(struct imsg *m, uint64_t *gen, bool *ok, char **message) JIT_WUR;
 
 struct imsg *chan_ready_msg(uint32_t uid, uint32_t gid);
 int chan_ready_get(struct imsg *m, uint32_t *uid, uint32_t *gid) JIT_WUR;

@@ -43,6 +43,7 @@ const char *const fault_names[] = {
 	"fail.batch_audit",          /* the `expired` lines of a batch cannot be written */
 	"fail.drift_audit",          /* a `drift` line cannot be written */
 	"fail.session_lost",         /* an open connection's op answered 1 */
+	"fail.listener_config",      /* the listener cannot load a reloaded config */
 	NULL,
 };
 

@@ -124,6 +124,7 @@ static void reload(void *arg)
 		log_set_level(lvl);
 	config_diff(d->cfg0, n, warn_restart, NULL);
 	config_diff(d->cfg, n, note_directory_change, NULL);
+	/* the listener answers with a CONFIGURED message (monitor.c logs it) */
 	monitor_set_config(d->mon, n);
 	if (d->cfg != d->cfg0)
 		config_free(d->cfg);

@@ -19,10 +19,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "channel.h"
+#include "fault.h"
 #include "listener.h"
 #include "log.h"
 #include "privsep.h"
 #include "server.h"
+#include "termsafe.h"
 #include "util.h"
 
 #define INIT_TIMEOUT_MS 30000
@@ -69,14 +71,42 @@ static int read_init(struct imsg_chan *ch, struct chan_init *init)
 	return rc;
 }
 
-static struct jit_config *load(const char *path, const char *text)
+/* errors ("FILE:LINE: KEY: message" lines) as one line for the engine's
+ * log, control characters as '?', cut between characters to fit len (the
+ * listener's own log has the whole text). */
+static void one_line(const char *errors, char *buf, size_t len)
+{
+	char *joined = xcalloc(2 * strlen(errors) + 1, 1);
+	size_t j = 0;
+
+	for (const char *p = errors; *p; p++) {
+		if (*p != '\n')
+			joined[j++] = *p;
+		else if (p[1]) {
+			joined[j++] = ';';
+			joined[j++] = ' ';
+		}
+	}
+	(void)termsafe_copy(buf, len, joined, 0); /* a cut is fine: see above */
+	free(joined);
+	if (!buf[0])
+		(void)snprintf(buf, len, "the configuration does not load");
+}
+
+/* The config from the engine's text, or NULL: logged, and why in one line. */
+static struct jit_config *load(const char *path, const char *text, bool inject, char *why,
+			       size_t whylen)
 {
 	struct jit_config *cfg = NULL;
 	char *errors = NULL;
+	int rc = inject ? JIT_ECONFIG : config_load_text(path, text, CONFIG_NO_IDS, &cfg, &errors);
 
-	if (config_load_text(path, text, CONFIG_NO_IDS, &cfg, &errors) != JIT_OK) {
-		log_err("listener: the configuration from the engine does not load:\n%s",
-			errors ? errors : "");
+	if (rc != JIT_OK) {
+		const char *e = errors ? errors :
+				inject ? "failure injected (fail.listener_config)\n" :
+					 "";
+		log_err("listener: the configuration from the engine does not load:\n%s", e);
+		one_line(e, why, whylen);
 		free(errors);
 		return NULL;
 	}
@@ -142,23 +172,33 @@ static short chan_events(void *arg)
 	return (short)(POLLIN | (imsg_chan_pending(ls->ch) ? POLLOUT : 0));
 }
 
-static void reconfigure(struct lstate *ls, struct imsg *m)
+/* A reloaded config (CONFIG): applied with its log_level, or the one in force
+ * kept; either way the engine hears which (CONFIGURED). False if the message
+ * is malformed. */
+static bool reconfigure(struct lstate *ls, struct imsg *m)
 {
 	struct chan_init in;
 	struct jit_config *n;
+	enum log_level lvl;
+	char why[CHAN_MAX_MESSAGE] = "";
 
-	if (chan_init_get(m, &in) != JIT_OK) {
-		log_err("listener: malformed CONFIG message");
-		return;
-	}
-	n = load(in.path, in.text);
+	if (chan_init_get(m, &in) != JIT_OK)
+		return false;
+	n = load(in.path, in.text, FAULT_FAIL("fail.listener_config"), why, sizeof(why));
 	if (n) {
 		server_set_config(ls->srv, n);
 		config_free(ls->cfg);
 		ls->cfg = n;
-		log_debug("listener: configuration reloaded");
+		/* the engine checked the config, log_level included */
+		if (log_level_parse(n->log_level, &lvl) == JIT_OK)
+			log_set_level(lvl);
+		log_debug("listener: configuration %llu applied", (unsigned long long)in.gen);
 	}
+	imsg_chan_send(ls->ch, chan_configured_msg(in.gen, n != NULL, why));
+	if (imsg_chan_flush(ls->ch) != JIT_OK)
+		log_err("listener: cannot write to the engine");
 	chan_init_clear(&in);
+	return true;
 }
 
 /* One message from the engine. False if the channel must be dropped. */
@@ -174,8 +214,7 @@ static bool on_message(struct lstate *ls, struct imsg *m)
 		server_deliver(ls->srv, conn, line);
 		return true;
 	case CHAN_CONFIG:
-		reconfigure(ls, m);
-		return true;
+		return reconfigure(ls, m);
 	case CHAN_SHUTDOWN:
 		server_drain(ls->srv);
 		return true;
@@ -211,11 +250,23 @@ static bool chan_ready(void *arg, short revents)
 	return rc == JIT_ENOTFOUND;
 }
 
+/* Test builds: the failure points armed in JITD_FAULT (which the engine
+ * checked and reported at start) apply here too. */
+static void arm_faults(void)
+{
+	char msg[256];
+	bool armed = false;
+
+	if (fault_init(&armed, msg, sizeof(msg)) != JIT_OK)
+		log_err("listener: %s", msg);
+}
+
 int listener_main(void)
 {
 	struct lstate ls = { 0 };
 	struct chan_init init = { 0 };
 	enum log_level lvl = LOG_LVL_INFO;
+	char why[CHAN_MAX_MESSAGE];
 	pid_t engine = getppid();
 	int status = 3;
 
@@ -244,7 +295,8 @@ int listener_main(void)
 	log_init("jitd-listener", init.foreground, lvl);
 	if (confine(&init, engine) != JIT_OK)
 		goto out;
-	ls.cfg = load(init.path, init.text);
+	arm_faults();
+	ls.cfg = load(init.path, init.text, false, why, sizeof(why));
 	if (!ls.cfg)
 		goto out;
 	imsg_chan_send(ls.ch, chan_ready_msg((uint32_t)getuid(), (uint32_t)getgid()));

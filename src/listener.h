@@ -11,7 +11,9 @@
  * socket on descriptor 3 and its end of the socketpair on descriptor 4.
  * listener_main() reads the INIT message (the configuration text, the uid
  * and gid to become), drops to that uid (listener_user), hardens itself
- * and serves until the engine says SHUTDOWN or goes away.
+ * and serves until the engine says SHUTDOWN or goes away. A CONFIG (a
+ * reload) is applied, log_level included, or the config in force kept;
+ * either way the listener answers CONFIGURED, so the engine can log it.
  */
 #ifndef JITD_LISTENER_H
 #define JITD_LISTENER_H

@@ -22,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "monitor.h"
+#include "termsafe.h"
 #include "util.h"
 
 #define TICK_MS 250
@@ -48,7 +49,9 @@ struct monitor {
 	bool foreground;
 	pid_t pid;                     /* the listener, 0 while there is none */
 	struct imsg_chan *ch;          /* to it, NULL while there is none */
-	uint64_t gen;
+	uint64_t gen;                  /* listeners started */
+	uint64_t cfg_gen;              /* configs sent: 1 the start-up one, +1 per reload */
+	uint64_t acked_gen;            /* the last one this listener answered (or got in INIT) */
 	int64_t started_ms, respawn_ms, backoff_ms;
 	bool stopping, failed;
 	int64_t stop_deadline;
@@ -89,7 +92,7 @@ static void send_config(struct monitor *m, uint32_t type)
 	struct chan_init in = { .path = m->cfg->path, .text = m->cfg->text,
 				.foreground = m->foreground, .log_level = m->cfg->log_level,
 				.has_ids = c0->has_listener_ids, .uid = c0->listener_uid,
-				.gid = c0->listener_gid };
+				.gid = c0->listener_gid, .gen = m->cfg_gen };
 	imsg_chan_send(m->ch, chan_init_msg(type, &in));
 	if (imsg_chan_flush(m->ch) != JIT_OK)
 		log_err("cannot write to the listener");
@@ -123,6 +126,7 @@ static int spawn(struct monitor *m)
 	m->gen++;
 	m->started_ms = mono_ms();
 	m->respawn_ms = 0;
+	m->acked_gen = m->cfg_gen; /* INIT is answered by READY, or the listener exits */
 	send_config(m, CHAN_INIT);
 	log_debug("listener started: pid %d", (int)pid);
 	return JIT_OK;
@@ -150,6 +154,7 @@ int monitor_new(const struct jit_config *cfg, int lfd, bool foreground, struct m
 {
 	struct monitor *m = xcalloc(1, sizeof(*m));
 	m->cfg0 = m->cfg = cfg;
+	m->cfg_gen = 1;
 	m->lfd = lfd;
 	m->exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (m->exe_fd < 0)
@@ -173,6 +178,7 @@ void monitor_set_engine(struct monitor *m, struct engine *e)
 void monitor_set_config(struct monitor *m, const struct jit_config *cfg)
 {
 	m->cfg = cfg;
+	m->cfg_gen++;
 	if (m->ch)
 		send_config(m, CHAN_CONFIG);
 }
@@ -266,6 +272,39 @@ static void on_refused(struct monitor *m, struct imsg *msg)
 }
 
 /*
+ * The listener's answer to a CONFIG. Its failure is logged here, in the
+ * engine's log, because the engine has already said "configuration
+ * reloaded"; it is not a security problem (on_request checks every request
+ * against the engine's config), but the listener's own limits and
+ * log_level stay as they were.
+ */
+static void on_configured(struct monitor *m, struct imsg *msg)
+{
+	uint64_t gen;
+	bool ok;
+	char *why = NULL, text[CHAN_MAX_MESSAGE];
+
+	if (chan_configured_get(msg, &gen, &ok, &why) != JIT_OK || gen <= m->acked_gen ||
+	    gen > m->cfg_gen) {
+		free(why);
+		kill_listener(m, "sent a malformed CONFIGURED");
+		return;
+	}
+	m->acked_gen = gen;
+	if (ok) {
+		log_info("listener pid %d applied configuration %llu", (int)m->pid,
+			 (unsigned long long)gen);
+		return;
+	}
+	/* a listener is not trusted with the engine's terminal or syslog */
+	(void)termsafe_copy(text, sizeof(text), why, 0);
+	log_err("listener pid %d could not apply configuration %llu: %s; it keeps serving with "
+		"its previous one (clients, limits, timeouts, log_level), while the engine checks "
+		"every request against the new one", (int)m->pid, (unsigned long long)gen, text);
+	free(why);
+}
+
+/*
  * Handles the complete messages buffered from the listener while it is not
  * backlogged(); the answers of synchronous requests are queued after each,
  * so that one read's worth of requests cannot pile up answers either.
@@ -281,6 +320,8 @@ static void take_messages(struct monitor *m)
 			on_request(m, msg);
 		} else if (msg->type == CHAN_REFUSED) {
 			on_refused(m, msg);
+		} else if (msg->type == CHAN_CONFIGURED) {
+			on_configured(m, msg);
 		} else if (chan_ready_get(msg, &uid, &gid) == JIT_OK) {
 			log_info("listener pid %d serving %s as uid %lu gid %lu", (int)m->pid,
 				 m->sock_path, (unsigned long)uid, (unsigned long)gid);

@@ -9,7 +9,8 @@
  * Then (after dropping root and starting the engine) monitor_set_engine()
  * and monitor_run(), which returns on SIGTERM/SIGINT once the listener has
  * delivered the answers in flight. monitor_set_config() passes a reloaded
- * configuration on.
+ * configuration on; the listener answers whether it applied it, and a
+ * listener that could not is named in the engine's log.
  *
  * What the engine accepts from the listener: only the message types of
  * chan_from_listener, each decoded completely (channel.h); a REQUEST is
@@ -34,7 +35,8 @@ struct monitor;
 int monitor_new(const struct jit_config *cfg, int lfd, bool foreground,
 		struct monitor **out) JIT_WUR;
 void monitor_set_engine(struct monitor *m, struct engine *e);
-/* The current config (re-checks) and, to the listener, its text. */
+/* The current config (re-checks) and, to the listener, its text as the next
+ * generation (1 is the start-up config). */
 void monitor_set_config(struct monitor *m, const struct jit_config *cfg);
 /* The loop: reload(arg) on SIGHUP. Returns JIT_OK after SIGTERM/SIGINT. */
 int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *arg) JIT_WUR;

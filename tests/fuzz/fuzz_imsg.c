@@ -4,7 +4,8 @@
  * allow-list) and the decoders of every message type the engine accepts
  * (channel.c). Besides the sanitizers it checks their promises: a frame
  * is returned only for an allowed type within its size; a decoded REQUEST
- * or REFUSED is one that proto.c could have produced, and encoding it
+ * or REFUSED is one that proto.c could have produced, a decoded CONFIGURED
+ * carries a reason exactly when it reports a failure, and encoding it
  * again gives back exactly the payload that was accepted (the decoders
  * accept one canonical encoding and nothing left over).
  *
@@ -59,6 +60,20 @@ static void check_refused(struct imsg *m)
 	chan_refusal_clear(&r);
 }
 
+static void check_configured(struct imsg *m)
+{
+	uint64_t gen;
+	bool ok;
+	char *why = NULL;
+
+	if (chan_configured_get(m, &gen, &ok, &why) != JIT_OK)
+		return;
+	if (ok ? why != NULL : !why || !*why || strlen(why) >= CHAN_MAX_MESSAGE)
+		abort();
+	same_payload(m, chan_configured_msg(gen, ok, why));
+	free(why);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct imsg_chan *ch = imsg_chan_new(-1, chan_from_listener);
@@ -73,6 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_request(m);
 		} else if (m->type == CHAN_REFUSED) {
 			check_refused(m);
+		} else if (m->type == CHAN_CONFIGURED) {
+			check_configured(m);
 		} else if (m->type == CHAN_READY) {
 			if (chan_ready_get(m, &u, &g) == JIT_OK && m->len != 8)
 				abort();

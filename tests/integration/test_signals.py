@@ -3,6 +3,7 @@ isolation between directories: a stalled directory must not hold up grants
 or expiries in another one."""
 
 import os
+import re
 import signal
 import time
 
@@ -132,6 +133,24 @@ def test_reload_that_changes_directory_uri_warns_and_keeps_the_old_one():
            "uri warning at the second reload")
 
 
+LISTENER_DEBUG = re.compile(r"jitd-listener\[debug\]: client \d+ connected")
+
+
+def test_reload_that_sets_log_level_debug_reaches_the_listener():
+    with Env(top={"log_level": "info"}) as e:
+        e.jitd.ok({"op": "status"})
+        assert not LISTENER_DEBUG.search(_log(e)), "listener logs debug at info"
+        e.jitd.config["log_level"] = "debug"
+        _reload(e)
+
+        def listener_debug():
+            e.jitd.ok({"op": "status"})
+            return LISTENER_DEBUG.search(_log(e))
+        wait_until(listener_debug, 5, "a debug line of the listener after the reload")
+        assert re.search(r"jitd\[info\]: listener pid \d+ applied configuration 2",
+                         _log(e)), "the engine did not hear that the listener applied it"
+
+
 def test_reload_that_changes_member_attr_applies_to_new_grants_only():
     """Documented in jitd.conf(5): a directory's member_attr (and
     placeholder_member) changed by a reload applies to grants made after
@@ -159,6 +178,28 @@ def test_reload_that_changes_member_attr_applies_to_new_grants_only():
         assert not e.is_member("admins", alice), "the live grant's end used the new attribute"
         e.jitd.ok({"op": "complete", "grant_id": b["grant_id"]})
         assert not e.is_member("unixops", "bob")
+
+
+def test_listener_that_cannot_apply_a_reload_is_named_in_the_engine_log():
+    """The listener keeps the config it had when it cannot load a reloaded
+    one, and says so to the engine, which logs it. A stale listener config
+    grants nothing: the engine checks every request again with its own."""
+    with Env(start=False) as e:
+        e.jitd.start(env={"JITD_FAULT": "fail.listener_config:@1"})
+        e.jitd.must_grant("alice", "admins", "1h")
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["max_duration"], g["default_duration"] = "30m", "10m"
+        _reload(e)
+        wait_until(lambda: re.search(r"jitd\[error\]: listener pid \d+ could not apply "
+                                     r"configuration 2: .*fail\.listener_config", _log(e)),
+                   5, "the listener's failure in the engine's log")
+        # the listener still allows 1h; the engine refuses it under the new config
+        refused(e.jitd.grant("bob", "admins", "1h"), "duration_exceeds_max",
+                "grant beyond the reloaded max_duration")
+        _reload(e)
+        wait_until(lambda: re.search(r"listener pid \d+ applied configuration 3", _log(e)),
+                   5, "the next reload applied by the listener")
 
 
 def test_reload_that_adds_or_removes_a_directory_is_refused():

@@ -2,7 +2,7 @@
  * test_imsg.c - the messages between the listener and the engine: field
  * getters (bounds, NUL bytes, leftovers), framing (allow-list, size limit
  * judged from the header, bytes arriving one by one, a real socketpair),
- * the REQUEST / REFUSED / INIT / REPLY codecs and their refusal of every
+ * the REQUEST / REFUSED / INIT / REPLY / CONFIGURED codecs and their refusal of every
  * request proto.c could not have produced; then 20,000 mutations of valid
  * frames, none of which may crash or decode into something invalid (the
  * same properties as tests/fuzz/fuzz_imsg.c, in every `make check`).
@@ -307,16 +307,74 @@ static void test_other_messages(void)
 
 	struct chan_init in = { .path = "/etc/jitd/jitd.conf", .text = "groups = ();",
 				.foreground = true, .log_level = "debug", .has_ids = true,
-				.uid = 65534, .gid = 65534 }, out;
+				.uid = 65534, .gid = 65534, .gen = 7 }, out;
 	m = chan_init_msg(CHAN_INIT, &in);
 	CHECK(chan_init_get(m, &out) == JIT_OK);
-	CHECK(out.foreground && out.has_ids && out.uid == 65534);
+	CHECK(out.foreground && out.has_ids && out.uid == 65534 && out.gen == 7);
 	CHECK_STR(out.text, "groups = ();");
 	chan_init_clear(&out);
 	imsg_free(m);
 	uint32_t u, g;
 	m = chan_ready_msg(65534, 65533);
 	CHECK(chan_ready_get(m, &u, &g) == JIT_OK && u == 65534 && g == 65533);
+	imsg_free(m);
+}
+
+/* CONFIGURED: the listener's answer to a reload; a reason exactly when it
+ * failed, and one the engine can log (no control character). */
+static void test_configured(void)
+{
+	uint64_t gen = 0;
+	bool ok = false;
+	char *why = NULL;
+	struct imsg *m = frame_roundtrip(chan_configured_msg(3, true, "ignored when ok"));
+	CHECK(m && m->type == CHAN_CONFIGURED);
+	CHECK(chan_configured_get(m, &gen, &ok, &why) == JIT_OK && gen == 3 && ok && !why);
+	imsg_free(m);
+	m = frame_roundtrip(chan_configured_msg(4, false, "jitd.conf:3: log_level: bad"));
+	CHECK(m && chan_configured_get(m, &gen, &ok, &why) == JIT_OK && gen == 4 && !ok);
+	CHECK_STR(why, "jitd.conf:3: log_level: bad");
+	free(why);
+	imsg_free(m);
+	/* a failure without a reason, or with a control character, is refused */
+	static const char *const bad[] = { NULL, "", "two\nlines", "esc\x1b[2J" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = chan_configured_msg(5, false, bad[i]);
+		why = NULL;
+		CHECK(chan_configured_get(m, &gen, &ok, &why) == JIT_EBADREQ && !why);
+		imsg_free(m);
+	}
+	/* ok with a reason, ok not 0/1, something left over: refused */
+	m = imsg_new(CHAN_CONFIGURED);
+	imsg_put_u64(m, 6);
+	imsg_put_u8(m, 1);
+	imsg_put_str(m, "why");
+	CHECK(chan_configured_get(m, &gen, &ok, &why) == JIT_EBADREQ);
+	imsg_free(m);
+	m = imsg_new(CHAN_CONFIGURED);
+	imsg_put_u64(m, 6);
+	imsg_put_u8(m, 2);
+	imsg_put_str(m, NULL);
+	CHECK(chan_configured_get(m, &gen, &ok, &why) == JIT_EBADREQ);
+	imsg_free(m);
+	m = chan_configured_msg(6, true, NULL);
+	imsg_put_u8(m, 0);
+	CHECK(chan_configured_get(m, &gen, &ok, &why) == JIT_EBADREQ);
+	imsg_free(m);
+	/* a reason longer than the engine takes is refused from the header */
+	char *big = xmalloc(CHAN_MAX_MESSAGE + 1);
+	memset(big, 'x', CHAN_MAX_MESSAGE);
+	big[CHAN_MAX_MESSAGE] = '\0';
+	m = chan_configured_msg(7, false, big);
+	size_t len;
+	uint8_t *f = imsg_frame(m, &len);
+	struct imsg_chan *ch = imsg_chan_new(-1, chan_from_listener);
+	struct imsg *out = NULL;
+	imsg_chan_feed(ch, f, len);
+	CHECK(imsg_chan_next(ch, &out) == JIT_EBADREQ);
+	imsg_chan_free(ch);
+	free(f);
+	free(big);
 	imsg_free(m);
 }
 
@@ -327,18 +385,19 @@ static void test_mutations(const char *corpus)
 	struct jit_peer peer = { .pid = 4242, .uid = 990, .gid = 991 };
 	struct jit_request *req = grant_req();
 	struct jit_request lst = { .op = OP_LIST, .user = (char *)"bob", .state_mask = 3 };
-	struct imsg *seeds[4] = {
+	struct imsg *seeds[5] = {
 		chan_request_msg(7, &peer, "helpdesk", req, 7200),
 		chan_request_msg(8, &peer, "viewers", &lst, 0),
 		chan_refused_msg(3, &peer, "helpdesk", req, JIT_EPOLICY, "ticket_pattern: x",
 				 "ticket_pattern"),
 		chan_ready_msg(65534, 65534),
+		chan_configured_msg(2, false, "jitd.conf:9: member_attr: not an attribute name"),
 	};
-	uint8_t *frames[4];
-	size_t lens[4];
+	uint8_t *frames[5];
+	size_t lens[5];
 	unsigned seed = 12345, decoded = 0;
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		frames[i] = imsg_frame(seeds[i], &lens[i]);
 		if (corpus) {
 			char *p = xasprintf("%s/seed-%d.bin", corpus, i);
@@ -351,7 +410,7 @@ static void test_mutations(const char *corpus)
 		}
 	}
 	for (int iter = 0; iter < 20000; iter++) {
-		int k = iter % 4;
+		int k = iter % 5;
 		size_t len = lens[k];
 		uint8_t *buf = xmalloc(len + 16);
 		memcpy(buf, frames[k], len);
@@ -383,6 +442,17 @@ static void test_mutations(const char *corpus)
 				imsg_free(again);
 				decoded++;
 			}
+			uint64_t gen;
+			bool ok;
+			char *why = NULL;
+			if (m->type == CHAN_CONFIGURED &&
+			    chan_configured_get(m, &gen, &ok, &why) == JIT_OK) {
+				CHECK(ok ? !why : why && *why);
+				struct imsg *again = chan_configured_msg(gen, ok, why);
+				CHECK(again->len == m->len && memcmp(again->data, m->data, m->len) == 0);
+				imsg_free(again);
+			}
+			free(why);
 			free(c);
 			proto_request_free(r);
 			imsg_free(m);
@@ -391,7 +461,7 @@ static void test_mutations(const char *corpus)
 		free(buf);
 	}
 	printf("mutations: %u of 20000 still decoded as requests\n", decoded);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		imsg_free(seeds[i]);
 		free(frames[i]);
 	}
@@ -404,6 +474,7 @@ int main(void)
 	test_framing();
 	test_request();
 	test_other_messages();
+	test_configured();
 	test_mutations(getenv("JITD_WRITE_CORPUS"));
 	T_DONE();
 }

@@ -32,6 +32,10 @@
  * much of its answers is unsent, so a client that pipelines requests and
  * never reads holds at most OUT_MAX plus one answer here. */
 #define OUT_MAX (1024 * 1024)
+/* Refusals that a flood could multiply are audited at most once per this
+ * period (per clients entry; for all unmatched peers together), each
+ * audited one saying how many were not. */
+#define AUDIT_EVERY_MS 10000
 
 struct client {
 	int fd;
@@ -52,14 +56,13 @@ struct client {
 struct rate {
 	char *name;
 	struct policy_bucket b;
-	int64_t last_audit_ms;  /* refusals are audited at most every 10 s... */
-	int64_t unaudited;      /* ...and counted in between */
+	struct throttle audit;  /* its refusals: audited at most every 10 s */
 };
 
 struct server {
 	const struct jit_config *cfg;
 	struct rate *rates;     /* one per cfg->clients entry, same order */
-	struct rate unmatched;  /* peers no entry matches: audit at most every 10 s */
+	struct throttle unmatched; /* refusals of peers no entry matches: audit every 10 s */
 	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
 	struct client **clients;
@@ -194,8 +197,7 @@ static void rates_rebuild(struct server *s, const struct jit_config *cfg)
 		for (size_t k = 0; k < old_n; k++) {
 			if (s->rates[k].name && strcmp(s->rates[k].name, n[i].name) == 0) {
 				n[i].b = s->rates[k].b;
-				n[i].last_audit_ms = s->rates[k].last_audit_ms;
-				n[i].unaudited = s->rates[k].unaudited;
+				n[i].audit = s->rates[k].audit;
 			}
 		}
 	}
@@ -389,26 +391,45 @@ static void refuse(struct server *s, struct client *c, const struct jit_client_c
 static bool rate_ok(struct server *s, struct client *c, const struct jit_client_cfg *cc)
 {
 	struct rate *r = &s->rates[cc - s->cfg->clients];
-	int64_t now = mono_ms();
+	int64_t now = mono_ms(), held;
 	char msg[200];
 
 	if (policy_bucket_take(&r->b, cc->max_requests_per_minute, now))
 		return true;
 	snprintf(msg, sizeof(msg), "max_requests_per_minute: client \"%.64s\" may send %d "
 		 "requests per minute", cc->name, cc->max_requests_per_minute);
-	if (r->last_audit_ms == 0 || now - r->last_audit_ms >= 10000) {
+	if (throttle_pass(&r->audit, now, AUDIT_EVERY_MS, &held)) {
 		char amsg[260];
 		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
-			 (long long)r->unaudited);
-		refuse(s, c, cc, NULL, JIT_ERATELIMIT, r->unaudited ? amsg : msg,
+			 (long long)held);
+		refuse(s, c, cc, NULL, JIT_ERATELIMIT, held ? amsg : msg,
 		       "clients.max_requests_per_minute", true);
-		r->last_audit_ms = now;
-		r->unaudited = 0;
 	} else {
-		r->unaudited++;
 		refuse(s, c, cc, NULL, JIT_ERATELIMIT, msg, NULL, false);
 	}
 	return false;
+}
+
+/*
+ * Whether this refusal of a peer no clients entry matches is audited: one
+ * such refusal every 10 s, for all such peers and every cause together
+ * (a bad line, an unauthorised request, an over-long line), so that any
+ * process able to open the socket cannot flood the synced audit log. If
+ * so, *held is the number not recorded since (see note_held).
+ */
+static bool unmatched_audited(struct server *s, int64_t *held)
+{
+	return throttle_pass(&s->unmatched, mono_ms(), AUDIT_EVERY_MS, held);
+}
+
+/* Appends to the audited message msg (of size len) how many refusals of
+ * unmatched peers were not recorded before it, if any were. */
+static void note_held(char *msg, size_t len, int64_t held)
+{
+	size_t l = strlen(msg);
+	if (held > 0 && l + 1 < len)
+		snprintf(msg + l, len - l, "%s(%lld earlier refusals of peers no entry matches "
+			 "not recorded)", l ? " " : "", (long long)held);
 }
 
 /* Handles one complete request line (without '\n'). */
@@ -430,29 +451,19 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	const char *rule = NULL;
 	if (cc && !rate_ok(s, c, cc))
 		return;
-	int64_t now = mono_ms();
-	if (!cc && s->unmatched.last_audit_ms != 0 && now - s->unmatched.last_audit_ms < 10000) {
-		/* Every request of a peer no entry matches is refused; one such
-		 * refusal is audited every 10 s, so that any process able to open
-		 * the socket cannot flood the audit log (the next one audited
-		 * says how many were not). */
-		s->unmatched.unaudited++;
+	/* Every request of a peer no entry matches is refused; one that is
+	 * not audited is answered without being parsed. */
+	int64_t held = 0;
+	if (!cc && !unmatched_audited(s, &held)) {
 		queue_out(c, proto_error_line(JIT_EUNAUTH, "no clients entry matches this peer"));
 		return;
 	}
+	msg[0] = '\0';
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
 	if (rc == JIT_OK)
 		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
-		if (!cc) {
-			size_t l = strlen(msg);
-			if (s->unmatched.unaudited > 0 && l < sizeof(msg))
-				snprintf(msg + l, sizeof(msg) - l, "%s(%lld earlier refusals of peers "
-					 "no entry matches not recorded)", l ? " " : "",
-					 (long long)s->unmatched.unaudited);
-			s->unmatched.last_audit_ms = now;
-			s->unmatched.unaudited = 0;
-		}
+		note_held(msg, sizeof(msg), held);
 		refuse(s, c, cc, req, rc, msg[0] ? msg : NULL, rule, true);
 		proto_request_free(req);
 		return;
@@ -493,10 +504,13 @@ static void process_input(struct server *s, struct client *c)
 		char *nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
 			if (c->in_len >= c->in_cap) {
-				char m[96];
+				const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+				int64_t held = 0;
+				char m[160];
 				snprintf(m, sizeof(m), "request exceeds %zu bytes", c->in_cap);
-				refuse(s, c, policy_client(s->cfg, &c->peer), NULL, JIT_EBADREQ, m,
-				       NULL, true);
+				bool audit = cc || unmatched_audited(s, &held);
+				note_held(m, sizeof(m), held);
+				refuse(s, c, cc, NULL, JIT_EBADREQ, m, NULL, audit);
 				c->closing = true;
 				c->in_len = 0;
 			} else if (c->eof && c->in_len > 0) {

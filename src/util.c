@@ -238,6 +238,28 @@ void sb_free(struct strbuf *sb)
 	sb->len = sb->cap = 0;
 }
 
+bool throttle_pass(struct throttle *t, int64_t now_ms, int64_t period_ms, int64_t *held)
+{
+	if (t->last_ms != 0 && now_ms - t->last_ms < period_ms) {
+		t->held++;
+		return false;
+	}
+	*held = t->held;
+	t->held = 0;
+	t->last_ms = now_ms;
+	return true;
+}
+
+bool throttle_flush(struct throttle *t, int64_t now_ms, int64_t period_ms, int64_t *held)
+{
+	if (t->held == 0 || now_ms - t->last_ms < period_ms)
+		return false;
+	*held = t->held;
+	t->held = 0;
+	t->last_ms = now_ms;
+	return true;
+}
+
 void url_redact(const char *url, char *buf, size_t len)
 {
 	const char *p = url ? strstr(url, "://") : NULL;

@@ -1,8 +1,9 @@
 /*
  * util.h - small helpers shared by every module: allocation that never
  * returns NULL (it aborts on exhaustion, the one case where dying is the
- * safe choice), secret wiping, time, RFC 3339 formatting, random ids and a
- * growable string buffer.
+ * safe choice), secret wiping, time, RFC 3339 formatting, random ids, a
+ * throttle for lines a flood must not multiply, and a growable string
+ * buffer.
  */
 #ifndef JITD_UTIL_H
 #define JITD_UTIL_H
@@ -48,6 +49,25 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
  * query (many webhooks carry a token there), which become three stars:
  * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
 void url_redact(const char *url, char *buf, size_t len);
+
+/*
+ * A throttle lets one event through per period and counts those it holds
+ * back, so that a flood (of refusals, say) costs one audit or log line per
+ * period, which says how many were not written. Zeroed, the first event
+ * passes. Not locked: the caller serialises.
+ */
+struct throttle {
+	int64_t last_ms;        /* mono_ms() when one last passed; 0: none yet */
+	int64_t held;           /* events held back since */
+};
+/* True if the event at now_ms passes (the first, or period_ms or more
+ * after the last that passed); *held is then the number held back since,
+ * and the count restarts. False: it is counted as held back. */
+bool throttle_pass(struct throttle *t, int64_t now_ms, int64_t period_ms, int64_t *held) JIT_WUR;
+/* True if events were held back and period_ms has passed since one last
+ * passed: *held is their number, and a new period starts now (for a
+ * summary line when no further event comes). */
+bool throttle_flush(struct throttle *t, int64_t now_ms, int64_t period_ms, int64_t *held) JIT_WUR;
 
 /* Growable string; sb.s is always NUL-terminated once anything was added. */
 struct strbuf {

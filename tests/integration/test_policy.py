@@ -3,6 +3,7 @@ refused with `policy_denied` (or `duration_exceeds_max`) naming the rule,
 with a `refused` audit event carrying it, and accepted at its boundary."""
 
 import concurrent.futures
+import json
 import time
 
 from jittest import Env, eq, refused, need_root
@@ -244,4 +245,60 @@ def test_peer_no_entry_matches_cannot_flood_the_audit_log():
         eq(last.get("peer_uid"), NOBODY, "peer of the later refusal")
         assert "earlier refusals of peers no entry matches not recorded" in last["message"], last
         # a matched client is not affected
+        j.ok({"op": "status"})
+
+
+def test_unmatched_peer_over_long_lines_cannot_flood_the_audit_log():
+    """A line longer than max_request_size from a peer no clients entry
+    matches is refused and its connection closed, under the same audit
+    throttle as that peer's other refusals: 300 over-long lines (a new
+    connection each) cost one or two `refused` events, and the next
+    refusal audited after the 10 s says how many were not recorded
+    (regression: each over-long line was audited)."""
+    need_root()
+    import socket
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients, top={"max_request_size": 1024}) as e:
+        j = e.jitd
+        before = len(j.audit_events("refused"))
+
+        def flood():
+            n = 0
+            for _ in range(300):
+                c = socket.socket(socket.AF_UNIX)
+                c.settimeout(30)
+                c.connect(j.sock)
+                c.sendall(b"x" * 1024)  # exactly the bound, no newline
+                a = c.makefile("rb").readline()
+                if b'"bad_request"' in a and b"request exceeds 1024 bytes" in a:
+                    n += 1
+                c.close()
+            return str(n).encode()
+
+        answered = int(j.run_as(NOBODY, NOBODY, flood))
+        eq(answered, 300, "over-long lines answered bad_request")
+        ev = [x for x in j.audit_events("refused")[before:] if x.get("peer_uid") == NOBODY]
+        assert 1 <= len(ev) <= 2, "%d refused events for 300 over-long lines" % len(ev)
+        eq(ev[0].get("error"), "bad_request", "error of the audited one")
+        time.sleep(10.5)
+
+        def one_more():
+            c = socket.socket(socket.AF_UNIX)
+            c.settimeout(30)
+            c.connect(j.sock)
+            c.sendall(b"x" * 1024)
+            return c.makefile("rb").readline()
+
+        refused(json.loads(j.run_as(NOBODY, NOBODY, one_more)), "bad_request", "later")
+        last = j.audit_events("refused")[-1]
+        eq(last.get("peer_uid"), NOBODY, "peer of the later refusal")
+        assert "request exceeds 1024 bytes" in last["message"], last
+        assert "earlier refusals of peers no entry matches not recorded" in last["message"], last
+        # a matched client's over-long line is still audited every time
+        n0 = len(j.audit_events("refused"))
+        for _ in range(3):
+            with j.connect() as c:
+                c.send(b"y" * 1024)
+                refused(c.recv(), "bad_request", "root's over-long line")
+        eq(len(j.audit_events("refused")) - n0, 3, "refusals of a matched client audited")
         j.ok({"op": "status"})

@@ -36,6 +36,16 @@
  * period (per clients entry; for all unmatched peers together), each
  * audited one saying how many were not. */
 #define AUDIT_EVERY_MS 10000
+/* Connections refused for one cause are logged at most once per this
+ * period, and the number not logged is logged after it (a connection
+ * flood must not flood the log). */
+#define LOG_EVERY_MS 10000
+
+/* Why a new connection is refused (see refusal()). */
+enum refusal_cause { RC_DRAINING, RC_MAX_CLIENTS, RC_PER_UID, RC__COUNT };
+static const char *const cause_text[RC__COUNT] = {
+	"shutting down", "max_clients reached", "max_clients_per_uid reached",
+};
 
 struct client {
 	int fd;
@@ -63,6 +73,7 @@ struct server {
 	const struct jit_config *cfg;
 	struct rate *rates;     /* one per cfg->clients entry, same order */
 	struct throttle unmatched; /* refusals of peers no entry matches: audit every 10 s */
+	struct throttle refused_log[RC__COUNT]; /* refused connections: log every 10 s */
 	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
 	struct client **clients;
@@ -296,29 +307,62 @@ static int uid_connections(const struct server *s, uid_t uid)
 }
 
 /*
- * Why a new connection of peer uid is not served (NULL: it is), with the
- * answer's code in *err and its message in msg. max_clients_per_uid keeps
- * one local user (any process that can open the socket, matched by a
- * clients entry or not) from holding every slot.
+ * Why a new connection of peer uid is not served (an enum refusal_cause;
+ * -1: it is), with the answer's code in *err and its message in msg.
+ * max_clients_per_uid keeps one local user (any process that can open the
+ * socket, matched by a clients entry or not) from holding every slot.
  */
-static const char *refusal(const struct server *s, uid_t uid, int *err, char *msg, size_t len)
+static int refusal(const struct server *s, uid_t uid, int *err, char *msg, size_t len)
 {
 	*err = JIT_EBUSY;
 	msg[0] = '\0';
 	if (s->draining) {
 		*err = JIT_ESHUTDOWN;
-		return "shutting down";
+		return RC_DRAINING;
 	}
 	if (s->n_clients >= max_slots(s)) {
 		snprintf(msg, len, "too many clients");
-		return "max_clients reached";
+		return RC_MAX_CLIENTS;
 	}
 	if (uid_connections(s, uid) >= s->cfg->max_clients_per_uid) {
 		snprintf(msg, len, "too many connections from uid %u (max_clients_per_uid %d)",
 			 (unsigned)uid, s->cfg->max_clients_per_uid);
-		return "max_clients_per_uid reached";
+		return RC_PER_UID;
 	}
-	return NULL;
+	return -1;
+}
+
+/*
+ * Logs a connection refused for cause: one line per cause every 10 s, so
+ * that a flood of connections (from any process that can open the socket)
+ * cannot flood the log; the number refused meanwhile is logged by
+ * log_refusals_held() once the 10 s are over, or with the next line.
+ */
+static void log_refused(struct server *s, int cause, uid_t uid)
+{
+	int64_t held;
+
+	if (!throttle_pass(&s->refused_log[cause], mono_ms(), LOG_EVERY_MS, &held))
+		return;
+	if (held > 0)
+		log_warn("refused a client (uid %d): %s (%lld more refused for this cause "
+			 "since the last such line, not logged)", (int)uid, cause_text[cause],
+			 (long long)held);
+	else
+		log_warn("refused a client (uid %d): %s", (int)uid, cause_text[cause]);
+}
+
+/* Logs how many connections were refused without a line of their own,
+ * per cause, once period_ms has passed since its last line (LOG_EVERY_MS;
+ * 0 when the listener stops). */
+static void log_refusals_held(struct server *s, int64_t now, int64_t period_ms)
+{
+	for (int i = 0; i < RC__COUNT; i++) {
+		int64_t held;
+		if (throttle_flush(&s->refused_log[i], now, period_ms, &held))
+			log_warn("refused %lld more clients (%s) since the last such line, "
+				 "not logged one by one", (long long)held, cause_text[i]);
+	}
 }
 
 static void accept_clients(struct server *s)
@@ -339,14 +383,14 @@ static void accept_clients(struct server *s)
 		}
 		char msg[96];
 		int err;
-		const char *why = refusal(s, cr.uid, &err, msg, sizeof(msg));
-		if (why) {
+		int cause = refusal(s, cr.uid, &err, msg, sizeof(msg));
+		if (cause >= 0) {
 			char *line = proto_error_line(err, msg[0] ? msg : NULL);
 			ssize_t w = write(fd, line, strlen(line)); /* best effort */
 			(void)w;
 			free(line);
 			close(fd);
-			log_warn("refused a client (uid %d): %s", (int)cr.uid, why);
+			log_refused(s, cause, cr.uid);
 			continue;
 		}
 		if (s->n_clients == s->cap_clients) {
@@ -675,6 +719,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 		 * is clients[i] */
 		int64_t idle_ms = s->cfg->client_timeout * 1000;
 		now = mono_ms();
+		log_refusals_held(s, now, LOG_EVERY_MS);
 		for (size_t i = n - 2; i-- > 0;) {
 			struct client *c = s->clients[i];
 			short re = pfd[i + 2].revents;
@@ -708,6 +753,7 @@ int server_run(struct server *s, const struct server_hooks *h)
 		if (s->lfd >= 0 && (pfd[1].revents & POLLIN))
 			accept_clients(s);
 	}
+	log_refusals_held(s, mono_ms(), 0);
 	free(pfd);
 	s->h = NULL;
 	return rc;

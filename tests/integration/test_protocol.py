@@ -331,6 +331,97 @@ def test_connections_per_uid_default_is_a_quarter_of_max_clients():
             c.close()
 
 
+def _hold_as(j, uid):
+    """A connection of uid, served once and then held open by a forked
+    child until the returned function is called."""
+    served_r, served_w = os.pipe()
+    release_r, release_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(served_r)
+            os.close(release_w)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            c = j.connect(timeout=10)
+            os.write(served_w, b"1" if c.call({"op": "status"}).get("ok") else b"0")
+            os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    os.close(served_w)
+    os.close(release_r)
+    ok = os.read(served_r, 1)
+    os.close(served_r)
+
+    def release():
+        os.close(release_w)
+        os.waitpid(pid, 0)
+    if ok != b"1":
+        release()
+        raise AssertionError("the connection of uid %d was not served" % uid)
+    return release
+
+
+def _refusal_lines(j, start, cause):
+    """The lines jitd logged from byte start of its stderr about
+    connections refused for cause, and the refusals they account for."""
+    import re
+    with open(j.stderr_path, errors="replace") as f:
+        f.seek(start)
+        lines = [ln for ln in f if "refused" in ln]
+    mine = [ln for ln in lines if "(%s" % cause in ln or "): %s" % cause in ln]
+    n = 0
+    for ln in mine:
+        m = re.search(r"refused (\d+) more clients \(", ln)
+        if m:
+            n += int(m.group(1))
+            continue
+        m = re.search(r"\((\d+) more refused for this cause", ln)
+        n += 1 + (int(m.group(1)) if m else 0)
+    return mine, n
+
+
+def test_refused_connections_do_not_flood_the_log():
+    """Connections refused `busy` (max_clients, max_clients_per_uid) are
+    logged once per 10 s per cause, and the number not logged comes in a
+    line after the 10 s: 200 refusals of each cause write a few lines, not
+    200 (regression: one warning per refused connection)."""
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]},
+               {"name": "nobody", "uid": NOBODY, "ops": ["status"]}]
+    with Env(public=True, clients=clients,
+             top={"max_clients": 2, "max_clients_per_uid": 1}) as e:
+        j = e.jitd
+        start = os.path.getsize(j.stderr_path)
+
+        def flood(n=200):
+            for i in range(n):
+                with j.connect(timeout=10) as c:
+                    refused(c.recv(), "busy", "refused connection %d" % i)
+
+        held = _open_served(j)          # uid 0 holds its one connection
+        flood()                         # -> max_clients_per_uid
+        release = _hold_as(j, NOBODY)   # the second and last slot
+        try:
+            flood()                     # -> max_clients
+        finally:
+            release()
+            held.close()
+        t_flood = time.time()
+        with open(j.stderr_path, errors="replace") as f:
+            f.seek(start)
+            during = [ln for ln in f if "refused" in ln]
+        assert len(during) <= 4, "%d lines about refusals:\n%s" % (len(during), "".join(during))
+        for cause in ("max_clients_per_uid reached", "max_clients reached"):
+            wait_until(lambda: _refusal_lines(j, start, cause)[1] == 200, 15,
+                       "the count of refusals (%s) logged" % cause)
+            lines = _refusal_lines(j, start, cause)[0]
+            assert len(lines) <= 3, "%d lines for %s:\n%s" % (len(lines), cause, "".join(lines))
+            print("".join("figures: logged: " + ln for ln in lines), end="")
+        print("figures: counts logged %.1f s after the floods" % (time.time() - t_flood))
+        eq(j.ok({"op": "status"})["ok"], True, "status after the floods")
+
+
 def test_slow_client_does_not_block_others():
     with Env(top={"client_timeout": 3}) as e:
         slow = e.jitd.connect()

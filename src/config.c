@@ -1012,12 +1012,27 @@ static void parse_directories(struct ctx *cx, const config_setting_t *root, stru
 	}
 }
 
+/* The number of %s in a ticket_check URL, or -1 if a % in it is neither
+ * %s nor %%. */
+static int ticket_url_conversions(const char *url)
+{
+	const char *p = url;
+	int n_s = 0;
+
+	for (; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] == 's')
+			n_s++;
+		else if (p[1] != '%')
+			return -1;
+	}
+	return n_s;
+}
+
 /* A ticket_check URL: http(s), one %s, no user:password (use token_file). */
 static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const char *url)
 {
-	const char *p = url, *host;
+	const char *host;
 	char shown[512];
-	int n_s = 0;
 
 	url_redact(url, shown, sizeof(shown)); /* errors reach syslog on a reload */
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
@@ -1027,13 +1042,7 @@ static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const ch
 	if (host && memchr(host + 3, '@', strcspn(host + 3, "/?#")))
 		cerr(cx, key_line(t, "url"), "url",
 		     "must not hold a user name or password (put a token in token_file)");
-	for (; (p = strchr(p, '%')) != NULL; p += 2) {
-		if (p[1] == 's')
-			n_s++;
-		else if (p[1] != '%')
-			break;
-	}
-	if (p || n_s != 1)
+	if (ticket_url_conversions(url) != 1)
 		cerr(cx, key_line(t, "url"), "url",
 		     "must hold exactly one %%s (the ticket) and %%%% for a literal %%");
 }
@@ -1794,14 +1803,36 @@ static void dump_list(FILE *fp, const char *key, const struct strlist *l, const 
 	fputs(" ];\n", fp);
 }
 
+/*
+ * A ticket_check URL as the dump shows it: redacted as notify URLs are (a
+ * token may sit in its path or query), and still one the loader takes, so
+ * that the dump loads again: "https://itsm.example.com/" "***%s" (the %s
+ * stands for the ticket, wherever the real URL has it). Freed by the
+ * caller.
+ */
+static char *ticket_url_shown(const char *url)
+{
+	/* url_redact writes at most 3 bytes more than url: "/" becomes "/" "***" */
+	size_t len = strlen(url) + 8;
+	char *buf = xmalloc(len);
+
+	url_redact(url, buf, len);
+	if (ticket_url_conversions(buf) == 0)
+		memcpy(buf + strlen(buf), "%s", 3);
+	return buf;
+}
+
 static void dump_group(FILE *fp, const struct jit_group_cfg *g)
 {
 	dump_keys(fp, g, group_keys, "    ");
 	dump_list(fp, "deny_users", &g->deny_users, "    ");
 	if (g->ticket_check) {
+		struct jit_ticket_check_cfg shown = *g->ticket_check;
+		shown.url = ticket_url_shown(g->ticket_check->url);
 		fputs("    ticket_check = {\n", fp);
-		dump_keys(fp, g->ticket_check, ticket_keys, "      ");
+		dump_keys(fp, &shown, ticket_keys, "      ");
 		fputs("    };\n", fp);
+		free(shown.url);
 	}
 }
 

@@ -249,8 +249,10 @@ typedef void (*config_diff_cb)(void *arg, const char *dir, const char *key, bool
 void config_diff(const struct jit_config *running, const struct jit_config *next, config_diff_cb cb,
 		 void *arg);
 
-/* Prints the effective configuration in libconfig syntax (for `jitd -t -v`).
- * Contains no secret (only secret file paths). */
+/* Prints the effective configuration in libconfig syntax (for `jitd -t -v`),
+ * which loads again. Contains no secret: secret files by their path only,
+ * notify and ticket_check URLs redacted (url_redact; a ticket_check URL
+ * keeps a %s). */
 void config_dump(const struct jit_config *cfg, FILE *fp);
 
 #endif

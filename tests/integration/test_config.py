@@ -148,6 +148,27 @@ def test_config_errors_do_not_show_url_tokens():
         j.ok({"op": "status"})
 
 
+def test_effective_config_does_not_show_url_tokens():
+    """`jitd -t -v` prints notify and ticket_check URLs redacted (a token
+    may sit in the path or the query), and what it prints checks again
+    (regression: ticket_check URLs were printed in full)."""
+    with Env(start=False) as e:
+        cfg = copy.deepcopy(e.jitd.config)
+        cfg["notify"] = [{"url": "https://hooks.example/services/T0/B1/SECRETTOKEN1"}]
+        cfg["groups"][0]["ticket_check"] = {
+            "url": "https://itsm.example/api/tickets/%s?access_token=SECRETTOKEN2",
+            "approved_field": "state", "approved_value": "approved"}
+        path = _write(e, "tokens.conf", cfg_text(cfg))
+        r = subprocess.run([binary("jitd"), "-t", "-v", "-c", path], capture_output=True,
+                           text=True, timeout=30)
+        eq(r.returncode, 0, "jitd -t -v (stderr %r)" % r.stderr)
+        assert "SECRET" not in r.stdout + r.stderr, r.stdout
+        assert 'url = "https://hooks.example/***";' in r.stdout, r.stdout
+        assert 'url = "https://itsm.example/***%s";' in r.stdout, r.stdout
+        rc, out = _check(_write(e, "dumped.conf", r.stdout))
+        eq(rc, 0, "jitd -t on the printed configuration (output %r)" % out)
+
+
 def _private_etc_group(extra):
     """From now on this test process (and what it starts) sees /etc/group
     with the line extra added: a private mount namespace, the host's file

@@ -853,6 +853,49 @@ out:
 	free(dump_path);
 }
 
+/* The dump shows a ticket_check URL redacted (a token may sit in its path
+ * or query), and the dump still loads (the %s is kept). */
+static void test_dump_ticket_url(void)
+{
+	static const struct {
+		const char *url, *shown;
+	} cases[] = {
+		{ "https://itsm.example/api/%s?access_token=SECRET1", "https://itsm.example/***%s" },
+		{ "https://itsm.example:8443/SECRET2/t/%s", "https://itsm.example:8443/***%s" },
+		{ "http://%s.itsm.example/x?t=SECRET3", "http://%s.itsm.example/***" },
+		{ "https://itsm.example/%%SECRET4/%s", "https://itsm.example/***%s" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = xasprintf(BASE_DIR "groups = ( { name = \"admins\"; "
+				       "directory = \"corp\"; dn = \"cn=admins,dc=ex\";\n"
+				       "  ticket_check = { url = \"%s\"; approved_field = \"s\";\n"
+				       "    approved_value = \"ok\"; }; } );\n", cases[i].url);
+		char *want = xasprintf("      url = \"%s\";\n", cases[i].shown);
+		struct jit_config *cfg = must_load(text), *again = NULL;
+		char *dumped = NULL, *errs = NULL;
+		size_t len;
+		FILE *fp;
+
+		if (cfg) {
+			fp = open_memstream(&dumped, &len);
+			config_dump(cfg, fp);
+			fclose(fp);
+			CHECK(strstr(dumped, "SECRET") == NULL);
+			CHECK(strstr(dumped, want) != NULL);
+			CHECK(load_text(dumped, &again, &errs) == JIT_OK);
+			if (errs)
+				fprintf(stderr, "dump does not load:\n%s%s", errs, dumped);
+		}
+		config_free(cfg);
+		config_free(again);
+		free(errs);
+		free(dumped);
+		free(want);
+		free(text);
+	}
+}
+
 /* conf/jitd.conf.example loads once its user and group names exist here. */
 static void test_example(void)
 {
@@ -1070,6 +1113,7 @@ int main(int argc, char **argv)
 	test_file_checks();
 	test_dump();
 	test_diff();
+	test_dump_ticket_url();
 	test_example();
 	test_golden();
 	remove_tmpdir();

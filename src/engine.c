@@ -28,6 +28,9 @@
 #include "util.h"
 
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
+/* Requests refused because a queue is full are audited at most once per
+ * this period per directory, each audited one saying how many were not. */
+#define BUSY_AUDIT_MS 10000
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define INFLIGHT_BUCKETS 1024
 #define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
@@ -77,6 +80,7 @@ struct dirq {
 	struct job *head, *tail;
 	size_t len;
 	bool stopping;
+	struct throttle busy_audit;     /* refusals at a full queue (refuse_unqueued) */
 	int n_workers;
 	pthread_t *threads;
 	struct dir_conn **conns;
@@ -119,6 +123,7 @@ struct engine {
 	struct inflight *inflight[INFLIGHT_BUCKETS];
 	size_t n_inflight;
 	size_t inflight_max;            /* INFLIGHT_MAX (a test build may lower it) */
+	size_t queue_max;               /* QUEUE_MAX (a test build may lower it) */
 	int64_t elsewhere_checked;      /* last look for due grants of unknown directories */
 	uint64_t due_seq;
 	bool stopped;
@@ -344,7 +349,7 @@ static void *worker_main(void *arg)
 static bool enqueue(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
-	if (q->stopping || (j->conn_id && q->len >= QUEUE_MAX)) {
+	if (q->stopping || (j->conn_id && q->len >= q->e->queue_max)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
@@ -466,12 +471,17 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->audit = audit;
 	e->started = now_s();
 	e->inflight_max = INFLIGHT_MAX;
+	e->queue_max = QUEUE_MAX;
 #ifdef JITD_FAULT_INJECTION
-	/* Tests of the cap: JITD_FAULT_INFLIGHT_MAX=N (fault.h). */
+	/* Tests of the caps: JITD_FAULT_INFLIGHT_MAX=N, JITD_FAULT_QUEUE_MAX=N
+	 * (fault.h). */
 	const char *cap = getenv("JITD_FAULT_INFLIGHT_MAX");
 	int64_t v;
 	if (cap && parse_int64(cap, 1, INFLIGHT_MAX, &v) == JIT_OK)
 		e->inflight_max = (size_t)v;
+	cap = getenv("JITD_FAULT_QUEUE_MAX");
+	if (cap && parse_int64(cap, 1, QUEUE_MAX, &v) == JIT_OK)
+		e->queue_max = (size_t)v;
 #endif
 	pthread_mutex_init(&e->reply_lock, NULL);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1098,15 +1108,39 @@ static char *do_status(struct engine *e)
 	return proto_ok_line("status", s);
 }
 
-/* ---- the ticket check: between the listener and the workers ---- */
-
-static bool dirq_stopping(struct dirq *q)
+/*
+ * The answer to a client's request whose job q did not take (enqueue()
+ * false): `shutting_down` while it stops (not audited: nothing new starts
+ * then), else `busy`, its queue being full. That refusal is audited, but at
+ * most once every 10 s per directory, the next audited one saying how many
+ * were not: a full queue is an overload, and one synced audit line per
+ * refused request (from the main thread, which also runs the expiry ticks)
+ * would add to it (docs/audit-log.md). Any thread.
+ */
+static char *refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
+			     const struct jit_request *req)
 {
+	char msg[200], amsg[280];
+	int64_t held = 0;
+	bool stopping, audit;
+
 	pthread_mutex_lock(&q->lock);
-	bool st = q->stopping;
+	stopping = q->stopping;
+	audit = !stopping && throttle_pass(&q->busy_audit, mono_ms(), BUSY_AUDIT_MS, &held);
 	pthread_mutex_unlock(&q->lock);
-	return st;
+	if (stopping)
+		return proto_error_line(JIT_ESHUTDOWN, NULL);
+	snprintf(msg, sizeof(msg), "the work queue of directory \"%.64s\" is full; try again "
+		 "later", q->name);
+	if (audit) {
+		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
+			 (long long)held);
+		audit_refusal(q->e, peer, client, req, JIT_EBUSY, held ? amsg : msg, NULL);
+	}
+	return proto_error_line(JIT_EBUSY, msg);
 }
+
+/* ---- the ticket check: between the listener and the workers ---- */
 
 /* On the ticket checker's thread: the check of job j (a grant) is over. */
 static void ticket_done(void *arg, int rc, const char *msg)
@@ -1118,13 +1152,14 @@ static void ticket_done(void *arg, int rc, const char *msg)
 	if (rc == JIT_OK) {
 		if (enqueue(q, j))
 			return;
-		rc = dirq_stopping(q) ? JIT_ESHUTDOWN : JIT_EBUSY;
-		msg = NULL;
-	} else if (rc == JIT_EPOLICY) {
-		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
-	} else {
-		msg = NULL;
+		post_reply(e, j->conn_id, refuse_unqueued(q, &j->peer, j->client, j->req), NULL);
+		job_free(j);
+		return;
 	}
+	if (rc == JIT_EPOLICY)
+		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+	else
+		msg = NULL;
 	post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
 	job_free(j);
 }
@@ -1215,9 +1250,10 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 		return proto_error_line(JIT_EBUSY, msg);
 	}
 	if (!enqueue(q, j)) {
+		line = refuse_unqueued(q, peer, j->client, req);
 		j->req = NULL;
 		job_free(j);
-		return proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
+		return line;
 	}
 	return NULL;
 }
@@ -1245,8 +1281,8 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	j->force = req->op == OP_REVOKE && req->force;
 	grant_rec_free(r);
 	if (!enqueue(q, j)) {
+		*line = refuse_unqueued(q, peer, j->client, req);
 		job_free(j);
-		*line = proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
 		return false;
 	}
 	return true;

@@ -21,6 +21,8 @@
  *   JITD_FAULT_SEED=N   seeds the random draws (default: time and pid)
  *   JITD_FAULT_INFLIGHT_MAX=N  lowers the scheduler's cap on grants in
  *                 flight (engine.c, INFLIGHT_MAX), to test what happens at it
+ *   JITD_FAULT_QUEUE_MAX=N  lowers the cap on client jobs waiting in one
+ *                 directory's queue (engine.c, QUEUE_MAX), likewise
  * Before dying, the process writes "jitd: fault injected at NAME" to stderr
  * (one write(2), no locks) so a test can count what it caused; before a
  * pause, "jitd: fault pause MS ms at NAME".

@@ -204,3 +204,65 @@ def test_session_the_server_no_longer_accepts_is_bound_again():
         assert binds > binds0, "no new bind after the session was refused (%d, %d)" % (
             binds0, binds)
         assert j.running()
+
+
+def test_requests_refused_at_a_full_queue_are_audited_with_a_count():
+    """A grant (or an end) refused `busy` because its directory's queue is
+    full is audited like any other refusal, but at most once per 10 s per
+    directory, the next audited one counting those not recorded: a full
+    queue is an overload, which a synced line per refusal would add to
+    (docs/audit-log.md). The queue's cap is lowered to 2 and the only
+    worker paused, so the queue fills deterministically (regression:
+    these refusals were not audited at all)."""
+    need_faults()
+    with Env(start=False, directory={"connections": 1}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=15000@2",
+                     "JITD_FAULT_QUEUE_MAX": "2"})
+        erin = j.must_grant("erin", "dba", "1h")  # the first pass: no pause
+        answers = {}
+
+        def grant(user):
+            answers[user] = j.request({"op": "grant", "user": user, "group": "dba",
+                                       "duration": "1h"}, timeout=60)
+
+        th = threading.Thread(target=grant, args=("alice",), daemon=True)
+        th.start()
+        wait_stderr(j, "fault pause 15000 ms at grant.after_pending", 10)
+        t_pause = time.time()
+        queued = []
+        for user in ("bob", "carol"):
+            c = j.connect(timeout=60)
+            c.send({"op": "grant", "user": user, "group": "dba", "duration": "1h"})
+            queued.append(c)
+        # answered after the two grants reached the engine (one channel, in order)
+        j.ok({"op": "status"})
+        before = len(j.audit_events("refused"))
+        for i in range(20):
+            a = j.grant("dave", "dba", "1h")
+            refused(a, "busy", "grant %d at the full queue" % i)
+            assert "work queue" in a["error"]["message"], a
+        refused(j.request({"op": "complete", "grant_id": erin["grant_id"]}), "busy",
+                "complete at the full queue")
+        ev = j.audit_events("refused")[before:]
+        eq(len(ev), 1, "refused events for 21 refusals at the full queue")
+        eq(ev[0].get("error"), "busy", "error")
+        eq((ev[0].get("op"), ev[0].get("user"), ev[0].get("group")), ("grant", "dave", "dba"),
+           "the refused request")
+        assert "not recorded" not in ev[0]["message"], ev[0]
+        time.sleep(max(0.0, t_pause + 10.5 - time.time()))
+        assert time.time() < t_pause + 14, "too slow: the worker's pause is nearly over"
+        refused(j.request({"op": "complete", "grant_id": erin["grant_id"]}), "busy",
+                "complete at the full queue, 10 s later")
+        last = j.audit_events("refused")[-1]
+        eq((last.get("op"), last.get("grant_id"), last.get("error")),
+           ("complete", erin["grant_id"], "busy"), "the refusal audited 10 s later")
+        assert "(20 earlier refusals not recorded)" in last["message"], last
+        # once the worker goes on, the queued grants are made
+        th.join(30)
+        assert answers["alice"].get("ok"), answers
+        for c in queued:
+            a = c.recv()
+            assert a.get("ok"), a
+            c.close()
+        j.ok({"op": "complete", "grant_id": erin["grant_id"]})

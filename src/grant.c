@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dirrules.h"
 #include "fault.h"
 #include "grant.h"
 #include "log.h"
@@ -211,39 +212,21 @@ static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, in
 
 /*
  * The rules that need the directory's answer about user u: deny_users (by
- * DN and by its uid) and eligible_group (a live membership check). NULL if
- * they pass, else the answer line (the refusal is audited).
+ * DN and by its uid) and eligible_group (a live membership check;
+ * dirrules.c). NULL if they pass, else the answer line (the refusal is
+ * audited).
  */
 static char *check_dirrules(struct grant_ctx *g, const struct grant_params *p,
 			    const struct dir_user *u)
 {
-	const struct policy_dirrules *pr = p->rules;
 	struct dir_result dres = { 0 };
+	const char *rule = NULL;
 	char msg[384];
-	bool member = false;
+	int rc = dirrules_check(g->dc, p->rules, p->req->user, u, &dres, msg, sizeof(msg), &rule);
 
-	if (!pr)
+	if (rc == JIT_OK)
 		return NULL;
-	if (policy_user_denied(pr, p->req->user, u->dn, u->uid, msg, sizeof(msg)) != JIT_OK)
-		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "deny_users");
-	if (!pr->eligible_dn)
-		return NULL;
-	const char *value = strcasecmp(pr->eligible_attr, "memberUid") == 0 ? u->uid : u->dn;
-	int rc = value ? dir_is_member(g->dc, pr->eligible_dn, pr->eligible_attr, value, &member,
-				       &dres)
-		       : JIT_OK;
-	if (rc != JIT_OK) {
-		/* fail closed: no answer about eligibility is no elevation */
-		snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %.120s",
-			 pr->eligible_dn, dres.message[0] ? dres.message : jit_err_message(rc));
-		return reply_refused_rule(g, p, rc, msg, &dres, "eligible_group");
-	}
-	if (!member) {
-		snprintf(msg, sizeof(msg), "eligible_group: \"%.64s\" is not a member of %.200s",
-			 p->req->user, pr->eligible_dn);
-		return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "eligible_group");
-	}
-	return NULL;
+	return reply_refused_rule(g, p, rc, msg, &dres, rule);
 }
 
 static void fill_rec(struct grant_rec *r, const struct grant_params *p, const struct dir_user *u,

@@ -1,0 +1,27 @@
+/*
+ * dirrules.h - the policy rules that need the directory's answer about
+ * the user (struct policy_dirrules: deny_users by DN and uid,
+ * eligible_group), run by the engine's worker threads on their own
+ * directory connection, for a new grant (grant.c) once the user is
+ * resolved.
+ *
+ * dirrules_check() returns JIT_OK, or the refusal's code with msg (starting with the
+ * rule's name) and *rule set; the caller audits and answers. It fails
+ * closed: no answer from the directory is no elevation.
+ */
+#ifndef JITD_DIRRULES_H
+#define JITD_DIRRULES_H
+
+#include <stddef.h>
+#include "directory.h"
+#include "err.h"
+#include "policy.h"
+
+/* deny_users and eligible_group for entry u, asked for as name. pr may be
+ * NULL (no rules). dres: the directory's answer when it failed (else
+ * left as the caller zeroed it). */
+int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const char *name,
+		   const struct dir_user *u, struct dir_result *dres, char *msg, size_t msglen,
+		   const char **rule) JIT_WUR;
+
+#endif

@@ -2,7 +2,8 @@
  * approval.c - signed approvals (see approval.h). Trust: the signature
  * lets the approval system vouch for a request even when the host that
  * relays it (the helpdesk, or a compromised listener) is not trusted: it
- * covers every field that decides what is granted. Security: the key is
+ * covers every field that decides what is granted (or, for an extension,
+ * which grant, by how much, and from which expiry). Security: the key is
  * read per check and wiped; comparisons are constant-time (CRYPTO_memcmp).
  */
 #include <ctype.h>
@@ -44,6 +45,19 @@ char *approval_canonical(const struct jit_request *req)
 	return sb_steal(&sb);
 }
 
+char *approval_extend_canonical(const struct jit_request *req)
+{
+	struct strbuf sb = { 0 };
+
+	sb_addstr(&sb, "jitd-extend-v1\n");
+	field(&sb, "grant_id", req->grant_id);
+	sb_addf(&sb, "duration=%lld\n", (long long)req->duration);
+	field(&sb, "expires_at", req->expires_at);
+	field(&sb, "approved_by", req->approved_by);
+	field(&sb, "approved_at", req->approved_at);
+	return sb_steal(&sb);
+}
+
 int approval_sign(const void *key, size_t keylen, const char *canonical, char out[65])
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
@@ -78,7 +92,8 @@ int approval_check_sig(const void *key, size_t keylen, const struct jit_request 
 
 	if (!req->approval_sig || strlen(req->approval_sig) != 64) {
 		snprintf(msg, msglen, "approval_key_file: approval_sig must be 64 hex digits "
-			 "(HMAC-SHA256 of the canonical request)");
+			 "(HMAC-SHA256 of the canonical %s)",
+			 req->op == OP_EXTEND ? "extension" : "request");
 		return JIT_EPOLICY;
 	}
 	for (int i = 0; i < 32; i++) {
@@ -90,7 +105,7 @@ int approval_check_sig(const void *key, size_t keylen, const struct jit_request 
 		}
 		got[i] = (unsigned char)(hi << 4 | lo);
 	}
-	canon = approval_canonical(req);
+	canon = req->op == OP_EXTEND ? approval_extend_canonical(req) : approval_canonical(req);
 	if (approval_sign(key, keylen, canon, hex) != JIT_OK) {
 		snprintf(msg, msglen, "approval_key_file: cannot compute the HMAC");
 		goto out;
@@ -98,8 +113,9 @@ int approval_check_sig(const void *key, size_t keylen, const struct jit_request 
 	for (int i = 0; i < 32; i++)
 		want[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
 	if (CRYPTO_memcmp(want, got, sizeof(want)) != 0) {
-		snprintf(msg, msglen, "approval_key_file: approval_sig does not match the request "
-			 "(wrong key, or a field differs from what was approved)");
+		snprintf(msg, msglen, "approval_key_file: approval_sig does not match the %s "
+			 "(wrong key, or a field differs from what was approved)",
+			 req->op == OP_EXTEND ? "extension" : "request");
 		goto out;
 	}
 	rc = JIT_OK;
@@ -118,7 +134,12 @@ int approval_verify(const char *key_file, const struct jit_request *req, char *m
 	size_t len = 0;
 	int rc;
 
-	if (!req->approval_sig || !req->approved_at || !req->request_id) {
+	if (req->op == OP_EXTEND && (!req->approval_sig || !req->approved_at || !req->expires_at)) {
+		snprintf(msg, msglen, "approval_key_file: this group extends a grant only with a "
+			 "signed extension (approval_sig, approved_at and expires_at)");
+		return JIT_EPOLICY;
+	}
+	if (req->op != OP_EXTEND && (!req->approval_sig || !req->approved_at || !req->request_id)) {
 		snprintf(msg, msglen, "approval_key_file: this group needs a signed approval "
 			 "(approval_sig, approved_at and request_id)");
 		return JIT_EPOLICY;

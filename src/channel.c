@@ -17,7 +17,7 @@
 /* sizeof(struct jit_request) on the platforms jitd is built for (LP64)
  * when every field is carried below: a tripwire for new fields (one that
  * fits into padding would slip past it; proto.h says to look here). */
-#define JIT_REQUEST_SIZE_CARRIED 128
+#define JIT_REQUEST_SIZE_CARRIED 136
 
 const struct imsg_allow chan_from_engine[] = {
 	{ CHAN_INIT, CHAN_MAX_CONFIG },
@@ -49,10 +49,14 @@ static const struct {
 	{ offsetof(struct jit_request, ticket), PROTO_MAX_TICKET, OPB(OP_GRANT), 0 },
 	{ offsetof(struct jit_request, reason), PROTO_MAX_REASON, OPB(OP_GRANT), 0 },
 	{ offsetof(struct jit_request, requested_by), PROTO_MAX_NAME, OPB(OP_GRANT), 0 },
-	{ offsetof(struct jit_request, approved_by), PROTO_MAX_NAME, OPB(OP_GRANT), 0 },
+	{ offsetof(struct jit_request, approved_by), PROTO_MAX_NAME,
+	  OPB(OP_GRANT) | OPB(OP_EXTEND), 0 },
 	{ offsetof(struct jit_request, request_id), PROTO_MAX_ID, OPB(OP_GRANT), 0 },
-	{ offsetof(struct jit_request, approval_sig), PROTO_MAX_SIG, OPB(OP_GRANT), 0 },
-	{ offsetof(struct jit_request, approved_at), PROTO_MAX_TIME, OPB(OP_GRANT), 0 },
+	{ offsetof(struct jit_request, approval_sig), PROTO_MAX_SIG,
+	  OPB(OP_GRANT) | OPB(OP_EXTEND), 0 },
+	{ offsetof(struct jit_request, approved_at), PROTO_MAX_TIME,
+	  OPB(OP_GRANT) | OPB(OP_EXTEND), 0 },
+	{ offsetof(struct jit_request, expires_at), PROTO_MAX_TIME, OPB(OP_EXTEND), 0 },
 	{ offsetof(struct jit_request, grant_id), PROTO_MAX_ID,
 	  OPB(OP_COMPLETE) | OPB(OP_REVOKE) | OPB(OP_EXTEND) | OPB(OP_SHOW),
 	  OPB(OP_COMPLETE) | OPB(OP_REVOKE) | OPB(OP_EXTEND) | OPB(OP_SHOW) },

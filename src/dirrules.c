@@ -4,6 +4,7 @@
  * directory's answers decide; an error or no answer refuses (fail closed).
  */
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
 #include "dirrules.h"
 
@@ -38,4 +39,44 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 	}
 	*rule = NULL;
 	return JIT_OK;
+}
+
+/* Is u the entry the grant recorded (by its uuid when both have one)? */
+static bool same_entry(const struct dir_user *u, const char *uuid, const char *dn)
+{
+	if (uuid && u->uuid)
+		return strcasecmp(uuid, u->uuid) == 0;
+	return dn && policy_dn_equal(dn, u->dn);
+}
+
+int dirrules_recheck(struct dir_conn *dc, const struct policy_dirrules *pr, const char *name,
+		     const char *uuid, const char *dn, struct dir_result *dres, char *msg,
+		     size_t msglen, const char **rule)
+{
+	struct dir_user u = { 0 };
+	int rc = dir_resolve_user(dc, name, &u, dres);
+
+	*rule = "eligible_group";
+	if (rc != JIT_OK) {
+		const char *why = dres->message[0] ? dres->message : jit_err_message(rc);
+		if (rc == JIT_EUNKUSER)
+			why = "no single directory entry matches this user";
+		snprintf(msg, msglen, "eligible_group: cannot look \"%.64s\" up again: %.160s", name,
+			 why);
+		return rc;
+	}
+	if (!same_entry(&u, uuid, dn)) {
+		snprintf(msg, msglen, "eligible_group: \"%.64s\" now names another directory entry "
+			 "(%.200s) than the grant's", name, u.dn);
+		rc = JIT_EPOLICY;
+	} else if (u.disabled) {
+		*rule = "account_disabled";
+		snprintf(msg, msglen, "the account is disabled in the directory");
+		rc = JIT_EPOLICY;
+	} else {
+		*rule = NULL;
+		rc = dirrules_check(dc, pr, name, &u, dres, msg, msglen, rule);
+	}
+	dir_user_clear(&u);
+	return rc;
 }

@@ -2,11 +2,12 @@
  * dirrules.h - the policy rules that need the directory's answer about
  * the user (struct policy_dirrules: deny_users by DN and uid,
  * eligible_group), run by the engine's worker threads on their own
- * directory connection, for a new grant (grant.c) once the user is
- * resolved.
+ * directory connection: for a new grant (grant.c) once the user is
+ * resolved, and for an extension of a grant of a group with
+ * eligible_group (engine.c), which resolves the user again first.
  *
- * dirrules_check() returns JIT_OK, or the refusal's code with msg (starting with the
- * rule's name) and *rule set; the caller audits and answers. It fails
+ * Both return JIT_OK, or the refusal's code with msg (starting with the
+ * rule's name) and *rule set; the caller audits and answers. They fail
  * closed: no answer from the directory is no elevation.
  */
 #ifndef JITD_DIRRULES_H
@@ -23,5 +24,15 @@
 int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const char *name,
 		   const struct dir_user *u, struct dir_result *dres, char *msg, size_t msglen,
 		   const char **rule) JIT_WUR;
+
+/*
+ * For an extension of a grant held by name (entry uuid, else dn, as the
+ * grant recorded them): resolves name again, which must still name that
+ * entry (rule eligible_group), not disabled (rule account_disabled), then
+ * dirrules_check().
+ */
+int dirrules_recheck(struct dir_conn *dc, const struct policy_dirrules *pr, const char *name,
+		     const char *uuid, const char *dn, struct dir_result *dres, char *msg,
+		     size_t msglen, const char **rule) JIT_WUR;
 
 #endif

@@ -3,7 +3,10 @@
  * worker threads per directory (each with its own LDAP connection and
  * store handle), the expiry scheduler, and the read-only operations
  * (show, list, status) plus extend, answered from the main thread, whose
- * store handle never waits long for a lock (MAIN_STORE_WAIT_MS).
+ * store handle never waits long for a lock (MAIN_STORE_WAIT_MS). An extend
+ * of a group with eligible_group first takes a turn in its directory's
+ * queue for the membership check (JOB_ELIGIBLE), then comes back to the
+ * main thread, which checks everything again and writes it.
  * Trust: requests arrive validated and authorised for their op/group by
  * the listener; operations on an existing grant are authorised here
  * against the grant's group. The engine alone holds directory credentials.
@@ -17,6 +20,7 @@
 #include <unistd.h>
 #include "approval.h"
 #include "directory.h"
+#include "dirrules.h"
 #include "engine.h"
 #include "fault.h"
 #include "grant.h"
@@ -44,17 +48,25 @@
  * they are tried again at the next tick. */
 #define MAIN_STORE_WAIT_MS 100
 
-enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE, JOB_EXPIRE };
+enum job_kind { JOB_GRANT, JOB_END, JOB_PROBE, JOB_EXPIRE, JOB_ELIGIBLE };
 
 struct job {
 	enum job_kind kind;
 	uint64_t conn_id;               /* 0 = scheduler */
 	struct jit_peer peer;
 	char *client;
-	struct jit_request *req;        /* JOB_GRANT */
+	struct jit_request *req;        /* JOB_GRANT, JOB_ELIGIBLE */
 	int64_t duration;
 	char *group_name, *group_dn, *member_attr, *placeholder;
-	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL */
+	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL; JOB_ELIGIBLE */
+	/* JOB_ELIGIBLE: the grant's user (name, entry uuid and DN as recorded)
+	 * and what the directory said: check_rc JIT_OK, or the refusal */
+	char *user, *user_uuid, *user_dn;
+	int check_rc;
+	char *check_msg;
+	const char *check_rule;         /* a string literal */
+	bool check_has_ldap;
+	int check_ldap;
 	struct dirq *q;                 /* JOB_GRANT waiting for its ticket check */
 	char *grant_id;                 /* JOB_END */
 	enum grant_state end_state;
@@ -117,6 +129,7 @@ struct engine {
 	size_t n_dirs;
 	pthread_mutex_t reply_lock;
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
+	struct job *chead, *ctail;      /* JOB_ELIGIBLE back from a worker, under reply_lock */
 	int efd;
 	int64_t started;
 	struct ticket_checker *tickets; /* started at the first ticket_check */
@@ -131,6 +144,10 @@ struct engine {
 };
 
 static void inflight_del(struct engine *e, const char *id);
+static char *extend_resume(struct engine *e, struct job *j);
+static void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
+			    const struct jit_request *req, int err, const char *message,
+			    const char *rule, json_t *extra);
 static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
 			  const struct jit_request *req, int err, const char *message,
 			  const char *rule);
@@ -148,6 +165,10 @@ static void job_free(struct job *j)
 	policy_dirrules_free(j->rules);
 	free(j->grant_id);
 	free(j->reason);
+	free(j->user);
+	free(j->user_uuid);
+	free(j->user_dn);
+	free(j->check_msg);
 	for (size_t i = 0; i < j->n_ids; i++) {
 		free(j->ids[i]);
 		free(j->keys[i]);
@@ -185,10 +206,53 @@ static void post_reply(struct engine *e, uint64_t conn_id, char *line, char *don
 		log_err("engine: cannot signal the main loop: %s", strerror(errno));
 }
 
+/* A worker: the directory's answer for an extension is in j (taken); the
+ * main thread goes on with it (engine_pop_reply, extend_resume). */
+static void post_resume(struct engine *e, struct job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&e->reply_lock);
+	if (e->ctail)
+		e->ctail->next = j;
+	else
+		e->chead = j;
+	e->ctail = j;
+	pthread_mutex_unlock(&e->reply_lock);
+	uint64_t one = 1;
+	if (write(e->efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
+		log_err("engine: cannot signal the main loop: %s", strerror(errno));
+}
+
+/* Main thread: the next extension back from the directory, or NULL. */
+static struct job *take_resume(struct engine *e)
+{
+	pthread_mutex_lock(&e->reply_lock);
+	struct job *j = e->chead;
+	if (j) {
+		e->chead = j->next;
+		if (!e->chead)
+			e->ctail = NULL;
+		j->next = NULL;
+	}
+	pthread_mutex_unlock(&e->reply_lock);
+	return j;
+}
+
 struct engine_reply *engine_pop_reply(struct engine *e)
 {
 	for (;;) {
 		struct engine_reply *r = NULL;
+		struct job *j = take_resume(e);
+		if (j) {
+			uint64_t conn_id = j->conn_id;
+			char *line = extend_resume(e, j); /* takes j */
+			if (!line)
+				continue; /* queued again */
+			r = xcalloc(1, sizeof(*r));
+			r->conn_id = conn_id;
+			r->line = line;
+			return r;
+		}
 		pthread_mutex_lock(&e->reply_lock);
 		r = e->rhead;
 		if (r) {
@@ -207,7 +271,7 @@ struct engine_reply *engine_pop_reply(struct engine *e)
 			if (read(e->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 				log_err("engine: eventfd read: %s", strerror(errno));
 			pthread_mutex_lock(&e->reply_lock);
-			more = e->rhead != NULL;
+			more = e->rhead != NULL || e->chead != NULL;
 			pthread_mutex_unlock(&e->reply_lock);
 			if (more)
 				continue;
@@ -226,21 +290,47 @@ int engine_reply_fd(struct engine *e)
 	return e->efd;
 }
 
-static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
+/* An extension's directory check (dirrules_recheck); the job goes back
+ * to the main thread with the answer. */
+static void run_eligible(struct dirq *q, struct grant_ctx *g, struct job *j)
+{
+	struct dir_result dres = { 0 };
+	const char *rule = NULL;
+	char msg[512];
+
+	j->check_rc = dirrules_recheck(g->dc, j->rules, j->user, j->user_uuid, j->user_dn, &dres,
+				       msg, sizeof(msg), &rule);
+	if (j->check_rc != JIT_OK) {
+		j->check_msg = xstrdup(msg);
+		j->check_rule = rule;
+		j->check_has_ldap = dres.message[0] != '\0';
+		j->check_ldap = dres.ldap_code;
+	}
+	post_resume(q->e, j);
+}
+
+/* Runs job j; false when j is the caller's to free, true when it was
+ * handed on (JOB_ELIGIBLE). */
+static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 {
 	char *line;
+	if (j->kind == JOB_ELIGIBLE) {
+		timing_since(STEP_QUEUE, j->queued);
+		run_eligible(q, g, j);
+		return true;
+	}
 	if (j->kind == JOB_PROBE) {
 		struct dir_result dres;
 		if (dir_probe(g->dc, &dres) != JIT_OK)
 			log_debug("directory %s: still unreachable: %s", q->name, dres.message);
-		return;
+		return false;
 	}
 	if (j->kind == JOB_EXPIRE) {
 		timing_since(STEP_EXPIRE_QUEUE, j->queued);
 		grant_expire_batch(g, j->ids, j->keys, j->n_ids);
 		for (size_t i = 0; i < j->n_ids; i++)
 			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
-		return;
+		return false;
 	}
 	timing_since(STEP_QUEUE, j->queued);
 	if (j->kind == JOB_END && j->force) {
@@ -264,6 +354,7 @@ static void run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		free(line);
 		post_reply(q->e, 0, NULL, xstrdup(j->grant_id));
 	}
+	return false;
 }
 
 struct worker_arg {
@@ -340,8 +431,8 @@ static void *worker_main(void *arg)
 		g.retry_min = e->cfg0->retry_min_interval;
 		g.retry_max = e->cfg0->retry_max_interval;
 		g.replication_grace = q->cfg->replication_grace;
-		run_job(q, &g, j);
-		job_free(j);
+		if (!run_job(q, &g, j))
+			job_free(j);
 	}
 	return NULL;
 }
@@ -630,6 +721,11 @@ void engine_free(struct engine *e)
 		struct engine_reply *r = e->rhead;
 		e->rhead = r->next;
 		engine_reply_free(r);
+	}
+	while (e->chead) {
+		struct job *j = e->chead;
+		e->chead = j->next;
+		job_free(j);
 	}
 	for (int b = 0; b < INFLIGHT_BUCKETS; b++) {
 		while (e->inflight[b]) {
@@ -975,6 +1071,10 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	}
 	json_t *o = grant_audit_fields(n);
 	json_object_set_new(o, "added", json_integer(req->duration));
+	if (req->approved_by)
+		json_object_set_new(o, "extension_approved_by", json_string(req->approved_by));
+	if (req->approved_at)
+		json_object_set_new(o, "extension_approved_at", json_string(req->approved_at));
 	if (c && c->name)
 		json_object_set_new(o, "by_client", json_string(c->name));
 	json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
@@ -999,11 +1099,98 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	return line;
 }
 
-static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
-		       const struct jit_request *req, const struct jit_peer *peer)
+/*
+ * The checks of an extension of active grant r (group gc) that come after
+ * max_duration, before anything is written: the signed extension
+ * (approval_key_file: the signature over its canonical form, then that its
+ * expires_at is still the grant's, so that a replay once it was applied is
+ * refused, then approval_max_age), and a given expires_at for any group.
+ * NULL if they pass, else the refusal line (audited).
+ */
+static char *admit_extend(struct engine *e, const struct jit_group_cfg *gc,
+			  const struct jit_peer *peer, const struct jit_client_cfg *c,
+			  const struct jit_request *req, const struct grant_rec *r)
+{
+	const char *rule = NULL;
+	char msg[512], ts[32];
+	int64_t want = 0;
+
+	if (gc->approval_key_file &&
+	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK) {
+		rule = "approval_key_file";
+	} else if (req->expires_at && parse_rfc3339(req->expires_at, &want) != JIT_OK) {
+		rule = "expires_at";
+		snprintf(msg, sizeof(msg), "expires_at: must be the grant's expires_at as jitd "
+			 "shows it, a UTC time such as \"2026-11-23T16:27:51Z\"");
+	} else if (req->expires_at && want != r->expires_at) {
+		rule = "expires_at";
+		fmt_rfc3339(r->expires_at, ts);
+		snprintf(msg, sizeof(msg), "expires_at: the grant expires at %s, not at %.32s as "
+			 "the extension says: it was applied already, or the grant was extended "
+			 "since; nothing changed", ts, req->expires_at);
+	} else if (gc->approval_key_file &&
+		   approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK) {
+		rule = "approval_max_age";
+	}
+	if (!rule)
+		return NULL;
+	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
+	return proto_error_line(JIT_EPOLICY, msg);
+}
+
+/*
+ * eligible_group needs the directory, and the main thread never waits for
+ * it: the extension (req, taken when queued) goes to the directory's queue
+ * like a grant, a worker checks the user again (dirrules_recheck), and the
+ * main thread takes it up again in extend_resume(). NULL when queued, else
+ * the answer line: a directory known down refuses at once (fail closed).
+ */
+static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+			     const struct jit_client_cfg *c, struct jit_request *req,
+			     const struct jit_group_cfg *gc, const struct grant_rec *r)
+{
+	struct dirq *q = find_dir(e, gc->directory);
+	char down[256], msg[512];
+
+	if (!q)
+		return proto_error_line(JIT_EINTERNAL, "the group's directory is not configured");
+	if (dir_health_down(q->health, down, sizeof(down))) {
+		snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %s",
+			 gc->eligible_group, down);
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EDIRUNAVAIL, msg, "eligible_group");
+		return proto_error_line(JIT_EDIRUNAVAIL, msg);
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_ELIGIBLE;
+	j->conn_id = conn_id;
+	j->peer = *peer;
+	j->client = xstrdup(c ? c->name : NULL);
+	j->req = req;
+	j->rules = policy_dirrules_new(e->cfg, gc);
+	j->user = xstrdup(r->user);
+	j->user_uuid = xstrdup(r->user_uuid);
+	j->user_dn = xstrdup(r->user_dn);
+	if (!enqueue(q, j)) {
+		j->req = NULL;
+		job_free(j);
+		return proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * extend, on the main thread: every check against the grant as the store
+ * holds it and the current configuration, then the write (one bounded
+ * transaction, extend_recorded). checked_dn: the eligible_group DN a worker
+ * has just confirmed the user in (NULL at first). NULL when the extension
+ * went to the directory's queue (req is then the job's), else the answer
+ * line (req still the caller's).
+ */
+static char *do_extend(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
+		       struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
 {
 	char *line = NULL;
-	char msg[256];
+	char msg[512];
 	const char *rule = NULL;
 	struct grant_rec *r = load_for(e, c, peer, req, &line);
 	if (!r)
@@ -1018,15 +1205,74 @@ static char *do_extend(struct engine *e, const struct jit_client_cfg *c,
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant has expired");
 	} else if (!gc) {
 		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
+	} else if (policy_extend_denied(gc, r, msg, sizeof(msg)) != JIT_OK) {
+		/* deny_users as the configuration says now (a reload may have
+		 * added the user); the directory's view follows for eligible_group */
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, "deny_users");
+		line = proto_error_line(JIT_EPOLICY, msg);
 	} else if (policy_check_extend(gc, c, new_exp - r->created_at, msg, sizeof(msg), &rule) !=
 		   JIT_OK) {
 		/* extensions count toward max_duration: the total is checked */
 		engine_audit_refusal_rule(e, peer, c, req, JIT_EDURMAX, msg, rule);
 		line = proto_error_line(JIT_EDURMAX, msg);
+	} else if ((line = admit_extend(e, gc, peer, c, req, r)) != NULL) {
+		/* refused and audited */
+	} else if (gc->eligible_group &&
+		   !(checked_dn && policy_dn_equal(checked_dn, gc->eligible_group))) {
+		line = submit_eligible(e, conn_id, peer, c, req, gc, r);
 	} else {
 		line = extend_recorded(e, c, req, peer, r, new_exp);
 	}
 	grant_rec_free(r);
+	return line;
+}
+
+/* The `refused` event of an extension the directory check refused, with
+ * the directory's result code when it answered with an error. */
+static void audit_check_refusal(struct engine *e, const struct job *j)
+{
+	json_t *extra = json_object();
+	if (j->check_has_ldap)
+		json_object_set_new(extra, "ldap_code", json_integer(j->check_ldap));
+	audit_refusal_x(e, &j->peer, j->client, j->req, j->check_rc, j->check_msg, j->check_rule,
+			extra);
+	json_decref(extra);
+}
+
+/*
+ * Main thread: an extension is back from its directory check (j taken).
+ * Refused there: audited and answered. Passed: the clients entry is
+ * matched again (a reload may have come meanwhile) and do_extend() runs
+ * again from the start with the grant as it is now, so that nothing the
+ * main thread checked before the wait is trusted after it. NULL if it was
+ * queued again (the group's eligible_group changed meanwhile).
+ */
+static char *extend_resume(struct engine *e, struct job *j)
+{
+	char *line = NULL;
+	if (j->check_rc != JIT_OK) {
+		audit_check_refusal(e, j);
+		line = proto_error_line(j->check_rc, j->check_msg);
+		job_free(j);
+		return line;
+	}
+	if (policy_uses_groups(e->cfg))
+		policy_peer_groups(&j->peer);
+	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
+	if (!c || !j->client || strcmp(c->name, j->client) != 0 || !(c->ops & (1u << OP_EXTEND))) {
+		const char *msg = "the configuration was reloaded while the directory was asked, "
+				  "and this client may no longer extend";
+		audit_refusal(e, &j->peer, j->client, j->req, JIT_EUNAUTH, msg, "clients");
+		line = proto_error_line(JIT_EUNAUTH, msg);
+		job_free(j);
+		return line;
+	}
+	struct jit_request *req = j->req;
+	j->req = NULL;
+	line = do_extend(e, j->conn_id, c, req, &j->peer, j->rules ? j->rules->eligible_dn : NULL);
+	if (line)
+		proto_request_free(req);
+	job_free(j);
 	return line;
 }
 
@@ -1322,7 +1568,9 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 		}
 		break;
 	case OP_EXTEND:
-		line = do_extend(e, c, req, peer);
+		line = do_extend(e, conn_id, c, req, peer, NULL);
+		if (!line)
+			return; /* req now owned by the job */
 		break;
 	case OP_SHOW: {
 		struct grant_rec *r = load_for(e, c, peer, req, &line);
@@ -1366,10 +1614,11 @@ void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, c
 	audit_refusal(e, peer, client, req, err, message, rule);
 }
 
-/* Any thread: the `refused` event (client: the entry's name, may be NULL). */
-static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
-			  const struct jit_request *req, int err, const char *message,
-			  const char *rule)
+/* Any thread: the `refused` event (client: the entry's name, may be NULL),
+ * with the members of extra (may be NULL). */
+static void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
+			    const struct jit_request *req, int err, const char *message,
+			    const char *rule, json_t *extra)
 {
 	json_t *o = json_object();
 	if (req) {
@@ -1388,6 +1637,8 @@ static void audit_refusal(struct engine *e, const struct jit_peer *peer, const c
 			json_object_set_new(o, "approved_by", json_string(req->approved_by));
 		if (req->request_id)
 			json_object_set_new(o, "request_id", json_string(req->request_id));
+		if (req->expires_at)
+			json_object_set_new(o, "expires_at", json_string(req->expires_at));
 	}
 	if (client)
 		json_object_set_new(o, "client", json_string(client));
@@ -1395,9 +1646,18 @@ static void audit_refusal(struct engine *e, const struct jit_peer *peer, const c
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
 	json_object_set_new(o, "error", json_string(jit_err_code(err)));
 	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	if (extra)
+		json_object_update(o, extra);
 	if (rule)
 		json_object_set_new(o, "rule", json_string(rule));
 	if (audit_write(e->audit, "refused", o) != JIT_OK)
 		log_err("audit: cannot record a refusal");
 	json_decref(o);
+}
+
+static void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			  const struct jit_request *req, int err, const char *message,
+			  const char *rule)
+{
+	audit_refusal_x(e, peer, client, req, err, message, rule, NULL);
 }

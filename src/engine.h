@@ -73,7 +73,10 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 void engine_tick(struct engine *e, int64_t now);
 
 int engine_reply_fd(struct engine *e);
-/* Next reply or NULL. Caller frees with engine_reply_free. */
+/* Next reply or NULL. Caller frees with engine_reply_free. An extension
+ * back from its directory check (eligible_group) is finished here, on the
+ * main thread: checked again and written (bounded store wait), or queued
+ * again. Extensions still waiting when the loop ends are not written. */
 struct engine_reply *engine_pop_reply(struct engine *e);
 
 /* Stops the workers: jobs not yet started are answered shutting_down;

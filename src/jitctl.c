@@ -69,6 +69,13 @@ static const struct cmd_opt grant_opts[] = {
 	{ "approval-sig", "approval_sig", false },
 	{ NULL, NULL, false }
 };
+static const struct cmd_opt extend_opts[] = {
+	{ "expires-at", "expires_at", false },
+	{ "approved-by", "approved_by", false },
+	{ "approved-at", "approved_at", false },
+	{ "approval-sig", "approval_sig", false },
+	{ NULL, NULL, false }
+};
 static const struct cmd_opt reason_opts[] = {
 	{ "reason", "reason", false },
 	{ NULL, NULL, false }
@@ -91,7 +98,9 @@ static const struct command commands[] = {
 	  "             [--approved-at T --approval-sig HEX]" },
 	{ "complete", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "complete ID [--reason R]" },
 	{ "revoke", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, reason_opts, OUT_GRANT, "revoke ID [--reason R] [--force]" },
-	{ "extend", { "grant_id", "duration", NULL }, { "ID", "DUR", NULL }, no_opts, OUT_GRANT, "extend ID DUR" },
+	{ "extend", { "grant_id", "duration", NULL }, { "ID", "DUR", NULL }, extend_opts, OUT_GRANT,
+	  "extend ID DUR [--expires-at T] [--approved-by Y]\n"
+	  "             [--approved-at T --approval-sig HEX]" },
 	{ "show", { "grant_id", NULL, NULL }, { "ID", NULL, NULL }, no_opts, OUT_GRANT, "show ID" },
 	{ "list", { NULL, NULL, NULL }, { NULL, NULL, NULL }, list_opts, OUT_LIST,
 	  "list [--user U] [--group G] [--state S] [--limit N]" },

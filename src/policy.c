@@ -271,6 +271,24 @@ int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_c
 	return JIT_OK;
 }
 
+int policy_extend_denied(const struct jit_group_cfg *g, const struct grant_rec *r, char *msg,
+			 size_t msglen)
+{
+	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
+	for (size_t i = 0; i < g->deny_users.n; i++) {
+		const char *d = g->deny_users.v[i];
+		bool hit = is_dn(d) ? policy_dn_equal(d, r->user_dn)
+				    : name_eq(d, r->user) || (by_uid && name_eq(d, r->member_value));
+		if (hit) {
+			snprintf(msg, msglen, "deny_users: \"%.64s\" (%.200s) may never be elevated "
+				 "into group \"%s\": the grant is not extended", r->user,
+				 r->user_dn ? r->user_dn : "?", g->name);
+			return JIT_EPOLICY;
+		}
+	}
+	return JIT_OK;
+}
+
 bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms)
 {
 	if (per_minute <= 0)

@@ -69,6 +69,13 @@ bool policy_same_request(const struct jit_request *req, const struct grant_rec *
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
 			int64_t total, char *msg, size_t msglen, const char **rule) JIT_WUR;
 
+/* deny_users against the user an active grant r holds (its name as asked,
+ * its DN, and its uid when the member attribute is memberUid), for an
+ * extension: a reload that denies the user stops extensions at once.
+ * Pure (no directory). JIT_OK or JIT_EPOLICY with msg. */
+int policy_extend_denied(const struct jit_group_cfg *g, const struct grant_rec *r, char *msg,
+			 size_t msglen) JIT_WUR;
+
 /*
  * max_requests_per_minute of a client entry: a token bucket holding at most
  * per_minute tokens, refilled at per_minute per 60 s. A fresh bucket

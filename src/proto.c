@@ -60,6 +60,10 @@ static const struct field_spec revoke_fields[] = {
 static const struct field_spec extend_fields[] = {
 	STR_FIELD("grant_id", PROTO_MAX_ID, grant_id, true),
 	{ "duration", FT_DURATION, 0, 0, true },
+	STR_FIELD("expires_at", PROTO_MAX_TIME, expires_at, false),
+	STR_FIELD("approved_by", PROTO_MAX_NAME, approved_by, false),
+	STR_FIELD("approval_sig", PROTO_MAX_SIG, approval_sig, false),
+	STR_FIELD("approved_at", PROTO_MAX_TIME, approved_at, false),
 	{ NULL, FT_STR, 0, 0, false }
 };
 static const struct field_spec show_fields[] = {
@@ -457,6 +461,7 @@ void proto_request_free(struct jit_request *r)
 	free(r->request_id);
 	free(r->approval_sig);
 	free(r->approved_at);
+	free(r->expires_at);
 	free(r->grant_id);
 	free(r->reason_end);
 	free(r);

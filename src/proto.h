@@ -41,10 +41,12 @@ struct jit_request {
 	char *group;            /* grant; list filter */
 	bool has_duration;
 	int64_t duration;       /* grant (optional), extend (required): seconds, > 0 */
-	char *ticket, *reason, *requested_by, *approved_by; /* grant, optional */
+	char *ticket, *reason, *requested_by; /* grant, optional */
+	char *approved_by;      /* grant, extend: optional */
 	char *request_id;       /* grant, optional */
-	char *approval_sig;     /* grant, optional: HMAC-SHA256 hex (approval.h) */
-	char *approved_at;      /* grant, optional: RFC 3339 UTC, part of what is signed */
+	char *approval_sig;     /* grant, extend: optional: HMAC-SHA256 hex (approval.h) */
+	char *approved_at;      /* grant, extend: optional: RFC 3339 UTC, part of what is signed */
+	char *expires_at;       /* extend, optional: the grant's expires_at it applies to */
 	char *grant_id;         /* complete, revoke, extend, show */
 	char *reason_end;       /* complete/revoke: optional "reason" */
 	bool force;             /* revoke: close an ending grant without the directory */

@@ -1,28 +1,40 @@
 """Signed approvals (approval_key_file): valid, wrong key, stale, replayed,
-tampered, missing. The signing code is the Python example in
-docs/policy.md, extracted and run, so the documentation is tested too."""
+tampered, missing; and signed extensions (extend of such a grant). The
+signing code is the Python examples in docs/policy.md, extracted and run,
+so the documentation is tested too."""
 
 import datetime
 import os
 import re
 
 from jittest import Env, eq, refused
+from jitd import parse_time
 
 KEY = b"Zm9vYmFyLWFwcHJvdmFsLWtleS0zMmJ5dGVzIQ=="
 
 
-def _doc_sign():
-    """The `sign` function of docs/policy.md's example (the block after the
-    sign-example marker)."""
+def _doc_function(marker, name):
+    """Function `name` of docs/policy.md's example in the python block after
+    the <!-- marker --> comment."""
     path = os.path.join(os.environ.get("JITD_SRCDIR", "."), "docs", "policy.md")
     text = open(path).read()
-    m = re.search(r"<!-- sign-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
-    assert m, "no sign-example block in docs/policy.md"
+    m = re.search(r"<!-- %s[^>]*-->\s*```python\n(.*?)```" % marker, text, re.S)
+    assert m, "no %s block in docs/policy.md" % marker
     code = m.group(1)
     assert len([l for l in code.split("\n") if l.strip()]) <= 10, "the example grew past ten lines"
     ns = {}
-    exec(compile(code, "docs/policy.md:sign-example", "exec"), ns)
-    return ns["sign"]
+    exec(compile(code, "docs/policy.md:" + marker, "exec"), ns)
+    return ns[name]
+
+
+def _doc_sign():
+    """The `sign` function of docs/policy.md's example (sign-example)."""
+    return _doc_function("sign-example", "sign")
+
+
+def _doc_sign_extend():
+    """The `sign_extend` function of docs/policy.md (sign-extend-example)."""
+    return _doc_function("sign-extend-example", "sign_extend")
 
 
 def _env(max_age="5m"):
@@ -144,5 +156,98 @@ def test_loose_key_file_refuses_signed_grants():
         _denied(e, a, "approval_key_file")
         assert "0644" in a["error"]["message"], a
         assert not e.is_member("admins", e.user_dn("alice"))
+    finally:
+        e.__exit__(None, None, None)
+
+
+def _ext(g, duration=1800, **kw):
+    """An extend request for grant g as the approver sees it now."""
+    r = {"op": "extend", "grant_id": g["grant_id"], "duration": duration,
+         "expires_at": g["expires_at"], "approved_by": "carol"}
+    r.update(kw)
+    return r
+
+
+def test_signed_extensions():
+    sign = _doc_sign()
+    sign_extend = _doc_sign_extend()
+    e, _ = _env()
+    try:
+        j = e.jitd
+        g = j.ok(sign(_req(duration=1800), KEY))["grant"]
+        gid = g["grant_id"]
+        held = {"expires_at": g["expires_at"], "duration": 1800}  # what the grant must hold
+
+        def unchanged(what):
+            now = j.show(gid)
+            eq((now["expires_at"], now["duration"]), (held["expires_at"], held["duration"]),
+               "expires_at and duration after " + what)
+
+        def denied(req, rule, what):
+            n = len(j.audit_events("refused"))
+            _denied(e, j.request(req), rule)
+            ev = j.audit_events("refused")
+            eq(len(ev), n + 1, "one refused event for " + what)
+            eq((ev[-1].get("op"), ev[-1].get("grant_id")), ("extend", gid), "refused event")
+            unchanged(what)
+
+        # unsigned: the helpdesk (or a listener) alone cannot extend it
+        denied({"op": "extend", "grant_id": gid, "duration": "3h"}, "approval_key_file",
+               "an unsigned extend")
+        denied({"op": "extend", "grant_id": gid, "duration": 1800,
+                "expires_at": g["expires_at"]},
+               "approval_key_file", "an unsigned extend with expires_at")
+        # signed with another key, or changed after signing
+        denied(sign_extend(_ext(g), b"another key"), "approval_key_file", "another key")
+        r = sign_extend(_ext(g), KEY)
+        r["duration"] = 3 * 3600
+        denied(r, "approval_key_file", "a changed duration")
+        r = sign_extend(_ext(g), KEY)
+        del r["expires_at"]
+        denied(r, "approval_key_file", "no expires_at")
+        # a grant's signature is not an extension's
+        denied(sign(_ext(g), KEY), "approval_key_file", "a grant-form signature")
+        # too old, or from the future
+        old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=6)
+        denied(sign_extend(_ext(g), KEY, old), "approval_max_age", "an old approval")
+        ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        denied(sign_extend(_ext(g), KEY, ahead), "approval_max_age", "a future approval")
+        # a signed extension is applied once
+        signed = sign_extend(_ext(g), KEY)
+        a = j.ok(dict(signed))["grant"]
+        eq(parse_time(a["expires_at"]), parse_time(g["expires_at"]) + 1800,
+           "extended by 30 minutes")
+        eq(a["duration"], 3600, "duration after the signed extension")
+        ev = j.audit_events("extended")[-1]
+        eq((ev["grant_id"], ev["added"], ev.get("extension_approved_by"),
+            ev.get("extension_approved_at")), (gid, 1800, "carol", signed["approved_at"]),
+           "extended event")
+        # the same signed extension again: refused, nothing changes
+        held = {"expires_at": a["expires_at"], "duration": 3600}
+        g = dict(g, expires_at=a["expires_at"], duration=3600)
+        n_ext = len(j.audit_events("extended"))
+        denied(dict(signed), "expires_at", "a replay")
+        assert "applied already" in j.audit_events("refused")[-1]["message"]
+        eq(len(j.audit_events("extended")), n_ext, "no extended line for the replay")
+        eq(j.show(gid)["duration"], 3600, "duration after the replay")
+        # the whole grant still counts toward max_duration (4h)
+        a = j.request(sign_extend(_ext(dict(g, duration=3600), duration=3 * 3600 + 1), KEY))
+        refused(a, "duration_exceeds_max", "signed extension past max_duration")
+        # jitctl relays a signed extension
+        r = sign_extend(_ext(g, duration=600), KEY)
+        p = j.jitctl("extend", gid, "600", "--expires-at", r["expires_at"], "--approved-by",
+                     "carol", "--approved-at", r["approved_at"], "--approval-sig",
+                     r["approval_sig"])
+        eq(p.returncode, 0, "jitctl signed extend: %s" % p.stderr)
+        eq(j.show(gid)["duration"], 4200, "duration after jitctl's extension")
+        # a group without a key extends without a signature; expires_at pins it
+        w = j.must_grant("grace", "web", "1h")
+        j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60,
+              "expires_at": w["expires_at"]})
+        a = j.request({"op": "extend", "grant_id": w["grant_id"], "duration": 60,
+                       "expires_at": w["expires_at"]})
+        _denied(e, a, "expires_at")
+        eq(j.show(w["grant_id"])["duration"], 3660, "web grant extended once")
+        assert KEY.decode() not in j.stderr_tail(100000)
     finally:
         e.__exit__(None, None, None)

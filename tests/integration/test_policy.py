@@ -4,9 +4,11 @@ with a `refused` audit event carrying it, and accepted at its boundary."""
 
 import concurrent.futures
 import json
+import os
+import signal
 import time
 
-from jittest import Env, eq, refused, need_root
+from jittest import Env, eq, refused, need_root, wait_until
 
 
 def _denied(e, answer, rule, code="policy_denied", what=None):
@@ -302,3 +304,92 @@ def test_unmatched_peer_over_long_lines_cannot_flood_the_audit_log():
                 refused(c.recv(), "bad_request", "root's over-long line")
         eq(len(j.audit_events("refused")) - n0, 3, "refusals of a matched client audited")
         j.ok({"op": "status"})
+
+
+def _reload(e):
+    """Writes e.jitd.config and reloads it (SIGHUP); returns once it is in force."""
+    done = e.jitd.stderr_tail(100000).count("configuration reloaded from")
+    e.jitd.write_config()
+    e.jitd.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: e.jitd.stderr_tail(100000).count("configuration reloaded from") > done, 5,
+               "configuration reloaded")
+
+
+def _extend_denied(e, g, rule, code="policy_denied"):
+    """An extend of grant g is refused by rule (audited as an extend of g)
+    and leaves the grant as it was."""
+    before = e.jitd.show(g["grant_id"])
+    a = e.jitd.request({"op": "extend", "grant_id": g["grant_id"], "duration": 60})
+    _denied(e, a, rule, code=code, what="extend refused by " + rule)
+    ev = e.jitd.audit_events("refused")[-1]
+    eq((ev.get("op"), ev.get("grant_id")), ("extend", g["grant_id"]), "refused extend event")
+    after = e.jitd.show(g["grant_id"])
+    eq((after["state"], after["expires_at"], after["duration"]),
+       (before["state"], before["expires_at"], before["duration"]), "grant after the refusal")
+
+
+def test_deny_users_added_by_reload_stops_extensions():
+    with Env() as e:
+        j, sl = e.jitd, e.slapd
+        a = j.must_grant("alice", "admins", "1h")
+        b = j.must_grant("bob", "admins", "1h")
+        c = j.must_grant("carol", "admins", "1h")
+        g = j.must_grant("dave", "unixops", "1h")
+        j.ok({"op": "extend", "grant_id": a["grant_id"], "duration": 60})
+        n_ext = len(j.audit_events("extended"))
+        for grp in j.config["groups"]:
+            if grp["name"] in ("admins", "unixops"):
+                grp["deny_users"] = ["ALICE", "UID=bob, ou=people," + sl.suffix, "dave"]
+        _reload(e)
+        _extend_denied(e, a, "deny_users")          # by name
+        _extend_denied(e, b, "deny_users")          # by DN, spelled another way
+        _extend_denied(e, g, "deny_users")          # memberUid group
+        eq(len(j.audit_events("extended")), n_ext, "no extended line after the reload")
+        # the others are extended as before; the denied keep what they hold until it ends
+        j.ok({"op": "extend", "grant_id": c["grant_id"], "duration": 60})
+        eq(j.show(a["grant_id"])["state"], "active", "the reload itself ends nothing")
+        assert e.is_member("admins", e.user_dn("alice"))
+
+
+def test_eligible_group_is_checked_on_extend():
+    groups = {"admins": ("gon", ["placeholder"]), "web": ("gon", ["placeholder"]),
+              "eligible": ("gon", ["@alice", "@bob"])}
+    with Env(start=False, slapd_kw={"groups": groups}) as e:
+        sl, j = e.slapd, e.jitd
+        j.config["groups"] = [j.group_entry("admins", eligible_group=sl.group_dn("eligible")),
+                              j.group_entry("web")]
+        j.write_config()
+        j.start()
+        a = e.grant_and_check("alice", "admins", "1h")
+        b = e.grant_and_check("bob", "admins", "1h")
+        w = e.grant_and_check("carol", "web", "1h")
+        x = j.ok({"op": "extend", "grant_id": a["grant_id"], "duration": 60})["grant"]
+        eq(x["duration"], 3660, "an eligible user is extended")
+        # alice leaves the eligible group: no further extension, no reload needed
+        sl.remove_member("eligible", sl.user_dn("alice"))
+        _extend_denied(e, a, "eligible_group")
+        assert "is not a member of" in j.audit_events("refused")[-1]["message"]
+        j.ok({"op": "extend", "grant_id": b["grant_id"], "duration": 60})
+
+        # the check waits for the directory; the main loop does not
+        os.kill(sl.pid, signal.SIGSTOP)
+        try:
+            stalled = j.connect(timeout=30)
+            stalled.send({"op": "extend", "grant_id": b["grant_id"], "duration": 60})
+            time.sleep(0.3)
+            t0 = time.time()
+            j.ok({"op": "status"})
+            j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60})
+            eq(j.show(b["grant_id"])["duration"], 3660, "nothing written before the answer")
+            assert time.time() - t0 < 1.5, "the main loop waited for the directory"
+        finally:
+            os.kill(sl.pid, signal.SIGCONT)
+        r = stalled.recv()
+        stalled.close()
+        assert r.get("ok"), r
+        eq(r["grant"]["duration"], 3720, "extended once the directory answered")
+
+        # no directory, no extension (fail closed), and nothing written
+        sl.stop()
+        _extend_denied(e, b, "eligible_group", code="directory_unavailable")
+        j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60})

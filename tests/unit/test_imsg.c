@@ -267,6 +267,28 @@ static void test_request(void)
 	ext.has_duration = false;
 	ext.duration = 0;
 	CHECK(through(&ext, 0) == JIT_EBADREQ);           /* extend needs a duration */
+	ext.has_duration = true;
+	ext.duration = 60;
+	ext.expires_at = (char *)"2026-11-23T16:00:00Z";  /* a signed extension */
+	ext.approved_by = (char *)"carol";
+	ext.approved_at = (char *)"2026-11-23T15:50:12Z";
+	ext.approval_sig = (char *)"ab12";
+	CHECK(through(&ext, 0) == JIT_OK);
+	m = frame_roundtrip(chan_request_msg(7, &peer, "helpdesk", &ext, 0));
+	CHECK(m && chan_request_get(m, &conn, &p2, &client, &r2, &d) == JIT_OK);
+	CHECK_STR(r2->expires_at, "2026-11-23T16:00:00Z");
+	CHECK_STR(r2->approval_sig, "ab12");
+	CHECK_STR(r2->approved_by, "carol");
+	free(client);
+	proto_request_free(r2);
+	imsg_free(m);
+	ext.request_id = (char *)"r";
+	CHECK(through(&ext, 0) == JIT_EBADREQ);           /* no request_id on an extend */
+	ext.request_id = NULL;
+	struct jit_request *gr = grant_req();
+	gr->expires_at = xstrdup("2026-11-23T16:00:00Z");
+	CHECK(through(gr, 7200) == JIT_EBADREQ);          /* expires_at only on an extend */
+	proto_request_free(gr);
 	struct jit_request rev = { .op = OP_REVOKE, .grant_id = (char *)"g-1", .force = true };
 	CHECK(through(&rev, 0) == JIT_OK);
 	rev.op = OP_COMPLETE;

@@ -2,8 +2,8 @@
  * test_policy.c - client matching (uid, gid, supplementary groups, first
  * match wins, no match = unauthorized), allowed ops and groups, default and
  * maximum durations; every group rule and the client's max_duration refused
- * and accepted at its boundary, naming the rule; deny_users by name and DN;
- * DN comparison.
+ * and accepted at its boundary, naming the rule; deny_users by name and DN,
+ * and against the user an active grant holds (extend); DN comparison.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +214,37 @@ static void test_dirrules(void)
 	CHECK(!policy_dn_equal("cn=a\\,b,dc=x", "cn=a,b,dc=x"));
 }
 
+/* deny_users against an active grant's user, for an extension: its name,
+ * its DN, and its uid when the member attribute is memberUid. */
+static void test_extend_denied(void)
+{
+	char *deny[] = { "Administrator", "CN=svc-backup, OU=People,dc=x", "ops-uid" };
+	struct jit_group_cfg g = { .name = "da", .max_duration = 60 };
+	struct grant_rec r = { .user = "alice", .user_dn = "uid=alice,ou=people,dc=x",
+			       .member_attr = "member", .member_value = "uid=alice,ou=people,dc=x" };
+	char msg[512];
+
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK); /* no deny_users */
+	g.deny_users = (struct jit_strlist){ .v = deny, .n = 3, .set = true };
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK);
+	r.user = "ADMINISTRATOR"; /* by name, case-blind */
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_EPOLICY);
+	CHECK(strncmp(msg, "deny_users:", 11) == 0 && strstr(msg, "not extended") != NULL);
+	r.user = "backup"; /* by DN, case and spaces aside */
+	r.user_dn = "cn=svc-backup,ou=people,dc=x";
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_EPOLICY);
+	r.user_dn = "cn=svc-backup2,ou=people,dc=x";
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK);
+	/* the uid counts only where it is the member value (memberUid) */
+	r.member_value = "ops-uid";
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK);
+	r.member_attr = "memberUid";
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_EPOLICY);
+	r.user_dn = NULL; /* no DN recorded: only names can match */
+	r.member_value = "other";
+	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK);
+}
+
 static void test_bucket(void)
 {
 	struct policy_bucket b = { 0 };
@@ -315,6 +346,7 @@ int main(void)
 
 	test_rules();
 	test_dirrules();
+	test_extend_denied();
 	test_bucket();
 	T_DONE();
 }

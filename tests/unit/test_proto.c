@@ -124,6 +124,19 @@ static void test_ops_accepted(void)
 	}
 	proto_request_free(r);
 
+	/* a signed extension (approval.h) and the expiry it applies to */
+	CHECK(parse("{\"op\":\"extend\",\"grant_id\":\"g-3\",\"duration\":1800,"
+		    "\"expires_at\":\"2026-11-23T16:00:00Z\",\"approved_by\":\"carol\","
+		    "\"approved_at\":\"2026-11-23T15:50:12Z\",\"approval_sig\":\"ab12\"}",
+		    &r) == JIT_OK);
+	if (r) {
+		CHECK_STR(r->expires_at, "2026-11-23T16:00:00Z");
+		CHECK_STR(r->approved_by, "carol");
+		CHECK_STR(r->approved_at, "2026-11-23T15:50:12Z");
+		CHECK_STR(r->approval_sig, "ab12");
+	}
+	proto_request_free(r);
+
 	CHECK(parse("{\"op\":\"show\",\"grant_id\":\"g-4\"}", &r) == JIT_OK);
 	CHECK(r && r->op == OP_SHOW && strcmp(r->grant_id, "g-4") == 0);
 	proto_request_free(r);
@@ -243,6 +256,10 @@ static void test_fields_refused(void)
 	REFUSED("{\"op\":\"extend\",\"grant_id\":\"g-1\",\"duration\":5,\"ticket\":\"t\"}", JIT_EBADREQ,
 		"unknown field \"ticket\"");
 	REFUSED("{\"op\":\"list\",\"grant_id\":\"g-1\"}", JIT_EBADREQ, "unknown field \"grant_id\"");
+	REFUSED("{\"op\":\"extend\",\"grant_id\":\"g-1\",\"duration\":5,\"request_id\":\"r\"}",
+		JIT_EBADREQ, "unknown field \"request_id\"");
+	REFUSED("{\"op\":\"grant\",\"user\":\"a\",\"group\":\"g\",\"expires_at\":\"x\"}",
+		JIT_EBADREQ, "unknown field \"expires_at\"");
 	REFUSED("{\"op\":\"complete\",\"grant_id\":\"g-1\",\"force\":true}", JIT_EBADREQ,
 		"unknown field \"force\"");
 	REFUSED("{\"op\":\"revoke\",\"grant_id\":\"g-1\",\"force\":\"yes\"}", JIT_EBADREQ,

@@ -100,8 +100,10 @@ def test_pending_row_that_cannot_be_handed_on_stops_jitd_for_recovery():
         j.start()
         wait_until(lambda: not e.is_member("dba", alice), SLACK,
                    "the membership of the grant that could not be recorded is removed")
-        rows = j.ok({"op": "list", "user": "alice", "state": "all"})["grants"]
-        eq([r["state"] for r in rows], ["failed"], "alice's grants after recovery")
+        # the removal is done before its row is closed: wait for the row too
+        wait_until(lambda: [r["state"] for r in j.ok({"op": "list", "user": "alice",
+                                                       "state": "all"})["grants"]] == ["failed"],
+                   SLACK, "alice's grants after recovery: one failed")
         # the pair is usable again, and its end removes the membership
         g = e.grant_and_check("alice", "dba", "1h")
         j.ok({"op": "complete", "grant_id": g["grant_id"]})

@@ -639,6 +639,11 @@ static int dir_bind(struct dir_conn *c, struct dir_result *res)
 	if (gss) {
 		gss_lock = gss_lock_for(ccache);
 		pthread_mutex_lock(gss_lock);
+		/* The bind's deadline (set after StartTLS) starts once the lock
+		 * is ours: waiting for another connection's bind is not the
+		 * server failing to answer. */
+		if (c->io_deadline != 0)
+			c->io_deadline = io_deadline_from_now(cfg);
 		if (gss_acquire(c, ccache, &a.gss_cred, res) != JIT_OK)
 			goto out;
 	}
@@ -1243,7 +1248,8 @@ struct member_arg {
 	const char *group_dn, *attr, *value, *placeholder;
 	bool is_member;         /* op_is_member */
 	bool gone;              /* op_remove: the value was not there */
-	int sent;               /* op_add: attempts made (2 = first unanswered) */
+	bool unanswered;        /* op_add: the last attempt went unanswered */
+	bool after_unanswered;  /* op_add: this attempt follows an unanswered one */
 	bool by_guid;           /* op_remove: value is "<GUID=...>" (AD extended DN) */
 };
 
@@ -1311,8 +1317,12 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	struct member_arg *arg = varg;
 	int op = LDAP_MOD_ADD;
 
-	arg->sent++;
-	return modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
+	/* A retry after an answer (a session the server no longer accepted)
+	 * is not one after an unanswered add: the first changed nothing. */
+	arg->after_unanswered = arg->unanswered;
+	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
+	arg->unanswered = code_is_unavailable(code);
+	return code;
 }
 
 /*
@@ -1396,7 +1406,7 @@ static int member_run(struct dir_conn *c, dir_op_fn op, struct member_arg *arg,
 int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		  const char *value, bool *is_member, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0, false };
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, false, false, false };
 	struct dir_result dummy;
 	int code = 0, rc;
 
@@ -1414,7 +1424,7 @@ int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		   const char *value, bool *already, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, 0, false };
+	struct member_arg arg = { group_dn, attr, value, NULL, false, false, false, false, false };
 	struct dir_result dummy;
 	int code = 0, rc;
 
@@ -1427,7 +1437,7 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		*already = false;
 	else if (code != LDAP_TYPE_OR_VALUE_EXISTS && code != LDAP_ALREADY_EXISTS)
 		return JIT_EDIRREFUSED;
-	else if (arg.sent < 2)
+	else if (!arg.after_unanswered)
 		*already = true;
 	else {
 		/* Robustness: the first add went unanswered and the server may
@@ -1447,7 +1457,7 @@ static int remove_value(struct dir_conn *c, const char *group_dn, const char *at
 			const char *value, const char *placeholder, bool by_guid,
 			bool *already_gone, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, 0, by_guid };
+	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, false, false, by_guid };
 	int code = 0, rc;
 
 	rc = member_run(c, op_remove, &arg, res, &code);

@@ -1138,6 +1138,9 @@ static char *admit_extend(struct engine *e, const struct jit_group_cfg *gc,
 	return proto_error_line(JIT_EPOLICY, msg);
 }
 
+static char *refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
+			     const struct jit_request *req);
+
 /*
  * eligible_group needs the directory, and the main thread never waits for
  * it: the extension (req, taken when queued) goes to the directory's queue
@@ -1173,7 +1176,7 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	if (!enqueue(q, j)) {
 		j->req = NULL;
 		job_free(j);
-		return proto_error_line(e->stopped ? JIT_ESHUTDOWN : JIT_EBUSY, NULL);
+		return refuse_unqueued(q, peer, c ? c->name : NULL, req);
 	}
 	return NULL;
 }

@@ -567,12 +567,10 @@ static void finish(struct notify *n, struct item *it, bool ok, bool retryable, c
 	pthread_mutex_lock(&n->lock);
 	changed = notifyq_set_failing(it->q.lane, !ok);
 	retry = !ok && retryable && it->attempts < it->t->max_attempts && !n->stop;
-	/* Only this thread starts or ends items: it stays valid below. */
-	if (retry)
-		notifyq_retry(n->q, &it->q, mono_ms() + backoff_ms(n, it->attempts));
-	else
-		notifyq_done(n->q, &it->q, ok);
 	pthread_mutex_unlock(&n->lock);
+	/* Logged while the item is still in flight, which only this thread
+	 * starts or ends: once it waits in its receiver's queue again, a
+	 * reload may drop and free it (notifyq_configure). */
 	if (changed && ok)
 		log_warn("notify: deliveries to %s succeed again", it->t->shown);
 	else if (changed)
@@ -588,6 +586,13 @@ static void finish(struct notify *n, struct item *it, bool ok, bool retryable, c
 	if (!ok && !retry)
 		log_err("notify: gave up the %s notification of seq %lld to %s after %d attempt(s): %s",
 			it->event, it->seq, it->t->shown, it->attempts, why);
+	pthread_mutex_lock(&n->lock);
+	if (retry)
+		notifyq_retry(n->q, &it->q, mono_ms() + backoff_ms(n, it->attempts));
+	else
+		notifyq_done(n->q, &it->q, ok);
+	pthread_mutex_unlock(&n->lock);
+	/* after notifyq_retry, `it` belongs to the queue: not touched again */
 	if (!retry)
 		item_free(n, it);
 }

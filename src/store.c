@@ -225,7 +225,17 @@ static const char *const migrations[] = {
 	" || char(10) || lower(member_attr) || char(10) || lower(member_value)"
 	" WHERE +state IN ('pending', 'active', 'ending') AND group_dn IN"
 	" (SELECT min(group_dn) FROM grants WHERE +state IN ('pending', 'active', 'ending')"
-	"  GROUP BY group_dn HAVING jitd_dn_key(min(group_dn)) IS NOT lower(min(group_dn)));",
+	"  GROUP BY group_dn HAVING jitd_dn_key(min(group_dn)) IS NOT lower(min(group_dn)));"
+	/* Two spellings of one DN were two pairs: a grant under the second
+	 * spelling found the first one's member and recorded it as standing.
+	 * Now one pair, their flags must agree, or the pair's last end would
+	 * keep (standing) what jitd added. Within one old key the flags always
+	 * agreed (record_pending), so a pair with both comes only from such a
+	 * merge, and there a live grant with standing = 0 means jitd added
+	 * the member: it owns it. */
+	"UPDATE grants SET standing = 0 WHERE standing = 1 AND +state IN ('pending', 'active', 'ending')"
+	" AND pair_key IN (SELECT pair_key FROM grants WHERE state IN ('pending', 'active', 'ending')"
+	"  GROUP BY pair_key HAVING min(standing) = 0 AND max(standing) = 1);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

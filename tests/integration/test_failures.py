@@ -268,3 +268,39 @@ def test_requests_refused_at_a_full_queue_are_audited_with_a_count():
             assert a.get("ok"), a
             c.close()
         j.ok({"op": "complete", "grant_id": erin["grant_id"]})
+
+
+def test_extend_refused_at_a_full_queue_is_audited():
+    """An extend of an eligible_group group goes through the directory's
+    queue (the membership check); refused `busy` there, it is audited like
+    a grant refused at the full queue (regression: the extend path answered
+    busy without an audit line)."""
+    need_faults()
+    groups = {"admins": ("gon", ["placeholder"]), "dba": ("gon", ["placeholder"]),
+              "eligible": ("gon", ["@alice", "@bob"])}
+    with Env(start=False, directory={"connections": 1}, slapd_kw={"groups": groups}) as e:
+        sl, j = e.slapd, e.jitd
+        j.config["groups"] = [j.group_entry("admins", eligible_group=sl.group_dn("eligible")),
+                              j.group_entry("dba")]
+        j.write_config()
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=8000@2",
+                     "JITD_FAULT_QUEUE_MAX": "1"})
+        a = j.must_grant("alice", "admins", "1h")  # the first pass: no pause
+        th = threading.Thread(target=lambda: j.request(
+            {"op": "grant", "user": "carol", "group": "dba", "duration": "1h"}, timeout=60),
+            daemon=True)
+        th.start()
+        wait_stderr(j, "fault pause 8000 ms at grant.after_pending", 10)
+        c = j.connect(timeout=60)
+        c.send({"op": "grant", "user": "dave", "group": "dba", "duration": "1h"})  # fills it
+        j.ok({"op": "status"})
+        before = len(j.audit_events("refused"))
+        x = j.request({"op": "extend", "grant_id": a["grant_id"], "duration": 60})
+        refused(x, "busy", "extend at the full queue")
+        ev = j.audit_events("refused")[before:]
+        eq([(v.get("op"), v.get("grant_id"), v.get("error")) for v in ev],
+           [("extend", a["grant_id"], "busy")], "the refused extend audited")
+        eq(j.show(a["grant_id"])["duration"], 3600, "nothing extended")
+        th.join(30)
+        c.recv()
+        c.close()

@@ -1141,6 +1141,21 @@ static void test_migration_canonical_pair_keys(void)
 	r.group_dn = xstrdup(spaced);
 	CHECK(store_insert(st, &r) == JIT_OK);
 	grant_rec_clear(&r);
+	/* g3: the same user and group under the canonical spelling, made
+	 * after a reload and recorded standing because g1's key differed */
+	fill(&r, "g3", GS_ACTIVE, key);
+	r.standing = true;
+	CHECK(store_insert(st, &r) == JIT_OK);
+	grant_rec_clear(&r);
+	/* g4: a standing pair of its own (another user): left standing */
+	fill(&r, "g4", GS_ACTIVE, "corp\ncn=dba,ou=groups,dc=example,dc=com\nmember\nuid=carol");
+	free(r.group_dn);
+	r.group_dn = xstrdup(spaced);
+	free(r.member_value);
+	r.member_value = xstrdup("uid=carol");
+	r.standing = true;
+	CHECK(store_insert(st, &r) == JIT_OK);
+	grant_rec_clear(&r);
 	fill(&r, "g2", GS_EXPIRED, "corp\nx\nmember\nuid=bob");
 	free(r.member_value);
 	r.member_value = xstrdup("uid=bob,ou=people,dc=example,dc=com");
@@ -1155,8 +1170,16 @@ static void test_migration_canonical_pair_keys(void)
 	char *v = raw_text(dir, "PRAGMA user_version");
 	CHECK(strcmp(v, "7") == 0);
 	free(v);
-	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 1 &&
+	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 2 &&
 	      any_jitd);
+	/* the merged pair's flags agree: jitd added the member (g1), so g3 is
+	 * not standing, and the pair's last end removes it */
+	char *st3 = raw_text(dir, "SELECT standing FROM grants WHERE id = 'g3'");
+	CHECK(strcmp(st3, "0") == 0);
+	free(st3);
+	char *st4 = raw_text(dir, "SELECT standing FROM grants WHERE id = 'g4'");
+	CHECK(strcmp(st4, "1") == 0);
+	free(st4);
 	CHECK(store_pair_live(st, old_key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 0);
 	char *k1 = raw_text(dir, "SELECT pair_key FROM grants WHERE id = 'g1'");
 	CHECK(strcmp(k1, key) == 0);

@@ -234,8 +234,8 @@ static const char *const migrations[] = {
 	 * merge, and there a live grant with standing = 0 means jitd added
 	 * the member: it owns it. */
 	"UPDATE grants SET standing = 0 WHERE standing = 1 AND +state IN ('pending', 'active', 'ending')"
-	" AND pair_key IN (SELECT pair_key FROM grants WHERE state IN ('pending', 'active', 'ending')"
-	"  GROUP BY pair_key HAVING min(standing) = 0 AND max(standing) = 1);",
+	" AND EXISTS (SELECT 1 FROM grants AS o WHERE o.pair_key = grants.pair_key"
+	"  AND o.state IN ('pending', 'active', 'ending') AND o.standing = 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -125,6 +125,8 @@ struct engine {
 	const struct jit_config *cfg0;  /* the one directories were built from */
 	struct audit *audit;
 	struct store *st;               /* main thread's handle */
+	engine_status_fn status_fn;     /* engine_set_status_hook() */
+	void *status_arg;
 	struct dirq *dirs;
 	size_t n_dirs;
 	pthread_mutex_t reply_lock;
@@ -1353,8 +1355,16 @@ static char *do_status(struct engine *e)
 						      up ? "" : err));
 	}
 	json_object_set_new(s, "directories", dirs);
+	if (e->status_fn)
+		e->status_fn(e->status_arg, s);
 	json_object_set_new(s, "timings", timing_json());
 	return proto_ok_line("status", s);
+}
+
+void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg)
+{
+	e->status_fn = fn;
+	e->status_arg = arg;
 }
 
 /*

@@ -16,6 +16,7 @@
 #define JITD_ENGINE_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include "audit.h"
 #include "config.h"
 #include "policy.h"
@@ -81,6 +82,14 @@ struct engine_reply *engine_pop_reply(struct engine *e);
 
 /* Stops the workers: jobs not yet started are answered shutting_down;
  * jobs in progress finish. Returns when every worker has exited. */
+/*
+ * Lets the daemon add its own fields to the `status` answer: fn(arg, s) is
+ * called on the main thread with the status object being built (fn adds
+ * members; it must not block). NULL fn: none.
+ */
+typedef void (*engine_status_fn)(void *arg, json_t *status);
+void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg);
+
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e); /* NULL-safe; calls engine_stop */
 

@@ -271,6 +271,24 @@ static void print_status(json_t *st)
 			kv_add(&l, xstrdup("mean step times"),
 			       sb.len ? sb_steal(&sb) : xstrdup("none yet"));
 			sb_free(&sb);
+		} else if (strcmp(key, "notifications") == 0 && json_is_object(v)) {
+			/* one line per receiver: what an operator alerts on */
+			size_t i;
+			json_t *r;
+			json_array_foreach(json_object_get(v, "receivers"), i, r) {
+				const char *url = json_string_value(json_object_get(r, "url"));
+				char *c = clean_dup(url ? url : "?");
+				kv_add(&l, xasprintf("notify %s", c),
+				       xasprintf("delivered %lld, waiting %lld, dropped %lld, gave up "
+						 "%lld, failed attempts %lld",
+						 (long long)json_integer_value(json_object_get(r, "delivered")),
+						 (long long)json_integer_value(json_object_get(r, "waiting")),
+						 (long long)json_integer_value(json_object_get(r, "dropped")),
+						 (long long)json_integer_value(json_object_get(r, "gave_up")),
+						 (long long)json_integer_value(
+							 json_object_get(r, "attempts_failed"))));
+				free(c);
+			}
 		} else if (strcmp(key, "directories") == 0 && json_is_array(v)) {
 			size_t i;
 			json_t *d;

@@ -147,6 +147,13 @@ def test_notify_signed_lines_slack_and_expiring_soon():
             assert "X-Jitd-Signature" not in sl[0]["headers"], sl[0]["headers"]
             # The webhook URL's token is not written to the diagnostics.
             assert "T0K3N" not in j.stderr_tail(100000)
+            # status: both receivers' deliveries counted, the token not shown
+            st = j.ok({"op": "status"})
+            assert "T0K3N" not in json.dumps(st), st["status"]["notifications"]
+            n = st["status"]["notifications"]
+            eq([x["entry"] for x in n["receivers"]], [0, 1], "receivers in status")
+            assert all(x["delivered"] > 0 for x in n["receivers"]), n
+            eq(n["delivered"], sum(x["delivered"] for x in n["receivers"]), "totals")
             # A secret file others can read: the reload is refused.
             os.chmod(secret, 0o644)
             j.proc.send_signal(signal.SIGHUP)
@@ -216,6 +223,16 @@ def test_notify_full_queue_is_counted_and_logged():
         e.grant_and_check("bob", "admins", "1h")
         assert time.time() - t0 < 2, time.time() - t0
         eq(len(j.audit_events("refused")), 1100, "every refusal audited")
+        # status shows the receiver's queue and drops, its URL redacted
+        n = j.ok({"op": "status"})["status"]["notifications"]
+        assert n["dropped"] >= 100 and n["waiting"] <= 1000 and n["delivered"] == 0, n
+        eq(len(n["receivers"]), 1, "receivers in status")
+        rc = n["receivers"][0]
+        eq((rc["url"], rc["entry"]), ("http://127.0.0.1:%d/***" % port, 0), "receiver shown")
+        eq((rc["dropped"], rc["waiting"]), (n["dropped"], n["waiting"]), "one receiver's counts")
+        out = j.jitctl("status").stdout
+        line = [x for x in out.splitlines() if "notify http://127.0.0.1:%d/***" % port in x]
+        assert len(line) == 1 and "delivered 0," in line[0] and "dropped" in line[0], out
 
 
 class Stalled:

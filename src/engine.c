@@ -189,6 +189,15 @@ void engine_reply_free(struct engine_reply *r)
 	free(r);
 }
 
+/* Any thread: wakes the main loop (engine_reply_fd) to take up what was
+ * queued for it. */
+static void wake_main(struct engine *e)
+{
+	uint64_t one = 1;
+	if (write(e->efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
+		log_err("engine: cannot signal the main loop: %s", strerror(errno));
+}
+
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
 static void post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id)
 {
@@ -203,9 +212,7 @@ static void post_reply(struct engine *e, uint64_t conn_id, char *line, char *don
 		e->rhead = r;
 	e->rtail = r;
 	pthread_mutex_unlock(&e->reply_lock);
-	uint64_t one = 1;
-	if (write(e->efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
-		log_err("engine: cannot signal the main loop: %s", strerror(errno));
+	wake_main(e);
 }
 
 /* A worker: the directory's answer for an extension is in j (taken); the
@@ -220,9 +227,7 @@ static void post_resume(struct engine *e, struct job *j)
 		e->chead = j;
 	e->ctail = j;
 	pthread_mutex_unlock(&e->reply_lock);
-	uint64_t one = 1;
-	if (write(e->efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
-		log_err("engine: cannot signal the main loop: %s", strerror(errno));
+	wake_main(e);
 }
 
 /* Main thread: the next extension back from the directory, or NULL. */

@@ -271,15 +271,20 @@ int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_c
 	return JIT_OK;
 }
 
+/* Does deny_users entry d name this user (a DN entry its DN, a name entry
+ * its name or uid)? dn and uid may be NULL. */
+static bool deny_hit(const char *d, const char *name, const char *dn, const char *uid)
+{
+	return is_dn(d) ? policy_dn_equal(d, dn) : name_eq(d, name) || name_eq(d, uid);
+}
+
 int policy_extend_denied(const struct jit_group_cfg *g, const struct grant_rec *r, char *msg,
 			 size_t msglen)
 {
 	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
 	for (size_t i = 0; i < g->deny_users.n; i++) {
-		const char *d = g->deny_users.v[i];
-		bool hit = is_dn(d) ? policy_dn_equal(d, r->user_dn)
-				    : name_eq(d, r->user) || (by_uid && name_eq(d, r->member_value));
-		if (hit) {
+		if (deny_hit(g->deny_users.v[i], r->user, r->user_dn,
+			     by_uid ? r->member_value : NULL)) {
 			snprintf(msg, msglen, "deny_users: \"%.64s\" (%.200s) may never be elevated "
 				 "into group \"%s\": the grant is not extended", r->user,
 				 r->user_dn ? r->user_dn : "?", g->name);
@@ -344,10 +349,7 @@ int policy_user_denied(const struct policy_dirrules *r, const char *name, const 
 		       const char *uid, char *msg, size_t msglen)
 {
 	for (size_t i = 0; r && i < r->n_deny; i++) {
-		const char *d = r->deny[i];
-		bool hit = is_dn(d) ? dn && policy_dn_equal(d, dn)
-				    : name_eq(d, name) || name_eq(d, uid);
-		if (hit) {
+		if (deny_hit(r->deny[i], name, dn, uid)) {
 			snprintf(msg, msglen, "deny_users: \"%.64s\" (%.200s) may never be elevated "
 				 "into group \"%s\"", name, dn ? dn : "?", r->group);
 			return JIT_EPOLICY;

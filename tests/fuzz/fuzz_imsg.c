@@ -12,7 +12,7 @@
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *   -Isrc tests/fuzz/fuzz_imsg.c src/imsg.c src/channel.c src/proto.c \
  *   src/duration.c src/store.c src/err.c src/util.c src/log.c \
- *   src/policy.c src/config.c src/escape.c src/secret.c \
+ *   src/policy.c src/config*.c src/escape.c src/secret.c \
  *   -ljansson -lsqlite3 -lconfig -o fuzz_imsg
  * Run:   ./fuzz_imsg tests/fuzz/corpus/imsg
  * (tests/unit/test_imsg.c writes the seed corpus with JITD_WRITE_CORPUS=DIR.)

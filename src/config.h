@@ -37,7 +37,7 @@ const char *jit_op_name(enum jit_op op);
 /* JIT_OK and *out, or JIT_EUNKNOWNOP. */
 int jit_op_parse(const char *s, enum jit_op *out) JIT_WUR;
 
-/* Bytes in a name of a directory, group or client (config.c refuses more). */
+/* Bytes in a name of a directory, group or client (configkey.c refuses more). */
 #define CFG_NAME_MAX 256
 
 struct jit_dir_cfg {

@@ -57,7 +57,7 @@ const struct jit_client_cfg *policy_client(const struct jit_config *cfg, const s
 		if (c->has_gid && !peer_in_group(p, c->gid))
 			continue;
 		if (!c->has_uid && !c->has_gid)
-			continue; /* config.c refuses this; never match an empty rule */
+			continue; /* configsection.c refuses this; never match an empty rule */
 		return c;
 	}
 	return NULL;

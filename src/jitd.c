@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -215,6 +216,37 @@ static int ensure_parent(const char *file)
 	return rc;
 }
 
+/*
+ * One jitd per state_dir, for the process's whole life: an exclusive
+ * flock on state_dir/jitd.lock, taken before anything is opened.
+ * Robustness: a second jitd on the same store (another socket_path, or
+ * started while the first one drains) would run start-up recovery over
+ * the first one's grants in flight, write into the same audit chain and
+ * decide memberships under pair locks the other process cannot see. The
+ * descriptor is never closed: the lock ends with the process (fork keeps
+ * it for the daemonized child; the listener's exec closes it).
+ */
+static int lock_state_dir(const char *dir)
+{
+	char *path = xasprintf("%s/jitd.lock", dir);
+	int rc = JIT_OK;
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		log_err("cannot open %s: %s", path, strerror(errno));
+		rc = JIT_EIO;
+	} else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			log_err("another jitd is running with state_dir %s (%s is locked); "
+				"not starting", dir, path);
+		else
+			log_err("cannot lock %s: %s", path, strerror(errno));
+		close(fd);
+		rc = JIT_EBUSY;
+	}
+	free(path);
+	return rc;
+}
+
 static int write_pid_file(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -255,7 +287,7 @@ static int arm_faults(void)
 static int drop_root(const struct jit_config *cfg)
 {
 	static const char *const db_files[] = { "jitd.db", "jitd.db-wal", "jitd.db-shm",
-						"audit.head" };
+						"audit.head", "jitd.lock" };
 	uid_t u = cfg->run_uid;
 	gid_t g = cfg->run_gid;
 	int rc = JIT_OK;
@@ -320,13 +352,17 @@ static int run(struct daemon_state *d, bool foreground)
 		log_err("signalfd: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
+	/* before daemonizing, so that a second jitd says why on its terminal;
+	 * before the pid file, which is the running one's */
+	if (ensure_dir(d->cfg->state_dir) != JIT_OK || lock_state_dir(d->cfg->state_dir) != JIT_OK)
+		return EXIT_RUNTIME;
 	if (!foreground && daemon(0, 0) != 0) {
 		log_err("daemon: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
 	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (ensure_dir(d->cfg->state_dir) != JIT_OK || ensure_parent(d->cfg->audit_log) != JIT_OK)
+	if (ensure_parent(d->cfg->audit_log) != JIT_OK)
 		return EXIT_RUNTIME;
 	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
 	int arc = audit_open(d->cfg->audit_log, head, &d->audit);

@@ -175,15 +175,61 @@ def test_with_user_a_dead_listener_stops_jitd_for_its_supervisor():
         eq(j.show(g["grant_id"])["state"], "active", "grant kept across the restart")
 
 
+def _other_config(j, **changes):
+    """A copy of j's configuration with changes, in a file of its own."""
+    from jitd import cfg_text
+    cfg = dict(j.config)
+    cfg.update(changes)
+    path = os.path.join(j.dir, "other.conf")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(cfg_text(cfg))
+    return path
+
+
 def test_second_jitd_on_the_same_socket_refuses_to_start():
     with Env() as e:
         import subprocess
         from jitd import binary
-        r = subprocess.run([binary("jitd"), "-f", "-c", e.jitd.conf], capture_output=True,
+        j = e.jitd
+        # a store of its own (else the state_dir lock refuses it first)
+        other_state = os.path.join(j.dir, "other-state")
+        os.mkdir(other_state, 0o700)
+        conf = _other_config(j, state_dir=other_state,
+                             audit_log=os.path.join(j.dir, "other-audit.log"),
+                             pid_file=os.path.join(j.dir, "other.pid"))
+        r = subprocess.run([binary("jitd"), "-f", "-c", conf], capture_output=True,
                            text=True, timeout=30)
         eq(r.returncode, 3, "second jitd exit status")
         assert "another jitd is listening there" in r.stderr, r.stderr
         e.grant_and_check("alice", "web", "1h")
+
+
+def test_second_jitd_on_the_same_state_dir_refuses_to_start():
+    """Another socket_path, the same state_dir: the second jitd would run
+    start-up recovery over the first one's grants and write into the same
+    audit chain. It must refuse before opening anything, and say why."""
+    with Env() as e:
+        import subprocess
+        from jitd import binary
+        j = e.jitd
+        g = e.grant_and_check("alice", "admins", "1h")
+        before = j.audit()
+        sock = os.path.join(j.dir, "other.sock")
+        pid = os.path.join(j.dir, "other.pid")
+        conf = _other_config(j, socket_path=sock, pid_file=pid)
+        r = subprocess.run([binary("jitd"), "-f", "-c", conf], capture_output=True,
+                           text=True, timeout=30)
+        eq(r.returncode, 3, "second jitd exit status")
+        assert "another jitd is running with state_dir" in r.stderr, r.stderr
+        assert not os.path.exists(sock), "the second jitd made a socket"
+        assert not os.path.exists(pid), "the second jitd wrote a pid file"
+        eq(j.audit(), before, "audit log untouched by the second jitd")
+        eq(j.show(g["grant_id"])["state"], "active", "the first one's grant")
+        e.grant_and_check("bob", "web", "1h")
+        # the lock ends with the process: a restart takes it again
+        j.restart()
+        eq(j.show(g["grant_id"])["state"], "active", "after a restart")
 
 
 def _take_fd(pid, fd):

@@ -3,7 +3,7 @@
  * dir_run(), ldapconn.c): resolve a user, check / add / remove a member, list
  * a group's members (AD range retrieval).
  * Trust boundary: all the server sends is untrusted; user names reach filters
- * only through escape.c, attribute names only once attr_ok() accepts them.
+ * only through escape.c, attribute names only once dir_attr_ok() accepts them.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -63,7 +63,7 @@ static char *uuid_text(const struct berval *bv, const char *attr)
 }
 
 /* The first value of attr in entry e, rendered by how (NULL if absent). */
-char *first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid)
+char *dir_first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid)
 {
 	struct berval **vals;
 	char *v = NULL;
@@ -84,7 +84,7 @@ char *first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid)
 }
 
 /* An attribute description we are willing to paste into a filter. */
-bool attr_ok(const char *a)
+bool dir_attr_ok(const char *a)
 {
 	if (a == NULL || a[0] == '\0')
 		return false;
@@ -107,7 +107,7 @@ bool attr_ok(const char *a)
 /* Is the account in entry e disabled (userAccountControl & 0x2)? */
 static bool account_disabled(LDAP *ld, LDAPMessage *e)
 {
-	char *v = first_value(ld, e, UAC_ATTR, false);
+	char *v = dir_first_value(ld, e, UAC_ATTR, false);
 	int64_t flags = 0;
 	bool off = false;
 
@@ -132,7 +132,7 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	const struct jit_dir_cfg *cfg = c->cfg;
 	char *attrs[4] = { (char *)UAC_ATTR, NULL, NULL, NULL };
 	int na = 1;
-	struct timeval tv = cfg_timeout(cfg);
+	struct timeval tv = dir_cfg_timeout(cfg);
 	LDAPMessage *msg = NULL, *e;
 	char *dn;
 	int code, n;
@@ -141,10 +141,10 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 		attrs[na++] = cfg->uid_attr;
 	if (cfg->uuid_attr != NULL)
 		attrs[na++] = cfg->uuid_attr;
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, cfg->user_base, LDAP_SCOPE_SUBTREE, arg->filter,
 				 attrs, 0, NULL, NULL, &tv, 2, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	if (code == LDAP_SIZELIMIT_EXCEEDED) {
 		arg->matched = 2;
 		code = LDAP_SUCCESS;
@@ -155,7 +155,7 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	n = ldap_count_entries(c->ld, msg);
 	if (n < 0) {
 		code = LDAP_DECODING_ERROR;
-		set_result(c, res, code, "search result");
+		dir_set_result(c, res, code, "search result");
 		goto out;
 	}
 	if (n != 1) {
@@ -166,14 +166,14 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	dn = e ? ldap_get_dn(c->ld, e) : NULL;
 	if (dn == NULL) {
 		code = LDAP_DECODING_ERROR;
-		set_result(c, res, code, "entry");
+		dir_set_result(c, res, code, "entry");
 		goto out;
 	}
 	dir_user_clear(&arg->user);
 	arg->user.dn = xstrdup(dn);
 	ldap_memfree(dn);
-	arg->user.uid = first_value(c->ld, e, cfg->uid_attr, false);
-	arg->user.uuid = first_value(c->ld, e, cfg->uuid_attr, true);
+	arg->user.uid = dir_first_value(c->ld, e, cfg->uid_attr, false);
+	arg->user.uuid = dir_first_value(c->ld, e, cfg->uuid_attr, true);
 	arg->user.disabled = account_disabled(c->ld, e);
 	arg->matched = 1;
 out:
@@ -194,14 +194,14 @@ int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
 	res->ldap_code = 0;
 	res->message[0] = '\0';
 	if (name == NULL || name[0] == '\0') {
-		set_local_result(res, "empty user name");
+		dir_set_local_result(res, "empty user name");
 		res->ldap_code = 0;
 		return JIT_EUNKUSER;
 	}
 	rc = filter_expand(c->cfg->user_filter ? c->cfg->user_filter : "(uid=%s)", name,
 			   &filter);
 	if (rc != JIT_OK) {
-		set_local_result(res, "user_filter is not a valid template");
+		dir_set_local_result(res, "user_filter is not a valid template");
 		goto out;
 	}
 	arg.filter = filter;
@@ -209,7 +209,7 @@ int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
 	if (rc != JIT_OK)
 		goto out;
 	if (code != LDAP_SUCCESS) {
-		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 		goto out;
 	}
 	if (arg.matched != 1) {
@@ -240,21 +240,21 @@ struct member_arg {
 static int search_member(struct dir_conn *c, struct member_arg *arg, struct dir_result *res)
 {
 	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	char *esc = escape_filter_value(arg->value, strlen(arg->value));
 	char *filter = xasprintf("(%s=%s)", arg->attr, esc);
 	LDAPMessage *msg = NULL;
 	int code, n;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL,
 				 NULL, &tv, 1, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	if (code == LDAP_SUCCESS) {
 		n = ldap_count_entries(c->ld, msg);
 		if (n < 0) {
 			code = LDAP_DECODING_ERROR;
-			set_result(c, res, code, "search result");
+			dir_set_result(c, res, code, "search result");
 		} else {
 			arg->is_member = n > 0;
 		}
@@ -289,9 +289,9 @@ static int modify_values(struct dir_conn *c, const char *group_dn, const char *a
 		modp[i] = &mods[i];
 		modp[i + 1] = NULL;
 	}
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_modify_ext_s(c->ld, group_dn, modp, NULL, NULL);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	return code;
 }
 
@@ -304,7 +304,7 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	 * is not one after an unanswered add: the first changed nothing. */
 	arg->after_unanswered = arg->unanswered;
 	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
-	arg->unanswered = code_is_unavailable(code);
+	arg->unanswered = dir_code_is_unavailable(code);
 	return code;
 }
 
@@ -318,7 +318,7 @@ static int confirm_gone(struct dir_conn *c, struct member_arg *arg, struct dir_r
 	struct dir_result orig = *res;
 	int code = search_member(c, arg, res);
 
-	if (code_is_unavailable(code))
+	if (dir_code_is_unavailable(code))
 		return code;
 	*res = orig;
 	if ((code == LDAP_SUCCESS && !arg->is_member) || code == LDAP_NO_SUCH_OBJECT)
@@ -374,14 +374,14 @@ static int member_run(struct dir_conn *c, dir_op_fn op, struct member_arg *arg,
 
 	res->ldap_code = 0;
 	res->message[0] = '\0';
-	if (arg->group_dn == NULL || arg->value == NULL || !attr_ok(arg->attr)) {
-		set_local_result(res, "bad group DN, attribute or value");
+	if (arg->group_dn == NULL || arg->value == NULL || !dir_attr_ok(arg->attr)) {
+		dir_set_local_result(res, "bad group DN, attribute or value");
 		return JIT_EBADREQ;
 	}
 	rc = dir_run(c, op, arg, res, code);
 	if (rc != JIT_OK)
 		return rc;
-	if (code_is_internal(*code))
+	if (dir_code_is_internal(*code))
 		return JIT_EINTERNAL;
 	return JIT_OK;
 }
@@ -436,9 +436,9 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 }
 
 /* dir_remove_member; by_guid: value is an AD extended DN "<GUID=...>". */
-int remove_value(struct dir_conn *c, const char *group_dn, const char *attr,
-		 const char *value, const char *placeholder, bool by_guid,
-		 bool *already_gone, struct dir_result *res)
+int dir_remove_value(struct dir_conn *c, const char *group_dn, const char *attr,
+		     const char *value, const char *placeholder, bool by_guid,
+		     bool *already_gone, struct dir_result *res)
 {
 	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, false, false, by_guid };
 	int code = 0, rc;
@@ -461,7 +461,7 @@ int dir_remove_member(struct dir_conn *c, const char *group_dn, const char *attr
 
 	if (res == NULL)
 		res = &dummy;
-	return remove_value(c, group_dn, attr, value, placeholder, false, already_gone, res);
+	return dir_remove_value(c, group_dn, attr, value, placeholder, false, already_gone, res);
 }
 
 /* ---- member lists ----------------------------------------------------- */
@@ -494,23 +494,23 @@ static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct list_arg *arg = varg;
 	char *attrs[] = { arg->want, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL, *e;
 	BerElement *ber = NULL;
 	char *desc;
 	long lo, hi, next = -1;
 	int code;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
 				 0, NULL, NULL, &tv, 1, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	if (code != LDAP_SUCCESS)
 		goto out;
 	e = ldap_first_entry(c->ld, msg);
 	if (e == NULL) { /* the ACL hides the group: as good as missing */
 		code = LDAP_NO_SUCH_OBJECT;
-		set_result(c, res, code, "list members");
+		dir_set_result(c, res, code, "list members");
 		goto out;
 	}
 	for (desc = ldap_first_attribute(c->ld, e, &ber); desc != NULL;
@@ -551,8 +551,8 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 		res = &dummy;
 	res->ldap_code = 0;
 	res->message[0] = '\0';
-	if (group_dn == NULL || !attr_ok(attr)) {
-		set_local_result(res, "bad group DN or attribute");
+	if (group_dn == NULL || !dir_attr_ok(attr)) {
+		dir_set_local_result(res, "bad group DN or attribute");
 		return JIT_EBADREQ;
 	}
 	arg.want = arg.step ? xasprintf("%s;range=0-%ld", attr, arg.step - 1) : xstrdup(attr);
@@ -561,7 +561,7 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 		if (rc != JIT_OK)
 			break;
 		if (code != LDAP_SUCCESS) {
-			rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+			rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 			break;
 		}
 		if (arg.next_low < 0)

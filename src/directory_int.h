@@ -9,7 +9,7 @@
  * An operation is a dir_op_fn handed to dir_run() (ldapconn.c), which
  * connects and binds when needed, fails at once while the directory is known
  * down, reconnects and retries once; the operation talks to c->ld, which is
- * bound while it runs, and fills res with set_result(). Nothing here keeps a
+ * bound while it runs, and fills res with dir_set_result(). Nothing here keeps a
  * pointer to its arguments; a returned heap string is the caller's to free.
  */
 #ifndef JITD_DIRECTORY_INT_H
@@ -39,7 +39,7 @@ struct dir_conn {
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool probing;           /* dir_probe() runs: do not fail fast */
 	char *uuid_base;        /* where users are looked for by uuid, once known */
-	struct ldap_conncb conncb; /* conn_added(): bounds the set-up I/O */
+	struct ldap_conncb conncb; /* dir_conn_added(): bounds the set-up I/O */
 	int64_t io_deadline;    /* mono_ms() limit of set-up I/O; 0: none */
 	bool io_timed_out;      /* ... and it was reached */
 };
@@ -51,22 +51,22 @@ typedef int (*dir_op_fn)(struct dir_conn *c, void *arg, struct dir_result *res);
 /* ---- ldapconn.c: results, options, running an operation --------------- */
 
 /* Untrusted server text into dst, made safe to show (termsafe.h). */
-void copy_printable(char *dst, size_t dstlen, const char *src);
+void dir_copy_printable(char *dst, size_t dstlen, const char *src);
 /* res = code and "ldap N (text): <diagnostic>" ("" for success); stage
  * (may be NULL) names the step that failed. */
-void set_result(struct dir_conn *c, struct dir_result *res, int code, const char *stage);
+void dir_set_result(struct dir_conn *c, struct dir_result *res, int code, const char *stage);
 /* Forgets the last diagnostic: call before each request. */
-void clear_diag(struct dir_conn *c);
+void dir_clear_diag(struct dir_conn *c);
 /* res = LDAP_LOCAL_ERROR and what: a failure that is not the server's. */
-void set_local_result(struct dir_result *res, const char *what);
+void dir_set_local_result(struct dir_result *res, const char *what);
 /* No usable answer (down, busy, timeout): worth a reconnect and a retry. */
-bool code_is_unavailable(int code);
+bool dir_code_is_unavailable(int code);
 /* A client-side error that means a bug or a bad configuration. */
-bool code_is_internal(int code);
+bool dir_code_is_internal(int code);
 /* The configured timeout of one request (10 s if unset). */
-struct timeval cfg_timeout(const struct jit_dir_cfg *cfg);
+struct timeval dir_cfg_timeout(const struct jit_dir_cfg *cfg);
 /* Does cfg bind with SASL GSSAPI? */
-bool is_gssapi(const struct jit_dir_cfg *cfg);
+bool dir_is_gssapi(const struct jit_dir_cfg *cfg);
 /* Runs op on c, bound (see ldapconn.c). JIT_OK: the directory answered,
  * *code = its answer, res filled; JIT_EDIRUNAVAIL: no answer. */
 int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res, int *code);
@@ -74,12 +74,12 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 /* ---- ldapbind.c: setting a connection up ------------------------------ */
 
 /* The mono_ms() time one timeout from now: a deadline of set-up I/O. */
-int64_t io_deadline_from_now(const struct jit_dir_cfg *cfg);
-/* libldap's connect callbacks (c->conncb, lc_arg = c): conn_added() puts the
+int64_t dir_io_deadline(const struct jit_dir_cfg *cfg);
+/* libldap's connect callbacks (c->conncb, lc_arg = c): dir_conn_added() puts the
  * deadline layer under TLS; 0, or -1 to fail the connection. */
-int conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
-	       struct ldap_conncb *ctx);
-void conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx);
+int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		   struct ldap_conncb *ctx);
+void dir_conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx);
 /* Binds c->ld (connected) with SASL as cfg says. JIT_OK, or
  * JIT_EDIRUNAVAIL with res filled. */
 int dir_bind(struct dir_conn *c, struct dir_result *res);
@@ -88,14 +88,14 @@ int dir_bind(struct dir_conn *c, struct dir_result *res);
 
 /* The first value of attr in entry e (a uuid rendered as text if uuid), a
  * new heap string; NULL if absent. */
-char *first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid);
+char *dir_first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid);
 /* Is a an attribute description fit to paste into a filter? */
-bool attr_ok(const char *a);
+bool dir_attr_ok(const char *a);
 /* dir_remove_member() with res not NULL; by_guid: value is an AD extended
  * DN "<GUID=...>". */
-int remove_value(struct dir_conn *c, const char *group_dn, const char *attr, const char *value,
-		 const char *placeholder, bool by_guid, bool *already_gone,
-		 struct dir_result *res);
+int dir_remove_value(struct dir_conn *c, const char *group_dn, const char *attr, const char *value,
+		     const char *placeholder, bool by_guid, bool *already_gone,
+		     struct dir_result *res);
 
 /* ---- dn.c: DNs, pure -------------------------------------------------- */
 

@@ -51,7 +51,7 @@ static int read_secret(const char *path, char **out, struct dir_result *res)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path, strerror(errno));
-		set_local_result(res, msg);
+		dir_set_local_result(res, msg);
 		return JIT_EDIRUNAVAIL;
 	}
 	if (fstat(fd, &st) != 0) {
@@ -98,7 +98,7 @@ static int read_secret(const char *path, char **out, struct dir_result *res)
 	rc = JIT_OK;
 	goto out;
 refuse:
-	set_local_result(res, msg);
+	dir_set_local_result(res, msg);
 out:
 	wipe(buf, sizeof(buf));
 	if (close(fd) != 0)
@@ -161,15 +161,15 @@ static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
  * LDAP_X_CONNECTING while a remote connect is in progress). SO_RCVTIMEO
  * cannot help a non-blocking socket. A server that accepts the connection
  * and never answers would hold the worker, spinning, until it closes the
- * connection. So conn_added() (libldap calls it once TCP is connected,
+ * connection. So dir_conn_added() (libldap calls it once TCP is connected,
  * before any TLS) puts one I/O layer between the socket and TLS: while
  * c->io_deadline is set, a read or write first waits for the socket with
  * poll(), until the deadline at most, then fails with ETIMEDOUT, which fails
  * the handshake. Unset, the layer passes everything through.
  */
-int64_t io_deadline_from_now(const struct jit_dir_cfg *cfg)
+int64_t dir_io_deadline(const struct jit_dir_cfg *cfg)
 {
-	return mono_ms() + (int64_t)cfg_timeout(cfg).tv_sec * 1000;
+	return mono_ms() + (int64_t)dir_cfg_timeout(cfg).tv_sec * 1000;
 }
 
 /* 0 once the socket under sbiod is ready for ev (or has failed: the read
@@ -237,15 +237,15 @@ static Sockbuf_IO deadline_io = {
 
 /* libldap's connect callback: TCP is connected, TLS not started. A
  * connection that cannot get the layer fails rather than run unbounded. */
-int conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
-	       struct ldap_conncb *ctx)
+int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		   struct ldap_conncb *ctx)
 {
 	struct dir_conn *c = ctx->lc_arg;
 
 	(void)ld;
 	(void)srv;
 	(void)addr;
-	c->io_deadline = io_deadline_from_now(c->cfg);
+	c->io_deadline = dir_io_deadline(c->cfg);
 	if (ber_sockbuf_add_io(sb, &deadline_io, LBER_SBIOD_LEVEL_TRANSPORT - 1, c) != 0) {
 		log_warn("directory %s: cannot bound the connection set-up", c->cfg->name);
 		return -1;
@@ -255,7 +255,7 @@ int conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
 
 /* Called when libldap closes a connection (sb NULL when the handle goes):
  * the layer goes with the Sockbuf, nothing is ours to free. */
-void conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+void dir_conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 {
 	(void)ld;
 	(void)sb;
@@ -325,7 +325,7 @@ static int gss_acquire(struct dir_conn *c, const char *ccache, void **cred,
 	if (krb_cred_acquire(c->cfg->keytab, c->cfg->principal, ccache, cred, err,
 			     sizeof(err)) != JIT_OK) {
 		(void)snprintf(msg, sizeof(msg), "keytab %s: %s", c->cfg->keytab, err);
-		set_local_result(res, msg);
+		dir_set_local_result(res, msg);
 		return JIT_EDIRUNAVAIL;
 	}
 	return JIT_OK;
@@ -338,7 +338,7 @@ int dir_bind(struct dir_conn *c, struct dir_result *res)
 	const char *mech = cfg->sasl_mech ? cfg->sasl_mech : "EXTERNAL";
 	struct sasl_answers a = { cfg->sasl_authcid, NULL, cfg->sasl_realm, cfg->sasl_authzid,
 				  NULL, false };
-	bool gss = is_gssapi(cfg) && cfg->keytab != NULL;
+	bool gss = dir_is_gssapi(cfg) && cfg->keytab != NULL;
 	pthread_mutex_t *gss_lock = NULL;
 	char ccache[DIR_CCACHE_MAX];
 	char *secret = NULL;
@@ -351,7 +351,7 @@ int dir_bind(struct dir_conn *c, struct dir_result *res)
 		a.secret = secret;
 	}
 	if (gss && dir_ccache_name(cfg->name, ccache, sizeof(ccache)) != JIT_OK) {
-		set_local_result(res, "directory name too long for a credential cache name");
+		dir_set_local_result(res, "directory name too long for a credential cache name");
 		free_secret(secret);
 		return JIT_EDIRUNAVAIL;
 	}
@@ -362,23 +362,23 @@ int dir_bind(struct dir_conn *c, struct dir_result *res)
 		 * is ours: waiting for another connection's bind is not the
 		 * server failing to answer. */
 		if (c->io_deadline != 0)
-			c->io_deadline = io_deadline_from_now(cfg);
+			c->io_deadline = dir_io_deadline(cfg);
 		if (gss_acquire(c, ccache, &a.gss_cred, res) != JIT_OK)
 			goto out;
 	}
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_sasl_interactive_bind_s(c->ld, NULL, mech, NULL, NULL, LDAP_SASL_QUIET,
 					    sasl_interact, &a);
 	if (code != LDAP_SUCCESS) {
 		char stage[64];
 		(void)snprintf(stage, sizeof(stage), "bind %s", mech);
-		set_result(c, res, code, stage);
+		dir_set_result(c, res, code, stage);
 		goto out;
 	}
 	if (gss && !a.gss_cred_set) {
 		/* Robustness: never run on credentials other than the keytab's. */
-		set_local_result(res, "bind GSSAPI: the keytab's credentials could not be "
-				      "handed to SASL");
+		dir_set_local_result(res, "bind GSSAPI: the keytab's credentials could not be "
+					  "handed to SASL");
 		goto out;
 	}
 	rc = JIT_OK;

@@ -37,14 +37,14 @@ struct dir_health {
 
 /* Copies untrusted server text, replacing control characters (C0, DEL,
  * C1) and invalid UTF-8, truncating between characters (termsafe.h). */
-void copy_printable(char *dst, size_t dstlen, const char *src)
+void dir_copy_printable(char *dst, size_t dstlen, const char *src)
 {
 	(void)termsafe_copy(dst, dstlen, src, 0);
 }
 
 /* Fills res with code and "ldap N (text): <diagnostic>"; an empty message
  * for success. stage (may be NULL) prefixes connection-level failures. */
-void set_result(struct dir_conn *c, struct dir_result *res, int code, const char *stage)
+void dir_set_result(struct dir_conn *c, struct dir_result *res, int code, const char *stage)
 {
 	char *diag = NULL;
 	char clean[160] = "";
@@ -57,7 +57,7 @@ void set_result(struct dir_conn *c, struct dir_result *res, int code, const char
 	if (c->ld != NULL &&
 	    ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag) == LDAP_OPT_SUCCESS &&
 	    diag != NULL)
-		copy_printable(clean, sizeof(clean), diag);
+		dir_copy_printable(clean, sizeof(clean), diag);
 	ldap_memfree(diag);
 	/* Truncation is intended: the message is a bounded diagnostic. */
 	(void)snprintf(res->message, sizeof(res->message), "%s%sldap %d (%s)%s%s",
@@ -67,17 +67,17 @@ void set_result(struct dir_conn *c, struct dir_result *res, int code, const char
 
 /* Forgets the previous diagnostic so a client-side failure (no answer)
  * is not reported with stale server text. */
-void clear_diag(struct dir_conn *c)
+void dir_clear_diag(struct dir_conn *c)
 {
 	if (ldap_set_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, NULL) != LDAP_OPT_SUCCESS)
 		log_debug("directory %s: cannot reset the diagnostic message", c->cfg->name);
 }
 
 /* A local failure that is not an LDAP result (secret file, options...). */
-void set_local_result(struct dir_result *res, const char *what)
+void dir_set_local_result(struct dir_result *res, const char *what)
 {
 	res->ldap_code = LDAP_LOCAL_ERROR;
-	copy_printable(res->message, sizeof(res->message), what);
+	dir_copy_printable(res->message, sizeof(res->message), what);
 }
 
 static void set_health(struct dir_conn *c, bool bound, const char *error)
@@ -85,7 +85,7 @@ static void set_health(struct dir_conn *c, bool bound, const char *error)
 	pthread_mutex_lock(&c->lock);
 	c->bound = bound;
 	if (error != NULL)
-		copy_printable(c->last_error, sizeof(c->last_error), error);
+		dir_copy_printable(c->last_error, sizeof(c->last_error), error);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -96,7 +96,7 @@ bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen)
 	pthread_mutex_lock(&c->lock);
 	bound = c->bound;
 	if (buf != NULL && buflen > 0)
-		copy_printable(buf, buflen, c->last_error);
+		dir_copy_printable(buf, buflen, c->last_error);
 	pthread_mutex_unlock(&c->lock);
 	return bound;
 }
@@ -104,7 +104,7 @@ bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen)
 /* No usable answer: drop the connection, reconnect and retry once. 51 busy
  * and 52 unavailable are answers, but a reconnect may reach another URI and
  * the outcome is the same for the caller: try again later. */
-bool code_is_unavailable(int code)
+bool dir_code_is_unavailable(int code)
 {
 	if (code == LDAP_BUSY || code == LDAP_UNAVAILABLE)
 		return true;
@@ -129,9 +129,9 @@ static bool code_is_session_lost(int code)
 }
 
 /* A client-side LDAP error that means a bug or a bad configuration. */
-bool code_is_internal(int code)
+bool dir_code_is_internal(int code)
 {
-	return code < 0 && !code_is_unavailable(code);
+	return code < 0 && !dir_code_is_unavailable(code);
 }
 
 /* ---- connecting and binding ------------------------------------------ */
@@ -164,13 +164,13 @@ static int tls_require_value(const char *s)
 }
 
 /* The configured timeout as a timeval (10 s if unset). */
-struct timeval cfg_timeout(const struct jit_dir_cfg *cfg)
+struct timeval dir_cfg_timeout(const struct jit_dir_cfg *cfg)
 {
 	struct timeval tv = { .tv_sec = cfg->timeout > 0 ? (time_t)cfg->timeout : 10 };
 	return tv;
 }
 
-bool is_gssapi(const struct jit_dir_cfg *cfg)
+bool dir_is_gssapi(const struct jit_dir_cfg *cfg)
 {
 	return cfg->sasl_mech != NULL && strcasecmp(cfg->sasl_mech, "GSSAPI") == 0;
 }
@@ -193,7 +193,7 @@ static const char *secprops_for(const struct jit_dir_cfg *cfg, const char *uri)
 {
 	if (cfg->sasl_secprops != NULL)
 		return cfg->sasl_secprops;
-	if (!is_gssapi(cfg))
+	if (!dir_is_gssapi(cfg))
 		return NULL;
 	return uses_tls(cfg, uri) ? "maxssf=0" : "minssf=56";
 }
@@ -249,7 +249,7 @@ static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg, const ch
 	const char *secprops = secprops_for(cfg, uri);
 	int version = LDAP_VERSION3, reqcert = tls_require_value(cfg->tls_require_cert);
 	int is_server = 0;
-	struct timeval tv = cfg_timeout(cfg);
+	struct timeval tv = dir_cfg_timeout(cfg);
 
 	if (ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version) != LDAP_OPT_SUCCESS)
 		return "protocol version";
@@ -291,7 +291,7 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 	code = ldap_initialize(&c->ld, uri);
 	if (code != LDAP_SUCCESS) {
 		c->ld = NULL;
-		set_result(c, res, code, "initialize (uri)");
+		dir_set_result(c, res, code, "initialize (uri)");
 		goto out;
 	}
 	c->io_timed_out = false;
@@ -301,28 +301,28 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 		bad = "connect callback";
 	if (bad != NULL) {
 		(void)snprintf(msg, sizeof(msg), "cannot set LDAP option: %s", bad);
-		set_local_result(res, msg);
+		dir_set_local_result(res, msg);
 		goto out;
 	}
 	/* The connection opens with the first request (StartTLS or the bind),
-	 * and conn_added() then starts the deadline of its TLS handshake: for
+	 * and dir_conn_added() then starts the deadline of its TLS handshake: for
 	 * StartTLS, the request and the handshake share it. The bind gets a
 	 * deadline of its own. */
 	if (cfg->starttls) {
-		clear_diag(c);
+		dir_clear_diag(c);
 		code = ldap_start_tls_s(c->ld, NULL, NULL);
 		if (code != LDAP_SUCCESS) {
-			set_result(c, res, code, "starttls");
+			dir_set_result(c, res, code, "starttls");
 			goto out;
 		}
-		c->io_deadline = io_deadline_from_now(cfg);
+		c->io_deadline = dir_io_deadline(cfg);
 	}
 	rc = dir_bind(c, res);
 	if (rc != JIT_OK)
 		goto out;
 	c->io_deadline = 0;
 	c->cur = i;
-	set_result(c, res, LDAP_SUCCESS, NULL);
+	dir_set_result(c, res, LDAP_SUCCESS, NULL);
 	set_health(c, true, "");
 	log_debug("directory %s: connected and bound to %s", cfg->name, uri);
 	return JIT_OK;
@@ -331,14 +331,14 @@ out:
 	dir_drop(c);
 	if (c->io_timed_out) {
 		char *tmp = xasprintf("%s (no answer within %llds)", res->message,
-				      (long long)cfg_timeout(cfg).tv_sec);
-		copy_printable(res->message, sizeof(res->message), tmp);
+				      (long long)dir_cfg_timeout(cfg).tv_sec);
+		dir_copy_printable(res->message, sizeof(res->message), tmp);
 		free(tmp);
 	}
 	if (c->n_uris > 1) {
 		/* Name the server: the next one may answer. */
 		char *tmp = xasprintf("%s: %s", uri, res->message);
-		copy_printable(res->message, sizeof(res->message), tmp);
+		dir_copy_printable(res->message, sizeof(res->message), tmp);
 		free(tmp);
 	}
 	set_health(c, false, res->message);
@@ -375,7 +375,7 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
 
 /*
  * Runs op on a bound connection. A connection that was already open and
- * turns out dead (see code_is_unavailable), or whose session the server no
+ * turns out dead (see dir_code_is_unavailable), or whose session the server no
  * longer accepts (code_is_session_lost), is dropped, reconnected once and
  * the operation retried once; a fresh connection is not retried, so a dead
  * directory costs one connect attempt per operation, not two. On JIT_OK
@@ -398,8 +398,8 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 		if (!fresh && attempt == 0 && FAULT_FAIL("fail.session_lost")) {
 			/* as a server that no longer accepts the session answers */
 			res->ldap_code = LDAP_OPERATIONS_ERROR;
-			copy_printable(res->message, sizeof(res->message),
-				       "operations error: a bind must be completed (fault)");
+			dir_copy_printable(res->message, sizeof(res->message),
+					   "operations error: a bind must be completed (fault)");
 			*code = LDAP_OPERATIONS_ERROR;
 		} else {
 			*code = op(c, arg, res);
@@ -411,7 +411,7 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 			dir_drop(c);
 			continue;
 		}
-		if (!code_is_unavailable(*code)) {
+		if (!dir_code_is_unavailable(*code)) {
 			(void)snprintf(res->uri, sizeof(res->uri), "%s", c->uris[c->cur]);
 			return JIT_OK;
 		}
@@ -470,7 +470,7 @@ static void health_note(struct dir_health *h, bool reached, const char *error)
 			log_warn("directory %s: unreachable (%s); requests fail at once until a "
 				 "probe reaches it", h->name, error ? error : "");
 		}
-		copy_printable(h->error, sizeof(h->error), error ? error : "");
+		dir_copy_printable(h->error, sizeof(h->error), error ? error : "");
 	}
 	pthread_mutex_unlock(&h->lock);
 }
@@ -532,7 +532,7 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	if (c->health != NULL && !c->probing && dir_health_down(c->health, why, sizeof(why))) {
 		res->ldap_code = LDAP_SERVER_DOWN;
 		res->uri[0] = '\0';
-		copy_printable(res->message, sizeof(res->message), why);
+		dir_copy_printable(res->message, sizeof(res->message), why);
 		return JIT_EDIRUNAVAIL;
 	}
 	rc = dir_run_conn(c, op, arg, res, code);
@@ -555,8 +555,8 @@ struct dir_conn *dir_conn_new(const struct jit_dir_cfg *cfg)
 		fatal("pthread_mutex_init: %s", strerror(err));
 	c->cfg = cfg;
 	c->cur = c->prefer = -1;
-	c->conncb.lc_add = conn_added;
-	c->conncb.lc_del = conn_deleted;
+	c->conncb.lc_add = dir_conn_added;
+	c->conncb.lc_del = dir_conn_deleted;
 	c->conncb.lc_arg = c;
 	while (p && *p) {
 		size_t len = strcspn(p, " ");
@@ -634,7 +634,7 @@ int dir_conn_open(struct dir_conn *c, struct dir_result *res)
 	if (res == NULL)
 		res = &dummy;
 	if (c->ld != NULL) {
-		set_result(c, res, LDAP_SUCCESS, NULL);
+		dir_set_result(c, res, LDAP_SUCCESS, NULL);
 		return JIT_OK;
 	}
 	int rc = dir_connect(c, res);
@@ -648,15 +648,15 @@ int dir_conn_open(struct dir_conn *c, struct dir_result *res)
 static int op_ping(struct dir_conn *c, void *arg, struct dir_result *res)
 {
 	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL;
 	int code;
 
 	(void)arg;
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
 				 NULL, &tv, 1, &msg);
-	set_result(c, res, code, "probe");
+	dir_set_result(c, res, code, "probe");
 	ldap_msgfree(msg);
 	return code;
 }

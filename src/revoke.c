@@ -56,15 +56,15 @@ static int op_naming(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct naming_arg *arg = varg;
 	char *attrs[] = { "namingContexts", NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL, *e;
 	struct berval **vals = NULL;
 	int code, best = 0;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
 				 NULL, &tv, 1, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	e = code == LDAP_SUCCESS ? ldap_first_entry(c->ld, msg) : NULL;
 	vals = e ? ldap_get_values_len(c->ld, e, "namingContexts") : NULL;
 	for (size_t i = 0; vals && vals[i]; i++) {
@@ -128,14 +128,14 @@ static int op_find_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct uuid_arg *arg = varg;
 	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL, *e;
 	int code;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->base, LDAP_SCOPE_SUBTREE, arg->filter, attrs, 0,
 				 NULL, NULL, &tv, 2, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	free(arg->dn);
 	arg->dn = NULL;
 	if (code == LDAP_NO_SUCH_OBJECT || code == LDAP_SIZELIMIT_EXCEEDED) {
@@ -167,7 +167,7 @@ static int find_by_uuid(struct dir_conn *c, const char *uuid, char **dn, struct 
 	free(esc);
 	rc = dir_run(c, op_find_uuid, &arg, res, &code);
 	if (rc == JIT_OK && code != LDAP_SUCCESS)
-		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 	if (rc == JIT_OK)
 		*dn = arg.dn;
 	else
@@ -185,14 +185,14 @@ static int op_exists(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct exists_arg *arg = varg;
 	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL;
 	int code;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0,
 				 NULL, NULL, &tv, 1, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	arg->exists = code == LDAP_SUCCESS && ldap_count_entries(c->ld, msg) > 0;
 	if (code == LDAP_NO_SUCH_OBJECT)
 		code = LDAP_SUCCESS;
@@ -207,7 +207,7 @@ static int entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct
 	int code = 0, rc = dir_run(c, op_exists, &arg, res, &code);
 
 	if (rc == JIT_OK && code != LDAP_SUCCESS)
-		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 	if (rc == JIT_OK)
 		*exists = arg.exists;
 	return rc;
@@ -224,7 +224,7 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 			  bool *removed, const char **value, struct dir_result *res)
 {
 	bool gone = true, exists = true;
-	int rc = remove_value(c, m->group_dn, m->attr, cur, m->placeholder, false, &gone, res);
+	int rc = dir_remove_value(c, m->group_dn, m->attr, cur, m->placeholder, false, &gone, res);
 
 	if (rc != JIT_OK)
 		return rc;
@@ -235,7 +235,7 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 	rc = entry_exists(c, m->value, &exists, res);
 	if (rc != JIT_OK || exists)
 		return rc;
-	rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
+	rc = dir_remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
 	if (rc == JIT_OK && !gone && !*removed) {
 		*removed = true;
 		*value = m->value;
@@ -273,20 +273,20 @@ static int op_read_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct read_uuid_arg *arg = varg;
 	char *attrs[] = { (char *)c->cfg->uuid_attr, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL, *e;
 	int code;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0,
 				 NULL, NULL, &tv, 1, &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	free(arg->uuid);
 	arg->uuid = NULL;
 	e = code == LDAP_SUCCESS ? ldap_first_entry(c->ld, msg) : NULL;
 	arg->exists = e != NULL;
 	if (e != NULL)
-		arg->uuid = first_value(c->ld, e, c->cfg->uuid_attr, true);
+		arg->uuid = dir_first_value(c->ld, e, c->cfg->uuid_attr, true);
 	if (code == LDAP_NO_SUCH_OBJECT)
 		code = LDAP_SUCCESS;
 	ldap_msgfree(msg);
@@ -368,7 +368,7 @@ static int account_group(struct dir_conn *c, const struct dir_member *m, char **
 				       "member %.80s may be the user where jitd cannot see: not "
 				       "taken as removed",
 				       c->cfg->uuid_attr, m->uuid, m->value, vs.v[i]);
-			copy_printable(res->message, sizeof(res->message), msg);
+			dir_copy_printable(res->message, sizeof(res->message), msg);
 		}
 	}
 	for (size_t i = 0; i < vs.n; i++)
@@ -392,14 +392,15 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 	if (res == NULL)
 		res = &dummy;
 	if (m->attr == NULL || m->value == NULL) {
-		set_local_result(res, "bad group DN, attribute or value");
+		dir_set_local_result(res, "bad group DN, attribute or value");
 		return JIT_EBADREQ;
 	}
 	if (ident && uuid_is_guid(c->cfg) && guid_text_ok(m->uuid)) {
 		/* AD links members by GUID: this finds the user after any
 		 * rename or move, and never someone who took the old name. */
 		guid = xasprintf("<GUID=%s>", m->uuid);
-		rc = remove_value(c, m->group_dn, m->attr, guid, m->placeholder, true, &gone, res);
+		rc = dir_remove_value(c, m->group_dn, m->attr, guid, m->placeholder, true, &gone,
+				      res);
 		if (rc == JIT_OK && !gone) {
 			done = true;
 			value = guid;
@@ -413,8 +414,8 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 			rc = revoke_renamed(c, m, cur, &done, &value, res);
 		} else if (rc == JIT_OK) {
 			/* Not renamed, deleted, or no identity: the value written. */
-			rc = remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false,
-					  &gone, res);
+			rc = dir_remove_value(c, m->group_dn, m->attr, m->value, m->placeholder,
+					      false, &gone, res);
 			if (rc == JIT_OK && !gone) {
 				done = true;
 				value = m->value;
@@ -424,8 +425,8 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 				 * sight. The group must agree. */
 				rc = account_group(c, m, &cur, res);
 				if (rc == JIT_OK && cur != NULL)
-					rc = remove_value(c, m->group_dn, m->attr, cur,
-							  m->placeholder, false, &gone, res);
+					rc = dir_remove_value(c, m->group_dn, m->attr, cur,
+							      m->placeholder, false, &gone, res);
 				if (rc == JIT_OK && cur != NULL && !gone) {
 					done = true;
 					value = cur;
@@ -458,14 +459,14 @@ static int op_find_uuids(struct dir_conn *c, void *varg, struct dir_result *res)
 {
 	struct uuids_arg *arg = varg;
 	char *attrs[] = { (char *)c->cfg->uuid_attr, NULL };
-	struct timeval tv = cfg_timeout(c->cfg);
+	struct timeval tv = dir_cfg_timeout(c->cfg);
 	LDAPMessage *msg = NULL;
 	int code;
 
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, arg->base, LDAP_SCOPE_SUBTREE, arg->filter, attrs, 0,
 				 NULL, NULL, &tv, (int)(2 * arg->n + 1), &msg);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	for (size_t i = 0; i < arg->n; i++) {
 		free(arg->cur[i]);
 		arg->cur[i] = NULL;
@@ -476,7 +477,7 @@ static int op_find_uuids(struct dir_conn *c, void *varg, struct dir_result *res)
 	} else if (code == LDAP_SUCCESS) {
 		for (LDAPMessage *e = ldap_first_entry(c->ld, msg); e != NULL;
 		     e = ldap_next_entry(c->ld, e)) {
-			char *u = first_value(c->ld, e, c->cfg->uuid_attr, true);
+			char *u = dir_first_value(c->ld, e, c->cfg->uuid_attr, true);
 			char *dn = u ? ldap_get_dn(c->ld, e) : NULL;
 			for (size_t i = 0; dn != NULL && i < arg->n; i++) {
 				if (arg->m[i].uuid == NULL || strcasecmp(arg->m[i].uuid, u) != 0)
@@ -517,7 +518,7 @@ static int find_by_uuids(struct dir_conn *c, const struct dir_member *m, size_t 
 	arg.filter = sb_steal(&sb);
 	rc = dir_run(c, op_find_uuids, &arg, res, &code);
 	if (rc == JIT_OK && code != LDAP_SUCCESS)
-		rc = code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 	free((char *)arg.filter);
 	return rc;
 }
@@ -545,9 +546,9 @@ static int op_remove_many(struct dir_conn *c, void *varg, struct dir_result *res
 		bv[i].bv_len = strlen(arg->values[i]);
 		bvals[i] = &bv[i];
 	}
-	clear_diag(c);
+	dir_clear_diag(c);
 	code = ldap_modify_ext_s(c->ld, arg->group_dn, modp, NULL, NULL);
-	set_result(c, res, code, NULL);
+	dir_set_result(c, res, code, NULL);
 	free(bvals);
 	free(bv);
 	return code;
@@ -594,7 +595,7 @@ int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bo
 		    !uuid_is_guid(c->cfg))
 			nuuid++;
 	}
-	if (n == 0 || m[0].group_dn == NULL || m[0].attr == NULL || !attr_ok(m[0].attr))
+	if (n == 0 || m[0].group_dn == NULL || m[0].attr == NULL || !dir_attr_ok(m[0].attr))
 		goto out;
 	if (nuuid > 0 && (rc = find_by_uuids(c, m, n, cur, hits, res)) != JIT_OK)
 		goto out;
@@ -616,7 +617,7 @@ int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bo
 	if (nv > 0) {
 		struct many_arg arg = { m[0].group_dn, m[0].attr, values, nv };
 		rc = dir_run(c, op_remove_many, &arg, res, &code);
-		if (rc == JIT_OK && code_is_internal(code))
+		if (rc == JIT_OK && dir_code_is_internal(code))
 			rc = JIT_EINTERNAL;
 		/* Any refusal (one value absent, the last value, a read-only
 		 * server) settles nothing: each member then goes alone. */

@@ -1,6 +1,9 @@
 /*
  * directory.h - everything jitd says to an LDAP directory. The only module
- * that includes <ldap.h> or <sasl/sasl.h>.
+ * that includes <ldap.h> or <sasl/sasl.h>. Its files: directory.c (resolve,
+ * members), revoke.c (removal by identity), ldapconn.c (connections, health),
+ * ldapbind.c (set-up and bind), dn.c (DN helpers); what they share is in
+ * directory_int.h, which nothing else includes.
  *
  * A struct dir_conn is one LDAP connection to one configured directory,
  * used by one thread at a time (the engine gives each worker thread its

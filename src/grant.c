@@ -2,7 +2,7 @@
  * grant.c - the grant state machine (see grant.h for the diagram).
  * Runs in engine worker threads. Trust: request fields were validated by
  * proto.c/policy.c; directory answers are untrusted and mapped through
- * directory.c. Robustness: each transition is committed to the store before
+ * directory.h. Robustness: each transition is committed to the store before
  * the directory write it authorises, so a crash at any point leaves a row
  * from which the same machine finishes the job.
  */

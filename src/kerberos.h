@@ -13,7 +13,7 @@
  *   void *cred;
  *   char err[256];
  *   if (krb_cred_acquire(keytab, principal, "MEMORY:jitd-corp", &cred, err, sizeof(err)) == JIT_OK) {
- *           ... ldap bind with cred (see directory.c) ...
+ *           ... ldap bind with cred (see ldapbind.c) ...
  *           krb_cred_release(cred);
  *   }
  */

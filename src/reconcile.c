@@ -2,7 +2,7 @@
  * reconcile.c - drift reconciliation (see reconcile.h): compares each
  * managed group's members with its live grants and standing members.
  * Trust: member values come from the directory (untrusted) and reach the
- * audit log only as JSON strings, the directory only through directory.c.
+ * audit log only as JSON strings, the directory only through directory.h.
  * Robustness: it removes a member (enforce) only after checking again,
  * under the pair lock, that no grant holds it and that it is still there.
  */

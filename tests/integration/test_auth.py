@@ -106,7 +106,7 @@ def test_sasl_scram_sha256_over_tcp():
 
 def test_sasl_scram_over_ldaps_with_the_certificate_checked():
     # The TLS handshake runs through jitd's set-up deadline layer (see
-    # conn_added in src/directory.c): a real handshake, certificate demanded.
+    # dir_conn_added in src/ldapbind.c): a real handshake, certificate demanded.
     with Env(mech="SCRAM-SHA-256", slapd_kw={"tls": True}, start=False) as e:
         d = e.jitd.config["directories"][0]
         d["uri"] = e.slapd.ldaps_uri

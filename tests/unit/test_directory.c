@@ -1,10 +1,10 @@
 /*
- * test_directory.c - the parts of src/directory.c that need no server:
- * AD range retrieval parsing, member value comparison keys, the shared
- * directory health (fail fast while down, probe claiming) against a port
- * where nothing listens, which configurations run over TLS with nothing
- * proving the server (the start-up warning), and credential cache names of
- * long directory names.
+ * test_directory.c - the parts of the directory module (directory.h) that
+ * need no server: AD range retrieval parsing, member value comparison keys,
+ * the shared directory health (fail fast while down, probe claiming) against
+ * a port where nothing listens, which configurations run over TLS with
+ * nothing proving the server (the start-up warning), and credential cache
+ * names of long directory names.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -906,7 +906,6 @@ static int set_checkpoint(struct store *st)
 	return pragma_set(st, set, "PRAGMA wal_autocheckpoint", want);
 }
 
-/* Connection settings, verified: a pragma that fails says nothing. */
 /* jitd_dn_key(dn): a DN in the canonical form pair keys hold
  * (dir_value_key), for migration 7. Not usable from the schema (triggers,
  * views): SQLITE_DIRECTONLY. */
@@ -924,6 +923,7 @@ static void sql_dn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_text(ctx, dir_value_key(dn), -1, free);
 }
 
+/* Connection settings, verified: a pragma that fails says nothing. */
 static int configure(struct store *st)
 {
 	int ret;

@@ -1,27 +1,25 @@
 /*
- * store.c - durable grant state: the SQLite schema and its migrations, and
- * every query the engine runs, prepared once per connection and reused.
+ * store.c - durable grant state: opening state_dir/jitd.db (files, pragmas),
+ * the schema and its migrations, the write lock, transactions. Statements and
+ * rows are in storestmt.c, the operations on grants in storequery.c; these
+ * files and storepriv.h are the only code that includes <sqlite3.h>.
  * Trust boundary: the database under state_dir is trusted only as far as
  * its permissions protect it, so open refuses a state_dir that group or
- * others may write and keeps jitd.db at 0600. Rows read back are still
- * checked (state names) so a hand-edited database yields JIT_EIO, never
- * undefined behaviour. The only file that includes <sqlite3.h>.
+ * others may write and keeps jitd.db at 0600.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <sqlite3.h>
 
 #include "directory.h"
 #include "log.h"
-#include "store.h"
+#include "storepriv.h"
 #include "util.h"
 
 #define STORE_DB_NAME "jitd.db"
@@ -38,100 +36,6 @@
  * pages) is 4 MB with its default 4 KB pages but would be 1 MB with 1 KB
  * ones; the limit is set in pages from this, whatever the page size. */
 #define STORE_CHECKPOINT_BYTES (4L * 1024 * 1024)
-#define STORE_DEFAULT_LIMIT 1000
-/* Robustness: list/due results are read completely before any callback
- * runs (so callbacks may use the store); this bounds the memory that takes. */
-#define STORE_MAX_LIMIT 100000
-
-static const char *const state_names[GS__COUNT] = {
-	"pending", "active", "ending", "expired", "completed", "revoked", "failed",
-};
-
-const char *grant_state_name(enum grant_state s)
-{
-	if ((unsigned)s >= GS__COUNT)
-		return "?";
-	return state_names[s];
-}
-
-int grant_state_parse(const char *s, enum grant_state *out)
-{
-	for (unsigned i = 0; s && i < GS__COUNT; i++) {
-		if (strcmp(s, state_names[i]) == 0) {
-			*out = (enum grant_state)i;
-			return JIT_OK;
-		}
-	}
-	return JIT_EBADREQ;
-}
-
-static bool state_final(enum grant_state s)
-{
-	return s >= GS_EXPIRED && s < GS__COUNT;
-}
-
-/*
- * The columns of `grants`, in the order of GRANT_COLS, and where each lives
- * in struct grant_rec. store_open() checks the two agree. end_state is NULL
- * in the database while it means nothing (GS_PENDING, the zero value).
- */
-enum fld_type { F_TEXT, F_INT, F_BOOL, F_STATE, F_END_STATE };
-struct fld {
-	const char *col;
-	enum fld_type type;
-	size_t off;
-};
-/* clang-format off */
-#define FLD(name, type) { #name, type, offsetof(struct grant_rec, name) }
-/* clang-format on */
-static const struct fld fields[] = {
-	FLD(id, F_TEXT),           FLD(request_id, F_TEXT),
-	FLD(state, F_STATE),       FLD(end_state, F_END_STATE),
-	FLD(user, F_TEXT),         FLD(user_dn, F_TEXT),
-	FLD(user_uuid, F_TEXT),    FLD(member_value, F_TEXT),
-	FLD(group_name, F_TEXT),   FLD(group_dn, F_TEXT),
-	FLD(directory, F_TEXT),    FLD(member_attr, F_TEXT),
-	FLD(placeholder, F_TEXT),  FLD(pair_key, F_TEXT),
-	FLD(created_at, F_INT),    FLD(expires_at, F_INT),
-	FLD(ended_at, F_INT),      FLD(duration, F_INT),
-	FLD(ticket, F_TEXT),       FLD(reason, F_TEXT),
-	FLD(requested_by, F_TEXT), FLD(approved_by, F_TEXT),
-	FLD(client, F_TEXT),       FLD(peer_uid, F_INT),
-	FLD(peer_pid, F_INT),      FLD(standing, F_BOOL),
-	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
-	FLD(last_error, F_TEXT),
-	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
-	FLD(removed_outcome, F_TEXT),
-};
-#define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
-
-#define GRANT_COLS                                                                                 \
-	"id, request_id, state, end_state, user, user_dn, user_uuid, member_value, "               \
-	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
-	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
-	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error, added_via, removed_via, removed_outcome"
-/* Seven parameters, one per state: the name if its bit is in the mask,
- * else NULL (which matches nothing), so that `state` can use an index.
- * Numbered explicitly: a bare ? after ?8 would become ?9. */
-#define STATE_IN_1 "state IN (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-#define STATE_IN_3 "state IN (?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-
-void grant_rec_clear(struct grant_rec *r)
-{
-	if (!r)
-		return;
-	for (int i = 0; i < NFIELDS; i++)
-		if (fields[i].type == F_TEXT)
-			free(*(char **)((char *)r + fields[i].off));
-	memset(r, 0, sizeof(*r));
-}
-
-void grant_rec_free(struct grant_rec *r)
-{
-	grant_rec_clear(r);
-	free(r);
-}
 
 /*
  * Schema history. Entry i takes user_version i to i + 1; never edit an
@@ -239,170 +143,6 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-/* A directory named in a store_set_directories() list (separator 0x1f,
- * which a configured name cannot hold: config.c allows printable
- * characters only), or any directory when the list is NULL. */
-#define DIR_SEP '\x1f'
-#define IN_DIRS(param) "(" param " IS NULL OR instr(" param ", char(31) || directory || char(31)) > 0)"
-
-enum stmt_id {
-	S_BEGIN,
-	S_COMMIT,
-	S_ROLLBACK,
-	S_INSERT,
-	S_GET,
-	S_GET_REQ,
-	S_TO_ENDING,
-	S_TO_FINAL,
-	S_TO_OTHER,
-	S_RETRY,
-	S_EXPIRY,
-	S_EXPIRE_DUE,
-	S_PAIR_LIVE,
-	S_PAIR_CLEAR,
-	S_LIST,
-	S_LIST_USER,
-	S_LIST_GROUP,
-	S_LIST_BOTH,
-	S_DUE,
-	S_DUE_ELSEWHERE,
-	S_NEXT_DUE,
-	S_COUNTS,
-	S_RECOVER,
-	S_USER_LIVE,
-	S_COUNT_FAILING,
-	S_RETRY_NOW,
-	S_PAIR_ENDING,
-	S_EXPIRING,
-	S_WARNED,
-	S_ADDED_VIA,
-	S_VERIFY,
-	S__COUNT
-};
-
-/* Parameters of the list queries: ?1..?7 states, ?8 user, ?9 group, ?10 limit.
- * Newest first among many rows of the wanted states: one arm per state
- * (?1..?7: the name, or NULL for a state not asked for), each read in
- * order from an index on (..., state, created_at), merged; LIMIT stops
- * them early. */
-#define LIST_ARM(where, n)                                                                         \
-	"SELECT " GRANT_COLS ", created_at AS c_at, rowid AS r_id FROM grants WHERE " where       \
-	"state = ?" #n
-#define LIST_SQL(where)                                                                            \
-	LIST_ARM(where, 1) " UNION ALL " LIST_ARM(where, 2) " UNION ALL " LIST_ARM(where, 3)       \
-	" UNION ALL " LIST_ARM(where, 4) " UNION ALL " LIST_ARM(where, 5)                          \
-	" UNION ALL " LIST_ARM(where, 6) " UNION ALL " LIST_ARM(where, 7)                          \
-	" ORDER BY c_at DESC, r_id DESC LIMIT ?10"
-/* A user has few grants: their index, whatever else is asked. */
-#define LIST_USER_SQL(where)                                                                       \
-	"SELECT " GRANT_COLS " FROM grants INDEXED BY grants_user WHERE " where STATE_IN_1         \
-	" ORDER BY created_at DESC, rowid DESC LIMIT ?10"
-
-static const struct {
-	const char *name;
-	const char *sql;
-} stmt_sql[S__COUNT] = {
-	[S_BEGIN] = { "begin", "BEGIN IMMEDIATE" },
-	[S_COMMIT] = { "commit", "COMMIT" },
-	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
-	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
-	[S_GET_REQ] = { "get_by_request_id",
-			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
-	/* set_state: ?1 id, ?2 from, ?3 to, ?4 end_state, ?5 now, ?6 last_error */
-	[S_TO_ENDING] = { "to_ending", "UPDATE grants SET state = ?3, end_state = ?4,"
-				       " attempts = 0, next_attempt = ?5, last_error = ?6"
-				       " WHERE id = ?1 AND state = ?2" },
-	[S_TO_FINAL] = { "to_final",
-			 "UPDATE grants SET state = ?3, ended_at = ?5,"
-			 " next_attempt = 0, last_error = ?6 WHERE id = ?1 AND state = ?2" },
-	[S_TO_OTHER] = { "to_other", "UPDATE grants SET state = ?3, last_error = ?6"
-				     " WHERE id = ?1 AND state = ?2" },
-	[S_RETRY] = { "retry", "UPDATE grants SET attempts = ?2, next_attempt = ?3,"
-			       " last_error = ?4, refused = ?5 WHERE id = ?1 AND state = 'ending'" },
-	/* extend: a compare-and-set on the expiry that was checked, which
-	 * must not have passed (an extension never revives a due grant) */
-	[S_EXPIRY] = { "expiry", "UPDATE grants SET expires_at = ?2, duration = ?3"
-				 " WHERE id = ?1 AND state = 'active' AND expires_at = ?4"
-				 " AND expires_at > ?5" },
-	/* The scheduler's expiry: a compare-and-set on expires_at as well, so
-	 * that an extend committed after the row was read wins. */
-	[S_EXPIRE_DUE] = { "expire_due", "UPDATE grants SET state = 'ending',"
-					 " end_state = 'expired', attempts = 0, next_attempt = ?2,"
-					 " last_error = NULL"
-					 " WHERE id = ?1 AND state = 'active' AND expires_at <= ?2" },
-	[S_PAIR_LIVE] = { "pair_live",
-			  "SELECT count(*), coalesce(max(standing = 0), 0)"
-			  " FROM grants WHERE pair_key = ?1 AND id IS NOT ?2 AND " STATE_IN_3 },
-	[S_PAIR_CLEAR] = { "pair_clear_standing",
-			   "UPDATE grants SET standing = 0"
-			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
-			   " AND standing <> 0" },
-	[S_LIST] = { "list", LIST_SQL("") },
-	[S_LIST_USER] = { "list_user", LIST_USER_SQL("user = ?8 AND ") },
-	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },
-	[S_LIST_BOTH] = { "list_both", LIST_USER_SQL("user = ?8 AND group_name = ?9 AND ") },
-	/* Two index range scans merged in due order: LIMIT stops both early. */
-	/* ?3: the configured directories (store_set_directories), NULL = all */
-	[S_DUE] = { "due", "SELECT " GRANT_COLS ", expires_at AS due FROM grants"
-			   " INDEXED BY grants_active_due WHERE state = 'active' AND expires_at <= ?1"
-			   " AND " IN_DIRS("?3")
-			   " UNION ALL SELECT " GRANT_COLS ", next_attempt FROM grants"
-			   " INDEXED BY grants_ending_due"
-			   " WHERE state = 'ending' AND next_attempt <= ?1 AND " IN_DIRS("?3")
-			   " ORDER BY due LIMIT ?2" },
-	[S_DUE_ELSEWHERE] = { "due_elsewhere",
-			      "SELECT count(*), min(directory) FROM (SELECT directory FROM grants"
-			      " INDEXED BY grants_active_due WHERE state = 'active'"
-			      " AND expires_at <= ?1 AND ?2 IS NOT NULL AND NOT " IN_DIRS("?2")
-			      " UNION ALL SELECT directory FROM grants INDEXED BY grants_ending_due"
-			      " WHERE state = 'ending' AND next_attempt <= ?1 AND ?2 IS NOT NULL"
-			      " AND NOT " IN_DIRS("?2") ")" },
-	[S_NEXT_DUE] = { "next_due",
-			 "SELECT (SELECT min(expires_at) FROM grants INDEXED BY grants_active_due"
-			 " WHERE state = 'active'), (SELECT min(next_attempt) FROM grants"
-			 " INDEXED BY grants_ending_due WHERE state = 'ending')" },
-	[S_COUNTS] = { "counts", "SELECT state, n FROM grant_counts" },
-	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
-				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
-				   " WHERE state = 'pending'" },
-	/* The user's live rows, from grants_user_dn (which holds only those). */
-	[S_USER_LIVE] = { "user_live",
-			  "SELECT count(*) FROM grants WHERE state IN ('pending', 'active',"
-			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
-	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
-					       " WHERE state = 'ending' AND refused <> 0" },
-	/* ?1 directory, ?2 now */
-	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
-				       " WHERE state = 'ending' AND next_attempt > ?2"
-				       " AND directory = ?1 AND removed_via IS NULL" },
-	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
-					   " WHERE pair_key = ?1 AND state = 'ending'"
-					   " ORDER BY created_at, rowid" },
-	/* ?1 now + before, ?2 now, ?3 before, ?4 limit: uses grants_active_due. */
-	[S_EXPIRING] = { "expiring", "SELECT " GRANT_COLS " FROM grants"
-				     " INDEXED BY grants_active_due WHERE state = 'active'"
-				     " AND expires_at <= ?1 AND expires_at > ?2 AND warned_at = 0"
-				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
-	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
-				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
-	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2 WHERE id = ?1" },
-	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
-				 " removed_outcome = ?4, attempts = 0, last_error = NULL, refused = 0"
-				 " WHERE id = ?1 AND state = 'ending'" },
-};
-
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S__COUNT];
-	bool in_tx;
-	char *dirs; /* store_set_directories(): "\x1fname\x1f...\x1f", or NULL */
-	int wait_ms;  /* store_set_wait(): the longest wait for a lock */
-	bool bounded; /* store_set_wait() was called: waits end in JIT_EBUSY */
-	bool spent;   /* bounded: a wait ran out; no more waiting until re-armed */
-};
-
 /*
  * Every handle of this process (one per engine worker) takes write_lock for
  * each write: a transaction holds it from BEGIN to COMMIT/ROLLBACK, a write
@@ -431,7 +171,7 @@ static void wait_spent(struct store *st)
  * else JIT_EIO. A bounded handle's caller says what it does about a busy
  * store, so that is only a debug line there.
  */
-static int db_fail(struct store *st, const char *what)
+int db_fail(struct store *st, const char *what)
 {
 	int code = sqlite3_extended_errcode(st->db);
 
@@ -453,7 +193,7 @@ static int db_fail(struct store *st, const char *what)
  * handle waits at most its wait_ms (none once spent), and SQLite's wait for
  * another process then gets what is left of it: JIT_EBUSY if it ran out.
  */
-static int lock_writes(struct store *st)
+int lock_writes(struct store *st)
 {
 	struct timespec dl;
 	int64_t start, left;
@@ -497,7 +237,7 @@ static int lock_writes(struct store *st)
 }
 
 /* Gives write_lock back; a bounded handle's next wait is whole again. */
-static void unlock_writes(struct store *st)
+void unlock_writes(struct store *st)
 {
 	if (st->bounded && sqlite3_busy_timeout(st->db, st->spent ? 0 : st->wait_ms) != SQLITE_OK)
 		log_err("store: busy timeout: %s", sqlite3_errmsg(st->db));
@@ -506,33 +246,24 @@ static void unlock_writes(struct store *st)
 
 /* Ends one use of a prepared statement. The reset's return value only
  * repeats the error sqlite3_step already returned and we handled. */
-static void stmt_done(sqlite3_stmt *s)
+void stmt_done(sqlite3_stmt *s)
 {
 	(void)sqlite3_reset(s);
 	(void)sqlite3_clear_bindings(s);
 }
 
-static int bind_txt(sqlite3_stmt *s, int i, const char *v)
+int bind_txt(sqlite3_stmt *s, int i, const char *v)
 {
 	if (!v)
 		return sqlite3_bind_null(s, i);
 	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-/* Binds the names of the states in mask to ?first .. ?first+6. */
-static int bind_mask(sqlite3_stmt *s, int first, unsigned mask)
-{
-	int rc = SQLITE_OK;
-	for (int i = 0; i < GS__COUNT && rc == SQLITE_OK; i++)
-		rc = bind_txt(s, first + i, (mask & GS_BIT(i)) ? state_names[i] : NULL);
-	return rc;
-}
-
 /*
  * Runs statement id, whose parameters were bound with result bind_rc, to
  * completion (no rows). *changes (if not NULL) = rows written.
  */
-static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *changes)
+int run_write(struct store *st, enum stmt_id id, int bind_rc, int *changes)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	int ret = JIT_OK;
@@ -551,102 +282,6 @@ static int run_write(struct store *st, enum stmt_id id, int bind_rc, int *change
 	if (own)
 		unlock_writes(st);
 	return ret;
-}
-
-/* run_write for an UPDATE of one row: JIT_ENOTFOUND if it matched none. */
-static int update_one(struct store *st, enum stmt_id id, int bind_rc)
-{
-	int changes = 0;
-	int ret = run_write(st, id, bind_rc, &changes);
-
-	if (ret == JIT_OK && changes == 0)
-		ret = JIT_ENOTFOUND;
-	return ret;
-}
-
-/* Copies the row at column 0.. of s into a new grant_rec. */
-static int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out)
-{
-	struct grant_rec *r = xcalloc(1, sizeof(*r));
-	int ret = JIT_OK;
-
-	for (int i = 0; i < NFIELDS && ret == JIT_OK; i++) {
-		void *p = (char *)r + fields[i].off;
-		bool null = sqlite3_column_type(s, i) == SQLITE_NULL;
-		const char *txt = NULL;
-
-		if (!null && (fields[i].type == F_TEXT || fields[i].type == F_STATE ||
-			      fields[i].type == F_END_STATE)) {
-			txt = (const char *)sqlite3_column_text(s, i);
-			if (!txt) { /* out of memory converting the value */
-				ret = db_fail(st, "read column");
-				break;
-			}
-		}
-		switch (fields[i].type) {
-		case F_TEXT:
-			*(char **)p =
-				null ? NULL : xstrndup(txt, (size_t)sqlite3_column_bytes(s, i));
-			break;
-		case F_INT:
-			*(int64_t *)p = sqlite3_column_int64(s, i);
-			break;
-		case F_BOOL:
-			*(bool *)p = sqlite3_column_int64(s, i) != 0;
-			break;
-		case F_END_STATE:
-			if (null) {
-				*(enum grant_state *)p = GS_PENDING;
-				break;
-			}
-			/* fall through */
-		case F_STATE:
-			if (grant_state_parse(txt, (enum grant_state *)p) != JIT_OK) {
-				log_err("store: grant %s: bad %s %s", r->id ? r->id : "?",
-					fields[i].col, txt ? txt : "NULL");
-				ret = JIT_EIO;
-			}
-			break;
-		}
-	}
-	if (ret != JIT_OK) {
-		grant_rec_free(r);
-		return ret;
-	}
-	*out = r;
-	return JIT_OK;
-}
-
-/* Binds every field of r to the INSERT statement, in column order. */
-static int bind_rec(sqlite3_stmt *s, const struct grant_rec *r)
-{
-	int rc = SQLITE_OK;
-
-	for (int i = 0; i < NFIELDS && rc == SQLITE_OK; i++) {
-		const void *p = (const char *)r + fields[i].off;
-		enum grant_state gs;
-
-		switch (fields[i].type) {
-		case F_TEXT:
-			rc = bind_txt(s, i + 1, *(char *const *)p);
-			break;
-		case F_INT:
-			rc = sqlite3_bind_int64(s, i + 1, *(const int64_t *)p);
-			break;
-		case F_BOOL:
-			rc = sqlite3_bind_int(s, i + 1, *(const bool *)p ? 1 : 0);
-			break;
-		case F_STATE:
-		case F_END_STATE:
-			gs = *(const enum grant_state *)p;
-			if (fields[i].type == F_END_STATE && gs == GS_PENDING)
-				rc = sqlite3_bind_null(s, i + 1);
-			else
-				rc = bind_txt(s, i + 1, state_names[gs]);
-			break;
-		}
-	}
-	return rc;
 }
 
 /* One-shot SQL (schema, pragmas): not on any hot path. */
@@ -836,26 +471,6 @@ static int prepare_files(const char *state_dir, char **dbpath)
 		*dbpath = NULL;
 	}
 	return ret;
-}
-
-/* Prepares every statement once; checks the column table matches GRANT_COLS. */
-static int prepare_all(struct store *st)
-{
-	for (int i = 0; i < S__COUNT; i++) {
-		if (sqlite3_prepare_v3(st->db, stmt_sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
-				       &st->stmt[i], NULL) != SQLITE_OK)
-			return db_fail(st, stmt_sql[i].name);
-	}
-	if (sqlite3_column_count(st->stmt[S_GET]) != NFIELDS ||
-	    sqlite3_bind_parameter_count(st->stmt[S_INSERT]) != NFIELDS)
-		fatal("store: column table and GRANT_COLS disagree");
-	for (int i = 0; i < NFIELDS; i++) {
-		const char *name = sqlite3_column_name(st->stmt[S_GET], i);
-		if (!name || strcmp(name, fields[i].col) != 0)
-			fatal("store: column %d is %s, expected %s", i, name ? name : "?",
-			      fields[i].col);
-	}
-	return JIT_OK;
 }
 
 /*
@@ -1078,490 +693,4 @@ void store_rollback(struct store *st)
 		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* run_write logs a failure */
 	if (held)
 		unlock_writes(st);
-}
-
-int store_insert(struct store *st, const struct grant_rec *r)
-{
-	sqlite3_stmt *s = st->stmt[S_INSERT];
-	int rc, ret = JIT_OK;
-
-	if ((unsigned)r->state >= GS__COUNT ||
-	    (r->end_state != GS_PENDING && !state_final(r->end_state))) {
-		log_err("store: insert %s: bad state %d/%d", r->id ? r->id : "?", (int)r->state,
-			(int)r->end_state);
-		return JIT_EINTERNAL;
-	}
-	bool own = !st->in_tx;
-
-	if (own && (ret = lock_writes(st)) != JIT_OK)
-		return ret;
-	if (bind_rec(s, r) != SQLITE_OK) {
-		ret = db_fail(st, "insert: bind");
-		goto out;
-	}
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
-		log_debug("store: insert %s: %s", r->id ? r->id : "?", sqlite3_errmsg(st->db));
-		ret = JIT_EEXISTS;
-	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		/* NOT NULL or CHECK: the caller built an incomplete record. */
-		(void)db_fail(st, "insert");
-		ret = JIT_EINTERNAL;
-	} else if (rc != SQLITE_DONE) {
-		ret = db_fail(st, "insert");
-	}
-out:
-	stmt_done(s);
-	if (own)
-		unlock_writes(st);
-	return ret;
-}
-
-/* Runs a bound query that yields at most one grant row. */
-static int get_one(struct store *st, enum stmt_id id, const char *key, struct grant_rec **out)
-{
-	sqlite3_stmt *s = st->stmt[id];
-	int rc, ret;
-
-	if (!key)
-		return JIT_ENOTFOUND;
-	if (bind_txt(s, 1, key) != SQLITE_OK) {
-		ret = db_fail(st, stmt_sql[id].name);
-		goto out;
-	}
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		ret = row_to_rec(st, s, out);
-	else if (rc == SQLITE_DONE)
-		ret = JIT_ENOTFOUND;
-	else
-		ret = db_fail(st, stmt_sql[id].name);
-out:
-	stmt_done(s);
-	return ret;
-}
-
-int store_get(struct store *st, const char *id, struct grant_rec **out)
-{
-	return get_one(st, S_GET, id, out);
-}
-
-int store_get_by_request_id(struct store *st, const char *request_id, struct grant_rec **out)
-{
-	return get_one(st, S_GET_REQ, request_id, out);
-}
-
-int store_set_state(struct store *st, const char *id, enum grant_state from, enum grant_state to,
-		    enum grant_state end_state, int64_t now, const char *last_error)
-{
-	enum stmt_id sid = to == GS_ENDING ? S_TO_ENDING :
-			   state_final(to) ? S_TO_FINAL :
-					     S_TO_OTHER;
-	sqlite3_stmt *s = st->stmt[sid];
-	int rc;
-
-	if ((unsigned)from >= GS__COUNT || (unsigned)to >= GS__COUNT ||
-	    (to == GS_ENDING && !state_final(end_state))) {
-		log_err("store: set_state %s: bad states %d -> %d (%d)", id, (int)from, (int)to,
-			(int)end_state);
-		return JIT_EINTERNAL;
-	}
-	rc = bind_txt(s, 1, id);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 2, state_names[from]);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 3, state_names[to]);
-	if (rc == SQLITE_OK && sid == S_TO_ENDING)
-		rc = bind_txt(s, 4, state_names[end_state]);
-	if (rc == SQLITE_OK && sid != S_TO_OTHER)
-		rc = sqlite3_bind_int64(s, 5, now);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 6, last_error);
-	return update_one(st, sid, rc);
-}
-
-int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t next_attempt,
-		    const char *last_error)
-{
-	return store_set_retry_kind(st, id, attempts, next_attempt, last_error, false);
-}
-
-int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
-			 int64_t next_attempt, const char *last_error, bool refused)
-{
-	sqlite3_stmt *s = st->stmt[S_RETRY];
-	int rc = bind_txt(s, 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, attempts);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, next_attempt);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 4, last_error);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(s, 5, refused ? 1 : 0);
-	return update_one(st, S_RETRY, rc); /* JIT_ENOTFOUND: no longer ENDING */
-}
-
-int store_count_failing(struct store *st, int64_t *n)
-{
-	sqlite3_stmt *s = st->stmt[S_COUNT_FAILING];
-	int ret = JIT_OK;
-
-	if (sqlite3_step(s) != SQLITE_ROW)
-		ret = db_fail(st, "count_failing");
-	else
-		*n = sqlite3_column_int64(s, 0);
-	stmt_done(s);
-	return ret;
-}
-
-int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n)
-{
-	sqlite3_stmt *s = st->stmt[S_RETRY_NOW];
-	int changes = 0;
-	int rc = bind_txt(s, 1, directory);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, now);
-	rc = run_write(st, S_RETRY_NOW, rc, &changes);
-	if (rc == JIT_OK)
-		*n = changes;
-	return rc;
-}
-
-int store_set_added_via(struct store *st, const char *id, const char *uri)
-{
-	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
-	return update_one(st, S_ADDED_VIA, rc);
-}
-
-int store_set_verify(struct store *st, const char *id, const char *removed_via,
-		     const char *outcome, int64_t verify_at)
-{
-	sqlite3_stmt *s = st->stmt[S_VERIFY];
-	int rc = bind_txt(s, 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 2, removed_via);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, verify_at);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 4, outcome);
-	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
-}
-
-int store_set_expiry(struct store *st, const char *id, int64_t from, int64_t expires_at,
-		     int64_t duration, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[S_EXPIRY];
-	int rc = bind_txt(s, 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, expires_at);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, duration);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 4, from);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 5, now);
-	return update_one(st, S_EXPIRY, rc);
-}
-
-int store_expire_due(struct store *st, const char *id, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[S_EXPIRE_DUE];
-	int rc = bind_txt(s, 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, now);
-	return update_one(st, S_EXPIRE_DUE, rc);
-}
-
-int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
-		    unsigned state_mask, int64_t *count, bool *any_jitd)
-{
-	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE];
-	int ret = JIT_OK;
-
-	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
-	    bind_mask(s, 3, state_mask) != SQLITE_OK) {
-		ret = db_fail(st, "pair_live: bind");
-		goto out;
-	}
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		ret = db_fail(st, "pair_live");
-		goto out;
-	}
-	*count = sqlite3_column_int64(s, 0);
-	*any_jitd = sqlite3_column_int64(s, 1) != 0;
-out:
-	stmt_done(s);
-	return ret;
-}
-
-int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
-{
-	sqlite3_stmt *s = st->stmt[S_USER_LIVE];
-	int ret = JIT_OK;
-
-	if (bind_txt(s, 1, user_dn) != SQLITE_OK) {
-		ret = db_fail(st, "user_live: bind");
-		goto out;
-	}
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		ret = db_fail(st, "user_live");
-		goto out;
-	}
-	*count = sqlite3_column_int64(s, 0);
-out:
-	stmt_done(s);
-	return ret;
-}
-
-int store_pair_clear_standing(struct store *st, const char *pair_key)
-{
-	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
-}
-
-static int64_t clamp_limit(int64_t limit)
-{
-	if (limit <= 0)
-		return STORE_DEFAULT_LIMIT;
-	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
-}
-
-/*
- * Steps a bound query to the end, collecting its rows, then resets it and
- * only then calls cb on each: a callback may use this store (even the same
- * query) and holds no read transaction open while it works.
- */
-static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, store_cb cb, void *arg)
-{
-	sqlite3_stmt *s = st->stmt[id];
-	struct grant_rec **recs = NULL;
-	size_t n = 0, cap = 0;
-	int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
-	int ret = JIT_OK;
-
-	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			recs = xrealloc(recs, cap * sizeof(*recs));
-		}
-		if ((ret = row_to_rec(st, s, &recs[n])) != JIT_OK)
-			break;
-		n++;
-	}
-	if (ret == JIT_OK && rc != SQLITE_DONE)
-		ret = db_fail(st, stmt_sql[id].name);
-	stmt_done(s);
-	for (size_t i = 0; i < n; i++) {
-		if (ret == JIT_OK)
-			ret = cb(recs[i], arg);
-		grant_rec_free(recs[i]);
-	}
-	free(recs);
-	return ret;
-}
-
-int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg)
-{
-	static const enum stmt_id which[4] = { S_LIST, S_LIST_USER, S_LIST_GROUP, S_LIST_BOTH };
-	enum stmt_id id = which[(f->user ? 1 : 0) | (f->group ? 2 : 0)];
-	sqlite3_stmt *s = st->stmt[id];
-	int rc = bind_mask(s, 1, f->state_mask ? f->state_mask : GS_LIVE_MASK);
-
-	/* ?8 and ?9 exist in every variant (the highest index is ?10). */
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 8, f->user);
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 9, f->group);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 10, clamp_limit(f->limit));
-	return collect_and_call(st, id, rc, cb, arg);
-}
-
-void store_set_directories(struct store *st, const char *const *names, size_t n)
-{
-	size_t len = 2;
-	free(st->dirs);
-	for (size_t i = 0; i < n; i++)
-		len += strlen(names[i]) + 1;
-	st->dirs = xmalloc(len);
-	char *p = st->dirs;
-	*p++ = DIR_SEP;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(names[i]);
-		memcpy(p, names[i], l);
-		p += l;
-		*p++ = DIR_SEP;
-	}
-	*p = '\0';
-}
-
-int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg)
-{
-	sqlite3_stmt *s = st->stmt[S_DUE];
-	int rc = sqlite3_bind_int64(s, 1, now);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 3, st->dirs);
-	return collect_and_call(st, S_DUE, rc, cb, arg);
-}
-
-int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, size_t dirlen)
-{
-	sqlite3_stmt *s = st->stmt[S_DUE_ELSEWHERE];
-	int rc = sqlite3_bind_int64(s, 1, now);
-	int ret = JIT_OK;
-
-	*n = 0;
-	if (dirlen > 0)
-		dir[0] = '\0';
-	if (rc == SQLITE_OK)
-		rc = bind_txt(s, 2, st->dirs);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *d = sqlite3_column_text(s, 1);
-		*n = sqlite3_column_int64(s, 0);
-		if (d && dirlen > 0)
-			snprintf(dir, dirlen, "%s", (const char *)d);
-	} else {
-		ret = db_fail(st, "due_elsewhere");
-	}
-	stmt_done(s);
-	return ret;
-}
-
-int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg)
-{
-	return collect_and_call(st, S_PAIR_ENDING, bind_txt(st->stmt[S_PAIR_ENDING], 1, pair_key),
-				cb, arg);
-}
-
-int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
-		   void *arg)
-{
-	sqlite3_stmt *s = st->stmt[S_EXPIRING];
-	int rc = sqlite3_bind_int64(s, 1, now + before);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, now);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 3, before);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
-	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
-}
-
-int store_set_warned(struct store *st, const char *id, int64_t now)
-{
-	sqlite3_stmt *s = st->stmt[S_WARNED];
-	int rc = bind_txt(s, 1, id);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, now);
-	return update_one(st, S_WARNED, rc);
-}
-
-int store_next_due(struct store *st, int64_t *when)
-{
-	sqlite3_stmt *s = st->stmt[S_NEXT_DUE];
-	int64_t best = INT64_MAX;
-	int ret = JIT_OK;
-
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		ret = db_fail(st, "next_due");
-		goto out;
-	}
-	for (int i = 0; i < 2; i++) {
-		if (sqlite3_column_type(s, i) == SQLITE_NULL)
-			continue; /* no row in that state */
-		int64_t v = sqlite3_column_int64(s, i);
-		if (v < best)
-			best = v;
-	}
-	*when = best;
-out:
-	stmt_done(s);
-	return ret;
-}
-
-int store_counts(struct store *st, int64_t counts[GS__COUNT])
-{
-	sqlite3_stmt *s = st->stmt[S_COUNTS];
-	int64_t c[GS__COUNT] = { 0 };
-	enum grant_state gs;
-	int rc, ret = JIT_OK;
-
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(s, 0);
-		if (grant_state_parse(name, &gs) != JIT_OK) {
-			log_err("store: counts: bad state %s", name ? name : "NULL");
-			ret = JIT_EIO;
-			goto out;
-		}
-		c[gs] = sqlite3_column_int64(s, 1);
-	}
-	if (rc != SQLITE_DONE) {
-		ret = db_fail(st, "counts");
-		goto out;
-	}
-	memcpy(counts, c, sizeof(c));
-out:
-	stmt_done(s);
-	return ret;
-}
-
-int store_recover(struct store *st, int64_t now, int64_t *n)
-{
-	int changes = 0;
-	int ret =
-		run_write(st, S_RECOVER, sqlite3_bind_int64(st->stmt[S_RECOVER], 1, now), &changes);
-
-	if (ret == JIT_OK)
-		*n = changes;
-	return ret;
-}
-
-int store_explain(struct store *st, const char *query, char **out)
-{
-	struct strbuf sb = { 0 };
-	sqlite3_stmt *s = NULL;
-	char *sql = NULL;
-	int rc, ret = JIT_ENOTFOUND;
-
-	for (int i = 0; i < S__COUNT; i++)
-		if (strcmp(stmt_sql[i].name, query) == 0)
-			sql = xasprintf("EXPLAIN QUERY PLAN %s", stmt_sql[i].sql);
-	if (!sql)
-		return ret;
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-		ret = db_fail(st, "explain");
-		goto out;
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *detail = (const char *)sqlite3_column_text(s, 3);
-		if (sb.len)
-			sb_addstr(&sb, "; ");
-		sb_addstr(&sb, detail ? detail : "?");
-	}
-	if (rc != SQLITE_DONE) {
-		ret = db_fail(st, "explain");
-		goto out;
-	}
-	*out = sb_steal(&sb);
-	ret = JIT_OK;
-out:
-	(void)sqlite3_finalize(s); /* repeats the step's error, handled above */
-	sb_free(&sb);
-	free(sql);
-	return ret;
 }

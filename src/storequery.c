@@ -1,0 +1,496 @@
+/*
+ * storequery.c - the store's operations on grant rows, for the callers of
+ * store.h: insert and look-up, the compare-and-set state changes, pair
+ * queries, due queries, `list` by index ranges, counts, recovery. Each runs
+ * one of storestmt.c's statements; writes take store.c's write lock.
+ * Trust: every value is bound as a parameter, never spliced into SQL; rows
+ * come back through row_to_rec(), which checks them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "storepriv.h"
+#include "util.h"
+
+#define STORE_DEFAULT_LIMIT 1000
+/* Robustness: list/due results are read completely before any callback
+ * runs (so callbacks may use the store); this bounds the memory that takes. */
+#define STORE_MAX_LIMIT 100000
+
+static bool state_final(enum grant_state s)
+{
+	return s >= GS_EXPIRED && s < GS__COUNT;
+}
+
+/* Binds the names of the states in mask to ?first .. ?first+6. */
+static int bind_mask(sqlite3_stmt *s, int first, unsigned mask)
+{
+	int rc = SQLITE_OK;
+	for (int i = 0; i < GS__COUNT && rc == SQLITE_OK; i++)
+		rc = bind_txt(s, first + i, (mask & GS_BIT(i)) ? state_names[i] : NULL);
+	return rc;
+}
+
+/* run_write for an UPDATE of one row: JIT_ENOTFOUND if it matched none. */
+static int update_one(struct store *st, enum stmt_id id, int bind_rc)
+{
+	int changes = 0;
+	int ret = run_write(st, id, bind_rc, &changes);
+
+	if (ret == JIT_OK && changes == 0)
+		ret = JIT_ENOTFOUND;
+	return ret;
+}
+
+int store_insert(struct store *st, const struct grant_rec *r)
+{
+	sqlite3_stmt *s = st->stmt[S_INSERT];
+	int rc, ret = JIT_OK;
+
+	if ((unsigned)r->state >= GS__COUNT ||
+	    (r->end_state != GS_PENDING && !state_final(r->end_state))) {
+		log_err("store: insert %s: bad state %d/%d", r->id ? r->id : "?", (int)r->state,
+			(int)r->end_state);
+		return JIT_EINTERNAL;
+	}
+	bool own = !st->in_tx;
+
+	if (own && (ret = lock_writes(st)) != JIT_OK)
+		return ret;
+	if (bind_rec(s, r) != SQLITE_OK) {
+		ret = db_fail(st, "insert: bind");
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+		log_debug("store: insert %s: %s", r->id ? r->id : "?", sqlite3_errmsg(st->db));
+		ret = JIT_EEXISTS;
+	} else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		/* NOT NULL or CHECK: the caller built an incomplete record. */
+		(void)db_fail(st, "insert");
+		ret = JIT_EINTERNAL;
+	} else if (rc != SQLITE_DONE) {
+		ret = db_fail(st, "insert");
+	}
+out:
+	stmt_done(s);
+	if (own)
+		unlock_writes(st);
+	return ret;
+}
+
+/* Runs a bound query that yields at most one grant row. */
+static int get_one(struct store *st, enum stmt_id id, const char *key, struct grant_rec **out)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	int rc, ret;
+
+	if (!key)
+		return JIT_ENOTFOUND;
+	if (bind_txt(s, 1, key) != SQLITE_OK) {
+		ret = db_fail(st, stmt_sql[id].name);
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = row_to_rec(st, s, out);
+	else if (rc == SQLITE_DONE)
+		ret = JIT_ENOTFOUND;
+	else
+		ret = db_fail(st, stmt_sql[id].name);
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_get(struct store *st, const char *id, struct grant_rec **out)
+{
+	return get_one(st, S_GET, id, out);
+}
+
+int store_get_by_request_id(struct store *st, const char *request_id, struct grant_rec **out)
+{
+	return get_one(st, S_GET_REQ, request_id, out);
+}
+
+int store_set_state(struct store *st, const char *id, enum grant_state from, enum grant_state to,
+		    enum grant_state end_state, int64_t now, const char *last_error)
+{
+	enum stmt_id sid = to == GS_ENDING ? S_TO_ENDING :
+			   state_final(to) ? S_TO_FINAL :
+					     S_TO_OTHER;
+	sqlite3_stmt *s = st->stmt[sid];
+	int rc;
+
+	if ((unsigned)from >= GS__COUNT || (unsigned)to >= GS__COUNT ||
+	    (to == GS_ENDING && !state_final(end_state))) {
+		log_err("store: set_state %s: bad states %d -> %d (%d)", id, (int)from, (int)to,
+			(int)end_state);
+		return JIT_EINTERNAL;
+	}
+	rc = bind_txt(s, 1, id);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, state_names[from]);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, state_names[to]);
+	if (rc == SQLITE_OK && sid == S_TO_ENDING)
+		rc = bind_txt(s, 4, state_names[end_state]);
+	if (rc == SQLITE_OK && sid != S_TO_OTHER)
+		rc = sqlite3_bind_int64(s, 5, now);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 6, last_error);
+	return update_one(st, sid, rc);
+}
+
+int store_set_retry(struct store *st, const char *id, int64_t attempts, int64_t next_attempt,
+		    const char *last_error)
+{
+	return store_set_retry_kind(st, id, attempts, next_attempt, last_error, false);
+}
+
+int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
+			 int64_t next_attempt, const char *last_error, bool refused)
+{
+	sqlite3_stmt *s = st->stmt[S_RETRY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, attempts);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, next_attempt);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, last_error);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(s, 5, refused ? 1 : 0);
+	return update_one(st, S_RETRY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
+int store_count_failing(struct store *st, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_COUNT_FAILING];
+	int ret = JIT_OK;
+
+	if (sqlite3_step(s) != SQLITE_ROW)
+		ret = db_fail(st, "count_failing");
+	else
+		*n = sqlite3_column_int64(s, 0);
+	stmt_done(s);
+	return ret;
+}
+
+int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_RETRY_NOW];
+	int changes = 0;
+	int rc = bind_txt(s, 1, directory);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	rc = run_write(st, S_RETRY_NOW, rc, &changes);
+	if (rc == JIT_OK)
+		*n = changes;
+	return rc;
+}
+
+int store_set_added_via(struct store *st, const char *id, const char *uri)
+{
+	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
+	return update_one(st, S_ADDED_VIA, rc);
+}
+
+int store_set_verify(struct store *st, const char *id, const char *removed_via,
+		     const char *outcome, int64_t verify_at)
+{
+	sqlite3_stmt *s = st->stmt[S_VERIFY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, removed_via);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, verify_at);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, outcome);
+	return update_one(st, S_VERIFY, rc); /* JIT_ENOTFOUND: no longer ENDING */
+}
+
+int store_set_expiry(struct store *st, const char *id, int64_t from, int64_t expires_at,
+		     int64_t duration, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRY];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, expires_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, duration);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, from);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 5, now);
+	return update_one(st, S_EXPIRY, rc);
+}
+
+int store_expire_due(struct store *st, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRE_DUE];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	return update_one(st, S_EXPIRE_DUE, rc);
+}
+
+int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
+		    unsigned state_mask, int64_t *count, bool *any_jitd)
+{
+	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
+	    bind_mask(s, 3, state_mask) != SQLITE_OK) {
+		ret = db_fail(st, "pair_live: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "pair_live");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
+	*any_jitd = sqlite3_column_int64(s, 1) != 0;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
+{
+	sqlite3_stmt *s = st->stmt[S_USER_LIVE];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, user_dn) != SQLITE_OK) {
+		ret = db_fail(st, "user_live: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "user_live");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_pair_clear_standing(struct store *st, const char *pair_key)
+{
+	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
+}
+
+static int64_t clamp_limit(int64_t limit)
+{
+	if (limit <= 0)
+		return STORE_DEFAULT_LIMIT;
+	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
+}
+
+/*
+ * Steps a bound query to the end, collecting its rows, then resets it and
+ * only then calls cb on each: a callback may use this store (even the same
+ * query) and holds no read transaction open while it works.
+ */
+static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	struct grant_rec **recs = NULL;
+	size_t n = 0, cap = 0;
+	int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
+	int ret = JIT_OK;
+
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			recs = xrealloc(recs, cap * sizeof(*recs));
+		}
+		if ((ret = row_to_rec(st, s, &recs[n])) != JIT_OK)
+			break;
+		n++;
+	}
+	if (ret == JIT_OK && rc != SQLITE_DONE)
+		ret = db_fail(st, stmt_sql[id].name);
+	stmt_done(s);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == JIT_OK)
+			ret = cb(recs[i], arg);
+		grant_rec_free(recs[i]);
+	}
+	free(recs);
+	return ret;
+}
+
+int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg)
+{
+	static const enum stmt_id which[4] = { S_LIST, S_LIST_USER, S_LIST_GROUP, S_LIST_BOTH };
+	enum stmt_id id = which[(f->user ? 1 : 0) | (f->group ? 2 : 0)];
+	sqlite3_stmt *s = st->stmt[id];
+	int rc = bind_mask(s, 1, f->state_mask ? f->state_mask : GS_LIVE_MASK);
+
+	/* ?8 and ?9 exist in every variant (the highest index is ?10). */
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 8, f->user);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 9, f->group);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 10, clamp_limit(f->limit));
+	return collect_and_call(st, id, rc, cb, arg);
+}
+
+void store_set_directories(struct store *st, const char *const *names, size_t n)
+{
+	size_t len = 2;
+	free(st->dirs);
+	for (size_t i = 0; i < n; i++)
+		len += strlen(names[i]) + 1;
+	st->dirs = xmalloc(len);
+	char *p = st->dirs;
+	*p++ = DIR_SEP;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(names[i]);
+		memcpy(p, names[i], l);
+		p += l;
+		*p++ = DIR_SEP;
+	}
+	*p = '\0';
+}
+
+int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_DUE];
+	int rc = sqlite3_bind_int64(s, 1, now);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, st->dirs);
+	return collect_and_call(st, S_DUE, rc, cb, arg);
+}
+
+int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, size_t dirlen)
+{
+	sqlite3_stmt *s = st->stmt[S_DUE_ELSEWHERE];
+	int rc = sqlite3_bind_int64(s, 1, now);
+	int ret = JIT_OK;
+
+	*n = 0;
+	if (dirlen > 0)
+		dir[0] = '\0';
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, st->dirs);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(s, 1);
+		*n = sqlite3_column_int64(s, 0);
+		if (d && dirlen > 0)
+			snprintf(dir, dirlen, "%s", (const char *)d);
+	} else {
+		ret = db_fail(st, "due_elsewhere");
+	}
+	stmt_done(s);
+	return ret;
+}
+
+int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg)
+{
+	return collect_and_call(st, S_PAIR_ENDING, bind_txt(st->stmt[S_PAIR_ENDING], 1, pair_key),
+				cb, arg);
+}
+
+int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
+		   void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_EXPIRING];
+	int rc = sqlite3_bind_int64(s, 1, now + before);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, before);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
+	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
+}
+
+int store_set_warned(struct store *st, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = st->stmt[S_WARNED];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, now);
+	return update_one(st, S_WARNED, rc);
+}
+
+int store_next_due(struct store *st, int64_t *when)
+{
+	sqlite3_stmt *s = st->stmt[S_NEXT_DUE];
+	int64_t best = INT64_MAX;
+	int ret = JIT_OK;
+
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "next_due");
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (sqlite3_column_type(s, i) == SQLITE_NULL)
+			continue; /* no row in that state */
+		int64_t v = sqlite3_column_int64(s, i);
+		if (v < best)
+			best = v;
+	}
+	*when = best;
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_counts(struct store *st, int64_t counts[GS__COUNT])
+{
+	sqlite3_stmt *s = st->stmt[S_COUNTS];
+	int64_t c[GS__COUNT] = { 0 };
+	enum grant_state gs;
+	int rc, ret = JIT_OK;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		if (grant_state_parse(name, &gs) != JIT_OK) {
+			log_err("store: counts: bad state %s", name ? name : "NULL");
+			ret = JIT_EIO;
+			goto out;
+		}
+		c[gs] = sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(st, "counts");
+		goto out;
+	}
+	memcpy(counts, c, sizeof(c));
+out:
+	stmt_done(s);
+	return ret;
+}
+
+int store_recover(struct store *st, int64_t now, int64_t *n)
+{
+	int changes = 0;
+	int ret =
+		run_write(st, S_RECOVER, sqlite3_bind_int64(st->stmt[S_RECOVER], 1, now), &changes);
+
+	if (ret == JIT_OK)
+		*n = changes;
+	return ret;
+}

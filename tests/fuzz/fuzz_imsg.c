@@ -11,7 +11,8 @@
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *   -Isrc tests/fuzz/fuzz_imsg.c src/imsg.c src/channel.c src/proto.c \
- *   src/duration.c src/store.c src/err.c src/util.c src/log.c \
+ *   src/duration.c src/store.c src/storestmt.c src/storequery.c \
+ *   src/err.c src/util.c src/log.c \
  *   src/policy.c src/config*.c src/escape.c src/secret.c \
  *   -ljansson -lsqlite3 -lconfig -o fuzz_imsg
  * Run:   ./fuzz_imsg tests/fuzz/corpus/imsg

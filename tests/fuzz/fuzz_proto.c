@@ -7,7 +7,8 @@
  *
  * Build: clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *   tests/fuzz/fuzz_proto.c src/proto.c src/duration.c src/store.c \
- *   src/err.c src/util.c src/log.c -ljansson -lsqlite3
+ *   src/storestmt.c src/storequery.c src/err.c src/util.c src/log.c \
+ *   -ljansson -lsqlite3
  * Run:   ./fuzz_proto tests/fuzz/corpus/proto
  */
 #include <stdint.h>

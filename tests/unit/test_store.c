@@ -1,9 +1,10 @@
 /*
- * test_store.c - store.c against a real SQLite database in a temporary
- * directory: round trips of every field, unique keys, compare-and-set
- * transitions, the pair, list, due and recovery queries, transactions,
- * two handles and two threads on one file, query plans that use indexes,
- * file modes, and a sanity bound on store_next_due with 100,000 rows.
+ * test_store.c - the store (store.c, storestmt.c, storequery.c) against a
+ * real SQLite database in a temporary directory: round trips of every
+ * field, unique keys, compare-and-set transitions, the pair, list, due and
+ * recovery queries, transactions, two handles and two threads on one
+ * file, query plans that use indexes, file modes, and a sanity bound on
+ * store_next_due with 100,000 rows.
  * It opens the database directly (as an operator with the sqlite3 shell
  * would) only to hand-edit rows the API refuses to write.
  */

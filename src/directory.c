@@ -234,6 +234,7 @@ struct member_arg {
 	bool unanswered;        /* op_add: the last attempt went unanswered */
 	bool after_unanswered;  /* op_add: this attempt follows an unanswered one */
 	bool by_guid;           /* op_remove: value is "<GUID=...>" (AD extended DN) */
+	char sent_to[256];      /* op_add: the URI of the first unanswered attempt */
 };
 
 /* Base-scope search of the group for (attr=value). */
@@ -305,6 +306,8 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->after_unanswered = arg->unanswered;
 	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
 	arg->unanswered = dir_code_is_unavailable(code);
+	if (arg->unanswered && arg->sent_to[0] == '\0')
+		(void)snprintf(arg->sent_to, sizeof(arg->sent_to), "%s", c->uris[c->cur]);
 	return code;
 }
 
@@ -389,7 +392,7 @@ static int member_run(struct dir_conn *c, dir_op_fn op, struct member_arg *arg,
 int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		  const char *value, bool *is_member, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, false, false, false };
+	struct member_arg arg = { .group_dn = group_dn, .attr = attr, .value = value };
 	struct dir_result dummy;
 	int code = 0, rc;
 
@@ -407,22 +410,33 @@ int dir_is_member(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 		   const char *value, bool *already, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, NULL, false, false, false, false, false };
+	struct member_arg arg = { .group_dn = group_dn, .attr = attr, .value = value };
 	struct dir_result dummy;
 	int code = 0, rc;
 
 	if (res == NULL)
 		res = &dummy;
+	res->unanswered_uri[0] = '\0';
 	rc = member_run(c, op_add, &arg, res, &code);
+	(void)snprintf(res->unanswered_uri, sizeof(res->unanswered_uri), "%s", arg.sent_to);
 	if (rc != JIT_OK)
 		return rc;
-	if (code == LDAP_SUCCESS)
+	if (code == LDAP_SUCCESS) {
 		*already = false;
-	else if (code != LDAP_TYPE_OR_VALUE_EXISTS && code != LDAP_ALREADY_EXISTS)
-		return JIT_EDIRREFUSED;
-	else if (!arg.after_unanswered)
+	} else if (code != LDAP_TYPE_OR_VALUE_EXISTS && code != LDAP_ALREADY_EXISTS) {
+		if (!arg.after_unanswered)
+			return JIT_EDIRREFUSED;
+		/* Robustness: the first add went unanswered and may have been
+		 * applied (by that server, or before a failover to a read-only
+		 * replica that now refuses the retry). "Refused" would mean
+		 * nothing was written and close the grant; the outcome is
+		 * unknown, so the membership goes through the removal. */
+		log_warn("directory %s: add to %s refused (%s) after an unanswered attempt on %s; "
+			 "outcome unknown", c->cfg->name, group_dn, res->message, arg.sent_to);
+		return JIT_EDIRUNAVAIL;
+	} else if (!arg.after_unanswered) {
 		*already = true;
-	else {
+	} else {
 		/* Robustness: the first add went unanswered and the server may
 		 * have applied it before the retry found the value. "Already
 		 * there" would pass our own change off as a membership that
@@ -440,7 +454,8 @@ int dir_remove_value(struct dir_conn *c, const char *group_dn, const char *attr,
 		     const char *value, const char *placeholder, bool by_guid,
 		     bool *already_gone, struct dir_result *res)
 {
-	struct member_arg arg = { group_dn, attr, value, placeholder, false, false, false, false, by_guid };
+	struct member_arg arg = { .group_dn = group_dn, .attr = attr, .value = value,
+				  .placeholder = placeholder, .by_guid = by_guid };
 	int code = 0, rc;
 
 	rc = member_run(c, op_remove, &arg, res, &code);

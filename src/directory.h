@@ -43,6 +43,9 @@ struct dir_result {
 	int ldap_code;          /* last LDAP result code (0 success, -1 = LDAP_SERVER_DOWN ...) */
 	char message[256];      /* "ldap 50 insufficientAccess: <server text>" or "" */
 	char uri[256];          /* the URI of the server that answered, or "" */
+	char unanswered_uri[256]; /* dir_add_member: the server an add was sent to
+				   * that never answered (it may have applied it),
+				   * the first such one, or "" */
 };
 
 struct dir_user {

@@ -345,8 +345,25 @@ fail:
 static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant_state to,
 			    const char *why)
 {
-	if (FAULT_FAIL("fail.record_failure") ||
-	    transition(g, r, GS_PENDING, to, GS_FAILED, why) != JIT_OK)
+	int rc;
+
+	if (FAULT_FAIL("fail.record_failure")) {
+		rc = JIT_EIO;
+	} else if (to != GS_ENDING || r->added_via == NULL) {
+		rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
+	} else {
+		/* the server that may hold the value, in the same transaction:
+		 * the removal goes there first, and a removal answered by
+		 * another one waits for it (schedule_verify) */
+		rc = store_begin(g->st);
+		if (rc == JIT_OK) {
+			rc = store_set_added_via(g->st, r->id, r->added_via);
+			if (rc == JIT_OK)
+				rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
+			rc = end_tx(g, rc);
+		}
+	}
+	if (rc != JIT_OK)
 		fatal("grant %s: the store cannot record state; restarting for recovery", r->id);
 	r->state = to;
 }
@@ -362,7 +379,10 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 		return proto_error_line(JIT_EDIRREFUSED, dres->message);
 	}
 	/* Robustness: the add may or may not have reached the directory; let the
-	 * ending machinery remove it (or find it already gone). */
+	 * ending machinery remove it (or find it already gone), starting with
+	 * the server the unanswered add went to. */
+	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via)
+		r->added_via = xstrdup(dres->unanswered_uri);
 	hand_on_pending(g, r, GS_ENDING, dres->message);
 	audit_grant(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
@@ -601,8 +621,9 @@ static int settle_membership(struct grant_ctx *g, const struct grant_rec *r, str
  *  - the value was there and was removed (the add had replicated; the
  *    delete replicates back), and a check after replication_grace finds
  *    nothing; or
- *  - the writer is unknown (an add whose answer was lost) or no longer
- *    configured, and a check after the grace finds nothing.
+ *  - the writer is unknown (jitd stopped while the add was on its way:
+ *    an unanswered add records where it went, see add_failed) or no
+ *    longer configured, and a check after the grace finds nothing.
  * While the writer is configured but unreachable and the others never saw
  * the value, the add may still sit on the writer alone: check again every
  * replication_grace, preferring the writer, until it answers.

@@ -1,0 +1,211 @@
+"""An add whose answer is lost, on a directory with two servers.
+
+The writer A applies the add and dies before answering (a proxy in front of
+A swallows A's first ModifyResponse, closes the connection and stops
+listening). jitd retries on the other server B. Whatever B says, A holds
+the membership: the grant must not be closed as "nothing was written", and
+its removal must wait for A (added_via = A), not end because B never saw
+the value. "A comes back" = the proxy listens again on the same port.
+"""
+
+import socket
+import threading
+import time
+
+from jittest import Env, eq, wait_until
+from slapd import Slapd, free_port
+
+
+def _read_msg(sock, buf):
+    """(one BER message, the bytes after it) from sock, with buf already
+    read; (None, b"") when the connection ends."""
+    while True:
+        if len(buf) >= 2:
+            first = buf[1]
+            hdr = None
+            if first < 0x80:
+                hdr, length = 2, first
+            else:
+                k = first & 0x7F
+                if len(buf) >= 2 + k:
+                    hdr, length = 2 + k, int.from_bytes(buf[2:2 + k], "big")
+            if hdr is not None and len(buf) >= hdr + length:
+                return buf[:hdr + length], buf[hdr + length:]
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return None, b""
+        if not chunk:
+            return None, b""
+        buf += chunk
+
+
+def _op_tag(msg):
+    """The protocolOp tag of an LDAPMessage (after its messageID)."""
+    i = 2 if msg[1] < 0x80 else 2 + (msg[1] & 0x7F)
+    n = msg[i + 1]
+    return msg[i + 2 + n]
+
+
+MODIFY_RESPONSE = 0x67
+
+
+class LostAnswerProxy:
+    """127.0.0.1:port -> target; at the first ModifyResponse it "dies":
+    the answer is dropped, the connection closed, the port closed. revive()
+    listens on the same port again and forwards everything."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.port = free_port()
+        self.tripped = threading.Event()
+        self.armed = True
+        self.lock = threading.Lock()
+        self._listen()
+
+    def _listen(self):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", self.port))
+        self.ls.listen(16)
+        threading.Thread(target=self._accept, args=(self.ls,), daemon=True).start()
+
+    def revive(self):
+        with self.lock:
+            self.armed = False
+        self._listen()
+
+    def _accept(self, ls):
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._up, args=(c, s), daemon=True).start()
+            threading.Thread(target=self._down, args=(c, s, ls), daemon=True).start()
+
+    @staticmethod
+    def _up(c, s):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                s.sendall(d)
+        except OSError:
+            pass
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _down(self, c, s, ls):
+        buf = b""
+        while True:
+            msg, buf = _read_msg(s, buf)
+            if msg is None:
+                break
+            trip = False
+            if _op_tag(msg) == MODIFY_RESPONSE:
+                with self.lock:
+                    trip = self.armed and not self.tripped.is_set()
+                    if trip:
+                        self.tripped.set()
+            if trip:
+                # A committed the add; its answer never arrives, and A is gone.
+                for x in (ls, c, s):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    x.close()
+                return
+            try:
+                c.sendall(msg)
+            except OSError:
+                break
+        for x in (c, s):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+
+def _setup(e, b, proxy):
+    j = e.jitd
+    d = j.config["directories"][0]
+    d["uri"] = "ldap://127.0.0.1:%d %s" % (proxy.port, b.ldap_uri)
+    d["connections"] = 1
+    d["replication_grace"] = 2
+    j.write_config()
+    j.start()
+    return j
+
+
+def _lost_add(e, j, proxy):
+    a = e.slapd
+    alice = a.user_dn("alice")
+    eq(a.is_member("admins", alice), False, "alice not in admins before")
+    ans = j.grant("alice", "admins", "1h")
+    assert proxy.tripped.is_set(), "the proxy never saw the add's answer"
+    eq((ans.get("error") or {}).get("code"), "directory_unavailable",
+       "answer to the grant: %r" % (ans,))
+    eq(a.is_member("admins", alice), True, "A applied the add")
+    ev = [x for x in j.audit_events("failed") if x.get("user") == "alice"][0]
+    gid = ev["grant_id"]
+    eq(ev.get("outcome"), "directory_unavailable", "the first failed line")
+    eq(ev.get("added_via"), "ldap://127.0.0.1:%d" % proxy.port,
+       "added_via names the server the unanswered add went to")
+    eq(j.show(gid)["state"], "ending", "the grant goes through the removal")
+    return gid, alice
+
+
+def _removed_when_a_returns(e, j, proxy, gid, alice):
+    a = e.slapd
+    # A is still away: nothing may close the grant meanwhile.
+    time.sleep(6)
+    eq(j.show(gid)["state"], "ending", "not closed while the writer is away")
+    eq(a.is_member("admins", alice), True, "A still holds alice")
+    proxy.revive()
+    wait_until(lambda: not a.is_member("admins", alice), 30, "alice removed from A")
+    wait_until(lambda: j.show(gid)["state"] == "failed", 15, "the grant closed")
+    ev = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "failed"]
+    eq(ev[-1].get("outcome"), "removed", "the last line: %r" % (ev[-1],))
+
+
+def test_add_unanswered_then_refused_by_a_replica_is_removed_from_the_writer():
+    """B is a read-only replica: it answers the retried add 53. That is not
+    "nothing was written": A applied it."""
+    b = Slapd()
+    b.start()
+    b.stop()
+    with open(b.conf, "a") as f:
+        f.write("\nreadonly on\n")
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _lost_add(e, j, proxy)
+            assert "outcome unknown" in j.stderr_tail(200)
+            _removed_when_a_returns(e, j, proxy, gid, alice)
+    finally:
+        b.close()
+
+
+def test_add_unanswered_with_every_server_down_waits_for_the_writer():
+    """B is down too when A's answer is lost; B returns first and never saw
+    the value. The check after replication_grace must keep waiting for A."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            b.stop()
+            gid, alice = _lost_add(e, j, proxy)
+            b.start()
+            _removed_when_a_returns(e, j, proxy, gid, alice)
+    finally:
+        b.close()

@@ -1,0 +1,434 @@
+/*
+ * requests.c - engine_submit(), on the main thread: a grant (after the
+ * checks that need the store or a secret, and its ticket check) or an end
+ * goes to its directory's queue; show, list and status are answered from
+ * the store at once, by a handle that never waits long for a lock
+ * (MAIN_STORE_WAIT_MS); extend goes on in extend.c. Also the `refused`
+ * audit events. Trust: requests arrive validated and authorised for their
+ * op/group by the listener; operations on an existing grant are authorised
+ * here against the grant's group.
+ */
+#include <stdio.h>
+#include "approval.h"
+#include "directory.h"
+#include "engine_priv.h"
+#include "grant.h"
+#include "log.h"
+#include "store.h"
+#include "ticket.h"
+#include "timing.h"
+#include "util.h"
+
+/* ---- requests ---- */
+
+static void reply_now(struct engine *e, uint64_t conn_id, char *line)
+{
+	post_reply(e, conn_id, line, NULL);
+}
+
+char *ok_grant_line(const struct grant_rec *r)
+{
+	return proto_ok_line("grant", proto_grant_json(r));
+}
+
+/* Loads grant id; NULL and *line set if it cannot be read. */
+static struct grant_rec *load_grant(struct engine *e, const char *id, char **line)
+{
+	struct grant_rec *r = NULL;
+	int rc = store_get(e->st, id, &r);
+	if (rc != JIT_OK) {
+		*line = proto_error_line(
+			rc == JIT_ENOTFOUND || rc == JIT_EBUSY ? rc : JIT_EINTERNAL, NULL);
+		return NULL;
+	}
+	return r;
+}
+
+/* The answer to a request whose store access failed with rc. */
+char *store_error_line(int rc, const char *what)
+{
+	if (rc == JIT_EBUSY)
+		return proto_error_line(JIT_EBUSY,
+					"the store is locked (held by another process?); "
+					"nothing was recorded: try again");
+	return proto_error_line(JIT_EINTERNAL, what);
+}
+
+/* Loads the grant req->grant_id for client c, refusing (and auditing) a
+ * client whose groups do not include the grant's group. */
+struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c,
+			   const struct jit_peer *peer, const struct jit_request *req,
+			   char **line)
+{
+	struct grant_rec *r = load_grant(e, req->grant_id, line);
+	if (r && !policy_group_allowed(c, r->group_name)) {
+		const char *msg = "this client may not act on that grant's group";
+		engine_audit_refusal(e, peer, c, req, JIT_EUNAUTH, msg);
+		*line = proto_error_line(JIT_EUNAUTH, msg);
+		grant_rec_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+struct list_ctx {
+	json_t *arr;
+	const struct jit_client_cfg *c;
+};
+
+static int list_one(const struct grant_rec *r, void *arg)
+{
+	struct list_ctx *lc = arg;
+	if (lc->c && policy_group_allowed(lc->c, r->group_name))
+		json_array_append_new(lc->arr, proto_grant_json(r));
+	return 0;
+}
+
+static char *do_list(struct engine *e, const struct jit_client_cfg *c,
+		     const struct jit_request *req)
+{
+	struct list_ctx lc = { json_array(), c };
+	struct store_filter f = { .user = req->user, .group = req->group,
+				  .state_mask = req->state_mask, .limit = req->limit };
+	int rc = store_list(e->st, &f, list_one, &lc);
+	if (rc < 0) {
+		json_decref(lc.arr);
+		return store_error_line(rc, "cannot read grants");
+	}
+	json_t *o = json_object();
+	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(lc.arr)));
+	json_object_set_new(o, "grants", lc.arr);
+	return proto_dump_line(o);
+}
+
+static char *do_status(struct engine *e)
+{
+	int64_t counts[GS__COUNT];
+	int rc = store_counts(e->st, counts);
+	if (rc != JIT_OK)
+		return store_error_line(rc, "cannot read grant counts");
+	json_t *s = json_object();
+	json_object_set_new(s, "version", json_string(PACKAGE_VERSION));
+	json_object_set_new(s, "protocol", json_integer(PROTO_VERSION));
+	json_object_set_new(s, "uptime", json_integer(now_s() - e->started));
+	json_t *g = json_object();
+	for (int i = 0; i < GS__COUNT; i++)
+		json_object_set_new(g, grant_state_name((enum grant_state)i),
+				    json_integer(counts[i]));
+	json_object_set_new(s, "grants", g);
+	json_object_set_new(s, "pending_revocations", json_integer(counts[GS_ENDING]));
+	int64_t failing = 0;
+	if ((rc = store_count_failing(e->st, &failing)) != JIT_OK) {
+		json_decref(s);
+		return store_error_line(rc, "cannot read grant counts");
+	}
+	json_object_set_new(s, "revocations_failing", json_integer(failing));
+	json_t *dirs = json_array();
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		char err[256] = "";
+		bool up = false;
+		if (dir_health_down(e->dirs[i].health, err, sizeof(err))) {
+			json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
+							      "connected", false, "last_error", err));
+			continue;
+		}
+		for (int k = 0; k < e->dirs[i].n_workers; k++) {
+			char buf[256] = "";
+			if (dir_conn_healthy(e->dirs[i].conns[k], buf, sizeof(buf)))
+				up = true;
+			else if (buf[0] && !err[0])
+				snprintf(err, sizeof(err), "%s", buf);
+		}
+		json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
+						      "connected", up, "last_error",
+						      up ? "" : err));
+	}
+	json_object_set_new(s, "directories", dirs);
+	if (e->status_fn)
+		e->status_fn(e->status_arg, s);
+	json_object_set_new(s, "timings", timing_json());
+	return proto_ok_line("status", s);
+}
+
+void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg)
+{
+	e->status_fn = fn;
+	e->status_arg = arg;
+}
+
+/* ---- the ticket check: between the listener and the workers ---- */
+
+/* On the ticket checker's thread: the check of job j (a grant) is over. */
+static void ticket_done(void *arg, int rc, const char *msg)
+{
+	struct job *j = arg;
+	struct dirq *q = j->q;
+	struct engine *e = q->e;
+
+	if (rc == JIT_OK) {
+		if (enqueue(q, j))
+			return;
+		post_reply(e, j->conn_id, refuse_unqueued(q, &j->peer, j->client, j->req), NULL);
+		job_free(j);
+		return;
+	}
+	if (rc == JIT_EPOLICY)
+		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+	else
+		msg = NULL;
+	post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
+	job_free(j);
+}
+
+/*
+ * The checks of a grant that the engine alone can make, in the main thread
+ * before the grant is queued: the signed approval (the key lives only
+ * here), a request_id used before for another request, the approval's
+ * age. NULL if they pass (*known: the request_id exists, the worker will
+ * answer the duplicate), else the refusal line (audited).
+ */
+static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
+			 const struct jit_peer *peer, const struct jit_client_cfg *c,
+			 const struct jit_request *req, bool *known)
+{
+	struct grant_rec *prev = NULL;
+	const char *rule = NULL;
+	char msg[512];
+
+	*known = false;
+	if (gc->approval_key_file &&
+	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_key_file";
+	if (!rule && req->request_id &&
+	    store_get_by_request_id(e->st, req->request_id, &prev) == JIT_OK) {
+		*known = true;
+		if (!policy_same_request(req, prev)) {
+			rule = "request_id";
+			snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another "
+				 "request (grant %s)", req->request_id, prev->id);
+		}
+	}
+	grant_rec_free(prev);
+	/* a retry of a known request is answered as a duplicate whatever its age */
+	if (!rule && !*known && gc->approval_key_file &&
+	    approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK)
+		rule = "approval_max_age";
+	if (!rule)
+		return NULL;
+	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
+	return proto_error_line(JIT_EPOLICY, msg);
+}
+
+/* Queues a grant (or its ticket check). NULL when queued (req is then the
+ * job's), else the answer line (req still the caller's). */
+static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, struct jit_request *req,
+			  int64_t duration)
+{
+	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
+	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	bool known = false;
+	if (!q)
+		return proto_error_line(JIT_EUNKGROUP, NULL);
+	char *line = admit_grant(e, gc, peer, c, req, &known);
+	if (line)
+		return line;
+	struct job *j = xcalloc(1, sizeof(*j));
+	const char *ph = config_group_placeholder(e->cfg, gc);
+	j->kind = JOB_GRANT;
+	j->conn_id = conn_id;
+	j->peer = *peer;
+	j->client = xstrdup(c ? c->name : NULL);
+	j->req = req;
+	j->duration = duration;
+	j->group_name = xstrdup(gc->name);
+	j->group_dn = xstrdup(gc->dn);
+	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
+	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
+	j->rules = policy_dirrules_new(e->cfg, gc);
+	if (gc->ticket_check && req->ticket && !known) {
+		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
+			j->req = NULL;
+			job_free(j);
+			return proto_error_line(JIT_EINTERNAL, "cannot start the ticket check");
+		}
+		j->q = q;
+		if (ticket_check(e->tickets, gc->ticket_check, req->ticket, ticket_done, j) ==
+		    JIT_OK)
+			return NULL;
+		/* as many checks as the checker takes are running or waiting */
+		char msg[160];
+		snprintf(msg, sizeof(msg), "ticket_check: %d ticket checks are running or "
+			 "waiting, the most jitd allows; try again later", TICKET_LIVE_MAX);
+		engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
+		j->req = NULL;
+		job_free(j);
+		return proto_error_line(JIT_EBUSY, msg);
+	}
+	if (!enqueue(q, j)) {
+		line = refuse_unqueued(q, peer, j->client, req);
+		j->req = NULL;
+		job_free(j);
+		return line;
+	}
+	return NULL;
+}
+
+static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+		       const struct jit_client_cfg *c, struct jit_request *req, char **line)
+{
+	struct grant_rec *r = load_for(e, c, peer, req, line);
+	if (!r)
+		return false;
+	struct dirq *q = find_dir(e, r->directory);
+	if (!q) {
+		*line = proto_error_line(JIT_EINTERNAL, "the grant's directory is not configured");
+		grant_rec_free(r);
+		return false;
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_END;
+	j->conn_id = conn_id;
+	j->peer = *peer;
+	j->client = xstrdup(c ? c->name : NULL);
+	j->grant_id = xstrdup(r->id);
+	j->end_state = req->op == OP_COMPLETE ? GS_COMPLETED : GS_REVOKED;
+	j->reason = xstrdup(req->reason_end);
+	j->force = req->op == OP_REVOKE && req->force;
+	grant_rec_free(r);
+	if (!enqueue(q, j)) {
+		*line = refuse_unqueued(q, peer, j->client, req);
+		job_free(j);
+		return false;
+	}
+	return true;
+}
+
+/* A grant into a directory known down is refused at once (and audited):
+ * the client does not wait for a connect timeout. NULL if it may go on. */
+static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
+			    const struct jit_client_cfg *c, const struct jit_request *req)
+{
+	char msg[256];
+	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
+	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
+		return NULL;
+	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
+	return proto_error_line(JIT_EDIRUNAVAIL, msg);
+}
+
+void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
+		   const struct jit_client_cfg *c, struct jit_request *req, int64_t duration)
+{
+	char *line = NULL;
+	switch (req->op) {
+	case OP_GRANT:
+		if ((line = refuse_if_down(e, peer, c, req)) != NULL)
+			break;
+		line = submit_grant(e, conn_id, peer, c, req, duration);
+		if (!line)
+			return; /* req now owned by the job */
+		break;
+	case OP_COMPLETE:
+	case OP_REVOKE:
+		if (submit_end(e, conn_id, peer, c, req, &line)) {
+			proto_request_free(req);
+			return;
+		}
+		break;
+	case OP_EXTEND:
+		line = do_extend(e, conn_id, c, req, peer, NULL);
+		if (!line)
+			return; /* req now owned by the job */
+		break;
+	case OP_SHOW: {
+		struct grant_rec *r = load_for(e, c, peer, req, &line);
+		if (r) {
+			line = ok_grant_line(r);
+			grant_rec_free(r);
+		}
+		break;
+	}
+	case OP_LIST:
+		line = do_list(e, c, req);
+		break;
+	case OP_STATUS:
+		line = do_status(e);
+		break;
+	default:
+		line = proto_error_line(JIT_EUNKNOWNOP, NULL);
+	}
+	proto_request_free(req);
+	reply_now(e, conn_id, line);
+}
+
+void engine_audit_refusal(struct engine *e, const struct jit_peer *peer,
+			  const struct jit_client_cfg *c, const struct jit_request *req, int err,
+			  const char *message)
+{
+	engine_audit_refusal_rule(e, peer, c, req, err, message, NULL);
+}
+
+void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
+			       const struct jit_client_cfg *c, const struct jit_request *req,
+			       int err, const char *message, const char *rule)
+{
+	audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
+}
+
+void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, const char *client,
+				const struct jit_request *req, int err, const char *message,
+				const char *rule)
+{
+	audit_refusal(e, peer, client, req, err, message, rule);
+}
+
+/* Any thread: the `refused` event (client: the entry's name, may be NULL),
+ * with the members of extra (may be NULL). */
+void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
+		     const struct jit_request *req, int err, const char *message,
+		     const char *rule, json_t *extra)
+{
+	json_t *o = json_object();
+	if (req) {
+		json_object_set_new(o, "op", json_string(jit_op_name(req->op)));
+		if (req->user)
+			json_object_set_new(o, "user", json_string(req->user));
+		if (req->group)
+			json_object_set_new(o, "group", json_string(req->group));
+		if (req->grant_id)
+			json_object_set_new(o, "grant_id", json_string(req->grant_id));
+		if (req->ticket)
+			json_object_set_new(o, "ticket", json_string(req->ticket));
+		if (req->requested_by)
+			json_object_set_new(o, "requested_by", json_string(req->requested_by));
+		if (req->approved_by)
+			json_object_set_new(o, "approved_by", json_string(req->approved_by));
+		if (req->request_id)
+			json_object_set_new(o, "request_id", json_string(req->request_id));
+		if (req->expires_at)
+			json_object_set_new(o, "expires_at", json_string(req->expires_at));
+	}
+	if (client)
+		json_object_set_new(o, "client", json_string(client));
+	json_object_set_new(o, "peer_uid", json_integer((json_int_t)peer->uid));
+	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
+	json_object_set_new(o, "error", json_string(jit_err_code(err)));
+	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	if (extra)
+		json_object_update(o, extra);
+	if (rule)
+		json_object_set_new(o, "rule", json_string(rule));
+	if (audit_write(e->audit, "refused", o) != JIT_OK)
+		log_err("audit: cannot record a refusal");
+	json_decref(o);
+}
+
+void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+		   const struct jit_request *req, int err, const char *message,
+		   const char *rule)
+{
+	audit_refusal_x(e, peer, client, req, err, message, rule, NULL);
+}

@@ -1,0 +1,261 @@
+/*
+ * scheduler.c - engine_tick(), on the main thread: due expiries and retries
+ * read from the store become jobs for the directories' queues (expiries
+ * batched per group), each grant in flight once and at most inflight_max
+ * at once; directory health (probes while a directory is down, pending
+ * removals made due when it is back); expiring_soon warnings; due grants of
+ * directories no longer configured reported. Trust: works from the store
+ * alone; the tick's own writes never wait for a lock (main_wait).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "directory.h"
+#include "engine_priv.h"
+#include "grant.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
+#define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
+
+/* ---- the scheduler's in-flight set (main thread only) ---- */
+
+static unsigned id_bucket(const char *id)
+{
+	unsigned h = 5381;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = h * 33 + *p;
+	return h % INFLIGHT_BUCKETS;
+}
+
+static bool inflight_has(struct engine *e, const char *id)
+{
+	for (struct inflight *f = e->inflight[id_bucket(id)]; f; f = f->next)
+		if (strcmp(f->id, id) == 0)
+			return true;
+	return false;
+}
+
+static void inflight_add(struct engine *e, const char *id)
+{
+	struct inflight *f = xmalloc(sizeof(*f));
+	unsigned b = id_bucket(id);
+	f->id = xstrdup(id);
+	f->next = e->inflight[b];
+	e->inflight[b] = f;
+	e->n_inflight++;
+}
+
+void inflight_del(struct engine *e, const char *id)
+{
+	for (struct inflight **pp = &e->inflight[id_bucket(id)]; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) == 0) {
+			struct inflight *f = *pp;
+			*pp = f->next;
+			free(f->id);
+			free(f);
+			e->n_inflight--;
+			return;
+		}
+	}
+}
+
+static int due_cmp(const void *a, const void *b)
+{
+	const struct due *x = a, *y = b;
+	int c = strcasecmp(x->group_dn, y->group_dn);
+	return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * Queues the due active grants gathered for q in batches of one group
+ * each: a batch shares its disk syncs, and its grants leave their group
+ * with one modify (grant_expire_batch). While q's workers have jobs
+ * waiting, a part batch waits (up to EXPIRE_HOLD_MS) for the next ticks to
+ * fill it: no worker is idle meanwhile, and a drain of many expiries then
+ * needs fewer, fuller modifies. Ownership of the ids passes to the jobs;
+ * those the queue refuses are due again next tick.
+ */
+static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
+{
+	bool full = false, busy;
+	size_t kept = 0;
+
+	if (q->n_due == 0)
+		return;
+	pthread_mutex_lock(&q->lock);
+	busy = q->len >= (size_t)q->n_workers;
+	pthread_mutex_unlock(&q->lock);
+	qsort(q->due, q->n_due, sizeof(*q->due), due_cmp);
+	for (size_t i = 0; i < q->n_due;) {
+		size_t k = 1;
+		bool young = now_ms - q->due[i].found_ms < EXPIRE_HOLD_MS;
+		while (i + k < q->n_due && k < EXPIRE_BATCH &&
+		       strcasecmp(q->due[i + k].group_dn, q->due[i].group_dn) == 0) {
+			young = young && now_ms - q->due[i + k].found_ms < EXPIRE_HOLD_MS;
+			k++;
+		}
+		if (k < EXPIRE_BATCH && busy && young && !full) {
+			for (size_t m = 0; m < k; m++)
+				q->due[kept++] = q->due[i + m];
+			i += k;
+			continue;
+		}
+		struct job *j = xcalloc(1, sizeof(*j));
+		j->kind = JOB_EXPIRE;
+		j->ids = xcalloc(k, sizeof(char *));
+		j->keys = xcalloc(k, sizeof(char *));
+		for (size_t m = 0; m < k; m++) {
+			j->ids[m] = q->due[i + m].id;
+			j->keys[m] = q->due[i + m].pair_key;
+			free(q->due[i + m].group_dn);
+		}
+		j->n_ids = k;
+		if (full || !enqueue(q, j)) {
+			full = true;
+			for (size_t m = 0; m < k; m++)
+				inflight_del(e, j->ids[m]);
+			job_free(j);
+		}
+		i += k;
+	}
+	q->n_due = kept;
+}
+
+static int schedule_one(const struct grant_rec *r, void *arg)
+{
+	struct engine *e = arg;
+	if (e->n_inflight >= e->inflight_max)
+		return 1;
+	if (inflight_has(e, r->id))
+		return 0;
+	struct dirq *q = find_dir(e, r->directory);
+	if (!q) /* not read since store_set_directories(); tick_elsewhere() tells */
+		return 0;
+	if (r->state == GS_ACTIVE) {
+		/* Expiries due together are ended together: flush_expiries().
+		 * store_due yields each row once. */
+		if (q->n_due == q->cap_due) {
+			q->cap_due = q->cap_due ? 2 * q->cap_due : 64;
+			q->due = xrealloc(q->due, q->cap_due * sizeof(*q->due));
+		}
+		q->due[q->n_due++] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id),
+						   xstrdup(r->pair_key), e->due_seq++, mono_ms() };
+		inflight_add(e, r->id);
+		return 0;
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = JOB_END;
+	j->grant_id = xstrdup(r->id);
+	j->end_state = r->state == GS_ACTIVE ? GS_EXPIRED : r->end_state;
+	if (!enqueue(q, j)) {
+		job_free(j);
+		return 1;
+	}
+	inflight_add(e, r->id);
+	return 0;
+}
+
+/*
+ * Directory health, from the main thread: a directory known down gets a
+ * probe every retry_min_interval; one that came back has its pending
+ * removals made due at once instead of after their backoff.
+ */
+static void tick_health(struct engine *e, int64_t now)
+{
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		uint64_t ups = dir_health_recoveries(q->health);
+		if (ups != q->seen_recoveries) {
+			int64_t n = 0;
+			int rc = store_retry_now(e->st, q->name, now, &n);
+			/* a busy store: the next tick tries again */
+			if (rc != JIT_EBUSY)
+				q->seen_recoveries = ups;
+			if (rc != JIT_OK && rc != JIT_EBUSY)
+				log_err("directory %s: cannot reschedule pending removals", q->name);
+			else if (rc == JIT_OK && n > 0)
+				log_info("directory %s is back: retrying %lld pending removal(s) now",
+					 q->name, (long long)n);
+		}
+		if (dir_health_probe_due(q->health, now, e->cfg0->retry_min_interval)) {
+			struct job *j = xcalloc(1, sizeof(*j));
+			j->kind = JOB_PROBE;
+			enqueue_front(q, j);
+		}
+	}
+}
+
+/* expiring_soon: one audit event per grant (notifications follow from it).
+ * Marked first, so a grant is never warned twice. */
+static int warn_one(const struct grant_rec *r, void *arg)
+{
+	struct engine *e = arg;
+	int64_t now = now_s();
+	int rc = store_set_warned(e->st, r->id, now);
+	if (rc == JIT_EBUSY)
+		return 1; /* the store is locked elsewhere: the next tick warns */
+	if (rc != JIT_OK)
+		return 0; /* warned meanwhile, or no longer active */
+	json_t *o = grant_audit_fields(r);
+	json_object_set_new(o, "expires_in", json_integer(r->expires_at - now));
+	if (audit_write(e->audit, "expiring_soon", o) != JIT_OK)
+		log_err("audit: cannot record expiring_soon of %s", r->id);
+	json_decref(o);
+	return 0;
+}
+
+/*
+ * Due grants of a directory that is not in the configuration (removed
+ * from jitd.conf while it held live grants) cannot be ended: the scheduler
+ * leaves them out (store_set_directories), so that they do not take the
+ * places of the others, and says so every ELSEWHERE_EVERY seconds.
+ */
+#define ELSEWHERE_EVERY 60
+static void tick_elsewhere(struct engine *e, int64_t now)
+{
+	int64_t n = 0;
+	char dir[257]; /* config.c: names are at most 256 bytes */
+	if (e->elsewhere_checked != 0 && now - e->elsewhere_checked < ELSEWHERE_EVERY)
+		return;
+	e->elsewhere_checked = now;
+	if (store_due_elsewhere(e->st, now, &n, dir, sizeof(dir)) != JIT_OK) {
+		log_err("scheduler: cannot look for grants of unconfigured directories");
+		return;
+	}
+	if (n > 0)
+		log_err("scheduler: %lld grant(s) are due but their directory (\"%s\"%s) is not in "
+			"the configuration: jitd cannot end them until it is configured again",
+			(long long)n, dir, n > 1 ? " or another" : "");
+}
+
+/* The main handle's wait: none during the tick, MAIN_STORE_WAIT_MS (once)
+ * for the requests until the next one. */
+static void main_wait(struct engine *e, int ms)
+{
+	if (store_set_wait(e->st, ms) != JIT_OK)
+		log_err("engine: cannot bound the store's wait");
+}
+
+void engine_tick(struct engine *e, int64_t now)
+{
+	if (e->stopped)
+		return;
+	main_wait(e, 0);
+	tick_health(e, now);
+	/* At the cap no more due rows are read, but the expiries held back
+	 * for a fuller batch are still queued (flush_expiries): they count
+	 * against the cap, and only queuing them frees it. */
+	if (e->n_inflight < e->inflight_max &&
+	    store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e) < 0)
+		log_err("scheduler: cannot read due grants");
+	for (size_t i = 0; i < e->n_dirs; i++)
+		flush_expiries(e, &e->dirs[i], mono_ms());
+	tick_elsewhere(e, now);
+	if (e->cfg->expiring_soon_before > 0 &&
+	    store_expiring(e->st, now, e->cfg->expiring_soon_before, 100, warn_one, e) < 0)
+		log_err("scheduler: cannot read expiring grants");
+	main_wait(e, MAIN_STORE_WAIT_MS);
+}

@@ -45,7 +45,7 @@ static void wake_main(struct engine *e)
 }
 
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
-void post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id)
+void engine_post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id)
 {
 	struct engine_reply *r = xcalloc(1, sizeof(*r));
 	r->conn_id = conn_id;
@@ -63,7 +63,7 @@ void post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id)
 
 /* A worker: the directory's answer for an extension is in j (taken); the
  * main thread goes on with it (engine_pop_reply, extend_resume). */
-void post_resume(struct engine *e, struct job *j)
+void engine_post_resume(struct engine *e, struct job *j)
 {
 	j->next = NULL;
 	pthread_mutex_lock(&e->reply_lock);
@@ -133,7 +133,7 @@ struct engine_reply *engine_pop_reply(struct engine *e)
 		if (!r->done_grant_id)
 			return r;
 		/* scheduler bookkeeping: the grant may be scheduled again */
-		inflight_del(e, r->done_grant_id);
+		scheduler_inflight_del(e, r->done_grant_id);
 		engine_reply_free(r);
 	}
 }
@@ -199,7 +199,7 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->dirs = xcalloc(cfg->n_dirs, sizeof(struct dirq));
 	for (size_t i = 0; i < cfg->n_dirs; i++) {
 		e->n_dirs++;
-		rc = start_dir(e, &e->dirs[i], &cfg->dirs[i]);
+		rc = workers_start_dir(e, &e->dirs[i], &cfg->dirs[i]);
 		if (rc != JIT_OK)
 			goto fail;
 	}
@@ -235,7 +235,7 @@ int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 		}
 	}
 	for (size_t i = 0; i < cfg->n_dirs; i++) {
-		if (!find_dir(e, cfg->dirs[i].name)) {
+		if (!workers_find_dir(e, cfg->dirs[i].name)) {
 			snprintf(msg, msglen, "directory \"%s\" was added; directories are added "
 				 "and removed only at a restart", cfg->dirs[i].name);
 			return JIT_ECONFIG;
@@ -289,7 +289,7 @@ void engine_free(struct engine *e)
 		while (q->head) {
 			struct job *j = q->head;
 			q->head = j->next;
-			job_free(j);
+			workers_job_free(j);
 		}
 		free(q->conns);
 		free(q->threads);
@@ -315,7 +315,7 @@ void engine_free(struct engine *e)
 	while (e->chead) {
 		struct job *j = e->chead;
 		e->chead = j->next;
-		job_free(j);
+		workers_job_free(j);
 	}
 	for (int b = 0; b < INFLIGHT_BUCKETS; b++) {
 		while (e->inflight[b]) {

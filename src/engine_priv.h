@@ -11,9 +11,12 @@
  *
  * Owns struct engine, a directory's queue and workers (struct dirq) and the
  * jobs they run (struct job). Ownership: a job belongs to whoever holds it
- * and is freed with job_free(); enqueue() true passes it to the queue, and
- * a worker frees it after running it (or hands a JOB_ELIGIBLE back to the
- * main thread with post_resume()). Lines given to post_reply() are taken.
+ * and is freed with workers_job_free(); workers_enqueue() true passes it to
+ * the queue, and a worker frees it after running it (or hands a JOB_ELIGIBLE
+ * back to the main thread with engine_post_resume()). Lines given to
+ * engine_post_reply() are taken.
+ * Names: a function shared between these files carries the prefix of the
+ * file that defines it (workers_enqueue() is in workers.c).
  * Threads: fields say which lock guards them or which thread owns them;
  * the main thread is the one that calls the engine.h functions.
  */
@@ -84,7 +87,7 @@ struct dirq {
 	struct job *head, *tail;
 	size_t len;
 	bool stopping;
-	struct throttle busy_audit;     /* refusals at a full queue (refuse_unqueued) */
+	struct throttle busy_audit;     /* refusals at a full queue (workers_refuse_unqueued) */
 	int n_workers;
 	pthread_t *threads;
 	struct dir_conn **conns;
@@ -140,60 +143,60 @@ struct engine {
 /* ---- engine.c ---- */
 
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
-void post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id);
+void engine_post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id);
 /* A worker: hands extension job j (taken) back to the main thread. */
-void post_resume(struct engine *e, struct job *j);
+void engine_post_resume(struct engine *e, struct job *j);
 
 /* ---- workers.c ---- */
 
-void job_free(struct job *j); /* NULL-safe */
+void workers_job_free(struct job *j); /* NULL-safe */
 /* Starts the workers of directory dc into q (zeroed); JIT_OK or an error,
  * after which engine_free() frees what was made. */
-int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc);
+int workers_start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc);
 /* The queue of directory name, or NULL. */
-struct dirq *find_dir(struct engine *e, const char *name);
+struct dirq *workers_find_dir(struct engine *e, const char *name);
 /* Queues j (taken) and returns true; false (j still the caller's) while q
  * stops, or for a client's job when the queue is full. */
-bool enqueue(struct dirq *q, struct job *j);
+bool workers_enqueue(struct dirq *q, struct job *j);
 /* Queues j (taken) first in line; frees it while q stops. */
-void enqueue_front(struct dirq *q, struct job *j);
-/* The answer line (caller frees) to a client's request that enqueue()
- * refused, audited as refuse_unqueued() in workers.c says. */
-char *refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
-		      const struct jit_request *req);
+void workers_enqueue_front(struct dirq *q, struct job *j);
+/* The answer line (caller frees) to a client's request that
+ * workers_enqueue() refused, audited as its definition says. */
+char *workers_refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
+			      const struct jit_request *req);
 
 /* ---- scheduler.c ---- */
 
 /* Main thread: grant id is no longer in flight (its job is done). */
-void inflight_del(struct engine *e, const char *id);
+void scheduler_inflight_del(struct engine *e, const char *id);
 
 /* ---- requests.c ---- */
 
 /* The `grant` answer line for r (caller frees). */
-char *ok_grant_line(const struct grant_rec *r);
+char *requests_ok_grant_line(const struct grant_rec *r);
 /* The answer line (caller frees) to a request whose store access failed. */
-char *store_error_line(int rc, const char *what);
+char *requests_store_error_line(int rc, const char *what);
 /* Grant req->grant_id (caller frees with grant_rec_free) if client c may
  * act on its group; else NULL and *line (caller frees) the answer. */
-struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c,
-			   const struct jit_peer *peer, const struct jit_request *req,
-			   char **line);
+struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,
+				    const struct jit_peer *peer, const struct jit_request *req,
+				    char **line);
 /* Any thread: the `refused` audit event (client and rule may be NULL),
  * with the members of extra (may be NULL) added. */
-void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
-		     const struct jit_request *req, int err, const char *message,
-		     const char *rule, json_t *extra);
-void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
-		   const struct jit_request *req, int err, const char *message,
-		   const char *rule);
+void requests_audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
+			      const struct jit_request *req, int err, const char *message,
+			      const char *rule, json_t *extra);
+void requests_audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			    const struct jit_request *req, int err, const char *message,
+			    const char *rule);
 
 /* ---- extend.c ---- */
 
 /* Main thread: an extend request; NULL when it went to the directory's
  * queue (req is then the job's), else the answer line (caller frees; req
  * still the caller's). */
-char *do_extend(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
-		struct jit_request *req, const struct jit_peer *peer, const char *checked_dn);
+char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
+		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn);
 /* Main thread: an extension back from its directory check (j taken): the
  * answer line (caller frees), or NULL if it was queued again. */
 char *extend_resume(struct engine *e, struct job *j);

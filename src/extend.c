@@ -40,7 +40,7 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	char *line = NULL;
 	int rc = store_begin(e->st);
 	if (rc != JIT_OK)
-		return store_error_line(rc, "cannot record the extension");
+		return requests_store_error_line(rc, "cannot record the extension");
 	rc = store_set_expiry(e->st, r->id, r->expires_at, new_exp, new_exp - r->created_at,
 			      now_s());
 	/* Ended or due since it was read (a worker expired or ended it). */
@@ -49,7 +49,7 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	else if (rc == JIT_OK && (rc = store_get(e->st, r->id, &n)) != JIT_OK)
 		line = proto_error_line(JIT_EINTERNAL, NULL);
 	else if (rc != JIT_OK)
-		line = store_error_line(rc, "cannot record the extension");
+		line = requests_store_error_line(rc, "cannot record the extension");
 	if (line) {
 		store_rollback(e->st);
 		return line;
@@ -79,7 +79,7 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 		return proto_error_line(JIT_EINTERNAL, "cannot record the extension");
 	}
 	FAULT_POINT("engine.after_extend");
-	line = ok_grant_line(n);
+	line = requests_ok_grant_line(n);
 	grant_rec_free(n);
 	return line;
 }
@@ -134,7 +134,7 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 			     const struct jit_client_cfg *c, struct jit_request *req,
 			     const struct jit_group_cfg *gc, const struct grant_rec *r)
 {
-	struct dirq *q = find_dir(e, gc->directory);
+	struct dirq *q = workers_find_dir(e, gc->directory);
 	char down[256], msg[512];
 
 	if (!q)
@@ -155,10 +155,10 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	j->user = xstrdup(r->user);
 	j->user_uuid = xstrdup(r->user_uuid);
 	j->user_dn = xstrdup(r->user_dn);
-	if (!enqueue(q, j)) {
+	if (!workers_enqueue(q, j)) {
 		j->req = NULL;
-		job_free(j);
-		return refuse_unqueued(q, peer, c ? c->name : NULL, req);
+		workers_job_free(j);
+		return workers_refuse_unqueued(q, peer, c ? c->name : NULL, req);
 	}
 	return NULL;
 }
@@ -171,13 +171,13 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
  * went to the directory's queue (req is then the job's), else the answer
  * line (req still the caller's).
  */
-char *do_extend(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
-		struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
+char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
+		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
 {
 	char *line = NULL;
 	char msg[512];
 	const char *rule = NULL;
-	struct grant_rec *r = load_for(e, c, peer, req, &line);
+	struct grant_rec *r = requests_load_for(e, c, peer, req, &line);
 	if (!r)
 		return line;
 	const struct jit_group_cfg *gc = config_group(e->cfg, r->group_name);
@@ -219,15 +219,15 @@ static void audit_check_refusal(struct engine *e, const struct job *j)
 	json_t *extra = json_object();
 	if (j->check_has_ldap)
 		json_object_set_new(extra, "ldap_code", json_integer(j->check_ldap));
-	audit_refusal_x(e, &j->peer, j->client, j->req, j->check_rc, j->check_msg, j->check_rule,
-			extra);
+	requests_audit_refusal_x(e, &j->peer, j->client, j->req, j->check_rc, j->check_msg,
+				 j->check_rule, extra);
 	json_decref(extra);
 }
 
 /*
  * Main thread: an extension is back from its directory check (j taken).
  * Refused there: audited and answered. Passed: the clients entry is
- * matched again (a reload may have come meanwhile) and do_extend() runs
+ * matched again (a reload may have come meanwhile) and extend_request() runs
  * again from the start with the grant as it is now, so that nothing the
  * main thread checked before the wait is trusted after it. NULL if it was
  * queued again (the group's eligible_group changed meanwhile).
@@ -238,7 +238,7 @@ char *extend_resume(struct engine *e, struct job *j)
 	if (j->check_rc != JIT_OK) {
 		audit_check_refusal(e, j);
 		line = proto_error_line(j->check_rc, j->check_msg);
-		job_free(j);
+		workers_job_free(j);
 		return line;
 	}
 	if (policy_uses_groups(e->cfg))
@@ -247,16 +247,17 @@ char *extend_resume(struct engine *e, struct job *j)
 	if (!c || !j->client || strcmp(c->name, j->client) != 0 || !(c->ops & (1u << OP_EXTEND))) {
 		const char *msg = "the configuration was reloaded while the directory was asked, "
 				  "and this client may no longer extend";
-		audit_refusal(e, &j->peer, j->client, j->req, JIT_EUNAUTH, msg, "clients");
+		requests_audit_refusal(e, &j->peer, j->client, j->req, JIT_EUNAUTH, msg, "clients");
 		line = proto_error_line(JIT_EUNAUTH, msg);
-		job_free(j);
+		workers_job_free(j);
 		return line;
 	}
 	struct jit_request *req = j->req;
 	j->req = NULL;
-	line = do_extend(e, j->conn_id, c, req, &j->peer, j->rules ? j->rules->eligible_dn : NULL);
+	line = extend_request(e, j->conn_id, c, req, &j->peer,
+			      j->rules ? j->rules->eligible_dn : NULL);
 	if (line)
 		proto_request_free(req);
-	job_free(j);
+	workers_job_free(j);
 	return line;
 }

@@ -23,10 +23,10 @@
 
 static void reply_now(struct engine *e, uint64_t conn_id, char *line)
 {
-	post_reply(e, conn_id, line, NULL);
+	engine_post_reply(e, conn_id, line, NULL);
 }
 
-char *ok_grant_line(const struct grant_rec *r)
+char *requests_ok_grant_line(const struct grant_rec *r)
 {
 	return proto_ok_line("grant", proto_grant_json(r));
 }
@@ -45,7 +45,7 @@ static struct grant_rec *load_grant(struct engine *e, const char *id, char **lin
 }
 
 /* The answer to a request whose store access failed with rc. */
-char *store_error_line(int rc, const char *what)
+char *requests_store_error_line(int rc, const char *what)
 {
 	if (rc == JIT_EBUSY)
 		return proto_error_line(JIT_EBUSY,
@@ -56,9 +56,9 @@ char *store_error_line(int rc, const char *what)
 
 /* Loads the grant req->grant_id for client c, refusing (and auditing) a
  * client whose groups do not include the grant's group. */
-struct grant_rec *load_for(struct engine *e, const struct jit_client_cfg *c,
-			   const struct jit_peer *peer, const struct jit_request *req,
-			   char **line)
+struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,
+				    const struct jit_peer *peer, const struct jit_request *req,
+				    char **line)
 {
 	struct grant_rec *r = load_grant(e, req->grant_id, line);
 	if (r && !policy_group_allowed(c, r->group_name)) {
@@ -93,7 +93,7 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 	int rc = store_list(e->st, &f, list_one, &lc);
 	if (rc < 0) {
 		json_decref(lc.arr);
-		return store_error_line(rc, "cannot read grants");
+		return requests_store_error_line(rc, "cannot read grants");
 	}
 	json_t *o = json_object();
 	json_object_set_new(o, "ok", json_true());
@@ -107,7 +107,7 @@ static char *do_status(struct engine *e)
 	int64_t counts[GS__COUNT];
 	int rc = store_counts(e->st, counts);
 	if (rc != JIT_OK)
-		return store_error_line(rc, "cannot read grant counts");
+		return requests_store_error_line(rc, "cannot read grant counts");
 	json_t *s = json_object();
 	json_object_set_new(s, "version", json_string(PACKAGE_VERSION));
 	json_object_set_new(s, "protocol", json_integer(PROTO_VERSION));
@@ -121,7 +121,7 @@ static char *do_status(struct engine *e)
 	int64_t failing = 0;
 	if ((rc = store_count_failing(e->st, &failing)) != JIT_OK) {
 		json_decref(s);
-		return store_error_line(rc, "cannot read grant counts");
+		return requests_store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "revocations_failing", json_integer(failing));
 	json_t *dirs = json_array();
@@ -167,18 +167,19 @@ static void ticket_done(void *arg, int rc, const char *msg)
 	struct engine *e = q->e;
 
 	if (rc == JIT_OK) {
-		if (enqueue(q, j))
+		if (workers_enqueue(q, j))
 			return;
-		post_reply(e, j->conn_id, refuse_unqueued(q, &j->peer, j->client, j->req), NULL);
-		job_free(j);
+		engine_post_reply(e, j->conn_id,
+				  workers_refuse_unqueued(q, &j->peer, j->client, j->req), NULL);
+		workers_job_free(j);
 		return;
 	}
 	if (rc == JIT_EPOLICY)
-		audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+		requests_audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
 	else
 		msg = NULL;
-	post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
-	job_free(j);
+	engine_post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);
+	workers_job_free(j);
 }
 
 /*
@@ -227,7 +228,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 			  int64_t duration)
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
-	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
 	bool known = false;
 	if (!q)
 		return proto_error_line(JIT_EUNKGROUP, NULL);
@@ -250,7 +251,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	if (gc->ticket_check && req->ticket && !known) {
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
 			j->req = NULL;
-			job_free(j);
+			workers_job_free(j);
 			return proto_error_line(JIT_EINTERNAL, "cannot start the ticket check");
 		}
 		j->q = q;
@@ -263,13 +264,13 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 			 "waiting, the most jitd allows; try again later", TICKET_LIVE_MAX);
 		engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
 		j->req = NULL;
-		job_free(j);
+		workers_job_free(j);
 		return proto_error_line(JIT_EBUSY, msg);
 	}
-	if (!enqueue(q, j)) {
-		line = refuse_unqueued(q, peer, j->client, req);
+	if (!workers_enqueue(q, j)) {
+		line = workers_refuse_unqueued(q, peer, j->client, req);
 		j->req = NULL;
-		job_free(j);
+		workers_job_free(j);
 		return line;
 	}
 	return NULL;
@@ -278,10 +279,10 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 		       const struct jit_client_cfg *c, struct jit_request *req, char **line)
 {
-	struct grant_rec *r = load_for(e, c, peer, req, line);
+	struct grant_rec *r = requests_load_for(e, c, peer, req, line);
 	if (!r)
 		return false;
-	struct dirq *q = find_dir(e, r->directory);
+	struct dirq *q = workers_find_dir(e, r->directory);
 	if (!q) {
 		*line = proto_error_line(JIT_EINTERNAL, "the grant's directory is not configured");
 		grant_rec_free(r);
@@ -297,9 +298,9 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	j->reason = xstrdup(req->reason_end);
 	j->force = req->op == OP_REVOKE && req->force;
 	grant_rec_free(r);
-	if (!enqueue(q, j)) {
-		*line = refuse_unqueued(q, peer, j->client, req);
-		job_free(j);
+	if (!workers_enqueue(q, j)) {
+		*line = workers_refuse_unqueued(q, peer, j->client, req);
+		workers_job_free(j);
 		return false;
 	}
 	return true;
@@ -312,7 +313,7 @@ static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
 {
 	char msg[256];
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
-	struct dirq *q = gc ? find_dir(e, gc->directory) : NULL;
+	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
 	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
 		return NULL;
 	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
@@ -339,14 +340,14 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 		}
 		break;
 	case OP_EXTEND:
-		line = do_extend(e, conn_id, c, req, peer, NULL);
+		line = extend_request(e, conn_id, c, req, peer, NULL);
 		if (!line)
 			return; /* req now owned by the job */
 		break;
 	case OP_SHOW: {
-		struct grant_rec *r = load_for(e, c, peer, req, &line);
+		struct grant_rec *r = requests_load_for(e, c, peer, req, &line);
 		if (r) {
-			line = ok_grant_line(r);
+			line = requests_ok_grant_line(r);
 			grant_rec_free(r);
 		}
 		break;
@@ -375,21 +376,21 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 			       const struct jit_client_cfg *c, const struct jit_request *req,
 			       int err, const char *message, const char *rule)
 {
-	audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
+	requests_audit_refusal(e, peer, c ? c->name : NULL, req, err, message, rule);
 }
 
 void engine_audit_refusal_named(struct engine *e, const struct jit_peer *peer, const char *client,
 				const struct jit_request *req, int err, const char *message,
 				const char *rule)
 {
-	audit_refusal(e, peer, client, req, err, message, rule);
+	requests_audit_refusal(e, peer, client, req, err, message, rule);
 }
 
 /* Any thread: the `refused` event (client: the entry's name, may be NULL),
  * with the members of extra (may be NULL). */
-void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
-		     const struct jit_request *req, int err, const char *message,
-		     const char *rule, json_t *extra)
+void requests_audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *client,
+			      const struct jit_request *req, int err, const char *message,
+			      const char *rule, json_t *extra)
 {
 	json_t *o = json_object();
 	if (req) {
@@ -426,9 +427,9 @@ void audit_refusal_x(struct engine *e, const struct jit_peer *peer, const char *
 	json_decref(o);
 }
 
-void audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
-		   const struct jit_request *req, int err, const char *message,
-		   const char *rule)
+void requests_audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
+			    const struct jit_request *req, int err, const char *message,
+			    const char *rule)
 {
-	audit_refusal_x(e, peer, client, req, err, message, rule, NULL);
+	requests_audit_refusal_x(e, peer, client, req, err, message, rule, NULL);
 }

@@ -48,7 +48,7 @@ static void inflight_add(struct engine *e, const char *id)
 	e->n_inflight++;
 }
 
-void inflight_del(struct engine *e, const char *id)
+void scheduler_inflight_del(struct engine *e, const char *id)
 {
 	for (struct inflight **pp = &e->inflight[id_bucket(id)]; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->id, id) == 0) {
@@ -113,11 +113,11 @@ static void flush_expiries(struct engine *e, struct dirq *q, int64_t now_ms)
 			free(q->due[i + m].group_dn);
 		}
 		j->n_ids = k;
-		if (full || !enqueue(q, j)) {
+		if (full || !workers_enqueue(q, j)) {
 			full = true;
 			for (size_t m = 0; m < k; m++)
-				inflight_del(e, j->ids[m]);
-			job_free(j);
+				scheduler_inflight_del(e, j->ids[m]);
+			workers_job_free(j);
 		}
 		i += k;
 	}
@@ -131,7 +131,7 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 		return 1;
 	if (inflight_has(e, r->id))
 		return 0;
-	struct dirq *q = find_dir(e, r->directory);
+	struct dirq *q = workers_find_dir(e, r->directory);
 	if (!q) /* not read since store_set_directories(); tick_elsewhere() tells */
 		return 0;
 	if (r->state == GS_ACTIVE) {
@@ -150,8 +150,8 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	j->kind = JOB_END;
 	j->grant_id = xstrdup(r->id);
 	j->end_state = r->state == GS_ACTIVE ? GS_EXPIRED : r->end_state;
-	if (!enqueue(q, j)) {
-		job_free(j);
+	if (!workers_enqueue(q, j)) {
+		workers_job_free(j);
 		return 1;
 	}
 	inflight_add(e, r->id);
@@ -183,7 +183,7 @@ static void tick_health(struct engine *e, int64_t now)
 		if (dir_health_probe_due(q->health, now, e->cfg0->retry_min_interval)) {
 			struct job *j = xcalloc(1, sizeof(*j));
 			j->kind = JOB_PROBE;
-			enqueue_front(q, j);
+			workers_enqueue_front(q, j);
 		}
 	}
 }

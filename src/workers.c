@@ -24,7 +24,7 @@
  * this period per directory, each audited one saying how many were not. */
 #define BUSY_AUDIT_MS 10000
 
-void job_free(struct job *j)
+void workers_job_free(struct job *j)
 {
 	if (!j)
 		return;
@@ -66,7 +66,7 @@ static void run_eligible(struct dirq *q, struct grant_ctx *g, struct job *j)
 		j->check_has_ldap = dres.message[0] != '\0';
 		j->check_ldap = dres.ldap_code;
 	}
-	post_resume(q->e, j);
+	engine_post_resume(q->e, j);
 }
 
 /* Runs job j; false when j is the caller's to free, true when it was
@@ -89,7 +89,7 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		timing_since(STEP_EXPIRE_QUEUE, j->queued);
 		grant_expire_batch(g, j->ids, j->keys, j->n_ids);
 		for (size_t i = 0; i < j->n_ids; i++)
-			post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
+			engine_post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
 		return false;
 	}
 	timing_since(STEP_QUEUE, j->queued);
@@ -109,10 +109,10 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 	}
 	timing_since(j->kind == JOB_GRANT ? STEP_GRANT : STEP_END, j->queued);
 	if (j->conn_id) {
-		post_reply(q->e, j->conn_id, line, NULL);
+		engine_post_reply(q->e, j->conn_id, line, NULL);
 	} else {
 		free(line);
-		post_reply(q->e, 0, NULL, xstrdup(j->grant_id));
+		engine_post_reply(q->e, 0, NULL, xstrdup(j->grant_id));
 	}
 	return false;
 }
@@ -184,20 +184,21 @@ static void *worker_main(void *arg)
 		if (stopping) {
 			/* Not started: nothing was recorded; tell the client. */
 			if (j->conn_id)
-				post_reply(e, j->conn_id, proto_error_line(JIT_ESHUTDOWN, NULL), NULL);
-			job_free(j);
+				engine_post_reply(e, j->conn_id,
+						  proto_error_line(JIT_ESHUTDOWN, NULL), NULL);
+			workers_job_free(j);
 			continue;
 		}
 		g.retry_min = e->cfg0->retry_min_interval;
 		g.retry_max = e->cfg0->retry_max_interval;
 		g.replication_grace = q->cfg->replication_grace;
 		if (!run_job(q, &g, j))
-			job_free(j);
+			workers_job_free(j);
 	}
 	return NULL;
 }
 
-bool enqueue(struct dirq *q, struct job *j)
+bool workers_enqueue(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
 	if (q->stopping || (j->conn_id && q->len >= q->e->queue_max)) {
@@ -218,12 +219,12 @@ bool enqueue(struct dirq *q, struct job *j)
 
 /* A probe goes first: while the directory is down, everything else fails
  * at once anyway, and the probe is what ends the outage. */
-void enqueue_front(struct dirq *q, struct job *j)
+void workers_enqueue_front(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
 	if (q->stopping) {
 		pthread_mutex_unlock(&q->lock);
-		job_free(j);
+		workers_job_free(j);
 		return;
 	}
 	j->next = q->head;
@@ -235,7 +236,7 @@ void enqueue_front(struct dirq *q, struct job *j)
 	pthread_mutex_unlock(&q->lock);
 }
 
-struct dirq *find_dir(struct engine *e, const char *name)
+struct dirq *workers_find_dir(struct engine *e, const char *name)
 {
 	for (size_t i = 0; i < e->n_dirs; i++)
 		if (strcmp(e->dirs[i].name, name) == 0)
@@ -273,7 +274,7 @@ static void warn_unprotected(const struct jit_dir_cfg *dc)
 			 "ldaps://", dc->name, m);
 }
 
-int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc)
+int workers_start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc)
 {
 	warn_unprotected(dc);
 	q->e = e;
@@ -314,16 +315,17 @@ int start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg *dc)
 }
 
 /*
- * The answer to a client's request whose job q did not take (enqueue()
- * false): `shutting_down` while it stops (not audited: nothing new starts
- * then), else `busy`, its queue being full. That refusal is audited, but at
- * most once every 10 s per directory, the next audited one saying how many
- * were not: a full queue is an overload, and one synced audit line per
- * refused request (from the main thread, which also runs the expiry ticks)
- * would add to it (docs/audit-log.md). Any thread.
+ * The answer to a client's request whose job q did not take
+ * (workers_enqueue() false): `shutting_down` while it stops (not audited:
+ * nothing new starts then), else `busy`, its queue being full. That
+ * refusal is audited, but at most once every 10 s per directory, the next
+ * audited one saying how many were not: a full queue is an overload, and
+ * one synced audit line per refused request (from the main thread, which
+ * also runs the expiry ticks) would add to it (docs/audit-log.md). Any
+ * thread.
  */
-char *refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
-		      const struct jit_request *req)
+char *workers_refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *client,
+			      const struct jit_request *req)
 {
 	char msg[200], amsg[280];
 	int64_t held = 0;
@@ -340,7 +342,7 @@ char *refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const char *c
 	if (audit) {
 		snprintf(amsg, sizeof(amsg), "%s (%lld earlier refusals not recorded)", msg,
 			 (long long)held);
-		audit_refusal(q->e, peer, client, req, JIT_EBUSY, held ? amsg : msg, NULL);
+		requests_audit_refusal(q->e, peer, client, req, JIT_EBUSY, held ? amsg : msg, NULL);
 	}
 	return proto_error_line(JIT_EBUSY, msg);
 }

@@ -4,7 +4,8 @@
  * eligible_group), run by the engine's worker threads on their own
  * directory connection: for a new grant (grant.c) once the user is
  * resolved, and for an extension of a grant of a group with
- * eligible_group (engine.c), which resolves the user again first.
+ * eligible_group (extend.c, run by workers.c), which resolves the user
+ * again first.
  *
  * Both return JIT_OK, or the refusal's code with msg (starting with the
  * rule's name) and *rule set; the caller audits and answers. They fail

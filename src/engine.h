@@ -11,6 +11,9 @@
  *
  * Threads: engine_submit / engine_tick / engine_pop_reply / engine_status
  * are called from the main thread only.
+ *
+ * Implemented by engine.c, workers.c, scheduler.c, requests.c and extend.c,
+ * which share engine_priv.h (no other file includes it).
  */
 #ifndef JITD_ENGINE_H
 #define JITD_ENGINE_H

@@ -83,8 +83,6 @@ int engine_reply_fd(struct engine *e);
  * again. Extensions still waiting when the loop ends are not written. */
 struct engine_reply *engine_pop_reply(struct engine *e);
 
-/* Stops the workers: jobs not yet started are answered shutting_down;
- * jobs in progress finish. Returns when every worker has exited. */
 /*
  * Lets the daemon add its own fields to the `status` answer: fn(arg, s) is
  * called on the main thread with the status object being built (fn adds
@@ -93,6 +91,8 @@ struct engine_reply *engine_pop_reply(struct engine *e);
 typedef void (*engine_status_fn)(void *arg, json_t *status);
 void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg);
 
+/* Stops the workers: jobs not yet started are answered shutting_down;
+ * jobs in progress finish. Returns when every worker has exited. */
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e); /* NULL-safe; calls engine_stop */
 

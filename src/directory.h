@@ -196,7 +196,9 @@ bool dir_health_down(struct dir_health *h, char *buf, size_t buflen);
 uint64_t dir_health_recoveries(struct dir_health *h);
 /* True (and the probe is then claimed until dir_probe() finishes) when the
  * directory is down, no probe is running and the last one is at least
- * interval seconds old. */
+ * interval seconds old. now: monotonic seconds (mono_ms() / 1000), never
+ * the wall clock: after a step back the last probe would lie in the
+ * future, and no probe would run until the clock caught up with it. */
 bool dir_health_probe_due(struct dir_health *h, int64_t now, int64_t interval);
 
 /* A real round trip to the server (connect and bind if needed, then a read

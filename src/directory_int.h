@@ -35,7 +35,9 @@ struct dir_conn {
 	int n_uris;
 	int cur;                /* index of the URI c->ld is bound to, or -1 */
 	int prefer;             /* tried first by the next connect, or -1 */
-	int64_t *failed_at;     /* per URI: last failed connect (0 = never) */
+	int64_t *failed_at;     /* per URI: mono_ms() of the last failed connect
+				 * (0 = never); not the wall clock, which a
+				 * step back would make "just failed" for hours */
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool probing;           /* dir_probe() runs: do not fail fast */
 	char *uuid_base;        /* where users are looked for by uuid, once known */

@@ -136,6 +136,8 @@ struct engine {
 	size_t queue_max;               /* QUEUE_MAX (a test build may lower it) */
 	int64_t elsewhere_checked;      /* last look for due grants of unknown directories */
 	uint64_t due_seq;
+	int64_t tick_wall, tick_mono;   /* now_s() and mono_ms() at the last tick */
+	bool pull_retries;              /* store_retry_sooner() due (start, clock step) */
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
 };

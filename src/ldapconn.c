@@ -367,7 +367,7 @@ static int dir_connect(struct dir_conn *c, struct dir_result *res)
 			c->failed_at[i] = 0;
 			return JIT_OK;
 		}
-		c->failed_at[i] = now_s();
+		c->failed_at[i] = mono_ms();
 	}
 	set_health(c, false, res->message);
 	return rc;
@@ -588,7 +588,7 @@ bool dir_conn_prefer(struct dir_conn *c, const char *uri)
 		return true;
 	/* Robustness: a server that just failed is not waited for again at
 	 * every revocation; the caller removes elsewhere and checks later. */
-	if (c->failed_at[i] != 0 && now_s() - c->failed_at[i] < c->cfg->replication_grace)
+	if (c->failed_at[i] != 0 && mono_ms() - c->failed_at[i] < c->cfg->replication_grace * 1000)
 		return false;
 	dir_drop(c);
 	c->prefer = i;

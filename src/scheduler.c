@@ -19,6 +19,7 @@
 
 #define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
 #define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
+#define CLOCK_STEP_SLACK 5     /* seconds the wall clock may lag the monotonic one between ticks */
 
 /* ---- the scheduler's in-flight set (main thread only) ---- */
 
@@ -180,7 +181,7 @@ static void tick_health(struct engine *e, int64_t now)
 				log_info("directory %s is back: retrying %lld pending removal(s) now",
 					 q->name, (long long)n);
 		}
-		if (dir_health_probe_due(q->health, now, e->cfg0->retry_min_interval)) {
+		if (dir_health_probe_due(q->health, mono_ms() / 1000, e->cfg0->retry_min_interval)) {
 			struct job *j = xcalloc(1, sizeof(*j));
 			j->kind = JOB_PROBE;
 			workers_enqueue_front(q, j);
@@ -239,11 +240,61 @@ static void main_wait(struct engine *e, int ms)
 		log_err("engine: cannot bound the store's wait");
 }
 
+/* Seconds within which every ENDING row's next attempt lies when the clock
+ * only moves forward: a retry's backoff, or a check after
+ * replication_grace; with a minute to spare. */
+static int64_t retry_horizon(const struct engine *e)
+{
+	int64_t h = e->cfg->retry_max_interval;
+
+	for (size_t i = 0; i < e->cfg->n_dirs; i++)
+		if (e->cfg->dirs[i].replication_grace > h)
+			h = e->cfg->dirs[i].replication_grace;
+	return h + 60;
+}
+
+/*
+ * A wall clock stepped back (NTP correcting a clock that ran ahead, a VM
+ * resumed with a wrong time): the retries of removals scheduled under the
+ * old time would wait for the clock to catch up with them, for as long as
+ * it ran ahead. The tick compares the wall clock's progress with the
+ * monotonic clock's, and at start and after a step back makes such rows
+ * due now. Grants' expires_at keep the time they were given (design.md,
+ * "Durability and time").
+ */
+static void tick_clock(struct engine *e, int64_t now)
+{
+	int64_t mono = mono_ms(), n = 0;
+
+	if (e->tick_mono != 0) {
+		int64_t back = (mono - e->tick_mono) / 1000 - (now - e->tick_wall);
+		if (back > CLOCK_STEP_SLACK) {
+			log_warn("the wall clock was stepped back by about %llds; removals scheduled "
+				 "under the old time are retried now", (long long)back);
+			e->pull_retries = true;
+		}
+	}
+	e->tick_wall = now;
+	e->tick_mono = mono;
+	if (!e->pull_retries)
+		return;
+	int rc = store_retry_sooner(e->st, now, retry_horizon(e), &n);
+	if (rc == JIT_EBUSY)
+		return; /* the store is locked elsewhere: the next tick */
+	e->pull_retries = false;
+	if (rc != JIT_OK)
+		log_err("scheduler: cannot reschedule removals after a clock step");
+	else if (n > 0)
+		log_warn("%lld pending removal(s) were scheduled beyond any retry interval "
+			 "(the clock was stepped back): retrying them now", (long long)n);
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)
 		return;
 	main_wait(e, 0);
+	tick_clock(e, now);
 	tick_health(e, now);
 	/* At the cap no more due rows are read, but the expiries held back
 	 * for a fuller batch are still queued (flush_expiries): they count

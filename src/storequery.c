@@ -194,6 +194,20 @@ int store_retry_now(struct store *st, const char *directory, int64_t now, int64_
 	return rc;
 }
 
+int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_RETRY_SOONER];
+	int changes = 0;
+	int rc = sqlite3_bind_int64(s, 1, now);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, horizon);
+	rc = run_write(st, S_RETRY_SOONER, rc, &changes);
+	if (rc == JIT_OK)
+		*n = changes;
+	return rc;
+}
+
 int store_set_added_via(struct store *st, const char *id, const char *uri)
 {
 	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);

@@ -193,6 +193,10 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
 				       " WHERE state = 'ending' AND next_attempt > ?2"
 				       " AND directory = ?1 AND removed_via IS NULL" },
+	/* ?1 now, ?2 the latest a retry can lie ahead of now */
+	[S_RETRY_SOONER] = { "retry_sooner", "UPDATE grants INDEXED BY grants_ending_due"
+					     " SET next_attempt = ?1"
+					     " WHERE state = 'ending' AND next_attempt > ?1 + ?2" },
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },

@@ -251,7 +251,7 @@ struct dirq *workers_find_dir(struct engine *e, const char *name)
  * authenticate the bind, but nothing ties it to the TLS session: a machine
  * on the path that offers its own certificate can relay the bind, then
  * change what follows. (GSSAPI without TLS asks for a layer itself, see
- * directory.c; PLAIN without TLS is refused by the configuration check.)
+ * ldapconn.c; PLAIN without TLS is refused by the configuration check.)
  * Only a warning: refusing to start would stop the removals that are due. */
 static void warn_unprotected(const struct jit_dir_cfg *dc)
 {

@@ -753,7 +753,7 @@ static void test_plans(void)
 					   "retry",     "recover",           "list_user",
 					   "list_group", "count_failing",    "retry_now",
 					   "pair_ending", "list",            "list_both",
-					   "user_live",   "expiring" };
+					   "user_live",   "expiring",        "retry_sooner" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -941,6 +941,17 @@ static void test_reliability_queries(void)
 	grant_rec_free(r);
 	CHECK(store_retry_now(st, "other", 10, &n) == JIT_OK && n == 0);
 	CHECK(store_retry_now(st, "corp", 5500, &n) == JIT_OK && n == 0); /* already due */
+
+	/* The clock was stepped back: retries scheduled under the old time
+	 * lie further ahead than any retry can; only those become due. */
+	CHECK(store_set_retry(st, "e1", 2, 90000, "ldap -1") == JIT_OK);
+	CHECK(store_retry_sooner(st, 5000, 600, &n) == JIT_OK && n == 1);
+	CHECK((r = get(st, "e1")) && r->next_attempt == 5000 && r->attempts == 2);
+	grant_rec_free(r);
+	CHECK((r = get(st, "e3")) && r->next_attempt == 5500); /* within the horizon */
+	grant_rec_free(r);
+	CHECK(store_retry_sooner(st, 5000, 600, &n) == JIT_OK && n == 0);
+	CHECK(store_set_retry(st, "e1", 2, 5500, "ldap -1") == JIT_OK); /* as before */
 
 	/* A pair's ending rows, whatever their retry time. */
 	CHECK(store_pair_ending(st, "pk-a", count_rows, &seen) == JIT_OK && seen == 1); /* e1 */

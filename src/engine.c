@@ -187,7 +187,9 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 		json_decref(o);
 	}
 	FAULT_POINT("engine.after_recover");
-	e->pull_retries = true; /* the clock may have been stepped back while down */
+	/* the clock may have been stepped back while jitd was down */
+	e->pull_retries = true;
+	e->pull_future = true;
 	/* From here on the handle serves the main loop: bounded waits. */
 	rc = store_set_wait(e->st, MAIN_STORE_WAIT_MS);
 	if (rc != JIT_OK)

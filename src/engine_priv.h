@@ -138,6 +138,7 @@ struct engine {
 	uint64_t due_seq;
 	int64_t tick_wall, tick_mono;   /* now_s() and mono_ms() at the last tick */
 	bool pull_retries;              /* store_retry_sooner() due (start, clock step) */
+	bool pull_future;               /* grants created in the future to shorten */
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
 };

@@ -405,6 +405,8 @@ static void seen_open(struct report *r, json_t *ev, const char *event, bool afte
 	(void)time_of(ev, "expires_at", &exp);
 	if (after && strcmp(event, "extended") == 0 && int_of(ev, "added", &added) && added > 0)
 		exp -= added;
+	if (after && strcmp(event, "rescheduled") == 0)
+		(void)time_of(ev, "previous_expires_at", &exp);
 	json_object_set_new(r->open, id, grant_record(ev, created, false, -1, exp));
 }
 
@@ -560,7 +562,8 @@ static bool is_final(json_t *ev, const char *event)
 static bool shows_open(const char *event)
 {
 	return strcmp(event, "extended") == 0 || strcmp(event, "expiring_soon") == 0 ||
-	       strcmp(event, "revoke_failed") == 0 || strcmp(event, "drift") == 0;
+	       strcmp(event, "revoke_failed") == 0 || strcmp(event, "drift") == 0 ||
+	       strcmp(event, "rescheduled") == 0;
 }
 
 void report_add(struct report *r, json_t *ev)
@@ -610,6 +613,8 @@ void report_add(struct report *r, json_t *ev)
 		on_failing(r, ev);
 	if (strcmp(event, "extended") == 0)
 		on_extended(r, ev, in);
+	else if (strcmp(event, "rescheduled") == 0)
+		on_extended(r, ev, false); /* its new expires_at; not an extension */
 	else if (in)
 		on_other(r, ev, event);
 }

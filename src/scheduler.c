@@ -254,13 +254,62 @@ static int64_t retry_horizon(const struct engine *e)
 }
 
 /*
+ * An active grant created "in the future": it was given while the wall
+ * clock ran ahead, which has since been stepped back. Its expires_at was
+ * reckoned from the wrong time and would keep the privilege for as long as
+ * the clock ran ahead. How long it really has lasted cannot be known, so it
+ * is taken as created now: its whole duration (extensions included) from
+ * now. (The `granted` line keeps the time it was given.)
+ * Store first, then the `rescheduled` line: after a crash in between the
+ * log overstates the grant's end, never understates it.
+ */
+#define SHORTEN_PER_TICK 100
+struct shorten {
+	struct engine *e;
+	int64_t now;
+	int64_t seen;
+	bool stopped;           /* the store was locked elsewhere */
+};
+
+static int shorten_one(const struct grant_rec *r, void *arg)
+{
+	struct shorten *s = arg;
+	struct grant_rec n = *r;
+	char was[32], made[32];
+	int rc;
+
+	s->seen++;
+	n.created_at = s->now;
+	n.expires_at = s->now + (r->expires_at - r->created_at);
+	rc = store_reschedule(s->e->st, r, n.created_at, n.expires_at);
+	if (rc == JIT_EBUSY) {
+		s->stopped = true;
+		return 1;
+	}
+	if (rc != JIT_OK)
+		return 0; /* ended, extended or due meanwhile */
+	fmt_rfc3339(r->expires_at, was);
+	fmt_rfc3339(r->created_at, made);
+	log_warn("grant %s: created after the current time (the clock was stepped back); "
+		 "its expiry moves from %s to %lld s from now", r->id, was,
+		 (long long)(n.expires_at - s->now));
+	json_t *o = grant_audit_fields(&n);
+	json_object_set_new(o, "previous_expires_at", json_string(was));
+	json_object_set_new(o, "previous_created_at", json_string(made));
+	json_object_set_new(o, "reason", json_string("clock_stepped_back"));
+	if (audit_write(s->e->audit, "rescheduled", o) != JIT_OK)
+		log_err("audit: cannot record rescheduled of %s", r->id);
+	json_decref(o);
+	return 0;
+}
+
+/*
  * A wall clock stepped back (NTP correcting a clock that ran ahead, a VM
  * resumed with a wrong time): the retries of removals scheduled under the
  * old time would wait for the clock to catch up with them, for as long as
  * it ran ahead. The tick compares the wall clock's progress with the
  * monotonic clock's, and at start and after a step back makes such rows
- * due now. Grants' expires_at keep the time they were given (design.md,
- * "Durability and time").
+ * due now, and shortens the grants given under the old time (shorten_one).
  */
 static void tick_clock(struct engine *e, int64_t now)
 {
@@ -270,23 +319,33 @@ static void tick_clock(struct engine *e, int64_t now)
 		int64_t back = (mono - e->tick_mono) / 1000 - (now - e->tick_wall);
 		if (back > CLOCK_STEP_SLACK) {
 			log_warn("the wall clock was stepped back by about %llds; removals scheduled "
-				 "under the old time are retried now", (long long)back);
+				 "and grants given under the old time are rescheduled",
+				 (long long)back);
 			e->pull_retries = true;
+			e->pull_future = true;
 		}
 	}
 	e->tick_wall = now;
 	e->tick_mono = mono;
-	if (!e->pull_retries)
-		return;
-	int rc = store_retry_sooner(e->st, now, retry_horizon(e), &n);
-	if (rc == JIT_EBUSY)
-		return; /* the store is locked elsewhere: the next tick */
-	e->pull_retries = false;
-	if (rc != JIT_OK)
-		log_err("scheduler: cannot reschedule removals after a clock step");
-	else if (n > 0)
-		log_warn("%lld pending removal(s) were scheduled beyond any retry interval "
-			 "(the clock was stepped back): retrying them now", (long long)n);
+	if (e->pull_retries) {
+		int rc = store_retry_sooner(e->st, now, retry_horizon(e), &n);
+		if (rc != JIT_EBUSY) /* locked elsewhere: the next tick */
+			e->pull_retries = false;
+		if (rc != JIT_OK && rc != JIT_EBUSY)
+			log_err("scheduler: cannot reschedule removals after a clock step");
+		else if (rc == JIT_OK && n > 0)
+			log_warn("%lld pending removal(s) were scheduled beyond any retry interval "
+				 "(the clock was stepped back): retrying them now", (long long)n);
+	}
+	if (e->pull_future) {
+		struct shorten s = { e, now, 0, false };
+		int rc = store_created_after(e->st, now + CLOCK_STEP_SLACK, SHORTEN_PER_TICK,
+					     shorten_one, &s);
+		if (rc < 0)
+			log_err("scheduler: cannot read grants created in the future");
+		else if (!s.stopped && s.seen < SHORTEN_PER_TICK)
+			e->pull_future = false; /* else: the rest at the next tick */
+	}
 }
 
 void engine_tick(struct engine *e, int64_t now)

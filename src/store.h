@@ -228,6 +228,16 @@ int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void 
  */
 int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
 		   void *arg) JIT_WUR;
+/* Calls cb for ACTIVE rows created after t (the clock was stepped back
+ * since: created_at lies in the future), at most limit, oldest first;
+ * stops early if cb returns non-zero (that value is returned). */
+int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb,
+			void *arg) JIT_WUR;
+/* Moves ACTIVE row r's created_at and expires_at (compare-and-set on both
+ * as r holds them; JIT_ENOTFOUND if either moved or the row is no longer
+ * active). For a grant created under a clock since stepped back. */
+int store_reschedule(struct store *st, const struct grant_rec *r, int64_t created_at,
+		     int64_t expires_at) JIT_WUR;
 /* Records that grant id was warned; JIT_ENOTFOUND if it already was or is
  * no longer active (so each grant is warned once). */
 int store_set_warned(struct store *st, const char *id, int64_t now) JIT_WUR;

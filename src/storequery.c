@@ -439,6 +439,33 @@ int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit,
 	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
 }
 
+int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_CREATED_AFTER];
+	int rc = sqlite3_bind_int64(s, 1, t);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+	return collect_and_call(st, S_CREATED_AFTER, rc, cb, arg);
+}
+
+int store_reschedule(struct store *st, const struct grant_rec *r, int64_t created_at,
+		     int64_t expires_at)
+{
+	sqlite3_stmt *s = st->stmt[S_RESCHEDULE];
+	int rc = bind_txt(s, 1, r->id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, created_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, expires_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, r->created_at);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 5, r->expires_at);
+	return update_one(st, S_RESCHEDULE, rc);
+}
+
 int store_set_warned(struct store *st, const char *id, int64_t now)
 {
 	sqlite3_stmt *s = st->stmt[S_WARNED];

@@ -197,6 +197,13 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_RETRY_SOONER] = { "retry_sooner", "UPDATE grants INDEXED BY grants_ending_due"
 					     " SET next_attempt = ?1"
 					     " WHERE state = 'ending' AND next_attempt > ?1 + ?2" },
+	/* ?1 a time, ?2 limit: from grants_state_created */
+	[S_CREATED_AFTER] = { "created_after", "SELECT " GRANT_COLS " FROM grants"
+					       " INDEXED BY grants_state_created WHERE state = 'active'"
+					       " AND created_at > ?1 ORDER BY created_at LIMIT ?2" },
+	[S_RESCHEDULE] = { "reschedule", "UPDATE grants SET created_at = ?2, expires_at = ?3"
+					 " WHERE id = ?1 AND state = 'active' AND created_at = ?4"
+					 " AND expires_at = ?5" },
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
 					   " WHERE pair_key = ?1 AND state = 'ending'"
 					   " ORDER BY created_at, rowid" },

@@ -22,8 +22,22 @@ def _faked(j, offset):
         skip("libfaketime is not installed (Debian package libfaketime)")
     path = os.path.join(j.dir, "faketime")
     _set(path, offset)
-    return path, {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": path,
+    return path, {"LD_PRELOAD": " ".join(_asan_runtime() + [FAKETIME_LIB]),
+                  "FAKETIME_TIMESTAMP_FILE": path,
                   "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def _asan_runtime():
+    """[the ASan runtime jitd links], which must come first in LD_PRELOAD
+    in the sanitizer pass, or [] in a plain build."""
+    import subprocess
+    from jitd import binary
+    out = subprocess.run(["ldd", binary("jitd")], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and len(parts) >= 3:
+            return [parts[2]]
+    return []
 
 
 def _set(path, offset):
@@ -86,3 +100,40 @@ def test_removal_scheduled_under_a_clock_ahead_is_retried_after_a_restart():
                    "alice removed after the restart")
         wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 10, "grant expired")
         assert "retrying them now" in j.stderr_tail(200), j.stderr_tail(40)
+
+
+def test_grant_given_under_a_clock_ahead_is_shortened_when_the_clock_steps_back():
+    """A 1 h grant given while the clock ran a day ahead would last 25 h
+    once the clock is corrected. It must last at most its duration from the
+    correction, with a `rescheduled` line saying so."""
+    from jitd import parse_time
+    with Env(start=False) as e:
+        s, j = e.slapd, e.jitd
+        path, env = _faked(j, "+1d")
+        j.start(env=env)
+        alice = s.user_dn("alice")
+        g = j.must_grant("alice", "admins", "1h")
+        other = j.must_grant("bob", "ops", "2h")
+        was = parse_time(g["expires_at"])
+        assert was > time.time() + 86000, g
+        _set(path, "+0")
+        wait_until(lambda: len(j.audit_events("rescheduled")) == 2, 15,
+                   "both grants rescheduled")
+        ev = {x["grant_id"]: x for x in j.audit_events("rescheduled")}
+        for grant, length in ((g, 3600), (other, 7200)):
+            x = ev[grant["grant_id"]]
+            eq(x["reason"], "clock_stepped_back", "reason")
+            eq(x["previous_expires_at"], grant["expires_at"], "previous_expires_at")
+            now_exp = parse_time(j.show(grant["grant_id"])["expires_at"])
+            eq(now_exp, parse_time(x["expires_at"]), "the line's expires_at is the grant's")
+            assert abs(now_exp - (time.time() + length)) < 30, (grant, now_exp)
+        eq(s.is_member("admins", alice), True, "the grant itself goes on")
+        eq(j.show(g["grant_id"])["state"], "active", "still active")
+        # once: a grant given after the correction is left alone
+        g2 = j.must_grant("carol", "web", "1h")
+        time.sleep(3)
+        eq(len(j.audit_events("rescheduled")), 2, "no other rescheduled line")
+        eq(j.show(g2["grant_id"])["expires_at"], g2["expires_at"], "carol's expiry")
+        j.stop()
+        j.start()  # at start: nothing in the future any more
+        eq(len(j.audit_events("rescheduled")), 2, "nothing rescheduled at the restart")

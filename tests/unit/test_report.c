@@ -650,6 +650,30 @@ static void check_reader(const char *dir)
 	free(cut);
 }
 
+/* A rescheduled line (the clock was stepped back under a grant given while
+ * it ran ahead) moves the open grant's expires_at; it is no extension. */
+static void check_rescheduled(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 100, "granted", G("g-r", "rae", "dba", "dave", "helpdesk", 3600, T0 + 86000,
+				     T0 + 89600), NULL);
+	ev(r, T0 + 200, "rescheduled", G("g-r", "rae", "dba", "dave", "helpdesk", 3600, T0 + 200,
+					 T0 + 3800), "previous_expires_at", t(T0 + 89600),
+	   "reason", "clock_stepped_back", NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	json_t *a = by_id(res, "active_at_end", "g-r");
+	CHECK(a != NULL);
+	if (a)
+		CHECK_STR(json_string_value(json_object_get(a, "expires_at")), t(T0 + 3800));
+	CHECK(geti(res, "totals", "extended", NULL) == 0);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 1);
+	json_decref(res);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-report-XXXXXX";
@@ -662,6 +686,7 @@ int main(void)
 	check_repeated_final_lines();
 	check_ended_window();
 	check_before_input();
+	check_rescheduled();
 	check_hostile();
 	check_times();
 	check_reader(dir);

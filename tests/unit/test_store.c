@@ -753,7 +753,8 @@ static void test_plans(void)
 					   "retry",     "recover",           "list_user",
 					   "list_group", "count_failing",    "retry_now",
 					   "pair_ending", "list",            "list_both",
-					   "user_live",   "expiring",        "retry_sooner" };
+					   "user_live",   "expiring",        "retry_sooner",
+					   "created_after", "reschedule" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -952,6 +953,31 @@ static void test_reliability_queries(void)
 	grant_rec_free(r);
 	CHECK(store_retry_sooner(st, 5000, 600, &n) == JIT_OK && n == 0);
 	CHECK(store_set_retry(st, "e1", 2, 5500, "ldap -1") == JIT_OK); /* as before */
+	/* Active rows created after a time (the clock was stepped back since):
+	 * only active ones, oldest first, at most limit. */
+	CHECK(put(st, "f1", GS_ACTIVE, "pk-f", 8000, 9000, 0, false) == JIT_OK);
+	CHECK(put(st, "f2", GS_ACTIVE, "pk-g", 7000, 9000, 0, false) == JIT_OK);
+	seen = 0;
+	CHECK(store_created_after(st, 6999, 10, count_rows, &seen) == JIT_OK && seen == 2);
+	seen = 0;
+	CHECK(store_created_after(st, 7000, 10, count_rows, &seen) == JIT_OK && seen == 1);
+	seen = 0;
+	CHECK(store_created_after(st, 0, 1, count_rows, &seen) == JIT_OK && seen == 1);
+	seen = 0;
+	CHECK(store_created_after(st, 8000, 10, count_rows, &seen) == JIT_OK && seen == 0);
+	/* moved as created now, compare-and-set on both times */
+	CHECK((r = get(st, "f1")) != NULL);
+	CHECK(store_reschedule(st, r, 6000, 7000) == JIT_OK);
+	CHECK(store_reschedule(st, r, 6000, 7000) == JIT_ENOTFOUND); /* moved already */
+	grant_rec_free(r);
+	CHECK((r = get(st, "f1")) && r->created_at == 6000 && r->expires_at == 7000 &&
+	      r->duration == 7200);
+	grant_rec_free(r);
+	seen = 0;
+	CHECK(store_created_after(st, 6999, 10, count_rows, &seen) == JIT_OK && seen == 1);
+	CHECK(store_set_state(st, "f1", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 0, NULL) == JIT_OK);
+	CHECK(store_set_state(st, "f2", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 0, NULL) == JIT_OK);
+	seen = 0;
 
 	/* A pair's ending rows, whatever their retry time. */
 	CHECK(store_pair_ending(st, "pk-a", count_rows, &seen) == JIT_OK && seen == 1); /* e1 */

@@ -7,10 +7,7 @@
  * negative, the rendered HTML holds no unescaped '<' from the input, and
  * the JSON form parses back.
  *
- * Build: clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *   tests/fuzz/fuzz_auditlog.c src/audit.c src/report.c src/reportfmt.c \
- *   src/duration.c src/err.c src/util.c src/log.c -ljansson -lcrypto
- * Run:   ./fuzz_auditlog tests/fuzz/corpus/auditlog
+ * Build and run: tests/fuzz/run auditlog (or make fuzz).
  */
 #include <stdint.h>
 #include <stdio.h>

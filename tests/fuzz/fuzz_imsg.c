@@ -9,13 +9,7 @@
  * again gives back exactly the payload that was accepted (the decoders
  * accept one canonical encoding and nothing left over).
  *
- * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *   -Isrc tests/fuzz/fuzz_imsg.c src/imsg.c src/channel.c src/proto.c \
- *   src/duration.c src/store.c src/storestmt.c src/storequery.c \
- *   src/err.c src/util.c src/log.c \
- *   src/policy.c src/config*.c src/escape.c src/secret.c \
- *   -ljansson -lsqlite3 -lconfig -o fuzz_imsg
- * Run:   ./fuzz_imsg tests/fuzz/corpus/imsg
+ * Build and run: tests/fuzz/run imsg (or make fuzz).
  * (tests/unit/test_imsg.c writes the seed corpus with JITD_WRITE_CORPUS=DIR.)
  */
 #include <stdint.h>

@@ -5,11 +5,7 @@
  * untouched out-parameter on refusal, accepted fields within their limits,
  * and an error line that is valid JSON.
  *
- * Build: clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *   tests/fuzz/fuzz_proto.c src/proto.c src/duration.c src/store.c \
- *   src/storestmt.c src/storequery.c src/err.c src/util.c src/log.c \
- *   -ljansson -lsqlite3
- * Run:   ./fuzz_proto tests/fuzz/corpus/proto
+ * Build and run: tests/fuzz/run proto (or make fuzz).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,0 +1,116 @@
+/*
+ * grantaudit.c - the audit events about a grant: the fields every event
+ * carries (grant_audit_fields), an event with its outcome, the directory's
+ * answer and who asked, and the final event of an ending grant. Written
+ * through audit.h; the caller decides what a failed write means. Trust: the
+ * directory's messages come cleaned of control characters and invalid UTF-8
+ * by directory.h; no credential is in a grant record, so none reaches a line.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "grant_priv.h"
+#include "log.h"
+#include "util.h"
+
+void set_str(json_t *o, const char *k, const char *v)
+{
+	if (v)
+		json_object_set_new(o, k, json_string(v));
+}
+
+json_t *grant_audit_fields(const struct grant_rec *r)
+{
+	char ts[32];
+	json_t *o = json_object();
+	set_str(o, "grant_id", r->id);
+	set_str(o, "state", grant_state_name(r->state));
+	set_str(o, "user", r->user);
+	set_str(o, "user_dn", r->user_dn);
+	set_str(o, "user_uuid", r->user_uuid);
+	set_str(o, "group", r->group_name);
+	set_str(o, "group_dn", r->group_dn);
+	set_str(o, "directory", r->directory);
+	set_str(o, "added_via", r->added_via);
+	json_object_set_new(o, "duration", json_integer(r->duration));
+	fmt_rfc3339(r->created_at, ts);
+	set_str(o, "created_at", ts);
+	fmt_rfc3339(r->expires_at, ts);
+	set_str(o, "expires_at", ts);
+	set_str(o, "ticket", r->ticket);
+	set_str(o, "reason", r->reason);
+	set_str(o, "requested_by", r->requested_by);
+	set_str(o, "approved_by", r->approved_by);
+	set_str(o, "request_id", r->request_id);
+	set_str(o, "client", r->client);
+	json_object_set_new(o, "peer_uid", json_integer(r->peer_uid));
+	json_object_set_new(o, "peer_pid", json_integer(r->peer_pid));
+	json_object_set_new(o, "standing", json_boolean(r->standing));
+	return o;
+}
+
+/* The fields of one audit event about r, with the members of extra (may
+ * be NULL). New reference. */
+static json_t *audit_grant_obj(const char *event, const struct grant_rec *r, const char *outcome,
+			       const struct dir_result *dres, const char *who,
+			       const struct jit_peer *peer, const char *why, json_t *extra)
+{
+	json_t *o = grant_audit_fields(r);
+	if (extra)
+		json_object_update(o, extra);
+	set_str(o, "outcome", outcome);
+	if (dres && dres->message[0]) {
+		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+		set_str(o, "message", dres->message);
+	}
+	if (event && strcmp(event, "revoke_failed") == 0)
+		json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
+	if (who)
+		set_str(o, "by_client", who);
+	if (peer && event && strcmp(event, "granted") != 0) {
+		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+	}
+	set_str(o, "end_reason", why);
+	return o;
+}
+
+/* Writes one audit event about r (see audit_grant_obj); logs if it fails. */
+static int audit_grant_x(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+			 const char *outcome, const struct dir_result *dres, const char *who,
+			 const struct jit_peer *peer, const char *why, json_t *extra)
+{
+	json_t *o = audit_grant_obj(event, r, outcome, dres, who, peer, why, extra);
+	int rc = audit_write(g->audit, event, o);
+	json_decref(o);
+	if (rc != JIT_OK)
+		log_err("audit: could not record %s of grant %s", event, r->id);
+	return rc;
+}
+
+int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		const char *outcome, const struct dir_result *dres, const char *who,
+		const struct jit_peer *peer, const char *why)
+{
+	return audit_grant_x(g, event, r, outcome, dres, who, peer, why, NULL);
+}
+
+/* The final audit event of ending grant r (its end_state); frees st->value. */
+json_t *end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
+		      const char *reason, const char *client, const struct jit_peer *peer)
+{
+	json_t *extra = json_object();
+	set_str(extra, "removed_value", st->value);
+	if (st->uri[0])
+		set_str(extra, "removed_via", st->uri);
+	if (r->removed_via)
+		json_object_set_new(extra, "checked_after_grace", json_true());
+	free(st->value);
+	st->value = NULL;
+	enum grant_state ending = r->state;
+	r->state = r->end_state;
+	json_t *o = audit_grant_obj(grant_state_name(r->end_state), r, end_outcome(r, st), dres,
+				    client, peer, reason, extra);
+	r->state = ending;
+	json_decref(extra);
+	return o;
+}

@@ -1,0 +1,368 @@
+/*
+ * grantcreate.c - creating a grant (grant_create): a request_id seen before,
+ * the user resolved and the rules that need the directory, the pending row
+ * with its standing decided, the add, the `granted` line, then active; on
+ * failure the pending row is handed on to failed or to the ending machine.
+ * Runs in engine worker threads. Trust: request fields were validated by
+ * proto.c/policy.c; directory answers are untrusted and mapped through
+ * directory.h.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "dirrules.h"
+#include "fault.h"
+#include "grant_priv.h"
+#include "log.h"
+#include "timing.h"
+#include "util.h"
+
+/* The `refused` audit line and the error answer; rule: the policy rule, or NULL. */
+static char *reply_refused_rule(struct grant_ctx *g, const struct grant_params *p, int err,
+				const char *msg, const struct dir_result *dres, const char *rule)
+{
+	json_t *o = json_object();
+	set_str(o, "op", "grant");
+	set_str(o, "user", p->req->user);
+	set_str(o, "group", p->group_name);
+	set_str(o, "ticket", p->req->ticket);
+	set_str(o, "requested_by", p->req->requested_by);
+	set_str(o, "approved_by", p->req->approved_by);
+	set_str(o, "request_id", p->req->request_id);
+	set_str(o, "client", p->client);
+	json_object_set_new(o, "peer_uid", json_integer((json_int_t)p->peer.uid));
+	json_object_set_new(o, "peer_pid", json_integer((json_int_t)p->peer.pid));
+	set_str(o, "error", jit_err_code(err));
+	set_str(o, "message", msg ? msg : jit_err_message(err));
+	if (dres && dres->message[0])
+		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
+	set_str(o, "rule", rule);
+	if (audit_write(g->audit, "refused", o) != JIT_OK)
+		log_err("audit: could not record a refusal");
+	json_decref(o);
+	return proto_error_line(err, msg);
+}
+
+static char *reply_refused(struct grant_ctx *g, const struct grant_params *p, int err,
+			   const char *msg, const struct dir_result *dres)
+{
+	return reply_refused_rule(g, p, err, msg, dres, NULL);
+}
+
+/*
+ * The rules that need the directory's answer about user u: deny_users (by
+ * DN and by its uid) and eligible_group (a live membership check;
+ * dirrules.c). NULL if they pass, else the answer line (the refusal is
+ * audited).
+ */
+static char *check_dirrules(struct grant_ctx *g, const struct grant_params *p,
+			    const struct dir_user *u)
+{
+	struct dir_result dres = { 0 };
+	const char *rule = NULL;
+	char msg[384];
+	int rc = dirrules_check(g->dc, p->rules, p->req->user, u, &dres, msg, sizeof(msg), &rule);
+
+	if (rc == JIT_OK)
+		return NULL;
+	return reply_refused_rule(g, p, rc, msg, &dres, rule);
+}
+
+static void fill_rec(struct grant_rec *r, const struct grant_params *p, const struct dir_user *u,
+		     const char *value, char *pair_key, const char *id)
+{
+	const struct jit_request *q = p->req;
+	int64_t now = now_s();
+	memset(r, 0, sizeof(*r));
+	r->id = xstrdup(id);
+	r->request_id = xstrdup(q->request_id);
+	r->state = GS_PENDING;
+	r->end_state = GS_PENDING;
+	r->user = xstrdup(q->user);
+	r->user_dn = xstrdup(u->dn);
+	r->user_uuid = xstrdup(u->uuid);
+	r->member_value = xstrdup(value);
+	r->group_name = xstrdup(p->group_name);
+	r->group_dn = xstrdup(p->group_dn);
+	r->directory = xstrdup(p->directory);
+	r->member_attr = xstrdup(p->member_attr);
+	r->placeholder = xstrdup(p->placeholder);
+	r->pair_key = pair_key;
+	r->created_at = now;
+	r->expires_at = now + p->duration;
+	r->duration = p->duration;
+	r->ticket = xstrdup(q->ticket);
+	r->reason = xstrdup(q->reason);
+	r->requested_by = xstrdup(q->requested_by);
+	r->approved_by = xstrdup(q->approved_by);
+	r->client = xstrdup(p->client);
+	r->peer_uid = (int64_t)p->peer.uid;
+	r->peer_pid = (int64_t)p->peer.pid;
+}
+
+/* A grant with the same request_id exists: answer with it, or refuse if it
+ * was made from another request (a replay must never pass as a retry).
+ * NULL if none. */
+static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
+			      const char *request_id)
+{
+	struct grant_rec *r = NULL;
+	char *line;
+	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
+		return NULL;
+	if (policy_same_request(p->req, r)) {
+		line = reply_grant(g, r->id, true);
+	} else {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
+			 "(grant %s)", request_id, r->id);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "request_id");
+	}
+	grant_rec_free(r);
+	return line;
+}
+
+/*
+ * Records the grant as pending with its standing decided from the directory
+ * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
+ * (request_id raced with another worker), JIT_EPOLICY (the user already
+ * holds max_active live grants; 0 = no limit) or JIT_EIO.
+ */
+static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present, int max_active)
+{
+	int64_t n = 0;
+	bool any_jitd = false;
+	int rc = store_begin(g->st);
+	if (rc != JIT_OK)
+		return rc;
+	if (max_active > 0) {
+		/* Inside the write transaction: concurrent grants of one user
+		 * (other groups, other workers) are counted one after another. */
+		rc = store_count_user_live(g->st, r->user_dn, &n);
+		if (rc == JIT_OK && n >= max_active)
+			rc = JIT_EPOLICY;
+		if (rc != JIT_OK)
+			goto fail;
+	}
+	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, &n, &any_jitd);
+	if (rc != JIT_OK)
+		goto fail;
+	if (!present) {
+		/* jitd is about to create the membership: whatever the pair's
+		 * other grants believed, nothing standing is left to protect. */
+		r->standing = false;
+		rc = store_pair_clear_standing(g->st, r->pair_key);
+		if (rc != JIT_OK)
+			goto fail;
+	} else {
+		r->standing = n == 0 ? true : !any_jitd;
+	}
+	rc = store_insert(g->st, r);
+fail:
+	return end_tx(g, rc);
+}
+
+/*
+ * Hands pending grant r on to `to` (GS_FAILED, or GS_ENDING heading for
+ * failed, whose removal the scheduler then makes), or stops jitd if even
+ * that cannot be recorded. A row left pending would outlive the request:
+ * the scheduler never looks at it, and it counts as a live grant of its
+ * pair, so a later grant's end would keep the membership for it. Start-up
+ * recovery turns it into ending(failed) and removes what it may have added.
+ */
+static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant_state to,
+			    const char *why)
+{
+	int rc;
+
+	if (FAULT_FAIL("fail.record_failure")) {
+		rc = JIT_EIO;
+	} else if (to != GS_ENDING || r->added_via == NULL) {
+		rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
+	} else {
+		/* the server that may hold the value, in the same transaction:
+		 * the removal goes there first, and a removal answered by
+		 * another one waits for it (schedule_verify) */
+		rc = store_begin(g->st);
+		if (rc == JIT_OK) {
+			rc = store_set_added_via(g->st, r->id, r->added_via);
+			if (rc == JIT_OK)
+				rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
+			rc = end_tx(g, rc);
+		}
+	}
+	if (rc != JIT_OK)
+		fatal("grant %s: the store cannot record state; restarting for recovery", r->id);
+	r->state = to;
+}
+
+/* The add failed: settle the pending row and answer. Called with the pair lock. */
+static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struct grant_rec *r,
+			int rc, const struct dir_result *dres)
+{
+	if (rc == JIT_EDIRREFUSED) {
+		/* The directory answered no: nothing was written. */
+		hand_on_pending(g, r, GS_FAILED, dres->message);
+		audit_grant(g, "failed", r, "directory_refused", dres, p->client, &p->peer, NULL);
+		return proto_error_line(JIT_EDIRREFUSED, dres->message);
+	}
+	/* Robustness: the add may or may not have reached the directory; let the
+	 * ending machinery remove it (or find it already gone), starting with
+	 * the server the unanswered add went to. */
+	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via)
+		r->added_via = xstrdup(dres->unanswered_uri);
+	hand_on_pending(g, r, GS_ENDING, dres->message);
+	audit_grant(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
+	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
+}
+
+/*
+ * pending -> active, recording in the same transaction which server (URI)
+ * answered the add when the directory has several: the revocation goes
+ * there first (see settle_membership).
+ */
+static int activate(struct grant_ctx *g, struct grant_rec *r)
+{
+	int rc;
+
+	if (r->added_via == NULL)
+		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	rc = store_begin(g->st);
+	if (rc != JIT_OK)
+		return rc;
+	rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (rc == JIT_OK)
+		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	return end_tx(g, rc);
+}
+
+char *grant_create(struct grant_ctx *g, const struct grant_params *p)
+{
+	struct dir_user u = { 0 };
+	struct dir_result dres = { 0 };
+	struct grant_rec r;
+	char id[32], hex[25];
+	bool present = false, already = false;
+	char *line = existing_request(g, p, p->req->request_id);
+	if (line)
+		return line;
+
+	int64_t t = mono_us();
+	int rc = dir_resolve_user(g->dc, p->req->user, &u, &dres);
+	timing_since(STEP_LOOKUP_USER, t);
+	if (rc != JIT_OK) {
+		const char *msg = rc == JIT_EUNKUSER ? "no single directory entry matches this user"
+						     : dres.message;
+		return reply_refused(g, p, rc, msg[0] ? msg : NULL, &dres);
+	}
+	if (u.disabled) {
+		dir_user_clear(&u);
+		return reply_refused_rule(g, p, JIT_EPOLICY, "the account is disabled in the directory",
+					  NULL, "account_disabled");
+	}
+	line = check_dirrules(g, p, &u);
+	if (line) {
+		dir_user_clear(&u);
+		return line;
+	}
+	bool by_uid = strcasecmp(p->member_attr, "memberUid") == 0;
+	if (!by_uid && u.uuid == NULL) {
+		/* A DN-valued membership is followed through renames and moves by
+		 * the entry's uuid_attr; without it, a rename during the grant
+		 * would leave the membership behind at its end. */
+		char msg[320];
+		snprintf(msg, sizeof(msg), "the user's entry has no readable %.64s: jitd could not "
+			 "follow it through a rename (check uuid_attr and the service account's "
+			 "read access)", dir_conn_uuid_attr(g->dc));
+		dir_user_clear(&u);
+		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
+	}
+	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
+	if (random_hex(hex, 12) != JIT_OK) {
+		dir_user_clear(&u);
+		return proto_error_line(JIT_EINTERNAL, "no randomness for a grant id");
+	}
+	snprintf(id, sizeof(id), "g-%s", hex);
+	fill_rec(&r, p, &u, value, make_pair_key(p->directory, p->group_dn, p->member_attr, value),
+		 id);
+	dir_user_clear(&u);
+
+	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
+	pthread_mutex_lock(lock);
+	settle_pair(g, r.pair_key);
+	t = mono_us();
+	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
+	timing_since(STEP_CHECK_MEMBER, t);
+	if (rc != JIT_OK) {
+		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
+		goto out;
+	}
+	FAULT_POINT("grant.before_pending");
+	t = mono_us();
+	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
+	timing_since(STEP_RECORD_PENDING, t);
+	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
+		goto out;
+	if (rc == JIT_EPOLICY) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "max_active_per_user: \"%.64s\" already holds %d live "
+			 "grant(s), the most group \"%s\" allows", r.user, p->rules->max_active,
+			 p->group_name);
+		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "max_active_per_user");
+		goto out;
+	}
+	if (rc != JIT_OK) {
+		line = reply_refused(g, p, JIT_EINTERNAL, "cannot record the grant", NULL);
+		goto out;
+	}
+	FAULT_POINT("grant.after_pending");
+	if (!present) {
+		t = mono_us();
+		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
+				    &dres);
+		timing_since(STEP_DIRECTORY_ADD, t);
+		if (rc != JIT_OK) {
+			line = add_failed(g, p, &r, rc, &dres);
+			FAULT_POINT("grant.after_add_failed");
+			goto out;
+		}
+		FAULT_POINT("grant.after_dir_add");
+	}
+	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
+		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
+	/* Evidence first: the `granted` line is durable before the row turns
+	 * active and before the client hears ok. */
+	r.state = GS_ACTIVE;
+	t = mono_us();
+	rc = FAULT_FAIL("fail.audit_granted")
+		     ? JIT_EIO
+		     : audit_grant(g, "granted", &r,
+				   present ? (r.standing ? "standing" : "already_member") : "added",
+				   NULL, NULL, NULL, NULL);
+	timing_since(STEP_AUDIT_GRANTED, t);
+	if (rc != JIT_OK) {
+		r.state = GS_PENDING;
+		hand_on_pending(g, &r, GS_ENDING, "audit log write failed");
+		line = proto_error_line(JIT_EINTERNAL, "audit log write failed; grant rolled back");
+		goto out;
+	}
+	FAULT_POINT("grant.after_audit_granted");
+	t = mono_us();
+	rc = activate(g, &r);
+	timing_since(STEP_RECORD_ACTIVE, t);
+	if (rc != JIT_OK) {
+		/* Robustness: a pending row is invisible to the scheduler; hand it to
+		 * the ending machinery (which removes the membership at once). */
+		r.state = GS_PENDING;
+		hand_on_pending(g, &r, GS_ENDING, "store write failed");
+		line = proto_error_line(JIT_EINTERNAL, "cannot record the grant as active");
+		goto out;
+	}
+	FAULT_POINT("grant.after_active");
+	log_info("granted %s: %s -> %s until %lld (%s)", r.id, r.user, r.group_name,
+		 (long long)r.expires_at, r.standing ? "standing" : "added");
+	line = reply_grant(g, r.id, false);
+out:
+	pthread_mutex_unlock(lock);
+	grant_rec_clear(&r);
+	return line;
+}

@@ -1,0 +1,354 @@
+/*
+ * grantend.c - ending one grant (grant_end, grant_force_close): its membership
+ * kept for another holder or removed, checked again after replication_grace
+ * when another server than the writer answered, a failed removal retried with
+ * backoff, the final audit line on disk before the final state; and a pair's
+ * unfinished ends settled before a new grant of it. Runs in engine worker
+ * threads under the pair lock. Trust: directory answers are untrusted and
+ * mapped through directory.h; a removal that fails is retried, never dropped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fault.h"
+#include "grant_priv.h"
+#include "log.h"
+#include "timing.h"
+#include "util.h"
+
+/* Does something other than r hold r's membership (another live grant of
+ * the same value, or a standing membership)? Then st->outcome says what. */
+int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
+{
+	int64_t others = 0;
+	bool any_jitd = false;
+	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
+				 &others, &any_jitd);
+	if (rc != JIT_OK)
+		return rc;
+	if (others > 0)
+		st->outcome = "kept_other_grant";
+	else if (r->standing)
+		st->outcome = "kept_standing";
+	return JIT_OK;
+}
+
+/*
+ * Removes the membership of ending grant r, which nothing else holds
+ * (settle_kept): the value that refers to the user now (see
+ * dir_revoke_member), so a rename or move during the window changes
+ * nothing. Several servers (replicas, domain controllers): the one that
+ * wrote the membership is asked first; when another one answers, the add
+ * may not have replicated there yet ("not a member", and then the add
+ * arrives and stays), so st->verify asks the caller to check again after
+ * replication_grace. JIT_OK with st filled, or the directory error.
+ */
+int settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+		  struct dir_result *dres)
+{
+	bool removed = false;
+	bool multi = dir_conn_uri_count(g->dc) > 1;
+	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
+				r->placeholder };
+	int rc;
+
+	if (multi && r->added_via)
+		(void)dir_conn_prefer(g->dc, r->added_via);
+	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
+	if (rc != JIT_OK)
+		return rc;
+	st->outcome = removed ? "removed" : "already_absent";
+	if (st->value && strcasecmp(st->value, r->member_value) == 0) {
+		free(st->value);
+		st->value = NULL;
+	}
+	if (multi) {
+		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
+		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
+	}
+	return JIT_OK;
+}
+
+/* Ends ending grant r's membership unless something else holds it:
+ * settle_kept, then settle_remove. */
+int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+		      struct dir_result *dres)
+{
+	int rc = settle_kept(g, r, st);
+	if (rc != JIT_OK || st->outcome != NULL)
+		return rc;
+	return settle_remove(g, r, st, dres);
+}
+
+/*
+ * The removal was answered by another server than the writer. It is final
+ * only when no add can still be on its way to that server:
+ *  - the value was there and was removed (the add had replicated; the
+ *    delete replicates back), and a check after replication_grace finds
+ *    nothing; or
+ *  - the writer is unknown (jitd stopped while the add was on its way:
+ *    an unanswered add records where it went, see add_failed) or no
+ *    longer configured, and a check after the grace finds nothing.
+ * While the writer is configured but unreachable and the others never saw
+ * the value, the add may still sit on the writer alone: check again every
+ * replication_grace, preferring the writer, until it answers.
+ * True when the grant waits for a check (the row was updated).
+ */
+bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
+		     int64_t now)
+{
+	bool checking = r->removed_via != NULL;
+	bool removed_now = strcmp(st->outcome, "removed") == 0;
+	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	const char *oc = checking && !removed_now ? r->removed_outcome : st->outcome;
+
+	if (!st->verify)
+		return false;
+	if (checking && !removed_now &&
+	    (!writer_known || (oc != NULL && strcmp(oc, "removed") == 0)))
+		return false;
+	if (checking && removed_now)
+		oc = "removed";
+	if (store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
+			     now + g->replication_grace) != JIT_OK) {
+		log_err("grant %s: cannot record the check after replication_grace", r->id);
+		return false; /* Robustness: then no check, but never a stuck row */
+	}
+	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
+		 st->outcome, st->uri, r->added_via ? r->added_via : "an unknown server",
+		 (long long)g->replication_grace);
+	return true;
+}
+
+/* The removal of ending grant r failed with rc: schedule the retry. */
+void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
+		    const struct dir_result *dres, const char *reason, const char *client,
+		    const struct jit_peer *peer, int64_t now)
+{
+	int64_t attempts = r->attempts + 1;
+	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	const char *msg = dres->message[0] ? dres->message : jit_err_message(rc);
+	/* A refusal is an answer: it will not go away by waiting (status
+	 * counts it as revocations_failing); an outage will. */
+	if (store_set_retry_kind(g->st, r->id, attempts, next, msg, rc != JIT_EDIRUNAVAIL) != JIT_OK)
+		log_err("grant %s: cannot record retry", r->id);
+	FAULT_POINT("grant.after_retry");
+	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
+		 (long long)attempts, (long long)(next - now), msg);
+	/* Rate limit: the first attempts, then every 20th. */
+	r->attempts = attempts;
+	if (attempts <= 3 || attempts % 20 == 0)
+		audit_grant(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
+}
+
+/*
+ * The final line of ending grant r could not be written. Evidence first:
+ * the row stays ending, and its retry (with backoff, as for a failed
+ * removal) writes the line and then closes it; the membership is gone
+ * already, so the retry finds it absent and says so.
+ */
+void final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
+{
+	int64_t attempts = r->attempts + 1;
+	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	log_err("audit: could not record the %s of grant %s; the grant stays ending and is "
+		"recorded again in %llds", grant_state_name(r->end_state), r->id,
+		(long long)(next - now));
+	if (store_set_retry_kind(g->st, r->id, attempts, next, "audit log write failed", false) !=
+	    JIT_OK)
+		log_err("grant %s: cannot record retry", r->id);
+	r->attempts = attempts;
+}
+
+/* What the removal of r did (after a check after the grace: what the
+ * removal before it did). */
+const char *end_outcome(const struct grant_rec *r, const struct settle *st)
+{
+	if (r->removed_via && strcmp(st->outcome, "already_absent") == 0 && r->removed_outcome)
+		return r->removed_outcome;
+	return st->outcome;
+}
+
+char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
+		 bool scheduled, const char *reason, const char *client,
+		 const struct jit_peer *peer)
+{
+	struct dir_result dres = { 0 };
+	struct settle st = { 0 };
+	const char *outcome = NULL;
+	int64_t now = now_s(), t;
+	int rc;
+	switch (r->state) {
+	case GS_ACTIVE:
+		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
+			return reply_grant(g, r->id, false); /* extended meanwhile */
+		FAULT_POINT("grant.before_ending");
+		t = mono_us();
+		/* Robustness: a scheduled expiry checks expires_at again in the
+		 * same statement: an extend (main thread, no pair lock) may have
+		 * committed since r was read; then the grant stays. */
+		rc = scheduled && end_state == GS_EXPIRED
+			     ? expire_due(g, r, now)
+			     : transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL);
+		timing_since(STEP_RECORD_ENDING, t);
+		if (rc == JIT_ENOTFOUND && scheduled && end_state == GS_EXPIRED)
+			return reply_grant(g, r->id, false);
+		if (rc != JIT_OK)
+			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+		r->state = GS_ENDING;
+		r->end_state = end_state;
+		break;
+	case GS_ENDING:
+		if (r->removed_via && r->next_attempt > now)
+			return reply_grant(g, r->id, false); /* waits for replication_grace */
+		break; /* retry (scheduled) or the client asks again: try now */
+	case GS_PENDING:
+		return proto_error_line(JIT_ENOTACTIVE, "the grant is still being created");
+	default:
+		return reply_grant(g, r->id, false); /* already ended: idempotent */
+	}
+	FAULT_POINT("grant.after_ending");
+	t = mono_us();
+	rc = settle_membership(g, r, &st, &dres);
+	timing_since(STEP_DIRECTORY_REMOVE, t);
+	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
+		free(st.value);
+		return reply_grant(g, r->id, false);
+	}
+	if (rc != JIT_OK) {
+		removal_failed(g, r, rc, &dres, reason, client, peer, now);
+		free(st.value);
+		return reply_grant(g, r->id, false);
+	}
+	outcome = end_outcome(r, &st);
+	FAULT_POINT("grant.after_dir_remove");
+	/* Evidence first: after a crash between these two steps the ending row
+	 * is retried and the event recorded again, never lost. */
+	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
+	t = mono_us();
+	rc = FAULT_FAIL("fail.final_audit") ? JIT_EIO
+					    : audit_write(g->audit, grant_state_name(r->end_state), o);
+	timing_since(STEP_AUDIT_ENDED, t);
+	json_decref(o);
+	if (rc != JIT_OK) {
+		final_audit_failed(g, r, now);
+		return reply_grant(g, r->id, false);
+	}
+	FAULT_POINT("grant.after_final_audit");
+	t = mono_us();
+	rc = transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
+	timing_since(STEP_RECORD_ENDED, t);
+	if (rc != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+	FAULT_POINT("grant.after_final");
+	r->state = r->end_state;
+	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
+		 r->user, outcome);
+	return reply_grant(g, r->id, false);
+}
+
+/* One ending row of the pair a new grant is about to use (pair lock held). */
+static int settle_one(const struct grant_rec *row, void *arg)
+{
+	struct grant_ctx *g = arg;
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, row->id, &r) != JIT_OK)
+		return 0;
+	if (r->state == GS_ENDING)
+		free(end_locked(g, r, r->end_state, true, NULL, NULL, NULL));
+	grant_rec_free(r);
+	return 0;
+}
+
+/*
+ * Robustness: before a new grant of a pair looks at the directory, the
+ * pair's unfinished ends (a grant rolled back by start-up recovery, a
+ * removal waiting for its retry) are run to their end now, so the new
+ * grant decides from a settled membership and never races a removal that
+ * was decided before it. A removal that fails again stays ending (and the
+ * new grant then inherits jitd's ownership of the membership).
+ */
+void settle_pair(struct grant_ctx *g, const char *pair_key)
+{
+	if (store_pair_ending(g->st, pair_key, settle_one, g) < 0)
+		log_err("cannot read the unfinished ends of a pair; the new grant goes on");
+}
+
+char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
+		const char *reason, const char *client, const struct jit_peer *peer)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_ENOTFOUND, NULL);
+	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_lock(lock);
+	/* Reload under the lock: another worker may have moved it on. */
+	grant_rec_free(r);
+	r = NULL;
+	char *line;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		line = proto_error_line(JIT_ENOTFOUND, NULL);
+	else
+		line = end_locked(g, r, end_state, scheduled, reason, client, peer);
+	pthread_mutex_unlock(lock);
+	grant_rec_free(r);
+	return line;
+}
+
+/*
+ * revoke with force: an operator removed the membership by hand (the
+ * directory refuses jitd's removal, the group is gone...). Closes an ending
+ * grant as revoked without touching the directory. Evidence first: the
+ * `revoked` line with outcome `forced` is on disk before the row changes.
+ */
+static char *force_locked(struct grant_ctx *g, struct grant_rec *r, const char *reason,
+			  const char *client, const struct jit_peer *peer)
+{
+	if (r->state != GS_ENDING) {
+		if (r->state >= GS_EXPIRED)
+			return reply_grant(g, r->id, false); /* already ended: idempotent */
+		return proto_error_line(JIT_ENOTACTIVE, "force closes only a grant whose removal is "
+					"being retried (state ending); revoke it without force first");
+	}
+	json_t *o = grant_audit_fields(r);
+	json_object_set_new(o, "state", json_string(grant_state_name(GS_REVOKED)));
+	set_str(o, "outcome", "forced");
+	set_str(o, "previous_end_state", grant_state_name(r->end_state));
+	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
+	set_str(o, "last_error", r->last_error);
+	set_str(o, "by_client", client);
+	if (peer) {
+		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
+		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
+	}
+	set_str(o, "end_reason", reason);
+	int rc = audit_write(g->audit, "revoked", o);
+	json_decref(o);
+	if (rc != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "audit log write failed; grant left ending");
+	if (transition(g, r, GS_ENDING, GS_REVOKED, GS_REVOKED, r->last_error) != JIT_OK)
+		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+	log_warn("revoked %s by force (%s): %s <- %s; the directory was not touched", r->id,
+		 client ? client : "?", r->group_name, r->user);
+	return reply_grant(g, r->id, false);
+}
+
+char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
+			const char *client, const struct jit_peer *peer)
+{
+	struct grant_rec *r = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_ENOTFOUND, NULL);
+	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_lock(lock);
+	grant_rec_free(r);
+	r = NULL;
+	char *line;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		line = proto_error_line(JIT_ENOTFOUND, NULL);
+	else
+		line = force_locked(g, r, reason, client, peer);
+	pthread_mutex_unlock(lock);
+	grant_rec_free(r);
+	return line;
+}

@@ -36,8 +36,8 @@ static void check_legal(const struct grant_rec *r, enum grant_state from, enum g
 		      grant_state_name(to));
 }
 
-int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
-	       enum grant_state to, enum grant_state end_state, const char *err)
+int grant_transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
+		     enum grant_state to, enum grant_state end_state, const char *err)
 {
 	check_legal(r, from, to);
 	return store_set_state(g->st, r->id, from, to, end_state, now_s(), err);
@@ -45,7 +45,7 @@ int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state 
 
 /* ACTIVE -> ENDING(EXPIRED) if still due: a transition with a
  * compare-and-set on expires_at too. JIT_ENOTFOUND if no longer due. */
-int expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now)
+int grant_expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now)
 {
 	check_legal(r, GS_ACTIVE, GS_ENDING);
 	return store_expire_due(g->st, r->id, now);
@@ -59,7 +59,7 @@ int64_t grant_backoff(int64_t attempts, int64_t retry_min, int64_t retry_max)
 	return d < retry_max ? d : retry_max;
 }
 
-pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key)
+static pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key)
 {
 	uint32_t h = 2166136261u; /* FNV-1a: spreads keys over the stripes */
 	for (const unsigned char *p = (const unsigned char *)pair_key; *p; p++)
@@ -70,13 +70,13 @@ pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key)
 /* The pair key: dir_pair_key() (the group DN and a DN value in one
  * canonical form, case-folded). Store migration 7 rewrote the keys of
  * rows made before with this function. */
-char *make_pair_key(const char *dir, const char *group_dn, const char *attr,
-		    const char *value)
+static char *make_pair_key(const char *dir, const char *group_dn, const char *attr,
+			   const char *value)
 {
 	return dir_pair_key(dir, group_dn, attr, value);
 }
 
-char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
+char *grant_reply(struct grant_ctx *g, const char *id, bool duplicate)
 {
 	struct grant_rec *r = NULL;
 	if (store_get(g->st, id, &r) != JIT_OK)
@@ -92,7 +92,7 @@ char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate)
 
 /* Ends the transaction begun with store_begin(): commits if rc (what the
  * statements in it returned) is JIT_OK, else rolls back and returns rc. */
-int end_tx(struct grant_ctx *g, int rc)
+int grant_end_tx(struct grant_ctx *g, int rc)
 {
 	if (rc != JIT_OK) {
 		store_rollback(g->st);

@@ -9,6 +9,9 @@
  *                  replication_grace; a pair's unfinished ends
  *   grantexpiry.c  grant_expire_batch()
  *   grantaudit.c   the audit events about a grant
+ * Names: a function shared between these files carries the grant_ prefix
+ * and is declared below under the file that defines it; they take a pair's
+ * lock and key through grant.h (grant_pair_lock, grant_pair_key).
  * Threads: engine worker threads; the pair lock of a grant is held by whoever
  * works on it (the comments say which functions expect it held).
  */
@@ -31,57 +34,52 @@ struct settle {
 /* ---- grant.c ---- */
 
 /* from -> to (checked against the table), compare-and-set in the store. */
-int transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
-	       enum grant_state to, enum grant_state end_state, const char *err);
+int grant_transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
+		     enum grant_state to, enum grant_state end_state, const char *err);
 /* ACTIVE -> ENDING(EXPIRED) if still due; JIT_ENOTFOUND if not. */
-int expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now);
-/* The stripe of g->pair_locks that serialises work on pair_key. */
-pthread_mutex_t *pair_lock(struct grant_ctx *g, const char *pair_key);
-/* The pair key (heap string). */
-char *make_pair_key(const char *dir, const char *group_dn, const char *attr,
-		    const char *value);
+int grant_expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now);
 /* The answer line (caller frees): grant id as stored, or `internal`. */
-char *reply_grant(struct grant_ctx *g, const char *id, bool duplicate);
+char *grant_reply(struct grant_ctx *g, const char *id, bool duplicate);
 /* Commits the store transaction if rc is JIT_OK, else rolls it back. */
-int end_tx(struct grant_ctx *g, int rc);
+int grant_end_tx(struct grant_ctx *g, int rc);
 
 /* ---- grantaudit.c ---- */
 
 /* Sets o[k] to string v unless v is NULL. */
-void set_str(json_t *o, const char *k, const char *v);
+void grant_set_str(json_t *o, const char *k, const char *v);
 /* Writes one audit event about r; logs if it fails. */
-int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *r,
 		const char *outcome, const struct dir_result *dres, const char *who,
 		const struct jit_peer *peer, const char *why);
 /* The final audit event of ending grant r (new reference); frees st->value. */
-json_t *end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
-		      const char *reason, const char *client, const struct jit_peer *peer);
+json_t *grant_end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
+			    const char *reason, const char *client, const struct jit_peer *peer);
 
 /* ---- grantend.c ---- */
 
 /* Ending grant r's membership, its pair lock held: is it held by something
- * else (settle_kept), its removal (settle_remove), both in turn. */
-int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st);
-int settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-		  struct dir_result *dres);
-int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-		      struct dir_result *dres);
+ * else (grant_settle_kept), its removal (grant_settle_remove), both in turn. */
+int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st);
+int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			struct dir_result *dres);
+int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			    struct dir_result *dres);
 /* True when r now waits for the check after replication_grace. */
-bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
-		     int64_t now);
+bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
+			   int64_t now);
 /* The removal of ending grant r failed with rc: schedules the retry. */
-void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
-		    const struct dir_result *dres, const char *reason, const char *client,
-		    const struct jit_peer *peer, int64_t now);
+void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
+			  const struct dir_result *dres, const char *reason, const char *client,
+			  const struct jit_peer *peer, int64_t now);
 /* The final line of ending grant r could not be written: retry later. */
-void final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now);
+void grant_final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now);
 /* The removal outcome the final audit line of r reports. */
-const char *end_outcome(const struct grant_rec *r, const struct settle *st);
+const char *grant_end_outcome(const struct grant_rec *r, const struct settle *st);
 /* grant_end() of r, its pair lock held; returns the answer line. */
-char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
-		 bool scheduled, const char *reason, const char *client,
-		 const struct jit_peer *peer);
+char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
+		       bool scheduled, const char *reason, const char *client,
+		       const struct jit_peer *peer);
 /* Runs the pair's unfinished ends to their end (pair lock held). */
-void settle_pair(struct grant_ctx *g, const char *pair_key);
+void grant_settle_pair(struct grant_ctx *g, const char *pair_key);
 
 #endif

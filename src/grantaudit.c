@@ -12,7 +12,7 @@
 #include "log.h"
 #include "util.h"
 
-void set_str(json_t *o, const char *k, const char *v)
+void grant_set_str(json_t *o, const char *k, const char *v)
 {
 	if (v)
 		json_object_set_new(o, k, json_string(v));
@@ -22,26 +22,26 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 {
 	char ts[32];
 	json_t *o = json_object();
-	set_str(o, "grant_id", r->id);
-	set_str(o, "state", grant_state_name(r->state));
-	set_str(o, "user", r->user);
-	set_str(o, "user_dn", r->user_dn);
-	set_str(o, "user_uuid", r->user_uuid);
-	set_str(o, "group", r->group_name);
-	set_str(o, "group_dn", r->group_dn);
-	set_str(o, "directory", r->directory);
-	set_str(o, "added_via", r->added_via);
+	grant_set_str(o, "grant_id", r->id);
+	grant_set_str(o, "state", grant_state_name(r->state));
+	grant_set_str(o, "user", r->user);
+	grant_set_str(o, "user_dn", r->user_dn);
+	grant_set_str(o, "user_uuid", r->user_uuid);
+	grant_set_str(o, "group", r->group_name);
+	grant_set_str(o, "group_dn", r->group_dn);
+	grant_set_str(o, "directory", r->directory);
+	grant_set_str(o, "added_via", r->added_via);
 	json_object_set_new(o, "duration", json_integer(r->duration));
 	fmt_rfc3339(r->created_at, ts);
-	set_str(o, "created_at", ts);
+	grant_set_str(o, "created_at", ts);
 	fmt_rfc3339(r->expires_at, ts);
-	set_str(o, "expires_at", ts);
-	set_str(o, "ticket", r->ticket);
-	set_str(o, "reason", r->reason);
-	set_str(o, "requested_by", r->requested_by);
-	set_str(o, "approved_by", r->approved_by);
-	set_str(o, "request_id", r->request_id);
-	set_str(o, "client", r->client);
+	grant_set_str(o, "expires_at", ts);
+	grant_set_str(o, "ticket", r->ticket);
+	grant_set_str(o, "reason", r->reason);
+	grant_set_str(o, "requested_by", r->requested_by);
+	grant_set_str(o, "approved_by", r->approved_by);
+	grant_set_str(o, "request_id", r->request_id);
+	grant_set_str(o, "client", r->client);
 	json_object_set_new(o, "peer_uid", json_integer(r->peer_uid));
 	json_object_set_new(o, "peer_pid", json_integer(r->peer_pid));
 	json_object_set_new(o, "standing", json_boolean(r->standing));
@@ -57,20 +57,20 @@ static json_t *audit_grant_obj(const char *event, const struct grant_rec *r, con
 	json_t *o = grant_audit_fields(r);
 	if (extra)
 		json_object_update(o, extra);
-	set_str(o, "outcome", outcome);
+	grant_set_str(o, "outcome", outcome);
 	if (dres && dres->message[0]) {
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
-		set_str(o, "message", dres->message);
+		grant_set_str(o, "message", dres->message);
 	}
 	if (event && strcmp(event, "revoke_failed") == 0)
 		json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
 	if (who)
-		set_str(o, "by_client", who);
+		grant_set_str(o, "by_client", who);
 	if (peer && event && strcmp(event, "granted") != 0) {
 		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
 		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
 	}
-	set_str(o, "end_reason", why);
+	grant_set_str(o, "end_reason", why);
 	return o;
 }
 
@@ -87,7 +87,7 @@ static int audit_grant_x(struct grant_ctx *g, const char *event, const struct gr
 	return rc;
 }
 
-int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *r,
 		const char *outcome, const struct dir_result *dres, const char *who,
 		const struct jit_peer *peer, const char *why)
 {
@@ -95,21 +95,21 @@ int audit_grant(struct grant_ctx *g, const char *event, const struct grant_rec *
 }
 
 /* The final audit event of ending grant r (its end_state); frees st->value. */
-json_t *end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
-		      const char *reason, const char *client, const struct jit_peer *peer)
+json_t *grant_end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
+			    const char *reason, const char *client, const struct jit_peer *peer)
 {
 	json_t *extra = json_object();
-	set_str(extra, "removed_value", st->value);
+	grant_set_str(extra, "removed_value", st->value);
 	if (st->uri[0])
-		set_str(extra, "removed_via", st->uri);
+		grant_set_str(extra, "removed_via", st->uri);
 	if (r->removed_via)
 		json_object_set_new(extra, "checked_after_grace", json_true());
 	free(st->value);
 	st->value = NULL;
 	enum grant_state ending = r->state;
 	r->state = r->end_state;
-	json_t *o = audit_grant_obj(grant_state_name(r->end_state), r, end_outcome(r, st), dres,
-				    client, peer, reason, extra);
+	json_t *o = audit_grant_obj(grant_state_name(r->end_state), r, grant_end_outcome(r, st),
+				    dres, client, peer, reason, extra);
 	r->state = ending;
 	json_decref(extra);
 	return o;

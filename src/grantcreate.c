@@ -21,21 +21,21 @@ static char *reply_refused_rule(struct grant_ctx *g, const struct grant_params *
 				const char *msg, const struct dir_result *dres, const char *rule)
 {
 	json_t *o = json_object();
-	set_str(o, "op", "grant");
-	set_str(o, "user", p->req->user);
-	set_str(o, "group", p->group_name);
-	set_str(o, "ticket", p->req->ticket);
-	set_str(o, "requested_by", p->req->requested_by);
-	set_str(o, "approved_by", p->req->approved_by);
-	set_str(o, "request_id", p->req->request_id);
-	set_str(o, "client", p->client);
+	grant_set_str(o, "op", "grant");
+	grant_set_str(o, "user", p->req->user);
+	grant_set_str(o, "group", p->group_name);
+	grant_set_str(o, "ticket", p->req->ticket);
+	grant_set_str(o, "requested_by", p->req->requested_by);
+	grant_set_str(o, "approved_by", p->req->approved_by);
+	grant_set_str(o, "request_id", p->req->request_id);
+	grant_set_str(o, "client", p->client);
 	json_object_set_new(o, "peer_uid", json_integer((json_int_t)p->peer.uid));
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)p->peer.pid));
-	set_str(o, "error", jit_err_code(err));
-	set_str(o, "message", msg ? msg : jit_err_message(err));
+	grant_set_str(o, "error", jit_err_code(err));
+	grant_set_str(o, "message", msg ? msg : jit_err_message(err));
 	if (dres && dres->message[0])
 		json_object_set_new(o, "ldap_code", json_integer(dres->ldap_code));
-	set_str(o, "rule", rule);
+	grant_set_str(o, "rule", rule);
 	if (audit_write(g->audit, "refused", o) != JIT_OK)
 		log_err("audit: could not record a refusal");
 	json_decref(o);
@@ -110,7 +110,7 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
 		return NULL;
 	if (policy_same_request(p->req, r)) {
-		line = reply_grant(g, r->id, true);
+		line = grant_reply(g, r->id, true);
 	} else {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
@@ -158,7 +158,7 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 	}
 	rc = store_insert(g->st, r);
 fail:
-	return end_tx(g, rc);
+	return grant_end_tx(g, rc);
 }
 
 /*
@@ -177,17 +177,17 @@ static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant
 	if (FAULT_FAIL("fail.record_failure")) {
 		rc = JIT_EIO;
 	} else if (to != GS_ENDING || r->added_via == NULL) {
-		rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
+		rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
 	} else {
 		/* the server that may hold the value, in the same transaction:
 		 * the removal goes there first, and a removal answered by
-		 * another one waits for it (schedule_verify) */
+		 * another one waits for it (grant_schedule_verify) */
 		rc = store_begin(g->st);
 		if (rc == JIT_OK) {
 			rc = store_set_added_via(g->st, r->id, r->added_via);
 			if (rc == JIT_OK)
-				rc = transition(g, r, GS_PENDING, to, GS_FAILED, why);
-			rc = end_tx(g, rc);
+				rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
+			rc = grant_end_tx(g, rc);
 		}
 	}
 	if (rc != JIT_OK)
@@ -202,7 +202,7 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	if (rc == JIT_EDIRREFUSED) {
 		/* The directory answered no: nothing was written. */
 		hand_on_pending(g, r, GS_FAILED, dres->message);
-		audit_grant(g, "failed", r, "directory_refused", dres, p->client, &p->peer, NULL);
+		grant_audit(g, "failed", r, "directory_refused", dres, p->client, &p->peer, NULL);
 		return proto_error_line(JIT_EDIRREFUSED, dres->message);
 	}
 	/* Robustness: the add may or may not have reached the directory; let the
@@ -211,28 +211,28 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via)
 		r->added_via = xstrdup(dres->unanswered_uri);
 	hand_on_pending(g, r, GS_ENDING, dres->message);
-	audit_grant(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
+	grant_audit(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);
 }
 
 /*
  * pending -> active, recording in the same transaction which server (URI)
  * answered the add when the directory has several: the revocation goes
- * there first (see settle_membership).
+ * there first (see grant_settle_membership).
  */
 static int activate(struct grant_ctx *g, struct grant_rec *r)
 {
 	int rc;
 
 	if (r->added_via == NULL)
-		return transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+		return grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
 	rc = store_set_added_via(g->st, r->id, r->added_via);
 	if (rc == JIT_OK)
-		rc = transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
-	return end_tx(g, rc);
+		rc = grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
+	return grant_end_tx(g, rc);
 }
 
 char *grant_create(struct grant_ctx *g, const struct grant_params *p)
@@ -282,13 +282,13 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		return proto_error_line(JIT_EINTERNAL, "no randomness for a grant id");
 	}
 	snprintf(id, sizeof(id), "g-%s", hex);
-	fill_rec(&r, p, &u, value, make_pair_key(p->directory, p->group_dn, p->member_attr, value),
+	fill_rec(&r, p, &u, value, grant_pair_key(p->directory, p->group_dn, p->member_attr, value),
 		 id);
 	dir_user_clear(&u);
 
-	pthread_mutex_t *lock = pair_lock(g, r.pair_key);
+	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r.pair_key);
 	pthread_mutex_lock(lock);
-	settle_pair(g, r.pair_key);
+	grant_settle_pair(g, r.pair_key);
 	t = mono_us();
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
 	timing_since(STEP_CHECK_MEMBER, t);
@@ -335,7 +335,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	t = mono_us();
 	rc = FAULT_FAIL("fail.audit_granted")
 		     ? JIT_EIO
-		     : audit_grant(g, "granted", &r,
+		     : grant_audit(g, "granted", &r,
 				   present ? (r.standing ? "standing" : "already_member") : "added",
 				   NULL, NULL, NULL, NULL);
 	timing_since(STEP_AUDIT_GRANTED, t);
@@ -360,7 +360,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	FAULT_POINT("grant.after_active");
 	log_info("granted %s: %s -> %s until %lld (%s)", r.id, r.user, r.group_name,
 		 (long long)r.expires_at, r.standing ? "standing" : "added");
-	line = reply_grant(g, r.id, false);
+	line = grant_reply(g, r.id, false);
 out:
 	pthread_mutex_unlock(lock);
 	grant_rec_clear(&r);

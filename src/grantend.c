@@ -18,7 +18,7 @@
 
 /* Does something other than r hold r's membership (another live grant of
  * the same value, or a standing membership)? Then st->outcome says what. */
-int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
+int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
 {
 	int64_t others = 0;
 	bool any_jitd = false;
@@ -35,7 +35,7 @@ int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *s
 
 /*
  * Removes the membership of ending grant r, which nothing else holds
- * (settle_kept): the value that refers to the user now (see
+ * (grant_settle_kept): the value that refers to the user now (see
  * dir_revoke_member), so a rename or move during the window changes
  * nothing. Several servers (replicas, domain controllers): the one that
  * wrote the membership is asked first; when another one answers, the add
@@ -43,8 +43,8 @@ int settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *s
  * arrives and stays), so st->verify asks the caller to check again after
  * replication_grace. JIT_OK with st filled, or the directory error.
  */
-int settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-		  struct dir_result *dres)
+int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			struct dir_result *dres)
 {
 	bool removed = false;
 	bool multi = dir_conn_uri_count(g->dc) > 1;
@@ -70,14 +70,14 @@ int settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle 
 }
 
 /* Ends ending grant r's membership unless something else holds it:
- * settle_kept, then settle_remove. */
-int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-		      struct dir_result *dres)
+ * grant_settle_kept, then grant_settle_remove. */
+int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+			    struct dir_result *dres)
 {
-	int rc = settle_kept(g, r, st);
+	int rc = grant_settle_kept(g, r, st);
 	if (rc != JIT_OK || st->outcome != NULL)
 		return rc;
-	return settle_remove(g, r, st, dres);
+	return grant_settle_remove(g, r, st, dres);
 }
 
 /*
@@ -94,8 +94,8 @@ int settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct set
  * replication_grace, preferring the writer, until it answers.
  * True when the grant waits for a check (the row was updated).
  */
-bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
-		     int64_t now)
+bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
+			   int64_t now)
 {
 	bool checking = r->removed_via != NULL;
 	bool removed_now = strcmp(st->outcome, "removed") == 0;
@@ -121,9 +121,9 @@ bool schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct sett
 }
 
 /* The removal of ending grant r failed with rc: schedule the retry. */
-void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
-		    const struct dir_result *dres, const char *reason, const char *client,
-		    const struct jit_peer *peer, int64_t now)
+void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
+			  const struct dir_result *dres, const char *reason, const char *client,
+			  const struct jit_peer *peer, int64_t now)
 {
 	int64_t attempts = r->attempts + 1;
 	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
@@ -138,7 +138,7 @@ void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 	/* Rate limit: the first attempts, then every 20th. */
 	r->attempts = attempts;
 	if (attempts <= 3 || attempts % 20 == 0)
-		audit_grant(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
+		grant_audit(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
 }
 
 /*
@@ -147,7 +147,7 @@ void removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
  * removal) writes the line and then closes it; the membership is gone
  * already, so the retry finds it absent and says so.
  */
-void final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
+void grant_final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
 {
 	int64_t attempts = r->attempts + 1;
 	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
@@ -162,16 +162,16 @@ void final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
 
 /* What the removal of r did (after a check after the grace: what the
  * removal before it did). */
-const char *end_outcome(const struct grant_rec *r, const struct settle *st)
+const char *grant_end_outcome(const struct grant_rec *r, const struct settle *st)
 {
 	if (r->removed_via && strcmp(st->outcome, "already_absent") == 0 && r->removed_outcome)
 		return r->removed_outcome;
 	return st->outcome;
 }
 
-char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
-		 bool scheduled, const char *reason, const char *client,
-		 const struct jit_peer *peer)
+char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_state,
+		       bool scheduled, const char *reason, const char *client,
+		       const struct jit_peer *peer)
 {
 	struct dir_result dres = { 0 };
 	struct settle st = { 0 };
@@ -181,18 +181,18 @@ char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_
 	switch (r->state) {
 	case GS_ACTIVE:
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
-			return reply_grant(g, r->id, false); /* extended meanwhile */
+			return grant_reply(g, r->id, false); /* extended meanwhile */
 		FAULT_POINT("grant.before_ending");
 		t = mono_us();
 		/* Robustness: a scheduled expiry checks expires_at again in the
 		 * same statement: an extend (main thread, no pair lock) may have
 		 * committed since r was read; then the grant stays. */
 		rc = scheduled && end_state == GS_EXPIRED
-			     ? expire_due(g, r, now)
-			     : transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL);
+			     ? grant_expire_due(g, r, now)
+			     : grant_transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL);
 		timing_since(STEP_RECORD_ENDING, t);
 		if (rc == JIT_ENOTFOUND && scheduled && end_state == GS_EXPIRED)
-			return reply_grant(g, r->id, false);
+			return grant_reply(g, r->id, false);
 		if (rc != JIT_OK)
 			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
 		r->state = GS_ENDING;
@@ -200,43 +200,43 @@ char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_
 		break;
 	case GS_ENDING:
 		if (r->removed_via && r->next_attempt > now)
-			return reply_grant(g, r->id, false); /* waits for replication_grace */
+			return grant_reply(g, r->id, false); /* waits for replication_grace */
 		break; /* retry (scheduled) or the client asks again: try now */
 	case GS_PENDING:
 		return proto_error_line(JIT_ENOTACTIVE, "the grant is still being created");
 	default:
-		return reply_grant(g, r->id, false); /* already ended: idempotent */
+		return grant_reply(g, r->id, false); /* already ended: idempotent */
 	}
 	FAULT_POINT("grant.after_ending");
 	t = mono_us();
-	rc = settle_membership(g, r, &st, &dres);
+	rc = grant_settle_membership(g, r, &st, &dres);
 	timing_since(STEP_DIRECTORY_REMOVE, t);
-	if (rc == JIT_OK && schedule_verify(g, r, &st, now)) {
+	if (rc == JIT_OK && grant_schedule_verify(g, r, &st, now)) {
 		free(st.value);
-		return reply_grant(g, r->id, false);
+		return grant_reply(g, r->id, false);
 	}
 	if (rc != JIT_OK) {
-		removal_failed(g, r, rc, &dres, reason, client, peer, now);
+		grant_removal_failed(g, r, rc, &dres, reason, client, peer, now);
 		free(st.value);
-		return reply_grant(g, r->id, false);
+		return grant_reply(g, r->id, false);
 	}
-	outcome = end_outcome(r, &st);
+	outcome = grant_end_outcome(r, &st);
 	FAULT_POINT("grant.after_dir_remove");
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
-	json_t *o = end_audit_obj(r, &st, &dres, reason, client, peer);
+	json_t *o = grant_end_audit_obj(r, &st, &dres, reason, client, peer);
 	t = mono_us();
 	rc = FAULT_FAIL("fail.final_audit") ? JIT_EIO
 					    : audit_write(g->audit, grant_state_name(r->end_state), o);
 	timing_since(STEP_AUDIT_ENDED, t);
 	json_decref(o);
 	if (rc != JIT_OK) {
-		final_audit_failed(g, r, now);
-		return reply_grant(g, r->id, false);
+		grant_final_audit_failed(g, r, now);
+		return grant_reply(g, r->id, false);
 	}
 	FAULT_POINT("grant.after_final_audit");
 	t = mono_us();
-	rc = transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
+	rc = grant_transition(g, r, GS_ENDING, r->end_state, r->end_state, NULL);
 	timing_since(STEP_RECORD_ENDED, t);
 	if (rc != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
@@ -244,7 +244,7 @@ char *end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_state end_
 	r->state = r->end_state;
 	log_info("%s %s: %s <- %s (%s)", grant_state_name(r->end_state), r->id, r->group_name,
 		 r->user, outcome);
-	return reply_grant(g, r->id, false);
+	return grant_reply(g, r->id, false);
 }
 
 /* One ending row of the pair a new grant is about to use (pair lock held). */
@@ -255,7 +255,7 @@ static int settle_one(const struct grant_rec *row, void *arg)
 	if (store_get(g->st, row->id, &r) != JIT_OK)
 		return 0;
 	if (r->state == GS_ENDING)
-		free(end_locked(g, r, r->end_state, true, NULL, NULL, NULL));
+		free(grant_end_locked(g, r, r->end_state, true, NULL, NULL, NULL));
 	grant_rec_free(r);
 	return 0;
 }
@@ -268,7 +268,7 @@ static int settle_one(const struct grant_rec *row, void *arg)
  * was decided before it. A removal that fails again stays ending (and the
  * new grant then inherits jitd's ownership of the membership).
  */
-void settle_pair(struct grant_ctx *g, const char *pair_key)
+void grant_settle_pair(struct grant_ctx *g, const char *pair_key)
 {
 	if (store_pair_ending(g->st, pair_key, settle_one, g) < 0)
 		log_err("cannot read the unfinished ends of a pair; the new grant goes on");
@@ -280,7 +280,7 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 	struct grant_rec *r = NULL;
 	if (store_get(g->st, id, &r) != JIT_OK)
 		return proto_error_line(JIT_ENOTFOUND, NULL);
-	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r->pair_key);
 	pthread_mutex_lock(lock);
 	/* Reload under the lock: another worker may have moved it on. */
 	grant_rec_free(r);
@@ -289,7 +289,7 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 	if (store_get(g->st, id, &r) != JIT_OK)
 		line = proto_error_line(JIT_ENOTFOUND, NULL);
 	else
-		line = end_locked(g, r, end_state, scheduled, reason, client, peer);
+		line = grant_end_locked(g, r, end_state, scheduled, reason, client, peer);
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;
@@ -306,31 +306,31 @@ static char *force_locked(struct grant_ctx *g, struct grant_rec *r, const char *
 {
 	if (r->state != GS_ENDING) {
 		if (r->state >= GS_EXPIRED)
-			return reply_grant(g, r->id, false); /* already ended: idempotent */
+			return grant_reply(g, r->id, false); /* already ended: idempotent */
 		return proto_error_line(JIT_ENOTACTIVE, "force closes only a grant whose removal is "
 					"being retried (state ending); revoke it without force first");
 	}
 	json_t *o = grant_audit_fields(r);
 	json_object_set_new(o, "state", json_string(grant_state_name(GS_REVOKED)));
-	set_str(o, "outcome", "forced");
-	set_str(o, "previous_end_state", grant_state_name(r->end_state));
+	grant_set_str(o, "outcome", "forced");
+	grant_set_str(o, "previous_end_state", grant_state_name(r->end_state));
 	json_object_set_new(o, "attempts", json_integer((json_int_t)r->attempts));
-	set_str(o, "last_error", r->last_error);
-	set_str(o, "by_client", client);
+	grant_set_str(o, "last_error", r->last_error);
+	grant_set_str(o, "by_client", client);
 	if (peer) {
 		json_object_set_new(o, "by_peer_uid", json_integer((json_int_t)peer->uid));
 		json_object_set_new(o, "by_peer_pid", json_integer((json_int_t)peer->pid));
 	}
-	set_str(o, "end_reason", reason);
+	grant_set_str(o, "end_reason", reason);
 	int rc = audit_write(g->audit, "revoked", o);
 	json_decref(o);
 	if (rc != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "audit log write failed; grant left ending");
-	if (transition(g, r, GS_ENDING, GS_REVOKED, GS_REVOKED, r->last_error) != JIT_OK)
+	if (grant_transition(g, r, GS_ENDING, GS_REVOKED, GS_REVOKED, r->last_error) != JIT_OK)
 		return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
 	log_warn("revoked %s by force (%s): %s <- %s; the directory was not touched", r->id,
 		 client ? client : "?", r->group_name, r->user);
-	return reply_grant(g, r->id, false);
+	return grant_reply(g, r->id, false);
 }
 
 char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
@@ -339,7 +339,7 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 	struct grant_rec *r = NULL;
 	if (store_get(g->st, id, &r) != JIT_OK)
 		return proto_error_line(JIT_ENOTFOUND, NULL);
-	pthread_mutex_t *lock = pair_lock(g, r->pair_key);
+	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r->pair_key);
 	pthread_mutex_lock(lock);
 	grant_rec_free(r);
 	r = NULL;

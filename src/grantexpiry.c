@@ -43,14 +43,14 @@ static bool batch_mark_ending(struct grant_ctx *g, struct grant_rec **r, size_t 
 	for (size_t i = 0; i < n && rc == JIT_OK; i++) {
 		if (!r[i])
 			continue;
-		rc = expire_due(g, r[i], now);
+		rc = grant_expire_due(g, r[i], now);
 		if (rc == JIT_ENOTFOUND) { /* extended meanwhile: it stays */
 			grant_rec_free(r[i]);
 			r[i] = NULL;
 			rc = JIT_OK;
 		}
 	}
-	if (end_tx(g, rc) != JIT_OK) {
+	if (grant_end_tx(g, rc) != JIT_OK) {
 		log_err("scheduler: cannot record the end of %zu due grant(s); next tick", n);
 		return false;
 	}
@@ -69,8 +69,8 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 	int rc = store_begin(g->st);
 	for (size_t i = 0; i < n && rc == JIT_OK; i++)
 		if (r[i])
-			rc = transition(g, r[i], GS_ENDING, GS_EXPIRED, GS_EXPIRED, NULL);
-	if (end_tx(g, rc) != JIT_OK) {
+			rc = grant_transition(g, r[i], GS_ENDING, GS_EXPIRED, GS_EXPIRED, NULL);
+	if (grant_end_tx(g, rc) != JIT_OK) {
 		/* Robustness: they stay ending; the retry removes nothing more
 		 * (already absent) and records them again. */
 		log_err("scheduler: cannot record the end of %zu expired grant(s); retrying", n);
@@ -85,8 +85,8 @@ static void batch_close(struct grant_ctx *g, struct grant_rec **r, const char **
 
 /* How far settle_together() took a grant of the batch. */
 enum settled {
-	SETTLE_NOT,             /* not at all: settle_membership */
-	SETTLE_CHECKED,         /* nothing else holds it: settle_remove */
+	SETTLE_NOT,             /* not at all: grant_settle_membership */
+	SETTLE_CHECKED,         /* nothing else holds it: grant_settle_remove */
 	SETTLE_DONE,            /* kept or removed: st and dres filled */
 };
 
@@ -108,9 +108,9 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 	if (dir_conn_uri_count(g->dc) > 1)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (r[i] != NULL && settle_kept(g, r[i], &st[i]) == JIT_OK)
+		if (r[i] != NULL && grant_settle_kept(g, r[i], &st[i]) == JIT_OK)
 			how[i] = st[i].outcome != NULL ? SETTLE_DONE : SETTLE_CHECKED;
-		/* else an error: settle_membership meets it again */
+		/* else an error: grant_settle_membership meets it again */
 		seen[i] = how[i] != SETTLE_CHECKED;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -128,7 +128,7 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 			idx[k++] = j;
 		}
 		if (k < 2)
-			continue; /* alone: settle_membership does the same work */
+			continue; /* alone: grant_settle_membership does the same work */
 		struct dir_result res = { 0 };
 		if (dir_revoke_many(g->dc, m, k, done, value, &res) != JIT_OK)
 			continue; /* each one alone: it meets the error and retries */
@@ -180,7 +180,7 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 		if (r[i]->state == GS_ACTIVE && r[i]->expires_at <= now)
 			continue;
 		if (r[i]->state == GS_ENDING) /* a retry: the one-grant path */
-			free(end_locked(g, r[i], r[i]->end_state, true, NULL, NULL, NULL));
+			free(grant_end_locked(g, r[i], r[i]->end_state, true, NULL, NULL, NULL));
 		grant_rec_free(r[i]);
 		r[i] = NULL;
 	}
@@ -197,25 +197,25 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 			continue;
 		int rc = JIT_OK;
 		if (how[i] == SETTLE_CHECKED)
-			rc = settle_remove(g, r[i], &st[i], &dres[i]);
+			rc = grant_settle_remove(g, r[i], &st[i], &dres[i]);
 		else if (how[i] == SETTLE_NOT)
-			rc = settle_membership(g, r[i], &st[i], &dres[i]);
-		if (rc != JIT_OK || schedule_verify(g, r[i], &st[i], now)) {
+			rc = grant_settle_membership(g, r[i], &st[i], &dres[i]);
+		if (rc != JIT_OK || grant_schedule_verify(g, r[i], &st[i], now)) {
 			if (rc != JIT_OK)
-				removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, now);
+				grant_removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, now);
 			free(st[i].value);
 			st[i].value = NULL;
 			grant_rec_free(r[i]);
 			r[i] = NULL;
 			continue;
 		}
-		outcome[i] = end_outcome(r[i], &st[i]);
+		outcome[i] = grant_end_outcome(r[i], &st[i]);
 		events[nw] = grant_state_name(GS_EXPIRED);
-		objs[nw++] = end_audit_obj(r[i], &st[i], &dres[i], NULL, NULL, NULL);
+		objs[nw++] = grant_end_audit_obj(r[i], &st[i], &dres[i], NULL, NULL, NULL);
 	}
 	timing_since(STEP_EXPIRE_REMOVE, t);
 	FAULT_POINT("grant.after_dir_remove");
-	/* Evidence first, as in end_locked(): the lines, then the rows. */
+	/* Evidence first, as in grant_end_locked(): the lines, then the rows. */
 	if (nw > 0) {
 		t = mono_us();
 		int rc = FAULT_FAIL("fail.batch_audit") ? JIT_EIO
@@ -224,7 +224,7 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 		if (rc != JIT_OK) {
 			for (size_t i = 0; i < n; i++)
 				if (r[i])
-					final_audit_failed(g, r[i], now);
+					grant_final_audit_failed(g, r[i], now);
 			goto out;
 		}
 	}
@@ -264,8 +264,9 @@ void grant_expire_batch(struct grant_ctx *g, char *const *ids, char *const *pair
 	char **later = xcalloc(n, sizeof(*later));
 	size_t nh = 0, nn = 0, nlater = 0;
 
+	/* a row's pair key never changes */
 	for (size_t i = 0; i < n; i++)
-		lk[i] = pair_lock(g, pair_keys[i]); /* a row's pair key never changes */
+		lk[i] = grant_pair_lock(g->pair_locks, pair_keys[i]);
 	for (size_t i = 0; i < n; i++) {
 		bool mine = false;
 		for (size_t k = 0; !mine && k < nh; k++)

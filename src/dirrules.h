@@ -2,7 +2,7 @@
  * dirrules.h - the policy rules that need the directory's answer about
  * the user (struct policy_dirrules: deny_users by DN and uid,
  * eligible_group), run by the engine's worker threads on their own
- * directory connection: for a new grant (grant.c) once the user is
+ * directory connection: for a new grant (grantcreate.c) once the user is
  * resolved, and for an extension of a grant of a group with
  * eligible_group (extend.c, run by workers.c), which resolves the user
  * again first.

@@ -13,6 +13,10 @@
  * All work on one (directory, group, member value) pair is serialised by a
  * pair lock, so "is another grant still holding this membership?" and the
  * directory write that depends on the answer happen atomically.
+ *
+ * Implemented by grant.c (the transition table and the function that
+ * applies it), grantcreate.c, grantend.c, grantexpiry.c and grantaudit.c,
+ * which share grant_priv.h; callers include this header only.
  */
 #ifndef JITD_GRANT_H
 #define JITD_GRANT_H
@@ -33,7 +37,7 @@ struct grant_ctx {
 	struct audit *audit;
 	pthread_mutex_t *pair_locks;    /* GRANT_PAIR_LOCKS stripes, shared */
 	int64_t retry_min, retry_max;   /* seconds */
-	int64_t replication_grace;      /* seconds: see settle_membership() in grant.c */
+	int64_t replication_grace;      /* seconds: see grant_settle_remove() in grantend.c */
 };
 #define GRANT_PAIR_LOCKS 4096
 

@@ -8,10 +8,11 @@
  * returns, unless the caller opened a transaction with store_begin(), in
  * which case it is durable at store_commit().
  *
- * The grant state machine itself lives in grant.c; this module only
- * persists rows and answers queries. State changes are compare-and-set:
- * store_set_state() changes a row only if it is still in the expected
- * state, so two threads can never both apply a transition.
+ * The grant state machine itself is the grant module (grant.h; its
+ * transition table is in grant.c); this module only persists rows and
+ * answers queries. State changes are compare-and-set: store_set_state()
+ * changes a row only if it is still in the expected state, so two threads
+ * can never both apply a transition.
  */
 #ifndef JITD_STORE_H
 #define JITD_STORE_H

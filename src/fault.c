@@ -44,6 +44,7 @@ const char *const fault_names[] = {
 	"fail.drift_audit",          /* a `drift` line cannot be written */
 	"fail.session_lost",         /* an open connection's op answered 1 */
 	"fail.listener_config",      /* the listener cannot load a reloaded config */
+	"fail.member_check",         /* a grant's check misses a member that is there */
 	NULL,
 };
 

@@ -220,16 +220,19 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
  * answered the add when the directory has several: the revocation goes
  * there first (see grant_settle_membership).
  */
-static int activate(struct grant_ctx *g, struct grant_rec *r)
+static int activate(struct grant_ctx *g, struct grant_rec *r, bool found)
 {
 	int rc;
 
-	if (r->added_via == NULL)
+	if (r->added_via == NULL && !found)
 		return grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
-	rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (r->added_via != NULL)
+		rc = store_set_added_via(g->st, r->id, r->added_via);
+	if (rc == JIT_OK && found)
+		rc = store_pair_set_standing(g->st, r->pair_key);
 	if (rc == JIT_OK)
 		rc = grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	return grant_end_tx(g, rc);
@@ -292,6 +295,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	t = mono_us();
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);
 	timing_since(STEP_CHECK_MEMBER, t);
+	if (rc == JIT_OK && present && FAULT_FAIL("fail.member_check"))
+		present = false; /* as if it was added by someone between check and add */
 	if (rc != JIT_OK) {
 		line = reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
 		goto out;
@@ -326,6 +331,16 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			goto out;
 		}
 		FAULT_POINT("grant.after_dir_add");
+		if (already) {
+			/* Robustness: the check found no member and the add found
+			 * one (someone made it meanwhile, or jitd may write the
+			 * group but not read it). jitd did not make it: standing
+			 * for every live grant of the pair (activate), never
+			 * removed by jitd, as if the check had seen it. */
+			r.standing = true;
+			log_info("grant %s: %s was a member of %s already when added; recorded as "
+				 "standing", r.id, r.user, r.group_dn);
+		}
 	}
 	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
 		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
@@ -336,7 +351,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	rc = FAULT_FAIL("fail.audit_granted")
 		     ? JIT_EIO
 		     : grant_audit(g, "granted", &r,
-				   present ? (r.standing ? "standing" : "already_member") : "added",
+				   present || already ? (r.standing ? "standing" : "already_member")
+						      : "added",
 				   NULL, NULL, NULL, NULL);
 	timing_since(STEP_AUDIT_GRANTED, t);
 	if (rc != JIT_OK) {
@@ -347,7 +363,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.after_audit_granted");
 	t = mono_us();
-	rc = activate(g, &r);
+	rc = activate(g, &r, already);
 	timing_since(STEP_RECORD_ACTIVE, t);
 	if (rc != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to

@@ -186,6 +186,10 @@ int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
 
 /* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
 int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;
+/* Sets standing on every live row of pair_key: an add found the membership
+ * there after the check had not (someone else made it meanwhile), so no
+ * grant of the pair owns it. */
+int store_pair_set_standing(struct store *st, const char *pair_key) JIT_WUR;
 
 struct store_filter {
 	const char *user;       /* NULL = any */

@@ -35,6 +35,7 @@ enum stmt_id {
 	S_EXPIRE_DUE,
 	S_PAIR_LIVE,
 	S_PAIR_CLEAR,
+	S_PAIR_SET,
 	S_LIST,
 	S_LIST_USER,
 	S_LIST_GROUP,

@@ -305,6 +305,11 @@ int store_pair_clear_standing(struct store *st, const char *pair_key)
 	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
 }
 
+int store_pair_set_standing(struct store *st, const char *pair_key)
+{
+	return run_write(st, S_PAIR_SET, bind_txt(st->stmt[S_PAIR_SET], 1, pair_key), NULL);
+}
+
 static int64_t clamp_limit(int64_t limit)
 {
 	if (limit <= 0)

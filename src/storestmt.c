@@ -155,6 +155,10 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			   "UPDATE grants SET standing = 0"
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			   " AND standing <> 0" },
+	[S_PAIR_SET] = { "pair_set_standing",
+			 "UPDATE grants SET standing = 1"
+			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
+			 " AND standing = 0" },
 	[S_LIST] = { "list", LIST_SQL("") },
 	[S_LIST_USER] = { "list_user", LIST_USER_SQL("user = ?8 AND ") },
 	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },

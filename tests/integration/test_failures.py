@@ -304,3 +304,30 @@ def test_extend_refused_at_a_full_queue_is_audited():
         th.join(30)
         c.recv()
         c.close()
+
+
+def test_member_made_between_the_check_and_the_add_is_standing():
+    """The check found no member, the add found one: someone else made it
+    in between (or jitd may write the group but not read it). jitd did not
+    make it, so it must not remove it: the grant is standing, and so is
+    every live grant of the pair (regression: the grant counted as `added`
+    and its end removed a membership that predates it). The failure point
+    makes the check answer "absent" for a member that is there."""
+    need_faults()
+    with Env(start=False) as e:
+        j, s = e.jitd, e.slapd
+        bob = e.user_dn("bob")
+        s.add_member("admins", bob)  # a permanent member, made by hand
+        j.start(env={"JITD_FAULT": "fail.member_check:1"})
+        g = j.must_grant("bob", "admins", "1h")
+        wait_stderr(j, "fault fail at fail.member_check", 5)
+        eq(g["standing"], True, "standing in the answer")
+        ev = [x for x in j.audit_events("granted") if x["grant_id"] == g["grant_id"]][0]
+        eq(ev["outcome"], "standing", "the granted line's outcome")
+        assert "already when added; recorded as standing" in j.stderr_tail(200)
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(a["grant"]["state"], "completed", "complete answered")
+        assert e.is_member("admins", bob), "jitd removed a membership it did not make"
+        # the next grant of the pair (check answers truly now) is standing too
+        g2 = j.must_grant("bob", "admins", "1h")
+        eq(g2["standing"], True, "a later grant")

@@ -446,6 +446,13 @@ static void test_pair(void)
 	struct grant_rec *r = get(st, "d");
 	CHECK(r && r->standing); /* ended rows keep their history */
 	grant_rec_free(r);
+
+	/* and back: an add found the membership made by someone else */
+	CHECK(store_pair_set_standing(st, "P") == JIT_OK);
+	pair(st, "P", NULL, GS_LIVE_MASK, &n, &any);
+	CHECK(n >= 1 && !any); /* no live row of P is jitd's */
+	pair(st, "Q", NULL, GS_LIVE_MASK, &n, &any);
+	CHECK(n == 1 && any); /* another pair untouched */
 	store_close(st);
 }
 
@@ -754,7 +761,7 @@ static void test_plans(void)
 					   "list_group", "count_failing",    "retry_now",
 					   "pair_ending", "list",            "list_both",
 					   "user_live",   "expiring",        "retry_sooner",
-					   "created_after", "reschedule" };
+					   "created_after", "reschedule",    "pair_set_standing" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {

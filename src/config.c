@@ -8,7 +8,6 @@
  * secret is read here, only paths.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,39 +80,17 @@ const struct key top_keys[] = {
 	{ NULL, K_STR, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
-/* getpwnam_r with a growing buffer: JIT_OK and uid/gid, JIT_ENOTFOUND, JIT_EIO. */
-static int lookup_pw(const char *name, uid_t *uid, gid_t *gid, int *err)
-{
-	size_t len = 1024;
-	int rc = JIT_EIO, e = 0;
-
-	for (int tries = 0; tries < 12; tries++, len *= 2) {
-		char *buf = xmalloc(len);
-		struct passwd pw, *pwp = NULL;
-
-		e = getpwnam_r(name, &pw, buf, len, &pwp);
-		if (e == 0 && pwp) {
-			*uid = pwp->pw_uid;
-			*gid = pwp->pw_gid;
-			rc = JIT_OK;
-		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
-			rc = JIT_ENOTFOUND;
-		} else {
-			rc = JIT_EIO;
-		}
-		free(buf);
-		if (rc != JIT_EIO || e != ERANGE)
-			break;
-	}
-	*err = e;
-	return rc;
-}
-
 /* A user key: resolved into *uid / *gid, or an error. */
 static bool resolve_user(struct ctx *cx, const config_setting_t *root, const char *key,
 			 const char *name, uid_t *uid, gid_t *gid)
 {
-	int err, rc = lookup_pw(name, uid, gid, &err);
+	int64_t u = 0, g = 0;
+	int err, rc = config_lookup_id(name, false, &u, &g, &err);
+
+	if (rc == JIT_OK) {
+		*uid = (uid_t)u;
+		*gid = (gid_t)g;
+	}
 
 	if (rc == JIT_ENOTFOUND)
 		cerr(cx, key_line(root, key), key, "no such user \"%s\"", name);

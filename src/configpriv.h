@@ -132,6 +132,7 @@ void parse_directories(struct ctx *cx, const config_setting_t *root, struct jit_
 void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg);
 void parse_clients(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg);
 void parse_notify(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg);
+int config_lookup_id(const char *name, bool group, int64_t *id, int64_t *gid, int *err);
 void resolve_id(struct ctx *cx, const config_setting_t *e, const char *key, const char *name,
 		bool group, int64_t *id);
 int ticket_url_conversions(const char *url);

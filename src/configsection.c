@@ -433,10 +433,11 @@ void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_confi
 }
 
 /*
- * getpwnam_r / getgrnam_r with a growing buffer. JIT_OK and *id, or
- * JIT_ENOTFOUND, or JIT_EIO (the name service failed: *err says why).
+ * getpwnam_r / getgrnam_r with a growing buffer. JIT_OK and *id (a user's
+ * primary group in *gid too, when gid is not NULL), or JIT_ENOTFOUND, or
+ * JIT_EIO (the name service failed: *err says why).
  */
-static int lookup_id(const char *name, bool group, int64_t *id, int *err)
+int config_lookup_id(const char *name, bool group, int64_t *id, int64_t *gid, int *err)
 {
 	size_t len = 1024;
 	int rc = JIT_EIO, e = 0;
@@ -450,6 +451,8 @@ static int lookup_id(const char *name, bool group, int64_t *id, int *err)
 			    getpwnam_r(name, &pw, buf, len, &pwp);
 		if (e == 0 && (pwp || grp)) {
 			*id = group ? (int64_t)grp->gr_gid : (int64_t)pwp->pw_uid;
+			if (!group && gid)
+				*gid = (int64_t)pwp->pw_gid;
 			rc = JIT_OK;
 		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
 			rc = JIT_ENOTFOUND; /* the "not found" codes getpwnam_r(3) lists */
@@ -468,7 +471,7 @@ static int lookup_id(const char *name, bool group, int64_t *id, int *err)
 void resolve_id(struct ctx *cx, const config_setting_t *e, const char *key, const char *name,
 		bool group, int64_t *id)
 {
-	int err, rc = lookup_id(name, group, id, &err);
+	int err, rc = config_lookup_id(name, group, id, NULL, &err);
 
 	if (rc == JIT_ENOTFOUND)
 		cerr(cx, key_line(e, key), key, "no such %s \"%s\"", group ? "group" : "user",

@@ -13,31 +13,8 @@ import threading
 import time
 
 from jittest import Env, eq, wait_until
+from fakeldap import read_message
 from slapd import Slapd, free_port
-
-
-def _read_msg(sock, buf):
-    """(one BER message, the bytes after it) from sock, with buf already
-    read; (None, b"") when the connection ends."""
-    while True:
-        if len(buf) >= 2:
-            first = buf[1]
-            hdr = None
-            if first < 0x80:
-                hdr, length = 2, first
-            else:
-                k = first & 0x7F
-                if len(buf) >= 2 + k:
-                    hdr, length = 2 + k, int.from_bytes(buf[2:2 + k], "big")
-            if hdr is not None and len(buf) >= hdr + length:
-                return buf[:hdr + length], buf[hdr + length:]
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            return None, b""
-        if not chunk:
-            return None, b""
-        buf += chunk
 
 
 def _op_tag(msg):
@@ -103,7 +80,7 @@ class LostAnswerProxy:
     def _down(self, c, s, ls):
         buf = b""
         while True:
-            msg, buf = _read_msg(s, buf)
+            msg, buf = read_message(s, buf)
             if msg is None:
                 break
             trip = False

@@ -30,30 +30,43 @@ def _tlv(tag, value):
     return bytes([tag]) + _ber_len(len(value)) + value
 
 
+def split_message(buf):
+    """(the first whole BER LDAPMessage of buf, the bytes after it), or
+    (None, buf) while buf does not hold a whole one yet."""
+    if len(buf) >= 2:
+        first = buf[1]
+        hdr = None
+        if first < 0x80:
+            hdr, length = 2, first
+        else:
+            k = first & 0x7F
+            if len(buf) >= 2 + k:
+                hdr, length = 2 + k, int.from_bytes(buf[2:2 + k], "big")
+        if hdr is not None and len(buf) >= hdr + length:
+            return buf[:hdr + length], buf[hdr + length:]
+    return None, buf
+
+
+def read_message(sock, buf=b""):
+    """(one BER LDAPMessage from sock, after the bytes buf already read;
+    the bytes read past it), or (None, b"") when the connection ends."""
+    try:
+        while True:
+            msg, rest = split_message(buf)
+            if msg is not None:
+                return msg, rest
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None, b""
+            buf += chunk
+    except OSError:
+        return None, b""
+
+
 def _read_message(conn, timeout=5.0):
     """One BER LDAPMessage from conn (bytes), or None."""
     conn.settimeout(timeout)
-    buf = b""
-    try:
-        while True:
-            if len(buf) >= 2:
-                first = buf[1]
-                if first < 0x80:
-                    hdr, length = 2, first
-                else:
-                    k = first & 0x7F
-                    if len(buf) >= 2 + k:
-                        hdr, length = 2 + k, int.from_bytes(buf[2:2 + k], "big")
-                    else:
-                        hdr = None
-                if hdr is not None and len(buf) >= hdr + length:
-                    return buf[:hdr + length]
-            chunk = conn.recv(4096)
-            if not chunk:
-                return None
-            buf += chunk
-    except OSError:
-        return None
+    return read_message(conn)[0]
 
 
 def _message_id(msg):

@@ -122,15 +122,27 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 }
 
 /*
- * Records the grant as pending with its standing decided from the directory
- * (present) and the pair's other live grants. Returns JIT_OK, JIT_EEXISTS
- * (request_id raced with another worker), JIT_EPOLICY (the user already
- * holds max_active live grants; 0 = no limit) or JIT_EIO.
+ * Whether a membership found in place (by the check, or by the add after
+ * the check missed it) is standing: yes when no other live grant of the
+ * pair exists, or when none of them is jitd's own (others live grants of
+ * the pair, any_jitd: one of them has standing = 0).
  */
-static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present, int max_active)
+static bool found_standing(int64_t others, bool any_jitd)
+{
+	return others == 0 || !any_jitd;
+}
+
+/*
+ * Records the grant as pending with its standing decided from the directory
+ * (present) and the pair's other live grants, which *others and *any_jitd
+ * tell as they were before this. Returns JIT_OK, JIT_EEXISTS (request_id
+ * raced with another worker), JIT_EPOLICY (the user already holds
+ * max_active live grants; 0 = no limit) or JIT_EIO.
+ */
+static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present, int max_active,
+			  int64_t *others, bool *any_jitd)
 {
 	int64_t n = 0;
-	bool any_jitd = false;
 	int rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
@@ -143,7 +155,7 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 		if (rc != JIT_OK)
 			goto fail;
 	}
-	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, &n, &any_jitd);
+	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, others, any_jitd);
 	if (rc != JIT_OK)
 		goto fail;
 	if (!present) {
@@ -154,7 +166,7 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 		if (rc != JIT_OK)
 			goto fail;
 	} else {
-		r->standing = n == 0 ? true : !any_jitd;
+		r->standing = found_standing(*others, *any_jitd);
 	}
 	rc = store_insert(g->st, r);
 fail:
@@ -220,19 +232,16 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
  * answered the add when the directory has several: the revocation goes
  * there first (see grant_settle_membership).
  */
-static int activate(struct grant_ctx *g, struct grant_rec *r, bool found)
+static int activate(struct grant_ctx *g, struct grant_rec *r)
 {
 	int rc;
 
-	if (r->added_via == NULL && !found)
+	if (r->added_via == NULL)
 		return grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
-	if (r->added_via != NULL)
-		rc = store_set_added_via(g->st, r->id, r->added_via);
-	if (rc == JIT_OK && found)
-		rc = store_pair_set_standing(g->st, r->pair_key);
+	rc = store_set_added_via(g->st, r->id, r->added_via);
 	if (rc == JIT_OK)
 		rc = grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	return grant_end_tx(g, rc);
@@ -244,7 +253,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	struct dir_result dres = { 0 };
 	struct grant_rec r;
 	char id[32], hex[25];
-	bool present = false, already = false;
+	bool present = false, already = false, any_jitd = false;
+	int64_t others = 0;
 	char *line = existing_request(g, p, p->req->request_id);
 	if (line)
 		return line;
@@ -303,7 +313,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.before_pending");
 	t = mono_us();
-	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0);
+	rc = record_pending(g, &r, present, p->rules ? p->rules->max_active : 0, &others,
+			    &any_jitd);
 	timing_since(STEP_RECORD_PENDING, t);
 	if (rc == JIT_EEXISTS && (line = existing_request(g, p, r.request_id)) != NULL)
 		goto out;
@@ -331,12 +342,22 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			goto out;
 		}
 		FAULT_POINT("grant.after_dir_add");
-		if (already) {
+		if (already && found_standing(others, any_jitd)) {
 			/* Robustness: the check found no member and the add found
-			 * one (someone made it meanwhile, or jitd may write the
-			 * group but not read it). jitd did not make it: standing
-			 * for every live grant of the pair (activate), never
-			 * removed by jitd, as if the check had seen it. */
+			 * one: someone made it meanwhile (or jitd may write the
+			 * group but not read it, and it predates every live grant
+			 * of the pair). jitd did not make it: standing, decided as
+			 * if the check had seen it, and recorded at once, so that
+			 * no failure or crash from here on removes it. When another
+			 * live grant of the pair is jitd's own, the membership may
+			 * be that grant's (a group jitd cannot read, an add
+			 * replicated meanwhile): then it stays jitd's. */
+			rc = store_pair_set_standing(g->st, r.pair_key);
+			if (rc != JIT_OK) {
+				hand_on_pending(g, &r, GS_ENDING, "store write failed");
+				line = proto_error_line(JIT_EINTERNAL, "cannot record the grant");
+				goto out;
+			}
 			r.standing = true;
 			log_info("grant %s: %s was a member of %s already when added; recorded as "
 				 "standing", r.id, r.user, r.group_dn);
@@ -363,7 +384,7 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.after_audit_granted");
 	t = mono_us();
-	rc = activate(g, &r, already);
+	rc = activate(g, &r);
 	timing_since(STEP_RECORD_ACTIVE, t);
 	if (rc != JIT_OK) {
 		/* Robustness: a pending row is invisible to the scheduler; hand it to

@@ -377,14 +377,19 @@ static bool start_known(json_t *g)
  * with state ending was read. Created at or after the period's end: not
  * in the report.
  */
-static bool began_before_input(struct report *r, json_t *ev, const char *id, int64_t *created)
+static bool began_before(struct report *r, const char *id, int64_t created)
 {
 	if (!id || json_object_get(r->open, id) || ended_has(&r->ended, id) ||
 	    json_object_get(r->failing, id))
 		return false;
-	if (!time_of(ev, "created_at", created) || *created >= r->input_start)
+	if (created >= r->input_start)
 		return false;
-	return !r->o.has_until || *created < r->o.until;
+	return !r->o.has_until || created < r->o.until;
+}
+
+static bool began_before_input(struct report *r, json_t *ev, const char *id, int64_t *created)
+{
+	return time_of(ev, "created_at", created) && began_before(r, id, *created);
 }
 
 /*
@@ -400,7 +405,10 @@ static void seen_open(struct report *r, json_t *ev, const char *event, bool afte
 {
 	const char *id = str_of(ev, "grant_id");
 	int64_t created, exp = 0, added;
-	if (!began_before_input(r, ev, id, &created))
+	bool moved = strcmp(event, "rescheduled") == 0 && time_of(ev, "previous_created_at", &created);
+	/* rescheduled: created_at is now the clock's correction, the time the
+	 * grant was given is previous_created_at */
+	if (moved ? !began_before(r, id, created) : !began_before_input(r, ev, id, &created))
 		return;
 	(void)time_of(ev, "expires_at", &exp);
 	if (after && strcmp(event, "extended") == 0 && int_of(ev, "added", &added) && added > 0)
@@ -447,6 +455,29 @@ static void on_extended(struct report *r, json_t *ev, bool in)
 		r->extended++;
 		if (int_of(ev, "added", &added) && added > 0)
 			r->extended_seconds += added;
+	}
+}
+
+/*
+ * rescheduled: a grant given while the clock ran ahead, taken as given at
+ * the clock's correction (created_at) with a new expires_at. Its granted
+ * line's time came from the clock that ran ahead, so where that lies after
+ * the correction the start is not known: the correction is the latest it
+ * can have been.
+ */
+static void on_rescheduled(struct report *r, json_t *ev)
+{
+	const char *id = str_of(ev, "grant_id");
+	json_t *g = id ? json_object_get(r->open, id) : NULL;
+	int64_t exp, created;
+	if (!g)
+		return;
+	if (time_of(ev, "expires_at", &exp))
+		json_object_set_new(g, "expires_at", json_integer(exp));
+	if (time_of(ev, "created_at", &created) &&
+	    json_integer_value(json_object_get(g, "start")) > created) {
+		json_object_set_new(g, "start", json_integer(created));
+		json_object_set_new(g, "start_unknown", json_true());
 	}
 }
 
@@ -614,7 +645,7 @@ void report_add(struct report *r, json_t *ev)
 	if (strcmp(event, "extended") == 0)
 		on_extended(r, ev, in);
 	else if (strcmp(event, "rescheduled") == 0)
-		on_extended(r, ev, false); /* its new expires_at; not an extension */
+		on_rescheduled(r, ev);
 	else if (in)
 		on_other(r, ev, event);
 }

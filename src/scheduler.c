@@ -19,6 +19,7 @@
 
 #define EXPIRE_BATCH 64        /* due grants ended by one job (grant_expire_batch) */
 #define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
+#define RETRY_SOONER_PER_TICK 1000 /* rows store_retry_sooner() changes in one tick */
 #define CLOCK_STEP_SLACK 5     /* seconds the wall clock may lag the monotonic one between ticks */
 
 /* ---- the scheduler's in-flight set (main thread only) ---- */
@@ -240,17 +241,25 @@ static void main_wait(struct engine *e, int ms)
 		log_err("engine: cannot bound the store's wait");
 }
 
+/* The longest replication_grace of the configured directories. */
+static int64_t longest_grace(const struct engine *e)
+{
+	int64_t h = 0;
+
+	for (size_t i = 0; i < e->cfg->n_dirs; i++)
+		if (e->cfg->dirs[i].replication_grace > h)
+			h = e->cfg->dirs[i].replication_grace;
+	return h;
+}
+
 /* Seconds within which every ENDING row's next attempt lies when the clock
  * only moves forward: a retry's backoff, or a check after
  * replication_grace; with a minute to spare. */
 static int64_t retry_horizon(const struct engine *e)
 {
-	int64_t h = e->cfg->retry_max_interval;
+	int64_t g = longest_grace(e);
 
-	for (size_t i = 0; i < e->cfg->n_dirs; i++)
-		if (e->cfg->dirs[i].replication_grace > h)
-			h = e->cfg->dirs[i].replication_grace;
-	return h + 60;
+	return (e->cfg->retry_max_interval > g ? e->cfg->retry_max_interval : g) + 60;
 }
 
 /*
@@ -328,8 +337,10 @@ static void tick_clock(struct engine *e, int64_t now)
 	e->tick_wall = now;
 	e->tick_mono = mono;
 	if (e->pull_retries) {
-		int rc = store_retry_sooner(e->st, now, retry_horizon(e), &n);
-		if (rc != JIT_EBUSY) /* locked elsewhere: the next tick */
+		int rc = store_retry_sooner(e->st, now, retry_horizon(e), longest_grace(e),
+					    RETRY_SOONER_PER_TICK, &n);
+		/* locked elsewhere, or more rows than one tick takes: the next tick */
+		if (rc != JIT_EBUSY && !(rc == JIT_OK && n == RETRY_SOONER_PER_TICK))
 			e->pull_retries = false;
 		if (rc != JIT_OK && rc != JIT_EBUSY)
 			log_err("scheduler: cannot reschedule removals after a clock step");

@@ -137,11 +137,14 @@ int store_count_failing(struct store *st, int64_t *n) JIT_WUR;
  * *n = rows changed. */
 int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n) JIT_WUR;
 
-/* Makes due at now every ENDING row whose next attempt lies more than
- * horizon seconds ahead: none can, unless the clock was stepped back
- * since it was scheduled (retries are at most retry_max_interval ahead,
- * checks replication_grace). *n = rows changed. */
-int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t *n) JIT_WUR;
+/* Makes due at now ENDING rows whose next attempt lies more than horizon
+ * seconds ahead: none can, unless the clock was stepped back since it was
+ * scheduled (retries are at most retry_max_interval ahead, checks
+ * replication_grace). A row waiting for its check after a removal made
+ * elsewhere (removed_via) is due at now + grace instead: the grace is what
+ * lets a late add arrive. At most limit rows; *n = rows changed. */
+int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
+		       int64_t limit, int64_t *n) JIT_WUR;
 
 /* Records which server (URI) wrote the membership of grant id. */
 int store_set_added_via(struct store *st, const char *id, const char *uri) JIT_WUR;

@@ -194,7 +194,15 @@ int store_retry_now(struct store *st, const char *directory, int64_t now, int64_
 	return rc;
 }
 
-int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t *n)
+static int64_t clamp_limit(int64_t limit)
+{
+	if (limit <= 0)
+		return STORE_DEFAULT_LIMIT;
+	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
+}
+
+int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
+		       int64_t limit, int64_t *n)
 {
 	sqlite3_stmt *s = st->stmt[S_RETRY_SOONER];
 	int changes = 0;
@@ -202,6 +210,10 @@ int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t *
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, horizon);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, grace);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
 	rc = run_write(st, S_RETRY_SOONER, rc, &changes);
 	if (rc == JIT_OK)
 		*n = changes;
@@ -310,12 +322,6 @@ int store_pair_set_standing(struct store *st, const char *pair_key)
 	return run_write(st, S_PAIR_SET, bind_txt(st->stmt[S_PAIR_SET], 1, pair_key), NULL);
 }
 
-static int64_t clamp_limit(int64_t limit)
-{
-	if (limit <= 0)
-		return STORE_DEFAULT_LIMIT;
-	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
-}
 
 /*
  * Steps a bound query to the end, collecting its rows, then resets it and

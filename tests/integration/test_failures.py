@@ -308,26 +308,49 @@ def test_extend_refused_at_a_full_queue_is_audited():
 
 def test_member_made_between_the_check_and_the_add_is_standing():
     """The check found no member, the add found one: someone else made it
-    in between (or jitd may write the group but not read it). jitd did not
-    make it, so it must not remove it: the grant is standing, and so is
-    every live grant of the pair (regression: the grant counted as `added`
-    and its end removed a membership that predates it). The failure point
-    makes the check answer "absent" for a member that is there."""
+    in between. jitd did not make it, so it must not remove it: the grant is
+    standing, and so again is the pair's earlier standing grant, whose flag
+    the new grant's record had cleared (regression: the grant counted as
+    `added` and the pair's last end removed a membership that predates
+    jitd). The failure point makes the second check answer "absent" for a
+    member that is there."""
     need_faults()
     with Env(start=False) as e:
         j, s = e.jitd, e.slapd
         bob = e.user_dn("bob")
         s.add_member("admins", bob)  # a permanent member, made by hand
-        j.start(env={"JITD_FAULT": "fail.member_check:1"})
+        j.start(env={"JITD_FAULT": "fail.member_check:@2"})
+        g0 = j.must_grant("bob", "admins", "1h")
+        eq(g0["standing"], True, "the first grant sees the member")
         g = j.must_grant("bob", "admins", "1h")
         wait_stderr(j, "fault fail at fail.member_check", 5)
         eq(g["standing"], True, "standing in the answer")
         ev = [x for x in j.audit_events("granted") if x["grant_id"] == g["grant_id"]][0]
         eq(ev["outcome"], "standing", "the granted line's outcome")
         assert "already when added; recorded as standing" in j.stderr_tail(200)
-        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
-        eq(a["grant"]["state"], "completed", "complete answered")
-        assert e.is_member("admins", bob), "jitd removed a membership it did not make"
-        # the next grant of the pair (check answers truly now) is standing too
-        g2 = j.must_grant("bob", "admins", "1h")
-        eq(g2["standing"], True, "a later grant")
+        for x in (g, g0):
+            a = j.ok({"op": "complete", "grant_id": x["grant_id"]})
+            eq(a["grant"]["state"], "completed", "complete answered")
+            assert e.is_member("admins", bob), "jitd removed a membership it did not make"
+
+
+def test_member_found_by_the_add_while_the_pair_has_a_grant_of_jitd_stays_jitd_s():
+    """The add finds the member, but another live grant of the pair is
+    jitd's own: the membership may be that grant's (a group jitd may write
+    but not read, an add replicated meanwhile), so it is not standing, and
+    the pair's last end removes it. The failure point makes every check
+    that sees the member answer "absent"."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        alice = e.user_dn("alice")
+        j.start(env={"JITD_FAULT": "fail.member_check:1"})
+        g1 = j.must_grant("alice", "admins", "1h")
+        eq(g1["standing"], False, "the first grant adds the member")
+        g2 = j.must_grant("alice", "admins", "1h")
+        wait_stderr(j, "fault fail at fail.member_check", 5)
+        eq(g2["standing"], False, "not standing: the pair's other grant is jitd's")
+        j.ok({"op": "complete", "grant_id": g1["grant_id"]})
+        assert e.is_member("admins", alice), "removed while the second grant was live"
+        j.ok({"op": "complete", "grant_id": g2["grant_id"]})
+        assert not e.is_member("admins", alice), "the membership jitd made outlived its grants"

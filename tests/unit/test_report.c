@@ -651,26 +651,42 @@ static void check_reader(const char *dir)
 }
 
 /* A rescheduled line (the clock was stepped back under a grant given while
- * it ran ahead) moves the open grant's expires_at; it is no extension. */
+ * it ran ahead) moves the open grant's expires_at; it is no extension. The
+ * granted line's time was the clock's that ran ahead: the start is then not
+ * known, the correction (the new created_at) the latest it can be. A grant
+ * whose granted line was not read is open from its previous_created_at. */
 static void check_rescheduled(void)
 {
 	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
 				 .until = T0 + 86400 };
 	struct report *r = report_new(&o);
-	ev(r, T0 + 100, "granted", G("g-r", "rae", "dba", "dave", "helpdesk", 3600, T0 + 86000,
-				     T0 + 89600), NULL);
+	ev(r, T0 + 10, "rescheduled", G("g-s", "sam", "ops", "dave", "helpdesk", 7200, T0 + 10,
+					T0 + 7210), "previous_expires_at", t(T0 + 3600),
+	   "previous_created_at", t(T0 - 3600), "reason", "clock_stepped_back", NULL);
+	ev(r, T0 + 86100, "granted", G("g-r", "rae", "dba", "dave", "helpdesk", 3600, T0 + 86100,
+				       T0 + 89700), NULL);
 	ev(r, T0 + 200, "rescheduled", G("g-r", "rae", "dba", "dave", "helpdesk", 3600, T0 + 200,
-					 T0 + 3800), "previous_expires_at", t(T0 + 89600),
-	   "reason", "clock_stepped_back", NULL);
+					 T0 + 3800), "previous_expires_at", t(T0 + 89700),
+	   "previous_created_at", t(T0 + 86100), "reason", "clock_stepped_back", NULL);
 	struct report_chain ch = { .verified = true };
 	json_t *res = report_result(r, &ch);
 	report_free(r);
 	json_t *a = by_id(res, "active_at_end", "g-r");
 	CHECK(a != NULL);
-	if (a)
+	if (a) {
 		CHECK_STR(json_string_value(json_object_get(a, "expires_at")), t(T0 + 3800));
+		CHECK_STR(json_string_value(json_object_get(a, "granted_at")), t(T0 + 200));
+		CHECK(json_is_false(json_object_get(a, "start_known")));
+	}
+	a = by_id(res, "active_at_end", "g-s");
+	CHECK(a != NULL);
+	if (a) {
+		CHECK_STR(json_string_value(json_object_get(a, "expires_at")), t(T0 + 7210));
+		CHECK_STR(json_string_value(json_object_get(a, "granted_at")), t(T0 - 3600));
+		CHECK(json_is_false(json_object_get(a, "start_known")));
+	}
 	CHECK(geti(res, "totals", "extended", NULL) == 0);
-	CHECK(geti(res, "totals", "active_at_end", NULL) == 1);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 2);
 	json_decref(res);
 }
 

@@ -469,9 +469,20 @@ static void on_rescheduled(struct report *r, json_t *ev)
 {
 	const char *id = str_of(ev, "grant_id");
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
-	int64_t exp, created;
-	if (!g)
+	int64_t exp = 0, created;
+	if (!g) {
+		/* Only an active grant is rescheduled. Not open here: its
+		 * granted line's time, from the clock that ran ahead, lies
+		 * after the period (so it was passed over). Open from the
+		 * correction, the start not known. */
+		if (!id || ended_has(&r->ended, id) || json_object_get(r->failing, id) ||
+		    !time_of(ev, "created_at", &created) ||
+		    (r->o.has_until && created >= r->o.until))
+			return;
+		(void)time_of(ev, "expires_at", &exp);
+		json_object_set_new(r->open, id, grant_record(ev, created, false, -1, exp));
 		return;
+	}
 	if (time_of(ev, "expires_at", &exp))
 		json_object_set_new(g, "expires_at", json_integer(exp));
 	if (time_of(ev, "created_at", &created) &&
@@ -497,11 +508,16 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		return;
 	if (id)
 		ended_add(&r->ended, id);
-	if (!g && !before && strcmp(event, "failed") == 0) {
-		/* no granted line, and none before the files read: the grant
-		 * never became active */
-		if (id)
-			json_object_del(r->failing, id);
+	/* no granted line, and none before the files read: the grant never
+	 * became active. Its membership may still have existed: outcome
+	 * removed says jitd removed one it had added (an add whose answer was
+	 * lost, a granted line not written, a crash before it), so it counts
+	 * as held from created_at, the upper bound, its start not known. */
+	bool never_granted = !g && !before && strcmp(event, "failed") == 0;
+	const char *outcome = str_of(ev, "outcome");
+	if (never_granted && id)
+		json_object_del(r->failing, id);
+	if (never_granted && (!outcome || strcmp(outcome, "removed") != 0)) {
 		if (in) {
 			r->failed++;
 			dims_add(r, ev, "failed", 1);
@@ -541,7 +557,7 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		if (requested >= 0)
 			hist_add(&r->requested, requested);
 		hist_add(&r->actual, ts - start);
-		if (!known)
+		if (!known && !never_granted)
 			r->before_input++;
 	}
 	int64_t held = overlap(r, start, ts);

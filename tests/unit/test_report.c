@@ -305,7 +305,9 @@ static void check_repeated_final_lines(void)
 	CHECK(geti(res, "by_user", "zed", "held_seconds") == 1000);
 	CHECK(geti(res, "by_user", "zed", "completed") == 1);
 	json_t *d = json_object_get(res, "durations");
-	CHECK(geti(d, "actual", "count", NULL) == 3);
+	/* g-c too: never granted, but jitd removed a membership (outcome
+	 * removed), held from its created_at (here none: no time at all) */
+	CHECK(geti(d, "actual", "count", NULL) == 4);
 	CHECK(geti(d, "actual", "total_seconds", NULL) == 1910);
 	CHECK(geti(res, "revocation_lag", "count", NULL) == 0);
 	CHECK(geti(res, "early_completions", "count", NULL) == 2);
@@ -313,7 +315,7 @@ static void check_repeated_final_lines(void)
 	CHECK(geti(res, "events", "expired", NULL) == 1);
 	CHECK(geti(res, "events", "completed", NULL) == 3);
 	CHECK(geti(res, "events", "failed", NULL) == 4);
-	CHECK(json_array_size(json_object_get(res, "timeline")) == 3);
+	CHECK(json_array_size(json_object_get(res, "timeline")) == 4);
 	json_decref(res);
 }
 
@@ -491,14 +493,18 @@ static void check_before_input(void)
 	CHECK(geti(res, "by_user", "fay", "failed") == 1);
 	b = by_id(res, "timeline", "g-fu");
 	CHECK(b && json_is_false(json_object_get(b, "start_known")));
-	/* never active: its failed line with state ending was read */
-	CHECK(by_id(res, "timeline", "g-rf") == NULL);
+	/* never active (its failed line with state ending was read), but jitd
+	 * removed a membership it had added (outcome removed): held from its
+	 * created_at, the upper bound, start not known; not counted as started
+	 * before the files read (it has no granted line anywhere) */
+	b = by_id(res, "timeline", "g-rf");
+	CHECK(b && json_is_false(json_object_get(b, "start_known")));
 	CHECK(geti(res, "by_user", "rita", "failed") == 1);
-	CHECK(geti(res, "by_user", "rita", "held_seconds") == 0);
-	/* the duration first asked for is not known: only g-ends' actual one */
+	CHECK(geti(res, "by_user", "rita", "held_seconds") == 200);
+	/* the duration first asked for is not known */
 	json_t *d = json_object_get(res, "durations");
 	CHECK(geti(d, "requested", "count", NULL) == 0);
-	CHECK(geti(d, "actual", "count", NULL) == 2);
+	CHECK(geti(d, "actual", "count", NULL) == 3);
 	CHECK(geti(d, "actual", "max_seconds", NULL) == 9 * DAY + 7205);
 	/* active at the end, their start from created_at */
 	check_active_before(res, "g-ext", T0 - 10 * DAY, T0 + 5 * DAY);
@@ -688,6 +694,63 @@ static void check_rescheduled(void)
 	CHECK(geti(res, "totals", "extended", NULL) == 0);
 	CHECK(geti(res, "totals", "active_at_end", NULL) == 2);
 	json_decref(res);
+
+	/* The clock ran ahead across midnight: the granted line's time lies
+	 * after the period and is passed over; the rescheduled line inside it
+	 * opens the grant from the correction. */
+	r = report_new(&o);
+	ev(r, T0 + 100, "granted", G("g-x", "xia", "web", "dave", "helpdesk", 60, T0 + 100,
+				     T0 + 160), NULL);
+	ev(r, T0 + 86400 + 600, "granted", G("g-m", "max", "dba", "dave", "helpdesk", 86400,
+					     T0 + 86400 + 600, T0 + 2 * 86400 + 600), NULL);
+	ev(r, T0 + 37800, "rescheduled", G("g-m", "max", "dba", "dave", "helpdesk", 86400,
+					   T0 + 37800, T0 + 86400 + 37800),
+	   "previous_expires_at", t(T0 + 2 * 86400 + 600),
+	   "previous_created_at", t(T0 + 86400 + 600), "reason", "clock_stepped_back", NULL);
+	res = report_result(r, &ch);
+	report_free(r);
+	a = by_id(res, "active_at_end", "g-m");
+	CHECK(a != NULL);
+	if (a) {
+		CHECK_STR(json_string_value(json_object_get(a, "granted_at")), t(T0 + 37800));
+		CHECK(json_is_false(json_object_get(a, "start_known")));
+	}
+	CHECK(geti(res, "by_user", "max", "held_seconds") == 86400 - 37800);
+	json_decref(res);
+}
+
+/* A failed line with no granted line read: nothing was held unless jitd
+ * removed a membership (outcome removed), then held from created_at. */
+static void check_failed_outcomes(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 10, "granted", G("g-0", "zoe", "web", "dave", "helpdesk", 60, T0 + 10, T0 + 70),
+	   NULL);
+	ev(r, T0 + 200, "failed", G("g-a", "amy", "dba", "dave", "helpdesk", 3600, T0 + 100,
+				    T0 + 3700), "state", "ending", "outcome", "directory_unavailable",
+	   NULL);
+	ev(r, T0 + 900, "failed", G("g-a", "amy", "dba", "dave", "helpdesk", 3600, T0 + 100,
+				    T0 + 3700), "state", "failed", "outcome", "removed", NULL);
+	ev(r, T0 + 1000, "failed", G("g-b", "ben", "dba", "dave", "helpdesk", 3600, T0 + 950,
+				     T0 + 4550), "state", "failed", "outcome", "already_absent",
+	   NULL);
+	ev(r, T0 + 1100, "failed", G("g-c", "cy", "dba", "dave", "helpdesk", 3600, T0 + 1050,
+				     T0 + 4650), "state", "failed", "outcome", "directory_refused",
+	   NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(geti(res, "totals", "failed", NULL) == 3);
+	CHECK(geti(res, "by_user", "amy", "held_seconds") == 800);
+	CHECK(by_id(res, "timeline", "g-a") != NULL);
+	CHECK(geti(res, "by_user", "ben", "held_seconds") == 0);
+	CHECK(geti(res, "by_user", "ben", "failed") == 1);
+	CHECK(geti(res, "by_user", "cy", "held_seconds") == 0);
+	CHECK(by_id(res, "timeline", "g-b") == NULL);
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
+	json_decref(res);
 }
 
 int main(void)
@@ -703,6 +766,7 @@ int main(void)
 	check_ended_window();
 	check_before_input();
 	check_rescheduled();
+	check_failed_outcomes();
 	check_hostile();
 	check_times();
 	check_reader(dir);

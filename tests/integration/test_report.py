@@ -724,3 +724,61 @@ def test_nightly_job_reports_grants_older_than_its_window():
               "g-ext  erin -> ops  since 2026-11-11T00:00:00Z (created_at: granted line not "
               "read)  until 2026-11-26T00:00:00Z"):
         assert s in text, (s, text[:2500])
+
+
+def test_nightly_job_catches_up_missed_days_and_reads_dateext_files():
+    """Without JITD_REPORT_DATE the job reports yesterday (UTC) and every
+    day before it since the newest report it finds, so a run missed (the
+    machine off, a cron time that moved with summer time) leaves no day
+    unreported, and a run again reports nothing twice. Files rotated with
+    logrotate's dateext (audit.log-YYYYMMDD) are read too."""
+    import datetime
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    paths = write_day(logdir)
+    os.rename(paths[1], os.path.join(logdir, "audit.log-20261123"))
+    os.rename(paths[0], os.path.join(logdir, "audit.log-20261122.gz"))
+    outdir = os.path.join(work, "reports")
+    os.makedirs(outdir)
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    days = [(today - datetime.timedelta(days=k)).isoformat() for k in (4, 3, 2, 1)]
+    with open(os.path.join(outdir, "jitd-report-%s.txt" % days[0]), "w") as f:
+        f.write("an earlier run\n")
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=paths[2], JITD_REPORT_DIR=outdir,
+               JITCTL=binary("jitctl"), JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    for k in ("JITD_REPORT_DATE", "JITD_REPORT_DAYS", "JITD_REPORT_MAILTO"):
+        env.pop(k, None)
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=300)
+    eq(r.returncode, 0, "nightly job: %s %s" % (r.stdout, r.stderr))
+    got = sorted(n for n in os.listdir(outdir) if n.endswith(".json"))
+    eq(got, ["jitd-report-%s.json" % d for d in days[1:]], "the days reported")
+    with open(os.path.join(outdir, "jitd-report-%s.json" % days[3])) as f:
+        res = json.load(f)
+    eq([os.path.basename(p) for p in res["input"]["files"]],
+       ["audit.log-20261122.gz", "audit.log-20261123", "audit.log"], "files read, oldest first")
+    eq(res["chain_verified"], True, "chain verified across the dateext files")
+    before = sorted(os.listdir(outdir))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=300)
+    eq(r.returncode, 0, "again: %s %s" % (r.stdout, r.stderr))
+    eq(sorted(os.listdir(outdir)), before, "nothing reported twice")
+    # a first run reports yesterday only
+    r2 = os.path.join(work, "r2")
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=300,
+                       env=dict(env, JITD_REPORT_DIR=r2))
+    eq(r.returncode, 0, "first run: %s %s" % (r.stdout, r.stderr))
+    eq(sorted(n for n in os.listdir(r2) if n.endswith(".json")),
+       ["jitd-report-%s.json" % days[3]], "a first run")
+    # a long gap is capped, and said
+    r3 = os.path.join(work, "r3")
+    os.makedirs(r3)
+    old = (today - datetime.timedelta(days=10)).isoformat()
+    with open(os.path.join(r3, "jitd-report-%s.txt" % old), "w") as f:
+        f.write("long ago\n")
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=300,
+                       env=dict(env, JITD_REPORT_DIR=r3, JITD_REPORT_CATCHUP="2"))
+    eq(r.returncode, 0, "capped run: %s %s" % (r.stdout, r.stderr))
+    assert "reporting the last 2 days only" in r.stderr, r.stderr
+    eq(sorted(n for n in os.listdir(r3) if n.endswith(".json")),
+       ["jitd-report-%s.json" % d for d in days[2:]], "the last 2 days")

@@ -392,8 +392,9 @@ static int sync_to(struct audit *a, uint64_t mine)
 /* ---- opening ---- */
 
 /* Reads seq and hash of the last complete chained line of rfd's file into *t
- * (t->seq = 0 if none). Terminates a torn last line. */
-static int load_tail(struct audit *a, int rfd, struct chain *t)
+ * (t->seq = 0 if none). Terminates a torn last line when repair (rfd is the
+ * file a->fd appends to). */
+static int load_tail(struct audit *a, int rfd, struct chain *t, bool repair)
 {
 	struct stat st;
 	t->seq = 0;
@@ -412,7 +413,7 @@ static int load_tail(struct audit *a, int rfd, struct chain *t)
 		goto out;
 	}
 	buf[n] = '\0';
-	if (buf[n - 1] != '\n') {
+	if (buf[n - 1] != '\n' && repair) {
 		/* Robustness: a torn last line (crash mid-write) is left for the
 		 * verifier to report; the chain continues from the last whole line. */
 		log_warn("audit: %s does not end with a newline; the last line is incomplete",
@@ -448,6 +449,35 @@ static int load_tail(struct audit *a, int rfd, struct chain *t)
 out:
 	free(buf);
 	return rc;
+}
+
+/*
+ * At start, with the log empty or gone (rotated while jitd was down): the
+ * newest rotated file may end after the chain head, which trails the log
+ * by the lines written just before a crash. Then the chain goes on from
+ * that file's last line, not from the head: from the head, the next line
+ * would repeat a seq already in the rotated file, and the verifier would
+ * report a broken chain that nobody broke. True when *known was moved.
+ */
+static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *known)
+{
+	struct chain t;
+	struct stat st;
+	bool moved = false;
+
+	if (stat(a->path, &st) == 0 && st.st_size > 0)
+		return false;
+	int rfd = open(rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (rfd < 0)
+		return false; /* none (or compressed already: delaycompress keeps .1 plain) */
+	if (load_tail(a, rfd, &t, false) == JIT_OK && t.seq > known->seq) {
+		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
+			 "goes on from it", rotated, (long long)t.seq, (long long)known->seq);
+		*known = t;
+		moved = true;
+	}
+	close(rfd);
+	return moved;
 }
 
 /*
@@ -511,7 +541,7 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 	}
 	a->fd = fd;
 	a->torn = false; /* a new file, or load_tail ends the torn line of this one */
-	int rc = load_tail(a, rfd, &tail);
+	int rc = load_tail(a, rfd, &tail, true);
 	close(rfd);
 	if (rc == JIT_OK)
 		pick_chain(a, &tail, known, known_what);
@@ -540,8 +570,13 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	memcpy(a->c.hash, zero_hash, sizeof(zero_hash));
 	memcpy(known.hash, zero_hash, sizeof(zero_hash));
 	int rc = a->head_path ? head_open(a, &known) : JIT_OK;
+	const char *known_what = a->head_path ? a->head_path : "";
+	char *rotated = xasprintf("%s.1", path);
+	if (rc == JIT_OK && rotated_ahead(a, rotated, &known))
+		known_what = rotated;
 	if (rc == JIT_OK)
-		rc = audit_open_fd(a, &known, a->head_path ? a->head_path : "");
+		rc = audit_open_fd(a, &known, known_what);
+	free(rotated);
 	if (rc != JIT_OK) {
 		audit_close(a);
 		return rc;

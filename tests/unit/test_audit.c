@@ -234,6 +234,54 @@ static void test_head(const char *dir)
 	free(head);
 }
 
+/*
+ * jitd died after a line reached the log and before the chain head caught
+ * up with it, and logrotate renamed the log while jitd was down: the chain
+ * goes on from the rotated file's last line, not from the head (which would
+ * repeat a seq and make the verifier report a break nobody made).
+ */
+static void test_head_behind_rotated(const char *dir)
+{
+	char *path = xasprintf("%s/r.log", dir);
+	char *rot = xasprintf("%s/r.log.1", dir);
+	char *head = xasprintf("%s/r.head", dir);
+	struct audit *a = NULL;
+	size_t n1 = 0, n2 = 0;
+	int bad[8];
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 0, 3); /* the head says seq 3 */
+	audit_close(a);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK); /* seq 4: the head never hears of it */
+	write_events(a, 3, 1);
+	audit_close(a);
+	CHECK(rename(path, rot) == 0);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 4, 1);
+	audit_close(a);
+	char **l1 = read_lines(rot, &n1), **l2 = read_lines(path, &n2);
+	CHECK(n1 == 4 && n2 == 1);
+	CHECK(l2 && strstr(l2[0], "\"seq\":5,") != NULL);
+	char **all = concat(l1, n1, l2, n2);
+	CHECK(verify_all(all, n1 + n2, bad, 8) == 0);
+	free(all);
+	/* a rotated file behind the head (a head ahead of it is the truth) */
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+	CHECK(rename(path, rot) == 0); /* r.log.1 now ends at seq 5, the head says 5 */
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 5, 1);
+	audit_close(a);
+	l2 = read_lines(path, &n2);
+	CHECK(n2 == 1 && l2 && strstr(l2[0], "\"seq\":6,") != NULL);
+	free_lines(l2, n2);
+	unlink(path);
+	unlink(rot);
+	unlink(head);
+	free(path);
+	free(rot);
+	free(head);
+}
+
 struct seen {
 	int n;
 	int64_t last_seq;
@@ -604,6 +652,7 @@ int main(void)
 
 	test_resync(dir);
 	test_head(dir);
+	test_head_behind_rotated(dir);
 	test_observer(dir);
 	test_short_write(dir);
 	test_concurrent(dir, false);

@@ -49,7 +49,17 @@ static bool shown(const unsigned char *p, size_t n, unsigned keep)
 			return keep & TERMSAFE_KEEP_TAB;
 		return p[0] >= 0x20 && p[0] != 0x7f;
 	}
-	return !(n == 2 && p[0] == 0xc2 && p[1] <= 0x9f); /* C1 */
+	if (n == 2)
+		return !(p[0] == 0xc2 && p[1] <= 0x9f) &&  /* C1 */
+		       !(p[0] == 0xd8 && p[1] == 0x9c);    /* U+061C arabic letter mark */
+	/* Bidirectional controls and zero-width characters: U+200B..U+200F,
+	 * U+202A..U+202E, U+2066..U+2069. They show a name as another one
+	 * ("alice" reversed, an invisible difference) to whoever reads a report. */
+	if (n == 3 && p[0] == 0xe2 && p[1] == 0x80)
+		return !((p[2] >= 0x8b && p[2] <= 0x8f) || (p[2] >= 0xaa && p[2] <= 0xae));
+	if (n == 3 && p[0] == 0xe2 && p[1] == 0x81)
+		return !(p[2] >= 0xa6 && p[2] <= 0xa9);
+	return true;
 }
 
 bool termsafe_copy(char *dst, size_t dstlen, const char *src, unsigned keep)

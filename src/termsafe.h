@@ -9,7 +9,9 @@
  * terminals obey). Bytes that are not part of valid UTF-8 (stray
  * continuation bytes, overlong forms, surrogates, beyond U+10FFFF, cut
  * sequences) are treated like control characters: a terminal may decode
- * them either way.
+ * them either way. So are the bidirectional controls and zero-width
+ * characters (U+061C, U+200B..U+200F, U+202A..U+202E, U+2066..U+2069), which
+ * make one name look like another.
  *
  * Only what is displayed is cleaned: the audit log itself is evidence and
  * is never rewritten.

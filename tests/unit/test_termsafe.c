@@ -31,6 +31,11 @@ static void test_controls(void)
 	CHECK_STR(clean("a\nb\tc\rd", TERMSAFE_KEEP_NL | TERMSAFE_KEEP_TAB), "a\nb\tc?d");
 	/* C1: U+0080..U+009F, one '?' each; the CSI of the report finding. */
 	CHECK_STR(clean("al\xc2\x9b\x38mice", 0), "al?8mice");
+	/* bidi controls and zero-width characters: one '?' each */
+	CHECK_STR(clean("ad\xe2\x80\xae" "nimda", 0), "ad?nimda");
+	CHECK_STR(clean("a\xe2\x81\xa6" "b\xe2\x80\x8b" "c\xd8\x9c", 0), "a?b?c?");
+	/* their neighbours are shown: U+2010 hyphen, U+2070 superscript zero */
+	CHECK_STR(clean("a\xe2\x80\x90" "b\xe2\x81\xb0", 0), "a\xe2\x80\x90" "b\xe2\x81\xb0");
 	CHECK_STR(clean("\xc2\x80\xc2\x9f", 0), "??");
 	/* Valid non-ASCII stays: U+00A0, U+00E9, U+2192, U+10FFFF, U+1F600. */
 	CHECK_STR(clean("\xc2\xa0 Jos\xc3\xa9 \xe2\x86\x92 \xf4\x8f\xbf\xbf \xf0\x9f\x98\x80", 0),

@@ -69,6 +69,7 @@ struct report {
 					  * read, failed (state ending) read: never active */
 	struct ended ended;              /* grants whose final line was read */
 	json_t *dims[D__COUNT];          /* name -> { metric: n } */
+	size_t refusal_rows[D__COUNT];   /* rows a refused line made */
 	json_t *refusals;                /* error code -> n */
 	json_t *drift_groups;            /* group -> n */
 	json_t *drift_kinds;             /* kind (unexplained, missing) -> n */
@@ -176,10 +177,15 @@ static void dim_add(struct report *r, enum dim d, const char *name, const char *
 		    int64_t delta)
 {
 	json_t *row;
+	/* Names in refused lines are whatever a client sent: they get at most
+	 * REPORT_REFUSED_NAMES_MAX rows, so that a flood of them cannot push
+	 * the names of grants into "(other)". */
+	bool refused = strcmp(metric, "refused") == 0;
 	if (!name)
 		name = "(none)";
 	row = json_object_get(r->dims[d], name);
-	if (!row && json_object_size(r->dims[d]) >= REPORT_NAMES_MAX) {
+	if (!row && (json_object_size(r->dims[d]) >= REPORT_NAMES_MAX ||
+		     (refused && r->refusal_rows[d] >= REPORT_REFUSED_NAMES_MAX))) {
 		name = "(other)";
 		row = json_object_get(r->dims[d], name);
 	}
@@ -188,6 +194,8 @@ static void dim_add(struct report *r, enum dim d, const char *name, const char *
 		for (int i = 0; dim_metrics[i]; i++)
 			json_object_set_new(row, dim_metrics[i], json_integer(0));
 		json_object_set_new(r->dims[d], name, row);
+		if (refused)
+			r->refusal_rows[d]++;
 	}
 	counter_add(row, metric, delta);
 }

@@ -19,7 +19,8 @@
  * Memory does not grow with the input: besides fixed-size histograms (for
  * medians) it holds one small record per grant still open, one counter row
  * per distinct group/user/approver/client (at most REPORT_NAMES_MAX each,
- * the rest under "(other)"), at most REPORT_TIMELINE_MAX timeline bars, and
+ * of which at most REPORT_REFUSED_NAMES_MAX made by refused lines, the rest
+ * under "(other)"), at most REPORT_TIMELINE_MAX timeline bars, and
  * the ids of the last REPORT_ENDED_MAX grants that ended (about 2.75 MiB,
  * allocated at the first final line).
  */
@@ -33,6 +34,7 @@
 #include "err.h"
 
 #define REPORT_NAMES_MAX 10000
+#define REPORT_REFUSED_NAMES_MAX 1000 /* of those, made by refused lines */
 #define REPORT_TIMELINE_MAX 2000
 /* A final line of a grant among the last REPORT_ENDED_MAX that ended is a
  * repeat (jitd writes it again after a crash before the final commit, and

@@ -719,6 +719,32 @@ static void check_rescheduled(void)
 	json_decref(res);
 }
 
+/* Refused lines (names any client can send) cannot push a grant's names
+ * into "(other)": they make at most REPORT_REFUSED_NAMES_MAX rows. */
+static void check_refusal_flood(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	char user[32];
+	for (int i = 0; i < REPORT_NAMES_MAX + 10; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		ev(r, T0 + 1, "refused", "user", user, "group", user, "client", "ops", "error",
+		   "unknown_user", NULL);
+	}
+	ev(r, T0 + 100, "granted", G("g-m", "mallory", "dba", "dave", "helpdesk", 60, T0 + 100,
+				     T0 + 160), NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(geti(res, "by_user", "mallory", "granted") == 1);
+	CHECK(geti(res, "by_group", "dba", "granted") == 1);
+	CHECK(geti(res, "by_user", "(other)", "refused") == REPORT_NAMES_MAX + 10 -
+	      REPORT_REFUSED_NAMES_MAX);
+	CHECK(json_object_size(json_object_get(res, "by_user")) == REPORT_REFUSED_NAMES_MAX + 2);
+	json_decref(res);
+}
+
 /* A failed line with no granted line read: nothing was held unless jitd
  * removed a membership (outcome removed), then held from created_at. */
 static void check_failed_outcomes(void)
@@ -767,6 +793,7 @@ int main(void)
 	check_before_input();
 	check_rescheduled();
 	check_failed_outcomes();
+	check_refusal_flood();
 	check_hostile();
 	check_times();
 	check_reader(dir);

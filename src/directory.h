@@ -171,6 +171,13 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  * server): done[i] = false, end it with dir_revoke_member(). Returns JIT_OK,
  * or the error of the search or modify (nothing settled).
  */
+/* The uuid_attr (as text, as dir_resolve_user gives it) of the entry named
+ * dn: JIT_OK with *uuid (caller frees), NULL when no entry jitd can see has
+ * that DN (or dn is no DN) or it shows no uuid; JIT_EDIRREFUSED or
+ * JIT_EDIRUNAVAIL (message in res, which may be NULL). */
+int dir_entry_uuid(struct dir_conn *c, const char *dn, char **uuid,
+		   struct dir_result *res) JIT_WUR;
+
 int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bool *done,
 		    char **value_out, struct dir_result *res) JIT_WUR;
 

@@ -253,6 +253,7 @@ static int collect_live(const struct grant_rec *rec, void *arg)
 	copy->state = rec->state;
 	copy->member_value = xstrdup(rec->member_value);
 	copy->pair_key = xstrdup(rec->pair_key);
+	copy->user_uuid = xstrdup(rec->user_uuid); /* renamed_grantee */
 	l->v[l->n++] = copy;
 	return 0;
 }
@@ -280,12 +281,41 @@ static bool audit_drift(struct reconciler *r, json_t *o)
 }
 
 /*
+ * Whether member m's entry has the uuid of a live grant of the group (lv):
+ * that grant's user, renamed or moved since, whose value refint rewrote.
+ * It is explained by the grant (whose end removes it by uuid), not drift:
+ * with `enforce` it would otherwise be removed while the grant lasts. The
+ * ids of such grants go to *renamed: their own value is missing for the
+ * same reason, which is no drift either.
+ */
+static bool renamed_grantee(struct dir_conn *dc, const struct member *m, const struct live *lv,
+			    struct sset *renamed)
+{
+	bool any = false, held = false;
+	char *uuid = NULL;
+
+	for (size_t i = 0; i < lv->n && !any; i++)
+		any = lv->v[i]->user_uuid != NULL;
+	if (!any || dir_entry_uuid(dc, m->value, &uuid, NULL) != JIT_OK || uuid == NULL)
+		return false;
+	for (size_t i = 0; i < lv->n; i++) {
+		if (lv->v[i]->user_uuid && strcasecmp(lv->v[i]->user_uuid, uuid) == 0) {
+			sset_add(renamed, lv->v[i]->id);
+			held = true;
+		}
+	}
+	free(uuid);
+	return held;
+}
+
+/*
  * A member nothing explained. Checked again under its pair lock; reported
  * if new (prev is the last cycle's set), removed if the group enforces.
- * Adds its key to next unless it is gone.
+ * Adds its key to next unless it is gone or a live grant's renamed user.
  */
 static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
-			const struct member *m, const struct sset *prev, struct sset *next)
+			const struct member *m, const struct live *lv, struct sset *renamed,
+			const struct sset *prev, struct sset *next)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported";
@@ -297,6 +327,8 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		sset_add(next, m->key);
 		return;
 	}
+	if (renamed_grantee(dc, m, lv, renamed))
+		return;
 	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
 	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
 	pthread_mutex_lock(lock);
@@ -406,6 +438,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	struct members ms = { .r = r };
 	struct live lv = { 0 };
 	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };
+	struct sset renamed = { 0 };
 	struct store_filter f = { .group = g->name, .state_mask = GS_LIVE_MASK, .limit = LIVE_MAX };
 	struct dir_conn *dc = conn_for(r, g->dir);
 
@@ -433,12 +466,14 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	for (size_t i = 0; i < ms.n && !stopping(r); i++)
 		if ((i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0) &&
 		    !sset_has(&explained, ms.v[i].key))
-			unexplained(r, g, dc, &ms.v[i], &mem->unexplained, &next_u);
+			unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained,
+				    &next_u);
+	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
 		if (lv.v[i]->state != GS_ACTIVE)
 			continue; /* pending: being added; ending: being removed */
 		char *k = dir_value_key(lv.v[i]->member_value);
-		if (!sset_has(&present, k))
+		if (!sset_has(&present, k) && !sset_has(&renamed, lv.v[i]->id))
 			missing(r, g, dc, lv.v[i], &mem->missing, &next_m);
 		free(k);
 	}
@@ -455,6 +490,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 out:
 	sset_free(&explained);
 	sset_free(&present);
+	sset_free(&renamed);
 	sset_free(&next_u);
 	sset_free(&next_m);
 	live_free(&lv);

@@ -293,6 +293,25 @@ static int op_read_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 	return code;
 }
 
+int dir_entry_uuid(struct dir_conn *c, const char *dn, char **uuid, struct dir_result *res)
+{
+	struct read_uuid_arg arg = { dn, false, NULL };
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	*uuid = NULL;
+	rc = dir_run(c, op_read_uuid, &arg, res, &code);
+	if (rc == JIT_OK && code != LDAP_SUCCESS && code != LDAP_INVALID_DN_SYNTAX)
+		rc = JIT_EDIRREFUSED;
+	if (rc == JIT_OK)
+		*uuid = arg.uuid;
+	else
+		free(arg.uuid);
+	return rc;
+}
+
 /*
  * Could value v of the group be m's user, whom no search by uuid finds?
  * *is_user: its entry has the user's uuid; *unsure: jitd cannot tell (an

@@ -229,3 +229,26 @@ def test_drift_line_not_written_is_reported_again():
         ev = _drift(e, "dba", "missing")
         eq(len(ev), 1, "missing events")
         eq(ev[0]["grant_id"], g["grant_id"], "the missing grant")
+
+
+def test_renamed_grantee_is_not_removed_by_enforce():
+    """A user renamed and moved while their grant lasts: refint rewrites the
+    group's value to the new DN, which no live grant's recorded value
+    explains. It is the grant's user (the entry's uuid), so reconcile =
+    "enforce" must leave it until the grant ends (regression: it was
+    removed as unexplained at the next cycle); the grant's end removes it."""
+    import test_identity
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s, j = e.slapd, e.jitd
+        if "refint" not in s.overlays and "memberof" not in s.overlays:
+            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+        _restart_with(e, admins={"reconcile": "enforce"})
+        g = j.must_grant("alice", "admins", "1h")
+        new_dn = test_identity._move(s, "alice", "alice.smith", test_identity._staff(s))
+        eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
+        _cycles(4)
+        eq(s.is_member("admins", new_dn), True, "the renamed grantee keeps the membership")
+        eq(_drift(e, "admins", "unexplained"), [], "no unexplained drift")
+        eq(_drift(e, "admins", "missing"), [], "the grant's old value is no missing drift")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(s.is_member("admins", new_dn), False, "removed at the grant's end")

@@ -274,22 +274,38 @@ void grant_settle_pair(struct grant_ctx *g, const char *pair_key)
 		log_err("cannot read the unfinished ends of a pair; the new grant goes on");
 }
 
+/*
+ * Grant id, read again under its pair lock (another worker may have moved
+ * it on meanwhile): the lock, held, with *r (caller frees), or NULL when
+ * there is no such grant (nothing held).
+ */
+static pthread_mutex_t *lock_grant(struct grant_ctx *g, const char *id, struct grant_rec **r)
+{
+	pthread_mutex_t *lock;
+
+	*r = NULL;
+	if (store_get(g->st, id, r) != JIT_OK)
+		return NULL;
+	lock = grant_pair_lock(g->pair_locks, (*r)->pair_key);
+	pthread_mutex_lock(lock);
+	grant_rec_free(*r);
+	*r = NULL;
+	if (store_get(g->st, id, r) == JIT_OK)
+		return lock;
+	pthread_mutex_unlock(lock);
+	grant_rec_free(*r);
+	*r = NULL;
+	return NULL;
+}
+
 char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state, bool scheduled,
 		const char *reason, const char *client, const struct jit_peer *peer)
 {
-	struct grant_rec *r = NULL;
-	if (store_get(g->st, id, &r) != JIT_OK)
+	struct grant_rec *r;
+	pthread_mutex_t *lock = lock_grant(g, id, &r);
+	if (!lock)
 		return proto_error_line(JIT_ENOTFOUND, NULL);
-	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r->pair_key);
-	pthread_mutex_lock(lock);
-	/* Reload under the lock: another worker may have moved it on. */
-	grant_rec_free(r);
-	r = NULL;
-	char *line;
-	if (store_get(g->st, id, &r) != JIT_OK)
-		line = proto_error_line(JIT_ENOTFOUND, NULL);
-	else
-		line = grant_end_locked(g, r, end_state, scheduled, reason, client, peer);
+	char *line = grant_end_locked(g, r, end_state, scheduled, reason, client, peer);
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;
@@ -336,18 +352,11 @@ static char *force_locked(struct grant_ctx *g, struct grant_rec *r, const char *
 char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer)
 {
-	struct grant_rec *r = NULL;
-	if (store_get(g->st, id, &r) != JIT_OK)
+	struct grant_rec *r;
+	pthread_mutex_t *lock = lock_grant(g, id, &r);
+	if (!lock)
 		return proto_error_line(JIT_ENOTFOUND, NULL);
-	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r->pair_key);
-	pthread_mutex_lock(lock);
-	grant_rec_free(r);
-	r = NULL;
-	char *line;
-	if (store_get(g->st, id, &r) != JIT_OK)
-		line = proto_error_line(JIT_ENOTFOUND, NULL);
-	else
-		line = force_locked(g, r, reason, client, peer);
+	char *line = force_locked(g, r, reason, client, peer);
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;

@@ -521,9 +521,13 @@ def test_one_request_at_a_time_stays_on_one_worker():
             j.ok({"op": "complete", "grant_id": g["grant_id"]})
         conns = _group_mod_conns(s, "ops", since)
         eq(len(conns), 24, "modifies of ops: an add and a delete per pair")
-        top = max(conns.count(c) for c in set(conns))
-        # A job can go to another worker when it arrives before the last
-        # one has gone back to wait; going round four workers would give
-        # each about 6 of the 24.
-        if top < 20:
-            raise AssertionError("modifies spread over jitd's connections: %r" % conns)
+        # Count the hand-overs between consecutive modifies. A job can go to
+        # another worker when it arrives before the last one has gone back
+        # to wait, or when a background job (a probe, the scheduler) made
+        # another worker the last idle one; the requests then stay there.
+        # Waking the worker idle longest instead hands over at every one of
+        # the 23; a loaded CI machine gave 2 hand-overs here.
+        switches = sum(1 for a, b in zip(conns, conns[1:]) if a != b)
+        if switches > 6:
+            raise AssertionError("modifies spread over jitd's connections "
+                                 "(%d hand-overs): %r" % (switches, conns))

@@ -45,6 +45,7 @@ const char *const fault_names[] = {
 	"fail.session_lost",         /* an open connection's op answered 1 */
 	"fail.listener_config",      /* the listener cannot load a reloaded config */
 	"fail.member_check",         /* a grant's check misses a member that is there */
+	"fail.request_lookup",       /* a grant's request_id cannot be looked up (store busy) */
 	NULL,
 };
 

@@ -12,6 +12,7 @@
 #include "approval.h"
 #include "directory.h"
 #include "engine_priv.h"
+#include "fault.h"
 #include "grant.h"
 #include "log.h"
 #include "store.h"
@@ -201,13 +202,25 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	if (gc->approval_key_file &&
 	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK)
 		rule = "approval_key_file";
-	if (!rule && req->request_id &&
-	    store_get_by_request_id(e->st, req->request_id, &prev) == JIT_OK) {
-		*known = true;
-		if (!policy_same_request(req, prev)) {
-			rule = "request_id";
-			snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another "
-				 "request (grant %s)", req->request_id, prev->id);
+	if (!rule && req->request_id) {
+		int rc = FAULT_FAIL("fail.request_lookup")
+				 ? JIT_EIO
+				 : store_get_by_request_id(e->st, req->request_id, &prev);
+		if (rc == JIT_OK) {
+			*known = true;
+			if (!policy_same_request(req, prev)) {
+				rule = "request_id";
+				snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for "
+					 "another request (grant %s)", req->request_id, prev->id);
+			}
+		} else if (rc != JIT_ENOTFOUND) {
+			/* Not known to be new: a retry of a recorded grant must not be
+			 * judged as a new request (its approval's age, the directory's
+			 * health), so the client is asked to try again. */
+			snprintf(msg, sizeof(msg), "the store cannot be read at the moment; "
+				 "try again with the same request_id");
+			engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
+			return proto_error_line(JIT_EBUSY, msg);
 		}
 	}
 	grant_rec_free(prev);
@@ -219,6 +232,20 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 		return NULL;
 	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
 	return proto_error_line(JIT_EPOLICY, msg);
+}
+
+/* A grant into a directory known down is refused at once (and audited):
+ * the client does not wait for a connect timeout. NULL if it may go on. */
+static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
+			    const struct jit_client_cfg *c, const struct jit_request *req)
+{
+	char msg[256];
+	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
+	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
+	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
+		return NULL;
+	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
+	return proto_error_line(JIT_EDIRUNAVAIL, msg);
 }
 
 /* Queues a grant (or its ticket check). NULL when queued (req is then the
@@ -234,6 +261,11 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 		return proto_error_line(JIT_EUNKGROUP, NULL);
 	char *line = admit_grant(e, gc, peer, c, req, &known);
 	if (line)
+		return line;
+	/* A retry of a recorded request is answered from the store (duplicate:
+	 * true) even while the directory is down: refusing it would have the
+	 * client retry under a new request_id and be granted twice. */
+	if (!known && (line = refuse_if_down(e, peer, c, req)) != NULL)
 		return line;
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *ph = config_group_placeholder(e->cfg, gc);
@@ -306,28 +338,12 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	return true;
 }
 
-/* A grant into a directory known down is refused at once (and audited):
- * the client does not wait for a connect timeout. NULL if it may go on. */
-static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
-			    const struct jit_client_cfg *c, const struct jit_request *req)
-{
-	char msg[256];
-	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
-	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
-	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
-		return NULL;
-	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
-	return proto_error_line(JIT_EDIRUNAVAIL, msg);
-}
-
 void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 		   const struct jit_client_cfg *c, struct jit_request *req, int64_t duration)
 {
 	char *line = NULL;
 	switch (req->op) {
 	case OP_GRANT:
-		if ((line = refuse_if_down(e, peer, c, req)) != NULL)
-			break;
 		line = submit_grant(e, conn_id, peer, c, req, duration);
 		if (!line)
 			return; /* req now owned by the job */

@@ -354,3 +354,45 @@ def test_member_found_by_the_add_while_the_pair_has_a_grant_of_jitd_stays_jitd_s
         assert e.is_member("admins", alice), "removed while the second grant was live"
         j.ok({"op": "complete", "grant_id": g2["grant_id"]})
         assert not e.is_member("admins", alice), "the membership jitd made outlived its grants"
+
+
+def test_retry_when_the_store_cannot_be_read_is_busy_not_judged_as_new():
+    """A signed grant is retried after its approval has aged past
+    approval_max_age (a retry is answered as a duplicate whatever its age),
+    and at that moment the store cannot be read (another process holds its
+    lock). The retry must not be judged as a new request: the answer is
+    busy (retry as is), not policy_denied approval_max_age (which tells the
+    client the request must change). The next retry is the duplicate."""
+    import datetime
+    import hashlib
+    import hmac
+    import os
+    need_faults()
+    key = b"cmV0cnktd2hlbi10aGUtc3RvcmUtaXMtYnVzeQ=="
+    with Env(start=False) as e:
+        j = e.jitd
+        key_file = os.path.join(j.dir, "approval.key")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, key + b"\n")
+        os.close(fd)
+        j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
+                                            approval_max_age="2s")]
+        j.write_config()
+        j.start(env={"JITD_FAULT": "fail.request_lookup:@2"})
+        req = {"op": "grant", "user": "alice", "group": "admins", "duration": 3600,
+               "ticket": "CHG1", "reason": "patch", "requested_by": "alice",
+               "approved_by": "carol", "request_id": "cab-busy-1",
+               "approved_at": datetime.datetime.now(datetime.timezone.utc)
+               .strftime("%Y-%m-%dT%H:%M:%SZ")}
+        fields = ("user", "group", "duration", "ticket", "reason", "requested_by",
+                  "approved_by", "request_id", "approved_at")
+        text = "jitd-approval-v1\n" + "".join("%s=%s\n" % (f, req[f]) for f in fields)
+        req["approval_sig"] = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+        g = j.ok(dict(req))["grant"]
+        time.sleep(3.5)  # the approval is now older than approval_max_age
+        a = j.request(dict(req))
+        wait_stderr(j, "fault fail at fail.request_lookup", 5)
+        refused(a, "busy", "a retry while the store cannot be read")
+        a = j.ok(dict(req))
+        eq(a.get("duplicate"), True, "the next retry is the duplicate")
+        eq(a["grant"]["grant_id"], g["grant_id"], "the same grant")

@@ -77,6 +77,39 @@ def test_outage_fails_fast_and_expiries_complete_after_return():
               % (back - down_at, len(users), done))
 
 
+def test_retry_of_a_granted_request_is_a_duplicate_while_the_directory_is_down():
+    """A client whose answer was lost retries with the same request_id, as
+    protocol.md asks, while the directory is down: it is answered from the
+    store (duplicate: true), not refused with directory_unavailable (which
+    asks for a new request_id, and so a second grant of the same request
+    once the directory is back). A new request is still refused at once."""
+    with Env() as e:
+        g = e.jitd.must_grant("alice", "admins", "1h", request_id="hd-lost-1")
+        e.slapd.stop()
+        refused(e.jitd.grant("bob", "dba", "1h", request_id="hd-new-1"),
+                "directory_unavailable", "a new grant during the outage")
+        assert not _dir(_status(e))["connected"], "the directory is known down"
+        t0 = time.time()
+        a = e.jitd.grant("alice", "admins", "1h", request_id="hd-lost-1")
+        took = time.time() - t0
+        assert a.get("ok"), "the retry of a granted request: %r" % a
+        eq(a.get("duplicate"), True, "duplicate flag on the retry")
+        eq(a["grant"]["grant_id"], g["grant_id"], "the same grant")
+        eq(a["grant"]["state"], "active", "state")
+        assert took < 1.0, "the retry waited %.2fs for a known-down directory" % took
+        # The same request_id for another request is still refused as such.
+        refused(e.jitd.grant("alice", "dba", "1h", request_id="hd-lost-1"),
+                "policy_denied", "request_id reused for another request")
+        refusals = [x for x in e.jitd.audit_events("refused")
+                    if x.get("request_id") == "hd-lost-1"
+                    and x.get("error") == "directory_unavailable"]
+        eq(refusals, [], "refused lines of the retry")
+        e.slapd.start()
+        a = e.jitd.grant("alice", "admins", "1h", request_id="hd-lost-1")
+        eq(a.get("duplicate"), True, "duplicate flag after the outage")
+        eq(len([x for x in e.jitd.audit_events("granted")]), 1, "granted lines")
+
+
 def test_stalled_directory_fails_fast():
     """A directory that accepts connections but never answers (SIGSTOP):
     one request pays the timeout, the next ones are refused at once."""

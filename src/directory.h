@@ -231,17 +231,18 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 			  dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
 
 /*
- * A comparison key for a member value (new heap string): a DN is parsed and
- * written back in one canonical form (RFC 4514, no optional spaces) and
- * lower-cased, so "UID=a, ou=People" and "uid=a,ou=people" get the same
- * key; anything that does not parse as a DN (memberUid values) is just
- * lower-cased.
+ * A comparison key for a member value (new heap string): a DN gets its
+ * dn_key() (escapes decoded, case folded over Unicode, insignificant spaces
+ * dropped, a multi-valued RDN's values sorted), so "UID=a, ou=People",
+ * "uid=a,ou=people" and "uid=A,OU=PEOPLE" get one key; anything that does
+ * not parse as a DN (memberUid values) is lower-cased in ASCII.
  */
 char *dir_value_key(const char *value);
 
 /*
  * The key of a (directory, group, member attribute, member value) pair
- * (new heap string): the group DN through dir_value_key(), the directory
+ * (new heap string): the group DN in libldap's RFC 4514 form lower-cased
+ * in ASCII (stored with the grants: this form never changes), the directory
  * name, the attribute and the value lower-cased, joined by '\n'. Two
  * spellings of one group DN in jitd.conf (spaces, case, escapes) give the
  * same key, so a grant made under one spelling and a grant or drift check

@@ -15,6 +15,7 @@
 #include <ldap.h>
 
 #include "directory_int.h"
+#include "dnkey.h"
 #include "util.h"
 
 /* Parses s as a DN; *n = its number of RDNs. False (and *dn NULL) if it
@@ -119,7 +120,11 @@ bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
 	return true;
 }
 
-char *dir_value_key(const char *value)
+/* The group DN's part of a pair key: libldap's own RFC 4514 form,
+ * lower-cased in ASCII. Pair keys are stored with the grants, so this form
+ * must not change (dn_key() folds more; it serves comparisons that are
+ * made afresh each time). */
+static char *pair_dn_key(const char *value)
 {
 	LDAPDN dn = NULL;
 	char *out = NULL, *key;
@@ -137,10 +142,21 @@ char *dir_value_key(const char *value)
 	return key;
 }
 
+char *dir_value_key(const char *value)
+{
+	char *key = dn_key(value);
+	if (key)
+		return key;
+	key = xstrdup(value ? value : "");
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return key;
+}
+
 char *dir_pair_key(const char *directory, const char *group_dn, const char *attr,
 		   const char *value)
 {
-	char *dn = dir_value_key(group_dn);
+	char *dn = pair_dn_key(group_dn);
 	char *k = xasprintf("%s\n%s\n%s\n%s", directory ? directory : "", dn, attr ? attr : "",
 			    value ? value : "");
 	free(dn);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "dnkey.h"
 #include "policy.h"
 #include "util.h"
 
@@ -369,7 +370,9 @@ static const char *dn_skip(const char *p, char prev)
 	return p;
 }
 
-bool policy_dn_equal(const char *a, const char *b)
+/* DNs that do not parse, compared as written: ASCII case and the spaces
+ * around separators ignored. */
+static bool dn_text_equal(const char *a, const char *b)
 {
 	char pa = ',', pb = ',';
 
@@ -392,4 +395,15 @@ bool policy_dn_equal(const char *a, const char *b)
 		pa = *a++;
 		pb = *b++;
 	}
+}
+
+bool policy_dn_equal(const char *a, const char *b)
+{
+	if (!a || !b)
+		return false;
+	char *ka = dn_key(a), *kb = dn_key(b);
+	bool eq = ka && kb ? strcmp(ka, kb) == 0 : dn_text_equal(a, b);
+	free(ka);
+	free(kb);
+	return eq;
 }

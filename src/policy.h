@@ -107,8 +107,11 @@ void policy_dirrules_free(struct policy_dirrules *r); /* NULL-safe */
 int policy_user_denied(const struct policy_dirrules *r, const char *name, const char *dn,
 		       const char *uid, char *msg, size_t msglen) JIT_WUR;
 
-/* Equality of two DNs as LDAP sees them for jitd's purposes: case-blind,
- * and blind to spaces around ',', '=' and '+'. */
+/* Equality of two DNs as a directory's matching rules see them: their
+ * dn_key()s (escapes decoded, case folded over Unicode, insignificant
+ * spaces dropped, a multi-valued RDN's order ignored); text that does not
+ * parse as a DN is compared case-blind, blind to spaces around ',', '='
+ * and '+'. */
 bool policy_dn_equal(const char *a, const char *b);
 
 #endif

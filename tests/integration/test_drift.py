@@ -115,6 +115,34 @@ def test_drift_enforce_removes_unexplained_members():
         print("unexplained member removed %.2fs after it appeared (interval 1s)" % took)
 
 
+def test_standing_member_spelled_otherwise_is_kept_by_enforce():
+    """standing_members written with another non-ASCII case, or with `\\,`
+    where the directory writes `\\2C`, name the same entries: enforce keeps
+    them and reports no drift (regression: the keys folded ASCII only and
+    kept escapes as written, so both were removed at every cycle), while
+    an unexplained member is still removed."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        s.ldapadd("dn: uid=\u00c9mile,%s\nobjectClass: inetOrgPerson\ncn: Emile\n"
+                  "sn: E\nuid: \u00c9mile\n" % s.people)
+        s.ldapadd("dn: cn=Smith\\, John,%s\nobjectClass: inetOrgPerson\ncn: Smith, John\n"
+                  "sn: Smith\nuid: smithj\n" % s.people)
+        emile = "uid=\u00c9mile," + s.people
+        smith = "cn=Smith\\2C John," + s.people
+        frank = e.user_dn("frank")
+        _restart_with(e, dba={"reconcile": "enforce",
+                              "standing_members": ["UID=\u00e9MILE," + s.people,
+                                                   "cn=smith\\, john," + s.people]})
+        s.add_member("dba", emile)
+        s.add_member("dba", smith)
+        s.add_member("dba", frank)
+        wait_until(lambda: not e.is_member("dba", frank), 5, "frank removed from dba")
+        _cycles(2)
+        assert e.is_member("dba", emile), "a standing member (non-ASCII case) was removed"
+        assert e.is_member("dba", smith), "a standing member (escape) was removed"
+        eq([d["member"] for d in _drift(e, "dba")], [frank], "drift events of dba")
+
+
 def test_drift_memberuid_group():
     with Env(top={"reconcile_interval": "1s"}) as e:
         _restart_with(e, unixops={})

@@ -81,6 +81,37 @@ def test_group_rules_at_their_boundaries():
         e.grant_and_check("dave", "dba", "1m")
 
 
+def test_deny_users_dn_matches_the_directory_s_spelling():
+    """A deny_users DN written the way an admin writes it is the same entry
+    as the directory's own spelling of the user's DN: slapd answers
+    `cn=Smith\\, John` as `cn=Smith\\2C John`, and a DN in other case
+    (also non-ASCII) or with a multi-valued RDN in another order names the
+    same entry. Each is refused (regression: the DNs were compared as
+    text, so the denied user was granted)."""
+    with Env(start=False) as e:
+        sl = e.slapd
+        sl.ldapadd("dn: cn=Smith\\, John,%s\nobjectClass: inetOrgPerson\ncn: Smith, John\n"
+                   "sn: Smith\nuid: smithj\n" % sl.people)
+        sl.ldapadd("dn: uid=\u00c9mile,%s\nobjectClass: inetOrgPerson\ncn: Emile\n"
+                   "sn: E\nuid: \u00c9mile\n" % sl.people)
+        sl.ldapadd("dn: cn=Ops+uid=opsbot,%s\nobjectClass: inetOrgPerson\ncn: Ops\n"
+                   "sn: Bot\nuid: opsbot\n" % sl.people)
+        g = e.jitd.group_entry("admins", deny_users=[
+            "cn=Smith\\, John," + sl.people,
+            "UID=\u00e9MILE," + sl.people.upper(),
+            "uid=opsbot+cn=ops," + sl.people])
+        e.jitd.config["groups"] = [g, e.jitd.group_entry("dba")]
+        e.jitd.write_config()
+        e.jitd.start()
+        before = sl.members("admins")
+        for user in ("smithj", "\u00c9mile", "opsbot"):
+            _denied(e, e.jitd.grant(user, "admins", "10m"), "deny_users")
+        eq(sl.members("admins"), before, "no denied user became a member")
+        # the same users are not denied elsewhere, and the directory knows them
+        for user in ("smithj", "\u00c9mile", "opsbot"):
+            e.jitd.must_grant(user, "dba", "10m")
+
+
 def test_eligible_group_is_checked_live():
     with Env(start=False, slapd_kw={"groups": {"admins": ("gon", ["placeholder"]),
                                                "eligible": ("gon", ["@alice"])}}) as e:

@@ -57,6 +57,18 @@ static void test_value_key(void)
 		  "uid=alice,ou=people,dc=example,dc=com");
 	check_key("cn=Smith\\, John,ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
 	check_key("cn=Smith\\2C John,ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
+	check_key("cn=\"Smith, John\",ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
+	/* Non-ASCII case and the escaped UTF-8 form agree; spaces inside a
+	 * value are kept (one for a run), the values of an RDN sorted. */
+	check_key("uid=\xc3\x89mile,dc=x", "uid=\xc3\xa9mile,dc=x");
+	check_key("uid=\\C3\\89MILE,dc=x", "uid=\xc3\xa9mile,dc=x");
+	check_key("cn=A  B,dc=x", "cn=a b,dc=x");
+	check_key("cn=a+uid=b,dc=x", "cn=a+uid=b,dc=x");
+	check_key("UID=B+CN=A,dc=x", "cn=a+uid=b,dc=x");
+	/* Pair keys keep their stored form (libldap's, ASCII lower-cased). */
+	char *pk = dir_pair_key("corp", "CN=Ops, DC=X", "member", "UID=A");
+	CHECK_STR(pk, "corp\ncn=ops,dc=x\nmember\nuid=a");
+	free(pk);
 	/* Not DNs (memberUid values): lower-cased only. */
 	check_key("Alice", "alice");
 	check_key("a=", "a=");

@@ -212,6 +212,13 @@ static void test_dirrules(void)
 	CHECK(!policy_dn_equal("cn=a,dc=x", "cn=a,dc=xy"));
 	CHECK(!policy_dn_equal("cn=a,dc=x", NULL));
 	CHECK(!policy_dn_equal("cn=a\\,b,dc=x", "cn=a,b,dc=x"));
+	/* the directory's spelling of an escape, non-ASCII case, RDN order */
+	CHECK(policy_dn_equal("cn=Smith\\, John,ou=people,dc=x", "cn=Smith\\2C John,ou=people,dc=x"));
+	CHECK(policy_dn_equal("cn=\"Smith, John\",dc=x", "CN=smith\\2c JOHN,dc=x"));
+	CHECK(policy_dn_equal("uid=\xc3\x89mile,dc=x", "uid=\xc3\xa9mile,dc=x"));
+	CHECK(policy_dn_equal("cn=a+uid=b,dc=x", "uid=b+cn=a,dc=x"));
+	CHECK(!policy_dn_equal("cn=a+uid=b,dc=x", "cn=a,dc=x"));
+	CHECK(!policy_dn_equal("cn=Smith\\2C John,dc=x", "cn=Smith\\2C Joh,dc=x"));
 }
 
 /* deny_users against an active grant's user, for an extension: its name,

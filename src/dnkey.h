@@ -1,0 +1,23 @@
+/*
+ * dnkey.h - one comparison key per distinguished name, so that two
+ * spellings of a DN that a directory's matching rules take as equal
+ * compare equal in jitd too (a DN in deny_users against the directory's
+ * spelling of the user's DN; a standing member in jitd.conf against the
+ * group's value).
+ */
+#ifndef JITD_DNKEY_H
+#define JITD_DNKEY_H
+
+/*
+ * The key of DN s (new heap string), or NULL if s does not parse as a DN
+ * (libldap's ldap_str2dn). Escapes are decoded (`\,`, `\2C` and `"..."`
+ * are one value); attribute types are lower-cased; values are case-folded
+ * over all of Unicode (through the C.UTF-8 locale; ASCII only where that
+ * locale is missing), with leading and trailing spaces dropped and inner
+ * runs of spaces taken as one (RFC 4518's insignificant spaces); the
+ * values of a multi-valued RDN are sorted. Type names are not mapped to
+ * OIDs ("cn" and "2.5.4.3" differ).
+ */
+char *dn_key(const char *s);
+
+#endif

@@ -356,6 +356,11 @@ bool imsg_chan_pending(const struct imsg_chan *c)
 	return c->head != NULL;
 }
 
+size_t imsg_chan_buffered(const struct imsg_chan *c)
+{
+	return c->in_len;
+}
+
 size_t imsg_chan_queued(const struct imsg_chan *c)
 {
 	return c->out_bytes;

@@ -94,6 +94,8 @@ void imsg_chan_send(struct imsg_chan *c, struct imsg *m);
 /* Writes what fd takes. JIT_OK (maybe with data still queued), JIT_EIO. */
 int imsg_chan_flush(struct imsg_chan *c) JIT_WUR;
 bool imsg_chan_pending(const struct imsg_chan *c); /* output queued? */
+/* Bytes read and not yet taken out as messages. */
+size_t imsg_chan_buffered(const struct imsg_chan *c);
 /* Bytes queued and not yet written (what a reader that stops reading its
  * peer's messages while this is high bounds). */
 size_t imsg_chan_queued(const struct imsg_chan *c);

@@ -335,6 +335,29 @@ static void take_messages(struct monitor *m)
 		kill_listener(m, "broke the channel's framing (type or size)");
 }
 
+/*
+ * Writes the answers queued to the listener, and while that leaves the
+ * channel below the bound, handles the messages still buffered from it
+ * (left there while it was backlogged()): no event will bring them back,
+ * as their bytes have been read already. Ends when nothing complete is
+ * buffered or the channel is backlogged again.
+ */
+static void flush_and_take(struct monitor *m)
+{
+	while (m->ch) {
+		if (imsg_chan_flush(m->ch) != JIT_OK) {
+			close_channel(m);
+			return;
+		}
+		size_t before = imsg_chan_buffered(m->ch);
+		if (before == 0 || backlogged(m))
+			return;
+		take_messages(m);
+		if (m->ch && imsg_chan_buffered(m->ch) == before)
+			return; /* only part of a message is there */
+	}
+}
+
 /* The channel is readable or writable. Messages left buffered when it was
  * backlogged() are handled first; the socket is read only below the bound
  * (and only then polled for input: see monitor_run). */
@@ -352,8 +375,7 @@ static void on_channel(struct monitor *m, short revents)
 		}
 		take_messages(m);
 	}
-	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
-		close_channel(m);
+	flush_and_take(m);
 }
 
 /* ---- the loop ---- */
@@ -444,8 +466,7 @@ static void on_signals(struct monitor *m, int sigfd, void (*reload)(void *), voi
 static void forward_replies(struct monitor *m)
 {
 	queue_replies(m);
-	if (m->ch && imsg_chan_flush(m->ch) != JIT_OK)
-		close_channel(m);
+	flush_and_take(m);
 }
 
 int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *arg)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "approval.h"
+#include "log.h"
 #include "secret.h"
 #include "util.h"
 
@@ -146,8 +147,12 @@ int approval_verify(const char *key_file, const struct jit_request *req, char *m
 	}
 	if (secret_file_read(key_file, geteuid(), APPROVAL_KEY_MAX, &key, &len, why,
 			     sizeof(why)) != JIT_OK) {
-		snprintf(msg, msglen, "approval_key_file %s: %s", key_file, why);
-		return JIT_EPOLICY;
+		/* jitd's fault, not the request's: the detail goes to the log, the
+		 * client hears that the check could not be made (retryable) */
+		log_err("approval_key_file %s: %s", key_file, why);
+		snprintf(msg, msglen, "approval_key_file: jitd cannot read this group's approval "
+			 "key (its log says why); the request was not checked");
+		return JIT_EINTERNAL;
 	}
 	rc = approval_check_sig(key, len, req, msg, msglen);
 	wipe(key, len);

@@ -58,9 +58,10 @@ int approval_check_sig(const void *key, size_t keylen, const struct jit_request 
 
 /* Reads key_file (a secret file of the running uid) and checks the
  * signature (a grant needs approval_sig, approved_at and request_id, an
- * extension approval_sig, approved_at and expires_at). JIT_OK, or
- * JIT_EPOLICY with msg (the key file's problem, or a missing / wrong
- * signature). */
+ * extension approval_sig, approved_at and expires_at). JIT_OK,
+ * JIT_EPOLICY with msg (a missing or wrong signature), or JIT_EINTERNAL
+ * with msg when the key file cannot be read (the reason is logged, msg
+ * names no path or mode). */
 int approval_verify(const char *key_file, const struct jit_request *req, char *msg,
 		    size_t msglen) JIT_WUR;
 

@@ -99,10 +99,12 @@ static char *admit_extend(struct engine *e, const struct jit_group_cfg *gc,
 	const char *rule = NULL;
 	char msg[512], ts[32];
 	int64_t want = 0;
+	int code = JIT_EPOLICY, arc;
 
 	if (gc->approval_key_file &&
-	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK) {
+	    (arc = approval_verify(gc->approval_key_file, req, msg, sizeof(msg))) != JIT_OK) {
 		rule = "approval_key_file";
+		code = arc == JIT_EINTERNAL ? JIT_EINTERNAL : JIT_EPOLICY;
 	} else if (req->expires_at && parse_rfc3339(req->expires_at, &want) != JIT_OK) {
 		rule = "expires_at";
 		snprintf(msg, sizeof(msg), "expires_at: must be the grant's expires_at as jitd "
@@ -119,8 +121,8 @@ static char *admit_extend(struct engine *e, const struct jit_group_cfg *gc,
 	}
 	if (!rule)
 		return NULL;
-	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
-	return proto_error_line(JIT_EPOLICY, msg);
+	engine_audit_refusal_rule(e, peer, c, req, code, msg, rule);
+	return proto_error_line(code, msg);
 }
 
 /*

@@ -198,10 +198,14 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	const char *rule = NULL;
 	char msg[512];
 
+	int code = JIT_EPOLICY, arc;
+
 	*known = false;
 	if (gc->approval_key_file &&
-	    approval_verify(gc->approval_key_file, req, msg, sizeof(msg)) != JIT_OK)
+	    (arc = approval_verify(gc->approval_key_file, req, msg, sizeof(msg))) != JIT_OK) {
 		rule = "approval_key_file";
+		code = arc == JIT_EINTERNAL ? JIT_EINTERNAL : JIT_EPOLICY;
+	}
 	if (!rule && req->request_id) {
 		int rc = FAULT_FAIL("fail.request_lookup")
 				 ? JIT_EIO
@@ -230,8 +234,8 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 		rule = "approval_max_age";
 	if (!rule)
 		return NULL;
-	engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
-	return proto_error_line(JIT_EPOLICY, msg);
+	engine_audit_refusal_rule(e, peer, c, req, code, msg, rule);
+	return proto_error_line(code, msg);
 }
 
 /* A grant into a directory known down is refused at once (and audited):

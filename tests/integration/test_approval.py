@@ -153,9 +153,19 @@ def test_loose_key_file_refuses_signed_grants():
     try:
         os.chmod(key_file, 0o644)
         a = e.jitd.request(sign(_req(), KEY))
-        _denied(e, a, "approval_key_file")
-        assert "0644" in a["error"]["message"], a
+        # jitd's fault, not the request's: internal (retryable as is), the
+        # rule audited, the reason (mode, path) in jitd's log only
+        refused(a, "internal", "a signed grant while the key file is loose")
+        assert a["error"]["message"].startswith("approval_key_file"), a
+        assert "0644" not in a["error"]["message"] and key_file not in a["error"]["message"], a
+        ev = e.jitd.audit_events("refused")[-1]
+        eq((ev.get("rule"), ev.get("error")), ("approval_key_file", "internal"), "audited")
+        assert "0644" in e.jitd.stderr_tail(50), "the reason is not in jitd's log"
         assert not e.is_member("admins", e.user_dn("alice"))
+        # mended: the same request, sent again as it is, is granted
+        os.chmod(key_file, 0o600)
+        a = e.jitd.request(sign(_req(), KEY))
+        assert a.get("ok"), a
     finally:
         e.__exit__(None, None, None)
 

@@ -9,6 +9,8 @@
  * here against the grant's group.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "approval.h"
 #include "directory.h"
 #include "engine_priv.h"
@@ -72,34 +74,95 @@ struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cf
 	return r;
 }
 
+struct list_item {
+	json_t *grant;
+	int64_t created_at, seq;
+};
+
 struct list_ctx {
-	json_t *arr;
 	const struct jit_client_cfg *c;
+	struct list_item *v;
+	size_t n, cap;
 };
 
 static int list_one(const struct grant_rec *r, void *arg)
 {
 	struct list_ctx *lc = arg;
-	if (lc->c && policy_group_allowed(lc->c, r->group_name))
-		json_array_append_new(lc->arr, proto_grant_json(r));
+	if (!lc->c || !policy_group_allowed(lc->c, r->group_name))
+		return 0;
+	if (lc->n == lc->cap) {
+		lc->cap = lc->cap ? lc->cap * 2 : 64;
+		lc->v = xrealloc(lc->v, lc->cap * sizeof(*lc->v));
+	}
+	lc->v[lc->n] = (struct list_item){ proto_grant_json(r), r->created_at, r->list_seq };
+	lc->n++;
 	return 0;
 }
 
+/* Newest first, as store_list() orders them: created_at, then rowid. */
+static int list_cmp(const void *a, const void *b)
+{
+	const struct list_item *x = a, *y = b;
+	if (x->created_at != y->created_at)
+		return x->created_at > y->created_at ? -1 : 1;
+	return x->seq > y->seq ? -1 : x->seq < y->seq;
+}
+
+static bool all_groups(const struct jit_client_cfg *c)
+{
+	for (size_t i = 0; c && i < c->n_groups; i++)
+		if (strcmp(c->groups[i], "*") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * list: a client limited to some groups and asking for no group gets the
+ * newest grants of its groups, one query per group merged, so the limit
+ * counts only grants it may see (one query over every group, filtered
+ * after its LIMIT, could answer none while its groups have grants).
+ */
 static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 		     const struct jit_request *req)
 {
-	struct list_ctx lc = { json_array(), c };
+	struct list_ctx lc = { .c = c };
 	struct store_filter f = { .user = req->user, .group = req->group,
 				  .state_mask = req->state_mask, .limit = req->limit };
-	int rc = store_list(e->st, &f, list_one, &lc);
+	int rc = 0;
+	size_t limit = (size_t)store_list_limit(req->limit);
+	if (!c) {
+		/* no clients entry: nothing is listed */
+	} else if (req->group || all_groups(c)) {
+		rc = store_list(e->st, &f, list_one, &lc);
+	} else {
+		for (size_t i = 0; rc >= 0 && i < c->n_groups; i++) {
+			bool seen = false;
+			for (size_t k = 0; k < i; k++)
+				seen = seen || strcmp(c->groups[k], c->groups[i]) == 0;
+			if (seen)
+				continue;
+			f.group = c->groups[i];
+			rc = store_list(e->st, &f, list_one, &lc);
+		}
+		if (lc.n > 1)
+			qsort(lc.v, lc.n, sizeof(*lc.v), list_cmp);
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < lc.n; i++) {
+		if (rc >= 0 && i < limit)
+			json_array_append_new(arr, lc.v[i].grant);
+		else
+			json_decref(lc.v[i].grant);
+	}
+	free(lc.v);
 	if (rc < 0) {
-		json_decref(lc.arr);
+		json_decref(arr);
 		return requests_store_error_line(rc, "cannot read grants");
 	}
 	json_t *o = json_object();
 	json_object_set_new(o, "ok", json_true());
-	json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(lc.arr)));
-	json_object_set_new(o, "grants", lc.arr);
+	json_object_set_new(o, "count", json_integer((json_int_t)json_array_size(arr)));
+	json_object_set_new(o, "grants", arr);
 	return proto_dump_line(o);
 }
 

@@ -68,6 +68,9 @@ struct grant_rec {
 	char *removed_via;      /* ENDING: removed on this other URI; checked again at
 				 * next_attempt (replication_grace). NULL otherwise */
 	char *removed_outcome;  /* with removed_via: "removed" or "already_absent" */
+	int64_t list_seq;       /* store_list() only: the row's insertion order
+				 * (SQLite rowid), which orders grants of one
+				 * second; 0 elsewhere. Never stored */
 };
 void grant_rec_free(struct grant_rec *r);   /* frees fields and r; NULL-safe */
 void grant_rec_clear(struct grant_rec *r);  /* frees fields only */
@@ -204,6 +207,8 @@ struct store_filter {
  * non-zero (that value is returned). The rec passed to cb is freed after. */
 typedef int (*store_cb)(const struct grant_rec *r, void *arg);
 int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg) JIT_WUR;
+/* The number of rows store_list() yields at most for limit. */
+int64_t store_list_limit(int64_t limit);
 
 /*
  * Rows that need the engine now: ACTIVE with expires_at <= now, and ENDING

@@ -201,6 +201,11 @@ static int64_t clamp_limit(int64_t limit)
 	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
 }
 
+int64_t store_list_limit(int64_t limit)
+{
+	return clamp_limit(limit);
+}
+
 int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
 		       int64_t limit, int64_t *n)
 {

@@ -114,8 +114,8 @@ void grant_rec_free(struct grant_rec *r)
 	" ORDER BY c_at DESC, r_id DESC LIMIT ?10"
 /* A user has few grants: their index, whatever else is asked. */
 #define LIST_USER_SQL(where)                                                                       \
-	"SELECT " GRANT_COLS " FROM grants INDEXED BY grants_user WHERE " where STATE_IN_1         \
-	" ORDER BY created_at DESC, rowid DESC LIMIT ?10"
+	"SELECT " GRANT_COLS ", created_at AS c_at, rowid AS r_id FROM grants INDEXED BY "          \
+	"grants_user WHERE " where STATE_IN_1 " ORDER BY created_at DESC, rowid DESC LIMIT ?10"
 
 const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_BEGIN] = { "begin", "BEGIN IMMEDIATE" },
@@ -275,6 +275,12 @@ int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out)
 	if (ret != JIT_OK) {
 		grant_rec_free(r);
 		return ret;
+	}
+	/* the list statements add created_at AS c_at, rowid AS r_id */
+	if (sqlite3_column_count(s) > NFIELDS + 1) {
+		const char *name = sqlite3_column_name(s, NFIELDS + 1);
+		if (name && strcmp(name, "r_id") == 0)
+			r->list_seq = sqlite3_column_int64(s, NFIELDS + 1);
 	}
 	*out = r;
 	return JIT_OK;

@@ -203,6 +203,34 @@ def test_client_rules_ops_groups_max_duration_and_other_uid():
         assert not e.is_member("admins", e.user_dn("alice"))
 
 
+def test_list_of_a_client_limited_to_some_groups_counts_only_its_groups():
+    """A client limited to dba and web lists with a limit while the newest
+    grants are in another group: it gets the newest grants of its own
+    groups, as many as the limit (regression: the limit was applied before
+    the groups, so it got none), newest first, and nothing of admins."""
+    need_root()
+    clients = [{"name": "dbadesk", "uid": NOBODY, "ops": ["grant", "list", "show"],
+                "groups": ["dba", "web", "dba"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        mine = [j.must_grant("alice", "dba", "1h")["grant_id"],
+                j.must_grant("bob", "web", "1h")["grant_id"],
+                j.must_grant("carol", "dba", "1h")["grant_id"]]
+        time.sleep(1.1)  # the admins grants are newer by created_at
+        for u in ("alice", "bob", "carol", "dave", "erin"):
+            j.must_grant(u, "admins", "1h")
+        for limit, want in ((3, mine[::-1]), (2, mine[:0:-1]), (1, mine[2:])):
+            a = j.request_as(NOBODY, NOBODY, {"op": "list", "limit": limit})
+            assert a.get("ok"), a
+            got = [g["grant_id"] for g in a["grants"]]
+            eq(a["count"], len(want), "count at limit %d" % limit)
+            eq(got, want, "grants at limit %d (newest first)" % limit)
+        a = j.request_as(NOBODY, NOBODY, {"op": "list"})
+        eq(sorted(g["grant_id"] for g in a["grants"]), sorted(mine), "the default limit")
+        eq(len(j.ok({"op": "list", "limit": 3})["grants"]), 3, "root's list")
+
+
 def test_client_rate_limit():
     need_root()
     clients = [{"name": "helpdesk", "uid": 0, "groups": ["*"], "max_requests_per_minute": 60},

@@ -20,7 +20,19 @@
 #include <openssl/evp.h>
 #include "audit.h"
 #include "log.h"
+#include "termsafe.h"
 #include "util.h"
+
+json_t *audit_text(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *c = termsafe_dup(s, 0);
+	j = json_string(c);
+	free(c);
+	return j ? j : json_string("?");
+}
 
 #define HASH_HEX AUDIT_HASH_HEX
 #define TAIL_READ 65536

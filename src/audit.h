@@ -71,6 +71,15 @@ void audit_set_observer(struct audit *a, audit_observer_fn fn, void *arg);
 void audit_set_syslog(struct audit *a, bool on, int facility);
 
 /*
+ * A JSON string of s for an audit field (s not NULL): s itself when it is
+ * valid UTF-8, else a copy with each byte of invalid UTF-8 (a multi-byte
+ * character cut by a bounded format, a directory's diagnostic in another
+ * encoding) and each control character replaced by '?', so the field is
+ * never dropped from the line. New reference.
+ */
+json_t *audit_text(const char *s);
+
+/*
  * Appends one event. fields: a JSON object (may be NULL) whose members are
  * copied into the line after ts/seq/event; a reference is NOT stolen.
  * JIT_EIO if the line could not be written durably; a line whose write

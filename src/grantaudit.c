@@ -15,7 +15,7 @@
 void grant_set_str(json_t *o, const char *k, const char *v)
 {
 	if (v)
-		json_object_set_new(o, k, json_string(v));
+		json_object_set_new(o, k, audit_text(v));
 }
 
 json_t *grant_audit_fields(const struct grant_rec *r)

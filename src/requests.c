@@ -500,7 +500,7 @@ void requests_audit_refusal_x(struct engine *e, const struct jit_peer *peer, con
 	json_object_set_new(o, "peer_uid", json_integer((json_int_t)peer->uid));
 	json_object_set_new(o, "peer_pid", json_integer((json_int_t)peer->pid));
 	json_object_set_new(o, "error", json_string(jit_err_code(err)));
-	json_object_set_new(o, "message", json_string(message ? message : jit_err_message(err)));
+	json_object_set_new(o, "message", audit_text(message ? message : jit_err_message(err)));
 	if (extra)
 		json_object_update(o, extra);
 	if (rule)

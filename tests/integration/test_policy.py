@@ -112,6 +112,26 @@ def test_deny_users_dn_matches_the_directory_s_spelling():
             e.jitd.must_grant(user, "dba", "10m")
 
 
+def test_refusal_quoting_a_cut_character_keeps_its_message():
+    """A refusal's message quotes the ticket cut at 64 bytes, inside a
+    two-byte character: the answer and the `refused` line still carry the
+    message (regression: the line lost its `message` field, as invalid
+    UTF-8 is no JSON string)."""
+    with Env(start=False) as e:
+        g = e.jitd.group_entry("admins", ticket_pattern="^INC[0-9]+$")
+        e.jitd.config["groups"] = [g]
+        e.jitd.write_config()
+        e.jitd.start()
+        ticket = "A" * 63 + "\u00e9"
+        a = e.jitd.grant("alice", "admins", "10m", ticket=ticket)
+        _denied(e, a, "ticket_pattern")
+        ev = e.jitd.audit_events("refused")[-1]
+        assert "message" in ev, "the refused line has no message: %r" % ev
+        assert ev["message"].startswith("ticket_pattern"), ev
+        assert "A" * 63 in ev["message"], ev
+        eq(ev.get("ticket"), ticket, "the ticket as sent, whole")
+
+
 def test_eligible_group_is_checked_live():
     with Env(start=False, slapd_kw={"groups": {"admins": ("gon", ["placeholder"]),
                                                "eligible": ("gon", ["@alice"])}}) as e:

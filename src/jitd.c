@@ -308,7 +308,7 @@ static int drop_root(const struct jit_config *cfg)
 		rc = privsep_chown(cfg->audit_log, u, g);
 	if (rc != JIT_OK)
 		return rc;
-	if (privsep_drop(u, g, "jitd") != JIT_OK)
+	if (privsep_drop_keep_kill(u, g, "jitd", cfg->has_listener_ids) != JIT_OK)
 		return JIT_EINTERNAL;
 	log_info("running as user %s (uid %lu)", cfg->user, (unsigned long)u);
 	return JIT_OK;

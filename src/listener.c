@@ -34,6 +34,7 @@ struct lstate {
 	struct server *srv;
 	struct jit_config *cfg;
 	char *path;
+	bool rogue; /* fail.listener_ready fired: it acts as if taken over */
 };
 
 /* Are fd 3 and 4 what the engine hands over? Not when run by hand. */
@@ -235,6 +236,13 @@ static bool chan_ready(void *arg, short revents)
 		return true;
 	rc = imsg_chan_read(ls->ch);
 	if (rc != JIT_OK) {
+		if (rc == JIT_ENOTFOUND && ls->rogue) {
+			/* fail.listener_ready: a listener taken over does not exit
+			 * when told to; only a signal ends it */
+			log_err("listener: fault: staying after the channel's end");
+			for (;;)
+				pause();
+		}
 		if (rc == JIT_ENOTFOUND)
 			log_info("listener: the engine closed the channel; exiting");
 		return false;
@@ -299,7 +307,12 @@ int listener_main(void)
 	ls.cfg = load(init.path, init.text, false, why, sizeof(why));
 	if (!ls.cfg)
 		goto out;
-	imsg_chan_send(ls.ch, chan_ready_msg((uint32_t)getuid(), (uint32_t)getgid()));
+	struct imsg *ready = chan_ready_msg((uint32_t)getuid(), (uint32_t)getgid());
+	if (FAULT_FAIL("fail.listener_ready")) {
+		imsg_put_u8(ready, 1); /* as a listener taken over could: a READY too long */
+		ls.rogue = true;
+	}
+	imsg_chan_send(ls.ch, ready);
 	ls.srv = server_new(ls.cfg, LISTENER_FD_SOCKET);
 	struct server_hooks h = { .arg = &ls, .submit = on_submit, .refused = on_refused,
 				  .fd = LISTENER_FD_CHANNEL, .events = chan_events,

@@ -141,12 +141,27 @@ static void close_channel(struct monitor *m)
 	m->ch = NULL;
 }
 
-/* A listener that broke the channel's rules: it is not trusted again. */
+static void begin_stop(struct monitor *m);
+
+/*
+ * A listener that broke the channel's rules: it is not trusted again. If it
+ * cannot be killed (the engine kept no CAP_KILL after dropping root: an
+ * older unit file's CapabilityBoundingSet), it would go on answering on the
+ * socket with no engine behind it and never be reaped: jitd stops instead,
+ * so that its supervisor ends every process of the service and starts a
+ * fresh one.
+ */
 static void kill_listener(struct monitor *m, const char *why)
 {
 	log_err("listener pid %d %s; killing it", (int)m->pid, why);
-	if (m->pid > 0 && kill(m->pid, SIGKILL) != 0)
-		log_err("kill: %s", strerror(errno));
+	if (m->pid > 0 && kill(m->pid, SIGKILL) != 0 && errno != ESRCH) {
+		log_err("cannot kill listener pid %d: %s; stopping (the supervisor stops its "
+			"processes and restarts jitd)", (int)m->pid, strerror(errno));
+		m->failed = true;
+		close_channel(m);
+		begin_stop(m);
+		return;
+	}
 	close_channel(m);
 }
 
@@ -511,10 +526,20 @@ void monitor_free(struct monitor *m)
 		return;
 	close_channel(m); /* the listener sees the end of the channel and exits */
 	if (m->pid > 0) {
+		/* An honest listener exits at once; one that does not (it broke
+		 * the rules and could not be killed) is not waited for long. */
 		int st;
+		pid_t r = 0;
 		if (kill(m->pid, SIGTERM) != 0 && errno != ESRCH)
 			log_err("kill: %s", strerror(errno));
-		if (waitpid(m->pid, &st, 0) < 0)
+		for (int i = 0; i < 200 && (r = waitpid(m->pid, &st, WNOHANG)) == 0; i++)
+			(void)poll(NULL, 0, 10);
+		if (r == 0 && kill(m->pid, SIGKILL) == 0)
+			r = waitpid(m->pid, &st, 0);
+		if (r == 0)
+			log_err("listener pid %d did not exit and cannot be killed; leaving it to "
+				"the supervisor", (int)m->pid);
+		else if (r < 0 && errno != ECHILD)
 			log_err("waitpid: %s", strerror(errno));
 	}
 	unlink_socket(m);

@@ -5,25 +5,82 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "log.h"
 #include "privsep.h"
 
+/* The capability sets of this thread become permitted = effective = want
+ * (a mask of the first 32 capabilities), inheritable empty. */
+static int set_caps(uint32_t want)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { .effective = want, .permitted = want } };
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Whether this thread's permitted and effective sets hold nothing beyond
+ * the mask allowed (of the first 32 capabilities). */
+static bool caps_within(uint32_t allowed)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	if (syscall(SYS_capget, &h, d) != 0)
+		return false;
+	return ((d[0].permitted | d[0].effective | d[0].inheritable) & ~allowed) == 0 &&
+	       (d[1].permitted | d[1].effective | d[1].inheritable) == 0;
+}
+
 int privsep_drop(uid_t uid, gid_t gid, const char *what)
+{
+	return privsep_drop_keep_kill(uid, gid, what, false);
+}
+
+int privsep_drop_keep_kill(uid_t uid, gid_t gid, const char *what, bool keep_kill)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
+	const uint32_t kill_bit = 1u << CAP_KILL;
 
+	keep_kill = keep_kill && uid != 0 && geteuid() == 0;
+	if (keep_kill && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+		log_warn("%s: cannot keep CAP_KILL: %s", what, strerror(errno));
+		keep_kill = false;
+	}
 	if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
 	    setresuid(uid, uid, uid) != 0) {
 		log_err("%s: cannot switch to uid %lu gid %lu: %s", what, (unsigned long)uid,
 			(unsigned long)gid, strerror(errno));
 		return JIT_EINTERNAL;
+	}
+	if (keep_kill) {
+		/* PR_SET_KEEPCAPS kept every permitted capability across the
+		 * switch: all but CAP_KILL go now, or jitd stops. Not in the
+		 * bounding set (an older unit file): none is kept. */
+		bool kept = set_caps(kill_bit) == 0;
+		if (!kept) {
+			log_warn("%s: cannot keep CAP_KILL (%s): a listener that breaks the "
+				 "channel's rules will stop jitd instead of being killed; add "
+				 "CAP_KILL to the unit's CapabilityBoundingSet", what,
+				 strerror(errno));
+			if (set_caps(0) != 0) {
+				log_err("%s: cannot clear capabilities: %s", what, strerror(errno));
+				return JIT_EINTERNAL;
+			}
+		}
+		if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0 ||
+		    !caps_within(kept ? kill_bit : 0)) {
+			log_err("%s: capabilities other than CAP_KILL remain after the switch",
+				what);
+			return JIT_EINTERNAL;
+		}
 	}
 	if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != uid ||
 	    eu != uid || su != uid || rg != gid || eg != gid || sg != gid) {

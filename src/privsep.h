@@ -11,12 +11,18 @@
 #ifndef JITD_PRIVSEP_H
 #define JITD_PRIVSEP_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include "err.h"
 
 /* JIT_OK, or JIT_EINTERNAL (logged) if any step failed: the caller must
  * then exit, since it may hold privileges it should not. */
 int privsep_drop(uid_t uid, gid_t gid, const char *what) JIT_WUR;
+/* The same; with keep_kill (and root dropped for another uid), the process
+ * keeps CAP_KILL alone, the only way the engine can kill its listener,
+ * which runs as another unprivileged uid, when it breaks the rules. If the
+ * bounding set lacks CAP_KILL it keeps nothing (logged). */
+int privsep_drop_keep_kill(uid_t uid, gid_t gid, const char *what, bool keep_kill) JIT_WUR;
 
 /* JIT_OK or JIT_EINTERNAL (logged). */
 int privsep_harden(void) JIT_WUR;

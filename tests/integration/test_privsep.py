@@ -356,3 +356,98 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
         # channel (thousands; under a loaded CI that took over 30 s once)
         a = j.request({"op": "show", "grant_id": g["grant_id"]}, timeout=180)
         eq(a["grant"]["state"], "expired", "state once the listener reads again")
+
+
+def _cap_hex(pid, line):
+    return int(status_ids(pid)[line][0], 16)
+
+
+def _rogue_listener_env(e):
+    """jitd as root that drops to `daemon` for the engine and `nobody` for
+    the listener (the shipped deployment), not started."""
+    j = e.jitd
+    j.make_public()
+    os.chown(j.dir, 1, 1)
+    os.chown(j.secret_file, 1, 1)
+    j.config["user"] = "daemon"
+    j.write_config()
+    return j
+
+
+def _rogue_pid(log):
+    import re
+    m = re.search(r"listener pid (\d+) [^\n]*; killing it", log)
+    assert m, log
+    return int(m.group(1))
+
+
+def _gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_listener_breaking_the_channel_is_killed_by_an_engine_that_dropped_root():
+    """The engine runs as `daemon`, its listener as `nobody`: only CAP_KILL,
+    kept alone across the drop, lets the engine kill a listener that breaks
+    the channel's rules (as one taken over by a client could). It is
+    killed, and the engine, which cannot start another without root, stops
+    for its supervisor (regression: kill failed with EPERM, the listener
+    kept answering on the socket, nothing reaped it, and jitd ran on)."""
+    need_root()
+    from test_failures import need_faults
+    need_faults()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = _rogue_listener_env(e)
+        j.start()
+        eq(_cap_hex(j.proc.pid, "CapEff"), 1 << 5, "engine's effective capabilities: CAP_KILL")
+        eq(_cap_hex(j.proc.pid, "CapPrm"), 1 << 5, "engine's permitted capabilities")
+        eq(_cap_hex(j.proc.pid, "CapInh"), 0, "engine's inheritable capabilities")
+        eq(_cap_hex(listener_pid(j), "CapPrm"), 0, "listener's permitted capabilities")
+        j.stop()
+        j.start(wait=False, env={"JITD_FAULT": "fail.listener_ready:@1"})
+        rc = j.proc.wait(30)
+        j.proc = None
+        eq(rc, 3, "exit status")
+        log = j.stderr_tail(300)
+        lp = _rogue_pid(log)
+        assert "cannot kill" not in log, log
+        assert "killed by signal 9" in log, log
+        assert _gone(lp), "the listener still runs"
+
+
+def test_listener_that_cannot_be_killed_stops_jitd():
+    """The same under an older unit file whose bounding set lacks CAP_KILL
+    (setpriv): the engine keeps no capability at all, and when the listener
+    breaks the rules, cannot be killed and does not exit (the failure point
+    makes it stay, as one taken over would), jitd stops (exit 3) rather
+    than run on with a listener it neither trusts nor reaps (regression:
+    it ran on); the supervisor then ends the service's processes, and
+    here the listener's parent-death signal does."""
+    need_root()
+    from test_failures import need_faults
+    need_faults()
+    import shutil
+    if not shutil.which("setpriv"):
+        from jittest import skip
+        skip("setpriv (util-linux) is not installed")
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = _rogue_listener_env(e)
+        j.start(wait=False, env={"JITD_FAULT": "fail.listener_ready:@1"},
+                wrapper=["setpriv", "--bounding-set=-kill", "--"])
+        rc = j.proc.wait(60)
+        j.proc = None
+        log = j.stderr_tail(300)
+        lp = _rogue_pid(log)
+        try:
+            eq(rc, 3, "exit status")
+            assert "cannot keep CAP_KILL" in log, log
+            assert "cannot kill listener pid %d" % lp in log, log
+            assert "staying after the channel's end" in log, log
+        finally:
+            try:
+                os.kill(lp, signal.SIGKILL)  # what the supervisor does
+            except ProcessLookupError:
+                pass

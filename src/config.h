@@ -216,6 +216,16 @@ int config_load(const char *path, struct jit_config **out, char **errors) JIT_WU
 int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
 		   char **errors) JIT_WUR;
 
+/*
+ * A copy of config text in which the value of every `url` key (notify
+ * receivers: a webhook's path is its credential; ticket_check) keeps only
+ * its scheme and host, with "/redacted" (and "/%s" where it had one) after
+ * them: what the engine hands the listener, which checks such URLs but
+ * never uses them. Everything else is unchanged, line for line. New heap
+ * string.
+ */
+char *config_text_redacted(const char *text);
+
 /* Loads a config from text that was read elsewhere (by the engine, for the
  * listener process): no file permission check; label stands for the path
  * in messages. Otherwise as config_load_ex(). */

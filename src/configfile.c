@@ -274,3 +274,79 @@ int lex_scan(struct ctx *cx, const char *t, size_t len)
 	}
 	return rc;
 }
+
+/*
+ * The value written for a redacted url: its scheme and host (never a user
+ * or password), then "/redacted", and "/%s" if the value held a %s (a
+ * ticket_check URL must keep its one conversion). A literal with escapes
+ * is not decoded: it becomes https://redacted.invalid/... altogether.
+ */
+static void put_redacted_url(struct strbuf *sb, const char *lit, size_t n)
+{
+	const char *sep = memmem(lit, n, "://", 3);
+	bool conv = memmem(lit, n, "%s", 2) != NULL;
+	sb_add(sb, "\"", 1);
+	if (sep && !memchr(lit, '\\', n)) {
+		const char *host = sep + 3, *end = host;
+		while (end < lit + n && !strchr("/?#", *end))
+			end++;
+		const char *at = host;
+		for (const char *p = host; p < end; p++)
+			if (*p == '@')
+				at = p + 1; /* user:password@ is dropped */
+		sb_add(sb, lit, (size_t)(sep + 3 - lit));
+		sb_add(sb, at, (size_t)(end - at));
+	} else {
+		sb_addstr(sb, "https://redacted.invalid");
+	}
+	sb_addstr(sb, conv ? "/redacted/%s\"" : "/redacted\"");
+}
+
+char *config_text_redacted(const char *t)
+{
+	struct strbuf sb = { 0 };
+	size_t len = strlen(t), i = 0, done = 0;
+	char key[64] = "";
+	bool in_url = false; /* inside a url value: later literals are joined to it */
+
+	while (i < len) {
+		char c = t[i], nx = i + 1 < len ? t[i + 1] : '\0';
+		if (c == '"') {
+			size_t start = i;
+			for (i++; i < len && t[i] != '"'; i++)
+				if (t[i] == '\\' && i + 1 < len)
+					i++;
+			i = i < len ? i + 1 : len;
+			if (strcmp(key, "url") == 0) {
+				sb_add(&sb, t + done, start - done);
+				if (in_url)
+					sb_add(&sb, "\"\"", 2);
+				else
+					put_redacted_url(&sb, t + start + 1,
+							 i - start >= 2 ? i - start - 2 : 0);
+				done = i;
+				in_url = true;
+			}
+		} else if (c == '#' || (c == '/' && nx == '/')) {
+			while (i < len && t[i] != '\n')
+				i++;
+		} else if (c == '/' && nx == '*') {
+			for (i += 2; i < len && !(t[i] == '*' && i + 1 < len && t[i + 1] == '/'); i++)
+				;
+			i = i + 2 < len ? i + 2 : len;
+		} else if (isalpha((unsigned char)c) || c == '*') {
+			size_t j = i;
+			while (j < len && (isalnum((unsigned char)t[j]) || strchr("-_*", t[j])))
+				j++;
+			snprintf(key, sizeof(key), "%.*s", (int)(j - i), t + i);
+			in_url = false;
+			i = j;
+		} else {
+			if (!isspace((unsigned char)c) && c != '=' && c != ':')
+				in_url = false, key[0] = '\0';
+			i++;
+		}
+	}
+	sb_add(&sb, t + done, len - done);
+	return sb_steal(&sb);
+}

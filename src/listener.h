@@ -9,7 +9,8 @@
  * The engine starts it (monitor.h) by executing jitd's own binary again
  * (`jitd -L`, a fresh image that never held a secret) with the listening
  * socket on descriptor 3 and its end of the socketpair on descriptor 4.
- * listener_main() reads the INIT message (the configuration text, the uid
+ * listener_main() reads the INIT message (the configuration text, its
+ * `url` values without their paths: config_text_redacted(); the uid
  * and gid to become), drops to that uid (listener_user), hardens itself
  * and serves until the engine says SHUTDOWN or goes away. A CONFIG (a
  * reload) is applied, log_level included, or the config in force kept;

@@ -89,11 +89,15 @@ static void JIT_NORETURN child_exec(int lfd, int chan, int exe, const sigset_t *
 static void send_config(struct monitor *m, uint32_t type)
 {
 	const struct jit_config *c0 = m->cfg0;
-	struct chan_init in = { .path = m->cfg->path, .text = m->cfg->text,
+	/* the listener checks the notify and ticket_check URLs but never uses
+	 * them: it gets them without their paths (a webhook's credential) */
+	char *text = config_text_redacted(m->cfg->text);
+	struct chan_init in = { .path = m->cfg->path, .text = text,
 				.foreground = m->foreground, .log_level = m->cfg->log_level,
 				.has_ids = c0->has_listener_ids, .uid = c0->listener_uid,
 				.gid = c0->listener_gid, .gen = m->cfg_gen };
 	imsg_chan_send(m->ch, chan_init_msg(type, &in));
+	free(text);
 	if (imsg_chan_flush(m->ch) != JIT_OK)
 		log_err("cannot write to the listener");
 }

@@ -451,3 +451,46 @@ def test_listener_that_cannot_be_killed_stops_jitd():
                 os.kill(lp, signal.SIGKILL)  # what the supervisor does
             except ProcessLookupError:
                 pass
+
+
+def _mem_holds(pid, needle):
+    """Whether any readable mapping of process pid holds needle (root)."""
+    found = False
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            addr, perms = line.split()[:2]
+            if "r" not in perms:
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            if hi - lo > 256 << 20:
+                continue
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    found = True
+                    break
+            except (OSError, ValueError, OverflowError):
+                continue
+    return found
+
+
+def test_listener_never_holds_the_notify_urls():
+    """A webhook URL's path is its credential (Slack, Teams). The listener
+    checks the configuration but never sends a notification: it gets the
+    URLs without their paths, so a listener taken over cannot read them in
+    its own memory (regression: the engine sent it the file's whole text).
+    The engine holds and uses them."""
+    need_root()
+    token = b"N0T1FY-S3CR3T-7781"
+    top = {"notify": [{"url": "http://127.0.0.1:9/hook/" + token.decode(),
+                       "events": ["granted"]}]}
+    with Env(top=top) as e:
+        j = e.jitd
+        e.grant_and_check("alice", "web", "1h")
+        lp = listener_pid(j)
+        assert _mem_holds(j.proc.pid, token), "the engine does not hold the URL (the check is blind)"
+        assert not _mem_holds(lp, token), "the listener holds a notify URL's path"
+        os.kill(j.proc.pid, signal.SIGHUP)  # a reload hands the listener the text again
+        wait_until(lambda: "applied configuration 2" in j.stderr_tail(100), 10,
+                   "the listener applied the reload")
+        assert not _mem_holds(lp, token), "the listener holds a notify URL's path after a reload"

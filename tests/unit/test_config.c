@@ -1003,6 +1003,56 @@ static char *diff_of(const struct jit_config *a, const struct jit_config *b)
 	return sb_steal(&sb);
 }
 
+/* What the listener gets: the example with notify receivers, their URLs
+ * paths and credentials gone, the rest loading the same, line for line. */
+static void test_redacted(void)
+{
+	char *path = xasprintf("%s/conf/jitd.conf.example", srcdir);
+	char *text = read_all(path);
+	free(path);
+	CHECK(text != NULL);
+	if (!text)
+		return;
+	text = replace(text, "unix_user = \"helpdesk\"", "unix_user = \"root\"");
+	text = replace(text, "unix_group = \"jitd-viewers\"", "unix_group = \"root\"");
+	char *full = xasprintf("%s\nnotify = (\n"
+			       "  { url = \"https://hook:pw@hooks.example.com/services/T0/SECRET1\";"
+			       " format = \"slack\"; },\n"
+			       "  { url : \"https://siem.example.com/\" /* joined */ \"jitd/SECRET2\"; },\n"
+			       "  { url = \"http://127.0.0.1:9/x\\x2fSECRET3?k=SECRET4#SECRET5\"; }\n"
+			       ");\n# url = \"kept in a comment\"\n",
+			       text);
+	char *red = config_text_redacted(full);
+	CHECK(strstr(red, "SECRET") == NULL);
+	CHECK(strstr(red, "pw@") == NULL);
+	CHECK(strstr(red, "# url = \"kept in a comment\"") != NULL);
+	size_t lines_a = 0, lines_b = 0;
+	for (const char *p = full; *p; p++)
+		lines_a += *p == '\n';
+	for (const char *p = red; *p; p++)
+		lines_b += *p == '\n';
+	CHECK(lines_a == lines_b);
+	struct jit_config *a = must_load(full), *b = must_load(red);
+	CHECK(a && b);
+	if (a && b) {
+		CHECK(a->n_groups == b->n_groups && a->n_clients == b->n_clients &&
+		      a->n_dirs == b->n_dirs && b->n_notify == 3);
+		CHECK_STR(b->notify[0].url, "https://hooks.example.com/redacted");
+		CHECK_STR(b->notify[0].format, "slack");
+		CHECK_STR(b->notify[1].url, "https://siem.example.com/redacted");
+		CHECK_STR(b->notify[2].url, "https://redacted.invalid/redacted");
+		const struct jit_group_cfg *g = config_group(b, "domain-admins");
+		CHECK(g && g->ticket_check &&
+		      strcmp(g->ticket_check->url, "https://itsm.example.com/redacted/%s") == 0);
+		CHECK_STR(b->dirs[0].uri, a->dirs[0].uri);
+	}
+	config_free(a);
+	config_free(b);
+	free(red);
+	free(full);
+	free(text);
+}
+
 static void test_diff(void)
 {
 	struct jit_config *a = must_load(BASE "log_level = \"info\";\n");
@@ -1113,6 +1163,7 @@ int main(int argc, char **argv)
 	test_file_checks();
 	test_dump();
 	test_diff();
+	test_redacted();
 	test_dump_ticket_url();
 	test_example();
 	test_golden();

@@ -489,6 +489,7 @@ struct list_arg {
 	long next_low;          /* -1: done */
 	int cb_rc;
 	long step;              /* values per request; 0: what the server gives */
+	bool stuck;             /* a range that did not move forward */
 };
 
 /* Calls the callback for each value of vals (values holding a NUL, which
@@ -542,7 +543,9 @@ static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 		ldap_memfree(desc);
 	}
 	ber_free(ber, 0);
-	/* Robustness: a server whose ranges do not move forward would loop us. */
+	/* Robustness: a server whose ranges do not move forward would loop us;
+	 * what it gave so far is not the whole list, so it is an error. */
+	arg->stuck = next >= 0 && next <= arg->next_low;
 	arg->next_low = next > arg->next_low ? next : -1;
 out:
 	ldap_msgfree(msg);
@@ -558,7 +561,7 @@ int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
 			  dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0 };
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0, false };
 	struct dir_result dummy;
 	int rc = JIT_OK, code = 0;
 
@@ -577,6 +580,12 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 			break;
 		if (code != LDAP_SUCCESS) {
 			rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+			break;
+		}
+		if (arg.stuck) {
+			dir_set_local_result(res, "the server's member ranges did not move forward: "
+					     "the list is not whole");
+			rc = JIT_EDIRREFUSED;
 			break;
 		}
 		if (arg.next_low < 0)

@@ -232,7 +232,12 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 		*removed = true;
 		*value = cur;
 	}
-	rc = entry_exists(c, m->value, &exists, res);
+	/* res keeps the removal's answer (its server decides whether the
+	 * caller checks again after replication_grace), not the look-up's */
+	struct dir_result er = { 0 };
+	rc = entry_exists(c, m->value, &exists, &er);
+	if (rc != JIT_OK)
+		*res = er;
 	if (rc != JIT_OK || exists)
 		return rc;
 	rc = dir_remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);

@@ -5,6 +5,7 @@
  * Trust boundary: all the server sends is untrusted; user names reach filters
  * only through escape.c, attribute names only once dir_attr_ok() accepts them.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,19 +312,88 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	return code;
 }
 
+/* The first value of attr of the entry at base (a DN, or AD's <GUID=...>),
+ * as a number: *out, or -1 when the entry or the value is not there. */
+static int read_number(struct dir_conn *c, const char *base, const char *attr, long long *out,
+		       struct dir_result *res)
+{
+	char *attrs[] = { (char *)attr, NULL };
+	struct timeval tv = dir_cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	int code;
+
+	*out = -1;
+	dir_clear_diag(c);
+	code = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	dir_set_result(c, res, code, NULL);
+	if (code == LDAP_NO_SUCH_OBJECT)
+		code = LDAP_SUCCESS;
+	else if (code == LDAP_SUCCESS && (e = ldap_first_entry(c->ld, msg)) != NULL) {
+		char *v = dir_first_value(c->ld, e, attr, false), *end = NULL;
+		if (v != NULL) {
+			errno = 0;
+			long long n = strtoll(v, &end, 10);
+			if (errno == 0 && end != v && *end == '\0' && n >= 0)
+				*out = n;
+		}
+		free(v);
+	}
+	ldap_msgfree(msg);
+	return code;
+}
+
+/*
+ * AD: whether the user (arg->value, <GUID=...>) holds the group as its
+ * primary group (primaryGroupID = the group's primaryGroupToken): that
+ * membership is never a value of `member`, so a removal answers 53 and a
+ * search finds nothing while the user is still a member. A group without
+ * primaryGroupToken (not AD) never holds one so.
+ */
+static int primary_group_holds(struct dir_conn *c, const struct member_arg *arg, bool *holds,
+			       struct dir_result *res)
+{
+	long long token = -1, id = -1;
+	int code = read_number(c, arg->group_dn, "primaryGroupToken", &token, res);
+
+	*holds = false;
+	if (code == LDAP_SUCCESS && token >= 0)
+		code = read_number(c, arg->value, "primaryGroupID", &id, res);
+	if (code == LDAP_SUCCESS)
+		*holds = token >= 0 && id == token;
+	return code;
+}
+
 /*
  * Delete answered 53: AD's "not a member", but also what a read-only
  * replica says. Robustness: believe "already gone" only if a search agrees,
- * so a privilege is never reported removed while it is still there.
+ * so a privilege is never reported removed while it is still there; on AD,
+ * and only if the group is not the user's primary group either.
  */
 static int confirm_gone(struct dir_conn *c, struct member_arg *arg, struct dir_result *res)
 {
 	struct dir_result orig = *res;
 	int code = search_member(c, arg, res);
+	bool primary = false;
 
 	if (dir_code_is_unavailable(code))
 		return code;
+	if (code == LDAP_SUCCESS && !arg->is_member && arg->by_guid) {
+		code = primary_group_holds(c, arg, &primary, res);
+		if (dir_code_is_unavailable(code))
+			return code;
+		if (code != LDAP_SUCCESS) {
+			*res = orig; /* not confirmed: the 53 stands */
+			return orig.ldap_code;
+		}
+	}
 	*res = orig;
+	if (primary) {
+		(void)snprintf(res->message, sizeof(res->message),
+			       "the group is the user's primary group (primaryGroupID): AD keeps "
+			       "the membership until the user's primary group is changed back");
+		return orig.ldap_code;
+	}
 	if ((code == LDAP_SUCCESS && !arg->is_member) || code == LDAP_NO_SUCH_OBJECT)
 		arg->gone = true;
 	return orig.ldap_code;

@@ -166,6 +166,43 @@ def test_ad_already_gone_deleted_user_and_overlapping_grants():
 
 @exclusive("samba")
 @timeout(240)
+def test_ad_primary_group_membership_is_not_taken_as_removed():
+    """A grantee who makes the granted group their primary group
+    (primaryGroupID = its primaryGroupToken) leaves its `member` values, so
+    jitd's removal answers 53 and a search finds no value, while the user
+    is still a member. jitd does not close the grant as already_absent: the
+    removal is refused and retried (revoke_failed, revocations_failing)
+    until the primary group is changed back, and then it ends. (Regression:
+    the grant closed already_absent and the membership stayed.)"""
+    with AdEnv() as e:
+        dc = e.dc
+        gdn = dc.group_dn("JIT Ops")
+        g = _grant(e, "dave", "jit-ops", "1h")
+        token = int(dc.search(gdn, scope="base", attrs=["primaryGroupToken"])[0][1]
+                    ["primarygrouptoken"][0])
+        dave = dc.find_user("dave")
+        dc.ldapmodify("dn: %s\nchangetype: modify\nreplace: primaryGroupID\n"
+                      "primaryGroupID: %d\n" % (dave, token))
+        e.jitd.request({"op": "complete", "grant_id": g["grant_id"]})
+        wait_until(lambda: e.jitd.audit_events("revoke_failed", g["grant_id"]), 10,
+                   "a revoke_failed event")
+        fail = e.jitd.audit_events("revoke_failed", g["grant_id"])[0]
+        assert "primary group" in fail.get("message", ""), fail
+        eq(e.jitd.show(g["grant_id"])["state"], "ending", "the grant while AD keeps it")
+        eq(e.jitd.ok({"op": "status"})["status"]["revocations_failing"], 1,
+           "revocations_failing")
+        # Changed back (Domain Users: 513): AD puts the value back in
+        # `member`, and the next retry removes it.
+        dc.ldapmodify("dn: %s\nchangetype: modify\nreplace: primaryGroupID\n"
+                      "primaryGroupID: 513\n" % dave)
+        wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "completed", 30,
+                   "the grant to complete after the primary group changed back")
+        eq(dc.is_member("JIT Ops", "dave"), False, "dave after the grant")
+        eq(_event(e, "completed", g["grant_id"])["outcome"], "removed", "outcome")
+
+
+@exclusive("samba")
+@timeout(240)
 def test_ad_gssapi_uses_only_its_keytab_in_a_private_cache():
     with AdEnv(start=False) as e:
         dc = e.dc

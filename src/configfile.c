@@ -302,48 +302,79 @@ static void put_redacted_url(struct strbuf *sb, const char *lit, size_t n)
 	sb_addstr(sb, conv ? "/redacted/%s\"" : "/redacted\"");
 }
 
+/* The end of the string literal that starts at t[i] (a '"'). */
+static size_t literal_end(const char *t, size_t len, size_t i)
+{
+	for (i++; i < len && t[i] != '"'; i++)
+		if (t[i] == '\\' && i + 1 < len)
+			i++;
+	return i < len ? i + 1 : len;
+}
+
+/* After position i: spaces and comments skipped, where the next token is. */
+static size_t skip_blank(const char *t, size_t len, size_t i)
+{
+	while (i < len) {
+		if (isspace((unsigned char)t[i])) {
+			i++;
+		} else if (t[i] == '#' || (t[i] == '/' && i + 1 < len && t[i + 1] == '/')) {
+			while (i < len && t[i] != '\n')
+				i++;
+		} else if (t[i] == '/' && i + 1 < len && t[i + 1] == '*') {
+			for (i += 2; i < len && !(t[i] == '*' && i + 1 < len && t[i + 1] == '/'); i++)
+				;
+			i = i + 2 < len ? i + 2 : len;
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
 char *config_text_redacted(const char *t)
 {
 	struct strbuf sb = { 0 };
 	size_t len = strlen(t), i = 0, done = 0;
 	char key[64] = "";
-	bool in_url = false; /* inside a url value: later literals are joined to it */
 
 	while (i < len) {
 		char c = t[i], nx = i + 1 < len ? t[i + 1] : '\0';
 		if (c == '"') {
 			size_t start = i;
-			for (i++; i < len && t[i] != '"'; i++)
-				if (t[i] == '\\' && i + 1 < len)
-					i++;
-			i = i < len ? i + 1 : len;
-			if (strcmp(key, "url") == 0) {
-				sb_add(&sb, t + done, start - done);
-				if (in_url)
-					sb_add(&sb, "\"\"", 2);
-				else
-					put_redacted_url(&sb, t + start + 1,
-							 i - start >= 2 ? i - start - 2 : 0);
-				done = i;
-				in_url = true;
+			i = literal_end(t, len, i);
+			if (strcmp(key, "url") != 0)
+				continue;
+			/* the value: this literal and those joined to it */
+			struct strbuf raw = { 0 };
+			size_t end = i, lines = 0;
+			sb_add(&raw, t + start + 1, i - start >= 2 ? i - start - 2 : 0);
+			for (size_t k = skip_blank(t, len, i); k < len && t[k] == '"';
+			     k = skip_blank(t, len, end)) {
+				size_t e = literal_end(t, len, k);
+				sb_add(&raw, t + k + 1, e - k >= 2 ? e - k - 2 : 0);
+				end = e;
 			}
-		} else if (c == '#' || (c == '/' && nx == '/')) {
-			while (i < len && t[i] != '\n')
-				i++;
-		} else if (c == '/' && nx == '*') {
-			for (i += 2; i < len && !(t[i] == '*' && i + 1 < len && t[i + 1] == '/'); i++)
-				;
-			i = i + 2 < len ? i + 2 : len;
+			for (size_t k = start; k < end; k++)
+				lines += t[k] == '\n';
+			sb_add(&sb, t + done, start - done);
+			char *v = sb_steal(&raw);
+			put_redacted_url(&sb, v, strlen(v));
+			free(v);
+			for (size_t k = 0; k < lines; k++)
+				sb_add(&sb, "\n", 1); /* the lines stay where they were */
+			done = i = end;
+			key[0] = '\0';
+		} else if (c == '#' || (c == '/' && (nx == '/' || nx == '*'))) {
+			i = skip_blank(t, len, i);
 		} else if (isalpha((unsigned char)c) || c == '*') {
 			size_t j = i;
 			while (j < len && (isalnum((unsigned char)t[j]) || strchr("-_*", t[j])))
 				j++;
 			snprintf(key, sizeof(key), "%.*s", (int)(j - i), t + i);
-			in_url = false;
 			i = j;
 		} else {
 			if (!isspace((unsigned char)c) && c != '=' && c != ':')
-				in_url = false, key[0] = '\0';
+				key[0] = '\0';
 			i++;
 		}
 	}

@@ -4,7 +4,8 @@
  * cross-check; with CONFIG_NO_IDS user names are not resolved). It checks the loader's promises: a config or a refusal
  * with JIT_ECONFIG, errors that all cite "fuzz.conf", the out-parameter
  * untouched on refusal; and that the effective configuration printed by
- * config_dump() (jitd -t -v) loads again.
+ * config_dump() (jitd -t -v) loads again, and so does the text the
+ * listener gets (config_text_redacted()).
  *
  * libconfig 1.5 leaks inside its lexer on some malformed input; the fuzz
  * run suppresses exactly that (tests/fuzz/lsan.supp).
@@ -69,6 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	config_free(again);
 	free(dump);
+	/* what the listener gets (its url values redacted) loads too */
+	char *red = config_text_redacted(cfg->text), *errs3 = NULL;
+	again = NULL;
+	if (config_load_text("fuzz.conf", red, CONFIG_NO_IDS, &again, &errs3) != JIT_OK) {
+		fprintf(stderr, "the redacted text does not load:\n%s\n--- text:\n%s\n",
+			errs3 ? errs3 : "", red);
+		abort();
+	}
+	config_free(again);
+	free(red);
 	config_free(cfg);
 	return 0;
 }

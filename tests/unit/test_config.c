@@ -1015,6 +1015,9 @@ static void test_redacted(void)
 		return;
 	text = replace(text, "unix_user = \"helpdesk\"", "unix_user = \"root\"");
 	text = replace(text, "unix_group = \"jitd-viewers\"", "unix_group = \"root\"");
+	/* a ticket_check URL joined from two literals, its %s in the second */
+	text = replace(text, "url = \"https://itsm.example.com/api/now/table/change_request/%s\"",
+		       "url = \"https://itsm.example.com\"\n        \"/api/now/table/change_request/%s\"");
 	char *full = xasprintf("%s\nnotify = (\n"
 			       "  { url = \"https://hook:pw@hooks.example.com/services/T0/SECRET1\";"
 			       " format = \"slack\"; },\n"
@@ -1022,6 +1025,7 @@ static void test_redacted(void)
 			       "  { url = \"http://127.0.0.1:9/x\\x2fSECRET3?k=SECRET4#SECRET5\"; }\n"
 			       ");\n# url = \"kept in a comment\"\n",
 			       text);
+	CHECK(strstr(full, "\"https://itsm.example.com\"\n") != NULL);
 	char *red = config_text_redacted(full);
 	CHECK(strstr(red, "SECRET") == NULL);
 	CHECK(strstr(red, "pw@") == NULL);

@@ -152,15 +152,22 @@ def test_listener_dies_with_the_engine():
         e.grant_and_check("alice", "web", "1h")
 
 
+def _dropping_env(e):
+    """jitd as root that drops to `daemon` for the engine and `nobody` for
+    the listener (the shipped deployment), not started."""
+    j = e.jitd
+    j.make_public()
+    os.chown(j.dir, 1, 1)
+    os.chown(j.secret_file, 1, 1)
+    j.config["user"] = "daemon"
+    j.write_config()
+    return j
+
+
 def test_with_user_a_dead_listener_stops_jitd_for_its_supervisor():
     need_root()
     with Env(start=False, mech="SCRAM-SHA-256") as e:
-        j = e.jitd
-        j.make_public()
-        os.chown(j.dir, 1, 1)
-        os.chown(j.secret_file, 1, 1)
-        j.config["user"] = "daemon"
-        j.write_config()
+        j = _dropping_env(e)
         j.start()
         g = e.grant_and_check("alice", "admins", "1h")
         lp = listener_pid(j)
@@ -362,18 +369,6 @@ def _cap_hex(pid, line):
     return int(status_ids(pid)[line][0], 16)
 
 
-def _rogue_listener_env(e):
-    """jitd as root that drops to `daemon` for the engine and `nobody` for
-    the listener (the shipped deployment), not started."""
-    j = e.jitd
-    j.make_public()
-    os.chown(j.dir, 1, 1)
-    os.chown(j.secret_file, 1, 1)
-    j.config["user"] = "daemon"
-    j.write_config()
-    return j
-
-
 def _rogue_pid(log):
     import re
     m = re.search(r"listener pid (\d+) [^\n]*; killing it", log)
@@ -400,7 +395,7 @@ def test_listener_breaking_the_channel_is_killed_by_an_engine_that_dropped_root(
     from test_failures import need_faults
     need_faults()
     with Env(start=False, mech="SCRAM-SHA-256") as e:
-        j = _rogue_listener_env(e)
+        j = _dropping_env(e)
         j.start()
         eq(_cap_hex(j.proc.pid, "CapEff"), 1 << 5, "engine's effective capabilities: CAP_KILL")
         eq(_cap_hex(j.proc.pid, "CapPrm"), 1 << 5, "engine's permitted capabilities")
@@ -434,7 +429,7 @@ def test_listener_that_cannot_be_killed_stops_jitd():
         from jittest import skip
         skip("setpriv (util-linux) is not installed")
     with Env(start=False, mech="SCRAM-SHA-256") as e:
-        j = _rogue_listener_env(e)
+        j = _dropping_env(e)
         j.start(wait=False, env={"JITD_FAULT": "fail.listener_ready:@1"},
                 wrapper=["setpriv", "--bounding-set=-kill", "--"])
         rc = j.proc.wait(60)

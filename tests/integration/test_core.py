@@ -194,7 +194,8 @@ def test_last_member_removed_with_placeholder():
     # configured placeholder_member in the same modify.
     with Env() as e:
         alice, bob = e.user_dn("alice"), e.user_dn("bob")
-        g = e.grant_and_check("alice", "lonely", "3s")
+        # 6 s: bob must be gone before the expiry (three LDAP tool calls).
+        g = e.grant_and_check("alice", "lonely", "6s")
         e.slapd.remove_member("lonely", bob)
         eq({m.lower() for m in e.slapd.members("lonely")}, {alice.lower()}, "only alice left")
         e.wait_removed("lonely", alice, expires_epoch(g) + SLACK, "removal of the last member")

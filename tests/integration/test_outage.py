@@ -31,7 +31,9 @@ def test_outage_fails_fast_and_expiries_complete_after_return():
     # to 30 s after the directory returns; its return triggers the retries.
     with Env(top={"retry_max_interval": "30s"}) as e:
         users = ["alice", "bob", "carol", "dave"]
-        grants = [e.grant_and_check(u, "admins", "3s") for u in users]
+        # 6 s: all must still be due after slapd is stopped (an expiry
+        # before it would just succeed), and fall due within the outage.
+        grants = [e.grant_and_check(u, "admins", "6s") for u in users]
         keep = e.grant_and_check("erin", "dba", "1h")
         e.slapd.stop()
         down_at = time.time()
@@ -169,8 +171,10 @@ def test_permanent_failure_is_counted_and_closed_by_force():
     clients = [{"name": "root", "uid": 0, "groups": ["*"]}]
     with Env(clients=clients) as e:
         alice, bob = e.user_dn("alice"), e.user_dn("bob")
-        g_acl = e.grant_and_check("alice", "admins", "2s")
-        g_del = e.grant_and_check("bob", "dba", "2s")
+        # Long enough to outlive the setup (a slapd restart and a delete,
+        # slower under load): an expiry before it would simply succeed.
+        g_acl = e.grant_and_check("alice", "admins", "6s")
+        g_del = e.grant_and_check("bob", "dba", "6s")
         g_ok = e.grant_and_check("carol", "ops", "1h")
         _set_service_writes(e.slapd, False)          # removal from admins -> 50
         e.slapd._run(["ldapdelete"] + e.slapd._root_args() + [e.slapd.group_dn("dba")])  # -> 32

@@ -39,7 +39,9 @@ def test_rename_with_refint_removes_the_rewritten_value():
         if "refint" not in s.overlays and "memberof" not in s.overlays:
             raise AssertionError("this test needs slapd's refint (or memberof) overlay")
         uuid = s.entry_uuid(s.user_dn("alice"))
-        g = j.must_grant("alice", "admins", 3)
+        # 6 s: the grant must outlive the rename and the new owner's add
+        # (six LDAP tool calls), or what it guards is not tested.
+        g = j.must_grant("alice", "admins", 6)
         eq(one_event(j, "granted", g["grant_id"])["user_uuid"], uuid, "entryUUID recorded")
         old_dn = s.user_dn("alice")
         new_dn = _move(s, "alice", "alice.smith", _staff(s))
@@ -60,8 +62,9 @@ def test_rename_with_refint_removes_the_rewritten_value():
 def test_rename_without_refint_removes_the_value_written_and_the_currentone_event():
     with Env(slapd_kw={"overlays": False}) as e:
         s, j = e.slapd, e.jitd
-        gb = j.must_grant("bob", "admins", 3)
-        gc = j.must_grant("carol", "admins", 3)
+        # 6 s: both must outlive the renames and the hand-made add.
+        gb = j.must_grant("bob", "admins", 6)
+        gc = j.must_grant("carol", "admins", 6)
         bob_old, carol_old = s.user_dn("bob"), s.user_dn("carol")
         _move(s, "bob", "robert")
         carol_new = _move(s, "carol", "caroline")
@@ -84,7 +87,7 @@ def test_deleted_user_grant_ends_cleanly_with_and_without_refint():
     for overlays in (True, False):
         with Env(slapd_kw={"overlays": overlays}) as e:
             s, j = e.slapd, e.jitd
-            g = j.must_grant("carol", "ops", 2)
+            g = j.must_grant("carol", "ops", 5)  # outlives the delete
             dn = s.user_dn("carol")
             s._run(["ldapdelete"] + s._root_args() + [dn])
             wait_state(j, g, "expired", SLACK)
@@ -105,9 +108,10 @@ def test_grant_under_the_new_name_after_a_rename_leaves_nothing_behind():
     Nothing is left behind, nothing fails."""
     with Env() as e:
         s, j = e.slapd, e.jitd
-        g1 = j.must_grant("dave", "web", 2)
+        # g1 must outlive the rename and g2's grant; g2 must outlive g1.
+        g1 = j.must_grant("dave", "web", 5)
         new_dn = _move(s, "dave", "david")
-        g2 = j.must_grant("david", "web", 5)
+        g2 = j.must_grant("david", "web", 8)
         eq(one_event(j, "granted", g2["grant_id"])["outcome"], "standing", "second grant")
         wait_state(j, g1, "expired", SLACK)
         eq(one_event(j, "expired", g1["grant_id"])["outcome"], "removed", "first grant")
@@ -133,7 +137,7 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
 
             # 1. Written on A; A goes down; the removal goes to B, which never
             # saw the add: "not there" is not believed while A may hold it.
-            g = j.must_grant("alice", "admins", 2)
+            g = j.must_grant("alice", "admins", 5)  # due only after A is down
             eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
             eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
                "after the add (A, B)")
@@ -152,7 +156,7 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             # (A restart of jitd makes it connect to A, the first URI, again.)
             a.start()
             j.restart()
-            g2 = j.must_grant("bob", "admins", 2)
+            g2 = j.must_grant("bob", "admins", 5)  # due only after A is down
             bob = a.user_dn("bob")
             eq(one_event(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
             a.stop()
@@ -204,7 +208,9 @@ def test_expiries_of_one_group_leave_it_with_one_modify():
     with Env() as e:
         s, j = e.slapd, e.jitd
         s.add_member("ops", s.user_dn("grace"))           # standing: stays
-        gs = {u: j.must_grant(u, "ops", 4) for u in users + ["erin", "grace"]}
+        # 6 s: erin's grant must outlive her rename, and all must fall due
+        # after `since`.
+        gs = {u: j.must_grant(u, "ops", 6) for u in users + ["erin", "grace"]}
         new_erin = _move(s, "erin", "erin.new", _staff(s))  # refint rewrites it
         since = os.path.getsize(s.log)
         end = max(parse_time(g["expires_at"]) for g in gs.values()) + SLACK

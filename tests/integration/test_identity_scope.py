@@ -39,7 +39,7 @@ def test_user_moved_out_of_user_base_loses_the_membership():
     with Env() as e:
         s, j = e.slapd, e.jitd
         _need_refint(s)
-        g = j.must_grant("alice", "admins", 3)
+        g = j.must_grant("alice", "admins", 6)  # outlives the move and checks
         old_dn = s.user_dn("alice")
         new_dn = _move(s, "alice", _ou(s, "former"))
         eq((s.is_member("admins", old_dn), s.is_member("admins", new_dn)), (False, True),
@@ -57,7 +57,7 @@ def test_users_moved_out_of_user_base_in_a_batch_lose_the_membership():
     with Env() as e:
         s, j = e.slapd, e.jitd
         _need_refint(s)
-        gs = {u: j.must_grant(u, "ops", 4) for u in users}
+        gs = {u: j.must_grant(u, "ops", 6) for u in users}  # outlive the moves
         former = _ou(s, "former")
         moved = {u: _move(s, u, former) for u in ("alice", "carol")}
         for g in gs.values():
@@ -97,7 +97,7 @@ def test_user_moved_out_of_sight_is_not_taken_for_deleted():
         _need_refint(s)
         hidden = _ou(s, "hidden")
         _hide_from_jitd(s, hidden)
-        g = j.must_grant("alice", "admins", 2)
+        g = j.must_grant("alice", "admins", 5)  # outlives the move
         new_dn = _move(s, "alice", hidden)
         eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
         wait_until(lambda: j.audit_events("revoke_failed", g["grant_id"]),

@@ -378,6 +378,23 @@ class Jitd:
         except OSError:
             return "(no jitd stderr)"
 
+    def stderr_pos(self):
+        """The size of jitd's stderr now: pass it to stderr_since()."""
+        try:
+            return os.path.getsize(self.stderr_path)
+        except OSError:
+            return 0
+
+    def stderr_since(self, pos):
+        """Everything jitd wrote to stderr from byte pos on (however much:
+        a tail of n lines can miss a line a flood pushed out of it)."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(pos)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     # -- requests --------------------------------------------------------
     def connect(self, timeout=30):
         return Conn(self.sock, timeout)

@@ -208,18 +208,45 @@ def test_waiting_removal_settled_before_new_grant_of_pair():
         _check_settled_first(e, g1, g2)
 
 
+def _listening(path):
+    """Is a socket bound at path listening, in any process? /proc/net/unix
+    names a socket by the path it was bound to, even once unlinked."""
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[7] == path and int(parts[3], 16) & 0x10000:
+                return True
+    return False
+
+
+def _started(e):
+    """How many grants and ends a worker has taken up so far."""
+    st = e.jitd.ok({"op": "status"})["status"]
+    return st.get("timings", {}).get("queue", {}).get("count", 0)
+
+
 def test_draining_answers_shutting_down():
     with Env(directory={"timeout": 2}) as e:
         idle = e.jitd.connect()
         eq(idle.call({"op": "status"})["ok"], True, "idle client's first request")
         os.kill(e.slapd.pid, signal.SIGSTOP)
         try:
+            n = _started(e)
             busy = e.jitd.connect(timeout=60)
             busy.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
                        "request_id": "drain-busy"})
-            time.sleep(0.3)
+            # In flight: a worker has it (and waits on the stopped slapd,
+            # up to the directory's 2 s timeout).
+            wait_until(lambda: _started(e) > n, 10, "the grant taken up by a worker",
+                       interval=0.02)
+            assert _listening(e.jitd.sock), "no listening socket at %s" % e.jitd.sock
             e.jitd.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
+            # Draining has begun once the listener closed its listening
+            # socket (a failed connect proves less: the engine unlinks the
+            # socket's path before it tells the listener to drain).
+            wait_until(lambda: not _listening(e.jitd.sock), 5, "the listener to drain",
+                       interval=0.02)
             a = idle.call({"op": "grant", "user": "carol", "group": "dba", "duration": "1h",
                            "request_id": "drain-idle"})
             refused(a, "shutting_down", "a request sent while jitd drains")

@@ -149,6 +149,7 @@ def test_crash_during_extend_keeps_evidence():
 
 # jitd's wait for SQLite's write lock before a write fails (STORE_BUSY_MS).
 STORE_BUSY_S = 10
+PAUSE_MS = 3000  # the lock must be taken within it
 
 
 def test_active_write_failure_removes_the_membership_at_once():
@@ -161,7 +162,7 @@ def test_active_write_failure_removes_the_membership_at_once():
         skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
     import sqlite3
     with Env(start=False) as e:
-        e.jitd.start(env={"JITD_FAULT": "grant.after_audit_granted:sleep=1500@1"})
+        e.jitd.start(env={"JITD_FAULT": "grant.after_audit_granted:sleep=%d@1" % PAUSE_MS})
         alice = e.user_dn("alice")
         answer = {}
 
@@ -171,15 +172,16 @@ def test_active_write_failure_removes_the_membership_at_once():
                                          timeout=60)
         t = threading.Thread(target=ask)
         t.start()
-        wait_stderr(e.jitd, "fault pause 1500 ms at grant.after_audit_granted", 10)
+        wait_stderr(e.jitd, "fault pause %d ms at grant.after_audit_granted" % PAUSE_MS, 10)
         db = sqlite3.connect(os.path.join(e.jitd.state_dir, "jitd.db"), timeout=5,
                              isolation_level=None)
         db.execute("BEGIN EXCLUSIVE")
         try:
             assert e.is_member("dba", alice), "the add had not happened before the pause"
             # Past the pause and the busy timeout of the active write, well
-            # before that of the write that hands the row to the ending path.
-            time.sleep(1.5 + STORE_BUSY_S + 2)
+            # before that of the write that hands the row to the ending path
+            # (which would stop jitd): 5 s from each.
+            time.sleep(PAUSE_MS / 1000 + STORE_BUSY_S + 5)
             assert "a" not in answer, "answered while the store was locked: %r" % answer
         finally:
             db.execute("ROLLBACK")

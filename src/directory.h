@@ -240,6 +240,14 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 char *dir_value_key(const char *value);
 
 /*
+ * The group DN's part of a pair key (new heap string): libldap's own RFC
+ * 4514 form, lower-cased in ASCII (anything that does not parse: just
+ * lower-cased). Pair keys are stored with the grants, so this form never
+ * changes (dir_value_key() folds more: it serves comparisons made afresh).
+ */
+char *dir_pair_dn_key(const char *dn);
+
+/*
  * The key of a (directory, group, member attribute, member value) pair
  * (new heap string): the group DN in libldap's RFC 4514 form lower-cased
  * in ASCII (stored with the grants: this form never changes), the directory

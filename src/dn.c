@@ -120,11 +120,7 @@ bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
 	return true;
 }
 
-/* The group DN's part of a pair key: libldap's own RFC 4514 form,
- * lower-cased in ASCII. Pair keys are stored with the grants, so this form
- * must not change (dn_key() folds more; it serves comparisons that are
- * made afresh each time). */
-static char *pair_dn_key(const char *value)
+char *dir_pair_dn_key(const char *value)
 {
 	LDAPDN dn = NULL;
 	char *out = NULL, *key;
@@ -156,7 +152,7 @@ char *dir_value_key(const char *value)
 char *dir_pair_key(const char *directory, const char *group_dn, const char *attr,
 		   const char *value)
 {
-	char *dn = pair_dn_key(group_dn);
+	char *dn = dir_pair_dn_key(group_dn);
 	char *k = xasprintf("%s\n%s\n%s\n%s", directory ? directory : "", dn, attr ? attr : "",
 			    value ? value : "");
 	free(dn);

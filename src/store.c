@@ -522,7 +522,7 @@ static int set_checkpoint(struct store *st)
 }
 
 /* jitd_dn_key(dn): a DN in the canonical form pair keys hold
- * (dir_value_key), for migration 7. Not usable from the schema (triggers,
+ * (dir_pair_dn_key), for migration 7. Not usable from the schema (triggers,
  * views): SQLITE_DIRECTONLY. */
 static void sql_dn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -535,7 +535,7 @@ static void sql_dn_key(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	sqlite3_result_text(ctx, dir_value_key(dn), -1, free);
+	sqlite3_result_text(ctx, dir_pair_dn_key(dn), -1, free);
 }
 
 /* Connection settings, verified: a pragma that fails says nothing. */

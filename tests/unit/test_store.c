@@ -1175,20 +1175,24 @@ static void test_migration_partial_indexes(void)
  * respells the DN) finds the live grants of its pair. A row whose key is
  * already canonical is left alone.
  */
-static void test_migration_canonical_pair_keys(void)
+/* canon: a group DN as jitd.conf may spell it canonically; spaced: the
+ * same with spaces and capitals (old_dn: spaced lower-cased, the key's
+ * group part before migration 7). */
+static void migration_canonical_pair_keys(const char *canon, const char *spaced,
+					  const char *old_dn)
 {
 	const char *dir;
 	struct store *st = open_new(&dir);
 	struct grant_rec r;
 	int64_t n = 0;
 	bool any_jitd = false;
-	const char *spaced = "CN=dba, OU=Groups, DC=example, DC=com";
 	/* the key jitd made before: the configured spelling, lower-cased */
-	const char *old_key = "corp\ncn=dba, ou=groups, dc=example, dc=com\nmember\n"
-			      "uid=alice,ou=people,dc=example,dc=com";
-	char *key = dir_pair_key("corp", "cn=dba,ou=groups,dc=example,dc=com", "member",
+	char *old_key = xasprintf("corp\n%s\nmember\nuid=alice,ou=people,dc=example,dc=com",
+				  old_dn);
+	char *key = dir_pair_key("corp", canon, "member",
 				 "uid=alice,ou=people,dc=example,dc=com");
 	char *key2 = dir_pair_key("Corp", spaced, "Member", "UID=alice,ou=People,dc=example,dc=com");
+	char *carol = xasprintf("corp\n%s\nmember\nuid=carol", canon);
 	CHECK(strcmp(key, key2) == 0);
 	CHECK(strcmp(key, old_key) != 0);
 
@@ -1204,7 +1208,7 @@ static void test_migration_canonical_pair_keys(void)
 	CHECK(store_insert(st, &r) == JIT_OK);
 	grant_rec_clear(&r);
 	/* g4: a standing pair of its own (another user): left standing */
-	fill(&r, "g4", GS_ACTIVE, "corp\ncn=dba,ou=groups,dc=example,dc=com\nmember\nuid=carol");
+	fill(&r, "g4", GS_ACTIVE, carol);
 	free(r.group_dn);
 	r.group_dn = xstrdup(spaced);
 	free(r.member_value);
@@ -1248,6 +1252,20 @@ static void test_migration_canonical_pair_keys(void)
 out:
 	free(key);
 	free(key2);
+	free(old_key);
+	free(carol);
+}
+
+static void test_migration_canonical_pair_keys(void)
+{
+	migration_canonical_pair_keys("cn=dba,ou=groups,dc=example,dc=com",
+				      "CN=dba, OU=Groups, DC=example, DC=com",
+				      "cn=dba, ou=groups, dc=example, dc=com");
+	/* characters RFC 4514 does not escape but a fuller DN key would
+	 * ("(", non-ASCII): the migration writes the form new grants get */
+	migration_canonical_pair_keys("cn=dba (prod) \xc3\x9c,ou=groups,dc=example,dc=com",
+				      "CN=dba (prod) \xc3\x9c, OU=Groups, DC=example, DC=com",
+				      "cn=dba (prod) \xc3\x9c, ou=groups, dc=example, dc=com");
 }
 
 /* A store in a database made with 4096-byte pages, as an earlier version

@@ -143,9 +143,13 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 				continue;
 			f.group = c->groups[i];
 			rc = store_list(e->st, &f, list_one, &lc);
+			/* at most limit kept between queries: memory stays bounded by
+			 * twice the limit, however many groups the client has */
+			if (lc.n > 1)
+				qsort(lc.v, lc.n, sizeof(*lc.v), list_cmp);
+			while (lc.n > limit)
+				json_decref(lc.v[--lc.n].grant);
 		}
-		if (lc.n > 1)
-			qsort(lc.v, lc.n, sizeof(*lc.v), list_cmp);
 	}
 	json_t *arr = json_array();
 	for (size_t i = 0; i < lc.n; i++) {

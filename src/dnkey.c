@@ -96,23 +96,24 @@ static void put_byte(struct strbuf *sb, unsigned char c)
 	}
 }
 
-/* A string value, case-folded, insignificant spaces dropped. */
+/*
+ * A string value, case-folded, its leading and trailing spaces dropped.
+ * Conservative, as the key also decides that two members are one (drift
+ * reconciliation): inner spaces are kept as they are (AD does not fold
+ * them), and a non-ASCII letter whose lower case is ASCII (U+0130, the
+ * Kelvin sign U+212A) keeps its own code point, so a look-alike never
+ * matches a plain ASCII name.
+ */
 static void put_value(struct strbuf *sb, const unsigned char *v, size_t n)
 {
-	bool space = false, any = false;
 	pthread_once(&fold_once, fold_init);
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	while (n > 0 && v[0] == ' ')
+		v++, n--;
 	for (size_t i = 0; i < n;) {
 		unsigned cp;
 		size_t len;
-		if (v[i] == ' ') {
-			space = true;
-			i++;
-			continue;
-		}
-		if (space && any)
-			put_byte(sb, ' ');
-		space = false;
-		any = true;
 		if (!utf8_next(v + i, n - i, &cp, &len)) {
 			sb_addf(sb, "\\%02x", v[i]); /* not UTF-8: kept as it is */
 			i++;
@@ -125,8 +126,11 @@ static void put_value(struct strbuf *sb, const unsigned char *v, size_t n)
 			put_byte(sb, (unsigned char)cp);
 			continue;
 		}
-		if (fold_loc != (locale_t)0)
-			cp = (unsigned)towlower_l((wint_t)cp, fold_loc);
+		if (fold_loc != (locale_t)0) {
+			unsigned lo = (unsigned)towlower_l((wint_t)cp, fold_loc);
+			if (lo >= 0x80)
+				cp = lo;
+		}
 		utf8_put(sb, cp);
 	}
 }

@@ -13,10 +13,11 @@
  * (libldap's ldap_str2dn). Escapes are decoded (`\,`, `\2C` and `"..."`
  * are one value); attribute types are lower-cased; values are case-folded
  * over all of Unicode (through the C.UTF-8 locale; ASCII only where that
- * locale is missing), with leading and trailing spaces dropped and inner
- * runs of spaces taken as one (RFC 4518's insignificant spaces); the
- * values of a multi-valued RDN are sorted. Type names are not mapped to
- * OIDs ("cn" and "2.5.4.3" differ).
+ * locale is missing), except that no non-ASCII character folds to an
+ * ASCII one, with leading and trailing spaces dropped (inner spaces kept);
+ * the values of a multi-valued RDN are sorted. Type names are not mapped
+ * to OIDs ("cn" and "2.5.4.3" differ). It errs towards "different": two
+ * keys that are equal name one entry on OpenLDAP and AD alike.
  */
 char *dn_key(const char *s);
 

@@ -59,10 +59,14 @@ static void test_value_key(void)
 	check_key("cn=Smith\\2C John,ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
 	check_key("cn=\"Smith, John\",ou=people,dc=x", "cn=smith\\2c john,ou=people,dc=x");
 	/* Non-ASCII case and the escaped UTF-8 form agree; spaces inside a
-	 * value are kept (one for a run), the values of an RDN sorted. */
+	 * value are kept as they are, the values of an RDN sorted; no
+	 * look-alike folds to ASCII (U+0130, the Kelvin sign U+212A). */
 	check_key("uid=\xc3\x89mile,dc=x", "uid=\xc3\xa9mile,dc=x");
 	check_key("uid=\\C3\\89MILE,dc=x", "uid=\xc3\xa9mile,dc=x");
-	check_key("cn=A  B,dc=x", "cn=a b,dc=x");
+	check_key("cn=A  B,dc=x", "cn=a  b,dc=x");
+	check_key("cn=\\20A B\\20,dc=x", "cn=a b,dc=x");
+	check_key("uid=\xc4\xb0van,dc=x", "uid=\xc4\xb0van,dc=x");
+	check_key("cn=svc-bac\xe2\x84\xaaup,dc=x", "cn=svc-bac\xe2\x84\xaaup,dc=x");
 	check_key("cn=a+uid=b,dc=x", "cn=a+uid=b,dc=x");
 	check_key("UID=B+CN=A,dc=x", "cn=a+uid=b,dc=x");
 	/* Pair keys keep their stored form (libldap's, ASCII lower-cased). */

@@ -219,6 +219,8 @@ static void test_dirrules(void)
 	CHECK(policy_dn_equal("cn=a+uid=b,dc=x", "uid=b+cn=a,dc=x"));
 	CHECK(!policy_dn_equal("cn=a+uid=b,dc=x", "cn=a,dc=x"));
 	CHECK(!policy_dn_equal("cn=Smith\\2C John,dc=x", "cn=Smith\\2C Joh,dc=x"));
+	CHECK(!policy_dn_equal("uid=\xc4\xb0van,dc=x", "uid=ivan,dc=x"));
+	CHECK(!policy_dn_equal("cn=a  b,dc=x", "cn=a b,dc=x"));
 }
 
 /* deny_users against an active grant's user, for an extension: its name,

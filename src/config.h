@@ -219,8 +219,8 @@ int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
 /*
  * A copy of config text in which the value of every `url` key (notify
  * receivers: a webhook's path is its credential; ticket_check) keeps only
- * its scheme and host, with "/redacted" (and "/%s" where it had one) after
- * them: what the engine hands the listener, which checks such URLs but
+ * its scheme and host, with "/" (and "%s" where a ticket_check URL has
+ * its one) after them: what the engine hands the listener, which checks such URLs but
  * never uses them. Everything else is unchanged, line for line. New heap
  * string.
  */

@@ -275,31 +275,60 @@ int lex_scan(struct ctx *cx, const char *t, size_t len)
 	return rc;
 }
 
-/*
- * The value written for a redacted url: its scheme and host (never a user
- * or password), then "/redacted", and "/%s" if the value held a %s (a
- * ticket_check URL must keep its one conversion). A literal with escapes
- * is not decoded: it becomes https://redacted.invalid/... altogether.
- */
-static void put_redacted_url(struct strbuf *sb, const char *lit, size_t n)
+/* The value of a libconfig string literal's body (raw, n bytes): its
+ * escapes \\ \" \f \n \r \t \xHH decoded. */
+static char *literal_value(const char *raw, size_t n)
 {
-	const char *sep = memmem(lit, n, "://", 3);
-	bool conv = memmem(lit, n, "%s", 2) != NULL;
+	struct strbuf sb = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		char ch = raw[i];
+		if (ch == '\\' && i + 1 < n) {
+			char e = raw[++i];
+			ch = e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+			if (e == 'x' && i + 2 < n && isxdigit((unsigned char)raw[i + 1]) &&
+			    isxdigit((unsigned char)raw[i + 2])) {
+				char hex[3] = { raw[i + 1], raw[i + 2], '\0' };
+				ch = (char)strtol(hex, NULL, 16);
+				i += 2;
+			}
+		}
+		sb_add(&sb, &ch, 1);
+	}
+	return sb_steal(&sb);
+}
+
+/*
+ * The literal written for a redacted url value v (decoded): its scheme and
+ * host (never a user or password), then "/", and "%s" if v is a
+ * ticket_check URL's form (one %s, see ticket_url_conversions), so the
+ * listener's checks pass as the engine's did; a host that is not plain
+ * (a %, a quote, a backslash ...) becomes redacted.invalid. Never longer
+ * than one byte more than the value's literal.
+ */
+static void put_redacted_url(struct strbuf *sb, const char *v)
+{
+	const char *sep = strstr(v, "://");
+	const char *host = sep ? sep + 3 : NULL, *end = host;
+	bool plain = sep && sep > v;
+	for (const char *p = v; plain && p < sep; p++)
+		plain = isalpha((unsigned char)*p);
+	while (end && *end && !strchr("/?#", *end))
+		end++;
+	const char *at = host;
+	for (const char *p = host; p && p < end; p++)
+		if (*p == '@')
+			at = p + 1; /* user:password@ is dropped */
+	for (const char *p = at; plain && p < end; p++)
+		plain = isalnum((unsigned char)*p) || strchr(".-_:[]", *p);
+	plain = plain && at < end;
 	sb_add(sb, "\"", 1);
-	if (sep && !memchr(lit, '\\', n)) {
-		const char *host = sep + 3, *end = host;
-		while (end < lit + n && !strchr("/?#", *end))
-			end++;
-		const char *at = host;
-		for (const char *p = host; p < end; p++)
-			if (*p == '@')
-				at = p + 1; /* user:password@ is dropped */
-		sb_add(sb, lit, (size_t)(sep + 3 - lit));
+	if (plain) {
+		sb_add(sb, v, (size_t)(sep + 3 - v));
 		sb_add(sb, at, (size_t)(end - at));
 	} else {
 		sb_addstr(sb, "https://redacted.invalid");
 	}
-	sb_addstr(sb, conv ? "/redacted/%s\"" : "/redacted\"");
+	sb_addstr(sb, ticket_url_conversions(v) == 1 ? "/%s\"" : "/\"");
 }
 
 /* The end of the string literal that starts at t[i] (a '"'). */
@@ -357,9 +386,10 @@ char *config_text_redacted(const char *t)
 			for (size_t k = start; k < end; k++)
 				lines += t[k] == '\n';
 			sb_add(&sb, t + done, start - done);
-			char *v = sb_steal(&raw);
-			put_redacted_url(&sb, v, strlen(v));
+			char *r = sb_steal(&raw), *v = literal_value(r, strlen(r));
+			put_redacted_url(&sb, v);
 			free(v);
+			free(r);
 			for (size_t k = 0; k < lines; k++)
 				sb_add(&sb, "\n", 1); /* the lines stay where they were */
 			done = i = end;

@@ -1041,19 +1041,47 @@ static void test_redacted(void)
 	if (a && b) {
 		CHECK(a->n_groups == b->n_groups && a->n_clients == b->n_clients &&
 		      a->n_dirs == b->n_dirs && b->n_notify == 3);
-		CHECK_STR(b->notify[0].url, "https://hooks.example.com/redacted");
+		CHECK_STR(b->notify[0].url, "https://hooks.example.com/");
 		CHECK_STR(b->notify[0].format, "slack");
-		CHECK_STR(b->notify[1].url, "https://siem.example.com/redacted");
-		CHECK_STR(b->notify[2].url, "https://redacted.invalid/redacted");
+		CHECK_STR(b->notify[1].url, "https://siem.example.com/");
+		CHECK_STR(b->notify[2].url, "http://127.0.0.1:9/");
 		const struct jit_group_cfg *g = config_group(b, "domain-admins");
 		CHECK(g && g->ticket_check &&
-		      strcmp(g->ticket_check->url, "https://itsm.example.com/redacted/%s") == 0);
+		      strcmp(g->ticket_check->url, "https://itsm.example.com/%s") == 0);
 		CHECK_STR(b->dirs[0].uri, a->dirs[0].uri);
 	}
 	config_free(a);
 	config_free(b);
 	free(red);
 	free(full);
+	/* a %s written as an escape, and one in the host: still one %s */
+	static const char *const odd[] = {
+		"https://itsm.example.com/api/\\x25s?SECRET",
+		"https://%s.itsm.example.com/api/SECRET",
+		"https://itsm.example.com/%%SECRET/%s",
+	};
+	static const char *const want[] = {
+		"https://itsm.example.com/%s",
+		"https://redacted.invalid/%s",
+		"https://itsm.example.com/%s",
+	};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		char *u = xasprintf("url = \"%s\"", odd[i]);
+		char *t3 = replace(xstrdup(text), "url = \"https://itsm.example.com\"\n        "
+						  "\"/api/now/table/change_request/%s\"", u);
+		CHECK(strstr(t3, odd[i]) != NULL);
+		struct jit_config *c1 = must_load(t3);
+		char *r = config_text_redacted(t3);
+		struct jit_config *c2 = must_load(r);
+		const struct jit_group_cfg *g2 = c2 ? config_group(c2, "domain-admins") : NULL;
+		CHECK(c1 && g2 && g2->ticket_check && strcmp(g2->ticket_check->url, want[i]) == 0);
+		CHECK(strstr(r, "SECRET") == NULL);
+		config_free(c1);
+		config_free(c2);
+		free(r);
+		free(t3);
+		free(u);
+	}
 	free(text);
 }
 

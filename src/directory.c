@@ -313,9 +313,10 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 }
 
 /* The first value of attr of the entry at base (a DN, or AD's <GUID=...>),
- * as a number: *out, or -1 when the entry or the value is not there. */
+ * as a number: *out, or -1 when the entry or the value is not there
+ * (*found: whether the entry is). */
 static int read_number(struct dir_conn *c, const char *base, const char *attr, long long *out,
-		       struct dir_result *res)
+		       bool *found, struct dir_result *res)
 {
 	char *attrs[] = { (char *)attr, NULL };
 	struct timeval tv = dir_cfg_timeout(c->cfg);
@@ -323,6 +324,7 @@ static int read_number(struct dir_conn *c, const char *base, const char *attr, l
 	int code;
 
 	*out = -1;
+	*found = false;
 	dir_clear_diag(c);
 	code = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
 				 NULL, &tv, 1, &msg);
@@ -330,6 +332,7 @@ static int read_number(struct dir_conn *c, const char *base, const char *attr, l
 	if (code == LDAP_NO_SUCH_OBJECT)
 		code = LDAP_SUCCESS;
 	else if (code == LDAP_SUCCESS && (e = ldap_first_entry(c->ld, msg)) != NULL) {
+		*found = true;
 		char *v = dir_first_value(c->ld, e, attr, false), *end = NULL;
 		if (v != NULL) {
 			errno = 0;
@@ -354,11 +357,19 @@ static int primary_group_holds(struct dir_conn *c, const struct member_arg *arg,
 			       struct dir_result *res)
 {
 	long long token = -1, id = -1;
-	int code = read_number(c, arg->group_dn, "primaryGroupToken", &token, res);
+	bool found = false;
+	int code = read_number(c, arg->group_dn, "primaryGroupToken", &token, &found, res);
 
 	*holds = false;
-	if (code == LDAP_SUCCESS && token >= 0)
-		code = read_number(c, arg->value, "primaryGroupID", &id, res);
+	if (code == LDAP_SUCCESS && token >= 0) {
+		code = read_number(c, arg->value, "primaryGroupID", &id, &found, res);
+		/* the user is there but its primaryGroupID cannot be read (an
+		 * ACL): not confirmed, the removal's answer stands */
+		if (code == LDAP_SUCCESS && found && id < 0) {
+			dir_set_local_result(res, "cannot read the user's primaryGroupID");
+			code = LDAP_INSUFFICIENT_ACCESS;
+		}
+	}
 	if (code == LDAP_SUCCESS)
 		*holds = token >= 0 && id == token;
 	return code;
@@ -383,7 +394,11 @@ static int confirm_gone(struct dir_conn *c, struct member_arg *arg, struct dir_r
 		if (dir_code_is_unavailable(code))
 			return code;
 		if (code != LDAP_SUCCESS) {
+			char why[sizeof(res->message)];
+			(void)snprintf(why, sizeof(why), "%s", res->message);
 			*res = orig; /* not confirmed: the 53 stands */
+			(void)snprintf(res->message, sizeof(res->message),
+				       "not confirmed gone: %.200s", why);
 			return orig.ldap_code;
 		}
 	}

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include "audit.h"
 #include "log.h"
+#include "privsep.h"
 #include "termsafe.h"
 #include "util.h"
 
@@ -280,6 +281,7 @@ static void head_store(struct audit *a, const struct chain *c)
 static void *head_main(void *arg)
 {
 	struct audit *a = arg;
+	privsep_thread_no_caps();
 	pthread_mutex_lock(&a->head_lock);
 	for (;;) {
 		while (!a->head_stop && a->head_flushed == a->head_gen)

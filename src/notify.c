@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "log.h"
+#include "privsep.h"
 #include "notify.h"
 #include "notifyq.h"
 #include "util.h"
@@ -677,6 +678,7 @@ static void *run(void *arg)
 {
 	struct notify *n = arg;
 	int running = 0;
+	privsep_thread_no_caps();
 	for (;;) {
 		int64_t now = mono_ms();
 		if (stop_now(n, now))

@@ -38,6 +38,14 @@ static bool caps_within(uint32_t allowed)
 	       (d[1].permitted | d[1].effective | d[1].inheritable) == 0;
 }
 
+void privsep_thread_no_caps(void)
+{
+	if (geteuid() == 0 || caps_within(0))
+		return;
+	if (set_caps(0) != 0)
+		log_err("cannot clear this thread's capabilities: %s", strerror(errno));
+}
+
 int privsep_drop(uid_t uid, gid_t gid, const char *what)
 {
 	return privsep_drop_keep_kill(uid, gid, what, false);

@@ -24,6 +24,11 @@ int privsep_drop(uid_t uid, gid_t gid, const char *what) JIT_WUR;
  * bounding set lacks CAP_KILL it keeps nothing (logged). */
 int privsep_drop_keep_kill(uid_t uid, gid_t gid, const char *what, bool keep_kill) JIT_WUR;
 
+/* First thing in every thread the engine starts: a thread of a process
+ * that dropped root holds no capability (the main thread alone keeps
+ * CAP_KILL, privsep_drop_keep_kill; threads inherit their creator's). */
+void privsep_thread_no_caps(void);
+
 /* JIT_OK or JIT_EINTERNAL (logged). */
 int privsep_harden(void) JIT_WUR;
 

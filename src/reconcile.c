@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "grant.h"
 #include "log.h"
+#include "privsep.h"
 #include "reconcile.h"
 #include "store.h"
 #include "util.h"
@@ -512,6 +513,7 @@ static void *rc_main(void *arg)
 {
 	struct reconciler *r = arg;
 	struct timespec now, until;
+	privsep_thread_no_caps();
 	pthread_mutex_lock(&r->lock);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	int64_t last = now.tv_sec;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "log.h"
+#include "privsep.h"
 #include "secret.h"
 #include "ticket.h"
 #include "util.h"
@@ -410,6 +411,7 @@ static void *checker_main(void *arg)
 	struct ticket_checker *tc = arg;
 	int running = 0, msgs = 0;
 	CURLMsg *m;
+	privsep_thread_no_caps();
 
 	while (take_queue(tc)) {
 		bool ended = false;

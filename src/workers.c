@@ -16,6 +16,7 @@
 #include "engine_priv.h"
 #include "grant.h"
 #include "log.h"
+#include "privsep.h"
 #include "store.h"
 #include "timing.h"
 #include "util.h"
@@ -159,6 +160,7 @@ static void *worker_main(void *arg)
 	struct dir_result dres;
 	int wa_idx = wa->idx;
 	free(wa);
+	privsep_thread_no_caps();
 	if (dir_conn_open(g.dc, &dres) != JIT_OK)
 		log_warn("directory %s: not reachable at start (%s); will retry on demand", q->name,
 			 dres.message);

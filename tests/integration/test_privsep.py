@@ -403,6 +403,16 @@ def test_listener_breaking_the_channel_is_killed_by_an_engine_that_dropped_root(
         eq(_cap_hex(j.proc.pid, "CapPrm"), 1 << 5, "engine's permitted capabilities")
         eq(_cap_hex(j.proc.pid, "CapInh"), 0, "engine's inheritable capabilities")
         eq(_cap_hex(listener_pid(j), "CapPrm"), 0, "listener's permitted capabilities")
+        # the main thread alone: the workers, the audit, notify, ticket
+        # and reconciler threads hold none (they inherit their creator's)
+        e.grant_and_check("alice", "web", "1h")
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % j.proc.pid)]
+        assert len(tids) > 2, tids
+        for tid in tids:
+            with open("/proc/%d/task/%d/status" % (j.proc.pid, tid)) as f:
+                prm = [l.split()[1] for l in f if l.startswith("CapPrm:")][0]
+            eq(int(prm, 16), (1 << 5) if tid == j.proc.pid else 0,
+               "permitted capabilities of thread %d" % tid)
         j.stop()
         j.start(wait=False, env={"JITD_FAULT": "fail.listener_ready:@1"})
         rc = j.proc.wait(30)

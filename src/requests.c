@@ -275,7 +275,7 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	}
 	if (!rule && req->request_id) {
 		int rc = FAULT_FAIL("fail.request_lookup")
-				 ? JIT_EIO
+				 ? JIT_EBUSY
 				 : store_get_by_request_id(e->st, req->request_id, &prev);
 		if (rc == JIT_OK) {
 			*known = true;
@@ -287,11 +287,13 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 		} else if (rc != JIT_ENOTFOUND) {
 			/* Not known to be new: a retry of a recorded grant must not be
 			 * judged as a new request (its approval's age, the directory's
-			 * health), so the client is asked to try again. */
+			 * health), so the client is asked to try again: busy when
+			 * another process holds the store, internal otherwise. */
+			int why = rc == JIT_EBUSY ? JIT_EBUSY : JIT_EINTERNAL;
 			snprintf(msg, sizeof(msg), "the store cannot be read at the moment; "
 				 "try again with the same request_id");
-			engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
-			return proto_error_line(JIT_EBUSY, msg);
+			engine_audit_refusal(e, peer, c, req, why, msg);
+			return proto_error_line(why, msg);
 		}
 	}
 	grant_rec_free(prev);

@@ -108,8 +108,10 @@ static void extension_tests(void)
 	CHECK(approval_verify("/nonexistent/key", r, msg, sizeof(msg)) == JIT_EPOLICY);
 	CHECK(strstr(msg, "signed extension") != NULL && strstr(msg, "expires_at") != NULL);
 	r->expires_at = xstrdup("2026-11-23T16:00:00Z");
-	CHECK(approval_verify("/nonexistent/key", r, msg, sizeof(msg)) == JIT_EPOLICY);
-	CHECK(strstr(msg, "/nonexistent/key") != NULL); /* got as far as the key file */
+	/* got as far as the key file, which cannot be read: jitd's fault
+	 * (internal), its path only in the log */
+	CHECK(approval_verify("/nonexistent/key", r, msg, sizeof(msg)) == JIT_EINTERNAL);
+	CHECK(strstr(msg, "approval_key_file") == msg && strstr(msg, "/nonexistent") == NULL);
 	/* approved_at's window is the grant's */
 	int64_t t = 0;
 	CHECK(parse_rfc3339(r->approved_at, &t) == JIT_OK);

@@ -212,6 +212,17 @@ static void lex_number(struct ctx *cx, const char *t, size_t n, int line, const 
 	cx->n_bad++;
 }
 
+/* The name (a setting's key, true, false ...) that starts at t[i] into
+ * key, cut to keylen; returns the position after it. */
+static size_t scan_name(const char *t, size_t len, size_t i, char *key, size_t keylen)
+{
+	size_t j = i;
+	while (j < len && (isalnum((unsigned char)t[j]) || strchr("-_*", t[j])))
+		j++;
+	snprintf(key, keylen, "%.*s", (int)(j - i), t + i);
+	return j;
+}
+
 /*
  * A light pass over the raw text before libconfig sees it: counts lines,
  * refuses @include, and finds integer literals that would be truncated.
@@ -250,11 +261,7 @@ int lex_scan(struct ctx *cx, const char *t, size_t len)
 			rc = JIT_ECONFIG;
 			i++;
 		} else if (isalpha((unsigned char)c) || c == '*') {
-			size_t j = i;
-			while (j < len && (isalnum((unsigned char)t[j]) || strchr("-_*", t[j])))
-				j++;
-			snprintf(key, sizeof(key), "%.*s", (int)(j - i), t + i);
-			i = j;
+			i = scan_name(t, len, i, key, sizeof(key));
 		} else if (isdigit((unsigned char)c) ||
 			   ((c == '-' || c == '+') && (isdigit((unsigned char)nx) || nx == '.'))) {
 			size_t j = i + 1;
@@ -397,11 +404,7 @@ char *config_text_redacted(const char *t)
 		} else if (c == '#' || (c == '/' && (nx == '/' || nx == '*'))) {
 			i = skip_blank(t, len, i);
 		} else if (isalpha((unsigned char)c) || c == '*') {
-			size_t j = i;
-			while (j < len && (isalnum((unsigned char)t[j]) || strchr("-_*", t[j])))
-				j++;
-			snprintf(key, sizeof(key), "%.*s", (int)(j - i), t + i);
-			i = j;
+			i = scan_name(t, len, i, key, sizeof(key));
 		} else {
 			if (!isspace((unsigned char)c) && c != '=' && c != ':')
 				key[0] = '\0';

@@ -379,7 +379,7 @@ def test_retry_when_the_store_cannot_be_read_is_busy_not_judged_as_new():
         os.write(fd, key + b"\n")
         os.close(fd)
         j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
-                                            approval_max_age="2s")]
+                                            approval_max_age="4s")]
         j.write_config()
         j.start(env={"JITD_FAULT": "fail.request_lookup:@2"})
         req = {"op": "grant", "user": "alice", "group": "admins", "duration": 3600,
@@ -392,7 +392,7 @@ def test_retry_when_the_store_cannot_be_read_is_busy_not_judged_as_new():
         text = "jitd-approval-v1\n" + "".join("%s=%s\n" % (f, req[f]) for f in fields)
         req["approval_sig"] = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
         g = j.ok(dict(req))["grant"]
-        time.sleep(3.5)  # the approval is now older than approval_max_age
+        time.sleep(5.5)  # the approval is now older than approval_max_age
         a = j.request(dict(req))
         wait_stderr(j, "fault fail at fail.request_lookup", 5)
         refused(a, "busy", "a retry while the store cannot be read")

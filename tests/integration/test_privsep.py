@@ -497,7 +497,8 @@ def test_listener_never_holds_the_notify_urls():
         lp = listener_pid(j)
         assert _mem_holds(j.proc.pid, token), "the engine does not hold the URL (the check is blind)"
         assert not _mem_holds(lp, token), "the listener holds a notify URL's path"
+        pos = j.stderr_pos()
         os.kill(j.proc.pid, signal.SIGHUP)  # a reload hands the listener the text again
-        wait_until(lambda: "applied configuration 2" in j.stderr_tail(100), 10,
+        wait_until(lambda: "applied configuration 2" in j.stderr_since(pos), 10,
                    "the listener applied the reload")
         assert not _mem_holds(lp, token), "the listener holds a notify URL's path after a reload"

@@ -309,8 +309,10 @@ static char *literal_value(const char *raw, size_t n)
  * host (never a user or password), then "/", and "%s" if v is a
  * ticket_check URL's form (one %s, see ticket_url_conversions), so the
  * listener's checks pass as the engine's did; a host that is not plain
- * (a %, a quote, a backslash ...) becomes redacted.invalid. Never longer
- * than one byte more than the value's literal.
+ * (a %, a quote, a backslash ...) becomes redacted.invalid. A plain one is
+ * at most one byte longer than the value's literal; redacted.invalid at
+ * most 30 bytes in all (the channel takes the largest config file plus
+ * 4 KiB).
  */
 static void put_redacted_url(struct strbuf *sb, const char *v)
 {

@@ -104,7 +104,7 @@ static char *admit_extend(struct engine *e, const struct jit_group_cfg *gc,
 	if (gc->approval_key_file &&
 	    (arc = approval_verify(gc->approval_key_file, req, msg, sizeof(msg))) != JIT_OK) {
 		rule = "approval_key_file";
-		code = arc == JIT_EINTERNAL ? JIT_EINTERNAL : JIT_EPOLICY;
+		code = arc; /* policy_denied, or internal (the key cannot be read) */
 	} else if (req->expires_at && parse_rfc3339(req->expires_at, &want) != JIT_OK) {
 		rule = "expires_at";
 		snprintf(msg, sizeof(msg), "expires_at: must be the grant's expires_at as jitd "

@@ -108,14 +108,6 @@ static int list_cmp(const void *a, const void *b)
 	return x->seq > y->seq ? -1 : x->seq < y->seq;
 }
 
-static bool all_groups(const struct jit_client_cfg *c)
-{
-	for (size_t i = 0; c && i < c->n_groups; i++)
-		if (strcmp(c->groups[i], "*") == 0)
-			return true;
-	return false;
-}
-
 /*
  * list: a client limited to some groups and asking for no group gets the
  * newest grants of its groups, one query per group merged, so the limit
@@ -132,7 +124,7 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 	size_t limit = (size_t)store_list_limit(req->limit);
 	if (!c) {
 		/* no clients entry: nothing is listed */
-	} else if (req->group || all_groups(c)) {
+	} else if (req->group || policy_group_allowed(c, "*")) { /* "*": every group */
 		rc = store_list(e->st, &f, list_one, &lc);
 	} else {
 		for (size_t i = 0; rc >= 0 && i < c->n_groups; i++) {
@@ -264,14 +256,13 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	struct grant_rec *prev = NULL;
 	const char *rule = NULL;
 	char msg[512];
-
 	int code = JIT_EPOLICY, arc;
 
 	*known = false;
 	if (gc->approval_key_file &&
 	    (arc = approval_verify(gc->approval_key_file, req, msg, sizeof(msg))) != JIT_OK) {
 		rule = "approval_key_file";
-		code = arc == JIT_EINTERNAL ? JIT_EINTERNAL : JIT_EPOLICY;
+		code = arc; /* policy_denied, or internal (the key cannot be read) */
 	}
 	if (!rule && req->request_id) {
 		int rc = FAULT_FAIL("fail.request_lookup")
@@ -307,15 +298,13 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	return proto_error_line(code, msg);
 }
 
-/* A grant into a directory known down is refused at once (and audited):
+/* A grant into directory q known down is refused at once (and audited):
  * the client does not wait for a connect timeout. NULL if it may go on. */
-static char *refuse_if_down(struct engine *e, const struct jit_peer *peer,
+static char *refuse_if_down(struct engine *e, struct dirq *q, const struct jit_peer *peer,
 			    const struct jit_client_cfg *c, const struct jit_request *req)
 {
 	char msg[256];
-	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
-	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
-	if (!q || !dir_health_down(q->health, msg, sizeof(msg)))
+	if (!dir_health_down(q->health, msg, sizeof(msg)))
 		return NULL;
 	engine_audit_refusal(e, peer, c, req, JIT_EDIRUNAVAIL, msg);
 	return proto_error_line(JIT_EDIRUNAVAIL, msg);
@@ -338,7 +327,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	/* A retry of a recorded request is answered from the store (duplicate:
 	 * true) even while the directory is down: refusing it would have the
 	 * client retry under a new request_id and be granted twice. */
-	if (!known && (line = refuse_if_down(e, peer, c, req)) != NULL)
+	if (!known && (line = refuse_if_down(e, q, peer, c, req)) != NULL)
 		return line;
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *ph = config_group_placeholder(e->cfg, gc);

@@ -207,7 +207,8 @@ struct store_filter {
  * non-zero (that value is returned). The rec passed to cb is freed after. */
 typedef int (*store_cb)(const struct grant_rec *r, void *arg);
 int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg) JIT_WUR;
-/* The number of rows store_list() yields at most for limit. */
+/* The row limit the store's queries apply for limit: the default when it
+ * is <= 0, at most STORE_MAX_LIMIT (what store_list() yields at most). */
 int64_t store_list_limit(int64_t limit);
 
 /*

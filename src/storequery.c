@@ -194,16 +194,11 @@ int store_retry_now(struct store *st, const char *directory, int64_t now, int64_
 	return rc;
 }
 
-static int64_t clamp_limit(int64_t limit)
+int64_t store_list_limit(int64_t limit)
 {
 	if (limit <= 0)
 		return STORE_DEFAULT_LIMIT;
 	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
-}
-
-int64_t store_list_limit(int64_t limit)
-{
-	return clamp_limit(limit);
 }
 
 int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
@@ -218,7 +213,7 @@ int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t g
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, grace);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
+		rc = sqlite3_bind_int64(s, 4, store_list_limit(limit));
 	rc = run_write(st, S_RETRY_SOONER, rc, &changes);
 	if (rc == JIT_OK)
 		*n = changes;
@@ -375,7 +370,7 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 9, f->group);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 10, clamp_limit(f->limit));
+		rc = sqlite3_bind_int64(s, 10, store_list_limit(f->limit));
 	return collect_and_call(st, id, rc, cb, arg);
 }
 
@@ -403,7 +398,7 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 	int rc = sqlite3_bind_int64(s, 1, now);
 
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 3, st->dirs);
 	return collect_and_call(st, S_DUE, rc, cb, arg);
@@ -451,7 +446,7 @@ int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, before);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 4, clamp_limit(limit));
+		rc = sqlite3_bind_int64(s, 4, store_list_limit(limit));
 	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
 }
 
@@ -461,7 +456,7 @@ int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb,
 	int rc = sqlite3_bind_int64(s, 1, t);
 
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, clamp_limit(limit));
+		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
 	return collect_and_call(st, S_CREATED_AFTER, rc, cb, arg);
 }
 

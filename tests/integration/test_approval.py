@@ -6,6 +6,7 @@ so the documentation is tested too."""
 import datetime
 import os
 import re
+import time
 
 from jittest import Env, eq, refused
 from jitd import parse_time
@@ -37,7 +38,7 @@ def _doc_sign_extend():
     return _doc_function("sign-extend-example", "sign_extend")
 
 
-def _env(max_age="5m"):
+def _env(max_age="5m", env=None):
     e = Env(start=False)
     e.__enter__()
     j = e.jitd
@@ -49,7 +50,7 @@ def _env(max_age="5m"):
                                         approval_max_age=max_age),
                           j.group_entry("web")]
     j.write_config()
-    j.start()
+    j.start(env=env)
     return e, key_file
 
 
@@ -143,6 +144,33 @@ def test_signed_approvals():
         assert "policy_denied" in p.stderr, p.stderr
         eq(j.show(g["grant_id"])["state"], "active", "the first grant is untouched")
         assert KEY.decode() not in j.stderr_tail(100000)
+    finally:
+        e.__exit__(None, None, None)
+
+
+def test_retry_when_the_store_cannot_be_read_is_busy_not_judged_as_new():
+    """A signed grant is retried after its approval has aged past
+    approval_max_age (a retry is answered as a duplicate whatever its age),
+    and at that moment the store cannot be read (another process holds its
+    lock: failure point fail.request_lookup). The retry must not be judged
+    as a new request: the answer is busy (retry as is), not policy_denied
+    approval_max_age (which tells the client the request must change). The
+    next retry is the duplicate."""
+    from test_failures import need_faults, wait_stderr
+    need_faults()
+    sign = _doc_sign()
+    e, _ = _env(max_age="4s", env={"JITD_FAULT": "fail.request_lookup:@2"})
+    try:
+        j = e.jitd
+        req = sign(_req(rid="cab-busy-1"), KEY)
+        g = j.ok(dict(req))["grant"]
+        time.sleep(5.5)  # the approval is now older than approval_max_age
+        a = j.request(dict(req))
+        wait_stderr(j, "fault fail at fail.request_lookup", 5)
+        refused(a, "busy", "a retry while the store cannot be read")
+        a = j.ok(dict(req))
+        eq(a.get("duplicate"), True, "the next retry is the duplicate")
+        eq(a["grant"]["grant_id"], g["grant_id"], "the same grant")
     finally:
         e.__exit__(None, None, None)
 

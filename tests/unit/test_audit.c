@@ -159,6 +159,33 @@ static void test_resync(const char *dir)
 }
 
 /*
+ * logrotate renames path to rot, and jitd, started again with chain head
+ * file head, writes count events after the first from: rot's n_rot lines
+ * and path's count go on as one chain, path's first with seq from + 1.
+ */
+static void rotate_and_write(const char *path, const char *rot, const char *head, int from,
+			     int count, size_t n_rot)
+{
+	struct audit *a = NULL;
+	size_t n1 = 0, n2 = 0;
+	int bad[8];
+	char want[32];
+	CHECK(rename(path, rot) == 0);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, from, count);
+	audit_close(a);
+	char **l1 = read_lines(rot, &n1), **l2 = read_lines(path, &n2);
+	snprintf(want, sizeof(want), "\"seq\":%d,", from + 1);
+	CHECK(n1 == n_rot && n2 == (size_t)count);
+	CHECK(l2 && strstr(l2[0], want) != NULL);
+	char **all = concat(l1, n1, l2, n2);
+	CHECK(verify_all(all, n1 + n2, bad, 8) == 0);
+	free(all);
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+}
+
+/*
  * The chain head file: a restart that finds the log rotated away continues
  * the chain; a log whose last lines were cut is detected at the next write.
  */
@@ -168,22 +195,14 @@ static void test_head(const char *dir)
 	char *rot = xasprintf("%s/h.log.1", dir);
 	char *head = xasprintf("%s/audit.head", dir);
 	struct audit *a = NULL;
-	size_t n1, n2;
+	size_t n1 = 0, n2 = 0;
+	char **l1 = NULL, **l2 = NULL;
 	int bad[8];
 	CHECK(audit_open(path, head, &a) == JIT_OK);
 	write_events(a, 0, 3);
 	audit_close(a);
 	/* logrotate renamed the file; jitd restarted before writing to a new one */
-	CHECK(rename(path, rot) == 0);
-	CHECK(audit_open(path, head, &a) == JIT_OK);
-	write_events(a, 3, 2);
-	audit_close(a);
-	char **l1 = read_lines(rot, &n1), **l2 = read_lines(path, &n2);
-	CHECK(n1 == 3 && n2 == 2);
-	CHECK(l2 && strstr(l2[0], "\"seq\":4,") != NULL);
-	char **all = concat(l1, n1, l2, n2);
-	CHECK(verify_all(all, n1 + n2, bad, 8) == 0);
-	free(all);
+	rotate_and_write(path, rot, head, 3, 2, 3);
 	/* the same with an empty new file (created by someone else) */
 	CHECK(rename(path, rot) == 0);
 	FILE *fp = fopen(path, "w");
@@ -193,11 +212,9 @@ static void test_head(const char *dir)
 	CHECK(audit_open(path, head, &a) == JIT_OK);
 	write_events(a, 5, 1);
 	audit_close(a);
-	free_lines(l2, n2);
 	l2 = read_lines(path, &n2);
 	CHECK(n2 == 1 && l2 && strstr(l2[0], "\"seq\":6,") != NULL);
 	/* cut the last line of the file: the next line shows the gap */
-	free_lines(l1, n1);
 	l1 = read_lines(rot, &n1); /* seq 4, 5 */
 	CHECK(n1 == 2);
 	fp = fopen(path, "w"); /* seq 6 removed */
@@ -246,32 +263,20 @@ static void test_head_behind_rotated(const char *dir)
 	char *rot = xasprintf("%s/r.log.1", dir);
 	char *head = xasprintf("%s/r.head", dir);
 	struct audit *a = NULL;
-	size_t n1 = 0, n2 = 0;
-	int bad[8];
+	size_t n2 = 0;
 	CHECK(audit_open(path, head, &a) == JIT_OK);
 	write_events(a, 0, 3); /* the head says seq 3 */
 	audit_close(a);
 	CHECK(audit_open(path, NULL, &a) == JIT_OK); /* seq 4: the head never hears of it */
 	write_events(a, 3, 1);
 	audit_close(a);
-	CHECK(rename(path, rot) == 0);
-	CHECK(audit_open(path, head, &a) == JIT_OK);
-	write_events(a, 4, 1);
-	audit_close(a);
-	char **l1 = read_lines(rot, &n1), **l2 = read_lines(path, &n2);
-	CHECK(n1 == 4 && n2 == 1);
-	CHECK(l2 && strstr(l2[0], "\"seq\":5,") != NULL);
-	char **all = concat(l1, n1, l2, n2);
-	CHECK(verify_all(all, n1 + n2, bad, 8) == 0);
-	free(all);
+	rotate_and_write(path, rot, head, 4, 1, 4);
 	/* a rotated file behind the head (a head ahead of it is the truth) */
-	free_lines(l1, n1);
-	free_lines(l2, n2);
 	CHECK(rename(path, rot) == 0); /* r.log.1 now ends at seq 5, the head says 5 */
 	CHECK(audit_open(path, head, &a) == JIT_OK);
 	write_events(a, 5, 1);
 	audit_close(a);
-	l2 = read_lines(path, &n2);
+	char **l2 = read_lines(path, &n2);
 	CHECK(n2 == 1 && l2 && strstr(l2[0], "\"seq\":6,") != NULL);
 	free_lines(l2, n2);
 	unlink(path);

@@ -108,16 +108,35 @@ int audit_write_many(struct audit *a, size_t n, const char *const events[],
  */
 struct audit_verifier;
 struct audit_verifier *audit_verifier_new(void);
-/* JIT_OK if the line continues the chain; JIT_EBADREQ and a message
- * ("seq 7: ...", without a location: the caller knows file and line) if not.
- * len may include the trailing '\n'. */
+/*
+ * JIT_OK if the line continues the chain; JIT_EBADREQ and a message
+ * ("seq 7: ...", without a location: the caller knows file and line) if
+ * not; AUDIT_HELD for a line without a chain: its verdict waits for the
+ * next line. jitd ends a line torn by a crash at its next start and writes
+ * a `torn_line` record (AUDIT_TORN_EVENT, with the torn line's length and
+ * SHA-256) right after it, chained to the line before it; that record
+ * accounts for the held line, which then counts as torn, not bad.
+ * After every call, audit_verifier_take_held() tells whether the held line
+ * turned out bad; after the last line, audit_verify_end() does. len may
+ * include the trailing '\n'.
+ */
+#define AUDIT_HELD 1
+#define AUDIT_TORN_EVENT "torn_line"
 int audit_verify_line(struct audit_verifier *v, const char *line, size_t len,
 		      char *msg, size_t msglen) JIT_WUR;
+/* JIT_EBADREQ and why, once, if the held line was judged bad by the call
+ * before (no torn_line record of it followed); JIT_OK otherwise. */
+int audit_verifier_take_held(struct audit_verifier *v, char *msg, size_t msglen) JIT_WUR;
+/* The end of the lines: a line still held is bad (JIT_EBADREQ and why),
+ * else as audit_verifier_take_held(). */
+int audit_verify_end(struct audit_verifier *v, char *msg, size_t msglen) JIT_WUR;
 /* Lines fed, lines that broke the chain, and the seq/hash of the last line
  * that carried a readable chain (0 and "" if none). */
 void audit_verifier_state(const struct audit_verifier *v, int64_t *lines, int64_t *bad,
 			  int64_t *first_seq, int64_t *last_seq,
 			  char last_hash[AUDIT_HASH_HEX + 1]);
+/* Torn lines accounted for by a torn_line record. */
+int64_t audit_verifier_torn(const struct audit_verifier *v);
 void audit_verifier_free(struct audit_verifier *v); /* NULL-safe */
 
 /* "authpriv" -> LOG_AUTHPRIV, ...; JIT_ECONFIG if unknown. The names are

@@ -36,6 +36,7 @@ const char *const fault_names[] = {
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
 	"engine.after_extend_audit", /* extended line on disk; extension not committed */
 	"engine.after_extend",       /* extension committed; client not answered */
+	"audit.torn_write",          /* half of an audit line written (FAULT_CUT): a torn line */
 	/* failure points (FAULT_FAIL): the step fails instead of running */
 	"fail.audit_granted",        /* the `granted` line cannot be written */
 	"fail.record_failure",       /* a pending row cannot be handed on (failed / ending) */
@@ -210,7 +211,7 @@ bool fault_fail(const char *name)
 	return hit;
 }
 
-void fault_point(const char *name)
+bool fault_cut(const char *name)
 {
 	bool die = false;
 	int64_t pause_ms = 0;
@@ -229,28 +230,36 @@ void fault_point(const char *name)
 			die = hit;
 	}
 	pthread_mutex_unlock(&fault_lock);
-	char line[160];
-	int n;
 	if (!die && pause_ms > 0) {
-		n = snprintf(line, sizeof(line), "jitd: fault pause %lld ms at %s\n",
-			     (long long)pause_ms, name);
+		char line[160];
+		int n = snprintf(line, sizeof(line), "jitd: fault pause %lld ms at %s\n",
+				 (long long)pause_ms, name);
 		if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
 			/* a test waiting for this line times out and says so */
 		}
 		struct timespec ts = { pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
 		}
-		return;
 	}
-	if (!die)
-		return;
-	n = snprintf(line, sizeof(line), "jitd: fault injected at %s\n", name);
+	return die;
+}
+
+void fault_die(const char *name)
+{
+	char line[160];
+	int n = snprintf(line, sizeof(line), "jitd: fault injected at %s\n", name);
 	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
 		/* nothing to do: we are about to die either way */
 	}
 	kill(getpid(), SIGKILL);
 	for (;;)
 		pause();
+}
+
+void fault_point(const char *name)
+{
+	if (fault_cut(name))
+		fault_die(name);
 }
 
 int fault_init(bool *armed_out, char *msg, size_t msglen)

@@ -33,6 +33,11 @@
  * and stderr gets "jitd: fault fail at NAME"; nothing dies. A prefix arm
  * ("grant.*", "*") never reaches them: name them, or arm "fail.*".
  *
+ * A crash point whose death must come in the middle of a step (a write cut
+ * short) is used as `if (FAULT_CUT("x")) { part of the step; FAULT_DIE("x"); }`:
+ * FAULT_CUT is true where the arm hits (it pauses instead for sleep=MS, as
+ * FAULT_POINT does), and FAULT_DIE kills as FAULT_POINT would have.
+ *
  * The points are the table fault_names in fault.c; a name in JITD_FAULT that
  * matches none is refused at start, and a FAULT_POINT whose name is missing
  * from the table aborts, so the table, the code and the tests stay in step.
@@ -48,11 +53,17 @@
 #ifdef JITD_FAULT_INJECTION
 void fault_point(const char *name);
 bool fault_fail(const char *name);
+bool fault_cut(const char *name);
+_Noreturn void fault_die(const char *name);
 #define FAULT_POINT(name) fault_point(name)
 #define FAULT_FAIL(name) fault_fail(name)
+#define FAULT_CUT(name) fault_cut(name)
+#define FAULT_DIE(name) fault_die(name)
 #else
 #define FAULT_POINT(name) ((void)0)
 #define FAULT_FAIL(name) false
+#define FAULT_CUT(name) false
+#define FAULT_DIE(name) ((void)0)
 #endif
 
 /* True in a build configured with --enable-fault-injection. */

@@ -780,6 +780,7 @@ static json_t *chain_json(const struct report_chain *c)
 	json_object_set_new(o, "verified", json_boolean(c->verified));
 	json_object_set_new(o, "lines", json_integer(c->lines));
 	json_object_set_new(o, "bad_lines", json_integer(c->bad_lines));
+	json_object_set_new(o, "torn_lines", json_integer(c->torn_lines));
 	json_object_set_new(o, "first_seq", c->first_seq ? json_integer(c->first_seq) : json_null());
 	json_object_set_new(o, "last_seq", c->last_seq ? json_integer(c->last_seq) : json_null());
 	json_object_set_new(o, "last_hash", c->last_hash && *c->last_hash ?

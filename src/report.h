@@ -52,6 +52,7 @@ struct report_opts {
 struct report_chain {
 	bool verified;          /* every line continued the chain */
 	int64_t lines, bad_lines;
+	int64_t torn_lines;     /* lines torn by a crash, each recorded by jitd (not bad) */
 	int64_t first_seq, last_seq;
 	const char *last_hash;  /* "" if none */
 	const char *first_error; /* "FILE:LINE: why", or NULL */

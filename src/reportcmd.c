@@ -35,6 +35,11 @@ struct scan {
 	int64_t shown;
 	struct report *rep;     /* report: feed events */
 	bool io_failed;
+	/* a line without a chain, held by the verifier until the next line */
+	char *held_file;
+	int64_t held_lineno;
+	char *held_line;        /* its bytes, for the report once judged bad */
+	size_t held_len;
 };
 
 static void bad_line(struct scan *s, const char *file, int64_t lineno, const char *why)
@@ -58,6 +63,27 @@ static void feed(struct scan *s, const char *line, size_t len)
 	else
 		report_unreadable(s->rep);
 	json_decref(o);
+}
+
+/* After each verifier call: rc and msg from audit_verifier_take_held() or
+ * audit_verify_end(), torn_before the verifier's torn count before the
+ * call. The held line is reported if judged bad, dropped if a torn_line
+ * record of jitd accounted for it (not an event, not a bad line), and kept
+ * while undecided. */
+static void held_verdict(struct scan *s, int rc, const char *msg, int64_t torn_before)
+{
+	if (!s->held_file)
+		return;
+	if (rc != JIT_OK) {
+		bad_line(s, s->held_file, s->held_lineno, msg);
+		if (s->rep)
+			feed(s, s->held_line, s->held_len);
+	} else if (audit_verifier_torn(s->v) == torn_before) {
+		return; /* still held */
+	}
+	free(s->held_file);
+	free(s->held_line);
+	s->held_file = s->held_line = NULL;
 }
 
 static int scan_file(struct scan *s, const char *file)
@@ -85,13 +111,33 @@ static int scan_file(struct scan *s, const char *file)
 			bad_line(s, file, 0, msg);
 			break;
 		}
-		if (audit_verify_line(s->v, line, len, msg, sizeof(msg)) != JIT_OK)
+		int64_t torn = audit_verifier_torn(s->v);
+		int vr = audit_verify_line(s->v, line, len, msg, sizeof(msg));
+		char hmsg[512];
+		held_verdict(s, audit_verifier_take_held(s->v, hmsg, sizeof(hmsg)), hmsg, torn);
+		if (vr == AUDIT_HELD) {
+			s->held_file = xstrdup(file);
+			s->held_lineno = auditfile_lineno(f);
+			s->held_line = xmalloc(len + 1);
+			memcpy(s->held_line, line, len);
+			s->held_len = len;
+			continue;
+		}
+		if (vr != JIT_OK)
 			bad_line(s, file, auditfile_lineno(f), msg);
 		if (s->rep)
 			feed(s, line, len);
 	}
 	auditfile_close(f);
 	return 0;
+}
+
+/* The end of the files: a line still held is judged. */
+static void scan_end(struct scan *s)
+{
+	char msg[512];
+	int64_t torn = audit_verifier_torn(s->v);
+	held_verdict(s, audit_verify_end(s->v, msg, sizeof(msg)), msg, torn);
 }
 
 static int verify_usage(FILE *fp, int rc)
@@ -116,7 +162,9 @@ int reportcmd_audit(int argc, char **argv)
 	s.print_bad = true;
 	for (int i = 2; i < argc && !s.io_failed; i++)
 		(void)scan_file(&s, argv[i]);
+	scan_end(&s);
 	audit_verifier_state(s.v, &lines, &bad, &first, &last, hash);
+	int64_t torn = audit_verifier_torn(s.v);
 	audit_verifier_free(s.v);
 	if (s.io_failed) {
 		free(s.first_error);
@@ -138,6 +186,10 @@ int reportcmd_audit(int argc, char **argv)
 	if (first != 1)
 		printf("(the first line, seq %lld, was taken as the start: older files were not "
 		       "given)\n", (long long)first);
+	if (torn > 0)
+		printf("(%lld torn line(s), each followed by jitd's torn_line record of it: jitd "
+		       "stopped in the middle of writing them; they were never acknowledged)\n",
+		       (long long)torn);
 	return 0;
 }
 
@@ -217,7 +269,9 @@ int reportcmd_report(int argc, char **argv)
 	rc = EXIT_IO;
 	if (s.io_failed)
 		goto out;
+	scan_end(&s);
 	audit_verifier_state(s.v, &ch.lines, &ch.bad_lines, &ch.first_seq, &ch.last_seq, hash);
+	ch.torn_lines = audit_verifier_torn(s.v);
 	ch.verified = s.first_error == NULL;
 	ch.last_hash = hash;
 	ch.first_error = s.first_error;
@@ -244,5 +298,7 @@ out:
 	report_free(s.rep);
 	audit_verifier_free(s.v);
 	free(s.first_error);
+	free(s.held_file); /* left by an unreadable file */
+	free(s.held_line);
 	return rc;
 }

@@ -247,6 +247,10 @@ static void render_text(json_t *res, FILE *out)
 		fprintf(out, "hash chain  verified: seq %lld .. %lld, last hash %s\n",
 			(long long)iget(ch, "first_seq"), (long long)iget(ch, "last_seq"),
 			sget(ch, "last_hash"));
+		if (iget(ch, "torn_lines") > 0)
+			fprintf(out, "            %lld torn line(s), each recorded by jitd at its "
+				"next start (a crash in the middle of a write)\n",
+				(long long)iget(ch, "torn_lines"));
 	} else {
 		char *c = clean(sget(ch, "first_error"));
 		fprintf(out, "hash chain  NOT VERIFIED: %lld bad line(s); first: %s\n",

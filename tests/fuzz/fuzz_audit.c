@@ -5,8 +5,9 @@
  * to one verifier in order. If the first byte is odd, each line is first
  * given a valid prev/hash tail (SHA-256 chained from the line before), so
  * that the fuzzer also reaches the JSON and sequence checks behind the
- * hash check. Promises checked: JIT_OK or JIT_EBADREQ, and a printable
- * message on refusal.
+ * hash check. Promises checked: JIT_OK, JIT_EBADREQ or AUDIT_HELD (a line
+ * without a chain, judged with the next line), a printable message on each
+ * refusal, given once, and no more torn lines than held ones.
  *
  * Build and run: tests/fuzz/run audit (or make fuzz).
  */
@@ -43,6 +44,17 @@ static void check_msg(const char *msg)
 			abort();
 }
 
+/* A held line judged bad comes with a printable message, once. */
+static void took_held(struct audit_verifier *v)
+{
+	char msg[256] = "";
+	if (audit_verifier_take_held(v, msg, sizeof(msg)) == JIT_OK)
+		return;
+	check_msg(msg);
+	if (audit_verifier_take_held(v, msg, sizeof(msg)) != JIT_OK)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char prev[65];
@@ -53,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fixup = data[0] & 1;
 	const char *p = (const char *)data + 1, *end = (const char *)data + size;
 	struct audit_verifier *v = audit_verifier_new();
+	int64_t held = 0;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -73,14 +86,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			line[len] = '\0';
 		}
 		int rc = audit_verify_line(v, line, llen, msg, sizeof(msg));
-		if (rc != JIT_OK) {
+		if (rc == AUDIT_HELD) {
+			held++;
+		} else if (rc != JIT_OK) {
 			if (rc != JIT_EBADREQ)
 				abort();
 			check_msg(msg);
 		}
+		took_held(v);
 		free(line);
 		p += len + (nl ? 1 : 0);
 	}
+	char msg[256] = "";
+	if (audit_verify_end(v, msg, sizeof(msg)) != JIT_OK)
+		check_msg(msg);
+	int64_t lines, bad, first, last;
+	char h[65];
+	audit_verifier_state(v, &lines, &bad, &first, &last, h);
+	/* a torn line is one held line that a record accounted for; a line is
+	 * torn or bad, never both */
+	if (audit_verifier_torn(v) > held || bad + audit_verifier_torn(v) > lines)
+		abort();
 	audit_verifier_free(v);
 	return 0;
 }

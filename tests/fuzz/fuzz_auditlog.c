@@ -53,7 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		if (audit_verify_line(v, p, len, msg, sizeof(msg)) != JIT_OK)
+		int rc = audit_verify_line(v, p, len, msg, sizeof(msg));
+		if ((rc != JIT_OK && rc != AUDIT_HELD) ||
+		    audit_verifier_take_held(v, msg, sizeof(msg)) != JIT_OK)
 			ch.verified = false;
 		json_t *ev = json_loadb(p, len, JSON_REJECT_DUPLICATES, NULL);
 		if (json_is_object(ev))
@@ -63,7 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(ev);
 		p += len + 1;
 	}
+	if (audit_verify_end(v, msg, sizeof(msg)) != JIT_OK)
+		ch.verified = false;
 	audit_verifier_state(v, &ch.lines, &ch.bad_lines, &ch.first_seq, &ch.last_seq, hash);
+	ch.torn_lines = audit_verifier_torn(v);
 	ch.last_hash = hash;
 	json_t *res = report_result(r, &ch);
 	json_t *t = json_object_get(res, "totals");

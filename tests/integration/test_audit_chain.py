@@ -1,10 +1,13 @@
 """The audit log's hash chain end to end: `jitctl audit verify` over files
 that jitd wrote across a SIGHUP rotation and a restart after rotation (plain
 and .gz), tampering (edit, delete, insert, swap) named at the right line,
-a log cut at its end noticed at the next start, and the verification script
-printed in docs/audit-log.md agreeing with jitctl on every case."""
+a log cut at its end noticed at the next start, a line torn by a crash
+accounted for by the record jitd writes of it at its next start, and the
+verification script printed in docs/audit-log.md agreeing with jitctl on
+every case."""
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -13,8 +16,9 @@ import signal
 import subprocess
 import sys
 
+from crash import fault_build
 from jitd import binary
-from jittest import Env, eq, wait_until
+from jittest import Env, eq, skip, wait_until
 
 
 def verify(*files):
@@ -189,6 +193,80 @@ def test_truncated_log_is_noticed_at_start():
         write_lines(j.audit_log, now[:len(lines) - 2] + cut + now[len(lines) - 2:])
         rc, out = verify(j.audit_log)
         eq(rc, 0, out)
+
+
+def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
+    """jitd killed in the middle of writing a line (crash point
+    audit.torn_write: half the line reaches the file, then SIGKILL) leaves
+    a torn line. The next start ends it and writes a `torn_line` record of
+    it (length and SHA-256), chained to the last whole line: `jitctl audit
+    verify`, `jitctl report` and the documented script accept the log and
+    count the torn line; a changed fragment, or a torn line that no record
+    follows, is still named."""
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env() as e:
+        j = e.jitd
+        j.must_grant("alice", "admins", "1h")
+        j.stop()
+        # line 1 of the next start is `started`; line 2, bob's `granted`, is torn
+        j.start(env={"JITD_FAULT": "audit.torn_write:@2"})
+        try:
+            a = j.request({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
+                           "ticket": "T-1", "requested_by": "helpdesk"})
+        except ConnectionError:
+            a = None
+        assert a is None, "grant answered despite the crash: %r" % a
+        j.kill()
+        assert "fault injected at audit.torn_write" in j.stderr_tail(20)
+        raw = lines_of(j.audit_log)
+        torn = raw[-1]
+        assert torn.startswith(b'{"ts":') and not torn.endswith(b"\n"), torn
+        j.start()
+        j.must_grant("carol", "admins", "1h")
+        j.stop()
+        lines = lines_of(j.audit_log)
+        i = lines.index(torn + b"\n")
+        before, rec = json.loads(lines[i - 1]), json.loads(lines[i + 1])
+        eq(rec["event"], "torn_line", "the line after the torn one")
+        eq(rec["torn_bytes"], len(torn), "torn_bytes")
+        eq(rec["torn_sha256"], hashlib.sha256(torn).hexdigest(), "torn_sha256")
+        eq((rec["seq"], rec["prev"]), (before["seq"] + 1, before["hash"]),
+           "the record continues the chain from the last whole line")
+        assert "the last line (%d bytes) is incomplete" % len(torn) in j.stderr_tail(400)
+        rc, out = verify(j.audit_log)
+        eq(rc, 0, "jitctl audit verify: %s" % out)
+        assert "(1 torn line(s), each followed by jitd's torn_line record" in out, out
+        script = doc_script(os.getcwd())
+        rc, dout = doc_verify(script, j.audit_log)
+        eq(rc, 0, "docs/audit-log.md script: %s" % dout)
+        r = subprocess.run([binary("jitctl"), "report", "--format", "json", j.audit_log],
+                           capture_output=True, text=True, timeout=60)
+        eq(r.returncode, 0, "jitctl report: %s" % r.stderr)
+        chain = json.loads(r.stdout)["chain"]
+        eq((chain["verified"], chain["bad_lines"], chain["torn_lines"]), (True, 0, 1),
+           "the report's chain")
+        # The fragment changed: the record no longer accounts for it.
+        edited = list(lines)
+        edited[i] = edited[i].replace(b'"ts":"', b'"ts":"x', 1)
+        write_lines(j.audit_log, edited)
+        rc, out = verify(j.audit_log)
+        eq(rc, 1, out)
+        eq(first_bad(out), ("audit.log", i + 1), "the changed torn line is named")
+        assert "no torn_line record of jitd follows it" in out, out
+        rc, dout = doc_verify(script, j.audit_log)
+        eq(rc, 1, dout)
+        assert "%s:%d: chain broken here" % (j.audit_log, i + 1) in dout, dout
+        # A torn line with no record after it: inserted, and at the very end.
+        write_lines(j.audit_log, lines[:i + 3] + [torn + b"\n"] + lines[i + 3:] + [torn])
+        rc, out = verify(j.audit_log)
+        eq(rc, 1, out)
+        named = [int(m) for m in re.findall(r"^\S+:(\d+): ", out, re.M)]
+        eq(named[:2], [i + 4, len(lines) + 2], "the unrecorded torn lines")
+        assert "a torn last line" in out, out
+        rc, dout = doc_verify(script, j.audit_log)
+        eq(rc, 1, dout)
+        assert "2 broken line(s)" in dout, dout
 
 
 def test_audit_lines_mirrored_to_syslog():

@@ -78,6 +78,7 @@ FAULT_POINTS = [
     "engine.after_recover",
     "engine.after_extend_audit",
     "engine.after_extend",
+    "audit.torn_write",
 ]
 
 RETRY_MAX = 2                  # retry_max_interval in the test config (s)
@@ -160,6 +161,7 @@ class Stats:
         self.revokes = 0
         self.extends = 0
         self.retries = 0
+        self.torn_lines = 0          # audit lines torn by a crash (each with its record)
         self.final_states = {}       # store rows by final state, at the end
         self.violations = []
 
@@ -168,11 +170,12 @@ class Stats:
         return ("%d trials: %d SIGKILLs from outside, %d faults injected at %d crash points "
                 "(%d during start-up), %d directory restarts; %d requests, %d grants "
                 "acknowledged, %d refused, %d unanswered (crash), %d completes, %d revokes, "
-                "%d extends, %d duplicate retries; final states %s; %d violations"
+                "%d extends, %d duplicate retries, %d torn audit lines; final states %s; "
+                "%d violations"
                 % (self.trials, self.kills_external, self.faults, len(self.faults_by_point),
                    self.startup_deaths, self.outages, self.requests, self.grants_acked,
                    self.grants_refused, self.unanswered, self.completes, self.revokes,
-                   self.extends, self.retries,
+                   self.extends, self.retries, self.torn_lines,
                    ", ".join("%s=%d" % kv for kv in sorted(finals.items())) or "none",
                    len(self.violations)))
 
@@ -396,7 +399,8 @@ class CrashTest:
             return p + ":@%d" % rng.randint(1, 3), 2.5, False, 0.3
         if p == "grant.after_retry":
             return p + ":@%d" % rng.randint(1, 2), 3.0, True, 0.03
-        if p in ("grant.after_active", "grant.after_pending", "grant.before_pending"):
+        if p in ("grant.after_active", "grant.after_pending", "grant.before_pending",
+                 "audit.torn_write"):
             return p + ":0.1", 2.5, outage, 0.03
         return p + ":0.25", 2.5, outage, 0.03
 
@@ -663,22 +667,38 @@ class CrashTest:
                                    "expired" % (m, g, late), key=("member-late", g, m))
 
     def verify_audit_chain(self):
-        """I5: the chain, line by line. Returns (lines, {grant id: what
-        the log says about it})."""
+        """I5: the chain, line by line. A line without a chain is accepted
+        only as a line torn by a crash: the next line must be jitd's
+        torn_line record of it (its length and SHA-256), continuing the
+        chain from the line before it. Returns (lines, {grant id: what the
+        log says about it})."""
         prev_hash, prev_seq, n = "0" * 64, None, 0
         said = {}
+        held = None
         tail = re.compile(rb',"prev":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"}$')
         with open(self.j.audit_log, "rb") as f:
             for n, line in enumerate(f, 1):
                 line = line.rstrip(b"\n")
                 m = tail.search(line)
                 if not m:
-                    self.violation("I5", "audit line %d has no chain: %r" % (n, line[:120]))
-                    return n
+                    if held:
+                        self.violation("I5", "audit line %d has no chain and no torn_line "
+                                       "record: %r" % held)
+                    held = (n, line[:120])
+                    self.stats.torn_lines += 1
+                    torn = line
+                    continue
                 content = line[:m.start()]
                 calc = hashlib.sha256(m.group(1) + content).hexdigest().encode()
                 ev = json.loads(line)
                 seq = ev["seq"]
+                if held:
+                    if not (ev.get("event") == "torn_line" and
+                            ev.get("torn_bytes") == len(torn) and
+                            ev.get("torn_sha256") == hashlib.sha256(torn).hexdigest()):
+                        self.violation("I5", "audit line %d has no chain and no torn_line "
+                                       "record: %r" % held)
+                    held = None
                 gid = ev.get("grant_id")
                 if gid and ev.get("event"):
                     d = said.setdefault(gid, {"events": set(), "exp": None})
@@ -692,6 +712,9 @@ class CrashTest:
                                                        and seq != prev_seq + 1):
                     self.violation("I5", "audit line %d (seq %d): chain broken" % (n, seq))
                 prev_hash, prev_seq = m.group(2).decode(), seq
+        if held:
+            self.violation("I5", "audit line %d has no chain and no torn_line record: %r"
+                           % held)
         return n, said
 
     def check_evidence(self, rows, said):

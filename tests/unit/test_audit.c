@@ -4,7 +4,9 @@
  * the right line; the chain continues across reopen (rotation) and restart,
  * also a restart that finds the log rotated away (the chain head file); the
  * observer sees every line in order; a write that fails part-way (file
- * size limit) leaves no fragment for the next line to be glued onto.
+ * size limit) leaves no fragment for the next line to be glued onto; a line
+ * torn by a crash is accounted for by the torn_line record written at the
+ * next open, and only then.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -40,17 +42,42 @@ static char **read_lines(const char *path, size_t *n)
 	return lines;
 }
 
-/* 0 if every line verifies, else the 1-based number of the first bad line. */
-static int verify(char **lines, size_t n)
+/* Bad line numbers (1-based, in the order reported) of a whole run,
+ * resynchronising after each, as jitctl reads them: a line without a chain
+ * is held until the next line or the end. *torn: lines accounted for by a
+ * torn_line record. */
+static int verify_torn(char **lines, size_t n, int *bad, int maxbad, int64_t *torn)
 {
 	struct audit_verifier *v = audit_verifier_new();
 	char msg[256];
-	int bad = 0;
-	for (size_t i = 0; i < n && !bad; i++)
-		if (audit_verify_line(v, lines[i], strlen(lines[i]), msg, sizeof(msg)) != JIT_OK)
-			bad = (int)i + 1;
+	int nb = 0, held = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = audit_verify_line(v, lines[i], strlen(lines[i]), msg, sizeof(msg));
+		if (audit_verifier_take_held(v, msg, sizeof(msg)) != JIT_OK && nb < maxbad)
+			bad[nb++] = held;
+		if (rc == AUDIT_HELD)
+			held = (int)i + 1;
+		else if (rc != JIT_OK && nb < maxbad)
+			bad[nb++] = (int)i + 1;
+	}
+	if (audit_verify_end(v, msg, sizeof(msg)) != JIT_OK && nb < maxbad)
+		bad[nb++] = held;
+	if (torn)
+		*torn = audit_verifier_torn(v);
 	audit_verifier_free(v);
-	return bad;
+	return nb;
+}
+
+static int verify_all(char **lines, size_t n, int *bad, int maxbad)
+{
+	return verify_torn(lines, n, bad, maxbad, NULL);
+}
+
+/* 0 if every line verifies, else the 1-based number of the first bad line. */
+static int verify(char **lines, size_t n)
+{
+	int bad[1];
+	return verify_all(lines, n, bad, 1) ? bad[0] : 0;
 }
 
 static void free_lines(char **lines, size_t n)
@@ -68,20 +95,6 @@ static void write_events(struct audit *a, int from, int count)
 		CHECK(audit_write(a, "granted", o) == JIT_OK);
 		json_decref(o);
 	}
-}
-
-/* Bad line numbers (1-based) of a whole run, resynchronising after each. */
-static int verify_all(char **lines, size_t n, int *bad, int maxbad)
-{
-	struct audit_verifier *v = audit_verifier_new();
-	char msg[256];
-	int nb = 0;
-	for (size_t i = 0; i < n; i++)
-		if (audit_verify_line(v, lines[i], strlen(lines[i]), msg, sizeof(msg)) != JIT_OK &&
-		    nb < maxbad)
-			bad[nb++] = (int)i + 1;
-	audit_verifier_free(v);
-	return nb;
 }
 
 static char **concat(char **a, size_t na, char **b, size_t nb)
@@ -567,6 +580,86 @@ static void test_short_write(const char *dir)
 	free(head);
 }
 
+/*
+ * A crash in the middle of a write leaves a torn last line. At the next
+ * open jitd ends it and writes a torn_line record of it (its length and
+ * SHA-256), chained to the last whole line: the verifier accounts for the
+ * torn line through that record, and still reports a chainless line that
+ * no record follows, one the record does not match (an edited fragment),
+ * and a torn line at the very end.
+ */
+static void test_torn_line(const char *dir)
+{
+	char *path = xasprintf("%s/torn.log", dir);
+	struct audit *a = NULL;
+	size_t n = 0;
+	int bad[8];
+	int64_t torn = -1;
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 0, 3);
+	audit_close(a);
+	/* the crash: half of a fourth line */
+	static const char frag[] = "{\"ts\":\"2026-12-05T15:00:00Z\",\"seq\":4,\"event\":\"exp";
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, frag, sizeof(frag) - 1) == (ssize_t)(sizeof(frag) - 1));
+	if (fd >= 0)
+		close(fd);
+	char **l = read_lines(path, &n);
+	CHECK(n == 4 && verify_torn(l, n, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 0);
+	free_lines(l, n);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 3, 2);
+	audit_close(a);
+	l = read_lines(path, &n);
+	CHECK(n == 7);
+	if (n != 7)
+		return;
+	CHECK(strcmp(l[3], "{\"ts\":\"2026-12-05T15:00:00Z\",\"seq\":4,\"event\":\"exp\n") == 0);
+	CHECK(strstr(l[4], "\"seq\":4,\"event\":\"torn_line\"") != NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "\"torn_bytes\":%zu,", sizeof(frag) - 1);
+	CHECK(strstr(l[4], want) != NULL);
+	CHECK(strstr(l[5], "\"seq\":5,") != NULL && strstr(l[6], "\"seq\":6,") != NULL);
+	CHECK(verify_torn(l, n, bad, 8, &torn) == 0 && torn == 1);
+	/* a changed fragment no longer matches its record: the fragment is bad */
+	char was = l[3][10];
+	l[3][10] = 'X';
+	CHECK(verify_torn(l, n, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 0);
+	l[3][10] = was;
+	/* a record without its torn line: the record is a line like any other,
+	 * and a chainless line followed by an ordinary line is bad */
+	char **skip = xcalloc(n, sizeof(char *));
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (i != 3)
+			skip[k++] = l[i];
+	CHECK(verify_torn(skip, n - 1, bad, 8, &torn) == 0 && torn == 0);
+	char **dup = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0, k = 0; i < n; i++) {
+		dup[k++] = l[i];
+		if (i == 3)
+			dup[k++] = l[3]; /* two chainless lines, one record */
+	}
+	CHECK(verify_torn(dup, n + 1, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 1);
+	/* an inserted chainless line before an ordinary line, and at the end */
+	char *garbage = xstrdup("not an audit line\n");
+	char **ins = xcalloc(n + 2, sizeof(char *));
+	for (size_t i = 0, k = 0; i < n; i++) {
+		ins[k++] = l[i];
+		if (i == 5)
+			ins[k++] = garbage;
+	}
+	ins[n + 1] = garbage;
+	CHECK(verify_torn(ins, n + 2, bad, 8, &torn) == 2 && bad[0] == 7 && bad[1] == 9 &&
+	      torn == 1);
+	free(garbage);
+	free(ins);
+	free(dup);
+	free(skip);
+	free_lines(l, n);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-audit-XXXXXX";
@@ -660,6 +753,7 @@ int main(void)
 	test_head_behind_rotated(dir);
 	test_observer(dir);
 	test_short_write(dir);
+	test_torn_line(dir);
 	test_concurrent(dir, false);
 	test_concurrent(dir, true);
 	unlink(path);

@@ -755,14 +755,15 @@ class CrashTest:
         self.j.kill()
         self.record_death(time.time())
         self.frozen_check(final=True)
-        lines, said = self.verify_audit_chain()
         rows = self.read_store()
+        # Left running without faults: the caller's Env stops it with SIGTERM
+        # and checks that it exits cleanly. Started before the chain is read:
+        # the kill above may itself have torn a line, which the start records.
+        self.j.start()
+        lines, said = self.verify_audit_chain()
         self.check_evidence(rows, said)
         for r in rows.values():
             self.stats.final_states[r["state"]] = self.stats.final_states.get(r["state"], 0) + 1
-        # Left running without faults: the caller's Env stops it with SIGTERM
-        # and checks that it exits cleanly.
-        self.j.start()
         return lines
 
     def run(self, trials=None, seconds=None, progress_seconds=0):

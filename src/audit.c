@@ -59,12 +59,13 @@ struct audit {
 	struct chain c;
 	uint64_t written;            /* lines written since open (under lock) */
 	bool torn;                   /* the file ends in a fragment (under lock) */
-	/* load_tail ended a torn last line: a torn_line record of it is due
-	 * (under lock) */
+	/* The log (or, after a rotation while jitd was down, the rotated
+	 * file) ends in a line torn by a crash: a torn_line record of it is
+	 * due, written first in the next batch (under lock). */
 	bool torn_due;
-	bool writing_torn;           /* writing that record: no crash point */
 	size_t torn_bytes;
 	char torn_sha[HASH_HEX + 1];
+	bool writing_torn;           /* writing that record: no crash point */
 	/* Group commit, under sync_lock: lines up to `synced` are on disk;
 	 * lines up to `failed` met a failed fdatasync; one thread (`syncing`)
 	 * runs the next fdatasync while the others wait on sync_cond. */
@@ -412,14 +413,78 @@ static int sync_to(struct audit *a, uint64_t mine)
 
 /* ---- opening ---- */
 
-/* Reads seq and hash of the last complete chained line of rfd's file into *t
- * (t->seq = 0 if none). Terminates a torn last line when repair (rfd is the
- * file a->fd appends to). */
-static int load_tail(struct audit *a, int rfd, struct chain *t, bool repair)
+/* The end of a file that does not end with a newline: a line torn by a
+ * crash (or a file not written by jitd). */
+struct frag {
+	bool torn;                   /* the file does not end with a newline */
+	bool recordable;             /* a torn line to record: bytes and sha are set */
+	size_t bytes;
+	char sha[HASH_HEX + 1];
+};
+
+/*
+ * Length and SHA-256 of the bytes after the last newline of rfd's file
+ * (size bytes long): the start is looked for backwards, chunk by chunk,
+ * however far it is, then the bytes are hashed forwards.
+ */
+static int frag_digest(int rfd, off_t size, struct frag *f)
+{
+	char chunk[16384];
+	off_t begin = 0, from = size;
+	while (from > 0 && begin == 0) {
+		size_t want = from > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)from;
+		off_t at = from - (off_t)want;
+		if (pread(rfd, chunk, want, at) != (ssize_t)want)
+			return JIT_EIO;
+		for (size_t i = want; i > 0; i--) {
+			if (chunk[i - 1] == '\n') {
+				begin = at + (off_t)i;
+				break;
+			}
+		}
+		from = at;
+	}
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int rc = JIT_EIO;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto out;
+	for (off_t at = begin; at < size;) {
+		size_t want = size - at > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)(size - at);
+		if (pread(rfd, chunk, want, at) != (ssize_t)want ||
+		    EVP_DigestUpdate(ctx, chunk, want) != 1)
+			goto out;
+		at += (off_t)want;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
+		goto out;
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(f->sha + 2 * i, 3, "%02x", md[i]);
+	f->bytes = (size_t)(size - begin);
+	f->recordable = true;
+	rc = JIT_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+/*
+ * Reads seq and hash of the last complete chained line of rfd's file into *t
+ * (t->seq = 0 if none), and into *f whether the file ends in a torn line.
+ * Robustness: a torn last line (crash mid-write) is kept, not removed: the
+ * file is evidence. The chain continues from the last whole line, and the
+ * caller has the next line written start with a newline, right after a
+ * torn_line record of the fragment (its length and SHA-256), so that the
+ * verifier can tell the tear from an edit. A line cut just before its
+ * newline is whole: it only needs the newline.
+ */
+static int load_tail(struct audit *a, int rfd, struct chain *t, struct frag *f)
 {
 	struct stat st;
 	t->seq = 0;
 	memcpy(t->hash, zero_hash, sizeof(zero_hash));
+	memset(f, 0, sizeof(*f));
 	if (fstat(rfd, &st) != 0)
 		return JIT_EIO;
 	if (st.st_size == 0)
@@ -434,27 +499,27 @@ static int load_tail(struct audit *a, int rfd, struct chain *t, bool repair)
 		goto out;
 	}
 	buf[n] = '\0';
-	if (buf[n - 1] != '\n' && repair) {
-		/* Robustness: a torn last line (crash mid-write) is ended, not
-		 * removed: the file is evidence. The chain continues from the last
-		 * whole line, and a torn_line record (length and SHA-256 of the
-		 * fragment) follows it, so the verifier can tell the tear from an
-		 * edit. A fragment longer than the window read here gets no record
-		 * and is reported as a bad line. */
-		size_t fs = n;
+	if (buf[n - 1] != '\n') {
+		size_t fs = n, clen;
+		int64_t seq;
+		char prev[HASH_HEX + 1], hash[HASH_HEX + 1];
 		while (fs > 0 && buf[fs - 1] != '\n')
 			fs--;
-		log_warn("audit: %s does not end with a newline; the last line (%zu bytes) is "
-			 "incomplete: jitd stopped in the middle of writing it", a->path, n - fs);
-		if (write(a->fd, "\n", 1) != 1) {
-			a->torn = true; /* the next write tries again */
-			rc = JIT_EIO;
-			goto out;
-		}
-		if ((fs > 0 || start == 0) &&
-		    sha256_hex(buf + fs, n - fs, "", 0, a->torn_sha) == JIT_OK) {
-			a->torn_due = true;
-			a->torn_bytes = n - fs;
+		f->torn = true;
+		bool whole = split_line(buf + fs, n - fs, &clen, prev, hash) == JIT_OK &&
+			     (fs == 0 && start > 0 ? true : line_seq(buf + fs, n - fs, &seq) == JIT_OK);
+		if (whole) {
+			log_warn("audit: %s does not end with a newline; its last line is whole and "
+				 "gets one", a->path);
+		} else {
+			log_warn("audit: %s does not end with a newline; the last line is incomplete: "
+				 "jitd stopped in the middle of writing it", a->path);
+			if (frag_digest(rfd, st.st_size, f) != JIT_OK)
+				log_err("audit: cannot read the incomplete last line of %s: it gets no "
+					"torn_line record", a->path);
+			else
+				log_warn("audit: the incomplete line (%zu bytes) is recorded by a "
+					 "torn_line record with the next line", f->bytes);
 		}
 	}
 	/* walk lines backwards to the last one that carries a chain */
@@ -484,6 +549,16 @@ out:
 	return rc;
 }
 
+/* Makes a torn_line record of f due with the next line. */
+static void torn_record_due(struct audit *a, const struct frag *f)
+{
+	if (!f->recordable)
+		return;
+	a->torn_due = true;
+	a->torn_bytes = f->bytes;
+	memcpy(a->torn_sha, f->sha, sizeof(a->torn_sha));
+}
+
 /*
  * At start, with the log empty or gone (rotated while jitd was down): the
  * newest rotated file may end after the chain head, which trails the log
@@ -491,19 +566,24 @@ out:
  * that file's last line, not from the head: from the head, the next line
  * would repeat a seq already in the rotated file, and the verifier would
  * report a broken chain that nobody broke. True when *known was moved.
+ * *f: whether that file ends in a torn line (jitd was killed in the middle
+ * of a write, and the file was rotated before it started again): its
+ * torn_line record is then the first line of the new file.
  */
-static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *known)
+static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *known,
+			  struct frag *f)
 {
 	struct chain t;
 	struct stat st;
 	bool moved = false;
 
+	memset(f, 0, sizeof(*f));
 	if (stat(a->path, &st) == 0 && st.st_size > 0)
 		return false;
 	int rfd = open(rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rfd < 0)
 		return false; /* none (or compressed already: delaycompress keeps .1 plain) */
-	if (load_tail(a, rfd, &t, false) == JIT_OK && t.seq > known->seq) {
+	if (load_tail(a, rfd, &t, f) == JIT_OK && t.seq > known->seq) {
 		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
 			 "goes on from it", rotated, (long long)t.seq, (long long)known->seq);
 		*known = t;
@@ -543,8 +623,6 @@ static void pick_chain(struct audit *a, const struct chain *tail, const struct c
 	}
 }
 
-static int write_torn_record(struct audit *a);
-
 static int audit_open_fd(struct audit *a, const struct chain *known, const char *known_what)
 {
 	struct chain tail;
@@ -575,12 +653,16 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 		close(a->fd);
 	}
 	a->fd = fd;
-	a->torn = false; /* a new file, or load_tail ends the torn line of this one */
-	a->torn_due = false;
-	int rc = load_tail(a, rfd, &tail, true);
+	struct frag f;
+	int rc = load_tail(a, rfd, &tail, &f);
 	close(rfd);
-	if (rc == JIT_OK)
+	/* a torn end: the next line starts with a newline, after the record */
+	a->torn = rc == JIT_OK && f.torn;
+	a->torn_due = false;
+	if (rc == JIT_OK) {
+		torn_record_due(a, &f);
 		pick_chain(a, &tail, known, known_what);
+	}
 	return rc;
 }
 
@@ -608,14 +690,13 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	int rc = a->head_path ? head_open(a, &known) : JIT_OK;
 	const char *known_what = a->head_path ? a->head_path : "";
 	char *rotated = xasprintf("%s.1", path);
-	if (rc == JIT_OK && rotated_ahead(a, rotated, &known))
+	struct frag rf = { 0 };
+	if (rc == JIT_OK && rotated_ahead(a, rotated, &known, &rf))
 		known_what = rotated;
 	if (rc == JIT_OK)
 		rc = audit_open_fd(a, &known, known_what);
-	if (rc == JIT_OK) {
-		pthread_mutex_lock(&a->lock);
-		rc = write_torn_record(a);
-	}
+	if (rc == JIT_OK && !a->torn)
+		torn_record_due(a, &rf); /* the log is empty: .1's torn end */
 	free(rotated);
 	if (rc != JIT_OK) {
 		audit_close(a);
@@ -630,11 +711,8 @@ int audit_reopen(struct audit *a)
 	pthread_mutex_lock(&a->lock);
 	struct chain known = a->c;
 	int rc = audit_open_fd(a, &known, "before the reopen");
-	if (rc != JIT_OK) {
-		pthread_mutex_unlock(&a->lock);
-		return rc;
-	}
-	return write_torn_record(a);
+	pthread_mutex_unlock(&a->lock);
+	return rc;
 }
 
 void audit_close(struct audit *a)
@@ -741,28 +819,33 @@ static void unwrite(struct audit *a, size_t done)
 }
 
 /* Appends one formatted line (with its '\n'); on failure the file is as
- * before it, or a->torn is set (see unwrite). */
+ * before it, or a->torn is set (see unwrite). After a torn end the line
+ * starts with the newline that ends the fragment, in the same write. */
 static int write_line(struct audit *a, const char *line, size_t len)
 {
 	size_t done;
+	char *joined = NULL;
 	if (a->torn) {
-		if (write_all(a->fd, "\n", 1, &done) != JIT_OK) {
-			log_err("audit: cannot end the incomplete line of %s: %s", a->path,
-				strerror(errno));
-			return JIT_EIO;
-		}
-		a->torn = false;
+		joined = xmalloc(len + 1);
+		joined[0] = '\n';
+		memcpy(joined + 1, line, len);
+		line = joined;
+		len++;
 	}
 	if (!a->writing_torn && FAULT_CUT("audit.torn_write")) {
 		/* a crash in the middle of the write(2): part of the line is on disk */
 		(void)write_all(a->fd, line, len / 2, &done);
 		FAULT_DIE("audit.torn_write");
 	}
-	if (write_all(a->fd, line, len, &done) == JIT_OK)
-		return JIT_OK;
-	log_err("audit: cannot write %s: %s", a->path, strerror(errno));
-	unwrite(a, done);
-	return JIT_EIO;
+	int rc = write_all(a->fd, line, len, &done);
+	if (rc == JIT_OK) {
+		a->torn = false;
+	} else {
+		log_err("audit: cannot write %s: %s", a->path, strerror(errno));
+		unwrite(a, done);
+	}
+	free(joined);
+	return rc;
 }
 
 /* The line's object: ts, seq, event, then the caller's fields. */
@@ -824,22 +907,54 @@ out:
 	return rc;
 }
 
-/* audit_write_many() with a->lock already held by the caller (released here). */
-static int write_many_locked(struct audit *a, size_t n, const char *const events[],
-			     json_t *const fields[])
+/* The fields of the torn_line record that is due (new reference). */
+static json_t *torn_record(const struct audit *a)
 {
-	json_t **recs = xcalloc(n ? n : 1, sizeof(json_t *));
-	char **lines = xcalloc(n ? n : 1, sizeof(char *));
-	size_t *lens = xcalloc(n ? n : 1, sizeof(size_t));
-	size_t done = 0;
+	json_t *f = json_object();
+	json_object_set_new(f, "torn_bytes", json_integer((json_int_t)a->torn_bytes));
+	json_object_set_new(f, "torn_sha256", json_string(a->torn_sha));
+	json_object_set_new(f, "message",
+			    json_string("the line before this one is torn: jitd stopped in the "
+					"middle of writing it, and it was never acknowledged"));
+	return f;
+}
+
+int audit_write_many(struct audit *a, size_t n, const char *const events[],
+		     json_t *const fields[])
+{
+	size_t cap = n + 1, done = 0, mine = 0;
+	json_t **recs = xcalloc(cap, sizeof(json_t *));
+	char **lines = xcalloc(cap, sizeof(char *));
+	size_t *lens = xcalloc(cap, sizeof(size_t));
+	const char **evs = xcalloc(cap, sizeof(char *));
 	uint64_t last = 0;
 	int rc = JIT_OK;
 
-	for (; done < n; done++)
-		if ((rc = write_one(a, events[done], fields[done], &recs[done], &lines[done],
+	pthread_mutex_lock(&a->lock);
+	if (a->torn_due && n > 0) {
+		/* The record of a torn end goes first: the newline that ends the
+		 * fragment is written with it (write_line). No crash point in this
+		 * write: a crash here would leave the torn line without its record
+		 * (documented), which the crash tests are not there to show. */
+		json_t *f = torn_record(a);
+		evs[0] = AUDIT_TORN_EVENT;
+		a->writing_torn = true;
+		rc = write_one(a, evs[0], f, &recs[0], &lines[0], &lens[0]);
+		a->writing_torn = false;
+		json_decref(f);
+		if (rc == JIT_OK) {
+			a->torn_due = false;
+			done = 1;
+		} else {
+			log_err("audit: cannot record the torn line at the end of %s", a->path);
+		}
+	}
+	for (; rc == JIT_OK && mine < n; mine++, done++) {
+		evs[done] = events[mine];
+		if ((rc = write_one(a, events[mine], fields[mine], &recs[done], &lines[done],
 				    &lens[done])) != JIT_OK)
 			break;
-	a->writing_torn = false;
+	}
 	last = a->written;
 	audit_observer_fn observer = a->observer;
 	void *observer_arg = a->observer_arg;
@@ -861,7 +976,7 @@ static int write_many_locked(struct audit *a, size_t n, const char *const events
 			if (syslog_on)
 				syslog(facility | LOG_NOTICE, "%.*s", (int)(lens[i] - 1), lines[i]);
 			if (observer)
-				observer(observer_arg, events[i], recs[i], lines[i], lens[i] - 1);
+				observer(observer_arg, evs[i], recs[i], lines[i], lens[i] - 1);
 		}
 		pthread_mutex_lock(&a->sync_lock);
 		a->delivered = last;
@@ -875,40 +990,7 @@ static int write_many_locked(struct audit *a, size_t n, const char *const events
 	free(recs);
 	free(lines);
 	free(lens);
-	return rc;
-}
-
-int audit_write_many(struct audit *a, size_t n, const char *const events[],
-		     json_t *const fields[])
-{
-	pthread_mutex_lock(&a->lock);
-	return write_many_locked(a, n, events, fields);
-}
-
-/* Writes the torn_line record load_tail made due, first thing after the
- * open, under a->lock held by the caller (released here). */
-static int write_torn_record(struct audit *a)
-{
-	if (!a->torn_due) {
-		pthread_mutex_unlock(&a->lock);
-		return JIT_OK;
-	}
-	a->torn_due = false;
-	const char *ev = AUDIT_TORN_EVENT;
-	json_t *f = json_object();
-	json_object_set_new(f, "torn_bytes", json_integer((json_int_t)a->torn_bytes));
-	json_object_set_new(f, "torn_sha256", json_string(a->torn_sha));
-	json_object_set_new(f, "message",
-			    json_string("the line before this one is torn: jitd stopped in the "
-					"middle of writing it, and it was never acknowledged"));
-	/* No crash point in this write (write_many_locked clears the flag):
-	 * a crash here would leave the first torn line without its record
-	 * (documented), which the crash tests are not there to show. */
-	a->writing_torn = true;
-	int rc = write_many_locked(a, 1, &ev, &f);
-	json_decref(f);
-	if (rc != JIT_OK)
-		log_err("audit: cannot record the torn line of %s", a->path);
+	free(evs);
 	return rc;
 }
 
@@ -975,6 +1057,17 @@ static void held_is_bad(struct audit_verifier *v, const char *why)
 	v->held_bad = why;
 }
 
+/* Whether the chained line[0..len) is a torn_line record. */
+static bool is_torn_record(const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *ev = json_string_value(json_object_get(o, "event"));
+	bool yes = ev && strcmp(ev, AUDIT_TORN_EVENT) == 0;
+	json_decref(o);
+	return yes;
+}
+
 /* Whether the chained line[0..len) is jitd's torn_line record of the held line. */
 static bool records_held(const struct audit_verifier *v, const char *line, size_t len)
 {
@@ -997,7 +1090,7 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 	size_t clen;
 	int64_t s;
 	char prev[HASH_HEX + 1], hash[HASH_HEX + 1], calc[HASH_HEX + 1];
-	bool was_held = v->held;
+	bool was_held = v->held, anchored = v->started;
 	v->lines++;
 	if (len > 0 && line[len - 1] == '\n')
 		len--;
@@ -1049,6 +1142,11 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 		} else {
 			held_is_bad(v, torn_unrecorded);
 		}
+	} else if (anchored && is_torn_record(line, len)) {
+		/* jitd writes one only right after the torn line it records */
+		snprintf(msg, msglen, "seq %lld: a torn_line record without the torn line before it "
+			 "(that line was removed)", (long long)s);
+		goto bad;
 	}
 	return JIT_OK;
 bad:
@@ -1056,6 +1154,13 @@ bad:
 		held_is_bad(v, torn_unrecorded);
 	v->bad++;
 	return JIT_EBADREQ;
+}
+
+void audit_verifier_unreadable(struct audit_verifier *v)
+{
+	if (v->held)
+		held_is_bad(v, "not an audit line: no prev/hash chain at its end (torn, truncated or "
+			       "not written by jitd), and the line after it cannot be read");
 }
 
 int audit_verifier_take_held(struct audit_verifier *v, char *msg, size_t msglen)

@@ -115,7 +115,9 @@ struct audit_verifier *audit_verifier_new(void);
  * next line. jitd ends a line torn by a crash at its next start and writes
  * a `torn_line` record (AUDIT_TORN_EVENT, with the torn line's length and
  * SHA-256) right after it, chained to the line before it; that record
- * accounts for the held line, which then counts as torn, not bad.
+ * accounts for the held line, which then counts as torn, not bad. A
+ * torn_line record after any other line is bad (its torn line was removed),
+ * except as the first line given (its torn line is in an older file).
  * After every call, audit_verifier_take_held() tells whether the held line
  * turned out bad; after the last line, audit_verify_end() does. len may
  * include the trailing '\n'.
@@ -124,6 +126,10 @@ struct audit_verifier *audit_verifier_new(void);
 #define AUDIT_TORN_EVENT "torn_line"
 int audit_verify_line(struct audit_verifier *v, const char *line, size_t len,
 		      char *msg, size_t msglen) JIT_WUR;
+/* A line the caller could not read (too long, or a damaged .gz): a held
+ * line before it is bad (then audit_verifier_take_held()). The caller
+ * reports the unreadable line itself; it is not counted as bad here. */
+void audit_verifier_unreadable(struct audit_verifier *v);
 /* JIT_EBADREQ and why, once, if the held line was judged bad by the call
  * before (no torn_line record of it followed); JIT_OK otherwise. */
 int audit_verifier_take_held(struct audit_verifier *v, char *msg, size_t msglen) JIT_WUR;

@@ -99,6 +99,12 @@ static int scan_file(struct scan *s, const char *file)
 		return EXIT_IO;
 	}
 	while ((rc = auditfile_next(f, &line, &len)) != 0) {
+		if (rc < 0) {
+			/* not a line the verifier sees: a held line before it is bad */
+			int64_t torn = audit_verifier_torn(s->v);
+			audit_verifier_unreadable(s->v);
+			held_verdict(s, audit_verifier_take_held(s->v, msg, sizeof(msg)), msg, torn);
+		}
 		if (rc == JIT_ETOOBIG) {
 			bad_line(s, file, auditfile_lineno(f), "line longer than the 8 MiB limit");
 			if (s->rep)
@@ -162,14 +168,17 @@ int reportcmd_audit(int argc, char **argv)
 	s.print_bad = true;
 	for (int i = 2; i < argc && !s.io_failed; i++)
 		(void)scan_file(&s, argv[i]);
+	if (s.io_failed) {
+		audit_verifier_free(s.v);
+		free(s.first_error);
+		free(s.held_file);
+		free(s.held_line);
+		return EXIT_IO;
+	}
 	scan_end(&s);
 	audit_verifier_state(s.v, &lines, &bad, &first, &last, hash);
 	int64_t torn = audit_verifier_torn(s.v);
 	audit_verifier_free(s.v);
-	if (s.io_failed) {
-		free(s.first_error);
-		return EXIT_IO;
-	}
 	if (s.first_error) {
 		if (s.shown > SHOW_BAD_MAX)
 			printf("... %lld more\n", (long long)(s.shown - SHOW_BAD_MAX));

@@ -201,8 +201,8 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
     a torn line. The next start ends it and writes a `torn_line` record of
     it (length and SHA-256), chained to the last whole line: `jitctl audit
     verify`, `jitctl report` and the documented script accept the log and
-    count the torn line; a changed fragment, or a torn line that no record
-    follows, is still named."""
+    count the torn line; a changed fragment, a torn line that no record
+    follows, or a record whose torn line was removed, is still named."""
     if not fault_build():
         skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
     with Env() as e:
@@ -233,7 +233,8 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         eq(rec["torn_sha256"], hashlib.sha256(torn).hexdigest(), "torn_sha256")
         eq((rec["seq"], rec["prev"]), (before["seq"] + 1, before["hash"]),
            "the record continues the chain from the last whole line")
-        assert "the last line (%d bytes) is incomplete" % len(torn) in j.stderr_tail(400)
+        assert ("the incomplete line (%d bytes) is recorded by a torn_line record"
+                % len(torn)) in j.stderr_tail(400)
         rc, out = verify(j.audit_log)
         eq(rc, 0, "jitctl audit verify: %s" % out)
         assert "(1 torn line(s), each followed by jitd's torn_line record" in out, out
@@ -267,6 +268,15 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         rc, dout = doc_verify(script, j.audit_log)
         eq(rc, 1, dout)
         assert "2 broken line(s)" in dout, dout
+        # The torn line removed: its record is named.
+        write_lines(j.audit_log, lines[:i] + lines[i + 1:])
+        rc, out = verify(j.audit_log)
+        eq(rc, 1, out)
+        eq(first_bad(out), ("audit.log", i + 1), "the record whose torn line was removed")
+        assert "a torn_line record without the torn line before it" in out, out
+        rc, dout = doc_verify(script, j.audit_log)
+        eq(rc, 1, dout)
+        assert "%s:%d: chain broken here" % (j.audit_log, i + 1) in dout, dout
 
 
 def test_audit_lines_mirrored_to_syslog():

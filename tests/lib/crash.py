@@ -685,7 +685,6 @@ class CrashTest:
                         self.violation("I5", "audit line %d has no chain and no torn_line "
                                        "record: %r" % held)
                     held = (n, line[:120])
-                    self.stats.torn_lines += 1
                     torn = line
                     continue
                 content = line[:m.start()]
@@ -698,7 +697,12 @@ class CrashTest:
                             ev.get("torn_sha256") == hashlib.sha256(torn).hexdigest()):
                         self.violation("I5", "audit line %d has no chain and no torn_line "
                                        "record: %r" % held)
+                    else:
+                        self.stats.torn_lines += 1
                     held = None
+                elif ev.get("event") == "torn_line":
+                    self.violation("I5", "audit line %d: a torn_line record after a whole "
+                                   "line" % n)
                 gid = ev.get("grant_id")
                 if gid and ev.get("event"):
                     d = said.setdefault(gid, {"events": set(), "exp": None})
@@ -756,14 +760,17 @@ class CrashTest:
         self.record_death(time.time())
         self.frozen_check(final=True)
         rows = self.read_store()
-        # Left running without faults: the caller's Env stops it with SIGTERM
-        # and checks that it exits cleanly. Started before the chain is read:
-        # the kill above may itself have torn a line, which the start records.
+        # The kill above may itself have torn a line: a start and a clean
+        # stop record it, and the chain is read with jitd stopped.
         self.j.start()
+        self.j.stop()
         lines, said = self.verify_audit_chain()
         self.check_evidence(rows, said)
         for r in rows.values():
             self.stats.final_states[r["state"]] = self.stats.final_states.get(r["state"], 0) + 1
+        # Left running without faults: the caller's Env stops it with SIGTERM
+        # and checks that it exits cleanly.
+        self.j.start()
         return lines
 
     def run(self, trials=None, seconds=None, progress_seconds=0):

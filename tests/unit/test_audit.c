@@ -607,7 +607,25 @@ static void test_torn_line(const char *dir)
 	char **l = read_lines(path, &n);
 	CHECK(n == 4 && verify_torn(l, n, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 0);
 	free_lines(l, n);
+	/* opened and closed without a line: the file still ends in the
+	 * fragment, so the next start records it */
+	off_t size = file_size(path);
 	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	audit_close(a);
+	CHECK(file_size(path) == size);
+	/* the record cannot be written (a full disk; here the file size
+	 * limit lets one byte through): the file is as before, and the next
+	 * line that can be written brings the record */
+	struct rlimit old;
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	json_t *o = json_pack("{ss}", "user", "dave");
+	CHECK(limit_fsize(&old, size + 1));
+	CHECK(audit_write(a, "granted", o) == JIT_EIO);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	json_decref(o);
+	CHECK(file_size(path) == size);
 	write_events(a, 3, 2);
 	audit_close(a);
 	l = read_lines(path, &n);
@@ -626,13 +644,14 @@ static void test_torn_line(const char *dir)
 	l[3][10] = 'X';
 	CHECK(verify_torn(l, n, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 0);
 	l[3][10] = was;
-	/* a record without its torn line: the record is a line like any other,
-	 * and a chainless line followed by an ordinary line is bad */
+	/* the torn line removed: its record is bad; as the first line given
+	 * (its torn line in an older file) the record is the anchor */
 	char **skip = xcalloc(n, sizeof(char *));
 	for (size_t i = 0, k = 0; i < n; i++)
 		if (i != 3)
 			skip[k++] = l[i];
-	CHECK(verify_torn(skip, n - 1, bad, 8, &torn) == 0 && torn == 0);
+	CHECK(verify_torn(skip, n - 1, bad, 8, &torn) == 1 && bad[0] == 4 && torn == 0);
+	CHECK(verify_torn(skip + 3, n - 4, bad, 8, &torn) == 0 && torn == 0);
 	char **dup = xcalloc(n + 1, sizeof(char *));
 	for (size_t i = 0, k = 0; i < n; i++) {
 		dup[k++] = l[i];
@@ -655,6 +674,47 @@ static void test_torn_line(const char *dir)
 	free(ins);
 	free(dup);
 	free(skip);
+	free_lines(l, n);
+
+	/* rotated while jitd was down: the new file's first line records the
+	 * rotated file's torn end */
+	char *rotated = xasprintf("%s.1", path);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, frag, 20) == 20);
+	if (fd >= 0)
+		close(fd);
+	CHECK(rename(path, rotated) == 0);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 5, 1);
+	audit_close(a);
+	size_t n1 = 0, n2 = 0;
+	char **l1 = read_lines(rotated, &n1), **l2 = read_lines(path, &n2);
+	CHECK(n1 == 8 && n2 == 2 && l1 && l2);
+	if (n1 == 8 && n2 == 2 && l1 && l2) {
+		CHECK(strlen(l1[7]) == 20);
+		CHECK(strstr(l2[0], "\"event\":\"torn_line\"") != NULL);
+		CHECK(strstr(l2[0], "\"torn_bytes\":20,") != NULL);
+		char **both = concat(l1, n1, l2, n2);
+		CHECK(verify_torn(both, n1 + n2, bad, 8, &torn) == 0 && torn == 2);
+		free(both);
+	}
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+	unlink(rotated);
+	unlink(path);
+	free(rotated);
+
+	/* a line cut just before its newline is whole: it only gets the newline */
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	audit_close(a);
+	CHECK(truncate(path, file_size(path) - 1) == 0);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 2, 1);
+	audit_close(a);
+	l = read_lines(path, &n);
+	CHECK(n == 3 && verify_torn(l, n, bad, 8, &torn) == 0 && torn == 0);
+	CHECK(n == 3 && strstr(l[2], "torn_line") == NULL);
 	free_lines(l, n);
 	unlink(path);
 	free(path);

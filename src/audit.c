@@ -427,7 +427,7 @@ struct frag {
  * (size bytes long): the start is looked for backwards, chunk by chunk,
  * however far it is, then the bytes are hashed forwards.
  */
-static int frag_digest(int rfd, off_t size, struct frag *f)
+static int frag_digest(int rfd, off_t size, struct frag *f, off_t *fbegin)
 {
 	char chunk[16384];
 	off_t begin = 0, from = size;
@@ -463,25 +463,32 @@ static int frag_digest(int rfd, off_t size, struct frag *f)
 		snprintf(f->sha + 2 * i, 3, "%02x", md[i]);
 	f->bytes = (size_t)(size - begin);
 	f->recordable = true;
+	*fbegin = begin;
 	rc = JIT_OK;
 out:
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }
 
+/* A torn end up to this long is read whole, to tell a line cut just before
+ * its newline (whole) from a fragment. */
+#define FRAG_CHECK_MAX (16 * 1024 * 1024)
+
 /*
- * Reads seq and hash of the last complete chained line of rfd's file into *t
- * (t->seq = 0 if none), and into *f whether the file ends in a torn line.
+ * Reads seq and hash of the last complete chained line of rfd's file (name,
+ * for messages) into *t (t->seq = 0 if none), and into *f whether the file
+ * ends in a torn line.
  * Robustness: a torn last line (crash mid-write) is kept, not removed: the
- * file is evidence. The chain continues from the last whole line, and the
- * caller has the next line written start with a newline, right after a
- * torn_line record of the fragment (its length and SHA-256), so that the
- * verifier can tell the tear from an edit. A line cut just before its
- * newline is whole: it only needs the newline.
+ * file is evidence. The chain continues from the last whole line before it,
+ * and the caller has the next line written start with a newline, right
+ * after a torn_line record of the fragment (its length and SHA-256), so
+ * that the verifier can tell the tear from an edit. A line cut just before
+ * its newline is whole: it is the tail, and only needs the newline.
  */
-static int load_tail(struct audit *a, int rfd, struct chain *t, struct frag *f)
+static int load_tail(const char *name, int rfd, struct chain *t, struct frag *f)
 {
 	struct stat st;
+	char last;
 	t->seq = 0;
 	memcpy(t->hash, zero_hash, sizeof(zero_hash));
 	memset(f, 0, sizeof(*f));
@@ -489,8 +496,43 @@ static int load_tail(struct audit *a, int rfd, struct chain *t, struct frag *f)
 		return JIT_EIO;
 	if (st.st_size == 0)
 		return JIT_OK;
-	off_t start = st.st_size > TAIL_READ ? st.st_size - TAIL_READ : 0;
-	size_t n = (size_t)(st.st_size - start);
+	off_t stop = st.st_size; /* the chain is looked for before this */
+	if (pread(rfd, &last, 1, stop - 1) != 1)
+		return JIT_EIO;
+	if (last != '\n') {
+		off_t begin = 0;
+		f->torn = true;
+		if (frag_digest(rfd, st.st_size, f, &begin) != JIT_OK) {
+			log_err("audit: %s does not end with a newline, and its last line cannot be "
+				"read: it gets no torn_line record", name);
+			f->recordable = false;
+		} else {
+			size_t flen = f->bytes, clen;
+			int64_t seq;
+			char prev[HASH_HEX + 1], hash[HASH_HEX + 1];
+			char *fb = flen <= FRAG_CHECK_MAX ? xmalloc(flen + 1) : NULL;
+			bool whole = fb && pread(rfd, fb, flen, begin) == (ssize_t)flen &&
+				     split_line(fb, flen, &clen, prev, hash) == JIT_OK &&
+				     line_seq(fb, flen, &seq) == JIT_OK;
+			free(fb);
+			if (whole) {
+				log_warn("audit: %s does not end with a newline; its last line is "
+					 "whole and gets one", name);
+				f->recordable = false;
+				t->seq = seq;
+				memcpy(t->hash, hash, sizeof(hash));
+				return JIT_OK;
+			}
+			log_warn("audit: %s does not end with a newline; its last line (%zu bytes) "
+				 "is incomplete: jitd stopped in the middle of writing it; a "
+				 "torn_line record of it comes with the next line", name, flen);
+			stop = begin;
+		}
+	}
+	if (stop == 0)
+		return JIT_OK;
+	off_t start = stop > TAIL_READ ? stop - TAIL_READ : 0;
+	size_t n = (size_t)(stop - start);
 	char *buf = xmalloc(n + 1);
 	ssize_t r = pread(rfd, buf, n, start);
 	int rc = JIT_OK;
@@ -499,29 +541,6 @@ static int load_tail(struct audit *a, int rfd, struct chain *t, struct frag *f)
 		goto out;
 	}
 	buf[n] = '\0';
-	if (buf[n - 1] != '\n') {
-		size_t fs = n, clen;
-		int64_t seq;
-		char prev[HASH_HEX + 1], hash[HASH_HEX + 1];
-		while (fs > 0 && buf[fs - 1] != '\n')
-			fs--;
-		f->torn = true;
-		bool whole = split_line(buf + fs, n - fs, &clen, prev, hash) == JIT_OK &&
-			     (fs == 0 && start > 0 ? true : line_seq(buf + fs, n - fs, &seq) == JIT_OK);
-		if (whole) {
-			log_warn("audit: %s does not end with a newline; its last line is whole and "
-				 "gets one", a->path);
-		} else {
-			log_warn("audit: %s does not end with a newline; the last line is incomplete: "
-				 "jitd stopped in the middle of writing it", a->path);
-			if (frag_digest(rfd, st.st_size, f) != JIT_OK)
-				log_err("audit: cannot read the incomplete last line of %s: it gets no "
-					"torn_line record", a->path);
-			else
-				log_warn("audit: the incomplete line (%zu bytes) is recorded by a "
-					 "torn_line record with the next line", f->bytes);
-		}
-	}
 	/* walk lines backwards to the last one that carries a chain */
 	size_t end = n;
 	while (end > 0) {
@@ -543,7 +562,7 @@ static int load_tail(struct audit *a, int rfd, struct chain *t, struct frag *f)
 		}
 		end = begin;
 	}
-	log_warn("audit: no chained line found at the end of %s", a->path);
+	log_warn("audit: no chained line found at the end of %s", name);
 out:
 	free(buf);
 	return rc;
@@ -583,7 +602,7 @@ static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *kn
 	int rfd = open(rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rfd < 0)
 		return false; /* none (or compressed already: delaycompress keeps .1 plain) */
-	if (load_tail(a, rfd, &t, f) == JIT_OK && t.seq > known->seq) {
+	if (load_tail(rotated, rfd, &t, f) == JIT_OK && t.seq > known->seq) {
 		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
 			 "goes on from it", rotated, (long long)t.seq, (long long)known->seq);
 		*known = t;
@@ -635,7 +654,8 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 	/* A new (or empty) file, as after a rotation: its directory entry must
 	 * be durable too, or a crash could lose the file together with the
 	 * lines fdatasync'd into it. Logged, not fatal, as for the head file. */
-	if (fstat(fd, &st) == 0 && st.st_size == 0 && sync_parent(a->path) != JIT_OK)
+	bool empty = fstat(fd, &st) == 0 && st.st_size == 0;
+	if (empty && sync_parent(a->path) != JIT_OK)
 		log_err("audit: cannot sync the directory of %s: %s", a->path, strerror(errno));
 	int rfd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rfd < 0) {
@@ -654,11 +674,15 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 	}
 	a->fd = fd;
 	struct frag f;
-	int rc = load_tail(a, rfd, &tail, &f);
+	int rc = load_tail(a->path, rfd, &tail, &f);
 	close(rfd);
 	/* a torn end: the next line starts with a newline, after the record */
 	a->torn = rc == JIT_OK && f.torn;
-	a->torn_due = false;
+	/* A record still due for the file rotated away (its writes failed)
+	 * goes first in the new, empty file, as after a rotation while jitd
+	 * was down; a torn end of this file is measured again. */
+	if (!(empty && a->torn_due))
+		a->torn_due = false;
 	if (rc == JIT_OK) {
 		torn_record_due(a, &f);
 		pick_chain(a, &tail, known, known_what);
@@ -816,6 +840,9 @@ static void unwrite(struct audit *a, size_t done)
 	log_err("audit: cannot remove the incomplete line (%zu bytes) at the end of %s: %s; the "
 		"next line will start on a new line", done, a->path, why);
 	a->torn = true;
+	/* the torn line a due record describes is no longer the last line:
+	 * both stay unrecorded, and the verifier reports them */
+	a->torn_due = false;
 }
 
 /* Appends one formatted line (with its '\n'); on failure the file is as
@@ -1097,6 +1124,7 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 	if (split_line(line, len, &clen, prev, hash) != JIT_OK) {
 		if (was_held)
 			held_is_bad(v, torn_unrecorded);
+		was_held = false;
 		if (sha256_hex(line, len, "", 0, v->held_sha) != JIT_OK) {
 			snprintf(msg, msglen, "%s", torn_unrecorded);
 			goto bad;

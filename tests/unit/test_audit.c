@@ -702,7 +702,59 @@ static void test_torn_line(const char *dir)
 	free_lines(l2, n2);
 	unlink(rotated);
 	unlink(path);
-	free(rotated);
+
+	/* the record's write fails, then the log is rotated and reopened: the
+	 * record goes first in the new file */
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	CHECK(fd >= 0 && write(fd, frag, 30) == 30);
+	if (fd >= 0)
+		close(fd);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	o = json_pack("{ss}", "user", "erin");
+	CHECK(limit_fsize(&old, 31));
+	CHECK(audit_write(a, "granted", o) == JIT_EIO);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	json_decref(o);
+	CHECK(file_size(path) == 30);
+	CHECK(rename(path, rotated) == 0);
+	CHECK(audit_reopen(a) == JIT_OK);
+	write_events(a, 0, 1);
+	audit_close(a);
+	l1 = read_lines(rotated, &n1);
+	l2 = read_lines(path, &n2);
+	CHECK(n1 == 1 && n2 == 2 && l2 && strstr(l2[0], "\"torn_bytes\":30,") != NULL);
+	if (l1 && l2) {
+		char **both = concat(l1, n1, l2, n2);
+		CHECK(verify_torn(both, n1 + n2, bad, 8, &torn) == 0 && torn == 1);
+		free(both);
+	}
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+	unlink(rotated);
+	unlink(path);
+
+	/* a fragment longer than the window read at the end of the file: the
+	 * chain still goes on from the last whole line before it */
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	audit_close(a);
+	size_t big = 100000;
+	char *junk = xmalloc(big);
+	memset(junk, 'x', big);
+	memcpy(junk, frag, 20);
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, junk, big) == (ssize_t)big);
+	if (fd >= 0)
+		close(fd);
+	free(junk);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 2, 1);
+	audit_close(a);
+	l = read_lines(path, &n);
+	CHECK(n == 5 && verify_torn(l, n, bad, 8, &torn) == 0 && torn == 1);
+	CHECK(n == 5 && strstr(l[3], "\"seq\":3,\"event\":\"torn_line\"") != NULL);
+	free_lines(l, n);
+	unlink(path);
 
 	/* a line cut just before its newline is whole: it only gets the newline */
 	CHECK(audit_open(path, NULL, &a) == JIT_OK);
@@ -717,6 +769,7 @@ static void test_torn_line(const char *dir)
 	CHECK(n == 3 && strstr(l[2], "torn_line") == NULL);
 	free_lines(l, n);
 	unlink(path);
+	free(rotated);
 	free(path);
 }
 

@@ -233,8 +233,8 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         eq(rec["torn_sha256"], hashlib.sha256(torn).hexdigest(), "torn_sha256")
         eq((rec["seq"], rec["prev"]), (before["seq"] + 1, before["hash"]),
            "the record continues the chain from the last whole line")
-        assert ("the incomplete line (%d bytes) is recorded by a torn_line record"
-                % len(torn)) in j.stderr_tail(400)
+        assert ("its last line (%d bytes) is incomplete: jitd stopped in the middle of "
+                "writing it" % len(torn)) in j.stderr_tail(400)
         rc, out = verify(j.audit_log)
         eq(rc, 0, "jitctl audit verify: %s" % out)
         assert "(1 torn line(s), each followed by jitd's torn_line record" in out, out

@@ -247,17 +247,21 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         chain = json.loads(r.stdout)["chain"]
         eq((chain["verified"], chain["bad_lines"], chain["torn_lines"]), (True, 0, 1),
            "the report's chain")
+        def named_first(content, why, what):
+            """Both verifiers name line i + 1 of content first; jitctl says why."""
+            write_lines(j.audit_log, content)
+            rc, out = verify(j.audit_log)
+            eq(rc, 1, out)
+            eq(first_bad(out), ("audit.log", i + 1), what)
+            assert why in out, out
+            rc, dout = doc_verify(script, j.audit_log)
+            eq(rc, 1, dout)
+            assert "%s:%d: chain broken here" % (j.audit_log, i + 1) in dout, dout
+
         # The fragment changed: the record no longer accounts for it.
         edited = list(lines)
         edited[i] = edited[i].replace(b'"ts":"', b'"ts":"x', 1)
-        write_lines(j.audit_log, edited)
-        rc, out = verify(j.audit_log)
-        eq(rc, 1, out)
-        eq(first_bad(out), ("audit.log", i + 1), "the changed torn line is named")
-        assert "no torn_line record of jitd follows it" in out, out
-        rc, dout = doc_verify(script, j.audit_log)
-        eq(rc, 1, dout)
-        assert "%s:%d: chain broken here" % (j.audit_log, i + 1) in dout, dout
+        named_first(edited, "no torn_line record of jitd follows it", "the changed torn line")
         # A torn line with no record after it: inserted, and at the very end.
         write_lines(j.audit_log, lines[:i + 3] + [torn + b"\n"] + lines[i + 3:] + [torn])
         rc, out = verify(j.audit_log)
@@ -269,14 +273,9 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         eq(rc, 1, dout)
         assert "2 broken line(s)" in dout, dout
         # The torn line removed: its record is named.
-        write_lines(j.audit_log, lines[:i] + lines[i + 1:])
-        rc, out = verify(j.audit_log)
-        eq(rc, 1, out)
-        eq(first_bad(out), ("audit.log", i + 1), "the record whose torn line was removed")
-        assert "a torn_line record without the torn line before it" in out, out
-        rc, dout = doc_verify(script, j.audit_log)
-        eq(rc, 1, dout)
-        assert "%s:%d: chain broken here" % (j.audit_log, i + 1) in dout, dout
+        named_first(lines[:i] + lines[i + 1:],
+                    "a torn_line record without the torn line before it",
+                    "the record whose torn line was removed")
 
 
 def test_audit_lines_mirrored_to_syslog():

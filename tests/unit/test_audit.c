@@ -580,6 +580,23 @@ static void test_short_write(const char *dir)
 	free(head);
 }
 
+/* The lines of a rotated file and of the one after it, verified together
+ * (and freed): the torn lines accounted for, or -1 if a line is bad. */
+static int64_t rotated_pair_torn(char **l1, size_t n1, char **l2, size_t n2)
+{
+	int bad[8];
+	int64_t torn = -1;
+	if (l1 && l2) {
+		char **both = concat(l1, n1, l2, n2);
+		if (verify_torn(both, n1 + n2, bad, 8, &torn) != 0)
+			torn = -1;
+		free(both);
+	}
+	free_lines(l1, n1);
+	free_lines(l2, n2);
+	return torn;
+}
+
 /*
  * A crash in the middle of a write leaves a torn last line. At the next
  * open jitd ends it and writes a torn_line record of it (its length and
@@ -694,12 +711,8 @@ static void test_torn_line(const char *dir)
 		CHECK(strlen(l1[7]) == 20);
 		CHECK(strstr(l2[0], "\"event\":\"torn_line\"") != NULL);
 		CHECK(strstr(l2[0], "\"torn_bytes\":20,") != NULL);
-		char **both = concat(l1, n1, l2, n2);
-		CHECK(verify_torn(both, n1 + n2, bad, 8, &torn) == 0 && torn == 2);
-		free(both);
 	}
-	free_lines(l1, n1);
-	free_lines(l2, n2);
+	CHECK(rotated_pair_torn(l1, n1, l2, n2) == 2);
 	unlink(rotated);
 	unlink(path);
 
@@ -723,13 +736,7 @@ static void test_torn_line(const char *dir)
 	l1 = read_lines(rotated, &n1);
 	l2 = read_lines(path, &n2);
 	CHECK(n1 == 1 && n2 == 2 && l2 && strstr(l2[0], "\"torn_bytes\":30,") != NULL);
-	if (l1 && l2) {
-		char **both = concat(l1, n1, l2, n2);
-		CHECK(verify_torn(both, n1 + n2, bad, 8, &torn) == 0 && torn == 1);
-		free(both);
-	}
-	free_lines(l1, n1);
-	free_lines(l2, n2);
+	CHECK(rotated_pair_torn(l1, n1, l2, n2) == 1);
 	unlink(rotated);
 	unlink(path);
 

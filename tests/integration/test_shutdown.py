@@ -227,7 +227,10 @@ def _started(e):
 
 
 def test_draining_answers_shutting_down():
-    with Env(directory={"timeout": 2}) as e:
+    # The in-flight grant holds the drain open until slapd is resumed below
+    # (or the directory's timeout): 20 s, so that a slow machine cannot let
+    # jitd finish draining and exit before the idle client's request.
+    with Env(directory={"timeout": 20}) as e:
         idle = e.jitd.connect()
         eq(idle.call({"op": "status"})["ok"], True, "idle client's first request")
         os.kill(e.slapd.pid, signal.SIGSTOP)
@@ -237,7 +240,7 @@ def test_draining_answers_shutting_down():
             busy.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
                        "request_id": "drain-busy"})
             # In flight: a worker has it (and waits on the stopped slapd,
-            # up to the directory's 2 s timeout).
+            # up to the directory's timeout).
             wait_until(lambda: _started(e) > n, 10, "the grant taken up by a worker",
                        interval=0.02)
             assert _listening(e.jitd.sock), "no listening socket at %s" % e.jitd.sock

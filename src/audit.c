@@ -89,6 +89,13 @@ struct audit {
 	uint64_t head_gen, head_flushed;
 };
 
+/* A SHA-256 digest as lowercase hex. */
+static void md_hex(const unsigned char md[32], char out[HASH_HEX + 1])
+{
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 /* hex SHA-256 of the strings a[0..alen) and b[0..blen) one after the other. */
 static int sha256_hex(const char *a, size_t alen, const char *b, size_t blen,
 		      char out[HASH_HEX + 1])
@@ -103,8 +110,7 @@ static int sha256_hex(const char *a, size_t alen, const char *b, size_t blen,
 	    EVP_DigestUpdate(ctx, a, alen) != 1 || EVP_DigestUpdate(ctx, b, blen) != 1 ||
 	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	md_hex(md, out);
 	rc = JIT_OK;
 out:
 	EVP_MD_CTX_free(ctx);
@@ -150,19 +156,27 @@ static int split_line(const char *line, size_t len, size_t *content_len, char pr
 	return JIT_OK;
 }
 
-/* seq of a chained line, if it is a JSON object with an integer seq >= 1. */
-static int line_seq(const char *line, size_t len, int64_t *seq)
+/* A chained line as an object, if it is a JSON object with an integer
+ * seq >= 1 (*seq): a new reference, or NULL. */
+static json_t *line_object(const char *line, size_t len, int64_t *seq)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *s = o ? json_object_get(o, "seq") : NULL;
-	int rc = JIT_EBADREQ;
 	if (json_is_integer(s) && json_integer_value(s) >= 1) {
 		*seq = json_integer_value(s);
-		rc = JIT_OK;
+		return o;
 	}
 	json_decref(o);
-	return rc;
+	return NULL;
+}
+
+/* seq of a chained line, as line_object() finds it. */
+static int line_seq(const char *line, size_t len, int64_t *seq)
+{
+	json_t *o = line_object(line, len, seq);
+	json_decref(o);
+	return o ? JIT_OK : JIT_EBADREQ;
 }
 
 /* ---- the chain head file ---- */
@@ -459,8 +473,7 @@ static int frag_digest(int rfd, off_t size, struct frag *f, off_t *fbegin)
 	}
 	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(f->sha + 2 * i, 3, "%02x", md[i]);
+	md_hex(md, f->sha);
 	f->bytes = (size_t)(size - begin);
 	f->recordable = true;
 	*fbegin = begin;
@@ -949,11 +962,10 @@ static json_t *torn_record(const struct audit *a)
 int audit_write_many(struct audit *a, size_t n, const char *const events[],
 		     json_t *const fields[])
 {
-	size_t cap = n + 1, done = 0, mine = 0;
+	size_t cap = n + 1, done = 0, off = 0; /* off: 1 when the record went first */
 	json_t **recs = xcalloc(cap, sizeof(json_t *));
 	char **lines = xcalloc(cap, sizeof(char *));
 	size_t *lens = xcalloc(cap, sizeof(size_t));
-	const char **evs = xcalloc(cap, sizeof(char *));
 	uint64_t last = 0;
 	int rc = JIT_OK;
 
@@ -964,24 +976,21 @@ int audit_write_many(struct audit *a, size_t n, const char *const events[],
 		 * write: a crash here would leave the torn line without its record
 		 * (documented), which the crash tests are not there to show. */
 		json_t *f = torn_record(a);
-		evs[0] = AUDIT_TORN_EVENT;
 		a->writing_torn = true;
-		rc = write_one(a, evs[0], f, &recs[0], &lines[0], &lens[0]);
+		rc = write_one(a, AUDIT_TORN_EVENT, f, &recs[0], &lines[0], &lens[0]);
 		a->writing_torn = false;
 		json_decref(f);
 		if (rc == JIT_OK) {
 			a->torn_due = false;
-			done = 1;
+			done = off = 1;
 		} else {
 			log_err("audit: cannot record the torn line at the end of %s", a->path);
 		}
 	}
-	for (; rc == JIT_OK && mine < n; mine++, done++) {
-		evs[done] = events[mine];
-		if ((rc = write_one(a, events[mine], fields[mine], &recs[done], &lines[done],
-				    &lens[done])) != JIT_OK)
+	for (; rc == JIT_OK && done - off < n; done++)
+		if ((rc = write_one(a, events[done - off], fields[done - off], &recs[done],
+				    &lines[done], &lens[done])) != JIT_OK)
 			break;
-	}
 	last = a->written;
 	audit_observer_fn observer = a->observer;
 	void *observer_arg = a->observer_arg;
@@ -1003,7 +1012,8 @@ int audit_write_many(struct audit *a, size_t n, const char *const events[],
 			if (syslog_on)
 				syslog(facility | LOG_NOTICE, "%.*s", (int)(lens[i] - 1), lines[i]);
 			if (observer)
-				observer(observer_arg, evs[i], recs[i], lines[i], lens[i] - 1);
+				observer(observer_arg, i < off ? AUDIT_TORN_EVENT : events[i - off],
+					 recs[i], lines[i], lens[i] - 1);
 		}
 		pthread_mutex_lock(&a->sync_lock);
 		a->delivered = last;
@@ -1017,7 +1027,6 @@ int audit_write_many(struct audit *a, size_t n, const char *const events[],
 	free(recs);
 	free(lines);
 	free(lens);
-	free(evs);
 	return rc;
 }
 
@@ -1084,31 +1093,21 @@ static void held_is_bad(struct audit_verifier *v, const char *why)
 	v->held_bad = why;
 }
 
-/* Whether the chained line[0..len) is a torn_line record. */
-static bool is_torn_record(const char *line, size_t len)
+/* Whether the line object o is a torn_line record. */
+static bool is_torn_record(json_t *o)
 {
-	json_error_t jerr;
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	const char *ev = json_string_value(json_object_get(o, "event"));
-	bool yes = ev && strcmp(ev, AUDIT_TORN_EVENT) == 0;
-	json_decref(o);
-	return yes;
+	return ev && strcmp(ev, AUDIT_TORN_EVENT) == 0;
 }
 
-/* Whether the chained line[0..len) is jitd's torn_line record of the held line. */
-static bool records_held(const struct audit_verifier *v, const char *line, size_t len)
+/* Whether the line object o is jitd's torn_line record of the held line. */
+static bool records_held(const struct audit_verifier *v, json_t *o)
 {
-	json_error_t jerr;
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *bytes = json_object_get(o, "torn_bytes");
-	const char *ev = json_string_value(json_object_get(o, "event"));
 	const char *sha = json_string_value(json_object_get(o, "torn_sha256"));
-	bool yes = ev && strcmp(ev, AUDIT_TORN_EVENT) == 0 && json_is_integer(bytes) &&
-		   json_integer_value(bytes) >= 0 &&
-		   (uint64_t)json_integer_value(bytes) == (uint64_t)v->held_len && sha &&
-		   strcmp(sha, v->held_sha) == 0;
-	json_decref(o);
-	return yes;
+	return is_torn_record(o) && json_is_integer(bytes) && json_integer_value(bytes) >= 0 &&
+	       (uint64_t)json_integer_value(bytes) == (uint64_t)v->held_len && sha &&
+	       strcmp(sha, v->held_sha) == 0;
 }
 
 int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, char *msg,
@@ -1118,6 +1117,7 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 	int64_t s;
 	char prev[HASH_HEX + 1], hash[HASH_HEX + 1], calc[HASH_HEX + 1];
 	bool was_held = v->held, anchored = v->started;
+	json_t *o = NULL;
 	v->lines++;
 	if (len > 0 && line[len - 1] == '\n')
 		len--;
@@ -1133,7 +1133,7 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 		v->held_len = len;
 		return AUDIT_HELD;
 	}
-	if (line_seq(line, len, &s) != JIT_OK) {
+	if (!(o = line_object(line, len, &s))) {
 		snprintf(msg, msglen, "not an audit line: not a JSON object with a seq");
 		goto bad;
 	}
@@ -1164,20 +1164,22 @@ int audit_verify_line(struct audit_verifier *v, const char *line, size_t len, ch
 	}
 	resync(v, s, hash);
 	if (was_held) {
-		if (records_held(v, line, len)) {
+		if (records_held(v, o)) {
 			v->held = false;
 			v->torn++;
 		} else {
 			held_is_bad(v, torn_unrecorded);
 		}
-	} else if (anchored && is_torn_record(line, len)) {
+	} else if (anchored && is_torn_record(o)) {
 		/* jitd writes one only right after the torn line it records */
 		snprintf(msg, msglen, "seq %lld: a torn_line record without the torn line before it "
 			 "(that line was removed)", (long long)s);
 		goto bad;
 	}
+	json_decref(o);
 	return JIT_OK;
 bad:
+	json_decref(o);
 	if (was_held)
 		held_is_bad(v, torn_unrecorded);
 	v->bad++;
@@ -1212,4 +1214,9 @@ int audit_verify_end(struct audit_verifier *v, char *msg, size_t msglen)
 int64_t audit_verifier_torn(const struct audit_verifier *v)
 {
 	return v->torn;
+}
+
+bool audit_verifier_holds(const struct audit_verifier *v)
+{
+	return v->held;
 }

@@ -143,6 +143,8 @@ void audit_verifier_state(const struct audit_verifier *v, int64_t *lines, int64_
 			  char last_hash[AUDIT_HASH_HEX + 1]);
 /* Torn lines accounted for by a torn_line record. */
 int64_t audit_verifier_torn(const struct audit_verifier *v);
+/* Whether a line without a chain is held, its verdict still to come. */
+bool audit_verifier_holds(const struct audit_verifier *v);
 void audit_verifier_free(struct audit_verifier *v); /* NULL-safe */
 
 /* "authpriv" -> LOG_AUTHPRIV, ...; JIT_ECONFIG if unknown. The names are

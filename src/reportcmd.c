@@ -66,11 +66,10 @@ static void feed(struct scan *s, const char *line, size_t len)
 }
 
 /* After each verifier call: rc and msg from audit_verifier_take_held() or
- * audit_verify_end(), torn_before the verifier's torn count before the
- * call. The held line is reported if judged bad, dropped if a torn_line
- * record of jitd accounted for it (not an event, not a bad line), and kept
- * while undecided. */
-static void held_verdict(struct scan *s, int rc, const char *msg, int64_t torn_before)
+ * audit_verify_end(). The held line is reported if judged bad, dropped if a
+ * torn_line record of jitd accounted for it (not an event, not a bad line),
+ * and kept while undecided. */
+static void held_verdict(struct scan *s, int rc, const char *msg)
 {
 	if (!s->held_file)
 		return;
@@ -78,7 +77,7 @@ static void held_verdict(struct scan *s, int rc, const char *msg, int64_t torn_b
 		bad_line(s, s->held_file, s->held_lineno, msg);
 		if (s->rep)
 			feed(s, s->held_line, s->held_len);
-	} else if (audit_verifier_torn(s->v) == torn_before) {
+	} else if (audit_verifier_holds(s->v)) {
 		return; /* still held */
 	}
 	free(s->held_file);
@@ -101,9 +100,8 @@ static int scan_file(struct scan *s, const char *file)
 	while ((rc = auditfile_next(f, &line, &len)) != 0) {
 		if (rc < 0) {
 			/* not a line the verifier sees: a held line before it is bad */
-			int64_t torn = audit_verifier_torn(s->v);
 			audit_verifier_unreadable(s->v);
-			held_verdict(s, audit_verifier_take_held(s->v, msg, sizeof(msg)), msg, torn);
+			held_verdict(s, audit_verifier_take_held(s->v, msg, sizeof(msg)), msg);
 		}
 		if (rc == JIT_ETOOBIG) {
 			bad_line(s, file, auditfile_lineno(f), "line longer than the 8 MiB limit");
@@ -117,10 +115,9 @@ static int scan_file(struct scan *s, const char *file)
 			bad_line(s, file, 0, msg);
 			break;
 		}
-		int64_t torn = audit_verifier_torn(s->v);
 		int vr = audit_verify_line(s->v, line, len, msg, sizeof(msg));
 		char hmsg[512];
-		held_verdict(s, audit_verifier_take_held(s->v, hmsg, sizeof(hmsg)), hmsg, torn);
+		held_verdict(s, audit_verifier_take_held(s->v, hmsg, sizeof(hmsg)), hmsg);
 		if (vr == AUDIT_HELD) {
 			s->held_file = xstrdup(file);
 			s->held_lineno = auditfile_lineno(f);
@@ -142,8 +139,7 @@ static int scan_file(struct scan *s, const char *file)
 static void scan_end(struct scan *s)
 {
 	char msg[512];
-	int64_t torn = audit_verifier_torn(s->v);
-	held_verdict(s, audit_verify_end(s->v, msg, sizeof(msg)), msg, torn);
+	held_verdict(s, audit_verify_end(s->v, msg, sizeof(msg)), msg);
 }
 
 static int verify_usage(FILE *fp, int rc)

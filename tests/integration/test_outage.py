@@ -8,12 +8,12 @@ retried, is counted in revocations_failing, writes rate-limited
 revoke_failed events, and an operator closes it with revoke --force."""
 
 import os
-import signal
 import socket
 import time
 
 from fakeldap import MuteServer
-from jittest import Env, eq, refused, expires_epoch, wait_until, need_root, in_parallel
+from jittest import (Env, eq, refused, expires_epoch, wait_until, need_root, in_parallel,
+                     freeze, thaw)
 
 SLACK = 5
 
@@ -117,7 +117,7 @@ def test_stalled_directory_fails_fast():
     one request pays the timeout, the next ones are refused at once."""
     with Env(directory={"timeout": 2}) as e:
         g = e.grant_and_check("alice", "admins", "1h")
-        os.kill(e.slapd.pid, signal.SIGSTOP)
+        freeze(e.slapd.pid)
         try:
             t0 = time.time()
             refused(e.jitd.grant("bob", "admins", "1h"), "directory_unavailable", "first grant")
@@ -140,7 +140,7 @@ def test_stalled_directory_fails_fast():
             assert time.time() - t < 1.0, "complete waited for a known-down directory"
             assert not _dir(_status(e))["connected"]
         finally:
-            os.kill(e.slapd.pid, signal.SIGCONT)
+            thaw(e.slapd.pid)
         back = time.time()
         e.wait_removed("admins", e.user_dn("alice"), back + SLACK, "removal after the stall")
         wait_until(lambda: e.jitd.grant("dave", "web", "1h").get("ok"), 10,

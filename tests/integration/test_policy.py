@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from jittest import Env, eq, refused, need_root, wait_until
+from jittest import Env, eq, refused, need_root, wait_until, freeze, thaw
 
 
 def _denied(e, answer, rule, code="policy_denied", what=None):
@@ -451,7 +451,7 @@ def test_eligible_group_is_checked_on_extend():
         j.ok({"op": "extend", "grant_id": b["grant_id"], "duration": 60})
 
         # the check waits for the directory; the main loop does not
-        os.kill(sl.pid, signal.SIGSTOP)
+        freeze(sl.pid)
         try:
             stalled = j.connect(timeout=30)
             stalled.send({"op": "extend", "grant_id": b["grant_id"], "duration": 60})
@@ -462,7 +462,7 @@ def test_eligible_group_is_checked_on_extend():
             eq(j.show(b["grant_id"])["duration"], 3660, "nothing written before the answer")
             assert time.time() - t0 < 1.5, "the main loop waited for the directory"
         finally:
-            os.kill(sl.pid, signal.SIGCONT)
+            thaw(sl.pid)
         r = stalled.recv()
         stalled.close()
         assert r.get("ok"), r

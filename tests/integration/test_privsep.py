@@ -9,7 +9,7 @@ import socket
 import struct
 import time
 
-from jittest import Env, eq, need_root, wait_until, expires_epoch
+from jittest import Env, eq, need_root, wait_until, expires_epoch, freeze, thaw
 from jitd import sanitizer_build
 
 NOBODY = 65534
@@ -298,13 +298,13 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
         ech = _engine_channel(j.proc.pid)
         # one genuine REQUEST frame, peeked while the engine is stopped
         c = j.connect()
-        os.kill(j.proc.pid, signal.SIGSTOP)
+        freeze(j.proc.pid)
         try:
             c.send({"op": "status"})
             time.sleep(0.5)
             data = ech.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         finally:
-            os.kill(j.proc.pid, signal.SIGCONT)
+            thaw(j.proc.pid)
         ech.close()
         typ, n = struct.unpack("<II", data[:8])
         eq(typ, 17, "type of the frame the listener sent (CHAN_REQUEST)")
@@ -313,7 +313,7 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
         c.close()
         g = e.grant_and_check("alice", "admins", "3s")
         # the listener stops; the test writes in its place and reads nothing
-        os.kill(lp, signal.SIGSTOP)
+        freeze(lp)
         try:
             lch = socket.socket(fileno=_take_fd(lp, 4))  # LISTENER_FD_CHANNEL
             lch.setblocking(False)
@@ -359,7 +359,7 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
                            "expiry while the listener read nothing")
             lch.close()
         finally:
-            os.kill(lp, signal.SIGCONT)
+            thaw(lp)
         assert j.running(), "the engine stopped"
         # the show waits behind the status requests still buffered in the
         # channel (thousands; under a loaded CI that took over 30 s once)

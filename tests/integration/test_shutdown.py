@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 
-from jittest import Env, eq, refused, wait_until, slow, timeout
+from jittest import Env, eq, refused, wait_until, slow, timeout, freeze, thaw
 from jitd import Conn
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
@@ -233,7 +233,7 @@ def test_draining_answers_shutting_down():
     with Env(directory={"timeout": 20}) as e:
         idle = e.jitd.connect()
         eq(idle.call({"op": "status"})["ok"], True, "idle client's first request")
-        os.kill(e.slapd.pid, signal.SIGSTOP)
+        freeze(e.slapd.pid)
         try:
             n = _started(e)
             busy = e.jitd.connect(timeout=60)
@@ -260,7 +260,7 @@ def test_draining_answers_shutting_down():
             except OSError:
                 pass
         finally:
-            os.kill(e.slapd.pid, signal.SIGCONT)
+            thaw(e.slapd.pid)
         first = busy.recv()               # the request in flight is answered
         eq(e.jitd.proc.wait(30), 0, "exit status")
         e.jitd.proc = None

@@ -8,7 +8,7 @@ import signal
 import time
 
 from jitd import Jitd
-from jittest import Env, eq, refused, expires_epoch, wait_until
+from jittest import Env, eq, refused, expires_epoch, wait_until, freeze, thaw
 from slapd import Slapd
 
 SLACK = 5
@@ -253,7 +253,7 @@ def test_stalled_directory_does_not_block_another():
             e.jitd.write_config()
             e.jitd.start()
             g_fast = e.grant_and_check("alice", "admins", "3s")
-            os.kill(slow.pid, signal.SIGSTOP)
+            freeze(slow.pid)
             try:
                 # a grant into the stalled directory: its client waits (or fails)...
                 stalled = e.jitd.connect(timeout=30)
@@ -270,7 +270,7 @@ def test_stalled_directory_does_not_block_another():
                 e.jitd.ok({"op": "complete", "grant_id": g2["grant_id"]})
                 assert not e.is_member("dba", e.user_dn("carol"))
             finally:
-                os.kill(slow.pid, signal.SIGCONT)
+                thaw(slow.pid)
             a = stalled.recv()
             stalled.close()
             assert a.get("ok") or a["error"]["code"] == "directory_unavailable", a

@@ -17,6 +17,7 @@ killed afterwards. A test passes if it returns, fails on any exception
 """
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -83,6 +84,35 @@ def wait_until(pred, timeout, what, interval=0.1):
         if time.time() >= deadline:
             raise AssertionError("timed out after %.1fs waiting for: %s" % (timeout, what))
         time.sleep(interval)
+
+
+def _thread_states(pid):
+    """The scheduler state letter of each of pid's threads (/proc)."""
+    states = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue                      # the thread has just exited
+        # "tid (comm) S ...": comm may hold spaces and parentheses
+        states.append(stat[stat.rindex(")") + 2])
+    return states
+
+
+def freeze(pid, timeout=10):
+    """SIGSTOPs pid and returns once every thread of it is stopped. kill(2)
+    returns before that: the kernel wakes one thread to begin the group
+    stop, and on a busy machine the others go on running meanwhile (a
+    slapd answered a request sent after SIGSTOP that way)."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: all(s in "tTZX" for s in _thread_states(pid)), timeout,
+               "process %d to stop" % pid, interval=0.002)
+
+
+def thaw(pid):
+    """Resumes a process freeze() stopped."""
+    os.kill(pid, signal.SIGCONT)
 
 
 def one_event(j, event, gid):

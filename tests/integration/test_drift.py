@@ -23,6 +23,14 @@ def _cycles(n=3):
     time.sleep(n * INTERVAL + 0.5)
 
 
+def _passes(e, n=2, timeout=20):
+    """Waits until n reconcile passes have ended after the call: the last
+    of them began after whatever the test did just before."""
+    pos = e.jitd.stderr_pos()
+    wait_until(lambda: e.jitd.stderr_since(pos).count("group(s) checked in") >= n, timeout,
+               "%d reconcile passes" % n)
+
+
 def _restart_with(e, _env=None, **per_group):
     """Restarts jitd with reconcile settings: groups named here get their
     keys, every other group reconcile = "off"; groupOfNames groups get the
@@ -62,7 +70,7 @@ def test_drift_reported_once_per_appearance():
         assert e.is_member("admins", frank), "report mode removed a member"
         # Gone and back: a new appearance, a new event.
         s.remove_member("admins", frank)
-        _cycles(2)
+        _passes(e, 2)  # a pass has seen frank gone
         s.add_member("admins", frank)
         wait_until(lambda: len(_drift(e, "admins", "unexplained", frank)) == 2, 5,
                    "second drift event for frank")

@@ -177,14 +177,16 @@ def test_notify_signed_lines_slack_and_expiring_soon():
 def test_notify_receiver_down_then_up_and_hanging():
     held, port = closed_port()
     r = Receiver(sock=held)
-    top = {"notify": [{"url": r.url(), "events": ["granted", "completed"], "timeout": "2s"}]}
+    # timeout 10 s against bounds of 5 s: a grant that waited for a delivery
+    # would show, and a slow machine's grant has room
+    top = {"notify": [{"url": r.url(), "events": ["granted", "completed"], "timeout": "10s"}]}
     with Env(top=top) as e:
         j = e.jitd
         # Down: nothing listens on the port. Grants are answered at once.
         t0 = time.time()
         g = j.must_grant("alice", "admins", "1h")
         j.ok({"op": "complete", "grant_id": g["grant_id"]})
-        assert time.time() - t0 < 2, "grant + complete took %.1fs" % (time.time() - t0)
+        assert time.time() - t0 < 5, "grant + complete took %.1fs" % (time.time() - t0)
         wait_until(lambda: "retrying" in j.stderr_tail(50), 10, "a failed delivery logged")
         time.sleep(1)
         r.start()
@@ -201,10 +203,10 @@ def test_notify_receiver_down_then_up_and_hanging():
             t0 = time.time()
             g2 = j.must_grant("bob", "admins", "1h")
             eq(e.is_member("admins", e.user_dn("bob")), True, "bob added")
-            assert time.time() - t0 < 2, "grant with a hanging receiver took %.1fs" \
+            assert time.time() - t0 < 5, "grant with a hanging receiver took %.1fs" \
                 % (time.time() - t0)
             wait_until(lambda: "Operation timed out" in j.stderr_tail(50) or
-                       "timed out" in j.stderr_tail(50), 10, "the hanging delivery timed out")
+                       "timed out" in j.stderr_tail(50), 25, "the hanging delivery timed out")
             r.mode = "ok"
             wait_until(lambda: any(json.loads(m["body"])["grant_id"] == g2["grant_id"]
                                    for m in r.events()), 20 + SLACK,
@@ -235,7 +237,7 @@ def test_notify_full_queue_is_counted_and_logged():
         # Grants are not held up by the full queue.
         t0 = time.time()
         e.grant_and_check("bob", "admins", "1h")
-        assert time.time() - t0 < 2, time.time() - t0
+        assert time.time() - t0 < 5, time.time() - t0
         eq(len(j.audit_events("refused")), 1100, "every refusal audited")
         # status shows the receiver's queue and drops, its URL redacted
         n = j.ok({"op": "status"})["status"]["notifications"]
@@ -328,7 +330,7 @@ def test_notify_stalled_receiver_does_not_hold_up_another():
             for u in ("alice", "bob"):
                 t0 = time.time()
                 grants.append(j.must_grant(u, "admins", "3s"))
-                assert time.time() - t0 < 2, "grant took %.1fs" % (time.time() - t0)
+                assert time.time() - t0 < 5, "grant took %.1fs" % (time.time() - t0)
             want = sorted([(g["grant_id"], "granted") for g in grants])
             wait_until(lambda: sorted((json.loads(m["body"])["grant_id"],
                                        m["headers"]["X-Jitd-Event"])

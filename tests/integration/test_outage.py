@@ -43,7 +43,7 @@ def test_outage_fails_fast_and_expiries_complete_after_return():
             a = e.jitd.grant("frank", "ops", "1h", request_id="outage-%d" % i)
             took = time.time() - t0
             refused(a, "directory_unavailable", "grant %d during the outage" % i)
-            assert took < 1.0, "grant %d during the outage took %.2fs" % (i, took)
+            assert took < 3.0, "grant %d during the outage took %.2fs" % (i, took)
         # The expiries fall due during the outage and wait, retried.
         last_exp = max(expires_epoch(g) for g in grants)
         wait_until(lambda: time.time() > last_exp + 4, 30, "expiries due")
@@ -66,7 +66,8 @@ def test_outage_fails_fast_and_expiries_complete_after_return():
         done = time.time() - back
         wait_until(lambda: all(e.jitd.show(g["grant_id"])["state"] == "expired"
                                for g in grants), 5, "all expired")
-        assert done < 4, "removals took %.1fs after the directory came back" % done
+        # against up to 30 s of backoff without the trigger
+        assert done < 12, "removals took %.1fs after the directory came back" % done
         assert e.is_member("dba", e.user_dn("erin")), "a live grant lost its membership"
         assert not e.is_member("ops", e.user_dn("frank")), "a refused grant left a member"
         st = _status(e)
@@ -98,7 +99,7 @@ def test_retry_of_a_granted_request_is_a_duplicate_while_the_directory_is_down()
         eq(a.get("duplicate"), True, "duplicate flag on the retry")
         eq(a["grant"]["grant_id"], g["grant_id"], "the same grant")
         eq(a["grant"]["state"], "active", "state")
-        assert took < 1.0, "the retry waited %.2fs for a known-down directory" % took
+        assert took < 3.0, "the retry waited %.2fs for a known-down directory" % took
         # The same request_id for another request is still refused as such.
         refused(e.jitd.grant("alice", "dba", "1h", request_id="hd-lost-1"),
                 "policy_denied", "request_id reused for another request")
@@ -115,7 +116,9 @@ def test_retry_of_a_granted_request_is_a_duplicate_while_the_directory_is_down()
 def test_stalled_directory_fails_fast():
     """A directory that accepts connections but never answers (SIGSTOP):
     one request pays the timeout, the next ones are refused at once."""
-    with Env(directory={"timeout": 2}) as e:
+    # timeout 10 s, bounds 5 s: the next requests are refused without
+    # waiting for it, with room for a slow machine's audit syncs
+    with Env(directory={"timeout": 10}) as e:
         g = e.grant_and_check("alice", "admins", "1h")
         freeze(e.slapd.pid)
         try:
@@ -132,12 +135,12 @@ def test_stalled_directory_fails_fast():
             for a in answers:
                 refused(a, "directory_unavailable", "grant into a stalled directory")
             eq(len(answers), 20, "answers")
-            assert max(times) < 1.0, "a grant waited %.2fs for a known-down directory" % max(times)
+            assert max(times) < 5.0, "a grant waited %.2fs for a known-down directory" % max(times)
             # complete also answers at once: the end is recorded, the removal waits.
             t = time.time()
             a = e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
             eq(a["grant"]["state"], "ending", "complete while stalled")
-            assert time.time() - t < 1.0, "complete waited for a known-down directory"
+            assert time.time() - t < 5.0, "complete waited for a known-down directory"
             assert not _dir(_status(e))["connected"]
         finally:
             thaw(e.slapd.pid)
@@ -145,7 +148,7 @@ def test_stalled_directory_fails_fast():
         e.wait_removed("admins", e.user_dn("alice"), back + SLACK, "removal after the stall")
         wait_until(lambda: e.jitd.grant("dave", "web", "1h").get("ok"), 10,
                    "grants accepted again")
-        print("first request in the stall: %.2fs (timeout 2s); the next 20: at most %.3fs"
+        print("first request in the stall: %.2fs (timeout 10s); the next 20: at most %.3fs"
               % (first, max(times)))
 
 
@@ -173,14 +176,14 @@ def test_permanent_failure_is_counted_and_closed_by_force():
         alice, bob = e.user_dn("alice"), e.user_dn("bob")
         # Long enough to outlive the setup (a slapd restart and a delete,
         # slower under load): an expiry before it would simply succeed.
-        g_acl = e.grant_and_check("alice", "admins", "6s")
-        g_del = e.grant_and_check("bob", "dba", "6s")
+        g_acl = e.grant_and_check("alice", "admins", "12s")
+        g_del = e.grant_and_check("bob", "dba", "12s")
         g_ok = e.grant_and_check("carol", "ops", "1h")
         _set_service_writes(e.slapd, False)          # removal from admins -> 50
         e.slapd._run(["ldapdelete"] + e.slapd._root_args() + [e.slapd.group_dn("dba")])  # -> 32
         # Never silently dropped: retried again and again at the capped interval.
         wait_until(lambda: _attempts_logged(e, g_acl["grant_id"], 5)
-                   and _attempts_logged(e, g_del["grant_id"], 5), 30, "five removal attempts each")
+                   and _attempts_logged(e, g_del["grant_id"], 5), 40, "five removal attempts each")
         st = _status(e)
         eq(st["pending_revocations"], 2, "pending_revocations")
         eq(st["revocations_failing"], 2, "revocations_failing")
@@ -237,9 +240,10 @@ def test_permanent_failure_is_counted_and_closed_by_force():
 def test_refused_removal_completes_once_fixed():
     with Env() as e:
         alice = e.user_dn("alice")
-        g = e.grant_and_check("alice", "admins", "2s")
+        # 6 s: still active after the slapd restart below (slower under load)
+        g = e.grant_and_check("alice", "admins", "6s")
         _set_service_writes(e.slapd, False)
-        wait_until(lambda: _status(e)["revocations_failing"] == 1, 15, "revocations_failing 1")
+        wait_until(lambda: _status(e)["revocations_failing"] == 1, 20, "revocations_failing 1")
         assert e.is_member("admins", alice)
         _set_service_writes(e.slapd, True)
         fixed = time.time()
@@ -255,9 +259,10 @@ def test_force_needs_the_revoke_op():
                {"name": "helpdesk", "uid": 65534, "groups": ["*"],
                 "ops": ["grant", "complete", "show", "status"]}]
     with Env(clients=clients, public=True) as e:
-        g = e.grant_and_check("alice", "admins", "2s")
+        # 6 s: still active after the slapd restart below (slower under load)
+        g = e.grant_and_check("alice", "admins", "6s")
         _set_service_writes(e.slapd, False)
-        wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "ending", 15, "ending")
+        wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "ending", 20, "ending")
         a = e.jitd.request_as(65534, 65534, {"op": "revoke", "grant_id": g["grant_id"],
                                              "force": True})
         refused(a, "unauthorized", "force by a client without the revoke op")
@@ -274,16 +279,19 @@ def test_connections_the_directory_closed_while_idle_are_bound_again():
     with Env(directory={"connections": 4}, slapd_kw={"idletimeout": 2}) as e:
         s, j = e.slapd, e.jitd
         first = j.must_grant("alice", "ops", "1h")
-        time.sleep(3.5)  # every jitd connection idle for longer than 2 s
+
+        def closed_idle():
+            with open(s.log, errors="replace") as f:
+                return sum(1 for line in f if "closed (idletimeout)" in line)
+        # every jitd connection idle for longer than 2 s, and closed by slapd
+        time.sleep(2.5)
+        wait_until(lambda: closed_idle() >= 4, 20, "slapd to close jitd's 4 idle connections")
         answers = in_parallel(
             lambda u: j.grant(u, "ops", "1h", request_id="burst-" + u), users)
         for u in users:
             a = answers.get(u)
             assert a and a.get("ok"), (u, a, j.stderr_tail())
             assert s.is_member("ops", s.user_dn(u)), u
-        with open(s.log, errors="replace") as f:
-            closed = sum(1 for line in f if "closed (idletimeout)" in line)
-        assert closed >= 4, "slapd closed %d idle connections (want jitd's 4)" % closed
         for g in [first] + [answers[u]["grant"] for u in users]:
             eq(j.ok({"op": "complete", "grant_id": g["grant_id"]})["grant"]["state"],
                "completed", g["user"])

@@ -301,8 +301,15 @@ def test_listener_that_never_reads_answers_cannot_grow_the_engine():
         freeze(j.proc.pid)
         try:
             c.send({"op": "status"})
-            time.sleep(0.5)
-            data = ech.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+            def whole_frame():
+                try:
+                    d = ech.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return None
+                return d if len(d) >= 8 and len(d) >= 8 + struct.unpack("<II", d[:8])[1] \
+                    else None
+            data = wait_until(whole_frame, 10, "the listener's frame", interval=0.05)
         finally:
             thaw(j.proc.pid)
         ech.close()

@@ -423,14 +423,15 @@ def test_refused_connections_do_not_flood_the_log():
 
 
 def test_slow_client_does_not_block_others():
-    with Env(top={"client_timeout": 3}) as e:
+    # client_timeout 10 s against a bound of 5 s below
+    with Env(top={"client_timeout": 10}) as e:
         slow = e.jitd.connect()
         slow.send(b'{"op":"grant","user":"bob","gro')  # half a line, then nothing
         time.sleep(0.3)
         t0 = time.time()
         g = e.jitd.must_grant("alice", "admins", "1h")
         took = time.time() - t0
-        assert took < 2, "a grant took %.1fs while another client stalled" % took
+        assert took < 5, "a grant took %.1fs while another client stalled" % took
         assert e.is_member("admins", e.user_dn("alice")), g
         # Several stalled clients at once change nothing either.
         stalled = []
@@ -439,8 +440,8 @@ def test_slow_client_does_not_block_others():
             s.send(b'{"op":')
             stalled.append(s)
         eq(e.jitd.ok({"op": "status"})["ok"], True, "status with stalled clients")
-        # The idle one is dropped after client_timeout (3 s), never answered.
-        assert slow.closed_by_peer(3 + 4), "stalled client not dropped after client_timeout"
+        # The idle one is dropped after client_timeout (10 s), never answered.
+        assert slow.closed_by_peer(10 + 5), "stalled client not dropped after client_timeout"
         assert not slow.buf.strip() or json.loads(slow.buf)["ok"] is False, slow.buf
         assert not e.is_member("admins", e.user_dn("bob")), "half a request was executed"
         slow.close()
@@ -455,14 +456,19 @@ def test_client_disconnecting_mid_request():
             s.connect(e.jitd.sock)
             s.sendall(b'{"op":"grant","user":"alice","group":"admins","duration":"1h"}\n')
             s.close()  # gone before the answer
-        time.sleep(0.5)
         eq(e.jitd.ok({"op": "status"})["ok"], True, "status after abrupt clients")
-        # Whatever got granted is recorded and can be ended.
-        for g in e.jitd.ok({"op": "list"})["grants"]:
-            e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
-        assert not e.is_member("admins", e.user_dn("alice")), \
-            "membership left after completing every recorded grant: %r" % \
-            sorted(e.slapd.members("admins"))
+
+        # Whatever got granted is recorded and can be ended. A grant still
+        # on its way is listed once it is: end what is listed until nothing
+        # is and the membership is gone (a membership without a grant to
+        # end never goes, and the wait fails).
+        def all_ended():
+            listed = e.jitd.ok({"op": "list"})["grants"]
+            for g in listed:
+                e.jitd.request({"op": "complete", "grant_id": g["grant_id"]})
+            return not listed and not e.is_member("admins", e.user_dn("alice"))
+        wait_until(all_ended, 20, "every recorded grant ended and no membership left",
+                   interval=0.5)
 
 
 def test_parallel_grants():

@@ -50,7 +50,7 @@ class Itsm:
                     return self.answer(401, {"error": "no token"})
                 ticket = urllib.parse.unquote(self.path.split("/tickets/", 1)[-1])
                 if ticket.startswith("SLOW"):
-                    time.sleep(3)
+                    time.sleep(6)
                     return self.answer(200, {"state": "approved"})
                 if ticket.startswith("HOLD"):
                     return self.hold(ticket)
@@ -151,7 +151,7 @@ def test_ticket_check_answers():
         _ticket_refused(e, j.grant("bob", "admins", "1h", ticket="SLOW1"),
                         "did not answer")
         took = time.time() - t0
-        assert 0.9 <= took < 2.5, "timeout 1s took %.2fs" % took
+        assert 0.9 <= took < 4.5, "timeout 1s took %.2fs" % took  # the answer: 6 s
         _ticket_refused(e, j.grant("bob", "dba", "1h", ticket="INC00001"),
                         "cannot reach the ticket system")
         assert not e.is_member("admins", e.user_dn("bob"))
@@ -222,8 +222,8 @@ def test_ticket_token_file_with_loose_mode_refuses():
 
 def test_slow_ticket_system_does_not_stall_others():
     itsm = Itsm()
-    # The slow checks are answered after 3 s, inside the timeout: a request
-    # stalled behind one waits those 3 s, far above the bound below.
+    # The slow checks are answered after 6 s, inside the timeout: a request
+    # stalled behind one waits those 6 s, far above the bound below.
     e, _ = _env(itsm, check_timeout="10s")
     try:
         j = e.jitd
@@ -238,7 +238,7 @@ def test_slow_ticket_system_does_not_stall_others():
         e.grant_and_check("bob", "web", "1h")
         e.grant_and_check("carol", "admins", "1h", ticket="INC00002")
         took = time.time() - t0
-        assert took < 2.5, "other requests waited %.2fs behind a slow ticket system" % took
+        assert took < 4.5, "other requests waited %.2fs behind a slow ticket system" % took
         for c in slow:
             # {"state": ...} at the top, not result.state: refused
             _ticket_refused(e, c.recv(), 'has no field "result.state"')

@@ -256,6 +256,17 @@ class Env:
                        sorted(self.slapd.members(group))))
             time.sleep(0.1)
 
+    def stays_member(self, group, value, until, limit, what):
+        """Polls the directory until the epoch `until` (a little before
+        `limit`): value must be in group. Only an answer that came back
+        before `limit` counts against it: on a slow machine a search sent
+        before `until` may be served after a removal at `limit`."""
+        while time.time() < until:
+            if not self.slapd.is_member(group, value) and time.time() < limit:
+                raise AssertionError("%s: %s left %s %.1fs before %d"
+                                     % (what, value, group, limit - time.time(), limit))
+            time.sleep(0.2)
+
     def grant_and_check(self, user, group, duration, value=None, **kw):
         g = self.jitd.must_grant(user, group, duration, **kw)
         v = value or self.user_dn(user)

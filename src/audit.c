@@ -436,12 +436,18 @@ struct frag {
 	char sha[HASH_HEX + 1];
 };
 
+/* A torn end up to this long is read whole, to tell a line cut just before
+ * its newline (whole) from a fragment. */
+#define FRAG_CHECK_MAX (16 * 1024 * 1024)
+
 /*
  * Length and SHA-256 of the bytes after the last newline of rfd's file
  * (size bytes long): the start is looked for backwards, chunk by chunk,
- * however far it is, then the bytes are hashed forwards.
+ * however far it is, then the bytes are hashed forwards. *whole: those
+ * bytes (NUL-terminated, the caller's to free) when they are at most
+ * FRAG_CHECK_MAX long and were read in one piece, else NULL.
  */
-static int frag_digest(int rfd, off_t size, struct frag *f, off_t *fbegin)
+static int frag_digest(int rfd, off_t size, struct frag *f, char **whole)
 {
 	char chunk[16384];
 	off_t begin = 0, from = size;
@@ -461,10 +467,19 @@ static int frag_digest(int rfd, off_t size, struct frag *f, off_t *fbegin)
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	int rc = JIT_EIO;
+	size_t flen = (size_t)(size - begin);
+	char *fb = flen <= FRAG_CHECK_MAX ? xmalloc(flen + 1) : NULL;
+	*whole = NULL;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
 		goto out;
-	for (off_t at = begin; at < size;) {
+	if (fb) {
+		if (pread(rfd, fb, flen, begin) != (ssize_t)flen ||
+		    EVP_DigestUpdate(ctx, fb, flen) != 1)
+			goto out;
+		fb[flen] = '\0';
+	}
+	for (off_t at = fb ? size : begin; at < size;) {
 		size_t want = size - at > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)(size - at);
 		if (pread(rfd, chunk, want, at) != (ssize_t)want ||
 		    EVP_DigestUpdate(ctx, chunk, want) != 1)
@@ -474,18 +489,16 @@ static int frag_digest(int rfd, off_t size, struct frag *f, off_t *fbegin)
 	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
 		goto out;
 	md_hex(md, f->sha);
-	f->bytes = (size_t)(size - begin);
+	f->bytes = flen;
 	f->recordable = true;
-	*fbegin = begin;
+	*whole = fb;
+	fb = NULL;
 	rc = JIT_OK;
 out:
+	free(fb);
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }
-
-/* A torn end up to this long is read whole, to tell a line cut just before
- * its newline (whole) from a fragment. */
-#define FRAG_CHECK_MAX (16 * 1024 * 1024)
 
 /*
  * Reads seq and hash of the last complete chained line of rfd's file (name,
@@ -513,9 +526,9 @@ static int load_tail(const char *name, int rfd, struct chain *t, struct frag *f)
 	if (pread(rfd, &last, 1, stop - 1) != 1)
 		return JIT_EIO;
 	if (last != '\n') {
-		off_t begin = 0;
+		char *fb = NULL;
 		f->torn = true;
-		if (frag_digest(rfd, st.st_size, f, &begin) != JIT_OK) {
+		if (frag_digest(rfd, st.st_size, f, &fb) != JIT_OK) {
 			log_err("audit: %s does not end with a newline, and its last line cannot be "
 				"read: it gets no torn_line record", name);
 			f->recordable = false;
@@ -523,9 +536,7 @@ static int load_tail(const char *name, int rfd, struct chain *t, struct frag *f)
 			size_t flen = f->bytes, clen;
 			int64_t seq;
 			char prev[HASH_HEX + 1], hash[HASH_HEX + 1];
-			char *fb = flen <= FRAG_CHECK_MAX ? xmalloc(flen + 1) : NULL;
-			bool whole = fb && pread(rfd, fb, flen, begin) == (ssize_t)flen &&
-				     split_line(fb, flen, &clen, prev, hash) == JIT_OK &&
+			bool whole = fb && split_line(fb, flen, &clen, prev, hash) == JIT_OK &&
 				     line_seq(fb, flen, &seq) == JIT_OK;
 			free(fb);
 			if (whole) {
@@ -539,7 +550,7 @@ static int load_tail(const char *name, int rfd, struct chain *t, struct frag *f)
 			log_warn("audit: %s does not end with a newline; its last line (%zu bytes) "
 				 "is incomplete: jitd stopped in the middle of writing it; a "
 				 "torn_line record of it comes with the next line", name, flen);
-			stop = begin;
+			stop = st.st_size - (off_t)flen;
 		}
 	}
 	if (stop == 0)

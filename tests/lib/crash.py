@@ -674,7 +674,11 @@ class CrashTest:
         log says about it})."""
         prev_hash, prev_seq, n = "0" * 64, None, 0
         said = {}
-        held = None
+        held = None                  # (line number, the chainless line)
+
+        def unrecorded(torn):
+            self.violation("I5", "audit line %d has no chain and no torn_line record: %r"
+                           % (torn[0], torn[1][:120]))
         tail = re.compile(rb',"prev":"([0-9a-f]{64})","hash":"([0-9a-f]{64})"}$')
         with open(self.j.audit_log, "rb") as f:
             for n, line in enumerate(f, 1):
@@ -682,21 +686,19 @@ class CrashTest:
                 m = tail.search(line)
                 if not m:
                     if held:
-                        self.violation("I5", "audit line %d has no chain and no torn_line "
-                                       "record: %r" % held)
-                    held = (n, line[:120])
-                    torn = line
+                        unrecorded(held)
+                    held = (n, line)
                     continue
                 content = line[:m.start()]
                 calc = hashlib.sha256(m.group(1) + content).hexdigest().encode()
                 ev = json.loads(line)
                 seq = ev["seq"]
                 if held:
+                    torn = held[1]
                     if not (ev.get("event") == "torn_line" and
                             ev.get("torn_bytes") == len(torn) and
                             ev.get("torn_sha256") == hashlib.sha256(torn).hexdigest()):
-                        self.violation("I5", "audit line %d has no chain and no torn_line "
-                                       "record: %r" % held)
+                        unrecorded(held)
                     else:
                         self.stats.torn_lines += 1
                     held = None
@@ -717,8 +719,7 @@ class CrashTest:
                     self.violation("I5", "audit line %d (seq %d): chain broken" % (n, seq))
                 prev_hash, prev_seq = m.group(2).decode(), seq
         if held:
-            self.violation("I5", "audit line %d has no chain and no torn_line record: %r"
-                           % held)
+            unrecorded(held)
         return n, said
 
     def check_evidence(self, rows, said):

@@ -241,25 +241,28 @@ static void main_wait(struct engine *e, int ms)
 		log_err("engine: cannot bound the store's wait");
 }
 
-/* The longest replication_grace of the configured directories. */
+/* The longest replication_grace of the directories, as the workers use it:
+ * the start-up configuration's (a reload changes it only with a warning). */
 static int64_t longest_grace(const struct engine *e)
 {
 	int64_t h = 0;
 
-	for (size_t i = 0; i < e->cfg->n_dirs; i++)
-		if (e->cfg->dirs[i].replication_grace > h)
-			h = e->cfg->dirs[i].replication_grace;
+	for (size_t i = 0; i < e->cfg0->n_dirs; i++)
+		if (e->cfg0->dirs[i].replication_grace > h)
+			h = e->cfg0->dirs[i].replication_grace;
 	return h;
 }
 
 /* Seconds within which every ENDING row's next attempt lies when the clock
  * only moves forward: a retry's backoff, or a check after
- * replication_grace; with a minute to spare. */
+ * replication_grace; with a minute to spare. Both from the start-up
+ * configuration, which is what the workers scheduled them with. */
 static int64_t retry_horizon(const struct engine *e)
 {
 	int64_t g = longest_grace(e);
+	int64_t r = e->cfg0->retry_max_interval;
 
-	return (e->cfg->retry_max_interval > g ? e->cfg->retry_max_interval : g) + 60;
+	return (r > g ? r : g) + 60;
 }
 
 /*

@@ -8,6 +8,7 @@ at start and when a tick sees the step).
 """
 
 import os
+import signal
 import time
 
 from jittest import Env, eq, skip, wait_until
@@ -137,3 +138,36 @@ def test_grant_given_under_a_clock_ahead_is_shortened_when_the_clock_steps_back(
         j.stop()
         j.start()  # at start: nothing in the future any more
         eq(len(j.audit_events("rescheduled")), 2, "nothing rescheduled at the restart")
+
+
+def test_step_back_after_a_reload_of_retry_max_interval_pulls_removals_forward():
+    """retry_max_interval keeps its start-up value until a restart, and the
+    removals were scheduled with it: a reload that raises it (logged as
+    taking effect at restart) must not stop a clock step from pulling them
+    forward (regression: the step used the reloaded value, a day, as the
+    horizon, and a removal scheduled an hour ahead waited that hour)."""
+    with Env(start=False) as e:
+        s, j = e.slapd, e.jitd
+        path, env = _faked(j, "+1h")
+        j.start(env=env)
+        alice = s.user_dn("alice")
+        g = j.must_grant("alice", "admins", 2)
+        s.stop()
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "ending", 20,
+                   "the expiry's removal failed")
+        j.config["retry_max_interval"] = "1d"
+        j.write_config()
+        pos = j.stderr_pos()
+        j.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "retry_max_interval changed; takes effect at restart"
+                   in j.stderr_since(pos), 10, "the reload's warning")
+        # The clock is corrected: an hour back. The retry, scheduled at most
+        # retry_max_interval (2 s) after the failure under the old time, is
+        # an hour ahead now.
+        _set(path, "+0")
+        wait_until(lambda: "retrying them now" in j.stderr_since(pos), 10,
+                   "the removal pulled forward")
+        s.start()
+        wait_until(lambda: not s.is_member("admins", alice), 20,
+                   "alice removed once the directory is back")
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 10, "grant expired")

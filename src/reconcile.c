@@ -440,14 +440,17 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	struct live lv = { 0 };
 	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };
 	struct sset renamed = { 0 };
-	struct store_filter f = { .group = g->name, .state_mask = GS_LIVE_MASK, .limit = LIVE_MAX };
 	struct dir_conn *dc = conn_for(r, g->dir);
+	/* The group's grants by what they hold (directory, DN, attribute), not
+	 * by name: a reload may have renamed the entry, or another entry may
+	 * name the same DN. */
+	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
 
 	/* Directory first, store second: a membership jitd adds has its row
 	 * committed before the add, so whatever the read saw, the store has. */
 	if (!read_members(r, g, mem, &ms) || stopping(r))
 		goto out;
-	if (store_list(r->st, &f, collect_live, &lv) < 0) {
+	if (store_group_live(r->st, prefix, LIVE_MAX, collect_live, &lv) < 0) {
 		log_err("reconcile %s: cannot read the group's grants", g->name);
 		goto out;
 	}
@@ -496,6 +499,7 @@ out:
 	sset_free(&next_m);
 	live_free(&lv);
 	members_free(&ms);
+	free(prefix);
 }
 
 /* ---- the thread -------------------------------------------------------- */

@@ -233,6 +233,16 @@ void store_set_directories(struct store *st, const char *const *names, size_t n)
 int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir,
 			size_t dirlen) JIT_WUR;
 
+/*
+ * Calls cb for each live row (pending, active, ending) whose pair key
+ * starts with prefix: grant_pair_key() with an empty value, so the grants
+ * of one group DN and attribute in one directory, whatever group name they
+ * were made under. At most limit rows (store_list_limit()), in no
+ * particular order. JIT_EINTERNAL if prefix does not end with a newline.
+ */
+int store_group_live(struct store *st, const char *prefix, int64_t limit, store_cb cb,
+		     void *arg) JIT_WUR;
+
 /* Calls cb for each ENDING row of pair_key, oldest first (see store_list). */
 int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg) JIT_WUR;
 /*

@@ -56,6 +56,7 @@ enum stmt_id {
 	S_WARNED,
 	S_ADDED_VIA,
 	S_VERIFY,
+	S_GROUP_LIVE,
 	S__COUNT
 };
 

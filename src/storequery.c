@@ -374,6 +374,24 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
 	return collect_and_call(st, id, rc, cb, arg);
 }
 
+int store_group_live(struct store *st, const char *prefix, int64_t limit, store_cb cb, void *arg)
+{
+	size_t n = prefix ? strlen(prefix) : 0;
+	if (n == 0 || prefix[n - 1] != '\n')
+		return JIT_EINTERNAL;
+	char *above = xstrdup(prefix);
+	above[n - 1] = '\n' + 1;
+	sqlite3_stmt *s = st->stmt[S_GROUP_LIVE];
+	int rc = bind_txt(s, 1, prefix);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, above);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 3, store_list_limit(limit));
+	rc = collect_and_call(st, S_GROUP_LIVE, rc, cb, arg);
+	free(above);
+	return rc;
+}
+
 void store_set_directories(struct store *st, const char *const *names, size_t n)
 {
 	size_t len = 2;

@@ -159,6 +159,13 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			 "UPDATE grants SET standing = 1"
 			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			 " AND standing = 0" },
+	/* The live rows of one membership group (directory, DN, attribute):
+	 * the pair keys between ?1 (the key prefix, ending in a newline) and
+	 * ?2 (the same with the newline raised by one), whatever the group's
+	 * name in the configuration is now. */
+	[S_GROUP_LIVE] = { "group_live", "SELECT " GRANT_COLS " FROM grants INDEXED BY grants_pair"
+					 " WHERE pair_key >= ?1 AND pair_key < ?2"
+					 " AND state IN ('pending', 'active', 'ending') LIMIT ?3" },
 	[S_LIST] = { "list", LIST_SQL("") },
 	[S_LIST_USER] = { "list_user", LIST_USER_SQL("user = ?8 AND ") },
 	[S_LIST_GROUP] = { "list_group", LIST_SQL("group_name = ?9 AND ") },

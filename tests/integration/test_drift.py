@@ -5,6 +5,7 @@ event `drift` (once per appearance), removed too with reconcile =
 "enforce"; an active grant whose member someone removed is a `drift` of
 kind "missing"; reconcile = "off" leaves the group alone."""
 
+import signal
 import time
 
 from jittest import Env, eq, wait_until, slow
@@ -286,5 +287,37 @@ def test_renamed_grantee_is_not_removed_by_enforce():
         eq(s.is_member("admins", new_dn), True, "the renamed grantee keeps the membership")
         eq(_drift(e, "admins", "unexplained"), [], "no unexplained drift")
         eq(_drift(e, "admins", "missing"), [], "the grant's old value is no missing drift")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(s.is_member("admins", new_dn), False, "removed at the grant's end")
+
+
+def test_renamed_grantee_is_kept_by_enforce_after_the_group_entry_is_renamed():
+    """As above, after a reload renamed the group's entry (same DN): the
+    grants made under the old name are still the group's (the reconciler
+    finds them by directory, DN and attribute, not by name), so enforce
+    keeps the renamed grantee's membership (regression: the grants were
+    looked up by the group's new name, none were found, and the member was
+    removed as unexplained while its grant lasted)."""
+    import test_identity
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s, j = e.slapd, e.jitd
+        if "refint" not in s.overlays and "memberof" not in s.overlays:
+            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+        _restart_with(e, admins={"reconcile": "enforce"})
+        g = j.must_grant("alice", "admins", "1h")
+        for entry in j.config["groups"]:
+            if entry["name"] == "admins":
+                entry["name"] = "domain-admins"
+        j.write_config()
+        pos = j.stderr_pos()
+        j.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in j.stderr_since(pos), 10, "the reload")
+        new_dn = test_identity._move(s, "alice", "alice.smith", test_identity._staff(s))
+        eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
+        _passes(e, 3)
+        eq(s.is_member("admins", new_dn), True, "the renamed grantee keeps the membership")
+        eq(_drift(e, "domain-admins", "unexplained"), [], "no unexplained drift")
+        eq(_drift(e, "domain-admins", "missing"), [], "the grant's old value is no missing drift")
+        eq(j.show(g["grant_id"])["group"], "admins", "the grant keeps the name it was made under")
         j.ok({"op": "complete", "grant_id": g["grant_id"]})
         eq(s.is_member("admins", new_dn), False, "removed at the grant's end")

@@ -511,6 +511,78 @@ static void put_ug(struct store *st, const char *id, enum grant_state s, const c
 }
 
 /* store_count_user_live: live states only, DN compared case-blind. */
+static int collect_ids(const struct grant_rec *r, void *arg)
+{
+	char *ids = arg;
+	strncat(ids, r->id, 63 - strlen(ids));
+	return 0;
+}
+
+/* Sorted ids of store_group_live(prefix), in one string. */
+static void group_live_ids(struct store *st, const char *prefix, char *ids)
+{
+	ids[0] = '\0';
+	CHECK(store_group_live(st, prefix, 0, collect_ids, ids) == JIT_OK);
+	size_t n = strlen(ids);
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && ids[k - 1] > ids[k]; k--) {
+			char c = ids[k];
+			ids[k] = ids[k - 1];
+			ids[k - 1] = c;
+		}
+}
+
+static void test_group_live(void)
+{
+	struct store *st = open_new(NULL);
+	const char *dba = "cn=dba,ou=groups,dc=example,dc=com";
+	char *k1 = dir_pair_key("corp", dba, "member", "uid=alice,dc=example,dc=com");
+	char *k2 = dir_pair_key("corp", "CN=DBA, ou=Groups,dc=example,dc=com", "member",
+				"uid=bob,dc=example,dc=com");
+	char *k3 = dir_pair_key("corp", "cn=dba2,ou=groups,dc=example,dc=com", "member",
+				"uid=alice,dc=example,dc=com");
+	char *k4 = dir_pair_key("corp2", dba, "member", "uid=alice,dc=example,dc=com");
+	char *k5 = dir_pair_key("corp", dba, "memberUid", "alice");
+	char *k6 = dir_pair_key("corp", dba, "member", "");
+	char ids[64];
+
+	CHECK(put(st, "a", GS_ACTIVE, k1, 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "b", GS_PENDING, k2, 2, 100, 0, false) == JIT_OK); /* same DN, spelt apart */
+	CHECK(put(st, "c", GS_ENDING, k1, 3, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "d", GS_EXPIRED, k1, 4, 100, 0, false) == JIT_OK); /* not live */
+	CHECK(put(st, "e", GS_ACTIVE, k3, 5, 100, 0, false) == JIT_OK);  /* another DN */
+	CHECK(put(st, "f", GS_ACTIVE, k4, 6, 100, 0, false) == JIT_OK);  /* another directory */
+	CHECK(put(st, "g", GS_ACTIVE, k5, 7, 100, 0, false) == JIT_OK);  /* another attribute */
+	CHECK(put(st, "h", GS_ACTIVE, k6, 8, 100, 0, false) == JIT_OK);  /* an empty value */
+
+	char *prefix = dir_pair_key("corp", dba, "member", "");
+	group_live_ids(st, prefix, ids);
+	CHECK(strcmp(ids, "abch") == 0);
+	free(prefix);
+	prefix = dir_pair_key("corp", dba, "memberUid", "");
+	group_live_ids(st, prefix, ids);
+	CHECK(strcmp(ids, "g") == 0);
+	free(prefix);
+	prefix = dir_pair_key("corp2", dba, "member", "");
+	group_live_ids(st, prefix, ids);
+	CHECK(strcmp(ids, "f") == 0);
+	free(prefix);
+	prefix = dir_pair_key("corp", "cn=nobody,dc=example,dc=com", "member", "");
+	group_live_ids(st, prefix, ids);
+	CHECK(strcmp(ids, "") == 0);
+	free(prefix);
+	/* a prefix that is not one (no newline at its end) is refused */
+	CHECK(store_group_live(st, "corp", 0, collect_ids, ids) == JIT_EINTERNAL);
+	CHECK(store_group_live(st, "", 0, collect_ids, ids) == JIT_EINTERNAL);
+	free(k1);
+	free(k2);
+	free(k3);
+	free(k4);
+	free(k5);
+	free(k6);
+	store_close(st);
+}
+
 static void test_user_live(void)
 {
 	struct store *st = open_new(NULL);
@@ -761,7 +833,8 @@ static void test_plans(void)
 					   "list_group", "count_failing",    "retry_now",
 					   "pair_ending", "list",            "list_both",
 					   "user_live",   "expiring",        "retry_sooner",
-					   "created_after", "reschedule",    "pair_set_standing" };
+					   "created_after", "reschedule",    "pair_set_standing",
+					   "group_live" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -788,6 +861,9 @@ static void test_plans(void)
 	free(plan);
 	/* list: per-state arms read in order and merged, never a sort of
 	 * every live row */
+	CHECK(store_explain(st, "group_live", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_pair (pair_key>? AND pair_key<?)"));
+	free(plan);
 	CHECK(store_explain(st, "list", &plan) == JIT_OK);
 	CHECK(plan && strstr(plan, "grants_state_created") && !strstr(plan, "TEMP B-TREE"));
 	free(plan);
@@ -1631,6 +1707,7 @@ int main(void)
 	test_set_expiry();
 	test_expire_due();
 	test_pair();
+	test_group_live();
 	test_user_live();
 	test_list();
 	test_due();

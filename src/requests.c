@@ -184,6 +184,14 @@ static char *do_status(struct engine *e)
 		return requests_store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "revocations_failing", json_integer(failing));
+	/* due grants jitd cannot end: their directory is not configured */
+	int64_t stranded = 0;
+	char sdir[257]; /* config.c: names are at most 256 bytes */
+	if ((rc = store_due_elsewhere(e->st, now_s(), &stranded, sdir, sizeof(sdir))) != JIT_OK) {
+		json_decref(s);
+		return requests_store_error_line(rc, "cannot read grant counts");
+	}
+	json_object_set_new(s, "due_in_unconfigured_directories", json_integer(stranded));
 	json_t *dirs = json_array();
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		char err[256] = "";

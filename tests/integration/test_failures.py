@@ -5,6 +5,7 @@ added is removed, no grant is closed without its final audit line, and the
 scheduler keeps ending grants.
 """
 
+import re
 import threading
 import time
 
@@ -182,6 +183,19 @@ def test_grants_of_a_directory_dropped_from_the_config_do_not_stop_the_others():
         assert "\"corp\"" in j.stderr_tail(200)
         for x in old:
             eq(j.show(x["grant_id"])["state"], "active", "grant of the unconfigured directory")
+        eq(j.ok({"op": "status"})["status"]["due_in_unconfigured_directories"], 3,
+           "status: due grants jitd cannot end")
+        r = j.jitctl("status")
+        assert re.search(r"^due in unconfigured directories: +3$", r.stdout, re.M), r.stdout
+        # configured again: they end, and the count is 0
+        j.stop()
+        j.config["directories"].append(dict(j.config["directories"][0], name="corp"))
+        j.write_config()
+        j.start()
+        for u in ("alice", "bob", "carol"):
+            e.wait_removed("ops", e.user_dn(u), time.time() + 15, "expiry once configured")
+        wait_until(lambda: j.ok({"op": "status"})["status"]["due_in_unconfigured_directories"]
+                   == 0, 10, "status count back to 0")
 
 
 def test_session_the_server_no_longer_accepts_is_bound_again():

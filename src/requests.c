@@ -189,7 +189,8 @@ static char *do_status(struct engine *e)
 	char sdir[257]; /* config.c: names are at most 256 bytes */
 	if ((rc = store_due_elsewhere(e->st, now_s(), &stranded, sdir, sizeof(sdir))) != JIT_OK) {
 		json_decref(s);
-		return requests_store_error_line(rc, "cannot read grant counts");
+		return requests_store_error_line(rc, "cannot count the grants of unconfigured "
+						     "directories");
 	}
 	json_object_set_new(s, "due_in_unconfigured_directories", json_integer(stranded));
 	json_t *dirs = json_array();

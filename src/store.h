@@ -178,9 +178,10 @@ int store_set_expiry(struct store *st, const char *id, int64_t from, int64_t exp
 int store_expire_due(struct store *st, const char *id, int64_t now) JIT_WUR;
 
 /*
- * Among rows with pair_key whose state is in state_mask (GS_BIT()s), other
- * than exclude_id (may be NULL): *count, and *any_jitd = true if at least one
- * of them has standing == false.
+ * Among the live rows (pending, active, ending) with pair_key whose state is
+ * in state_mask (GS_BIT()s; final states in it match nothing), other than
+ * exclude_id (may be NULL): *count, and *any_jitd = true if at least one of
+ * them has standing == false.
  */
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
 		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;

@@ -150,13 +150,14 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 					 " WHERE id = ?1 AND state = 'active' AND expires_at <= ?2" },
 	[S_PAIR_LIVE] = { "pair_live",
 			  "SELECT count(*), coalesce(max(standing = 0), 0)"
-			  " FROM grants WHERE pair_key = ?1 AND id IS NOT ?2 AND " STATE_IN_3 },
+			  " FROM grants INDEXED BY grants_pair WHERE pair_key = ?1 AND id IS NOT ?2"
+			  " AND state IN ('pending', 'active', 'ending') AND " STATE_IN_3 },
 	[S_PAIR_CLEAR] = { "pair_clear_standing",
-			   "UPDATE grants SET standing = 0"
+			   "UPDATE grants INDEXED BY grants_pair SET standing = 0"
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			   " AND standing <> 0" },
 	[S_PAIR_SET] = { "pair_set_standing",
-			 "UPDATE grants SET standing = 1"
+			 "UPDATE grants INDEXED BY grants_pair SET standing = 1"
 			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			 " AND standing = 0" },
 	/* The live rows of one membership group (directory, DN, attribute):
@@ -219,7 +220,8 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 					 " WHERE id = ?1 AND state = 'active' AND created_at = ?4"
 					 " AND expires_at = ?5" },
 	[S_PAIR_ENDING] = { "pair_ending", "SELECT " GRANT_COLS " FROM grants"
-					   " WHERE pair_key = ?1 AND state = 'ending'"
+					   " INDEXED BY grants_pair WHERE pair_key = ?1 AND state = 'ending'"
+					   " AND state IN ('pending', 'active', 'ending')"
 					   " ORDER BY created_at, rowid" },
 	/* ?1 now + before, ?2 now, ?3 before, ?4 limit: uses grants_active_due. */
 	[S_EXPIRING] = { "expiring", "SELECT " GRANT_COLS " FROM grants"

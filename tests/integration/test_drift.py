@@ -268,6 +268,15 @@ def test_drift_line_not_written_is_reported_again():
         eq(ev[0]["grant_id"], g["grant_id"], "the missing grant")
 
 
+def _enforce_with_grant(e):
+    """admins reconciled with enforce, and alice granted into it (1 h)."""
+    s, j = e.slapd, e.jitd
+    if "refint" not in s.overlays and "memberof" not in s.overlays:
+        raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+    _restart_with(e, admins={"reconcile": "enforce"})
+    return j.must_grant("alice", "admins", "1h")
+
+
 def test_renamed_grantee_is_not_removed_by_enforce():
     """A user renamed and moved while their grant lasts: refint rewrites the
     group's value to the new DN, which no live grant's recorded value
@@ -277,10 +286,7 @@ def test_renamed_grantee_is_not_removed_by_enforce():
     import test_identity
     with Env(top={"reconcile_interval": "1s"}) as e:
         s, j = e.slapd, e.jitd
-        if "refint" not in s.overlays and "memberof" not in s.overlays:
-            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
-        _restart_with(e, admins={"reconcile": "enforce"})
-        g = j.must_grant("alice", "admins", "1h")
+        g = _enforce_with_grant(e)
         new_dn = test_identity._move(s, "alice", "alice.smith", test_identity._staff(s))
         eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
         _cycles(4)
@@ -301,10 +307,7 @@ def test_renamed_grantee_is_kept_by_enforce_after_the_group_entry_is_renamed():
     import test_identity
     with Env(top={"reconcile_interval": "1s"}) as e:
         s, j = e.slapd, e.jitd
-        if "refint" not in s.overlays and "memberof" not in s.overlays:
-            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
-        _restart_with(e, admins={"reconcile": "enforce"})
-        g = j.must_grant("alice", "admins", "1h")
+        g = _enforce_with_grant(e)
         for entry in j.config["groups"]:
             if entry["name"] == "admins":
                 entry["name"] = "domain-admins"

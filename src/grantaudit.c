@@ -31,6 +31,7 @@ json_t *grant_audit_fields(const struct grant_rec *r)
 	grant_set_str(o, "group_dn", r->group_dn);
 	grant_set_str(o, "directory", r->directory);
 	grant_set_str(o, "added_via", r->added_via);
+	grant_set_str(o, "added_also_via", r->added_also_via);
 	json_object_set_new(o, "duration", json_integer(r->duration));
 	fmt_rfc3339(r->created_at, ts);
 	grant_set_str(o, "created_at", ts);

@@ -196,7 +196,7 @@ static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant
 		 * another one waits for it (grant_schedule_verify) */
 		rc = store_begin(g->st);
 		if (rc == JIT_OK) {
-			rc = store_set_added_via(g->st, r->id, r->added_via);
+			rc = store_set_added_via(g->st, r->id, r->added_via, r->added_also_via);
 			if (rc == JIT_OK)
 				rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
 			rc = grant_end_tx(g, rc);
@@ -241,7 +241,7 @@ static int activate(struct grant_ctx *g, struct grant_rec *r)
 	rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
-	rc = store_set_added_via(g->st, r->id, r->added_via);
+	rc = store_set_added_via(g->st, r->id, r->added_via, r->added_also_via);
 	if (rc == JIT_OK)
 		rc = grant_transition(g, r, GS_PENDING, GS_ACTIVE, GS_PENDING, NULL);
 	return grant_end_tx(g, rc);
@@ -363,8 +363,19 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 				 "standing", r.id, r.user, r.group_dn);
 		}
 	}
-	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0')
-		r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
+	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0') {
+		if (dres.unanswered_uri[0] != '\0' && strcasecmp(dres.unanswered_uri, dres.uri) != 0) {
+			/* Robustness: the add went unanswered on one server and
+			 * was written by another. The first may hold it too
+			 * (applied before its answer was lost, or late, after a
+			 * stall): it comes first at the removal, which waits for
+			 * it, and the second is asked as well. */
+			r.added_via = xstrdup(dres.unanswered_uri);
+			r.added_also_via = xstrdup(dres.uri);
+		} else {
+			r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
+		}
+	}
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */
 	r.state = GS_ACTIVE;

@@ -34,6 +34,48 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 }
 
 /*
+ * The add of r went unanswered on r->added_via and was written by
+ * r->added_also_via: after the removal answered by another server (see
+ * grant_settle_remove), that one is asked as well, since without
+ * replication between them each may hold the value. JIT_OK when it
+ * answered (st->outcome "removed" if it held it) or is no longer
+ * configured; JIT_EDIRUNAVAIL when it could not be reached (the ending is
+ * retried, and the first server then finds the value gone).
+ */
+static int remove_also(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
+		       struct dir_result *dres)
+{
+	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
+				r->placeholder };
+	struct dir_result res = { 0 };
+	char *value = NULL;
+	bool removed = false;
+	int rc;
+
+	if (!dir_conn_has_uri(g->dc, r->added_also_via))
+		return JIT_OK;
+	if (!dir_conn_prefer(g->dc, r->added_also_via)) {
+		snprintf(dres->message, sizeof(dres->message), "%.200s failed a moment ago",
+			 r->added_also_via);
+		return JIT_EDIRUNAVAIL;
+	}
+	rc = dir_revoke_member(g->dc, &m, &removed, &value, &res);
+	free(value); /* the first removal's value is the one recorded */
+	if (rc == JIT_OK && strcasecmp(res.uri, r->added_also_via) != 0) {
+		snprintf(res.message, sizeof(res.message), "%.110s did not answer (%.110s did)",
+			 r->added_also_via, res.uri);
+		rc = JIT_EDIRUNAVAIL;
+	}
+	if (rc != JIT_OK) {
+		*dres = res;
+		return rc;
+	}
+	if (removed)
+		st->outcome = "removed";
+	return JIT_OK;
+}
+
+/*
  * Removes the membership of ending grant r, which nothing else holds
  * (grant_settle_kept): the value that refers to the user now (see
  * dir_revoke_member), so a rename or move during the window changes
@@ -65,8 +107,15 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 	if (multi) {
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
 		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
+		if (r->added_also_via && strcasecmp(dres->uri, r->added_also_via) != 0) {
+			rc = remove_also(g, r, st, dres);
+			if (rc != JIT_OK) {
+				free(st->value);
+				st->value = NULL;
+			}
+		}
 	}
-	return JIT_OK;
+	return rc;
 }
 
 /* Ends ending grant r's membership unless something else holds it:
@@ -91,7 +140,9 @@ int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, stru
  *    longer configured, and a check after the grace finds nothing.
  * While the writer is configured but unreachable and the others never saw
  * the value, the add may still sit on the writer alone: check again every
- * replication_grace, preferring the writer, until it answers.
+ * replication_grace, preferring the writer, until it answers. So too when
+ * the writer never answered the add and another server wrote it after
+ * (added_also_via), whatever the others saw.
  * True when the grant waits for a check (the row was updated).
  */
 bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
@@ -100,12 +151,17 @@ bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struc
 	bool checking = r->removed_via != NULL;
 	bool removed_now = strcmp(st->outcome, "removed") == 0;
 	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	/* The writer never answered the add (another server wrote it after):
+	 * it may apply it late, after a delete replicated to it; only its own
+	 * answer settles it. */
+	bool writer_unanswered = r->added_also_via != NULL;
 	const char *oc = checking && !removed_now ? r->removed_outcome : st->outcome;
 
 	if (!st->verify)
 		return false;
 	if (checking && !removed_now &&
-	    (!writer_known || (oc != NULL && strcmp(oc, "removed") == 0)))
+	    (!writer_known ||
+	     (!writer_unanswered && oc != NULL && strcmp(oc, "removed") == 0)))
 		return false;
 	if (checking && removed_now)
 		oc = "removed";

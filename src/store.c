@@ -149,6 +149,10 @@ static const char *const migrations[] = {
 	"DROP INDEX IF EXISTS grants_pair;"
 	"CREATE INDEX grants_pair ON grants (pair_key, state)"
 	" WHERE state IN ('pending', 'active', 'ending');",
+	/* 9: a second server that wrote the membership: the add to added_via
+	 * went unanswered (it may have applied it, or apply it late) and the
+	 * retry was answered by this one. The removal asks both. */
+	"ALTER TABLE grants ADD COLUMN added_also_via TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

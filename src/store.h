@@ -65,6 +65,8 @@ struct grant_rec {
 	int64_t next_attempt;   /* when an ENDING row is due again */
 	char *last_error;       /* may be NULL */
 	char *added_via;        /* URI of the server that wrote the membership, or NULL */
+	char *added_also_via;   /* another server that wrote it after the add
+				 * to added_via went unanswered, or NULL */
 	char *removed_via;      /* ENDING: removed on this other URI; checked again at
 				 * next_attempt (replication_grace). NULL otherwise */
 	char *removed_outcome;  /* with removed_via: "removed" or "already_absent" */
@@ -150,7 +152,8 @@ int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t g
 		       int64_t limit, int64_t *n) JIT_WUR;
 
 /* Records which server (URI) wrote the membership of grant id. */
-int store_set_added_via(struct store *st, const char *id, const char *uri) JIT_WUR;
+int store_set_added_via(struct store *st, const char *id, const char *uri,
+			const char *also) JIT_WUR;
 
 /*
  * An ENDING row whose membership was removed on removed_via, another server

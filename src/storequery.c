@@ -220,12 +220,14 @@ int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t g
 	return rc;
 }
 
-int store_set_added_via(struct store *st, const char *id, const char *uri)
+int store_set_added_via(struct store *st, const char *id, const char *uri, const char *also)
 {
 	int rc = bind_txt(st->stmt[S_ADDED_VIA], 1, id);
 
 	if (rc == SQLITE_OK)
 		rc = bind_txt(st->stmt[S_ADDED_VIA], 2, uri);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(st->stmt[S_ADDED_VIA], 3, also);
 	return update_one(st, S_ADDED_VIA, rc);
 }
 

@@ -67,7 +67,7 @@ static const struct fld fields[] = {
 	FLD(attempts, F_INT),      FLD(next_attempt, F_INT),
 	FLD(last_error, F_TEXT),
 	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
-	FLD(removed_outcome, F_TEXT),
+	FLD(removed_outcome, F_TEXT), FLD(added_also_via, F_TEXT),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -76,7 +76,7 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error, added_via, removed_via, removed_outcome"
+	"last_error, added_via, removed_via, removed_outcome, added_also_via"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -122,7 +122,7 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
@@ -230,7 +230,7 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
 	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
 				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
-	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2 WHERE id = ?1" },
+	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2, added_also_via = ?3 WHERE id = ?1" },
 	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
 				 " removed_outcome = ?4, attempts = 0, last_error = NULL, refused = 0"
 				 " WHERE id = ?1 AND state = 'ending'" },

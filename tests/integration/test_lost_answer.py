@@ -186,3 +186,72 @@ def test_add_unanswered_with_every_server_down_waits_for_the_writer():
             _removed_when_a_returns(e, j, proxy, gid, alice)
     finally:
         b.close()
+
+
+def _written_by_both(e, b, j, proxy):
+    """The add's answer from A is lost; the retry on B (writable, no
+    replication between the two) succeeds. Both hold alice."""
+    a = e.slapd
+    alice = a.user_dn("alice")
+    eq(a.is_member("admins", alice), False, "alice not in A's admins before")
+    eq(b.is_member("admins", alice), False, "alice not in B's admins before")
+    g = j.must_grant("alice", "admins", "1h")
+    assert proxy.tripped.is_set(), "the proxy never saw the add's answer"
+    gid = g["grant_id"]
+    eq(a.is_member("admins", alice), True, "A applied the add")
+    eq(b.is_member("admins", alice), True, "B wrote it on the retry")
+    ev = j.audit_events("granted", grant_id=gid)[0]
+    eq(ev.get("added_via"), "ldap://127.0.0.1:%d" % proxy.port,
+       "added_via names the server the unanswered add went to: %r" % (ev,))
+    eq(ev.get("added_also_via"), b.ldap_uri, "added_also_via names the one that answered")
+    return gid, alice
+
+
+def _ended_removed(j, gid):
+    ev = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "completed"]
+    eq(len(ev), 1, "one completed line: %r" % (ev,))
+    eq(ev[0].get("outcome"), "removed", "the completed line: %r" % (ev[0],))
+
+
+def test_add_unanswered_then_written_by_another_server_is_removed_from_both():
+    """A comes back during the grant: the end removes the value from A (the
+    writer of the unanswered add) and from B (the writer of the retry)."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _written_by_both(e, b, j, proxy)
+            proxy.revive()
+            j.ok({"op": "complete", "grant_id": gid})
+            wait_until(lambda: j.show(gid)["state"] == "completed", 30, "the grant closed")
+            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+            eq(b.is_member("admins", alice), False, "alice removed from B")
+            _ended_removed(j, gid)
+    finally:
+        b.close()
+
+
+def test_add_unanswered_then_written_by_another_server_waits_for_the_first():
+    """A is still away at the end: B's value goes at once, and the grant
+    stays ending until A answers and loses its value too."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _written_by_both(e, b, j, proxy)
+            j.ok({"op": "complete", "grant_id": gid})
+            wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
+            time.sleep(6)  # several replication_grace (2 s) checks while A is away
+            eq(j.show(gid)["state"], "ending", "not closed while A is away")
+            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+            proxy.revive()
+            wait_until(lambda: not e.slapd.is_member("admins", alice), 30,
+                       "alice removed from A")
+            wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
+            _ended_removed(j, gid)
+    finally:
+        b.close()

@@ -1087,6 +1087,7 @@ static void test_reliability_queries(void)
 		     "ALTER TABLE grants DROP COLUMN added_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "PRAGMA user_version = 1");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1126,6 +1127,7 @@ static void test_expiring(void)
 		     "ALTER TABLE grants DROP COLUMN added_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "PRAGMA user_version = 2");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1146,8 +1148,8 @@ static void test_replication_columns(void)
 
 	CHECK(put(st, "p", GS_PENDING, "pk", 1, 100, 0, false) == JIT_OK);
 	CHECK(put(st, "e", GS_ENDING, "pk", 1, 100, 50, false) == JIT_OK);
-	CHECK(store_set_added_via(st, "p", "ldap://dc2.example.com") == JIT_OK);
-	CHECK(store_set_added_via(st, "nope", "ldap://dc2") == JIT_ENOTFOUND);
+	CHECK(store_set_added_via(st, "p", "ldap://dc2.example.com", NULL) == JIT_OK);
+	CHECK(store_set_added_via(st, "nope", "ldap://dc2", NULL) == JIT_ENOTFOUND);
 	CHECK(store_set_retry(st, "e", 3, 60, "ldap 52") == JIT_OK);
 	CHECK(store_set_verify(st, "e", "ldap://dc2.example.com", "already_absent", 90) == JIT_OK);
 	CHECK(store_set_verify(st, "p", "ldap://dc2", "removed", 90) == JIT_ENOTFOUND);
@@ -1165,6 +1167,7 @@ static void test_replication_columns(void)
 	raw_sql(dir, "ALTER TABLE grants DROP COLUMN added_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
+		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "PRAGMA user_version = 3");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1174,7 +1177,20 @@ static void test_replication_columns(void)
 	CHECK(r && r->state == GS_ENDING && r->added_via == NULL && r->removed_via == NULL &&
 	      r->next_attempt == 90);
 	grant_rec_free(r);
-	CHECK(store_set_added_via(st, "p", "ldap://dc1") == JIT_OK);
+	CHECK(store_set_added_via(st, "p", "ldap://dc1", "ldap://dc3") == JIT_OK);
+	store_close(st);
+	/* schema 9 (added_also_via) came back with the rest, and round-trips */
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	r = get(st, "p");
+	CHECK(r && same_str(r->added_via, "ldap://dc1") && same_str(r->added_also_via, "ldap://dc3"));
+	grant_rec_free(r);
+	CHECK(store_set_added_via(st, "p", "ldap://dc2", NULL) == JIT_OK);
+	r = get(st, "p");
+	CHECK(r && same_str(r->added_via, "ldap://dc2") && r->added_also_via == NULL);
+	grant_rec_free(r);
 	store_close(st);
 }
 
@@ -1214,6 +1230,7 @@ static void test_migration_partial_indexes(void)
 		     "CREATE INDEX grants_active_due ON grants (state, expires_at);"
 		     "CREATE INDEX grants_ending_due ON grants (state, next_attempt);"
 		     "CREATE INDEX grants_user_dn ON grants (user_dn COLLATE NOCASE, state);"
+		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "PRAGMA user_version = 5");
 	char *v = raw_text(dir, "PRAGMA user_version");
 	CHECK(strcmp(v, "5") == 0);
@@ -1239,7 +1256,7 @@ static void test_migration_partial_indexes(void)
 		free(q);
 	}
 	v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "8") == 0); /* 6 and every later migration ran */
+	CHECK(strcmp(v, "9") == 0); /* 6 and every later migration ran */
 	free(v);
 	/* the pair index after migration 8: live rows found, a final one not */
 	bool any_jitd = false;
@@ -1306,13 +1323,14 @@ static void migration_canonical_pair_keys(const char *canon, const char *spaced,
 	CHECK(store_insert(st, &r) == JIT_OK);
 	grant_rec_clear(&r);
 	store_close(st);
-	raw_sql(dir, "PRAGMA user_version = 6");
+	raw_sql(dir, "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "PRAGMA user_version = 6");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
 		goto out;
 	char *v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "8") == 0);
+	CHECK(strcmp(v, "9") == 0);
 	free(v);
 	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 2 &&
 	      any_jitd);

@@ -32,6 +32,12 @@ enum jit_op {
 	OP__COUNT
 };
 #define OP_ALL_MASK ((1u << OP__COUNT) - 1)
+/* A client's `ops` may also hold "force": `revoke` with `force`, which
+ * closes an ending grant without touching the directory (the membership may
+ * stay), needs it besides "revoke". Given when `ops` is not set. */
+#define OPS_FORCE_BIT (1u << OP__COUNT)
+#define OPS_FORCE_NAME "force"
+#define OPS_DEFAULT_MASK (OP_ALL_MASK | OPS_FORCE_BIT)
 /* "grant" ... "status"; NULL if out of range. */
 const char *jit_op_name(enum jit_op op);
 /* JIT_OK and *out, or JIT_EUNKNOWNOP. */
@@ -133,7 +139,7 @@ struct jit_client_cfg {
 	gid_t gid;              /* from `gid` or `unix_group` (resolved at load) */
 	char **groups;          /* group names or "*" */
 	size_t n_groups;
-	unsigned ops;           /* bitmask of 1u << enum jit_op; default all */
+	unsigned ops;           /* bitmask of 1u << enum jit_op, and OPS_FORCE_BIT; default all */
 	int64_t max_duration;   /* seconds; 0: no cap beyond the groups' */
 	int max_requests_per_minute; /* 0: unlimited */
 	int line;

@@ -204,6 +204,8 @@ static void dump_client(FILE *fp, const struct jit_client_cfg *c)
 			sep = ", ";
 		}
 	}
+	if (c->ops & OPS_FORCE_BIT)
+		fprintf(fp, "%s\"%s\"", sep, OPS_FORCE_NAME);
 	fputs(" ];\n", fp);
 	dump_keys(fp, c, client_dump_keys, "    ");
 	fputs("  }", fp);

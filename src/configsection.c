@@ -483,10 +483,12 @@ void resolve_id(struct ctx *cx, const config_setting_t *e, const char *key, cons
 static void check_client_lists(struct ctx *cx, struct jit_config *cfg, struct client_raw *r,
 			       struct jit_client_cfg *c)
 {
-	c->ops = r->ops.set ? 0 : OP_ALL_MASK;
+	c->ops = r->ops.set ? 0 : OPS_DEFAULT_MASK;
 	for (size_t i = 0; i < r->ops.n; i++) {
 		enum jit_op op;
-		if (jit_op_parse(r->ops.v[i], &op) != JIT_OK)
+		if (strcmp(r->ops.v[i], OPS_FORCE_NAME) == 0)
+			c->ops |= OPS_FORCE_BIT;
+		else if (jit_op_parse(r->ops.v[i], &op) != JIT_OK)
 			cerr(cx, r->ops.lines[i], "ops", "unknown operation \"%s\"", r->ops.v[i]);
 		else
 			c->ops |= 1u << op;

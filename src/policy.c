@@ -230,6 +230,12 @@ int policy_check(const struct jit_config *cfg, const struct jit_client_cfg *c,
 			 jit_op_name(req->op));
 		return JIT_EUNAUTH;
 	}
+	if (req->op == OP_REVOKE && req->force && !(c->ops & OPS_FORCE_BIT)) {
+		*rule = "clients.ops";
+		snprintf(msg, msglen, "\"revoke\" with \"force\" is not allowed for this client "
+			 "(its ops need \"%s\")", OPS_FORCE_NAME);
+		return JIT_EUNAUTH;
+	}
 	if (req->op == OP_LIST && req->group && !policy_group_allowed(c, req->group)) {
 		*rule = "clients.groups";
 		snprintf(msg, msglen, "this client may not see that group");

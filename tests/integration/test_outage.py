@@ -253,20 +253,41 @@ def test_refused_removal_completes_once_fixed():
         eq((st["pending_revocations"], st["revocations_failing"]), (0, 0), "after the fix")
 
 
-def test_force_needs_the_revoke_op():
+def test_force_needs_the_revoke_and_force_ops():
+    """revoke with force ends a grant without touching the directory (the
+    membership may stay): it needs "force" in the client's ops besides
+    "revoke". A client whose ops are not set has both."""
     need_root()
     clients = [{"name": "root", "uid": 0, "groups": ["*"]},
                {"name": "helpdesk", "uid": 65534, "groups": ["*"],
-                "ops": ["grant", "complete", "show", "status"]}]
+                "ops": ["grant", "complete", "show", "status"]},
+               {"name": "revoker", "uid": 65533, "groups": ["*"], "ops": ["revoke", "show"]},
+               {"name": "operator", "uid": 65532, "groups": ["*"],
+                "ops": ["revoke", "force", "show"]}]
     with Env(clients=clients, public=True) as e:
         # 6 s: still active after the slapd restart below (slower under load)
         g = e.grant_and_check("alice", "admins", "6s")
         _set_service_writes(e.slapd, False)
         wait_until(lambda: e.jitd.show(g["grant_id"])["state"] == "ending", 20, "ending")
-        a = e.jitd.request_as(65534, 65534, {"op": "revoke", "grant_id": g["grant_id"],
-                                             "force": True})
+        force = {"op": "revoke", "grant_id": g["grant_id"], "force": True}
+        a = e.jitd.request_as(65534, 65534, force)
         refused(a, "unauthorized", "force by a client without the revoke op")
+        a = e.jitd.request_as(65533, 65533, force)
+        refused(a, "unauthorized", "force by a client with revoke but not force")
+        assert '"force"' in a["error"]["message"], a
+        eq([x.get("rule") for x in e.jitd.audit_events("refused")][-1:], ["clients.ops"],
+           "the refusal's rule")
+        # revoke without force is this client's to ask: one more removal attempt
+        a = e.jitd.request_as(65533, 65533, {"op": "revoke", "grant_id": g["grant_id"]})
+        eq(a["grant"]["state"], "ending", "plain revoke by the revoker: %r" % (a,))
         eq(e.jitd.show(g["grant_id"])["state"], "ending", "state after the refused force")
+        assert e.is_member("admins", e.user_dn("alice")), "the membership is still there"
+        a = e.jitd.request_as(65532, 65532, force)
+        eq(a.get("ok"), True, "force by a client with revoke and force: %r" % (a,))
+        eq(a["grant"]["state"], "revoked", "state after the force")
+        ev = e.jitd.audit_events("revoked", g["grant_id"])
+        eq([(x["outcome"], x["by_client"]) for x in ev], [("forced", "operator")],
+           "the forced event")
 
 
 def test_connections_the_directory_closed_while_idle_are_bound_again():

@@ -338,7 +338,7 @@ static void test_full(void)
 	CHECK_STR(c->name, "client#2");
 	CHECK(c->has_uid && c->uid == 0 && c->has_gid && c->gid == 0);
 	CHECK(c->n_groups == 1 && strcmp(c->groups[0], "ops") == 0);
-	CHECK(c->ops == OP_ALL_MASK);
+	CHECK(c->ops == OPS_DEFAULT_MASK); /* every op, and force */
 	c = &cfg->clients[2];
 	CHECK_STR(c->name, "client#3");
 	CHECK(!c->has_uid && c->has_gid && c->gid == 0);
@@ -394,7 +394,8 @@ static void test_defaults(void)
 	CHECK_STR(cfg->clients[0].name, "client#1");
 	CHECK(cfg->clients[0].has_uid && !cfg->clients[0].has_gid);
 	CHECK(cfg->clients[0].n_groups == 0);        /* default: no group */
-	CHECK(cfg->clients[0].ops == OP_ALL_MASK);   /* default: every op */
+	CHECK(cfg->clients[0].ops == OPS_DEFAULT_MASK); /* default: every op, and force */
+	CHECK(cfg->clients[0].ops & OPS_FORCE_BIT);
 	config_free(cfg);
 
 	/* A group's placeholder_member = "" cancels the directory's. */
@@ -799,7 +800,8 @@ static void test_dump(void)
 		"groups = ( { name = \"admins\"; directory = \"corp\"; dn = \"cn=a\";\n"
 		"  max_duration = \"1w2d\"; default_duration = 5401; member_attr = \"memberUid\"; } );\n"
 		"clients = ( { name = \"h\"; uid = 4000000000L; gid = 3; groups = [ \"*\" ];\n"
-		"  ops = [ \"show\", \"grant\" ]; }, { unix_user = \"root\"; } );\n";
+		"  ops = [ \"show\", \"grant\" ]; }, { unix_user = \"root\"; },\n"
+		"  { name = \"op\"; uid = 5; ops = [ \"force\", \"revoke\" ]; } );\n";
 	char *secret = tmp_path("secret"), *real, *dumped = NULL, *dumped2 = NULL;
 	char *dump_path = tmp_path("dump.conf");
 	struct jit_config *cfg, *cfg2 = NULL;
@@ -823,6 +825,9 @@ static void test_dump(void)
 	CHECK(strstr(dumped, "user_base = \"o=\\\"q\\\"\\\\\";\n") != NULL);
 	CHECK(strstr(dumped, "uid = 4000000000L;\n") != NULL);
 	CHECK(strstr(dumped, "ops = [ \"grant\", \"show\" ];\n") != NULL);
+	CHECK(strstr(dumped, "ops = [ \"revoke\", \"force\" ];\n") != NULL);
+	CHECK(strstr(dumped, "ops = [ \"grant\", \"complete\", \"revoke\", \"extend\", \"show\", "
+			     "\"list\", \"status\", \"force\" ];\n") != NULL);
 	CHECK(strstr(dumped, "name = \"client#2\";\n    uid = 0;\n") != NULL);
 	write_file(dump_path, dumped, strlen(dumped), 0600);
 	{

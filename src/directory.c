@@ -236,6 +236,7 @@ struct member_arg {
 	bool after_unanswered;  /* op_add: this attempt follows an unanswered one */
 	bool by_guid;           /* op_remove: value is "<GUID=...>" (AD extended DN) */
 	char sent_to[256];      /* op_add: the URI of the first unanswered attempt */
+	char sent_also[256];    /* op_add: another server's unanswered attempt, the last */
 };
 
 /* Base-scope search of the group for (attr=value). */
@@ -309,6 +310,8 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->unanswered = dir_code_is_unavailable(code);
 	if (arg->unanswered && arg->sent_to[0] == '\0')
 		(void)snprintf(arg->sent_to, sizeof(arg->sent_to), "%s", c->uris[c->cur]);
+	else if (arg->unanswered && strcasecmp(arg->sent_to, c->uris[c->cur]) != 0)
+		(void)snprintf(arg->sent_also, sizeof(arg->sent_also), "%s", c->uris[c->cur]);
 	return code;
 }
 
@@ -502,8 +505,11 @@ int dir_add_member(struct dir_conn *c, const char *group_dn, const char *attr,
 	if (res == NULL)
 		res = &dummy;
 	res->unanswered_uri[0] = '\0';
+	res->unanswered_also_uri[0] = '\0';
 	rc = member_run(c, op_add, &arg, res, &code);
 	(void)snprintf(res->unanswered_uri, sizeof(res->unanswered_uri), "%s", arg.sent_to);
+	(void)snprintf(res->unanswered_also_uri, sizeof(res->unanswered_also_uri), "%s",
+		       arg.sent_also);
 	if (rc != JIT_OK)
 		return rc;
 	if (code == LDAP_SUCCESS) {

@@ -46,6 +46,9 @@ struct dir_result {
 	char unanswered_uri[256]; /* dir_add_member: the server an add was sent to
 				   * that never answered (it may have applied it),
 				   * the first such one, or "" */
+	char unanswered_also_uri[256]; /* dir_add_member: another server that
+				   * left the retried add unanswered too, the last
+				   * such one, or "" */
 };
 
 struct dir_user {

@@ -220,8 +220,12 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	/* Robustness: the add may or may not have reached the directory; let the
 	 * ending machinery remove it (or find it already gone), starting with
 	 * the server the unanswered add went to. */
-	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via)
+	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via) {
 		r->added_via = xstrdup(dres->unanswered_uri);
+		/* the retry went unanswered on another server too: both */
+		if (dres->unanswered_also_uri[0] != '\0')
+			r->added_also_via = xstrdup(dres->unanswered_also_uri);
+	}
 	hand_on_pending(g, r, GS_ENDING, dres->message);
 	grant_audit(g, "failed", r, "directory_unavailable", dres, p->client, &p->peer, NULL);
 	return proto_error_line(JIT_EDIRUNAVAIL, dres->message[0] ? dres->message : NULL);

@@ -26,6 +26,15 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 				 &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
+	if (others > 0 && r->added_also_via && dir_conn_uri_count(g->dc) > 1) {
+		/* Robustness: r's add went unanswered on one server and was
+		 * written by another; the grant that keeps the membership
+		 * takes both on, so that its end removes it from both. */
+		rc = store_pair_take_writers(g->st, r->pair_key, r->id, r->added_via,
+					     r->added_also_via);
+		if (rc != JIT_OK)
+			return rc;
+	}
 	if (others > 0)
 		st->outcome = "kept_other_grant";
 	else if (r->standing)
@@ -35,43 +44,53 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 
 /*
  * The add of r went unanswered on r->added_via and was written by
- * r->added_also_via: after the removal answered by another server (see
- * grant_settle_remove), that one is asked as well, since without
- * replication between them each may hold the value. JIT_OK when it
- * answered (st->outcome "removed" if it held it) or is no longer
- * configured; JIT_EDIRUNAVAIL when it could not be reached (the ending is
- * retried, and the first server then finds the value gone).
+ * r->added_also_via (or went unanswered there too): that server is asked
+ * as well, whatever the first said, since without replication between them
+ * each may hold the value. JIT_OK when it answered (*removed: it held it;
+ * *value: what it removed, when not member_value, else NULL) or is no
+ * longer configured; JIT_EDIRUNAVAIL with dres filled when it could not
+ * be reached (the ending is retried; the first server then finds the value
+ * gone).
  */
-static int remove_also(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
-		       struct dir_result *dres)
+static int remove_also(struct grant_ctx *g, const struct grant_rec *r, bool *removed,
+		       char **value, struct dir_result *dres)
 {
 	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
 				r->placeholder };
 	struct dir_result res = { 0 };
-	char *value = NULL;
-	bool removed = false;
 	int rc;
 
+	*removed = false;
+	*value = NULL;
 	if (!dir_conn_has_uri(g->dc, r->added_also_via))
 		return JIT_OK;
 	if (!dir_conn_prefer(g->dc, r->added_also_via)) {
-		snprintf(dres->message, sizeof(dres->message), "%.200s failed a moment ago",
+		res.ldap_code = -1;
+		snprintf(res.uri, sizeof(res.uri), "%s", r->added_also_via);
+		snprintf(res.message, sizeof(res.message), "%.200s failed a moment ago",
 			 r->added_also_via);
+		*dres = res;
 		return JIT_EDIRUNAVAIL;
 	}
-	rc = dir_revoke_member(g->dc, &m, &removed, &value, &res);
-	free(value); /* the first removal's value is the one recorded */
+	rc = dir_revoke_member(g->dc, &m, removed, value, &res);
 	if (rc == JIT_OK && strcasecmp(res.uri, r->added_also_via) != 0) {
+		res.ldap_code = -1;
 		snprintf(res.message, sizeof(res.message), "%.110s did not answer (%.110s did)",
 			 r->added_also_via, res.uri);
+		snprintf(res.uri, sizeof(res.uri), "%s", r->added_also_via);
 		rc = JIT_EDIRUNAVAIL;
 	}
 	if (rc != JIT_OK) {
+		free(*value);
+		*value = NULL;
+		*removed = false;
 		*dres = res;
 		return rc;
 	}
-	if (removed)
-		st->outcome = "removed";
+	if (*value && strcasecmp(*value, r->member_value) == 0) {
+		free(*value);
+		*value = NULL;
+	}
 	return JIT_OK;
 }
 
@@ -83,39 +102,55 @@ static int remove_also(struct grant_ctx *g, const struct grant_rec *r, struct se
  * wrote the membership is asked first; when another one answers, the add
  * may not have replicated there yet ("not a member", and then the add
  * arrives and stays), so st->verify asks the caller to check again after
- * replication_grace. JIT_OK with st filled, or the directory error.
+ * replication_grace. A second writer (added_also_via) is asked too. JIT_OK
+ * with st filled, or the directory error.
  */
 int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			struct dir_result *dres)
 {
-	bool removed = false;
+	bool removed = false, removed2 = false;
 	bool multi = dir_conn_uri_count(g->dc) > 1;
 	struct dir_member m = { r->group_dn, r->member_attr, r->member_value, r->user_uuid,
 				r->placeholder };
-	int rc;
+	struct dir_result res2 = { 0 };
+	char *value2 = NULL;
+	int rc, rc2;
 
 	if (multi && r->added_via)
 		(void)dir_conn_prefer(g->dc, r->added_via);
 	rc = dir_revoke_member(g->dc, &m, &removed, &st->value, dres);
-	if (rc != JIT_OK)
+	if (multi && r->added_also_via &&
+	    (rc != JIT_OK || strcasecmp(dres->uri, r->added_also_via) != 0)) {
+		/* Robustness: also when the first failed (a stall, a refusal):
+		 * the second server holds the value for certain. */
+		rc2 = remove_also(g, r, &removed2, &value2, &res2);
+		if (rc == JIT_OK && rc2 != JIT_OK) {
+			rc = rc2;
+			*dres = res2;
+		}
+	}
+	if (rc != JIT_OK) {
+		free(st->value);
+		st->value = NULL;
+		free(value2);
 		return rc;
-	st->outcome = removed ? "removed" : "already_absent";
+	}
+	st->outcome = removed || removed2 ? "removed" : "already_absent";
 	if (st->value && strcasecmp(st->value, r->member_value) == 0) {
 		free(st->value);
 		st->value = NULL;
 	}
+	if (!removed && value2) {
+		free(st->value); /* what the second removed is what left */
+		st->value = value2;
+		value2 = NULL;
+	}
+	free(value2);
 	if (multi) {
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
 		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
-		if (r->added_also_via && strcasecmp(dres->uri, r->added_also_via) != 0) {
-			rc = remove_also(g, r, st, dres);
-			if (rc != JIT_OK) {
-				free(st->value);
-				st->value = NULL;
-			}
-		}
 	}
-	return rc;
+	return JIT_OK;
 }
 
 /* Ends ending grant r's membership unless something else holds it:

@@ -64,9 +64,11 @@ struct grant_rec {
 	int64_t attempts;       /* failed removal attempts */
 	int64_t next_attempt;   /* when an ENDING row is due again */
 	char *last_error;       /* may be NULL */
-	char *added_via;        /* URI of the server that wrote the membership, or NULL */
-	char *added_also_via;   /* another server that wrote it after the add
-				 * to added_via went unanswered, or NULL */
+	char *added_via;        /* URI of the server that wrote the membership,
+				 * or that an add went to unanswered, or NULL */
+	char *added_also_via;   /* another server that wrote it (or left it
+				 * unanswered too) after the add to added_via
+				 * went unanswered, or NULL */
 	char *removed_via;      /* ENDING: removed on this other URI; checked again at
 				 * next_attempt (replication_grace). NULL otherwise */
 	char *removed_outcome;  /* with removed_via: "removed" or "already_absent" */
@@ -194,6 +196,13 @@ int store_pair_live(struct store *st, const char *pair_key, const char *exclude_
  * that inserts the next grant so that the limit holds under concurrency. */
 int store_count_user_live(struct store *st, const char *user_dn, int64_t *count) JIT_WUR;
 
+/* The live rows of pair_key other than except_id take on two writers:
+ * added_via (a server whose add went unanswered) and also (the one that
+ * wrote it after); a row's own writer, when another, becomes its second;
+ * rows with two already are left. For an ending grant whose membership
+ * another grant keeps: the one that ends last removes it from both. */
+int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
+			    const char *added_via, const char *also) JIT_WUR;
 /* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
 int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;
 /* Sets standing on every live row of pair_key: an add found the membership

@@ -57,6 +57,7 @@ enum stmt_id {
 	S_ADDED_VIA,
 	S_VERIFY,
 	S_GROUP_LIVE,
+	S_PAIR_WRITERS,
 	S__COUNT
 };
 

@@ -319,6 +319,21 @@ int store_pair_clear_standing(struct store *st, const char *pair_key)
 	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
 }
 
+int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
+			    const char *added_via, const char *also)
+{
+	sqlite3_stmt *s = st->stmt[S_PAIR_WRITERS];
+	int rc = bind_txt(s, 1, pair_key);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, except_id);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, added_via);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, also);
+	return run_write(st, S_PAIR_WRITERS, rc, NULL);
+}
+
 int store_pair_set_standing(struct store *st, const char *pair_key)
 {
 	return run_write(st, S_PAIR_SET, bind_txt(st->stmt[S_PAIR_SET], 1, pair_key), NULL);

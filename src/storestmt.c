@@ -156,6 +156,16 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			   "UPDATE grants INDEXED BY grants_pair SET standing = 0"
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
 			   " AND standing <> 0" },
+	/* The other live rows of a pair take on an ending row's two writers
+	 * (added_via a server that never answered the add, ?4 the one that
+	 * wrote it after); a row's own writer, when another, becomes its
+	 * second. Not rows with two already. (SET reads the old values.) */
+	[S_PAIR_WRITERS] = { "pair_take_writers",
+			     "UPDATE grants INDEXED BY grants_pair SET added_via = ?3,"
+			     " added_also_via = CASE WHEN added_via IS NULL"
+			     "  OR lower(added_via) = lower(?3) THEN ?4 ELSE added_via END"
+			     " WHERE pair_key = ?1 AND id IS NOT ?2"
+			     " AND state IN ('pending', 'active', 'ending') AND added_also_via IS NULL" },
 	[S_PAIR_SET] = { "pair_set_standing",
 			 "UPDATE grants INDEXED BY grants_pair SET standing = 1"
 			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"

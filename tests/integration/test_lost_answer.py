@@ -15,6 +15,7 @@ import time
 from jittest import Env, eq, wait_until
 from fakeldap import read_message
 from slapd import Slapd, free_port
+from test_outage import _set_service_writes
 
 
 def _op_tag(msg):
@@ -207,15 +208,23 @@ def _written_by_both(e, b, j, proxy):
     return gid, alice
 
 
-def _ended_removed(j, gid):
-    ev = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "completed"]
-    eq(len(ev), 1, "one completed line: %r" % (ev,))
-    eq(ev[0].get("outcome"), "removed", "the completed line: %r" % (ev[0],))
+def _ended(j, gid, event="completed", outcome="removed"):
+    ev = [x for x in j.audit_events(grant_id=gid) if x.get("event") == event]
+    eq(len(ev), 1, "one %s line: %r" % (event, ev))
+    eq(ev[0].get("outcome"), outcome, "the %s line: %r" % (event, ev[0]))
+    return ev[0]
+
+
+def _a_answers_again(j, proxy):
+    """A listens again, and jitd may prefer it again: replication_grace (2 s)
+    has passed since its connection failed."""
+    proxy.revive()
+    time.sleep(2.5)
 
 
 def test_add_unanswered_then_written_by_another_server_is_removed_from_both():
-    """A comes back during the grant: the end removes the value from A (the
-    writer of the unanswered add) and from B (the writer of the retry)."""
+    """A is back before the end: the removal goes to A (the writer of the
+    unanswered add) and then to B (the writer of the retry)."""
     b = Slapd()
     b.start()
     try:
@@ -223,12 +232,14 @@ def test_add_unanswered_then_written_by_another_server_is_removed_from_both():
             proxy = LostAnswerProxy(e.slapd.port)
             j = _setup(e, b, proxy)
             gid, alice = _written_by_both(e, b, j, proxy)
-            proxy.revive()
+            _a_answers_again(j, proxy)
             j.ok({"op": "complete", "grant_id": gid})
             wait_until(lambda: j.show(gid)["state"] == "completed", 30, "the grant closed")
             eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
             eq(b.is_member("admins", alice), False, "alice removed from B")
-            _ended_removed(j, gid)
+            ev = _ended(j, gid)
+            eq(ev.get("removed_via"), "ldap://127.0.0.1:%d" % proxy.port,
+               "removed on A first: %r" % (ev,))
     finally:
         b.close()
 
@@ -252,6 +263,99 @@ def test_add_unanswered_then_written_by_another_server_waits_for_the_first():
             wait_until(lambda: not e.slapd.is_member("admins", alice), 30,
                        "alice removed from A")
             wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
-            _ended_removed(j, gid)
+            _ended(j, gid)
+    finally:
+        b.close()
+
+
+def test_add_unanswered_then_written_by_another_server_is_removed_from_it_when_the_first_refuses():
+    """A answers again but refuses the removal (an ACL): B, which holds the
+    value for certain, loses it at once; A's is retried until it goes."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _written_by_both(e, b, j, proxy)
+            _set_service_writes(e.slapd, False)
+            _a_answers_again(j, proxy)
+            j.ok({"op": "complete", "grant_id": gid})
+            wait_until(lambda: not b.is_member("admins", alice), 20, "alice removed from B")
+            wait_until(lambda: "ldap 50" in (j.show(gid).get("last_error") or ""), 20,
+                       "A's refusal recorded")
+            eq(j.show(gid)["state"], "ending", "still ending while A refuses")
+            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+            _set_service_writes(e.slapd, True)
+            wait_until(lambda: not e.slapd.is_member("admins", alice), 60,
+                       "alice removed from A once it accepts")
+            wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
+            eq(b.is_member("admins", alice), False, "B still without alice")
+    finally:
+        b.close()
+
+
+def test_add_unanswered_then_written_by_another_server_passes_both_to_the_grant_that_keeps_it():
+    """While the first grant waits for A, a second grant of the same user
+    and group is made (on B). The first then ends as kept_other_grant; the
+    second, when it ends, must still remove the value from A."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _written_by_both(e, b, j, proxy)
+            j.ok({"op": "complete", "grant_id": gid})
+            wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
+            g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
+            eq(b.is_member("admins", alice), True, "the second grant wrote B")
+            wait_until(lambda: j.show(gid)["state"] == "completed", 20,
+                       "the first grant closed")
+            _ended(j, gid, outcome="kept_other_grant")
+            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+            _a_answers_again(j, proxy)
+            j.ok({"op": "complete", "grant_id": g2})
+            wait_until(lambda: j.show(g2)["state"] == "completed", 30, "the second closed")
+            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+            eq(b.is_member("admins", alice), False, "alice removed from B")
+            _ended(j, g2)
+    finally:
+        b.close()
+
+
+def test_add_unanswered_on_both_servers_is_removed_from_both():
+    """The add goes unanswered on A and the retry goes unanswered on B, and
+    both applied it: the grant fails and its removal covers both."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            proxy_b = LostAnswerProxy(b.port)
+            j = e.jitd
+            d = j.config["directories"][0]
+            d["uri"] = "ldap://127.0.0.1:%d ldap://127.0.0.1:%d" % (proxy.port, proxy_b.port)
+            d["connections"] = 1
+            d["replication_grace"] = 2
+            j.write_config()
+            j.start()
+            alice = e.slapd.user_dn("alice")
+            ans = j.grant("alice", "admins", "1h")
+            assert proxy.tripped.is_set() and proxy_b.tripped.is_set(), "both answers lost"
+            eq((ans.get("error") or {}).get("code"), "directory_unavailable",
+               "answer to the grant: %r" % (ans,))
+            eq(e.slapd.is_member("admins", alice), True, "A applied the add")
+            eq(b.is_member("admins", alice), True, "B applied the retry")
+            ev = [x for x in j.audit_events("failed") if x.get("user") == "alice"][0]
+            gid = ev["grant_id"]
+            eq((ev.get("added_via"), ev.get("added_also_via")),
+               ("ldap://127.0.0.1:%d" % proxy.port, "ldap://127.0.0.1:%d" % proxy_b.port),
+               "both servers recorded: %r" % (ev,))
+            proxy.revive()
+            proxy_b.revive()
+            wait_until(lambda: j.show(gid)["state"] == "failed", 40, "the grant closed")
+            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+            eq(b.is_member("admins", alice), False, "alice removed from B")
     finally:
         b.close()

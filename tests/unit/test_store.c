@@ -835,7 +835,7 @@ static void test_plans(void)
 					   "pair_ending", "list",            "list_both",
 					   "user_live",   "expiring",        "retry_sooner",
 					   "created_after", "reschedule",    "pair_set_standing",
-					   "group_live" };
+					   "group_live", "pair_take_writers" };
 	char *plan = NULL;
 
 	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
@@ -1191,6 +1191,49 @@ static void test_replication_columns(void)
 	r = get(st, "p");
 	CHECK(r && same_str(r->added_via, "ldap://dc2") && r->added_also_via == NULL);
 	grant_rec_free(r);
+	store_close(st);
+}
+
+/* store_pair_take_writers: the other live rows of the pair take on the two
+ * writers; a row's own other writer becomes its second; rows with two
+ * already, final rows, the row itself and other pairs are left alone. */
+static void test_pair_take_writers(void)
+{
+	struct store *st = open_new(NULL);
+	static const struct {
+		const char *id, *via, *also, *want_via, *want_also;
+		enum grant_state state;
+		const char *pair;
+	} rows[] = {
+		{ "g1", "ldap://a", "ldap://b", "ldap://a", "ldap://b", GS_ENDING, "pk" },
+		{ "g2", "ldap://b", NULL, "ldap://a", "ldap://b", GS_ACTIVE, "pk" },
+		{ "g3", "ldap://c", NULL, "ldap://a", "ldap://c", GS_ACTIVE, "pk" },
+		{ "g4", "LDAP://A", NULL, "ldap://a", "ldap://b", GS_ACTIVE, "pk" },
+		{ "g5", NULL, NULL, "ldap://a", "ldap://b", GS_PENDING, "pk" },
+		{ "g6", "ldap://x", "ldap://y", "ldap://x", "ldap://y", GS_ACTIVE, "pk" },
+		{ "g7", "ldap://b", NULL, "ldap://b", NULL, GS_EXPIRED, "pk" },
+		{ "g8", "ldap://b", NULL, "ldap://b", NULL, GS_ACTIVE, "pk-other" },
+	};
+	const size_t n = sizeof(rows) / sizeof(rows[0]);
+
+	if (!st)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		CHECK(put(st, rows[i].id, rows[i].state, rows[i].pair, 1, 100, 0, false) == JIT_OK);
+		CHECK(store_set_added_via(st, rows[i].id, rows[i].via, rows[i].also) == JIT_OK);
+	}
+	CHECK(store_pair_take_writers(st, "pk", "g1", "ldap://a", "ldap://b") == JIT_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct grant_rec *r = get(st, rows[i].id);
+		bool ok = r && same_str(r->added_via, rows[i].want_via) &&
+			  same_str(r->added_also_via, rows[i].want_also);
+		if (!ok)
+			fprintf(stderr, "pair_take_writers %s: %s / %s\n", rows[i].id,
+				r && r->added_via ? r->added_via : "(null)",
+				r && r->added_also_via ? r->added_also_via : "(null)");
+		CHECK(ok);
+		grant_rec_free(r);
+	}
 	store_close(st);
 }
 
@@ -1750,6 +1793,7 @@ int main(void)
 	test_reliability_queries();
 	test_expiring();
 	test_replication_columns();
+	test_pair_take_writers();
 	test_threads();
 	test_open_race();
 	test_bounded_wait();

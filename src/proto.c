@@ -523,6 +523,15 @@ json_t *proto_grant_json(const struct grant_rec *r)
 	if (r->state == GS_ENDING)
 		json_object_set_new(o, "end_state", json_string(grant_state_name(r->end_state)));
 	set_text(o, "last_error", r->last_error);
+	/* Several URIs: where the membership was written, and while ending,
+	 * where it was removed and when jitd tries or checks again. */
+	set_text(o, "added_via", r->added_via);
+	set_text(o, "added_also_via", r->added_also_via);
+	if (r->state == GS_ENDING) {
+		set_text(o, "removed_via", r->removed_via);
+		if (r->next_attempt > 0)
+			set_time(o, "next_attempt_at", r->next_attempt);
+	}
 	return o;
 }
 

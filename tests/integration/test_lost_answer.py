@@ -257,7 +257,12 @@ def test_add_unanswered_then_written_by_another_server_waits_for_the_first():
             j.ok({"op": "complete", "grant_id": gid})
             wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
             time.sleep(6)  # several replication_grace (2 s) checks while A is away
-            eq(j.show(gid)["state"], "ending", "not closed while A is away")
+            sh = j.show(gid)
+            eq(sh["state"], "ending", "not closed while A is away")
+            eq((sh.get("added_via"), sh.get("added_also_via"), sh.get("removed_via")),
+               ("ldap://127.0.0.1:%d" % proxy.port, b.ldap_uri, b.ldap_uri),
+               "show tells what the grant waits for: %r" % (sh,))
+            assert sh.get("next_attempt_at"), sh
             eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
             proxy.revive()
             wait_until(lambda: not e.slapd.is_member("admins", alice), 30,

@@ -8,6 +8,7 @@ its removal must wait for A (added_via = A), not end because B never saw
 the value. "A comes back" = the proxy listens again on the same port.
 """
 
+import contextlib
 import socket
 import threading
 import time
@@ -59,7 +60,13 @@ class LostAnswerProxy:
                 c, _ = ls.accept()
             except OSError:
                 return
-            s = socket.create_connection(("127.0.0.1", self.target))
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                # the server behind is restarting: this client sees a
+                # closed connection, and the proxy goes on accepting
+                c.close()
+                continue
             threading.Thread(target=self._up, args=(c, s), daemon=True).start()
             threading.Thread(target=self._down, args=(c, s, ls), daemon=True).start()
 
@@ -110,10 +117,11 @@ class LostAnswerProxy:
                 pass
 
 
-def _setup(e, b, proxy):
+def _setup(e, b, proxy, uri=None):
+    """jitd with A (behind the proxy) first and B; or uri."""
     j = e.jitd
     d = j.config["directories"][0]
-    d["uri"] = "ldap://127.0.0.1:%d %s" % (proxy.port, b.ldap_uri)
+    d["uri"] = uri or "ldap://127.0.0.1:%d %s" % (proxy.port, b.ldap_uri)
     d["connections"] = 1
     d["replication_grace"] = 2
     j.write_config()
@@ -208,6 +216,29 @@ def _written_by_both(e, b, j, proxy):
     return gid, alice
 
 
+@contextlib.contextmanager
+def _two_writers():
+    """A behind the proxy, B writable, no replication between them; the
+    grant written on both (_written_by_both). Yields (e, b, j, proxy, gid,
+    alice)."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            gid, alice = _written_by_both(e, b, j, proxy)
+            yield e, b, j, proxy, gid, alice
+    finally:
+        b.close()
+
+
+def _complete_while_a_is_away(b, j, gid, alice):
+    """complete: B's value goes at once (A is away)."""
+    j.ok({"op": "complete", "grant_id": gid})
+    wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
+
+
 def _ended(j, gid, event="completed", outcome="removed"):
     ev = [x for x in j.audit_events(grant_id=gid) if x.get("event") == event]
     eq(len(ev), 1, "one %s line: %r" % (event, ev))
@@ -225,108 +256,74 @@ def _a_answers_again(j, proxy):
 def test_add_unanswered_then_written_by_another_server_is_removed_from_both():
     """A is back before the end: the removal goes to A (the writer of the
     unanswered add) and then to B (the writer of the retry)."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            gid, alice = _written_by_both(e, b, j, proxy)
-            _a_answers_again(j, proxy)
-            j.ok({"op": "complete", "grant_id": gid})
-            wait_until(lambda: j.show(gid)["state"] == "completed", 30, "the grant closed")
-            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
-            eq(b.is_member("admins", alice), False, "alice removed from B")
-            ev = _ended(j, gid)
-            eq(ev.get("removed_via"), "ldap://127.0.0.1:%d" % proxy.port,
-               "removed on A first: %r" % (ev,))
-    finally:
-        b.close()
+    with _two_writers() as (e, b, j, proxy, gid, alice):
+        _a_answers_again(j, proxy)
+        j.ok({"op": "complete", "grant_id": gid})
+        wait_until(lambda: j.show(gid)["state"] == "completed", 30, "the grant closed")
+        eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+        eq(b.is_member("admins", alice), False, "alice removed from B")
+        ev = _ended(j, gid)
+        eq(ev.get("removed_via"), "ldap://127.0.0.1:%d" % proxy.port,
+           "removed on A first: %r" % (ev,))
 
 
 def test_add_unanswered_then_written_by_another_server_waits_for_the_first():
     """A is still away at the end: B's value goes at once, and the grant
     stays ending until A answers and loses its value too."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            gid, alice = _written_by_both(e, b, j, proxy)
-            j.ok({"op": "complete", "grant_id": gid})
-            wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
-            time.sleep(6)  # several replication_grace (2 s) checks while A is away
-            sh = j.show(gid)
-            eq(sh["state"], "ending", "not closed while A is away")
-            eq((sh.get("added_via"), sh.get("added_also_via"), sh.get("removed_via")),
-               ("ldap://127.0.0.1:%d" % proxy.port, b.ldap_uri, b.ldap_uri),
-               "show tells what the grant waits for: %r" % (sh,))
-            assert sh.get("next_attempt_at"), sh
-            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
-            proxy.revive()
-            wait_until(lambda: not e.slapd.is_member("admins", alice), 30,
-                       "alice removed from A")
-            wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
-            _ended(j, gid)
-    finally:
-        b.close()
+    with _two_writers() as (e, b, j, proxy, gid, alice):
+        _complete_while_a_is_away(b, j, gid, alice)
+        time.sleep(6)  # several replication_grace (2 s) checks while A is away
+        sh = j.show(gid)
+        eq(sh["state"], "ending", "not closed while A is away")
+        eq((sh.get("added_via"), sh.get("added_also_via"), sh.get("removed_via")),
+           ("ldap://127.0.0.1:%d" % proxy.port, b.ldap_uri, b.ldap_uri),
+           "show tells what the grant waits for: %r" % (sh,))
+        assert sh.get("next_attempt_at"), sh
+        eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+        proxy.revive()
+        wait_until(lambda: not e.slapd.is_member("admins", alice), 30,
+                   "alice removed from A")
+        wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
+        _ended(j, gid)
 
 
 def test_add_unanswered_then_written_by_another_server_is_removed_from_it_when_the_first_refuses():
     """A answers again but refuses the removal (an ACL): B, which holds the
     value for certain, loses it at once; A's is retried until it goes."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            gid, alice = _written_by_both(e, b, j, proxy)
-            _set_service_writes(e.slapd, False)
-            _a_answers_again(j, proxy)
-            j.ok({"op": "complete", "grant_id": gid})
-            wait_until(lambda: not b.is_member("admins", alice), 20, "alice removed from B")
-            wait_until(lambda: "ldap 50" in (j.show(gid).get("last_error") or ""), 20,
-                       "A's refusal recorded")
-            eq(j.show(gid)["state"], "ending", "still ending while A refuses")
-            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
-            _set_service_writes(e.slapd, True)
-            wait_until(lambda: not e.slapd.is_member("admins", alice), 60,
-                       "alice removed from A once it accepts")
-            wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
-            eq(b.is_member("admins", alice), False, "B still without alice")
-    finally:
-        b.close()
+    with _two_writers() as (e, b, j, proxy, gid, alice):
+        _set_service_writes(e.slapd, False)
+        _a_answers_again(j, proxy)
+        j.ok({"op": "complete", "grant_id": gid})
+        wait_until(lambda: not b.is_member("admins", alice), 20, "alice removed from B")
+        wait_until(lambda: "ldap 50" in (j.show(gid).get("last_error") or ""), 20,
+                   "A's refusal recorded")
+        eq(j.show(gid)["state"], "ending", "still ending while A refuses")
+        eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+        _set_service_writes(e.slapd, True)
+        wait_until(lambda: not e.slapd.is_member("admins", alice), 60,
+                   "alice removed from A once it accepts")
+        wait_until(lambda: j.show(gid)["state"] == "completed", 15, "the grant closed")
+        eq(b.is_member("admins", alice), False, "B still without alice")
 
 
 def test_add_unanswered_then_written_by_another_server_passes_both_to_the_grant_that_keeps_it():
     """While the first grant waits for A, a second grant of the same user
     and group is made (on B). The first then ends as kept_other_grant; the
     second, when it ends, must still remove the value from A."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            gid, alice = _written_by_both(e, b, j, proxy)
-            j.ok({"op": "complete", "grant_id": gid})
-            wait_until(lambda: not b.is_member("admins", alice), 30, "alice removed from B")
-            g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
-            eq(b.is_member("admins", alice), True, "the second grant wrote B")
-            wait_until(lambda: j.show(gid)["state"] == "completed", 20,
-                       "the first grant closed")
-            _ended(j, gid, outcome="kept_other_grant")
-            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
-            _a_answers_again(j, proxy)
-            j.ok({"op": "complete", "grant_id": g2})
-            wait_until(lambda: j.show(g2)["state"] == "completed", 30, "the second closed")
-            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
-            eq(b.is_member("admins", alice), False, "alice removed from B")
-            _ended(j, g2)
-    finally:
-        b.close()
+    with _two_writers() as (e, b, j, proxy, gid, alice):
+        _complete_while_a_is_away(b, j, gid, alice)
+        g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
+        eq(b.is_member("admins", alice), True, "the second grant wrote B")
+        wait_until(lambda: j.show(gid)["state"] == "completed", 20,
+                   "the first grant closed")
+        _ended(j, gid, outcome="kept_other_grant")
+        eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+        _a_answers_again(j, proxy)
+        j.ok({"op": "complete", "grant_id": g2})
+        wait_until(lambda: j.show(g2)["state"] == "completed", 30, "the second closed")
+        eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+        eq(b.is_member("admins", alice), False, "alice removed from B")
+        _ended(j, g2)
 
 
 def test_add_unanswered_on_both_servers_is_removed_from_both():
@@ -338,13 +335,8 @@ def test_add_unanswered_on_both_servers_is_removed_from_both():
         with Env(start=False, mech="SCRAM-SHA-256") as e:
             proxy = LostAnswerProxy(e.slapd.port)
             proxy_b = LostAnswerProxy(b.port)
-            j = e.jitd
-            d = j.config["directories"][0]
-            d["uri"] = "ldap://127.0.0.1:%d ldap://127.0.0.1:%d" % (proxy.port, proxy_b.port)
-            d["connections"] = 1
-            d["replication_grace"] = 2
-            j.write_config()
-            j.start()
+            j = _setup(e, b, proxy, "ldap://127.0.0.1:%d ldap://127.0.0.1:%d"
+                       % (proxy.port, proxy_b.port))
             alice = e.slapd.user_dn("alice")
             ans = j.grant("alice", "admins", "1h")
             assert proxy.tripped.is_set() and proxy_b.tripped.is_set(), "both answers lost"

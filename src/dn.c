@@ -88,6 +88,11 @@ bool dn_related(const char *dn, const char *was)
 	return dn_test(dn, was, rdns_related);
 }
 
+bool dir_dn_related(const char *dn, const char *was)
+{
+	return dn_related(dn, was);
+}
+
 bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
 {
 	static const char tag[] = ";range=";

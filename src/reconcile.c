@@ -281,24 +281,37 @@ static bool audit_drift(struct reconciler *r, json_t *o)
 	return ok;
 }
 
+/* What renamed_grantee() found. */
+enum grantee { GRANTEE_NO, GRANTEE_HELD, GRANTEE_UNSURE };
+
 /*
  * Whether member m's entry has the uuid of a live grant of the group (lv):
  * that grant's user, renamed or moved since, whose value refint rewrote.
  * It is explained by the grant (whose end removes it by uuid), not drift:
  * with `enforce` it would otherwise be removed while the grant lasts. The
  * ids of such grants go to *renamed: their own value is missing for the
- * same reason, which is no drift either.
+ * same reason, which is no drift either. GRANTEE_UNSURE: jitd cannot tell
+ * (the read failed, or no readable uuid at a DN that a rename or move of a
+ * grantee would make: the grantee moved where jitd may not read).
  */
-static bool renamed_grantee(struct dir_conn *dc, const struct member *m, const struct live *lv,
-			    struct sset *renamed)
+static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
+				    const struct live *lv, struct sset *renamed)
 {
 	bool any = false, held = false;
 	char *uuid = NULL;
 
 	for (size_t i = 0; i < lv->n && !any; i++)
 		any = lv->v[i]->user_uuid != NULL;
-	if (!any || dir_entry_uuid(dc, m->value, &uuid, NULL) != JIT_OK || uuid == NULL)
-		return false;
+	if (!any)
+		return GRANTEE_NO;
+	if (dir_entry_uuid(dc, m->value, &uuid, NULL) != JIT_OK)
+		return GRANTEE_UNSURE;
+	if (uuid == NULL) {
+		for (size_t i = 0; i < lv->n; i++)
+			if (lv->v[i]->user_uuid && dir_dn_related(m->value, lv->v[i]->member_value))
+				return GRANTEE_UNSURE;
+		return GRANTEE_NO;
+	}
 	for (size_t i = 0; i < lv->n; i++) {
 		if (lv->v[i]->user_uuid && strcasecmp(lv->v[i]->user_uuid, uuid) == 0) {
 			sset_add(renamed, lv->v[i]->id);
@@ -306,7 +319,7 @@ static bool renamed_grantee(struct dir_conn *dc, const struct member *m, const s
 		}
 	}
 	free(uuid);
-	return held;
+	return held ? GRANTEE_HELD : GRANTEE_NO;
 }
 
 /*
@@ -319,7 +332,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 			const struct sset *prev, struct sset *next)
 {
 	struct dir_result dres = { 0 };
-	const char *action = "reported";
+	const char *action = "reported", *note = NULL;
 	bool seen = sset_has(prev, m->key), present = false, gone = false;
 	int64_t n = 0;
 	bool any_jitd = false;
@@ -328,8 +341,13 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		sset_add(next, m->key);
 		return;
 	}
-	if (renamed_grantee(dc, m, lv, renamed))
+	enum grantee who = renamed_grantee(dc, m, lv, renamed);
+	if (who == GRANTEE_HELD)
 		return;
+	if (who == GRANTEE_UNSURE && seen) {
+		sset_add(next, m->key); /* reported already, and never removed */
+		return;
+	}
 	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
 	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
 	pthread_mutex_lock(lock);
@@ -344,7 +362,12 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		free(pk);
 		return;
 	}
-	if (g->mode == RECONCILE_ENFORCE) {
+	if (g->mode == RECONCILE_ENFORCE && who == GRANTEE_UNSURE) {
+		/* Robustness: it may be a live grantee that jitd cannot read;
+		 * removing it would end that grant early. Reported, not removed. */
+		note = "not removed: jitd cannot read this entry's uuid, and it may be a live "
+		       "grant's user, moved or renamed";
+	} else if (g->mode == RECONCILE_ENFORCE) {
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);
 		action = rc == JIT_OK ? "removed" : "remove_failed";
@@ -370,7 +393,9 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	json_object_set_new(o, "member", json_string(m->value));
 	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
 	json_object_set_new(o, "action", json_string(action));
-	if (dres.message[0]) {
+	if (note) {
+		json_object_set_new(o, "message", json_string(note));
+	} else if (dres.message[0]) {
 		json_object_set_new(o, "ldap_code", json_integer(dres.ldap_code));
 		json_object_set_new(o, "message", json_string(dres.message));
 	}

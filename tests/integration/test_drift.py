@@ -324,3 +324,31 @@ def test_renamed_grantee_is_kept_by_enforce_after_the_group_entry_is_renamed():
         eq(j.show(g["grant_id"])["group"], "admins", "the grant keeps the name it was made under")
         j.ok({"op": "complete", "grant_id": g["grant_id"]})
         eq(s.is_member("admins", new_dn), False, "removed at the grant's end")
+
+
+def test_grantee_moved_out_of_sight_is_reported_not_removed_by_enforce():
+    """The grantee moves (same RDN) into an OU jitd may not read; refint
+    rewrites the group's value. jitd cannot read that entry's uuid, and the
+    DN is what a move of a live grantee makes: enforce reports it, saying
+    why, and leaves it (regression: removed as unexplained while the grant
+    lasted). An unexplained member jitd can read is still removed."""
+    import test_identity_scope as scope
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s, j = e.slapd, e.jitd
+        hidden = scope._ou(s, "hidden")
+        scope._hide_from_jitd(s, hidden)
+        g = _enforce_with_grant(e)
+        new_dn = scope._move(s, "alice", hidden)
+        eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
+        bob = s.user_dn("bob")
+        s.ldapmodify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\n"
+                     % (s.group_dn("admins"), bob))
+        wait_until(lambda: _drift(e, "admins", "unexplained", bob), 20, "bob reported")
+        _passes(e, 3)
+        eq(s.is_member("admins", bob), False, "bob (readable, unexplained) removed by enforce")
+        eq(s.is_member("admins", new_dn), True, "the hidden grantee keeps the membership")
+        d = _drift(e, "admins", "unexplained", new_dn)
+        eq(len(d), 1, "reported once: %r" % (d,))
+        eq(d[0]["action"], "reported", "not removed: %r" % (d[0],))
+        assert "may be a live grant's user" in d[0].get("message", ""), d[0]
+        eq(j.show(g["grant_id"])["state"], "active", "the grant lasts")

@@ -63,6 +63,7 @@ static void sset_free(struct sset *s)
 struct rc_group {
 	char *name, *dn, *directory, *attr, *placeholder;
 	struct sset standing;   /* value keys (dir_value_key), sorted */
+	char **standing_raw;    /* the same values as configured (NULL-ended) */
 	enum jit_reconcile mode;
 	int dir;                /* index into cfg0->dirs */
 };
@@ -121,6 +122,9 @@ static void plan_free(struct rc_plan *p)
 		free(g->attr);
 		free(g->placeholder);
 		sset_free(&g->standing);
+		for (char **v = g->standing_raw; v && *v; v++)
+			free(*v);
+		free(g->standing_raw);
 	}
 	free(p->g);
 	free(p);
@@ -149,15 +153,18 @@ static struct rc_plan *plan_build(const struct jit_config *cfg0, const struct ji
 		g->placeholder = ph && *ph ? xstrdup(ph) : NULL;
 		g->mode = config_group_reconcile(gc);
 		g->dir = dir;
+		g->standing_raw = xcalloc(gc->n_standing_members + 2, sizeof(char *));
 		for (size_t k = 0; k < gc->n_standing_members; k++) {
 			char *key = dir_value_key(gc->standing_members[k]);
 			sset_add(&g->standing, key);
 			free(key);
+			g->standing_raw[k] = xstrdup(gc->standing_members[k]);
 		}
 		if (g->placeholder) {
 			char *key = dir_value_key(g->placeholder);
 			sset_add(&g->standing, key);
 			free(key);
+			g->standing_raw[gc->n_standing_members] = xstrdup(g->placeholder);
 		}
 		sset_sort(&g->standing);
 	}
@@ -323,16 +330,42 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
 }
 
 /*
+ * Is a standing member (or the placeholder) in the group under a spelling
+ * whose key none of the values read has (present: their keys)? The server
+ * matches DNs by its own rules (spaces, Unicode forms, attribute type
+ * aliases), jitd's key may not; then one of the unexplained values may be
+ * it, and enforce removes none of them. A check that fails counts as yes.
+ */
+static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn *dc,
+				       const struct sset *present, const char **which)
+{
+	for (char **v = g->standing_raw; v && *v; v++) {
+		char *key = dir_value_key(*v);
+		bool listed = sset_has(present, key);
+		bool there = false;
+		free(key);
+		if (listed)
+			continue;
+		if (dir_is_member(dc, g->dn, g->attr, *v, &there, NULL) != JIT_OK || there) {
+			*which = *v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
  * A member nothing explained. Checked again under its pair lock; reported
  * if new (prev is the last cycle's set), removed if the group enforces.
  * Adds its key to next unless it is gone or a live grant's renamed user.
  */
 static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
 			const struct member *m, const struct live *lv, struct sset *renamed,
-			const struct sset *prev, struct sset *next)
+			const struct sset *prev, struct sset *next, const char *standing_other)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
+	char notebuf[320];
 	bool seen = sset_has(prev, m->key), present = false, gone = false;
 	int64_t n = 0;
 	bool any_jitd = false;
@@ -344,7 +377,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	enum grantee who = renamed_grantee(dc, m, lv, renamed);
 	if (who == GRANTEE_HELD)
 		return;
-	if (who == GRANTEE_UNSURE && seen) {
+	if ((who == GRANTEE_UNSURE || standing_other) && seen) {
 		sset_add(next, m->key); /* reported already, and never removed */
 		return;
 	}
@@ -362,7 +395,12 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		free(pk);
 		return;
 	}
-	if (g->mode == RECONCILE_ENFORCE && who == GRANTEE_UNSURE) {
+	if (g->mode == RECONCILE_ENFORCE && standing_other) {
+		/* Robustness: it may be that standing member, spelled otherwise. */
+		snprintf(notebuf, sizeof(notebuf), "not removed: standing member \"%.200s\" is in "
+			 "the group under another spelling, which may be this value", standing_other);
+		note = notebuf;
+	} else if (g->mode == RECONCILE_ENFORCE && who == GRANTEE_UNSURE) {
 		/* Robustness: it may be a live grantee that jitd cannot read;
 		 * removing it would end that grant early. Reported, not removed. */
 		note = "not removed: jitd cannot read this entry's uuid, and it may be a live "
@@ -492,11 +530,19 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	for (size_t i = 0; i < ms.n; i++)
 		if (i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0)
 			sset_add(&present, ms.v[i].key);
-	for (size_t i = 0; i < ms.n && !stopping(r); i++)
-		if ((i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0) &&
-		    !sset_has(&explained, ms.v[i].key))
-			unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained,
-				    &next_u);
+	sset_sort(&present);
+	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
+	const char *standing_other = NULL;
+	for (size_t i = 0; i < ms.n && !stopping(r); i++) {
+		if ((i > 0 && strcmp(ms.v[i].key, ms.v[i - 1].key) == 0) ||
+		    sset_has(&explained, ms.v[i].key))
+			continue;
+		if (spelled < 0)
+			spelled = g->mode == RECONCILE_ENFORCE &&
+				  standing_spelled_otherwise(g, dc, &present, &standing_other);
+		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &next_u,
+			    spelled ? standing_other : NULL);
+	}
 	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
 		if (lv.v[i]->state != GS_ACTIVE)

@@ -352,3 +352,33 @@ def test_grantee_moved_out_of_sight_is_reported_not_removed_by_enforce():
         eq(d[0]["action"], "reported", "not removed: %r" % (d[0],))
         assert "may be a live grant's user" in d[0].get("message", ""), d[0]
         eq(j.show(g["grant_id"])["state"], "active", "the grant lasts")
+
+
+def test_standing_member_spelled_otherwise_is_not_removed_by_enforce():
+    """standing_members names erin with an attribute type alias ("userid="
+    for "uid="): the directory matches it, jitd's key does not. The group's
+    value then looks unexplained; enforce must not remove it (a break-glass
+    account). While a standing member is in the group under another
+    spelling, enforce reports the group's unexplained members, saying why,
+    and removes none; once the configuration spells it as the directory
+    does, the others are removed."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        erin, frank = e.user_dn("erin"), e.user_dn("frank")
+        alias = "userid=" + erin[len("uid="):]
+        assert erin.startswith("uid="), erin
+        _restart_with(e, admins={"reconcile": "enforce", "standing_members": [alias]})
+        s.add_member("admins", erin)
+        s.add_member("admins", frank)
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 20, "frank reported")
+        _passes(e, 3)
+        eq(s.is_member("admins", erin), True, "the standing member is kept")
+        eq(s.is_member("admins", frank), True, "no removal while erin is spelled otherwise")
+        for who in (erin, frank):
+            d = _drift(e, "admins", "unexplained", who)
+            eq(len(d), 1, "%s reported once: %r" % (who, d))
+            eq(d[0]["action"], "reported", "not removed: %r" % (d[0],))
+            assert "under another spelling" in d[0].get("message", ""), d[0]
+        _restart_with(e, admins={"reconcile": "enforce", "standing_members": [erin]})
+        wait_until(lambda: not s.is_member("admins", frank), 20, "frank removed")
+        eq(s.is_member("admins", erin), True, "erin kept")

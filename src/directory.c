@@ -622,8 +622,16 @@ static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 	}
 	for (desc = ldap_first_attribute(c->ld, e, &ber); desc != NULL;
 	     desc = ldap_next_attribute(c->ld, e, ber)) {
+		size_t an = strlen(arg->attr);
 		bool whole = strcasecmp(desc, arg->attr) == 0;
 		bool ranged = !whole && dir_parse_range(desc, arg->attr, &lo, &hi);
+		/* Robustness: a range that does not start where this round
+		 * asked, or one that cannot be read, would leave values out
+		 * unseen: the list is not whole. */
+		if ((ranged && lo != arg->next_low) ||
+		    (!whole && !ranged && strncasecmp(desc, arg->attr, an) == 0 &&
+		     strncasecmp(desc + an, ";range=", 7) == 0))
+			arg->stuck = true;
 		if (whole || ranged) {
 			struct berval **vals = ldap_get_values_len(c->ld, e, desc);
 			list_values(arg, vals);
@@ -636,7 +644,7 @@ static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 	ber_free(ber, 0);
 	/* Robustness: a server whose ranges do not move forward would loop us;
 	 * what it gave so far is not the whole list, so it is an error. */
-	arg->stuck = next >= 0 && next <= arg->next_low;
+	arg->stuck = arg->stuck || (next >= 0 && next <= arg->next_low);
 	arg->next_low = next > arg->next_low ? next : -1;
 out:
 	ldap_msgfree(msg);
@@ -674,8 +682,8 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 			break;
 		}
 		if (arg.stuck) {
-			dir_set_local_result(res, "the server's member ranges did not move forward: "
-					     "the list is not whole");
+			dir_set_local_result(res, "the server's member ranges did not move forward "
+					     "or skipped values: the list is not whole");
 			rc = JIT_EDIRREFUSED;
 			break;
 		}

@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -117,7 +118,8 @@ bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)
 		if (*p < '0' || *p > '9')
 			return false;
 		hi = strtol(p, &end, 10);
-		if (errno != 0 || *end != '\0' || hi < lo)
+		/* LONG_MAX: no next range could follow it */
+		if (errno != 0 || *end != '\0' || hi < lo || hi == LONG_MAX)
 			return false;
 	}
 	*low = lo;

@@ -38,6 +38,7 @@ static void test_range(void)
 	CHECK(!dir_parse_range("member;range=0-1499x", "member", &lo, &hi));
 	CHECK(!dir_parse_range("member;range=0-*x", "member", &lo, &hi));
 	CHECK(!dir_parse_range("member;range=99999999999999999999999-*", "member", &lo, &hi));
+	CHECK(!dir_parse_range("member;range=0-9223372036854775807", "member", &lo, &hi));
 	CHECK(!dir_parse_range("member;binary", "member", &lo, &hi));
 	CHECK(lo == 7 && hi == 7);
 }

@@ -651,6 +651,91 @@ out:
 	return code;
 }
 
+struct primary_arg {
+	const char *group_dn;
+	char *base;             /* the domain of group_dn, or user_base */
+	dir_value_cb cb;
+	void *cb_arg;
+};
+
+/* The DC= suffix of dn (caller frees), or NULL if it has none. */
+static char *domain_of(const char *dn)
+{
+	LDAPDN parsed = NULL;
+	char *out = NULL;
+	int n = 0;
+
+	if (!dn_parse(dn, &parsed, &n))
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		LDAPAVA *ava = parsed[i][0];
+		if (ava && parsed[i][1] == NULL && ava->la_attr.bv_len == 2 &&
+		    strncasecmp(ava->la_attr.bv_val, "dc", 2) == 0) {
+			char *s = NULL;
+			if (ldap_dn2str(&parsed[i], &s, LDAP_DN_FORMAT_LDAPV3) == LDAP_SUCCESS && s) {
+				out = xstrdup(s);
+				ldap_memfree(s);
+			}
+			break;
+		}
+	}
+	ldap_dnfree(parsed);
+	return out;
+}
+
+static int op_list_primary(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct primary_arg *arg = varg;
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = dir_cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL, *e;
+	long long token = -1;
+	bool found = false;
+	char filter[64];
+	int code = read_number(c, arg->group_dn, "primaryGroupToken", &token, &found, res);
+
+	if (code != LDAP_SUCCESS || token < 0)
+		return code;
+	(void)snprintf(filter, sizeof(filter), "(primaryGroupID=%lld)", token);
+	dir_clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->base ? arg->base : c->cfg->user_base,
+				 LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, &tv, 0, &msg);
+	dir_set_result(c, res, code, NULL);
+	for (e = code == LDAP_SUCCESS ? ldap_first_entry(c->ld, msg) : NULL; e != NULL;
+	     e = ldap_next_entry(c->ld, e)) {
+		char *dn = ldap_get_dn(c->ld, e);
+		if (dn == NULL) {
+			code = LDAP_DECODING_ERROR;
+			dir_set_result(c, res, code, "primary group members");
+			break;
+		}
+		int stop = arg->cb(dn, arg->cb_arg);
+		ldap_memfree(dn);
+		if (stop)
+			break;
+	}
+	ldap_msgfree(msg);
+	return code;
+}
+
+int dir_list_primary_members(struct dir_conn *c, const char *group_dn, dir_value_cb cb,
+			     void *cb_arg, struct dir_result *res)
+{
+	struct primary_arg arg = { group_dn, domain_of(group_dn), cb, cb_arg };
+	struct dir_result dummy;
+	int code = 0, rc;
+
+	if (res == NULL)
+		res = &dummy;
+	res->ldap_code = 0;
+	res->message[0] = '\0';
+	rc = dir_run(c, op_list_primary, &arg, res, &code);
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	free(arg.base);
+	return rc;
+}
+
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {

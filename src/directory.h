@@ -228,6 +228,15 @@ int dir_probe(struct dir_conn *c, struct dir_result *res) JIT_WUR;
  * group does not exist.
  */
 typedef int (*dir_value_cb)(const char *value, void *arg);
+/*
+ * Active Directory: the DNs of the entries whose primaryGroupID is the
+ * group's primaryGroupToken, members that `member` never lists, searched
+ * in the group's domain (the DC= part of its DN; user_base if it has none).
+ * JIT_OK without calling cb when the group has no primaryGroupToken (not
+ * AD); a size limit or any other refusal is JIT_EDIRREFUSED.
+ */
+int dir_list_primary_members(struct dir_conn *c, const char *group_dn, dir_value_cb cb,
+			     void *cb_arg, struct dir_result *res) JIT_WUR;
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
 /* The same, asking for `step` values per request ("member;range=0-4", ...;

@@ -81,6 +81,7 @@ struct rc_memory {
 	struct sset unexplained; /* value keys, sorted */
 	struct sset missing;     /* grant ids, sorted */
 	bool read_failing;
+	bool primary_failing;   /* the members by primaryGroupID could not be read */
 	struct rc_memory *next;
 };
 
@@ -206,6 +207,7 @@ static struct dir_conn *conn_for(struct reconciler *r, int dir)
 /* A member as read: its value and its comparison key. */
 struct member {
 	char *key, *value;
+	bool primary;           /* AD: by primaryGroupID, not a value of member_attr */
 };
 struct members {
 	struct member *v;
@@ -227,8 +229,18 @@ static int collect_member(const char *value, void *arg)
 	}
 	m->v[m->n].value = xstrdup(value);
 	m->v[m->n].key = dir_value_key(value);
+	m->v[m->n].primary = false;
 	m->n++;
 	return (m->n % 1024 == 0 && stopping(m->r)) ? 1 : 0;
+}
+
+/* collect_member() for a member by primaryGroupID (AD). */
+static int collect_primary(const char *value, void *arg)
+{
+	struct members *m = arg;
+	int rc = collect_member(value, arg);
+	m->v[m->n - 1].primary = true;
+	return rc;
 }
 
 static void members_free(struct members *m)
@@ -377,15 +389,18 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	enum grantee who = renamed_grantee(dc, m, lv, renamed);
 	if (who == GRANTEE_HELD)
 		return;
-	if ((who == GRANTEE_UNSURE || standing_other) && seen) {
+	if ((who == GRANTEE_UNSURE || standing_other || m->primary) && seen) {
 		sset_add(next, m->key); /* reported already, and never removed */
 		return;
 	}
 	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
 	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
 	pthread_mutex_lock(lock);
+	/* A member by primaryGroupID was read just now: no value to search. */
+	present = m->primary;
 	bool known = store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK &&
-		     (n > 0 || dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
+		     (n > 0 || m->primary ||
+		      dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
 	if (!known || n > 0 || !present) {
 		/* A grant holds it now or it is gone: no drift. Cannot tell: keep
 		 * what we knew, look again next cycle. */
@@ -395,7 +410,12 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		free(pk);
 		return;
 	}
-	if (g->mode == RECONCILE_ENFORCE && standing_other) {
+	if (m->primary) {
+		/* Not a value of the attribute: no modify of the group removes
+		 * it, and jitd does not change a user's primary group. */
+		note = "member by primaryGroupID (the group is the user's primary group): jitd "
+		       "cannot remove it; set the user's primary group back";
+	} else if (g->mode == RECONCILE_ENFORCE && standing_other) {
 		/* Robustness: it may be that standing member, spelled otherwise. */
 		snprintf(notebuf, sizeof(notebuf), "not removed: standing member \"%.200s\" is in "
 			 "the group under another spelling, which may be this value", standing_other);
@@ -431,6 +451,8 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	json_object_set_new(o, "member", json_string(m->value));
 	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
 	json_object_set_new(o, "action", json_string(action));
+	if (m->primary)
+		json_object_set_new(o, "via", json_string("primaryGroupID"));
 	if (note) {
 		json_object_set_new(o, "message", json_string(note));
 	} else if (dres.message[0]) {
@@ -493,6 +515,24 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 	if (mem->read_failing)
 		log_info("reconcile %s: members readable again", g->name);
 	mem->read_failing = false;
+	/* Active Directory: the users whose primary group it is are members
+	 * that `member` never lists (one more read of the group, and a search
+	 * of the domain when it has a primaryGroupToken). If they cannot be
+	 * read, the group's `member` values are still checked. */
+	if (strcasecmp(g->attr, "member") == 0 &&
+	    strcasecmp(dir_conn_uuid_attr(conn_for(r, g->dir)), "objectGUID") == 0) {
+		rc = dir_list_primary_members(conn_for(r, g->dir), g->dn, collect_primary, ms,
+					      &dres);
+		if (rc != JIT_OK) {
+			if (!mem->primary_failing)
+				log_warn("reconcile %s: cannot read the members by primaryGroupID of "
+					 "%s: %s", g->name, g->dn,
+					 dres.message[0] ? dres.message : jit_err_message(rc));
+			mem->primary_failing = true;
+			return true;
+		}
+		mem->primary_failing = false;
+	}
 	return true;
 }
 

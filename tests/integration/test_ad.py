@@ -201,6 +201,55 @@ def test_ad_primary_group_membership_is_not_taken_as_removed():
         eq(_event(e, "completed", g["grant_id"])["outcome"], "removed", "outcome")
 
 
+def _set_primary_group(dc, user_dn, rid):
+    dc.ldapmodify("dn: %s\nchangetype: modify\nreplace: primaryGroupID\n"
+                  "primaryGroupID: %d\n" % (user_dn, rid))
+
+
+@exclusive("samba")
+@timeout(240)
+def test_ad_drift_sees_members_by_primary_group():
+    """A user whose primary group is a managed group (primaryGroupID = its
+    primaryGroupToken) is a member that `member` never lists. The drift
+    check finds it: frank, made a member that way by hand, is reported
+    unexplained with via primaryGroupID and a message saying jitd cannot
+    remove it (enforce does not try); dave, a grantee who did the same, is
+    not reported missing. (Before, neither was seen: frank's privilege was
+    invisible to drift, and dave was reported removed by someone else.)"""
+    with AdEnv(start=False, top={"reconcile_interval": "1s"}) as e:
+        dc, j = e.dc, e.jitd
+        for g in j.config["groups"]:
+            if g["name"] == "jit-ops":
+                g["reconcile"] = "enforce"
+        gdn = dc.group_dn("JIT Ops")
+        token = int(dc.search(gdn, scope="base", attrs=["primaryGroupToken"])[0][1]
+                    ["primarygrouptoken"][0])
+        frank = dc.find_user("frank")
+        dc.add_member("JIT Ops", frank)  # AD wants a member before it is primary
+        _set_primary_group(dc, frank, token)
+        eq(dc.is_member("JIT Ops", "frank"), False, "frank is no value of member")
+        j.write_config()
+        j.start()
+        _grant(e, "dave", "jit-ops", "1h")
+        dave = dc.find_user("dave")
+        _set_primary_group(dc, dave, token)
+
+        def by_primary():
+            return [d for d in j.audit_events("drift") if d.get("via") == "primaryGroupID"]
+        wait_until(by_primary, 20, "a drift event for frank")
+        pos = j.stderr_pos()
+        wait_until(lambda: j.stderr_since(pos).count("group(s) checked in") >= 3, 20,
+                   "three more reconcile passes")
+        drift = [d for d in j.audit_events("drift") if d["group"] == "jit-ops"]
+        eq([(d["kind"], d["member"].lower(), d.get("via"), d["action"]) for d in drift],
+           [("unexplained", frank.lower(), "primaryGroupID", "reported")],
+           "drift: frank once, dave not missing: %r" % (drift,))
+        assert "cannot remove it" in drift[0].get("message", ""), drift[0]
+        eq(int(dc.search(frank, scope="base", attrs=["primaryGroupID"])[0][1]
+               ["primarygroupid"][0]), token, "frank's primary group unchanged")
+        _set_primary_group(dc, dave, 513)  # Domain Users, before the domain is reset
+
+
 @exclusive("samba")
 @timeout(240)
 def test_ad_gssapi_uses_only_its_keytab_in_a_private_cache():

@@ -201,8 +201,12 @@ int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bo
 struct dir_health;
 struct dir_health *dir_health_new(const char *name); /* never NULL */
 void dir_health_free(struct dir_health *h);          /* NULL-safe */
-/* Attaches c to h (h outlives c). Without it, c never fails fast. */
-void dir_conn_set_health(struct dir_conn *c, struct dir_health *h);
+/* Attaches c to h (h outlives c). Without it, c never fails fast.
+ * passive: c fails fast while h says down and marks it up when it reaches
+ * the server, but never marks it down (the reconciler: a slow read of a
+ * huge group is no outage, and must not fail every grant and removal at
+ * once until a probe; the workers and probes find a real one). */
+void dir_conn_set_health(struct dir_conn *c, struct dir_health *h, bool passive);
 /* True while the directory is known down; then the reason into buf. */
 bool dir_health_down(struct dir_health *h, char *buf, size_t buflen);
 /* How many times the directory came back up (changes on each recovery). */

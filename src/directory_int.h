@@ -39,6 +39,7 @@ struct dir_conn {
 				 * (0 = never); not the wall clock, which a
 				 * step back would make "just failed" for hours */
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
+	bool health_passive;    /* never marks health down (dir_conn_set_health) */
 	bool probing;           /* dir_probe() runs: do not fail fast */
 	char *uuid_base;        /* where users are looked for by uuid, once known */
 	struct ldap_conncb conncb; /* dir_conn_added(): bounds the set-up I/O */

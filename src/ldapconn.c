@@ -447,9 +447,10 @@ void dir_health_free(struct dir_health *h)
 	free(h);
 }
 
-void dir_conn_set_health(struct dir_conn *c, struct dir_health *h)
+void dir_conn_set_health(struct dir_conn *c, struct dir_health *h, bool passive)
 {
 	c->health = h;
+	c->health_passive = passive;
 }
 
 /* Records the outcome of one attempt to reach the directory. */
@@ -536,7 +537,7 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 		return JIT_EDIRUNAVAIL;
 	}
 	rc = dir_run_conn(c, op, arg, res, code);
-	if (rc != JIT_OK)
+	if (rc != JIT_OK && !c->health_passive)
 		health_note(c->health, false, res->message);
 	else if (*code >= 0)
 		health_note(c->health, true, NULL);

@@ -197,7 +197,7 @@ static struct dir_conn *conn_for(struct reconciler *r, int dir)
 {
 	if (!r->conns[dir]) {
 		r->conns[dir] = dir_conn_new(&r->cfg0->dirs[dir]);
-		dir_conn_set_health(r->conns[dir], r->health[dir]);
+		dir_conn_set_health(r->conns[dir], r->health[dir], true);
 	}
 	return r->conns[dir];
 }

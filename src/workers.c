@@ -295,7 +295,7 @@ int workers_start_dir(struct engine *e, struct dirq *q, const struct jit_dir_cfg
 		pthread_mutex_init(&q->pair_locks[i], NULL);
 	for (int i = 0; i < dc->connections; i++) {
 		q->conns[i] = dir_conn_new(dc);
-		dir_conn_set_health(q->conns[i], q->health);
+		dir_conn_set_health(q->conns[i], q->health, false);
 		if (store_open(e->cfg0->state_dir, &q->stores[i]) != JIT_OK) {
 			log_err("engine: cannot open the store for a worker of %s", dc->name);
 			return JIT_EIO;

@@ -8,7 +8,7 @@ kind "missing"; reconcile = "off" leaves the group alone."""
 import signal
 import time
 
-from jittest import Env, eq, wait_until, slow
+from jittest import Env, eq, wait_until, slow, freeze, thaw
 
 INTERVAL = 1
 
@@ -382,3 +382,28 @@ def test_standing_member_spelled_otherwise_is_not_removed_by_enforce():
         _restart_with(e, admins={"reconcile": "enforce", "standing_members": [erin]})
         wait_until(lambda: not s.is_member("admins", frank), 20, "frank removed")
         eq(s.is_member("admins", erin), True, "erin kept")
+
+
+def test_a_stalled_reconcile_read_does_not_mark_the_directory_down():
+    """The directory stops answering while the reconciler reads a group (a
+    huge group's slow read looks the same): its read times out, and that is
+    logged, but it does not mark the directory down. Grants right after are
+    made (regression: the reconciler's timeout marked it down, and every
+    grant and removal failed at once until a probe, here 30 s away)."""
+    with Env(top={"reconcile_interval": "1s", "retry_min_interval": 30,
+                  "retry_max_interval": 60},
+             directory={"timeout": 2}) as e:
+        s, j = e.slapd, e.jitd
+        _restart_with(e, admins={"reconcile": "report"})
+        _passes(e, 1)
+        pos = j.stderr_pos()
+        freeze(s.pid)
+        try:
+            wait_until(lambda: "cannot read the members of" in j.stderr_since(pos), 30,
+                       "the reconciler's read to time out")
+        finally:
+            thaw(s.pid)
+        eq("unreachable" in j.stderr_since(pos), False,
+           "the directory marked down: %s" % j.stderr_since(pos))
+        g = j.grant("alice", "admins", "1h")
+        eq(g.get("ok"), True, "a grant right after: %r" % (g,))

@@ -112,10 +112,16 @@ static void test_health(void)
 
 	struct dir_health *h = dir_health_new("dead");
 	struct dir_conn *c = dir_conn_new(&cfg), *c2 = dir_conn_new(&cfg);
-	dir_conn_set_health(c, h);
-	dir_conn_set_health(c2, h);
+	struct dir_conn *passive = dir_conn_new(&cfg);
+	dir_conn_set_health(c, h, false);
+	dir_conn_set_health(c2, h, false);
+	dir_conn_set_health(passive, h, true);
 	CHECK(!dir_health_down(h, why, sizeof(why)));
 	CHECK(!dir_health_probe_due(h, 100, 1)); /* not down: no probe */
+
+	/* A passive connection (the reconciler's) that fails marks nothing. */
+	CHECK(dir_resolve_user(passive, "alice", &u, &res) == JIT_EDIRUNAVAIL);
+	CHECK(!dir_health_down(h, why, sizeof(why)));
 
 	/* The first operation really tries, fails, and marks the directory down. */
 	CHECK(dir_resolve_user(c, "alice", &u, &res) == JIT_EDIRUNAVAIL);
@@ -128,6 +134,10 @@ static void test_health(void)
 	      JIT_EDIRUNAVAIL);
 	CHECK(strstr(res.message, "unreachable since") != NULL);
 	CHECK(mono_ms() - t0 < 100);
+	/* ... the passive one too */
+	CHECK(dir_is_member(passive, "cn=g,dc=x", "member", "uid=a,dc=x", &member, &res) ==
+	      JIT_EDIRUNAVAIL);
+	CHECK(strstr(res.message, "unreachable since") != NULL);
 
 	/* One probe at a time, at most once per interval. */
 	CHECK(dir_health_probe_due(h, 1000, 5));
@@ -141,6 +151,7 @@ static void test_health(void)
 
 	dir_conn_free(c);
 	dir_conn_free(c2);
+	dir_conn_free(passive);
 	dir_health_free(h);
 	dir_health_free(NULL);
 	free(cfg.uri);

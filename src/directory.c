@@ -444,12 +444,14 @@ static int op_remove(struct dir_conn *c, void *varg, struct dir_result *res)
 	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
 
 	arg->gone = false;
-	if (code == LDAP_NO_SUCH_ATTRIBUTE)
+	if (code == LDAP_NO_SUCH_ATTRIBUTE && !arg->by_guid)
 		arg->gone = true;
 	else if (code == LDAP_UNWILLING_TO_PERFORM ||
-		 (arg->by_guid && code == LDAP_INVALID_SYNTAX))
+		 (arg->by_guid && (code == LDAP_INVALID_SYNTAX || code == LDAP_NO_SUCH_ATTRIBUTE)))
 		/* AD: 53 "not a member"; 21 when the GUID names no object
-		 * any more (the user was deleted). */
+		 * any more (the user was deleted). A 16 for a GUID (a group
+		 * left without any member value) is checked the same way:
+		 * the group may still be the user's primary group. */
 		code = confirm_gone(c, arg, res);
 	else if (code == LDAP_OBJECT_CLASS_VIOLATION && arg->placeholder != NULL &&
 		 strcasecmp(arg->placeholder, arg->value) != 0)

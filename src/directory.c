@@ -188,7 +188,7 @@ int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
 	struct resolve_arg arg = { 0 };
 	struct dir_result dummy;
 	char *filter = NULL;
-	int rc, code;
+	int rc, code = 0;
 
 	if (res == NULL)
 		res = &dummy;
@@ -432,6 +432,8 @@ static int remove_with_placeholder(struct dir_conn *c, struct member_arg *arg,
 		*res = orig;
 		return orig.ldap_code;
 	}
+	if (code == LDAP_NO_SUCH_ATTRIBUTE && arg->by_guid)
+		return confirm_gone(c, arg, res); /* as in op_remove */
 	if (code == LDAP_NO_SUCH_ATTRIBUTE)
 		arg->gone = true;
 	return code;

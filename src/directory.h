@@ -178,9 +178,9 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  * dn: JIT_OK with *uuid (caller frees), NULL when no entry jitd can see has
  * that DN (or dn is no DN) or it shows no uuid; JIT_EDIRREFUSED or
  * JIT_EDIRUNAVAIL (message in res, which may be NULL). */
-/* Could dn be what a rename or move made of was (same first RDN, or same
+/* Could dn be what a move made of was (the same first RDN under another
  * parent)? False when either is no DN. */
-bool dir_dn_related(const char *dn, const char *was);
+bool dir_dn_moved(const char *dn, const char *was);
 int dir_entry_uuid(struct dir_conn *c, const char *dn, char **uuid,
 		   struct dir_result *res) JIT_WUR;
 

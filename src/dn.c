@@ -89,9 +89,14 @@ bool dn_related(const char *dn, const char *was)
 	return dn_test(dn, was, rdns_related);
 }
 
-bool dir_dn_related(const char *dn, const char *was)
+static bool rdns_moved(LDAPDN d, int nd, LDAPDN w, int nw)
 {
-	return dn_related(dn, was);
+	return rdns_equal(d, 0, w, 0, 1) && (nd != nw || !rdns_equal(d, 1, w, 1, nw - 1));
+}
+
+bool dir_dn_moved(const char *dn, const char *was)
+{
+	return dn_test(dn, was, rdns_moved);
 }
 
 bool dir_parse_range(const char *desc, const char *attr, long *low, long *high)

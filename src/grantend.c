@@ -26,10 +26,13 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 				 &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
-	if (others > 0 && r->added_also_via && dir_conn_uri_count(g->dc) > 1) {
+	if (others > 0 && r->added_via && (r->added_also_via || r->removed_via) &&
+	    dir_conn_uri_count(g->dc) > 1) {
 		/* Robustness: r's add went unanswered on one server and was
-		 * written by another; the grant that keeps the membership
-		 * takes both on, so that its end removes it from both. */
+		 * written by another, or r waits for its writer to answer a
+		 * check: the grant that keeps the membership takes the
+		 * writer(s) on, so that its end removes it there too and
+		 * waits for the writer as r did. */
 		rc = store_pair_take_writers(g->st, r->pair_key, r->id, r->added_via,
 					     r->added_also_via);
 		if (rc != JIT_OK)

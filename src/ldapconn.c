@@ -539,7 +539,7 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	rc = dir_run_conn(c, op, arg, res, code);
 	if (rc != JIT_OK && !c->health_passive)
 		health_note(c->health, false, res->message);
-	else if (*code >= 0)
+	else if (rc == JIT_OK && *code >= 0)
 		health_note(c->health, true, NULL);
 	return rc;
 }

@@ -215,9 +215,13 @@ struct members {
 	struct reconciler *r;
 };
 
+/* By key; of two with one key, the value of the attribute first (the one
+ * processed: a removal can act on it). */
 static int member_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct member *)a)->key, ((const struct member *)b)->key);
+	const struct member *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c != 0 ? c : (int)x->primary - (int)y->primary;
 }
 
 static int collect_member(const char *value, void *arg)
@@ -301,7 +305,7 @@ static bool audit_drift(struct reconciler *r, json_t *o)
 }
 
 /* What renamed_grantee() found. */
-enum grantee { GRANTEE_NO, GRANTEE_HELD, GRANTEE_UNSURE };
+enum grantee { GRANTEE_NO, GRANTEE_HELD, GRANTEE_UNSURE, GRANTEE_NO_ANSWER };
 
 /*
  * Whether member m's entry has the uuid of a live grant of the group (lv):
@@ -309,9 +313,12 @@ enum grantee { GRANTEE_NO, GRANTEE_HELD, GRANTEE_UNSURE };
  * It is explained by the grant (whose end removes it by uuid), not drift:
  * with `enforce` it would otherwise be removed while the grant lasts. The
  * ids of such grants go to *renamed: their own value is missing for the
- * same reason, which is no drift either. GRANTEE_UNSURE: jitd cannot tell
- * (the read failed, or no readable uuid at a DN that a rename or move of a
- * grantee would make: the grantee moved where jitd may not read).
+ * same reason, which is no drift either. GRANTEE_NO_ANSWER: the directory
+ * did not answer (look again next cycle). GRANTEE_UNSURE: it gave no
+ * readable uuid (a refusal, no entry jitd may see) at a DN that a move of a
+ * grantee would make (its RDN under another parent: the grantee may have
+ * moved where the service account may not read). A rename in place stays
+ * where jitd could read it before.
  */
 static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
 				    const struct live *lv, struct sset *renamed)
@@ -323,11 +330,12 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
 		any = lv->v[i]->user_uuid != NULL;
 	if (!any)
 		return GRANTEE_NO;
-	if (dir_entry_uuid(dc, m->value, &uuid, NULL) != JIT_OK)
-		return GRANTEE_UNSURE;
-	if (uuid == NULL) {
+	int rc = dir_entry_uuid(dc, m->value, &uuid, NULL);
+	if (rc == JIT_EDIRUNAVAIL)
+		return GRANTEE_NO_ANSWER;
+	if (rc != JIT_OK || uuid == NULL) {
 		for (size_t i = 0; i < lv->n; i++)
-			if (lv->v[i]->user_uuid && dir_dn_related(m->value, lv->v[i]->member_value))
+			if (lv->v[i]->user_uuid && dir_dn_moved(m->value, lv->v[i]->member_value))
 				return GRANTEE_UNSURE;
 		return GRANTEE_NO;
 	}
@@ -347,9 +355,10 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
  * matches DNs by its own rules (spaces, Unicode forms, attribute type
  * aliases), jitd's key may not; then one of the unexplained values may be
  * it, and enforce removes none of them. A check that fails counts as yes.
+ * Yes: why (for the drift event's message) into why.
  */
 static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn *dc,
-				       const struct sset *present, const char **which)
+				       const struct sset *present, char *why, size_t whylen)
 {
 	for (char **v = g->standing_raw; v && *v; v++) {
 		char *key = dir_value_key(*v);
@@ -358,8 +367,14 @@ static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn
 		free(key);
 		if (listed)
 			continue;
-		if (dir_is_member(dc, g->dn, g->attr, *v, &there, NULL) != JIT_OK || there) {
-			*which = *v;
+		if (dir_is_member(dc, g->dn, g->attr, *v, &there, NULL) != JIT_OK) {
+			snprintf(why, whylen, "not removed: jitd could not check whether standing "
+				 "member \"%.200s\" is in the group under another spelling", *v);
+			return true;
+		}
+		if (there) {
+			snprintf(why, whylen, "not removed: standing member \"%.200s\" is in the "
+				 "group under another spelling, which may be this value", *v);
 			return true;
 		}
 	}
@@ -373,11 +388,10 @@ static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn
  */
 static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
 			const struct member *m, const struct live *lv, struct sset *renamed,
-			const struct sset *prev, struct sset *next, const char *standing_other)
+			const struct sset *prev, struct sset *next, const char *standing_hold)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
-	char notebuf[320];
 	bool seen = sset_has(prev, m->key), present = false, gone = false;
 	int64_t n = 0;
 	bool any_jitd = false;
@@ -389,7 +403,12 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	enum grantee who = renamed_grantee(dc, m, lv, renamed);
 	if (who == GRANTEE_HELD)
 		return;
-	if ((who == GRANTEE_UNSURE || standing_other || m->primary) && seen) {
+	if (who == GRANTEE_NO_ANSWER) {
+		if (seen) /* cannot tell: keep what we knew, look again next cycle */
+			sset_add(next, m->key);
+		return;
+	}
+	if ((who == GRANTEE_UNSURE || standing_hold || m->primary) && seen) {
 		sset_add(next, m->key); /* reported already, and never removed */
 		return;
 	}
@@ -415,11 +434,9 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		 * it, and jitd does not change a user's primary group. */
 		note = "member by primaryGroupID (the group is the user's primary group): jitd "
 		       "cannot remove it; set the user's primary group back";
-	} else if (g->mode == RECONCILE_ENFORCE && standing_other) {
+	} else if (g->mode == RECONCILE_ENFORCE && standing_hold) {
 		/* Robustness: it may be that standing member, spelled otherwise. */
-		snprintf(notebuf, sizeof(notebuf), "not removed: standing member \"%.200s\" is in "
-			 "the group under another spelling, which may be this value", standing_other);
-		note = notebuf;
+		note = standing_hold;
 	} else if (g->mode == RECONCILE_ENFORCE && who == GRANTEE_UNSURE) {
 		/* Robustness: it may be a live grantee that jitd cannot read;
 		 * removing it would end that grant early. Reported, not removed. */
@@ -572,16 +589,16 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 			sset_add(&present, ms.v[i].key);
 	sset_sort(&present);
 	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
-	const char *standing_other = NULL;
+	char hold[320] = "";
 	for (size_t i = 0; i < ms.n && !stopping(r); i++) {
 		if ((i > 0 && strcmp(ms.v[i].key, ms.v[i - 1].key) == 0) ||
 		    sset_has(&explained, ms.v[i].key))
 			continue;
 		if (spelled < 0)
 			spelled = g->mode == RECONCILE_ENFORCE &&
-				  standing_spelled_otherwise(g, dc, &present, &standing_other);
+				  standing_spelled_otherwise(g, dc, &present, hold, sizeof(hold));
 		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &next_u,
-			    spelled ? standing_other : NULL);
+			    spelled ? hold : NULL);
 	}
 	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r); i++) {

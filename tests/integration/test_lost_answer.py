@@ -356,3 +356,35 @@ def test_add_unanswered_on_both_servers_is_removed_from_both():
             eq(b.is_member("admins", alice), False, "alice removed from B")
     finally:
         b.close()
+
+
+def test_add_unanswered_with_one_writer_passes_it_to_the_grant_that_keeps_it():
+    """G1's add goes unanswered on A while B is down too: only A is
+    recorded. G1's removal on B finds nothing and waits for A; a second
+    grant of the same user and group is made on B meanwhile. G1 then ends
+    as kept_other_grant, and the second grant takes A on: its end removes
+    alice from A as well (regression: it removed her from B only)."""
+    b = Slapd()
+    b.start()
+    try:
+        with Env(start=False, mech="SCRAM-SHA-256") as e:
+            proxy = LostAnswerProxy(e.slapd.port)
+            j = _setup(e, b, proxy)
+            b.stop()
+            gid, alice = _lost_add(e, j, proxy)
+            b.start()
+            wait_until(lambda: j.show(gid).get("removed_via") == b.ldap_uri, 30,
+                       "G1 removed on B, waiting for A")
+            g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
+            eq(b.is_member("admins", alice), True, "G2 wrote B")
+            wait_until(lambda: j.show(gid)["state"] == "failed", 20, "G1 closed")
+            last = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "failed"][-1]
+            eq(last.get("outcome"), "kept_other_grant", "G1's last line: %r" % (last,))
+            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+            _a_answers_again(j, proxy)
+            j.ok({"op": "complete", "grant_id": g2})
+            wait_until(lambda: j.show(g2)["state"] == "completed", 30, "G2 closed")
+            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+            eq(b.is_member("admins", alice), False, "alice removed from B")
+    finally:
+        b.close()

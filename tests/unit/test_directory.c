@@ -50,6 +50,20 @@ static void check_key(const char *in, const char *want)
 	free(k);
 }
 
+/* dir_dn_moved: the same first RDN under another parent. */
+static void test_dn_moved(void)
+{
+	CHECK(dir_dn_moved("uid=a,ou=hidden,dc=x", "uid=a,ou=people,dc=x"));
+	CHECK(dir_dn_moved("UID=A,ou=deep,ou=hidden,dc=x", "uid=a,ou=people,dc=x"));
+	CHECK(dir_dn_moved("uid=a,dc=x", "uid=a,ou=people,dc=x"));
+	CHECK(!dir_dn_moved("uid=b,ou=people,dc=x", "uid=a,ou=people,dc=x")); /* renamed */
+	CHECK(!dir_dn_moved("uid=a,ou=people,dc=x", "uid=a,ou=people,dc=x")); /* the same */
+	CHECK(!dir_dn_moved("UID=a, OU=People,dc=x", "uid=a,ou=people,dc=x")); /* spelled */
+	CHECK(!dir_dn_moved("uid=b,ou=hidden,dc=x", "uid=a,ou=people,dc=x")); /* both */
+	CHECK(!dir_dn_moved("alice", "uid=a,ou=people,dc=x"));                 /* no DN */
+	CHECK(!dir_dn_moved("uid=a,ou=hidden,dc=x", "alice"));
+}
+
 static void test_value_key(void)
 {
 	/* DNs: case, optional spaces and escaping forms agree. */
@@ -254,6 +268,7 @@ static void test_ccache_name(void)
 int main(void)
 {
 	test_range();
+	test_dn_moved();
 	test_value_key();
 	test_health();
 	test_tls_unverified();

@@ -1196,7 +1196,9 @@ static void test_replication_columns(void)
 
 /* store_pair_take_writers: the other live rows of the pair take on the two
  * writers; a row's own other writer becomes its second; rows with two
- * already, final rows, the row itself and other pairs are left alone. */
+ * already, final rows, the row itself and other pairs are left alone. A row
+ * holds two servers at most: g3 (its own writer C) keeps C and drops b, the
+ * documented limit with three servers in play. */
 static void test_pair_take_writers(void)
 {
 	struct store *st = open_new(NULL);

@@ -183,18 +183,34 @@ def test_add_unanswered_then_refused_by_a_replica_is_removed_from_the_writer():
 def test_add_unanswered_with_every_server_down_waits_for_the_writer():
     """B is down too when A's answer is lost; B returns first and never saw
     the value. The check after replication_grace must keep waiting for A."""
+    with _lost_while_b_is_down() as (e, b, j, proxy, gid, alice):
+        _removed_when_a_returns(e, j, proxy, gid, alice)
+
+
+@contextlib.contextmanager
+def _a_and_b():
+    """jitd with A (behind the proxy) and B (writable; no replication
+    between them). Yields (e, b, j, proxy)."""
     b = Slapd()
     b.start()
     try:
         with Env(start=False, mech="SCRAM-SHA-256") as e:
             proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            b.stop()
-            gid, alice = _lost_add(e, j, proxy)
-            b.start()
-            _removed_when_a_returns(e, j, proxy, gid, alice)
+            yield e, b, _setup(e, b, proxy), proxy
     finally:
         b.close()
+
+
+@contextlib.contextmanager
+def _lost_while_b_is_down():
+    """A's answer to the add is lost while B is down too (_lost_add: the
+    grant failed, recorded with A alone); B is back. Yields (e, b, j,
+    proxy, gid, alice)."""
+    with _a_and_b() as (e, b, j, proxy):
+        b.stop()
+        gid, alice = _lost_add(e, j, proxy)
+        b.start()
+        yield e, b, j, proxy, gid, alice
 
 
 def _written_by_both(e, b, j, proxy):
@@ -221,16 +237,9 @@ def _two_writers():
     """A behind the proxy, B writable, no replication between them; the
     grant written on both (_written_by_both). Yields (e, b, j, proxy, gid,
     alice)."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            gid, alice = _written_by_both(e, b, j, proxy)
-            yield e, b, j, proxy, gid, alice
-    finally:
-        b.close()
+    with _a_and_b() as (e, b, j, proxy):
+        gid, alice = _written_by_both(e, b, j, proxy)
+        yield e, b, j, proxy, gid, alice
 
 
 def _complete_while_a_is_away(b, j, gid, alice):
@@ -251,6 +260,25 @@ def _a_answers_again(j, proxy):
     has passed since its connection failed."""
     proxy.revive()
     time.sleep(2.5)
+
+
+def _kept_by_a_second_grant(e, b, j, proxy, gid, alice, first_end):
+    """While the first grant (gid) waits for A, a second grant of alice is
+    made on B; the first then ends (first_end) as kept_other_grant. Once A
+    answers again, the second grant's end removes alice from A and B.
+    Returns the second grant's id."""
+    g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
+    eq(b.is_member("admins", alice), True, "the second grant wrote B")
+    wait_until(lambda: j.show(gid)["state"] == first_end, 20, "the first grant closed")
+    last = [x for x in j.audit_events(grant_id=gid) if x.get("event") == first_end][-1]
+    eq(last.get("outcome"), "kept_other_grant", "the first grant's last line: %r" % (last,))
+    eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
+    _a_answers_again(j, proxy)
+    j.ok({"op": "complete", "grant_id": g2})
+    wait_until(lambda: j.show(g2)["state"] == "completed", 30, "the second grant closed")
+    eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
+    eq(b.is_member("admins", alice), False, "alice removed from B")
+    return g2
 
 
 def test_add_unanswered_then_written_by_another_server_is_removed_from_both():
@@ -312,17 +340,7 @@ def test_add_unanswered_then_written_by_another_server_passes_both_to_the_grant_
     second, when it ends, must still remove the value from A."""
     with _two_writers() as (e, b, j, proxy, gid, alice):
         _complete_while_a_is_away(b, j, gid, alice)
-        g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
-        eq(b.is_member("admins", alice), True, "the second grant wrote B")
-        wait_until(lambda: j.show(gid)["state"] == "completed", 20,
-                   "the first grant closed")
-        _ended(j, gid, outcome="kept_other_grant")
-        eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
-        _a_answers_again(j, proxy)
-        j.ok({"op": "complete", "grant_id": g2})
-        wait_until(lambda: j.show(g2)["state"] == "completed", 30, "the second closed")
-        eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
-        eq(b.is_member("admins", alice), False, "alice removed from B")
+        g2 = _kept_by_a_second_grant(e, b, j, proxy, gid, alice, "completed")
         _ended(j, g2)
 
 
@@ -364,27 +382,7 @@ def test_add_unanswered_with_one_writer_passes_it_to_the_grant_that_keeps_it():
     grant of the same user and group is made on B meanwhile. G1 then ends
     as kept_other_grant, and the second grant takes A on: its end removes
     alice from A as well (regression: it removed her from B only)."""
-    b = Slapd()
-    b.start()
-    try:
-        with Env(start=False, mech="SCRAM-SHA-256") as e:
-            proxy = LostAnswerProxy(e.slapd.port)
-            j = _setup(e, b, proxy)
-            b.stop()
-            gid, alice = _lost_add(e, j, proxy)
-            b.start()
-            wait_until(lambda: j.show(gid).get("removed_via") == b.ldap_uri, 30,
-                       "G1 removed on B, waiting for A")
-            g2 = j.must_grant("alice", "admins", "1h")["grant_id"]
-            eq(b.is_member("admins", alice), True, "G2 wrote B")
-            wait_until(lambda: j.show(gid)["state"] == "failed", 20, "G1 closed")
-            last = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "failed"][-1]
-            eq(last.get("outcome"), "kept_other_grant", "G1's last line: %r" % (last,))
-            eq(e.slapd.is_member("admins", alice), True, "A still holds alice")
-            _a_answers_again(j, proxy)
-            j.ok({"op": "complete", "grant_id": g2})
-            wait_until(lambda: j.show(g2)["state"] == "completed", 30, "G2 closed")
-            eq(e.slapd.is_member("admins", alice), False, "alice removed from A")
-            eq(b.is_member("admins", alice), False, "alice removed from B")
-    finally:
-        b.close()
+    with _lost_while_b_is_down() as (e, b, j, proxy, gid, alice):
+        wait_until(lambda: j.show(gid).get("removed_via") == b.ldap_uri, 30,
+                   "G1 removed on B, waiting for A")
+        _kept_by_a_second_grant(e, b, j, proxy, gid, alice, "failed")

@@ -26,7 +26,13 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 				 &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
-	if (others > 0 && r->added_via && (r->added_also_via || r->removed_via) &&
+	/* r waits for its writer to answer a check, as grant_schedule_verify
+	 * decides: removed elsewhere, the writer configured, and that removal
+	 * found nothing there (a removal that did find it replicates back) */
+	bool waits = r->removed_via != NULL && r->added_via != NULL &&
+		     dir_conn_has_uri(g->dc, r->added_via) &&
+		     !(r->removed_outcome && strcmp(r->removed_outcome, "removed") == 0);
+	if (others > 0 && r->added_via && (r->added_also_via || waits) &&
 	    dir_conn_uri_count(g->dc) > 1) {
 		/* Robustness: r's add went unanswered on one server and was
 		 * written by another, or r waits for its writer to answer a

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ldap.h>
 #include "fault.h"
 #include "grant.h"
 #include "log.h"
@@ -330,8 +331,15 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
 		any = lv->v[i]->user_uuid != NULL;
 	if (!any)
 		return GRANTEE_NO;
-	int rc = dir_entry_uuid(dc, m->value, &uuid, NULL);
-	if (rc == JIT_EDIRUNAVAIL)
+	struct dir_result res = { 0 };
+	int rc = dir_entry_uuid(dc, m->value, &uuid, &res);
+	/* no answer, or one that says "not now" (time or admin limit, busy,
+	 * unavailable, unwilling, other): look again next cycle */
+	if (rc == JIT_EDIRUNAVAIL ||
+	    (rc != JIT_OK && (res.ldap_code == LDAP_TIMELIMIT_EXCEEDED ||
+			      res.ldap_code == LDAP_ADMINLIMIT_EXCEEDED || res.ldap_code == LDAP_BUSY ||
+			      res.ldap_code == LDAP_UNAVAILABLE ||
+			      res.ldap_code == LDAP_UNWILLING_TO_PERFORM || res.ldap_code == LDAP_OTHER)))
 		return GRANTEE_NO_ANSWER;
 	if (rc != JIT_OK || uuid == NULL) {
 		for (size_t i = 0; i < lv->n; i++)
@@ -441,7 +449,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		/* Robustness: it may be a live grantee that jitd cannot read;
 		 * removing it would end that grant early. Reported, not removed. */
 		note = "not removed: jitd cannot read this entry's uuid, and it may be a live "
-		       "grant's user, moved or renamed";
+		       "grant's user, moved";
 	} else if (g->mode == RECONCILE_ENFORCE) {
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);

@@ -1224,6 +1224,19 @@ static void test_pair_take_writers(void)
 		CHECK(put(st, rows[i].id, rows[i].state, rows[i].pair, 1, 100, 0, false) == JIT_OK);
 		CHECK(store_set_added_via(st, rows[i].id, rows[i].via, rows[i].also) == JIT_OK);
 	}
+	/* a second writer NULL (a grant that waits for its writer): a row
+	 * written elsewhere takes (a, its own), one written on a stays so */
+	CHECK(put(st, "h1", GS_ACTIVE, "pk2", 1, 100, 0, false) == JIT_OK);
+	CHECK(store_set_added_via(st, "h1", "ldap://b", NULL) == JIT_OK);
+	CHECK(put(st, "h2", GS_ACTIVE, "pk2", 1, 100, 0, false) == JIT_OK);
+	CHECK(store_set_added_via(st, "h2", "ldap://a", NULL) == JIT_OK);
+	CHECK(store_pair_take_writers(st, "pk2", "h0", "ldap://a", NULL) == JIT_OK);
+	struct grant_rec *h = get(st, "h1");
+	CHECK(h && same_str(h->added_via, "ldap://a") && same_str(h->added_also_via, "ldap://b"));
+	grant_rec_free(h);
+	h = get(st, "h2");
+	CHECK(h && same_str(h->added_via, "ldap://a") && h->added_also_via == NULL);
+	grant_rec_free(h);
 	CHECK(store_pair_take_writers(st, "pk", "g1", "ldap://a", "ldap://b") == JIT_OK);
 	for (size_t i = 0; i < n; i++) {
 		struct grant_rec *r = get(st, rows[i].id);

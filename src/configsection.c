@@ -28,7 +28,7 @@ static const char *const reconcile_choices[] = { "off", "report", "enforce", NUL
 static const char *const notify_format_choices[] = { "json", "slack", "teams", NULL };
 const char *const config_notify_events[] = {
 	"granted", "expired", "completed", "revoked", "refused", "revoke_failed", "drift",
-	"expiring_soon", NULL,
+	"expiring_soon", "torn_line", NULL,
 };
 
 /* A reload applies member_attr and placeholder_member to new grants: each

@@ -240,6 +240,10 @@ char *notify_summary(const char *event, json_t *rec)
 	} else if (strcmp(event, "revoke_failed") == 0) {
 		sb_addf(&sb, "removing %s from %s failed: %s; jitd retries", u, g,
 			fld_or(rec, "outcome", "?"));
+	} else if (strcmp(event, "torn_line") == 0) {
+		sb_addf(&sb, "audit log: a torn line of %lld bytes before seq %lld",
+			(long long)json_integer_value(json_object_get(rec, "torn_bytes")),
+			(long long)json_integer_value(json_object_get(rec, "seq")));
 	} else if (strcmp(event, "drift") == 0) {
 		sb_addf(&sb, "drift in group %s: %s member %s", g, fld_or(rec, "kind", "?"),
 			fld_or(rec, "member", "?"));

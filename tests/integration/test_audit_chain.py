@@ -202,10 +202,13 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
     it (length and SHA-256), chained to the last whole line: `jitctl audit
     verify`, `jitctl report` and the documented script accept the log and
     count the torn line; a changed fragment, a torn line that no record
-    follows, or a record whose torn line was removed, is still named."""
+    follows, or a record whose torn line was removed, is still named. A
+    notify receiver gets the record (event torn_line)."""
     if not fault_build():
         skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
-    with Env() as e:
+    from test_notify import Receiver
+    hook = Receiver().start()
+    with Env(top={"notify": [{"url": hook.url()}]}) as e:
         j = e.jitd
         j.must_grant("alice", "admins", "1h")
         j.stop()
@@ -224,6 +227,7 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         assert torn.startswith(b'{"ts":') and not torn.endswith(b"\n"), torn
         j.start()
         j.must_grant("carol", "admins", "1h")
+        wait_until(lambda: hook.events(event="torn_line"), 10, "the torn_line notification")
         j.stop()
         lines = lines_of(j.audit_log)
         i = lines.index(torn + b"\n")
@@ -233,6 +237,9 @@ def test_line_torn_by_a_crash_is_recorded_at_the_next_start():
         eq(rec["torn_sha256"], hashlib.sha256(torn).hexdigest(), "torn_sha256")
         eq((rec["seq"], rec["prev"]), (before["seq"] + 1, before["hash"]),
            "the record continues the chain from the last whole line")
+        got = hook.events(event="torn_line")
+        eq([json.loads(g["body"]) for g in got], [rec], "the torn_line notification")
+        hook.stop()
         assert ("its last line (%d bytes) is incomplete: jitd stopped in the middle of "
                 "writing it" % len(torn)) in j.stderr_tail(400)
         rc, out = verify(j.audit_log)

@@ -55,6 +55,13 @@ static void check_formats(void)
 	CHECK_STR(s, "drift in group admins: unexplained member uid=eve,ou=people (removed)");
 	free(s);
 	json_decref(d);
+	json_t *t = json_pack("{sssIsIss}", "event", "torn_line", "seq", (json_int_t)42,
+			      "torn_bytes", (json_int_t)117, "message", "the line before this one is torn");
+	s = notify_summary("torn_line", t);
+	CHECK_STR(s, "audit log: a torn line of 117 bytes before seq 42; the line before this one "
+		     "is torn");
+	free(s);
+	json_decref(t);
 	r = rec("expiring_soon");
 	s = notify_summary("expiring_soon", r);
 	CHECK(strstr(s, "expires at 2026-11-23T16:00:00Z: extend or complete it") != NULL);

@@ -16,6 +16,12 @@
 #include "timing.h"
 #include "util.h"
 
+/* Is the server that wrote r's membership known and still configured? */
+static bool writer_configured(const struct grant_ctx *g, const struct grant_rec *r)
+{
+	return r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+}
+
 /* Does something other than r hold r's membership (another live grant of
  * the same value, or a standing membership)? Then st->outcome says what. */
 int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
@@ -29,8 +35,7 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 	/* r waits for its writer to answer a check, as grant_schedule_verify
 	 * decides: removed elsewhere, the writer configured, and that removal
 	 * found nothing there (a removal that did find it replicates back) */
-	bool waits = r->removed_via != NULL && r->added_via != NULL &&
-		     dir_conn_has_uri(g->dc, r->added_via) &&
+	bool waits = r->removed_via != NULL && writer_configured(g, r) &&
 		     !(r->removed_outcome && strcmp(r->removed_outcome, "removed") == 0);
 	if (others > 0 && r->added_via && (r->added_also_via || waits) &&
 	    dir_conn_uri_count(g->dc) > 1) {
@@ -194,7 +199,7 @@ bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struc
 {
 	bool checking = r->removed_via != NULL;
 	bool removed_now = strcmp(st->outcome, "removed") == 0;
-	bool writer_known = r->added_via != NULL && dir_conn_has_uri(g->dc, r->added_via);
+	bool writer_known = writer_configured(g, r);
 	/* The writer never answered the add (another server wrote it after):
 	 * it may apply it late, after a delete replicated to it; only its own
 	 * answer settles it. */

@@ -333,12 +333,12 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
 		return GRANTEE_NO;
 	struct dir_result res = { 0 };
 	int rc = dir_entry_uuid(dc, m->value, &uuid, &res);
-	/* no answer, or one that says "not now" (time or admin limit, busy,
-	 * unavailable, unwilling, other): look again next cycle */
+	/* no answer (busy and unavailable included: dir_run maps them so), or
+	 * one that says "not now" (time or admin limit, unwilling, other):
+	 * look again next cycle */
 	if (rc == JIT_EDIRUNAVAIL ||
 	    (rc != JIT_OK && (res.ldap_code == LDAP_TIMELIMIT_EXCEEDED ||
-			      res.ldap_code == LDAP_ADMINLIMIT_EXCEEDED || res.ldap_code == LDAP_BUSY ||
-			      res.ldap_code == LDAP_UNAVAILABLE ||
+			      res.ldap_code == LDAP_ADMINLIMIT_EXCEEDED ||
 			      res.ldap_code == LDAP_UNWILLING_TO_PERFORM || res.ldap_code == LDAP_OTHER)))
 		return GRANTEE_NO_ANSWER;
 	if (rc != JIT_OK || uuid == NULL) {
@@ -595,7 +595,6 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	for (size_t i = 0; i < ms.n; i++)
 		if (i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0)
 			sset_add(&present, ms.v[i].key);
-	sset_sort(&present);
 	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
 	char hold[320] = "";
 	for (size_t i = 0; i < ms.n && !stopping(r); i++) {

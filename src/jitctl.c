@@ -298,8 +298,15 @@ static void print_status(json_t *st)
 				bool up = json_is_true(json_object_get(d, "connected"));
 				char *c = clean_dup(name ? name : "?");
 				char *e = clean_dup(err ? err : "");
+				json_t *nc = json_object_get(d, "connections");
+				char bound[64] = "";
+				if (json_is_integer(nc))
+					snprintf(bound, sizeof(bound), " (%lld of %lld connections bound)",
+						 (long long)json_integer_value(
+							 json_object_get(d, "connections_up")),
+						 (long long)json_integer_value(nc));
 				kv_add(&l, xasprintf("directory %s", c),
-				       xasprintf("%s%s%s", up ? "connected" : "not connected",
+				       xasprintf("%s%s%s%s", up ? "connected" : "not connected", bound,
 						 *e ? ", last error: " : "", e));
 				free(c);
 				free(e);

@@ -195,23 +195,21 @@ static char *do_status(struct engine *e)
 	json_object_set_new(s, "due_in_unconfigured_directories", json_integer(stranded));
 	json_t *dirs = json_array();
 	for (size_t i = 0; i < e->n_dirs; i++) {
-		char err[256] = "";
-		bool up = false;
-		if (dir_health_down(e->dirs[i].health, err, sizeof(err))) {
-			json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
-							      "connected", false, "last_error", err));
-			continue;
-		}
+		char err[256] = "", buf[256];
+		bool down = dir_health_down(e->dirs[i].health, err, sizeof(err));
+		int n_up = 0;
 		for (int k = 0; k < e->dirs[i].n_workers; k++) {
-			char buf[256] = "";
+			buf[0] = '\0';
 			if (dir_conn_healthy(e->dirs[i].conns[k], buf, sizeof(buf)))
-				up = true;
+				n_up++;
 			else if (buf[0] && !err[0])
 				snprintf(err, sizeof(err), "%s", buf);
 		}
-		json_array_append_new(dirs, json_pack("{sssbss}", "name", e->dirs[i].name,
-						      "connected", up, "last_error",
-						      up ? "" : err));
+		bool up = !down && n_up > 0;
+		json_array_append_new(dirs, json_pack("{sssbsssisi}", "name", e->dirs[i].name,
+						      "connected", up, "last_error", up ? "" : err,
+						      "connections", e->dirs[i].n_workers,
+						      "connections_up", n_up));
 	}
 	json_object_set_new(s, "directories", dirs);
 	if (e->status_fn)

@@ -178,6 +178,8 @@ def test_scram_wrong_password_grants_nothing():
         eq(e.slapd.members("admins"), {e.slapd.placeholder}, "members")
         st = e.jitd.ok({"op": "status"})["status"]
         eq(st["directories"][0]["connected"], False, "status: not connected")
+        eq(st["directories"][0]["connections_up"], 0, "status: no connection bound")
+        eq(st["directories"][0]["connections"], 2, "status: connections")
         assert st["directories"][0]["last_error"], st
 
 

@@ -59,9 +59,11 @@ def test_jitctl_grant_show_list_complete():
         eq(r.returncode, 0, "extend exit status (stderr %r)" % r.stderr)
         eq(j.show(gid)["duration"], 5400, "duration after extend")
 
+        j.wait_bound()
         r = j.jitctl("status")
         eq(r.returncode, 0, "status exit status")
-        assert "corp" in r.stdout, r.stdout
+        assert re.search(r"^directory corp: +connected \(2 of 2 connections bound\)$",
+                         r.stdout, re.M), r.stdout
         # one line of mean step times, of the steps that ran (the grant's)
         steps = [l for l in r.stdout.splitlines() if l.startswith("mean step times")]
         eq(len(steps), 1, "mean step times lines in %r" % r.stdout)

@@ -233,6 +233,9 @@ def test_draining_answers_shutting_down():
     with Env(directory={"timeout": 20}) as e:
         idle = e.jitd.connect()
         eq(idle.call({"op": "status"})["ok"], True, "idle client's first request")
+        # every worker bound: one caught binding by the stop would take
+        # nothing up for the directory's timeout
+        e.jitd.wait_bound()
         freeze(e.slapd.pid)
         try:
             n = _started(e)

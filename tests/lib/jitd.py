@@ -330,6 +330,21 @@ class Jitd:
         raise RuntimeError("jitd not ready within %ss (last: %r)\n%s"
                            % (timeout, last, self.stderr_tail()))
 
+    def wait_bound(self, timeout=30):
+        """Waits until every worker connection of every directory is bound
+        (status connections_up == connections). A test that stops slapd
+        needs this: jitd answers status before its workers have bound, and
+        a worker caught binding by the stop waits the directory's timeout."""
+        def bound():
+            dirs = self.request({"op": "status"})["status"]["directories"]
+            return all(d["connections_up"] == d["connections"] for d in dirs)
+        deadline = time.time() + timeout
+        while not bound():
+            if time.time() > deadline:
+                raise AssertionError("jitd's directory connections not all bound within "
+                                     "%ss:\n%s" % (timeout, self.stderr_tail()))
+            time.sleep(0.02)
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 

@@ -20,6 +20,14 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 		*rule = "deny_users";
 		return JIT_EPOLICY;
 	}
+	if (pr->approved_by && policy_name_eq(pr->approved_by, u->uid)) {
+		/* the name as asked was compared before; this is the entry's own
+		 * uid ("alice" approving " alice", or an alias of alice) */
+		*rule = "forbid_self_approval";
+		snprintf(msg, msglen, "forbid_self_approval: approved_by must differ from user "
+			 "(\"%.64s\" is %.64s in the directory)", name, u->uid);
+		return JIT_EPOLICY;
+	}
 	if (!pr->eligible_dn)
 		return JIT_OK;
 	const char *value = strcasecmp(pr->eligible_attr, "memberUid") == 0 ? u->uid : u->dn;

@@ -153,7 +153,7 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	j->peer = *peer;
 	j->client = xstrdup(c ? c->name : NULL);
 	j->req = req;
-	j->rules = policy_dirrules_new(e->cfg, gc);
+	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
 	j->user = xstrdup(r->user);
 	j->user_uuid = xstrdup(r->user_uuid);
 	j->user_dn = xstrdup(r->user_dn);
@@ -196,6 +196,9 @@ char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client
 		/* deny_users as the configuration says now (a reload may have
 		 * added the user); the directory's view follows for eligible_group */
 		engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, "deny_users");
+		line = proto_error_line(JIT_EPOLICY, msg);
+	} else if (policy_extend_approval(gc, req, r, msg, sizeof(msg), &rule) != JIT_OK) {
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EPOLICY, msg, rule);
 		line = proto_error_line(JIT_EPOLICY, msg);
 	} else if (policy_check_extend(gc, c, new_exp - r->created_at, msg, sizeof(msg), &rule) !=
 		   JIT_OK) {

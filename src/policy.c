@@ -74,9 +74,49 @@ bool policy_group_allowed(const struct jit_client_cfg *c, const char *group)
 	return false;
 }
 
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Two user names as the directory compares them (uid, sAMAccountName:
+ * caseIgnoreMatch): ASCII case, leading and trailing blanks ignored, a run
+ * of inner blanks as one. " alice" finds alice's entry, so it must not
+ * pass a rule that "alice" fails.
+ */
+bool policy_name_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return false;
+	while (blank(*a))
+		a++;
+	while (blank(*b))
+		b++;
+	for (;;) {
+		if (blank(*a) || blank(*b)) {
+			bool ra = blank(*a), rb = blank(*b);
+			while (blank(*a))
+				a++;
+			while (blank(*b))
+				b++;
+			if (*a == '\0' && *b == '\0')
+				return true; /* trailing blanks */
+			if (!ra || !rb || *a == '\0' || *b == '\0')
+				return false;
+			continue;
+		}
+		if (*a == '\0' || *b == '\0')
+			return *a == *b;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return false;
+		a++, b++;
+	}
+}
+
 static bool name_eq(const char *a, const char *b)
 {
-	return a && b && strcasecmp(a, b) == 0;
+	return policy_name_eq(a, b);
 }
 
 /* An entry of deny_users holding '=' is a DN, anything else a user name. */
@@ -301,6 +341,31 @@ int policy_extend_denied(const struct jit_group_cfg *g, const struct grant_rec *
 	return JIT_OK;
 }
 
+int policy_extend_approval(const struct jit_group_cfg *g, const struct jit_request *req,
+			   const struct grant_rec *r, char *msg, size_t msglen, const char **rule)
+{
+	if (g->require_approver && !req->approved_by) {
+		*rule = "require_approver";
+		snprintf(msg, msglen, "require_approver: group \"%s\" needs approved_by for an "
+			 "extension too", g->name);
+		return JIT_EPOLICY;
+	}
+	if (!g->forbid_self_approval || !req->approved_by)
+		return JIT_OK;
+	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
+	const char *who = NULL;
+	if (name_eq(req->approved_by, r->user) || (by_uid && name_eq(req->approved_by, r->member_value)))
+		who = "the grant's user";
+	else if (name_eq(req->approved_by, r->requested_by))
+		who = "the grant's requested_by";
+	if (!who)
+		return JIT_OK;
+	*rule = "forbid_self_approval";
+	snprintf(msg, msglen, "forbid_self_approval: the extension's approved_by must differ from %s",
+		 who);
+	return JIT_EPOLICY;
+}
+
 bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms)
 {
 	if (per_minute <= 0)
@@ -320,15 +385,18 @@ bool policy_bucket_take(struct policy_bucket *b, int per_minute, int64_t now_ms)
 }
 
 struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
-					    const struct jit_group_cfg *g)
+					    const struct jit_group_cfg *g, const char *approved_by)
 {
 	struct policy_dirrules *r;
+	bool self = g->forbid_self_approval && approved_by != NULL;
 
-	/* deny_users names are checked again against the uid the directory
-	 * returns: "Administrator" or an alias must not slip through */
-	if (!g->eligible_group && g->deny_users.n == 0 && g->max_active_per_user <= 0)
+	/* deny_users names and forbid_self_approval are checked again against
+	 * the uid the directory returns: "Administrator" or an alias must not
+	 * slip through */
+	if (!g->eligible_group && g->deny_users.n == 0 && g->max_active_per_user <= 0 && !self)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
+	r->approved_by = self ? xstrdup(approved_by) : NULL;
 	r->group = xstrdup(g->name);
 	r->eligible_dn = xstrdup(g->eligible_group);
 	r->eligible_attr = xstrdup(cfg->dirs[g->dir_index].member_attr);
@@ -346,6 +414,7 @@ void policy_dirrules_free(struct policy_dirrules *r)
 	for (size_t i = 0; i < r->n_deny; i++)
 		free(r->deny[i]);
 	free(r->deny);
+	free(r->approved_by);
 	free(r->group);
 	free(r->eligible_dn);
 	free(r->eligible_attr);

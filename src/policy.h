@@ -69,6 +69,18 @@ bool policy_same_request(const struct jit_request *req, const struct grant_rec *
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
 			int64_t total, char *msg, size_t msglen, const char **rule) JIT_WUR;
 
+/* Two user names as the directory compares them: ASCII case, leading and
+ * trailing blanks ignored, a run of inner blanks as one. NULL: not equal. */
+bool policy_name_eq(const char *a, const char *b);
+
+/* The approver rules for an extension of grant r (group g): require_approver
+ * needs the extension's approved_by, forbid_self_approval refuses one that
+ * names the grant's user (as asked, or its uid for memberUid) or its
+ * requested_by. Pure. JIT_OK, or JIT_EPOLICY with msg and *rule. */
+int policy_extend_approval(const struct jit_group_cfg *g, const struct jit_request *req,
+			   const struct grant_rec *r, char *msg, size_t msglen,
+			   const char **rule) JIT_WUR;
+
 /* deny_users against the user an active grant r holds (its name as asked,
  * its DN, and its uid when the member attribute is memberUid), for an
  * extension: a reload that denies the user stops extensions at once.
@@ -95,11 +107,14 @@ struct policy_dirrules {
 	char **deny;            /* deny_users: names and DNs */
 	size_t n_deny;
 	int max_active;         /* 0: no limit */
+	char *approved_by;      /* forbid_self_approval: the approver, NULL: no check */
 };
 
-/* A copy of group g's directory-side rules, or NULL if it has none. */
+/* A copy of group g's directory-side rules, or NULL if it has none.
+ * approved_by: the request's approver (may be NULL), compared with the
+ * user's uid as the directory returns it when g forbids self-approval. */
 struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
-					    const struct jit_group_cfg *g);
+					    const struct jit_group_cfg *g, const char *approved_by);
 void policy_dirrules_free(struct policy_dirrules *r); /* NULL-safe */
 
 /* deny_users against the resolved user: its name as asked, its DN and its

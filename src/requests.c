@@ -348,7 +348,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->group_dn = xstrdup(gc->dn);
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
-	j->rules = policy_dirrules_new(e->cfg, gc);
+	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
 	if (gc->ticket_check && req->ticket && !known) {
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
 			j->req = NULL;

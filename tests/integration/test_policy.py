@@ -73,12 +73,71 @@ def test_group_rules_at_their_boundaries():
                                                            approved_by="frank"))
         eq(g3["duration"], 3600, "default_duration")
         # extensions count toward max_duration: 10m + 1h50m = 2h ok, +1s not
-        j.ok({"op": "extend", "grant_id": g1["grant_id"], "duration": "1h50m"})
-        a = j.request({"op": "extend", "grant_id": g1["grant_id"], "duration": 1})
+        j.ok({"op": "extend", "grant_id": g1["grant_id"], "duration": "1h50m",
+              "approved_by": "frank"})
+        a = j.request({"op": "extend", "grant_id": g1["grant_id"], "duration": 1,
+                       "approved_by": "frank"})
         _denied(e, a, "max_duration", code="duration_exceeds_max", what="extend past max")
         eq(j.show(g1["grant_id"])["duration"], 7200, "duration after refused extend")
         # a group without rules needs none of the fields
         e.grant_and_check("dave", "dba", "1m")
+
+
+def test_self_approval_by_another_spelling_and_of_an_extension():
+    """forbid_self_approval compares names as the directory does, and also
+    with the uid of the entry the user resolves to: " alice@..." finds the
+    same entry as "alice@...", and alice's mail (which the user_filter
+    matches here) is alice, whose uid is "alice", so none of those can be
+    approved by alice (regression: names were compared as text, and the
+    grant was made). An extension is a new approval: it needs approved_by
+    where the group has require_approver, and it may not name the grant's
+    user or requester where forbid_self_approval is set (regression:
+    extensions skipped both rules)."""
+    with Env(start=False, directory={"user_filter": "(mail=%s)"}) as e:
+        sl, j = e.slapd, e.jitd
+        for u in ("alice", "dave"):
+            sl.ldapmodify("dn: %s\nchangetype: modify\nadd: mail\nmail: %s@example.org\n"
+                          % (sl.user_dn(u), u))
+        alice, dave = "alice@example.org", "dave@example.org"
+        j.config["groups"] = [j.group_entry("admins", require_approver=True,
+                                            forbid_self_approval=True),
+                              j.group_entry("dba", forbid_self_approval=True),
+                              j.group_entry("web")]
+        j.write_config()
+        j.start()
+        before = sl.members("admins")
+        _denied(e, j.grant(" " + alice, "admins", "1h", approved_by=alice.upper(),
+                           requested_by="bob"), "forbid_self_approval")
+        _denied(e, j.grant(alice, "admins", "1h", approved_by="Alice ", requested_by="bob"),
+                "forbid_self_approval")
+        assert "in the directory" in j.audit_events("refused")[-1]["message"]
+        _denied(e, j.grant(alice, "admins", "1h", approved_by=" bob", requested_by="bob"),
+                "forbid_self_approval")
+        eq(sl.members("admins"), before, "no refusal changed the group")
+
+        g = j.must_grant(alice, "admins", "1h", approved_by="carol", requested_by="bob")
+        assert e.is_member("admins", sl.user_dn("alice"))
+        _extend_denied(e, g, "require_approver")
+        for approver in (alice, "Bob"):
+            a = j.request({"op": "extend", "grant_id": g["grant_id"], "duration": 60,
+                           "approved_by": approver})
+            _denied(e, a, "forbid_self_approval", what="extension approved by " + approver)
+        eq(j.show(g["grant_id"])["duration"], 3600, "no refused extension changed the grant")
+        x = j.ok({"op": "extend", "grant_id": g["grant_id"], "duration": 60,
+                  "approved_by": "carol"})["grant"]
+        eq(x["duration"], 3660, "extended with another approver")
+        eq(j.audit_events("extended")[-1].get("extension_approved_by"), "carol",
+           "the extension's approver audited")
+        # forbid_self_approval without require_approver: none is fine, self is not
+        d = j.must_grant(dave, "dba", "1h", requested_by="erin")
+        j.ok({"op": "extend", "grant_id": d["grant_id"], "duration": 60})
+        a = j.request({"op": "extend", "grant_id": d["grant_id"], "duration": 60,
+                       "approved_by": "Dave@Example.org"})
+        _denied(e, a, "forbid_self_approval", what="dave approving his own extension")
+        # a group with neither rule: as before
+        w = j.must_grant(alice, "web", "1h")
+        j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60,
+              "approved_by": alice})
 
 
 def test_deny_users_dn_matches_the_directory_s_spelling():

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "dirrules.h"
 #include "policy.h"
 #include "t.h"
 #include "util.h"
@@ -139,6 +140,12 @@ static void test_rules(void)
 	EXPECT(JIT_EPOLICY, "forbid_self_approval");
 	set(&r->approved_by, "carol");
 	EXPECT(JIT_OK, NULL);
+	/* the name as the directory matches it: blanks around and runs */
+	set(&r->user, " alice\t");
+	set(&r->approved_by, "Alice ");
+	EXPECT(JIT_EPOLICY, "forbid_self_approval");
+	set(&r->user, "alice");
+	set(&r->approved_by, "carol");
 	g.forbid_self_approval = false;
 	set(&r->approved_by, "alice");
 	EXPECT(JIT_OK, NULL);
@@ -183,11 +190,11 @@ static void test_dirrules(void)
 	struct policy_dirrules *pr;
 	char msg[512];
 
-	CHECK(policy_dirrules_new(&cfg, &g) == NULL); /* no rule: nothing to copy */
+	CHECK(policy_dirrules_new(&cfg, &g, NULL) == NULL); /* no rule: nothing to copy */
 	g.deny_users = (struct jit_strlist){ .v = deny, .n = 2, .set = true };
 	g.eligible_group = "cn=eligible,dc=x";
 	g.max_active_per_user = 2;
-	pr = policy_dirrules_new(&cfg, &g);
+	pr = policy_dirrules_new(&cfg, &g, NULL);
 	CHECK(pr != NULL);
 	CHECK_STR(pr->eligible_dn, "cn=eligible,dc=x");
 	CHECK_STR(pr->eligible_attr, "member");
@@ -252,6 +259,83 @@ static void test_extend_denied(void)
 	r.user_dn = NULL; /* no DN recorded: only names can match */
 	r.member_value = "other";
 	CHECK(policy_extend_denied(&g, &r, msg, sizeof(msg)) == JIT_OK);
+}
+
+static void test_name_eq(void)
+{
+	CHECK(policy_name_eq("alice", "ALICE"));
+	CHECK(policy_name_eq(" alice", "alice"));
+	CHECK(policy_name_eq("alice  ", "\talice"));
+	CHECK(policy_name_eq("alice  smith", "Alice Smith"));
+	CHECK(policy_name_eq("   ", ""));
+	CHECK(!policy_name_eq("alice smith", "alicesmith"));
+	CHECK(!policy_name_eq("alice", "alice2"));
+	CHECK(!policy_name_eq("alic", "alice"));
+	CHECK(!policy_name_eq("alice", NULL));
+	CHECK(!policy_name_eq(NULL, NULL));
+}
+
+/* forbid_self_approval against the uid the directory returns */
+static void test_dirrules_self(void)
+{
+	struct jit_dir_cfg dir = { .name = "corp", .member_attr = "member" };
+	struct jit_group_cfg g = { .name = "da", .directory = "corp", .dir_index = 0,
+				   .max_duration = 60, .default_duration = 60 };
+	struct jit_config cfg = { .dirs = &dir, .n_dirs = 1, .groups = &g, .n_groups = 1 };
+	struct dir_user u = { .dn = "uid=alice,ou=people,dc=x", .uid = "alice" };
+	char msg[512];
+	const char *rule = NULL;
+
+	CHECK(policy_dirrules_new(&cfg, &g, "alice") == NULL); /* no rule asks */
+	g.forbid_self_approval = true;
+	CHECK(policy_dirrules_new(&cfg, &g, NULL) == NULL);    /* no approver */
+	struct policy_dirrules *pr = policy_dirrules_new(&cfg, &g, " Alice");
+	CHECK(pr != NULL && pr->eligible_dn == NULL);
+	/* the request named the user "alice-alias"; its entry's uid is alice */
+	CHECK(dirrules_check(NULL, pr, "alice-alias", &u, NULL, msg, sizeof(msg), &rule) ==
+	      JIT_EPOLICY);
+	CHECK_STR(rule, "forbid_self_approval");
+	CHECK(strncmp(msg, "forbid_self_approval:", 21) == 0);
+	policy_dirrules_free(pr);
+	pr = policy_dirrules_new(&cfg, &g, "carol");
+	rule = NULL;
+	CHECK(dirrules_check(NULL, pr, "alice", &u, NULL, msg, sizeof(msg), &rule) == JIT_OK);
+	u.uid = NULL; /* no uid read: nothing more to compare */
+	CHECK(dirrules_check(NULL, pr, "alice", &u, NULL, msg, sizeof(msg), &rule) == JIT_OK);
+	policy_dirrules_free(pr);
+}
+
+/* require_approver and forbid_self_approval for an extension */
+static void test_extend_approval(void)
+{
+	struct jit_group_cfg g = { .name = "da", .max_duration = 60 };
+	struct grant_rec r = { .user = "alice", .requested_by = "bob", .member_attr = "member",
+			       .member_value = "uid=alice,ou=people,dc=x" };
+	struct jit_request q = { .op = OP_EXTEND };
+	char msg[512];
+	const char *rule = NULL;
+
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_OK);
+	g.require_approver = true;
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_EPOLICY);
+	CHECK_STR(rule, "require_approver");
+	q.approved_by = "alice";
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_OK);
+	g.forbid_self_approval = true;
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_EPOLICY);
+	CHECK_STR(rule, "forbid_self_approval");
+	CHECK(strstr(msg, "the grant's user") != NULL);
+	q.approved_by = " BOB";
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_EPOLICY);
+	CHECK(strstr(msg, "requested_by") != NULL);
+	q.approved_by = "carol";
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_OK);
+	/* memberUid: the uid written is the user too */
+	r.user = "alice-alias";
+	r.member_attr = "memberUid";
+	r.member_value = "alice";
+	q.approved_by = "alice";
+	CHECK(policy_extend_approval(&g, &q, &r, msg, sizeof(msg), &rule) == JIT_EPOLICY);
 }
 
 static void test_bucket(void)
@@ -356,6 +440,9 @@ int main(void)
 	test_rules();
 	test_dirrules();
 	test_extend_denied();
+	test_name_eq();
+	test_dirrules_self();
+	test_extend_approval();
 	test_bucket();
 	T_DONE();
 }

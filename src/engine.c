@@ -76,6 +76,11 @@ void engine_post_resume(struct engine *e, struct job *j)
 	wake_main(e);
 }
 
+bool engine_grant_stale(struct engine *e, const struct job *j)
+{
+	return j->kind == JOB_GRANT && j->cfg_gen != atomic_load(&e->cfg_gen);
+}
+
 /* Main thread: the next extension back from the directory, or NULL. */
 static struct job *take_resume(struct engine *e)
 {
@@ -98,7 +103,8 @@ struct engine_reply *engine_pop_reply(struct engine *e)
 		struct job *j = take_resume(e);
 		if (j) {
 			uint64_t conn_id = j->conn_id;
-			char *line = extend_resume(e, j); /* takes j */
+			char *line = j->kind == JOB_GRANT ? requests_grant_resume(e, j)
+							  : extend_resume(e, j); /* take j */
 			if (!line)
 				continue; /* queued again */
 			r = xcalloc(1, sizeof(*r));
@@ -245,6 +251,8 @@ int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 		}
 	}
 	e->cfg = cfg;
+	/* grants accepted under the old one are checked again before they run */
+	atomic_fetch_add(&e->cfg_gen, 1);
 	if (e->rc)
 		reconcile_set_config(e->rc, cfg);
 	return JIT_OK;

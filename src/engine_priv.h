@@ -24,6 +24,7 @@
 #define JITD_ENGINE_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "engine.h"
@@ -71,6 +72,7 @@ struct job {
 	char **keys;                    /* JOB_EXPIRE: their pair keys */
 	size_t n_ids;
 	int64_t queued;                 /* mono_us() when queued */
+	uint64_t cfg_gen;               /* JOB_GRANT: engine cfg_gen its checks were made under */
 	struct job *next;
 };
 
@@ -126,7 +128,9 @@ struct engine {
 	size_t n_dirs;
 	pthread_mutex_t reply_lock;
 	struct engine_reply *rhead, *rtail; /* FIFO, under reply_lock */
-	struct job *chead, *ctail;      /* JOB_ELIGIBLE back from a worker, under reply_lock */
+	struct job *chead, *ctail;      /* JOB_ELIGIBLE back from a worker, JOB_GRANT to check
+					 * again after a reload; under reply_lock */
+	_Atomic uint64_t cfg_gen;       /* +1 per reload taken (engine_set_config) */
 	int efd;
 	int64_t started;
 	struct ticket_checker *tickets; /* started at the first ticket_check */
@@ -147,8 +151,13 @@ struct engine {
 
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
 void engine_post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id);
-/* A worker: hands extension job j (taken) back to the main thread. */
+/* A worker: hands extension job j (taken) back to the main thread; or any
+ * thread: a grant job to check again (engine_grant_stale). */
 void engine_post_resume(struct engine *e, struct job *j);
+/* Any thread: grant job j was checked under a configuration a reload has
+ * replaced since, and must be checked again (requests_grant_resume) before
+ * it runs. */
+bool engine_grant_stale(struct engine *e, const struct job *j);
 
 /* ---- workers.c ---- */
 
@@ -192,6 +201,11 @@ void requests_audit_refusal_x(struct engine *e, const struct jit_peer *peer, con
 void requests_audit_refusal(struct engine *e, const struct jit_peer *peer, const char *client,
 			    const struct jit_request *req, int err, const char *message,
 			    const char *rule);
+
+/* Main thread: a grant job (j taken) that waited (ticket check, queue)
+ * while the configuration was reloaded: matched and checked again as if it
+ * came now, then queued again. NULL if queued, else the answer line. */
+char *requests_grant_resume(struct engine *e, struct job *j);
 
 /* ---- extend.c ---- */
 

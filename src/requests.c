@@ -234,6 +234,10 @@ static void ticket_done(void *arg, int rc, const char *msg)
 	struct engine *e = q->e;
 
 	if (rc == JIT_OK) {
+		if (engine_grant_stale(e, j)) {
+			engine_post_resume(e, j); /* reloaded meanwhile: checked again */
+			return;
+		}
 		if (workers_enqueue(q, j))
 			return;
 		engine_post_reply(e, j->conn_id,
@@ -349,6 +353,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
 	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
+	j->cfg_gen = atomic_load(&e->cfg_gen);
 	if (gc->ticket_check && req->ticket && !known) {
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
 			j->req = NULL;
@@ -405,6 +410,46 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 		return false;
 	}
 	return true;
+}
+
+char *requests_grant_resume(struct engine *e, struct job *j)
+{
+	char msg[512];
+	const char *rule = NULL;
+	int64_t duration = 0;
+	int rc = JIT_OK;
+
+	if (policy_uses_groups(e->cfg))
+		policy_peer_groups(&j->peer);
+	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
+	if (!c || !j->client || strcmp(c->name, j->client) != 0) {
+		rc = JIT_EUNAUTH;
+		rule = "clients";
+		snprintf(msg, sizeof(msg), "the configuration was reloaded while the grant waited, "
+			 "and no longer has clients entry \"%.64s\" for this peer",
+			 j->client ? j->client : "");
+	} else {
+		rc = policy_check(e->cfg, c, j->req, &duration, msg, sizeof(msg), &rule);
+	}
+	log_info("grant of %.64s to %.64s: the configuration was reloaded while it waited; "
+		 "checked again: %s", j->req->user, j->req->group,
+		 rc == JIT_OK ? "passes" : "refused");
+	char *line = NULL;
+	struct jit_request *req = j->req;
+	j->req = NULL;
+	if (rc != JIT_OK) {
+		requests_audit_refusal(e, &j->peer, c ? c->name : j->client, req, rc, msg, rule);
+		line = proto_error_line(rc, msg);
+	} else {
+		/* as if it came now: the engine's own checks, the ticket check,
+		 * the group's current DN and rules, the end of the queue */
+		line = submit_grant(e, j->conn_id, &j->peer, c, req, duration);
+		if (!line)
+			req = NULL; /* the new job's */
+	}
+	proto_request_free(req);
+	workers_job_free(j);
+	return line;
 }
 
 void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,

@@ -93,6 +93,12 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			engine_post_reply(q->e, 0, NULL, xstrdup(j->ids[i]));
 		return false;
 	}
+	if (engine_grant_stale(q->e, j)) {
+		/* a reload came while it waited: the main thread checks it
+		 * again under the new configuration (nothing done yet) */
+		engine_post_resume(q->e, j);
+		return true;
+	}
 	timing_since(STEP_QUEUE, j->queued);
 	if (j->kind == JOB_END && j->force) {
 		line = grant_force_close(g, j->grant_id, j->reason, j->client, &j->peer);

@@ -448,11 +448,7 @@ def test_unmatched_peer_over_long_lines_cannot_flood_the_audit_log():
 
 def _reload(e):
     """Writes e.jitd.config and reloads it (SIGHUP); returns once it is in force."""
-    done = e.jitd.stderr_tail(100000).count("configuration reloaded from")
-    e.jitd.write_config()
-    e.jitd.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: e.jitd.stderr_tail(100000).count("configuration reloaded from") > done, 5,
-               "configuration reloaded")
+    e.jitd.reload()
 
 
 def _extend_denied(e, g, rule, code="policy_denied"):

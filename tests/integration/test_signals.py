@@ -276,3 +276,44 @@ def test_stalled_directory_does_not_block_another():
             assert a.get("ok") or a["error"]["code"] == "directory_unavailable", a
     finally:
         slow.close()
+
+
+def test_grant_queued_across_a_reload_is_checked_again():
+    """A grant waiting in its directory's queue while the configuration is
+    reloaded is checked again under the new one when a worker takes it up:
+    here the reload takes group admins from the client, so the queued grant
+    into admins is refused `unauthorized` and never reaches the directory,
+    while the grants already in progress finish (regression: the queued
+    grant ran under the rules it was accepted with)."""
+    with Env(directory={"timeout": 20}) as e:
+        j = e.jitd
+        j.wait_bound()
+        taken = lambda: j.ok({"op": "status"})["status"].get("timings", {}) \
+            .get("queue", {}).get("count", 0)
+        n = taken()
+        freeze(e.slapd.pid)
+        try:
+            busy = []
+            for u in ("carol", "dave"):   # one for each of the two workers
+                c = j.connect(timeout=60)
+                c.send({"op": "grant", "user": u, "group": "dba", "duration": "1h"})
+                busy.append(c)
+            wait_until(lambda: taken() >= n + 2, 10, "both workers busy")
+            queued = j.connect(timeout=60)
+            queued.send({"op": "grant", "user": "alice", "group": "admins", "duration": "1h",
+                         "request_id": "queued-over-reload"})
+            time.sleep(0.3)  # in the queue: no worker is free
+            eq(taken(), n + 2, "the third grant waits in the queue")
+            j.config["clients"][0]["groups"] = ["dba", "web"]
+            j.reload()
+        finally:
+            thaw(e.slapd.pid)
+        for c in busy:
+            eq(c.recv().get("ok"), True, "a grant in progress during the reload")
+        a = queued.recv()
+        refused(a, "unauthorized", "the queued grant, its group taken from the client")
+        ev = [x for x in j.audit_events("refused") if x.get("request_id") == "queued-over-reload"]
+        eq(len(ev), 1, "its refusal audited once")
+        assert not e.is_member("admins", e.user_dn("alice")), "alice was granted"
+        eq(sorted(g.get("user") for g in j.audit_events("granted")), ["carol", "dave"],
+           "granted lines")

@@ -251,6 +251,47 @@ def test_slow_ticket_system_does_not_stall_others():
         itsm.close()
 
 
+def test_grant_waiting_for_its_ticket_is_checked_again_after_a_reload():
+    """A grant accepted, then waiting for its ticket check while the
+    configuration is reloaded, is checked again under the new one before
+    it runs: an admin who adds the user to deny_users (or takes the group
+    from the client) during an incident stops it (regression: the grant ran
+    with the rules it was accepted under). One the new configuration still
+    allows is granted."""
+    itsm = Itsm()
+    e, _ = _env(itsm, check_timeout="30s")
+    try:
+        j = e.jitd
+        ca, cb = j.connect(timeout=60), j.connect(timeout=60)
+        ca.send({"op": "grant", "user": "alice", "group": "admins", "duration": "1h",
+                 "ticket": "HOLDA", "request_id": "reload-a"})
+        cb.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
+                 "ticket": "HOLDB", "request_id": "reload-b"})
+        wait_until(lambda: itsm.holding == 2, 20, "both ticket checks under way")
+        for g in j.config["groups"]:
+            if g["name"] == "admins":
+                g["deny_users"] = ["Alice"]
+        j.reload()
+        itsm.release.set()
+        a, b = ca.recv(), cb.recv()
+        refused(a, "policy_denied", "alice, denied by the reload while her ticket was checked")
+        assert a["error"]["message"].startswith("deny_users:"), a
+        ev = [x for x in j.audit_events("refused") if x.get("request_id") == "reload-a"]
+        eq([x.get("rule") for x in ev], ["deny_users"], "alice's refusal audited once")
+        eq(b.get("ok"), True, "bob, still allowed: %r" % b)
+        assert not e.is_member("admins", e.user_dn("alice")), "alice was granted"
+        assert e.is_member("admins", e.user_dn("bob"))
+        # checked again as if it came now: the ticket system was asked again
+        eq(sum(1 for p, _ in itsm.seen if p.endswith("/HOLDB")), 2, "bob's ticket checks")
+        assert "the configuration was reloaded while it waited; checked again: refused" \
+            in j.stderr_tail(200), "no log line for the check"
+        ca.close()
+        cb.close()
+    finally:
+        e.__exit__(None, None, None)
+        itsm.close()
+
+
 def _engine_fds(j):
     """Descriptors open in the engine (the jitd process; the listener is
     its child)."""

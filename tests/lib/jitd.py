@@ -330,6 +330,19 @@ class Jitd:
         raise RuntimeError("jitd not ready within %ss (last: %r)\n%s"
                            % (timeout, last, self.stderr_tail()))
 
+    def reload(self, timeout=10):
+        """Writes self.config and reloads it (SIGHUP); returns once the
+        engine has taken it ("configuration reloaded from" logged)."""
+        done = self.stderr_tail(100000).count("configuration reloaded from")
+        self.write_config()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + timeout
+        while self.stderr_tail(100000).count("configuration reloaded from") <= done:
+            if time.time() > deadline:
+                raise AssertionError("configuration not reloaded within %ss:\n%s"
+                                     % (timeout, self.stderr_tail()))
+            time.sleep(0.02)
+
     def wait_bound(self, timeout=30):
         """Waits until every worker connection of every directory is bound
         (status connections_up == connections). A test that stops slapd

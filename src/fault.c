@@ -48,6 +48,7 @@ const char *const fault_names[] = {
 	"fail.member_check",         /* a grant's check misses a member that is there */
 	"fail.request_lookup",       /* a grant's request_id cannot be looked up (store busy) */
 	"fail.listener_ready",       /* the listener sends a READY one byte too long (as if taken over) */
+	"fail.verify_record",        /* the check after replication_grace cannot be recorded */
 	NULL,
 };
 

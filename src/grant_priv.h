@@ -64,7 +64,8 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 			struct dir_result *dres);
 int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			    struct dir_result *dres);
-/* True when r now waits for the check after replication_grace. */
+/* True when r now waits for the check after replication_grace, or stays
+ * ending because that check could not be recorded (its removal is retried). */
 bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
 			   int64_t now);
 /* The removal of ending grant r failed with rc: schedules the retry. */

@@ -192,7 +192,9 @@ int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, stru
  * replication_grace, preferring the writer, until it answers. So too when
  * the writer never answered the add and another server wrote it after
  * (added_also_via), whatever the others saw.
- * True when the grant waits for a check (the row was updated).
+ * True when the grant waits for a check (the row was updated), or stays
+ * ending for its removal to be made again because the check could not be
+ * recorded.
  */
 bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
 			   int64_t now)
@@ -214,10 +216,22 @@ bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struc
 		return false;
 	if (checking && removed_now)
 		oc = "removed";
-	if (store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
+	if (FAULT_FAIL("fail.verify_record") ||
+	    store_set_verify(g->st, r->id, st->uri, oc ? oc : st->outcome,
 			     now + g->replication_grace) != JIT_OK) {
-		log_err("grant %s: cannot record the check after replication_grace", r->id);
-		return false; /* Robustness: then no check, but never a stuck row */
+		/* Robustness: closing the grant now would drop the check, and an
+		 * add still on its way to the writer would outlive it: the grant
+		 * stays ending and its removal is made again (with backoff; if
+		 * even that cannot be recorded, it is due already). */
+		int64_t attempts = r->attempts + 1;
+		log_err("grant %s: cannot record the check after replication_grace; the removal "
+			"is made again", r->id);
+		if (store_set_retry_kind(g->st, r->id, attempts,
+					 now + grant_backoff(attempts, g->retry_min, g->retry_max),
+					 "cannot record the check after replication_grace",
+					 false) == JIT_OK)
+			r->attempts = attempts;
+		return true;
 	}
 	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
 		 st->outcome, st->uri, r->added_via ? r->added_via : "an unknown server",

@@ -172,6 +172,41 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
         b.close()
 
 
+def test_check_after_replication_grace_that_cannot_be_recorded_keeps_the_grant_ending():
+    """Written on A; A down at the end; B answers the removal (it never saw
+    the value), and the check after replication_grace cannot be recorded
+    (a store write fails). The grant must not close on B's word: it stays
+    ending, its removal is made again, and A, once back, removes alice
+    (regression: the grant closed `already_absent` and A kept alice)."""
+    from test_failures import need_faults
+    need_faults()
+    b = Slapd().start()
+    try:
+        with Env(start=False) as e:
+            a, j = e.slapd, e.jitd
+            d = j.config["directories"][0]
+            d["uri"] = "%s %s" % (a.ldapi_uri, b.ldapi_uri)
+            d["replication_grace"] = 2
+            j.write_config()
+            j.start(env={"JITD_FAULT": "fail.verify_record:@1"})
+            alice = a.user_dn("alice")
+            g = j.must_grant("alice", "admins", "1h")
+            eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+            a.stop()
+            j.ok({"op": "complete", "grant_id": g["grant_id"]})
+            wait_until(lambda: "fault fail at fail.verify_record" in j.stderr_tail(200), 10,
+                       "the failed record")
+            eq(j.show(g["grant_id"])["state"], "ending", "not closed on B's answer")
+            eq(j.audit_events("completed"), [], "no completed line")
+            a.start()
+            wait_state(j, g, "completed", 30)
+            eq(a.is_member("admins", alice), False, "removed on the server that wrote it")
+            ev = one_event(j, "completed", g["grant_id"])
+            eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "completed event")
+    finally:
+        b.close()
+
+
 def test_member_list_of_a_group_on_openldap():
     """The member list as jitd's directory code reads it (tests/tools/dirlist):
     OpenLDAP has no range retrieval, and the plain attribute comes first."""

@@ -219,8 +219,10 @@ static char *add_failed(struct grant_ctx *g, const struct grant_params *p, struc
 	}
 	/* Robustness: the add may or may not have reached the directory; let the
 	 * ending machinery remove it (or find it already gone), starting with
-	 * the server the unanswered add went to. */
-	if (dir_conn_uri_count(g->dc) > 1 && dres->unanswered_uri[0] != '\0' && !r->added_via) {
+	 * the server the unanswered add went to. Recorded with one server too:
+	 * an unanswered add may still be applied after the removal found
+	 * nothing (grant_settle_remove checks again after the grace). */
+	if (dres->unanswered_uri[0] != '\0' && !r->added_via) {
 		r->added_via = xstrdup(dres->unanswered_uri);
 		/* the retry went unanswered on another server too: both */
 		if (dres->unanswered_also_uri[0] != '\0')

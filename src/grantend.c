@@ -163,6 +163,15 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 	if (multi) {
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
 		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
+	} else if (r->end_state == GS_FAILED && r->added_via && !r->removed_via && !removed) {
+		/* Robustness: one server, and the add that failed this grant was
+		 * never answered (add_failed records where it went): it may still
+		 * be applied after this "not there" - a stalled server, or the
+		 * request still in flight on the connection jitd gave up. Closing
+		 * now would leave that membership to nobody: check once more after
+		 * replication_grace (the check's own "not there" is final). */
+		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
+		st->verify = true;
 	}
 	return JIT_OK;
 }

@@ -200,9 +200,14 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 			rc = grant_settle_remove(g, r[i], &st[i], &dres[i]);
 		else if (how[i] == SETTLE_NOT)
 			rc = grant_settle_membership(g, r[i], &st[i], &dres[i]);
-		if (rc != JIT_OK || grant_schedule_verify(g, r[i], &st[i], now)) {
+		/* the time of this grant's answer, not the batch's start: the
+		 * grace and the backoff count from it (grants removed one by one
+		 * can take longer than the grace in all) */
+		int64_t answered = now_s();
+		if (rc != JIT_OK || grant_schedule_verify(g, r[i], &st[i], answered)) {
 			if (rc != JIT_OK)
-				grant_removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, now);
+				grant_removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL,
+						     answered);
 			free(st[i].value);
 			st[i].value = NULL;
 			grant_rec_free(r[i]);

@@ -386,3 +386,111 @@ def test_add_unanswered_with_one_writer_passes_it_to_the_grant_that_keeps_it():
         wait_until(lambda: j.show(gid).get("removed_via") == b.ldap_uri, 30,
                    "G1 removed on B, waiting for A")
         _kept_by_a_second_grant(e, b, j, proxy, gid, alice, "failed")
+
+
+MODIFY_REQUEST = 0x66
+
+
+class HeldAddProxy(LostAnswerProxy):
+    """127.0.0.1:port -> target, but the first ModifyRequest is held: not
+    forwarded, the client's connection and the port closed (as a stalled
+    server or a partition looks to jitd), the connection to the target
+    kept. release() sends the held request on it, as a server that wakes
+    up, or a retransmission that gets through at last, would apply it."""
+
+    def __init__(self, target_port):
+        self.held = None    # (upstream socket, the request's bytes)
+        super().__init__(target_port)
+
+    def _up(self, c, s):
+        buf = b""
+        while True:
+            try:
+                msg, buf = read_message(c, buf)
+            except OSError:
+                msg = None
+            if msg is None:
+                break
+            with self.lock:
+                hold = self.armed and _op_tag(msg) == MODIFY_REQUEST and \
+                    not self.tripped.is_set()
+                if hold:
+                    self.held = (s, msg)
+                    self.tripped.set()
+            if hold:
+                for x in (self.ls, c):
+                    try:
+                        x.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    x.close()
+                return
+            try:
+                s.sendall(msg)
+            except OSError:
+                break
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _down(self, c, s, ls):
+        buf = b""
+        while True:
+            try:
+                msg, buf = read_message(s, buf)
+            except OSError:
+                msg = None
+            if msg is None:
+                break
+            if self.held and self.held[0] is s:
+                continue  # the held request's answer: nobody waits for it
+            try:
+                c.sendall(msg)
+            except OSError:
+                break
+
+    def release(self):
+        s, msg = self.held
+        s.sendall(msg)
+
+
+def test_add_unanswered_by_the_only_server_and_applied_after_the_removal_is_removed():
+    """One server. The add never reaches it in time (held: a stall, or a
+    partition with the request still in flight): the grant fails and goes
+    through the removal, which finds nothing once the server is back. Then
+    the held add is applied. The grant must not have closed on that "not
+    there": it checks again after replication_grace and removes alice
+    (regression: it closed `already_absent`, and alice stayed a member
+    with no grant)."""
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        a = e.slapd
+        proxy = HeldAddProxy(a.port)
+        j = e.jitd
+        d = j.config["directories"][0]
+        d["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        d["connections"] = 1
+        d["replication_grace"] = 3
+        d["timeout"] = 2
+        j.write_config()
+        j.start()
+        alice = a.user_dn("alice")
+        ans = j.grant("alice", "admins", "1h")
+        assert proxy.tripped.is_set(), "the proxy never saw the add"
+        eq((ans.get("error") or {}).get("code"), "directory_unavailable", "answer: %r" % (ans,))
+        ev = [x for x in j.audit_events("failed") if x.get("user") == "alice"][0]
+        gid = ev["grant_id"]
+        eq(ev.get("added_via"), d["uri"], "added_via names where the unanswered add went")
+        eq(a.is_member("admins", alice), False, "the add is held, not applied")
+        proxy.revive()
+        # the removal finds nothing; the grant waits for the check after the grace
+        wait_until(lambda: j.show(gid).get("removed_via") or j.show(gid)["state"] != "ending",
+                   20, "the removal answered")
+        eq(j.show(gid)["state"], "ending", "not closed on the first 'not there'")
+        proxy.release()
+        wait_until(lambda: a.is_member("admins", alice), 5, "the held add applied")
+        wait_until(lambda: j.show(gid)["state"] == "failed", 20, "the grant closed")
+        eq(a.is_member("admins", alice), False, "the late membership removed")
+        last = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "failed"][-1]
+        eq((last.get("outcome"), last.get("checked_after_grace")), ("removed", True),
+           "the last line: %r" % (last,))

@@ -82,10 +82,13 @@ FAULT_POINTS = [
 ]
 
 RETRY_MAX = 2                  # retry_max_interval in the test config (s)
+GRACE = 1                      # replication_grace in the test config (s)
 # The retry window: the longest a removal may wait once due (the capped
-# retry interval), plus the scheduler's tick, whole-second expiry times and
-# a loaded two-core CI machine running sanitizer builds.
-WINDOW = RETRY_MAX + 4
+# retry interval, then the check after replication_grace that follows a
+# "not there" for an add whose answer was lost), plus the scheduler's tick,
+# whole-second expiry times and a loaded two-core CI machine running
+# sanitizer builds.
+WINDOW = RETRY_MAX + GRACE + 4
 
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
          "mallory", "oscar"]
@@ -224,6 +227,7 @@ class CrashTest:
         self.j.config["groups"] = jitd_groups(self.j)
         self.j.config["retry_min_interval"] = 1
         self.j.config["retry_max_interval"] = RETRY_MAX
+        self.j.config["directories"][0]["replication_grace"] = GRACE
         self.j.config["log_level"] = "info"
         self.j.write_config()
         for g in GROUPS + [BROKEN]:

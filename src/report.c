@@ -53,6 +53,7 @@ struct bar {
 	char *user, *group, *grant_id, *end_kind;
 	int64_t start, end;
 	bool start_known;        /* false: start is created_at, the granted line was not read */
+	bool kept;               /* the end left the membership: it predated the grant */
 };
 
 struct report {
@@ -64,6 +65,7 @@ struct report {
 	int64_t before_input;            /* grants reported whose granted line was not read */
 	int64_t granted, refused, expired, completed, revoked, failed, extended;
 	int64_t revoke_failures, expiring_soon, drift, extended_seconds, forced;
+	int64_t kept_standing;           /* final lines with outcome kept_standing */
 	json_t *open;                    /* grant_id -> state of grants still active */
 	json_t *failing;                 /* grant_id -> true: created before the first line
 					  * read, failed (state ending) read: never active */
@@ -290,6 +292,8 @@ static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, 
 	b->start = start;
 	b->end = end;
 	b->start_known = start_known;
+	const char *out = str_of(g, "outcome");
+	b->kept = out && strcmp(out, "kept_standing") == 0;
 }
 
 /* ---- lifecycle ---- */
@@ -562,6 +566,10 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 				r->forced++; /* closed by hand: jitd could not remove it */
 		}
 		dims_add(r, ev, event, 1);
+		/* the grant ended, the membership did not: it was there before
+		 * the grant (standing), and jitd leaves it as it found it */
+		if (outcome && strcmp(outcome, "kept_standing") == 0)
+			r->kept_standing++;
 		if (requested >= 0)
 			hist_add(&r->requested, requested);
 		hist_add(&r->actual, ts - start);
@@ -715,6 +723,7 @@ static json_t *totals_json(const struct report *r, int64_t active)
 	json_object_set_new(t, "revoked", json_integer(r->revoked));
 	json_object_set_new(t, "revoke_failures", json_integer(r->revoke_failures));
 	json_object_set_new(t, "revoked_forced", json_integer(r->forced));
+	json_object_set_new(t, "ended_membership_kept", json_integer(r->kept_standing));
 	json_object_set_new(t, "active_at_end", json_integer(active));
 	json_object_set_new(t, "failed", json_integer(r->failed));
 	json_object_set_new(t, "extended", json_integer(r->extended));
@@ -766,10 +775,12 @@ static json_t *timeline_json(const struct report *r)
 		const struct bar *b = &r->bars[i];
 		fmt_rfc3339(b->start, s);
 		fmt_rfc3339(b->end, e);
-		json_array_append_new(arr, json_pack("{sssssssssbssss}", "grant_id", b->grant_id,
-						     "user", b->user, "group", b->group, "start", s,
-						     "start_known", (int)b->start_known, "end", e,
-						     "end_event", b->end_kind));
+		json_t *o = json_pack("{sssssssssbssss}", "grant_id", b->grant_id, "user", b->user,
+				      "group", b->group, "start", s, "start_known",
+				      (int)b->start_known, "end", e, "end_event", b->end_kind);
+		if (b->kept)
+			json_object_set_new(o, "membership_kept", json_true());
+		json_array_append_new(arr, o);
 	}
 	return arr;
 }

@@ -25,7 +25,8 @@ static const char *const metric_titles[] = { "GRANTED", "EXPIRED", "COMPLETED", 
 static const char *const dim_keys[] = { "by_group", "by_user", "by_approver", "by_client", NULL };
 static const char *const dim_titles[] = { "By group", "By user", "By approver", "By client", NULL };
 static const char *const total_keys[] = { "granted", "refused", "expired", "completed", "revoked",
-					  "revoke_failures", "revoked_forced", "active_at_end",
+					  "revoke_failures", "revoked_forced", "ended_membership_kept",
+					  "active_at_end",
 					  "failed", "extended", "expiring_soon", "drift",
 					  "started_before_input", NULL };
 /* After a start taken from created_at because the granted line was not read. */

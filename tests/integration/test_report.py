@@ -143,6 +143,32 @@ def test_report_day_through_daemon():
         assert "%s  erin -> admins" % g5["grant_id"] in t.stdout, t.stdout
 
 
+def test_report_tells_a_standing_membership_from_an_ended_one():
+    """alice was in dba before her grant: the grant expires, the
+    membership stays (outcome kept_standing). The report must not read as
+    if her access ended: it counts the end apart (ended_membership_kept)
+    and marks the bar (regression: it showed an expiry and nothing else)."""
+    with Env() as e:
+        j = e.jitd
+        e.slapd.add_member("dba", e.user_dn("alice"))
+        g = j.must_grant("alice", "dba", "2s")
+        b = j.must_grant("bob", "dba", "2s")
+        for x in (g, b):
+            wait_until(lambda: j.audit_events("expired", x["grant_id"]), 8 + SLACK,
+                       "expiry of %s" % x["grant_id"])
+        eq(j.audit_events("expired", g["grant_id"])[-1]["outcome"], "kept_standing", "outcome")
+        assert e.is_member("dba", e.user_dn("alice")), "the standing membership stays"
+        j.stop()
+        res = report_json(j.audit_log)
+        check_counts(res["totals"], {"granted": 2, "expired": 2, "ended_membership_kept": 1},
+                     "totals")
+        kept = {t["grant_id"]: t.get("membership_kept", False) for t in res["timeline"]}
+        eq(kept, {g["grant_id"]: True, b["grant_id"]: False}, "membership_kept in the timeline")
+        t = report(j.audit_log)
+        eq(t.returncode, 0, t.stderr)
+        assert re.search(r"^  ended_membership_kept +1$", t.stdout, re.M), t.stdout
+
+
 def test_report_counts_crash_interrupted_grants_once():
     """Two crashes of the real daemon at fault points, each leaving lines
     that jitd writes by design: a crash right after a `granted` line

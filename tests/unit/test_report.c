@@ -135,7 +135,7 @@ static void check_day(json_t *res)
 	} totals[] = {
 		{ "granted", 4 }, { "refused", 2 }, { "expired", 2 }, { "completed", 1 },
 		{ "revoked", 1 }, { "revoke_failures", 1 }, { "active_at_end", 1 },
-		{ "revoked_forced", 1 },
+		{ "revoked_forced", 1 }, { "ended_membership_kept", 0 },
 		{ "failed", 1 },  { "extended", 1 }, { "drift", 1 },
 	};
 	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)

@@ -65,8 +65,8 @@ struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cf
 {
 	struct grant_rec *r = load_grant(e, req->grant_id, line);
 	if (r && !policy_group_allowed(c, r->group_name)) {
-		const char *msg = "this client may not act on that grant's group";
-		engine_audit_refusal(e, peer, c, req, JIT_EUNAUTH, msg);
+		const char *msg = "clients.groups: this client may not act on that grant's group";
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EUNAUTH, msg, "clients.groups");
 		*line = proto_error_line(JIT_EUNAUTH, msg);
 		grant_rec_free(r);
 		return NULL;
@@ -283,8 +283,16 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 			*known = true;
 			if (!policy_same_request(req, prev)) {
 				rule = "request_id";
-				snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for "
-					 "another request (grant %s)", req->request_id, prev->id);
+				/* the other grant is named only to a client that may
+				 * see it: request_id is not a way to learn of grants
+				 * in other groups */
+				if (policy_group_allowed(c, prev->group_name))
+					snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used "
+						 "for another request (grant %s)", req->request_id,
+						 prev->id);
+				else
+					snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used "
+						 "for another request", req->request_id);
 			}
 		} else if (rc != JIT_ENOTFOUND) {
 			/* Not known to be new: a retry of a recorded grant must not be

@@ -504,7 +504,9 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	}
 	msg[0] = '\0';
 	int rc = proto_parse_request(line, len, &req, msg, sizeof(msg));
-	if (rc == JIT_OK)
+	if (rc == JIT_OK || !cc)
+		/* a peer no entry matches hears unauthorized whatever it sent
+		 * (the audited one too); its request, if it parsed, is audited */
 		rc = policy_check(s->cfg, cc, req, &duration, msg, sizeof(msg), &rule);
 	if (rc != JIT_OK) {
 		note_held(msg, sizeof(msg), held);
@@ -551,6 +553,14 @@ static void process_input(struct server *s, struct client *c)
 				const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
 				int64_t held = 0;
 				char m[160];
+				if (cc && !rate_ok(s, c, cc)) {
+					/* counted like any request (the refusal is
+					 * rate_limited, audited as such at most every
+					 * 10 s) */
+					c->closing = true;
+					c->in_len = 0;
+					return;
+				}
 				snprintf(m, sizeof(m), "request exceeds %zu bytes", c->in_cap);
 				bool audit = cc || unmatched_audited(s, &held);
 				note_held(m, sizeof(m), held);

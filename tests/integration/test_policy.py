@@ -274,6 +274,23 @@ def test_client_rules_ops_groups_max_duration_and_other_uid():
         ev = j.audit_events("refused")
         eq([x.get("rule") for x in ev[-3:]], ["clients.ops", "clients.ops", "clients.groups"],
            "rules of the client refusals")
+        # a grant of another group, named by id: refused with its rule
+        # (regression: audited without one)
+        other = j.must_grant("bob", "admins", "1h", request_id="root-req-1")
+        a = j.request_as(NOBODY, NOBODY, {"op": "show", "grant_id": other["grant_id"]})
+        refused(a, "unauthorized", "show of another group's grant")
+        assert a["error"]["message"].startswith("clients.groups:"), a
+        eq(j.audit_events("refused")[-1].get("rule"), "clients.groups", "rule of that refusal")
+        # a request_id used in another group: refused without naming that
+        # grant (regression: its id was in the message)
+        a = j.request_as(NOBODY, NOBODY, dict(grant, duration="1m", request_id="root-req-1"))
+        refused(a, "policy_denied", "request_id of another group's grant")
+        assert "request_id" in a["error"]["message"], a
+        assert other["grant_id"] not in a["error"]["message"], a
+        # root, who may see it, is told which grant
+        a = j.request(dict(grant, user="carol", duration="1m", request_id="root-req-1"))
+        refused(a, "policy_denied", "request_id used for another request")
+        assert other["grant_id"] in a["error"]["message"], a
         # a peer running as a uid no entry names: refused, the socket answered it
         a = j.request_as(4242, 4242, dict(grant, duration="1m"))
         refused(a, "unauthorized", "uid 4242")
@@ -316,7 +333,7 @@ def test_client_rate_limit():
     # (a fraction of a token each) cannot refill the bucket between the checks
     clients = [{"name": "helpdesk", "uid": 0, "groups": ["*"], "max_requests_per_minute": 12},
                {"name": "other", "uid": NOBODY, "groups": ["*"], "ops": ["status"]}]
-    with Env(public=True, clients=clients) as e:
+    with Env(public=True, clients=clients, top={"max_request_size": 1024}) as e:
         j = e.jitd
         answers = []
         with j.connect() as c:
@@ -335,6 +352,15 @@ def test_client_rate_limit():
             # a grant is a request like any other
             refused(c.call({"op": "grant", "user": "alice", "group": "web", "duration": 60}),
                     "rate_limited", "grant while limited")
+            # so is a line over max_request_size (regression: it was answered
+            # bad_request and audited, every one, whatever the limit)
+            n_bad = len([x for x in j.audit_events("refused") if x.get("error") == "bad_request"])
+            for _ in range(3):
+                with j.connect() as o:
+                    o.sock.sendall(b"x" * 1024)
+                    refused(o.recv(), "rate_limited", "over-long line while limited")
+            eq(len([x for x in j.audit_events("refused") if x.get("error") == "bad_request"]),
+               n_bad, "over-long lines of a limited client audited")
             # another entry has its own bucket
             eq(j.request_as(NOBODY, NOBODY, {"op": "status"}).get("ok"), True, "other client")
             # one token per 5 s comes back
@@ -369,8 +395,12 @@ def test_peer_no_entry_matches_cannot_flood_the_audit_log():
             c.settimeout(30)
             c.connect(j.sock)
             f = c.makefile("rb")
-            for _ in range(300):
-                c.sendall(b'{"v":1,"op":"status"}\n')
+            for i in range(300):
+                # a line that does not parse too, first (the audited one):
+                # whatever it sends, such a peer hears unauthorized
+                # (regression: the audited one was answered bad_request)
+                c.sendall(b'{"v":1,"op":"status","x":1}\n' if i % 2 == 0 else
+                          b'{"v":1,"op":"status"}\n')
                 if b'"unauthorized"' in f.readline():
                     n += 1
             return str(n).encode()

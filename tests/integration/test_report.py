@@ -808,3 +808,40 @@ def test_nightly_job_catches_up_missed_days_and_reads_dateext_files():
     assert "reporting the last 2 days only" in r.stderr, r.stderr
     eq(sorted(n for n in os.listdir(r3) if n.endswith(".json")),
        ["jitd-report-%s.json" % d for d in days[2:]], "the last 2 days")
+    # a day that failed part-way (a format, or the mail) is not done: the
+    # next run makes and mails it again (regression: its .txt was in place,
+    # so no later run did it, and its other formats and mail never came)
+    r4 = os.path.join(work, "r4")
+    os.makedirs(r4)
+    with open(os.path.join(r4, "jitd-report-%s.txt" % days[2]), "w") as f:
+        f.write("the day before\n")
+    broken = os.path.join(work, "jitctl-no-html")
+    with open(broken, "w") as f:
+        f.write('#!/bin/sh\ncase " $* " in *" html "*) exit 3 ;; esac\nexec %s "$@"\n'
+                % binary("jitctl"))
+    os.chmod(broken, 0o755)
+    mailbox = os.path.join(work, "mail4.txt")
+    sendmail = os.path.join(work, "sendmail4")
+    with open(sendmail, "w") as f:
+        f.write("#!/bin/sh\n[ -e %s.fail ] && exit 75\ncat >> %s\n" % (sendmail, mailbox))
+    os.chmod(sendmail, 0o755)
+    env4 = dict(env, JITD_REPORT_DIR=r4, SENDMAIL=sendmail,
+                JITD_REPORT_MAILTO="auditors@example.com")
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=300,
+                       env=dict(env4, JITCTL=broken))
+    eq(r.returncode, 3, "a run whose html report fails: %s" % r.stderr)
+    assert not os.path.exists(os.path.join(r4, "jitd-report-%s.txt" % days[3])), \
+        "the day is marked done"
+    open(sendmail + ".fail", "w").close()
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=300, env=env4)
+    eq(r.returncode, 3, "a run whose mail fails: %s" % r.stderr)
+    assert "makes and mails day %s again" % days[3] in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(r4, "jitd-report-%s.txt" % days[3])), \
+        "the day is marked done without its mail"
+    os.unlink(sendmail + ".fail")
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=300, env=env4)
+    eq(r.returncode, 0, "the next run: %s" % r.stderr)
+    for ext in ("txt", "html", "json", "csv"):
+        assert os.path.exists(os.path.join(r4, "jitd-report-%s.%s" % (days[3], ext))), ext
+    with open(mailbox) as f:
+        eq(f.read().count("Subject: jitd access report %s" % days[3]), 1, "mailed once")

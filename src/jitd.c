@@ -127,7 +127,13 @@ static void warn_restart(void *arg, const char *dir, const char *key, bool resta
 	(void)arg;
 	if (!restart)
 		return;
-	if (dir)
+	if (dir && (strcmp(key, "sasl_secret_file") == 0 || strcmp(key, "keytab") == 0 ||
+		    strcmp(key, "tls_ca_file") == 0))
+		/* the running daemon reads the old file at each bind: removing
+		 * it now would take the directory down at the next reconnect */
+		log_warn("directory %s: %s changed; takes effect at restart (until then jitd "
+			 "still reads the old file at each bind: keep it in place)", dir, key);
+	else if (dir)
 		log_warn("directory %s: %s changed; takes effect at restart", dir, key);
 	else
 		log_warn("%s changed; takes effect at restart", key);

@@ -117,8 +117,16 @@ def test_reload_that_changes_directory_uri_warns_and_keeps_the_old_one():
     with Env() as e:
         _corp(e)["uri"] = "ldap://127.0.0.1:9"   # nothing answers there
         _corp(e)["connections"] = 3
+        ca = os.path.join(e.jitd.dir, "new-ca.pem")
+        with open(ca, "w") as f:
+            f.write("not used before a restart\n")
+        _corp(e)["tls_ca_file"] = ca
         _reload(e)
         log = _log(e)
+        # a file the running daemon reads at each bind: the warning says to keep the old one
+        eq(log.count("directory corp: tls_ca_file changed; takes effect at restart (until then "
+                     "jitd still reads the old file at each bind: keep it in place)"), 1,
+           "tls_ca_file warning\n" + log[-3000:])
         eq(log.count("directory corp: uri changed; takes effect at restart"), 1,
            "uri warnings\n" + log[-3000:])
         eq(log.count("directory corp: connections changed; takes effect at restart"), 1,

@@ -25,6 +25,7 @@
 
 #define QUEUE_MAX 20000         /* client jobs waiting per directory */
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
+#define OVERDUE_AFTER 60        /* s past expires_at: status expiries_overdue */
 
 void engine_reply_free(struct engine_reply *r)
 {
@@ -159,9 +160,10 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	e->started = now_s();
 	e->inflight_max = INFLIGHT_MAX;
 	e->queue_max = QUEUE_MAX;
+	e->overdue_after = OVERDUE_AFTER;
 #ifdef JITD_FAULT_INJECTION
-	/* Tests of the caps: JITD_FAULT_INFLIGHT_MAX=N, JITD_FAULT_QUEUE_MAX=N
-	 * (fault.h). */
+	/* Tests of the caps: JITD_FAULT_INFLIGHT_MAX=N, JITD_FAULT_QUEUE_MAX=N,
+	 * JITD_FAULT_OVERDUE_AFTER=S (fault.h). */
 	const char *cap = getenv("JITD_FAULT_INFLIGHT_MAX");
 	int64_t v;
 	if (cap && parse_int64(cap, 1, INFLIGHT_MAX, &v) == JIT_OK)
@@ -169,6 +171,9 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 	cap = getenv("JITD_FAULT_QUEUE_MAX");
 	if (cap && parse_int64(cap, 1, QUEUE_MAX, &v) == JIT_OK)
 		e->queue_max = (size_t)v;
+	cap = getenv("JITD_FAULT_OVERDUE_AFTER");
+	if (cap && parse_int64(cap, 1, OVERDUE_AFTER, &v) == JIT_OK)
+		e->overdue_after = v;
 #endif
 	pthread_mutex_init(&e->reply_lock, NULL);
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

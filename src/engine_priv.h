@@ -138,6 +138,7 @@ struct engine {
 	size_t n_inflight;
 	size_t inflight_max;            /* INFLIGHT_MAX (a test build may lower it) */
 	size_t queue_max;               /* QUEUE_MAX (a test build may lower it) */
+	int64_t overdue_after;          /* OVERDUE_AFTER (a test build may lower it) */
 	int64_t elsewhere_checked;      /* last look for due grants of unknown directories */
 	uint64_t due_seq;
 	int64_t tick_wall, tick_mono;   /* now_s() and mono_ms() at the last tick */

@@ -184,6 +184,14 @@ static char *do_status(struct engine *e)
 		return requests_store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "revocations_failing", json_integer(failing));
+	/* expiries whose end has not even been recorded a while after they
+	 * fell due: the store cannot be written, or the engine is stalled */
+	int64_t overdue = 0;
+	if ((rc = store_count_overdue(e->st, now_s() - e->overdue_after, &overdue)) != JIT_OK) {
+		json_decref(s);
+		return requests_store_error_line(rc, "cannot read grant counts");
+	}
+	json_object_set_new(s, "expiries_overdue", json_integer(overdue));
 	/* due grants jitd cannot end: their directory is not configured */
 	int64_t stranded = 0;
 	char sdir[257]; /* config.c: names are at most 256 bytes */

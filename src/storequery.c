@@ -180,6 +180,19 @@ int store_count_failing(struct store *st, int64_t *n)
 	return ret;
 }
 
+int store_count_overdue(struct store *st, int64_t before, int64_t *n)
+{
+	sqlite3_stmt *s = st->stmt[S_COUNT_OVERDUE];
+	int ret = JIT_OK;
+
+	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		ret = db_fail(st, "count_overdue");
+	else
+		*n = sqlite3_column_int64(s, 0);
+	stmt_done(s);
+	return ret;
+}
+
 int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n)
 {
 	sqlite3_stmt *s = st->stmt[S_RETRY_NOW];

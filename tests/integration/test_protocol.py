@@ -3,11 +3,12 @@ malformed input, oversized lines, slow clients, pipelining."""
 
 import json
 import os
+import re
 import socket
 import threading
 import time
 
-from jittest import Env, eq, refused, in_parallel, wait_until, expires_epoch
+from jittest import Env, eq, refused, in_parallel, skip, wait_until, wait_state, expires_epoch
 from jitd import sanitizer_build
 
 
@@ -668,3 +669,36 @@ def test_store_locked_elsewhere_does_not_stall_the_engine():
         b = j.ok({"op": "extend", "grant_id": g["grant_id"], "duration": "30m"})
         eq(expires_epoch(b["grant"]), expires_epoch(g) + 1800, "expires_at after extend")
         eq(len(j.audit_events("extended")), 1, "extended lines")
+
+
+def test_status_counts_expiries_the_store_keeps_from_beginning():
+    """While another process holds the store's write lock, a due grant's end
+    cannot be recorded, so its membership stays (store first). status must
+    say so (expiries_overdue, here after 2 s instead of 60 s), and go back
+    to 0 once the end is made (regression: nothing in status showed it: the
+    grant was still active, not in pending_revocations)."""
+    import sqlite3
+    from crash import fault_build
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection")
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT_OVERDUE_AFTER": "2"})
+        overdue = lambda: j.ok({"op": "status"})["status"]["expiries_overdue"]
+        eq(overdue(), 0, "nothing overdue at first")
+        g = e.grant_and_check("bob", "admins", "2s")
+        db = sqlite3.connect(os.path.join(j.state_dir, "jitd.db"), timeout=5,
+                             isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            time.sleep(max(0.0, expires_epoch(g) + 2.5 - time.time()))
+            wait_until(lambda: overdue() == 1, 5, "the overdue expiry counted")
+            assert e.is_member("admins", e.user_dn("bob")), "removed before its end was recorded"
+            r = j.jitctl("status")
+            assert re.search(r"^expiries overdue: +1$", r.stdout, re.M), r.stdout
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        wait_state(j, g, "expired", 15)
+        eq(overdue(), 0, "none overdue once it expired")
+        assert not e.is_member("admins", e.user_dn("bob"))

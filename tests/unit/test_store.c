@@ -856,6 +856,10 @@ static void test_plans(void)
 	CHECK(plan && strstr(plan, "grants_active_due") && strstr(plan, "grants_ending_due"));
 	CHECK(uses_index(plan));
 	free(plan);
+	/* status's overdue count: a range of the active rows' due index */
+	CHECK(store_explain(st, "count_overdue", &plan) == JIT_OK);
+	CHECK(plan && strstr(plan, "grants_active_due (expires_at<?)"));
+	free(plan);
 	CHECK(store_explain(st, "pair_live", &plan) == JIT_OK);
 	CHECK(plan && strstr(plan, "grants_pair (pair_key=? AND state=?)"));
 	CHECK(uses_index(plan));
@@ -1005,6 +1009,10 @@ static void test_reliability_queries(void)
 	CHECK(put(st, "e3", GS_ENDING, "pk-b", 3, 100, 5000, false) == JIT_OK);
 	CHECK(put(st, "a1", GS_ACTIVE, "pk-a", 4, 100, 0, false) == JIT_OK);
 	CHECK(store_count_failing(st, &n) == JIT_OK && n == 0);
+	/* overdue: active rows only, expires_at at or before the bound (the
+	 * ending rows' expires_at of 100 do not count) */
+	CHECK(store_count_overdue(st, 99, &n) == JIT_OK && n == 0);
+	CHECK(store_count_overdue(st, 100, &n) == JIT_OK && n == 1);
 	/* An outage is not "failing"; a refusal is, until the next attempt says otherwise. */
 	CHECK(store_set_retry_kind(st, "e1", 1, 6000, "ldap -1", false) == JIT_OK);
 	CHECK(store_set_retry_kind(st, "e2", 4, 7000, "ldap 50 insufficientAccess", true) ==

@@ -23,6 +23,7 @@ import time
 from jittest import Env, eq, refused, skip, timeout, quick, wait_until
 from crash import CrashTest, env_kwargs, fault_build
 from jitd import parse_time
+from test_identity import _mods_of
 
 TRIALS = 50
 QUICK_TRIALS = 10
@@ -238,6 +239,7 @@ def test_batch_expiry_does_not_wait_for_a_busy_pair():
                                      "requested_by": "t", "approved_by": "t"})
 
         time.sleep(max(0.0, t_exp - 3 - time.time()))
+        since = os.path.getsize(e.slapd.log)  # the group's modifies from here
         th = threading.Thread(target=second_grant, daemon=True)
         th.start()
         wait_stderr(j, "fault pause 10000 ms at grant.after_pending", 10)
@@ -254,6 +256,8 @@ def test_batch_expiry_does_not_wait_for_a_busy_pair():
         assert e.is_member("ops", e.user_dn("alice"))
         assert "3 expired membership(s) left %s with one modify" % e.slapd.group_dn("ops") \
             in j.stderr_tail(400), "bob, carol and dave did not leave with one modify"
+        # what slapd saw (alice's second add is still paused before its add)
+        eq(_mods_of(e.slapd, "ops", since), 1, "modifies of ops in slapd's log")
         th.join(15)
         assert not th.is_alive() and answer["a"].get("ok"), answer
         wait_until(lambda: j.show(gs["alice"]["grant_id"])["state"] == "expired", 10,

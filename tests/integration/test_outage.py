@@ -230,11 +230,19 @@ def test_permanent_failure_is_counted_and_closed_by_force():
         eq(len(e.jitd.audit_events("revoked", g_del["grant_id"])), 1, "one forced event")
         st = _status(e)
         eq((st["pending_revocations"], st["revocations_failing"]), (0, 0), "after both")
-        # Closed means closed: no more attempts once the directory accepts again.
+        # Closed means closed: no more attempts once the directory accepts
+        # again. An admin puts alice back by hand (jitd's business no more):
+        # a retry of the forced grant would now succeed and remove her.
+        pos = e.jitd.stderr_pos()
+        e.slapd.add_member("admins", alice)
         _set_service_writes(e.slapd, True)
         n_fail = len(e.jitd.audit_events("revoke_failed"))
-        time.sleep(3)
+        time.sleep(4)  # above retry_max_interval: a live retry would have run
         eq(len(e.jitd.audit_events("revoke_failed")), n_fail, "attempts after --force")
+        assert e.is_member("admins", alice), "a forced grant's removal was retried"
+        log = e.jitd.stderr_since(pos)
+        for g in (g_acl, g_del):
+            assert "grant %s:" % g["grant_id"] not in log, log
 
 
 def test_refused_removal_completes_once_fixed():

@@ -248,7 +248,7 @@ NOBODY = 65534
 
 def test_client_rules_ops_groups_max_duration_and_other_uid():
     need_root()
-    clients = [{"name": "helpdesk", "uid": NOBODY, "ops": ["grant", "show"],
+    clients = [{"name": "helpdesk", "uid": NOBODY, "ops": ["grant", "show", "extend"],
                 "groups": ["web"], "max_duration": "30m"},
                {"name": "root", "uid": 0, "groups": ["*"]}]
     with Env(public=True, clients=clients) as e:
@@ -264,15 +264,17 @@ def test_client_rules_ops_groups_max_duration_and_other_uid():
         assert a.get("ok"), a
         gid = a["grant"]["grant_id"]
         # extensions count toward the client's cap too (root has no cap)
-        refused(j.request_as(NOBODY, NOBODY, {"op": "extend", "grant_id": gid,
-                                              "duration": 1}), "unauthorized", "op")
+        a = j.request_as(NOBODY, NOBODY, {"op": "extend", "grant_id": gid, "duration": 1})
+        _denied(e, a, "clients.max_duration", code="duration_exceeds_max")
+        eq(j.show(gid)["duration"], 1800, "the capped client's extension changed nothing")
         j.ok({"op": "extend", "grant_id": gid, "duration": "1h"})
         # ops and groups
         refused(j.request_as(NOBODY, NOBODY, {"op": "list"}), "unauthorized", "list")
         refused(j.request_as(NOBODY, NOBODY, dict(grant, group="admins", duration="1m")),
                 "unauthorized", "group")
         ev = j.audit_events("refused")
-        eq([x.get("rule") for x in ev[-3:]], ["clients.ops", "clients.ops", "clients.groups"],
+        eq([x.get("rule") for x in ev[-3:]],
+           ["clients.max_duration", "clients.ops", "clients.groups"],
            "rules of the client refusals")
         # a grant of another group, named by id: refused with its rule
         # (regression: audited without one)

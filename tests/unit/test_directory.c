@@ -142,12 +142,13 @@ static void test_health(void)
 	CHECK(dir_health_down(h, why, sizeof(why)));
 	CHECK(strstr(why, "directory dead unreachable since ") == why);
 
-	/* Every connection of the directory now fails at once, saying why. */
-	int64_t t0 = mono_ms();
+	/* Every connection of the directory now fails at once, saying why: the
+	 * answer comes from the health state (a connect attempt would answer
+	 * with the bind's error alone, without "unreachable since"), so no
+	 * timing is needed to tell. */
 	CHECK(dir_is_member(c2, "cn=g,dc=x", "member", "uid=a,dc=x", &member, &res) ==
 	      JIT_EDIRUNAVAIL);
 	CHECK(strstr(res.message, "unreachable since") != NULL);
-	CHECK(mono_ms() - t0 < 100);
 	/* ... the passive one too */
 	CHECK(dir_is_member(passive, "cn=g,dc=x", "member", "uid=a,dc=x", &member, &res) ==
 	      JIT_EDIRUNAVAIL);

@@ -1769,8 +1769,9 @@ static void test_scale(void)
 		sum += when;
 	}
 	int64_t ms = elapsed_ms(&t0);
+	/* a figure, not a target (test_plans checks the indexes; make bench
+	 * measures the time) */
 	printf("1000 store_next_due over 100000 rows: %lld ms\n", (long long)ms);
-	CHECK(ms < 1000);
 	CHECK(sum == 1000 * (int64_t)1000000);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1781,7 +1782,6 @@ static void test_scale(void)
 	}
 	ms = elapsed_ms(&t0);
 	printf("1000 store_due(limit 5) + store_pair_live: %lld ms\n", (long long)ms);
-	CHECK(ms < 2000);
 	CHECK(n == 0);
 	CHECK(store_pair_live(st, "pk-10", NULL, GS_LIVE_MASK, &n, &any) == JIT_OK);
 	CHECK(n == 20 && any); /* i = 10, 5010, ...: all ACTIVE */

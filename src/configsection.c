@@ -314,6 +314,25 @@ static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const ch
 		     "must hold exactly one %%s (the ticket) and %%%% for a literal %%");
 }
 
+/* Is the host of http(s) URL url a loopback name or address? */
+static bool url_host_is_loopback(const char *url)
+{
+	static const char *const loop[] = { "localhost", "127.0.0.1", "[::1]", NULL };
+	const char *h = strstr(url, "://");
+	if (!h)
+		return false;
+	h += 3;
+	size_t n = strcspn(h, "/?#");
+	const char *colon = h[0] == '[' ? memchr(h, ']', n) : memchr(h, ':', n);
+	if (colon && h[0] == '[')
+		colon++; /* past the bracket: the port follows, if any */
+	size_t hn = colon ? (size_t)(colon - h) : n;
+	for (size_t i = 0; loop[i]; i++)
+		if (strlen(loop[i]) == hn && strncasecmp(h, loop[i], hn) == 0)
+			return true;
+	return false;
+}
+
 static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)
 {
 	config_setting_t *t = config_setting_get_member(e, "ticket_check");
@@ -331,6 +350,11 @@ static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct
 	parse_scope(cx, t, ticket_keys, tc, "ticket_check");
 	if (tc->url)
 		check_ticket_url(cx, t, tc->url);
+	if (tc->url && tc->token_file && strncmp(tc->url, "http://", 7) == 0 &&
+	    !url_host_is_loopback(tc->url))
+		cerr(cx, key_line(t, "token_file"), "token_file",
+		     "the token would cross the network in clear text: use an https:// url "
+		     "(http:// is accepted with a token only to localhost, 127.0.0.1 or [::1])");
 	file_ref(cx, t, "token_file", tc->token_file, true);
 	file_ref(cx, t, "ca_file", tc->ca_file, false);
 	g->ticket_check = tc;

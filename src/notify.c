@@ -284,6 +284,31 @@ static char *slack_escape(const char *s)
 	return sb_steal(&sb);
 }
 
+/*
+ * A Teams card's text is Markdown (and some HTML): text from requests
+ * (a user name, a ticket, a reason) must not become a link or markup that
+ * jitd then posts under its name. Markdown's punctuation is escaped with a
+ * backslash, and &, < and > as HTML entities.
+ */
+static char *teams_escape(const char *s)
+{
+	struct strbuf sb = { 0 };
+	for (; *s; s++) {
+		if (*s == '&')
+			sb_addstr(&sb, "&amp;");
+		else if (*s == '<')
+			sb_addstr(&sb, "&lt;");
+		else if (*s == '>')
+			sb_addstr(&sb, "&gt;");
+		else if (strchr("\\`*_{}[]()#+-.!|~", *s) != NULL) {
+			sb_add(&sb, "\\", 1);
+			sb_add(&sb, s, 1);
+		} else
+			sb_add(&sb, s, 1);
+	}
+	return sb_steal(&sb);
+}
+
 char *notify_body(enum notify_format f, const char *event, json_t *rec, const char *line,
 		  size_t len)
 {
@@ -296,10 +321,12 @@ char *notify_body(enum notify_format f, const char *event, json_t *rec, const ch
 		o = json_pack("{ss}", "text", esc);
 		free(esc);
 	} else {
-		char *title = xasprintf("jitd: %s", event);
+		char *title = xasprintf("jitd: %s", event), *esc = teams_escape(sum);
+		/* summary: plain text (the notification's preview); text: Markdown */
 		o = json_pack("{ssssssssss}", "@type", "MessageCard", "@context",
 			      "https://schema.org/extensions", "summary", text, "title", title,
-			      "text", sum);
+			      "text", esc);
+		free(esc);
 		free(title);
 	}
 	char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

@@ -255,6 +255,8 @@ static void ticket_done(void *arg, int rc, const char *msg)
 	}
 	if (rc == JIT_EPOLICY)
 		requests_audit_refusal(e, &j->peer, j->client, j->req, rc, msg, "ticket_check");
+	else if (rc == JIT_EINTERNAL)
+		requests_audit_refusal(e, &j->peer, j->client, j->req, rc, msg, NULL);
 	else
 		msg = NULL;
 	engine_post_reply(e, j->conn_id, proto_error_line(rc, msg), NULL);

@@ -224,14 +224,14 @@ static int add_token(struct check *c, char *msg, size_t msglen)
 	if (secret_file_read(c->token_file, geteuid(), TOKEN_MAX, &token, &len, why,
 			     sizeof(why)) != JIT_OK) {
 		snprintf(msg, msglen, "ticket_check: token_file %s: %s", c->token_file, why);
-		return JIT_EPOLICY;
+		return JIT_EINTERNAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (!isgraph((unsigned char)token[i])) {
 			free_secret(token);
 			snprintf(msg, msglen, "ticket_check: token_file %s holds a space or a "
 				 "control character", c->token_file);
-			return JIT_EPOLICY;
+			return JIT_EINTERNAL;
 		}
 	}
 	line = xasprintf("Authorization: Bearer %s", token);
@@ -240,13 +240,15 @@ static int add_token(struct check *c, char *msg, size_t msglen)
 	free_secret(token);
 	if (!h) {
 		snprintf(msg, msglen, "ticket_check: out of memory");
-		return JIT_EPOLICY;
+		return JIT_EINTERNAL;
 	}
 	c->headers = h;
 	return JIT_OK;
 }
 
-/* Sets every option of c->easy. JIT_OK or a message. */
+/* Sets every option of c->easy. JIT_OK, or JIT_EPOLICY (the ticket cannot
+ * be asked about) or JIT_EINTERNAL (jitd's own set-up: the token file) with
+ * a message for the log. */
 static int setup(struct check *c, char *msg, size_t msglen)
 {
 	CURLcode e = CURLE_OK;
@@ -280,7 +282,7 @@ static int setup(struct check *c, char *msg, size_t msglen)
 	c->headers = h;
 	if (c->token_file && add_token(c, msg, msglen) != JIT_OK) {
 		free(url);
-		return JIT_EPOLICY;
+		return JIT_EINTERNAL;
 	}
 	/* Each call is checked; the first failure is reported. */
 #define SET(opt, val) \
@@ -300,8 +302,12 @@ static int setup(struct check *c, char *msg, size_t msglen)
 	SET(CURLOPT_PRIVATE, c);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->ca_file)
+	if (c->ca_file) {
+		/* ca_file alone: not added to the system's CA directory, which
+		 * libcurl would otherwise search too */
 		SET(CURLOPT_CAINFO, c->ca_file);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	}
 #undef SET
 	free(url); /* libcurl copied it */
 	if (e != CURLE_OK) {
@@ -376,13 +382,20 @@ static bool take_queue(struct ticket_checker *tc)
 		while (q) {
 			struct check *c = q;
 			char msg[300];
+			int src;
 			q = q->next;
 			c->next = NULL;
 			if (stopping) {
 				finish(tc, c, JIT_ESHUTDOWN, "shutting down");
-			} else if (setup(c, msg, sizeof(msg)) != JIT_OK) {
+			} else if ((src = setup(c, msg, sizeof(msg))) != JIT_OK) {
 				log_warn("%s", msg);
-				finish(tc, c, JIT_EPOLICY, msg);
+				/* jitd's own fault (the token file): internal, and
+				 * its path and mode stay in jitd's log */
+				finish(tc, c, src, src == JIT_EINTERNAL
+							   ? "ticket_check: the ticket system's "
+							     "token cannot be used (jitd's log says "
+							     "why)"
+							   : msg);
 			} else if (curl_multi_add_handle(tc->multi, c->easy) != CURLM_OK) {
 				finish(tc, c, JIT_EPOLICY, "ticket_check: cannot start the transfer");
 			} else {

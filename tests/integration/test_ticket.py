@@ -209,8 +209,18 @@ def test_ticket_token_file_with_loose_mode_refuses():
     try:
         os.chmod(token_file, 0o644)
         a = e.jitd.grant("alice", "admins", "1h", ticket="INC00001")
-        _ticket_refused(e, a, "token_file")
-        assert "0644" in a["error"]["message"], a
+        # jitd's own set-up, not the request: internal (retryable), and the
+        # file's path and mode go to jitd's log, not to the client or the
+        # audit log (regression: policy_denied, naming the readable file)
+        refused(a, "internal", "an unsafe token file")
+        msg = a["error"]["message"]
+        assert msg.startswith("ticket_check:") and "token" in msg, a
+        assert token_file not in msg and "0644" not in msg, a
+        ev = e.jitd.audit_events("refused")[-1]
+        eq(ev.get("error"), "internal", "audited")
+        assert token_file not in ev.get("message", ""), ev
+        assert "%s: mode 0644" % token_file in e.jitd.stderr_tail(100), \
+            "the reason is not in jitd's log"
         eq(itsm.seen, [], "nothing sent with an unsafe token file")
         assert not e.is_member("admins", e.user_dn("alice"))
         os.chmod(token_file, 0o600)

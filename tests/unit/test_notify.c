@@ -46,6 +46,23 @@ static void check_formats(void)
 	o = json_loads(b, 0, NULL);
 	CHECK_STR(json_string_value(json_object_get(o, "@type")), "MessageCard");
 	CHECK_STR(json_string_value(json_object_get(o, "title")), "jitd: granted");
+	text = json_string_value(json_object_get(o, "text"));
+	CHECK(text && strstr(text, "alice &lt;&amp;&gt; was granted dba until 2026\\-11\\-23T16:00:00Z") ==
+			      text);
+	json_decref(o);
+	free(b);
+	json_decref(r);
+	/* a requester's text never becomes a link in a Teams card */
+	r = json_pack("{ssssssssssss}", "event", "refused", "op", "grant", "error", "unknown_user",
+		      "user", "[Re-authenticate](https://evil.example/)", "group", "admins",
+		      "message", "no such user **now**");
+	CHECK(r != NULL);
+	b = notify_body(NOTIFY_TEAMS, "refused", r, line, strlen(line));
+	o = json_loads(b, 0, NULL);
+	text = json_string_value(json_object_get(o, "text"));
+	CHECK(text && strstr(text, "[Re-authenticate](") == NULL);
+	CHECK(text && strstr(text, "\\[Re\\-authenticate\\]\\(https://evil\\.example/\\)") != NULL);
+	CHECK(text && strstr(text, "\\*\\*now\\*\\*") != NULL);
 	json_decref(o);
 	free(b);
 	json_decref(r);

@@ -38,6 +38,16 @@ def _doc_sign_extend():
     return _doc_function("sign-extend-example", "sign_extend")
 
 
+def _doc_read_key(path):
+    """The key as docs/policy.md's key-example reads approval_key_file."""
+    text = open(os.path.join(os.environ.get("JITD_SRCDIR", "."), "docs", "policy.md")).read()
+    m = re.search(r"<!-- key-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    assert m, "no key-example block in docs/policy.md"
+    ns = {}
+    exec(m.group(1).replace("/etc/jitd/approval.key", path), ns)
+    return ns["key"]
+
+
 def _env(max_age="5m", env=None):
     e = Env(start=False)
     e.__enter__()
@@ -194,6 +204,26 @@ def test_loose_key_file_refuses_signed_grants():
         os.chmod(key_file, 0o600)
         a = e.jitd.request(sign(_req(), KEY))
         assert a.get("ok"), a
+    finally:
+        e.__exit__(None, None, None)
+
+
+def test_key_file_line_ends_read_as_the_docs_say():
+    """The approval system reads the key as docs/policy.md shows and jitd
+    reads it the same way, whatever single line end the file has (regression:
+    the docs stripped every trailing newline, jitd one, so a file ending in
+    "\r\n" or two newlines gave the two sides different keys)."""
+    sign = _doc_sign()
+    e, key_file = _env()
+    try:
+        for i, ending in enumerate((b"\n", b"\r\n", b"", b"\n\n")):
+            with open(key_file, "wb") as f:
+                f.write(KEY + ending)
+            key = _doc_read_key(key_file)
+            eq(key, KEY + (b"\n" if ending == b"\n\n" else b""), "key read as the docs say")
+            a = e.jitd.request(sign(_req(rid="line-end-%d" % i), key))
+            assert a.get("ok"), (ending, a)
+            e.jitd.ok({"op": "revoke", "grant_id": a["grant"]["grant_id"]})
     finally:
         e.__exit__(None, None, None)
 

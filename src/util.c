@@ -133,6 +133,13 @@ int parse_rfc3339(const char *s, int64_t *out)
 	time_t t = timegm(&tm);
 	if (t == (time_t)-1)
 		return JIT_EBADREQ;
+	/* Only the one spelling jitd writes: strptime also takes a space
+	 * before a number, second 60 and 61, and 31 February (which timegm
+	 * moves to March); such text must not pass as a time. */
+	char back[32];
+	fmt_rfc3339((int64_t)t, back);
+	if (strcmp(back, s) != 0)
+		return JIT_EBADREQ;
 	*out = (int64_t)t;
 	return JIT_OK;
 }

@@ -202,6 +202,14 @@ int main(void)
 	/* approved_at: at most max_age old, at most 60 s ahead */
 	int64_t t = 0;
 	CHECK(parse_rfc3339("2026-11-23T16:27:51Z", &t) == JIT_OK);
+	/* one spelling only: what strptime would also take is refused */
+	int64_t t2 = 0;
+	CHECK(parse_rfc3339("2026-11-23T16:27: 5Z", &t2) == JIT_EBADREQ);
+	CHECK(parse_rfc3339("2026-11-23T16:27:60Z", &t2) == JIT_EBADREQ);
+	CHECK(parse_rfc3339("2026-02-31T16:27:51Z", &t2) == JIT_EBADREQ);
+	CHECK(parse_rfc3339("2026-11-23T16:27:51z", &t2) == JIT_EBADREQ);
+	CHECK(parse_rfc3339("2028-02-29T00:00:00Z", &t2) == JIT_OK);
+	CHECK(t2 == 1835395200);
 	CHECK(approval_fresh(r, 300, t + 300, msg, sizeof(msg)) == JIT_OK);
 	CHECK(approval_fresh(r, 300, t + 301, msg, sizeof(msg)) == JIT_EPOLICY);
 	CHECK(strstr(msg, "approval_max_age") != NULL);

@@ -267,20 +267,23 @@ char *notify_summary(const char *event, json_t *rec)
 	return sb_steal(&sb);
 }
 
+/* &, < and > as HTML entities (markup to Slack and Teams); false for
+ * any other character, which the caller adds. */
+static bool add_entity(struct strbuf *sb, char c)
+{
+	const char *ent = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : NULL;
+	if (ent)
+		sb_addstr(sb, ent);
+	return ent != NULL;
+}
+
 /* Slack reads &, < and > as markup: escape them. */
 static char *slack_escape(const char *s)
 {
 	struct strbuf sb = { 0 };
-	for (; *s; s++) {
-		if (*s == '&')
-			sb_addstr(&sb, "&amp;");
-		else if (*s == '<')
-			sb_addstr(&sb, "&lt;");
-		else if (*s == '>')
-			sb_addstr(&sb, "&gt;");
-		else
+	for (; *s; s++)
+		if (!add_entity(&sb, *s))
 			sb_add(&sb, s, 1);
-	}
 	return sb_steal(&sb);
 }
 
@@ -294,17 +297,11 @@ static char *teams_escape(const char *s)
 {
 	struct strbuf sb = { 0 };
 	for (; *s; s++) {
-		if (*s == '&')
-			sb_addstr(&sb, "&amp;");
-		else if (*s == '<')
-			sb_addstr(&sb, "&lt;");
-		else if (*s == '>')
-			sb_addstr(&sb, "&gt;");
-		else if (strchr("\\`*_{}[]()#+-.!|~", *s) != NULL) {
+		if (add_entity(&sb, *s))
+			continue;
+		if (strchr("\\`*_{}[]()#+-.!|~", *s) != NULL)
 			sb_add(&sb, "\\", 1);
-			sb_add(&sb, s, 1);
-		} else
-			sb_add(&sb, s, 1);
+		sb_add(&sb, s, 1);
 	}
 	return sb_steal(&sb);
 }

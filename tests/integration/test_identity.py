@@ -6,6 +6,7 @@ wrote a membership is asked first at revocation, and a removal answered by
 another one is checked again after replication_grace.
 """
 
+import contextlib
 import os
 import time
 
@@ -121,9 +122,10 @@ def test_grant_under_the_new_name_after_a_rename_leaves_nothing_behind():
         eq(j.audit_events("revoke_failed"), [], "no failed removal")
 
 
-def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_grace():
-    """Two independent slapd instances stand for two domain controllers of
-    one domain; the test plays replication by hand (they do not replicate)."""
+@contextlib.contextmanager
+def _two_servers(env=None):
+    """jitd with two independent slapd servers A and B as one directory's
+    URIs (replication_grace 2 s). Yields (e, a, b, j)."""
     b = Slapd().start()
     try:
         with Env(start=False) as e:
@@ -132,44 +134,51 @@ def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_gra
             d["uri"] = "%s %s" % (a.ldapi_uri, b.ldapi_uri)
             d["replication_grace"] = 2
             j.write_config()
-            j.start()
-            alice = a.user_dn("alice")
-
-            # 1. Written on A; A goes down; the removal goes to B, which never
-            # saw the add: "not there" is not believed while A may hold it.
-            g = j.must_grant("alice", "admins", 5)  # due only after A is down
-            eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
-            eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
-               "after the add (A, B)")
-            a.stop()
-            time.sleep(max(0, parse_time(g["expires_at"]) - time.time()) + 3)
-            eq(j.show(g["grant_id"])["state"], "ending", "waits for the writer or replication")
-            # 2. The add replicates to B late: the next check finds it there.
-            b.add_member("admins", alice)
-            wait_until(lambda: not b.is_member("admins", alice), 8, "removal on B")
-            wait_state(j, g, "expired", 12)
-            ev = one_event(j, "expired", g["grant_id"])
-            eq((ev["outcome"], ev["removed_via"], ev.get("checked_after_grace")),
-               ("removed", b.ldapi_uri, True), "expired event")
-
-            # 3. Written on A, A down at expiry, A back: A itself removes it.
-            # (A restart of jitd makes it connect to A, the first URI, again.)
-            a.start()
-            j.restart()
-            g2 = j.must_grant("bob", "admins", 5)  # due only after A is down
-            bob = a.user_dn("bob")
-            eq(one_event(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
-            a.stop()
-            time.sleep(max(0, parse_time(g2["expires_at"]) - time.time()) + 3)
-            eq(j.show(g2["grant_id"])["state"], "ending", "bob: waiting for A")
-            a.start()
-            wait_state(j, g2, "expired", 12)
-            eq(a.is_member("admins", bob), False, "removed on the server that wrote it")
-            ev = one_event(j, "expired", g2["grant_id"])
-            eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "bob expired event")
-            eq(j.audit_events("revoke_failed"), [], "no failed removal")
+            j.start(env=env)
+            yield e, a, b, j
     finally:
         b.close()
+
+
+def test_removal_goes_to_the_writing_server_and_is_checked_after_replication_grace():
+    """Two independent slapd instances stand for two domain controllers of
+    one domain; the test plays replication by hand (they do not replicate)."""
+    with _two_servers() as (e, a, b, j):
+        alice = a.user_dn("alice")
+
+        # 1. Written on A; A goes down; the removal goes to B, which never
+        # saw the add: "not there" is not believed while A may hold it.
+        g = j.must_grant("alice", "admins", 5)  # due only after A is down
+        eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+        eq((a.is_member("admins", alice), b.is_member("admins", alice)), (True, False),
+           "after the add (A, B)")
+        a.stop()
+        time.sleep(max(0, parse_time(g["expires_at"]) - time.time()) + 3)
+        eq(j.show(g["grant_id"])["state"], "ending", "waits for the writer or replication")
+        # 2. The add replicates to B late: the next check finds it there.
+        b.add_member("admins", alice)
+        wait_until(lambda: not b.is_member("admins", alice), 8, "removal on B")
+        wait_state(j, g, "expired", 12)
+        ev = one_event(j, "expired", g["grant_id"])
+        eq((ev["outcome"], ev["removed_via"], ev.get("checked_after_grace")),
+           ("removed", b.ldapi_uri, True), "expired event")
+
+        # 3. Written on A, A down at expiry, A back: A itself removes it.
+        # (A restart of jitd makes it connect to A, the first URI, again.)
+        a.start()
+        j.restart()
+        g2 = j.must_grant("bob", "admins", 5)  # due only after A is down
+        bob = a.user_dn("bob")
+        eq(one_event(j, "granted", g2["grant_id"])["added_via"], a.ldapi_uri, "bob added_via")
+        a.stop()
+        time.sleep(max(0, parse_time(g2["expires_at"]) - time.time()) + 3)
+        eq(j.show(g2["grant_id"])["state"], "ending", "bob: waiting for A")
+        a.start()
+        wait_state(j, g2, "expired", 12)
+        eq(a.is_member("admins", bob), False, "removed on the server that wrote it")
+        ev = one_event(j, "expired", g2["grant_id"])
+        eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "bob expired event")
+        eq(j.audit_events("revoke_failed"), [], "no failed removal")
 
 
 def test_check_after_replication_grace_that_cannot_be_recorded_keeps_the_grant_ending():
@@ -180,31 +189,21 @@ def test_check_after_replication_grace_that_cannot_be_recorded_keeps_the_grant_e
     (regression: the grant closed `already_absent` and A kept alice)."""
     from test_failures import need_faults
     need_faults()
-    b = Slapd().start()
-    try:
-        with Env(start=False) as e:
-            a, j = e.slapd, e.jitd
-            d = j.config["directories"][0]
-            d["uri"] = "%s %s" % (a.ldapi_uri, b.ldapi_uri)
-            d["replication_grace"] = 2
-            j.write_config()
-            j.start(env={"JITD_FAULT": "fail.verify_record:@1"})
-            alice = a.user_dn("alice")
-            g = j.must_grant("alice", "admins", "1h")
-            eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
-            a.stop()
-            j.ok({"op": "complete", "grant_id": g["grant_id"]})
-            wait_until(lambda: "fault fail at fail.verify_record" in j.stderr_tail(200), 10,
-                       "the failed record")
-            eq(j.show(g["grant_id"])["state"], "ending", "not closed on B's answer")
-            eq(j.audit_events("completed"), [], "no completed line")
-            a.start()
-            wait_state(j, g, "completed", 30)
-            eq(a.is_member("admins", alice), False, "removed on the server that wrote it")
-            ev = one_event(j, "completed", g["grant_id"])
-            eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "completed event")
-    finally:
-        b.close()
+    with _two_servers(env={"JITD_FAULT": "fail.verify_record:@1"}) as (e, a, b, j):
+        alice = a.user_dn("alice")
+        g = j.must_grant("alice", "admins", "1h")
+        eq(one_event(j, "granted", g["grant_id"])["added_via"], a.ldapi_uri, "added_via")
+        a.stop()
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        wait_until(lambda: "fault fail at fail.verify_record" in j.stderr_tail(200), 10,
+                   "the failed record")
+        eq(j.show(g["grant_id"])["state"], "ending", "not closed on B's answer")
+        eq(j.audit_events("completed"), [], "no completed line")
+        a.start()
+        wait_state(j, g, "completed", 30)
+        eq(a.is_member("admins", alice), False, "removed on the server that wrote it")
+        ev = one_event(j, "completed", g["grant_id"])
+        eq((ev["outcome"], ev["removed_via"]), ("removed", a.ldapi_uri), "completed event")
 
 
 def test_member_list_of_a_group_on_openldap():

@@ -85,19 +85,27 @@ class LostAnswerProxy:
         except OSError:
             pass
 
+    def _answer(self, msg, s):
+        """What to do with the server's message msg on upstream socket s:
+        "pass" it on, "drop" it, or "die" (the answer is lost, A is gone)."""
+        if _op_tag(msg) == MODIFY_RESPONSE:
+            with self.lock:
+                if self.armed and not self.tripped.is_set():
+                    self.tripped.set()
+                    return "die"
+        return "pass"
+
     def _down(self, c, s, ls):
         buf = b""
         while True:
-            msg, buf = read_message(s, buf)
+            try:
+                msg, buf = read_message(s, buf)
+            except OSError:
+                msg = None
             if msg is None:
                 break
-            trip = False
-            if _op_tag(msg) == MODIFY_RESPONSE:
-                with self.lock:
-                    trip = self.armed and not self.tripped.is_set()
-                    if trip:
-                        self.tripped.set()
-            if trip:
+            what = self._answer(msg, s)
+            if what == "die":
                 # A committed the add; its answer never arrives, and A is gone.
                 for x in (ls, c, s):
                     try:
@@ -106,6 +114,8 @@ class LostAnswerProxy:
                         pass
                     x.close()
                 return
+            if what == "drop":
+                continue
             try:
                 c.sendall(msg)
             except OSError:
@@ -434,21 +444,9 @@ class HeldAddProxy(LostAnswerProxy):
         except OSError:
             pass
 
-    def _down(self, c, s, ls):
-        buf = b""
-        while True:
-            try:
-                msg, buf = read_message(s, buf)
-            except OSError:
-                msg = None
-            if msg is None:
-                break
-            if self.held and self.held[0] is s:
-                continue  # the held request's answer: nobody waits for it
-            try:
-                c.sendall(msg)
-            except OSError:
-                break
+    def _answer(self, msg, s):
+        # the held request's answer (on the connection kept): nobody waits for it
+        return "drop" if self.held and self.held[0] is s else "pass"
 
     def release(self):
         s, msg = self.held

@@ -29,6 +29,36 @@ def _op_tag(msg):
 MODIFY_RESPONSE = 0x67
 
 
+def _messages(sock):
+    """The LDAP messages read from sock until it ends or fails."""
+    buf = b""
+    while True:
+        try:
+            msg, buf = read_message(sock, buf)
+        except OSError:
+            return
+        if msg is None:
+            return
+        yield msg
+
+
+def _half_close(s):
+    """Ends what is sent to s (its reader sees the end), reading on."""
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _shut(*socks):
+    for x in socks:
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        x.close()
+
+
 class LostAnswerProxy:
     """127.0.0.1:port -> target; at the first ModifyResponse it "dies":
     the answer is dropped, the connection closed, the port closed. revive()
@@ -80,10 +110,7 @@ class LostAnswerProxy:
                 s.sendall(d)
         except OSError:
             pass
-        try:
-            s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        _half_close(s)
 
     def _answer(self, msg, s):
         """What to do with the server's message msg on upstream socket s:
@@ -96,23 +123,11 @@ class LostAnswerProxy:
         return "pass"
 
     def _down(self, c, s, ls):
-        buf = b""
-        while True:
-            try:
-                msg, buf = read_message(s, buf)
-            except OSError:
-                msg = None
-            if msg is None:
-                break
+        for msg in _messages(s):
             what = self._answer(msg, s)
             if what == "die":
                 # A committed the add; its answer never arrives, and A is gone.
-                for x in (ls, c, s):
-                    try:
-                        x.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    x.close()
+                _shut(ls, c, s)
                 return
             if what == "drop":
                 continue
@@ -413,14 +428,7 @@ class HeldAddProxy(LostAnswerProxy):
         super().__init__(target_port)
 
     def _up(self, c, s):
-        buf = b""
-        while True:
-            try:
-                msg, buf = read_message(c, buf)
-            except OSError:
-                msg = None
-            if msg is None:
-                break
+        for msg in _messages(c):
             with self.lock:
                 hold = self.armed and _op_tag(msg) == MODIFY_REQUEST and \
                     not self.tripped.is_set()
@@ -428,21 +436,13 @@ class HeldAddProxy(LostAnswerProxy):
                     self.held = (s, msg)
                     self.tripped.set()
             if hold:
-                for x in (self.ls, c):
-                    try:
-                        x.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    x.close()
+                _shut(self.ls, c)
                 return
             try:
                 s.sendall(msg)
             except OSError:
                 break
-        try:
-            s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        _half_close(s)
 
     def _answer(self, msg, s):
         # the held request's answer (on the connection kept): nobody waits for it

@@ -73,6 +73,15 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
  */
 char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer);
+/*
+ * The same for a grant whose directory the configuration no longer names
+ * (nothing can end it: no worker has that directory): an `active` one is
+ * first made `ending` (end state revoked), then closed as above. Main
+ * thread, g with the engine's store and audit log and no connection or
+ * pair locks (no worker touches such a grant). Returns the answer line.
+ */
+char *grant_force_close_unconfigured(struct grant_ctx *g, const char *id, const char *reason,
+				     const char *client, const struct jit_peer *peer);
 
 /*
  * The scheduler's expiry of grants ids[0..n) of one directory (their pair

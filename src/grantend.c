@@ -477,6 +477,35 @@ static char *force_locked(struct grant_ctx *g, struct grant_rec *r, const char *
 	return grant_reply(g, r->id, false);
 }
 
+char *grant_force_close_unconfigured(struct grant_ctx *g, const char *id, const char *reason,
+				     const char *client, const struct jit_peer *peer)
+{
+	struct grant_rec *r = NULL;
+	char *line = NULL;
+	if (store_get(g->st, id, &r) != JIT_OK)
+		return proto_error_line(JIT_ENOTFOUND, NULL);
+	if (r->state == GS_ACTIVE) {
+		/* Nothing will ever end it (no worker has its directory): it
+		 * becomes ending, as a revoke would make it, so that force can
+		 * close it; the directory is not touched. */
+		if (grant_transition(g, r, GS_ACTIVE, GS_ENDING, GS_REVOKED,
+				     "the grant's directory is not configured") != JIT_OK) {
+			grant_rec_free(r);
+			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+		}
+		r->state = GS_ENDING;
+		r->end_state = GS_REVOKED;
+		free(r->last_error);
+		r->last_error = xstrdup("the grant's directory is not configured");
+	}
+	if (r->state == GS_PENDING)
+		line = proto_error_line(JIT_ENOTACTIVE, "the grant is still pending");
+	else
+		line = force_locked(g, r, reason, client, peer);
+	grant_rec_free(r);
+	return line;
+}
+
 char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer)
 {

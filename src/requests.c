@@ -407,8 +407,21 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	if (!r)
 		return false;
 	struct dirq *q = workers_find_dir(e, r->directory);
+	if (!q && req->op == OP_REVOKE && req->force) {
+		/* an operator closes a grant nothing else can end (they removed
+		 * the membership by hand, or the directory is gone) */
+		struct grant_ctx g = { .st = e->st, .audit = e->audit };
+		*line = grant_force_close_unconfigured(&g, r->id, req->reason_end,
+						      c ? c->name : NULL, peer);
+		grant_rec_free(r);
+		return false;
+	}
 	if (!q) {
-		*line = proto_error_line(JIT_EINTERNAL, "the grant's directory is not configured");
+		char msg[400];
+		snprintf(msg, sizeof(msg), "the grant's directory \"%.64s\" is not configured: jitd "
+			 "cannot remove its membership; remove it by hand, then close the grant "
+			 "with revoke and force", r->directory);
+		*line = proto_error_line(JIT_EINTERNAL, msg);
 		grant_rec_free(r);
 		return false;
 	}

@@ -198,6 +198,48 @@ def test_grants_of_a_directory_dropped_from_the_config_do_not_stop_the_others():
                    == 0, 10, "status count back to 0")
 
 
+def test_grant_of_an_unconfigured_directory_is_closed_by_force():
+    """jitd restarted without the directory of a live grant: nothing can end
+    it. complete says what to do instead; revoke with force closes it (an
+    active one too: no removal could ever make it ending), audited as forced
+    and the directory untouched (regression: answered `internal` whatever
+    was asked, so such grants stayed open for good)."""
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start()
+        g = j.must_grant("alice", "ops", "1h")
+        other = j.must_grant("bob", "ops", "1h")
+        j.stop()
+        j.config["directories"][0]["name"] = "corp2"
+        for x in j.config["groups"]:
+            x["directory"] = "corp2"
+        j.write_config()
+        j.start()
+        a = j.request({"op": "complete", "grant_id": other["grant_id"]})
+        refused(a, "internal", "complete of a grant of an unconfigured directory")
+        assert "remove it by hand, then close the grant with revoke and force" in \
+            a["error"]["message"], a
+        eq(j.show(other["grant_id"])["state"], "active", "nothing changed by the refusal")
+        # the operator removes alice by hand, then closes her grant
+        e.slapd.remove_member("ops", e.user_dn("alice"))
+        a = j.ok({"op": "revoke", "grant_id": g["grant_id"], "force": True,
+                  "reason": "directory retired, removed by hand"})
+        eq(a["grant"]["state"], "revoked", "forced")
+        ev = j.audit_events("revoked", g["grant_id"])
+        eq(len(ev), 1, "one revoked line")
+        eq((ev[0]["outcome"], ev[0]["previous_end_state"], ev[0]["by_client"]),
+           ("forced", "revoked", "root"), "the forced line")
+        assert "not configured" in ev[0]["last_error"], ev[0]
+        eq(ev[0]["end_reason"], "directory retired, removed by hand", "reason")
+        # again: answered as it is
+        eq(j.ok({"op": "revoke", "grant_id": g["grant_id"], "force": True})["grant"]["state"],
+           "revoked", "forced again")
+        eq(len(j.audit_events("revoked", g["grant_id"])), 1, "still one line")
+        # the directory was not touched: bob, whose grant stays, is a member
+        assert e.is_member("ops", e.user_dn("bob")), "the directory was touched"
+        eq(j.show(other["grant_id"])["state"], "active", "the other grant")
+
+
 def test_session_the_server_no_longer_accepts_is_bound_again():
     """Every operation on a connection that was already open is answered
     operationsError (1), as Active Directory answers a session whose bind no

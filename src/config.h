@@ -270,5 +270,9 @@ void config_diff(const struct jit_config *running, const struct jit_config *next
  * notify and ticket_check URLs redacted (url_redact; a ticket_check URL
  * keeps a %s). */
 void config_dump(const struct jit_config *cfg, FILE *fp);
+/* Do a and b judge and carry out requests alike: the same directories,
+ * groups and clients, every key and list? (A reload that changes nothing
+ * there - logrotate's SIGHUP - leaves waiting grants as they are.) */
+bool config_policy_same(const struct jit_config *a, const struct jit_config *b);
 
 #endif

@@ -165,13 +165,14 @@ static char *ticket_url_shown(const char *url)
 	return buf;
 }
 
-static void dump_group(FILE *fp, const struct jit_group_cfg *g)
+static void dump_group(FILE *fp, const struct jit_group_cfg *g, bool redact)
 {
 	dump_keys(fp, g, group_keys, "    ");
 	dump_list(fp, "deny_users", &g->deny_users, "    ");
 	if (g->ticket_check) {
 		struct jit_ticket_check_cfg shown = *g->ticket_check;
-		shown.url = ticket_url_shown(g->ticket_check->url);
+		shown.url = redact ? ticket_url_shown(g->ticket_check->url)
+				   : xstrdup(g->ticket_check->url);
 		fputs("    ticket_check = {\n", fp);
 		dump_keys(fp, &shown, ticket_keys, "      ");
 		fputs("    };\n", fp);
@@ -256,13 +257,11 @@ static void dump_notify(const struct jit_config *cfg, FILE *fp)
 	fputs(");\n", fp);
 }
 
-void config_dump(const struct jit_config *cfg, FILE *fp)
+/* The directories, groups and clients: what a request is judged and carried
+ * out by. redact: hide what a ticket_check URL's path may hold (a dump to
+ * show); unredacted only to compare two configurations in memory. */
+static void dump_policy(FILE *fp, const struct jit_config *cfg, bool redact)
 {
-	fputs("# jitd effective configuration", fp);
-	if (cfg->path)
-		fprintf(fp, " (from %s)", cfg->path);
-	fputs("\n", fp);
-	dump_keys(fp, cfg, top_keys, "");
 	fputs("\ndirectories = (\n", fp);
 	for (size_t i = 0; i < cfg->n_dirs; i++) {
 		fputs("  {\n", fp);
@@ -272,7 +271,7 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 	fputs(");\n\ngroups = (\n", fp);
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		fputs("  {\n", fp);
-		dump_group(fp, &cfg->groups[i]);
+		dump_group(fp, &cfg->groups[i], redact);
 		dump_standing(fp, &cfg->groups[i]);
 		fputs(i + 1 < cfg->n_groups ? "  },\n" : "  }\n", fp);
 	}
@@ -282,5 +281,40 @@ void config_dump(const struct jit_config *cfg, FILE *fp)
 		fputs(i + 1 < cfg->n_clients ? ",\n" : "\n", fp);
 	}
 	fputs(");\n", fp);
+}
+
+void config_dump(const struct jit_config *cfg, FILE *fp)
+{
+	fputs("# jitd effective configuration", fp);
+	if (cfg->path)
+		fprintf(fp, " (from %s)", cfg->path);
+	fputs("\n", fp);
+	dump_keys(fp, cfg, top_keys, "");
+	dump_policy(fp, cfg, true);
 	dump_notify(cfg, fp);
+}
+
+/* dump_policy of cfg as one string (caller frees), or NULL. */
+static char *policy_text(const struct jit_config *cfg)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	if (!fp)
+		return NULL;
+	dump_policy(fp, cfg, false);
+	if (fclose(fp) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+bool config_policy_same(const struct jit_config *a, const struct jit_config *b)
+{
+	char *ta = policy_text(a), *tb = policy_text(b);
+	bool same = ta && tb && strcmp(ta, tb) == 0; /* unknown: taken as changed */
+	free(ta);
+	free(tb);
+	return same;
 }

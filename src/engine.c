@@ -255,9 +255,11 @@ int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 			return JIT_ECONFIG;
 		}
 	}
+	/* grants accepted under the old one are checked again before they run,
+	 * when it judged or carried them out otherwise */
+	if (!config_policy_same(e->cfg, cfg))
+		atomic_fetch_add(&e->cfg_gen, 1);
 	e->cfg = cfg;
-	/* grants accepted under the old one are checked again before they run */
-	atomic_fetch_add(&e->cfg_gen, 1);
 	if (e->rc)
 		reconcile_set_config(e->rc, cfg);
 	return JIT_OK;

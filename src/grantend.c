@@ -482,16 +482,22 @@ char *grant_force_close_unconfigured(struct grant_ctx *g, const char *id, const 
 {
 	struct grant_rec *r = NULL;
 	char *line = NULL;
-	if (store_get(g->st, id, &r) != JIT_OK)
-		return proto_error_line(JIT_ENOTFOUND, NULL);
+	int rc = store_get(g->st, id, &r);
+	if (rc == JIT_EBUSY)
+		return proto_error_line(JIT_EBUSY, "the store is locked (held by another process?); "
+					"nothing was recorded: try again");
+	if (rc != JIT_OK)
+		return proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
 	if (r->state == GS_ACTIVE) {
 		/* Nothing will ever end it (no worker has its directory): it
 		 * becomes ending, as a revoke would make it, so that force can
 		 * close it; the directory is not touched. */
-		if (grant_transition(g, r, GS_ACTIVE, GS_ENDING, GS_REVOKED,
-				     "the grant's directory is not configured") != JIT_OK) {
+		rc = grant_transition(g, r, GS_ACTIVE, GS_ENDING, GS_REVOKED,
+				      "the grant's directory is not configured");
+		if (rc != JIT_OK) {
 			grant_rec_free(r);
-			return proto_error_line(JIT_EINTERNAL, "cannot record the end of the grant");
+			return proto_error_line(rc == JIT_EBUSY ? JIT_EBUSY : JIT_EINTERNAL,
+						"cannot record the end of the grant");
 		}
 		r->state = GS_ENDING;
 		r->end_state = GS_REVOKED;

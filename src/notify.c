@@ -290,8 +290,10 @@ static char *slack_escape(const char *s)
 /*
  * A Teams card's text is Markdown (and some HTML): text from requests
  * (a user name, a ticket, a reason) must not become a link or markup that
- * jitd then posts under its name. Markdown's punctuation is escaped with a
- * backslash, and &, < and > as HTML entities.
+ * jitd then posts under its name. The punctuation that makes links,
+ * emphasis, code and headings is escaped with a backslash (not '-' or '.',
+ * which only matter at a line's start and fill every time and id), and &,
+ * < and > as HTML entities.
  */
 static char *teams_escape(const char *s)
 {
@@ -299,7 +301,7 @@ static char *teams_escape(const char *s)
 	for (; *s; s++) {
 		if (add_entity(&sb, *s))
 			continue;
-		if (strchr("\\`*_{}[]()#+-.!|~", *s) != NULL)
+		if (strchr("\\`*_[]()#|~", *s) != NULL)
 			sb_add(&sb, "\\", 1);
 		sb_add(&sb, s, 1);
 	}

@@ -469,7 +469,8 @@ char *requests_grant_resume(struct engine *e, struct job *j)
 	struct jit_request *req = j->req;
 	j->req = NULL;
 	if (rc != JIT_OK) {
-		requests_audit_refusal(e, &j->peer, c ? c->name : j->client, req, rc, msg, rule);
+		/* as the client that sent it, whichever entry matches now */
+		requests_audit_refusal(e, &j->peer, j->client, req, rc, msg, rule);
 		line = proto_error_line(rc, msg);
 	} else {
 		/* as if it came now: the engine's own checks, the ticket check,

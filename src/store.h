@@ -138,8 +138,9 @@ int store_set_retry_kind(struct store *st, const char *id, int64_t attempts,
 /* *n = ENDING rows whose last removal attempt the directory refused: they
  * will not succeed without a change by a human (status revocations_failing). */
 int store_count_failing(struct store *st, int64_t *n) JIT_WUR;
-/* Active grants whose expires_at is at or before `before`: expiries whose
- * end has not even been recorded (status expiries_overdue). */
+/* Active grants of the configured directories (store_set_directories)
+ * whose expires_at is at or before `before`: expiries whose end has not
+ * even been recorded (status expiries_overdue). */
 int store_count_overdue(struct store *st, int64_t before, int64_t *n) JIT_WUR;
 
 /* Makes every ENDING row of directory due at now (it came back after an

@@ -185,7 +185,8 @@ int store_count_overdue(struct store *st, int64_t before, int64_t *n)
 	sqlite3_stmt *s = st->stmt[S_COUNT_OVERDUE];
 	int ret = JIT_OK;
 
-	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+	if (sqlite3_bind_int64(s, 1, before) != SQLITE_OK || bind_txt(s, 2, st->dirs) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW)
 		ret = db_fail(st, "count_overdue");
 	else
 		*n = sqlite3_column_int64(s, 0);

@@ -211,11 +211,13 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
 	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
 					       " WHERE state = 'ending' AND refused <> 0" },
-	/* active grants due since ?1 or before: a range of the due index,
-	 * empty while expiries keep up */
+	/* active grants of the configured directories (?2, as for due) due
+	 * since ?1 or before: a range of the due index, empty while expiries
+	 * keep up (those of unconfigured directories are due_elsewhere's) */
 	[S_COUNT_OVERDUE] = { "count_overdue", "SELECT count(*) FROM grants"
 					       " INDEXED BY grants_active_due"
-					       " WHERE state = 'active' AND expires_at <= ?1" },
+					       " WHERE state = 'active' AND expires_at <= ?1"
+					       " AND " IN_DIRS("?2") },
 	/* ?1 directory, ?2 now */
 	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
 				       " WHERE state = 'ending' AND next_attempt > ?2"

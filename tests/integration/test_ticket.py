@@ -297,6 +297,18 @@ def test_grant_waiting_for_its_ticket_is_checked_again_after_a_reload():
             in j.stderr_tail(200), "no log line for the check"
         ca.close()
         cb.close()
+        # a reload that changes nothing (logrotate's daily SIGHUP) leaves a
+        # waiting grant as it is: its ticket is asked once
+        itsm.release = threading.Event()
+        cc = j.connect(timeout=60)
+        cc.send({"op": "grant", "user": "carol", "group": "admins", "duration": "1h",
+                 "ticket": "HOLDC", "request_id": "reload-c"})
+        wait_until(lambda: itsm.holding == 1, 20, "carol's ticket check under way")
+        j.reload()
+        itsm.release.set()
+        eq(cc.recv().get("ok"), True, "carol, across a reload that changed nothing")
+        eq(sum(1 for p, _ in itsm.seen if p.endswith("/HOLDC")), 1, "carol's ticket checks")
+        cc.close()
     finally:
         e.__exit__(None, None, None)
         itsm.close()

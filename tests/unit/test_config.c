@@ -858,6 +858,37 @@ out:
 	free(dump_path);
 }
 
+/* config_policy_same: a reload that changes nothing a request is judged
+ * by leaves waiting grants alone; any change there, even one a dump would
+ * hide (a ticket_check URL's path), counts. */
+static void test_policy_same(void)
+{
+#define POLICY_GROUP(path)                                                              \
+	"groups = ( { name = \"admins\"; directory = \"corp\"; dn = \"cn=admins,dc=ex\";\n"     \
+	"  ticket_check = { url = \"https://i.ex/" path "/%s\"; approved_field = \"s\";\n"     \
+	"    approved_value = \"ok\"; }; } );\n"
+#define POLICY_CLIENT(groups) "clients = ( { uid = 0; groups = [ " groups " ]; } );\n"
+	char *g0 = xstrdup(POLICY_GROUP("a")), *g1 = xstrdup(POLICY_GROUP("b"));
+	char *c0 = xstrdup(POLICY_CLIENT("\"*\"")), *c1 = xstrdup(POLICY_CLIENT("\"admins\""));
+	char *t00 = xasprintf(BASE_DIR "%s%s", g0, c0), *t10 = xasprintf(BASE_DIR "%s%s", g1, c0);
+	char *t01 = xasprintf(BASE_DIR "%s%s", g0, c1);
+	char *tlog = xasprintf(BASE_DIR "log_level = \"debug\";\n%s%s", g0, c0);
+	struct jit_config *a = must_load(t00), *same = must_load(t00), *url = must_load(t10),
+			  *cl = must_load(t01), *lvl = must_load(tlog);
+	if (a && same && url && cl && lvl) {
+		CHECK(config_policy_same(a, same));
+		CHECK(config_policy_same(a, lvl));   /* log_level: not a request's business */
+		CHECK(!config_policy_same(a, url));  /* the path a dump redacts */
+		CHECK(!config_policy_same(a, cl));   /* a client's groups */
+	}
+	config_free(a);
+	config_free(same);
+	config_free(url);
+	config_free(cl);
+	config_free(lvl);
+	free(g0), free(g1), free(c0), free(c1), free(t00), free(t10), free(t01), free(tlog);
+}
+
 /* The dump shows a ticket_check URL redacted (a token may sit in its path
  * or query), and the dump still loads (the %s is kept). */
 static void test_dump_ticket_url(void)
@@ -1202,6 +1233,7 @@ int main(int argc, char **argv)
 	test_diff();
 	test_redacted();
 	test_dump_ticket_url();
+	test_policy_same();
 	test_example();
 	test_golden();
 	remove_tmpdir();

@@ -47,7 +47,7 @@ static void check_formats(void)
 	CHECK_STR(json_string_value(json_object_get(o, "@type")), "MessageCard");
 	CHECK_STR(json_string_value(json_object_get(o, "title")), "jitd: granted");
 	text = json_string_value(json_object_get(o, "text"));
-	CHECK(text && strstr(text, "alice &lt;&amp;&gt; was granted dba until 2026\\-11\\-23T16:00:00Z") ==
+	CHECK(text && strstr(text, "alice &lt;&amp;&gt; was granted dba until 2026-11-23T16:00:00Z") ==
 			      text);
 	json_decref(o);
 	free(b);
@@ -61,7 +61,7 @@ static void check_formats(void)
 	o = json_loads(b, 0, NULL);
 	text = json_string_value(json_object_get(o, "text"));
 	CHECK(text && strstr(text, "[Re-authenticate](") == NULL);
-	CHECK(text && strstr(text, "\\[Re\\-authenticate\\]\\(https://evil\\.example/\\)") != NULL);
+	CHECK(text && strstr(text, "\\[Re-authenticate\\]\\(https://evil.example/\\)") != NULL);
 	CHECK(text && strstr(text, "\\*\\*now\\*\\*") != NULL);
 	json_decref(o);
 	free(b);

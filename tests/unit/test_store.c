@@ -1013,6 +1013,13 @@ static void test_reliability_queries(void)
 	 * ending rows' expires_at of 100 do not count) */
 	CHECK(store_count_overdue(st, 99, &n) == JIT_OK && n == 0);
 	CHECK(store_count_overdue(st, 100, &n) == JIT_OK && n == 1);
+	{ /* only the configured directories' (the others are due_elsewhere's) */
+		const char *other[] = { "elsewhere" }, *corp[] = { "corp" };
+		store_set_directories(st, other, 1);
+		CHECK(store_count_overdue(st, 100, &n) == JIT_OK && n == 0);
+		store_set_directories(st, corp, 1);
+		CHECK(store_count_overdue(st, 100, &n) == JIT_OK && n == 1);
+	}
 	/* An outage is not "failing"; a refusal is, until the next attempt says otherwise. */
 	CHECK(store_set_retry_kind(st, "e1", 1, 6000, "ldap -1", false) == JIT_OK);
 	CHECK(store_set_retry_kind(st, "e2", 4, 7000, "ldap 50 insufficientAccess", true) ==

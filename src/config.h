@@ -261,7 +261,11 @@ const char *config_group_placeholder(const struct jit_config *cfg, const struct 
  * clients and notify sections are not compared. The strings passed live as
  * long as running and the key tables.
  */
-typedef void (*config_diff_cb)(void *arg, const char *dir, const char *key, bool restart);
+/* dir: NULL for a top-level key; restart: set up once at start; path: the
+ * key names a file or directory (the running daemon goes on using the old
+ * one until the restart) */
+typedef void (*config_diff_cb)(void *arg, const char *dir, const char *key, bool restart,
+			       bool path);
 void config_diff(const struct jit_config *running, const struct jit_config *next, config_diff_cb cb,
 		 void *arg);
 

@@ -46,7 +46,8 @@ static void diff_keys(const struct key *keys, const void *a, const void *b, cons
 {
 	for (const struct key *k = keys; k->name; k++)
 		if (!key_equal(k, a, b))
-			cb(arg, dir, k->name, (k->flags & KF_RESTART) != 0);
+			cb(arg, dir, k->name, (k->flags & KF_RESTART) != 0,
+			   (k->flags & KF_ABSPATH) != 0);
 }
 
 void config_diff(const struct jit_config *running, const struct jit_config *next, config_diff_cb cb,

@@ -203,6 +203,10 @@ void requests_audit_refusal(struct engine *e, const struct jit_peer *peer, const
 			    const struct jit_request *req, int err, const char *message,
 			    const char *rule);
 
+/* Main thread: the clients entry job j's peer matches under the current
+ * configuration (its groups read again where an entry needs them), if it is
+ * still the one that sent the request; else NULL. */
+const struct jit_client_cfg *requests_client_again(struct engine *e, struct job *j);
 /* Main thread: a grant job (j taken) that waited (ticket check, queue)
  * while the configuration was reloaded: matched and checked again as if it
  * came now, then queued again. NULL if queued, else the answer line. */

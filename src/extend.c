@@ -246,10 +246,8 @@ char *extend_resume(struct engine *e, struct job *j)
 		workers_job_free(j);
 		return line;
 	}
-	if (policy_uses_groups(e->cfg))
-		policy_peer_groups(&j->peer);
-	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
-	if (!c || !j->client || strcmp(c->name, j->client) != 0 || !(c->ops & (1u << OP_EXTEND))) {
+	const struct jit_client_cfg *c = requests_client_again(e, j);
+	if (!c || !(c->ops & (1u << OP_EXTEND))) {
 		const char *msg = "the configuration was reloaded while the directory was asked, "
 				  "and this client may no longer extend";
 		requests_audit_refusal(e, &j->peer, j->client, j->req, JIT_EUNAUTH, msg, "clients");

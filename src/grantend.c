@@ -187,6 +187,20 @@ int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, stru
 	return grant_settle_remove(g, r, st, dres);
 }
 
+/* Ending grant r is tried again after the backoff of its next attempt
+ * (refused: the directory's answer, counted in revocations_failing; else
+ * an outage or jitd's own failure). Returns the delay in seconds. */
+static int64_t retry_later(struct grant_ctx *g, struct grant_rec *r, int64_t now, const char *why,
+			   bool refused)
+{
+	int64_t attempts = r->attempts + 1;
+	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	if (store_set_retry_kind(g->st, r->id, attempts, next, why, refused) != JIT_OK)
+		log_err("grant %s: cannot record retry", r->id);
+	r->attempts = attempts;
+	return next - now;
+}
+
 /*
  * The removal was answered by another server than the writer. It is final
  * only when no add can still be on its way to that server:
@@ -232,14 +246,10 @@ bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struc
 		 * add still on its way to the writer would outlive it: the grant
 		 * stays ending and its removal is made again (with backoff; if
 		 * even that cannot be recorded, it is due already). */
-		int64_t attempts = r->attempts + 1;
 		log_err("grant %s: cannot record the check after replication_grace; the removal "
 			"is made again", r->id);
-		if (store_set_retry_kind(g->st, r->id, attempts,
-					 now + grant_backoff(attempts, g->retry_min, g->retry_max),
-					 "cannot record the check after replication_grace",
-					 false) == JIT_OK)
-			r->attempts = attempts;
+		(void)retry_later(g, r, now, "cannot record the check after replication_grace",
+				  false);
 		return true;
 	}
 	log_info("grant %s: %s on %s (written on %s); checking again in %llds", r->id,
@@ -253,19 +263,15 @@ void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 			  const struct dir_result *dres, const char *reason, const char *client,
 			  const struct jit_peer *peer, int64_t now)
 {
-	int64_t attempts = r->attempts + 1;
-	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
 	const char *msg = dres->message[0] ? dres->message : jit_err_message(rc);
 	/* A refusal is an answer: it will not go away by waiting (status
 	 * counts it as revocations_failing); an outage will. */
-	if (store_set_retry_kind(g->st, r->id, attempts, next, msg, rc != JIT_EDIRUNAVAIL) != JIT_OK)
-		log_err("grant %s: cannot record retry", r->id);
+	int64_t delay = retry_later(g, r, now, msg, rc != JIT_EDIRUNAVAIL);
 	FAULT_POINT("grant.after_retry");
 	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
-		 (long long)attempts, (long long)(next - now), msg);
+		 (long long)r->attempts, (long long)delay, msg);
 	/* Rate limit: the first attempts, then every 20th. */
-	r->attempts = attempts;
-	if (attempts <= 3 || attempts % 20 == 0)
+	if (r->attempts <= 3 || r->attempts % 20 == 0)
 		grant_audit(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
 }
 
@@ -277,15 +283,10 @@ void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
  */
 void grant_final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now)
 {
-	int64_t attempts = r->attempts + 1;
-	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	int64_t delay = retry_later(g, r, now, "audit log write failed", false);
 	log_err("audit: could not record the %s of grant %s; the grant stays ending and is "
 		"recorded again in %llds", grant_state_name(r->end_state), r->id,
-		(long long)(next - now));
-	if (store_set_retry_kind(g->st, r->id, attempts, next, "audit log write failed", false) !=
-	    JIT_OK)
-		log_err("grant %s: cannot record retry", r->id);
-	r->attempts = attempts;
+		(long long)delay);
 }
 
 /* What the removal of r did (after a check after the grace: what the

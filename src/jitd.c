@@ -122,13 +122,12 @@ static void set_syslog(struct daemon_state *d, const struct jit_config *cfg)
  * start (compared with the start-up config, so a warning repeats at every
  * reload until the restart), and the directory settings it does change
  * (compared with the running config), which surprise otherwise. */
-static void warn_restart(void *arg, const char *dir, const char *key, bool restart)
+static void warn_restart(void *arg, const char *dir, const char *key, bool restart, bool path)
 {
 	(void)arg;
 	if (!restart)
 		return;
-	if (dir && (strcmp(key, "sasl_secret_file") == 0 || strcmp(key, "keytab") == 0 ||
-		    strcmp(key, "tls_ca_file") == 0))
+	if (dir && path)
 		/* the running daemon reads the old file at each bind: removing
 		 * it now would take the directory down at the next reconnect */
 		log_warn("directory %s: %s changed; takes effect at restart (until then jitd "
@@ -139,9 +138,11 @@ static void warn_restart(void *arg, const char *dir, const char *key, bool resta
 		log_warn("%s changed; takes effect at restart", key);
 }
 
-static void note_directory_change(void *arg, const char *dir, const char *key, bool restart)
+static void note_directory_change(void *arg, const char *dir, const char *key, bool restart,
+				  bool path)
 {
 	(void)arg;
+	(void)path;
 	if (dir && !restart)
 		log_info("directory %s: %s changed; applies to new grants (live grants keep the "
 			 "value they were granted with)", dir, key);

@@ -114,10 +114,6 @@ bool policy_name_eq(const char *a, const char *b)
 	}
 }
 
-static bool name_eq(const char *a, const char *b)
-{
-	return policy_name_eq(a, b);
-}
 
 /* An entry of deny_users holding '=' is a DN, anything else a user name. */
 static bool is_dn(const char *s)
@@ -132,7 +128,7 @@ static int check_deny_name(const struct jit_group_cfg *g, const char *user, char
 {
 	for (size_t i = 0; i < g->deny_users.n; i++) {
 		const char *d = g->deny_users.v[i];
-		if (!is_dn(d) && name_eq(d, user)) {
+		if (!is_dn(d) && policy_name_eq(d, user)) {
 			snprintf(msg, msglen, "deny_users: \"%.64s\" may never be elevated "
 				 "into group \"%s\"", user, g->name);
 			return JIT_EPOLICY;
@@ -213,10 +209,11 @@ static int check_fields(const struct jit_group_cfg *g, const struct jit_request 
 		return JIT_EPOLICY;
 	}
 	if (g->forbid_self_approval && req->approved_by &&
-	    (name_eq(req->approved_by, req->user) || name_eq(req->approved_by, req->requested_by))) {
+	    (policy_name_eq(req->approved_by, req->user) ||
+	     policy_name_eq(req->approved_by, req->requested_by))) {
 		*rule = "forbid_self_approval";
 		snprintf(msg, msglen, "forbid_self_approval: approved_by must differ from %s",
-			 name_eq(req->approved_by, req->user) ? "user" : "requested_by");
+			 policy_name_eq(req->approved_by, req->user) ? "user" : "requested_by");
 		return JIT_EPOLICY;
 	}
 	return JIT_OK;
@@ -322,7 +319,7 @@ int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_c
  * its name or uid)? dn and uid may be NULL. */
 static bool deny_hit(const char *d, const char *name, const char *dn, const char *uid)
 {
-	return is_dn(d) ? policy_dn_equal(d, dn) : name_eq(d, name) || name_eq(d, uid);
+	return is_dn(d) ? policy_dn_equal(d, dn) : policy_name_eq(d, name) || policy_name_eq(d, uid);
 }
 
 int policy_extend_denied(const struct jit_group_cfg *g, const struct grant_rec *r, char *msg,
@@ -354,9 +351,10 @@ int policy_extend_approval(const struct jit_group_cfg *g, const struct jit_reque
 		return JIT_OK;
 	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
 	const char *who = NULL;
-	if (name_eq(req->approved_by, r->user) || (by_uid && name_eq(req->approved_by, r->member_value)))
+	if (policy_name_eq(req->approved_by, r->user) ||
+	    (by_uid && policy_name_eq(req->approved_by, r->member_value)))
 		who = "the grant's user";
-	else if (name_eq(req->approved_by, r->requested_by))
+	else if (policy_name_eq(req->approved_by, r->requested_by))
 		who = "the grant's requested_by";
 	if (!who)
 		return JIT_OK;

@@ -296,13 +296,11 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 				/* the other grant is named only to a client that may
 				 * see it: request_id is not a way to learn of grants
 				 * in other groups */
-				if (policy_group_allowed(c, prev->group_name))
-					snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used "
-						 "for another request (grant %s)", req->request_id,
-						 prev->id);
-				else
-					snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used "
-						 "for another request", req->request_id);
+				bool named = policy_group_allowed(c, prev->group_name);
+				snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for "
+					 "another request%s%s%s", req->request_id,
+					 named ? " (grant " : "", named ? prev->id : "",
+					 named ? ")" : "");
 			}
 		} else if (rc != JIT_ENOTFOUND) {
 			/* Not known to be new: a retry of a recorded grant must not be
@@ -443,6 +441,14 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	return true;
 }
 
+const struct jit_client_cfg *requests_client_again(struct engine *e, struct job *j)
+{
+	if (policy_uses_groups(e->cfg))
+		policy_peer_groups(&j->peer);
+	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
+	return c && j->client && strcmp(c->name, j->client) == 0 ? c : NULL;
+}
+
 char *requests_grant_resume(struct engine *e, struct job *j)
 {
 	char msg[512];
@@ -450,10 +456,8 @@ char *requests_grant_resume(struct engine *e, struct job *j)
 	int64_t duration = 0;
 	int rc = JIT_OK;
 
-	if (policy_uses_groups(e->cfg))
-		policy_peer_groups(&j->peer);
-	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
-	if (!c || !j->client || strcmp(c->name, j->client) != 0) {
+	const struct jit_client_cfg *c = requests_client_again(e, j);
+	if (!c) {
 		rc = JIT_EUNAUTH;
 		rule = "clients";
 		snprintf(msg, sizeof(msg), "the configuration was reloaded while the grant waited, "

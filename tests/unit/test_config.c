@@ -1024,9 +1024,10 @@ out:
 }
 
 /* config_diff(): the changes collected as "dir/key:R" (R: restart) lines. */
-static void collect_diff(void *arg, const char *dir, const char *key, bool restart)
+static void collect_diff(void *arg, const char *dir, const char *key, bool restart, bool path)
 {
 	struct strbuf *sb = arg;
+	(void)path;
 	char *line = xasprintf("%s/%s:%c\n", dir ? dir : "", key, restart ? 'R' : 'L');
 	sb_addstr(sb, line);
 	free(line);

@@ -111,10 +111,15 @@ static void check_identities(struct ctx *cx, const config_setting_t *root, struc
 		cfg->has_run_ids = true;
 		engine_uid = cfg->run_uid;
 		if (cfg->group) {
-			if (strspn(cfg->group, "0123456789") == strlen(cfg->group))
-				gid = strtoll(cfg->group, NULL, 10);
-			else
+			/* A numeric group is a gid, bounded as socket_group's is:
+			 * cast unchecked, 4294967296 would run jitd as group 0. */
+			gid = cfg->run_gid;
+			if (strspn(cfg->group, "0123456789") != strlen(cfg->group))
 				resolve_id(cx, root, "group", cfg->group, true, &gid);
+			else if (parse_int64(cfg->group, 0, (int64_t)UINT32_MAX - 1, &gid) != JIT_OK)
+				cerr(cx, key_line(root, "group"), "group",
+				     "gid %s is out of range (0 .. %lu)", cfg->group,
+				     (unsigned long)UINT32_MAX - 1);
 			cfg->run_gid = (gid_t)gid;
 		}
 	}
@@ -307,7 +312,6 @@ static int finish(struct ctx *cx, int rc, char **errors)
 		*errors = errors_join(cx);
 	else
 		free(errors_join(cx));
-	free(cx->bad);
 	free(cx->files);
 	return rc;
 }

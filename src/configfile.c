@@ -172,10 +172,12 @@ out:
 /*
  * Checks an integer literal token t[0..n). libconfig 1.5 stores an integer
  * without an L suffix in an int and silently truncates larger values
- * (uid = 4294967296 would become uid 0), so those are recorded and the
- * getter reports them instead of using the truncated value.
+ * (uid = 4294967296 would become uid 0), so such a literal is an error
+ * here, reported at its own line under the last key seen. (Matching it to
+ * libconfig's setting afterwards by line let "uid =" followed by the value
+ * on the next line through, truncated.) Returns JIT_ECONFIG for one.
  */
-static void lex_number(struct ctx *cx, const char *t, size_t n, int line, const char *key)
+static int lex_number(struct ctx *cx, const char *t, size_t n, int line, const char *key)
 {
 	bool neg = false, hex = false;
 	size_t i = 0, digits = 0;
@@ -201,15 +203,15 @@ static void lex_number(struct ctx *cx, const char *t, size_t n, int line, const 
 	}
 	if (digits == 0 || (i == n - 1 && t[i] == 'L') ||
 	    (i == n - 2 && t[i] == 'L' && t[i + 1] == 'L'))
-		return; /* nothing, or a 64-bit literal that libconfig keeps whole */
+		return JIT_OK; /* nothing, or a 64-bit literal that libconfig keeps whole */
 	if (i != n)
-		return; /* a float or junk: libconfig types or refuses it */
+		return JIT_OK; /* a float or junk: libconfig types or refuses it */
 	if (v <= (uint64_t)INT32_MAX || (neg && !hex && v == (uint64_t)INT32_MAX + 1))
-		return;
-	cx->bad = xrealloc(cx->bad, (cx->n_bad + 1) * sizeof(*cx->bad));
-	cx->bad[cx->n_bad].line = line;
-	snprintf(cx->bad[cx->n_bad].key, sizeof(cx->bad[cx->n_bad].key), "%s", key);
-	cx->n_bad++;
+		return JIT_OK;
+	cerr(cx, line, key[0] ? key : NULL,
+	     "integer out of 32-bit range (write a larger value with an L suffix, "
+	     "e.g. 4000000000L)");
+	return JIT_ECONFIG;
 }
 
 /* The name (a setting's key, true, false ...) that starts at t[i] into
@@ -269,7 +271,8 @@ int lex_scan(struct ctx *cx, const char *t, size_t len)
 					   ((t[j] == '-' || t[j] == '+') &&
 					    (t[j - 1] == 'e' || t[j - 1] == 'E'))))
 				j++;
-			lex_number(cx, t + i, j - i, line, key);
+			if (lex_number(cx, t + i, j - i, line, key) != JIT_OK)
+				rc = JIT_ECONFIG;
 			i = j;
 		} else {
 			i++;

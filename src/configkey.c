@@ -28,15 +28,6 @@ int key_line(const config_setting_t *scope, const char *key)
 	return m ? line_of(m) : line_of(scope);
 }
 
-static bool is_bad_int(const struct ctx *cx, const config_setting_t *s)
-{
-	for (size_t i = 0; i < cx->n_bad; i++)
-		if (cx->bad[i].line == line_of(s) &&
-		    strcmp(cx->bad[i].key, config_setting_name(s)) == 0)
-			return true;
-	return false;
-}
-
 static bool has_control(const char *s)
 {
 	for (; *s; s++)
@@ -171,12 +162,6 @@ static int get_number(struct ctx *cx, const config_setting_t *s, const struct ke
 		}
 		*v = (int64_t)strtol(str, NULL, 8); /* at most 4 octal digits */
 	} else if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-		if (type == CONFIG_TYPE_INT && is_bad_int(cx, s)) {
-			cerr(cx, line, k->name,
-			     "integer out of 32-bit range "
-			     "(write a larger value with an L suffix, e.g. 4000000000L)");
-			return JIT_ECONFIG;
-		}
 		*v = config_setting_get_int64(s);
 	} else if (k->type == K_DUR && type == CONFIG_TYPE_STRING) {
 		if (has_control(str)) {

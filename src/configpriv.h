@@ -24,12 +24,6 @@ struct cfg_error {
 	char *text;
 };
 
-/* An integer literal libconfig 1.5 would silently truncate to 32 bits. */
-struct bad_int {
-	int line;
-	char key[64];
-};
-
 /* A file the config names, checked at the end with CONFIG_CHECK_FILES. */
 struct file_ref {
 	const char *key, *path; /* path points into the config being built */
@@ -43,8 +37,6 @@ struct ctx {
 	size_t n_files;
 	struct cfg_error *errs;
 	size_t n_errs, cap_errs;
-	struct bad_int *bad;
-	size_t n_bad;
 };
 
 /* Records one error "FILE:LINE: KEY: message" (line 0: the whole file;

@@ -531,6 +531,14 @@ static void test_each_error(void)
 		  "t.conf:15: gid: ", "integer out of 32-bit range" },
 		{ BASE "clients = ( { uid = -1; } );\n",
 		  "t.conf:15: uid: ", "must be between 0 and" },
+		/* The value on the line after its key: reported, not truncated
+		 * to uid 1000 (libconfig's setting line is not the number's). */
+		{ BASE "clients = ( { name = \"h\"; uid =\n  4294968296; groups = [ \"*\" ]; } );\n",
+		  "t.conf:16: uid: ", "integer out of 32-bit range" },
+		{ BASE "clients = ( { name = \"h\"; gid\n  =\n  4294967296; } );\n",
+		  "t.conf:17: gid: ", "integer out of 32-bit range" },
+		{ BASE "user = \"root\";\ngroup = \"4294967296\";\n", "t.conf:16: group: ",
+		  "gid 4294967296 is out of range (0 .. 4294967294)" },
 		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\";\n"
 		  "  sasl_mech = \"DIGEST-MD5\"; sasl_authcid = \"j\"; } );\n" BASE_GROUP,
 		  "t.conf:2: sasl_secret_file: ", "required with sasl_mech DIGEST-MD5" },

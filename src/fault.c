@@ -43,6 +43,7 @@ const char *const fault_names[] = {
 	"fail.final_audit",          /* the final line of one grant's end cannot be written */
 	"fail.batch_audit",          /* the `expired` lines of a batch cannot be written */
 	"fail.drift_audit",          /* a `drift` line cannot be written */
+	"fail.drift_removing_audit", /* the `drift_removing` line before an enforced removal */
 	"fail.session_lost",         /* an open connection's op answered 1 */
 	"fail.listener_config",      /* the listener cannot load a reloaded config */
 	"fail.member_check",         /* a grant's check misses a member that is there */

@@ -132,6 +132,48 @@ static void plan_free(struct rc_plan *p)
 	free(p);
 }
 
+/* One value a group's members may hold for good: into g's standing set and
+ * list (n values in it so far). */
+static void add_standing_value(struct rc_group *g, size_t *n, const char *value)
+{
+	char *key = dir_value_key(value);
+	sset_add(&g->standing, key);
+	free(key);
+	g->standing_raw = xrealloc(g->standing_raw, (*n + 2) * sizeof(char *));
+	g->standing_raw[(*n)++] = xstrdup(value);
+	g->standing_raw[*n] = NULL;
+}
+
+/*
+ * g's standing members and placeholder: those of every groups entry that
+ * names the same group (directory, DN, attribute), not only g's own. Two
+ * entries may name one group (a short and a long policy, say); enforce on
+ * one must not remove what the other keeps for good, as their live grants
+ * are already read by the group, not by the entry.
+ */
+static void add_standing(const struct jit_config *cfg, struct rc_group *g)
+{
+	char *mine = grant_pair_key(g->directory, g->dn, g->attr, "");
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_groups; i++) {
+		const struct jit_group_cfg *gc = &cfg->groups[i];
+		char *theirs = grant_pair_key(gc->directory, gc->dn,
+					      config_group_member_attr(cfg, gc), "");
+		bool same = strcmp(mine, theirs) == 0;
+		free(theirs);
+		if (!same)
+			continue;
+		for (size_t k = 0; k < gc->n_standing_members; k++)
+			add_standing_value(g, &n, gc->standing_members[k]);
+		const char *ph = config_group_placeholder(cfg, gc);
+		if (ph && *ph)
+			add_standing_value(g, &n, ph);
+	}
+	sset_sort(&g->standing);
+	free(mine);
+}
+
 static struct rc_plan *plan_build(const struct jit_config *cfg0, const struct jit_config *cfg)
 {
 	struct rc_plan *p = xcalloc(1, sizeof(*p));
@@ -155,20 +197,7 @@ static struct rc_plan *plan_build(const struct jit_config *cfg0, const struct ji
 		g->placeholder = ph && *ph ? xstrdup(ph) : NULL;
 		g->mode = config_group_reconcile(gc);
 		g->dir = dir;
-		g->standing_raw = xcalloc(gc->n_standing_members + 2, sizeof(char *));
-		for (size_t k = 0; k < gc->n_standing_members; k++) {
-			char *key = dir_value_key(gc->standing_members[k]);
-			sset_add(&g->standing, key);
-			free(key);
-			g->standing_raw[k] = xstrdup(gc->standing_members[k]);
-		}
-		if (g->placeholder) {
-			char *key = dir_value_key(g->placeholder);
-			sset_add(&g->standing, key);
-			free(key);
-			g->standing_raw[gc->n_standing_members] = xstrdup(g->placeholder);
-		}
-		sset_sort(&g->standing);
+		add_standing(cfg, g);
 	}
 	return p;
 }
@@ -301,6 +330,28 @@ static bool audit_drift(struct reconciler *r, json_t *o)
 	bool ok = !FAULT_FAIL("fail.drift_audit") && audit_write(r->audit, "drift", o) == JIT_OK;
 	if (!ok)
 		log_err("audit: cannot record a drift event; it is reported again next cycle");
+	json_decref(o);
+	return ok;
+}
+
+/* The `drift_removing` line written before an enforced removal; false
+ * (logged) if it could not be written: then nothing is removed. */
+static bool removing_written(struct reconciler *r, const struct rc_group *g,
+			     const struct member *m)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "kind", audit_text("unexplained"));
+	json_object_set_new(o, "directory", audit_text(g->directory));
+	json_object_set_new(o, "group", audit_text(g->name));
+	json_object_set_new(o, "group_dn", audit_text(g->dn));
+	json_object_set_new(o, "member_attr", audit_text(g->attr));
+	json_object_set_new(o, "member", audit_text(m->value));
+	json_object_set_new(o, "mode", audit_text(mode_name(g->mode)));
+	bool ok = !FAULT_FAIL("fail.drift_removing_audit") &&
+		  audit_write(r->audit, "drift_removing", o) == JIT_OK;
+	if (!ok)
+		log_err("reconcile %s: cannot record the removal of unexplained member %s; "
+			"not removed, tried again next cycle", g->name, m->value);
 	json_decref(o);
 	return ok;
 }
@@ -451,6 +502,16 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		note = "not removed: jitd cannot read this entry's uuid, and it may be a live "
 		       "grant's user, moved";
 	} else if (g->mode == RECONCILE_ENFORCE) {
+		/* Evidence first, as for grants: the drift line comes after the
+		 * removal, and one that cannot be written then leaves a removal
+		 * nobody can see (the member is gone, so the next cycle has
+		 * nothing to report). A member seen before already has its
+		 * remove_failed line. */
+		if (!seen && !removing_written(r, g, m)) {
+			pthread_mutex_unlock(lock);
+			free(pk);
+			return; /* not in next: tried again next cycle */
+		}
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);
 		action = rc == JIT_OK ? "removed" : "remove_failed";
@@ -468,21 +529,21 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	log_warn("reconcile %s: member %s is explained by no grant (%s)", g->name, m->value,
 		 action);
 	json_t *o = json_object();
-	json_object_set_new(o, "kind", json_string("unexplained"));
-	json_object_set_new(o, "directory", json_string(g->directory));
-	json_object_set_new(o, "group", json_string(g->name));
-	json_object_set_new(o, "group_dn", json_string(g->dn));
-	json_object_set_new(o, "member_attr", json_string(g->attr));
-	json_object_set_new(o, "member", json_string(m->value));
-	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
-	json_object_set_new(o, "action", json_string(action));
+	json_object_set_new(o, "kind", audit_text("unexplained"));
+	json_object_set_new(o, "directory", audit_text(g->directory));
+	json_object_set_new(o, "group", audit_text(g->name));
+	json_object_set_new(o, "group_dn", audit_text(g->dn));
+	json_object_set_new(o, "member_attr", audit_text(g->attr));
+	json_object_set_new(o, "member", audit_text(m->value));
+	json_object_set_new(o, "mode", audit_text(mode_name(g->mode)));
+	json_object_set_new(o, "action", audit_text(action));
 	if (m->primary)
-		json_object_set_new(o, "via", json_string("primaryGroupID"));
+		json_object_set_new(o, "via", audit_text("primaryGroupID"));
 	if (note) {
-		json_object_set_new(o, "message", json_string(note));
+		json_object_set_new(o, "message", audit_text(note));
 	} else if (dres.message[0]) {
 		json_object_set_new(o, "ldap_code", json_integer(dres.ldap_code));
-		json_object_set_new(o, "message", json_string(dres.message));
+		json_object_set_new(o, "message", audit_text(dres.message));
 	}
 	if (audit_drift(r, o) && strcmp(action, "removed") != 0)
 		sset_add(next, m->key);
@@ -514,11 +575,11 @@ static void missing(struct reconciler *r, const struct rc_group *g, struct dir_c
 	log_warn("reconcile %s: grant %s is active but %s is not a member: removed by someone "
 		 "else", g->name, rec->id, rec->member_value);
 	json_t *o = grant_audit_fields(rec);
-	json_object_set_new(o, "kind", json_string("missing"));
-	json_object_set_new(o, "member_attr", json_string(rec->member_attr));
-	json_object_set_new(o, "member", json_string(rec->member_value));
-	json_object_set_new(o, "mode", json_string(mode_name(g->mode)));
-	json_object_set_new(o, "action", json_string("reported"));
+	json_object_set_new(o, "kind", audit_text("missing"));
+	json_object_set_new(o, "member_attr", audit_text(rec->member_attr));
+	json_object_set_new(o, "member", audit_text(rec->member_value));
+	json_object_set_new(o, "mode", audit_text(mode_name(g->mode)));
+	json_object_set_new(o, "action", audit_text("reported"));
 	grant_rec_free(rec);
 	if (audit_drift(r, o)) /* else reported again next cycle */
 		sset_add(next, lr->id);

@@ -415,3 +415,59 @@ def test_a_stalled_reconcile_read_does_not_mark_the_directory_down():
            "the directory marked down: %s" % j.stderr_since(pos))
         g = j.grant("alice", "admins", "1h")
         eq(g.get("ok"), True, "a grant right after: %r" % (g,))
+
+
+def test_enforced_removal_is_recorded_before_it_is_made():
+    """With enforce, the `drift_removing` line is written before the member is
+    removed; when it cannot be written, the member stays until it can
+    (regression: the only line came after the removal, and when it failed
+    the member was gone without any evidence, the next cycle having
+    nothing left to report)."""
+    from crash import fault_build
+    if not fault_build():
+        from jittest import skip
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        frank = e.user_dn("frank")
+        _restart_with(e, _env={"JITD_FAULT": "fail.drift_removing_audit:@1"},
+                      admins={"reconcile": "enforce"})
+        _passes(e, 2)
+        e.slapd.add_member("admins", frank)
+        wait_until(lambda: "fault fail at fail.drift_removing_audit" in e.jitd.stderr_tail(200),
+                   10, "the first drift_removing line failing")
+        assert e.is_member("admins", frank), "removed although its line was not written"
+        eq(_drift(e, member=frank), [], "drift lines after the failed intent line")
+        wait_until(lambda: not e.is_member("admins", frank), 10, "frank removed next cycle")
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 5, "frank's drift line")
+        events = [ev for ev in e.jitd.audit_events()
+                  if ev["event"] in ("drift", "drift_removing")
+                  and ev.get("member", "").lower() == frank.lower()]
+        eq([(ev["event"], ev.get("action")) for ev in events],
+           [("drift_removing", None), ("drift", "removed")], "frank's lines, in order")
+        eq((events[0]["group"], events[0]["mode"], events[0]["kind"]),
+           ("admins", "enforce", "unexplained"), "the intent line's fields")
+
+
+def test_enforce_keeps_the_standing_members_of_another_entry_naming_the_group():
+    """Two groups entries name one directory group (a short and a long
+    policy): enforce on the second keeps the first's standing_members and
+    placeholder (regression: each entry explained only its own, so the
+    second removed the first's break-glass account every cycle)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        erin, frank = e.user_dn("erin"), e.user_dn("frank")
+        admins = next(g for g in e.jitd.config["groups"] if g["name"] == "admins")
+        long_entry = dict(admins, name="admins-long", dn=admins["dn"].upper())
+        long_entry.pop("placeholder_member", None)
+        e.jitd.config["groups"].append(long_entry)
+        _restart_with(e, admins={"standing_members": [erin]},
+                      **{"admins-long": {"reconcile": "enforce", "placeholder_member": ""}})
+        s.add_member("admins", erin)
+        s.add_member("admins", frank)
+        wait_until(lambda: not e.is_member("admins", frank), 10,
+                   "frank (nobody's) removed by the second entry's enforce")
+        _passes(e, 3)
+        assert e.is_member("admins", erin), "the other entry's standing member was removed"
+        assert e.is_member("admins", s.placeholder), "the other entry's placeholder was removed"
+        eq(_drift(e, member=erin), [], "drift lines about the standing member")
+        eq(_drift(e, member=s.placeholder), [], "drift lines about the placeholder")

@@ -27,7 +27,31 @@ void dir_user_clear(struct dir_user *u)
 	free(u->dn);
 	free(u->uid);
 	free(u->uuid);
+	for (char **v = u->uid_others; v && *v; v++)
+		free(*v);
+	free(u->uid_others);
 	u->dn = u->uid = u->uuid = NULL;
+	u->uid_others = NULL;
+}
+
+/* The values of attr after the first (text without NUL), at most 64,
+ * NULL-terminated; NULL when there are none. */
+static char **other_values(LDAP *ld, LDAPMessage *e, const char *attr)
+{
+	struct berval **vals = attr ? ldap_get_values_len(ld, e, attr) : NULL;
+	char **out = NULL;
+	size_t n = 0;
+
+	for (size_t i = 1; vals && vals[0] && vals[i] && n < 64; i++) {
+		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
+			continue;
+		out = xrealloc(out, (n + 2) * sizeof(*out));
+		out[n++] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
+		out[n] = NULL;
+	}
+	if (vals)
+		ldap_value_free_len(vals);
+	return out;
 }
 
 /* ---- values ------------------------------------------------------------ */
@@ -174,6 +198,7 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->user.dn = xstrdup(dn);
 	ldap_memfree(dn);
 	arg->user.uid = dir_first_value(c->ld, e, cfg->uid_attr, false);
+	arg->user.uid_others = other_values(c->ld, e, cfg->uid_attr);
 	arg->user.uuid = dir_first_value(c->ld, e, cfg->uuid_attr, true);
 	arg->user.disabled = account_disabled(c->ld, e);
 	arg->matched = 1;
@@ -303,11 +328,19 @@ static int op_add(struct dir_conn *c, void *varg, struct dir_result *res)
 	struct member_arg *arg = varg;
 	int op = LDAP_MOD_ADD;
 
-	/* A retry after an answer (a session the server no longer accepted)
-	 * is not one after an unanswered add: the first changed nothing. */
-	arg->after_unanswered = arg->unanswered;
+	/* A retry after an answer (busy, unavailable, a session the server no
+	 * longer accepted) is not one after an unanswered add: that attempt
+	 * changed nothing. But once any attempt went unanswered, every later
+	 * one follows it: "already there" after busy after a timeout may be
+	 * the timed-out add's own value. */
+	arg->after_unanswered = arg->after_unanswered || arg->unanswered;
 	int code = modify_values(c, arg->group_dn, arg->attr, &op, &arg->value, 1, res);
-	arg->unanswered = dir_code_is_unavailable(code);
+	/* Unanswered: no answer came (a timeout, a connection lost with the
+	 * request sent). busy and unavailable are answers (nothing written),
+	 * and a connection never made sent nothing: counted so, a later
+	 * "already there" would pass a membership that predates jitd off as
+	 * jitd's own, which its end then removes. */
+	arg->unanswered = code < 0 && code != LDAP_CONNECT_ERROR && dir_code_is_unavailable(code);
 	if (arg->unanswered && arg->sent_to[0] == '\0')
 		(void)snprintf(arg->sent_to, sizeof(arg->sent_to), "%s", c->uris[c->cur]);
 	else if (arg->unanswered && strcasecmp(arg->sent_to, c->uris[c->cur]) != 0)
@@ -448,12 +481,16 @@ static int op_remove(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->gone = false;
 	if (code == LDAP_NO_SUCH_ATTRIBUTE && !arg->by_guid)
 		arg->gone = true;
-	else if (code == LDAP_UNWILLING_TO_PERFORM ||
+	else if ((code == LDAP_UNWILLING_TO_PERFORM && dir_uuid_is_guid(c->cfg)) ||
 		 (arg->by_guid && (code == LDAP_INVALID_SYNTAX || code == LDAP_NO_SUCH_ATTRIBUTE)))
 		/* AD: 53 "not a member"; 21 when the GUID names no object
 		 * any more (the user was deleted). A 16 for a GUID (a group
 		 * left without any member value) is checked the same way:
-		 * the group may still be the user's primary group. */
+		 * the group may still be the user's primary group.
+		 * Robustness: only on a directory configured as AD. Elsewhere
+		 * (OpenLDAP) 53 is a server that cannot write (a read-only
+		 * replica, `readonly on`), whose own view of the group proves
+		 * nothing: a refusal, retried, never "already gone". */
 		code = confirm_gone(c, arg, res);
 	else if (code == LDAP_OBJECT_CLASS_VIOLATION && arg->placeholder != NULL &&
 		 strcasecmp(arg->placeholder, arg->value) != 0)

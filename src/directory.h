@@ -54,6 +54,8 @@ struct dir_result {
 struct dir_user {
 	char *dn;               /* the entry's DN as the server returned it */
 	char *uid;              /* first value of uid_attr, or NULL */
+	char **uid_others;      /* its other values (aliases), NULL-terminated,
+				 * at most 64; or NULL */
 	char *uuid;             /* first value of uuid_attr as text, or NULL */
 	bool disabled;          /* Active Directory: userAccountControl has
 				 * ACCOUNTDISABLE (0x2) set */

@@ -70,6 +70,8 @@ bool dir_code_is_internal(int code);
 struct timeval dir_cfg_timeout(const struct jit_dir_cfg *cfg);
 /* Does cfg bind with SASL GSSAPI? */
 bool dir_is_gssapi(const struct jit_dir_cfg *cfg);
+/* Does cfg identify users by AD's objectGUID (an Active Directory)? */
+bool dir_uuid_is_guid(const struct jit_dir_cfg *cfg);
 /* Runs op on c, bound (see ldapconn.c). JIT_OK: the directory answered,
  * *code = its answer, res filled; JIT_EDIRUNAVAIL: no answer. */
 int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res, int *code);

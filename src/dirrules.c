@@ -16,17 +16,23 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 
 	if (!pr)
 		return JIT_OK;
-	if (policy_user_denied(pr, name, u->dn, u->uid, msg, msglen) != JIT_OK) {
-		*rule = "deny_users";
-		return JIT_EPOLICY;
-	}
-	if (pr->approved_by && policy_name_eq(pr->approved_by, u->uid)) {
-		/* the name as asked was compared before; this is the entry's own
-		 * uid ("alice" approving " alice", or an alias of alice) */
-		*rule = "forbid_self_approval";
-		snprintf(msg, msglen, "forbid_self_approval: approved_by must differ from user "
-			 "(\"%.64s\" is %.64s in the directory)", name, u->uid);
-		return JIT_EPOLICY;
+	/* Every value of the entry's uid_attr: an entry with uid "asmith"
+	 * and "alice" is alice, whichever the server lists first. */
+	for (size_t i = 0; i == 0 || (u->uid_others && u->uid_others[i - 1]); i++) {
+		const char *uid = i == 0 ? u->uid : u->uid_others[i - 1];
+		if (policy_user_denied(pr, name, u->dn, uid, msg, msglen) != JIT_OK) {
+			*rule = "deny_users";
+			return JIT_EPOLICY;
+		}
+		if (pr->approved_by && uid && policy_name_eq(pr->approved_by, uid)) {
+			/* the name as asked was compared before; this is the
+			 * entry's own uid ("alice" approving " alice", or an
+			 * alias of alice) */
+			*rule = "forbid_self_approval";
+			snprintf(msg, msglen, "forbid_self_approval: approved_by must differ from "
+				 "user (\"%.64s\" is %.64s in the directory)", name, uid);
+			return JIT_EPOLICY;
+		}
 	}
 	if (!pr->eligible_dn)
 		return JIT_OK;

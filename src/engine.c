@@ -309,6 +309,7 @@ void engine_free(struct engine *e)
 			q->head = j->next;
 			workers_job_free(j);
 		}
+		q->tail = q->rtail = NULL;
 		free(q->conns);
 		free(q->threads);
 		for (size_t k = 0; k < q->n_due; k++) {

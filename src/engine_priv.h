@@ -87,6 +87,11 @@ struct dirq {
 	int *idle;                      /* stack of idle workers' indexes */
 	int n_idle;
 	struct job *head, *tail;
+	/* The last job of the run of ends (JOB_END, JOB_EXPIRE) at the head
+	 * of the queue, or NULL: an end is queued after the ends already
+	 * waiting but before every grant, so that a burst of grants (up to
+	 * queue_max) never delays a removal. */
+	struct job *rtail;
 	size_t len;
 	bool stopping;
 	struct throttle busy_audit;     /* refusals at a full queue (workers_refuse_unqueued) */
@@ -187,8 +192,6 @@ void scheduler_inflight_del(struct engine *e, const char *id);
 
 /* The `grant` answer line for r (caller frees). */
 char *requests_ok_grant_line(const struct grant_rec *r);
-/* The answer line (caller frees) to a request whose store access failed. */
-char *requests_store_error_line(int rc, const char *what);
 /* Grant req->grant_id (caller frees with grant_rec_free) if client c may
  * act on its group; else NULL and *line (caller frees) the answer. */
 struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,

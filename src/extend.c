@@ -40,7 +40,7 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	char *line = NULL;
 	int rc = store_begin(e->st);
 	if (rc != JIT_OK)
-		return requests_store_error_line(rc, "cannot record the extension");
+		return proto_store_error_line(rc, "cannot record the extension");
 	rc = store_set_expiry(e->st, r->id, r->expires_at, new_exp, new_exp - r->created_at,
 			      now_s());
 	/* Ended or due since it was read (a worker expired or ended it). */
@@ -49,7 +49,7 @@ static char *extend_recorded(struct engine *e, const struct jit_client_cfg *c,
 	else if (rc == JIT_OK && (rc = store_get(e->st, r->id, &n)) != JIT_OK)
 		line = proto_error_line(JIT_EINTERNAL, NULL);
 	else if (rc != JIT_OK)
-		line = requests_store_error_line(rc, "cannot record the extension");
+		line = proto_store_error_line(rc, "cannot record the extension");
 	if (line) {
 		store_rollback(e->st);
 		return line;
@@ -173,6 +173,19 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
  * went to the directory's queue (req is then the job's), else the answer
  * line (req still the caller's).
  */
+/* Does groups entry gc still name the group grant r was made in (its
+ * directory, DN and member attribute, as the pair key compares them)? */
+static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
+		       const struct grant_rec *r)
+{
+	char *now = grant_pair_key(gc->directory, gc->dn, config_group_member_attr(cfg, gc), "");
+	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
+	bool same = strcmp(now, then) == 0;
+	free(now);
+	free(then);
+	return same;
+}
+
 char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
 		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
 {
@@ -190,8 +203,12 @@ char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client
 		/* Due and about to be ended by the scheduler: an extension must
 		 * not revive a privilege whose time is up. */
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant has expired");
-	} else if (!gc) {
-		line = proto_error_line(JIT_EUNKGROUP, "the grant's group is no longer configured");
+	} else if (!gc || !same_group(e->cfg, gc, r)) {
+		/* A reload may have given the grant's group name to another
+		 * group: its rules are not this grant's. */
+		line = proto_error_line(JIT_EUNKGROUP, gc ? "the grant's group name now names another "
+						     "group (a reload); its rules do not apply"
+						   : "the grant's group is no longer configured");
 	} else if (policy_extend_denied(gc, r, msg, sizeof(msg)) != JIT_OK) {
 		/* deny_users as the configuration says now (a reload may have
 		 * added the user); the directory's view follows for eligible_group */

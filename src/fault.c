@@ -47,6 +47,7 @@ const char *const fault_names[] = {
 	"fail.session_lost",         /* an open connection's op answered 1 */
 	"fail.listener_config",      /* the listener cannot load a reloaded config */
 	"fail.member_check",         /* a grant's check misses a member that is there */
+	"fail.end_lookup",           /* a worker cannot read the grant to end (store busy) */
 	"fail.request_lookup",       /* a grant's request_id cannot be looked up (store busy) */
 	"fail.listener_ready",       /* the listener sends a READY one byte too long (as if taken over) */
 	"fail.verify_record",        /* the check after replication_grace cannot be recorded */

@@ -101,14 +101,19 @@ static void fill_rec(struct grant_rec *r, const struct grant_params *p, const st
 
 /* A grant with the same request_id exists: answer with it, or refuse if it
  * was made from another request (a replay must never pass as a retry).
- * NULL if none. */
+ * NULL if none; busy or internal when the store cannot tell. */
 static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 			      const char *request_id)
 {
 	struct grant_rec *r = NULL;
 	char *line;
-	if (!request_id || store_get_by_request_id(g->st, request_id, &r) != JIT_OK)
+	if (!request_id)
 		return NULL;
+	int rc = store_get_by_request_id(g->st, request_id, &r);
+	if (rc == JIT_ENOTFOUND)
+		return NULL;
+	if (rc != JIT_OK) /* a retry must not be judged as a new request */
+		return proto_store_error_line(rc, "cannot look up the request_id");
 	if (policy_same_request(p->req, r)) {
 		line = grant_reply(g, r->id, true);
 	} else {
@@ -146,6 +151,20 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 	int rc = store_begin(g->st);
 	if (rc != JIT_OK)
 		return rc;
+	if (max_active > 0 && r->request_id) {
+		/* A retry of a grant another worker made meanwhile (both missed
+		 * each other at existing_request): it is answered as a retry,
+		 * not counted against the user as a second grant. */
+		struct grant_rec *prev = NULL;
+		rc = store_get_by_request_id(g->st, r->request_id, &prev);
+		grant_rec_free(prev);
+		if (rc == JIT_OK)
+			rc = JIT_EEXISTS;
+		else if (rc == JIT_ENOTFOUND)
+			rc = JIT_OK;
+		if (rc != JIT_OK)
+			goto fail;
+	}
 	if (max_active > 0) {
 		/* Inside the write transaction: concurrent grants of one user
 		 * (other groups, other workers) are counted one after another. */
@@ -378,9 +397,24 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			 * it, and the second is asked as well. */
 			r.added_via = xstrdup(dres.unanswered_uri);
 			r.added_also_via = xstrdup(dres.uri);
+		} else if (dres.unanswered_uri[0] != '\0') {
+			/* Robustness: the same server left one attempt unanswered
+			 * and answered the retry: the first may still be applied
+			 * after the removal. Recorded as a second writer that is
+			 * the first, which makes the end check again after
+			 * replication_grace (grant_settle_remove). */
+			r.added_via = xstrdup(dres.uri);
+			r.added_also_via = xstrdup(dres.uri);
 		} else {
 			r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */
 		}
+	} else if (dres.unanswered_uri[0] != '\0') {
+		/* Robustness: one server, an attempt unanswered and the retry
+		 * answered (a stall, a connection lost with the add sent): the
+		 * first may still be applied after this grant's removal. With
+		 * one server, added_via is recorded only then, and the end
+		 * checks again after replication_grace. */
+		r.added_via = xstrdup(dres.unanswered_uri);
 	}
 	/* Evidence first: the `granted` line is durable before the row turns
 	 * active and before the client hears ok. */

@@ -37,13 +37,14 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 	 * found nothing there (a removal that did find it replicates back) */
 	bool waits = r->removed_via != NULL && writer_configured(g, r) &&
 		     !(r->removed_outcome && strcmp(r->removed_outcome, "removed") == 0);
-	if (others > 0 && r->added_via && (r->added_also_via || waits) &&
-	    dir_conn_uri_count(g->dc) > 1) {
+	bool multi = dir_conn_uri_count(g->dc) > 1;
+	if (others > 0 && r->added_via && (!multi || r->added_also_via || waits)) {
 		/* Robustness: r's add went unanswered on one server and was
-		 * written by another, or r waits for its writer to answer a
-		 * check: the grant that keeps the membership takes the
-		 * writer(s) on, so that its end removes it there too and
-		 * waits for the writer as r did. */
+		 * written by another (or, with one server, went unanswered
+		 * once: added_via is recorded only then), or r waits for its
+		 * writer to answer a check: the grant that keeps the
+		 * membership takes the writer(s) on, so that its end removes
+		 * it there too and checks again or waits as r would have. */
 		rc = store_pair_take_writers(g->st, r->pair_key, r->id, r->added_via,
 					     r->added_also_via);
 		if (rc != JIT_OK)
@@ -160,16 +161,21 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 		value2 = NULL;
 	}
 	free(value2);
+	/* An attempt of the add went unanswered (recorded at the add; with
+	 * one server added_via is recorded only then). */
+	bool unanswered = multi ? r->added_also_via != NULL : r->added_via != NULL;
 	if (multi) {
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
-		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0;
-	} else if (r->end_state == GS_FAILED && r->added_via && !r->removed_via && !removed) {
-		/* Robustness: one server, and the add that failed this grant was
-		 * never answered (add_failed records where it went): it may still
-		 * be applied after this "not there" - a stalled server, or the
-		 * request still in flight on the connection jitd gave up. Closing
-		 * now would leave that membership to nobody: check once more after
-		 * replication_grace (the check's own "not there" is final). */
+		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0 ||
+			     (unanswered && !r->removed_via);
+	} else if (!r->removed_via && (unanswered || r->add_unknown)) {
+		/* Robustness: one server, and an attempt of the add was never
+		 * answered (a stalled server, the request still in flight on
+		 * the connection jitd gave up), or the add's outcome is unknown
+		 * (a pending row recovered at start-up): it may still be
+		 * applied after this removal, whatever it found. Closing now
+		 * would leave that membership to nobody: check once more after
+		 * replication_grace (the check's own answer is final). */
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
 		st->verify = true;
 	}
@@ -405,25 +411,33 @@ void grant_settle_pair(struct grant_ctx *g, const char *pair_key)
 
 /*
  * Grant id, read again under its pair lock (another worker may have moved
- * it on meanwhile): the lock, held, with *r (caller frees), or NULL when
- * there is no such grant (nothing held).
+ * it on meanwhile): the lock, held, with *r (caller frees), or NULL (nothing
+ * held) and *line the answer: not_found when there is no such grant, busy
+ * or internal when the store could not be read (a client told not_found
+ * would take the id for wrong, and the grant would stay).
  */
-static pthread_mutex_t *lock_grant(struct grant_ctx *g, const char *id, struct grant_rec **r)
+static pthread_mutex_t *lock_grant(struct grant_ctx *g, const char *id, struct grant_rec **r,
+				   char **line)
 {
-	pthread_mutex_t *lock;
+	pthread_mutex_t *lock = NULL;
+	int rc;
 
 	*r = NULL;
-	if (store_get(g->st, id, r) != JIT_OK)
-		return NULL;
-	lock = grant_pair_lock(g->pair_locks, (*r)->pair_key);
-	pthread_mutex_lock(lock);
+	rc = FAULT_FAIL("fail.end_lookup") ? JIT_EBUSY : store_get(g->st, id, r);
+	if (rc == JIT_OK) {
+		lock = grant_pair_lock(g->pair_locks, (*r)->pair_key);
+		pthread_mutex_lock(lock);
+		grant_rec_free(*r);
+		*r = NULL;
+		rc = store_get(g->st, id, r);
+		if (rc == JIT_OK)
+			return lock;
+		pthread_mutex_unlock(lock);
+	}
 	grant_rec_free(*r);
 	*r = NULL;
-	if (store_get(g->st, id, r) == JIT_OK)
-		return lock;
-	pthread_mutex_unlock(lock);
-	grant_rec_free(*r);
-	*r = NULL;
+	*line = rc == JIT_ENOTFOUND ? proto_error_line(JIT_ENOTFOUND, NULL)
+				    : proto_store_error_line(rc, "cannot read the grant");
 	return NULL;
 }
 
@@ -431,10 +445,11 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 		const char *reason, const char *client, const struct jit_peer *peer)
 {
 	struct grant_rec *r;
-	pthread_mutex_t *lock = lock_grant(g, id, &r);
+	char *line = NULL;
+	pthread_mutex_t *lock = lock_grant(g, id, &r, &line);
 	if (!lock)
-		return proto_error_line(JIT_ENOTFOUND, NULL);
-	char *line = grant_end_locked(g, r, end_state, scheduled, reason, client, peer);
+		return line;
+	line = grant_end_locked(g, r, end_state, scheduled, reason, client, peer);
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;
@@ -517,10 +532,11 @@ char *grant_force_close(struct grant_ctx *g, const char *id, const char *reason,
 			const char *client, const struct jit_peer *peer)
 {
 	struct grant_rec *r;
-	pthread_mutex_t *lock = lock_grant(g, id, &r);
+	char *line = NULL;
+	pthread_mutex_t *lock = lock_grant(g, id, &r, &line);
 	if (!lock)
-		return proto_error_line(JIT_ENOTFOUND, NULL);
-	char *line = force_locked(g, r, reason, client, peer);
+		return line;
+	line = force_locked(g, r, reason, client, peer);
 	pthread_mutex_unlock(lock);
 	grant_rec_free(r);
 	return line;

@@ -189,7 +189,7 @@ static void reload(void *arg)
 	log_info("configuration reloaded from %s", d->config_path);
 }
 
-static int ensure_dir(const char *path)
+static int ensure_dir(const char *path, uid_t owner)
 {
 	struct stat st;
 	if (stat(path, &st) == 0) {
@@ -201,6 +201,14 @@ static int ensure_dir(const char *path)
 			log_err("%s is writable by others; refusing to use it", path);
 			return JIT_EIO;
 		}
+		/* Robustness: a directory another user owns lets that user
+		 * plant or swap the store or the log (its mode is theirs). */
+		if (st.st_uid != 0 && st.st_uid != owner) {
+			log_err("%s is owned by uid %lu, neither root nor uid %lu that jitd runs as; "
+				"refusing to use it", path, (unsigned long)st.st_uid,
+				(unsigned long)owner);
+			return JIT_EIO;
+		}
 		return JIT_OK;
 	}
 	if (errno != ENOENT || mkdir(path, 0700) != 0) {
@@ -210,14 +218,14 @@ static int ensure_dir(const char *path)
 	return JIT_OK;
 }
 
-static int ensure_parent(const char *file)
+static int ensure_parent(const char *file, uid_t owner)
 {
 	char *dir = xstrdup(file);
 	char *slash = strrchr(dir, '/');
 	int rc = JIT_OK;
 	if (slash && slash != dir) {
 		*slash = '\0';
-		rc = ensure_dir(dir);
+		rc = ensure_dir(dir, owner);
 	}
 	free(dir);
 	return rc;
@@ -361,7 +369,8 @@ static int run(struct daemon_state *d, bool foreground)
 	}
 	/* before daemonizing, so that a second jitd says why on its terminal;
 	 * before the pid file, which is the running one's */
-	if (ensure_dir(d->cfg->state_dir) != JIT_OK || lock_state_dir(d->cfg->state_dir) != JIT_OK)
+	if (ensure_dir(d->cfg->state_dir, config_run_uid(d->cfg)) != JIT_OK ||
+	    lock_state_dir(d->cfg->state_dir) != JIT_OK)
 		return EXIT_RUNTIME;
 	if (!foreground && daemon(0, 0) != 0) {
 		log_err("daemon: %s", strerror(errno));
@@ -369,7 +378,7 @@ static int run(struct daemon_state *d, bool foreground)
 	}
 	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (ensure_parent(d->cfg->audit_log) != JIT_OK)
+	if (ensure_parent(d->cfg->audit_log, config_run_uid(d->cfg)) != JIT_OK)
 		return EXIT_RUNTIME;
 	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
 	int arc = audit_open(d->cfg->audit_log, head, &d->audit);

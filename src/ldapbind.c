@@ -22,6 +22,7 @@
 #include "directory_int.h"
 #include "kerberos.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 #define SECRET_MAX 4096 /* bytes of the secret, not counting one trailing newline */
@@ -37,73 +38,33 @@ struct sasl_answers {
 
 /*
  * Reads the SASL secret from path into a new heap string (*out, wipe with
- * free_secret). Robustness: a file group or others can read or write, or
- * that is not a regular file, is refused rather than used.
+ * free_secret), with secret.h's checks made on the open file at every read
+ * (a regular file, not a symbolic link, owned by the user jitd runs as, no
+ * access for group or others): a file swapped or loosened after start is
+ * refused rather than used. One trailing "\n" or "\r\n" is dropped.
  */
 static int read_secret(const char *path, char **out, struct dir_result *res)
 {
-	char buf[SECRET_MAX + 2]; /* the secret, a newline, and one byte too many */
-	char msg[256];
-	struct stat st;
-	size_t n = 0;
-	int fd, rc = JIT_EDIRUNAVAIL;
+	char why[160], msg[256];
+	size_t len = 0;
+	char *buf = NULL;
+	int rc = secret_file_read(path, geteuid(), SECRET_MAX, &buf, &len, why, sizeof(why));
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path, strerror(errno));
+	if (rc == JIT_OK && memchr(buf, '\0', len) != NULL) {
+		snprintf(why, sizeof(why), "contains a NUL byte");
+		rc = JIT_ECONFIG;
+	}
+	if (rc != JIT_OK) {
+		if (buf) {
+			wipe(buf, len);
+			free(buf);
+		}
+		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %.80s: %.150s", path, why);
 		dir_set_local_result(res, msg);
 		return JIT_EDIRUNAVAIL;
 	}
-	if (fstat(fd, &st) != 0) {
-		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path, strerror(errno));
-		goto refuse;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: not a regular file", path);
-		goto refuse;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		(void)snprintf(msg, sizeof(msg),
-			       "sasl_secret_file %s: mode %04o lets group or others read or "
-			       "write it; refusing it (chmod 0600)",
-			       path, (unsigned)(st.st_mode & 07777));
-		goto refuse;
-	}
-	while (n < sizeof(buf)) {
-		ssize_t got = read(fd, buf + n, sizeof(buf) - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path,
-				       strerror(errno));
-			goto refuse;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n > 0 && n < sizeof(buf) && buf[n - 1] == '\n')
-		n--;
-	if (n > SECRET_MAX) {
-		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: longer than %d bytes",
-			       path, SECRET_MAX);
-		goto refuse;
-	}
-	if (n == 0 || memchr(buf, '\0', n) != NULL) {
-		(void)snprintf(msg, sizeof(msg), "sasl_secret_file %s: %s", path,
-			       n == 0 ? "empty" : "contains a NUL byte");
-		goto refuse;
-	}
-	*out = xstrndup(buf, n);
-	rc = JIT_OK;
-	goto out;
-refuse:
-	dir_set_local_result(res, msg);
-out:
-	wipe(buf, sizeof(buf));
-	if (close(fd) != 0)
-		log_debug("close sasl_secret_file: %s", strerror(errno));
-	return rc;
+	*out = buf;
+	return JIT_OK;
 }
 
 /*

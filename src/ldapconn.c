@@ -175,6 +175,11 @@ bool dir_is_gssapi(const struct jit_dir_cfg *cfg)
 	return cfg->sasl_mech != NULL && strcasecmp(cfg->sasl_mech, "GSSAPI") == 0;
 }
 
+bool dir_uuid_is_guid(const struct jit_dir_cfg *cfg)
+{
+	return cfg->uuid_attr != NULL && strcasecmp(cfg->uuid_attr, "objectGUID") == 0;
+}
+
 /* Does the connection to uri run over TLS (ldaps:// or StartTLS)? */
 static bool uses_tls(const struct jit_dir_cfg *cfg, const char *uri)
 {

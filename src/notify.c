@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include "log.h"
+#include "secret.h"
 #include "privsep.h"
 #include "notify.h"
 #include "notifyq.h"
@@ -106,54 +107,22 @@ void notify_targets_free(struct notify_targets *s)
 	free(s);
 }
 
-/* Reads an HMAC key: same rules as sasl_secret_file. */
-static int read_key(const char *path, struct target *t, char *msg, size_t msglen)
+/* Reads an HMAC key with secret.h's checks (as sasl_secret_file: a
+ * regular file, no symbolic link, owned by owner, no access for group or
+ * others; one trailing "\n" or "\r\n" dropped). */
+static int read_key(const char *path, uid_t owner, struct target *t, char *msg, size_t msglen)
 {
-	unsigned char buf[SECRET_MAX + 2];
-	struct stat st;
-	size_t n = 0;
-	int rc = JIT_ECONFIG;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(msg, msglen, "notify secret_file %s: %s", path, strerror(errno));
+	char why[160];
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (secret_file_read(path, owner, SECRET_MAX, &buf, &len, why, sizeof(why)) != JIT_OK) {
+		snprintf(msg, msglen, "notify secret_file %.200s: %s", path, why);
 		return JIT_ECONFIG;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(msg, msglen, "notify secret_file %s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		snprintf(msg, msglen, "notify secret_file %s: mode %04o lets group or others read "
-			 "or write it; refusing it (chmod 0600)", path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	while (n < sizeof(buf)) {
-		ssize_t got = read(fd, buf + n, sizeof(buf) - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(msg, msglen, "notify secret_file %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n > 0 && n < sizeof(buf) && buf[n - 1] == '\n')
-		n--;
-	if (n == 0 || n > SECRET_MAX) {
-		snprintf(msg, msglen, "notify secret_file %s: %s", path,
-			 n == 0 ? "empty" : "longer than 4096 bytes");
-		goto out;
-	}
-	t->secret = xmalloc(n);
-	memcpy(t->secret, buf, n);
-	t->secret_len = n;
-	rc = JIT_OK;
-out:
-	wipe(buf, sizeof(buf));
-	close(fd);
-	return rc;
+	t->secret = (unsigned char *)buf;
+	t->secret_len = len;
+	return JIT_OK;
 }
 
 int notify_targets_load(const struct jit_config *cfg, struct notify_targets **out, char *msg,
@@ -161,6 +130,8 @@ int notify_targets_load(const struct jit_config *cfg, struct notify_targets **ou
 {
 	struct notify_targets *s = xcalloc(1, sizeof(*s));
 	char shown[512];
+	/* the key files belong to the user jitd runs as (after dropping root) */
+	uid_t owner = config_run_uid(cfg);
 	s->t = xcalloc(cfg->n_notify + 1, sizeof(struct target));
 	for (size_t i = 0; i < cfg->n_notify; i++, s->n++) {
 		const struct jit_notify_cfg *c = &cfg->notify[i];
@@ -176,7 +147,7 @@ int notify_targets_load(const struct jit_config *cfg, struct notify_targets **ou
 		t->events = xcalloc(c->n_events + 1, sizeof(char *));
 		for (; t->n_events < c->n_events; t->n_events++)
 			t->events[t->n_events] = xstrdup(c->events[t->n_events]);
-		if (c->secret_file && read_key(c->secret_file, t, msg, msglen) != JIT_OK) {
+		if (c->secret_file && read_key(c->secret_file, owner, t, msg, msglen) != JIT_OK) {
 			s->n++;
 			notify_targets_free(s);
 			return JIT_ECONFIG;

@@ -7,6 +7,7 @@
  * client's word; only the peer credentials come from the kernel.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -21,14 +22,32 @@
 void policy_peer_groups(struct jit_peer *p)
 {
 	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int n = (int)(sizeof(p->groups) / sizeof(p->groups[0]));
+	size_t len = 4096;
+	char *buf = NULL;
+	int rc = ERANGE, max = (int)(sizeof(p->groups) / sizeof(p->groups[0])), n = max;
+
 	p->n_groups = 0;
-	if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+	p->groups_unknown = true;
+	for (int tries = 0; rc == ERANGE && tries < 8; tries++, len *= 2) {
+		free(buf);
+		buf = xmalloc(len);
+		rc = getpwuid_r(p->uid, &pw, buf, len, &res);
+	}
+	if (rc != 0 || !res) {
+		/* No passwd entry at all is an answer (a uid with no name has
+		 * no supplementary groups); a failure of the name service is
+		 * not. */
+		p->groups_unknown = rc != 0;
+		free(buf);
 		return;
-	if (getgrouplist(pw.pw_name, p->gid, p->groups, &n) < 0)
-		n = (int)(sizeof(p->groups) / sizeof(p->groups[0])); /* truncated: keep what fits */
+	}
+	if (getgrouplist(pw.pw_name, p->gid, p->groups, &n) < 0) {
+		n = max; /* more than fit: what fits is kept, the rest unknown */
+	} else {
+		p->groups_unknown = false;
+	}
 	p->n_groups = n;
+	free(buf);
 }
 
 bool policy_uses_groups(const struct jit_config *cfg)
@@ -55,8 +74,14 @@ const struct jit_client_cfg *policy_client(const struct jit_config *cfg, const s
 		const struct jit_client_cfg *c = &cfg->clients[i];
 		if (c->has_uid && c->uid != p->uid)
 			continue;
-		if (c->has_gid && !peer_in_group(p, c->gid))
+		if (c->has_gid && !peer_in_group(p, c->gid)) {
+			/* Robustness: entries match first to last, so skipping an
+			 * entry the peer may belong to (a narrower one, say) would
+			 * hand it a later, broader one. */
+			if (p->groups_unknown)
+				return NULL;
 			continue;
+		}
 		if (!c->has_uid && !c->has_gid)
 			continue; /* configsection.c refuses this; never match an empty rule */
 		return c;

@@ -29,11 +29,16 @@ struct jit_peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	gid_t groups[64];       /* supplementary groups of the peer's user */
+	gid_t groups[256];      /* supplementary groups of the peer's user */
 	int n_groups;
+	/* The groups could not all be read (the name service failed, or more
+	 * than fit): a clients entry by gid that is not among them cannot be
+	 * ruled out, so policy_client() matches no entry from there on. */
+	bool groups_unknown;
 };
 
-/* Fills the supplementary groups of p->uid (getgrouplist). Best effort. */
+/* Fills the supplementary groups of p->uid (getgrouplist); sets
+ * p->groups_unknown when they could not all be read. */
 void policy_peer_groups(struct jit_peer *p);
 
 /* Does any clients entry match by gid (and so read the peer's groups)? */

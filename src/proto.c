@@ -553,6 +553,18 @@ static char *dump_line(json_t *obj)
 	return line;
 }
 
+/* The answer to a request whose store access failed with rc: busy when
+ * another process held the store's lock (retryable), else internal
+ * with what. */
+char *proto_store_error_line(int rc, const char *what)
+{
+	if (rc == JIT_EBUSY)
+		return proto_error_line(JIT_EBUSY,
+					"the store is locked (held by another process?); "
+					"nothing was recorded: try again");
+	return proto_error_line(JIT_EINTERNAL, what);
+}
+
 char *proto_error_line(int err, const char *message)
 {
 	if (err >= 0)

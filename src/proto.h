@@ -75,6 +75,9 @@ json_t *proto_grant_json(const struct grant_rec *r);
 char *proto_ok_line(const char *key, json_t *value);
 /* {"ok":false,"error":{"code":...,"message":...}}\n. message NULL = default. */
 char *proto_error_line(int err, const char *message);
+/* proto_error_line for a store access that failed with rc: busy for
+ * JIT_EBUSY, else internal with message what. */
+char *proto_store_error_line(int rc, const char *what);
 
 /* Builds a request line for a client (jitctl): obj reference stolen.
  * Heap string ending in '\n'; NULL if obj is NULL. */

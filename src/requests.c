@@ -47,16 +47,6 @@ static struct grant_rec *load_grant(struct engine *e, const char *id, char **lin
 	return r;
 }
 
-/* The answer to a request whose store access failed with rc. */
-char *requests_store_error_line(int rc, const char *what)
-{
-	if (rc == JIT_EBUSY)
-		return proto_error_line(JIT_EBUSY,
-					"the store is locked (held by another process?); "
-					"nothing was recorded: try again");
-	return proto_error_line(JIT_EINTERNAL, what);
-}
-
 /* Loads the grant req->grant_id for client c, refusing (and auditing) a
  * client whose groups do not include the grant's group. */
 struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,
@@ -153,7 +143,7 @@ static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 	free(lc.v);
 	if (rc < 0) {
 		json_decref(arr);
-		return requests_store_error_line(rc, "cannot read grants");
+		return proto_store_error_line(rc, "cannot read grants");
 	}
 	json_t *o = json_object();
 	json_object_set_new(o, "ok", json_true());
@@ -167,7 +157,7 @@ static char *do_status(struct engine *e)
 	int64_t counts[GS__COUNT];
 	int rc = store_counts(e->st, counts);
 	if (rc != JIT_OK)
-		return requests_store_error_line(rc, "cannot read grant counts");
+		return proto_store_error_line(rc, "cannot read grant counts");
 	json_t *s = json_object();
 	json_object_set_new(s, "version", json_string(PACKAGE_VERSION));
 	json_object_set_new(s, "protocol", json_integer(PROTO_VERSION));
@@ -181,7 +171,7 @@ static char *do_status(struct engine *e)
 	int64_t failing = 0;
 	if ((rc = store_count_failing(e->st, &failing)) != JIT_OK) {
 		json_decref(s);
-		return requests_store_error_line(rc, "cannot read grant counts");
+		return proto_store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "revocations_failing", json_integer(failing));
 	/* expiries whose end has not even been recorded a while after they
@@ -189,7 +179,7 @@ static char *do_status(struct engine *e)
 	int64_t overdue = 0;
 	if ((rc = store_count_overdue(e->st, now_s() - e->overdue_after, &overdue)) != JIT_OK) {
 		json_decref(s);
-		return requests_store_error_line(rc, "cannot read grant counts");
+		return proto_store_error_line(rc, "cannot read grant counts");
 	}
 	json_object_set_new(s, "expiries_overdue", json_integer(overdue));
 	/* due grants jitd cannot end: their directory is not configured */
@@ -197,7 +187,7 @@ static char *do_status(struct engine *e)
 	char sdir[257]; /* config.c: names are at most 256 bytes */
 	if ((rc = store_due_elsewhere(e->st, now_s(), &stranded, sdir, sizeof(sdir))) != JIT_OK) {
 		json_decref(s);
-		return requests_store_error_line(rc, "cannot count the grants of unconfigured "
+		return proto_store_error_line(rc, "cannot count the grants of unconfigured "
 						     "directories");
 	}
 	json_object_set_new(s, "due_in_unconfigured_directories", json_integer(stranded));

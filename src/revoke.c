@@ -22,12 +22,6 @@
 
 /* ---- identities that move ---------------------------------------------- */
 
-/* The directory identifies users by AD's objectGUID. */
-static bool uuid_is_guid(const struct jit_dir_cfg *cfg)
-{
-	return cfg->uuid_attr != NULL && strcasecmp(cfg->uuid_attr, "objectGUID") == 0;
-}
-
 /* A GUID as uuid_text() writes it: 8-4-4-4-12 hex digits. */
 static bool guid_text_ok(const char *u)
 {
@@ -419,7 +413,7 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
 		dir_set_local_result(res, "bad group DN, attribute or value");
 		return JIT_EBADREQ;
 	}
-	if (ident && uuid_is_guid(c->cfg) && guid_text_ok(m->uuid)) {
+	if (ident && dir_uuid_is_guid(c->cfg) && guid_text_ok(m->uuid)) {
 		/* AD links members by GUID: this finds the user after any
 		 * rename or move, and never someone who took the old name. */
 		guid = xasprintf("<GUID=%s>", m->uuid);
@@ -587,7 +581,7 @@ static const char *many_value(const struct dir_conn *c, const struct dir_member 
 
 	if (!ident)
 		return m->value;
-	if (uuid_is_guid(c->cfg))
+	if (dir_uuid_is_guid(c->cfg))
 		return guid_text_ok(m->uuid) ? (*guid = xasprintf("<GUID=%s>", m->uuid)) : NULL;
 	if (hits == 0)
 		return NULL;     /* deleted, or out of sight: dir_revoke_member checks */
@@ -616,7 +610,7 @@ int dir_revoke_many(struct dir_conn *c, const struct dir_member *m, size_t n, bo
 		done[i] = false;
 		value_out[i] = NULL;
 		if (m[i].uuid != NULL && m[i].attr != NULL && attr_holds_dns(m[i].attr) &&
-		    !uuid_is_guid(c->cfg))
+		    !dir_uuid_is_guid(c->cfg))
 			nuuid++;
 	}
 	if (n == 0 || m[0].group_dn == NULL || m[0].attr == NULL || !dir_attr_ok(m[0].attr))

@@ -28,6 +28,7 @@
 #include "util.h"
 
 #define TICK_MS 250
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: how long accept() rests */
 /* Robustness: a client's next request is read only while less than this
  * much of its answers is unsent, so a client that pipelines requests and
  * never reads holds at most OUT_MAX plus one answer here. */
@@ -58,7 +59,7 @@ struct client {
 	bool busy;              /* a request is with the engine */
 	bool closing;           /* close once out is flushed */
 	bool eof;               /* the client shut its sending side: answer, then close */
-	int64_t last_ms;        /* last request byte read or answer flushed */
+	int64_t last_ms;        /* a line's first byte read, or an answer flushed */
 	int64_t out_ms;         /* output pending since, or last written to */
 };
 
@@ -73,6 +74,9 @@ struct server {
 	const struct jit_config *cfg;
 	struct rate *rates;     /* one per cfg->clients entry, same order */
 	struct throttle unmatched; /* refusals of peers no entry matches: audit every 10 s */
+	int64_t accept_paused_until; /* out of descriptors: the socket is not polled till then */
+	int64_t accept_failures;     /* accept() failures not yet logged */
+	int64_t accept_logged_ms;    /* when the last accept() failure was logged, or 0 */
 	struct throttle refused_log[RC__COUNT]; /* refused connections: log every 10 s */
 	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
@@ -226,7 +230,21 @@ int server_listen(const struct jit_config *cfg, int *lfd)
 		return JIT_ECONFIG;
 	}
 	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
-	int rc = clear_stale(cfg->socket_path);
+	/* Robustness: the socket's mode and group are set by path after the
+	 * bind; in a directory someone else may write (and that is not
+	 * sticky), they could swap the socket for a link to another file
+	 * first, or plant one of their own for clients to talk to. */
+	char *dir = xstrdup(cfg->socket_path), *slash = strrchr(dir, '/'), why[160];
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	int rc = dir_trusted(slash ? dir : ".", config_run_uid(cfg), true, why, sizeof(why));
+	if (rc != JIT_OK)
+		log_err("socket_path %s: its directory %s: %s", cfg->socket_path, slash ? dir : ".",
+			why);
+	free(dir);
+	if (rc != JIT_OK)
+		return JIT_ECONFIG;
+	rc = clear_stale(cfg->socket_path);
 	if (rc != JIT_OK)
 		return rc;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -370,8 +388,22 @@ static void accept_clients(struct server *s)
 	for (;;) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			/* Robustness: out of descriptors (EMFILE, ENFILE) or memory,
+			 * the connection stays queued and the socket stays readable:
+			 * polled at once again, that would spin and log without end.
+			 * Pause taking connections a while; log once per pause. */
+			int64_t now = mono_ms();
+			s->accept_failures++;
+			if (s->accept_logged_ms == 0 || now - s->accept_logged_ms >= 10000) {
+				log_warn("accept: %s; pausing %d ms before taking connections again "
+					 "(%lld failure(s) since the last such line)", strerror(errno),
+					 ACCEPT_PAUSE_MS, (long long)s->accept_failures);
+				s->accept_failures = 0;
+				s->accept_logged_ms = now;
+			}
+			s->accept_paused_until = now + ACCEPT_PAUSE_MS;
 			return;
 		}
 		struct ucred cr;
@@ -610,8 +642,12 @@ static bool read_client(struct server *s, struct client *c)
 		return errno == EAGAIN || errno == EINTR;
 	if (n == 0)
 		c->eof = true;
+	/* Only the first byte of a line restarts the idle clock (its answer,
+	 * when flushed, does too): a client trickling a line one byte at a
+	 * time, never ending it, must not hold its slot for ever. */
+	if (c->in_len == 0 && n > 0)
+		c->last_ms = mono_ms();
 	c->in_len += (size_t)n;
-	c->last_ms = mono_ms();
 	process_input(s, c);
 	return !client_done(c);
 }
@@ -706,7 +742,9 @@ int server_run(struct server *s, const struct server_hooks *h)
 		}
 		size_t n = 0;
 		pfd[n++] = (struct pollfd){ .fd = h->fd, .events = h->events(h->arg) };
-		pfd[n++] = (struct pollfd){ .fd = s->lfd, .events = s->lfd >= 0 ? POLLIN : 0 };
+		bool paused = now < s->accept_paused_until;
+		pfd[n++] = (struct pollfd){ .fd = s->lfd,
+					    .events = s->lfd >= 0 && !paused ? POLLIN : 0 };
 		for (size_t i = 0; i < s->n_clients; i++) {
 			struct client *c = s->clients[i];
 			short ev = 0;

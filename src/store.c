@@ -153,6 +153,11 @@ static const char *const migrations[] = {
 	 * went unanswered (it may have applied it, or apply it late) and the
 	 * retry was answered by this one. The removal asks both. */
 	"ALTER TABLE grants ADD COLUMN added_also_via TEXT;",
+	/* 10: a pending row recovered at start-up: whether its add reached
+	 * the directory is unknown, so its end is checked again after
+	 * replication_grace, with one server too. */
+	"ALTER TABLE grants ADD COLUMN add_unknown INTEGER NOT NULL DEFAULT 0"
+	" CHECK (add_unknown IN (0, 1));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -676,6 +681,20 @@ int store_begin(struct store *st)
 	return ret;
 }
 
+/*
+ * Rolls the open transaction back. Robustness: if even that fails, the
+ * handle stays inside it, holding SQLite's write lock: its next writes,
+ * outside any transaction as far as the callers know, would return "done"
+ * without being durable, and every other writer would wait. Start-up
+ * recovery is the way back (as for a pending row that cannot be handed on).
+ */
+static void rollback_or_die(struct store *st)
+{
+	if (run_write(st, S_ROLLBACK, SQLITE_OK, NULL) != JIT_OK && !sqlite3_get_autocommit(st->db))
+		fatal("store: a transaction can be neither committed nor rolled back; restarting "
+		      "for recovery");
+}
+
 int store_commit(struct store *st)
 {
 	int ret;
@@ -693,7 +712,7 @@ int store_commit(struct store *st)
 	}
 	ret = run_write(st, S_COMMIT, SQLITE_OK, NULL);
 	if (ret != JIT_OK && !sqlite3_get_autocommit(st->db))
-		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* nothing half-done stays */
+		rollback_or_die(st); /* nothing half-done stays */
 	unlock_writes(st);
 	return ret;
 }
@@ -703,7 +722,7 @@ void store_rollback(struct store *st)
 	bool held = st->in_tx;
 	st->in_tx = false;
 	if (!sqlite3_get_autocommit(st->db))
-		(void)run_write(st, S_ROLLBACK, SQLITE_OK, NULL); /* run_write logs a failure */
+		rollback_or_die(st);
 	if (held)
 		unlock_writes(st);
 }

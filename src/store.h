@@ -61,6 +61,7 @@ struct grant_rec {
 	char *client;           /* name of the clients entry that asked */
 	int64_t peer_uid, peer_pid;
 	bool standing;          /* membership existed before jitd: never removed */
+	bool add_unknown;       /* recovered pending: its add's outcome is unknown */
 	int64_t attempts;       /* failed removal attempts */
 	int64_t next_attempt;   /* when an ENDING row is due again */
 	char *last_error;       /* may be NULL */

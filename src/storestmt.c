@@ -68,6 +68,7 @@ static const struct fld fields[] = {
 	FLD(last_error, F_TEXT),
 	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
 	FLD(removed_outcome, F_TEXT), FLD(added_also_via, F_TEXT),
+	FLD(add_unknown, F_BOOL),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -76,7 +77,7 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error, added_via, removed_via, removed_outcome, added_also_via"
+	"last_error, added_via, removed_via, removed_outcome, added_also_via, add_unknown"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -122,7 +123,7 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
@@ -203,7 +204,8 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			 " INDEXED BY grants_ending_due WHERE state = 'ending')" },
 	[S_COUNTS] = { "counts", "SELECT state, n FROM grant_counts" },
 	[S_RECOVER] = { "recover", "UPDATE grants SET state = 'ending',"
-				   " end_state = 'failed', attempts = 0, next_attempt = ?1"
+				   " end_state = 'failed', attempts = 0, next_attempt = ?1,"
+				   " add_unknown = 1"
 				   " WHERE state = 'pending'" },
 	/* The user's live rows, from grants_user_dn (which holds only those). */
 	[S_USER_LIVE] = { "user_live",

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include "log.h"
 #include "util.h"
 
@@ -280,4 +281,29 @@ void url_redact(const char *url, char *buf, size_t len)
 	const char *h = at ? at + 1 : p; /* drop user:password@ */
 	size_t hl = host - (size_t)(h - p);
 	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, p[host] ? "/***" : "");
+}
+
+int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return JIT_EIO;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "not a directory");
+		return JIT_ECONFIG;
+	}
+	if (st.st_uid != 0 && st.st_uid != owner) {
+		snprintf(why, whylen, "owned by uid %lu, neither root nor uid %lu that jitd runs as",
+			 (unsigned long)st.st_uid, (unsigned long)owner);
+		return JIT_ECONFIG;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(allow_sticky && (st.st_mode & S_ISVTX))) {
+		snprintf(why, whylen, "writable by group or others (mode %04o)",
+			 (unsigned)(st.st_mode & 07777));
+		return JIT_ECONFIG;
+	}
+	return JIT_OK;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include "err.h"
 
 void *xmalloc(size_t n);                 /* never NULL */
@@ -49,6 +50,14 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
  * query (many webhooks carry a token there), which become three stars:
  * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
 void url_redact(const char *url, char *buf, size_t len);
+
+/* May jitd trust directory path, owned by uid owner (or root), not to have
+ * its entries swapped by someone else? Not when another user owns it, nor
+ * when group or others may write it, unless sticky is allowed and set
+ * (then only an entry's owner may remove or rename it). JIT_OK, or
+ * JIT_ECONFIG / JIT_EIO with the reason in why. */
+int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why,
+		size_t whylen) JIT_WUR;
 
 /*
  * A throttle lets one event through per period and counts those it holds

@@ -183,6 +183,8 @@ static void *worker_main(void *arg)
 			q->head = j->next;
 			if (!q->head)
 				q->tail = NULL;
+			if (q->rtail == j)
+				q->rtail = NULL;
 			q->len--;
 		}
 		bool stopping = q->stopping;
@@ -214,11 +216,22 @@ bool workers_enqueue(struct dirq *q, struct job *j)
 		return false;
 	}
 	j->queued = mono_us();
-	if (q->tail)
-		q->tail->next = j;
-	else
-		q->head = j;
-	q->tail = j;
+	if (j->kind == JOB_END || j->kind == JOB_EXPIRE) {
+		/* Ends first (struct dirq's rtail), in the order they came. */
+		struct job **at = q->rtail ? &q->rtail->next : &q->head;
+		j->next = *at;
+		*at = j;
+		q->rtail = j;
+		if (!j->next)
+			q->tail = j;
+	} else {
+		j->next = NULL;
+		if (q->tail)
+			q->tail->next = j;
+		else
+			q->head = j;
+		q->tail = j;
+	}
 	q->len++;
 	wake_one(q);
 	pthread_mutex_unlock(&q->lock);

@@ -85,6 +85,10 @@ def test_pending_row_that_cannot_be_handed_on_stops_jitd_for_recovery():
     need_faults()
     with Env(start=False) as e:
         j = e.jitd
+        # a recovered grant's add may still be applied: its end is checked
+        # once more after the grace before the row closes
+        j.config["directories"][0]["replication_grace"] = 1
+        j.write_config()
         j.start(env={"JITD_FAULT": "fail.audit_granted:@1,fail.record_failure:@1"})
         alice = e.user_dn("alice")
         try:
@@ -414,3 +418,58 @@ def test_member_found_by_the_add_while_the_pair_has_a_grant_of_jitd_stays_jitd_s
         j.ok({"op": "complete", "grant_id": g2["grant_id"]})
         assert not e.is_member("admins", alice), "the membership jitd made outlived its grants"
 
+
+
+def test_end_the_worker_cannot_read_is_answered_busy_not_not_found():
+    """The worker that ends a grant cannot read it (the store locked by
+    another process past the wait: failure point fail.end_lookup). The
+    answer must be the retryable `busy`, not `not_found` (regression: a
+    revoke during a store hiccup said the id was wrong, and an operator
+    or a tool would stop while the grant stayed); the grant stays active,
+    and the same request later revokes it."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.end_lookup:@1"})
+        g = j.must_grant("alice", "admins", "1h")
+        refused(j.request({"op": "revoke", "grant_id": g["grant_id"]}), "busy",
+                "revoke while the grant cannot be read")
+        eq(j.show(g["grant_id"])["state"], "active", "the grant after the refused revoke")
+        assert e.is_member("admins", e.user_dn("alice")), "alice's membership"
+        eq(j.ok({"op": "revoke", "grant_id": g["grant_id"]})["grant"]["state"], "revoked",
+           "the revoke again")
+        assert not e.is_member("admins", e.user_dn("alice")), "alice still a member"
+
+
+def test_an_expiry_is_not_queued_behind_a_burst_of_grants():
+    """One worker, each grant slowed to 0.5 s (fault pause), and 30 grants
+    queued just before an expiry falls due: the removal must run next, not
+    after the 15 s of grants ahead of it (regression: ends joined the tail
+    of the one queue, so a burst of requests delayed every removal of the
+    directory by the whole queue's drain)."""
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.config["directories"][0]["connections"] = 1
+        j.write_config()
+        j.start()
+        g = e.grant_and_check("alice", "admins", "3s")
+        alice = e.user_dn("alice")
+        j.stop()
+        j.start(env={"JITD_FAULT": "grant.before_pending:sleep=500"})
+        due = expires_epoch(g)
+        answers = []
+
+        def ask():
+            answers.append(j.request({"op": "grant", "user": "bob", "group": "dba",
+                                      "duration": "1h"}, timeout=60))
+        threads = [threading.Thread(target=ask) for _ in range(30)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: not e.is_member("admins", alice), max(due - time.time(), 0) + 6,
+                   "alice removed within 6 s of her expiry, ahead of the queued grants")
+        left = 30 - len(answers)
+        assert left >= 10, "only %d grants still queued when the removal ran" % left
+        for t in threads:
+            t.join(60)
+        eq(sum(1 for a in answers if a.get("ok")), 30, "the grants after the removal")

@@ -116,3 +116,62 @@ def test_user_drops_root_after_start():
         rc, err = _check(j)
         eq(rc, 1, "jitd -t with a root-owned secret and user = daemon")
         assert "owned by uid 0, not by uid 1" in err, err
+
+
+def test_sasl_secret_swapped_for_a_symlink_after_start_is_refused_at_the_next_bind():
+    """The SASL password file is checked at start; jitd reads it again at
+    every bind, and the same checks hold then (regression: the bind read
+    followed a symbolic link and ignored the owner). Swapped for a symlink
+    after start, the next bind (slapd restarted) refuses it; put back, the
+    bind works again. A password file ending in \\r\\n is read as the
+    password alone."""
+    with Env(mech="SCRAM-SHA-256") as e:
+        j, s = e.jitd, e.slapd
+        j.wait_bound()
+        real = j.secret_file + ".real"
+        os.rename(j.secret_file, real)
+        os.symlink(real, j.secret_file)
+        s.stop()
+        s.start()
+        a = j.grant("alice", "admins", "1h")
+        eq((a.get("error") or {}).get("code"), "directory_unavailable", "grant: %r" % (a,))
+        assert "symbolic link" in j.stderr_tail(300), "the reason is not in jitd's log"
+        os.unlink(j.secret_file)
+        os.rename(real, j.secret_file)
+        j.write_secret(s.service_pw + "\r\n")
+        wait_until(lambda: j.grant("alice", "admins", "1h").get("ok"), 20,
+                   "a grant once the file is itself again")
+
+
+def _start_refused(j, text):
+    try:
+        j.start()
+    except RuntimeError as err:
+        assert text in str(err), str(err)
+        return
+    raise AssertionError("jitd started; expected a refusal naming %r" % text)
+
+
+def test_directories_others_could_swap_files_in_are_refused():
+    """state_dir owned by another user (who could plant or swap the store
+    while its mode looks right), and a socket directory others may write
+    and that is not sticky (the socket's mode is set by path after the
+    bind: it could be swapped for a link first), refuse the start; a
+    sticky one (like /tmp) is accepted."""
+    need_root()
+    with Env(start=False) as e:
+        j = e.jitd
+        os.makedirs(j.state_dir, exist_ok=True)
+        os.chown(j.state_dir, DAEMON, DAEMON)
+        _start_refused(j, "owned by uid 1, neither root nor uid 0 that jitd runs as")
+        os.chown(j.state_dir, 0, 0)
+        shared = os.path.join(j.dir, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        j.sock = os.path.join(shared, "jitd.sock")
+        j.config["socket_path"] = j.sock
+        j.write_config()
+        _start_refused(j, "writable by group or others (mode 0777)")
+        os.chmod(shared, 0o1777)
+        j.start()
+        eq(j.ok({"op": "status"})["ok"], True, "status with the socket in a sticky directory")

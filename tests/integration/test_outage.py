@@ -406,3 +406,34 @@ def test_starttls_handshake_that_never_ends_costs_one_timeout():
             e.jitd.stderr_tail(40)
         e.jitd.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
         assert not e.is_member("dba", e.user_dn("carol"))
+
+
+def test_removal_refused_by_a_server_that_cannot_write_is_not_taken_for_gone():
+    """OpenLDAP answers a removal with 53 (unwillingToPerform) when it
+    cannot write at all (`readonly on`, a replica with no update referral),
+    and here the service may write the group but not search it (no `s` in
+    its ACL), so a check on that server sees no member. 53 means "not a
+    member" only on Active Directory: elsewhere it is a refusal, retried,
+    and the grant stays ending while alice is still a member (regression:
+    every 53 went to the AD check, whose "not there" closed the grant as
+    already_absent with the membership left behind)."""
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        alice = e.user_dn("alice")
+        g = e.grant_and_check("alice", "admins", "1h")
+        s.stop()
+        with open(s.conf) as f:
+            text = f.read()
+        svc = '    by dn.exact="%s" ' % s.service_dn
+        assert svc + "write" in text, "the service's ACL line"
+        text = text.replace(svc + "write", svc + "=rwd")
+        text = text.replace('suffix "%s"' % s.suffix, 'suffix "%s"\nreadonly on' % s.suffix)
+        with open(s.conf, "w") as f:
+            f.write(text)
+        s.start()
+        j.request({"op": "complete", "grant_id": g["grant_id"]})
+        wait_until(lambda: _attempts_logged(e, g["grant_id"], 2), 20, "two refused removals")
+        eq(j.show(g["grant_id"])["state"], "ending", "the grant while the server refuses")
+        assert e.is_member("admins", alice), "alice's membership (the server cannot write)"
+        eq(j.audit_events("completed", grant_id=g["grant_id"]), [], "completed lines")
+        eq(j.ok({"op": "status"})["status"]["revocations_failing"], 1, "revocations_failing")

@@ -216,6 +216,80 @@ def test_eligible_group_is_checked_live():
         assert not sl.is_member("admins", sl.user_dn("carol"))
 
 
+def test_retry_racing_its_first_request_is_a_duplicate_under_max_active_per_user():
+    """The same grant (one request_id) arrives twice at once: a client's
+    retry after a timeout, an at-least-once queue. Both pass the first
+    look-up (neither is recorded yet); the first to record it makes the
+    grant. Under max_active_per_user 1 the other must be answered as the
+    retry it is (ok, duplicate), not policy_denied (regression: it was
+    counted as the user's second live grant)."""
+    from crash import fault_build
+    if not fault_build():
+        from jittest import skip
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(start=False) as e:
+        j = e.jitd
+        j.config["groups"] = [j.group_entry(n, max_active_per_user=1)
+                              for n in ("admins", "dba")]
+        j.config["directories"][0]["connections"] = 2
+        j.write_config()
+        j.start(env={"JITD_FAULT": "grant.before_pending:sleep=2000@1"})
+        req = {"op": "grant", "user": "alice", "group": "admins", "duration": "1h",
+               "request_id": "inc-77-retry"}
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            first = ex.submit(j.request, dict(req))
+            time.sleep(0.3)
+            second = ex.submit(j.request, dict(req))
+            answers = [first.result(), second.result()]
+        for a in answers:
+            eq(a.get("ok"), True, "answers: %r" % (answers,))
+        eq(answers[0]["grant"]["grant_id"], answers[1]["grant"]["grant_id"], "one grant")
+        eq(sorted(bool(a.get("duplicate")) for a in answers), [False, True], "one duplicate")
+        eq(j.audit_events("refused"), [], "refusals")
+        eq(len(j.ok({"op": "list", "user": "alice"})["grants"]), 1, "alice's grants")
+
+
+def test_deny_users_and_self_approval_see_every_uid_of_the_entry():
+    """An entry with two uid values, the alias first: "mallory" is the
+    same person as "mx". deny_users naming the second value refuses a
+    grant asked under the first, and that person may not approve their
+    own grant under the other name (regression: only the first value the
+    server returned was compared)."""
+    with Env(start=False) as e:
+        sl, j = e.slapd, e.jitd
+        dn = "uid=mx,%s" % sl.people
+        sl.ldapadd("dn: %s\nobjectClass: inetOrgPerson\nuid: mx\nuid: mallory\ncn: mx\n"
+                   "sn: mx\n" % dn)
+        j.config["groups"] = [j.group_entry("admins", deny_users=["mallory"]),
+                              j.group_entry("dba", forbid_self_approval=True)]
+        j.write_config()
+        j.start()
+        _denied(e, j.grant("mx", "admins", "1h"), "deny_users")
+        _denied(e, j.grant("mx", "dba", "1h", approved_by="mallory"), "forbid_self_approval")
+        assert not e.is_member("admins", dn) and not e.is_member("dba", dn)
+        e.grant_and_check("mx", "dba", "1h", approved_by="carol")  # someone else approves
+
+
+def test_extend_after_a_reload_gave_the_group_name_to_another_group():
+    """A grant in admins (max 4h); a reload renames that entry to
+    admins-old and gives the name "admins" to the dba group with a 30-day
+    maximum. An extension of the old grant must not be judged by the new
+    entry's rules (regression: the grant's group was looked up by name
+    alone, and its Domain-Admins-like grant could be extended to 30
+    days)."""
+    with Env() as e:
+        j = e.jitd
+        g = e.grant_and_check("alice", "admins", "1h")
+        groups = [x for x in j.config["groups"] if x["name"] not in ("admins", "dba")]
+        groups += [j.group_entry("admins-old", dn=e.slapd.group_dn("admins")),
+                   j.group_entry("admins", dn=e.slapd.group_dn("dba"), max_duration="30d")]
+        j.config["groups"] = groups
+        j.reload()
+        refused(j.request({"op": "extend", "grant_id": g["grant_id"], "duration": "10d"}),
+                "unknown_group", "extend under a name that now names another group")
+        eq(j.show(g["grant_id"])["expires_at"], g["expires_at"], "expires_at unchanged")
+
+
 def test_max_active_per_user_counts_all_groups():
     with Env(start=False) as e:
         e.jitd.config["groups"] = [e.jitd.group_entry(n, max_active_per_user=2)

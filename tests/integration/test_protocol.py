@@ -450,6 +450,37 @@ def test_slow_client_does_not_block_others():
             s.close()
 
 
+def test_client_trickling_a_line_is_dropped_after_client_timeout():
+    """A client that sends one byte of a line every half second and never
+    ends it is dropped after client_timeout counted from the line's first
+    byte (regression: every byte restarted the clock, so with the 64 KiB
+    line limit such a client held its slot for weeks)."""
+    with Env(top={"client_timeout": 2}) as e:
+        slow = e.jitd.connect()
+        t0 = time.time()
+        closed = False
+        while time.time() - t0 < 8:
+            try:
+                slow.send(b" ")
+            except OSError:
+                closed = True
+                break
+            if slow.closed_by_peer(0.5):
+                closed = True
+                break
+        took = time.time() - t0
+        assert closed, "a trickling client was still connected after %.1fs" % took
+        assert took < 2 + 3, "dropped only after %.1fs (client_timeout 2 s)" % took
+        slow.close()
+        # a client that sends whole requests slower than that is not dropped
+        ok = e.jitd.connect()
+        for _ in range(3):
+            time.sleep(1.2)
+            ok.send(b'{"op":"status"}\n')
+            assert not ok.closed_by_peer(0.3), "a client sending whole requests was dropped"
+        ok.close()
+
+
 def test_client_disconnecting_mid_request():
     with Env() as e:
         for _ in range(20):
@@ -702,3 +733,32 @@ def test_status_counts_expiries_the_store_keeps_from_beginning():
         wait_state(j, g, "expired", 15)
         eq(overdue(), 0, "none overdue once it expired")
         assert not e.is_member("admins", e.user_dn("bob"))
+
+
+def test_listener_out_of_descriptors_pauses_instead_of_spinning():
+    """The listener runs out of file descriptors (RLIMIT_NOFILE 128 under
+    max_clients 300): accept() fails with EMFILE while connections wait.
+    It must pause and log the failures now and then, not poll the still
+    readable socket in a loop, logging each time (regression: 100 % CPU
+    and a log line per pass); once connections close it serves again."""
+    with Env(start=False, top={"max_clients": 300, "max_clients_per_uid": 300}) as e:
+        j = e.jitd
+        j.start(wrapper=["prlimit", "--nofile=128:128", "--"])
+        pos = j.stderr_pos()
+        conns = []
+        for _ in range(200):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(j.sock)
+            except (BlockingIOError, socket.timeout):
+                s.close()  # the backlog is full: the listener takes no more
+                break
+            conns.append(s)
+        wait_until(lambda: "accept: " in j.stderr_since(pos), 10, "an accept failure logged")
+        time.sleep(3)
+        lines = [ln for ln in j.stderr_since(pos).splitlines() if "accept: " in ln]
+        assert len(lines) <= 2, "%d accept lines in 3 s:\n%s" % (len(lines), "\n".join(lines[:5]))
+        for s in conns:
+            s.close()
+        wait_until(lambda: j.request({"op": "status"}).get("ok"), 10, "status after the burst")

@@ -396,6 +396,21 @@ int main(void)
 	CHECK(policy_client(&cfg, &nobody) == NULL);
 	/* first match wins: uid 1001 has gid 5000 but the helpdesk entry comes first */
 	CHECK(policy_client(&cfg, &u1001) == &clients[1]);
+	/* Groups that could not all be read: an entry by gid the peer is not
+	 * seen in may still be its own, so no later entry is handed out
+	 * (uid 1001 would otherwise match the broader u1001 entry)... */
+	struct jit_peer u1001_unknown = { .uid = 1001, .gid = 100, .groups_unknown = true };
+	CHECK(policy_client(&cfg, &u1001_unknown) == NULL);
+	/* ...while an entry before it, or the gid seen, still decides */
+	struct jit_peer root_unknown = { .uid = 0, .gid = 0, .groups_unknown = true };
+	CHECK(policy_client(&cfg, &root_unknown) == &clients[0]);
+	struct jit_peer hd_unknown = { .uid = 1502, .gid = 100, .groups = { 5000 }, .n_groups = 1,
+				       .groups_unknown = true };
+	CHECK(policy_client(&cfg, &hd_unknown) == &clients[1]);
+	/* read for real: root's groups are all there */
+	struct jit_peer root_read = { .uid = 0, .gid = 0, .groups_unknown = true };
+	policy_peer_groups(&root_read);
+	CHECK(!root_read.groups_unknown && root_read.n_groups >= 1);
 
 	struct jit_request *r = req(OP_GRANT, "domain-admins", 0);
 	CHECK(policy_check(&cfg, NULL, r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);

@@ -723,9 +723,12 @@ static void test_counts_recover(void)
 	CHECK(n == 2);
 	r = get(st, "p1");
 	CHECK(r && r->state == GS_ENDING && r->end_state == GS_FAILED && r->next_attempt == 777 &&
-	      r->attempts == 0 && r->ended_at == 0);
+	      r->attempts == 0 && r->ended_at == 0 && r->add_unknown);
 	grant_rec_free(r);
 	CHECK(state_of(st, "a1") == GS_ACTIVE);
+	r = get(st, "a1");
+	CHECK(r && !r->add_unknown); /* only the recovered rows */
+	grant_rec_free(r);
 	CHECK(store_counts(st, c) == JIT_OK);
 	CHECK(c[GS_PENDING] == 0 && c[GS_ENDING] == 2 && c[GS_ACTIVE] == 1);
 	CHECK(store_next_due(st, &when) == JIT_OK);
@@ -1103,6 +1106,7 @@ static void test_reliability_queries(void)
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "ALTER TABLE grants DROP COLUMN add_unknown;"
 		     "PRAGMA user_version = 1");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1143,6 +1147,7 @@ static void test_expiring(void)
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "ALTER TABLE grants DROP COLUMN add_unknown;"
 		     "PRAGMA user_version = 2");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1183,6 +1188,7 @@ static void test_replication_columns(void)
 		     "ALTER TABLE grants DROP COLUMN removed_via;"
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "ALTER TABLE grants DROP COLUMN add_unknown;"
 		     "PRAGMA user_version = 3");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1304,6 +1310,7 @@ static void test_migration_partial_indexes(void)
 		     "CREATE INDEX grants_ending_due ON grants (state, next_attempt);"
 		     "CREATE INDEX grants_user_dn ON grants (user_dn COLLATE NOCASE, state);"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "ALTER TABLE grants DROP COLUMN add_unknown;"
 		     "PRAGMA user_version = 5");
 	char *v = raw_text(dir, "PRAGMA user_version");
 	CHECK(strcmp(v, "5") == 0);
@@ -1329,7 +1336,7 @@ static void test_migration_partial_indexes(void)
 		free(q);
 	}
 	v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "9") == 0); /* 6 and every later migration ran */
+	CHECK(strcmp(v, "10") == 0); /* 6 and every later migration ran */
 	free(v);
 	/* the pair index after migration 8: live rows found, a final one not */
 	bool any_jitd = false;
@@ -1397,13 +1404,14 @@ static void migration_canonical_pair_keys(const char *canon, const char *spaced,
 	grant_rec_clear(&r);
 	store_close(st);
 	raw_sql(dir, "ALTER TABLE grants DROP COLUMN added_also_via;"
+		     "ALTER TABLE grants DROP COLUMN add_unknown;"
 		     "PRAGMA user_version = 6");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
 		goto out;
 	char *v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "9") == 0);
+	CHECK(strcmp(v, "10") == 0);
 	free(v);
 	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 2 &&
 	      any_jitd);

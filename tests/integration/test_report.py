@@ -845,3 +845,50 @@ def test_nightly_job_catches_up_missed_days_and_reads_dateext_files():
         assert os.path.exists(os.path.join(r4, "jitd-report-%s.%s" % (days[3], ext))), ext
     with open(mailbox) as f:
         eq(f.read().count("Subject: jitd access report %s" % days[3]), 1, "mailed once")
+
+
+def test_nightly_job_reads_one_view_of_the_files_while_logrotate_runs():
+    """logrotate rotates the files while the job runs (after its first
+    format), and jitd is in the middle of writing a line of the current
+    file. Every format must come from the files as they were when the job
+    began, and the line being written is not a torn one: the chain
+    verifies and the day's report is whole (regression: each format
+    opened the files again by name, so a rotation in between read other
+    files, or a half-compressed one, and the day was marked done with
+    HASH CHAIN NOT VERIFIED)."""
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    paths = write_day(logdir)
+    with open(paths[2], "ab") as f:
+        f.write(b'{"ts":"2026-11-24T09:00:00Z","seq":')   # jitd is writing this line
+    outdir = os.path.join(work, "reports")
+    shim = os.path.join(work, "jitctl-rotating")
+    with open(shim, "w") as f:
+        f.write("""#!/bin/sh
+# the first call runs, then logrotate rotates (rename, compress, new file)
+d=%(logdir)s
+if [ ! -e %(work)s/rotated ]; then
+    %(jitctl)s "$@"; rc=$?
+    mv "$d/audit.log.2.gz" "$d/audit.log.3.gz"
+    mv "$d/audit.log.1" "$d/audit.log.2" && gzip "$d/audit.log.2"
+    mv "$d/audit.log" "$d/audit.log.1" && : > "$d/audit.log"
+    touch %(work)s/rotated
+    exit $rc
+fi
+exec %(jitctl)s "$@"
+""" % {"logdir": logdir, "work": work, "jitctl": binary("jitctl")})
+    os.chmod(shim, 0o755)
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=paths[2], JITD_REPORT_DIR=outdir,
+               JITD_REPORT_DATE="2026-11-23", JITD_REPORT_DAYS="0", JITCTL=shim,
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=120)
+    assert os.path.exists(os.path.join(work, "rotated")), "the shim never rotated"
+    eq(r.returncode, 0, "nightly job during a rotation: %s %s" % (r.stdout, r.stderr))
+    base = os.path.join(outdir, "jitd-report-2026-11-23")
+    with open(base + ".json") as f:
+        check_day(json.load(f))           # written after the rotation
+    with open(base + ".txt") as f:
+        assert "hash chain  verified: seq 1 .. 23" in f.read()
+    eq([n for n in os.listdir(outdir) if n.startswith(".")], [], "snapshot left behind")

@@ -60,6 +60,10 @@ json_t *grant_end_audit_obj(struct grant_rec *r, struct settle *st, const struct
 /* Ending grant r's membership, its pair lock held: is it held by something
  * else (grant_settle_kept), its removal (grant_settle_remove), both in turn. */
 int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st);
+/* Was an attempt of r's add never answered, or is its outcome unknown (a
+ * pending row recovered at start-up)? Then its end is checked once more
+ * after replication_grace, whatever the removal found. */
+bool grant_add_unsure(const struct grant_ctx *g, const struct grant_rec *r);
 int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,
 			struct dir_result *dres);
 int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, struct settle *st,

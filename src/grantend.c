@@ -161,14 +161,12 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 		value2 = NULL;
 	}
 	free(value2);
-	/* An attempt of the add went unanswered (recorded at the add; with
-	 * one server added_via is recorded only then). */
-	bool unanswered = multi ? r->added_also_via != NULL : r->added_via != NULL;
+	bool unsure = grant_add_unsure(g, r);
 	if (multi) {
 		snprintf(st->uri, sizeof(st->uri), "%s", dres->uri);
 		st->verify = r->added_via == NULL || strcasecmp(dres->uri, r->added_via) != 0 ||
-			     (unanswered && !r->removed_via);
-	} else if (!r->removed_via && (unanswered || r->add_unknown)) {
+			     (unsure && !r->removed_via);
+	} else if (!r->removed_via && unsure) {
 		/* Robustness: one server, and an attempt of the add was never
 		 * answered (a stalled server, the request still in flight on
 		 * the connection jitd gave up), or the add's outcome is unknown
@@ -180,6 +178,15 @@ int grant_settle_remove(struct grant_ctx *g, const struct grant_rec *r, struct s
 		st->verify = true;
 	}
 	return JIT_OK;
+}
+
+bool grant_add_unsure(const struct grant_ctx *g, const struct grant_rec *r)
+{
+	/* with one server added_via is recorded only for an unanswered
+	 * attempt; with several, a second writer (or the same one twice) */
+	if (dir_conn_uri_count(g->dc) > 1)
+		return r->added_also_via != NULL || r->add_unknown;
+	return r->added_via != NULL || r->add_unknown;
 }
 
 /* Ends ending grant r's membership unless something else holds it:

@@ -110,8 +110,10 @@ static void settle_together(struct grant_ctx *g, struct grant_rec **r, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (r[i] != NULL && grant_settle_kept(g, r[i], &st[i]) == JIT_OK)
 			how[i] = st[i].outcome != NULL ? SETTLE_DONE : SETTLE_CHECKED;
-		/* else an error: grant_settle_membership meets it again */
-		seen[i] = how[i] != SETTLE_CHECKED;
+		/* else an error: grant_settle_membership meets it again. A grant
+		 * whose add is unsure goes alone: grant_settle_remove asks for
+		 * its check after replication_grace. */
+		seen[i] = how[i] != SETTLE_CHECKED || grant_add_unsure(g, r[i]);
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t k = 0;

@@ -83,6 +83,7 @@ struct rc_memory {
 	struct sset missing;     /* grant ids, sorted */
 	bool read_failing;
 	bool primary_failing;   /* the members by primaryGroupID could not be read */
+	enum jit_reconcile mode; /* the group's mode at its last pass (RECONCILE_OFF: none) */
 	struct rc_memory *next;
 };
 
@@ -447,7 +448,8 @@ static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn
  */
 static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
 			const struct member *m, const struct live *lv, struct sset *renamed,
-			const struct sset *prev, struct sset *next, const char *standing_hold)
+			const struct sset *prev, bool was_enforced, struct sset *next,
+			const char *standing_hold)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
@@ -505,9 +507,10 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		/* Evidence first, as for grants: the drift line comes after the
 		 * removal, and one that cannot be written then leaves a removal
 		 * nobody can see (the member is gone, so the next cycle has
-		 * nothing to report). A member seen before already has its
-		 * remove_failed line. */
-		if (!seen && !removing_written(r, g, m)) {
+		 * nothing to report). A member seen before under enforce
+		 * already has its remove_failed line; one reported under
+		 * report mode before a reload changed it has not. */
+		if ((!seen || !was_enforced) && !removing_written(r, g, m)) {
 			pthread_mutex_unlock(lock);
 			free(pk);
 			return; /* not in next: tried again next cycle */
@@ -665,8 +668,8 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 		if (spelled < 0)
 			spelled = g->mode == RECONCILE_ENFORCE &&
 				  standing_spelled_otherwise(g, dc, &present, hold, sizeof(hold));
-		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &next_u,
-			    spelled ? hold : NULL);
+		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained,
+			    mem->mode == RECONCILE_ENFORCE, &next_u, spelled ? hold : NULL);
 	}
 	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
@@ -681,6 +684,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 		goto out;
 	sset_sort(&next_u);
 	sset_sort(&next_m);
+	mem->mode = g->mode;
 	sset_free(&mem->unexplained);
 	sset_free(&mem->missing);
 	mem->unexplained = next_u;

@@ -471,3 +471,25 @@ def test_enforce_keeps_the_standing_members_of_another_entry_naming_the_group():
         assert e.is_member("admins", s.placeholder), "the other entry's placeholder was removed"
         eq(_drift(e, member=erin), [], "drift lines about the standing member")
         eq(_drift(e, member=s.placeholder), [], "drift lines about the placeholder")
+
+
+def test_member_reported_under_report_then_removed_under_enforce_has_its_line_first():
+    """frank is reported (report mode); a reload turns the group to enforce:
+    his removal is still preceded by its drift_removing line (regression:
+    a member seen before was taken to have a remove_failed line already)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        j, frank = e.jitd, e.user_dn("frank")
+        _restart_with(e, admins={})
+        e.slapd.add_member("admins", frank)
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 10, "frank reported")
+        for g in j.config["groups"]:
+            if g["name"] == "admins":
+                g["reconcile"] = "enforce"
+        j.reload()
+        wait_until(lambda: not e.is_member("admins", frank), 10, "frank removed under enforce")
+        wait_until(lambda: len(_drift(e, "admins", "unexplained", frank)) == 2, 5, "the line")
+        lines = [(ev["event"], ev.get("action")) for ev in j.audit_events()
+                 if ev["event"] in ("drift", "drift_removing")
+                 and ev.get("member", "").lower() == frank.lower()]
+        eq(lines, [("drift", "reported"), ("drift_removing", None), ("drift", "removed")],
+           "frank's lines, in order")

@@ -629,3 +629,26 @@ def test_add_answered_busy_then_already_there_is_kept_as_standing():
         j.ok({"op": "complete", "grant_id": g["grant_id"]})
         wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 10, "completed")
         eq(a.is_member("admins", alice), True, "the membership that predates jitd was removed")
+
+
+def test_add_unanswered_then_answered_expiring_with_others_is_checked_after_the_removal():
+    """As above, but the grant expires together with other grants of the
+    group, which leave it with one modify: the grant whose add is unsure
+    must still be checked again after replication_grace (regression: the
+    batch's removal closed it at once)."""
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        a = e.slapd
+        j, proxy, uri = _one_server_held(e, "retry")
+        alice = a.user_dn("alice")
+        g = j.must_grant("alice", "admins", "5s")
+        assert proxy.tripped.is_set(), "the proxy never held the add"
+        others = [j.must_grant(u, "admins", "5s") for u in ("bob", "carol")]
+        wait_until(lambda: not a.is_member("admins", alice), 20, "alice's expiry")
+        proxy.release()
+        wait_until(lambda: a.is_member("admins", alice), 5, "the held add applied late")
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 20, "the grant closed")
+        eq(a.is_member("admins", alice), False, "the late membership removed")
+        last = j.audit_events("expired", grant_id=g["grant_id"])[-1]
+        eq(last.get("checked_after_grace"), True, "the expired line: %r" % (last,))
+        for o in others:
+            wait_until(lambda: j.show(o["grant_id"])["state"] == "expired", 20, "others expired")

@@ -181,6 +181,9 @@ def test_report_counts_crash_interrupted_grants_once():
         skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
     with Env(start=False) as e:
         j = e.jitd
+        # the recovered grant closes after its check after the grace
+        j.config["directories"][0]["replication_grace"] = 1
+        j.write_config()
         j.start(env={"JITD_FAULT": "grant.after_audit_granted:@1"})
         try:
             a = j.grant("alice", "dba", "1h")

@@ -104,7 +104,9 @@ static int get_str(struct ctx *cx, const config_setting_t *s, const struct key *
 		return JIT_ECONFIG;
 	}
 	if ((k->flags & KF_ABSPATH) && v[0] != '/') {
-		cerr(cx, line, key, "\"%s\" is not an absolute path", v);
+		/* The value is not quoted: a secret pasted where its file's
+		 * path belongs would reach the log of a refused reload. */
+		cerr(cx, line, key, "is not an absolute path (it must begin with /)");
 		return JIT_ECONFIG;
 	}
 	if ((k->flags & KF_ATTR) && !attr_ok(v)) {

@@ -609,6 +609,13 @@ static void test_each_error(void)
 		CHECK_ERR(errs, cases[i].prefix, cases[i].frag);
 		free(errs);
 	}
+	/* a secret pasted where its file's path belongs is not repeated */
+	char *errs = must_fail("directories = ( { name = \"corp\"; uri = \"ldapi:///\";\n"
+			       "  user_base = \"x\"; sasl_mech = \"PLAIN\"; sasl_authcid = \"j\";\n"
+			       "  sasl_secret_file = \"hunter2-pw\"; } );\n" BASE_GROUP);
+	CHECK(strstr(errs, "sasl_secret_file: is not an absolute path") != NULL);
+	CHECK(strstr(errs, "hunter2") == NULL);
+	free(errs);
 }
 
 static void test_multiple_errors(void)

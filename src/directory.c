@@ -801,6 +801,7 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 		dir_set_local_result(res, "bad group DN or attribute");
 		return JIT_EBADREQ;
 	}
+	char first_uri[sizeof(res->uri)] = "";
 	arg.want = arg.step ? xasprintf("%s;range=0-%ld", attr, arg.step - 1) : xstrdup(attr);
 	while (rc == JIT_OK && arg.cb_rc == 0) {
 		rc = dir_run(c, op_list_range, &arg, res, &code);
@@ -808,6 +809,17 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 			break;
 		if (code != LDAP_SUCCESS) {
 			rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+			break;
+		}
+		/* Robustness: range positions are one server's order of the
+		 * values; a round answered by another (a reconnect, a failover)
+		 * may skip some, and the list would look whole. */
+		if (first_uri[0] == '\0') {
+			(void)snprintf(first_uri, sizeof(first_uri), "%s", res->uri);
+		} else if (strcasecmp(first_uri, res->uri) != 0) {
+			dir_set_local_result(res, "the member ranges came from two servers: the list "
+					     "is not whole");
+			rc = JIT_EDIRREFUSED;
 			break;
 		}
 		if (arg.stuck) {

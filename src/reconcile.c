@@ -335,10 +335,8 @@ static bool audit_drift(struct reconciler *r, json_t *o)
 	return ok;
 }
 
-/* The `drift_removing` line written before an enforced removal; false
- * (logged) if it could not be written: then nothing is removed. */
-static bool removing_written(struct reconciler *r, const struct rc_group *g,
-			     const struct member *m)
+/* The fields of an unexplained member's drift lines (new reference). */
+static json_t *unexplained_fields(const struct rc_group *g, const struct member *m)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "kind", audit_text("unexplained"));
@@ -348,6 +346,15 @@ static bool removing_written(struct reconciler *r, const struct rc_group *g,
 	json_object_set_new(o, "member_attr", audit_text(g->attr));
 	json_object_set_new(o, "member", audit_text(m->value));
 	json_object_set_new(o, "mode", audit_text(mode_name(g->mode)));
+	return o;
+}
+
+/* The `drift_removing` line written before an enforced removal; false
+ * (logged) if it could not be written: then nothing is removed. */
+static bool removing_written(struct reconciler *r, const struct rc_group *g,
+			     const struct member *m)
+{
+	json_t *o = unexplained_fields(g, m);
 	bool ok = !FAULT_FAIL("fail.drift_removing_audit") &&
 		  audit_write(r->audit, "drift_removing", o) == JIT_OK;
 	if (!ok)
@@ -531,14 +538,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	}
 	log_warn("reconcile %s: member %s is explained by no grant (%s)", g->name, m->value,
 		 action);
-	json_t *o = json_object();
-	json_object_set_new(o, "kind", audit_text("unexplained"));
-	json_object_set_new(o, "directory", audit_text(g->directory));
-	json_object_set_new(o, "group", audit_text(g->name));
-	json_object_set_new(o, "group_dn", audit_text(g->dn));
-	json_object_set_new(o, "member_attr", audit_text(g->attr));
-	json_object_set_new(o, "member", audit_text(m->value));
-	json_object_set_new(o, "mode", audit_text(mode_name(g->mode)));
+	json_t *o = unexplained_fields(g, m);
 	json_object_set_new(o, "action", audit_text(action));
 	if (m->primary)
 		json_object_set_new(o, "via", audit_text("primaryGroupID"));

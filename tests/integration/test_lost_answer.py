@@ -416,6 +416,23 @@ def test_add_unanswered_with_one_writer_passes_it_to_the_grant_that_keeps_it():
 MODIFY_REQUEST = 0x66
 
 
+def _relay_requests(c, s, intercept):
+    """Forwards the client's LDAP messages from c to s; intercept(msg) says
+    what to do with each first: "pass" it on, it was "taken" (answered or
+    kept by the proxy), or "stop" relaying."""
+    for msg in _messages(c):
+        what = intercept(msg)
+        if what == "stop":
+            return
+        if what == "taken":
+            continue
+        try:
+            s.sendall(msg)
+        except OSError:
+            break
+    _half_close(s)
+
+
 class HeldAddProxy(LostAnswerProxy):
     """127.0.0.1:port -> target, but the first ModifyRequest is held: not
     forwarded, the client's connection and the port closed (as a stalled
@@ -432,22 +449,19 @@ class HeldAddProxy(LostAnswerProxy):
         super().__init__(target_port)
 
     def _up(self, c, s):
-        for msg in _messages(c):
-            with self.lock:
-                hold = self.armed and _op_tag(msg) == MODIFY_REQUEST and \
-                    not self.tripped.is_set()
-                if hold:
-                    self.held = (s, msg)
-                    self.tripped.set()
+        _relay_requests(c, s, lambda msg: self._hold(msg, c, s))
+
+    def _hold(self, msg, c, s):
+        with self.lock:
+            hold = self.armed and _op_tag(msg) == MODIFY_REQUEST and not self.tripped.is_set()
             if hold:
-                if self.mode != "stall":
-                    _shut(c) if self.mode == "retry" else _shut(self.ls, c)
-                return
-            try:
-                s.sendall(msg)
-            except OSError:
-                break
-        _half_close(s)
+                self.held = (s, msg)
+                self.tripped.set()
+        if not hold:
+            return "pass"
+        if self.mode != "stall":
+            _shut(c) if self.mode == "retry" else _shut(self.ls, c)
+        return "stop"
 
     def _answer(self, msg, s):
         # the held request's answer (on the connection kept): nobody waits for it
@@ -456,6 +470,19 @@ class HeldAddProxy(LostAnswerProxy):
     def release(self):
         s, msg = self.held
         s.sendall(msg)
+
+
+def _held_add_applied_after_the_removal_is_removed(j, proxy, gid, a, alice):
+    """Failed grant gid's removal finds nothing and the grant waits for its
+    check after the grace; then the held add is applied, and the check
+    removes it before the grant closes."""
+    wait_until(lambda: j.show(gid).get("removed_via") or j.show(gid)["state"] != "ending",
+               20, "the removal answered")
+    eq(j.show(gid)["state"], "ending", "not closed on the first 'not there'")
+    proxy.release()
+    wait_until(lambda: a.is_member("admins", alice), 5, "the held add applied")
+    wait_until(lambda: j.show(gid)["state"] == "failed", 20, "the grant closed")
+    eq(a.is_member("admins", alice), False, "the late membership removed")
 
 
 def test_add_unanswered_by_the_only_server_and_applied_after_the_removal_is_removed():
@@ -486,14 +513,7 @@ def test_add_unanswered_by_the_only_server_and_applied_after_the_removal_is_remo
         eq(ev.get("added_via"), d["uri"], "added_via names where the unanswered add went")
         eq(a.is_member("admins", alice), False, "the add is held, not applied")
         proxy.revive()
-        # the removal finds nothing; the grant waits for the check after the grace
-        wait_until(lambda: j.show(gid).get("removed_via") or j.show(gid)["state"] != "ending",
-                   20, "the removal answered")
-        eq(j.show(gid)["state"], "ending", "not closed on the first 'not there'")
-        proxy.release()
-        wait_until(lambda: a.is_member("admins", alice), 5, "the held add applied")
-        wait_until(lambda: j.show(gid)["state"] == "failed", 20, "the grant closed")
-        eq(a.is_member("admins", alice), False, "the late membership removed")
+        _held_add_applied_after_the_removal_is_removed(j, proxy, gid, a, alice)
         last = [x for x in j.audit_events(grant_id=gid) if x.get("event") == "failed"][-1]
         eq((last.get("outcome"), last.get("checked_after_grace")), ("removed", True),
            "the last line: %r" % (last,))
@@ -513,6 +533,17 @@ def _one_server_held(e, mode, grace=3, timeout=2):
     return j, proxy, d["uri"]
 
 
+def _granted_after_a_held_add(e, duration):
+    """One server; alice's grant into admins, whose first add is held (its
+    connection lost with the request sent) and whose retry is answered.
+    Returns jitd, the proxy, its URI, alice's DN and the grant."""
+    j, proxy, uri = _one_server_held(e, "retry")
+    alice = e.slapd.user_dn("alice")
+    g = j.must_grant("alice", "admins", duration)
+    assert proxy.tripped.is_set(), "the proxy never held the add"
+    return j, proxy, uri, alice, g
+
+
 def test_add_unanswered_then_answered_by_the_same_server_is_checked_after_the_removal():
     """One server. The add's first attempt is held (its connection lost with
     the request sent); the retry is answered and the grant is made. The held
@@ -522,10 +553,7 @@ def test_add_unanswered_then_answered_by_the_same_server_is_checked_after_the_re
     with no grant)."""
     with Env(start=False, mech="SCRAM-SHA-256") as e:
         a = e.slapd
-        j, proxy, uri = _one_server_held(e, "retry")
-        alice = a.user_dn("alice")
-        g = j.must_grant("alice", "admins", "1h")
-        assert proxy.tripped.is_set(), "the proxy never held the add"
+        j, proxy, uri, alice, g = _granted_after_a_held_add(e, "1h")
         eq(a.is_member("admins", alice), True, "the retry was applied")
         granted = j.audit_events("granted", grant_id=g["grant_id"])[0]
         eq(granted.get("added_via"), uri, "added_via records the unanswered attempt")
@@ -560,13 +588,7 @@ def test_add_unanswered_when_jitd_is_killed_is_checked_after_recovery():
         grants = j.ok({"op": "list", "user": "alice"})["grants"]
         eq(len(grants), 1, "alice's grants: %r" % (grants,))
         gid = grants[0]["grant_id"]
-        wait_until(lambda: j.show(gid).get("removed_via") or j.show(gid)["state"] != "ending",
-                   20, "the removal answered")
-        eq(j.show(gid)["state"], "ending", "not closed on the first 'not there'")
-        proxy.release()
-        wait_until(lambda: a.is_member("admins", alice), 5, "the held add applied late")
-        wait_until(lambda: j.show(gid)["state"] == "failed", 20, "the grant closed")
-        eq(a.is_member("admins", alice), False, "the late membership removed")
+        _held_add_applied_after_the_removal_is_removed(j, proxy, gid, a, alice)
 
 
 class BusyOnceProxy(LostAnswerProxy):
@@ -575,26 +597,24 @@ class BusyOnceProxy(LostAnswerProxy):
     nothing was written."""
 
     def _up(self, c, s):
-        for msg in _messages(c):
-            with self.lock:
-                busy = _op_tag(msg) == MODIFY_REQUEST and not self.tripped.is_set()
-                if busy:
-                    self.tripped.set()
+        _relay_requests(c, s, lambda msg: self._busy(msg, c))
+
+    def _busy(self, msg, c):
+        with self.lock:
+            busy = _op_tag(msg) == MODIFY_REQUEST and not self.tripped.is_set()
             if busy:
-                i = 2 if msg[1] < 0x80 else 2 + (msg[1] & 0x7F)
-                msgid = msg[i:i + 2 + msg[i + 1]]          # the INTEGER, as sent
-                result = bytes([0x0A, 1, 51, 0x04, 0, 0x04, 0])
-                body = msgid + bytes([0x67, len(result)]) + result
-                try:
-                    c.sendall(bytes([0x30, len(body)]) + body)
-                except OSError:
-                    break
-                continue
-            try:
-                s.sendall(msg)
-            except OSError:
-                break
-        _half_close(s)
+                self.tripped.set()
+        if not busy:
+            return "pass"
+        i = 2 if msg[1] < 0x80 else 2 + (msg[1] & 0x7F)
+        msgid = msg[i:i + 2 + msg[i + 1]]          # the INTEGER, as sent
+        result = bytes([0x0A, 1, 51, 0x04, 0, 0x04, 0])
+        body = msgid + bytes([0x67, len(result)]) + result
+        try:
+            c.sendall(bytes([0x30, len(body)]) + body)
+        except OSError:
+            return "stop"
+        return "taken"
 
     def _answer(self, msg, s):
         return "pass"
@@ -638,10 +658,7 @@ def test_add_unanswered_then_answered_expiring_with_others_is_checked_after_the_
     batch's removal closed it at once)."""
     with Env(start=False, mech="SCRAM-SHA-256") as e:
         a = e.slapd
-        j, proxy, uri = _one_server_held(e, "retry")
-        alice = a.user_dn("alice")
-        g = j.must_grant("alice", "admins", "5s")
-        assert proxy.tripped.is_set(), "the proxy never held the add"
+        j, proxy, uri, alice, g = _granted_after_a_held_add(e, "5s")
         others = [j.must_grant(u, "admins", "5s") for u in ("bob", "carol")]
         wait_until(lambda: not a.is_member("admins", alice), 20, "alice's expiry")
         proxy.release()

@@ -50,6 +50,12 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 		if (rc != JIT_OK)
 			return rc;
 	}
+	if (others > 0 && r->add_unknown) {
+		/* the same for an add whose outcome is unknown (recovered) */
+		rc = store_pair_take_unknown(g->st, r->pair_key, r->id);
+		if (rc != JIT_OK)
+			return rc;
+	}
 	if (others > 0)
 		st->outcome = "kept_other_grant";
 	else if (r->standing)

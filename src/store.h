@@ -201,6 +201,11 @@ int store_pair_live(struct store *st, const char *pair_key, const char *exclude_
  * that inserts the next grant so that the limit holds under concurrency. */
 int store_count_user_live(struct store *st, const char *user_dn, int64_t *count) JIT_WUR;
 
+/* The live rows of pair_key other than except_id take on add_unknown: an
+ * add of the pair whose outcome is unknown may still be applied, so the
+ * end of whichever keeps the membership is checked after the grace. */
+int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id) JIT_WUR;
+
 /* The live rows of pair_key other than except_id take on two writers:
  * added_via (a server whose add went unanswered) and also (the one that
  * wrote it after); a row's own writer, when another, becomes its second;

@@ -59,6 +59,7 @@ enum stmt_id {
 	S_VERIFY,
 	S_GROUP_LIVE,
 	S_PAIR_WRITERS,
+	S_PAIR_UNKNOWN,
 	S__COUNT
 };
 

@@ -333,6 +333,16 @@ int store_pair_clear_standing(struct store *st, const char *pair_key)
 	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
 }
 
+int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id)
+{
+	sqlite3_stmt *s = st->stmt[S_PAIR_UNKNOWN];
+	int rc = bind_txt(s, 1, pair_key);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, except_id);
+	return run_write(st, S_PAIR_UNKNOWN, rc, NULL);
+}
+
 int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
 			    const char *added_via, const char *also)
 {

@@ -161,6 +161,10 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	 * (added_via a server that never answered the add, ?4 the one that
 	 * wrote it after); a row's own writer, when another, becomes its
 	 * second. Not rows with two already. (SET reads the old values.) */
+	[S_PAIR_UNKNOWN] = { "pair_take_unknown",
+			     "UPDATE grants INDEXED BY grants_pair SET add_unknown = 1"
+			     " WHERE pair_key = ?1 AND id IS NOT ?2"
+			     " AND state IN ('pending', 'active', 'ending')" },
 	[S_PAIR_WRITERS] = { "pair_take_writers",
 			     "UPDATE grants INDEXED BY grants_pair SET added_via = ?3,"
 			     " added_also_via = CASE WHEN added_via IS NULL"

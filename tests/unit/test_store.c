@@ -1270,6 +1270,15 @@ static void test_pair_take_writers(void)
 		CHECK(ok);
 		grant_rec_free(r);
 	}
+	/* add_unknown is taken on by the pair's other live rows only */
+	CHECK(store_pair_take_unknown(st, "pk", "g1") == JIT_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct grant_rec *r = get(st, rows[i].id);
+		bool want = strcmp(rows[i].id, "g1") != 0 && strcmp(rows[i].pair, "pk") == 0 &&
+			    rows[i].state != GS_EXPIRED;
+		CHECK(r && r->add_unknown == want);
+		grant_rec_free(r);
+	}
 	store_close(st);
 }
 

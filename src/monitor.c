@@ -429,9 +429,22 @@ static void reap(struct monitor *m)
 	int st;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+	while ((pid = waitpid(-1, &st, WNOHANG | WUNTRACED)) > 0) {
 		if (pid != m->pid)
 			continue;
+		if (WIFSTOPPED(st)) {
+			/* Robustness: any process of listener_user may stop it
+			 * (SIGSTOP); stopped, it answers no one and nothing says
+			 * so. It is ended, and reaped below as killed. */
+			log_err("listener stopped by signal %d; ending it", WSTOPSIG(st));
+			if (kill(pid, SIGKILL) != 0) {
+				log_err("cannot end the stopped listener: %s; stopping (the supervisor "
+					"restarts jitd)", strerror(errno));
+				m->failed = true;
+				begin_stop(m);
+			}
+			continue;
+		}
 		int64_t now = mono_ms(), lived = now - m->started_ms;
 		close_channel(m);
 		m->pid = 0;

@@ -144,6 +144,22 @@ def test_killed_listener_is_restarted_and_expiry_goes_on():
         eq(j.ok({"op": "status"})["status"]["grants"]["active"], 1, "active grants")
 
 
+def test_stopped_listener_is_ended_and_replaced():
+    """Any process of listener_user may stop the listener (SIGSTOP): it then
+    answers no one. The engine sees it stopped, ends it and starts another
+    (regression: a stopped listener went unnoticed, every client hung)."""
+    need_root()
+    with Env() as e:
+        j = e.jitd
+        lp = listener_pid(j)
+        os.kill(lp, signal.SIGSTOP)
+        wait_until(lambda: listener_pid(j) != lp, 10, "a new listener")
+        eq(j.ok({"op": "status"})["ok"], True, "status through the new listener")
+        assert "listener stopped by signal %d; ending it" % signal.SIGSTOP in \
+            j.stderr_tail(300), j.stderr_tail(300)
+        e.grant_and_check("alice", "admins", "1h")
+
+
 def test_listener_dies_with_the_engine():
     need_root()
     with Env() as e:

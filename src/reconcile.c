@@ -83,7 +83,7 @@ struct rc_memory {
 	struct sset missing;     /* grant ids, sorted */
 	bool read_failing;
 	bool primary_failing;   /* the members by primaryGroupID could not be read */
-	enum jit_reconcile mode; /* the group's mode at its last pass (RECONCILE_OFF: none) */
+	struct sset failed;      /* value keys whose last removal failed, sorted */
 	struct rc_memory *next;
 };
 
@@ -455,8 +455,8 @@ static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn
  */
 static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
 			const struct member *m, const struct live *lv, struct sset *renamed,
-			const struct sset *prev, bool was_enforced, struct sset *next,
-			const char *standing_hold)
+			const struct sset *prev, const struct sset *prev_failed, struct sset *next,
+			struct sset *next_failed, const char *standing_hold)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
@@ -514,10 +514,11 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		/* Evidence first, as for grants: the drift line comes after the
 		 * removal, and one that cannot be written then leaves a removal
 		 * nobody can see (the member is gone, so the next cycle has
-		 * nothing to report). A member seen before under enforce
-		 * already has its remove_failed line; one reported under
-		 * report mode before a reload changed it has not. */
-		if ((!seen || !was_enforced) && !removing_written(r, g, m)) {
+		 * nothing to report). Only a member whose last removal failed
+		 * goes without: its line and remove_failed line stand (one
+		 * reported under report mode, or left with a message, has
+		 * none). */
+		if (!sset_has(prev_failed, m->key) && !removing_written(r, g, m)) {
 			pthread_mutex_unlock(lock);
 			free(pk);
 			return; /* not in next: tried again next cycle */
@@ -525,6 +526,8 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);
 		action = rc == JIT_OK ? "removed" : "remove_failed";
+		if (rc != JIT_OK)
+			sset_add(next_failed, m->key); /* its line is written once */
 	}
 	pthread_mutex_unlock(lock);
 	free(pk);
@@ -631,6 +634,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 	struct members ms = { .r = r };
 	struct live lv = { 0 };
 	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };
+	struct sset next_f = { 0 };
 	struct sset renamed = { 0 };
 	struct dir_conn *dc = conn_for(r, g->dir);
 	/* The group's grants by what they hold (directory, DN, attribute), not
@@ -668,8 +672,8 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 		if (spelled < 0)
 			spelled = g->mode == RECONCILE_ENFORCE &&
 				  standing_spelled_otherwise(g, dc, &present, hold, sizeof(hold));
-		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained,
-			    mem->mode == RECONCILE_ENFORCE, &next_u, spelled ? hold : NULL);
+		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &mem->failed,
+			    &next_u, &next_f, spelled ? hold : NULL);
 	}
 	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
@@ -684,7 +688,10 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 		goto out;
 	sset_sort(&next_u);
 	sset_sort(&next_m);
-	mem->mode = g->mode;
+	sset_sort(&next_f);
+	sset_free(&mem->failed);
+	mem->failed = next_f;
+	memset(&next_f, 0, sizeof(next_f));
 	sset_free(&mem->unexplained);
 	sset_free(&mem->missing);
 	mem->unexplained = next_u;
@@ -697,6 +704,7 @@ out:
 	sset_free(&renamed);
 	sset_free(&next_u);
 	sset_free(&next_m);
+	sset_free(&next_f);
 	live_free(&lv);
 	members_free(&ms);
 	free(prefix);
@@ -813,6 +821,7 @@ void reconcile_stop(struct reconciler *r)
 		r->memory = m->next;
 		sset_free(&m->unexplained);
 		sset_free(&m->missing);
+		sset_free(&m->failed);
 		free(m->group);
 		free(m);
 	}

@@ -105,7 +105,8 @@ def audit_line(j, seq):
 def test_notify_signed_lines_slack_and_expiring_soon():
     r = Receiver().start()
     secret = os.path.join(os.getcwd(), "hook.secret")
-    write_secret(secret, "s3cr3t-key\n")
+    # a key file edited on Windows: its \r\n is not part of the key
+    write_secret(secret, "s3cr3t-key\r\n")
     top = {"expiring_soon_before": "3s",
            "notify": [{"url": r.url("/hook/T0K3N"), "secret_file": secret},
                       {"url": r.url("/slack"), "format": "slack", "events": ["granted"]}]}

@@ -428,6 +428,7 @@ def test_removal_refused_by_a_server_that_cannot_write_is_not_taken_for_gone():
         assert svc + "write" in text, "the service's ACL line"
         text = text.replace(svc + "write", svc + "=rwd")
         text = text.replace('suffix "%s"' % s.suffix, 'suffix "%s"\nreadonly on' % s.suffix)
+        assert "readonly on" in text, "the database's suffix line"
         with open(s.conf, "w") as f:
             f.write(text)
         s.start()

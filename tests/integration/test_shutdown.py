@@ -199,8 +199,14 @@ def test_recovered_grant_settled_before_new_grant_of_pair():
         wait_until(lambda: j.show(g1["grant_id"])["state"] == "failed", 10,
                    "the interrupted grant closed after the check")
         assert e.is_member("admins", e.user_dn("alice")), "the new grant's membership"
+        last = [x for x in j.audit_events(grant_id=g1["grant_id"]) if x["event"] == "failed"][-1]
+        eq(last["outcome"], "kept_other_grant", "the interrupted grant's last line")
         j.ok({"op": "complete", "grant_id": g2["grant_id"]})
         assert not e.is_member("admins", e.user_dn("alice")), "membership outlived its grants"
+        # the interrupted grant's unknown add passed to the new grant: its end is checked too
+        wait_until(lambda: j.show(g2["grant_id"])["state"] == "completed", 10, "g2 completed")
+        done = j.audit_events("completed", grant_id=g2["grant_id"])[-1]
+        eq(done.get("checked_after_grace"), True, "the new grant's completed line: %r" % (done,))
 
 
 def test_waiting_removal_settled_before_new_grant_of_pair():

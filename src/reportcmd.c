@@ -6,10 +6,13 @@
  * lines are bounded by auditfile.c, parsed by jansson, and every message
  * printed about a line names it by file and line number, never echoes it.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include "audit.h"
 #include "auditfile.h"
@@ -149,6 +152,46 @@ static int verify_usage(FILE *fp, int rc)
 	return rc;
 }
 
+/*
+ * The report goes to a new file beside output, mode 0640, and takes its
+ * name only once whole: a failed write leaves the previous report (or
+ * nothing) there, never half a report, and output is never followed if it
+ * is a symbolic link (it is replaced). *tmp: the temporary name (caller
+ * frees). NULL with errno set when it cannot be created.
+ */
+static FILE *open_output(const char *output, char **tmp)
+{
+	*tmp = xasprintf("%s.XXXXXX", output);
+	mode_t old = umask(0027);
+	int fd = mkstemp(*tmp);
+	umask(old);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		unlink(*tmp);
+		errno = e;
+	}
+	return f;
+}
+
+/* Closes the report written to tmp, and, if ok, makes it output (flushed to
+ * disk first); else removes it. True when output now holds the report. */
+static bool close_output(FILE *f, const char *tmp, const char *output, bool ok)
+{
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		ok = false;
+	if (fclose(f) != 0)
+		ok = false;
+	if (ok && chmod(tmp, 0640) == 0 && rename(tmp, output) == 0)
+		return true;
+	fprintf(stderr, "jitctl: report: cannot write %s: %s\n", output, strerror(errno));
+	unlink(tmp);
+	return false;
+}
+
 int reportcmd_audit(int argc, char **argv)
 {
 	struct scan s = { 0 };
@@ -282,19 +325,20 @@ int reportcmd_report(int argc, char **argv)
 	ch.first_error = s.first_error;
 	ch.files = files;
 	json_t *res = report_result(s.rep, &ch);
-	FILE *out = output ? fopen(output, "w") : stdout;
+	char *tmp = NULL;
+	FILE *out = output ? open_output(output, &tmp) : stdout;
 	if (!out) {
-		fprintf(stderr, "jitctl: report: cannot write %s\n", output);
+		fprintf(stderr, "jitctl: report: cannot write %s: %s\n", output, strerror(errno));
 	} else {
-		if (report_render(res, fmt, out) != JIT_OK)
+		bool ok = report_render(res, fmt, out) == JIT_OK;
+		if (!ok)
 			fprintf(stderr, "jitctl: report: write error\n");
-		else
+		if (output)
+			ok = close_output(out, tmp, output, ok);
+		if (ok)
 			rc = ch.verified ? 0 : EXIT_BROKEN;
-		if (output && fclose(out) != 0) {
-			fprintf(stderr, "jitctl: report: cannot write %s\n", output);
-			rc = EXIT_IO;
-		}
 	}
+	free(tmp);
 	json_decref(res);
 out:
 	if (!ch.verified && s.first_error && rc == EXIT_BROKEN)

@@ -305,11 +305,20 @@ static void render_text(json_t *res, FILE *out)
 /* No value of a report needs a control character (requests and names
  * cannot hold one): a cell gets none, so each row stays one line and a
  * CSV file shown on a terminal cannot drive it. */
+static bool formula_char(char ch)
+{
+	return ch != '\0' && strchr("=+-@", ch) != NULL;
+}
+
+/* A cell's text; one a spreadsheet would run as a formula gets a leading
+ * '. Robustness: so does each part after a ';' that would, since many
+ * spreadsheets split a CSV file on ';' where the locale uses a decimal
+ * comma ("x;=HYPERLINK(...)" is two cells there, the second a formula). */
 static void csv_cell(FILE *out, const char *text)
 {
 	char *c = termsafe_dup(text, 0);
-	bool quote = strpbrk(c, ",\"") != NULL;
-	bool formula = strchr("=+-@", c[0]) != NULL && c[0] != '\0';
+	bool quote = strpbrk(c, ",;\"") != NULL;
+	bool formula = formula_char(c[0]);
 	if (quote || formula)
 		fputc('"', out);
 	if (formula)
@@ -318,6 +327,8 @@ static void csv_cell(FILE *out, const char *text)
 		if (*s == '"')
 			fputc('"', out);
 		fputc(*s, out);
+		if (*s == ';' && formula_char(s[1]))
+			fputc('\'', out);
 	}
 	if (quote || formula)
 		fputc('"', out);

@@ -4,6 +4,7 @@
  * fields, directory diagnostics, the daemon's answers); the output holds
  * no byte a terminal would act on.
  */
+#include <stdint.h>
 #include <string.h>
 #include "termsafe.h"
 #include "util.h"
@@ -39,6 +40,46 @@ static size_t utf8_len(const unsigned char *p)
 	return 0;
 }
 
+/* The code point of the n-byte valid UTF-8 character at p. */
+static uint32_t code_point(const unsigned char *p, size_t n)
+{
+	if (n == 1)
+		return p[0];
+	if (n == 2)
+		return (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+	if (n == 3)
+		return (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+	return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+	       (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+}
+
+/*
+ * Characters that show nothing, or change how the text around them shows:
+ * controls, bidirectional marks and overrides, zero-width and invisible
+ * characters, fillers, variation selectors and tags. They make a name look
+ * like another one ("alice" reversed, an invisible difference) to whoever
+ * reads a report or a terminal.
+ */
+static const struct { uint32_t lo, hi; } hidden[] = {
+	{ 0x0080, 0x009f },   /* C1 controls */
+	{ 0x00ad, 0x00ad },   /* soft hyphen */
+	{ 0x034f, 0x034f },   /* combining grapheme joiner */
+	{ 0x061c, 0x061c },   /* arabic letter mark */
+	{ 0x115f, 0x1160 },   /* hangul fillers */
+	{ 0x17b4, 0x17b5 },   /* khmer inherent vowels */
+	{ 0x180b, 0x180f },   /* mongolian selectors and vowel separator */
+	{ 0x200b, 0x200f },   /* zero width, LRM, RLM */
+	{ 0x2028, 0x202e },   /* line and paragraph separators, bidi embeddings */
+	{ 0x2060, 0x206f },   /* word joiner, invisible operators, bidi isolates */
+	{ 0x3164, 0x3164 },   /* hangul filler */
+	{ 0xfe00, 0xfe0f },   /* variation selectors */
+	{ 0xfeff, 0xfeff },   /* zero width no-break space */
+	{ 0xffa0, 0xffa0 },   /* halfwidth hangul filler */
+	{ 0xfff9, 0xfffb },   /* interlinear annotation */
+	{ 0x1d173, 0x1d17a }, /* musical formatting */
+	{ 0xe0000, 0xe0fff }, /* tags, variation selectors supplement */
+};
+
 /* Whether the n-byte valid character at p is shown as it is. */
 static bool shown(const unsigned char *p, size_t n, unsigned keep)
 {
@@ -49,16 +90,10 @@ static bool shown(const unsigned char *p, size_t n, unsigned keep)
 			return keep & TERMSAFE_KEEP_TAB;
 		return p[0] >= 0x20 && p[0] != 0x7f;
 	}
-	if (n == 2)
-		return !(p[0] == 0xc2 && p[1] <= 0x9f) &&  /* C1 */
-		       !(p[0] == 0xd8 && p[1] == 0x9c);    /* U+061C arabic letter mark */
-	/* Bidirectional controls and zero-width characters: U+200B..U+200F,
-	 * U+202A..U+202E, U+2066..U+2069. They show a name as another one
-	 * ("alice" reversed, an invisible difference) to whoever reads a report. */
-	if (n == 3 && p[0] == 0xe2 && p[1] == 0x80)
-		return !((p[2] >= 0x8b && p[2] <= 0x8f) || (p[2] >= 0xaa && p[2] <= 0xae));
-	if (n == 3 && p[0] == 0xe2 && p[1] == 0x81)
-		return !(p[2] >= 0xa6 && p[2] <= 0xa9);
+	uint32_t cp = code_point(p, n);
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+		if (cp >= hidden[i].lo && cp <= hidden[i].hi)
+			return false;
 	return true;
 }
 

@@ -364,6 +364,22 @@ def test_report_generated_day_exact():
               "g-f  frank -> admins  since 2026-11-23T23:00:00Z"):
         assert s in text, (s, text)
     assert re.search(r"^  revoke_failures +1$", text, re.M), text
+    eq(oct(os.stat(out).st_mode & 0o777), oct(0o640), "mode of the report file")
+    # -o replaces a symbolic link instead of writing through it, and a
+    # write that fails (an unwritable directory) leaves the old file.
+    victim = os.path.join(os.getcwd(), "victim.txt")
+    with open(victim, "w") as f:
+        f.write("keep me\n")
+    link = os.path.join(os.getcwd(), "link.txt")
+    os.symlink(victim, link)
+    r = report("--since", "2026-11-23", "--until", "2026-11-24", "-o", link, *paths)
+    eq(r.returncode, 0, r.stderr)
+    assert not os.path.islink(link), "the link is still there"
+    with open(victim) as f:
+        eq(f.read(), "keep me\n", "the link's target")
+    r = report("-o", os.path.join(os.getcwd(), "no-such-dir", "x.txt"), *paths)
+    eq(r.returncode, 3, "an output that cannot be written: %s" % r.stderr)
+    eq([n for n in os.listdir(os.getcwd()) if ".txt." in n], [], "temporary files left")
     # Without a period: everything, and grants still open at the last line.
     res = report_json(*paths)
     eq(res["totals"]["granted"], 6, "granted over all lines")

@@ -557,6 +557,7 @@ static void check_hostile(void)
 	struct report *r = report_new(&o);
 	ev(r, T0, "granted", G("g-9", "<script>x</script>", "=cmd|' /C calc'!A0", "a\"b", "c\x01",
 			       60, T0, T0 + 60), NULL);
+	ev(r, T0, "granted", G("g-10", "bob", "ops;=HYPERLINK(1)", "d", "e", 60, T0, T0 + 60), NULL);
 	struct report_chain ch = { .verified = false, .bad_lines = 1, .lines = 1, .first_seq = 1,
 				   .first_error = "a.log:3: seq 3: content does not match" };
 	json_t *res = report_result(r, &ch);
@@ -568,6 +569,9 @@ static void check_hostile(void)
 	char *csv = render(res, REPORT_CSV);
 	CHECK(strstr(csv, "by_group,\"'=cmd|' /C calc'!A0\",") != NULL);
 	CHECK(strstr(csv, ",=cmd") == NULL);
+	/* split on ';' (a decimal-comma locale), its second part is no formula */
+	CHECK(strstr(csv, "by_group,\"ops;'=HYPERLINK(1)\",") != NULL);
+	CHECK(strstr(csv, ";=HYPERLINK") == NULL);
 	free(csv);
 	char *txt = render(res, REPORT_TEXT);
 	CHECK(strchr(txt, '\x01') == NULL && strstr(txt, "NOT VERIFIED") != NULL);

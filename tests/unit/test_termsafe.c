@@ -37,6 +37,14 @@ static void test_controls(void)
 	/* their neighbours are shown: U+2010 hyphen, U+2070 superscript zero */
 	CHECK_STR(clean("a\xe2\x80\x90" "b\xe2\x81\xb0", 0), "a\xe2\x80\x90" "b\xe2\x81\xb0");
 	CHECK_STR(clean("\xc2\x80\xc2\x9f", 0), "??");
+	/* other invisible characters: U+2060 word joiner, U+FEFF, U+00AD soft
+	 * hyphen, U+2028, U+3164 and U+FFA0 fillers, U+FE0F, U+E0041 tag A */
+	CHECK_STR(clean("bo\xe2\x81\xa0" "b", 0), "bo?b");
+	CHECK_STR(clean("\xef\xbb\xbf" "a\xc2\xad" "b\xe2\x80\xa8" "c", 0), "?a?b?c");
+	CHECK_STR(clean("\xe3\x85\xa4" "\xef\xbe\xa0" "\xef\xb8\x8f" "\xf3\xa0\x81\x81", 0), "????");
+	/* their neighbours stay: U+00AC, U+2070, U+E1000 (private use) */
+	CHECK_STR(clean("\xc2\xac\xe2\x81\xb0\xf3\xa1\x80\x80", 0),
+		  "\xc2\xac\xe2\x81\xb0\xf3\xa1\x80\x80");
 	/* Valid non-ASCII stays: U+00A0, U+00E9, U+2192, U+10FFFF, U+1F600. */
 	CHECK_STR(clean("\xc2\xa0 Jos\xc3\xa9 \xe2\x86\x92 \xf4\x8f\xbf\xbf \xf0\x9f\x98\x80", 0),
 		  "\xc2\xa0 Jos\xc3\xa9 \xe2\x86\x92 \xf4\x8f\xbf\xbf \xf0\x9f\x98\x80");

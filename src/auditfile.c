@@ -5,9 +5,12 @@
  * memory never depends on the file's size.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include "auditfile.h"
 #include "util.h"
@@ -25,10 +28,32 @@ struct auditfile {
 
 int auditfile_open(const char *path, struct auditfile **out, char *err, size_t errlen)
 {
+	struct stat st;
+	/* Robustness: a directory (which gzopen would open, to fail at the
+	 * first read as if the log were damaged: a false tamper alarm) or a
+	 * FIFO (whose open would wait for a writer) is not a log: refused
+	 * as unreadable. O_NONBLOCK only for the open itself. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return JIT_EIO;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s", S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+		close(fd);
+		return JIT_EIO;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		close(fd);
+		return JIT_EIO;
+	}
 	errno = 0;
-	gzFile gz = gzopen(path, "rb");
+	gzFile gz = gzdopen(fd, "rb");
 	if (!gz) {
 		snprintf(err, errlen, "%s", errno ? strerror(errno) : "cannot open");
+		close(fd);
 		return JIT_EIO;
 	}
 	if (gzbuffer(gz, CHUNK) != 0) {

@@ -629,8 +629,36 @@ static bool shows_open(const char *event)
 	       strcmp(event, "rescheduled") == 0;
 }
 
+/*
+ * Cuts every string field of ev longer than REPORT_FIELD_MAX bytes (at a
+ * character boundary, "..." appended). jitd writes none that long (its
+ * protocol's fields are shorter); a log that was altered may hold lines of
+ * megabytes, and the open grants, the rows and the timeline keep copies.
+ */
+static void cut_fields(json_t *ev)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(ev, key, v) {
+		size_t n = json_string_length(v);
+		if (!json_is_string(v) || n <= REPORT_FIELD_MAX)
+			continue;
+		const char *t = json_string_value(v);
+		n = REPORT_FIELD_MAX - 3;
+		while (n > 0 && ((unsigned char)t[n] & 0xc0) == 0x80)
+			n--; /* not inside a UTF-8 sequence */
+		char *c = xmalloc(n + 4);
+		memcpy(c, t, n);
+		memcpy(c + n, "...", 4);
+		(void)json_string_set(v, c);
+		free(c);
+	}
+}
+
 void report_add(struct report *r, json_t *ev)
 {
+	if (json_is_object(ev))
+		cut_fields(ev); /* first: the strings below point into ev */
 	const char *event = str_of(ev, "event");
 	int64_t ts;
 	if (!json_is_object(ev) || !event || !time_of(ev, "ts", &ts)) {

@@ -22,7 +22,8 @@
  * of which at most REPORT_REFUSED_NAMES_MAX made by refused lines, the rest
  * under "(other)"), at most REPORT_TIMELINE_MAX timeline bars, and
  * the ids of the last REPORT_ENDED_MAX grants that ended (about 2.75 MiB,
- * allocated at the first final line).
+ * allocated at the first final line). Each string field is cut to
+ * REPORT_FIELD_MAX bytes, so a line of megabytes costs no more than others.
  */
 #ifndef JITD_REPORT_H
 #define JITD_REPORT_H
@@ -34,6 +35,7 @@
 #include "err.h"
 
 #define REPORT_NAMES_MAX 10000
+#define REPORT_FIELD_MAX 4096 /* bytes of a line's string field kept (longer ones cut) */
 #define REPORT_REFUSED_NAMES_MAX 1000 /* of those, made by refused lines */
 #define REPORT_TIMELINE_MAX 2000
 /* A final line of a grant among the last REPORT_ENDED_MAX that ended is a

@@ -389,6 +389,16 @@ def test_report_generated_day_exact():
                  ["--since", "2026-11-24", "--until", "2026-11-23", paths[2]], []):
         eq(report(*args).returncode, 2, "exit status for %r" % (args,))
     eq(report(os.path.join(os.getcwd(), "missing.log")).returncode, 3, "missing file")
+    # a directory or a FIFO is no log: unreadable (3), not a broken chain
+    # (1), and a FIFO with no writer does not hang the report
+    fifo = os.path.join(os.getcwd(), "fifo.log")
+    os.mkfifo(fifo)
+    for p in (os.getcwd(), fifo):
+        r = report(p)
+        eq(r.returncode, 3, "exit status for %s: %s" % (p, r.stderr))
+        r = subprocess.run([binary("jitctl"), "audit", "verify", p], capture_output=True,
+                           timeout=30)
+        eq(r.returncode, 3, "audit verify of %s: %s" % (p, r.stderr))
 
 
 def test_report_broken_chain_is_reported():

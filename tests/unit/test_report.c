@@ -558,6 +558,12 @@ static void check_hostile(void)
 	ev(r, T0, "granted", G("g-9", "<script>x</script>", "=cmd|' /C calc'!A0", "a\"b", "c\x01",
 			       60, T0, T0 + 60), NULL);
 	ev(r, T0, "granted", G("g-10", "bob", "ops;=HYPERLINK(1)", "d", "e", 60, T0, T0 + 60), NULL);
+	/* a line of megabytes (an altered log): its fields are cut, not kept whole */
+	char *big = xmalloc(1 << 20);
+	memset(big, 'A', (1 << 20) - 1);
+	big[(1 << 20) - 1] = '\0';
+	ev(r, T0, "granted", G("g-11", "carol", "dba", big, "e", 86400, T0, T0 + 86400), NULL);
+	free(big);
 	struct report_chain ch = { .verified = false, .bad_lines = 1, .lines = 1, .first_seq = 1,
 				   .first_error = "a.log:3: seq 3: content does not match" };
 	json_t *res = report_result(r, &ch);
@@ -577,6 +583,16 @@ static void check_hostile(void)
 	CHECK(strchr(txt, '\x01') == NULL && strstr(txt, "NOT VERIFIED") != NULL);
 	CHECK(strstr(txt, "coverage    INCOMPLETE: the hash chain did not verify") != NULL);
 	free(txt);
+	size_t i, seen = 0;
+	json_t *a;
+	json_array_foreach(json_object_get(res, "active_at_end"), i, a) {
+		const char *ap = json_string_value(json_object_get(a, "approved_by"));
+		if (strcmp(json_string_value(json_object_get(a, "grant_id")), "g-11") != 0)
+			continue;
+		seen++;
+		CHECK(ap && strlen(ap) == REPORT_FIELD_MAX && strcmp(ap + strlen(ap) - 3, "...") == 0);
+	}
+	CHECK(seen == 1);
 	json_decref(res);
 }
 

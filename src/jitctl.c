@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <jansson.h>
 #include "duration.h"
@@ -482,12 +483,27 @@ static int send_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* Reads one line (at most ANSWER_MAX bytes); *out without its '\n'. */
+/* Reads one line (at most ANSWER_MAX bytes) within IO_TIMEOUT_S in all
+ * (a peer trickling bytes does not restart the clock); *out without its
+ * '\n'. */
 static int read_line(int fd, char **out, size_t *outlen)
 {
 	size_t len = 0, cap = 0;
 	char *buf = NULL, *nl = NULL;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	time_t deadline = now.tv_sec + IO_TIMEOUT_S;
 	while (!nl) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec >= deadline) {
+			fprintf(stderr, "jitctl: no answer from jitd: timed out\n");
+			goto fail;
+		}
+		struct timeval tv = { .tv_sec = deadline - now.tv_sec, .tv_usec = 0 };
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+			fprintf(stderr, "jitctl: setsockopt: %s\n", strerror(errno));
+			goto fail;
+		}
 		if (len == ANSWER_MAX) {
 			fprintf(stderr, "jitctl: answer larger than %u bytes\n", ANSWER_MAX);
 			goto fail;

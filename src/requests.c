@@ -422,6 +422,7 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 	j->end_state = req->op == OP_COMPLETE ? GS_COMPLETED : GS_REVOKED;
 	j->reason = xstrdup(req->reason_end);
 	j->force = req->op == OP_REVOKE && req->force;
+	j->cfg_gen = atomic_load(&e->cfg_gen);
 	grant_rec_free(r);
 	if (!workers_enqueue(q, j)) {
 		*line = workers_refuse_unqueued(q, peer, j->client, req);

@@ -100,6 +100,15 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 		return true;
 	}
 	timing_since(STEP_QUEUE, j->queued);
+	if (j->kind == JOB_END && j->force && j->cfg_gen != atomic_load(&q->e->cfg_gen)) {
+		/* Robustness: a reload that changed the clients came while it
+		 * waited, and may have taken "force" from this client: closing
+		 * without the directory is then not done on its word; an
+		 * ordinary revoke is (it removes, or stays ending). */
+		log_warn("grant %s: a reload changed the configuration while a forced revoke "
+			 "waited; made as an ordinary revoke", j->grant_id);
+		j->force = false;
+	}
 	if (j->kind == JOB_END && j->force) {
 		line = grant_force_close(g, j->grant_id, j->reason, j->client, &j->peer);
 	} else if (j->kind == JOB_GRANT) {

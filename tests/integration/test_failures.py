@@ -477,3 +477,42 @@ def test_an_expiry_is_not_queued_behind_a_burst_of_grants():
         for t in threads:
             t.join(90)
         eq(sum(1 for a in answers if a.get("ok")), 50, "the grants after the removal")
+
+
+def test_forced_revoke_waiting_across_a_reload_is_made_as_an_ordinary_one():
+    """A revoke with force waits in the directory's queue while a reload
+    changes the clients (it may have taken "force" from the client): it is
+    then made as an ordinary revoke, which removes or stays ending, never
+    closing the grant without the directory on the old configuration's
+    word (regression: the queued job closed it, the membership left
+    behind)."""
+    need_faults()
+    from test_outage import _set_service_writes
+    with Env(start=False) as e:
+        j = e.jitd
+        j.config["directories"][0]["connections"] = 1
+        j.write_config()
+        j.start()
+        g = e.grant_and_check("alice", "admins", "1h")
+        _set_service_writes(e.slapd, False)          # removals refused from now on
+        eq(j.ok({"op": "complete", "grant_id": g["grant_id"]})["grant"]["state"], "ending",
+           "a refused removal")
+        j.stop()
+        j.start(env={"JITD_FAULT": "grant.before_pending:sleep=3000@1"})
+        busy = threading.Thread(target=lambda: j.request(
+            {"op": "grant", "user": "bob", "group": "dba", "duration": "1h"}, timeout=60))
+        busy.start()
+        wait_stderr(j, "fault pause 3000 ms at grant.before_pending", 10)
+        answer = {}
+        forced = threading.Thread(target=lambda: answer.update(a=j.request(
+            {"op": "revoke", "grant_id": g["grant_id"], "force": True}, timeout=60)))
+        forced.start()
+        time.sleep(0.5)                                # the forced revoke is queued
+        j.config["clients"].append({"name": "another", "uid": 12345, "groups": ["*"]})
+        j.reload()
+        forced.join(60)
+        busy.join(60)
+        eq(answer["a"]["grant"]["state"], "ending", "the forced revoke after the reload")
+        assert "made as an ordinary revoke" in j.stderr_tail(300), j.stderr_tail(300)
+        assert e.is_member("admins", e.user_dn("alice")), "alice's membership"
+        eq(j.audit_events("revoked", grant_id=g["grant_id"]), [], "revoked lines")

@@ -78,7 +78,7 @@ struct rc_plan {
 
 /* What a group's previous cycle reported, so each drift is told once. */
 struct rc_memory {
-	char *group;
+	char *group;             /* the group's pair-key prefix (grant_pair_key) */
 	struct sset unexplained; /* value keys, sorted */
 	struct sset missing;     /* grant ids, sorted */
 	bool read_failing;
@@ -212,13 +212,13 @@ static void plan_unref(struct reconciler *r, struct rc_plan *p)
 		plan_free(p);
 }
 
-static struct rc_memory *memory_for(struct reconciler *r, const char *group)
+static struct rc_memory *memory_for(struct reconciler *r, const char *key)
 {
 	for (struct rc_memory *m = r->memory; m; m = m->next)
-		if (strcmp(m->group, group) == 0)
+		if (strcmp(m->group, key) == 0)
 			return m;
 	struct rc_memory *m = xcalloc(1, sizeof(*m));
-	m->group = xstrdup(group);
+	m->group = xstrdup(key);
 	m->next = r->memory;
 	r->memory = m;
 	return m;
@@ -630,17 +630,18 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 
 static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 {
-	struct rc_memory *mem = memory_for(r, g->name);
+	/* The group's grants by what they hold (directory, DN, attribute), not
+	 * by name: a reload may have renamed the entry, or another entry may
+	 * name the same DN. So is what was reported about it remembered: a
+	 * name a reload gave to another group does not carry it over. */
+	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
+	struct rc_memory *mem = memory_for(r, prefix);
 	struct members ms = { .r = r };
 	struct live lv = { 0 };
 	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };
 	struct sset next_f = { 0 };
 	struct sset renamed = { 0 };
 	struct dir_conn *dc = conn_for(r, g->dir);
-	/* The group's grants by what they hold (directory, DN, attribute), not
-	 * by name: a reload may have renamed the entry, or another entry may
-	 * name the same DN. */
-	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
 
 	/* Directory first, store second: a membership jitd adds has its row
 	 * committed before the add, so whatever the read saw, the store has. */
@@ -712,13 +713,32 @@ out:
 
 /* ---- the thread -------------------------------------------------------- */
 
-static void run_cycle(struct reconciler *r, const struct rc_plan *p)
+/* Is p still the plan (no reload replaced it)? */
+static bool plan_current(struct reconciler *r, const struct rc_plan *p)
+{
+	pthread_mutex_lock(&r->lock);
+	bool current = r->plan == p;
+	pthread_mutex_unlock(&r->lock);
+	return current;
+}
+
+/* One pass over p's groups; false when a reload replaced p meanwhile (the
+ * groups not reached yet are left to the new plan: a group a reload set to
+ * report, or gave standing members, is not enforced under the old rules). */
+static bool run_cycle(struct reconciler *r, const struct rc_plan *p)
 {
 	int64_t t0 = mono_ms();
-	for (size_t i = 0; i < p->n && !stopping(r); i++)
+	size_t i = 0;
+	for (; i < p->n && !stopping(r); i++) {
+		if (i > 0 && !plan_current(r, p)) {
+			log_debug("reconcile: a reload came during the pass; the rest under it");
+			return false;
+		}
 		reconcile_group(r, &p->g[i]);
+	}
 	log_debug("reconcile: %zu group(s) checked in %lld ms", p->n,
 		  (long long)(mono_ms() - t0));
+	return true;
 }
 
 static void *rc_main(void *arg)
@@ -743,9 +763,11 @@ static void *rc_main(void *arg)
 		struct rc_plan *p = r->plan;
 		p->refs++;
 		pthread_mutex_unlock(&r->lock);
-		run_cycle(r, p);
+		bool whole = run_cycle(r, p);
 		plan_unref(r, p);
 		pthread_mutex_lock(&r->lock);
+		if (!whole)
+			last = 0; /* the new plan's pass, at once */
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;

@@ -496,3 +496,25 @@ def test_member_reported_under_report_then_removed_under_enforce_has_its_line_fi
                  and ev.get("member", "").lower() == frank.lower()]
         eq(lines, [("drift", "reported"), ("drift_removing", None), ("drift", "removed")],
            "frank's lines, in order")
+
+
+def test_a_group_name_moved_to_another_dn_reports_that_group_s_members_afresh():
+    """frank is reported in admins; a reload points the name "admins" at the
+    dba group, where frank is a member too: he is reported there (regression:
+    what was reported was remembered by the entry's name, so the new group's
+    member counted as reported already)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        j, s, frank = e.jitd, e.slapd, e.user_dn("frank")
+        _restart_with(e, admins={})
+        s.add_member("admins", frank)
+        s.add_member("dba", frank)
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 10, "frank in admins")
+        for g in j.config["groups"]:
+            if g["name"] == "admins":
+                g["dn"] = s.group_dn("dba")
+            elif g["name"] == "dba":
+                g["dn"] = s.group_dn("ops")
+        j.reload()
+        wait_until(lambda: [d for d in _drift(e, "admins", "unexplained", frank)
+                            if d["group_dn"].lower() == s.group_dn("dba").lower()], 10,
+                   "frank reported in the group admins names now")

@@ -325,3 +325,29 @@ def test_grant_queued_across_a_reload_is_checked_again():
         assert not e.is_member("admins", e.user_dn("alice")), "alice was granted"
         eq(sorted(g.get("user") for g in j.audit_events("granted")), ["carol", "dave"],
            "granted lines")
+
+
+def test_requests_of_a_client_a_stale_listener_still_passes_are_audited_once_per_10_s():
+    """A reload removes a client entry, and the listener cannot apply it (it
+    keeps the old one, where the peer still matches): the engine refuses each
+    request, and audits the first of every 10 s with a count in its log, not
+    each one (regression: a removed client could flood the audit log with
+    synced lines on the engine's main thread)."""
+    NOBODY = 65534
+    clients = [{"name": "root", "uid": 0, "groups": ["*"]},
+               {"name": "viewer", "uid": NOBODY, "groups": ["*"], "ops": ["status"]}]
+    with Env(start=False, clients=clients) as e:
+        j = e.jitd
+        j.make_public()
+        j.config["socket_mode"] = "0666"
+        j.write_config()
+        j.start(env={"JITD_FAULT": "fail.listener_config:1"})
+        eq(j.request_as(NOBODY, NOBODY, {"op": "status"})["ok"], True, "the viewer before")
+        j.config["clients"] = [c for c in j.config["clients"] if c["name"] != "viewer"]
+        _reload(e)
+        wait_until(lambda: "could not apply configuration 2" in _log(e), 5, "the stale listener")
+        for _ in range(30):
+            refused(j.request_as(NOBODY, NOBODY, {"op": "status"}), "unauthorized",
+                    "the removed viewer")
+        ev = [x for x in j.audit_events("refused") if x.get("rule") == "clients"]
+        eq(len(ev), 1, "refused lines for 30 requests in a few seconds")

@@ -224,10 +224,27 @@ static bool on_message(struct lstate *ls, struct imsg *m)
 	}
 }
 
+/* Handles every whole message read from the engine so far; false on a
+ * malformed one. */
+static bool chan_drain(struct lstate *ls)
+{
+	struct imsg *m;
+	int rc;
+
+	while ((rc = imsg_chan_next(ls->ch, &m)) == JIT_OK) {
+		bool ok = on_message(ls, m);
+		imsg_free(m);
+		if (!ok) {
+			log_err("listener: malformed message from the engine");
+			return false;
+		}
+	}
+	return rc == JIT_ENOTFOUND;
+}
+
 static bool chan_ready(void *arg, short revents)
 {
 	struct lstate *ls = arg;
-	struct imsg *m;
 	int rc;
 
 	if ((revents & POLLOUT) && imsg_chan_flush(ls->ch) != JIT_OK)
@@ -247,15 +264,7 @@ static bool chan_ready(void *arg, short revents)
 			log_info("listener: the engine closed the channel; exiting");
 		return false;
 	}
-	while ((rc = imsg_chan_next(ls->ch, &m)) == JIT_OK) {
-		bool ok = on_message(ls, m);
-		imsg_free(m);
-		if (!ok) {
-			log_err("listener: malformed message from the engine");
-			return false;
-		}
-	}
-	return rc == JIT_ENOTFOUND;
+	return chan_drain(ls);
 }
 
 /* Test builds: the failure points armed in JITD_FAULT (which the engine
@@ -317,6 +326,10 @@ int listener_main(void)
 	struct server_hooks h = { .arg = &ls, .submit = on_submit, .refused = on_refused,
 				  .fd = LISTENER_FD_CHANNEL, .events = chan_events,
 				  .ready = chan_ready };
+	/* A reload sent right after INIT may have come in the same read: it
+	 * would wait for the engine's next message otherwise. */
+	if (!chan_drain(&ls))
+		goto out;
 	status = server_run(ls.srv, &h) == JIT_OK ? 0 : 3;
 	/* the answers delivered last may still sit in the channel */
 	if (imsg_chan_flush(ls.ch) != JIT_OK)

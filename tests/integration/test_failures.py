@@ -451,11 +451,8 @@ def test_an_expiry_is_not_queued_behind_a_burst_of_grants():
     of the one queue, so a burst of requests delayed every removal of the
     directory by the whole queue's drain)."""
     need_faults()
-    with Env(start=False, top={"max_clients_per_uid": 100}) as e:
+    with Env(top={"max_clients_per_uid": 100}, directory={"connections": 1}) as e:
         j = e.jitd
-        j.config["directories"][0]["connections"] = 1
-        j.write_config()
-        j.start()
         g = e.grant_and_check("alice", "admins", "10s")
         alice = e.user_dn("alice")
         j.stop()
@@ -488,11 +485,8 @@ def test_forced_revoke_waiting_across_a_reload_is_made_as_an_ordinary_one():
     behind)."""
     need_faults()
     from test_outage import _set_service_writes
-    with Env(start=False) as e:
+    with Env(directory={"connections": 1}) as e:
         j = e.jitd
-        j.config["directories"][0]["connections"] = 1
-        j.write_config()
-        j.start()
         g = e.grant_and_check("alice", "admins", "1h")
         _set_service_writes(e.slapd, False)          # removals refused from now on
         eq(j.ok({"op": "complete", "grant_id": g["grant_id"]})["grant"]["state"], "ending",

@@ -182,11 +182,8 @@ def test_recovered_grant_settled_before_new_grant_of_pair():
     new grant of the pair decides (the new one adds it: its own). Its add's
     outcome is unknown, so it closes only after the check after
     replication_grace, by then kept for the new grant."""
-    with Env(start=False) as e:
+    with Env(directory={"replication_grace": 1}) as e:
         j = e.jitd
-        j.config["directories"][0]["replication_grace"] = 1
-        j.write_config()
-        j.start()
         g1 = e.grant_and_check("alice", "admins", "1h")
         j.kill()
         # As if jitd died between the directory add and the `active` commit.

@@ -59,6 +59,7 @@ struct client {
 	bool busy;              /* a request is with the engine */
 	bool closing;           /* close once out is flushed */
 	bool eof;               /* the client shut its sending side: answer, then close */
+	bool groups_read;       /* peer.groups read (client_entry) */
 	int64_t last_ms;        /* a line's first byte read, or an answer flushed */
 	int64_t out_ms;         /* output pending since, or last written to */
 };
@@ -435,7 +436,6 @@ static void accept_clients(struct server *s)
 		c->peer.pid = cr.pid;
 		c->peer.uid = cr.uid;
 		c->peer.gid = cr.gid;
-		policy_peer_groups(&c->peer);
 		c->in_cap = (size_t)s->cfg->max_request_size;
 		c->in = xmalloc(c->in_cap);
 		c->last_ms = mono_ms();
@@ -443,6 +443,18 @@ static void accept_clients(struct server *s)
 		log_debug("client %llu connected: uid %d pid %d", (unsigned long long)c->id,
 			  (int)cr.uid, (int)cr.pid);
 	}
+}
+
+/* c's clients entry. Its user's groups are read (once per connection) only
+ * when an entry matches by gid: reading them costs the passwd and group
+ * databases, which a name service may answer slowly, in this one loop. */
+static const struct jit_client_cfg *client_entry(struct server *s, struct client *c)
+{
+	if (!c->groups_read && policy_uses_groups(s->cfg)) {
+		policy_peer_groups(&c->peer);
+		c->groups_read = true;
+	}
+	return policy_client(s->cfg, &c->peer);
 }
 
 /* Answers c with a refusal; an audited one goes through the hook, which
@@ -523,7 +535,7 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 		c->closing = true;
 		return;
 	}
-	const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+	const struct jit_client_cfg *cc = client_entry(s, c);
 	const char *rule = NULL;
 	if (cc && !rate_ok(s, c, cc))
 		return;
@@ -582,7 +594,7 @@ static void process_input(struct server *s, struct client *c)
 		char *nl = memchr(c->in, '\n', c->in_len);
 		if (!nl) {
 			if (c->in_len >= c->in_cap) {
-				const struct jit_client_cfg *cc = policy_client(s->cfg, &c->peer);
+				const struct jit_client_cfg *cc = client_entry(s, c);
 				int64_t held = 0;
 				char m[160];
 				if (cc && !rate_ok(s, c, cc)) {

@@ -93,6 +93,7 @@ struct dirq {
 	 * queue_max) never delays a removal. */
 	struct job *rtail;
 	size_t len;
+	size_t n_inflight;              /* the scheduler's grants in flight here (main thread) */
 	bool stopping;
 	struct throttle busy_audit;     /* refusals at a full queue (workers_refuse_unqueued) */
 	int n_workers;
@@ -119,6 +120,7 @@ struct due {
 
 struct inflight {
 	char *id;
+	struct dirq *q;                 /* its directory's queue (n_inflight) */
 	struct inflight *next;
 };
 

@@ -40,14 +40,24 @@ static bool inflight_has(struct engine *e, const char *id)
 	return false;
 }
 
-static void inflight_add(struct engine *e, const char *id)
+static void inflight_add(struct engine *e, const char *id, struct dirq *q)
 {
 	struct inflight *f = xmalloc(sizeof(*f));
 	unsigned b = id_bucket(id);
 	f->id = xstrdup(id);
+	f->q = q;
 	f->next = e->inflight[b];
 	e->inflight[b] = f;
 	e->n_inflight++;
+	q->n_inflight++;
+}
+
+/* The grants one directory may have in flight: its share of the cap, so
+ * that one slow directory's backlog never holds up another's expiries. */
+static size_t dir_cap(const struct engine *e)
+{
+	size_t cap = e->n_dirs ? e->inflight_max / e->n_dirs : e->inflight_max;
+	return cap ? cap : 1;
 }
 
 void scheduler_inflight_del(struct engine *e, const char *id)
@@ -56,6 +66,7 @@ void scheduler_inflight_del(struct engine *e, const char *id)
 		if (strcmp((*pp)->id, id) == 0) {
 			struct inflight *f = *pp;
 			*pp = f->next;
+			f->q->n_inflight--;
 			free(f->id);
 			free(f);
 			e->n_inflight--;
@@ -136,6 +147,8 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 	struct dirq *q = workers_find_dir(e, r->directory);
 	if (!q) /* not read since store_set_directories(); tick_elsewhere() tells */
 		return 0;
+	if (q->n_inflight >= dir_cap(e))
+		return 0; /* at its share: the others' rows go on */
 	if (r->state == GS_ACTIVE) {
 		/* Expiries due together are ended together: flush_expiries().
 		 * store_due yields each row once. */
@@ -145,7 +158,7 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 		}
 		q->due[q->n_due++] = (struct due){ xstrdup(r->group_dn), xstrdup(r->id),
 						   xstrdup(r->pair_key), e->due_seq++, mono_ms() };
-		inflight_add(e, r->id);
+		inflight_add(e, r->id, q);
 		return 0;
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -156,7 +169,7 @@ static int schedule_one(const struct grant_rec *r, void *arg)
 		workers_job_free(j);
 		return 1;
 	}
-	inflight_add(e, r->id);
+	inflight_add(e, r->id, q);
 	return 0;
 }
 
@@ -362,6 +375,29 @@ static void tick_clock(struct engine *e, int64_t now)
 	}
 }
 
+/*
+ * Reads the due grants of the directories below their share of the cap.
+ * Robustness: a directory at its share (slow, with a backlog) is left out
+ * of the read itself, or its oldest rows would fill every read and another
+ * directory's expiries would wait for its backlog to drain.
+ */
+static int read_due(struct engine *e, int64_t now)
+{
+	const char **names = xcalloc(e->n_dirs + 1, sizeof(*names));
+	size_t k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < e->n_dirs; i++)
+		if (e->dirs[i].n_inflight < dir_cap(e))
+			names[k++] = e->dirs[i].name;
+	if (k == e->n_dirs)
+		rc = store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e);
+	else if (k > 0)
+		rc = store_due_in(e->st, now, (int64_t)e->inflight_max, names, k, schedule_one, e);
+	free(names);
+	return rc;
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)
@@ -372,8 +408,7 @@ void engine_tick(struct engine *e, int64_t now)
 	/* At the cap no more due rows are read, but the expiries held back
 	 * for a fuller batch are still queued (flush_expiries): they count
 	 * against the cap, and only queuing them frees it. */
-	if (e->n_inflight < e->inflight_max &&
-	    store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e) < 0)
+	if (e->n_inflight < e->inflight_max && read_due(e, now) < 0)
 		log_err("scheduler: cannot read due grants");
 	for (size_t i = 0; i < e->n_dirs; i++)
 		flush_expiries(e, &e->dirs[i], mono_ms());

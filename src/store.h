@@ -239,6 +239,10 @@ int64_t store_list_limit(int64_t limit);
  * with next_attempt <= now; at most limit, oldest due first.
  */
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg) JIT_WUR;
+/* store_due of the directories names[0..n) only (a subset of those
+ * store_set_directories() gave). */
+int store_due_in(struct store *st, int64_t now, int64_t limit, const char *const *names,
+		 size_t n, store_cb cb, void *arg) JIT_WUR;
 
 /*
  * Limits store_due() of this handle to the grants of these directories

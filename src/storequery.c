@@ -433,14 +433,13 @@ int store_group_live(struct store *st, const char *prefix, int64_t limit, store_
 	return rc;
 }
 
-void store_set_directories(struct store *st, const char *const *names, size_t n)
+/* names as one string for IN_DIRS: each between DIR_SEPs (heap). */
+static char *dir_set(const char *const *names, size_t n)
 {
 	size_t len = 2;
-	free(st->dirs);
 	for (size_t i = 0; i < n; i++)
 		len += strlen(names[i]) + 1;
-	st->dirs = xmalloc(len);
-	char *p = st->dirs;
+	char *set = xmalloc(len), *p = set;
 	*p++ = DIR_SEP;
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(names[i]);
@@ -449,6 +448,29 @@ void store_set_directories(struct store *st, const char *const *names, size_t n)
 		*p++ = DIR_SEP;
 	}
 	*p = '\0';
+	return set;
+}
+
+void store_set_directories(struct store *st, const char *const *names, size_t n)
+{
+	free(st->dirs);
+	st->dirs = dir_set(names, n);
+}
+
+int store_due_in(struct store *st, int64_t now, int64_t limit, const char *const *names,
+		 size_t n, store_cb cb, void *arg)
+{
+	sqlite3_stmt *s = st->stmt[S_DUE];
+	char *set = dir_set(names, n);
+	int rc = sqlite3_bind_int64(s, 1, now);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(s, 3, set, -1, SQLITE_TRANSIENT);
+	int ret = collect_and_call(st, S_DUE, rc, cb, arg);
+	free(set);
+	return ret;
 }
 
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg)

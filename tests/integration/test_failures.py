@@ -510,3 +510,40 @@ def test_forced_revoke_waiting_across_a_reload_is_made_as_an_ordinary_one():
         assert "made as an ordinary revoke" in j.stderr_tail(300), j.stderr_tail(300)
         assert e.is_member("admins", e.user_dn("alice")), "alice's membership"
         eq(j.audit_events("revoked", grant_id=g["grant_id"]), [], "revoked lines")
+
+
+def test_a_slow_directory_s_backlog_does_not_hold_up_another_directory_s_expiries():
+    """Two directories; corp answers slowly (every answer held 2 s by a
+    proxy) and has five expiries due, branch one. The cap on grants in flight
+    is lowered to 2: each directory gets its share, and branch's expiry is
+    read and made at once (regression: corp's oldest rows filled every read
+    up to the cap, and branch's expiry waited for corp's backlog to drain)."""
+    need_faults()
+    from test_lost_answer import LostAnswerProxy
+
+    class SlowProxy(LostAnswerProxy):
+        def _answer(self, msg, s):
+            time.sleep(2)
+            return "pass"
+
+    with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
+        j, s = e.jitd, e.slapd
+        corp = j.config["directories"][0]
+        j.config["directories"].append(dict(corp, name="branch"))
+        for g in j.config["groups"]:
+            g["directory"] = "branch" if g["name"] == "dba" else "corp"
+        j.write_config()
+        j.start()
+        slow = [j.must_grant(u, "ops", "12s") for u in ("alice", "bob", "carol", "dave", "erin")]
+        j.stop()
+        proxy = SlowProxy(s.port)
+        proxy.armed = False
+        corp["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        j.start(env={"JITD_FAULT_INFLIGHT_MAX": "2"})
+        g = j.must_grant("frank", "dba", max(int(expires_epoch(slow[-1])) - int(time.time()) + 1, 2))
+        e.wait_removed("dba", e.user_dn("frank"), expires_epoch(g) + 4,
+                       "branch's expiry within 4 s, whatever corp's backlog")
+        assert any(s.is_member("ops", e.user_dn(u)) for u in ("alice", "bob", "carol", "dave",
+                                                                "erin")), \
+            "corp's backlog was gone already: the test proved nothing"

@@ -38,7 +38,12 @@ int auditfile_open(const char *path, struct auditfile **out, char *err, size_t e
 		snprintf(err, errlen, "%s", strerror(errno));
 		return JIT_EIO;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		close(fd);
+		return JIT_EIO;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s", S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
 		close(fd);
 		return JIT_EIO;

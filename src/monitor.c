@@ -53,9 +53,10 @@ struct monitor {
 	uint64_t cfg_gen;              /* configs sent: 1 the start-up one, +1 per reload */
 	uint64_t acked_gen;            /* the last one this listener answered (or got in INIT) */
 	int64_t started_ms, respawn_ms, backoff_ms;
-	struct throttle mismatch;      /* requests the listener passed for an entry that no
-					* longer matches: audited every 10 s (a listener that
-					* could not take a reload passes them all) */
+	/* Requests the listener passed for an entry that no longer matches
+	 * (a listener that could not take a reload passes them all): audited
+	 * every 10 s per peer uid (uid % 64: peers sharing a slot share it). */
+	struct throttle mismatch[64];
 	bool stopping, failed;
 	int64_t stop_deadline;
 };
@@ -264,16 +265,20 @@ static void on_request(struct monitor *m, struct imsg *msg)
 		rule = "clients";
 		snprintf(text, sizeof(text), "the engine matched %s clients entry for this peer",
 			 c ? "another" : "no");
-		if (!throttle_pass(&m->mismatch, mono_ms(), 10000, &held)) {
+		if (!throttle_pass(&m->mismatch[peer.uid % 64], mono_ms(), 10000, &held)) {
 			/* answered, not audited: the first of each 10 s is */
 			answer(m, conn, proto_error_line(rc, text));
 			proto_request_free(req);
 			free(client);
 			return;
 		}
-		log_warn("listener passed a request as client \"%s\" for uid %lu: %s (%lld more "
-			 "since the last such line, refused without an audit line)", client,
-			 (unsigned long)peer.uid, text, (long long)held);
+		if (held > 0)
+			log_warn("listener passed a request as client \"%s\" for uid %lu: %s (and "
+				 "%lld more since the last such line, refused without an audit line)",
+				 client, (unsigned long)peer.uid, text, (long long)held);
+		else
+			log_warn("listener passed a request as client \"%s\" for uid %lu: %s", client,
+				 (unsigned long)peer.uid, text);
 	} else {
 		rc = policy_check(m->cfg, c, req, &d2, text, sizeof(text), &rule);
 	}

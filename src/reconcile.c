@@ -766,8 +766,8 @@ static void *rc_main(void *arg)
 		bool whole = run_cycle(r, p);
 		plan_unref(r, p);
 		pthread_mutex_lock(&r->lock);
-		if (!whole)
-			last = 0; /* the new plan's pass, at once */
+		if (!whole) /* the new plan's pass, at once */
+			last = (int64_t)now.tv_sec - r->plan->interval;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -813,10 +813,41 @@ int reconcile_start(const struct jit_config *cfg, struct audit *audit,
 	return JIT_OK;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Do plans a and b check the same groups the same way? */
+static bool plan_same(const struct rc_plan *a, const struct rc_plan *b)
+{
+	if (a->n != b->n || a->interval != b->interval)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct rc_group *x = &a->g[i], *y = &b->g[i];
+		if (!str_same(x->name, y->name) || !str_same(x->dn, y->dn) ||
+		    !str_same(x->directory, y->directory) || !str_same(x->attr, y->attr) ||
+		    !str_same(x->placeholder, y->placeholder) || x->mode != y->mode ||
+		    x->dir != y->dir || x->standing.n != y->standing.n)
+			return false;
+		for (size_t k = 0; k < x->standing.n; k++)
+			if (strcmp(x->standing.v[k], y->standing.v[k]) != 0)
+				return false;
+	}
+	return true;
+}
+
 void reconcile_set_config(struct reconciler *r, const struct jit_config *cfg)
 {
 	struct rc_plan *p = plan_build(r->cfg0, cfg);
 	pthread_mutex_lock(&r->lock);
+	if (plan_same(r->plan, p)) {
+		/* a reload that changed nothing here (logrotate's daily one)
+		 * leaves the pass in progress alone */
+		pthread_mutex_unlock(&r->lock);
+		plan_free(p);
+		return;
+	}
 	struct rc_plan *old = r->plan;
 	r->plan = p;
 	bool last = --old->refs == 0;

@@ -156,11 +156,17 @@ static int verify_usage(FILE *fp, int rc)
  * The report goes to a new file beside output, mode 0640, and takes its
  * name only once whole: a failed write leaves the previous report (or
  * nothing) there, never half a report, and output is never followed if it
- * is a symbolic link (it is replaced). *tmp: the temporary name (caller
- * frees). NULL with errno set when it cannot be created.
+ * is a symbolic link (it is replaced). An output that is neither a regular
+ * file nor a link (/dev/null, a FIFO) is written to as it is (*tmp NULL).
+ * *tmp: the temporary name (caller frees). NULL with errno set when it
+ * cannot be created.
  */
 static FILE *open_output(const char *output, char **tmp)
 {
+	struct stat st;
+	*tmp = NULL;
+	if (lstat(output, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+		return fopen(output, "w"); /* a device, a FIFO: written to, never replaced */
 	*tmp = xasprintf("%s.XXXXXX", output);
 	mode_t old = umask(0027);
 	int fd = mkstemp(*tmp);
@@ -181,13 +187,21 @@ static FILE *open_output(const char *output, char **tmp)
  * disk first); else removes it. True when output now holds the report. */
 static bool close_output(FILE *f, const char *tmp, const char *output, bool ok)
 {
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+	bool written = ok;
+	if (fflush(f) != 0 || (tmp && fsync(fileno(f)) != 0))
 		ok = false;
 	if (fclose(f) != 0)
 		ok = false;
+	if (!tmp) {
+		if (written && !ok)
+			fprintf(stderr, "jitctl: report: cannot write %s: %s\n", output,
+				strerror(errno));
+		return ok;
+	}
 	if (ok && chmod(tmp, 0640) == 0 && rename(tmp, output) == 0)
 		return true;
-	fprintf(stderr, "jitctl: report: cannot write %s: %s\n", output, strerror(errno));
+	if (written) /* else the render's failure was said already */
+		fprintf(stderr, "jitctl: report: cannot write %s: %s\n", output, strerror(errno));
 	unlink(tmp);
 	return false;
 }

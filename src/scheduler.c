@@ -377,25 +377,25 @@ static void tick_clock(struct engine *e, int64_t now)
 
 /*
  * Reads the due grants of the directories below their share of the cap.
- * Robustness: a directory at its share (slow, with a backlog) is left out
- * of the read itself, or its oldest rows would fill every read and another
- * directory's expiries would wait for its backlog to drain.
+ * Robustness: each directory is read on its own, or a slow directory's
+ * oldest rows (in flight, or its backlog) would fill every read and another
+ * directory's expiries would wait for that backlog to drain.
  */
 static int read_due(struct engine *e, int64_t now)
 {
-	const char **names = xcalloc(e->n_dirs + 1, sizeof(*names));
-	size_t k = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < e->n_dirs; i++)
-		if (e->dirs[i].n_inflight < dir_cap(e))
-			names[k++] = e->dirs[i].name;
-	if (k == e->n_dirs)
-		rc = store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e);
-	else if (k > 0)
-		rc = store_due_in(e->st, now, (int64_t)e->inflight_max, names, k, schedule_one, e);
-	free(names);
-	return rc;
+	if (e->n_dirs <= 1)
+		return store_due(e->st, now, (int64_t)e->inflight_max, schedule_one, e);
+	/* One read per directory, of as many rows as its share: its rows in
+	 * flight (the oldest, still due in the store) and its room. Another
+	 * directory's backlog never fills it. */
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		const char *name = e->dirs[i].name;
+		if (e->dirs[i].n_inflight >= dir_cap(e))
+			continue;
+		if (store_due_in(e->st, now, (int64_t)dir_cap(e), &name, 1, schedule_one, e) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 void engine_tick(struct engine *e, int64_t now)

@@ -377,6 +377,10 @@ def test_report_generated_day_exact():
     assert not os.path.islink(link), "the link is still there"
     with open(victim) as f:
         eq(f.read(), "keep me\n", "the link's target")
+    # a device is written to, never replaced
+    r = report("--since", "2026-11-23", "--until", "2026-11-24", "-o", "/dev/null", *paths)
+    eq(r.returncode, 0, r.stderr)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null was replaced"
     r = report("-o", os.path.join(os.getcwd(), "no-such-dir", "x.txt"), *paths)
     eq(r.returncode, 3, "an output that cannot be written: %s" % r.stderr)
     eq([n for n in os.listdir(os.getcwd()) if ".txt." in n], [], "temporary files left")

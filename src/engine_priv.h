@@ -72,7 +72,7 @@ struct job {
 	char **keys;                    /* JOB_EXPIRE: their pair keys */
 	size_t n_ids;
 	int64_t queued;                 /* mono_us() when queued */
-	uint64_t cfg_gen;               /* JOB_GRANT: engine cfg_gen its checks were made under */
+	uint64_t cfg_gen;               /* JOB_GRANT, JOB_END: engine cfg_gen it was checked under */
 	struct job *next;
 };
 

@@ -165,14 +165,6 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	return NULL;
 }
 
-/*
- * extend, on the main thread: every check against the grant as the store
- * holds it and the current configuration, then the write (one bounded
- * transaction, extend_recorded). checked_dn: the eligible_group DN a worker
- * has just confirmed the user in (NULL at first). NULL when the extension
- * went to the directory's queue (req is then the job's), else the answer
- * line (req still the caller's).
- */
 /* Does groups entry gc still name the group grant r was made in (its
  * directory, DN and member attribute, as the pair key compares them)? */
 static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
@@ -186,6 +178,14 @@ static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg 
 	return same;
 }
 
+/*
+ * extend, on the main thread: every check against the grant as the store
+ * holds it and the current configuration, then the write (one bounded
+ * transaction, extend_recorded). checked_dn: the eligible_group DN a worker
+ * has just confirmed the user in (NULL at first). NULL when the extension
+ * went to the directory's queue (req is then the job's), else the answer
+ * line (req still the caller's).
+ */
 char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
 		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
 {

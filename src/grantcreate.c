@@ -389,21 +389,16 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		}
 	}
 	if (dir_conn_uri_count(g->dc) > 1 && dres.uri[0] != '\0') {
-		if (dres.unanswered_uri[0] != '\0' && strcasecmp(dres.unanswered_uri, dres.uri) != 0) {
+		if (dres.unanswered_uri[0] != '\0') {
 			/* Robustness: the add went unanswered on one server and
-			 * was written by another. The first may hold it too
-			 * (applied before its answer was lost, or late, after a
-			 * stall): it comes first at the removal, which waits for
-			 * it, and the second is asked as well. */
+			 * was written by another, or by the same one at a retry.
+			 * The first may hold it too (applied before its answer
+			 * was lost, or late, after a stall): it comes first at the
+			 * removal, which waits for it, and the second is asked as
+			 * well; the end is checked again after replication_grace
+			 * (grant_settle_remove: a second writer, possibly the
+			 * first one again). */
 			r.added_via = xstrdup(dres.unanswered_uri);
-			r.added_also_via = xstrdup(dres.uri);
-		} else if (dres.unanswered_uri[0] != '\0') {
-			/* Robustness: the same server left one attempt unanswered
-			 * and answered the retry: the first may still be applied
-			 * after the removal. Recorded as a second writer that is
-			 * the first, which makes the end check again after
-			 * replication_grace (grant_settle_remove). */
-			r.added_via = xstrdup(dres.uri);
 			r.added_also_via = xstrdup(dres.uri);
 		} else {
 			r.added_via = xstrdup(dres.uri); /* the server that wrote it (or had it) */

@@ -512,11 +512,9 @@ char *grant_force_close_unconfigured(struct grant_ctx *g, const char *id, const 
 	struct grant_rec *r = NULL;
 	char *line = NULL;
 	int rc = store_get(g->st, id, &r);
-	if (rc == JIT_EBUSY)
-		return proto_error_line(JIT_EBUSY, "the store is locked (held by another process?); "
-					"nothing was recorded: try again");
 	if (rc != JIT_OK)
-		return proto_error_line(rc == JIT_ENOTFOUND ? JIT_ENOTFOUND : JIT_EINTERNAL, NULL);
+		return rc == JIT_ENOTFOUND ? proto_error_line(JIT_ENOTFOUND, NULL)
+					   : proto_store_error_line(rc, NULL);
 	if (r->state == GS_ACTIVE) {
 		/* Nothing will ever end it (no worker has its directory): it
 		 * becomes ending, as a revoke would make it, so that force can

@@ -9,12 +9,10 @@
  * wiped when their target set is freed.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>

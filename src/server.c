@@ -76,8 +76,7 @@ struct server {
 	struct rate *rates;     /* one per cfg->clients entry, same order */
 	struct throttle unmatched; /* refusals of peers no entry matches: audit every 10 s */
 	int64_t accept_paused_until; /* out of descriptors: the socket is not polled till then */
-	int64_t accept_failures;     /* accept() failures not yet logged */
-	int64_t accept_logged_ms;    /* when the last accept() failure was logged, or 0 */
+	struct throttle accept_log;  /* accept() failures: logged every 10 s */
 	struct throttle refused_log[RC__COUNT]; /* refused connections: log every 10 s */
 	const struct server_hooks *h; /* while server_run runs */
 	int lfd;
@@ -395,15 +394,11 @@ static void accept_clients(struct server *s)
 			 * the connection stays queued and the socket stays readable:
 			 * polled at once again, that would spin and log without end.
 			 * Pause taking connections a while; log once per pause. */
-			int64_t now = mono_ms();
-			s->accept_failures++;
-			if (s->accept_logged_ms == 0 || now - s->accept_logged_ms >= 10000) {
+			int64_t now = mono_ms(), held = 0;
+			if (throttle_pass(&s->accept_log, now, 10000, &held))
 				log_warn("accept: %s; pausing %d ms before taking connections again "
 					 "(%lld failure(s) since the last such line)", strerror(errno),
-					 ACCEPT_PAUSE_MS, (long long)s->accept_failures);
-				s->accept_failures = 0;
-				s->accept_logged_ms = now;
-			}
+					 ACCEPT_PAUSE_MS, (long long)held + 1);
 			s->accept_paused_until = now + ACCEPT_PAUSE_MS;
 			return;
 		}

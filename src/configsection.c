@@ -298,15 +298,13 @@ int ticket_url_conversions(const char *url)
 /* A ticket_check URL: http(s), one %s, no user:password (use token_file). */
 static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const char *url)
 {
-	const char *host;
 	char shown[512];
 
 	url_redact(url, shown, sizeof(shown)); /* errors reach syslog on a reload */
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
 		cerr(cx, key_line(t, "url"), "url", "\"%s\" is not an http:// or https:// URL",
 		     shown);
-	host = strstr(url, "://");
-	if (host && memchr(host + 3, '@', strcspn(host + 3, "/?#")))
+	if (url_has_userinfo(url))
 		cerr(cx, key_line(t, "url"), "url",
 		     "must not hold a user name or password (put a token in token_file)");
 	if (ticket_url_conversions(url) != 1)

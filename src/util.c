@@ -268,19 +268,49 @@ bool throttle_flush(struct throttle *t, int64_t now_ms, int64_t period_ms, int64
 	return true;
 }
 
+/* Where the host of the URL that starts at p (after "://") begins, or NULL
+ * when it cannot be told: an '@' before the query that lies past the first
+ * '/' may end a user name or password that holds a '/' (not allowed by
+ * RFC 3986, but typed by people), so no part of what precedes it is safe to
+ * show. */
+static const char *url_host_start(const char *p)
+{
+	size_t host = strcspn(p, "/?#");
+	size_t upto = strcspn(p, "?#");
+	const char *at = NULL;
+
+	for (size_t i = 0; i < upto; i++)
+		if (p[i] == '@')
+			at = p + i;
+	if (!at)
+		return p;
+	return at < p + host ? at + 1 : NULL;
+}
+
+bool url_has_userinfo(const char *url)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+
+	return p && url_host_start(p + 3) != p + 3;
+}
+
 void url_redact(const char *url, char *buf, size_t len)
 {
 	const char *p = url ? strstr(url, "://") : NULL;
+	const char *h;
+
 	if (!p) {
 		snprintf(buf, len, "***");
 		return;
 	}
 	p += 3;
-	size_t host = strcspn(p, "/?#");
-	const char *at = memchr(p, '@', host);
-	const char *h = at ? at + 1 : p; /* drop user:password@ */
-	size_t hl = host - (size_t)(h - p);
-	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, p[host] ? "/***" : "");
+	h = url_host_start(p);
+	if (!h) {
+		snprintf(buf, len, "%.*s***/***", (int)(p - url), url);
+		return;
+	}
+	size_t hl = strcspn(h, "/?#"); /* drop user:password@ */
+	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, h[hl] ? "/***" : "");
 }
 
 int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why, size_t whylen)

@@ -273,10 +273,43 @@ static void check_delivery(const char *dir)
 	cfg_free(c);
 }
 
+/* URLs in logs and config errors: no part of a user name or password, even
+ * one holding a '/', and nothing past the host. */
+static void check_redact(void)
+{
+	static const struct {
+		const char *url, *want;
+		bool userinfo;
+	} c[] = {
+		{ "https://user:pw@host:8443/T0/B1/xyz", "https://host:8443/***", true },
+		{ "https://host", "https://host", false },
+		{ "https://host/T0?k=v", "https://host/***", false },
+		{ "https://host?token=s3cret", "https://host/***", false },
+		{ "https://u:pa/ss@host/p", "https://***/***", true },
+		{ "https://u:pa/ss@host", "https://***/***", true },
+		{ "https://host/path@x/y", "https://***/***", true },
+		{ "https://host/p?mail=a@b", "https://host/***", false },
+		{ "https://host#frag@x", "https://host/***", false },
+		{ "no scheme pw@host", "***", false },
+	};
+	char buf[128];
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		url_redact(c[i].url, buf, sizeof(buf));
+		if (strcmp(buf, c[i].want) != 0)
+			fprintf(stderr, "  (redact case %zu: %s)\n", i, c[i].url);
+		CHECK_STR(buf, c[i].want);
+		CHECK(url_has_userinfo(c[i].url) == c[i].userinfo);
+	}
+	url_redact(NULL, buf, sizeof(buf));
+	CHECK_STR(buf, "***");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-notify-XXXXXX";
 	CHECK(mkdtemp(dir) != NULL);
+	check_redact();
 	check_formats();
 	check_signature();
 	check_secrets(dir);

@@ -359,6 +359,9 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 	t = mono_us();
 	rc = grant_settle_membership(g, r, &st, &dres);
 	timing_since(STEP_DIRECTORY_REMOVE, t);
+	/* The grace and the backoff count from the answer: the call may have
+	 * taken longer than either (a stalled server, then another). */
+	now = now_s();
 	if (rc == JIT_OK && grant_schedule_verify(g, r, &st, now)) {
 		free(st.value);
 		return grant_reply(g, r->id, false);

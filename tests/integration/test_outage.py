@@ -438,3 +438,43 @@ def test_removal_refused_by_a_server_that_cannot_write_is_not_taken_for_gone():
         assert e.is_member("admins", alice), "alice's membership (the server cannot write)"
         eq(j.audit_events("completed", grant_id=g["grant_id"]), [], "completed lines")
         eq(j.ok({"op": "status"})["status"]["revocations_failing"], 1, "revocations_failing")
+
+
+def test_a_slow_refused_removal_waits_its_backoff_from_the_answer():
+    """A removal refused after a slow directory call (every answer held
+    2 s by a proxy: the user's search and the modify, about 4 s) is tried
+    again retry_min_interval (3 s) after the answer (regression: the backoff,
+    and replication_grace, were counted from before the call, so a call
+    longer than them was retried, or checked, at once)."""
+    from test_lost_answer import LostAnswerProxy
+    from jittest import parse_time
+
+    class SlowProxy(LostAnswerProxy):
+        def _answer(self, msg, s):
+            time.sleep(2)
+            return "pass"
+
+    with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1, "timeout": "8s"},
+             top={"retry_min_interval": 3, "retry_max_interval": 3}) as e:
+        j, s = e.jitd, e.slapd
+        j.start()
+        g = j.must_grant("alice", "admins", "1h")
+        j.stop()
+        _set_service_writes(s, False)                   # the removal -> 50
+        proxy = SlowProxy(s.port)
+        proxy.armed = False
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        j.start()
+        t0 = time.time()
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        answered = time.time()
+        assert answered - t0 >= 3.5, "the removal was not slow: the test proves nothing"
+        sh = j.show(g["grant_id"])
+        eq(sh["state"], "ending", "refused removal")
+        assert "ldap 50" in sh.get("last_error", ""), sh
+        nxt = parse_time(sh["next_attempt_at"])
+        assert nxt >= answered + 1, \
+            "next attempt at %.0f, answered at %.1f: the backoff counted from before the call" \
+            % (nxt, answered)
+        assert e.is_member("admins", e.user_dn("alice"))

@@ -41,7 +41,11 @@ void policy_peer_groups(struct jit_peer *p)
 		free(buf);
 		return;
 	}
-	if (getgrouplist(pw.pw_name, p->gid, p->groups, &n) < 0) {
+	/* The passwd primary group, not the process's gid: a process that
+	 * switched group (sg, newgrp, a setgid helper) still belongs to it, and
+	 * getgrouplist adds only the gid it is given to what the group
+	 * database lists. peer_in_group checks the process's gid as well. */
+	if (getgrouplist(pw.pw_name, pw.pw_gid, p->groups, &n) < 0) {
 		n = max; /* more than fit: what fits is kept, the rest unknown */
 	} else {
 		p->groups_unknown = false;

@@ -411,6 +411,16 @@ int main(void)
 	struct jit_peer root_read = { .uid = 0, .gid = 0, .groups_unknown = true };
 	policy_peer_groups(&root_read);
 	CHECK(!root_read.groups_unknown && root_read.n_groups >= 1);
+	/* A process running under another group (sg, newgrp, a setgid
+	 * helper) still belongs to its passwd primary group: an entry for
+	 * that group must not be skipped for a later, broader one. */
+	struct jit_peer root_sg = { .uid = 0, .gid = 54321, .groups_unknown = true };
+	bool has_primary = false;
+	policy_peer_groups(&root_sg);
+	CHECK(!root_sg.groups_unknown);
+	for (int i = 0; i < root_sg.n_groups; i++)
+		has_primary |= root_sg.groups[i] == 0;
+	CHECK(has_primary);
 
 	struct jit_request *r = req(OP_GRANT, "domain-admins", 0);
 	CHECK(policy_check(&cfg, NULL, r, &d, msg, sizeof(msg), &rule) == JIT_EUNAUTH);

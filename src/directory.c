@@ -625,6 +625,7 @@ struct list_arg {
 	int cb_rc;
 	long step;              /* values per request; 0: what the server gives */
 	bool stuck;             /* a range that did not move forward */
+	size_t seen;            /* values the server returned, in all rounds */
 };
 
 /* Calls the callback for each value of vals (values holding a NUL, which
@@ -632,6 +633,7 @@ struct list_arg {
 static void list_values(struct list_arg *arg, struct berval **vals)
 {
 	for (size_t i = 0; vals && vals[i] && arg->cb_rc == 0; i++) {
+		arg->seen++;
 		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
 			continue;
 		char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
@@ -780,6 +782,37 @@ int dir_list_primary_members(struct dir_conn *c, const char *group_dn, dir_value
 	return rc;
 }
 
+/* Is the attribute of the group entry really empty? A read that returned no
+ * value also looks like this when jitd may write the attribute but not read
+ * it (an OpenLDAP "=w" access). The filter (!(attr=*)) matches the entry
+ * only when the server may evaluate it: when the attribute is readable and
+ * empty. */
+static int op_attr_empty(struct dir_conn *c, void *varg, struct dir_result *res)
+{
+	struct list_arg *arg = varg;
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	struct timeval tv = dir_cfg_timeout(c->cfg);
+	LDAPMessage *msg = NULL;
+	char *filter = xasprintf("(!(%s=*))", arg->attr);
+	int code;
+
+	dir_clear_diag(c);
+	code = ldap_search_ext_s(c->ld, arg->group_dn, LDAP_SCOPE_BASE, filter, attrs, 0, NULL,
+				 NULL, &tv, 1, &msg);
+	dir_set_result(c, res, code, NULL);
+	if (code == LDAP_SUCCESS && ldap_first_entry(c->ld, msg) == NULL) {
+		code = LDAP_INSUFFICIENT_ACCESS;
+		dir_set_result(c, res, code, NULL);
+		(void)snprintf(res->message, sizeof(res->message),
+			       "no value of %s was returned, and the server does not say the "
+			       "group has none: jitd may not read it",
+			       arg->attr);
+	}
+	ldap_msgfree(msg);
+	free(filter);
+	return code;
+}
+
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
@@ -789,7 +822,7 @@ int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
 			  dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0, false };
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0, false, 0 };
 	struct dir_result dummy;
 	int rc = JIT_OK, code = 0;
 
@@ -836,6 +869,13 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
 					     arg.next_low + arg.step - 1);
 		else
 			arg.want = xasprintf("%s;range=%ld-*", attr, arg.next_low);
+	}
+	/* Robustness: "no value" from a group jitd may not read would account
+	 * for every member it cannot see. */
+	if (rc == JIT_OK && arg.seen == 0) {
+		rc = dir_run(c, op_attr_empty, &arg, res, &code);
+		if (rc == JIT_OK && code != LDAP_SUCCESS)
+			rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
 	}
 	free(arg.want);
 	return rc;

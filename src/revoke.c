@@ -362,10 +362,17 @@ static int account_group(struct dir_conn *c, const struct dir_member *m, char **
 	int rc = dir_list_members(c, m->group_dn, m->attr, collect_value, &vs, &lres);
 
 	*found = NULL;
-	if (rc == JIT_EDIRREFUSED && lres.ldap_code == LDAP_NO_SUCH_OBJECT)
-		rc = JIT_OK; /* no group: no membership */
-	else if (rc != JIT_OK)
+	/* Robustness: the removal has just answered for this DN, so the
+	 * group is there; a read that finds no entry means jitd may not read
+	 * it, not that it holds nothing (dir_list_members says the same of an
+	 * attribute it may not read). */
+	if (rc != JIT_OK) {
 		*res = lres;
+		if (lres.ldap_code == LDAP_NO_SUCH_OBJECT)
+			dir_copy_printable(res->message, sizeof(res->message),
+					   "the group cannot be read: its members cannot be "
+					   "accounted for");
+	}
 	for (size_t i = 0; rc == JIT_OK && i < vs.n && !is_user && !unsure; i++) {
 		char *key = dir_value_key(vs.v[i]);
 		bool skip = strcmp(key, wrote) == 0 || (ph != NULL && strcmp(key, ph) == 0);

@@ -118,3 +118,36 @@ def test_user_moved_out_of_sight_is_not_taken_for_deleted():
         wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 15, "expiry after fix")
         eq(s.is_member("admins", new_dn), False, "membership removed")
         eq(one_event(j, "expired", g["grant_id"])["outcome"], "removed", "outcome")
+
+
+def test_user_moved_out_of_sight_of_a_group_jitd_may_not_read_is_not_taken_for_deleted():
+    """As above, but jitd may write the group's member values and not read
+    them (an "=w" access): the list of the group comes back with no value,
+    which accounted for every member it could not see, and the grant was
+    closed "already_absent" with the moved user still a member (regression).
+    Now an empty list the server does not confirm empty is a refusal."""
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        _need_refint(s)
+        hidden = _ou(s, "hidden")
+        _hide_from_jitd(s, hidden)
+        g = j.must_grant("alice", "admins", 5)  # outlives the move and the restart
+        with open(s.conf) as f:
+            conf = f.read()
+        rule = ('access to dn.exact="%s" attrs=member\n    by dn.exact="%s" =w\n'
+                '    by * read\n' % (s.group_dn("admins"), s.service_dn))
+        with open(s.conf, "w") as f:
+            f.write(conf.replace('access to dn.subtree="ou=groups,',
+                                 rule + 'access to dn.subtree="ou=groups,', 1))
+        s.restart()
+        new_dn = _move(s, "alice", hidden)
+        eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
+        wait_until(lambda: j.audit_events("revoke_failed", g["grant_id"])
+                   or j.audit_events("expired", g["grant_id"]),
+                   parse_time(g["expires_at"]) + SLACK - time.time(), "the removal's outcome")
+        eq(j.audit_events("expired", g["grant_id"]), [], "no expired line")
+        eq(j.show(g["grant_id"])["state"], "ending", "not closed")
+        ev = j.audit_events("revoke_failed", g["grant_id"])[0]
+        if "may not read" not in ev.get("message", ""):
+            raise AssertionError("revoke_failed message: %r" % ev.get("message"))
+        eq(s.is_member("admins", new_dn), True, "still a member: the grant stays ending")

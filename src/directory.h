@@ -147,8 +147,10 @@ struct dir_member {
  *    user moved out of user_base is found. Not renamed: removes the
  *    recorded value. Renamed or moved: removes the current DN (refint
  *    rewrote jitd's value to it, or someone added it), and the recorded DN
- *    too if no entry has that DN any more (jitd's dangling value; if
- *    someone took the old DN, the value is theirs and stays). Not found:
+ *    too if no entry has that DN any more (jitd's dangling value), or if
+ *    the current DN was not in the group (no refint: the recorded value is
+ *    still jitd's, even when another entry took that DN; only after refint
+ *    moved jitd's value is a value at a DN someone took theirs). Not found:
  *    removes the recorded value; if that is not there either, "already
  *    gone" only when no other value of the group can be the user (a value
  *    with the user's uuid is removed; one jitd cannot tell about - an

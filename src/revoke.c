@@ -211,8 +211,12 @@ static int entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct
  * The user was renamed or moved (cur is the DN now, m->value the DN jitd
  * wrote). The user's current DN goes: refint rewrote jitd's value to it, or
  * someone added it; either way it is the grantee's membership. The value
- * jitd wrote goes too if it names no entry any more (jitd's own leftover);
- * if another entry has taken that DN, the value is theirs and stays.
+ * jitd wrote goes too if it names no entry any more (jitd's own leftover),
+ * or if the current DN was not in the group: nothing rewrote jitd's value
+ * (no refint), so the value there is the one jitd wrote, even when another
+ * entry has taken that DN since. Only when the current DN was there (refint
+ * moved jitd's value to it) and another entry holds the old DN is a value
+ * at the old DN theirs, and it stays.
  */
 static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const char *cur,
 			  bool *removed, const char **value, struct dir_result *res)
@@ -228,12 +232,14 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 	}
 	/* res keeps the removal's answer (its server decides whether the
 	 * caller checks again after replication_grace), not the look-up's */
-	struct dir_result er = { 0 };
-	rc = entry_exists(c, m->value, &exists, &er);
-	if (rc != JIT_OK)
-		*res = er;
-	if (rc != JIT_OK || exists)
-		return rc;
+	if (!gone) {
+		struct dir_result er = { 0 };
+		rc = entry_exists(c, m->value, &exists, &er);
+		if (rc != JIT_OK)
+			*res = er;
+		if (rc != JIT_OK || exists)
+			return rc;
+	}
 	rc = dir_remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
 	if (rc == JIT_OK && !gone && !*removed) {
 		*removed = true;

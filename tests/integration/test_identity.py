@@ -84,6 +84,24 @@ def test_rename_without_refint_removes_the_value_written_and_the_currentone_even
         eq(norm_dn(ev["removed_value"]), norm_dn(carol_new), "carol: the current DN")
 
 
+def test_rename_without_refint_removes_the_value_written_when_another_entry_took_its_dn():
+    """No refint: bob is renamed, the group still holds the DN jitd wrote,
+    and a new entry takes that DN. The value is still the one jitd wrote
+    (nothing rewrote it, and bob's current DN is not in the group): it goes
+    at the expiry (regression: it stayed, giving the new bob the membership,
+    and the grant closed already_absent)."""
+    with Env(slapd_kw={"overlays": False}) as e:
+        s, j = e.slapd, e.jitd
+        g = j.must_grant("bob", "admins", 6)  # outlives the rename and the add
+        bob_old = s.user_dn("bob")
+        _move(s, "bob", "robert")
+        s.add_user("bob")
+        eq(s.is_member("admins", bob_old), True, "no refint: the old DN stays in the group")
+        e.wait_removed("admins", bob_old, parse_time(g["expires_at"]) + SLACK, "bob expiry")
+        ev = one_event(j, "expired", g["grant_id"])
+        eq(ev["outcome"], "removed", "outcome")
+
+
 def test_deleted_user_grant_ends_cleanly_with_and_without_refint():
     for overlays in (True, False):
         with Env(slapd_kw={"overlays": overlays}) as e:

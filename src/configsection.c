@@ -271,8 +271,11 @@ void parse_directories(struct ctx *cx, const config_setting_t *root, struct jit_
 		d->line = line_of(e);
 		parse_scope(cx, e, dir_keys, d, "a directories entry");
 		check_dir(cx, e, d);
+		/* Robustness: ignoring case, as the store's pair keys fold it:
+		 * "corp" and "Corp" would share grants' keys but not their
+		 * locks or servers. */
 		for (size_t j = 0; d->name && j + 1 < cfg->n_dirs; j++)
-			if (cfg->dirs[j].name && strcmp(cfg->dirs[j].name, d->name) == 0)
+			if (cfg->dirs[j].name && strcasecmp(cfg->dirs[j].name, d->name) == 0)
 				cerr(cx, key_line(e, "name"), "name",
 				     "directory \"%s\" is already defined at line %d", d->name,
 				     cfg->dirs[j].line);

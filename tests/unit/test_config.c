@@ -483,6 +483,9 @@ static void test_each_error(void)
 		{ "directories = ( { name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; },\n"
 		  "{ name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; } );\n" BASE_GROUP,
 		  "t.conf:2: name: ", "directory \"d\" is already defined at line 1" },
+		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\"; },\n"
+		  "{ name = \"Corp\"; uri = \"ldapi:///\"; user_base = \"x\"; } );\n" BASE_GROUP,
+		  "t.conf:2: name: ", "directory \"Corp\" is already defined at line 1" },
 		{ BASE_DIR "groups = ( { name = \"a\";\n  directory = \"corp\"; } );\n",
 		  "t.conf:8: dn: ", "required in a groups entry" },
 		{ "directories = ( {\n name = \"corp\"; user_base = \"x\"; } );\n" BASE_GROUP,

@@ -231,13 +231,15 @@ int server_listen(const struct jit_config *cfg, int *lfd)
 	}
 	memcpy(sa.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
 	/* Robustness: the socket's mode and group are set by path after the
-	 * bind; in a directory someone else may write (and that is not
-	 * sticky), they could swap the socket for a link to another file
-	 * first, or plant one of their own for clients to talk to. */
+	 * bind; in a directory someone else may write, they could swap the
+	 * socket for a link to another file first, or plant one of their own
+	 * for clients to talk to. A sticky one (/tmp) is no better: while
+	 * jitd is stopped the path is free, and a squatter's socket there
+	 * would keep it from starting and answer its clients. */
 	char *dir = xstrdup(cfg->socket_path), *slash = strrchr(dir, '/'), why[160];
 	if (slash)
 		*(slash == dir ? slash + 1 : slash) = '\0';
-	int rc = dir_trusted(slash ? dir : ".", config_run_uid(cfg), true, why, sizeof(why));
+	int rc = dir_trusted(slash ? dir : ".", config_run_uid(cfg), why, sizeof(why));
 	if (rc != JIT_OK)
 		log_err("socket_path %s: its directory %s: %s", cfg->socket_path, slash ? dir : ".",
 			why);

@@ -313,7 +313,7 @@ void url_redact(const char *url, char *buf, size_t len)
 	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, h[hl] ? "/***" : "");
 }
 
-int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why, size_t whylen)
+int dir_trusted(const char *path, uid_t owner, char *why, size_t whylen)
 {
 	struct stat st;
 
@@ -330,7 +330,7 @@ int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why, siz
 			 (unsigned long)st.st_uid, (unsigned long)owner);
 		return JIT_ECONFIG;
 	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(allow_sticky && (st.st_mode & S_ISVTX))) {
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		snprintf(why, whylen, "writable by group or others (mode %04o)",
 			 (unsigned)(st.st_mode & 07777));
 		return JIT_ECONFIG;

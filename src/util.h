@@ -56,12 +56,11 @@ void url_redact(const char *url, char *buf, size_t len);
 bool url_has_userinfo(const char *url);
 
 /* May jitd trust directory path, owned by uid owner (or root), not to have
- * its entries swapped by someone else? Not when another user owns it, nor
- * when group or others may write it, unless sticky is allowed and set
- * (then only an entry's owner may remove or rename it). JIT_OK, or
- * JIT_ECONFIG / JIT_EIO with the reason in why. */
-int dir_trusted(const char *path, uid_t owner, bool allow_sticky, char *why,
-		size_t whylen) JIT_WUR;
+ * its entries swapped or planted by someone else? Not when another user
+ * owns it, nor when group or others may write it, sticky or not (a sticky
+ * directory keeps entries from being removed, not a free name from being
+ * taken). JIT_OK, or JIT_ECONFIG / JIT_EIO with the reason in why. */
+int dir_trusted(const char *path, uid_t owner, char *why, size_t whylen) JIT_WUR;
 
 /*
  * A throttle lets one event through per period and counts those it holds

@@ -156,8 +156,10 @@ def test_directories_others_could_swap_files_in_are_refused():
     """state_dir owned by another user (who could plant or swap the store
     while its mode looks right), and a socket directory others may write
     and that is not sticky (the socket's mode is set by path after the
-    bind: it could be swapped for a link first), refuse the start; a
-    sticky one (like /tmp) is accepted."""
+    bind: it could be swapped for a link first), refuse the start; so does
+    a sticky one like /tmp (regression: it was accepted, and anyone may
+    create a socket at a free path there: while jitd is stopped, a
+    squatter's socket kept it from starting and answered its clients)."""
     need_root()
     with Env(start=False) as e:
         j = e.jitd
@@ -177,5 +179,7 @@ def test_directories_others_could_swap_files_in_are_refused():
         j.write_config()
         _start_refused(j, "writable by group or others (mode 0777)")
         os.chmod(shared, 0o1777)
+        _start_refused(j, "writable by group or others (mode 1777)")
+        os.chmod(shared, 0o755)
         j.start()
-        eq(j.ok({"op": "status"})["ok"], True, "status with the socket in a sticky directory")
+        eq(j.ok({"op": "status"})["ok"], True, "status with the socket in a directory of its own")

@@ -155,6 +155,15 @@ static void check_files(struct ctx *cx, const struct jit_config *cfg)
 			cerr(cx, f->line, f->key, "%s: %s", f->path, strerror(errno));
 		} else if (!S_ISREG(st.st_mode)) {
 			cerr(cx, f->line, f->key, "%s: not a regular file", f->path);
+		} else if (st.st_uid != 0 && st.st_uid != owner) {
+			/* Robustness: a CA file decides whom jitd believes is its
+			 * directory or its ticket system; whoever may write it could
+			 * add their own CA. */
+			cerr(cx, f->line, f->key, "%s: owned by uid %lu, neither root nor uid %lu that "
+			     "jitd runs as", f->path, (unsigned long)st.st_uid, (unsigned long)owner);
+		} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			cerr(cx, f->line, f->key, "%s: writable by group or others (mode %04o)",
+			     f->path, (unsigned)(st.st_mode & 07777));
 		}
 	}
 }

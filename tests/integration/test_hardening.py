@@ -143,6 +143,42 @@ def test_sasl_secret_swapped_for_a_symlink_after_start_is_refused_at_the_next_bi
                    "a grant once the file is itself again")
 
 
+def test_ca_files_others_may_write_are_refused():
+    """tls_ca_file and a ticket_check's ca_file decide whom jitd believes
+    is its directory and its ticket system: one that group or others may
+    write, or that another user owns, refuses `jitd -t` and the start,
+    naming file:line (regression: only "a regular file" was checked)."""
+    need_root()
+    with Env(start=False) as e:
+        j = e.jitd
+        ca, ca2 = os.path.join(j.dir, "ca.pem"), os.path.join(j.dir, "ca2.pem")
+        for p in (ca, ca2):
+            with open(p, "w") as dst:  # its content is read at connect time only
+                dst.write("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+            os.chmod(p, 0o644)
+        j.config["directories"][0]["tls_ca_file"] = ca
+        j.config["groups"][0]["ticket_check"] = {
+            "url": "https://127.0.0.1:9/t/%s", "approved_field": "state",
+            "approved_value": "approved", "ca_file": ca2}
+        j.write_config()
+        eq(_check(j)[0], 0, "jitd -t with root-owned 0644 CA files: %r" % (_check(j),))
+        for key, path in (("tls_ca_file", ca), ("ca_file", ca2)):
+            for mode, owner, words in ((0o664, None, "writable by group or others (mode 0664)"),
+                                       (0o646, None, "writable by group or others (mode 0646)"),
+                                       (0o644, DAEMON, "owned by uid 1")):
+                os.chmod(path, mode)
+                if owner is not None:
+                    os.chown(path, owner, owner)
+                rc, err = _check(j)
+                eq(rc, 1, "jitd -t with %s %s: %s" % (key, words, err))
+                want = "%s: %s: %s" % (key, path, words)
+                assert want in err and (":%d: " % _line_of(j, key)) in err, (want, err)
+                os.chown(path, 0, 0)
+                os.chmod(path, 0o644)
+        os.chmod(ca, 0o666)
+        _start_refused(j, "tls_ca_file: %s: writable by group or others" % ca)
+
+
 def _start_refused(j, text):
     try:
         j.start()

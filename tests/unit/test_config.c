@@ -483,6 +483,10 @@ static void test_each_error(void)
 		{ "directories = ( { name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; },\n"
 		  "{ name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; } );\n" BASE_GROUP,
 		  "t.conf:2: name: ", "directory \"d\" is already defined at line 1" },
+		{ BASE_DIR "groups = ( { name = \"a\"; directory = \"corp\"; dn = \"cn=a\";\n"
+		  "  ticket_check = { url = \"http://itsm.example/t/%s\"; approved_field = \"s\";\n"
+		  "  approved_value = \"ok\"; }; } );\n",
+		  "t.conf:9: url: ", "an answer over http:// could be forged on the way" },
 		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\"; },\n"
 		  "{ name = \"Corp\"; uri = \"ldapi:///\"; user_base = \"x\"; } );\n" BASE_GROUP,
 		  "t.conf:2: name: ", "directory \"Corp\" is already defined at line 1" },
@@ -916,7 +920,7 @@ static void test_dump_ticket_url(void)
 	} cases[] = {
 		{ "https://itsm.example/api/%s?access_token=SECRET1", "https://itsm.example/***%s" },
 		{ "https://itsm.example:8443/SECRET2/t/%s", "https://itsm.example:8443/***%s" },
-		{ "http://%s.itsm.example/x?t=SECRET3", "http://%s.itsm.example/***" },
+		{ "https://%s.itsm.example/x?t=SECRET3", "https://%s.itsm.example/***" },
 		{ "https://itsm.example/%%SECRET4/%s", "https://itsm.example/***%s" },
 	};
 

@@ -227,8 +227,9 @@ int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
  * receivers: a webhook's path is its credential; ticket_check) keeps only
  * its scheme and host, with "/" (and "%s" where a ticket_check URL has
  * its one) after them: what the engine hands the listener, which checks such URLs but
- * never uses them. Everything else is unchanged, line for line. New heap
- * string.
+ * never uses them. Comments become a space and their line breaks (a URL
+ * commented out still holds its token). Everything else is unchanged, line
+ * for line. New heap string.
  */
 char *config_text_redacted(const char *text);
 

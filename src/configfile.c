@@ -407,7 +407,15 @@ char *config_text_redacted(const char *t)
 			done = i = end;
 			key[0] = '\0';
 		} else if (c == '#' || (c == '/' && (nx == '/' || nx == '*'))) {
-			i = skip_blank(t, len, i);
+			/* Comments go too (a webhook URL commented out still holds
+			 * its token), all but their line breaks. */
+			size_t end = skip_blank(t, len, i);
+			sb_add(&sb, t + done, i - done);
+			sb_add(&sb, " ", 1);
+			for (size_t k = i; k < end; k++)
+				if (t[k] == '\n')
+					sb_add(&sb, "\n", 1);
+			done = i = end;
 		} else if (isalpha((unsigned char)c) || c == '*') {
 			i = scan_name(t, len, i, key, sizeof(key));
 		} else {

@@ -1082,13 +1082,15 @@ static void test_redacted(void)
 			       " format = \"slack\"; },\n"
 			       "  { url : \"https://siem.example.com/\" /* joined */ \"jitd/SECRET2\"; },\n"
 			       "  { url = \"http://127.0.0.1:9/x\\x2fSECRET3?k=SECRET4#SECRET5\"; }\n"
-			       ");\n# url = \"kept in a comment\"\n",
+			       ");\n# url = \"https://hooks.example.com/SECRET6\"\n"
+			       "/* url = \"https://hooks.example.com/SECRET7\";\n */\n"
+			       "// SECRET8\n",
 			       text);
 	CHECK(strstr(full, "\"https://itsm.example.com\"\n") != NULL);
 	char *red = config_text_redacted(full);
 	CHECK(strstr(red, "SECRET") == NULL);
 	CHECK(strstr(red, "pw@") == NULL);
-	CHECK(strstr(red, "# url = \"kept in a comment\"") != NULL);
+	CHECK(strstr(red, "SECRET6") == NULL && strstr(red, "SECRET8") == NULL); /* comments */
 	size_t lines_a = 0, lines_b = 0;
 	for (const char *p = full; *p; p++)
 		lines_a += *p == '\n';

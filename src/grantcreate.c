@@ -117,9 +117,15 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 	if (policy_same_request(p->req, r)) {
 		line = grant_reply(g, r->id, true);
 	} else {
+		/* The other grant is named only when it is of the group asked
+		 * for, which the client may see (the main thread's check names
+		 * it by the client entry's groups; here, after a race, the
+		 * entry is not at hand): request_id is no way to learn of
+		 * grants in other groups. */
+		bool named = strcmp(r->group_name, p->group_name) == 0;
 		char msg[256];
-		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request "
-			 "(grant %s)", request_id, r->id);
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request%s%s%s",
+			 request_id, named ? " (grant " : "", named ? r->id : "", named ? ")" : "");
 		line = reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "request_id");
 	}
 	grant_rec_free(r);

@@ -420,3 +420,52 @@ def test_ticket_checks_are_bounded():
     finally:
         e.__exit__(None, None, None)
         itsm.close()
+
+
+def test_request_id_taken_while_a_grant_waits_for_its_ticket_does_not_name_another_group_s_grant():
+    """A client that may see only admins asks with request_id R; while its
+    ticket check is held, root makes a grant of web with the same R. A's
+    grant is refused (R was used for another request), and the refusal
+    does not name root's grant, of a group A may not see (regression: the
+    worker's check named it, where the main thread's check does not)."""
+    from jittest import need_root
+    need_root()
+    nobody = 65534
+    itsm = Itsm()
+    e = Env(start=False, public=True,
+            clients=[{"name": "admins-desk", "uid": nobody, "groups": ["admins"]},
+                     {"name": "root", "uid": 0, "groups": ["*"]}])
+    e.__enter__()
+    try:
+        j = e.jitd
+        token_file = os.path.join(j.dir, "itsm.token")
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (TOKEN + "\n").encode())
+        os.close(fd)
+        j.config["groups"] = [
+            j.group_entry("admins", ticket_check={
+                "url": "http://127.0.0.1:%d/tickets/%%s" % itsm.port,
+                "approved_field": "result.state", "approved_value": "approved",
+                "timeout": "30s", "token_file": token_file}),
+            j.group_entry("web")]
+        j.write_config()
+        j.start()
+        out = {}
+        t = threading.Thread(target=lambda: out.update(a=j.request_as(nobody, nobody, {
+            "op": "grant", "user": "alice", "group": "admins", "duration": "1h",
+            "ticket": "HOLD1", "request_id": "R-shared"})))
+        t.start()
+        wait_until(lambda: itsm.holding == 1, 10, "A's ticket check held")
+        b = j.ok({"op": "grant", "user": "bob", "group": "web", "duration": "1h",
+                  "request_id": "R-shared"})
+        itsm.release.set()
+        t.join(30)
+        a = out.get("a")
+        refused(a, "policy_denied", "A's grant after its request_id was taken")
+        msg = a["error"]["message"]
+        assert "was used for another request" in msg, msg
+        assert b["grant"]["grant_id"] not in msg, "names a grant of web: %r" % msg
+        assert not e.is_member("admins", e.user_dn("alice"))
+    finally:
+        e.__exit__(None, None, None)
+        itsm.close()

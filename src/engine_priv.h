@@ -151,6 +151,7 @@ struct engine {
 	int64_t tick_wall, tick_mono;   /* now_s() and mono_ms() at the last tick */
 	bool pull_retries;              /* store_retry_sooner() due (start, clock step) */
 	bool pull_future;               /* grants created in the future to shorten */
+	int64_t pull_until_mono;        /* mono_ms() until which both run each tick */
 	bool stopped;
 	struct reconciler *rc;          /* drift reconciliation thread */
 };

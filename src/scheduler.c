@@ -21,6 +21,12 @@
 #define EXPIRE_HOLD_MS 1000    /* longest a part batch waits to fill while workers are busy */
 #define RETRY_SOONER_PER_TICK 1000 /* rows store_retry_sooner() changes in one tick */
 #define CLOCK_STEP_SLACK 5     /* seconds the wall clock may lag the monotonic one between ticks */
+/* After a step back, how long both scans of tick_clock() run at every tick:
+ * a job a worker had begun under the old time (a grant's created_at and
+ * expires_at are read before its pair lock, its checks and its add) is
+ * recorded after the first scan, and would keep the time run ahead. Both
+ * scans are index range reads that find nothing once it is done. */
+#define CLOCK_STEP_WINDOW_MS (10 * 60 * 1000)
 
 /* ---- the scheduler's in-flight set (main thread only) ---- */
 
@@ -348,15 +354,17 @@ static void tick_clock(struct engine *e, int64_t now)
 				 (long long)back);
 			e->pull_retries = true;
 			e->pull_future = true;
+			e->pull_until_mono = mono + CLOCK_STEP_WINDOW_MS;
 		}
 	}
+	bool window = mono < e->pull_until_mono;
 	e->tick_wall = now;
 	e->tick_mono = mono;
 	if (e->pull_retries) {
 		int rc = store_retry_sooner(e->st, now, retry_horizon(e), longest_grace(e),
 					    RETRY_SOONER_PER_TICK, &n);
 		/* locked elsewhere, or more rows than one tick takes: the next tick */
-		if (rc != JIT_EBUSY && !(rc == JIT_OK && n == RETRY_SOONER_PER_TICK))
+		if (rc != JIT_EBUSY && !(rc == JIT_OK && n == RETRY_SOONER_PER_TICK) && !window)
 			e->pull_retries = false;
 		if (rc != JIT_OK && rc != JIT_EBUSY)
 			log_err("scheduler: cannot reschedule removals after a clock step");
@@ -370,7 +378,7 @@ static void tick_clock(struct engine *e, int64_t now)
 					     shorten_one, &s);
 		if (rc < 0)
 			log_err("scheduler: cannot read grants created in the future");
-		else if (!s.stopped && s.seen < SHORTEN_PER_TICK)
+		else if (!s.stopped && s.seen < SHORTEN_PER_TICK && !window)
 			e->pull_future = false; /* else: the rest at the next tick */
 	}
 }

@@ -175,3 +175,57 @@ def test_step_back_after_a_reload_of_retry_max_interval_pulls_removals_forward()
         wait_until(lambda: not s.is_member("admins", alice), 20,
                    "alice removed once the directory is back")
         wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 10, "grant expired")
+
+
+def test_grant_in_flight_when_the_clock_steps_back_is_shortened_too():
+    """A grant that a worker began under a clock a day ahead (its
+    created_at and expires_at read) and that is recorded active only after
+    the tick saw the step back: it must be shortened as well (regression:
+    the tick's one scan found no active grant yet and stopped looking, and
+    the grant lasted 25 h). Every directory answer is held 2 s by a proxy,
+    so the grant is in flight for several seconds."""
+    from jitd import parse_time
+    from test_lost_answer import LostAnswerProxy
+    import sqlite3
+    import threading
+
+    class SlowProxy(LostAnswerProxy):
+        def _answer(self, msg, s):
+            time.sleep(2)
+            return "pass"
+
+    with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
+        s, j = e.slapd, e.jitd
+        proxy = SlowProxy(s.port)
+        proxy.armed = False
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        path, env = _faked(j, "+1d")
+        j.start(env=env, timeout=60)
+        out = {}
+        t = threading.Thread(target=lambda: out.update(g=j.request(
+            {"op": "grant", "user": "alice", "group": "admins", "duration": "1h"}, timeout=60)))
+        t.start()
+
+        def pending():
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(j.state_dir, "jitd.db"),
+                                 uri=True, timeout=5)
+            try:
+                return db.execute("SELECT count(*) FROM grants WHERE state = 'pending'"
+                                  ).fetchone()[0]
+            finally:
+                db.close()
+        # recorded pending (its times read under +1d), its add held 2 s
+        wait_until(lambda: pending() == 1, 30, "the grant recorded pending")
+        _set(path, "+0")
+        t.join(60)
+        g = out.get("g") or {}
+        assert g.get("ok"), g
+        g = g["grant"]
+        if parse_time(g["expires_at"]) < time.time() + 86000:
+            raise AssertionError("the grant was not begun under the clock ahead: the test "
+                                 "proves nothing: %r" % (g,))
+        wait_until(lambda: j.audit_events("rescheduled", g["grant_id"]), 15,
+                   "the grant in flight rescheduled")
+        now_exp = parse_time(j.show(g["grant_id"])["expires_at"])
+        assert abs(now_exp - (time.time() + 3600)) < 60, (g, now_exp)

@@ -45,6 +45,12 @@ struct dir_conn {
 	struct ldap_conncb conncb; /* dir_conn_added(): bounds the set-up I/O */
 	int64_t io_deadline;    /* mono_ms() limit of set-up I/O; 0: none */
 	bool io_timed_out;      /* ... and it was reached */
+	bool connecting;        /* dir_connect_one() runs: the one time libldap
+				 * may open a connection of c->ld */
+	bool dropping;          /* dir_drop() unbinds c->ld */
+	bool conn_lost;         /* libldap closed c->ld's connection by itself
+				 * (a Notice of Disconnection): dropped after
+				 * the operation */
 };
 
 /* An operation run by dir_run(): returns an LDAP result code (negative for
@@ -81,7 +87,10 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 /* The mono_ms() time one timeout from now: a deadline of set-up I/O. */
 int64_t dir_io_deadline(const struct jit_dir_cfg *cfg);
 /* libldap's connect callbacks (c->conncb, lc_arg = c): dir_conn_added() puts the
- * deadline layer under TLS; 0, or -1 to fail the connection. */
+ * deadline layer under TLS; 0, or -1 to fail the connection: any connection
+ * libldap opens outside dir_connect_one() (after a Notice of Disconnection
+ * it opens one itself, unbound and without StartTLS). dir_conn_deleted()
+ * marks c->conn_lost when a connection closes outside dir_drop(). */
 int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
 		   struct ldap_conncb *ctx);
 void dir_conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx);

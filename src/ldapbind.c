@@ -204,6 +204,18 @@ int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *add
 	(void)ld;
 	(void)srv;
 	(void)addr;
+	if (!c->connecting) {
+		/* Robustness: libldap reconnects by itself inside an operation
+		 * after the server ended the session (a Notice of
+		 * Disconnection), with no bind, StartTLS or SASL layer: every
+		 * later operation would go out anonymous, maybe in clear text.
+		 * Refused: the operation fails as unreachable, and jitd
+		 * connects and binds again. */
+		log_warn("directory %s: refused a connection libldap opened by itself after the "
+			 "server ended the session; binding again", c->cfg->name);
+		c->conn_lost = true;
+		return -1;
+	}
 	c->io_deadline = dir_io_deadline(c->cfg);
 	if (ber_sockbuf_add_io(sb, &deadline_io, LBER_SBIOD_LEVEL_TRANSPORT - 1, c) != 0) {
 		log_warn("directory %s: cannot bound the connection set-up", c->cfg->name);
@@ -213,12 +225,15 @@ int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *add
 }
 
 /* Called when libldap closes a connection (sb NULL when the handle goes):
- * the layer goes with the Sockbuf, nothing is ours to free. */
+ * the layer goes with the Sockbuf, nothing is ours to free. A close jitd did
+ * not ask for (c->ld still set: not dir_drop()) leaves the handle with no
+ * bound connection. */
 void dir_conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 {
-	(void)ld;
-	(void)sb;
-	(void)ctx;
+	struct dir_conn *c = ctx->lc_arg;
+
+	if (sb != NULL && ld != NULL && c->ld == ld && !c->dropping)
+		c->conn_lost = true;
 }
 
 /* ---- GSSAPI and the bind ---------------------------------------------- */

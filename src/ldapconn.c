@@ -139,12 +139,15 @@ bool dir_code_is_internal(int code)
 static void dir_drop(struct dir_conn *c)
 {
 	if (c->ld != NULL) {
+		c->dropping = true;
 		int rc = ldap_unbind_ext_s(c->ld, NULL, NULL);
+		c->dropping = false;
 		if (rc != LDAP_SUCCESS)
 			log_debug("directory %s: unbind: %s", c->cfg->name, ldap_err2string(rc));
 		c->ld = NULL;
 	}
 	c->cur = -1;
+	c->conn_lost = false;
 	set_health(c, false, NULL);
 }
 
@@ -293,6 +296,8 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 	char msg[256];
 	int code, rc = JIT_EDIRUNAVAIL;
 
+	c->connecting = true;
+	c->conn_lost = false;
 	code = ldap_initialize(&c->ld, uri);
 	if (code != LDAP_SUCCESS) {
 		c->ld = NULL;
@@ -326,6 +331,7 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 	if (rc != JIT_OK)
 		goto out;
 	c->io_deadline = 0;
+	c->connecting = false;
 	c->cur = i;
 	dir_set_result(c, res, LDAP_SUCCESS, NULL);
 	set_health(c, true, "");
@@ -333,6 +339,7 @@ static int dir_connect_one(struct dir_conn *c, int i, struct dir_result *res)
 	return JIT_OK;
 out:
 	c->io_deadline = 0;
+	c->connecting = false;
 	dir_drop(c);
 	if (c->io_timed_out) {
 		char *tmp = xasprintf("%s (no answer within %llds)", res->message,
@@ -418,6 +425,13 @@ static int dir_run_conn(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_
 		}
 		if (!dir_code_is_unavailable(*code)) {
 			(void)snprintf(res->uri, sizeof(res->uri), "%s", c->uris[c->cur]);
+			if (c->conn_lost) {
+				/* the answer stands; the handle has no bound
+				 * connection left: the next operation binds again */
+				log_info("directory %s: the server ended the session (%s); binding "
+					 "again at the next operation", c->cfg->name, res->message);
+				dir_drop(c);
+			}
 			return JIT_OK;
 		}
 		dir_drop(c);

@@ -478,3 +478,79 @@ def test_a_slow_refused_removal_waits_its_backoff_from_the_answer():
             "next attempt at %.0f, answered at %.1f: the backoff counted from before the call" \
             % (nxt, answered)
         assert e.is_member("admins", e.user_dn("alice"))
+
+
+def _notice_of_disconnection():
+    """An unsolicited LDAP ExtendedResponse (messageID 0) with the OID of a
+    Notice of Disconnection (RFC 4511 4.4.1), resultCode protocolError."""
+    def tlv(tag, body):
+        assert len(body) < 128
+        return bytes([tag, len(body)]) + body
+    oid = b"1.3.6.1.4.1.1466.20036"
+    body = (tlv(0x0A, b"\x02") + tlv(0x04, b"") + tlv(0x04, b"session ended by the server")
+            + tlv(0x8A, oid))
+    return tlv(0x30, tlv(0x02, b"\x00") + tlv(0x78, body))
+
+
+def test_a_notice_of_disconnection_does_not_leave_an_unbound_connection():
+    """The server answers a removal's modify with a Notice of Disconnection
+    (a proxy in front of slapd), then closes the session, or (a server that
+    does not) keeps it open. Were libldap to open a new connection by
+    itself at the next operation, it would have no bind, and the retries
+    would go out anonymous and be refused (50) for ever; jitd refuses any
+    connection it did not open itself, and drops a handle whose connection
+    libldap closed. The retry must remove the membership. (With libldap
+    2.5.13 the old code passes too: the retry reconnects, or goes out on
+    the session kept.)"""
+    from test_lost_answer import LostAnswerProxy, _messages, _op_tag, _shut, MODIFY_RESPONSE
+
+    class NoticeProxy(LostAnswerProxy):
+        close_after = False
+
+        def _down(self, c, s, ls):
+            for msg in _messages(s):
+                if _op_tag(msg) == MODIFY_RESPONSE:
+                    with self.lock:
+                        trip = self.armed and not self.tripped.is_set()
+                        if trip:
+                            self.tripped.set()
+                    if trip:
+                        try:
+                            c.sendall(_notice_of_disconnection())
+                        except OSError:
+                            pass
+                        if self.close_after:
+                            _shut(c, s)
+                            return
+                        continue
+                try:
+                    c.sendall(msg)
+                except OSError:
+                    break
+            for x in (c, s):
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+    for close_after in (True, False):
+        _notice_then(NoticeProxy, close_after)
+
+
+def _notice_then(NoticeProxy, close_after):
+    with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
+        j, s = e.jitd, e.slapd
+        j.start()
+        g = j.must_grant("alice", "admins", "1h")
+        j.stop()
+        proxy = NoticeProxy(s.port)
+        proxy.close_after = close_after
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        j.start()
+        a = j.request({"op": "complete", "grant_id": g["grant_id"]})
+        assert proxy.tripped.is_set(), "the proxy never answered a modify with the notice"
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 20,
+                   "the grant completed after the notice (first answer %r)" % (a,))
+        eq(e.is_member("admins", e.user_dn("alice")), False, "alice removed")
+        assert "ldap 50" not in j.stderr_tail(5000), "an operation went out without a bind"

@@ -49,11 +49,21 @@ struct ended {
 	uint32_t used, pos;       /* slots in use; the slot to fill next */
 };
 
+/* Who asked, who approved, and why: copied from a grant's lines to its bar. */
+static const char *const bar_info[] = { "ticket", "reason", "requested_by", "approved_by" };
+#define BAR_INFO (sizeof(bar_info) / sizeof(bar_info[0]))
+
 struct bar {
 	char *user, *group, *grant_id, *end_kind;
+	char *info[BAR_INFO];    /* bar_info's fields, NULL when absent */
+	json_t *ext;             /* distinct approvers of its extensions, or NULL */
+	int64_t extensions;      /* extended lines read */
+	int64_t ext_omitted;     /* of those, with an approver not in ext */
+	int64_t ext_none;        /* of those, with no approver */
 	int64_t start, end;
 	bool start_known;        /* false: start is created_at, the granted line was not read */
 	bool kept;               /* the end left the membership: it predated the grant */
+	bool forced;             /* closed by revoke --force */
 };
 
 struct report {
@@ -273,8 +283,14 @@ static void ended_free(struct ended *e)
 	free(e->head);
 }
 
-static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, int64_t end,
-		    const char *kind, bool start_known)
+/*
+ * A bar of the timeline: the grant of line (or record) g, with its ticket,
+ * reason, requester and approver from g, else from rec, and the approvers
+ * of its extensions from rec (the record of the open grant, or NULL: never
+ * taken from a line, whose members are anyone's).
+ */
+static void add_bar(struct report *r, json_t *g, json_t *rec, const char *id, int64_t start,
+		    int64_t end, const char *kind, bool start_known, bool forced)
 {
 	if ((r->o.has_since && end < r->o.since) || (r->o.has_until && start >= r->o.until))
 		return;
@@ -289,11 +305,25 @@ static void add_bar(struct report *r, json_t *g, const char *id, int64_t start, 
 	b->group = xstrdup(str_of(g, "group") ? str_of(g, "group") : "?");
 	b->grant_id = xstrdup(id);
 	b->end_kind = xstrdup(kind);
+	for (size_t i = 0; i < BAR_INFO; i++) {
+		const char *v = str_of(g, bar_info[i]);
+		if (!v && rec)
+			v = str_of(rec, bar_info[i]);
+		b->info[i] = v ? xstrdup(v) : NULL;
+	}
+	if (rec) {
+		json_t *ext = json_object_get(rec, "ext_approved_by");
+		b->ext = json_array_size(ext) ? json_incref(ext) : NULL;
+		b->extensions = json_integer_value(json_object_get(rec, "extensions"));
+		b->ext_omitted = json_integer_value(json_object_get(rec, "ext_omitted"));
+		b->ext_none = json_integer_value(json_object_get(rec, "ext_none"));
+	}
 	b->start = start;
 	b->end = end;
 	b->start_known = start_known;
 	const char *out = str_of(g, "outcome");
 	b->kept = out && strcmp(out, "kept_standing") == 0;
+	b->forced = forced;
 }
 
 /* ---- lifecycle ---- */
@@ -337,6 +367,9 @@ void report_free(struct report *r)
 		free(r->bars[i].group);
 		free(r->bars[i].grant_id);
 		free(r->bars[i].end_kind);
+		for (size_t k = 0; k < BAR_INFO; k++)
+			free(r->bars[i].info[k]);
+		json_decref(r->bars[i].ext);
 	}
 	free(r->bars);
 	free(r);
@@ -351,21 +384,27 @@ void report_unreadable(struct report *r)
 /* ---- events ---- */
 
 /*
- * The record of an open grant: its names and ticket, start, the duration
- * its granted line asked for (-1: not known) and expiry. start_known false:
- * its granted line was not read, and start is the created_at of a later
- * line about it.
+ * The record of an open grant: its names, ticket, reason and requester,
+ * start, the duration its granted line asked for (-1: not known) and
+ * expiry; later the approvers of its extensions (note_extension). The
+ * reason of a rescheduled line is that event's cause, not the grant's: not
+ * taken. start_known false: its granted line was not read, and start is the
+ * created_at of a later line about it.
  */
 static json_t *grant_record(json_t *ev, int64_t start, bool start_known, int64_t requested,
 			    int64_t exp)
 {
+	static const char *const more[] = { "ticket", "requested_by", "reason" };
+	const char *event = str_of(ev, "event");
+	bool own_reason = !event || strcmp(event, "rescheduled") != 0;
 	json_t *g = json_object();
 	for (int d = 0; d < D__COUNT; d++)
 		if (str_of(ev, dim_fields[d]))
 			json_object_set_new(g, dim_fields[d],
 					    json_string(str_of(ev, dim_fields[d])));
-	if (str_of(ev, "ticket"))
-		json_object_set_new(g, "ticket", json_string(str_of(ev, "ticket")));
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		if (str_of(ev, more[i]) && (own_reason || strcmp(more[i], "reason") != 0))
+			json_object_set_new(g, more[i], json_string(str_of(ev, more[i])));
 	json_object_set_new(g, "start", json_integer(start));
 	json_object_set_new(g, "requested", json_integer(requested));
 	json_object_set_new(g, "expires_at", json_integer(exp));
@@ -456,6 +495,40 @@ static void on_granted(struct report *r, json_t *ev, int64_t ts, bool in)
 	}
 }
 
+/*
+ * Counts an extension of open grant g and keeps its approver, once per
+ * name, at most REPORT_EXT_APPROVERS_MAX names and REPORT_EXT_APPROVERS_BYTES
+ * bytes per grant: an extension whose approver is left out is counted in
+ * ext_omitted, so the report never suggests the list is whole when it is
+ * not; one without an approver in ext_none.
+ */
+static void note_extension(json_t *g, json_t *ev)
+{
+	const char *ap = str_of(ev, "extension_approved_by");
+	json_t *arr = json_object_get(g, "ext_approved_by"), *x;
+	size_t i, bytes = 0;
+	counter_add(g, "extensions", 1);
+	if (!ap) {
+		counter_add(g, "ext_none", 1);
+		return;
+	}
+	json_array_foreach(arr, i, x) {
+		if (strcmp(json_string_value(x), ap) == 0)
+			return;
+		bytes += json_string_length(x);
+	}
+	if (json_array_size(arr) >= REPORT_EXT_APPROVERS_MAX ||
+	    bytes + strlen(ap) > REPORT_EXT_APPROVERS_BYTES) {
+		counter_add(g, "ext_omitted", 1);
+		return;
+	}
+	if (!arr) {
+		arr = json_array();
+		json_object_set_new(g, "ext_approved_by", arr);
+	}
+	json_array_append_new(arr, json_string(ap));
+}
+
 static void on_extended(struct report *r, json_t *ev, bool in)
 {
 	const char *id = str_of(ev, "grant_id");
@@ -463,6 +536,8 @@ static void on_extended(struct report *r, json_t *ev, bool in)
 	int64_t exp, added = 0;
 	if (g && time_of(ev, "expires_at", &exp))
 		json_object_set_new(g, "expires_at", json_integer(exp));
+	if (g)
+		note_extension(g, ev);
 	if (in) {
 		r->extended++;
 		if (int_of(ev, "added", &added) && added > 0)
@@ -516,22 +591,32 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
 	int64_t start = ts, requested = -1, exp = 0, created;
 	bool known = false, before = !g && began_before_input(r, ev, id, &created);
+	const char *outcome = str_of(ev, "outcome"), *prev = str_of(ev, "previous_end_state");
 	if (!g && id && ended_has(&r->ended, id))
 		return;
 	if (id)
 		ended_add(&r->ended, id);
+	/* revoke --force: an operator removed the membership by hand. A grant
+	 * that was heading to failed (its add went unanswered, or jitd
+	 * crashed before it was active) ends as a failed grant, by the rules
+	 * of failed lines: it is counted in failed, not revoked, and without
+	 * a granted line it was never active. */
+	bool forced = strcmp(event, "revoked") == 0 && outcome && strcmp(outcome, "forced") == 0;
+	if (forced && prev && strcmp(prev, "failed") == 0)
+		event = "failed";
 	/* no granted line, and none before the files read: the grant never
 	 * became active. Its membership may still have existed: outcome
 	 * removed says jitd removed one it had added (an add whose answer was
 	 * lost, a granted line not written, a crash before it), so it counts
 	 * as held from created_at, the upper bound, its start not known. */
 	bool never_granted = !g && !before && strcmp(event, "failed") == 0;
-	const char *outcome = str_of(ev, "outcome");
 	if (never_granted && id)
 		json_object_del(r->failing, id);
 	if (never_granted && (!outcome || strcmp(outcome, "removed") != 0)) {
 		if (in) {
 			r->failed++;
+			if (forced)
+				r->forced++;
 			dims_add(r, ev, "failed", 1);
 		}
 		return;
@@ -560,11 +645,10 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		} else if (strcmp(event, "failed") == 0) {
 			r->failed++; /* after its granted line: crash, or the active write failed */
 		} else {
-			const char *out = str_of(ev, "outcome");
 			r->revoked++;
-			if (out && strcmp(out, "forced") == 0)
-				r->forced++; /* closed by hand: jitd could not remove it */
 		}
+		if (forced)
+			r->forced++; /* closed by hand: jitd could not remove it */
 		dims_add(r, ev, event, 1);
 		/* the grant ended, the membership did not: it was there before
 		 * the grant (standing), and jitd leaves it as it found it */
@@ -573,13 +657,15 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		if (requested >= 0)
 			hist_add(&r->requested, requested);
 		hist_add(&r->actual, ts - start);
-		if (!known && !never_granted)
+		/* only a grant that began before the first line read: one
+		 * created later without a granted line never had one */
+		if (before || (g && !known))
 			r->before_input++;
 	}
 	int64_t held = overlap(r, start, ts);
 	if (held > 0)
 		dims_add(r, ev, "held_seconds", held);
-	add_bar(r, ev, id ? id : "?", start, ts, event, known);
+	add_bar(r, ev, g, id ? id : "?", start, ts, event, known, forced);
 	if (g)
 		json_object_del(r->open, id);
 }
@@ -761,8 +847,24 @@ static json_t *totals_json(const struct report *r, int64_t active)
 	return t;
 }
 
-/* Grants still open at the period's end: the list, their held time, bars;
- * those whose granted line was not read count in before_input. */
+/* A grant's extensions into o (active_at_end, timeline), when it had any:
+ * how many, their distinct approvers, how many approvals were left out of
+ * that list, and how many named no approver. */
+static void ext_json(json_t *o, json_t *ext, int64_t extensions, int64_t omitted, int64_t none)
+{
+	if (extensions > 0)
+		json_object_set_new(o, "extensions", json_integer(extensions));
+	if (json_array_size(ext))
+		json_object_set_new(o, "extension_approved_by", json_deep_copy(ext));
+	if (omitted > 0)
+		json_object_set_new(o, "extension_approvals_omitted", json_integer(omitted));
+	if (none > 0)
+		json_object_set_new(o, "extensions_without_approver", json_integer(none));
+}
+
+/* Grants still open at the period's end (or, for a period not over, when
+ * the report was made: end): the list, their held time, bars; those whose
+ * granted line was not read count in before_input. */
 static json_t *active_json(struct report *r, int64_t end)
 {
 	json_t *arr = json_array(), *g;
@@ -777,8 +879,15 @@ static json_t *active_json(struct report *r, int64_t end)
 			if (s)
 				json_object_set_new(a, dim_fields[d], json_string(s));
 		}
-		if (str_of(g, "ticket"))
-			json_object_set_new(a, "ticket", json_string(str_of(g, "ticket")));
+		for (size_t i = 0; i < BAR_INFO; i++) {
+			const char *v = str_of(g, bar_info[i]);
+			if (v && !json_object_get(a, bar_info[i]))
+				json_object_set_new(a, bar_info[i], json_string(v));
+		}
+		ext_json(a, json_object_get(g, "ext_approved_by"),
+			 json_integer_value(json_object_get(g, "extensions")),
+			 json_integer_value(json_object_get(g, "ext_omitted")),
+			 json_integer_value(json_object_get(g, "ext_none")));
 		fmt_rfc3339(start, buf);
 		json_object_set_new(a, "granted_at", json_string(buf));
 		json_object_set_new(a, "start_known", json_boolean(start_known(g)));
@@ -790,7 +899,8 @@ static json_t *active_json(struct report *r, int64_t end)
 		int64_t held = overlap(r, start, end);
 		if (held > 0)
 			dims_add(r, g, "held_seconds", held);
-		add_bar(r, g, id, start, end, "active", start_known(g));
+		add_bar(r, g, g, id, start, end > start ? end : start, "active", start_known(g),
+			false);
 	}
 	return arr;
 }
@@ -808,6 +918,12 @@ static json_t *timeline_json(const struct report *r)
 				      (int)b->start_known, "end", e, "end_event", b->end_kind);
 		if (b->kept)
 			json_object_set_new(o, "membership_kept", json_true());
+		if (b->forced)
+			json_object_set_new(o, "forced", json_true());
+		for (size_t k = 0; k < BAR_INFO; k++)
+			if (b->info[k])
+				json_object_set_new(o, bar_info[k], json_string(b->info[k]));
+		ext_json(o, b->ext, b->extensions, b->ext_omitted, b->ext_none);
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -834,11 +950,17 @@ json_t *report_result(struct report *r, const struct report_chain *c)
 	json_t *res = json_object(), *p = json_object(), *in = json_object();
 	int64_t start = r->o.has_since ? r->o.since : r->first_ts;
 	int64_t end = r->o.has_until ? r->o.until : r->last_ts;
+	/* A period that ends after the report is made is not over: a grant
+	 * still open has held its membership up to now, not up to until
+	 * (what follows has not happened, and may never). */
+	bool over = !(r->o.has_until && r->o.generated_at && r->o.until > r->o.generated_at);
+	int64_t held_end = over ? end : r->o.generated_at;
 	json_object_set_new(p, "since", time_json(start));
 	json_object_set_new(p, "until", time_json(end));
 	if (r->o.generated_at)
 		json_object_set_new(p, "generated_at", time_json(r->o.generated_at));
 	json_object_set_new(res, "period", p);
+	json_object_set_new(res, "period_complete", json_boolean(over));
 	json_object_set_new(in, "files", c->files ? json_incref(c->files) : json_array());
 	json_object_set_new(in, "lines", json_integer(r->lines));
 	json_object_set_new(in, "unreadable_lines", json_integer(r->unreadable));
@@ -851,7 +973,7 @@ json_t *report_result(struct report *r, const struct report_chain *c)
 	json_object_set_new(res, "chain_verified", json_boolean(c->verified));
 	json_object_set_new(res, "chain", chain_json(c));
 	/* active grants first: their held time goes into the dimensions */
-	json_t *active = end == INT64_MIN ? json_array() : active_json(r, end);
+	json_t *active = end == INT64_MIN ? json_array() : active_json(r, held_end);
 	/* Complete: the files reach back to the log's first line and the chain
 	 * holds, so every grant's granted line was read (none is missing for
 	 * lack of it, and none is shown with a start taken from created_at). */

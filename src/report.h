@@ -20,9 +20,11 @@
  * medians) it holds one small record per grant still open, one counter row
  * per distinct group/user/approver/client (at most REPORT_NAMES_MAX each,
  * of which at most REPORT_REFUSED_NAMES_MAX made by refused lines, the rest
- * under "(other)"), at most REPORT_TIMELINE_MAX timeline bars, and
- * the ids of the last REPORT_ENDED_MAX grants that ended (about 2.75 MiB,
- * allocated at the first final line). Each string field is cut to
+ * under "(other)"), at most REPORT_TIMELINE_MAX timeline bars (each with
+ * the grant's ticket, reason, requester, approver and the approvers of its
+ * extensions, at most REPORT_EXT_APPROVERS_MAX of them), and the ids of
+ * the last REPORT_ENDED_MAX grants that ended (about 2.75 MiB, allocated
+ * at the first final line). Each string field is cut to
  * REPORT_FIELD_MAX bytes, so a line of megabytes costs no more than others.
  */
 #ifndef JITD_REPORT_H
@@ -38,6 +40,10 @@
 #define REPORT_FIELD_MAX 4096 /* bytes of a line's string field kept (longer ones cut) */
 #define REPORT_REFUSED_NAMES_MAX 1000 /* of those, made by refused lines */
 #define REPORT_TIMELINE_MAX 2000
+/* Per grant: the distinct approvers of its extensions kept (the others are
+ * counted), and the bytes they may take together. */
+#define REPORT_EXT_APPROVERS_MAX 16
+#define REPORT_EXT_APPROVERS_BYTES REPORT_FIELD_MAX
 /* A final line of a grant among the last REPORT_ENDED_MAX that ended is a
  * repeat (jitd writes it again after a crash before the final commit, and
  * retries that end at once on restart) and is ignored; a repeat further
@@ -47,7 +53,9 @@
 struct report_opts {
 	bool has_since, has_until;
 	int64_t since, until;   /* the period is [since, until) (epoch seconds) */
-	int64_t generated_at;   /* shown in the report; 0: not shown */
+	int64_t generated_at;   /* shown in the report; 0: not shown. A period that
+				 * ends after it is not over: grants still open are
+				 * counted held up to generated_at, not to until */
 };
 
 /* What verifying the hash chain of the same lines found. */

@@ -31,6 +31,15 @@ static const char *const total_keys[] = { "granted", "refused", "expired", "comp
 					  "started_before_input", NULL };
 /* After a start taken from created_at because the granted line was not read. */
 #define START_NOT_READ " (created_at: granted line not read)"
+/* The period ends after the report was made. */
+#define NOT_OVER "the period is not over: it ends after this report was made, and grants " \
+		 "still active are counted as held up to then"
+
+/* The per-grant table of the text and HTML forms (timeline bars). */
+static const char *const grant_titles[] = { "GRANT", "USER", "GROUP", "START", "END", "ENDED",
+					    "TICKET", "APPROVED BY" };
+#define GRANT_COLS (sizeof(grant_titles) / sizeof(grant_titles[0]))
+#define GRANT_COL_MAX 40 /* text: a longer cell is written whole, and its row goes out of line */
 
 /* ---- shared ---- */
 
@@ -122,6 +131,36 @@ static size_t coverage_notes(json_t *res, char *n[COVERAGE_MAX])
 		k++;
 	}
 	return k;
+}
+
+/* How bar b ended: its end_event, and whether by force or leaving the
+ * membership (it predated the grant). */
+static char *ended_text(json_t *b)
+{
+	return xasprintf("%s%s%s", sget(b, "end_event"),
+			 json_is_true(json_object_get(b, "forced")) ? " (forced)" : "",
+			 json_is_true(json_object_get(b, "membership_kept")) ? " (membership kept)"
+									      : "");
+}
+
+/* The cells of bar b in the per-grant table, unescaped (each to be freed). */
+static void grant_cells(json_t *b, char *c[GRANT_COLS])
+{
+	bool active = strcmp(sget(b, "end_event"), "active") == 0;
+	c[0] = xstrdup(sget(b, "grant_id"));
+	c[1] = xstrdup(sget(b, "user"));
+	c[2] = xstrdup(sget(b, "group"));
+	c[3] = xstrdup(sget(b, "start"));
+	c[4] = xstrdup(active ? "-" : sget(b, "end"));
+	c[5] = ended_text(b);
+	c[6] = xstrdup(*sget(b, "ticket") ? sget(b, "ticket") : "-");
+	c[7] = xstrdup(*sget(b, "approved_by") ? sget(b, "approved_by") : "-");
+}
+
+static void free_cells(char *c[GRANT_COLS])
+{
+	for (size_t i = 0; i < GRANT_COLS; i++)
+		free(c[i]);
 }
 
 /* ---- text ---- */
@@ -225,6 +264,99 @@ static void text_counts(FILE *out, const char *title, json_t *obj)
 	}
 }
 
+/* Under a grant's row: what else is known of it (each part cleaned). */
+static void text_grant_notes(FILE *out, json_t *b)
+{
+	static const char *const first = "      ";
+	const char *sep = first;
+	json_t *ext = json_object_get(b, "extension_approved_by"), *x;
+	size_t i;
+	char *c;
+	if (json_is_false(json_object_get(b, "start_known"))) {
+		fprintf(out, "%sstart%s", sep, START_NOT_READ);
+		sep = "; ";
+	}
+	if (*sget(b, "requested_by")) {
+		c = clean(sget(b, "requested_by"));
+		fprintf(out, "%srequested by %s", sep, c);
+		free(c);
+		sep = "; ";
+	}
+	if (iget(b, "extensions") > 0) {
+		fprintf(out, "%sextended %lld time(s)", sep, (long long)iget(b, "extensions"));
+		json_array_foreach(ext, i, x) {
+			c = clean(json_string_value(x));
+			fprintf(out, "%s%s", i ? ", " : ", approved by ", c);
+			free(c);
+		}
+		if (iget(b, "extension_approvals_omitted") > 0)
+			fprintf(out, " (%lld approval(s) by others not listed)",
+				(long long)iget(b, "extension_approvals_omitted"));
+		if (iget(b, "extensions_without_approver") > 0)
+			fprintf(out, ", %lld without an approver",
+				(long long)iget(b, "extensions_without_approver"));
+		sep = "; ";
+	}
+	if (*sget(b, "reason")) {
+		c = clean(sget(b, "reason"));
+		fprintf(out, "%sreason: %s", sep, c);
+		free(c);
+		sep = "; ";
+	}
+	if (sep != first)
+		fputc('\n', out);
+}
+
+/* The grants of the timeline, one row each: who held what, when, how it
+ * ended, on which ticket and whose approval. */
+static void text_grants(FILE *out, json_t *res)
+{
+	json_t *bars = json_object_get(res, "timeline"), *b;
+	size_t i, w[GRANT_COLS];
+	char *c[GRANT_COLS];
+	for (size_t k = 0; k < GRANT_COLS; k++)
+		w[k] = strlen(grant_titles[k]);
+	json_array_foreach(bars, i, b) {
+		grant_cells(b, c);
+		for (size_t k = 0; k < GRANT_COLS; k++) {
+			char *t = clean(c[k]);
+			size_t n = width_of(t);
+			if (n > GRANT_COL_MAX)
+				n = GRANT_COL_MAX;
+			if (n > w[k])
+				w[k] = n;
+			free(t);
+		}
+		free_cells(c);
+	}
+	fprintf(out, "\nGrants in the period (%zu)\n", json_array_size(bars));
+	if (iget(res, "timeline_omitted") > 0)
+		fprintf(out, "  (and %lld more, not listed: a report lists at most %d; the tables "
+			"above count every grant)\n", (long long)iget(res, "timeline_omitted"),
+			REPORT_TIMELINE_MAX);
+	if (json_array_size(bars) == 0) {
+		fputs("  (none)\n", out);
+		return;
+	}
+	for (size_t k = 0; k < GRANT_COLS; k++) {
+		fputs("  ", out);
+		pad(out, grant_titles[k], k + 1 < GRANT_COLS ? w[k] : 0, false);
+	}
+	fputc('\n', out);
+	json_array_foreach(bars, i, b) {
+		grant_cells(b, c);
+		for (size_t k = 0; k < GRANT_COLS; k++) {
+			char *t = clean(c[k]);
+			fputs("  ", out);
+			pad(out, t, k + 1 < GRANT_COLS ? w[k] : 0, false);
+			free(t);
+		}
+		fputc('\n', out);
+		free_cells(c);
+		text_grant_notes(out, b);
+	}
+}
+
 static void render_text(json_t *res, FILE *out)
 {
 	json_t *p = json_object_get(res, "period"), *in = json_object_get(res, "input");
@@ -236,6 +368,8 @@ static void render_text(json_t *res, FILE *out)
 		sget(p, "until")[0] ? sget(p, "until") : "-");
 	if (json_object_get(p, "generated_at"))
 		fprintf(out, "generated   %s\n", sget(p, "generated_at"));
+	if (json_is_false(json_object_get(res, "period_complete")))
+		fprintf(out, "            NOT OVER: %s (%s)\n", NOT_OVER, sget(p, "generated_at"));
 	fprintf(out, "input       %zu file(s), %lld lines (%lld unreadable), %lld events in the "
 		"period\n", json_array_size(files), (long long)iget(in, "lines"),
 		(long long)iget(in, "unreadable_lines"), (long long)iget(in, "events_in_period"));
@@ -281,7 +415,11 @@ static void render_text(json_t *res, FILE *out)
 	text_counts(out, "Drift events by group",
 		    json_object_get(json_object_get(res, "drift"), "by_group"));
 	json_t *act = json_object_get(res, "active_at_end"), *a;
-	fprintf(out, "\nActive at the end of the period (%zu)\n", json_array_size(act));
+	if (json_is_false(json_object_get(res, "period_complete")))
+		fprintf(out, "\nActive when the report was made: the period is not over (%zu)\n",
+			json_array_size(act));
+	else
+		fprintf(out, "\nActive at the end of the period (%zu)\n", json_array_size(act));
 	if (json_array_size(act) == 0)
 		fputs("  (none)\n", out);
 	json_array_foreach(act, i, a) {
@@ -298,6 +436,7 @@ static void render_text(json_t *res, FILE *out)
 		free(ap);
 		free(tk);
 	}
+	text_grants(out, res);
 }
 
 /* ---- CSV: one row per number, section,name,metric,value ---- */
@@ -603,6 +742,62 @@ static void html_timeline(FILE *out, json_t *res, int64_t t0, int64_t t1)
 	json_decref(rows);
 }
 
+/* The grants of the timeline as a table, with all that is known of each. */
+static void html_grants(FILE *out, json_t *res)
+{
+	static const char *const titles[] = { "grant", "user", "group", "start", "end", "ended",
+					      "ticket", "approved by", "extensions approved by",
+					      "requested by", "reason" };
+	json_t *bars = json_object_get(res, "timeline"), *b, *x;
+	char *c[GRANT_COLS];
+	size_t i, j, ncol = sizeof(titles) / sizeof(titles[0]);
+	_Static_assert(sizeof(titles) / sizeof(titles[0]) == GRANT_COLS + 3, "titles");
+	fputs("<h2>Grants in the period</h2>\n<table><tr>", out);
+	for (i = 0; i < ncol; i++)
+		fprintf(out, "<th class=\"n\">%s</th>", titles[i]);
+	fputs("</tr>\n", out);
+	json_array_foreach(bars, i, b) {
+		grant_cells(b, c);
+		fputs("<tr>", out);
+		for (j = 0; j < GRANT_COLS; j++) {
+			fputs("<td class=\"n\">", out);
+			h(out, c[j]);
+			if (j == 3 && json_is_false(json_object_get(b, "start_known")))
+				fputs(START_NOT_READ, out);
+			fputs("</td>", out);
+		}
+		free_cells(c);
+		fputs("<td class=\"n\">", out);
+		json_array_foreach(json_object_get(b, "extension_approved_by"), j, x) {
+			fputs(j ? ", " : "", out);
+			h(out, json_string_value(x));
+		}
+		if (iget(b, "extensions") > 0)
+			fprintf(out, "%s(%lld extension(s)", j ? " " : "",
+				(long long)iget(b, "extensions"));
+		if (iget(b, "extension_approvals_omitted") > 0)
+			fprintf(out, "; %lld approval(s) by others not listed",
+				(long long)iget(b, "extension_approvals_omitted"));
+		if (iget(b, "extensions_without_approver") > 0)
+			fprintf(out, "; %lld without an approver",
+				(long long)iget(b, "extensions_without_approver"));
+		if (iget(b, "extensions") > 0)
+			fputs(")", out);
+		fputs("</td><td class=\"n\">", out);
+		h(out, sget(b, "requested_by"));
+		fputs("</td><td class=\"n\">", out);
+		h(out, sget(b, "reason"));
+		fputs("</td></tr>\n", out);
+	}
+	if (json_array_size(bars) == 0)
+		fprintf(out, "<tr><td class=\"n\" colspan=\"%zu\">none</td></tr>\n", ncol);
+	fputs("</table>\n", out);
+	if (iget(res, "timeline_omitted") > 0)
+		fprintf(out, "<p class=\"meta\">%lld more grant(s) not listed: a report lists "
+			"at most %d (the tables count every grant).</p>\n",
+			(long long)iget(res, "timeline_omitted"), REPORT_TIMELINE_MAX);
+}
+
 static void html_summary(FILE *out, json_t *res)
 {
 	json_t *p = json_object_get(res, "period"), *in = json_object_get(res, "input");
@@ -618,6 +813,8 @@ static void html_summary(FILE *out, json_t *res)
 		fputs(" &middot; generated ", out);
 		h(out, sget(p, "generated_at"));
 	}
+	if (json_is_false(json_object_get(res, "period_complete")))
+		fputs("<br><span class=\"bad\">NOT OVER</span>: " NOT_OVER, out);
 	fprintf(out, "<br>Input: %lld lines (%lld unreadable), %lld events in the period, from ",
 		(long long)iget(in, "lines"), (long long)iget(in, "unreadable_lines"),
 		(long long)iget(in, "events_in_period"));
@@ -667,6 +864,7 @@ static void render_html(json_t *res, FILE *out)
 		html_timeline(out, res, t0, t1);
 	else
 		fputs("<p>No events.</p>\n", out);
+	html_grants(out, res);
 	for (i = 0; dim_keys[i]; i++)
 		html_dim(out, dim_titles[i], json_object_get(res, dim_keys[i]));
 	fputs("<h2>Durations, early completions, revocation lag</h2>\n<table><tr><th class=\"n\">"
@@ -682,9 +880,13 @@ static void render_html(json_t *res, FILE *out)
 	html_counts(out, "Refusals by reason", json_object_get(res, "refusals_by_reason"));
 	html_counts(out, "Drift events by group",
 		    json_object_get(json_object_get(res, "drift"), "by_group"));
-	fputs("<h2>Active at the end of the period</h2>\n<table><tr><th class=\"n\">grant</th>"
-	      "<th class=\"n\">user</th><th class=\"n\">group</th><th class=\"n\">since</th>"
-	      "<th class=\"n\">expires</th><th class=\"n\">approved by</th><th class=\"n\">ticket"
+	fputs(json_is_false(json_object_get(res, "period_complete"))
+		      ? "<h2>Active when the report was made: the period is not over</h2>\n"
+		      : "<h2>Active at the end of the period</h2>\n",
+	      out);
+	fputs("<table><tr><th class=\"n\">grant</th><th class=\"n\">user</th>"
+	      "<th class=\"n\">group</th><th class=\"n\">since</th><th class=\"n\">expires</th>"
+	      "<th class=\"n\">approved by</th><th class=\"n\">ticket"
 	      "</th></tr>\n", out);
 	json_array_foreach(json_object_get(res, "active_at_end"), i, a) {
 		static const char *const k[] = { "grant_id", "user", "group", "granted_at",

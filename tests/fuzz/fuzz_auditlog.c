@@ -42,9 +42,11 @@ static void render_all(json_t *res)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* bit 2: made in the middle of the period (not over yet) */
 	struct report_opts o = { .has_since = size > 0 && (data[0] & 1),
 				 .since = 1795392000, .has_until = size > 0 && (data[0] & 2),
-				 .until = 1795392000 + 86400 };
+				 .until = 1795392000 + 86400,
+				 .generated_at = size > 0 && (data[0] & 4) ? 1795392000 + 43200 : 0 };
 	struct report *r = report_new(&o);
 	struct audit_verifier *v = audit_verifier_new();
 	struct report_chain ch = { .verified = true, .last_hash = "" };

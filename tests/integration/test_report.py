@@ -230,6 +230,52 @@ def test_report_counts_crash_interrupted_grants_once():
         assert alice <= res["durations"]["actual"]["max_seconds"] <= 60, res["durations"]
 
 
+def test_report_shows_ticket_and_approvers_of_every_grant():
+    """A grant made, extended on another approver's word and completed: the
+    report must say, for that grant, its ticket, reason, requester, the
+    approver and the extension's approver, in every format (regression:
+    once a grant had ended the report showed only who held what and when;
+    the ticket and approver were listed only for grants still active, and
+    an extension's approver nowhere)."""
+    with Env() as e:
+        j = e.jitd
+        g = j.must_grant("alice", "dba", "1h", ticket="INC-4711", reason="restore the orders",
+                         requested_by="alice", approved_by="carol")
+        j.ok({"op": "extend", "grant_id": g["grant_id"], "duration": "30m",
+              "approved_by": "dave"})
+        j.ok({"op": "complete", "grant_id": g["grant_id"], "reason": "restored"})
+        j.stop()
+        gid = g["grant_id"]
+        res = report_json(j.audit_log)
+        bars = [b for b in res["timeline"] if b["grant_id"] == gid]
+        eq(len(bars), 1, "the grant's bar")
+        check_counts(bars[0], {"end_event": "completed", "ticket": "INC-4711",
+                               "reason": "restore the orders", "requested_by": "alice",
+                               "approved_by": "carol", "extensions": 1,
+                               "extension_approved_by": ["dave"]}, "timeline[0]")
+        out = {}
+        for fmt in ("text", "csv", "html"):
+            r = report("--format", fmt, j.audit_log)
+            eq(r.returncode, 0, "%s: %s" % (fmt, r.stderr))
+            out[fmt] = r.stdout
+        row = [ln for ln in out["text"].splitlines() if ln.startswith("  " + gid)]
+        eq(len(row), 1, "the grant's row in the text: %s" % out["text"])
+        for s in ("completed", "INC-4711", "carol"):
+            assert " %s" % s in row[0], (s, row[0])
+        assert "requested by alice; extended 1 time(s), approved by dave; reason: restore " \
+            "the orders" in out["text"], out["text"]
+        rows = out["csv"].splitlines()
+        for want in ("timeline,%s,ticket,INC-4711" % gid, "timeline,%s,approved_by,carol" % gid,
+                     "timeline,%s.extension_approved_by,1,dave" % gid,
+                     "timeline,%s,reason,restore the orders" % gid):
+            assert want in rows, (want, [x for x in rows if x.startswith("timeline")])
+        page = out["html"]
+        grants = page[page.index("<h2>Grants in the period</h2>"):]
+        grants = grants[:grants.index("</table>")]
+        for s in (gid, "INC-4711", "carol", "dave (1 extension(s))", "restore the orders"):
+            assert s in grants, (s, grants)
+
+
 # -- a generated day -----------------------------------------------------------
 
 def g(gid, user, group, start, duration, approved_by="carol", client="helpdesk", **kw):
@@ -878,6 +924,76 @@ def test_nightly_job_catches_up_missed_days_and_reads_dateext_files():
         assert os.path.exists(os.path.join(r4, "jitd-report-%s.%s" % (days[3], ext))), ext
     with open(mailbox) as f:
         eq(f.read().count("Subject: jitd access report %s" % days[3]), 1, "mailed once")
+
+
+def test_nightly_job_refuses_a_day_that_is_not_over():
+    """JITD_REPORT_DATE today (UTC) or later is refused: its report would
+    leave out the rest of the day, and its .txt marks the day done, so the
+    next night's catch-up started after it and the day was never reported
+    whole (regression). A partial report an older job left (a .txt written
+    before its day was over) does not count as done: the day is made again.
+    And jitctl report of a period not over counts open grants as held up to
+    the time of the report, not to --until, and says the period is not over."""
+    import datetime
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    now = int(time.time())
+    today = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).date()
+    midnight = calendar.timegm(today.timetuple())
+    log = os.path.join(logdir, "audit.log")
+    w = AuditWriter(log)
+    w.event(midnight - 2 * 86400, "started", version="0.1.0")
+    gx = g("g-%024x" % 1, "alice", "dba", midnight - 86400 + 3600, 3 * 86400, ticket="INC-1")
+    w.grant(gx)
+    w.close()
+    outdir = os.path.join(work, "reports")
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=log, JITD_REPORT_DIR=outdir, JITCTL=binary("jitctl"),
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    for k in ("JITD_REPORT_DAYS", "JITD_REPORT_MAILTO"):
+        env.pop(k, None)
+    for day in (today, today + datetime.timedelta(days=1)):
+        r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=120,
+                           env=dict(env, JITD_REPORT_DATE=day.isoformat()))
+        eq(r.returncode, 2, "JITD_REPORT_DATE=%s: %s %s" % (day, r.stdout, r.stderr))
+        assert "JITD_REPORT_DATE=%s is not over yet" % day in r.stderr, r.stderr
+        assert not os.path.exists(outdir) or os.listdir(outdir) == [], os.listdir(outdir)
+    # yesterday is over: reported
+    yesterday = (today - datetime.timedelta(days=1)).isoformat()
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=120,
+                       env=dict(env, JITD_REPORT_DATE=yesterday))
+    eq(r.returncode, 0, "JITD_REPORT_DATE=%s: %s" % (yesterday, r.stderr))
+    txt = os.path.join(outdir, "jitd-report-%s.txt" % yesterday)
+    with open(os.path.join(outdir, "jitd-report-%s.json" % yesterday)) as f:
+        res = json.load(f)
+    eq(res.get("period_complete"), True, "period_complete of yesterday")
+    eq(res["by_user"]["alice"]["held_seconds"], 86400 - 3600, "held yesterday")
+    # that report as an older job would have left it, written during the
+    # day: the catch-up makes the day again instead of starting after it
+    os.unlink(os.path.join(outdir, "jitd-report-%s.json" % yesterday))
+    os.utime(txt, (midnight - 3600, midnight - 3600))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=120, env=env)
+    eq(r.returncode, 0, "catch-up: %s" % r.stderr)
+    assert "was written before %s was over; reporting %s again" % (yesterday, yesterday) \
+        in r.stderr, r.stderr
+    assert os.path.exists(os.path.join(outdir, "jitd-report-%s.json" % yesterday)), \
+        os.listdir(outdir)
+    assert os.stat(txt).st_mtime >= midnight, "the partial .txt was not replaced"
+    r = subprocess.run(["sh", script], capture_output=True, text=True, timeout=120, env=env)
+    eq((r.returncode, r.stderr), (0, ""), "a run again: nothing to do")
+    # jitctl report of today: held up to now, and the period not over
+    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
+    res = report_json("--since", today.isoformat(), "--until", tomorrow, log)
+    eq(res.get("period_complete"), False, "period_complete of today")
+    held = res["by_user"]["alice"]["held_seconds"]
+    after = int(time.time())
+    assert now - midnight <= held <= after - midnight, (held, now - midnight)
+    bar = res["timeline"][0]
+    assert bar["end"] <= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(after)), bar
+    t = report("--since", today.isoformat(), "--until", tomorrow, log)
+    assert "NOT OVER: the period is not over" in t.stdout, t.stdout
+    assert "Active when the report was made: the period is not over (1)" in t.stdout, t.stdout
 
 
 def test_nightly_job_reads_one_view_of_the_files_while_logrotate_runs():

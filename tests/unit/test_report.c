@@ -713,6 +713,9 @@ static void check_rescheduled(void)
 	}
 	CHECK(geti(res, "totals", "extended", NULL) == 0);
 	CHECK(geti(res, "totals", "active_at_end", NULL) == 2);
+	/* the reason of a rescheduled line is its cause, not the grant's */
+	json_t *bs = by_id(res, "timeline", "g-s");
+	CHECK(bs && json_object_get(bs, "reason") == NULL);
 	json_decref(res);
 
 	/* The clock ran ahead across midnight: the granted line's time lies
@@ -799,6 +802,250 @@ static void check_failed_outcomes(void)
 	json_decref(res);
 }
 
+/*
+ * revoke --force of a grant that never became active: its add went
+ * unanswered (failed, state ending, no granted line), the removal kept
+ * failing, and an operator closed it by hand (revoked, outcome forced,
+ * previous_end_state failed). It is a failed grant, nothing was held, and
+ * it did not begin before the files read (regression: counted as a
+ * revocation held from created_at, and the coverage said INCOMPLETE). One
+ * that had a granted line (a crash before it was active) is failed too,
+ * held up to the forced line.
+ */
+static void check_forced_never_active(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+	ev(r, T0 + 130, "failed", G("g-n", "nina", "dba", "carol", "helpdesk", 3600, T0 + 100,
+				    T0 + 3700), "state", "ending", "outcome", "directory_unavailable",
+	   NULL);
+	ev(r, T0 + 200, "revoke_failed", G("g-n", "nina", "dba", "carol", "helpdesk", 3600,
+					   T0 + 100, T0 + 3700), "state", "ending", "outcome",
+	   "directory_refused", "#attempts", 1LL, NULL);
+	ev(r, T0 + 900, "revoked", G("g-n", "nina", "dba", "carol", "helpdesk", 3600, T0 + 100,
+				     T0 + 3700), "state", "revoked", "outcome", "forced",
+	   "previous_end_state", "failed", "#attempts", 3LL, "by_client", "root", NULL);
+	struct report_chain ch = { .verified = true, .lines = 4, .first_seq = 1, .last_seq = 4,
+				   .last_hash = "ab" };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(json_is_true(json_object_get(json_object_get(res, "input"), "complete")));
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
+	CHECK(geti(res, "totals", "failed", NULL) == 1);
+	CHECK(geti(res, "totals", "revoked", NULL) == 0);
+	CHECK(geti(res, "totals", "revoked_forced", NULL) == 1);
+	CHECK(geti(res, "by_user", "nina", "failed") == 1);
+	CHECK(geti(res, "by_user", "nina", "revoked") == 0);
+	CHECK(geti(res, "by_user", "nina", "held_seconds") == 0);
+	CHECK(geti(res, "durations", "actual", "count") == 0);
+	CHECK(json_array_size(json_object_get(res, "timeline")) == 0);
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "coverage    complete:") != NULL);
+	free(txt);
+	json_decref(res);
+
+	/* with its granted line: held until the forced line, ended as failed */
+	r = report_new(&o);
+	ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+	ev(r, T0 + 100, "granted", G("g-p", "paul", "web", "carol", "ops", 3600, T0 + 100,
+				     T0 + 3700), NULL);
+	ev(r, T0 + 300, "recovered", "#interrupted_grants", 1LL, NULL);
+	ev(r, T0 + 400, "revoked", G("g-p", "paul", "web", "carol", "ops", 3600, T0 + 100,
+				     T0 + 3700), "state", "revoked", "outcome", "forced",
+	   "previous_end_state", "failed", NULL);
+	res = report_result(r, &ch);
+	report_free(r);
+	CHECK(json_is_true(json_object_get(json_object_get(res, "input"), "complete")));
+	CHECK(geti(res, "totals", "failed", NULL) == 1);
+	CHECK(geti(res, "totals", "revoked", NULL) == 0);
+	CHECK(geti(res, "totals", "revoked_forced", NULL) == 1);
+	CHECK(geti(res, "by_user", "paul", "held_seconds") == 300);
+	json_t *b = by_id(res, "timeline", "g-p");
+	CHECK(b != NULL);
+	if (b) {
+		CHECK_STR(json_string_value(json_object_get(b, "end_event")), "failed");
+		CHECK(json_is_true(json_object_get(b, "forced")));
+	}
+	json_decref(res);
+}
+
+/*
+ * A report of a period that is not over (until after generated_at, as for
+ * today): a grant still open has held its membership up to generated_at,
+ * not to until, and the report says the period is not over. Once it is
+ * over, the same grant is held to until.
+ */
+static void check_period_not_over(void)
+{
+	int64_t now = T0 + 10 * 3600;
+	for (int over = 0; over < 2; over++) {
+		struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+					 .until = T0 + 86400,
+					 .generated_at = over ? T0 + 86400 + 60 : now };
+		struct report *r = report_new(&o);
+		ev(r, T0 - 3600, "granted", G("g-old", "olga", "dba", "carol", "ops", 2 * 86400,
+					      T0 - 3600, T0 + 2 * 86400 - 3600), NULL);
+		ev(r, T0 + 3600, "granted", G("g-new", "ned", "web", "carol", "ops", 86400,
+					      T0 + 3600, T0 + 2 * 86400), NULL);
+		ev(r, T0 + 7200, "granted", G("g-end", "eve", "ops", "carol", "ops", 600, T0 + 7200,
+					      T0 + 7800), NULL);
+		ev(r, T0 + 7810, "expired", G("g-end", "eve", "ops", "carol", "ops", 600, T0 + 7200,
+					      T0 + 7800), "outcome", "removed", NULL);
+		struct report_chain ch = { .verified = true, .first_seq = 1 };
+		json_t *res = report_result(r, &ch);
+		report_free(r);
+		json_t *pc = json_object_get(res, "period_complete");
+		CHECK(over ? json_is_true(pc) : json_is_false(pc));
+		CHECK(geti(res, "by_user", "olga", "held_seconds") == (over ? 86400 : 10 * 3600));
+		CHECK(geti(res, "by_user", "ned", "held_seconds") ==
+		      (over ? 86400 - 3600 : 9 * 3600));
+		CHECK(geti(res, "by_user", "eve", "held_seconds") == 610);
+		CHECK(geti(res, "by_approver", "carol", "held_seconds") ==
+		      (over ? 2 * 86400 - 3600 + 610 : 19 * 3600 + 610));
+		CHECK(geti(res, "totals", "active_at_end", NULL) == 2);
+		json_t *b = by_id(res, "timeline", "g-new");
+		CHECK(b != NULL);
+		if (b)
+			CHECK_STR(json_string_value(json_object_get(b, "end")),
+				  t(over ? T0 + 86400 : now));
+		CHECK_STR(json_string_value(json_object_get(json_object_get(res, "period"),
+							    "until")), t(T0 + 86400));
+		char *txt = render(res, REPORT_TEXT), *html = render(res, REPORT_HTML);
+		char *csv = render(res, REPORT_CSV);
+		CHECK((strstr(txt, "NOT OVER: the period is not over") != NULL) == !over);
+		CHECK((strstr(txt, "Active when the report was made") != NULL) == !over);
+		CHECK((strstr(html, "NOT OVER") != NULL) == !over);
+		CHECK(strstr(csv, over ? "period_complete,,period_complete,true\r\n"
+				       : "period_complete,,period_complete,false\r\n") != NULL);
+		free(txt);
+		free(html);
+		free(csv);
+		json_decref(res);
+	}
+}
+
+/* The line of text holding both a and b, or NULL. */
+static const char *line_with(const char *txt, const char *a, const char *b)
+{
+	for (const char *p = strstr(txt, a); p; p = strstr(p + 1, a)) {
+		const char *sol = p, *eol = strchr(p, '\n');
+		while (sol > txt && sol[-1] != '\n')
+			sol--;
+		const char *q = strstr(sol, b);
+		if (q && (!eol || q < eol))
+			return sol;
+	}
+	return NULL;
+}
+
+/*
+ * Each grant of the period, ended or not, shows its ticket, reason,
+ * requester, approver and the approvers of its extensions, in every
+ * format (regression: a grant that ended showed only who held what, so
+ * the report could not say on whose approval or for which ticket).
+ */
+static void check_grant_details(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 100, "granted", G("g-1", "alice", "dba", "carol", "helpdesk", 3600, T0 + 100,
+				     T0 + 3700), "ticket", "INC-4711", "reason", "restore orders",
+	   "requested_by", "alice", NULL);
+	ev(r, T0 + 3000, "extended", G("g-1", "alice", "dba", "carol", "helpdesk", 5400, T0 + 100,
+				       T0 + 5500), "ticket", "INC-4711", "reason", "restore orders",
+	   "requested_by", "alice", "#added", 1800LL, "extension_approved_by", "dave", NULL);
+	ev(r, T0 + 4000, "completed", G("g-1", "alice", "dba", "carol", "helpdesk", 5400,
+					T0 + 100, T0 + 5500), "ticket", "INC-4711", "reason",
+	   "restore orders",
+	   "requested_by", "alice", "outcome", "removed", NULL);
+	/* still active: 20 extensions by 19 approvers, one hostile, one twice */
+	ev(r, T0 + 200, "granted", G("g-2", "bob", "web", "erin", "ops", 600, T0 + 200, T0 + 800),
+	   "ticket", "=HYPERLINK(\"x\")", NULL);
+	char name[32];
+	for (int i = 0; i < 20; i++) {
+		if (i == 0)
+			snprintf(name, sizeof(name), "<b>mal</b>");
+		else
+			snprintf(name, sizeof(name), "appr%02d", i % 18);
+		ev(r, T0 + 300 + i, "extended", G("g-2", "bob", "web", "erin", "ops", 600 + 60 * i,
+						  T0 + 200, T0 + 860 + 60 * i),
+		   "ticket", "=HYPERLINK(\"x\")", "#added", 60LL, "extension_approved_by", name,
+		   NULL);
+	}
+	/* an extension no approver was named for */
+	ev(r, T0 + 500, "granted", G("g-3", "cy", "ops", "erin", "ops", 600, T0 + 500, T0 + 1100),
+	   NULL);
+	ev(r, T0 + 600, "extended", G("g-3", "cy", "ops", "erin", "ops", 660, T0 + 500, T0 + 1160),
+	   "#added", 60LL, NULL);
+	struct report_chain ch = { .verified = true, .first_seq = 1 };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	json_t *b3 = by_id(res, "timeline", "g-3");
+	CHECK(b3 && geti(b3, "extensions_without_approver", NULL, NULL) == 1 &&
+	      json_object_get(b3, "extension_approved_by") == NULL);
+	json_t *b = by_id(res, "timeline", "g-1");
+	CHECK(b != NULL);
+	if (!b) {
+		json_decref(res);
+		return;
+	}
+	CHECK_STR(json_string_value(json_object_get(b, "ticket")), "INC-4711");
+	CHECK_STR(json_string_value(json_object_get(b, "reason")), "restore orders");
+	CHECK_STR(json_string_value(json_object_get(b, "requested_by")), "alice");
+	CHECK_STR(json_string_value(json_object_get(b, "approved_by")), "carol");
+	CHECK(geti(b, "extensions", NULL, NULL) == 1);
+	json_t *ext = json_object_get(b, "extension_approved_by");
+	CHECK(json_array_size(ext) == 1);
+	CHECK_STR(json_string_value(json_array_get(ext, 0)), "dave");
+	CHECK(json_object_get(b, "extension_approvals_omitted") == NULL);
+	CHECK(json_object_get(b, "extensions_without_approver") == NULL);
+	/* bounded: 16 distinct names kept, the 3 others' approvals counted */
+	json_t *b2 = by_id(res, "timeline", "g-2");
+	CHECK(b2 != NULL);
+	if (b2) {
+		CHECK(geti(b2, "extensions", NULL, NULL) == 20);
+		CHECK(json_array_size(json_object_get(b2, "extension_approved_by")) ==
+		      16); /* REPORT_EXT_APPROVERS_MAX */
+		CHECK(geti(b2, "extension_approvals_omitted", NULL, NULL) == 3);
+	}
+	json_t *a = by_id(res, "active_at_end", "g-2");
+	CHECK(a && json_array_size(json_object_get(a, "extension_approved_by")) ==
+			   16);
+
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "\nGrants in the period (3)\n") != NULL);
+	CHECK(strstr(txt, "\n      extended 1 time(s), 1 without an approver\n") != NULL);
+	const char *row = line_with(txt, "  g-1  ", " completed ");
+	CHECK(row && line_with(row, "  g-1  ", " INC-4711 ") == row &&
+	      line_with(row, "  g-1  ", " carol\n") == row);
+	CHECK(strstr(txt, "\n      requested by alice; extended 1 time(s), approved by dave; "
+			  "reason: restore orders\n") != NULL);
+	CHECK(strstr(txt, "(3 approval(s) by others not listed)") != NULL);
+	free(txt);
+	char *csv = render(res, REPORT_CSV);
+	CHECK(strstr(csv, "timeline,g-1,ticket,INC-4711\r\n") != NULL);
+	CHECK(strstr(csv, "timeline,g-1,approved_by,carol\r\n") != NULL);
+	CHECK(strstr(csv, "timeline,g-1,reason,restore orders\r\n") != NULL);
+	CHECK(strstr(csv, "timeline,g-1.extension_approved_by,1,dave\r\n") != NULL);
+	CHECK(strstr(csv, "timeline,g-2,ticket,\"'=HYPERLINK(\"\"x\"\")\"\r\n") != NULL);
+	free(csv);
+	char *html = render(res, REPORT_HTML);
+	CHECK(strstr(html, "<h2>Grants in the period</h2>") != NULL);
+	CHECK(strstr(html, "<td class=\"n\">INC-4711</td><td class=\"n\">carol</td>"
+			   "<td class=\"n\">dave (1 extension(s))</td>") != NULL);
+	CHECK(strstr(html, "<b>mal") == NULL && strstr(html, "&lt;b&gt;mal&lt;/b&gt;") != NULL);
+	free(html);
+	char *js = render(res, REPORT_JSON);
+	json_t *back = json_loads(js, 0, NULL);
+	CHECK(back && json_equal(back, res));
+	json_decref(back);
+	free(js);
+	json_decref(res);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/jitd-report-XXXXXX";
@@ -813,6 +1060,9 @@ int main(void)
 	check_before_input();
 	check_rescheduled();
 	check_failed_outcomes();
+	check_forced_never_active();
+	check_period_not_over();
+	check_grant_details();
 	check_refusal_flood();
 	check_hostile();
 	check_times();

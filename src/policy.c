@@ -54,6 +54,36 @@ void policy_peer_groups(struct jit_peer *p)
 	free(buf);
 }
 
+void policy_peer_groups_cached(struct jit_peer *p, int64_t now_ms)
+{
+	static struct {
+		uid_t uid;
+		int64_t read_at; /* 0: empty */
+		gid_t groups[sizeof(p->groups) / sizeof(p->groups[0])];
+		int n_groups;
+		bool unknown;
+	} cache[POLICY_GROUPS_CACHE];
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < POLICY_GROUPS_CACHE; i++) {
+		if (cache[i].read_at != 0 && cache[i].uid == p->uid &&
+		    now_ms - cache[i].read_at < POLICY_GROUPS_TTL_MS && now_ms >= cache[i].read_at) {
+			memcpy(p->groups, cache[i].groups, sizeof(p->groups));
+			p->n_groups = cache[i].n_groups;
+			p->groups_unknown = cache[i].unknown;
+			return;
+		}
+		if (cache[i].read_at < cache[oldest].read_at)
+			oldest = i;
+	}
+	policy_peer_groups(p);
+	cache[oldest].uid = p->uid;
+	cache[oldest].read_at = now_ms > 0 ? now_ms : 1;
+	memcpy(cache[oldest].groups, p->groups, sizeof(p->groups));
+	cache[oldest].n_groups = p->n_groups;
+	cache[oldest].unknown = p->groups_unknown;
+}
+
 bool policy_uses_groups(const struct jit_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_clients; i++)

@@ -5,12 +5,48 @@
  * and accepted at its boundary, naming the rule; deny_users by name and DN,
  * and against the user an active grant holds (extend); DN comparison.
  */
+#include <dlfcn.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "dirrules.h"
 #include "policy.h"
 #include "t.h"
 #include "util.h"
+
+/* Counts the group reads of policy.c: this definition takes the place of
+ * the C library's for the code linked into this program. */
+static int grouplist_reads;
+int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups)
+{
+	int (*real)(const char *, gid_t, gid_t *, int *) =
+		(int (*)(const char *, gid_t, gid_t *, int *))dlsym(RTLD_NEXT, "getgrouplist");
+	grouplist_reads++;
+	return real ? real(user, group, groups, ngroups) : -1;
+}
+
+/* The engine's cached reads: one per uid and POLICY_GROUPS_TTL_MS. */
+static void test_groups_cached(void)
+{
+	struct jit_peer a = { .uid = 0, .gid = 0 }, b = { .uid = 0, .gid = 0 };
+	int before = grouplist_reads;
+
+	policy_peer_groups_cached(&a, 1000000);
+	CHECK(grouplist_reads == before + 1);
+	policy_peer_groups_cached(&b, 1000000 + POLICY_GROUPS_TTL_MS - 1);
+	CHECK(grouplist_reads == before + 1);
+	CHECK(b.n_groups == a.n_groups && !b.groups_unknown &&
+	      memcmp(a.groups, b.groups, sizeof(a.groups)) == 0);
+	policy_peer_groups_cached(&b, 1000000 + POLICY_GROUPS_TTL_MS);
+	CHECK(grouplist_reads == before + 2);
+	/* another uid is read on its own */
+	struct jit_peer c = { .uid = 1, .gid = 1 };
+	policy_peer_groups_cached(&c, 1000000 + POLICY_GROUPS_TTL_MS);
+	CHECK(grouplist_reads == before + 3);
+	/* a clock that went back (never: monotonic) is not trusted */
+	policy_peer_groups_cached(&b, 999000);
+	CHECK(grouplist_reads == before + 4);
+}
 
 static struct jit_request *req(enum jit_op op, const char *group, int64_t dur)
 {
@@ -417,6 +453,7 @@ int main(void)
 	struct jit_peer root_sg = { .uid = 0, .gid = 54321, .groups_unknown = true };
 	bool has_primary = false;
 	policy_peer_groups(&root_sg);
+	test_groups_cached();
 	CHECK(!root_sg.groups_unknown);
 	for (int i = 0; i < root_sg.n_groups; i++)
 		has_primary |= root_sg.groups[i] == 0;

@@ -754,6 +754,14 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	return JIT_OK;
 }
 
+int64_t audit_last_seq(struct audit *a)
+{
+	pthread_mutex_lock(&a->lock);
+	int64_t seq = a->c.seq;
+	pthread_mutex_unlock(&a->lock);
+	return seq;
+}
+
 int audit_reopen(struct audit *a)
 {
 	pthread_mutex_lock(&a->lock);

@@ -51,6 +51,10 @@ int audit_open(const char *path, const char *head_path, struct audit **out) JIT_
  * after its last flush. No-op without a head file.
  */
 int audit_start_head_flusher(struct audit *a) JIT_WUR;
+/* seq of the chain's last line: where audit_open() found the chain (the
+ * log, the rotated file or the head file), then each line written; 0 if
+ * the chain has no line yet (a log that never had one). Thread-safe. */
+int64_t audit_last_seq(struct audit *a);
 /* Reopens the same path (after logrotate moved the file); the chain goes on. */
 int audit_reopen(struct audit *a) JIT_WUR;
 void audit_close(struct audit *a); /* NULL-safe */

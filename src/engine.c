@@ -150,7 +150,41 @@ int engine_reply_fd(struct engine *e)
 	return e->efd;
 }
 
-int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine **out)
+/*
+ * The store of state_dir, created only where that cannot lose grants: the
+ * audit chain was opened first (jitd.c), so a log with history tells a
+ * store that went missing from one never made. A new one is audited before
+ * SQLite writes into it; if that line cannot be written, the empty file
+ * left behind is judged again at the next start (store_init()).
+ */
+static int open_store(struct engine *e, bool init_store)
+{
+	char *history = NULL, *created = NULL;
+	int64_t seq = audit_last_seq(e->audit);
+	int rc;
+
+	if (seq > 0)
+		history = xasprintf("the audit log %s has history (its chain is at seq %lld)",
+				    e->cfg->audit_log, (long long)seq);
+	rc = store_init(e->cfg->state_dir, history, init_store, &created);
+	free(history);
+	if (rc != JIT_OK)
+		return rc;
+	if (created) {
+		json_t *o = json_pack("{sssb}", "path", created, "init_store", init_store);
+		rc = audit_write(e->audit, "store_created", o);
+		json_decref(o);
+		if (rc != JIT_OK)
+			log_err("audit: cannot record store_created for %s; not starting", created);
+		free(created);
+		if (rc != JIT_OK)
+			return rc;
+	}
+	return store_open(e->cfg->state_dir, &e->st);
+}
+
+int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_store,
+	       struct engine **out)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	int64_t recovered = 0;
@@ -182,7 +216,7 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine 
 		free(e);
 		return JIT_EINTERNAL;
 	}
-	rc = store_open(cfg->state_dir, &e->st);
+	rc = open_store(e, init_store);
 	if (rc != JIT_OK)
 		goto fail;
 	/* Recovery: grants never acknowledged are rolled back by the machine. */

@@ -18,6 +18,7 @@
 #ifndef JITD_ENGINE_H
 #define JITD_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
 #include "audit.h"
@@ -38,9 +39,12 @@ void engine_reply_free(struct engine_reply *r); /* NULL-safe */
 /*
  * Opens the store under cfg->state_dir, turns interrupted `pending` grants
  * into ending(failed) (crash recovery), and starts the worker threads.
- * cfg must stay valid until engine_set_config() replaces it.
+ * cfg must stay valid until engine_set_config() replaces it. A missing
+ * store is created (audited as store_created) only where nothing says one
+ * existed, or with init_store (--init-store): see store_init().
  */
-int engine_new(const struct jit_config *cfg, struct audit *audit, struct engine **out) JIT_WUR;
+int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_store,
+	       struct engine **out) JIT_WUR;
 
 /* Makes cfg the config for new requests (after a reload). Directories are
  * not rebuilt: JIT_ECONFIG (and a message in msg) if cfg adds or removes a

@@ -147,6 +147,7 @@ struct engine {
 	size_t queue_max;               /* QUEUE_MAX (a test build may lower it) */
 	int64_t overdue_after;          /* OVERDUE_AFTER (a test build may lower it) */
 	int64_t elsewhere_checked;      /* last look for due grants of unknown directories */
+	int64_t due_unreadable;         /* due rows the last read_due() skipped (status) */
 	uint64_t due_seq;
 	int64_t tick_wall, tick_mono;   /* now_s() and mono_ms() at the last tick */
 	bool pull_retries;              /* store_retry_sooner() due (start, clock step) */

@@ -46,12 +46,15 @@ struct daemon_state {
 
 static void usage(FILE *fp)
 {
-	fprintf(fp, "usage: jitd [-c FILE] [-f] [-t [-v]] [-V] [-h]\n"
-		    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-		    "  -f       stay in the foreground, log to stderr\n"
-		    "  -t       check the configuration and exit\n"
-		    "  -v       with -t: print the effective configuration\n"
-		    "  -V       print the version\n");
+	fprintf(fp, "usage: jitd [-c FILE] [-f] [--init-store] [-t [-v]] [-V] [-h]\n"
+		    "  -c FILE       configuration file (default " DEFAULT_CONFIG ")\n"
+		    "  -f            stay in the foreground, log to stderr\n"
+		    "  --init-store  create an empty state database even though the audit\n"
+		    "                log has history or a jitd.db-wal/-shm is left without\n"
+		    "                its jitd.db (which then forgets the grants it held)\n"
+		    "  -t            check the configuration and exit\n"
+		    "  -v            with -t: print the effective configuration\n"
+		    "  -V            print the version\n");
 }
 
 /* The audit observer: every durable line may become a notification. */
@@ -345,7 +348,7 @@ static int check_only(const char *path, bool verbose)
 	return 0;
 }
 
-static int run(struct daemon_state *d, bool foreground)
+static int run(struct daemon_state *d, bool foreground, bool init_store)
 {
 	sigset_t set;
 	int rc, sigfd;
@@ -414,7 +417,7 @@ static int run(struct daemon_state *d, bool foreground)
 	audit_set_observer(d->audit, on_audit, d->notify);
 	if (audit_start_head_flusher(d->audit) != JIT_OK)
 		return EXIT_RUNTIME;
-	if (engine_new(d->cfg, d->audit, &d->engine) != JIT_OK) {
+	if (engine_new(d->cfg, d->audit, init_store, &d->engine) != JIT_OK) {
 		log_err("cannot start the engine");
 		return EXIT_RUNTIME;
 	}
@@ -441,13 +444,18 @@ static int run(struct daemon_state *d, bool foreground)
 int main(int argc, char **argv)
 {
 	struct daemon_state d = { .config_path = DEFAULT_CONFIG };
-	bool foreground = false, test = false, verbose = false;
+	static const struct option longopts[] = {
+		{ "init-store", no_argument, NULL, 'I' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool foreground = false, test = false, verbose = false, init_store = false;
 	char *errors = NULL;
 	int opt, status;
 	if (argc == 2 && strcmp(argv[1], "-L") == 0)
 		return listener_main(); /* the listener process: see listener.h */
-	while ((opt = getopt(argc, argv, "c:ftvVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:ftvVh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'I': init_store = true; break;
 		case 'c': d.config_path = optarg; break;
 		case 'f': foreground = true; break;
 		case 't': test = true; break;
@@ -481,7 +489,7 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
-	status = run(&d, foreground);
+	status = run(&d, foreground, init_store);
 	monitor_free(d.mon);
 	engine_free(d.engine);
 	if (d.audit)

@@ -191,6 +191,8 @@ static char *do_status(struct engine *e)
 						     "directories");
 	}
 	json_object_set_new(s, "due_in_unconfigured_directories", json_integer(stranded));
+	/* due rows the scheduler cannot read (damaged or hand-edited): never ended */
+	json_object_set_new(s, "due_unreadable", json_integer(e->due_unreadable));
 	json_t *dirs = json_array();
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		char err[256] = "", buf[256];

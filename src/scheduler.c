@@ -416,8 +416,14 @@ void engine_tick(struct engine *e, int64_t now)
 	/* At the cap no more due rows are read, but the expiries held back
 	 * for a fuller batch are still queued (flush_expiries): they count
 	 * against the cap, and only queuing them frees it. */
-	if (e->n_inflight < e->inflight_max && read_due(e, now) < 0)
-		log_err("scheduler: cannot read due grants");
+	if (e->n_inflight < e->inflight_max) {
+		/* a row it cannot read is skipped (and logged) by the store:
+		 * the others still end; status shows how many there are */
+		int64_t skipped = store_rows_skipped(e->st);
+		if (read_due(e, now) < 0)
+			log_err("scheduler: cannot read due grants");
+		e->due_unreadable = store_rows_skipped(e->st) - skipped;
+	}
 	for (size_t i = 0; i < e->n_dirs; i++)
 		flush_expiries(e, &e->dirs[i], mono_ms());
 	tick_elsewhere(e, now);

@@ -460,12 +460,34 @@ static int sync_dir(const char *dir)
 	return ret;
 }
 
-/* Refuses a state_dir others could use to swap our files; prepares jitd.db. */
-static int prepare_files(const char *state_dir, char **dbpath)
+/* The first of dbpath's -wal and -shm that exists (heap), in *side, or
+ * NULL. JIT_ECONFIG (logged) if it cannot tell. */
+static int side_file(const char *dbpath, char **side)
 {
-	static const char *const suffix[] = { "", "-wal", "-shm" };
+	static const char *const suffix[] = { "-wal", "-shm" };
 	struct stat sb;
-	int ret = JIT_OK;
+
+	*side = NULL;
+	for (unsigned i = 0; i < 2; i++) {
+		char *p = xasprintf("%s%s", dbpath, suffix[i]);
+		if (lstat(p, &sb) == 0) {
+			*side = p;
+			return JIT_OK;
+		}
+		if (errno != ENOENT) {
+			log_err("store: %s: %s", p, strerror(errno));
+			free(p);
+			return JIT_ECONFIG;
+		}
+		free(p);
+	}
+	return JIT_OK;
+}
+
+/* Refuses a state_dir others could use to swap our files. */
+static int check_state_dir(const char *state_dir)
+{
+	struct stat sb;
 
 	if (stat(state_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		log_err("store: state_dir %s: not a directory", state_dir);
@@ -476,7 +498,29 @@ static int prepare_files(const char *state_dir, char **dbpath)
 			(unsigned)(sb.st_mode & 0777));
 		return JIT_ECONFIG;
 	}
+	return JIT_OK;
+}
+
+/* Refuses a state_dir others could use to swap our files; prepares jitd.db. */
+static int prepare_files(const char *state_dir, char **dbpath)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	struct stat sb;
+	char *side = NULL;
+	int ret = check_state_dir(state_dir);
+
+	if (ret != JIT_OK)
+		return ret;
 	*dbpath = xasprintf("%s/%s", state_dir, STORE_DB_NAME);
+	/* Robustness: SQLite deletes a WAL it finds next to an empty database,
+	 * and with it the grants it holds (store_init() says more). */
+	if (lstat(*dbpath, &sb) != 0 && errno == ENOENT &&
+	    (ret = side_file(*dbpath, &side)) == JIT_OK && side) {
+		log_err("store: %s does not exist but %s does; not creating a new database next "
+			"to it", *dbpath, side);
+		ret = JIT_ECONFIG;
+	}
+	free(side);
 	for (unsigned i = 0; i < 3 && ret == JIT_OK; i++) {
 		char *p = xasprintf("%s%s", *dbpath, suffix[i]);
 		ret = check_file(p, i == 0);
@@ -488,6 +532,113 @@ static int prepare_files(const char *state_dir, char **dbpath)
 		free(*dbpath);
 		*dbpath = NULL;
 	}
+	return ret;
+}
+
+/* Renames path aside to path.orphaned-<now> (never over another file). */
+static int move_aside(const char *path)
+{
+	char *to = xasprintf("%s.orphaned-%lld", path, (long long)time(NULL));
+	struct stat sb;
+	int ret = JIT_OK;
+
+	if (lstat(to, &sb) == 0 || errno != ENOENT) {
+		log_err("store: cannot move %s aside: %s is in the way", path, to);
+		ret = JIT_ECONFIG;
+	} else if (rename(path, to) != 0) {
+		log_err("store: cannot move %s aside to %s: %s", path, to, strerror(errno));
+		ret = JIT_ECONFIG;
+	} else {
+		log_warn("store: --init-store: moved %s aside to %s", path, to);
+	}
+	free(to);
+	return ret;
+}
+
+/*
+ * Whether path is a database: a file that is not empty. An empty regular
+ * file holds no grant (SQLite writes the first page when it opens one): it
+ * is what a creation leaves when jitd stopped before its store_created
+ * line, and it is judged like a missing file.
+ */
+static int db_present(const char *path, bool *present, bool *exists)
+{
+	struct stat sb;
+
+	*exists = lstat(path, &sb) == 0;
+	if (!*exists && errno != ENOENT) {
+		log_err("store: %s: %s", path, strerror(errno));
+		return JIT_ECONFIG;
+	}
+	*present = *exists && !(S_ISREG(sb.st_mode) && sb.st_size == 0);
+	return JIT_OK;
+}
+
+int store_init(const char *state_dir, const char *history, bool init, char **created)
+{
+	char *path = NULL, *side = NULL;
+	const char *what;
+	bool present = false, exists = false;
+	int ret = check_state_dir(state_dir);
+
+	if (ret != JIT_OK)
+		return ret;
+	path = xasprintf("%s/%s", state_dir, STORE_DB_NAME);
+	if ((ret = db_present(path, &present, &exists)) != JIT_OK || present) {
+		if (ret == JIT_OK && init)
+			log_info("store: --init-store: %s exists, opening it as it is", path);
+		if (ret == JIT_OK)
+			*created = NULL;
+		goto out;
+	}
+	if ((ret = side_file(path, &side)) != JIT_OK)
+		goto out;
+	what = exists ? "is empty" : "does not exist";
+	if (side && !init) {
+		log_err("store: %s %s but %s does: the database it belongs to was moved or "
+			"deleted, and a new one would forget every live grant in it and never "
+			"remove their memberships (SQLite would also delete that file). Put jitd.db "
+			"back next to it; or, to start with an empty store on purpose, start jitd "
+			"once with --init-store (which moves %s aside)", path, what, side, side);
+		ret = JIT_ECONFIG;
+		goto out;
+	}
+	if (history && !init) {
+		log_err("store: %s %s, but %s: the store of those grants was moved or deleted, "
+			"or state_dir changed, and a new one would forget every live grant and "
+			"never remove their memberships. Put jitd.db back (with its jitd.db-wal, if "
+			"any) or set state_dir to where it is; or, to start with an empty store on "
+			"purpose, start jitd once with --init-store", path, what, history);
+		ret = JIT_ECONFIG;
+		goto out;
+	}
+	for (int i = 0; i < 2 && side; i++) { /* init: -wal, then -shm */
+		if ((ret = move_aside(side)) != JIT_OK)
+			goto out;
+		free(side);
+		if ((ret = side_file(path, &side)) != JIT_OK)
+			goto out;
+	}
+	if (!exists) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			log_err("store: %s: %s", path, strerror(errno));
+			ret = JIT_ECONFIG;
+			goto out;
+		}
+		close(fd);
+	}
+	if ((ret = sync_dir(state_dir)) != JIT_OK)
+		goto out;
+	if (init)
+		log_warn("store: --init-store: %s: a new, empty store", path);
+	else
+		log_info("store: %s: a new, empty store", path);
+	*created = path;
+	path = NULL;
+out:
+	free(side);
+	free(path);
 	return ret;
 }
 

@@ -82,9 +82,32 @@ void grant_rec_clear(struct grant_rec *r);  /* frees fields only */
 
 struct store;
 
-/* Opens (creating if needed, mode 0600) state_dir/jitd.db, applies the
- * schema/migrations, WAL, synchronous=FULL, busy timeout. */
+/*
+ * Opens state_dir/jitd.db, applies the schema/migrations, WAL,
+ * synchronous=FULL, busy timeout. Creates it (mode 0600) only where
+ * state_dir holds no store file at all: with a jitd.db-wal or jitd.db-shm
+ * left there without their jitd.db it refuses (JIT_ECONFIG, logged), since
+ * SQLite would delete that WAL, and the grants in it, when it opened an
+ * empty database next to it. jitd itself calls store_init() first.
+ */
 int store_open(const char *state_dir, struct store **out) JIT_WUR;
+
+/*
+ * jitd's start-up, before its first store_open(): makes sure a store that
+ * should exist is not silently replaced by an empty one, which would forget
+ * every live grant and never remove their memberships. If jitd.db exists
+ * (and is not an empty file without WAL, which holds nothing: a creation
+ * interrupted before its store_created line), JIT_OK and *created = NULL.
+ * Otherwise it creates an empty jitd.db (0600, the directory synced) and
+ * sets *created to its path (heap; the caller writes the store_created
+ * audit line, frees it), unless refused: JIT_ECONFIG, logged with the path
+ * and what to do, when a jitd.db-wal or jitd.db-shm is there (the database
+ * they belong to was moved or deleted), or when history is not NULL (why a
+ * store should exist, e.g. the audit log has lines; ends the message).
+ * init (--init-store) overrides both: the leftover -wal and -shm are then
+ * renamed aside (".orphaned-<epoch seconds>"), never deleted.
+ */
+int store_init(const char *state_dir, const char *history, bool init, char **created) JIT_WUR;
 void store_close(struct store *st); /* NULL-safe */
 
 /*
@@ -237,12 +260,26 @@ int64_t store_list_limit(int64_t limit);
 /*
  * Rows that need the engine now: ACTIVE with expires_at <= now, and ENDING
  * with next_attempt <= now; at most limit, oldest due first.
+ *
+ * Robustness: this read and store_due_in(), store_expiring() and
+ * store_created_after() skip a row that cannot be read (a state or
+ * end_state they do not know, or an ENDING row without its end_state: a
+ * damaged or hand-edited row) and go on with the others, so one such row
+ * cannot stop every expiry. A skipped row still counts against limit. The
+ * other reads fail on it (JIT_EIO): those decide about one pair or group,
+ * where a row left out could be a grant that still needs the membership.
+ * Skipped rows are logged with their ids (at most once a minute per
+ * handle, with how many were skipped in between) and counted:
+ * store_rows_skipped().
  */
 int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *arg) JIT_WUR;
 /* store_due of the directories names[0..n) only (a subset of those
  * store_set_directories() gave). */
 int store_due_in(struct store *st, int64_t now, int64_t limit, const char *const *names,
 		 size_t n, store_cb cb, void *arg) JIT_WUR;
+
+/* Rows the reads above skipped on this handle since it was opened. */
+int64_t store_rows_skipped(const struct store *st);
 
 /*
  * Limits store_due() of this handle to the grants of these directories
@@ -275,13 +312,15 @@ int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void 
 /*
  * Active grants not warned yet whose expires_at is in (now, now + before]
  * and whose duration is longer than before (a grant that short would be
- * warned at once): at most limit, soonest first. For expiring_soon.
+ * warned at once): at most limit, soonest first. For expiring_soon. Skips
+ * a row it cannot read, as store_due() does.
  */
 int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
 		   void *arg) JIT_WUR;
 /* Calls cb for ACTIVE rows created after t (the clock was stepped back
  * since: created_at lies in the future), at most limit, oldest first;
- * stops early if cb returns non-zero (that value is returned). */
+ * stops early if cb returns non-zero (that value is returned). Skips a
+ * row it cannot read, as store_due() does. */
 int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb,
 			void *arg) JIT_WUR;
 /* Moves ACTIVE row r's created_at and expires_at (compare-and-set on both

@@ -11,8 +11,11 @@
 #define JITD_STOREPRIV_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include "store.h"
+#include "util.h"
 
 /* A directory named in a store_set_directories() list (separator 0x1f,
  * which a configured name cannot hold: config.c allows printable
@@ -78,6 +81,8 @@ struct store {
 	int wait_ms;  /* store_set_wait(): the longest wait for a lock */
 	bool bounded; /* store_set_wait() was called: waits end in JIT_EBUSY */
 	bool spent;   /* bounded: a wait ran out; no more waiting until re-armed */
+	int64_t skipped;          /* rows the due reads skipped (store_rows_skipped) */
+	struct throttle skip_log; /* their log lines: one burst a minute */
 };
 
 extern const char *const state_names[GS__COUNT]; /* storestmt.c, by enum grant_state */
@@ -91,7 +96,9 @@ int bind_txt(sqlite3_stmt *s, int i, const char *v); /* an SQLITE_ code; NULL bi
 int run_write(struct store *st, enum stmt_id id, int bind_rc, int *changes);
 
 /* storestmt.c: rows and statements (see there) */
-int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out); /* grant_rec_free */
+/* JIT_EIO for a row that cannot be a grant, with why (not logged) */
+int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out, char *why,
+	       size_t whylen); /* grant_rec_free */
 int bind_rec(sqlite3_stmt *s, const struct grant_rec *r);                  /* an SQLITE_ code */
 int prepare_all(struct store *st);
 

@@ -94,9 +94,12 @@ static int get_one(struct store *st, enum stmt_id id, const char *key, struct gr
 		goto out;
 	}
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		ret = row_to_rec(st, s, out);
-	else if (rc == SQLITE_DONE)
+	if (rc == SQLITE_ROW) {
+		char why[256];
+		ret = row_to_rec(st, s, out, why, sizeof(why));
+		if (ret != JIT_OK && why[0])
+			log_err("store: %s", why);
+	} else if (rc == SQLITE_DONE)
 		ret = JIT_ENOTFOUND;
 	else
 		ret = db_fail(st, stmt_sql[id].name);
@@ -364,28 +367,66 @@ int store_pair_set_standing(struct store *st, const char *pair_key)
 }
 
 
+/* How often skipped rows are logged (a due one is read again at every tick). */
+#define SKIP_LOG_MS (60 * 1000)
+/* At most this many of them named per read that logs. */
+#define SKIP_LOG_ROWS 10
+
+enum bad_rows { BAD_FAIL, BAD_SKIP };
+
+/* A row collect_and_call() skips: counted, and logged when the throttle
+ * lets this read's bad rows through. */
+static void skip_row(struct store *st, const char *why, int64_t nth, bool *loud)
+{
+	int64_t held = 0; /* unused: a read let through names its rows again */
+
+	st->skipped++;
+	if (nth == 1)
+		*loud = throttle_pass(&st->skip_log, mono_ms(), SKIP_LOG_MS, &held);
+	if (*loud && nth <= SKIP_LOG_ROWS)
+		log_err("store: %s: row skipped; this grant cannot be ended until the row is "
+			"repaired (logged once a minute while it stays)", why);
+}
+
 /*
  * Steps a bound query to the end, collecting its rows, then resets it and
  * only then calls cb on each: a callback may use this store (even the same
- * query) and holds no read transaction open while it works.
+ * query) and holds no read transaction open while it works. A row that
+ * cannot be read fails the whole query, or with BAD_SKIP is left out
+ * (store_due() says why).
  */
-static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, store_cb cb, void *arg)
+static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum bad_rows bad,
+			    store_cb cb, void *arg)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	struct grant_rec **recs = NULL;
 	size_t n = 0, cap = 0;
+	int64_t nbad = 0;
+	bool loud = false;
 	int rc = bind_rc == SQLITE_OK ? sqlite3_step(s) : bind_rc;
 	int ret = JIT_OK;
 
 	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
+		char why[256];
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			recs = xrealloc(recs, cap * sizeof(*recs));
 		}
-		if ((ret = row_to_rec(st, s, &recs[n])) != JIT_OK)
-			break;
-		n++;
+		if ((ret = row_to_rec(st, s, &recs[n], why, sizeof(why))) == JIT_OK) {
+			n++;
+			continue;
+		}
+		if (bad == BAD_SKIP && why[0]) {
+			skip_row(st, why, ++nbad, &loud);
+			ret = JIT_OK;
+			continue;
+		}
+		if (why[0])
+			log_err("store: %s", why);
+		break;
 	}
+	if (loud && nbad > SKIP_LOG_ROWS)
+		log_err("store: %lld more unreadable row(s) skipped", (long long)(nbad - SKIP_LOG_ROWS));
 	if (ret == JIT_OK && rc != SQLITE_DONE)
 		ret = db_fail(st, stmt_sql[id].name);
 	stmt_done(s);
@@ -396,6 +437,11 @@ static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, stor
 	}
 	free(recs);
 	return ret;
+}
+
+int64_t store_rows_skipped(const struct store *st)
+{
+	return st->skipped;
 }
 
 int store_list(struct store *st, const struct store_filter *f, store_cb cb, void *arg)
@@ -412,7 +458,7 @@ int store_list(struct store *st, const struct store_filter *f, store_cb cb, void
 		rc = bind_txt(s, 9, f->group);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 10, store_list_limit(f->limit));
-	return collect_and_call(st, id, rc, cb, arg);
+	return collect_and_call(st, id, rc, BAD_FAIL, cb, arg);
 }
 
 int store_group_live(struct store *st, const char *prefix, int64_t limit, store_cb cb, void *arg)
@@ -428,7 +474,7 @@ int store_group_live(struct store *st, const char *prefix, int64_t limit, store_
 		rc = bind_txt(s, 2, above);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, store_list_limit(limit));
-	rc = collect_and_call(st, S_GROUP_LIVE, rc, cb, arg);
+	rc = collect_and_call(st, S_GROUP_LIVE, rc, BAD_FAIL, cb, arg);
 	free(above);
 	return rc;
 }
@@ -468,7 +514,7 @@ int store_due_in(struct store *st, int64_t now, int64_t limit, const char *const
 		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(s, 3, set, -1, SQLITE_TRANSIENT);
-	int ret = collect_and_call(st, S_DUE, rc, cb, arg);
+	int ret = collect_and_call(st, S_DUE, rc, BAD_SKIP, cb, arg);
 	free(set);
 	return ret;
 }
@@ -482,7 +528,7 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 3, st->dirs);
-	return collect_and_call(st, S_DUE, rc, cb, arg);
+	return collect_and_call(st, S_DUE, rc, BAD_SKIP, cb, arg);
 }
 
 int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, size_t dirlen)
@@ -513,7 +559,7 @@ int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, si
 int store_pair_ending(struct store *st, const char *pair_key, store_cb cb, void *arg)
 {
 	return collect_and_call(st, S_PAIR_ENDING, bind_txt(st->stmt[S_PAIR_ENDING], 1, pair_key),
-				cb, arg);
+				BAD_FAIL, cb, arg);
 }
 
 int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit, store_cb cb,
@@ -528,7 +574,7 @@ int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit,
 		rc = sqlite3_bind_int64(s, 3, before);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 4, store_list_limit(limit));
-	return collect_and_call(st, S_EXPIRING, rc, cb, arg);
+	return collect_and_call(st, S_EXPIRING, rc, BAD_SKIP, cb, arg);
 }
 
 int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb, void *arg)
@@ -538,7 +584,7 @@ int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb,
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
-	return collect_and_call(st, S_CREATED_AFTER, rc, cb, arg);
+	return collect_and_call(st, S_CREATED_AFTER, rc, BAD_SKIP, cb, arg);
 }
 
 int store_reschedule(struct store *st, const struct grant_rec *r, int64_t created_at,

@@ -7,6 +7,7 @@
  * database yields JIT_EIO, never undefined behaviour.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -259,16 +260,38 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 				 " WHERE id = ?1 AND state = 'ending'" },
 };
 
-/* Copies the row at column 0.. of s into a new grant_rec. */
-int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out)
+/*
+ * Whether the states of r go together. Robustness: an ENDING row without
+ * its end_state would reach the state machine as ENDING -> PENDING, a
+ * broken invariant that stops jitd at every start (fatal). A PENDING or
+ * ACTIVE row with an end_state is let through: every transition to ENDING
+ * sets the end_state anew, and refusing the row would leave its membership
+ * in place for good.
+ */
+static bool states_fit(const struct grant_rec *r)
+{
+	return r->state != GS_ENDING || (r->end_state >= GS_EXPIRED && r->end_state < GS__COUNT);
+}
+
+/*
+ * Copies the row at column 0.. of s into a new grant_rec. A row that cannot
+ * be one (a state name not known, an end_state not final, states that do
+ * not go together): JIT_EIO with why saying which row and what is wrong,
+ * not logged (the caller decides how loud). An SQLite error: JIT_EIO,
+ * logged, why "".
+ */
+int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out, char *why,
+	       size_t whylen)
 {
 	struct grant_rec *r = xcalloc(1, sizeof(*r));
 	int ret = JIT_OK;
 
+	why[0] = '\0';
 	for (int i = 0; i < NFIELDS && ret == JIT_OK; i++) {
 		void *p = (char *)r + fields[i].off;
 		bool null = sqlite3_column_type(s, i) == SQLITE_NULL;
 		const char *txt = NULL;
+		enum grant_state gs;
 
 		if (!null && (fields[i].type == F_TEXT || fields[i].type == F_STATE ||
 			      fields[i].type == F_END_STATE)) {
@@ -294,15 +317,29 @@ int row_to_rec(struct store *st, sqlite3_stmt *s, struct grant_rec **out)
 				*(enum grant_state *)p = GS_PENDING;
 				break;
 			}
-			/* fall through */
+			/* only a final state, as the schema's CHECK says */
+			if (grant_state_parse(txt, &gs) != JIT_OK || gs < GS_EXPIRED) {
+				snprintf(why, whylen, "grant %s: bad end_state %s", r->id ? r->id : "?",
+					 txt);
+				ret = JIT_EIO;
+				break;
+			}
+			*(enum grant_state *)p = gs;
+			break;
 		case F_STATE:
-			if (grant_state_parse(txt, (enum grant_state *)p) != JIT_OK) {
-				log_err("store: grant %s: bad %s %s", r->id ? r->id : "?",
-					fields[i].col, txt ? txt : "NULL");
+			if (null || grant_state_parse(txt, (enum grant_state *)p) != JIT_OK) {
+				snprintf(why, whylen, "grant %s: bad state %s", r->id ? r->id : "?",
+					 txt ? txt : "NULL");
 				ret = JIT_EIO;
 			}
 			break;
 		}
+	}
+	if (ret == JIT_OK && !states_fit(r)) {
+		snprintf(why, whylen, "grant %s: state %s without an end_state",
+			 r->id ? r->id : "?",
+			 grant_state_name(r->state));
+		ret = JIT_EIO;
 	}
 	if (ret != JIT_OK) {
 		grant_rec_free(r);

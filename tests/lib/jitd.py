@@ -288,9 +288,11 @@ class Jitd:
             d = os.path.dirname(d)
 
     # -- process control -----------------------------------------------
-    def start(self, wait=True, timeout=20, env=None, wrapper=None):
+    def start(self, wait=True, timeout=20, env=None, wrapper=None, args=()):
         """Starts jitd -f. env: extra environment variables (e.g.
-        JITD_FAULT); wrapper: a command prefix (e.g. valgrind ...)."""
+        JITD_FAULT); wrapper: a command prefix (e.g. valgrind ...); args:
+        more options (e.g. --init-store, for a test that means a new
+        store)."""
         if self.running():
             raise RuntimeError("jitd already running")
         err = open(self.stderr_path, "ab")
@@ -300,7 +302,7 @@ class Jitd:
         env = dict(os.environ)
         env.update(self.extra_env)
         env.update(extra or {})
-        cmd = list(wrapper or []) + [binary("jitd"), "-f", "-c", self.conf]
+        cmd = list(wrapper or []) + [binary("jitd"), "-f", "-c", self.conf] + list(args)
         self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.DEVNULL, stdout=err, stderr=err,
                                      env=env)
@@ -387,6 +389,19 @@ class Jitd:
     def restart(self):
         self.stop()
         return self.start()
+
+    def start_refused(self, timeout=20, args=()):
+        """Starts jitd expecting it to refuse: returns (exit status, what it
+        wrote to stderr)."""
+        pos = self.stderr_pos()
+        self.start(wait=False, args=args)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("jitd did not refuse to start within %ss:\n%s"
+                                 % (timeout, self.stderr_since(pos)))
+        self.proc = None
+        return rc, self.stderr_since(pos)
 
     def close(self, remove=True):
         if self.running():

@@ -3,12 +3,15 @@
  * real SQLite database in a temporary directory: round trips of every
  * field, unique keys, compare-and-set transitions, the pair, list, due and
  * recovery queries, transactions, two handles and two threads on one
- * file, query plans that use indexes, file modes, and a sanity bound on
- * store_next_due with 100,000 rows.
+ * file, query plans that use indexes, file modes, unreadable rows (skipped
+ * by the due reads, refused by the others), store_init()'s refusal to
+ * replace a missing store, and a sanity bound on store_next_due with
+ * 100,000 rows.
  * It opens the database directly (as an operator with the sqlite3 shell
  * would) only to hand-edit rows the API refuses to write.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -26,7 +29,7 @@
 #include "util.h"
 #include "t.h"
 
-#define MAX_DIRS 32
+#define MAX_DIRS 40
 static char *dirs[MAX_DIRS];
 static int ndirs;
 
@@ -997,6 +1000,148 @@ static int count_rows(const struct grant_rec *r, void *arg)
 	return 0;
 }
 
+/* One unreadable due row (hand-edited, or damaged) must not stop the
+ * others from being read: the due reads skip it, count it and go on; the
+ * reads that decide about one pair or group still fail on it. */
+static void test_bad_rows(void)
+{
+	const char *dir;
+	struct store *st = open_new(&dir);
+	struct grant_rec *r = NULL;
+	int n = 0;
+
+	CHECK(put(st, "a100", GS_ACTIVE, "pk", 1, 100, 0, false) == JIT_OK);
+	CHECK(put(st, "e150", GS_ENDING, "pk2", 1, 10, 150, false) == JIT_OK);
+	CHECK(put(st, "bad-end", GS_ENDING, "pk3", 1, 10, 50, false) == JIT_OK);
+	CHECK(put(st, "bad-null", GS_ENDING, "pk4", 1, 10, 60, false) == JIT_OK);
+	CHECK(put(st, "stray", GS_ACTIVE, "pk5", 1, 120, 0, false) == JIT_OK);
+	CHECK(put(st, "bad-act", GS_ACTIVE, "pk6", 1, 70, 0, false) == JIT_OK);
+	store_close(st);
+	raw_sql(dir, "PRAGMA ignore_check_constraints = ON;"
+		     "UPDATE grants SET end_state = 'bogus' WHERE id = 'bad-end';"
+		     "UPDATE grants SET end_state = NULL WHERE id = 'bad-null';"
+		     "UPDATE grants SET end_state = 'active' WHERE id = 'bad-act';"
+		     /* harmless: the transition to ending sets it anew */
+		     "UPDATE grants SET end_state = 'expired' WHERE id = 'stray';");
+	st = NULL;
+	CHECK(store_open(dir, &st) == JIT_OK);
+	if (!st)
+		return;
+	CHECK(store_rows_skipped(st) == 0);
+	CHECK_STR(due(st, 1000, 10), "a100,stray,e150");
+	CHECK(store_rows_skipped(st) == 3);
+	CHECK_STR(due(st, 1000, 10), "a100,stray,e150");
+	CHECK(store_rows_skipped(st) == 6);
+	const char *name = "corp";
+	struct ids ids = { .n = 0 };
+	CHECK(store_due_in(st, 1000, 10, &name, 1, collect, &ids) == JIT_OK);
+	CHECK(ids.n == 3);
+	CHECK(store_rows_skipped(st) == 9);
+	/* ... but one row never read whole: an ending row without its end */
+	r = (struct grant_rec *)&n;
+	CHECK(store_get(st, "bad-null", &r) == JIT_EIO);
+	CHECK(store_get(st, "bad-end", &r) == JIT_EIO);
+	CHECK(store_get(st, "bad-act", &r) == JIT_EIO);
+	CHECK(r == (struct grant_rec *)&n);
+	r = NULL;
+	CHECK(store_get(st, "stray", &r) == JIT_OK);
+	CHECK(r && r->state == GS_ACTIVE);
+	grant_rec_free(r);
+	/* the others fail: a left-out row could be a live grant of the pair */
+	CHECK(store_pair_ending(st, "pk4", count_rows, &n) == JIT_EIO);
+	struct store_filter f = { 0 };
+	CHECK(store_list(st, &f, count_rows, &n) == JIT_EIO);
+	CHECK(n == 0);
+	CHECK(store_rows_skipped(st) == 9);
+	store_close(st);
+}
+
+/* store_init(): a missing store is created only where nothing says one
+ * existed, or when the operator says so (--init-store). */
+static void test_init(void)
+{
+	const char *dir = new_dir();
+	char *created = NULL, *p = NULL;
+	struct store *st = NULL;
+	struct stat sb;
+
+	/* a first start */
+	CHECK(store_init(dir, NULL, false, &created) == JIT_OK);
+	p = xasprintf("%s/jitd.db", dir);
+	CHECK_STR(created, p);
+	CHECK(stat(p, &sb) == 0 && sb.st_size == 0 && (sb.st_mode & 0777) == 0600);
+	free(created);
+	/* still empty (no store_created line yet?): judged again */
+	created = (char *)"x";
+	CHECK(store_init(dir, "the audit log has history", false, &created) == JIT_ECONFIG);
+	CHECK_STR(created, "x");
+	CHECK(store_init(dir, NULL, false, &created) == JIT_OK);
+	CHECK_STR(created, p);
+	free(created);
+	CHECK(store_open(dir, &st) == JIT_OK);
+	CHECK(put(st, "g", GS_ACTIVE, "pk", 1, 100, 0, false) == JIT_OK);
+	/* a store in use is opened as it is, whatever the history */
+	created = (char *)"x";
+	CHECK(store_init(dir, "the audit log has history", false, &created) == JIT_OK);
+	CHECK(created == NULL);
+	CHECK(store_init(dir, NULL, true, &created) == JIT_OK);
+	CHECK(created == NULL);
+
+	/* jitd.db gone, its -wal and -shm left (jitd was killed): refused,
+	 * and store_open() will not create one next to them either */
+	char *wal = xasprintf("%s-wal", p), *shm = xasprintf("%s-shm", p);
+	CHECK(stat(wal, &sb) == 0 && stat(shm, &sb) == 0);
+	char *away = xasprintf("%s/moved.db", dir);
+	CHECK(rename(p, away) == 0);
+	created = (char *)"x";
+	CHECK(store_init(dir, NULL, false, &created) == JIT_ECONFIG);
+	CHECK_STR(created, "x");
+	struct store *st2 = NULL;
+	CHECK(store_open(dir, &st2) == JIT_ECONFIG);
+	CHECK(st2 == NULL);
+	CHECK(stat(p, &sb) != 0 && stat(wal, &sb) == 0);
+	/* an empty jitd.db put in its place is no better */
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	CHECK(store_init(dir, NULL, false, &created) == JIT_ECONFIG);
+	CHECK(stat(wal, &sb) == 0);
+	/* --init-store: the leftovers moved aside, never deleted */
+	CHECK(store_init(dir, "the audit log has history", true, &created) == JIT_OK);
+	CHECK_STR(created, p);
+	free(created);
+	CHECK(stat(wal, &sb) != 0 && stat(shm, &sb) != 0);
+	int aside = 0;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		if (strstr(e->d_name, "jitd.db-wal.orphaned-") == e->d_name ||
+		    strstr(e->d_name, "jitd.db-shm.orphaned-") == e->d_name)
+			aside++;
+	if (d)
+		closedir(d);
+	CHECK(aside == 2);
+	store_close(st);
+
+	/* no file at all, but history: refused; with --init-store, created */
+	const char *d2 = new_dir();
+	created = (char *)"x";
+	CHECK(store_init(d2, "the audit log has history", false, &created) == JIT_ECONFIG);
+	CHECK_STR(created, "x");
+	char *p2 = xasprintf("%s/jitd.db", d2);
+	CHECK(stat(p2, &sb) != 0);
+	CHECK(store_init(d2, "the audit log has history", true, &created) == JIT_OK);
+	CHECK_STR(created, p2);
+	free(created);
+	CHECK(store_init("/nonexistent/jitd-state", NULL, false, &created) == JIT_ECONFIG);
+	free(p2);
+	free(away);
+	free(wal);
+	free(shm);
+	free(p);
+}
+
 /* Issue 4: refusals counted apart from outages, retry on the directory's
  * return, a pair's unfinished ends, and the v1 -> v2 migration. */
 static void test_reliability_queries(void)
@@ -1833,6 +1978,8 @@ int main(void)
 	test_plans();
 	test_files();
 	test_schema_guard();
+	test_bad_rows();
+	test_init();
 	test_migration_partial_indexes();
 	test_migration_canonical_pair_keys();
 	test_page_size();

@@ -316,12 +316,15 @@ static int drop_root(const struct jit_config *cfg)
 		log_err("user \"%s\": jitd must be started as root to switch users", cfg->user);
 		return JIT_EINTERNAL;
 	}
-	rc = privsep_chown(cfg->state_dir, u, g);
+	/* the files first: once the directory (0700) is the user's, root
+	 * without CAP_DAC_OVERRIDE may no longer look into it */
 	for (size_t i = 0; rc == JIT_OK && i < sizeof(db_files) / sizeof(db_files[0]); i++) {
 		char *p = xasprintf("%s/%s", cfg->state_dir, db_files[i]);
 		rc = privsep_chown(p, u, g);
 		free(p);
 	}
+	if (rc == JIT_OK)
+		rc = privsep_chown(cfg->state_dir, u, g);
 	if (rc == JIT_OK)
 		rc = privsep_chown(cfg->audit_log, u, g);
 	if (rc != JIT_OK)

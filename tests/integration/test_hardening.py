@@ -219,3 +219,41 @@ def test_directories_others_could_swap_files_in_are_refused():
         os.chmod(shared, 0o755)
         j.start()
         eq(j.ok({"op": "status"})["ok"], True, "status with the socket in a directory of its own")
+
+
+def _unit_capabilities():
+    """The capabilities contrib/jitd.service leaves jitd (its
+    CapabilityBoundingSet), as setpriv's --bounding-set argument."""
+    src = os.environ.get("JITD_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(src, "contrib", "jitd.service")) as f:
+        for line in f:
+            if line.startswith("CapabilityBoundingSet="):
+                caps = line.split("=", 1)[1].split()
+                return "-all," + ",".join("+" + c.lower().replace("cap_", "") for c in caps)
+    raise AssertionError("no CapabilityBoundingSet in contrib/jitd.service")
+
+
+def test_user_jitd_starts_again_under_the_unit_s_capabilities():
+    """With `user` set, jitd hands state_dir and the audit log to that user.
+    Under the capabilities the shipped unit leaves root, it must start, and
+    start again (regression: the unit kept no CAP_DAC_OVERRIDE, so root could
+    not look into state_dir once it had given it away, nor open the user's
+    0600 audit log at the next start: jitd never started with `user` set, and
+    under systemd no membership was removed)."""
+    need_root()
+    import shutil
+    if not shutil.which("setpriv"):
+        from jittest import skip
+        skip("setpriv (util-linux) is not installed")
+    caps = _unit_capabilities()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = e.jitd
+        j.make_public()  # the daemon user must reach state_dir
+        os.chown(j.secret_file, DAEMON, DAEMON)
+        j.config["user"] = "daemon"
+        j.write_config()
+        for run in (1, 2):
+            j.start(wrapper=["setpriv", "--bounding-set=" + caps, "--"])
+            e.grant_and_check(("alice", "bob")[run - 1], "admins", "1h")
+            eq(os.stat(j.audit_log).st_uid, DAEMON, "audit log owner after run %d" % run)
+            j.stop()

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -706,6 +707,48 @@ def test_nightly_job_writes_and_mails_the_report():
     with open(mailbox) as f:
         mail = f.read()
     assert "Subject: jitd access report 2026-11-23: HASH CHAIN NOT VERIFIED" in mail, mail[:500]
+
+
+def test_nightly_job_removes_snapshots_a_killed_run_left():
+    """A run ended by SIGKILL (or a power cut) leaves its .snapshot.*
+    directory behind, holding links to every audit file it read: the next
+    run removes one older than a day, and leaves a recent one (another run
+    may be using it). A run ended by SIGTERM removes its own."""
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    paths = write_day(logdir)
+    outdir = os.path.join(work, "reports")
+    os.makedirs(outdir)
+    stale, recent = (os.path.join(outdir, ".snapshot." + x) for x in ("OLD123", "NEW456"))
+    for d in (stale, recent):
+        os.makedirs(os.path.join(d, "1"))
+    old = time.time() - 2 * 86400
+    os.utime(stale, (old, old))
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=paths[2], JITD_REPORT_DIR=outdir,
+               JITD_REPORT_DATE="2026-11-23", JITD_REPORT_DAYS="0", JITCTL=binary("jitctl"),
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=120)
+    eq(r.returncode, 0, "nightly job: %s %s" % (r.stdout, r.stderr))
+    eq((os.path.exists(stale), os.path.exists(recent)), (False, True),
+       "stale snapshot removed, recent one kept")
+    # SIGTERM while it runs (a jitctl that hangs), to the whole job as systemd
+    # sends it: its own snapshot goes
+    hang = os.path.join(work, "jitctl-hang")
+    with open(hang, "w") as f:
+        f.write("#!/bin/sh\nsleep 30\n")
+    os.chmod(hang, 0o755)
+    env2 = dict(env, JITCTL=hang, JITD_REPORT_DATE="2026-11-22")
+    p = subprocess.Popen(["sh", script], env=env2, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_until(lambda: len([x for x in os.listdir(outdir) if x.startswith(".snapshot.")]) == 2,
+               20, "the run's own snapshot made")
+    time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGTERM)  # as systemctl stop: every process of the job
+    p.wait(30)
+    eq(sorted(x for x in os.listdir(outdir) if x.startswith(".snapshot.")),
+       [".snapshot.NEW456"], "the killed run's snapshot removed")
 
 
 def write_long_grants(logdir):

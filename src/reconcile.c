@@ -460,7 +460,7 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
-	bool seen = sset_has(prev, m->key), present = false, gone = false;
+	bool seen = sset_has(prev, m->key), present = false, gone = false, wrote_removing = false;
 	int64_t n = 0;
 	bool any_jitd = false;
 
@@ -518,10 +518,13 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		 * goes without: its line and remove_failed line stand (one
 		 * reported under report mode, or left with a message, has
 		 * none). */
-		if (!sset_has(prev_failed, m->key) && !removing_written(r, g, m)) {
-			pthread_mutex_unlock(lock);
-			free(pk);
-			return; /* not in next: tried again next cycle */
+		if (!sset_has(prev_failed, m->key)) {
+			if (!removing_written(r, g, m)) {
+				pthread_mutex_unlock(lock);
+				free(pk);
+				return; /* not in next: tried again next cycle */
+			}
+			wrote_removing = true;
 		}
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);
@@ -533,7 +536,9 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 	free(pk);
 	/* A new one is remembered as reported only once its line is written
 	 * (below), so that a line that could not be written is reported again. */
-	if (seen && strcmp(action, "removed") != 0) {
+	/* A drift_removing line written now is always followed by its result,
+	 * even for a member reported before. */
+	if (seen && strcmp(action, "removed") != 0 && !wrote_removing) {
 		sset_add(next, m->key);
 		log_warn("reconcile %s: cannot remove unexplained member %s: %s", g->name, m->value,
 			 dres.message);
@@ -628,7 +633,10 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 	return true;
 }
 
-static void reconcile_group(struct reconciler *r, const struct rc_group *g)
+static bool plan_current(struct reconciler *r, const struct rc_plan *p);
+
+/* One group g of plan p. */
+static void reconcile_group(struct reconciler *r, const struct rc_plan *p, const struct rc_group *g)
 {
 	/* The group's grants by what they hold (directory, DN, attribute), not
 	 * by name: a reload may have renamed the entry, or another entry may
@@ -666,10 +674,18 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 			sset_add(&present, ms.v[i].key);
 	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
 	char hold[320] = "";
+	bool replaced = false;
 	for (size_t i = 0; i < ms.n && !stopping(r); i++) {
 		if ((i > 0 && strcmp(ms.v[i].key, ms.v[i - 1].key) == 0) ||
 		    sset_has(&explained, ms.v[i].key))
 			continue;
+		/* Robustness: a reload during the pass (report instead of enforce,
+		 * a standing member added) decides the members not removed yet:
+		 * the group is left, its memory as it was, to the new plan. */
+		if (g->mode == RECONCILE_ENFORCE && !plan_current(r, p)) {
+			replaced = true;
+			break;
+		}
 		if (spelled < 0)
 			spelled = g->mode == RECONCILE_ENFORCE &&
 				  standing_spelled_otherwise(g, dc, &present, hold, sizeof(hold));
@@ -677,7 +693,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 			    &next_u, &next_f, spelled ? hold : NULL);
 	}
 	sset_sort(&renamed);
-	for (size_t i = 0; i < lv.n && !stopping(r); i++) {
+	for (size_t i = 0; i < lv.n && !stopping(r) && !replaced; i++) {
 		if (lv.v[i]->state != GS_ACTIVE)
 			continue; /* pending: being added; ending: being removed */
 		char *k = dir_value_key(lv.v[i]->member_value);
@@ -685,7 +701,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_group *g)
 			missing(r, g, dc, lv.v[i], &mem->missing, &next_m);
 		free(k);
 	}
-	if (stopping(r))
+	if (stopping(r) || replaced)
 		goto out;
 	sset_sort(&next_u);
 	sset_sort(&next_m);
@@ -734,7 +750,7 @@ static bool run_cycle(struct reconciler *r, const struct rc_plan *p)
 			log_debug("reconcile: a reload came during the pass; the rest under it");
 			return false;
 		}
-		reconcile_group(r, &p->g[i]);
+		reconcile_group(r, p, &p->g[i]);
 	}
 	log_debug("reconcile: %zu group(s) checked in %lld ms", p->n,
 		  (long long)(mono_ms() - t0));

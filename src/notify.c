@@ -531,6 +531,12 @@ static int start(struct notify *n, struct item *it)
 	bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, it->errbuf) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, it) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* Robustness: a transfer that timed out during a name lookup that hangs
+	 * would otherwise wait for the resolver thread, and stall every other
+	 * receiver with it (and the drain at shutdown). */
+	bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
+#endif
 	if (bad || curl_multi_add_handle(n->multi, e) != CURLM_OK) {
 		snprintf(it->errbuf, sizeof(it->errbuf), "cannot set up the request");
 		curl_easy_cleanup(e);
@@ -720,6 +726,15 @@ int notify_new(struct notify_targets *t, const struct notify_limits *lim, struct
 		goto fail;
 	n->multi = curl_multi_init();
 	if (!n->multi) {
+		curl_global_cleanup();
+		goto fail;
+	}
+	/* Idle connections kept for reuse hold descriptors too: no more of
+	 * them than transfers at once (libcurl keeps 4 per handle added). */
+	if (curl_multi_setopt(n->multi, CURLMOPT_MAXCONNECTS, (long)n->lim.parallel_total) !=
+	    CURLM_OK) {
+		log_err("notify: cannot limit libcurl's connections");
+		(void)curl_multi_cleanup(n->multi);
 		curl_global_cleanup();
 		goto fail;
 	}

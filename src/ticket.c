@@ -19,6 +19,7 @@
 #include "log.h"
 #include "privsep.h"
 #include "secret.h"
+#include "termsafe.h"
 #include "ticket.h"
 #include "util.h"
 
@@ -100,16 +101,21 @@ bool ticket_has_dot_segment(const char *ticket)
 	}
 }
 
-/* A short printable excerpt of an untrusted string, for messages. */
+/* A short printable excerpt of an untrusted string, for messages: at most
+ * 48 bytes of it, cut between characters, each control character, invisible
+ * or text-direction character and byte of invalid UTF-8 shown as '?'
+ * (termsafe), '"' and '\\' escaped. */
 static void excerpt(const char *s, char *out, size_t outlen)
 {
+	char safe[49];
 	size_t j = 0;
-	for (; *s && j + 5 < outlen && j < 48; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
-			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", c);
+
+	(void)termsafe_copy(safe, sizeof(safe), s, 0); /* cut short on purpose */
+	for (const char *p = safe; *p && j + 5 < outlen; p++) {
+		if (*p == '"' || *p == '\\')
+			j += (size_t)snprintf(out + j, outlen - j, "\\x%02x", (unsigned char)*p);
 		else
-			out[j++] = (char)c;
+			out[j++] = *p;
 	}
 	out[j] = '\0';
 }
@@ -300,6 +306,12 @@ static int setup(struct check *c, char *msg, size_t msglen)
 	SET(CURLOPT_WRITEDATA, c);
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
 	SET(CURLOPT_PRIVATE, c);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* Robustness: a check that timed out during a name lookup that hangs
+	 * would otherwise wait for the resolver thread, past its timeout, and
+	 * every other group's checks with it. */
+	SET(CURLOPT_QUICK_EXIT, 1L);
+#endif
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca_file) {

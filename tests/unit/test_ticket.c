@@ -30,6 +30,12 @@ static void test_judge(void)
 	CHECK(judge(200, "{\"result\":{\"state\":\"approved\"}}", "result.state", msg) == JIT_OK);
 	CHECK(judge(200, "{\"state\":\"pending\"}", "state", msg) == JIT_EPOLICY);
 	CHECK(strstr(msg, "not approved") && strstr(msg, "pending") && strstr(msg, "INC1"));
+	/* the ticket system's value reaches logs and answers: no C1 control
+	 * (a CSI), no text-direction override, no cut character */
+	CHECK(judge(200, "{\"state\":\"\\u009b31m\\u202eX\\u00e9\\u00e9\"}", "state", msg) ==
+	      JIT_EPOLICY);
+	CHECK(strstr(msg, "\xc2\x9b") == NULL && strstr(msg, "\xe2\x80\xae") == NULL);
+	CHECK(strstr(msg, "?31m?X\xc3\xa9\xc3\xa9") != NULL);
 	CHECK(judge(200, "{\"state\":\"Approved\"}", "state", msg) == JIT_EPOLICY);
 	CHECK(judge(200, "{\"state\":\"approved \"}", "state", msg) == JIT_EPOLICY);
 	CHECK(judge(404, "{\"state\":\"approved\"}", "state", msg) == JIT_EPOLICY);

@@ -264,6 +264,18 @@ static void text_counts(FILE *out, const char *title, json_t *obj)
 	}
 }
 
+/* One part of text_grant_notes: label and v cleaned, after *sep; none for
+ * an empty v. */
+static void text_part(FILE *out, const char **sep, const char *label, const char *v)
+{
+	if (!*v)
+		return;
+	char *c = clean(v);
+	fprintf(out, "%s%s%s", *sep, label, c);
+	free(c);
+	*sep = "; ";
+}
+
 /* Under a grant's row: what else is known of it (each part cleaned). */
 static void text_grant_notes(FILE *out, json_t *b)
 {
@@ -276,12 +288,7 @@ static void text_grant_notes(FILE *out, json_t *b)
 		fprintf(out, "%sstart%s", sep, START_NOT_READ);
 		sep = "; ";
 	}
-	if (*sget(b, "requested_by")) {
-		c = clean(sget(b, "requested_by"));
-		fprintf(out, "%srequested by %s", sep, c);
-		free(c);
-		sep = "; ";
-	}
+	text_part(out, &sep, "requested by ", sget(b, "requested_by"));
 	if (iget(b, "extensions") > 0) {
 		fprintf(out, "%sextended %lld time(s)", sep, (long long)iget(b, "extensions"));
 		json_array_foreach(ext, i, x) {
@@ -297,12 +304,7 @@ static void text_grant_notes(FILE *out, json_t *b)
 				(long long)iget(b, "extensions_without_approver"));
 		sep = "; ";
 	}
-	if (*sget(b, "reason")) {
-		c = clean(sget(b, "reason"));
-		fprintf(out, "%sreason: %s", sep, c);
-		free(c);
-		sep = "; ";
-	}
+	text_part(out, &sep, "reason: ", sget(b, "reason"));
 	if (sep != first)
 		fputc('\n', out);
 }

@@ -185,19 +185,13 @@ def test_grant_in_flight_when_the_clock_steps_back_is_shortened_too():
     the grant lasted 25 h). Every directory answer is held 2 s by a proxy,
     so the grant is in flight for several seconds."""
     from jitd import parse_time
-    from test_lost_answer import LostAnswerProxy
+    from test_lost_answer import SlowProxy
     import sqlite3
     import threading
-
-    class SlowProxy(LostAnswerProxy):
-        def _answer(self, msg, s):
-            time.sleep(2)
-            return "pass"
 
     with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
         s, j = e.slapd, e.jitd
         proxy = SlowProxy(s.port)
-        proxy.armed = False
         j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
         j.write_config()
         path, env = _faked(j, "+1d")

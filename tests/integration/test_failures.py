@@ -519,12 +519,7 @@ def test_a_slow_directory_s_backlog_does_not_hold_up_another_directory_s_expirie
     read and made at once (regression: corp's oldest rows filled every read
     up to the cap, and branch's expiry waited for corp's backlog to drain)."""
     need_faults()
-    from test_lost_answer import LostAnswerProxy
-
-    class SlowProxy(LostAnswerProxy):
-        def _answer(self, msg, s):
-            time.sleep(2)
-            return "pass"
+    from test_lost_answer import SlowProxy
 
     with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
         j, s = e.jitd, e.slapd
@@ -537,7 +532,6 @@ def test_a_slow_directory_s_backlog_does_not_hold_up_another_directory_s_expirie
         slow = [j.must_grant(u, "ops", "12s") for u in ("alice", "bob", "carol", "dave", "erin")]
         j.stop()
         proxy = SlowProxy(s.port)
-        proxy.armed = False
         corp["uri"] = "ldap://127.0.0.1:%d" % proxy.port
         j.write_config()
         j.start(env={"JITD_FAULT_INFLIGHT_MAX": "2"})

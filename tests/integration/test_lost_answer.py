@@ -60,6 +60,7 @@ def _shut(*socks):
 
 
 class LostAnswerProxy:
+    close_after = True  # after bytes sent in place of an answer
     """127.0.0.1:port -> target; at the first ModifyResponse it "dies":
     the answer is dropped, the connection closed, the port closed. revive()
     listens on the same port again and forwards everything."""
@@ -114,7 +115,9 @@ class LostAnswerProxy:
 
     def _answer(self, msg, s):
         """What to do with the server's message msg on upstream socket s:
-        "pass" it on, "drop" it, or "die" (the answer is lost, A is gone)."""
+        "pass" it on, "drop" it, "die" (the answer is lost, A is gone), or
+        bytes to send in its place, after which the connection ends
+        (self.close_after) or goes on."""
         if _op_tag(msg) == MODIFY_RESPONSE:
             with self.lock:
                 if self.armed and not self.tripped.is_set():
@@ -130,6 +133,15 @@ class LostAnswerProxy:
                 _shut(ls, c, s)
                 return
             if what == "drop":
+                continue
+            if isinstance(what, bytes):
+                try:
+                    c.sendall(what)
+                except OSError:
+                    pass
+                if self.close_after:
+                    _shut(c, s)
+                    return
                 continue
             try:
                 c.sendall(msg)
@@ -411,6 +423,21 @@ def test_add_unanswered_with_one_writer_passes_it_to_the_grant_that_keeps_it():
         wait_until(lambda: j.show(gid).get("removed_via") == b.ldap_uri, 30,
                    "G1 removed on B, waiting for A")
         _kept_by_a_second_grant(e, b, j, proxy, gid, alice, "failed")
+
+
+
+class SlowProxy(LostAnswerProxy):
+    """127.0.0.1:port -> target, every answer held `delay` seconds (a slow
+    or distant server); it never dies."""
+
+    def __init__(self, target_port, delay=2):
+        self.delay = delay
+        super().__init__(target_port)
+        self.armed = False
+
+    def _answer(self, msg, s):
+        time.sleep(self.delay)
+        return "pass"
 
 
 MODIFY_REQUEST = 0x66

@@ -55,6 +55,13 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 	return JIT_OK;
 }
 
+const char *dirrules_first(const struct policy_dirrules *pr)
+{
+	if (!pr || pr->eligible_dn)
+		return "eligible_group";
+	return pr->n_deny > 0 ? "deny_users" : "forbid_self_approval";
+}
+
 /* Is u the entry the grant recorded (by its uuid when both have one)? */
 static bool same_entry(const struct dir_user *u, const char *uuid, const char *dn)
 {
@@ -70,18 +77,18 @@ int dirrules_recheck(struct dir_conn *dc, const struct policy_dirrules *pr, cons
 	struct dir_user u = { 0 };
 	int rc = dir_resolve_user(dc, name, &u, dres);
 
-	*rule = "eligible_group";
+	/* the rule the look-up serves: fail closed under its name */
+	*rule = dirrules_first(pr);
 	if (rc != JIT_OK) {
 		const char *why = dres->message[0] ? dres->message : jit_err_message(rc);
 		if (rc == JIT_EUNKUSER)
 			why = "no single directory entry matches this user";
-		snprintf(msg, msglen, "eligible_group: cannot look \"%.64s\" up again: %.160s", name,
-			 why);
+		snprintf(msg, msglen, "%s: cannot look \"%.64s\" up again: %.160s", *rule, name, why);
 		return rc;
 	}
 	if (!same_entry(&u, uuid, dn)) {
-		snprintf(msg, msglen, "eligible_group: \"%.64s\" now names another directory entry "
-			 "(%.200s) than the grant's", name, u.dn);
+		snprintf(msg, msglen, "%s: \"%.64s\" now names another directory entry "
+			 "(%.200s) than the grant's", *rule, name, u.dn);
 		rc = JIT_EPOLICY;
 	} else if (u.disabled) {
 		*rule = "account_disabled";

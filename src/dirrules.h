@@ -29,9 +29,12 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 /*
  * For an extension of a grant held by name (entry uuid, else dn, as the
  * grant recorded them): resolves name again, which must still name that
- * entry (rule eligible_group), not disabled (rule account_disabled), then
- * dirrules_check().
+ * entry (else refused under dirrules_first(pr)), not disabled (rule
+ * account_disabled), then dirrules_check().
  */
+/* The rule a failed look-up for pr is refused under: eligible_group if pr
+ * has one, else deny_users if it has a list, else forbid_self_approval. */
+const char *dirrules_first(const struct policy_dirrules *pr);
 int dirrules_recheck(struct dir_conn *dc, const struct policy_dirrules *pr, const char *name,
 		     const char *uuid, const char *dn, struct dir_result *dres, char *msg,
 		     size_t msglen, const char **rule) JIT_WUR;

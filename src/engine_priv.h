@@ -223,9 +223,11 @@ char *requests_grant_resume(struct engine *e, struct job *j);
 
 /* Main thread: an extend request; NULL when it went to the directory's
  * queue (req is then the job's), else the answer line (caller frees; req
- * still the caller's). */
+ * still the caller's). checked: the rules a worker has just checked the
+ * user against in the directory, or NULL. */
 char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
-		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn);
+		     struct jit_request *req, const struct jit_peer *peer,
+		     const struct policy_dirrules *checked);
 /* Main thread: an extension back from its directory check (j taken): the
  * answer line (caller frees), or NULL if it was queued again. */
 char *extend_resume(struct engine *e, struct job *j);

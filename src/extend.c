@@ -12,6 +12,7 @@
 #include <string.h>
 #include "approval.h"
 #include "directory.h"
+#include "dirrules.h"
 #include "engine_priv.h"
 #include "fault.h"
 #include "grant.h"
@@ -141,10 +142,17 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 
 	if (!q)
 		return proto_error_line(JIT_EINTERNAL, "the group's directory is not configured");
+	struct policy_dirrules *rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
 	if (dir_health_down(q->health, down, sizeof(down))) {
-		snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %s",
-			 gc->eligible_group, down);
-		engine_audit_refusal_rule(e, peer, c, req, JIT_EDIRUNAVAIL, msg, "eligible_group");
+		const char *rule = dirrules_first(rules);
+		if (gc->eligible_group)
+			snprintf(msg, sizeof(msg), "eligible_group: cannot check membership of %.200s: %s",
+				 gc->eligible_group, down);
+		else
+			snprintf(msg, sizeof(msg), "%s: cannot look the user up in the directory: %s",
+				 rule, down);
+		policy_dirrules_free(rules);
+		engine_audit_refusal_rule(e, peer, c, req, JIT_EDIRUNAVAIL, msg, rule);
 		return proto_error_line(JIT_EDIRUNAVAIL, msg);
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -153,7 +161,7 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	j->peer = *peer;
 	j->client = xstrdup(c ? c->name : NULL);
 	j->req = req;
-	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
+	j->rules = rules;
 	j->user = xstrdup(r->user);
 	j->user_uuid = xstrdup(r->user_uuid);
 	j->user_dn = xstrdup(r->user_dn);
@@ -186,8 +194,28 @@ static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg 
  * went to the directory's queue (req is then the job's), else the answer
  * line (req still the caller's).
  */
+/*
+ * Does an extension of gc need the user checked in the directory, and has
+ * the check just made (checked, or NULL) covered it? eligible_group (a live
+ * membership), deny_users and forbid_self_approval (with an approver) are
+ * checked against the user's entry, every uid value of it, as at the grant:
+ * the grant may have been asked under an alias, and the store holds only
+ * the name as asked and the DN.
+ */
+static bool needs_dir_check(const struct jit_config *cfg, const struct jit_group_cfg *gc,
+			    const struct jit_request *req, const struct policy_dirrules *checked)
+{
+	struct policy_dirrules *need = policy_dirrules_new(cfg, gc, req->approved_by);
+	bool needed = need && (need->eligible_dn || need->n_deny > 0 || need->approved_by);
+	bool covered = needed && checked && policy_dirrules_same(need, checked);
+
+	policy_dirrules_free(need);
+	return needed && !covered;
+}
+
 char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
-		     struct jit_request *req, const struct jit_peer *peer, const char *checked_dn)
+		     struct jit_request *req, const struct jit_peer *peer,
+		     const struct policy_dirrules *checked)
 {
 	char *line = NULL;
 	char msg[512];
@@ -224,8 +252,7 @@ char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client
 		line = proto_error_line(JIT_EDURMAX, msg);
 	} else if ((line = admit_extend(e, gc, peer, c, req, r)) != NULL) {
 		/* refused and audited */
-	} else if (gc->eligible_group &&
-		   !(checked_dn && policy_dn_equal(checked_dn, gc->eligible_group))) {
+	} else if (needs_dir_check(e->cfg, gc, req, checked)) {
 		line = submit_eligible(e, conn_id, peer, c, req, gc, r);
 	} else {
 		line = extend_recorded(e, c, req, peer, r, new_exp);
@@ -274,8 +301,7 @@ char *extend_resume(struct engine *e, struct job *j)
 	}
 	struct jit_request *req = j->req;
 	j->req = NULL;
-	line = extend_request(e, j->conn_id, c, req, &j->peer,
-			      j->rules ? j->rules->eligible_dn : NULL);
+	line = extend_request(e, j->conn_id, c, req, &j->peer, j->rules);
 	if (line)
 		proto_request_free(req);
 	workers_job_free(j);

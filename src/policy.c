@@ -464,6 +464,26 @@ struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
 	return r;
 }
 
+static bool same_opt(const char *a, const char *b, bool dn)
+{
+	if (!a || !b)
+		return a == b;
+	return dn ? policy_dn_equal(a, b) : strcmp(a, b) == 0;
+}
+
+bool policy_dirrules_same(const struct policy_dirrules *a, const struct policy_dirrules *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (!same_opt(a->eligible_dn, b->eligible_dn, true) ||
+	    !same_opt(a->approved_by, b->approved_by, false) || a->n_deny != b->n_deny)
+		return false;
+	for (size_t i = 0; i < a->n_deny; i++)
+		if (strcmp(a->deny[i], b->deny[i]) != 0)
+			return false;
+	return true;
+}
+
 void policy_dirrules_free(struct policy_dirrules *r)
 {
 	if (!r)

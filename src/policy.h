@@ -130,6 +130,8 @@ struct policy_dirrules {
 struct policy_dirrules *policy_dirrules_new(const struct jit_config *cfg,
 					    const struct jit_group_cfg *g, const char *approved_by);
 void policy_dirrules_free(struct policy_dirrules *r); /* NULL-safe */
+/* Do a and b check the same (eligible group, deny list, approver)? */
+bool policy_dirrules_same(const struct policy_dirrules *a, const struct policy_dirrules *b);
 
 /* deny_users against the resolved user: its name as asked, its DN and its
  * uid_attr value (may be NULL). JIT_OK or JIT_EPOLICY with msg. */

@@ -118,7 +118,9 @@ def test_self_approval_by_another_spelling_and_of_an_extension():
         g = j.must_grant(alice, "admins", "1h", approved_by="carol", requested_by="bob")
         assert e.is_member("admins", sl.user_dn("alice"))
         _extend_denied(e, g, "require_approver")
-        for approver in (alice, "Bob"):
+        # "alice": the directory's uid of the entry alice@example.org names
+        # (regression: extensions compared only the names as asked)
+        for approver in (alice, "Bob", "alice"):
             a = j.request({"op": "extend", "grant_id": g["grant_id"], "duration": 60,
                            "approved_by": approver})
             _denied(e, a, "forbid_self_approval", what="extension approved by " + approver)
@@ -138,6 +140,14 @@ def test_self_approval_by_another_spelling_and_of_an_extension():
         w = j.must_grant(alice, "web", "1h")
         j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60,
               "approved_by": alice})
+        # deny_users added by a reload, naming the uid of a grant asked by
+        # mail: no extension (regression: only the name as asked was compared)
+        dd = j.must_grant(dave, "web", "1h")
+        for grp in j.config["groups"]:
+            if grp["name"] == "web":
+                grp["deny_users"] = ["dave"]
+        _reload(e)
+        _extend_denied(e, dd, "deny_users")
 
 
 def test_deny_users_dn_matches_the_directory_s_spelling():

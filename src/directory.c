@@ -805,7 +805,8 @@ static int op_attr_empty(struct dir_conn *c, void *varg, struct dir_result *res)
 		dir_set_result(c, res, code, NULL);
 		(void)snprintf(res->message, sizeof(res->message),
 			       "no value of %s was returned, and the server does not say the "
-			       "group has none: jitd may not read it",
+			       "group has none: jitd may not read it (it needs read and search "
+			       "access to it)",
 			       arg->attr);
 	}
 	ldap_msgfree(msg);

@@ -153,9 +153,13 @@ int engine_reply_fd(struct engine *e)
 /*
  * The store of state_dir, created only where that cannot lose grants: the
  * audit chain was opened first (jitd.c), so a log with history tells a
- * store that went missing from one never made. A new one is audited before
- * SQLite writes into it; if that line cannot be written, the empty file
- * left behind is judged again at the next start (store_init()).
+ * store that went missing from one never made. A new one is audited once
+ * SQLite has written its schema: a start that failed before (a file system
+ * without WAL, a full disk, a kill) leaves an empty file and no line, and
+ * the next start creates it again rather than take it for a store that
+ * went missing. If the line cannot be written, jitd does not start; the
+ * store it made is opened as it is at the next start (no store_created
+ * line for it then: the log says why in jitd's diagnostics).
  */
 static int open_store(struct engine *e, bool init_store)
 {
@@ -168,19 +172,17 @@ static int open_store(struct engine *e, bool init_store)
 				    e->cfg->audit_log, (long long)seq);
 	rc = store_init(e->cfg->state_dir, history, init_store, &created);
 	free(history);
-	if (rc != JIT_OK)
-		return rc;
-	if (created) {
+	if (rc == JIT_OK)
+		rc = store_open(e->cfg->state_dir, &e->st);
+	if (rc == JIT_OK && created) {
 		json_t *o = json_pack("{sssb}", "path", created, "init_store", init_store);
 		rc = audit_write(e->audit, "store_created", o);
 		json_decref(o);
 		if (rc != JIT_OK)
 			log_err("audit: cannot record store_created for %s; not starting", created);
-		free(created);
-		if (rc != JIT_OK)
-			return rc;
 	}
-	return store_open(e->cfg->state_dir, &e->st);
+	free(created);
+	return rc;
 }
 
 int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_store,

@@ -635,8 +635,9 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 
 static bool plan_current(struct reconciler *r, const struct rc_plan *p);
 
-/* One group g of plan p. */
-static void reconcile_group(struct reconciler *r, const struct rc_plan *p, const struct rc_group *g)
+/* One group g of plan p; false when a reload replaced p during it (its
+ * enforcement stopped, the group left to the new plan). */
+static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const struct rc_group *g)
 {
 	/* The group's grants by what they hold (directory, DN, attribute), not
 	 * by name: a reload may have renamed the entry, or another entry may
@@ -650,6 +651,7 @@ static void reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 	struct sset next_f = { 0 };
 	struct sset renamed = { 0 };
 	struct dir_conn *dc = conn_for(r, g->dir);
+	bool replaced = false;
 
 	/* Directory first, store second: a membership jitd adds has its row
 	 * committed before the add, so whatever the read saw, the store has. */
@@ -674,7 +676,6 @@ static void reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 			sset_add(&present, ms.v[i].key);
 	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
 	char hold[320] = "";
-	bool replaced = false;
 	for (size_t i = 0; i < ms.n && !stopping(r); i++) {
 		if ((i > 0 && strcmp(ms.v[i].key, ms.v[i - 1].key) == 0) ||
 		    sset_has(&explained, ms.v[i].key))
@@ -725,6 +726,7 @@ out:
 	live_free(&lv);
 	members_free(&ms);
 	free(prefix);
+	return !replaced;
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -750,7 +752,10 @@ static bool run_cycle(struct reconciler *r, const struct rc_plan *p)
 			log_debug("reconcile: a reload came during the pass; the rest under it");
 			return false;
 		}
-		reconcile_group(r, p, &p->g[i]);
+		if (!reconcile_group(r, p, &p->g[i])) {
+			log_debug("reconcile: a reload came during an enforced group; the rest under it");
+			return false;
+		}
 	}
 	log_debug("reconcile: %zu group(s) checked in %lld ms", p->n,
 		  (long long)(mono_ms() - t0));

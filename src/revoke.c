@@ -235,10 +235,18 @@ static int revoke_renamed(struct dir_conn *c, const struct dir_member *m, const 
 	if (!gone) {
 		struct dir_result er = { 0 };
 		rc = entry_exists(c, m->value, &exists, &er);
-		if (rc != JIT_OK)
-			*res = er;
-		if (rc != JIT_OK || exists)
-			return rc;
+		/* Robustness: when it cannot be told whose the old DN is now, the
+		 * value there stays, as for an entry that took the DN: a retry
+		 * would find the current DN gone (removed just now) and take the
+		 * value for the one jitd wrote. The grantee's membership, at the
+		 * current DN, is gone either way. */
+		if (rc != JIT_OK) {
+			log_warn("directory %s: cannot tell whether an entry now holds %s (the "
+				 "grant's old DN): the value there is left", c->cfg->name, m->value);
+			return JIT_OK;
+		}
+		if (exists)
+			return JIT_OK;
 	}
 	rc = dir_remove_value(c, m->group_dn, m->attr, m->value, m->placeholder, false, &gone, res);
 	if (rc == JIT_OK && !gone && !*removed) {

@@ -269,22 +269,40 @@ bool throttle_flush(struct throttle *t, int64_t now_ms, int64_t period_ms, int64
 }
 
 /* Where the host of the URL that starts at p (after "://") begins, or NULL
- * when it cannot be told: an '@' before the query that lies past the first
- * '/' may end a user name or password that holds a '/' (not allowed by
- * RFC 3986, but typed by people), so no part of what precedes it is safe to
- * show. */
+ * when it cannot be told. A user name and password end at an '@' before the
+ * first '/'. An '@' past it is part of the path (Teams webhooks have one),
+ * unless what stands before that '/' cannot be a host and port: "u:pa" of
+ * "u:pa/ss@host", a password holding a '/' (not allowed by RFC 3986, but
+ * typed by people), of which no part is safe to show. */
 static const char *url_host_start(const char *p)
 {
 	size_t host = strcspn(p, "/?#");
 	size_t upto = strcspn(p, "?#");
-	const char *at = NULL;
+	const char *at = memchr(p, '@', host), *later = NULL;
 
-	for (size_t i = 0; i < upto; i++)
+	if (at) {
+		while (memchr(at + 1, '@', (size_t)(p + host - at - 1)))
+			at = memchr(at + 1, '@', (size_t)(p + host - at - 1));
+		return at + 1;
+	}
+	for (size_t i = host; i < upto && !later; i++)
 		if (p[i] == '@')
-			at = p + i;
-	if (!at)
+			later = p + i;
+	if (!later)
 		return p;
-	return at < p + host ? at + 1 : NULL;
+	/* host[:port], the port digits only ("[::1]:8443" too) */
+	const char *colon = NULL;
+	for (const char *q = p; q < p + host; q++)
+		if (*q == ':')
+			colon = q;
+	if (colon && p[0] == '[' && memchr(colon, ']', (size_t)(p + host - colon)))
+		colon = NULL; /* a colon inside an IPv6 address */
+	if (!colon)
+		return p;
+	for (const char *q = colon + 1; q < p + host; q++)
+		if (*q < '0' || *q > '9')
+			return NULL;
+	return colon + 1 < p + host ? p : NULL;
 }
 
 bool url_has_userinfo(const char *url)

@@ -51,8 +51,10 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
  * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
 void url_redact(const char *url, char *buf, size_t len);
 
-/* Does url hold a user name or password, or an '@' before its query past the
- * first '/' that may end one (a password holding '/')? */
+/* Does url hold a user name or password (an '@' before the first '/'), or
+ * one holding a '/' ("u:pa/ss@host": before that '/' no host and port)? An
+ * '@' in the path of a URL with a host ("https://h/webhookb2/x@y/...") is
+ * not one. */
 bool url_has_userinfo(const char *url);
 
 /* May jitd trust directory path, owned by uid owner (or root), not to have

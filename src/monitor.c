@@ -58,8 +58,16 @@ struct monitor {
 	 * every 10 s per peer uid (uid % 64: peers sharing a slot share it). */
 	struct throttle mismatch[64];
 	bool stopping, failed;
+	/* The listener is gone and this process, no longer root, cannot start
+	 * another: it stops for its supervisor once no end is due soon. */
+	bool orphaned;
 	int64_t stop_deadline;
 };
+
+/* An orphaned engine stops only when nothing is in flight and nothing is due
+ * within this many seconds: a listener killed again and again (any process
+ * of listener_user may) must not keep jitd from ending grants. */
+#define ORPHAN_IDLE_S 10
 
 /* Where the child keeps the binary's descriptor for execve. */
 #define EXE_FD 5
@@ -480,11 +488,13 @@ static void reap(struct monitor *m)
 			/* Robustness: after dropping root the engine cannot start a
 			 * listener under another uid; rather than serve no one, it
 			 * stops and lets its supervisor start jitd again (grants are
-			 * in the store, expiry resumes at once). */
-			log_err("cannot start a new listener as uid %lu without root; stopping "
-				"(the supervisor restarts jitd)", (unsigned long)m->cfg0->listener_uid);
-			m->failed = true;
-			begin_stop(m);
+			 * in the store). Not at once: the ends due now and soon are
+			 * made first, or a listener killed at every start would
+			 * keep every grant from ending. */
+			log_err("cannot start a new listener as uid %lu without root; stopping once "
+				"no grant is due to end within %ds (the supervisor restarts jitd)",
+				(unsigned long)m->cfg0->listener_uid, ORPHAN_IDLE_S);
+			m->orphaned = true;
 			continue;
 		}
 		m->backoff_ms = lived >= STABLE_MS ? 0 :
@@ -533,6 +543,12 @@ int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *a
 		if (!m->stopping && now >= next_tick) {
 			engine_tick(m->e, now_s());
 			next_tick = now + TICK_MS;
+			if (m->orphaned && engine_ends_idle(m->e, now_s(), ORPHAN_IDLE_S)) {
+				log_err("no grant is due to end within %ds; stopping for the supervisor",
+					ORPHAN_IDLE_S);
+				m->failed = true;
+				begin_stop(m);
+			}
 		}
 		struct pollfd p[3] = {
 			{ .fd = sigfd, .events = POLLIN },

@@ -406,6 +406,18 @@ static int read_due(struct engine *e, int64_t now)
 	return 0;
 }
 
+bool engine_ends_idle(struct engine *e, int64_t now, int64_t horizon)
+{
+	int64_t when = 0;
+
+	if (e->n_inflight > 0)
+		return false;
+	for (size_t i = 0; i < e->n_dirs; i++)
+		if (e->dirs[i].n_inflight > 0)
+			return false;
+	return store_next_due(e->st, &when) == JIT_OK && when > now + horizon;
+}
+
 void engine_tick(struct engine *e, int64_t now)
 {
 	if (e->stopped)

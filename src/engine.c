@@ -301,6 +301,25 @@ int engine_set_config(struct engine *e, const struct jit_config *cfg, char *msg,
 	return JIT_OK;
 }
 
+/* Tells every directory's workers to take no more jobs. */
+static void stop_queues(struct engine *e)
+{
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		pthread_mutex_lock(&q->lock);
+		q->stopping = true;
+		for (int k = 0; k < q->n_workers; k++)
+			pthread_cond_signal(&q->wake[k]);
+		pthread_mutex_unlock(&q->lock);
+	}
+}
+
+void engine_begin_stop(struct engine *e)
+{
+	if (!e->stopped)
+		stop_queues(e);
+}
+
 void engine_stop(struct engine *e)
 {
 	if (e->stopped)
@@ -312,14 +331,7 @@ void engine_stop(struct engine *e)
 	e->stopped = true;
 	reconcile_stop(e->rc);
 	e->rc = NULL;
-	for (size_t i = 0; i < e->n_dirs; i++) {
-		struct dirq *q = &e->dirs[i];
-		pthread_mutex_lock(&q->lock);
-		q->stopping = true;
-		for (int k = 0; k < q->n_workers; k++)
-			pthread_cond_signal(&q->wake[k]);
-		pthread_mutex_unlock(&q->lock);
-	}
+	stop_queues(e);
 	for (size_t i = 0; i < e->n_dirs; i++)
 		for (int k = 0; k < e->dirs[i].n_workers; k++)
 			pthread_join(e->dirs[i].threads[k], NULL);

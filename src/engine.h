@@ -99,6 +99,10 @@ struct engine_reply *engine_pop_reply(struct engine *e);
 typedef void (*engine_status_fn)(void *arg, json_t *status);
 void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg);
 
+/* The first step of a stop, on the main thread while it still forwards
+ * answers: the workers start no more jobs, and answer those not started
+ * shutting_down (nothing is recorded for them); jobs in progress finish. */
+void engine_begin_stop(struct engine *e);
 /* Stops the workers: jobs not yet started are answered shutting_down;
  * jobs in progress finish. Returns when every worker has exited. */
 void engine_stop(struct engine *e);

@@ -442,6 +442,9 @@ static void begin_stop(struct monitor *m)
 	m->stopping = true;
 	m->stop_deadline = mono_ms() + DRAIN_MS;
 	unlink_socket(m);
+	/* queued jobs are not started: answered shutting_down while this loop
+	 * still forwards answers to the draining listener */
+	engine_begin_stop(m->e);
 	if (m->ch) {
 		imsg_chan_send(m->ch, imsg_new(CHAN_SHUTDOWN));
 		if (imsg_chan_flush(m->ch) != JIT_OK)

@@ -296,3 +296,45 @@ def test_draining_answers_shutting_down():
         else:
             eq(first["error"]["code"], "directory_unavailable", "the in-flight grant")
             assert not e.is_member("admins", e.user_dn("bob")), "a refused grant left a member"
+
+
+def test_queued_grants_are_answered_shutting_down_at_sigterm():
+    """One worker; its grant waits on a stopped slapd and two more are
+    queued behind it when SIGTERM comes. The queued ones are not started:
+    each is answered shutting_down, while the drain still forwards answers,
+    and nothing is recorded for them (regression: the workers went on
+    starting queued grants after SIGTERM, adding memberships, and their
+    answers, made after the loop ended, were dropped)."""
+    with Env(directory={"timeout": 20, "connections": 1}) as e:
+        j = e.jitd
+        j.wait_bound()
+        freeze(e.slapd.pid)
+        conns = []
+        try:
+            n = _started(e)
+            busy = j.connect(timeout=60)
+            busy.send({"op": "grant", "user": "bob", "group": "admins", "duration": "1h",
+                       "request_id": "q-busy"})
+            wait_until(lambda: _started(e) > n, 10, "the grant taken up by the worker",
+                       interval=0.02)
+            for u in ("carol", "dave"):
+                c = j.connect(timeout=60)
+                c.send({"op": "grant", "user": u, "group": "dba", "duration": "1h",
+                        "request_id": "q-" + u})
+                conns.append(c)
+            time.sleep(0.5)  # both queued behind bob's
+            j.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: not _listening(j.sock), 5, "the listener to drain",
+                       interval=0.02)
+        finally:
+            thaw(e.slapd.pid)
+        busy.recv()
+        for c, u in zip(conns, ("carol", "dave")):
+            refused(c.recv(), "shutting_down", "%s's queued grant" % u)
+        eq(j.proc.wait(30), 0, "exit status")
+        j.proc = None
+        j.start()
+        grants = {g["request_id"] for g in _all_grants(e) if g.get("request_id")}
+        eq(sorted(grants & {"q-carol", "q-dave"}), [], "nothing recorded for the queued ones")
+        for u in ("carol", "dave"):
+            assert not e.is_member("dba", e.user_dn(u)), "%s is a member" % u

@@ -34,6 +34,7 @@ const char *const fault_names[] = {
 	"grant.after_final",         /* final state committed; client not answered */
 	"grant.after_retry",         /* removal failed; retry recorded */
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
+	"jitd.before_run",           /* configuration read, signal handling not yet set up */
 	"engine.after_extend_audit", /* extended line on disk; extension not committed */
 	"engine.after_extend",       /* extension committed; client not answered */
 	"audit.torn_write",          /* half of an audit line written (FAULT_CUT): a torn line */

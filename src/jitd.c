@@ -478,6 +478,18 @@ int main(int argc, char **argv)
 	umask(077);
 	if (test)
 		return check_only(d.config_path, verbose);
+	/* Robustness: under systemd (Type=simple) jitd counts as running from
+	 * its exec, and a reload (SIGHUP, logrotate's too) may come while the
+	 * configuration is still being read; its default action would end
+	 * jitd. Held from here; run() reads them from its signalfd. */
+	sigset_t early;
+	sigemptyset(&early);
+	sigaddset(&early, SIGHUP);
+	sigaddset(&early, SIGTERM);
+	sigaddset(&early, SIGINT);
+	sigaddset(&early, SIGCHLD);
+	if (pthread_sigmask(SIG_BLOCK, &early, NULL) != 0)
+		return EXIT_RUNTIME;
 	log_init("jitd", foreground, LOG_LVL_INFO);
 	if (config_load_ex(d.config_path, CONFIG_CHECK_FILES, &d.cfg0, &errors) != JIT_OK) {
 		fputs(errors ? errors : "configuration invalid\n", stderr);
@@ -492,6 +504,7 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
+	FAULT_POINT("jitd.before_run");
 	status = run(&d, foreground, init_store);
 	monitor_free(d.mon);
 	engine_free(d.engine);

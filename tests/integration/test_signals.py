@@ -351,3 +351,21 @@ def test_requests_of_a_client_a_stale_listener_still_passes_are_audited_once_per
                     "the removed viewer")
         ev = [x for x in j.audit_events("refused") if x.get("rule") == "clients"]
         eq(len(ev), 1, "refused lines for 30 requests in a few seconds")
+
+
+def test_sighup_while_jitd_starts_does_not_end_it():
+    """A reload (systemctl reload, logrotate's SIGHUP) that arrives while
+    jitd is still reading its configuration, before its signal handling is
+    set up (a fault pause holds it there): jitd starts and takes the reload
+    (regression: SIGHUP's default action ended it)."""
+    from test_failures import need_faults
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(wait=False, env={"JITD_FAULT": "jitd.before_run:sleep=1500"})
+        wait_until(lambda: "fault pause" in j.stderr_tail(20), 10, "jitd held before run()")
+        j.proc.send_signal(signal.SIGHUP)
+        j.wait_ready(20)
+        eq(j.proc.poll(), None, "jitd still running")
+        wait_until(lambda: "SIGHUP: reopening" in j.stderr_tail(50), 10, "the reload taken")
+        e.grant_and_check("alice", "admins", "1h")

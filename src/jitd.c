@@ -42,6 +42,7 @@ struct daemon_state {
 	struct notify *notify;
 	struct engine *engine;
 	struct monitor *mon;
+	bool pid_written;             /* this process wrote cfg0->pid_file */
 };
 
 static void usage(FILE *fp)
@@ -279,6 +280,23 @@ static int write_pid_file(const char *path)
 	return rc;
 }
 
+/* At exit: the pid file goes if it still names this process (a stale one
+ * would have logrotate's script signal whatever process gets the pid next).
+ * After dropping root its directory may no longer let it: left then. */
+static void remove_pid_file(const char *path)
+{
+	char buf[32] = "", want[32];
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	if (n > 0 && strcmp(buf, want) == 0 && unlink(path) != 0 && errno != ENOENT)
+		log_debug("pid file %s left: %s", path, strerror(errno));
+}
+
 /* Test builds: arms the crash points named in JITD_FAULT (see fault.h). */
 static int arm_faults(void)
 {
@@ -384,6 +402,7 @@ static int run(struct daemon_state *d, bool foreground, bool init_store)
 	}
 	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file) != JIT_OK)
 		return EXIT_RUNTIME;
+	d->pid_written = d->cfg->pid_file != NULL;
 	if (ensure_parent(d->cfg->audit_log, config_run_uid(d->cfg)) != JIT_OK)
 		return EXIT_RUNTIME;
 	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
@@ -506,6 +525,8 @@ int main(int argc, char **argv)
 		log_set_level(lvl);
 	FAULT_POINT("jitd.before_run");
 	status = run(&d, foreground, init_store);
+	if (d.pid_written)
+		remove_pid_file(d.cfg0->pid_file);
 	monitor_free(d.mon);
 	engine_free(d.engine);
 	if (d.audit)

@@ -293,7 +293,8 @@ int listener_main(void)
 	}
 	/* Only the socket and the channel: anything else the engine left
 	 * open (the descriptor of the binary it executed) goes. */
-	close_range(LISTENER_FD_CHANNEL + 1, ~0U, 0);
+	if (close_from(LISTENER_FD_CHANNEL + 1) != 0)
+		return 3;
 	signal(SIGHUP, SIG_IGN);  /* SIGHUP and ^C are the engine's business */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);

@@ -93,7 +93,12 @@ static void JIT_NORETURN child_exec(int lfd, int chan, int exe, const sigset_t *
 	    dup2(a, LISTENER_FD_SOCKET) < 0 || dup2(b, LISTENER_FD_CHANNEL) < 0 ||
 	    (c >= 0 && dup2(c, EXE_FD) < 0))
 		_exit(126);
-	close_range(c >= 0 ? EXE_FD + 1 : LISTENER_FD_CHANNEL + 1, ~0U, 0);
+	/* Robustness: what the engine's libraries opened without
+	 * close-on-exec (LDAP, HTTP connections) must not reach the
+	 * unprivileged listener: no exec unless every other descriptor is
+	 * closed. */
+	if (close_from(c >= 0 ? EXE_FD + 1 : LISTENER_FD_CHANNEL + 1) != 0)
+		_exit(126);
 	execve(c >= 0 ? EXE_PATH : "/proc/self/exe", argv, environ);
 	_exit(127);
 }

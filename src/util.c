@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include "log.h"
 #include "util.h"
@@ -310,6 +312,19 @@ bool url_has_userinfo(const char *url)
 	const char *p = url ? strstr(url, "://") : NULL;
 
 	return p && url_host_start(p + 3) != p + 3;
+}
+
+int close_from(int fd)
+{
+	struct rlimit rl;
+
+	if (close_range((unsigned)fd, ~0U, 0) == 0)
+		return 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	for (rlim_t i = (rlim_t)fd; i < rl.rlim_cur && i < (1u << 20); i++)
+		(void)close((int)i);
+	return 0;
 }
 
 void url_redact(const char *url, char *buf, size_t len)

@@ -51,6 +51,12 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
  * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
 void url_redact(const char *url, char *buf, size_t len);
 
+/* Closes every descriptor from fd up: close_range(2), or where the kernel
+ * or a seccomp filter refuses it, one close(2) each up to the descriptor
+ * limit. Async-signal-safe (between fork and exec). 0, or -1 when the
+ * limit cannot be read. */
+int close_from(int fd);
+
 /* Does url hold a user name or password (an '@' before the first '/'), or
  * one holding a '/' ("u:pa/ss@host": before that '/' no host and port)? An
  * '@' in the path of a URL with a host ("https://h/webhookb2/x@y/...") is

@@ -338,3 +338,16 @@ def test_queued_grants_are_answered_shutting_down_at_sigterm():
         eq(sorted(grants & {"q-carol", "q-dave"}), [], "nothing recorded for the queued ones")
         for u in ("carol", "dave"):
             assert not e.is_member("dba", e.user_dn(u)), "%s is a member" % u
+
+
+def test_pid_file_is_removed_at_a_clean_stop():
+    """The pid file names the running jitd and goes when it stops
+    (regression: it stayed, and logrotate's script without systemd would
+    signal whatever process got that pid next)."""
+    with Env() as e:
+        j = e.jitd
+        path = os.path.join(j.dir, "jitd.pid")
+        with open(path) as f:
+            eq(f.read().strip(), str(j.proc.pid), "pid file while running")
+        j.stop()
+        assert not os.path.exists(path), "pid file left after the stop"

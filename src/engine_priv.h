@@ -55,6 +55,7 @@ struct job {
 	int64_t duration;
 	char *group_name, *group_dn, *member_attr, *placeholder;
 	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL; JOB_ELIGIBLE */
+	bool approval_signed;           /* JOB_GRANT: its signed approval was verified */
 	/* JOB_ELIGIBLE: the grant's user (name, entry uuid and DN as recorded)
 	 * and what the directory said: check_rc JIT_OK, or the refusal */
 	char *user, *user_uuid, *user_dn;

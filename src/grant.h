@@ -50,6 +50,7 @@ struct grant_params {
 	struct jit_peer peer;
 	const struct policy_dirrules *rules; /* deny_users, eligible_group,
 					      * max_active_per_user; may be NULL */
+	bool approval_signed;   /* req's approval_sig was verified (approval_key_file) */
 };
 
 /* Creates a grant (grant op). Returns the answer line for the client. */

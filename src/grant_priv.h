@@ -48,6 +48,10 @@ int grant_end_tx(struct grant_ctx *g, int rc);
 /* Sets o[k] to string v unless v is NULL. */
 void grant_set_str(json_t *o, const char *k, const char *v);
 /* Writes one audit event about r; logs if it fails. */
+/* The `granted` line of r, with approval_signed and approved_at when p's
+ * approval was a verified signature. */
+int grant_audit_granted(struct grant_ctx *g, const struct grant_rec *r, const char *outcome,
+			const struct grant_params *p);
 int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *r,
 		const char *outcome, const struct dir_result *dres, const char *who,
 		const struct jit_peer *peer, const char *why);

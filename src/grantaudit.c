@@ -95,6 +95,23 @@ int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *
 	return audit_grant_x(g, event, r, outcome, dres, who, peer, why, NULL);
 }
 
+int grant_audit_granted(struct grant_ctx *g, const struct grant_rec *r, const char *outcome,
+			const struct grant_params *p)
+{
+	json_t *extra = NULL;
+	int rc;
+
+	if (p->approval_signed && p->req->approved_at) {
+		/* what an auditor needs to tell a signed approval from a typed name */
+		extra = json_object();
+		json_object_set_new(extra, "approval_signed", json_true());
+		grant_set_str(extra, "approved_at", p->req->approved_at);
+	}
+	rc = audit_grant_x(g, "granted", r, outcome, NULL, NULL, NULL, NULL, extra);
+	json_decref(extra);
+	return rc;
+}
+
 /* The final audit event of ending grant r (its end_state); frees st->value. */
 json_t *grant_end_audit_obj(struct grant_rec *r, struct settle *st, const struct dir_result *dres,
 			    const char *reason, const char *client, const struct jit_peer *peer)

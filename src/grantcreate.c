@@ -423,10 +423,11 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	t = mono_us();
 	rc = FAULT_FAIL("fail.audit_granted")
 		     ? JIT_EIO
-		     : grant_audit(g, "granted", &r,
-				   present || already ? (r.standing ? "standing" : "already_member")
-						      : "added",
-				   NULL, NULL, NULL, NULL);
+		     : grant_audit_granted(g, &r,
+					   present || already ? (r.standing ? "standing"
+									   : "already_member")
+							      : "added",
+					   p);
 	timing_since(STEP_AUDIT_GRANTED, t);
 	if (rc != JIT_OK) {
 		r.state = GS_PENDING;

@@ -361,6 +361,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->member_attr = xstrdup(config_group_member_attr(e->cfg, gc));
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
 	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
+	j->approval_signed = gc->approval_key_file != NULL; /* admit_grant verified it */
 	j->cfg_gen = atomic_load(&e->cfg_gen);
 	if (gc->ticket_check && req->ticket && !known) {
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {

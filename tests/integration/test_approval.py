@@ -85,10 +85,19 @@ def test_signed_approvals():
         j = e.jitd
         sl = e.slapd
         # valid
-        a = j.request(sign(_req(), KEY))
+        req = sign(_req(), KEY)
+        a = j.request(req)
         assert a.get("ok"), a
         g = a["grant"]
         assert sl.is_member("admins", sl.user_dn("alice"))
+        # the granted line says the approval was a verified signature, and when
+        # it was given (regression: a signed grant read like a typed name)
+        ev = [x for x in j.audit_events("granted") if x["grant_id"] == g["grant_id"]][0]
+        eq((ev.get("approval_signed"), ev.get("approved_at")), (True, req["approved_at"]),
+           "approval_signed, approved_at of the granted line")
+        w = j.must_grant("carol", "web", "1h", approved_by="dave")
+        ev = [x for x in j.audit_events("granted") if x["grant_id"] == w["grant_id"]][0]
+        assert "approval_signed" not in ev, ev
         # the duration given as a string is signed as seconds
         a = j.request(sign(_req("bob", "cab-2", duration="1h"), KEY))
         refused(a, "policy_denied", "signed '1h'")  # signed "1h", jitd computes 3600

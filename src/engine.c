@@ -316,8 +316,28 @@ static void stop_queues(struct engine *e)
 
 void engine_begin_stop(struct engine *e)
 {
-	if (!e->stopped)
-		stop_queues(e);
+	if (e->stopped)
+		return;
+	stop_queues(e);
+	/* What waits in the queues now is answered at once, not when a worker
+	 * gets free (all of them may be held by a slow directory past the
+	 * drain): nothing was recorded for it. */
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		pthread_mutex_lock(&q->lock);
+		struct job *j = q->head;
+		q->head = q->tail = q->rtail = NULL;
+		q->len = 0;
+		pthread_mutex_unlock(&q->lock);
+		while (j) {
+			struct job *next = j->next;
+			if (j->conn_id)
+				engine_post_reply(e, j->conn_id, proto_error_line(JIT_ESHUTDOWN, NULL),
+						  NULL);
+			workers_job_free(j);
+			j = next;
+		}
+	}
 }
 
 void engine_stop(struct engine *e)

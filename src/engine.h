@@ -80,8 +80,8 @@ void engine_audit_refusal_rule(struct engine *e, const struct jit_peer *peer,
 /* Schedules due expiries and retries. Call about twice a second. */
 void engine_tick(struct engine *e, int64_t now);
 /* Nothing of the scheduler's in flight, and nothing due to end (an expiry, a
- * retry, a check after replication_grace) before now + horizon? False when
- * the store cannot tell. */
+ * retry, a check after replication_grace) at now + horizon or before? False
+ * when the store cannot tell. */
 bool engine_ends_idle(struct engine *e, int64_t now, int64_t horizon);
 
 int engine_reply_fd(struct engine *e);

@@ -282,19 +282,22 @@ static int write_pid_file(const char *path)
 
 /* At exit: the pid file goes if it still names this process (a stale one
  * would have logrotate's script signal whatever process gets the pid next).
- * After dropping root its directory may no longer let it: left then. */
+ * After dropping root its directory may no longer let it (/run/jitd is
+ * root's): it is emptied instead (drop_root gave it to the user), which the
+ * script's `[ -s ]` test skips. */
 static void remove_pid_file(const char *path)
 {
 	char buf[32] = "", want[32];
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	int fd = path ? open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
 
 	if (fd < 0)
 		return;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
 	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
-	if (n > 0 && strcmp(buf, want) == 0 && unlink(path) != 0 && errno != ENOENT)
-		log_debug("pid file %s left: %s", path, strerror(errno));
+	if (n > 0 && strcmp(buf, want) == 0 && unlink(path) != 0 && errno != ENOENT &&
+	    ftruncate(fd, 0) != 0)
+		log_warn("pid file %s left: %s", path, strerror(errno));
+	close(fd);
 }
 
 /* Test builds: arms the crash points named in JITD_FAULT (see fault.h). */
@@ -345,6 +348,8 @@ static int drop_root(const struct jit_config *cfg)
 		rc = privsep_chown(cfg->state_dir, u, g);
 	if (rc == JIT_OK)
 		rc = privsep_chown(cfg->audit_log, u, g);
+	if (rc == JIT_OK && cfg->pid_file) /* emptied at exit if it cannot be removed */
+		rc = privsep_chown(cfg->pid_file, u, g);
 	if (rc != JIT_OK)
 		return rc;
 	if (privsep_drop_keep_kill(u, g, "jitd", cfg->has_listener_ids) != JIT_OK)

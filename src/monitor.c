@@ -61,13 +61,19 @@ struct monitor {
 	/* The listener is gone and this process, no longer root, cannot start
 	 * another: it stops for its supervisor once no end is due soon. */
 	bool orphaned;
+	int64_t orphan_cutoff;         /* now_s() + ORPHAN_IDLE_S when it was orphaned */
+	int64_t orphan_deadline;       /* mono_ms() after which it stops whatever is due */
 	int64_t stop_deadline;
 };
 
-/* An orphaned engine stops only when nothing is in flight and nothing is due
- * within this many seconds: a listener killed again and again (any process
- * of listener_user may) must not keep jitd from ending grants. */
+/* An orphaned engine stops once nothing is in flight and nothing was due
+ * within this many seconds of the listener's death (a cutoff fixed then:
+ * retries rescheduled past it, and a steady stream of expiries, do not keep
+ * it running), and after ORPHAN_MAX_MS whatever is due: a listener killed
+ * again and again (any process of listener_user may) must not keep jitd
+ * from ending grants, and an engine no client can reach must not run on. */
 #define ORPHAN_IDLE_S 10
+#define ORPHAN_MAX_MS 60000
 
 /* Where the child keeps the binary's descriptor for execve. */
 #define EXE_FD 5
@@ -500,9 +506,12 @@ static void reap(struct monitor *m)
 			 * made first, or a listener killed at every start would
 			 * keep every grant from ending. */
 			log_err("cannot start a new listener as uid %lu without root; stopping once "
-				"no grant is due to end within %ds (the supervisor restarts jitd)",
-				(unsigned long)m->cfg0->listener_uid, ORPHAN_IDLE_S);
+				"the grants due to end within %ds are ended (the supervisor restarts "
+				"jitd)", (unsigned long)m->cfg0->listener_uid, ORPHAN_IDLE_S);
 			m->orphaned = true;
+			m->orphan_cutoff = now_s() + ORPHAN_IDLE_S;
+			m->orphan_deadline = now + ORPHAN_MAX_MS;
+			unlink_socket(m); /* no one answers there: clients fail at once */
 			continue;
 		}
 		m->backoff_ms = lived >= STABLE_MS ? 0 :
@@ -551,9 +560,10 @@ int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *a
 		if (!m->stopping && now >= next_tick) {
 			engine_tick(m->e, now_s());
 			next_tick = now + TICK_MS;
-			if (m->orphaned && engine_ends_idle(m->e, now_s(), ORPHAN_IDLE_S)) {
-				log_err("no grant is due to end within %ds; stopping for the supervisor",
-					ORPHAN_IDLE_S);
+			if (m->orphaned && (engine_ends_idle(m->e, m->orphan_cutoff, 0) ||
+					    now > m->orphan_deadline)) {
+				log_err("the grants that were due are ended (or %ds have passed); "
+					"stopping for the supervisor", ORPHAN_MAX_MS / 1000);
 				m->failed = true;
 				begin_stop(m);
 			}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -299,6 +300,11 @@ static const char *url_host_start(const char *p)
 			colon = q;
 	if (colon && p[0] == '[' && memchr(colon, ']', (size_t)(p + host - colon)))
 		colon = NULL; /* a colon inside an IPv6 address */
+	size_t hl = colon ? (size_t)(colon - p) : host;
+	/* a user name alone holding a '/' ("AbC/dEf@host": a token) has no
+	 * colon either: only a name that looks like a host is shown */
+	if (!(p[0] == '[' || memchr(p, '.', hl) || (hl == 9 && strncasecmp(p, "localhost", 9) == 0)))
+		return NULL;
 	if (!colon)
 		return p;
 	for (const char *q = colon + 1; q < p + host; q++)

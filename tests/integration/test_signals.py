@@ -362,10 +362,10 @@ def test_sighup_while_jitd_starts_does_not_end_it():
     need_faults()
     with Env(start=False) as e:
         j = e.jitd
-        j.start(wait=False, env={"JITD_FAULT": "jitd.before_run:sleep=1500"})
+        j.start(wait=False, env={"JITD_FAULT": "jitd.before_run:sleep=5000"})
         wait_until(lambda: "fault pause" in j.stderr_tail(20), 10, "jitd held before run()")
         j.proc.send_signal(signal.SIGHUP)
-        j.wait_ready(20)
+        j.wait_ready(30)
         eq(j.proc.poll(), None, "jitd still running")
         wait_until(lambda: "SIGHUP: reopening" in j.stderr_tail(50), 10, "the reload taken")
         e.grant_and_check("alice", "admins", "1h")

@@ -374,17 +374,23 @@ static int check_only(const char *path, bool verbose)
 	return 0;
 }
 
+/* The signals the daemon reads from its signalfd, blocked in *set: before any
+ * thread exists, so that only the signalfd sees them. */
+static int block_daemon_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGCHLD);
+	return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? JIT_OK : JIT_EINTERNAL;
+}
+
 static int run(struct daemon_state *d, bool foreground, bool init_store)
 {
 	sigset_t set;
 	int rc, sigfd;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGCHLD);
-	/* blocked before any thread exists, so only the signalfd sees them */
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+	if (block_daemon_signals(&set) != JIT_OK) /* main() did already: the set */
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
 	/* A file-size limit (e.g. systemd's LimitFSIZE) makes a write fail
@@ -507,12 +513,7 @@ int main(int argc, char **argv)
 	 * configuration is still being read; its default action would end
 	 * jitd. Held from here; run() reads them from its signalfd. */
 	sigset_t early;
-	sigemptyset(&early);
-	sigaddset(&early, SIGHUP);
-	sigaddset(&early, SIGTERM);
-	sigaddset(&early, SIGINT);
-	sigaddset(&early, SIGCHLD);
-	if (pthread_sigmask(SIG_BLOCK, &early, NULL) != 0)
+	if (block_daemon_signals(&early) != JIT_OK)
 		return EXIT_RUNTIME;
 	log_init("jitd", foreground, LOG_LVL_INFO);
 	if (config_load_ex(d.config_path, CONFIG_CHECK_FILES, &d.cfg0, &errors) != JIT_OK) {

@@ -558,8 +558,8 @@ static int move_aside(const char *path)
 /*
  * Whether path is a database: a file that is not empty. An empty regular
  * file holds no grant (SQLite writes the first page when it opens one): it
- * is what a creation leaves when jitd stopped before its store_created
- * line, and it is judged like a missing file.
+ * is what a creation leaves when jitd stopped before SQLite wrote its
+ * schema, and it is judged like a missing file.
  */
 static int db_present(const char *path, bool *present, bool *exists)
 {

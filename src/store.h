@@ -97,10 +97,10 @@ int store_open(const char *state_dir, struct store **out) JIT_WUR;
  * should exist is not silently replaced by an empty one, which would forget
  * every live grant and never remove their memberships. If jitd.db exists
  * (and is not an empty file without WAL, which holds nothing: a creation
- * interrupted before its store_created line), JIT_OK and *created = NULL.
+ * interrupted before SQLite wrote its schema), JIT_OK and *created = NULL.
  * Otherwise it creates an empty jitd.db (0600, the directory synced) and
- * sets *created to its path (heap; the caller writes the store_created
- * audit line, frees it), unless refused: JIT_ECONFIG, logged with the path
+ * sets *created to its path (heap; the caller opens the store, then writes
+ * the store_created audit line, and frees it), unless refused: JIT_ECONFIG, logged with the path
  * and what to do, when a jitd.db-wal or jitd.db-shm is there (the database
  * they belong to was moved or deleted), or when history is not NULL (why a
  * store should exist, e.g. the audit log has lines; ends the message).

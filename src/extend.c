@@ -189,8 +189,9 @@ static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg 
 /*
  * extend, on the main thread: every check against the grant as the store
  * holds it and the current configuration, then the write (one bounded
- * transaction, extend_recorded). checked_dn: the eligible_group DN a worker
- * has just confirmed the user in (NULL at first). NULL when the extension
+ * transaction, extend_recorded). checked: the rules a worker has just
+ * checked the user against in the directory (NULL at first; see
+ * needs_dir_check). NULL when the extension
  * went to the directory's queue (req is then the job's), else the answer
  * line (req still the caller's).
  */

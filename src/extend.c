@@ -187,15 +187,6 @@ static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg 
 }
 
 /*
- * extend, on the main thread: every check against the grant as the store
- * holds it and the current configuration, then the write (one bounded
- * transaction, extend_recorded). checked: the rules a worker has just
- * checked the user against in the directory (NULL at first; see
- * needs_dir_check). NULL when the extension
- * went to the directory's queue (req is then the job's), else the answer
- * line (req still the caller's).
- */
-/*
  * Does an extension of gc need the user checked in the directory, and has
  * the check just made (checked, or NULL) covered it? eligible_group (a live
  * membership), deny_users and forbid_self_approval (with an approver) are
@@ -214,6 +205,15 @@ static bool needs_dir_check(const struct jit_config *cfg, const struct jit_group
 	return needed && !covered;
 }
 
+/*
+ * extend, on the main thread: every check against the grant as the store
+ * holds it and the current configuration, then the write (one bounded
+ * transaction, extend_recorded). checked: the rules a worker has just
+ * checked the user against in the directory (NULL at first; see
+ * needs_dir_check). NULL when the extension
+ * went to the directory's queue (req is then the job's), else the answer
+ * line (req still the caller's).
+ */
 char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client_cfg *c,
 		     struct jit_request *req, const struct jit_peer *peer,
 		     const struct policy_dirrules *checked)

@@ -229,9 +229,12 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 							: audit_write_many(g->audit, nw, events, objs);
 		timing_since(STEP_EXPIRE_AUDIT, t);
 		if (rc != JIT_OK) {
+			/* the backoff counts from the failure, not the batch's
+			 * start (its removals may have taken longer) */
+			int64_t failed_at = now_s();
 			for (size_t i = 0; i < n; i++)
 				if (r[i])
-					grant_final_audit_failed(g, r[i], now);
+					grant_final_audit_failed(g, r[i], failed_at);
 			goto out;
 		}
 	}

@@ -541,3 +541,37 @@ def test_a_slow_directory_s_backlog_does_not_hold_up_another_directory_s_expirie
         assert any(s.is_member("ops", e.user_dn(u)) for u in ("alice", "bob", "carol", "dave",
                                                                 "erin")), \
             "corp's backlog was gone already: the test proved nothing"
+
+
+def test_a_slow_batch_s_audit_failure_waits_its_backoff_from_the_failure():
+    """An expiry batch's removal is slow (every answer held 2 s by a proxy:
+    the user's search and the modify, about 4 s) and its `expired` line
+    cannot be written: the grant stays `ending` and is tried again
+    retry_min_interval (3 s) after the failure (regression: the backoff
+    counted from the batch's start, so a batch longer than it was retried at
+    once)."""
+    need_faults()
+    from test_lost_answer import SlowProxy
+    from jittest import parse_time
+
+    with Env(start=False, mech="SCRAM-SHA-256",
+             directory={"connections": 1, "timeout": "8s"},
+             top={"retry_min_interval": 3, "retry_max_interval": 3}) as e:
+        j, s = e.jitd, e.slapd
+        proxy = SlowProxy(s.port)
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        j.start(env={"JITD_FAULT": "fail.batch_audit:@1"})
+        g = j.must_grant("alice", "ops", "2s")
+        wait_stderr(j, "fault fail at fail.batch_audit", expires_epoch(g) + 15 - time.time())
+        failed = time.time()
+        sh = j.show(g["grant_id"])
+        eq(sh["state"], "ending", "the grant after its line failed")
+        nxt = parse_time(sh["next_attempt_at"])
+        assert nxt >= failed + 1, \
+            "next attempt at %.0f, the batch's line failed at %.1f: the backoff counted " \
+            "from the batch's start" % (nxt, failed)
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "expired", 20,
+                   "grant closed by its retry")
+        eq([x["event"] for x in final_events(j, g["grant_id"])], ["expired"], "final lines")
+        assert not e.is_member("ops", e.user_dn("alice"))

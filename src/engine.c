@@ -316,36 +316,73 @@ static void stop_queues(struct engine *e)
 
 void engine_begin_stop(struct engine *e)
 {
-	if (e->stopped)
+	if (e->stopped || e->draining)
 		return;
-	stop_queues(e);
-	/* What waits in the queues now is answered at once, not when a worker
-	 * gets free (all of them may be held by a slow directory past the
-	 * drain): nothing was recorded for it. */
+	e->draining = true;
+	/* The ticket checks waiting or running are answered shutting_down
+	 * now, while the answers are still forwarded (none is started after
+	 * this: requests_grant refuses). */
+	ticket_checker_free(e->tickets);
+	e->tickets = NULL;
+	/* Nothing more is queued. What waits in the queues to add access (a
+	 * grant, an extension's check) or to probe is answered at once, not
+	 * when a worker gets free (all of them may be held by a slow directory
+	 * past the drain): nothing was recorded for it. The ends queued (ends
+	 * asked for, expiries) still run while the drain lasts: each one made
+	 * is a membership that does not wait for the next start. */
+	for (size_t i = 0; i < e->n_dirs; i++) {
+		struct dirq *q = &e->dirs[i];
+		struct job *drop = NULL, **dt = &drop, *keep = NULL, **kt = &keep, *last = NULL;
+		size_t kept = 0;
+		pthread_mutex_lock(&q->lock);
+		q->draining = true;
+		for (struct job *j = q->head, *next; j; j = next) {
+			next = j->next;
+			j->next = NULL;
+			if (j->kind == JOB_END || j->kind == JOB_EXPIRE) {
+				*kt = j;
+				kt = &j->next;
+				last = j;
+				kept++;
+			} else {
+				*dt = j;
+				dt = &j->next;
+			}
+		}
+		q->head = keep;
+		q->tail = q->rtail = last;
+		q->len = kept;
+		pthread_mutex_unlock(&q->lock);
+		while (drop) {
+			struct job *next = drop->next;
+			if (drop->conn_id)
+				engine_post_reply(e, drop->conn_id,
+						  proto_error_line(JIT_ESHUTDOWN, NULL), NULL);
+			workers_job_free(drop);
+			drop = next;
+		}
+	}
+}
+
+bool engine_queues_empty(struct engine *e)
+{
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		struct dirq *q = &e->dirs[i];
 		pthread_mutex_lock(&q->lock);
-		struct job *j = q->head;
-		q->head = q->tail = q->rtail = NULL;
-		q->len = 0;
+		size_t len = q->len;
 		pthread_mutex_unlock(&q->lock);
-		while (j) {
-			struct job *next = j->next;
-			if (j->conn_id)
-				engine_post_reply(e, j->conn_id, proto_error_line(JIT_ESHUTDOWN, NULL),
-						  NULL);
-			workers_job_free(j);
-			j = next;
-		}
+		if (len > 0)
+			return false;
 	}
+	return true;
 }
 
 void engine_stop(struct engine *e)
 {
 	if (e->stopped)
 		return;
-	/* First: checks still running are answered shutting_down, and those
-	 * that just passed reach the queues before they stop. */
+	/* First: checks still running are answered shutting_down (when the
+	 * stop did not begin with engine_begin_stop). */
 	ticket_checker_free(e->tickets);
 	e->tickets = NULL;
 	e->stopped = true;

@@ -100,9 +100,12 @@ typedef void (*engine_status_fn)(void *arg, json_t *status);
 void engine_set_status_hook(struct engine *e, engine_status_fn fn, void *arg);
 
 /* The first step of a stop, on the main thread while it still forwards
- * answers: the workers start no more jobs, and answer those not started
- * shutting_down (nothing is recorded for them); jobs in progress finish. */
+ * answers: nothing more is queued; the grants and checks not started are
+ * answered shutting_down (nothing is recorded for them); the ends queued
+ * still run, and jobs in progress finish. */
 void engine_begin_stop(struct engine *e);
+/* True when no directory's queue holds a job (jobs in progress aside). */
+bool engine_queues_empty(struct engine *e);
 /* Stops the workers: jobs not yet started are answered shutting_down;
  * jobs in progress finish. Returns when every worker has exited. */
 void engine_stop(struct engine *e);

@@ -96,6 +96,9 @@ struct dirq {
 	size_t len;
 	size_t n_inflight;              /* the scheduler's grants in flight here (main thread) */
 	bool stopping;
+	/* engine_begin_stop: nothing more is queued, and of what is queued
+	 * only the ends (JOB_END, JOB_EXPIRE) still run during the drain */
+	bool draining;
 	struct throttle busy_audit;     /* refusals at a full queue (workers_refuse_unqueued) */
 	int n_workers;
 	pthread_t *threads;
@@ -155,6 +158,7 @@ struct engine {
 	bool pull_future;               /* grants created in the future to shorten */
 	int64_t pull_until_mono;        /* mono_ms() until which both run each tick */
 	bool stopped;
+	bool draining;                  /* engine_begin_stop came (main thread) */
 	struct reconciler *rc;          /* drift reconciliation thread */
 };
 

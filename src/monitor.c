@@ -66,12 +66,13 @@ struct monitor {
 	int64_t stop_deadline;
 };
 
-/* An orphaned engine stops once nothing is in flight and nothing was due
- * within this many seconds of the listener's death (a cutoff fixed then:
- * retries rescheduled past it, and a steady stream of expiries, do not keep
- * it running), and after ORPHAN_MAX_MS whatever is due: a listener killed
- * again and again (any process of listener_user may) must not keep jitd
- * from ending grants, and an engine no client can reach must not run on. */
+/* An orphaned engine stops once nothing is in flight and nothing is due
+ * by a cutoff fixed at the listener's death plus this many seconds (retries
+ * rescheduled past it do not keep it running; expiries that come due after
+ * it are made while others are in flight, so a steady stream of them does),
+ * and after ORPHAN_MAX_MS whatever is due: a listener killed again and again
+ * (any process of listener_user may) must not keep jitd from ending grants,
+ * and an engine no client can reach must not run on for long. */
 #define ORPHAN_IDLE_S 10
 #define ORPHAN_MAX_MS 60000
 
@@ -169,6 +170,21 @@ static void close_channel(struct monitor *m)
 }
 
 static void begin_stop(struct monitor *m);
+static void unlink_socket(struct monitor *m);
+
+/* No listener can serve clients any more and this process cannot start one:
+ * the socket goes (clients fail at once), and the engine goes on ending
+ * what is due for a while before it stops for its supervisor (see
+ * ORPHAN_IDLE_S). Once only: a later event does not move the limits. */
+static void orphan(struct monitor *m)
+{
+	if (m->orphaned || m->stopping)
+		return;
+	m->orphaned = true;
+	m->orphan_cutoff = now_s() + ORPHAN_IDLE_S;
+	m->orphan_deadline = mono_ms() + ORPHAN_MAX_MS;
+	unlink_socket(m);
+}
 
 /*
  * A listener that broke the channel's rules: it is not trusted again. If it
@@ -182,11 +198,11 @@ static void kill_listener(struct monitor *m, const char *why)
 {
 	log_err("listener pid %d %s; killing it", (int)m->pid, why);
 	if (m->pid > 0 && kill(m->pid, SIGKILL) != 0 && errno != ESRCH) {
-		log_err("cannot kill listener pid %d: %s; stopping (the supervisor stops its "
-			"processes and restarts jitd)", (int)m->pid, strerror(errno));
-		m->failed = true;
+		log_err("cannot kill listener pid %d: %s; stopping once the grants due to end "
+			"within %ds are ended (the supervisor stops its processes and restarts "
+			"jitd)", (int)m->pid, strerror(errno), ORPHAN_IDLE_S);
 		close_channel(m);
-		begin_stop(m);
+		orphan(m);
 		return;
 	}
 	close_channel(m);
@@ -478,10 +494,11 @@ static void reap(struct monitor *m)
 			 * so. It is ended, and reaped below as killed. */
 			log_err("listener stopped by signal %d; ending it", WSTOPSIG(st));
 			if (kill(pid, SIGKILL) != 0) {
-				log_err("cannot end the stopped listener: %s; stopping (the supervisor "
-					"restarts jitd)", strerror(errno));
-				m->failed = true;
-				begin_stop(m);
+				log_err("cannot end the stopped listener: %s; stopping once the "
+					"grants due to end within %ds are ended (the supervisor "
+					"restarts jitd)", strerror(errno), ORPHAN_IDLE_S);
+				close_channel(m);
+				orphan(m);
 			}
 			continue;
 		}
@@ -490,6 +507,10 @@ static void reap(struct monitor *m)
 		m->pid = 0;
 		if (m->stopping) {
 			log_debug("listener exited");
+			continue;
+		}
+		if (m->orphaned) {
+			log_warn("the listener jitd could not end has exited");
 			continue;
 		}
 		if (WIFSIGNALED(st))
@@ -505,13 +526,12 @@ static void reap(struct monitor *m)
 			 * in the store). Not at once: the ends due now and soon are
 			 * made first, or a listener killed at every start would
 			 * keep every grant from ending. */
-			log_err("cannot start a new listener as uid %lu without root; stopping once "
-				"the grants due to end within %ds are ended (the supervisor restarts "
-				"jitd)", (unsigned long)m->cfg0->listener_uid, ORPHAN_IDLE_S);
-			m->orphaned = true;
-			m->orphan_cutoff = now_s() + ORPHAN_IDLE_S;
-			m->orphan_deadline = now + ORPHAN_MAX_MS;
-			unlink_socket(m); /* no one answers there: clients fail at once */
+			if (!m->orphaned)
+				log_err("cannot start a new listener as uid %lu without root; "
+					"stopping once the grants due to end within %ds are ended "
+					"(the supervisor restarts jitd)",
+					(unsigned long)m->cfg0->listener_uid, ORPHAN_IDLE_S);
+			orphan(m);
 			continue;
 		}
 		m->backoff_ms = lived >= STABLE_MS ? 0 :
@@ -552,10 +572,13 @@ int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *a
 
 	for (;;) {
 		int64_t now = mono_ms();
-		if (m->stopping && (m->pid == 0 || now > m->stop_deadline))
+		/* the drain lasts while the listener answers its clients and
+		 * the ends queued before the stop are made, up to its deadline */
+		if (m->stopping && ((m->pid == 0 && engine_queues_empty(m->e)) ||
+				    now > m->stop_deadline))
 			break;
-		if (!m->stopping && m->pid == 0 && m->respawn_ms && now >= m->respawn_ms &&
-		    spawn(m) != JIT_OK)
+		if (!m->stopping && !m->orphaned && m->pid == 0 && m->respawn_ms &&
+		    now >= m->respawn_ms && spawn(m) != JIT_OK)
 			m->respawn_ms = now + BACKOFF_MAX_MS;
 		if (!m->stopping && now >= next_tick) {
 			engine_tick(m->e, now_s());

@@ -364,6 +364,11 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->approval_signed = gc->approval_key_file != NULL; /* admit_grant verified it */
 	j->cfg_gen = atomic_load(&e->cfg_gen);
 	if (gc->ticket_check && req->ticket && !known) {
+		if (e->draining) {
+			j->req = NULL;
+			workers_job_free(j);
+			return proto_error_line(JIT_ESHUTDOWN, NULL);
+		}
 		if (!e->tickets && ticket_checker_new(&e->tickets) != JIT_OK) {
 			j->req = NULL;
 			workers_job_free(j);

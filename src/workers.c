@@ -198,10 +198,11 @@ static void *worker_main(void *arg)
 			q->len--;
 		}
 		bool stopping = q->stopping;
+		bool draining = q->draining;
 		pthread_mutex_unlock(&q->lock);
 		if (!j)
 			break;
-		if (stopping) {
+		if (stopping || (draining && j->kind != JOB_END && j->kind != JOB_EXPIRE)) {
 			/* Not started: nothing was recorded; tell the client. */
 			if (j->conn_id)
 				engine_post_reply(e, j->conn_id,
@@ -221,7 +222,7 @@ static void *worker_main(void *arg)
 bool workers_enqueue(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
-	if (q->stopping || (j->conn_id && q->len >= q->e->queue_max)) {
+	if (q->stopping || q->draining || (j->conn_id && q->len >= q->e->queue_max)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
@@ -253,7 +254,7 @@ bool workers_enqueue(struct dirq *q, struct job *j)
 void workers_enqueue_front(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
-	if (q->stopping) {
+	if (q->stopping || q->draining) {
 		pthread_mutex_unlock(&q->lock);
 		workers_job_free(j);
 		return;
@@ -363,7 +364,7 @@ char *workers_refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const
 	bool stopping, audit;
 
 	pthread_mutex_lock(&q->lock);
-	stopping = q->stopping;
+	stopping = q->stopping || q->draining;
 	audit = !stopping && throttle_pass(&q->busy_audit, mono_ms(), BUSY_AUDIT_MS, &held);
 	pthread_mutex_unlock(&q->lock);
 	if (stopping)

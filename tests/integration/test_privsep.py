@@ -520,6 +520,41 @@ def test_listener_that_cannot_be_killed_stops_jitd():
                 pass
 
 
+def test_a_stopped_listener_that_cannot_be_ended_still_lets_due_grants_end():
+    """Under a unit whose bounding set lacks CAP_KILL, a process of
+    listener_user stops the listener (SIGSTOP), which the engine cannot end:
+    jitd stops for its supervisor, but only once bob's grant, due 6 s
+    later, is ended (regression: it stopped at once and ticked no more
+    during its drain, so a listener stopped at every start kept every grant
+    from ending)."""
+    need_root()
+    import shutil
+    if not shutil.which("setpriv"):
+        from jittest import skip
+        skip("setpriv (util-linux) is not installed")
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = _dropping_env(e)
+        j.start(wrapper=["setpriv", "--bounding-set=-kill", "--"])
+        b = e.grant_and_check("bob", "admins", "6s")
+        lp = listener_pid(j)
+        os.kill(lp, signal.SIGSTOP)
+        try:
+            rc = j.proc.wait(60)
+            j.proc = None
+            eq(rc, 3, "exit status")
+            log = j.stderr_tail(300)
+            assert "cannot end the stopped listener" in log, log
+            eq(e.is_member("admins", e.user_dn("bob")), False,
+               "bob's grant ended before the stop")
+        finally:
+            try:
+                os.kill(lp, signal.SIGKILL)  # what the supervisor does
+            except ProcessLookupError:
+                pass
+        j.start()
+        eq(j.show(b["grant_id"])["state"], "expired", "bob's grant closed")
+
+
 def _mem_holds(pid, needle):
     """Whether any readable mapping of process pid holds needle (root)."""
     found = False

@@ -354,3 +354,40 @@ def test_pid_file_is_removed_at_a_clean_stop():
             eq(f.read().strip(), str(j.proc.pid), "pid file while running")
         j.stop()
         assert not os.path.exists(path), "pid file left after the stop"
+
+
+def test_expiries_queued_at_sigterm_are_still_made_during_the_drain():
+    """One worker; three grants of three groups expire together while
+    slapd is stopped: the first group's expiry waits on slapd, the other two
+    are queued behind it when SIGTERM comes. slapd resumes: the drain makes
+    the queued expiries too before jitd exits (regression: SIGTERM dropped
+    every queued job, removals included, so those memberships stayed until
+    the next start)."""
+    with Env(directory={"timeout": 20, "connections": 1}) as e:
+        j = e.jitd
+        j.wait_bound()
+        pairs = [("alice", "admins"), ("bob", "dba"), ("carol", "ops")]
+        due = int(time.time()) + 5
+        gs = [j.must_grant(u, grp, due - int(time.time())) for u, grp in pairs]
+        eq(len({g["expires_at"] for g in gs}), 1, "the three grants expire together")
+        wait_until(lambda: time.time() >= due - 0.5, 10, "just before the expiry")
+        freeze(e.slapd.pid)
+        try:
+            # the first batch waits on slapd; the two others are queued
+            # (a part batch waits up to 1 s for a fuller one while the
+            # worker is busy)
+            time.sleep(3.5)
+            assert j.running()
+            j.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        finally:
+            thaw(e.slapd.pid)
+        wait_until(lambda: not j.running(), 30, "jitd to exit")
+        for u, grp in pairs:
+            assert not e.is_member(grp, e.user_dn(u)), \
+                "%s is still in %s after the drain" % (u, grp)
+        db = sqlite3.connect(os.path.join(j.state_dir, "jitd.db"))
+        states = dict(db.execute("SELECT id, state FROM grants").fetchall())
+        db.close()
+        for g in gs:
+            eq(states[g["grant_id"]], "expired", "state of %s after the drain" % g["grant_id"])

@@ -469,3 +469,31 @@ def test_request_id_taken_while_a_grant_waits_for_its_ticket_does_not_name_anoth
     finally:
         e.__exit__(None, None, None)
         itsm.close()
+
+
+def test_a_check_waiting_at_sigterm_is_answered_shutting_down():
+    """The ticket system holds its answer; SIGTERM comes while the check
+    waits: the client is answered shutting_down during the drain, nothing is
+    recorded, and alice is not added (regression: the check was ended only
+    after the drain, and its answer went nowhere: the client saw its
+    connection close)."""
+    import signal
+    itsm = Itsm()
+    e, _ = _env(itsm, check_timeout="60s")
+    try:
+        j = e.jitd
+        c = j.connect(timeout=30)
+        c.send({"op": "grant", "user": "alice", "group": "admins", "duration": "1h",
+                "ticket": "HOLD1", "request_id": "r-hold"})
+        wait_until(lambda: itsm.holding == 1, 10, "the check waiting at the ticket system")
+        j.proc.send_signal(signal.SIGTERM)
+        a = c.recv()
+        refused(a, "shutting_down")
+        c.close()
+        wait_until(lambda: not j.running(), 20, "jitd to exit")
+        assert not e.is_member("admins", e.user_dn("alice"))
+        eq(j.audit_events("granted"), [], "granted lines")
+    finally:
+        itsm.release.set()
+        e.__exit__(None, None, None)
+        itsm.close()

@@ -599,24 +599,25 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 	/* revoke --force: an operator removed the membership by hand. A grant
 	 * that was heading to failed (its add went unanswered, or jitd
 	 * crashed before it was active) ends as a failed grant, by the rules
-	 * of failed lines: it is counted in failed, not revoked, and without
-	 * a granted line it was never active. */
+	 * of failed lines: it is counted in failed, not revoked. */
 	bool forced = strcmp(event, "revoked") == 0 && outcome && strcmp(outcome, "forced") == 0;
 	if (forced && prev && strcmp(prev, "failed") == 0)
 		event = "failed";
 	/* no granted line, and none before the files read: the grant never
 	 * became active. Its membership may still have existed: outcome
 	 * removed says jitd removed one it had added (an add whose answer was
-	 * lost, a granted line not written, a crash before it), so it counts
-	 * as held from created_at, the upper bound, its start not known. */
+	 * lost, a granted line not written, a crash before it), and outcome
+	 * forced that jitd's removals kept failing until an operator closed
+	 * it by hand, so jitd never saw the member absent. Either counts as
+	 * held from created_at to this line, the upper bound, its start not
+	 * known; not in before_input, as it had no granted line to miss. */
 	bool never_granted = !g && !before && strcmp(event, "failed") == 0;
+	bool maybe_held = forced || (outcome && strcmp(outcome, "removed") == 0);
 	if (never_granted && id)
 		json_object_del(r->failing, id);
-	if (never_granted && (!outcome || strcmp(outcome, "removed") != 0)) {
+	if (never_granted && !maybe_held) {
 		if (in) {
 			r->failed++;
-			if (forced)
-				r->forced++;
 			dims_add(r, ev, "failed", 1);
 		}
 		return;
@@ -627,10 +628,11 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		known = start_known(g);
 	} else {
 		/* Its granted line was not read (normally: it is in an older
-		 * file). The line tells when the grant was created, not what it
-		 * first asked for (duration includes extensions). A failed
-		 * line cannot tell whether it was ever active: counted as held,
-		 * the upper bound, and marked like the others. */
+		 * file), or it had none (never_granted, above). The line tells
+		 * when the grant was created, not what it first asked for
+		 * (duration includes extensions). A failed line cannot tell
+		 * whether it was ever active: counted as held, the upper
+		 * bound, and marked like the others. */
 		(void)time_of(ev, "created_at", &start);
 	}
 	(void)time_of(ev, "expires_at", &exp);

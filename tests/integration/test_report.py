@@ -469,6 +469,57 @@ def test_report_broken_chain_is_reported():
     eq(res["totals"]["refused"], 3, "the report is still made")
 
 
+def test_report_shows_the_held_time_of_a_forced_close_of_a_grant_never_active():
+    """An add unanswered (a failed line, state ending: the add may have
+    been applied, no granted line), removals that keep failing, and days
+    later revoke --force (previous_end_state failed). Read from seq 1: a
+    failed grant, not a revocation, and the coverage complete; but jitd
+    never saw the member absent, so the report must show the grant as held
+    from created_at to the forced line, start not known, with a forced bar
+    and a row in the per-grant table (regression: nothing held, no bar, no
+    row: the days the user may have held the group were not in the report)."""
+    h = 3600
+    path = os.path.join(os.getcwd(), "audit.log")
+    w = AuditWriter(path)
+    w.event(D, "started", version="0.1.0")
+    gN = g("g-n", "nina", "dba", D + h, h, ticket="INC-77")
+    gN["expires"] = gN["start"] + h
+    f = w.grant_fields(gN, "ending")
+    f.update(outcome="directory_unavailable", ldap_code=-1, message="ldap -1: timed out")
+    w.event(D + h + 30, "failed", **f)
+    for n, ts in ((1, D + h + 31), (2, D + h + 33), (3, D + h + 37)):
+        f = w.grant_fields(gN, "ending")
+        f.update(outcome="directory_refused", ldap_code=50, message="ldap 50", attempts=n)
+        w.event(ts, "revoke_failed", **f)
+    forced_at = D + 3 * 86400 + 600
+    f = w.grant_fields(gN, "revoked")
+    f.update(outcome="forced", previous_end_state="failed", attempts=4000,
+             last_error="ldap 50", by_client="root", by_peer_uid=0, by_peer_pid=4250,
+             end_reason="removed by hand")
+    w.event(forced_at, "revoked", **f)
+    w.close()
+
+    res = report_json("--since", "2026-11-23", "--until", "2026-11-30", path)
+    check_counts(res["totals"], {"failed": 1, "revoked": 0, "revoked_forced": 1,
+                                 "revoke_failures": 3, "active_at_end": 0,
+                                 "started_before_input": 0}, "totals")
+    eq(res["input"]["complete"], True, "input.complete")
+    eq(res["by_user"]["nina"]["held_seconds"], forced_at - gN["start"], "held_seconds")
+    eq(res["by_group"]["dba"]["failed"], 1, "by_group[dba].failed")
+    bars = [b for b in res["timeline"] if b["grant_id"] == "g-n"]
+    eq(len(bars), 1, "the grant's bar")
+    check_counts(bars[0], {"start": "2026-11-23T01:00:00Z", "start_known": False,
+                           "end": "2026-11-26T00:10:00Z", "end_event": "failed",
+                           "forced": True, "ticket": "INC-77"}, "timeline[0]")
+    t = report("--since", "2026-11-23", "--until", "2026-11-30", path)
+    eq(t.returncode, 0, t.stderr)
+    assert "INCOMPLETE" not in t.stdout, t.stdout
+    row = [ln for ln in t.stdout.splitlines() if ln.startswith("  g-n")]
+    eq(len(row), 1, "the grant's row in the text: %s" % t.stdout)
+    for s in ("nina", "dba", "failed (forced)", "INC-77"):
+        assert " %s" % s in row[0], (s, row[0])
+
+
 
 def test_report_control_characters_not_printed_raw():
     """Names with a C1 control (U+009B: CSI, which some terminals obey and

@@ -806,11 +806,13 @@ static void check_failed_outcomes(void)
  * revoke --force of a grant that never became active: its add went
  * unanswered (failed, state ending, no granted line), the removal kept
  * failing, and an operator closed it by hand (revoked, outcome forced,
- * previous_end_state failed). It is a failed grant, nothing was held, and
- * it did not begin before the files read (regression: counted as a
- * revocation held from created_at, and the coverage said INCOMPLETE). One
- * that had a granted line (a crash before it was active) is failed too,
- * held up to the forced line.
+ * previous_end_state failed). It is a failed grant, not a revocation, and
+ * it did not begin before the files read (regression: the coverage said
+ * INCOMPLETE). jitd never saw the member absent (the add may have been
+ * applied): held from created_at to the forced line, the upper bound, its
+ * start not known, with a bar marked forced (regression: nothing held, no
+ * bar, missing from the per-grant table). One that had a granted line (a
+ * crash before it was active) is failed too, held up to the forced line.
  */
 static void check_forced_never_active(void)
 {
@@ -838,11 +840,23 @@ static void check_forced_never_active(void)
 	CHECK(geti(res, "totals", "revoked_forced", NULL) == 1);
 	CHECK(geti(res, "by_user", "nina", "failed") == 1);
 	CHECK(geti(res, "by_user", "nina", "revoked") == 0);
-	CHECK(geti(res, "by_user", "nina", "held_seconds") == 0);
-	CHECK(geti(res, "durations", "actual", "count") == 0);
-	CHECK(json_array_size(json_object_get(res, "timeline")) == 0);
+	CHECK(geti(res, "by_user", "nina", "held_seconds") == 800);
+	CHECK(geti(res, "by_group", "dba", "held_seconds") == 800);
+	CHECK(geti(res, "durations", "actual", "count") == 1);
+	CHECK(geti(res, "totals", "active_at_end", NULL) == 0);
+	json_t *b = by_id(res, "timeline", "g-n");
+	CHECK(b != NULL);
+	if (b) {
+		CHECK_STR(json_string_value(json_object_get(b, "start")), t(T0 + 100));
+		CHECK_STR(json_string_value(json_object_get(b, "end")), t(T0 + 900));
+		CHECK(json_is_false(json_object_get(b, "start_known")));
+		CHECK_STR(json_string_value(json_object_get(b, "end_event")), "failed");
+		CHECK(json_is_true(json_object_get(b, "forced")));
+	}
 	char *txt = render(res, REPORT_TEXT);
 	CHECK(strstr(txt, "coverage    complete:") != NULL);
+	CHECK(strstr(txt, "INCOMPLETE") == NULL);
+	CHECK(strstr(txt, "g-n") != NULL && strstr(txt, "failed (forced)") != NULL);
 	free(txt);
 	json_decref(res);
 
@@ -862,13 +876,63 @@ static void check_forced_never_active(void)
 	CHECK(geti(res, "totals", "revoked", NULL) == 0);
 	CHECK(geti(res, "totals", "revoked_forced", NULL) == 1);
 	CHECK(geti(res, "by_user", "paul", "held_seconds") == 300);
-	json_t *b = by_id(res, "timeline", "g-p");
+	b = by_id(res, "timeline", "g-p");
 	CHECK(b != NULL);
 	if (b) {
 		CHECK_STR(json_string_value(json_object_get(b, "end_event")), "failed");
 		CHECK(json_is_true(json_object_get(b, "forced")));
 	}
 	json_decref(res);
+}
+
+/*
+ * The same forced close of a grant created before the first line read is
+ * reported the same way: its failed line with state ending was read, so it
+ * never had a granted line (none to miss: not INCOMPLETE), and it is held
+ * from created_at (here: from since) to the forced line, start not known,
+ * its bar forced. Without that failed line, its granted line may lie in an
+ * older file: held the same, and counted in started_before_input.
+ */
+static void check_forced_never_active_before_input(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report_chain ch = { .verified = true, .lines = 4, .first_seq = 1, .last_seq = 4,
+				   .last_hash = "ab" };
+	for (int seen_failing = 1; seen_failing >= 0; seen_failing--) {
+		struct report *r = report_new(&o);
+		ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+		if (seen_failing)
+			ev(r, T0 + 30, "failed", G("g-o", "olga", "dba", "carol", "helpdesk", 3600,
+						   T0 - 3 * 86400, T0 - 2 * 86400), "state",
+			   "ending", "outcome", "directory_unavailable", NULL);
+		ev(r, T0 + 200, "revoke_failed", G("g-o", "olga", "dba", "carol", "helpdesk", 3600,
+						   T0 - 3 * 86400, T0 - 2 * 86400), "state",
+		   "ending", "outcome", "directory_refused", "#attempts", 9LL, NULL);
+		ev(r, T0 + 900, "revoked", G("g-o", "olga", "dba", "carol", "helpdesk", 3600,
+					     T0 - 3 * 86400, T0 - 2 * 86400), "state", "revoked",
+		   "outcome", "forced", "previous_end_state", "failed", NULL);
+		json_t *res = report_result(r, &ch);
+		report_free(r);
+		CHECK(geti(res, "totals", "started_before_input", NULL) == (seen_failing ? 0 : 1));
+		CHECK(json_is_true(json_object_get(json_object_get(res, "input"), "complete")) ==
+		      (seen_failing != 0));
+		CHECK(geti(res, "totals", "failed", NULL) == 1);
+		CHECK(geti(res, "totals", "revoked", NULL) == 0);
+		CHECK(geti(res, "totals", "revoked_forced", NULL) == 1);
+		CHECK(geti(res, "totals", "active_at_end", NULL) == 0);
+		CHECK(geti(res, "by_user", "olga", "held_seconds") == 900);
+		json_t *b = by_id(res, "timeline", "g-o");
+		CHECK(b != NULL);
+		if (b) {
+			CHECK_STR(json_string_value(json_object_get(b, "start")),
+				  t(T0 - 3 * 86400));
+			CHECK(json_is_false(json_object_get(b, "start_known")));
+			CHECK_STR(json_string_value(json_object_get(b, "end_event")), "failed");
+			CHECK(json_is_true(json_object_get(b, "forced")));
+		}
+		json_decref(res);
+	}
 }
 
 /*
@@ -1061,6 +1125,7 @@ int main(void)
 	check_rescheduled();
 	check_failed_outcomes();
 	check_forced_never_active();
+	check_forced_never_active_before_input();
 	check_period_not_over();
 	check_grant_details();
 	check_refusal_flood();

@@ -393,10 +393,10 @@ static void skip_row(struct store *st, const char *why, int64_t nth, bool *loud)
  * only then calls cb on each: a callback may use this store (even the same
  * query) and holds no read transaction open while it works. A row that
  * cannot be read fails the whole query, or with BAD_SKIP is left out
- * (store_due() says why).
+ * (store_due() says why). want > 0: at most that many rows are taken.
  */
-static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum bad_rows bad,
-			    store_cb cb, void *arg)
+static int collect_and_call_n(struct store *st, enum stmt_id id, int bind_rc, enum bad_rows bad,
+			      int64_t want, store_cb cb, void *arg)
 {
 	sqlite3_stmt *s = st->stmt[id];
 	struct grant_rec **recs = NULL;
@@ -408,6 +408,10 @@ static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum
 
 	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
 		char why[256];
+		if (want > 0 && (int64_t)n >= want) {
+			rc = SQLITE_DONE; /* the rest is not wanted */
+			break;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			recs = xrealloc(recs, cap * sizeof(*recs));
@@ -427,6 +431,8 @@ static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum
 	}
 	if (loud && nbad > SKIP_LOG_ROWS)
 		log_err("store: %lld more unreadable row(s) skipped", (long long)(nbad - SKIP_LOG_ROWS));
+	if (id == S_DUE && nbad > st->due_bad) /* twice: a few ticks reach any number */
+		st->due_bad = nbad > STORE_MAX_LIMIT / 2 ? STORE_MAX_LIMIT : 2 * nbad;
 	if (ret == JIT_OK && rc != SQLITE_DONE)
 		ret = db_fail(st, stmt_sql[id].name);
 	stmt_done(s);
@@ -437,6 +443,12 @@ static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum
 	}
 	free(recs);
 	return ret;
+}
+
+static int collect_and_call(struct store *st, enum stmt_id id, int bind_rc, enum bad_rows bad,
+			    store_cb cb, void *arg)
+{
+	return collect_and_call_n(st, id, bind_rc, bad, 0, cb, arg);
 }
 
 int64_t store_rows_skipped(const struct store *st)
@@ -510,11 +522,12 @@ int store_due_in(struct store *st, int64_t now, int64_t limit, const char *const
 	char *set = dir_set(names, n);
 	int rc = sqlite3_bind_int64(s, 1, now);
 
+	limit = store_list_limit(limit);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
+		rc = sqlite3_bind_int64(s, 2, limit + st->due_bad);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(s, 3, set, -1, SQLITE_TRANSIENT);
-	int ret = collect_and_call(st, S_DUE, rc, BAD_SKIP, cb, arg);
+	int ret = collect_and_call_n(st, S_DUE, rc, BAD_SKIP, limit, cb, arg);
 	free(set);
 	return ret;
 }
@@ -524,11 +537,12 @@ int store_due(struct store *st, int64_t now, int64_t limit, store_cb cb, void *a
 	sqlite3_stmt *s = st->stmt[S_DUE];
 	int rc = sqlite3_bind_int64(s, 1, now);
 
+	limit = store_list_limit(limit);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
+		rc = sqlite3_bind_int64(s, 2, limit + st->due_bad);
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 3, st->dirs);
-	return collect_and_call(st, S_DUE, rc, BAD_SKIP, cb, arg);
+	return collect_and_call_n(st, S_DUE, rc, BAD_SKIP, limit, cb, arg);
 }
 
 int store_due_elsewhere(struct store *st, int64_t now, int64_t *n, char *dir, size_t dirlen)

@@ -556,12 +556,43 @@ static int move_aside(const char *path)
 }
 
 /*
- * Whether path is a database: a file that is not empty. An empty regular
- * file holds no grant (SQLite writes the first page when it opens one): it
- * is what a creation leaves when jitd stopped before SQLite wrote its
- * schema, and it is judged like a missing file.
+ * Whether a regular file of size bytes at path is an SQLite database whose
+ * schema was never written: its header says user_version 0 (migrate()
+ * writes the schema and the version in one transaction). SQLite writes the
+ * header before that (the switch to WAL), so a creation interrupted there
+ * leaves such a file. Read by descriptor before this process opens the
+ * store (store_init runs first: no SQLite lock of ours to lose at close).
  */
-static int db_present(const char *path, bool *present, bool *exists)
+static bool db_schemaless(const char *path, off_t size)
+{
+	static const char magic[16] = "SQLite format 3";
+	unsigned char h[100];
+	ssize_t n = -1;
+	int fd;
+
+	if (size < (off_t)sizeof(h))
+		return false;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	n = pread(fd, h, sizeof(h), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(h) || memcmp(h, magic, sizeof(magic)) != 0)
+		return false; /* not ours to judge: SQLite says what it is */
+	return h[60] == 0 && h[61] == 0 && h[62] == 0 && h[63] == 0; /* user_version */
+}
+
+/*
+ * Whether path is a database that may hold grants. An empty regular file
+ * holds none, nor does one whose schema was never written (db_schemaless)
+ * with no -wal or -shm beside it: each is what a creation leaves when jitd
+ * stopped before SQLite wrote its schema, and is judged like a missing
+ * file (*what says which), so that the store_created line is still written
+ * and the rules of a new store apply. With a -wal or -shm beside it, the
+ * file's header says nothing: until the first checkpoint the schema and
+ * every grant are in the WAL alone, and the database is in use.
+ */
+static int db_present(const char *path, bool *present, bool *exists, const char **what)
 {
 	struct stat sb;
 
@@ -570,21 +601,35 @@ static int db_present(const char *path, bool *present, bool *exists)
 		log_err("store: %s: %s", path, strerror(errno));
 		return JIT_ECONFIG;
 	}
-	*present = *exists && !(S_ISREG(sb.st_mode) && sb.st_size == 0);
+	*what = "does not exist";
+	*present = *exists;
+	if (*exists && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		*present = false;
+		*what = "is empty";
+	} else if (*exists && S_ISREG(sb.st_mode) && db_schemaless(path, sb.st_size)) {
+		char *side = NULL;
+		if (side_file(path, &side) != JIT_OK)
+			return JIT_ECONFIG;
+		if (!side) {
+			*present = false;
+			*what = "holds no schema";
+		}
+		free(side);
+	}
 	return JIT_OK;
 }
 
 int store_init(const char *state_dir, const char *history, bool init, char **created)
 {
 	char *path = NULL, *side = NULL;
-	const char *what;
+	const char *what = NULL;
 	bool present = false, exists = false;
 	int ret = check_state_dir(state_dir);
 
 	if (ret != JIT_OK)
 		return ret;
 	path = xasprintf("%s/%s", state_dir, STORE_DB_NAME);
-	if ((ret = db_present(path, &present, &exists)) != JIT_OK || present) {
+	if ((ret = db_present(path, &present, &exists, &what)) != JIT_OK || present) {
 		if (ret == JIT_OK && init)
 			log_info("store: --init-store: %s exists, opening it as it is", path);
 		if (ret == JIT_OK)
@@ -593,7 +638,6 @@ int store_init(const char *state_dir, const char *history, bool init, char **cre
 	}
 	if ((ret = side_file(path, &side)) != JIT_OK)
 		goto out;
-	what = exists ? "is empty" : "does not exist";
 	if (side && !init) {
 		log_err("store: %s %s but %s does: the database it belongs to was moved or "
 			"deleted, and a new one would forget every live grant in it and never "

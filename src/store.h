@@ -96,8 +96,10 @@ int store_open(const char *state_dir, struct store **out) JIT_WUR;
  * jitd's start-up, before its first store_open(): makes sure a store that
  * should exist is not silently replaced by an empty one, which would forget
  * every live grant and never remove their memberships. If jitd.db exists
- * (and is not an empty file without WAL, which holds nothing: a creation
- * interrupted before SQLite wrote its schema), JIT_OK and *created = NULL.
+ * and may hold grants, JIT_OK and *created = NULL. An empty file, or a
+ * database whose header says schema version 0 with no -wal or -shm beside
+ * it, holds nothing (a creation interrupted before SQLite wrote its schema)
+ * and is judged like a missing file, side files and all.
  * Otherwise it creates an empty jitd.db (0600, the directory synced) and
  * sets *created to its path (heap; the caller opens the store, then writes
  * the store_created audit line, and frees it), unless refused: JIT_ECONFIG, logged with the path

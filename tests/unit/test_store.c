@@ -1175,6 +1175,34 @@ static void test_init(void)
 	CHECK_STR(created, p2);
 	free(created);
 	CHECK(store_init("/nonexistent/jitd-state", NULL, false, &created) == JIT_ECONFIG);
+
+	/* a creation interrupted after SQLite wrote its header (the switch to
+	 * WAL) but before the schema: a database of user_version 0 is judged
+	 * like an empty file (regression: any non-empty file was taken for a
+	 * store in use, so a later start opened it as it was and wrote no
+	 * store_created line, whatever the history) */
+	const char *d3 = new_dir();
+	char *p3 = xasprintf("%s/jitd.db", d3);
+	fd = open(p3, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	raw_sql(d3, "PRAGMA journal_mode = WAL;");
+	CHECK(stat(p3, &sb) == 0 && sb.st_size > 0);
+	created = (char *)"x";
+	CHECK(store_init(d3, "the audit log has history", false, &created) == JIT_ECONFIG);
+	CHECK_STR(created, "x");
+	CHECK(store_init(d3, NULL, false, &created) == JIT_OK);
+	CHECK_STR(created, p3);
+	free(created);
+	st = NULL;
+	CHECK(store_open(d3, &st) == JIT_OK);
+	store_close(st);
+	/* once the schema is written, it is a store in use */
+	created = (char *)"x";
+	CHECK(store_init(d3, "the audit log has history", false, &created) == JIT_OK);
+	CHECK(created == NULL);
+	free(p3);
 	free(p2);
 	free(away);
 	free(wal);

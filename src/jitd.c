@@ -42,7 +42,10 @@ struct daemon_state {
 	struct notify *notify;
 	struct engine *engine;
 	struct monitor *mon;
-	bool pid_written;             /* this process wrote cfg0->pid_file */
+	/* cfg0->pid_file as this process wrote it (root's: never given to
+	 * `user`, whose processes must not choose whom root's scripts signal),
+	 * kept open to empty it at exit where it cannot be removed; or -1 */
+	int pid_fd;
 };
 
 static void usage(FILE *fp)
@@ -266,33 +269,33 @@ static int lock_state_dir(const char *dir)
 	return rc;
 }
 
-static int write_pid_file(const char *path)
+/* Writes the pid file; *fd keeps it open (read and write) for
+ * remove_pid_file. */
+static int write_pid_file(const char *path, int *fd)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	*fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (*fd < 0 || write(*fd, buf, (size_t)n) != n) {
 		log_err("cannot write pid file %s: %s", path, strerror(errno));
 		return JIT_EIO;
 	}
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	int rc = write(fd, buf, (size_t)n) == n ? JIT_OK : JIT_EIO;
-	close(fd);
-	return rc;
+	return JIT_OK;
 }
 
 /* At exit: the pid file goes if it still names this process (a stale one
  * would have logrotate's script signal whatever process gets the pid next).
  * After dropping root its directory may no longer let it (/run/jitd is
- * root's): it is emptied instead (drop_root gave it to the user), which the
- * script's `[ -s ]` test skips. */
-static void remove_pid_file(const char *path)
+ * root's): it is emptied instead, through the descriptor opened while root
+ * (the file stays root's), which the script's `[ -s ]` test skips. */
+static void remove_pid_file(const char *path, int fd)
 {
 	char buf[32] = "", want[32];
-	int fd = path ? open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
 
-	if (fd < 0)
+	if (!path || fd < 0)
 		return;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
 	if (n > 0 && strcmp(buf, want) == 0 && unlink(path) != 0 && errno != ENOENT &&
 	    ftruncate(fd, 0) != 0)
@@ -348,8 +351,6 @@ static int drop_root(const struct jit_config *cfg)
 		rc = privsep_chown(cfg->state_dir, u, g);
 	if (rc == JIT_OK)
 		rc = privsep_chown(cfg->audit_log, u, g);
-	if (rc == JIT_OK && cfg->pid_file) /* emptied at exit if it cannot be removed */
-		rc = privsep_chown(cfg->pid_file, u, g);
 	if (rc != JIT_OK)
 		return rc;
 	if (privsep_drop_keep_kill(u, g, "jitd", cfg->has_listener_ids) != JIT_OK)
@@ -411,9 +412,8 @@ static int run(struct daemon_state *d, bool foreground, bool init_store)
 		log_err("daemon: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
-	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file) != JIT_OK)
+	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file, &d->pid_fd) != JIT_OK)
 		return EXIT_RUNTIME;
-	d->pid_written = d->cfg->pid_file != NULL;
 	if (ensure_parent(d->cfg->audit_log, config_run_uid(d->cfg)) != JIT_OK)
 		return EXIT_RUNTIME;
 	char *head = xasprintf("%s/audit.head", d->cfg->state_dir);
@@ -476,7 +476,7 @@ static int run(struct daemon_state *d, bool foreground, bool init_store)
 
 int main(int argc, char **argv)
 {
-	struct daemon_state d = { .config_path = DEFAULT_CONFIG };
+	struct daemon_state d = { .config_path = DEFAULT_CONFIG, .pid_fd = -1 };
 	static const struct option longopts[] = {
 		{ "init-store", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
@@ -531,8 +531,7 @@ int main(int argc, char **argv)
 		log_set_level(lvl);
 	FAULT_POINT("jitd.before_run");
 	status = run(&d, foreground, init_store);
-	if (d.pid_written)
-		remove_pid_file(d.cfg0->pid_file);
+	remove_pid_file(d.cfg0->pid_file, d.pid_fd);
 	monitor_free(d.mon);
 	engine_free(d.engine);
 	if (d.audit)

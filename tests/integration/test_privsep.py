@@ -555,6 +555,32 @@ def test_a_stopped_listener_that_cannot_be_ended_still_lets_due_grants_end():
         eq(j.show(b["grant_id"])["state"], "expired", "bob's grant closed")
 
 
+def test_the_pid_file_stays_root_s_and_is_emptied_at_exit():
+    """With `user`, the pid file in a directory of root's stays root's
+    while jitd runs (regression: it was given to the user, whose processes
+    could then write any pid into it for root's logrotate script or init
+    script to signal), and since the engine, no longer root, cannot remove
+    it there, it is emptied at a clean stop through the descriptor it kept."""
+    need_root()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = _dropping_env(e)
+        run = os.path.join(j.dir, "run")
+        os.mkdir(run, 0o755)              # root's, like /run/jitd
+        pid = os.path.join(run, "jitd.pid")
+        j.config["pid_file"] = pid
+        j.write_config()
+        j.start()
+        st = os.stat(pid)
+        eq((st.st_uid, st.st_gid), (0, 0), "pid file owner while jitd runs as daemon")
+        eq(st.st_mode & 0o022, 0, "pid file writable by group or others")
+        with open(pid) as f:
+            eq(f.read().strip(), str(j.proc.pid), "pid file while running")
+        eq(status_ids(j.proc.pid)["Uid"], ["1"] * 4, "engine uid")
+        j.stop()
+        if os.path.exists(pid):
+            eq(os.path.getsize(pid), 0, "pid file left with content after the stop")
+
+
 def _mem_holds(pid, needle):
     """Whether any readable mapping of process pid holds needle (root)."""
     found = False

@@ -35,6 +35,7 @@ const char *const fault_names[] = {
 	"grant.after_retry",         /* removal failed; retry recorded */
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
 	"jitd.before_run",           /* configuration read, signal handling not yet set up */
+	"jitd.before_daemon",        /* signals held, about to detach (without -f) */
 	"engine.after_extend_audit", /* extended line on disk; extension not committed */
 	"engine.after_extend",       /* extension committed; client not answered */
 	"audit.torn_write",          /* half of an audit line written (FAULT_CUT): a torn line */

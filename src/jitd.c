@@ -408,10 +408,21 @@ static int run(struct daemon_state *d, bool foreground, bool init_store)
 	if (ensure_dir(d->cfg->state_dir, config_run_uid(d->cfg)) != JIT_OK ||
 	    lock_state_dir(d->cfg->state_dir) != JIT_OK)
 		return EXIT_RUNTIME;
+	/* Signals held since the start (block_signals) that came meanwhile
+	 * are pending in this process, and a fork does not pass them on: the
+	 * daemon raises them again, for its signal loop to act on. */
+	sigset_t pending;
+	FAULT_POINT("jitd.before_daemon");
+	if (!foreground && sigpending(&pending) != 0)
+		sigemptyset(&pending);
 	if (!foreground && daemon(0, 0) != 0) {
 		log_err("daemon: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
+	static const int held[] = { SIGHUP, SIGTERM, SIGINT };
+	for (size_t i = 0; !foreground && i < sizeof(held) / sizeof(held[0]); i++)
+		if (sigismember(&pending, held[i]) == 1 && raise(held[i]) != 0)
+			log_err("cannot raise signal %d again: %s", held[i], strerror(errno));
 	if (d->cfg->pid_file && write_pid_file(d->cfg->pid_file, &d->pid_fd) != JIT_OK)
 		return EXIT_RUNTIME;
 	if (ensure_parent(d->cfg->audit_log, config_run_uid(d->cfg)) != JIT_OK)

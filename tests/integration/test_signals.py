@@ -369,3 +369,48 @@ def test_sighup_while_jitd_starts_does_not_end_it():
         eq(j.proc.poll(), None, "jitd still running")
         wait_until(lambda: "SIGHUP: reopening" in j.stderr_tail(50), 10, "the reload taken")
         e.grant_and_check("alice", "admins", "1h")
+
+
+def test_sigterm_while_jitd_detaches_stops_the_daemon():
+    """SIGTERM to a jitd started without -f, while it still holds its
+    signals before it detaches (a fault pause): the daemon it leaves behind
+    takes the stop (regression: the signal stayed pending in the parent,
+    which the fork does not pass on, and the daemon ran on as if nothing
+    had been asked)."""
+    import subprocess
+    from test_failures import need_faults
+    from jitd import binary
+    need_faults()
+    with Env(start=False) as e:
+        j = e.jitd
+        pid_file = os.path.join(j.dir, "jitd.pid")
+        env = dict(os.environ, JITD_FAULT="jitd.before_daemon:sleep=2000")
+        p = subprocess.Popen([binary("jitd"), "-c", j.conf], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(0.8)
+        assert p.poll() is None, "jitd ended before the pause"
+        p.send_signal(signal.SIGTERM)
+        eq(p.wait(10), 0, "the parent's exit status (daemon(3))")
+        daemon_pid = None
+        try:
+            wait_until(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0, 10,
+                       "the daemon's pid file")
+            with open(pid_file) as f:
+                daemon_pid = int(f.read().strip())
+
+            def gone():
+                try:
+                    os.kill(daemon_pid, 0)
+                except ProcessLookupError:
+                    return True
+                with open("/proc/%d/stat" % daemon_pid) as f:
+                    return f.read().split(") ")[1].split()[0] == "Z"
+            wait_until(gone, 20, "the daemon to take the SIGTERM and exit")
+            daemon_pid = None
+        finally:
+            if daemon_pid:
+                try:
+                    os.kill(daemon_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

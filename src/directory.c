@@ -661,7 +661,7 @@ static int op_list_range(struct dir_conn *c, void *varg, struct dir_result *res)
 	if (code != LDAP_SUCCESS)
 		goto out;
 	e = ldap_first_entry(c->ld, msg);
-	if (e == NULL) { /* the ACL hides the group: as good as missing */
+	if (e == NULL) { /* the ACL hides the group: 32, which no caller takes for empty */
 		code = LDAP_NO_SUCH_OBJECT;
 		dir_set_result(c, res, code, "list members");
 		goto out;

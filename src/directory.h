@@ -233,7 +233,10 @@ int dir_probe(struct dir_conn *c, struct dir_result *res) JIT_WUR;
  * walk). Large groups: where the server hands the attribute out in ranges
  * (Active Directory's `member;range=0-1499`), the ranges are fetched one
  * after another until the last. JIT_EDIRREFUSED with ldap_code 32 if the
- * group does not exist.
+ * group does not exist or jitd cannot see it (an ACL that hides the entry:
+ * the callers cannot tell the two apart and must not take either for an
+ * empty group), and with 50 when a list with no value could not be
+ * confirmed empty (a member attribute jitd may write but not search).
  */
 typedef int (*dir_value_cb)(const char *value, void *arg);
 /*

@@ -453,10 +453,14 @@ static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn
  * if new (prev is the last cycle's set), removed if the group enforces.
  * Adds its key to next unless it is gone or a live grant's renamed user.
  */
-static void unexplained(struct reconciler *r, const struct rc_group *g, struct dir_conn *dc,
-			const struct member *m, const struct live *lv, struct sset *renamed,
-			const struct sset *prev, const struct sset *prev_failed, struct sset *next,
-			struct sset *next_failed, const char *standing_hold)
+static bool plan_current(struct reconciler *r, const struct rc_plan *p);
+
+/* *replaced: a reload replaced plan p before m's removal (nothing done). */
+static void unexplained(struct reconciler *r, const struct rc_plan *p, const struct rc_group *g,
+			struct dir_conn *dc, const struct member *m, const struct live *lv,
+			struct sset *renamed, const struct sset *prev,
+			const struct sset *prev_failed, struct sset *next,
+			struct sset *next_failed, const char *standing_hold, bool *replaced)
 {
 	struct dir_result dres = { 0 };
 	const char *action = "reported", *note = NULL;
@@ -510,6 +514,13 @@ static void unexplained(struct reconciler *r, const struct rc_group *g, struct d
 		 * removing it would end that grant early. Reported, not removed. */
 		note = "not removed: jitd cannot read this entry's uuid, and it may be a live "
 		       "grant's user, moved";
+	} else if (g->mode == RECONCILE_ENFORCE && !plan_current(r, p)) {
+		/* Robustness: a reload came during the look-ups above (each up
+		 * to the directory's timeout); the new plan decides. */
+		*replaced = true;
+		pthread_mutex_unlock(lock);
+		free(pk);
+		return;
 	} else if (g->mode == RECONCILE_ENFORCE) {
 		/* Evidence first, as for grants: the drift line comes after the
 		 * removal, and one that cannot be written then leaves a removal
@@ -633,7 +644,6 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 	return true;
 }
 
-static bool plan_current(struct reconciler *r, const struct rc_plan *p);
 
 /* One group g of plan p; false when a reload replaced p during it (its
  * enforcement stopped, the group left to the new plan). */
@@ -690,8 +700,10 @@ static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 		if (spelled < 0)
 			spelled = g->mode == RECONCILE_ENFORCE &&
 				  standing_spelled_otherwise(g, dc, &present, hold, sizeof(hold));
-		unexplained(r, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &mem->failed,
-			    &next_u, &next_f, spelled ? hold : NULL);
+		unexplained(r, p, g, dc, &ms.v[i], &lv, &renamed, &mem->unexplained, &mem->failed,
+			    &next_u, &next_f, spelled ? hold : NULL, &replaced);
+		if (replaced)
+			break;
 	}
 	sset_sort(&renamed);
 	for (size_t i = 0; i < lv.n && !stopping(r) && !replaced; i++) {

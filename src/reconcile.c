@@ -644,7 +644,6 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 	return true;
 }
 
-
 /* One group g of plan p; false when a reload replaced p during it (its
  * enforcement stopped, the group left to the new plan). */
 static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const struct rc_group *g)

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -143,27 +142,20 @@ static void check_identities(struct ctx *cx, const config_setting_t *root, struc
 static void check_files(struct ctx *cx, const struct jit_config *cfg)
 {
 	uid_t owner = config_run_uid(cfg);
-	char why[200];
-	struct stat st;
+	char why[1024];
 
 	for (size_t i = 0; i < cx->n_files; i++) {
 		const struct file_ref *f = &cx->files[i];
 		if (f->secret) {
 			if (secret_file_check(f->path, owner, why, sizeof(why)) != JIT_OK)
 				cerr(cx, f->line, f->key, "%s: %s", f->path, why);
-		} else if (stat(f->path, &st) != 0) {
-			cerr(cx, f->line, f->key, "%s: %s", f->path, strerror(errno));
-		} else if (!S_ISREG(st.st_mode)) {
-			cerr(cx, f->line, f->key, "%s: not a regular file", f->path);
-		} else if (st.st_uid != 0 && st.st_uid != owner) {
+		} else if (file_trusted(f->path, owner, why, sizeof(why)) != JIT_OK) {
 			/* Robustness: a CA file decides whom jitd believes is its
-			 * directory or its ticket system; whoever may write it could
-			 * add their own CA. */
-			cerr(cx, f->line, f->key, "%s: owned by uid %lu, neither root nor uid %lu that "
-			     "jitd runs as", f->path, (unsigned long)st.st_uid, (unsigned long)owner);
-		} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-			cerr(cx, f->line, f->key, "%s: writable by group or others (mode %04o)",
-			     f->path, (unsigned)(st.st_mode & 07777));
+			 * directory or its ticket system; whoever may write it, or
+			 * swap it or a directory or link on the way to it, could
+			 * add their own CA. libldap and libcurl read it again for
+			 * each connection. */
+			cerr(cx, f->line, f->key, "%s: %s", f->path, why);
 		}
 	}
 }

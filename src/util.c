@@ -1,6 +1,7 @@
 /*
  * util.c - allocation, secret wiping, clocks, RFC 3339, random ids, checked
- * integer parsing and a growable string. No trust boundary of its own, but
+ * integer parsing, a growable string, and whether a directory or the path
+ * to a CA file is safe from other users. No trust boundary of its own, but
  * parse_int64 and parse_rfc3339 are fed untrusted text and check everything.
  */
 #include <errno.h>
@@ -352,6 +353,42 @@ void url_redact(const char *url, char *buf, size_t len)
 	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, h[hl] ? "/***" : "");
 }
 
+/* The checks of one directory jitd looks a name up in, st its stat: entry
+ * is the lstat of that name there, or NULL for a name that may be free.
+ * The reason, without the directory's path, goes in why. */
+static int dir_check(const struct stat *st, uid_t owner, const char *name, const struct stat *entry,
+		     char *why, size_t whylen)
+{
+	if (!S_ISDIR(st->st_mode)) {
+		snprintf(why, whylen, "not a directory");
+		return JIT_ECONFIG;
+	}
+	if (st->st_uid != 0 && st->st_uid != owner) {
+		snprintf(why, whylen, "owned by uid %lu, neither root nor uid %lu that jitd runs as",
+			 (unsigned long)st->st_uid, (unsigned long)owner);
+		return JIT_ECONFIG;
+	}
+	if (!(st->st_mode & (S_IWGRP | S_IWOTH)))
+		return JIT_OK;
+	/* Robustness: in a sticky directory (/tmp) only an entry's owner, the
+	 * directory's owner and root may rename or remove it, so an entry that
+	 * exists and belongs to root or owner stays what it is; a free name
+	 * anyone may take, and any other entry its owner may swap. */
+	if (!(st->st_mode & S_ISVTX) || !entry) {
+		snprintf(why, whylen, "writable by group or others (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+		return JIT_ECONFIG;
+	}
+	if (entry->st_uid != 0 && entry->st_uid != owner) {
+		snprintf(why, whylen, "writable by group or others (mode %04o), and %s in it is "
+			 "owned by uid %lu, neither root nor uid %lu that jitd runs as",
+			 (unsigned)(st->st_mode & 07777), name, (unsigned long)entry->st_uid,
+			 (unsigned long)owner);
+		return JIT_ECONFIG;
+	}
+	return JIT_OK;
+}
+
 int dir_trusted(const char *path, uid_t owner, char *why, size_t whylen)
 {
 	struct stat st;
@@ -360,19 +397,154 @@ int dir_trusted(const char *path, uid_t owner, char *why, size_t whylen)
 		snprintf(why, whylen, "%s", strerror(errno));
 		return JIT_EIO;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(why, whylen, "not a directory");
-		return JIT_ECONFIG;
+	return dir_check(&st, owner, NULL, NULL, why, whylen);
+}
+
+/* file_trusted()'s walk: where it stands and what is left. */
+struct walk {
+	char dir[PATH_MAX];  /* the directory reached, with no link in its path */
+	char full[PATH_MAX]; /* dir and the name looked up in it */
+	char rest[PATH_MAX]; /* what is left to resolve, from p on */
+	char link[PATH_MAX]; /* a link's target with the rest after it */
+	const char *p;
+	unsigned links; /* links followed so far */
+};
+
+/* A refusal by file_trusted(): the path resolved so far, w->full, is named
+ * when a symbolic link led there. JIT_ECONFIG. */
+static int walk_refuse(const struct walk *w, const char *reason, char *why, size_t whylen)
+{
+	if (w->links)
+		snprintf(why, whylen, "resolves to %s: %s", w->full, reason);
+	else
+		snprintf(why, whylen, "%s", reason);
+	return JIT_ECONFIG;
+}
+
+/* file_trusted()'s failure of a system call, errno err. */
+static int walk_fail(const struct walk *w, int err, char *why, size_t whylen)
+{
+	walk_refuse(w, strerror(err), why, whylen);
+	return err == ENOENT || err == ENOTDIR || err == ELOOP || err == ENAMETOOLONG ?
+		JIT_ECONFIG : JIT_EIO;
+}
+
+/* The checks of the file the walk arrived at, w->full (st: its lstat). */
+static int walk_file(const struct walk *w, const struct stat *st, uid_t owner, char *why,
+		     size_t whylen)
+{
+	char reason[120];
+
+	if (!S_ISREG(st->st_mode))
+		return walk_refuse(w, "not a regular file", why, whylen);
+	if (st->st_uid != 0 && st->st_uid != owner) {
+		snprintf(reason, sizeof(reason),
+			 "owned by uid %lu, neither root nor uid %lu that jitd runs as",
+			 (unsigned long)st->st_uid, (unsigned long)owner);
+		return walk_refuse(w, reason, why, whylen);
 	}
-	if (st.st_uid != 0 && st.st_uid != owner) {
-		snprintf(why, whylen, "owned by uid %lu, neither root nor uid %lu that jitd runs as",
-			 (unsigned long)st.st_uid, (unsigned long)owner);
-		return JIT_ECONFIG;
-	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		snprintf(why, whylen, "writable by group or others (mode %04o)",
-			 (unsigned)(st.st_mode & 07777));
-		return JIT_ECONFIG;
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(reason, sizeof(reason), "writable by group or others (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+		return walk_refuse(w, reason, why, whylen);
 	}
 	return JIT_OK;
+}
+
+/* Puts the target of the link at w->full before what is left to resolve,
+ * from w->dir, or from / for an absolute one. */
+static int walk_link(struct walk *w, char *why, size_t whylen)
+{
+	/* Linux's own limit on the links one lookup follows */
+	if (++w->links > 40)
+		return walk_fail(w, ELOOP, why, whylen);
+	ssize_t len = readlink(w->full, w->link, sizeof(w->link));
+	if (len < 0)
+		return walk_fail(w, errno, why, whylen);
+	if (len == 0) /* the kernel finds nothing at an empty link */
+		return walk_fail(w, ENOENT, why, whylen);
+	size_t left = strlen(w->p); /* "" or "/more" */
+	if ((size_t)len + left >= sizeof(w->link))
+		return walk_fail(w, ENAMETOOLONG, why, whylen);
+	memcpy(w->link + len, w->p, left + 1);
+	memcpy(w->rest, w->link, (size_t)len + left + 1);
+	w->p = w->rest;
+	if (w->rest[0] == '/')
+		memcpy(w->dir, "/", 2);
+	return JIT_OK;
+}
+
+/* One name, n bytes at w->p, looked up in w->dir: the directory checked
+ * for it, then a link followed, a directory entered or the file checked
+ * (*done). */
+static int walk_step(struct walk *w, size_t n, uid_t owner, bool *done, char *why, size_t whylen)
+{
+	char reason[200];
+	struct stat dst, est;
+	int len = snprintf(w->full, sizeof(w->full), "%s%s%.*s", w->dir, w->dir[1] ? "/" : "",
+			   (int)n, w->p);
+
+	if (len < 0 || (size_t)len >= sizeof(w->full))
+		return walk_fail(w, ENAMETOOLONG, why, whylen);
+	w->p += n;
+	if (lstat(w->full, &est) != 0 || stat(w->dir, &dst) != 0)
+		return walk_fail(w, errno, why, whylen);
+	int rc = dir_check(&dst, owner, w->full + len - n, &est, reason, sizeof(reason));
+	if (rc != JIT_OK) {
+		snprintf(why, whylen, "directory %s: %s", w->dir, reason);
+		return rc;
+	}
+	if (S_ISLNK(est.st_mode))
+		return walk_link(w, why, whylen);
+	if (*w->p == '\0') {
+		*done = true;
+		return walk_file(w, &est, owner, why, whylen);
+	}
+	if (!S_ISDIR(est.st_mode))
+		return walk_fail(w, ENOTDIR, why, whylen);
+	memcpy(w->dir, w->full, (size_t)len + 1);
+	return JIT_OK;
+}
+
+/* Robustness: the walk resolves path one name at a time, as the kernel
+ * will when libldap or libcurl opens it, so that every directory a name is
+ * looked up in is checked: those on the path as written, those a symbolic
+ * link leads through, and the one holding each link. */
+int file_trusted(const char *path, uid_t owner, char *why, size_t whylen)
+{
+	struct walk *w = xcalloc(1, sizeof(*w));
+	bool done = false;
+	int rc = JIT_ECONFIG;
+
+	if (path[0] != '/') {
+		snprintf(why, whylen, "not an absolute path");
+		goto out;
+	}
+	if (strlen(path) >= sizeof(w->rest)) {
+		rc = walk_fail(w, ENAMETOOLONG, why, whylen);
+		goto out;
+	}
+	memcpy(w->rest, path, strlen(path) + 1);
+	memcpy(w->dir, "/", 2);
+	w->p = w->rest;
+	for (rc = JIT_OK; rc == JIT_OK && !done;) {
+		w->p += strspn(w->p, "/");
+		size_t n = strcspn(w->p, "/");
+		if (n == 0) { /* ended on a directory: "/", "/etc/" */
+			memcpy(w->full, w->dir, strlen(w->dir) + 1);
+			rc = walk_refuse(w, "not a regular file", why, whylen);
+		} else if (n == 1 && w->p[0] == '.') {
+			w->p++;
+		} else if (n == 2 && w->p[0] == '.' && w->p[1] == '.') {
+			/* w->dir holds no link: its parent is the one it was reached by */
+			char *slash = strrchr(w->dir, '/');
+			*(slash == w->dir ? slash + 1 : slash) = '\0';
+			w->p += 2;
+		} else {
+			rc = walk_step(w, n, owner, &done, why, whylen);
+		}
+	}
+out:
+	free(w);
+	return rc;
 }

@@ -2,8 +2,9 @@
  * util.h - small helpers shared by every module: allocation that never
  * returns NULL (it aborts on exhaustion, the one case where dying is the
  * safe choice), secret wiping, time, RFC 3339 formatting, random ids, a
- * throttle for lines a flood must not multiply, and a growable string
- * buffer.
+ * throttle for lines a flood must not multiply, a growable string buffer,
+ * and checks that a directory, or the way to a CA file, is safe from other
+ * users.
  */
 #ifndef JITD_UTIL_H
 #define JITD_UTIL_H
@@ -69,6 +70,19 @@ bool url_has_userinfo(const char *url);
  * directory keeps entries from being removed, not a free name from being
  * taken). JIT_OK, or JIT_ECONFIG / JIT_EIO with the reason in why. */
 int dir_trusted(const char *path, uid_t owner, char *why, size_t whylen) JIT_WUR;
+
+/* May jitd trust a file others could use to deceive it (a CA file), at
+ * absolute path, not to be changed or replaced by anyone but root and uid
+ * owner? It must lead (through symbolic links, which are followed) to a
+ * regular file owned by one of them and not writable by group or others;
+ * and every directory a name on the way is looked up in (on the path as
+ * written, on the path links lead to, and holding each link) must be owned
+ * by one of them and not writable by group or others, unless it is sticky
+ * (/tmp) and the entry looked up in it belongs to root or owner, who alone
+ * may then rename or remove it. JIT_OK, or JIT_ECONFIG / JIT_EIO with the
+ * reason in why: "directory D: ..." for a directory, "resolves to F: ..."
+ * for where a link led. */
+int file_trusted(const char *path, uid_t owner, char *why, size_t whylen) JIT_WUR;
 
 /*
  * A throttle lets one event through per period and counts those it holds

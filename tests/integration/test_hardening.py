@@ -5,6 +5,8 @@ works; no secret reaches stderr or `jitd -t -v`."""
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 
 from jittest import Env, eq, need_root, wait_until
@@ -177,6 +179,91 @@ def test_ca_files_others_may_write_are_refused():
                 os.chmod(path, 0o644)
         os.chmod(ca, 0o666)
         _start_refused(j, "tls_ca_file: %s: writable by group or others" % ca)
+
+
+def _set_ca(j, key, path):
+    if key == "tls_ca_file":
+        j.config["directories"][0]["tls_ca_file"] = path
+    else:
+        j.config["groups"][3]["ticket_check"]["ca_file"] = path
+    j.write_config()
+
+
+def test_ca_files_in_or_through_directories_others_may_write_are_refused():
+    """libldap and libcurl read a CA file again by its path for each new
+    connection: a directory on the way that others may write would let them
+    swap the file, or a symbolic link to it, after jitd checked it
+    (regression: a link was followed and only its target judged, and no
+    directory was checked). A link to a good CA file in a 0777 directory,
+    or in a 01777 one when the link is not root's, is refused by `jitd -t`,
+    at start and at reload, naming the directory; so is a link to a file
+    group may write, naming that file. Accepted: a link in a root-owned 0755
+    directory (as /etc/ssl/certs/*.pem are), over which jitd binds with
+    ldaps://, and a root-owned link in a sticky directory (there only root
+    may remove or rename it)."""
+    need_root()
+    with Env(mech="SCRAM-SHA-256", slapd_kw={"tls": True}, start=False) as e:
+        j = e.jitd
+        d = {}
+        for name, mode in (("real", 0o755), ("links", 0o755), ("open", 0o777),
+                           ("sticky", 0o1777)):
+            d[name] = os.path.join(j.dir, name)
+            os.mkdir(d[name])
+            os.chmod(d[name], mode)
+        real, gw = os.path.join(d["real"], "ca.pem"), os.path.join(d["real"], "gw.pem")
+        for path, mode in ((real, 0o644), (gw, 0o664)):
+            shutil.copyfile(e.slapd.tls_cert, path)
+            os.chmod(path, mode)
+        good, to_gw = os.path.join(d["links"], "ca.pem"), os.path.join(d["links"], "gw.pem")
+        in_open, in_sticky = os.path.join(d["open"], "ca.pem"), os.path.join(d["sticky"], "ca.pem")
+        os.symlink("../real/ca.pem", good)
+        os.symlink("../real/gw.pem", to_gw)
+        os.symlink(real, in_open)
+        os.symlink(real, in_sticky)
+        j.config["directories"][0].update({"uri": e.slapd.ldaps_uri, "tls_ca_file": good})
+        j.config["groups"][3]["ticket_check"] = {
+            "url": "https://127.0.0.1:9/t/%s", "approved_field": "state",
+            "approved_value": "approved", "ca_file": good}
+        j.write_config()
+        eq(_check(j)[0], 0, "jitd -t with CA files through links: %r" % (_check(j),))
+        open_words = "directory %s: writable by group or others (mode 0777)" % d["open"]
+        sticky_words = ("directory %s: writable by group or others (mode 1777), and ca.pem in "
+                        "it is owned by uid 1, neither root nor uid 0 that jitd runs as"
+                        % d["sticky"])
+        for key in ("tls_ca_file", "ca_file"):
+            for path, words in ((in_open, open_words), (in_sticky, None),
+                                (to_gw, "resolves to %s: writable by group or others "
+                                 "(mode 0664)" % gw)):
+                _set_ca(j, key, path)
+                rc, err = _check(j)
+                if words is None:
+                    eq(rc, 0, "jitd -t with %s %s: %s" % (key, path, err))
+                    continue
+                eq(rc, 1, "jitd -t with %s %s: %s" % (key, path, err))
+                want = "%s: %s: %s" % (key, path, words)
+                assert want in err and (":%d: " % _line_of(j, key)) in err, (want, err)
+            _set_ca(j, key, good)
+        os.lchown(in_sticky, DAEMON, DAEMON)  # its owner may now retarget it
+        for key in ("tls_ca_file", "ca_file"):
+            _set_ca(j, key, in_sticky)
+            rc, err = _check(j)
+            want = "%s: %s: %s" % (key, in_sticky, sticky_words)
+            assert rc == 1 and want in err, (want, err)
+            _set_ca(j, key, good)
+        _set_ca(j, "tls_ca_file", in_open)
+        _start_refused(j, "tls_ca_file: %s: %s" % (in_open, open_words))
+        _set_ca(j, "tls_ca_file", good)
+        j.start()
+        e.grant_and_check("alice", "admins", "1h")  # over ldaps://, the CA read through good
+        # at reload, the running configuration is kept
+        mark = j.stderr_pos()
+        j.config["groups"][3]["ticket_check"]["ca_file"] = in_open
+        j.write_config()
+        j.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in j.stderr_since(mark), 5, "reload refused")
+        want = "ca_file: %s: %s" % (in_open, open_words)
+        assert want in j.stderr_since(mark), (want, j.stderr_since(mark))
+        e.grant_and_check("bob", "admins", "1h")
 
 
 def _start_refused(j, text):

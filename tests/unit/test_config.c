@@ -1,7 +1,7 @@
 /*
  * test_config.c - config_load(): values and defaults of valid files, every
  * kind of error with its file:line and key, all errors collected, file
- * permission checks, config_dump() round trips, config_diff() (what a
+ * permission checks and the walk to a CA file, config_dump() round trips, config_diff() (what a
  * reload changes, and which of it waits for a restart), the example
  * config, and the golden files tests/unit/config/NAME.conf -> NAME.ok.
  *
@@ -811,6 +811,92 @@ static void test_file_checks(void)
 	free(path);
 }
 
+/* file_trusted(), as check_files() runs it on CA files: the walk through
+ * symbolic links and the directories it checks. The tree is under a
+ * mkdtemp directory of /tmp: sticky, so trusted for entries of root and
+ * of the user running the test, as owner. */
+static void test_ca_file_walk(void)
+{
+	static const char *const made[] = {
+		"ok/ca.pem", "ok/gw.pem", "ok/to-gw", "ok/hop", "ok/loop", "ok/dangling",
+		"ok/up", "open/ca", "sticky/ca", "ok", "open", "sticky",
+	};
+	static const struct {
+		const char *path, *why; /* why: NULL for trusted; "@" stands for base */
+	} cases[] = {
+		{ "@/ok/ca.pem", NULL },
+		{ "@/ok/./../ok//ca.pem", NULL },
+		{ "@/ok/up", NULL },     /* ../open/../ok/ca.pem: ".." is no entry */
+		{ "@/sticky/ca", NULL }, /* a link of ours in a sticky directory */
+		{ "@/open/ca", "directory @/open: writable by group or others (mode 0777)" },
+		{ "@/ok/hop", "directory @/open: writable by group or others (mode 0777)" },
+		{ "@/ok/to-gw", "resolves to @/ok/gw.pem: writable by group or others (mode 0664)" },
+		{ "@/ok/loop", "resolves to @/ok/loop: Too many levels of symbolic links" },
+		{ "@/ok/dangling", "resolves to @/ok/nowhere: No such file or directory" },
+		{ "@/ok/ca.pem/", "Not a directory" },
+		{ "@/ok", "not a regular file" },
+		{ "ok/ca.pem", "not an absolute path" },
+	};
+	static const char *const links[][2] = {
+		{ "ok/to-gw", "gw.pem" }, { "ok/hop", "../open/ca" }, { "ok/loop", "loop" },
+		{ "ok/dangling", "nowhere" }, { "ok/up", "../open/../ok/ca.pem" },
+		{ "open/ca", "../ok/ca.pem" }, { "sticky/ca", "@/ok/ca.pem" },
+	};
+	char base[] = "/tmp/jitd-ca.XXXXXX", why[1024];
+	uid_t me = geteuid();
+
+	CHECK(mkdtemp(base) != NULL && chmod(base, 0755) == 0);
+	char *ok = xasprintf("%s/ok", base), *open_ = xasprintf("%s/open", base);
+	char *sticky = xasprintf("%s/sticky", base), *ca = xasprintf("%s/ca.pem", ok);
+	char *gw = xasprintf("%s/gw.pem", ok), *sca = xasprintf("%s/ca", sticky);
+	CHECK(mkdir(ok, 0755) == 0 && mkdir(open_, 0755) == 0 && mkdir(sticky, 0755) == 0);
+	CHECK(chmod(open_, 0777) == 0 && chmod(sticky, 01777) == 0);
+	write_file(ca, "ca\n", 3, 0644);
+	write_file(gw, "ca\n", 3, 0664);
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		char *at = xasprintf("%s/%s", base, links[i][0]);
+		char *to = replace(xstrdup(links[i][1]), "@", base);
+		CHECK(symlink(to, at) == 0);
+		free(at);
+		free(to);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *path = replace(xstrdup(cases[i].path), "@", base);
+		int rc = file_trusted(path, me, why, sizeof(why));
+		if (!cases[i].why) {
+			CHECK_STR(rc == JIT_OK ? path : why, path);
+		} else {
+			char *want = replace(xstrdup(cases[i].why), "@", base);
+			CHECK(rc != JIT_OK);
+			CHECK_STR(why, want);
+			free(want);
+		}
+		free(path);
+	}
+	/* Only a link that is not ours could be swapped in a sticky directory. */
+	if (me == 0 && lchown(sca, 1, 1) == 0) {
+		char *want = xasprintf("directory %s: writable by group or others (mode 1777), and "
+				       "ca in it is owned by uid 1, neither root nor uid 0 that jitd "
+				       "runs as", sticky);
+		CHECK(file_trusted(sca, me, why, sizeof(why)) == JIT_ECONFIG);
+		CHECK_STR(why, want);
+		free(want);
+	}
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		char *p = xasprintf("%s/%s", base, made[i]);
+		if (remove(p) != 0)
+			perror(p);
+		free(p);
+	}
+	CHECK(rmdir(base) == 0);
+	free(ok);
+	free(open_);
+	free(sticky);
+	free(ca);
+	free(gw);
+	free(sca);
+}
+
 /* dump -> load -> dump gives the same text; no secret is printed. */
 static void test_dump(void)
 {
@@ -1254,6 +1340,7 @@ int main(int argc, char **argv)
 	test_multiple_errors();
 	test_lexer();
 	test_file_checks();
+	test_ca_file_walk();
 	test_dump();
 	test_diff();
 	test_redacted();

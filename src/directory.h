@@ -182,6 +182,10 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  * dn: JIT_OK with *uuid (caller frees), NULL when no entry jitd can see has
  * that DN (or dn is no DN) or it shows no uuid; JIT_EDIRREFUSED or
  * JIT_EDIRUNAVAIL (message in res, which may be NULL). */
+/* Does an entry jitd can see have this DN? JIT_OK with *exists, or the
+ * directory's error (res may be NULL). */
+int dir_entry_exists(struct dir_conn *c, const char *dn, bool *exists,
+		     struct dir_result *res) JIT_WUR;
 /* Could dn be what a move made of was (the same first RDN under another
  * parent)? False when either is no DN. */
 bool dir_dn_moved(const char *dn, const char *was);

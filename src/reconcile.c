@@ -65,6 +65,7 @@ struct rc_group {
 	char *name, *dn, *directory, *attr, *placeholder;
 	struct sset standing;   /* value keys (dir_value_key), sorted */
 	char **standing_raw;    /* the same values as configured (NULL-ended) */
+	bool *standing_ph;      /* per standing_raw value: a placeholder */
 	enum jit_reconcile mode;
 	int dir;                /* index into cfg0->dirs */
 };
@@ -128,6 +129,7 @@ static void plan_free(struct rc_plan *p)
 		for (char **v = g->standing_raw; v && *v; v++)
 			free(*v);
 		free(g->standing_raw);
+		free(g->standing_ph);
 	}
 	free(p->g);
 	free(p);
@@ -135,12 +137,14 @@ static void plan_free(struct rc_plan *p)
 
 /* One value a group's members may hold for good: into g's standing set and
  * list (n values in it so far). */
-static void add_standing_value(struct rc_group *g, size_t *n, const char *value)
+static void add_standing_value(struct rc_group *g, size_t *n, const char *value, bool ph)
 {
 	char *key = dir_value_key(value);
 	sset_add(&g->standing, key);
 	free(key);
 	g->standing_raw = xrealloc(g->standing_raw, (*n + 2) * sizeof(char *));
+	g->standing_ph = xrealloc(g->standing_ph, (*n + 1) * sizeof(bool));
+	g->standing_ph[*n] = ph;
 	g->standing_raw[(*n)++] = xstrdup(value);
 	g->standing_raw[*n] = NULL;
 }
@@ -166,10 +170,10 @@ static void add_standing(const struct jit_config *cfg, struct rc_group *g)
 		if (!same)
 			continue;
 		for (size_t k = 0; k < gc->n_standing_members; k++)
-			add_standing_value(g, &n, gc->standing_members[k]);
+			add_standing_value(g, &n, gc->standing_members[k], false);
 		const char *ph = config_group_placeholder(cfg, gc);
 		if (ph && *ph)
-			add_standing_value(g, &n, ph);
+			add_standing_value(g, &n, ph, true);
 	}
 	sset_sort(&g->standing);
 	free(mine);
@@ -421,27 +425,45 @@ static enum grantee renamed_grantee(struct dir_conn *dc, const struct member *m,
  * whose key none of the values read has (present: their keys)? The server
  * matches DNs by its own rules (spaces, Unicode forms, attribute type
  * aliases), jitd's key may not; then one of the unexplained values may be
- * it, and enforce removes none of them. A check that fails counts as yes.
- * Yes: why (for the drift event's message) into why.
+ * it, and enforce removes none of them. So too when a standing member's DN
+ * names no entry: it was renamed or moved (an account moved to another OU,
+ * and the directory rewrote its membership to the new DN), and one of the
+ * unexplained values may be it; the operator updates standing_members. A
+ * check that fails counts as yes. Yes: why (for the drift event's message)
+ * into why.
  */
 static bool standing_spelled_otherwise(const struct rc_group *g, struct dir_conn *dc,
 				       const struct sset *present, char *why, size_t whylen)
 {
-	for (char **v = g->standing_raw; v && *v; v++) {
-		char *key = dir_value_key(*v);
+	for (size_t i = 0; g->standing_raw && g->standing_raw[i]; i++) {
+		const char *v = g->standing_raw[i];
+		char *key = dir_value_key(v);
 		bool listed = sset_has(present, key);
-		bool there = false;
+		bool there = false, exists = true;
 		free(key);
 		if (listed)
 			continue;
-		if (dir_is_member(dc, g->dn, g->attr, *v, &there, NULL) != JIT_OK) {
+		if (dir_is_member(dc, g->dn, g->attr, v, &there, NULL) != JIT_OK) {
 			snprintf(why, whylen, "not removed: jitd could not check whether standing "
-				 "member \"%.200s\" is in the group under another spelling", *v);
+				 "member \"%.200s\" is in the group under another spelling", v);
 			return true;
 		}
 		if (there) {
 			snprintf(why, whylen, "not removed: standing member \"%.200s\" is in the "
-				 "group under another spelling, which may be this value", *v);
+				 "group under another spelling, which may be this value", v);
+			return true;
+		}
+		if (g->standing_ph[i] || strcasecmp(g->attr, "memberUid") == 0)
+			continue; /* a placeholder may name no entry; a uid is no DN */
+		if (dir_entry_exists(dc, v, &exists, NULL) != JIT_OK) {
+			snprintf(why, whylen, "not removed: jitd could not check whether standing "
+				 "member \"%.200s\" still names an entry", v);
+			return true;
+		}
+		if (!exists) {
+			snprintf(why, whylen, "not removed: standing member \"%.200s\" names no entry "
+				 "jitd can see (renamed or moved? then it may be this value): put its "
+				 "DN as it is now in standing_members", v);
 			return true;
 		}
 	}
@@ -684,7 +706,7 @@ static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 		if (i == 0 || strcmp(ms.v[i].key, ms.v[i - 1].key) != 0)
 			sset_add(&present, ms.v[i].key);
 	int spelled = -1; /* standing_spelled_otherwise(), asked once if needed */
-	char hold[320] = "";
+	char hold[512] = "";
 	for (size_t i = 0; i < ms.n && !stopping(r); i++) {
 		if ((i > 0 && strcmp(ms.v[i].key, ms.v[i - 1].key) == 0) ||
 		    sset_has(&explained, ms.v[i].key))

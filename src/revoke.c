@@ -197,6 +197,10 @@ static int op_exists(struct dir_conn *c, void *varg, struct dir_result *res)
 /* Does an entry with this DN exist? */
 static int entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct dir_result *res)
 {
+	if (res == NULL) {
+		struct dir_result dummy;
+		return entry_exists(c, dn, exists, &dummy);
+	}
 	struct exists_arg arg = { dn, false };
 	int code = 0, rc = dir_run(c, op_exists, &arg, res, &code);
 
@@ -304,6 +308,11 @@ static int op_read_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 		code = LDAP_SUCCESS;
 	ldap_msgfree(msg);
 	return code;
+}
+
+int dir_entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct dir_result *res)
+{
+	return entry_exists(c, dn, exists, res);
 }
 
 int dir_entry_uuid(struct dir_conn *c, const char *dn, char **uuid, struct dir_result *res)

@@ -125,6 +125,40 @@ def test_drift_enforce_removes_unexplained_members():
         print("unexplained member removed %.2fs after it appeared (interval 1s)" % took)
 
 
+def test_a_standing_member_moved_to_another_ou_is_not_removed_by_enforce():
+    """erin is a standing member of an enforced group; an admin moves her
+    entry to another OU (as in AD tiering) and refint rewrites the group's
+    value to her new DN, which standing_members does not name. enforce
+    must not remove her: her configured DN names no entry any more, so any
+    unexplained value may be her (regression: she was removed as
+    unexplained, a break-glass account out of its group); frank, added by
+    hand, is still reported, and not removed either while this lasts."""
+    import test_identity
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        s = e.slapd
+        if "refint" not in s.overlays and "memberof" not in s.overlays:
+            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+        erin, frank = e.user_dn("erin"), e.user_dn("frank")
+        s.add_member("dba", erin)
+        _restart_with(e, dba={"reconcile": "enforce", "standing_members": [erin]})
+        _passes(e, 2)
+        assert e.is_member("dba", erin), "the standing member before the move"
+        new_dn = test_identity._move(s, "erin", "erin", test_identity._staff(s))
+        eq(s.is_member("dba", new_dn), True, "refint rewrote the value")
+        s.add_member("dba", frank)
+        _passes(e, 3)
+        assert s.is_member("dba", new_dn), "the moved standing member was removed"
+        assert s.is_member("dba", frank), "frank removed while enforcement is held"
+        d = _drift(e, "dba", "unexplained", new_dn)
+        assert d, "the moved member is reported"
+        eq(d[0]["action"], "reported", "action for the moved standing member")
+        assert "names no entry" in d[0]["message"], d[0]
+        # the operator puts her new DN in standing_members: frank goes, she stays
+        _restart_with(e, dba={"reconcile": "enforce", "standing_members": [new_dn]})
+        wait_until(lambda: not s.is_member("dba", frank), 10, "frank removed")
+        assert s.is_member("dba", new_dn), "the standing member, at her new DN"
+
+
 def test_standing_member_spelled_otherwise_is_kept_by_enforce():
     """standing_members written with another non-ASCII case, or with `\\,`
     where the directory writes `\\2C`, name the same entries: enforce keeps

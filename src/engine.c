@@ -319,11 +319,9 @@ void engine_begin_stop(struct engine *e)
 	if (e->stopped || e->draining)
 		return;
 	e->draining = true;
-	/* The ticket checks waiting or running are answered shutting_down
-	 * now, while the answers are still forwarded (none is started after
-	 * this: requests_grant refuses). */
-	ticket_checker_free(e->tickets);
-	e->tickets = NULL;
+	/* No tick comes during the drain: what one held back for a fuller
+	 * batch goes to the queues now. */
+	scheduler_flush_held(e);
 	/* Nothing more is queued. What waits in the queues to add access (a
 	 * grant, an extension's check) or to probe is answered at once, not
 	 * when a worker gets free (all of them may be held by a slow directory
@@ -362,6 +360,13 @@ void engine_begin_stop(struct engine *e)
 			drop = next;
 		}
 	}
+	/* Last, with the queues closed: the ticket checks waiting or running
+	 * are answered shutting_down now, while the answers are still
+	 * forwarded, and one that passed meanwhile finds its queue closed and
+	 * is answered so too (none is started after this: requests_grant
+	 * refuses). */
+	ticket_checker_free(e->tickets);
+	e->tickets = NULL;
 }
 
 bool engine_queues_empty(struct engine *e)

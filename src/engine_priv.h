@@ -196,6 +196,9 @@ char *workers_refuse_unqueued(struct dirq *q, const struct jit_peer *peer, const
 
 /* Main thread: grant id is no longer in flight (its job is done). */
 void scheduler_inflight_del(struct engine *e, const char *id);
+/* Main thread, at the start of a stop: the expiries a tick held back for a
+ * fuller batch are queued now (no tick comes during the drain). */
+void scheduler_flush_held(struct engine *e);
 
 /* ---- requests.c ---- */
 

@@ -276,8 +276,22 @@ static int write_pid_file(const char *path, int *fd)
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 
+	struct stat st;
+
 	*fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (*fd < 0 || write(*fd, buf, (size_t)n) != n) {
+	if (*fd < 0 || fstat(*fd, &st) != 0) {
+		log_err("cannot write pid file %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	/* Robustness: one left by an older jitd may belong to `user` (which
+	 * it was given to): it is taken back, so that no process of that user
+	 * chooses whom a script reading it signals. */
+	if (geteuid() == 0 && (st.st_uid != 0 || (st.st_mode & 07777) != 0644) &&
+	    (fchown(*fd, 0, 0) != 0 || fchmod(*fd, 0644) != 0)) {
+		log_err("cannot make pid file %s root's: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	if (write(*fd, buf, (size_t)n) != n) {
 		log_err("cannot write pid file %s: %s", path, strerror(errno));
 		return JIT_EIO;
 	}
@@ -292,14 +306,19 @@ static int write_pid_file(const char *path, int *fd)
 static void remove_pid_file(const char *path, int fd)
 {
 	char buf[32] = "", want[32];
+	struct stat held, named;
 
 	if (!path || fd < 0)
 		return;
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
-	if (n > 0 && strcmp(buf, want) == 0 && unlink(path) != 0 && errno != ENOENT &&
-	    ftruncate(fd, 0) != 0)
-		log_warn("pid file %s left: %s", path, strerror(errno));
+	if (n > 0 && strcmp(buf, want) == 0) {
+		/* the name is unlinked only while it is still the file written */
+		bool same = fstat(fd, &held) == 0 && lstat(path, &named) == 0 &&
+			    held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+		if (!(same && unlink(path) == 0) && ftruncate(fd, 0) != 0)
+			log_warn("pid file %s left: %s", path, strerror(errno));
+	}
 	close(fd);
 }
 

@@ -82,9 +82,10 @@ struct store {
 	bool bounded; /* store_set_wait() was called: waits end in JIT_EBUSY */
 	bool spent;   /* bounded: a wait ran out; no more waiting until re-armed */
 	int64_t skipped;          /* rows the due reads skipped (store_rows_skipped) */
-	/* The most rows one due read has skipped: later due reads ask SQLite
-	 * for that many more rows than they want, so that unreadable rows,
-	 * which stay first in due order, cannot fill every read. */
+	/* Twice the most rows one read that skips them has skipped: later
+	 * such reads (due, expiring, created after) ask SQLite for that many
+	 * more rows than they want, so that unreadable rows, which stay first
+	 * in their order, cannot fill every read. */
 	int64_t due_bad;
 	struct throttle skip_log; /* their log lines: one burst a minute */
 };

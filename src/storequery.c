@@ -431,7 +431,7 @@ static int collect_and_call_n(struct store *st, enum stmt_id id, int bind_rc, en
 	}
 	if (loud && nbad > SKIP_LOG_ROWS)
 		log_err("store: %lld more unreadable row(s) skipped", (long long)(nbad - SKIP_LOG_ROWS));
-	if (id == S_DUE && nbad > st->due_bad) /* twice: a few ticks reach any number */
+	if (bad == BAD_SKIP && nbad > st->due_bad) /* twice: a few reads reach any number */
 		st->due_bad = nbad > STORE_MAX_LIMIT / 2 ? STORE_MAX_LIMIT : 2 * nbad;
 	if (ret == JIT_OK && rc != SQLITE_DONE)
 		ret = db_fail(st, stmt_sql[id].name);
@@ -586,9 +586,10 @@ int store_expiring(struct store *st, int64_t now, int64_t before, int64_t limit,
 		rc = sqlite3_bind_int64(s, 2, now);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 3, before);
+	limit = store_list_limit(limit);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 4, store_list_limit(limit));
-	return collect_and_call(st, S_EXPIRING, rc, BAD_SKIP, cb, arg);
+		rc = sqlite3_bind_int64(s, 4, limit + st->due_bad);
+	return collect_and_call_n(st, S_EXPIRING, rc, BAD_SKIP, limit, cb, arg);
 }
 
 int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb, void *arg)
@@ -596,9 +597,10 @@ int store_created_after(struct store *st, int64_t t, int64_t limit, store_cb cb,
 	sqlite3_stmt *s = st->stmt[S_CREATED_AFTER];
 	int rc = sqlite3_bind_int64(s, 1, t);
 
+	limit = store_list_limit(limit);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(s, 2, store_list_limit(limit));
-	return collect_and_call(st, S_CREATED_AFTER, rc, BAD_SKIP, cb, arg);
+		rc = sqlite3_bind_int64(s, 2, limit + st->due_bad);
+	return collect_and_call_n(st, S_CREATED_AFTER, rc, BAD_SKIP, limit, cb, arg);
 }
 
 int store_reschedule(struct store *st, const struct grant_rec *r, int64_t created_at,

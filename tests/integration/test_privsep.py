@@ -567,6 +567,11 @@ def test_the_pid_file_stays_root_s_and_is_emptied_at_exit():
         run = os.path.join(j.dir, "run")
         os.mkdir(run, 0o755)              # root's, like /run/jitd
         pid = os.path.join(run, "jitd.pid")
+        # one left by an older jitd, which gave it to the user
+        with open(pid, "w") as f:
+            f.write("12345\n")
+        os.chown(pid, 1, 1)
+        os.chmod(pid, 0o664)
         j.config["pid_file"] = pid
         j.write_config()
         j.start()

@@ -392,25 +392,17 @@ def test_sigterm_while_jitd_detaches_stops_the_daemon():
         assert p.poll() is None, "jitd ended before the pause"
         p.send_signal(signal.SIGTERM)
         eq(p.wait(10), 0, "the parent's exit status (daemon(3))")
-        daemon_pid = None
         try:
-            wait_until(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0, 10,
-                       "the daemon's pid file")
-            with open(pid_file) as f:
-                daemon_pid = int(f.read().strip())
-
-            def gone():
-                try:
-                    os.kill(daemon_pid, 0)
-                except ProcessLookupError:
-                    return True
-                with open("/proc/%d/stat" % daemon_pid) as f:
-                    return f.read().split(") ")[1].split()[0] == "Z"
-            wait_until(gone, 20, "the daemon to take the SIGTERM and exit")
-            daemon_pid = None
+            # the daemon started (its `started` line) and then stopped on
+            # the signal held across the fork (its `stopped` line)
+            wait_until(lambda: j.audit_events("started"), 20, "the daemon's start")
+            wait_until(lambda: j.audit_events("stopped"), 20,
+                       "the daemon to take the SIGTERM and stop")
         finally:
-            if daemon_pid:
-                try:
-                    os.kill(daemon_pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            try:
+                with open(pid_file) as f:
+                    left = int(f.read().strip() or 0)
+                if left:
+                    os.kill(left, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass

@@ -483,11 +483,14 @@ static int op_remove(struct dir_conn *c, void *varg, struct dir_result *res)
 		arg->gone = true;
 	else if ((code == LDAP_UNWILLING_TO_PERFORM &&
 		  (dir_uuid_is_guid(c->cfg) || strstr(res->message, "00000561") != NULL)) ||
-		 (arg->by_guid && (code == LDAP_INVALID_SYNTAX || code == LDAP_NO_SUCH_ATTRIBUTE)))
+		 (arg->by_guid && (code == LDAP_INVALID_SYNTAX || code == LDAP_NO_SUCH_ATTRIBUTE ||
+				   code == LDAP_NO_SUCH_OBJECT)))
 		/* AD: 53 "not a member"; 21 when the GUID names no object
-		 * any more (the user was deleted). A 16 for a GUID (a group
-		 * left without any member value) is checked the same way:
-		 * the group may still be the user's primary group.
+		 * any more (the user was deleted: Samba), or 32 (the object
+		 * the value names is not found: a DC may answer so). A 16 for
+		 * a GUID (a group left without any member value) is checked
+		 * the same way: the group may still be the user's primary
+		 * group. None of them is believed without that check.
 		 * Robustness: only on a directory configured as AD, or with
 		 * AD's own code for it (00000561, ERROR_MEMBER_NOT_IN_GROUP).
 		 * Elsewhere (OpenLDAP) 53 is a server that cannot write (a

@@ -84,6 +84,10 @@ def test_ad_refusals_disabled_unknown_and_not_delegated():
         refused(e.jitd.grant("*", "domain-admins", "1h"), "unknown_user", "wildcard user")
         refused(e.jitd.grant("alice)(sAMAccountName=*", "domain-admins", "1h"), "unknown_user",
                 "filter injection")
+        # a computer account is no user: the documented filter does not find
+        # it (objectClass=user would, and make the machine a Domain Admin)
+        refused(e.jitd.grant("DC1$", "domain-admins", "1h"), "unknown_user", "computer account")
+        eq(dc.is_member("Domain Admins", "DC1$"), False, "DC1$ after refusal")
 
         # The service account may write member of the delegated groups only.
         before = dc.members("Not Delegated")

@@ -449,7 +449,7 @@ def jitd_directory(dc, **kw):
     users by sAMAccountName, identity by objectGUID."""
     d = {"name": "ad", "uri": dc.ldap_uri, "sasl_mech": "GSSAPI", "keytab": dc.keytab,
          "sasl_nocanon": True, "sasl_secprops": "minssf=56",
-         "user_base": BASE, "user_filter": "(&(objectClass=user)(sAMAccountName=%s))",
+         "user_base": BASE, "user_filter": "(&(sAMAccountType=805306368)(sAMAccountName=%s))",
          "uid_attr": "sAMAccountName", "uuid_attr": "objectGUID", "member_attr": "member",
          "timeout": 10, "connections": 2}
     d.update(kw)

@@ -182,6 +182,13 @@ int dir_revoke_member(struct dir_conn *c, const struct dir_member *m, bool *remo
  * dn: JIT_OK with *uuid (caller frees), NULL when no entry jitd can see has
  * that DN (or dn is no DN) or it shows no uuid; JIT_EDIRREFUSED or
  * JIT_EDIRUNAVAIL (message in res, which may be NULL). */
+/* The value an add writes for the user whose entry jitd read (value: its
+ * DN or uid, uuid: its uuid_attr as text; heap). On AD, <GUID=uuid>: the
+ * link goes to the very entry jitd resolved and checked, even if another
+ * entry took its DN meanwhile (a rename between the look-up and the add).
+ * Elsewhere value itself. */
+char *dir_add_value(const struct dir_conn *c, const char *attr, const char *value,
+		    const char *uuid);
 /* Does an entry jitd can see have this DN? JIT_OK with *exists, or the
  * directory's error (res may be NULL). */
 int dir_entry_exists(struct dir_conn *c, const char *dn, bool *exists,

@@ -363,10 +363,11 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 	}
 	FAULT_POINT("grant.after_pending");
 	if (!present) {
+		char *add = dir_add_value(g->dc, r.member_attr, r.member_value, r.user_uuid);
 		t = mono_us();
-		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, r.member_value, &already,
-				    &dres);
+		rc = dir_add_member(g->dc, r.group_dn, r.member_attr, add, &already, &dres);
 		timing_since(STEP_DIRECTORY_ADD, t);
+		free(add);
 		if (rc != JIT_OK) {
 			line = add_failed(g, p, &r, rc, &dres);
 			FAULT_POINT("grant.after_add_failed");

@@ -310,6 +310,14 @@ static int op_read_uuid(struct dir_conn *c, void *varg, struct dir_result *res)
 	return code;
 }
 
+char *dir_add_value(const struct dir_conn *c, const char *attr, const char *value,
+		    const char *uuid)
+{
+	if (uuid && attr && attr_holds_dns(attr) && dir_uuid_is_guid(c->cfg) && guid_text_ok(uuid))
+		return xasprintf("<GUID=%s>", uuid);
+	return xstrdup(value);
+}
+
 int dir_entry_exists(struct dir_conn *c, const char *dn, bool *exists, struct dir_result *res)
 {
 	return entry_exists(c, dn, exists, res);

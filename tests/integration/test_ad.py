@@ -70,6 +70,38 @@ def test_ad_grant_expiry_complete_and_standing_member():
 
 @exclusive("samba")
 @timeout(240)
+def test_ad_a_user_renamed_between_look_up_and_add_is_the_one_added():
+    """carol is looked up; before the add (a fault pause), she is renamed
+    away and another account is created at her old DN. The add goes to the
+    entry jitd looked up and checked (by <GUID=...>), not to whoever holds
+    the DN now (regression: the DN was written, the other account became a
+    Domain Admin, and carol's removal by GUID at the end left it there)."""
+    from test_failures import need_faults
+    need_faults()
+    with AdEnv(env={"JITD_FAULT": "grant.before_pending:sleep=6000@1"}) as e:
+        dc, j = e.dc, e.jitd
+        guid = dc.guid("carol")
+        old_dn = dc.user_dn("carol")
+        c = j.connect(timeout=60)
+        c.send({"op": "grant", "user": "carol", "group": "domain-admins", "duration": "1h"})
+        wait_until(lambda: "fault pause" in j.stderr_tail(40), 20, "the grant held before its add")
+        new_dn = dc.rename(old_dn, "CN=Carol Moved", "OU=Moved," + dc.base)
+        other = dc.add_user("carol", "carol2")
+        eq(other.lower(), old_dn.lower(), "the other account holds carol's old DN")
+        a = c.recv()
+        c.close()
+        assert a.get("ok"), a
+        eq(dc.is_member("Domain Admins", "carol2"), False, "the account that took the DN")
+        eq(dc.is_member("Domain Admins", "carol"), True, "carol, the user looked up")
+        eq(dc.find_user("carol").lower(), new_dn.lower(), "carol's DN now")
+        j.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
+        eq(dc.is_member("Domain Admins", "carol"), False, "carol after the complete")
+        eq(_event(e, "completed", a["grant"]["grant_id"])["removed_value"], "<GUID=%s>" % guid,
+           "removed by GUID")
+
+
+@exclusive("samba")
+@timeout(240)
 def test_ad_refusals_disabled_unknown_and_not_delegated():
     with AdEnv() as e:
         dc = e.dc

@@ -137,6 +137,7 @@ struct jit_client_cfg {
 	bool has_uid, has_gid;
 	uid_t uid;              /* from `uid` or `unix_user` (resolved at load) */
 	gid_t gid;              /* from `gid` or `unix_group` (resolved at load) */
+	bool gid_by_name;       /* from `unix_group`: the group database knew it */
 	char **groups;          /* group names or "*" */
 	size_t n_groups;
 	unsigned ops;           /* bitmask of 1u << enum jit_op, and OPS_FORCE_BIT; default all */

@@ -552,6 +552,7 @@ static void check_client(struct ctx *cx, const config_setting_t *e, struct jit_c
 	c->has_gid = r->gid >= 0;
 	c->uid = c->has_uid ? (uid_t)r->uid : (uid_t)-1;
 	c->gid = c->has_gid ? (gid_t)r->gid : (gid_t)-1;
+	c->gid_by_name = c->has_gid && r->unix_group != NULL;
 	c->max_duration = r->max_duration;
 	c->max_requests_per_minute = r->max_requests_per_minute;
 	check_client_lists(cx, cfg, r, c);

@@ -292,7 +292,7 @@ static void on_request(struct monitor *m, struct imsg *msg)
 	 * and a few seconds: this loop also runs the expiries, and the name
 	 * service may be slow): only when a clients entry matches by gid. */
 	if (policy_uses_groups(m->cfg))
-		policy_peer_groups_cached(&peer, mono_ms());
+		policy_peer_groups_cached(&peer, m->cfg, mono_ms());
 	const struct jit_client_cfg *c = policy_client(m->cfg, &peer);
 	int rc = JIT_OK;
 	if (!c || strcmp(c->name, client) != 0) {

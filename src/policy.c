@@ -19,7 +19,32 @@
 #include "policy.h"
 #include "util.h"
 
-void policy_peer_groups(struct jit_peer *p)
+/* Does the group database know gid? (Unknown when it cannot be asked.) */
+static bool group_known(gid_t gid)
+{
+	struct group gr, *res = NULL;
+	size_t len = 4096;
+	char *buf = NULL;
+	int rc = ERANGE;
+
+	for (int tries = 0; rc == ERANGE && tries < 8; tries++, len *= 2) {
+		free(buf);
+		buf = xmalloc(len);
+		rc = getgrgid_r(gid, &gr, buf, len, &res);
+	}
+	free(buf);
+	return rc == 0 && res != NULL;
+}
+
+static bool in_list(const struct jit_peer *p, gid_t gid)
+{
+	for (int i = 0; i < p->n_groups; i++)
+		if (p->groups[i] == gid)
+			return true;
+	return false;
+}
+
+void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg)
 {
 	struct passwd pw, *res = NULL;
 	size_t len = 4096;
@@ -45,6 +70,8 @@ void policy_peer_groups(struct jit_peer *p)
 	 * switched group (sg, newgrp, a setgid helper) still belongs to it, and
 	 * getgrouplist adds only the gid it is given to what the group
 	 * database lists. peer_in_group checks the process's gid as well. */
+	for (int i = 0; i < max; i++)
+		p->groups[i] = (gid_t)-1; /* nothing read stays no group at all */
 	if (getgrouplist(pw.pw_name, pw.pw_gid, p->groups, &n) < 0) {
 		n = max; /* more than fit: what fits is kept, the rest unknown */
 	} else {
@@ -52,11 +79,26 @@ void policy_peer_groups(struct jit_peer *p)
 	}
 	p->n_groups = n;
 	free(buf);
+	/* Robustness: getgrouplist() does not report a source of the group
+	 * database that failed (an LDAP name service that is down): it leaves
+	 * that source's groups out. A group of a clients entry that the peer is
+	 * not seen in, named by unix_group, was found when the configuration was
+ * read (a numeric gid need not be in the database at all); if the
+	 * database cannot find it now, its source is down, and the peer may be
+	 * in it: the groups are unknown (policy_client matches no entry from
+	 * there on, rather than a later, broader one). */
+	for (size_t i = 0; cfg && !p->groups_unknown && i < cfg->n_clients; i++) {
+		const struct jit_client_cfg *c = &cfg->clients[i];
+		if (c->has_gid && c->gid_by_name && c->gid != p->gid && !in_list(p, c->gid) &&
+		    !group_known(c->gid))
+			p->groups_unknown = true;
+	}
 }
 
-void policy_peer_groups_cached(struct jit_peer *p, int64_t now_ms)
+void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg, int64_t now_ms)
 {
 	static struct {
+		const struct jit_config *cfg; /* the entries the groups were checked for */
 		uid_t uid;
 		int64_t read_at; /* 0: empty */
 		gid_t groups[sizeof(p->groups) / sizeof(p->groups[0])];
@@ -66,7 +108,7 @@ void policy_peer_groups_cached(struct jit_peer *p, int64_t now_ms)
 	size_t oldest = 0;
 
 	for (size_t i = 0; i < POLICY_GROUPS_CACHE; i++) {
-		if (cache[i].read_at != 0 && cache[i].uid == p->uid &&
+		if (cache[i].read_at != 0 && cache[i].uid == p->uid && cache[i].cfg == cfg &&
 		    now_ms - cache[i].read_at < POLICY_GROUPS_TTL_MS && now_ms >= cache[i].read_at) {
 			memcpy(p->groups, cache[i].groups, sizeof(p->groups));
 			p->n_groups = cache[i].n_groups;
@@ -76,7 +118,8 @@ void policy_peer_groups_cached(struct jit_peer *p, int64_t now_ms)
 		if (cache[i].read_at < cache[oldest].read_at)
 			oldest = i;
 	}
-	policy_peer_groups(p);
+	policy_peer_groups(p, cfg);
+	cache[oldest].cfg = cfg;
 	cache[oldest].uid = p->uid;
 	cache[oldest].read_at = now_ms > 0 ? now_ms : 1;
 	memcpy(cache[oldest].groups, p->groups, sizeof(p->groups));
@@ -94,12 +137,7 @@ bool policy_uses_groups(const struct jit_config *cfg)
 
 static bool peer_in_group(const struct jit_peer *p, gid_t gid)
 {
-	if (p->gid == gid)
-		return true;
-	for (int i = 0; i < p->n_groups; i++)
-		if (p->groups[i] == gid)
-			return true;
-	return false;
+	return p->gid == gid || in_list(p, gid);
 }
 
 const struct jit_client_cfg *policy_client(const struct jit_config *cfg, const struct jit_peer *p)

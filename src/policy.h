@@ -39,7 +39,7 @@ struct jit_peer {
 
 /* Fills the supplementary groups of p->uid (getgrouplist); sets
  * p->groups_unknown when they could not all be read. */
-void policy_peer_groups(struct jit_peer *p);
+void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg);
 
 /* The same for the engine's main loop, which also runs the expiries: the
  * groups of a uid read in the last POLICY_GROUPS_TTL_MS are reused (at
@@ -48,7 +48,7 @@ void policy_peer_groups(struct jit_peer *p);
  * request. Main thread only. */
 #define POLICY_GROUPS_TTL_MS 5000
 #define POLICY_GROUPS_CACHE 16
-void policy_peer_groups_cached(struct jit_peer *p, int64_t now_ms);
+void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg, int64_t now_ms);
 
 /* Does any clients entry match by gid (and so read the peer's groups)? */
 bool policy_uses_groups(const struct jit_config *cfg);

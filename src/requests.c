@@ -443,7 +443,7 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 const struct jit_client_cfg *requests_client_again(struct engine *e, struct job *j)
 {
 	if (policy_uses_groups(e->cfg))
-		policy_peer_groups_cached(&j->peer, mono_ms());
+		policy_peer_groups_cached(&j->peer, e->cfg, mono_ms());
 	const struct jit_client_cfg *c = policy_client(e->cfg, &j->peer);
 	return c && j->client && strcmp(c->name, j->client) == 0 ? c : NULL;
 }

@@ -448,7 +448,7 @@ static void accept_clients(struct server *s)
 static const struct jit_client_cfg *client_entry(struct server *s, struct client *c)
 {
 	if (!c->groups_read && policy_uses_groups(s->cfg)) {
-		policy_peer_groups(&c->peer);
+		policy_peer_groups(&c->peer, s->cfg);
 		c->groups_read = true;
 	}
 	return policy_client(s->cfg, &c->peer);

@@ -6,6 +6,7 @@
  * and against the user an active grant holds (extend); DN comparison.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,26 +26,88 @@ int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups)
 	return real ? real(user, group, groups, ngroups) : -1;
 }
 
+/* getgrgid_r for TEST_GID: as a name service that is down (EIO), one
+ * that finds it, or the C library's answer. */
+#define TEST_GID ((gid_t)4242)
+static enum { GR_REAL, GR_DOWN, GR_FOUND } gr_mode;
+int getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, struct group **result)
+{
+	int (*real)(gid_t, struct group *, char *, size_t, struct group **) =
+		(int (*)(gid_t, struct group *, char *, size_t, struct group **))dlsym(RTLD_NEXT,
+											 "getgrgid_r");
+	if (gid != TEST_GID || gr_mode == GR_REAL)
+		return real ? real(gid, grp, buf, buflen, result) : ENOENT;
+	*result = NULL;
+	if (gr_mode == GR_DOWN)
+		return EIO;
+	if (buflen < 2 * sizeof(char *) + 2)
+		return ERANGE;
+	char **mem = (char **)(void *)buf;
+	mem[0] = NULL;
+	grp->gr_mem = mem;
+	grp->gr_name = buf + sizeof(char *);
+	strcpy(grp->gr_name, "t");
+	grp->gr_passwd = grp->gr_name;
+	grp->gr_gid = gid;
+	*result = grp;
+	return 0;
+}
+
+/* A name service that is down is not "not a member" (regression:
+ * getgrouplist() leaves a failing source out without saying so, and a
+ * clients entry for a group of that source was skipped for a later,
+ * broader one). */
+static void test_groups_source_down(void)
+{
+	struct jit_client_cfg cl[2] = {
+		{ .name = "narrow", .has_gid = true, .gid = TEST_GID, .gid_by_name = true },
+		{ .name = "broad", .has_gid = true, .gid = 0 },
+	};
+	struct jit_config c = { .clients = cl, .n_clients = 2 };
+	struct jit_peer p = { .uid = 0, .gid = 0 };
+
+	gr_mode = GR_FOUND; /* the group is there, root is not in it */
+	policy_peer_groups(&p, &c);
+	CHECK(!p.groups_unknown);
+	CHECK(policy_client(&c, &p) == &cl[1]);
+	gr_mode = GR_DOWN; /* its source is down: root may be in it */
+	struct jit_peer q = { .uid = 0, .gid = 0 };
+	policy_peer_groups(&q, &c);
+	CHECK(q.groups_unknown);
+	CHECK(policy_client(&c, &q) == NULL);
+	/* the cache checks again for another configuration */
+	struct jit_peer r = { .uid = 0, .gid = 0 };
+	gr_mode = GR_FOUND;
+	policy_peer_groups_cached(&r, &c, 5000000);
+	CHECK(!r.groups_unknown);
+	struct jit_config c2 = c;
+	gr_mode = GR_DOWN;
+	struct jit_peer r2 = { .uid = 0, .gid = 0 };
+	policy_peer_groups_cached(&r2, &c2, 5000000);
+	CHECK(r2.groups_unknown);
+	gr_mode = GR_REAL;
+}
+
 /* The engine's cached reads: one per uid and POLICY_GROUPS_TTL_MS. */
 static void test_groups_cached(void)
 {
 	struct jit_peer a = { .uid = 0, .gid = 0 }, b = { .uid = 0, .gid = 0 };
 	int before = grouplist_reads;
 
-	policy_peer_groups_cached(&a, 1000000);
+	policy_peer_groups_cached(&a, NULL, 1000000);
 	CHECK(grouplist_reads == before + 1);
-	policy_peer_groups_cached(&b, 1000000 + POLICY_GROUPS_TTL_MS - 1);
+	policy_peer_groups_cached(&b, NULL, 1000000 + POLICY_GROUPS_TTL_MS - 1);
 	CHECK(grouplist_reads == before + 1);
 	CHECK(b.n_groups == a.n_groups && !b.groups_unknown &&
 	      memcmp(a.groups, b.groups, sizeof(a.groups)) == 0);
-	policy_peer_groups_cached(&b, 1000000 + POLICY_GROUPS_TTL_MS);
+	policy_peer_groups_cached(&b, NULL, 1000000 + POLICY_GROUPS_TTL_MS);
 	CHECK(grouplist_reads == before + 2);
 	/* another uid is read on its own */
 	struct jit_peer c = { .uid = 1, .gid = 1 };
-	policy_peer_groups_cached(&c, 1000000 + POLICY_GROUPS_TTL_MS);
+	policy_peer_groups_cached(&c, NULL, 1000000 + POLICY_GROUPS_TTL_MS);
 	CHECK(grouplist_reads == before + 3);
 	/* a clock that went back (never: monotonic) is not trusted */
-	policy_peer_groups_cached(&b, 999000);
+	policy_peer_groups_cached(&b, NULL, 999000);
 	CHECK(grouplist_reads == before + 4);
 }
 
@@ -445,15 +508,16 @@ int main(void)
 	CHECK(policy_client(&cfg, &hd_unknown) == &clients[1]);
 	/* read for real: root's groups are all there */
 	struct jit_peer root_read = { .uid = 0, .gid = 0, .groups_unknown = true };
-	policy_peer_groups(&root_read);
+	policy_peer_groups(&root_read, NULL);
 	CHECK(!root_read.groups_unknown && root_read.n_groups >= 1);
 	/* A process running under another group (sg, newgrp, a setgid
 	 * helper) still belongs to its passwd primary group: an entry for
 	 * that group must not be skipped for a later, broader one. */
 	struct jit_peer root_sg = { .uid = 0, .gid = 54321, .groups_unknown = true };
 	bool has_primary = false;
-	policy_peer_groups(&root_sg);
+	policy_peer_groups(&root_sg, NULL);
 	test_groups_cached();
+	test_groups_source_down();
 	CHECK(!root_sg.groups_unknown);
 	for (int i = 0; i < root_sg.n_groups; i++)
 		has_primary |= root_sg.groups[i] == 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "fault.h"
 #include "grant_priv.h"
 #include "log.h"
@@ -23,13 +24,20 @@ static bool writer_configured(const struct grant_ctx *g, const struct grant_rec 
 }
 
 /* Does something other than r hold r's membership (another live grant of
- * the same value, or a standing membership)? Then st->outcome says what. */
+ * the same value, or a standing membership)? Then st->outcome says what.
+ * Robustness: another grant keeps it only if it is the same user's (its
+ * uuid), and for memberUid, which compares case, of the very same value.
+ * A pair key can be shared by two users (a DN given to a new entry after
+ * the first user's rename, whose membership refint or AD moved along) or
+ * two values (uids differing in case): each grant then removes its own. */
 int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st)
 {
 	int64_t others = 0;
 	bool any_jitd = false;
-	int rc = store_pair_live(g->st, r->pair_key, r->id, GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE),
-				 &others, &any_jitd);
+	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
+	int rc = store_pair_live_same(g->st, r->pair_key, r->id,
+				      GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE), r->user_uuid,
+				      by_uid ? r->member_value : NULL, &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
 	/* r waits for its writer to answer a check, as grant_schedule_verify

@@ -218,6 +218,12 @@ int store_expire_due(struct store *st, const char *id, int64_t now) JIT_WUR;
  * exclude_id (may be NULL): *count, and *any_jitd = true if at least one of
  * them has standing == false.
  */
+/* As store_pair_live, counting only the rows of user uuid (NULL: those
+ * without one) and, when exact_value is not NULL, whose member_value is
+ * exactly it. */
+int store_pair_live_same(struct store *st, const char *pair_key, const char *exclude_id,
+			 unsigned state_mask, const char *uuid, const char *exact_value,
+			 int64_t *count, bool *any_jitd) JIT_WUR;
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
 		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;
 

@@ -37,6 +37,7 @@ enum stmt_id {
 	S_EXPIRY,
 	S_EXPIRE_DUE,
 	S_PAIR_LIVE,
+	S_PAIR_LIVE_SAME,
 	S_PAIR_CLEAR,
 	S_PAIR_SET,
 	S_LIST,

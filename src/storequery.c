@@ -312,6 +312,30 @@ out:
 	return ret;
 }
 
+int store_pair_live_same(struct store *st, const char *pair_key, const char *exclude_id,
+			 unsigned state_mask, const char *uuid, const char *exact_value,
+			 int64_t *count, bool *any_jitd)
+{
+	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE_SAME];
+	int ret = JIT_OK;
+
+	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
+	    bind_mask(s, 3, state_mask) != SQLITE_OK || bind_txt(s, 10, uuid) != SQLITE_OK ||
+	    bind_txt(s, 11, exact_value) != SQLITE_OK) {
+		ret = db_fail(st, "pair_live_same: bind");
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		ret = db_fail(st, "pair_live_same");
+		goto out;
+	}
+	*count = sqlite3_column_int64(s, 0);
+	*any_jitd = sqlite3_column_int64(s, 1) != 0;
+out:
+	stmt_done(s);
+	return ret;
+}
+
 int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)
 {
 	sqlite3_stmt *s = st->stmt[S_USER_LIVE];

@@ -154,6 +154,14 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			  "SELECT count(*), coalesce(max(standing = 0), 0)"
 			  " FROM grants INDEXED BY grants_pair WHERE pair_key = ?1 AND id IS NOT ?2"
 			  " AND state IN ('pending', 'active', 'ending') AND " STATE_IN_3 },
+	/* as pair_live, only the rows of the same user (?10: user_uuid, NULL
+	 * matching NULL) and, when ?11 is given, of that very value (byte for
+	 * byte: memberUid compares case) */
+	[S_PAIR_LIVE_SAME] = { "pair_live_same",
+			       "SELECT count(*), coalesce(max(standing = 0), 0)"
+			       " FROM grants INDEXED BY grants_pair WHERE pair_key = ?1 AND id IS NOT ?2"
+			       " AND state IN ('pending', 'active', 'ending') AND " STATE_IN_3
+			       " AND user_uuid IS ?10 AND (?11 IS NULL OR member_value = ?11)" },
 	[S_PAIR_CLEAR] = { "pair_clear_standing",
 			   "UPDATE grants INDEXED BY grants_pair SET standing = 0"
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"

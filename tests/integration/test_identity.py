@@ -328,3 +328,53 @@ def test_grant_refused_when_the_entry_has_no_uuid():
         g = e.jitd.must_grant("bob", "unixops", "1h")
         assert e.is_member("unixops", "bob")
         e.jitd.ok({"op": "complete", "grant_id": g["grant_id"]})
+
+
+def test_two_users_behind_one_dn_each_lose_their_own_membership():
+    """alice is granted, renamed (refint moves the group's value to her new
+    DN), and a new entry takes her old DN and is granted the same group: the
+    two grants share one pair (the DN) but are two users. Whichever ends
+    first, each end removes its own user's membership (regression: the first
+    to end was taken as kept by the other's live grant, and its user's
+    membership stayed for good once both rows were final)."""
+    for first in ("old", "new"):
+        with Env() as e:
+            s, j = e.slapd, e.jitd
+            if "refint" not in s.overlays and "memberof" not in s.overlays:
+                raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+            ga = j.must_grant("alice", "admins", "1h")
+            old_dn = s.user_dn("alice")
+            new_dn = _move(s, "alice", "alice.smith", _staff(s))
+            eq(s.is_member("admins", new_dn), True, "refint rewrote the value")
+            eq(s.add_user("alice"), old_dn, "the new entry takes alice's old DN")
+            gb = j.must_grant("alice", "admins", "1h")
+            eq(one_event(j, "granted", gb["grant_id"])["outcome"], "added", "the new alice's add")
+            order = [ga, gb] if first == "old" else [gb, ga]
+            for g in order:
+                j.ok({"op": "complete", "grant_id": g["grant_id"]})
+            eq(s.is_member("admins", new_dn), False, "the renamed alice (%s ended first)" % first)
+            eq(s.is_member("admins", old_dn), False, "the new alice (%s ended first)" % first)
+            for g in (ga, gb):
+                eq(one_event(j, "completed", g["grant_id"])["outcome"], "removed",
+                   "outcome of %s (%s ended first)" % (g["grant_id"], first))
+
+
+def test_memberuid_values_differing_in_case_are_each_removed():
+    """memberUid compares case: a grant writes carol's uid, the uid's case
+    is changed, and a second grant writes the new spelling. They share a
+    pair key (keys fold case) but not a value: each end removes its own
+    (regression: the first to end was kept by the other, and its value
+    stayed)."""
+    for first in ("old", "new"):
+        with Env() as e:
+            s, j = e.slapd, e.jitd
+            ga = j.must_grant("carol", "unixops", "1h")
+            dn = s.user_dn("carol")
+            s.ldapmodify("dn: %s\nchangetype: modify\nreplace: uid\nuid: Carol\n" % dn)
+            gb = j.must_grant("Carol", "unixops", "1h")
+            vals = s.members("unixops", "memberUid")
+            eq(sorted(vals), ["Carol", "carol"], "both spellings written")
+            order = [ga, gb] if first == "old" else [gb, ga]
+            for g in order:
+                j.ok({"op": "complete", "grant_id": g["grant_id"]})
+            eq(s.members("unixops", "memberUid"), set(), "memberUid values left (%s first)" % first)

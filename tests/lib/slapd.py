@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import urllib.parse
 
 SUFFIX = "dc=example,dc=com"
@@ -277,12 +278,15 @@ class Slapd:
             "cn: jitd\nuserPassword: %s\n" % (self.service_dn, self.service_pw),
         ]
         for i, u in enumerate(self.users):
+            # The same entryUUID for the same DN in every test slapd, as
+            # replicas of one directory have (several servers in `uri`).
             out.append(
                 "dn: %s\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n"
                 "uid: %s\ncn: %s\nsn: %s\nuidNumber: %d\ngidNumber: %d\n"
-                "homeDirectory: /home/%s\n"
+                "homeDirectory: /home/%s\nentryUUID: %s\n"
                 % (self.user_dn(u), u, u.capitalize(), u.capitalize(),
-                   10000 + i, 10000 + i, u))
+                   10000 + i, 10000 + i, u,
+                   uuid.uuid5(uuid.NAMESPACE_URL, "ldap:///" + self.user_dn(u).lower())))
         for g, (kind, members) in self.groups.items():
             out.append(self._group_ldif(g, kind, members))
         if self.extra_ldif:
@@ -336,7 +340,8 @@ class Slapd:
         if self not in _live:
             _live.append(self)
         if first:
-            self.ldapadd(self.seed_ldif())
+            # relax: the seed sets the users' entryUUID (seed_ldif)
+            self._run(["ldapadd", "-e", "relax"] + self._root_args(), self.seed_ldif())
         return self
 
     def _spawn(self):

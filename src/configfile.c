@@ -312,7 +312,8 @@ static char *literal_value(const char *raw, size_t n)
  * host (never a user or password), then "/", and "%s" if v is a
  * ticket_check URL's form (one %s, see ticket_url_conversions), so the
  * listener's checks pass as the engine's did; a host that is not plain
- * (a %, a quote, a backslash ...) becomes redacted.invalid. A plain one is
+ * (a %, a quote, a backslash ...) or cannot be told from a password
+ * (url_host) becomes redacted.invalid. A plain one is
  * at most one byte longer than the value's literal; redacted.invalid at
  * most 30 bytes in all (the channel takes the largest config file plus
  * 4 KiB).
@@ -320,23 +321,17 @@ static char *literal_value(const char *raw, size_t n)
 static void put_redacted_url(struct strbuf *sb, const char *v)
 {
 	const char *sep = strstr(v, "://");
-	const char *host = sep ? sep + 3 : NULL, *end = host;
-	bool plain = sep && sep > v;
+	size_t n = 0;
+	const char *host = url_host(v, &n); /* as url_redact: never a user or password */
+	bool plain = sep && sep > v && host && n > 0;
 	for (const char *p = v; plain && p < sep; p++)
 		plain = isalpha((unsigned char)*p);
-	while (end && *end && !strchr("/?#", *end))
-		end++;
-	const char *at = host;
-	for (const char *p = host; p && p < end; p++)
-		if (*p == '@')
-			at = p + 1; /* user:password@ is dropped */
-	for (const char *p = at; plain && p < end; p++)
-		plain = isalnum((unsigned char)*p) || strchr(".-_:[]", *p);
-	plain = plain && at < end;
+	for (size_t i = 0; plain && i < n; i++)
+		plain = isalnum((unsigned char)host[i]) || strchr(".-_:[]", host[i]);
 	sb_add(sb, "\"", 1);
 	if (plain) {
 		sb_add(sb, v, (size_t)(sep + 3 - v));
-		sb_add(sb, at, (size_t)(end - at));
+		sb_add(sb, host, n);
 	} else {
 		sb_addstr(sb, "https://redacted.invalid");
 	}

@@ -307,31 +307,19 @@ static void check_ticket_url(struct ctx *cx, const config_setting_t *t, const ch
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
 		cerr(cx, key_line(t, "url"), "url", "\"%s\" is not an http:// or https:// URL",
 		     shown);
-	if (url_has_userinfo(url))
+	size_t n;
+	if (url_has_userinfo(url) && url_host(url, &n))
 		cerr(cx, key_line(t, "url"), "url",
 		     "must not hold a user name or password (put a token in token_file)");
+	else if (url_has_userinfo(url)) /* url_host() cannot tell: refused, not guessed at */
+		cerr(cx, key_line(t, "url"), "url",
+		     "may hold a user name or password: an '@' follows the first '/', '?' or '#', "
+		     "and what precedes that is not surely a host (a name with a dot, localhost or "
+		     "an [IPv6] address, with or without a port): name the host in full (and put "
+		     "a token in token_file)");
 	if (ticket_url_conversions(url) != 1)
 		cerr(cx, key_line(t, "url"), "url",
 		     "must hold exactly one %%s (the ticket) and %%%% for a literal %%");
-}
-
-/* Is the host of http(s) URL url a loopback name or address? */
-static bool url_host_is_loopback(const char *url)
-{
-	static const char *const loop[] = { "localhost", "127.0.0.1", "[::1]", NULL };
-	const char *h = strstr(url, "://");
-	if (!h)
-		return false;
-	h += 3;
-	size_t n = strcspn(h, "/?#");
-	const char *colon = h[0] == '[' ? memchr(h, ']', n) : memchr(h, ':', n);
-	if (colon && h[0] == '[')
-		colon++; /* past the bracket: the port follows, if any */
-	size_t hn = colon ? (size_t)(colon - h) : n;
-	for (size_t i = 0; loop[i]; i++)
-		if (strlen(loop[i]) == hn && strncasecmp(h, loop[i], hn) == 0)
-			return true;
-	return false;
 }
 
 static void parse_ticket_check(struct ctx *cx, const config_setting_t *e, struct jit_group_cfg *g)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "log.h"
 #include "privsep.h"
@@ -312,6 +313,13 @@ static int setup(struct check *c, char *msg, size_t msglen)
 	 * every other group's checks with it. */
 	SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
+	/* Robustness: libcurl takes a proxy from http_proxy, https_proxy and
+	 * all_proxy, even for a loopback host. An http:// check (accepted to
+	 * loopback only) would then carry its token and its answer in clear
+	 * over the network, and a loopback name would be the proxy's own: a
+	 * loopback host is asked directly ("" turns the proxy off). */
+	if (strncasecmp(url, "http://", 7) == 0 || url_host_is_loopback(url))
+		SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca_file) {

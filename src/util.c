@@ -4,6 +4,7 @@
  * to a CA file is safe from other users. No trust boundary of its own, but
  * parse_int64 and parse_rfc3339 are fed untrusted text and check everything.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -272,53 +273,105 @@ bool throttle_flush(struct throttle *t, int64_t now_ms, int64_t period_ms, int64
 	return true;
 }
 
-/* Where the host of the URL that starts at p (after "://") begins, or NULL
- * when it cannot be told. A user name and password end at an '@' before the
- * first '/'. An '@' past it is part of the path (Teams webhooks have one),
- * unless what stands before that '/' cannot be a host and port: "u:pa" of
- * "u:pa/ss@host", a password holding a '/' (not allowed by RFC 3986, but
- * typed by people), of which no part is safe to show. */
+/* Can h[0..n) be a host and port for url_host_start: a name of letters,
+ * digits, '-', '_' and '.' that holds a dot, "localhost" or an [IPv6]
+ * address, then nothing or ':' and a port of 1 to 5 digits up to 65535.
+ * With label, a name without a dot and without a port too. */
+static bool host_port_like(const char *h, size_t n, bool label)
+{
+	size_t hl, i;
+	bool dot = false;
+
+	if (n > 0 && h[0] == '[') {
+		hl = 1;
+		while (hl < n && (isxdigit((unsigned char)h[hl]) || h[hl] == ':' || h[hl] == '.'))
+			hl++;
+		if (hl == n || h[hl] != ']')
+			return false;
+		hl++;
+	} else {
+		hl = 0;
+		for (; hl < n && (isalnum((unsigned char)h[hl]) || strchr("-_.", h[hl])); hl++)
+			dot = dot || h[hl] == '.';
+		bool localhost = hl == 9 && strncasecmp(h, "localhost", 9) == 0;
+		if (!dot && !localhost && !(label && hl == n))
+			return false;
+	}
+	if (hl == n)
+		return hl > 0;
+	if (h[hl] != ':' || n - hl - 1 < 1 || n - hl - 1 > 5)
+		return false;
+	for (i = hl + 1; i < n; i++)
+		if (!isdigit((unsigned char)h[i]))
+			return false;
+	return strtol(h + hl + 1, NULL, 10) <= 65535;
+}
+
+/*
+ * Where the host of the URL that starts at p (after "://") begins, or NULL
+ * when it cannot be told. RFC 3986 ends the authority at the first '/', '?'
+ * or '#', and a user name and password at its last '@'. But people type
+ * passwords holding a '/', '?' or '#' ("u:pa/ss@host", "bot:s3cr?t@host"),
+ * and a token as a user name may hold a '/' ("AbC/dEf@host"). So when an
+ * '@' follows that first '/', '?' or '#' (a Teams webhook has one in its
+ * path, a query may hold a mail address), the text before it is taken for
+ * the host only if it cannot be a user name or password, nor the start of
+ * one: no '@' in it, and a host's name with a dot, "localhost" or an
+ * [IPv6] address, with or without a port. A name without a dot or port
+ * will do where the '@' is in the query or fragment only: a user name
+ * alone would hold the '?' or '#', which no token does, and a password
+ * would follow a ':'. Otherwise no part is safe to show.
+ */
 static const char *url_host_start(const char *p)
 {
-	size_t host = strcspn(p, "/?#");
-	size_t upto = strcspn(p, "?#");
-	const char *at = memchr(p, '@', host), *later = NULL;
+	size_t n = strcspn(p, "/?#");
+	const char *at = NULL;
 
-	if (at) {
-		while (memchr(at + 1, '@', (size_t)(p + host - at - 1)))
-			at = memchr(at + 1, '@', (size_t)(p + host - at - 1));
-		return at + 1;
-	}
-	for (size_t i = host; i < upto && !later; i++)
-		if (p[i] == '@')
-			later = p + i;
-	if (!later)
-		return p;
-	/* host[:port], the port digits only ("[::1]:8443" too) */
-	const char *colon = NULL;
-	for (const char *q = p; q < p + host; q++)
-		if (*q == ':')
-			colon = q;
-	if (colon && p[0] == '[' && memchr(colon, ']', (size_t)(p + host - colon)))
-		colon = NULL; /* a colon inside an IPv6 address */
-	size_t hl = colon ? (size_t)(colon - p) : host;
-	/* a user name alone holding a '/' ("AbC/dEf@host": a token) has no
-	 * colon either: only a name that looks like a host is shown */
-	if (!(p[0] == '[' || memchr(p, '.', hl) || (hl == 9 && strncasecmp(p, "localhost", 9) == 0)))
-		return NULL;
-	if (!colon)
-		return p;
-	for (const char *q = colon + 1; q < p + host; q++)
-		if (*q < '0' || *q > '9')
-			return NULL;
-	return colon + 1 < p + host ? p : NULL;
+	for (const char *q = p; q < p + n; q++)
+		if (*q == '@')
+			at = q;
+	if (!strchr(p + n, '@'))
+		return at ? at + 1 : p;
+	bool query_only = !memchr(p, '@', strcspn(p, "?#")); /* the '@'s past a '?' or '#' */
+	return !at && host_port_like(p, n, query_only) ? p : NULL;
+}
+
+const char *url_host(const char *url, size_t *len)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+	const char *h = p ? url_host_start(p + 3) : NULL;
+
+	if (h)
+		*len = strcspn(h, "/?#");
+	return h;
 }
 
 bool url_has_userinfo(const char *url)
 {
 	const char *p = url ? strstr(url, "://") : NULL;
+	size_t n;
 
-	return p && url_host_start(p + 3) != p + 3;
+	return p && url_host(url, &n) != p + 3;
+}
+
+bool url_host_is_loopback(const char *url)
+{
+	static const char *const loop[] = { "localhost", "127.0.0.1", "[::1]", NULL };
+	size_t n;
+	const char *h = url_host(url, &n);
+
+	if (!h)
+		return false;
+	const char *colon = h[0] == '[' ? memchr(h, ']', n) : memchr(h, ':', n);
+	if (colon && h[0] == '[')
+		colon++; /* past the bracket: the port follows, if any */
+	size_t hn = colon ? (size_t)(colon - h) : n;
+	if (hn < n && h[hn] != ':')
+		return false; /* "[::1]x" */
+	for (size_t i = 0; loop[i]; i++)
+		if (strlen(loop[i]) == hn && strncasecmp(h, loop[i], hn) == 0)
+			return true;
+	return false;
 }
 
 int close_from(int fd)
@@ -337,19 +390,19 @@ int close_from(int fd)
 void url_redact(const char *url, char *buf, size_t len)
 {
 	const char *p = url ? strstr(url, "://") : NULL;
-	const char *h;
+	size_t hl;
+	const char *h = url_host(url, &hl);
 
 	if (!p) {
 		snprintf(buf, len, "***");
 		return;
 	}
 	p += 3;
-	h = url_host_start(p);
 	if (!h) {
 		snprintf(buf, len, "%.*s***/***", (int)(p - url), url);
 		return;
 	}
-	size_t hl = strcspn(h, "/?#"); /* drop user:password@ */
+	/* without user:password@ */
 	snprintf(buf, len, "%.*s%.*s%s", (int)(p - url), url, (int)hl, h, h[hl] ? "/***" : "");
 }
 

@@ -49,8 +49,26 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) JIT_WUR;
 
 /* Copies url without what may be a secret: the userinfo, and the path and
  * query (many webhooks carry a token there), which become three stars:
- * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***". */
+ * "https://user:pw@host:8443/T0/B1/xyz" -> "https://host:8443/" "***".
+ * Where the host cannot be told from a user name or password (url_host()),
+ * only the scheme is left: "https://" "***" "/" "***". */
 void url_redact(const char *url, char *buf, size_t len);
+
+/* The host and port of url, without a user name and password: a pointer
+ * into url, its length in *len (which may be 0). NULL when url has no
+ * "://", or when the host cannot be told from a user name or password,
+ * which people type with a '/', '?' or '#' in it: where an '@' follows the
+ * first of these, the text before that is the host only if it has no '@'
+ * and is a name with a dot, "localhost" or an [IPv6] address (a port of
+ * digits allowed), or a name alone with the '@' in the query or fragment.
+ * "https://x.webhook.office.com/webhookb2/a@b/..." and "https://itsm/?m=a@b"
+ * have a host, but not "https://bot:s3cr?t@hooks.example.com/",
+ * "https://u:pa/ss@host/", "https://AbC/dEf@host/" (a token), nor so
+ * "https://itsm/api/a@b". */
+const char *url_host(const char *url, size_t *len);
+
+/* Is the host of url (url_host()) localhost, 127.0.0.1 or [::1]? */
+bool url_host_is_loopback(const char *url);
 
 /* Closes every descriptor from fd up: close_range(2), or where the kernel
  * or a seccomp filter refuses it, one close(2) each up to the descriptor
@@ -58,10 +76,12 @@ void url_redact(const char *url, char *buf, size_t len);
  * limit cannot be read. */
 int close_from(int fd);
 
-/* Does url hold a user name or password (an '@' before the first '/'), or
- * one holding a '/' ("u:pa/ss@host": before that '/' no host and port)? An
- * '@' in the path of a URL with a host ("https://h/webhookb2/x@y/...") is
- * not one. */
+/* May url hold a user name or password: an '@' before the first '/', '?'
+ * or '#', or an '@' after it where url_host() cannot tell the host
+ * ("u:pa/ss@host", "bot:s3cr?t@host", and "https://itsm/a@b": a name
+ * without a dot before a '/' might be a token's start)? An '@' in the path
+ * of a URL with a host ("https://h.example/webhookb2/x@y/...") or in its
+ * query ("https://itsm/?m=a@b") is not one. */
 bool url_has_userinfo(const char *url);
 
 /* May jitd trust directory path, owned by uid owner (or root), not to have

@@ -102,7 +102,7 @@ def _closed_port():
     return s.getsockname()[1]
 
 
-def _env(itsm, check_timeout="1s", top=None, **group_kw):
+def _env(itsm, check_timeout="1s", top=None, env=None, dba_url=None, **group_kw):
     e = Env(start=False, top=top)
     e.__enter__()
     j = e.jitd
@@ -118,11 +118,48 @@ def _env(itsm, check_timeout="1s", top=None, **group_kw):
 
     j.config["groups"] = [
         j.group_entry("admins", ticket_check=check(itsm.port), **group_kw),
-        j.group_entry("dba", ticket_check=check(_closed_port())),
+        j.group_entry("dba", ticket_check=dict(check(_closed_port()), **(
+            {"url": dba_url} if dba_url else {}))),
         j.group_entry("web")]
     j.write_config()
-    j.start()
+    j.start(env=env)
     return e, token_file
+
+
+class Proxy:
+    """An HTTP proxy that approves every ticket asked through it (GET) and
+    refuses tunnels (CONNECT); seen: the request lines it got."""
+
+    def __init__(self):
+        self.seen = []
+        proxy = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                proxy.seen.append(self.requestline)
+                data = json.dumps({"result": {"state": "approved"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_CONNECT(self):
+                proxy.seen.append(self.requestline)
+                self.send_response(502)
+                self.end_headers()
+
+        self.httpd = _Server(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def _ticket_refused(e, answer, words):
@@ -201,6 +238,33 @@ def test_ticket_dot_segments_are_not_sent():
     finally:
         e.__exit__(None, None, None)
         itsm.close()
+
+
+def test_loopback_ticket_check_does_not_go_through_a_proxy():
+    """With http_proxy (or https_proxy, all_proxy) set, libcurl would send
+    a check to 127.0.0.1 through the proxy: an http:// one, its token and
+    its approving answer in clear over the network (here: a proxy that
+    approves everything). Checks to a loopback host are asked directly
+    (regression: the proxy approved a ticket the ticket system refused)."""
+    itsm, proxy = Itsm(), Proxy()
+    env = {"http_proxy": proxy.url, "https_proxy": proxy.url, "HTTPS_PROXY": proxy.url,
+           "all_proxy": proxy.url, "ALL_PROXY": proxy.url, "no_proxy": "", "NO_PROXY": ""}
+    e, _ = _env(itsm, env=env, dba_url="https://127.0.0.1:%d/tickets/%%s" % _closed_port())
+    try:
+        j = e.jitd
+        _ticket_refused(e, j.grant("bob", "admins", "1h", ticket="PENDING1"), "not approved")
+        _ticket_refused(e, j.grant("bob", "dba", "1h", ticket="INC00001"),
+                        "cannot reach the ticket system")
+        assert not e.is_member("admins", e.user_dn("bob"))
+        assert not e.is_member("dba", e.user_dn("bob"))
+        eq(proxy.seen, [], "requests through the proxy")
+        eq([p for p, _ in itsm.seen], ["/tickets/PENDING1"], "asked of the ticket system")
+        e.grant_and_check("alice", "admins", "1h", ticket="INC00001")
+        eq(proxy.seen, [], "requests through the proxy")
+    finally:
+        e.__exit__(None, None, None)
+        itsm.close()
+        proxy.close()
 
 
 def test_ticket_token_file_with_loose_mode_refuses():

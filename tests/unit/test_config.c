@@ -1167,7 +1167,15 @@ static void test_redacted(void)
 			       "  { url = \"https://hook:pw@hooks.example.com/services/T0/SECRET1\";"
 			       " format = \"slack\"; },\n"
 			       "  { url : \"https://siem.example.com/\" /* joined */ \"jitd/SECRET2\"; },\n"
-			       "  { url = \"http://127.0.0.1:9/x\\x2fSECRET3?k=SECRET4#SECRET5\"; }\n"
+			       "  { url = \"http://127.0.0.1:9/x\\x2fSECRET3?k=SECRET4#SECRET5\"; },\n"
+			       /* passwords holding a '/', '?' or '#': no part shown */
+			       "  { url = \"https://hook:Pass1/SECRET9@hooks.example.com/x\"; },\n"
+			       "  { url = \"https://hook:Pass2?SECRET10@hooks.example.com/x\"; },\n"
+			       "  { url = \"https://hook:Pass3#SECRET11@hooks.example.com\"; },\n"
+			       /* an '@' in the path or query of a URL with a host */
+			       "  { url = \"https://x.webhook.office.com/webhookb2/a@b/In/SECRET12\"; },\n"
+			       "  { url = \"https://siem.example.com/in?x=a@SECRET13\"; },\n"
+			       "  { url = \"https://intranet/in?x=a@SECRET14\"; }\n"
 			       ");\n# url = \"https://hooks.example.com/SECRET6\"\n"
 			       "/* url = \"https://hooks.example.com/SECRET7\";\n */\n"
 			       "// SECRET8\n",
@@ -1176,6 +1184,7 @@ static void test_redacted(void)
 	char *red = config_text_redacted(full);
 	CHECK(strstr(red, "SECRET") == NULL);
 	CHECK(strstr(red, "pw@") == NULL);
+	CHECK(strstr(red, "hook:") == NULL && strstr(red, "Pass") == NULL);
 	CHECK(strstr(red, "SECRET6") == NULL && strstr(red, "SECRET8") == NULL); /* comments */
 	size_t lines_a = 0, lines_b = 0;
 	for (const char *p = full; *p; p++)
@@ -1187,11 +1196,17 @@ static void test_redacted(void)
 	CHECK(a && b);
 	if (a && b) {
 		CHECK(a->n_groups == b->n_groups && a->n_clients == b->n_clients &&
-		      a->n_dirs == b->n_dirs && b->n_notify == 3);
+		      a->n_dirs == b->n_dirs && b->n_notify == 9);
 		CHECK_STR(b->notify[0].url, "https://hooks.example.com/");
 		CHECK_STR(b->notify[0].format, "slack");
 		CHECK_STR(b->notify[1].url, "https://siem.example.com/");
 		CHECK_STR(b->notify[2].url, "http://127.0.0.1:9/");
+		CHECK_STR(b->notify[3].url, "https://redacted.invalid/");
+		CHECK_STR(b->notify[4].url, "https://redacted.invalid/");
+		CHECK_STR(b->notify[5].url, "https://redacted.invalid/");
+		CHECK_STR(b->notify[6].url, "https://x.webhook.office.com/");
+		CHECK_STR(b->notify[7].url, "https://siem.example.com/");
+		CHECK_STR(b->notify[8].url, "https://intranet/");
 		const struct jit_group_cfg *g = config_group(b, "domain-admins");
 		CHECK(g && g->ticket_check &&
 		      strcmp(g->ticket_check->url, "https://itsm.example.com/%s") == 0);

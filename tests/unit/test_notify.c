@@ -297,8 +297,35 @@ static void check_redact(void)
 		{ "https://a@b@host/x", "https://host/***", true },
 		{ "https://AbC/dEf@host/x", "https://***/***", true },
 		{ "https://localhost/a@b", "https://localhost/***", false },
+		/* a password holding a '?' or '#': no part of it shown */
+		{ "https://bot:s3cr?t@hooks.example.com/x", "https://***/***", true },
+		{ "https://bot:s3cr#t@hooks.example.com/x", "https://***/***", true },
+		{ "https://bot:s3cr?t@hooks.example.com", "https://***/***", true },
+		{ "https://bot:123?t@hooks.example.com/x", "https://***/***", true },
+		{ "https://bot.example:123?t@h.example/x", "https://bot.example:123/***", false },
+		{ "https://u:p@ss?x@host", "https://***/***", true },
+		{ "https://u:p@ss.example/x?m=a@b", "https://***/***", true },
+		{ "https://h.example:99999/a@b", "https://***/***", true },
+		{ "https://h.example:/a@b", "https://***/***", true },
+		{ "https://h_1.example!/a@b", "https://***/***", true },
+		{ "https://[::1/a@b", "https://***/***", true },
+		/* an '@' in the query or fragment past a host that can be one */
+		{ "https://hooks.example.com/x?x=a@b", "https://hooks.example.com/***", false },
+		{ "https://hooks.example.com?x=a@b", "https://hooks.example.com/***", false },
+		{ "https://h.example#frag@x", "https://h.example/***", false },
+		{ "https://localhost:8080?x=a@b", "https://localhost:8080/***", false },
+		{ "https://x.webhook.office.com/webhookb2/1-2@3-4/IncomingWebhook/5/6",
+		  "https://x.webhook.office.com/***", false },
+		/* a name without a dot before an '@' in the query: a host (a user
+		 * name holding a '?' or '#' is no token); with a port, maybe not */
 		{ "https://host/p?mail=a@b", "https://host/***", false },
+		{ "https://host?mail=a@b", "https://host/***", false },
 		{ "https://host#frag@x", "https://host/***", false },
+		{ "https://host:8443?x=a@b", "https://***/***", true },
+		{ "https://host/p@q?mail=a@b", "https://***/***", true },
+		{ "https://ho!st?x=a@b", "https://***/***", true },
+		/* no '@' at all: no user info, whatever the host */
+		{ "https://bot:s3cr?t", "https://bot:s3cr/***", false },
 		{ "no scheme pw@host", "***", false },
 	};
 	char buf[128];
@@ -312,6 +339,13 @@ static void check_redact(void)
 	}
 	url_redact(NULL, buf, sizeof(buf));
 	CHECK_STR(buf, "***");
+	CHECK(url_host_is_loopback("http://127.0.0.1:8080/t/%s"));
+	CHECK(url_host_is_loopback("https://LOCALHOST/t"));
+	CHECK(url_host_is_loopback("http://[::1]:80?x"));
+	CHECK(!url_host_is_loopback("http://127.0.0.1.example/t"));
+	CHECK(!url_host_is_loopback("http://localhost:s3cr?t@evil.example/t"));
+	CHECK(!url_host_is_loopback("http://[::1]x/t"));
+	CHECK(!url_host_is_loopback("no scheme"));
 }
 
 int main(void)

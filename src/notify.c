@@ -537,6 +537,12 @@ static int start(struct notify *n, struct item *it)
 	 * receiver with it (and the drain at shutdown). */
 	bad |= curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L) != CURLE_OK;
 #endif
+	/* Robustness: libcurl takes a proxy from http_proxy and the like even
+	 * for a loopback receiver, which would carry the audit lines over the
+	 * network (in clear for http://) to a proxy's own loopback: a loopback
+	 * receiver is reached directly ("" turns the proxy off). */
+	if (url_host_is_loopback(t->url))
+		bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
 	if (bad || curl_multi_add_handle(n->multi, e) != CURLM_OK) {
 		snprintf(it->errbuf, sizeof(it->errbuf), "cannot set up the request");
 		curl_easy_cleanup(e);

@@ -374,3 +374,27 @@ def test_notify_stalled_receiver_does_not_hold_up_another():
     finally:
         stalled.close()
         ok.stop()
+
+
+def test_a_loopback_receiver_is_not_reached_through_a_proxy():
+    """jitd runs with http_proxy (and the like) set: a receiver on loopback
+    gets its audit lines directly (regression: libcurl sent them to the
+    proxy, in clear for http://, which could read or drop them)."""
+    r = Receiver().start()
+    proxied = Receiver().start()    # stands in for the proxy: it records what reaches it
+    env = {"http_proxy": proxied.url(""), "https_proxy": proxied.url(""),
+           "HTTPS_PROXY": proxied.url(""), "all_proxy": proxied.url(""),
+           "ALL_PROXY": proxied.url(""), "no_proxy": "", "NO_PROXY": ""}
+    try:
+        with Env(start=False, top={"notify": [{"url": r.url("/hook"), "events": ["granted"]}]}) as e:
+            j = e.jitd
+            j.start(env=env)
+            g = j.must_grant("alice", "admins", "1h")
+            wait_until(lambda: r.events("/hook", "granted"), 10 + SLACK,
+                       "the granted line at the receiver")
+            eq(json.loads(r.events("/hook", "granted")[0]["body"])["grant_id"], g["grant_id"],
+               "the line delivered")
+            eq(proxied.got, [], "requests that went through the proxy")
+    finally:
+        r.stop()
+        proxied.stop()

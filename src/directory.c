@@ -445,7 +445,12 @@ static int confirm_gone(struct dir_conn *c, struct member_arg *arg, struct dir_r
 			       "the membership until the user's primary group is changed back");
 		return orig.ldap_code;
 	}
-	if ((code == LDAP_SUCCESS && !arg->is_member) || code == LDAP_NO_SUCH_OBJECT)
+	/* A group gone since the modify found it takes its members with it;
+	 * but when the modify itself answered 32, the group may only have
+	 * moved (renamed, another OU: AD keeps its links), and that is no
+	 * answer about the member: a refusal, retried. */
+	if ((code == LDAP_SUCCESS && !arg->is_member) ||
+	    (code == LDAP_NO_SUCH_OBJECT && orig.ldap_code != LDAP_NO_SUCH_OBJECT))
 		arg->gone = true;
 	return orig.ldap_code;
 }

@@ -64,6 +64,10 @@ json_t *grant_end_audit_obj(struct grant_rec *r, struct settle *st, const struct
 /* Ending grant r's membership, its pair lock held: is it held by something
  * else (grant_settle_kept), its removal (grant_settle_remove), both in turn. */
 int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct settle *st);
+/* r's member_value where the store's "same membership" must match it byte
+ * for byte (memberUid, which compares case), else NULL (the same user, by
+ * uuid: store_pair_live_same). */
+const char *grant_exact_value(const struct grant_rec *r);
 /* Was an attempt of r's add never answered, or is its outcome unknown (a
  * pending row recovered at start-up)? Then its end is checked once more
  * after replication_grace, whatever the removal found. */

@@ -180,14 +180,18 @@ static int record_pending(struct grant_ctx *g, struct grant_rec *r, bool present
 		if (rc != JIT_OK)
 			goto fail;
 	}
-	rc = store_pair_live(g->st, r->pair_key, NULL, GS_LIVE_MASK, others, any_jitd);
+	/* the same membership's grants (grant_settle_kept's predicate): a
+	 * pair key shared with another user's grants says nothing of this one */
+	const char *exact = grant_exact_value(r);
+	rc = store_pair_live_same(g->st, r->pair_key, NULL, GS_LIVE_MASK, r->user_uuid, exact,
+				  others, any_jitd);
 	if (rc != JIT_OK)
 		goto fail;
 	if (!present) {
 		/* jitd is about to create the membership: whatever the pair's
 		 * other grants believed, nothing standing is left to protect. */
 		r->standing = false;
-		rc = store_pair_clear_standing(g->st, r->pair_key);
+		rc = store_pair_clear_standing(g->st, r->pair_key, r->user_uuid, exact);
 		if (rc != JIT_OK)
 			goto fail;
 	} else {
@@ -384,7 +388,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			 * live grant of the pair is jitd's own, the membership may
 			 * be that grant's (a group jitd cannot read, an add
 			 * replicated meanwhile): then it stays jitd's. */
-			rc = store_pair_set_standing(g->st, r.pair_key);
+			rc = store_pair_set_standing(g->st, r.pair_key, r.user_uuid,
+						     grant_exact_value(&r));
 			if (rc != JIT_OK) {
 				hand_on_pending(g, &r, GS_ENDING, "store write failed");
 				line = proto_error_line(JIT_EINTERNAL, "cannot record the grant");

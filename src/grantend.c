@@ -17,6 +17,12 @@
 #include "timing.h"
 #include "util.h"
 
+const char *grant_exact_value(const struct grant_rec *r)
+{
+	return r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0 ? r->member_value
+									     : NULL;
+}
+
 /* Is the server that wrote r's membership known and still configured? */
 static bool writer_configured(const struct grant_ctx *g, const struct grant_rec *r)
 {
@@ -25,8 +31,9 @@ static bool writer_configured(const struct grant_ctx *g, const struct grant_rec 
 
 /* Does something other than r hold r's membership (another live grant of
  * the same value, or a standing membership)? Then st->outcome says what.
- * Robustness: another grant keeps it only if it is the same user's (its
- * uuid), and for memberUid, which compares case, of the very same value.
+ * Robustness: another grant keeps it only if it is the same membership's:
+ * the same user's (its uuid), or for memberUid, which compares case, of
+ * the very same value.
  * A pair key can be shared by two users (a DN given to a new entry after
  * the first user's rename, whose membership refint or AD moved along) or
  * two values (uids differing in case): each grant then removes its own. */
@@ -34,10 +41,9 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 {
 	int64_t others = 0;
 	bool any_jitd = false;
-	bool by_uid = r->member_attr && strcasecmp(r->member_attr, "memberUid") == 0;
 	int rc = store_pair_live_same(g->st, r->pair_key, r->id,
 				      GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE), r->user_uuid,
-				      by_uid ? r->member_value : NULL, &others, &any_jitd);
+				      grant_exact_value(r), &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
 	/* r waits for its writer to answer a check, as grant_schedule_verify

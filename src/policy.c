@@ -33,7 +33,9 @@ static bool group_known(gid_t gid)
 		rc = getgrgid_r(gid, &gr, buf, len, &res);
 	}
 	free(buf);
-	return rc == 0 && res != NULL;
+	/* ERANGE at the largest buffer: a group too large to read here, but
+	 * one that is there */
+	return (rc == 0 && res != NULL) || rc == ERANGE;
 }
 
 static bool in_list(const struct jit_peer *p, gid_t gid)

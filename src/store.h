@@ -218,9 +218,11 @@ int store_expire_due(struct store *st, const char *id, int64_t now) JIT_WUR;
  * exclude_id (may be NULL): *count, and *any_jitd = true if at least one of
  * them has standing == false.
  */
-/* As store_pair_live, counting only the rows of user uuid (NULL: those
- * without one) and, when exact_value is not NULL, whose member_value is
- * exactly it. */
+/* As store_pair_live, counting only the rows of the same membership: with
+ * exact_value (memberUid, which compares case), those whose member_value is
+ * exactly it, whoever's; else those of user uuid (NULL: those without
+ * one). A pair key can be shared by two users (a DN given to a new entry
+ * after a rename) or two memberUid values differing in case. */
 int store_pair_live_same(struct store *st, const char *pair_key, const char *exclude_id,
 			 unsigned state_mask, const char *uuid, const char *exact_value,
 			 int64_t *count, bool *any_jitd) JIT_WUR;
@@ -244,12 +246,16 @@ int store_pair_take_unknown(struct store *st, const char *pair_key, const char *
  * another grant keeps: the one that ends last removes it from both. */
 int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
 			    const char *added_via, const char *also) JIT_WUR;
-/* Sets standing = false on every live row of pair_key (jitd now owns the membership). */
-int store_pair_clear_standing(struct store *st, const char *pair_key) JIT_WUR;
-/* Sets standing on every live row of pair_key: an add found the membership
- * there after the check had not (someone else made it meanwhile), so no
- * grant of the pair owns it. */
-int store_pair_set_standing(struct store *st, const char *pair_key) JIT_WUR;
+/* Sets standing = false on every live row of pair_key of the same
+ * membership (jitd now owns it): with exact_value (memberUid) the rows of
+ * that very value, else those of user uuid (as store_pair_live_same). */
+int store_pair_clear_standing(struct store *st, const char *pair_key, const char *uuid,
+			      const char *exact_value) JIT_WUR;
+/* Sets standing on the same rows: an add found the membership there after
+ * the check had not (someone else made it meanwhile), so no grant of it
+ * owns it. */
+int store_pair_set_standing(struct store *st, const char *pair_key, const char *uuid,
+			    const char *exact_value) JIT_WUR;
 
 struct store_filter {
 	const char *user;       /* NULL = any */

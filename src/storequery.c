@@ -355,9 +355,24 @@ out:
 	return ret;
 }
 
-int store_pair_clear_standing(struct store *st, const char *pair_key)
+/* Binds pair_key, uuid and exact_value as ?1 to ?3 of a SAME_HOLDER write. */
+static int bind_holder(sqlite3_stmt *s, const char *pair_key, const char *uuid,
+		       const char *exact_value)
 {
-	return run_write(st, S_PAIR_CLEAR, bind_txt(st->stmt[S_PAIR_CLEAR], 1, pair_key), NULL);
+	int rc = bind_txt(s, 1, pair_key);
+
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 2, uuid);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, exact_value);
+	return rc;
+}
+
+int store_pair_clear_standing(struct store *st, const char *pair_key, const char *uuid,
+			      const char *exact_value)
+{
+	return run_write(st, S_PAIR_CLEAR,
+			 bind_holder(st->stmt[S_PAIR_CLEAR], pair_key, uuid, exact_value), NULL);
 }
 
 int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id)
@@ -385,9 +400,11 @@ int store_pair_take_writers(struct store *st, const char *pair_key, const char *
 	return run_write(st, S_PAIR_WRITERS, rc, NULL);
 }
 
-int store_pair_set_standing(struct store *st, const char *pair_key)
+int store_pair_set_standing(struct store *st, const char *pair_key, const char *uuid,
+			    const char *exact_value)
 {
-	return run_write(st, S_PAIR_SET, bind_txt(st->stmt[S_PAIR_SET], 1, pair_key), NULL);
+	return run_write(st, S_PAIR_SET,
+			 bind_holder(st->stmt[S_PAIR_SET], pair_key, uuid, exact_value), NULL);
 }
 
 

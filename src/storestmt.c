@@ -84,6 +84,13 @@ static const struct fld fields[] = {
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
 #define STATE_IN_1 "state IN (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 #define STATE_IN_3 "state IN (?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+/* The rows of one membership among those of a pair key (which two users,
+ * or two memberUid values differing in case, may share): with value (a
+ * memberUid, which compares case) given, those of that very value, byte for
+ * byte; else those of the same user (uuid, NULL matching NULL). */
+#define SAME_HOLDER(uuid, value)                                                         \
+	" AND (CASE WHEN " value " IS NULL THEN user_uuid IS " uuid                      \
+	" ELSE member_value = " value " END)"
 
 void grant_rec_clear(struct grant_rec *r)
 {
@@ -154,18 +161,19 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 			  "SELECT count(*), coalesce(max(standing = 0), 0)"
 			  " FROM grants INDEXED BY grants_pair WHERE pair_key = ?1 AND id IS NOT ?2"
 			  " AND state IN ('pending', 'active', 'ending') AND " STATE_IN_3 },
-	/* as pair_live, only the rows of the same user (?10: user_uuid, NULL
-	 * matching NULL) and, when ?11 is given, of that very value (byte for
-	 * byte: memberUid compares case) */
+	/* as pair_live, only the rows of the same membership: when ?11 is
+	 * given (memberUid, which compares case), those of that very value,
+	 * byte for byte, whoever's; else those of the same user (?10:
+	 * user_uuid, NULL matching NULL) */
 	[S_PAIR_LIVE_SAME] = { "pair_live_same",
 			       "SELECT count(*), coalesce(max(standing = 0), 0)"
 			       " FROM grants INDEXED BY grants_pair WHERE pair_key = ?1 AND id IS NOT ?2"
 			       " AND state IN ('pending', 'active', 'ending') AND " STATE_IN_3
-			       " AND user_uuid IS ?10 AND (?11 IS NULL OR member_value = ?11)" },
+			       SAME_HOLDER("?10", "?11") },
 	[S_PAIR_CLEAR] = { "pair_clear_standing",
 			   "UPDATE grants INDEXED BY grants_pair SET standing = 0"
 			   " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
-			   " AND standing <> 0" },
+			   " AND standing <> 0" SAME_HOLDER("?2", "?3") },
 	/* The other live rows of a pair take on an ending row's two writers
 	 * (added_via a server that never answered the add, ?4 the one that
 	 * wrote it after); a row's own writer, when another, becomes its
@@ -183,7 +191,7 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_PAIR_SET] = { "pair_set_standing",
 			 "UPDATE grants INDEXED BY grants_pair SET standing = 1"
 			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"
-			 " AND standing = 0" },
+			 " AND standing = 0" SAME_HOLDER("?2", "?3") },
 	/* The live rows of one membership group (directory, DN, attribute):
 	 * the pair keys between ?1 (the key prefix, ending in a newline) and
 	 * ?2 (the same with the newline raised by one), whatever the group's

@@ -102,6 +102,31 @@ def test_ad_a_user_renamed_between_look_up_and_add_is_the_one_added():
 
 @exclusive("samba")
 @timeout(240)
+def test_ad_a_group_moved_during_the_grant_is_not_taken_for_an_absent_member():
+    """The group is renamed while alice's grant lasts (AD keeps its links):
+    the removal, made at the group's old DN, is answered 32. That is no
+    answer about alice: the grant stays ending and is retried, and she is
+    still in the renamed group (regression: the 32 was confirmed by a
+    search of the old DN, which answered 32 too, and the grant closed
+    already_absent with alice a member for good)."""
+    with AdEnv() as e:
+        dc, j = e.dc, e.jitd
+        g = _grant(e, "alice", "jit-ops", "1h")
+        moved = dc.rename(dc.group_dn("JIT Ops"), "CN=JIT Ops Moved")
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(a["grant"]["state"], "ending", "the complete's answer")
+        sh = j.show(g["grant_id"])
+        eq(sh["state"], "ending", "the grant after the refused removal")
+        assert "32" in sh.get("last_error", ""), sh
+        eq(j.audit_events("completed", g["grant_id"]), [], "completed lines")
+        from samba import norm_dn
+        members = dc.members(moved)
+        assert norm_dn(dc.find_user("alice")) in members, \
+            "alice left the renamed group: %r" % members
+
+
+@exclusive("samba")
+@timeout(240)
 def test_ad_refusals_disabled_unknown_and_not_delegated():
     with AdEnv() as e:
         dc = e.dc

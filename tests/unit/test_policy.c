@@ -29,7 +29,7 @@ int getgrouplist(const char *user, gid_t group, gid_t *groups, int *ngroups)
 /* getgrgid_r for TEST_GID: as a name service that is down (EIO), one
  * that finds it, or the C library's answer. */
 #define TEST_GID ((gid_t)4242)
-static enum { GR_REAL, GR_DOWN, GR_FOUND } gr_mode;
+static enum { GR_REAL, GR_DOWN, GR_FOUND, GR_HUGE } gr_mode;
 int getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, struct group **result)
 {
 	int (*real)(gid_t, struct group *, char *, size_t, struct group **) =
@@ -40,6 +40,8 @@ int getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, struct gr
 	*result = NULL;
 	if (gr_mode == GR_DOWN)
 		return EIO;
+	if (gr_mode == GR_HUGE)
+		return ERANGE; /* more members than any buffer jitd offers */
 	if (buflen < 2 * sizeof(char *) + 2)
 		return ERANGE;
 	char **mem = (char **)(void *)buf;
@@ -75,6 +77,12 @@ static void test_groups_source_down(void)
 	policy_peer_groups(&q, &c);
 	CHECK(q.groups_unknown);
 	CHECK(policy_client(&c, &q) == NULL);
+	/* a group too large to read is there: no name-service failure */
+	gr_mode = GR_HUGE;
+	struct jit_peer h = { .uid = 0, .gid = 0 };
+	policy_peer_groups(&h, &c);
+	CHECK(!h.groups_unknown);
+	CHECK(policy_client(&c, &h) == &cl[1]);
 	/* the cache checks again for another configuration */
 	struct jit_peer r = { .uid = 0, .gid = 0 };
 	gr_mode = GR_FOUND;

@@ -444,7 +444,7 @@ static void test_pair(void)
 	pair(st, "nope", NULL, GS_LIVE_MASK, &n, &any);
 	CHECK(n == 0 && !any);
 
-	CHECK(store_pair_clear_standing(st, "P") == JIT_OK);
+	CHECK(store_pair_clear_standing(st, "P", "5f1c0b9e-0000-4000-8000-000000000001", NULL) == JIT_OK);
 	pair(st, "P", "b", GS_BIT(GS_ACTIVE), &n, &any);
 	CHECK(n == 1 && any); /* a is jitd's now */
 	struct grant_rec *r = get(st, "d");
@@ -452,7 +452,7 @@ static void test_pair(void)
 	grant_rec_free(r);
 
 	/* and back: an add found the membership made by someone else */
-	CHECK(store_pair_set_standing(st, "P") == JIT_OK);
+	CHECK(store_pair_set_standing(st, "P", "5f1c0b9e-0000-4000-8000-000000000001", NULL) == JIT_OK);
 	pair(st, "P", NULL, GS_LIVE_MASK, &n, &any);
 	CHECK(n >= 1 && !any); /* no live row of P is jitd's */
 	pair(st, "Q", NULL, GS_LIVE_MASK, &n, &any);

@@ -59,14 +59,15 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 		 * writer to answer a check: the grant that keeps the
 		 * membership takes the writer(s) on, so that its end removes
 		 * it there too and checks again or waits as r would have. */
-		rc = store_pair_take_writers(g->st, r->pair_key, r->id, r->added_via,
-					     r->added_also_via);
+		rc = store_pair_take_writers(g->st, r->pair_key, r->id, r->user_uuid,
+					     grant_exact_value(r), r->added_via, r->added_also_via);
 		if (rc != JIT_OK)
 			return rc;
 	}
 	if (others > 0 && r->add_unknown) {
 		/* the same for an add whose outcome is unknown (recovered) */
-		rc = store_pair_take_unknown(g->st, r->pair_key, r->id);
+		rc = store_pair_take_unknown(g->st, r->pair_key, r->id, r->user_uuid,
+					     grant_exact_value(r));
 		if (rc != JIT_OK)
 			return rc;
 	}

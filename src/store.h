@@ -234,18 +234,21 @@ int store_pair_live(struct store *st, const char *pair_key, const char *exclude_
  * that inserts the next grant so that the limit holds under concurrency. */
 int store_count_user_live(struct store *st, const char *user_dn, int64_t *count) JIT_WUR;
 
-/* The live rows of pair_key other than except_id take on add_unknown: an
- * add of the pair whose outcome is unknown may still be applied, so the
- * end of whichever keeps the membership is checked after the grace. */
-int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id) JIT_WUR;
+/* The live rows of pair_key of the same membership (uuid, exact_value: as
+ * store_pair_live_same) other than except_id take on add_unknown: an add
+ * of it whose outcome is unknown may still be applied, so the end of
+ * whichever keeps the membership is checked after the grace. */
+int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id,
+			    const char *uuid, const char *exact_value) JIT_WUR;
 
-/* The live rows of pair_key other than except_id take on two writers:
+/* The same rows take on two writers:
  * added_via (a server whose add went unanswered) and also (the one that
  * wrote it after); a row's own writer, when another, becomes its second;
  * rows with two already are left. For an ending grant whose membership
  * another grant keeps: the one that ends last removes it from both. */
 int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
-			    const char *added_via, const char *also) JIT_WUR;
+			    const char *uuid, const char *exact_value, const char *added_via,
+			    const char *also) JIT_WUR;
 /* Sets standing = false on every live row of pair_key of the same
  * membership (jitd now owns it): with exact_value (memberUid) the rows of
  * that very value, else those of user uuid (as store_pair_live_same). */

@@ -375,18 +375,24 @@ int store_pair_clear_standing(struct store *st, const char *pair_key, const char
 			 bind_holder(st->stmt[S_PAIR_CLEAR], pair_key, uuid, exact_value), NULL);
 }
 
-int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id)
+int store_pair_take_unknown(struct store *st, const char *pair_key, const char *except_id,
+			    const char *uuid, const char *exact_value)
 {
 	sqlite3_stmt *s = st->stmt[S_PAIR_UNKNOWN];
 	int rc = bind_txt(s, 1, pair_key);
 
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 2, except_id);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 3, uuid);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 4, exact_value);
 	return run_write(st, S_PAIR_UNKNOWN, rc, NULL);
 }
 
 int store_pair_take_writers(struct store *st, const char *pair_key, const char *except_id,
-			    const char *added_via, const char *also)
+			    const char *uuid, const char *exact_value, const char *added_via,
+			    const char *also)
 {
 	sqlite3_stmt *s = st->stmt[S_PAIR_WRITERS];
 	int rc = bind_txt(s, 1, pair_key);
@@ -397,6 +403,10 @@ int store_pair_take_writers(struct store *st, const char *pair_key, const char *
 		rc = bind_txt(s, 3, added_via);
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 4, also);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 5, uuid);
+	if (rc == SQLITE_OK)
+		rc = bind_txt(s, 6, exact_value);
 	return run_write(st, S_PAIR_WRITERS, rc, NULL);
 }
 

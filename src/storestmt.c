@@ -181,13 +181,14 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_PAIR_UNKNOWN] = { "pair_take_unknown",
 			     "UPDATE grants INDEXED BY grants_pair SET add_unknown = 1"
 			     " WHERE pair_key = ?1 AND id IS NOT ?2"
-			     " AND state IN ('pending', 'active', 'ending')" },
+			     " AND state IN ('pending', 'active', 'ending')" SAME_HOLDER("?3", "?4") },
 	[S_PAIR_WRITERS] = { "pair_take_writers",
 			     "UPDATE grants INDEXED BY grants_pair SET added_via = ?3,"
 			     " added_also_via = CASE WHEN added_via IS NULL"
 			     "  OR lower(added_via) = lower(?3) THEN ?4 ELSE added_via END"
 			     " WHERE pair_key = ?1 AND id IS NOT ?2"
-			     " AND state IN ('pending', 'active', 'ending') AND added_also_via IS NULL" },
+			     " AND state IN ('pending', 'active', 'ending') AND added_also_via IS NULL"
+			     SAME_HOLDER("?5", "?6") },
 	[S_PAIR_SET] = { "pair_set_standing",
 			 "UPDATE grants INDEXED BY grants_pair SET standing = 1"
 			 " WHERE pair_key = ?1 AND state IN ('pending', 'active', 'ending')"

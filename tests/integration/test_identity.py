@@ -383,39 +383,44 @@ def test_memberuid_values_differing_in_case_are_each_removed():
 def test_a_standing_member_behind_a_reused_dn_is_kept():
     """Standing is decided per user, as keeping is: (a) alice is a standing
     member when granted, is renamed (refint moves her value), and a new
-    entry at her old DN is granted: her grant stays standing and its end
-    leaves her membership; (b) the new entry is made a standing member by
-    hand before its own grant: that grant is standing too, whatever alice's
-    live grant of the same DN (regression: the pair's other user's grant
+    entry at her old DN is granted: her grant stays standing and her
+    membership stays, whichever grant ends first; (b) the new entry is made
+    a standing member by hand before its own grant: that grant is standing
+    too, whatever the renamed bob's live grant of the same DN, and the
+    hand-made membership stays (regression: the pair's other user's grant
     cleared or decided standing, and a standing membership was removed)."""
-    with Env() as e:
-        s, j = e.slapd, e.jitd
-        if "refint" not in s.overlays and "memberof" not in s.overlays:
-            raise AssertionError("this test needs slapd's refint (or memberof) overlay")
-        # (a)
-        old_dn = s.user_dn("alice")
-        s.add_member("admins", old_dn)
-        ga = j.must_grant("alice", "admins", "1h")
-        eq(ga["standing"], True, "alice's grant, a standing member")
-        new_dn = _move(s, "alice", "alice.smith", _staff(s))
-        s.add_user("alice")
-        gb = j.must_grant("alice", "admins", "1h")
-        eq(gb["standing"], False, "the new entry's grant")
-        j.ok({"op": "complete", "grant_id": ga["grant_id"]})
-        eq(s.is_member("admins", new_dn), True, "alice's standing membership, after her grant")
-        eq(one_event(j, "completed", ga["grant_id"])["outcome"], "kept_standing", "outcome")
-        j.ok({"op": "complete", "grant_id": gb["grant_id"]})
-        eq(s.is_member("admins", old_dn), False, "the new entry's granted membership")
-        eq(s.is_member("admins", new_dn), True, "alice's standing membership, at the end")
-        # (b)
-        bob_old = s.user_dn("bob")
-        gc = j.must_grant("bob", "dba", "1h")
-        _move(s, "bob", "robert", s.people)
-        s.add_user("bob")
-        s.add_member("dba", bob_old)      # the new bob's, by hand
-        gd = j.must_grant("bob", "dba", "1h")
-        eq(gd["standing"], True, "the new bob's grant, a standing member")
-        j.ok({"op": "complete", "grant_id": gd["grant_id"]})
-        j.ok({"op": "complete", "grant_id": gc["grant_id"]})
-        eq(s.is_member("dba", bob_old), True, "the new bob's standing membership")
-        eq(s.is_member("dba", "uid=robert," + s.people), False, "the renamed bob's grant")
+    for first in ("old", "new"):
+        with Env() as e:
+            s, j = e.slapd, e.jitd
+            if "refint" not in s.overlays and "memberof" not in s.overlays:
+                raise AssertionError("this test needs slapd's refint (or memberof) overlay")
+            # (a)
+            old_dn = s.user_dn("alice")
+            s.add_member("admins", old_dn)
+            ga = j.must_grant("alice", "admins", "1h")
+            eq(ga["standing"], True, "alice's grant, a standing member")
+            new_dn = _move(s, "alice", "alice.smith", _staff(s))
+            s.add_user("alice")
+            gb = j.must_grant("alice", "admins", "1h")
+            eq(gb["standing"], False, "the new entry's grant")
+            for g in ([ga, gb] if first == "old" else [gb, ga]):
+                j.ok({"op": "complete", "grant_id": g["grant_id"]})
+            eq(s.is_member("admins", new_dn), True,
+               "alice's standing membership (%s ended first)" % first)
+            eq(s.is_member("admins", old_dn), False,
+               "the new entry's granted membership (%s ended first)" % first)
+            eq(one_event(j, "completed", ga["grant_id"])["outcome"], "kept_standing", "outcome")
+            # (b)
+            bob_old = s.user_dn("bob")
+            gc = j.must_grant("bob", "dba", "1h")
+            robert = _move(s, "bob", "robert")
+            s.add_user("bob")
+            s.add_member("dba", bob_old)      # the new bob's, by hand
+            gd = j.must_grant("bob", "dba", "1h")
+            eq(gd["standing"], True, "the new bob's grant, a standing member")
+            for g in ([gc, gd] if first == "old" else [gd, gc]):
+                j.ok({"op": "complete", "grant_id": g["grant_id"]})
+            eq(s.is_member("dba", bob_old), True,
+               "the new bob's standing membership (%s ended first)" % first)
+            eq(s.is_member("dba", robert), False,
+               "the renamed bob's granted membership (%s ended first)" % first)

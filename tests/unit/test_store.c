@@ -79,6 +79,8 @@ static struct store *open_new(const char **dirp)
 }
 
 /* A record with every field set to a value derived from tag. */
+#define FILL_UUID "5f1c0b9e-0000-4000-8000-000000000001" /* fill()'s user_uuid */
+
 static void fill(struct grant_rec *r, const char *id, enum grant_state state, const char *pair)
 {
 	memset(r, 0, sizeof(*r));
@@ -88,7 +90,7 @@ static void fill(struct grant_rec *r, const char *id, enum grant_state state, co
 	r->end_state = GS_PENDING;
 	r->user = xstrdup("alice");
 	r->user_dn = xstrdup("uid=alice,ou=people,dc=example,dc=com");
-	r->user_uuid = xstrdup("5f1c0b9e-0000-4000-8000-000000000001");
+	r->user_uuid = xstrdup(FILL_UUID);
 	r->member_value = xstrdup(r->user_dn);
 	r->group_name = xstrdup("domain-admins");
 	r->group_dn = xstrdup("cn=domain-admins,ou=groups,dc=example,dc=com");
@@ -444,7 +446,7 @@ static void test_pair(void)
 	pair(st, "nope", NULL, GS_LIVE_MASK, &n, &any);
 	CHECK(n == 0 && !any);
 
-	CHECK(store_pair_clear_standing(st, "P", "5f1c0b9e-0000-4000-8000-000000000001", NULL) == JIT_OK);
+	CHECK(store_pair_clear_standing(st, "P", FILL_UUID, NULL) == JIT_OK);
 	pair(st, "P", "b", GS_BIT(GS_ACTIVE), &n, &any);
 	CHECK(n == 1 && any); /* a is jitd's now */
 	struct grant_rec *r = get(st, "d");
@@ -452,7 +454,7 @@ static void test_pair(void)
 	grant_rec_free(r);
 
 	/* and back: an add found the membership made by someone else */
-	CHECK(store_pair_set_standing(st, "P", "5f1c0b9e-0000-4000-8000-000000000001", NULL) == JIT_OK);
+	CHECK(store_pair_set_standing(st, "P", FILL_UUID, NULL) == JIT_OK);
 	pair(st, "P", NULL, GS_LIVE_MASK, &n, &any);
 	CHECK(n >= 1 && !any); /* no live row of P is jitd's */
 	pair(st, "Q", NULL, GS_LIVE_MASK, &n, &any);
@@ -1464,14 +1466,14 @@ static void test_pair_take_writers(void)
 	CHECK(store_set_added_via(st, "h1", "ldap://b", NULL) == JIT_OK);
 	CHECK(put(st, "h2", GS_ACTIVE, "pk2", 1, 100, 0, false) == JIT_OK);
 	CHECK(store_set_added_via(st, "h2", "ldap://a", NULL) == JIT_OK);
-	CHECK(store_pair_take_writers(st, "pk2", "h0", "ldap://a", NULL) == JIT_OK);
+	CHECK(store_pair_take_writers(st, "pk2", "h0", FILL_UUID, NULL, "ldap://a", NULL) == JIT_OK);
 	struct grant_rec *h = get(st, "h1");
 	CHECK(h && same_str(h->added_via, "ldap://a") && same_str(h->added_also_via, "ldap://b"));
 	grant_rec_free(h);
 	h = get(st, "h2");
 	CHECK(h && same_str(h->added_via, "ldap://a") && h->added_also_via == NULL);
 	grant_rec_free(h);
-	CHECK(store_pair_take_writers(st, "pk", "g1", "ldap://a", "ldap://b") == JIT_OK);
+	CHECK(store_pair_take_writers(st, "pk", "g1", FILL_UUID, NULL, "ldap://a", "ldap://b") == JIT_OK);
 	for (size_t i = 0; i < n; i++) {
 		struct grant_rec *r = get(st, rows[i].id);
 		bool ok = r && same_str(r->added_via, rows[i].want_via) &&
@@ -1484,7 +1486,22 @@ static void test_pair_take_writers(void)
 		grant_rec_free(r);
 	}
 	/* add_unknown is taken on by the pair's other live rows only */
-	CHECK(store_pair_take_unknown(st, "pk", "g1") == JIT_OK);
+	CHECK(store_pair_take_unknown(st, "pk", "g1", FILL_UUID, NULL) == JIT_OK);
+	/* another user's rows of the pair key are not the same membership:
+	 * nothing of theirs is counted or changed */
+	CHECK(store_pair_take_writers(st, "pk", "g1", "another-uuid", NULL, "ldap://z", NULL) ==
+	      JIT_OK);
+	h = get(st, "g5");
+	CHECK(h && same_str(h->added_via, "ldap://a") && same_str(h->added_also_via, "ldap://b"));
+	grant_rec_free(h);
+	int64_t nn = -1;
+	bool aj = false;
+	CHECK(store_pair_live_same(st, "pk", NULL, GS_LIVE_MASK, "another-uuid", NULL, &nn, &aj) ==
+	      JIT_OK && nn == 0);
+	CHECK(store_pair_live_same(st, "pk", NULL, GS_LIVE_MASK, FILL_UUID, NULL, &nn, &aj) ==
+	      JIT_OK && nn == 6);
+	CHECK(store_pair_live_same(st, "pk", NULL, GS_LIVE_MASK, NULL, "nobody", &nn, &aj) ==
+	      JIT_OK && nn == 0);
 	for (size_t i = 0; i < n; i++) {
 		struct grant_rec *r = get(st, rows[i].id);
 		bool want = strcmp(rows[i].id, "g1") != 0 && strcmp(rows[i].pair, "pk") == 0 &&

@@ -7,8 +7,6 @@
  * token, and errors reach syslog on a refused reload: they show it redacted.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,30 +451,22 @@ void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_confi
  */
 int config_lookup_id(const char *name, bool group, int64_t *id, int64_t *gid, int *err)
 {
-	size_t len = 1024;
-	int rc = JIT_EIO, e = 0;
+	struct nss_entry ent;
+	bool found;
+	int e = nss_lookup(group ? NSS_GROUP_BY_NAME : NSS_USER_BY_NAME, name, 0, &ent, &found);
+	int rc;
 
-	for (int tries = 0; tries < 12; tries++, len *= 2) {
-		char *buf = xmalloc(len);
-		struct passwd pw, *pwp = NULL;
-		struct group gr, *grp = NULL;
-
-		e = group ? getgrnam_r(name, &gr, buf, len, &grp) :
-			    getpwnam_r(name, &pw, buf, len, &pwp);
-		if (e == 0 && (pwp || grp)) {
-			*id = group ? (int64_t)grp->gr_gid : (int64_t)pwp->pw_uid;
-			if (!group && gid)
-				*gid = (int64_t)pwp->pw_gid;
-			rc = JIT_OK;
-		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
-			rc = JIT_ENOTFOUND; /* the "not found" codes getpwnam_r(3) lists */
-		} else {
-			rc = JIT_EIO;
-		}
-		free(buf);
-		if (rc != JIT_EIO || e != ERANGE)
-			break;
+	if (e == 0 && found) {
+		*id = ent.id;
+		if (!group && gid)
+			*gid = ent.gid;
+		rc = JIT_OK;
+	} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
+		rc = JIT_ENOTFOUND; /* the "not found" codes getpwnam_r(3) lists */
+	} else {
+		rc = JIT_EIO;
 	}
+	free(ent.name);
 	*err = e;
 	return rc;
 }

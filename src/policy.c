@@ -9,7 +9,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,20 +21,14 @@
 /* Does the group database know gid? (Unknown when it cannot be asked.) */
 static bool group_known(gid_t gid)
 {
-	struct group gr, *res = NULL;
-	size_t len = 4096;
-	char *buf = NULL;
-	int rc = ERANGE;
+	struct nss_entry e;
+	bool found;
+	int rc = nss_lookup(NSS_GROUP_BY_ID, NULL, (int64_t)gid, &e, &found);
 
-	for (int tries = 0; rc == ERANGE && tries < 8; tries++, len *= 2) {
-		free(buf);
-		buf = xmalloc(len);
-		rc = getgrgid_r(gid, &gr, buf, len, &res);
-	}
-	free(buf);
+	free(e.name);
 	/* ERANGE at the largest buffer: a group too large to read here, but
 	 * one that is there */
-	return (rc == 0 && res != NULL) || rc == ERANGE;
+	return (rc == 0 && found) || rc == ERANGE;
 }
 
 static bool in_list(const struct jit_peer *p, gid_t gid)
@@ -48,24 +41,18 @@ static bool in_list(const struct jit_peer *p, gid_t gid)
 
 void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg)
 {
-	struct passwd pw, *res = NULL;
-	size_t len = 4096;
-	char *buf = NULL;
-	int rc = ERANGE, max = (int)(sizeof(p->groups) / sizeof(p->groups[0])), n = max;
+	struct nss_entry pw;
+	bool found;
+	int rc, max = (int)(sizeof(p->groups) / sizeof(p->groups[0])), n = max;
 
 	p->n_groups = 0;
 	p->groups_unknown = true;
-	for (int tries = 0; rc == ERANGE && tries < 8; tries++, len *= 2) {
-		free(buf);
-		buf = xmalloc(len);
-		rc = getpwuid_r(p->uid, &pw, buf, len, &res);
-	}
-	if (rc != 0 || !res) {
+	rc = nss_lookup(NSS_USER_BY_ID, NULL, (int64_t)p->uid, &pw, &found);
+	if (rc != 0 || !found) {
 		/* No passwd entry at all is an answer (a uid with no name has
 		 * no supplementary groups); a failure of the name service is
 		 * not. */
 		p->groups_unknown = rc != 0;
-		free(buf);
 		return;
 	}
 	/* The passwd primary group, not the process's gid: a process that
@@ -74,13 +61,13 @@ void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg)
 	 * database lists. peer_in_group checks the process's gid as well. */
 	for (int i = 0; i < max; i++)
 		p->groups[i] = (gid_t)-1; /* nothing read stays no group at all */
-	if (getgrouplist(pw.pw_name, pw.pw_gid, p->groups, &n) < 0) {
+	if (getgrouplist(pw.name, (gid_t)pw.gid, p->groups, &n) < 0) {
 		n = max; /* more than fit: what fits is kept, the rest unknown */
 	} else {
 		p->groups_unknown = false;
 	}
 	p->n_groups = n;
-	free(buf);
+	free(pw.name);
 	/* Robustness: getgrouplist() does not report a source of the group
 	 * database that failed (an LDAP name service that is down): it leaves
 	 * that source's groups out. A group of a clients entry that the peer is

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,9 +160,10 @@ static int clear_stale(const char *path)
  * config.c checks. */
 static int socket_gid(const char *group, gid_t *out)
 {
-	struct group gr, *res = NULL;
-	char buf[4096];
+	struct nss_entry gr;
+	bool found;
 	int64_t v;
+	int e;
 
 	if (strspn(group, "0123456789") == strlen(group)) {
 		if (parse_int64(group, 0, (int64_t)UINT32_MAX - 1, &v) != JIT_OK) {
@@ -173,11 +173,17 @@ static int socket_gid(const char *group, gid_t *out)
 		*out = (gid_t)v;
 		return JIT_OK;
 	}
-	if (getgrnam_r(group, &gr, buf, sizeof(buf), &res) != 0 || !res) {
+	e = nss_lookup(NSS_GROUP_BY_NAME, group, 0, &gr, &found);
+	free(gr.name);
+	if (e != 0) {
+		log_err("socket_group \"%s\": cannot look it up: %s", group, strerror(e));
+		return JIT_ECONFIG;
+	}
+	if (!found) {
 		log_err("socket_group \"%s\" does not exist", group);
 		return JIT_ECONFIG;
 	}
-	*out = gr.gr_gid;
+	*out = (gid_t)gr.id;
 	return JIT_OK;
 }
 

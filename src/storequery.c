@@ -290,19 +290,24 @@ int store_expire_due(struct store *st, const char *id, int64_t now)
 	return update_one(st, S_EXPIRE_DUE, rc);
 }
 
-int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
-		    unsigned state_mask, int64_t *count, bool *any_jitd)
+/* The body of both pair queries: S_PAIR_LIVE_SAME binds the holder too. */
+static int pair_live(struct store *st, int which, const char *pair_key, const char *exclude_id,
+		     unsigned state_mask, const char *uuid, const char *exact_value,
+		     int64_t *count, bool *any_jitd)
 {
-	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE];
+	sqlite3_stmt *s = st->stmt[which];
+	bool same = which == S_PAIR_LIVE_SAME;
 	int ret = JIT_OK;
 
 	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
-	    bind_mask(s, 3, state_mask) != SQLITE_OK) {
-		ret = db_fail(st, "pair_live: bind");
+	    bind_mask(s, 3, state_mask) != SQLITE_OK ||
+	    (same &&
+	     (bind_txt(s, 10, uuid) != SQLITE_OK || bind_txt(s, 11, exact_value) != SQLITE_OK))) {
+		ret = db_fail(st, same ? "pair_live_same: bind" : "pair_live: bind");
 		goto out;
 	}
 	if (sqlite3_step(s) != SQLITE_ROW) {
-		ret = db_fail(st, "pair_live");
+		ret = db_fail(st, same ? "pair_live_same" : "pair_live");
 		goto out;
 	}
 	*count = sqlite3_column_int64(s, 0);
@@ -312,28 +317,19 @@ out:
 	return ret;
 }
 
+int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
+		    unsigned state_mask, int64_t *count, bool *any_jitd)
+{
+	return pair_live(st, S_PAIR_LIVE, pair_key, exclude_id, state_mask, NULL, NULL, count,
+			 any_jitd);
+}
+
 int store_pair_live_same(struct store *st, const char *pair_key, const char *exclude_id,
 			 unsigned state_mask, const char *uuid, const char *exact_value,
 			 int64_t *count, bool *any_jitd)
 {
-	sqlite3_stmt *s = st->stmt[S_PAIR_LIVE_SAME];
-	int ret = JIT_OK;
-
-	if (bind_txt(s, 1, pair_key) != SQLITE_OK || bind_txt(s, 2, exclude_id) != SQLITE_OK ||
-	    bind_mask(s, 3, state_mask) != SQLITE_OK || bind_txt(s, 10, uuid) != SQLITE_OK ||
-	    bind_txt(s, 11, exact_value) != SQLITE_OK) {
-		ret = db_fail(st, "pair_live_same: bind");
-		goto out;
-	}
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		ret = db_fail(st, "pair_live_same");
-		goto out;
-	}
-	*count = sqlite3_column_int64(s, 0);
-	*any_jitd = sqlite3_column_int64(s, 1) != 0;
-out:
-	stmt_done(s);
-	return ret;
+	return pair_live(st, S_PAIR_LIVE_SAME, pair_key, exclude_id, state_mask, uuid,
+			 exact_value, count, any_jitd);
 }
 
 int store_count_user_live(struct store *st, const char *user_dn, int64_t *count)

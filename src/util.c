@@ -6,6 +6,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -599,5 +601,47 @@ int file_trusted(const char *path, uid_t owner, char *why, size_t whylen)
 	}
 out:
 	free(w);
+	return rc;
+}
+
+int nss_lookup(enum nss_kind kind, const char *name, int64_t id, struct nss_entry *e,
+	       bool *found)
+{
+	size_t len = 4096;
+	int rc = ERANGE;
+
+	*found = false;
+	memset(e, 0, sizeof(*e));
+	for (int tries = 0; rc == ERANGE && tries < 10; tries++, len *= 2) {
+		char *buf = xmalloc(len);
+		struct passwd pw, *pwp = NULL;
+		struct group gr, *grp = NULL;
+
+		switch (kind) {
+		case NSS_USER_BY_NAME:
+			rc = getpwnam_r(name, &pw, buf, len, &pwp);
+			break;
+		case NSS_USER_BY_ID:
+			rc = getpwuid_r((uid_t)id, &pw, buf, len, &pwp);
+			break;
+		case NSS_GROUP_BY_NAME:
+			rc = getgrnam_r(name, &gr, buf, len, &grp);
+			break;
+		default:
+			rc = getgrgid_r((gid_t)id, &gr, buf, len, &grp);
+			break;
+		}
+		if (rc == 0 && pwp) {
+			e->id = (int64_t)pwp->pw_uid;
+			e->gid = (int64_t)pwp->pw_gid;
+			e->name = xstrdup(pwp->pw_name);
+			*found = true;
+		} else if (rc == 0 && grp) {
+			e->id = e->gid = (int64_t)grp->gr_gid;
+			e->name = xstrdup(grp->gr_name);
+			*found = true;
+		}
+		free(buf);
+	}
 	return rc;
 }

@@ -3,7 +3,7 @@
  * returns NULL (it aborts on exhaustion, the one case where dying is the
  * safe choice), secret wiping, time, RFC 3339 formatting, random ids, a
  * throttle for lines a flood must not multiply, a growable string buffer,
- * and checks that a directory, or the way to a CA file, is safe from other
+ * passwd and group look-ups, and checks that a directory, or the way to a CA file, is safe from other
  * users.
  */
 #ifndef JITD_UTIL_H
@@ -133,5 +133,20 @@ void sb_addf(struct strbuf *sb, const char *fmt, ...) JIT_PRINTF(2, 3);
 void sb_addstr(struct strbuf *sb, const char *s);
 char *sb_steal(struct strbuf *sb); /* returns the string ("" if empty); sb reset */
 void sb_free(struct strbuf *sb);
+
+/* One look-up in the passwd or group database, by name or by id, with a
+ * buffer that grows while the name service answers ERANGE (up to 2 MB). */
+enum nss_kind { NSS_USER_BY_NAME, NSS_USER_BY_ID, NSS_GROUP_BY_NAME, NSS_GROUP_BY_ID };
+struct nss_entry {
+	int64_t id;  /* the uid or gid */
+	int64_t gid; /* a user's primary group */
+	char *name;  /* malloc'd; free it */
+};
+/* 0: *found says whether the entry is there (*e filled when it is);
+ * otherwise the error number of the failure (ERANGE: an entry is there
+ * but larger than 2 MB). name is used by the _BY_NAME kinds, id by the
+ * _BY_ID ones. */
+int nss_lookup(enum nss_kind kind, const char *name, int64_t id, struct nss_entry *e,
+	       bool *found) JIT_WUR;
 
 #endif

@@ -55,6 +55,66 @@ int getgrgid_r(gid_t gid, struct group *grp, char *buf, size_t buflen, struct gr
 	return 0;
 }
 
+/* getgrnam_r for "bigteam": a group whose entry needs a 100 KB buffer
+ * (thousands of members), and "endless", larger than any buffer. */
+int getgrnam_r(const char *name, struct group *grp, char *buf, size_t buflen,
+	       struct group **result)
+{
+	int (*real)(const char *, struct group *, char *, size_t, struct group **) =
+		(int (*)(const char *, struct group *, char *, size_t,
+			 struct group **))dlsym(RTLD_NEXT, "getgrnam_r");
+	*result = NULL;
+	if (strcmp(name, "endless") == 0)
+		return ERANGE;
+	if (strcmp(name, "bigteam") != 0)
+		return real ? real(name, grp, buf, buflen, result) : ENOENT;
+	if (buflen < 100 * 1024)
+		return ERANGE;
+	char **mem = (char **)(void *)buf;
+	mem[0] = NULL;
+	grp->gr_mem = mem;
+	grp->gr_name = buf + sizeof(char *);
+	strcpy(grp->gr_name, "bigteam");
+	grp->gr_passwd = grp->gr_name;
+	grp->gr_gid = 4343;
+	*result = grp;
+	return 0;
+}
+
+/* nss_lookup grows its buffer while the name service answers ERANGE
+ * (regression: socket_group read a group into 4 KB and called a group
+ * with many members one that "does not exist"), and keeps "found",
+ * "not there" and "failed" apart. */
+static void test_nss_lookup(void)
+{
+	struct nss_entry e;
+	bool found = true;
+
+	CHECK(nss_lookup(NSS_GROUP_BY_NAME, "bigteam", 0, &e, &found) == 0);
+	CHECK(found && e.id == 4343);
+	CHECK_STR(e.name, "bigteam");
+	free(e.name);
+	CHECK(nss_lookup(NSS_GROUP_BY_NAME, "endless", 0, &e, &found) == ERANGE);
+	CHECK(!found && e.name == NULL);
+	CHECK(nss_lookup(NSS_GROUP_BY_NAME, "no-such-group-jitd", 0, &e, &found) == 0);
+	CHECK(!found);
+	CHECK(nss_lookup(NSS_USER_BY_ID, NULL, 0, &e, &found) == 0);
+	CHECK(found && e.id == 0 && e.gid == 0);
+	CHECK_STR(e.name, "root");
+	free(e.name);
+	CHECK(nss_lookup(NSS_USER_BY_NAME, "root", 0, &e, &found) == 0);
+	CHECK(found && e.id == 0);
+	free(e.name);
+	gr_mode = GR_DOWN;
+	CHECK(nss_lookup(NSS_GROUP_BY_ID, NULL, TEST_GID, &e, &found) == EIO);
+	CHECK(!found);
+	gr_mode = GR_FOUND;
+	CHECK(nss_lookup(NSS_GROUP_BY_ID, NULL, TEST_GID, &e, &found) == 0);
+	CHECK(found && e.id == TEST_GID);
+	free(e.name);
+	gr_mode = GR_REAL;
+}
+
 /* A name service that is down is not "not a member" (regression:
  * getgrouplist() leaves a failing source out without saying so, and a
  * clients entry for a group of that source was skipped for a later,
@@ -578,5 +638,6 @@ int main(void)
 	test_dirrules_self();
 	test_extend_approval();
 	test_bucket();
+	test_nss_lookup();
 	T_DONE();
 }

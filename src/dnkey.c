@@ -135,6 +135,28 @@ static void put_value(struct strbuf *sb, const unsigned char *v, size_t n)
 	}
 }
 
+unsigned fold_next(const char **p)
+{
+	const unsigned char *v = (const unsigned char *)*p;
+	size_t n = strnlen(*p, 4);
+	unsigned cp;
+	size_t len;
+
+	if (n == 0)
+		return 0;
+	pthread_once(&fold_once, fold_init);
+	if (!utf8_next(v, n, &cp, &len)) {
+		(*p)++;
+		return 0x110000u + v[0]; /* no code point is this */
+	}
+	*p += len;
+	if (cp < 0x80)
+		return cp >= 'A' && cp <= 'Z' ? cp + ('a' - 'A') : cp;
+	if (fold_loc != (locale_t)0)
+		cp = (unsigned)towlower_l((wint_t)cp, fold_loc);
+	return cp;
+}
+
 static void put_ava(struct strbuf *sb, const LDAPAVA *a)
 {
 	for (size_t i = 0; i < a->la_attr.bv_len; i++) {

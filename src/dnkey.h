@@ -21,4 +21,14 @@
  */
 char *dn_key(const char *s);
 
+/*
+ * The next character of *p, lower-cased over all of Unicode (C.UTF-8;
+ * ASCII only where that locale is missing), *p moved past it; 0 at the end.
+ * A byte that is not part of well-formed UTF-8 is returned as 0x110000
+ * plus the byte, which no character equals. Unlike dn_key, a non-ASCII
+ * letter whose lower case is ASCII (U+212A, the Kelvin sign) folds to it:
+ * for comparisons where "equal" can only refuse.
+ */
+unsigned fold_next(const char **p);
+
 #endif

@@ -167,9 +167,12 @@ static bool blank(char c)
 
 /*
  * Two user names as the directory compares them (uid, sAMAccountName:
- * caseIgnoreMatch): ASCII case, leading and trailing blanks ignored, a run
- * of inner blanks as one. " alice" finds alice's entry, so it must not
- * pass a rule that "alice" fails.
+ * caseIgnoreMatch): case over all of Unicode, leading and trailing blanks
+ * ignored, a run of inner blanks as one. " alice" finds alice's entry, so
+ * it must not pass a rule that "alice" fails; nor may "JÜRGEN" pass a
+ * deny_users entry "jürgen". Every caller refuses on "equal" (deny_users,
+ * forbid_self_approval), so the fold errs towards equal: U+212A (Kelvin)
+ * equals k, as OpenLDAP's matching takes it.
  */
 bool policy_name_eq(const char *a, const char *b)
 {
@@ -194,9 +197,8 @@ bool policy_name_eq(const char *a, const char *b)
 		}
 		if (*a == '\0' || *b == '\0')
 			return *a == *b;
-		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+		if (fold_next(&a) != fold_next(&b))
 			return false;
-		a++, b++;
 	}
 }
 

@@ -83,8 +83,9 @@ bool policy_same_request(const struct jit_request *req, const struct grant_rec *
 int policy_check_extend(const struct jit_group_cfg *g, const struct jit_client_cfg *c,
 			int64_t total, char *msg, size_t msglen, const char **rule) JIT_WUR;
 
-/* Two user names as the directory compares them: ASCII case, leading and
- * trailing blanks ignored, a run of inner blanks as one. NULL: not equal. */
+/* Two user names as the directory compares them: case over all of Unicode,
+ * leading and trailing blanks ignored, a run of inner blanks as one. NULL:
+ * not equal. Used only where "equal" refuses (deny_users, self-approval). */
 bool policy_name_eq(const char *a, const char *b);
 
 /* The approver rules for an extension of grant r (group g): require_approver

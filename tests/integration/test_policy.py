@@ -181,6 +181,25 @@ def test_deny_users_dn_matches_the_directory_s_spelling():
             e.jitd.must_grant(user, "dba", "10m")
 
 
+def test_deny_users_name_matches_in_any_case_of_unicode():
+    """deny_users "J\u00dcRGEN" refuses j\u00fcrgen, however asked: slapd's
+    uid compares case over all of Unicode (regression: names were compared
+    in ASCII case only, so the denied user was granted)."""
+    with Env(start=False) as e:
+        sl = e.slapd
+        sl.add_user("j\u00fcrgen")
+        g = e.jitd.group_entry("admins", deny_users=["J\u00dcRGEN"])
+        e.jitd.config["groups"] = [g, e.jitd.group_entry("dba")]
+        e.jitd.write_config()
+        e.jitd.start()
+        before = sl.members("admins")
+        _denied(e, e.jitd.grant("j\u00fcrgen", "admins", "10m"), "deny_users")
+        _denied(e, e.jitd.grant("J\u00fcrgen", "admins", "10m"), "deny_users")
+        eq(sl.members("admins"), before, "the denied user did not become a member")
+        # the directory does find him, and he is not denied elsewhere
+        e.jitd.must_grant("J\u00dcRGEN", "dba", "10m")
+
+
 def test_refusal_quoting_a_cut_character_keeps_its_message():
     """A refusal's message quotes the ticket cut at 64 bytes, inside a
     two-byte character: the answer and the `refused` line still carry the

@@ -440,6 +440,17 @@ static void test_name_eq(void)
 	CHECK(!policy_name_eq("alic", "alice"));
 	CHECK(!policy_name_eq("alice", NULL));
 	CHECK(!policy_name_eq(NULL, NULL));
+	/* case over all of Unicode (regression: deny_users "jürgen" let
+	 * "JÜRGEN" through, whom the directory finds as jürgen) */
+	CHECK(policy_name_eq("j\xc3\xbcrgen", "J\xc3\x9cRGEN"));
+	CHECK(policy_name_eq("\xce\xb1\xce\xbb\xce\xb5\xce\xbe", "\xce\x91\xce\x9b\xce\x95\xce\x9e"));
+	CHECK(policy_name_eq("\xe2\x84\xaa" "arl", "karl")); /* Kelvin sign: errs to equal */
+	CHECK(!policy_name_eq("j\xc3\xbcrgen", "jurgen"));
+	CHECK(!policy_name_eq("j\xc3\xbcrgen", "j\xc3\xbdrgen"));
+	/* malformed UTF-8 is compared byte for byte, never equal to a letter */
+	CHECK(policy_name_eq("a\xff", "A\xff"));
+	CHECK(!policy_name_eq("a\xff", "a\xc3\xbf"));
+	CHECK(!policy_name_eq("\xc3", "\xc3\xbc"));
 }
 
 /* forbid_self_approval against the uid the directory returns */

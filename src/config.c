@@ -294,7 +294,10 @@ static int load_text(struct ctx *cx, const char *path, char *text, size_t len, u
 
 	if (lex_scan(cx, text, len) != JIT_OK)
 		return JIT_ECONFIG;
+	static _Atomic uint64_t loads;
+
 	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->serial = ++loads;
 	cfg->path = xstrdup(path);
 	cfg->text = xstrdup(text);
 	parse_text(cx, text, cfg, flags);

@@ -161,6 +161,7 @@ struct jit_notify_cfg {
 extern const char *const config_notify_events[];
 
 struct jit_config {
+	uint64_t serial;        /* distinct for every configuration loaded by this process */
 	char *path;
 	char *text;             /* the file's text as loaded (no secret is in it) */
 	char *socket_path;      /* default /run/jitd/jitd.sock */

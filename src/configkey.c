@@ -87,6 +87,13 @@ static int get_str(struct ctx *cx, const config_setting_t *s, const struct key *
 		cerr(cx, line, key, "contains a control character");
 		return JIT_ECONFIG;
 	}
+	/* Names, DNs and the rest reach the audit log and the engine's
+	 * messages as JSON strings, which must be UTF-8: a name in Latin-1
+	 * got every request of its client refused, and the listener killed */
+	if (!utf8_valid(v)) {
+		cerr(cx, line, key, "is not valid UTF-8 (save jitd.conf as UTF-8)");
+		return JIT_ECONFIG;
+	}
 	if (*v == '\0' && (k->flags & KF_EMPTYNULL)) {
 		free(*dst);
 		*dst = NULL;
@@ -219,6 +226,11 @@ int get_list(struct ctx *cx, const config_setting_t *s, const char *key, struct 
 		if (*v == '\0' || has_control(v)) {
 			cerr(cx, line_of(el), key, "element %d is empty or has a control character",
 			     i + 1);
+			return JIT_ECONFIG;
+		}
+		if (!utf8_valid(v)) {
+			cerr(cx, line_of(el), key,
+			     "element %d is not valid UTF-8 (save jitd.conf as UTF-8)", i + 1);
 			return JIT_ECONFIG;
 		}
 	}

@@ -23,40 +23,6 @@ static void fold_init(void)
 	fold_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 }
 
-/* Decodes one UTF-8 sequence at p (n bytes left): its code point and
- * length, or false for a malformed sequence (then taken byte by byte). */
-static bool utf8_next(const unsigned char *p, size_t n, unsigned *cp, size_t *len)
-{
-	unsigned c = p[0];
-	size_t k;
-	if (c < 0x80) {
-		*cp = c;
-		*len = 1;
-		return true;
-	}
-	if (c >= 0xc2 && c <= 0xdf)
-		k = 2, c &= 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		k = 3, c &= 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		k = 4, c &= 0x07;
-	else
-		return false;
-	if (k > n)
-		return false;
-	for (size_t i = 1; i < k; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return false;
-		c = (c << 6) | (p[i] & 0x3f);
-	}
-	if ((k == 3 && c < 0x800) || (k == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return false;
-	*cp = c;
-	*len = k;
-	return true;
-}
-
 static void utf8_put(struct strbuf *sb, unsigned c)
 {
 	char b[4];
@@ -114,7 +80,7 @@ static void put_value(struct strbuf *sb, const unsigned char *v, size_t n)
 	for (size_t i = 0; i < n;) {
 		unsigned cp;
 		size_t len;
-		if (!utf8_next(v + i, n - i, &cp, &len)) {
+		if (!utf8_decode(v + i, n - i, &cp, &len)) {
 			sb_addf(sb, "\\%02x", v[i]); /* not UTF-8: kept as it is */
 			i++;
 			continue;
@@ -135,6 +101,12 @@ static void put_value(struct strbuf *sb, const unsigned char *v, size_t n)
 	}
 }
 
+bool fold_is_unicode(void)
+{
+	pthread_once(&fold_once, fold_init);
+	return fold_loc != (locale_t)0;
+}
+
 unsigned fold_next(const char **p)
 {
 	const unsigned char *v = (const unsigned char *)*p;
@@ -145,7 +117,7 @@ unsigned fold_next(const char **p)
 	if (n == 0)
 		return 0;
 	pthread_once(&fold_once, fold_init);
-	if (!utf8_next(v, n, &cp, &len)) {
+	if (!utf8_decode(v, n, &cp, &len)) {
 		(*p)++;
 		return 0x110000u + v[0]; /* no code point is this */
 	}

@@ -8,6 +8,8 @@
 #ifndef JITD_DNKEY_H
 #define JITD_DNKEY_H
 
+#include <stdbool.h>
+
 /*
  * The key of DN s (new heap string), or NULL if s does not parse as a DN
  * (libldap's ldap_str2dn). Escapes are decoded (`\,`, `\2C` and `"..."`
@@ -30,5 +32,8 @@ char *dn_key(const char *s);
  * for comparisons where "equal" can only refuse.
  */
 unsigned fold_next(const char **p);
+
+/* Does the fold cover all of Unicode (the C.UTF-8 locale is there)? */
+bool fold_is_unicode(void);
 
 #endif

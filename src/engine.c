@@ -23,7 +23,7 @@
 #include "ticket.h"
 #include "util.h"
 
-#define QUEUE_MAX 20000         /* client jobs waiting per directory */
+#define QUEUE_MAX 20000         /* client jobs waiting per directory (not ends) */
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define OVERDUE_AFTER 60        /* s past expires_at: status expiries_overdue */
 

@@ -53,6 +53,7 @@ const char *const fault_names[] = {
 	"fail.request_lookup",       /* a grant's request_id cannot be looked up (store busy) */
 	"fail.listener_ready",       /* the listener sends a READY one byte too long (as if taken over) */
 	"fail.verify_record",        /* the check after replication_grace cannot be recorded */
+	"fail.settle_kept",          /* an end cannot read whether another grant keeps it (store busy) */
 	NULL,
 };
 

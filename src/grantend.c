@@ -41,9 +41,11 @@ int grant_settle_kept(struct grant_ctx *g, const struct grant_rec *r, struct set
 {
 	int64_t others = 0;
 	bool any_jitd = false;
-	int rc = store_pair_live_same(g->st, r->pair_key, r->id,
-				      GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE), r->user_uuid,
-				      grant_exact_value(r), &others, &any_jitd);
+	int rc = FAULT_FAIL("fail.settle_kept") ?
+			 JIT_EBUSY :
+			 store_pair_live_same(g->st, r->pair_key, r->id,
+					      GS_BIT(GS_PENDING) | GS_BIT(GS_ACTIVE), r->user_uuid,
+					      grant_exact_value(r), &others, &any_jitd);
 	if (rc != JIT_OK)
 		return rc;
 	/* r waits for its writer to answer a check, as grant_schedule_verify
@@ -299,8 +301,11 @@ void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 {
 	const char *msg = dres->message[0] ? dres->message : jit_err_message(rc);
 	/* A refusal is an answer: it will not go away by waiting (status
-	 * counts it as revocations_failing); an outage will. */
-	int64_t delay = retry_later(g, r, now, msg, rc != JIT_EDIRUNAVAIL);
+	 * counts it as revocations_failing); an outage will, and so will a
+	 * store that another process holds or that failed to read (no answer
+	 * of the directory's: nothing there for an operator to fix). */
+	bool refused = rc != JIT_EDIRUNAVAIL && rc != JIT_EBUSY && rc != JIT_EIO;
+	int64_t delay = retry_later(g, r, now, msg, refused);
 	FAULT_POINT("grant.after_retry");
 	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 		 (long long)r->attempts, (long long)delay, msg);

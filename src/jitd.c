@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "audit.h"
 #include "config.h"
+#include "dnkey.h"
 #include "engine.h"
 #include "fault.h"
 #include "log.h"
@@ -559,6 +560,27 @@ int main(int argc, char **argv)
 	enum log_level lvl;
 	if (log_level_parse(d.cfg->log_level, &lvl) == JIT_OK)
 		log_set_level(lvl);
+	if (!fold_is_unicode())
+		log_warn("the C.UTF-8 locale is missing: names and DNs are compared ignoring "
+			 "case in ASCII only, so deny_users, standing_members and the other "
+			 "lists miss a spelling in another case of a non-ASCII letter (install "
+			 "the C.UTF-8 locale: Debian's libc-bin has it)");
+	if (geteuid() != 0) {
+		/* Without root the listener cannot become another user: it parses
+		 * what clients send with the engine's rights (the secret files,
+		 * the store, the audit log). Said at every start; refused where
+		 * listener_user asks for what cannot be done. */
+		if (d.cfg->listener_user) {
+			log_err("listener_user \"%s\": jitd must be started as root to run the "
+				"listener as another user", d.cfg->listener_user);
+			config_free(d.cfg0);
+			return EXIT_CONFIG;
+		}
+		log_warn("not started as root: the listener runs as uid %d, as the engine does, "
+			 "and could read the secret files, the store and the audit log: no "
+			 "privilege separation (start jitd as root, with user and listener_user)",
+			 (int)geteuid());
+	}
 	FAULT_POINT("jitd.before_run");
 	status = run(&d, foreground, init_store);
 	remove_pid_file(d.cfg0->pid_file, d.pid_fd);

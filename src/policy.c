@@ -87,8 +87,9 @@ void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg)
 void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg, int64_t now_ms)
 {
 	static struct {
-		const struct jit_config *cfg; /* the entries the groups were checked for */
+		uint64_t cfg_serial; /* the entries the groups were checked for */
 		uid_t uid;
+		gid_t gid; /* the process's: whether the groups count as unknown depends on it */
 		int64_t read_at; /* 0: empty */
 		gid_t groups[sizeof(p->groups) / sizeof(p->groups[0])];
 		int n_groups;
@@ -97,7 +98,8 @@ void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg,
 	size_t oldest = 0;
 
 	for (size_t i = 0; i < POLICY_GROUPS_CACHE; i++) {
-		if (cache[i].read_at != 0 && cache[i].uid == p->uid && cache[i].cfg == cfg &&
+		if (cache[i].read_at != 0 && cache[i].uid == p->uid && cache[i].gid == p->gid &&
+		    cache[i].cfg_serial == (cfg ? cfg->serial : 0) &&
 		    now_ms - cache[i].read_at < POLICY_GROUPS_TTL_MS && now_ms >= cache[i].read_at) {
 			memcpy(p->groups, cache[i].groups, sizeof(p->groups));
 			p->n_groups = cache[i].n_groups;
@@ -108,8 +110,9 @@ void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg,
 			oldest = i;
 	}
 	policy_peer_groups(p, cfg);
-	cache[oldest].cfg = cfg;
+	cache[oldest].cfg_serial = cfg ? cfg->serial : 0;
 	cache[oldest].uid = p->uid;
+	cache[oldest].gid = p->gid;
 	cache[oldest].read_at = now_ms > 0 ? now_ms : 1;
 	memcpy(cache[oldest].groups, p->groups, sizeof(p->groups));
 	cache[oldest].n_groups = p->n_groups;

@@ -41,11 +41,12 @@ struct jit_peer {
  * p->groups_unknown when they could not all be read. */
 void policy_peer_groups(struct jit_peer *p, const struct jit_config *cfg);
 
-/* The same for the engine's main loop, which also runs the expiries: the
- * groups of a uid read in the last POLICY_GROUPS_TTL_MS are reused (at
- * most POLICY_GROUPS_CACHE uids), so a slow name service (an LDAP-backed
- * one that is down) costs one read per uid and period, not one per
- * request. Main thread only. */
+/* The same for the engine's main loop, which also runs the expiries, and
+ * the listener's one loop: the groups of a uid (with that process gid,
+ * for the same configuration) read in the last POLICY_GROUPS_TTL_MS are
+ * reused (at most POLICY_GROUPS_CACHE uids), so a slow name service (an
+ * LDAP-backed one that is down) costs one read per uid and period, not one
+ * per request or connection. One thread per process only. */
 #define POLICY_GROUPS_TTL_MS 5000
 #define POLICY_GROUPS_CACHE 16
 void policy_peer_groups_cached(struct jit_peer *p, const struct jit_config *cfg, int64_t now_ms);

@@ -448,13 +448,15 @@ static void accept_clients(struct server *s)
 	}
 }
 
-/* c's clients entry. Its user's groups are read (once per connection) only
- * when an entry matches by gid: reading them costs the passwd and group
- * databases, which a name service may answer slowly, in this one loop. */
+/* c's clients entry. Its user's groups are read (once per connection,
+ * and at most once per uid every POLICY_GROUPS_TTL_MS) only when an entry
+ * matches by gid: reading them costs the passwd and group databases, which
+ * a name service may answer slowly, in this one loop; connections opened
+ * one after another must not cost a read each. */
 static const struct jit_client_cfg *client_entry(struct server *s, struct client *c)
 {
 	if (!c->groups_read && policy_uses_groups(s->cfg)) {
-		policy_peer_groups(&c->peer, s->cfg);
+		policy_peer_groups_cached(&c->peer, s->cfg, mono_ms());
 		c->groups_read = true;
 	}
 	return policy_client(s->cfg, &c->peer);

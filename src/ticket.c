@@ -351,8 +351,13 @@ static void judge(struct ticket_checker *tc, struct check *c, CURLcode res)
 		snprintf(msg, sizeof(msg), "ticket_check: the answer for \"%s\" is larger than "
 			 "%d bytes", tk, BODY_MAX);
 	} else if (res != CURLE_OK) {
+		/* libcurl's own text names hosts, ports and addresses of the
+		 * network behind jitd: for jitd's log only; the client and the
+		 * audit line get the kind of failure */
+		log_warn("ticket_check: \"%s\": %.300s", tk,
+			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
 		snprintf(msg, sizeof(msg), "ticket_check: cannot reach the ticket system for "
-			 "\"%s\": %.200s", tk, c->errbuf[0] ? c->errbuf : curl_easy_strerror(res));
+			 "\"%s\": %.200s (details in jitd's log)", tk, curl_easy_strerror(res));
 	} else if (curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK) {
 		snprintf(msg, sizeof(msg), "ticket_check: no HTTP status for \"%s\"", tk);
 	} else if (ticket_judge(status, c->body ? c->body : "", c->body_len, c->field, c->value,

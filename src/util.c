@@ -645,3 +645,51 @@ int nss_lookup(enum nss_kind kind, const char *name, int64_t id, struct nss_entr
 	}
 	return rc;
 }
+
+bool utf8_decode(const unsigned char *p, size_t n, unsigned *cp, size_t *len)
+{
+	unsigned c = p[0];
+	size_t k;
+	if (c < 0x80) {
+		*cp = c;
+		*len = 1;
+		return true;
+	}
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2, c &= 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		k = 3, c &= 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		k = 4, c &= 0x07;
+	else
+		return false;
+	if (k > n)
+		return false;
+	for (size_t i = 1; i < k; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return false;
+		c = (c << 6) | (p[i] & 0x3f);
+	}
+	if ((k == 3 && c < 0x800) || (k == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return false;
+	*cp = c;
+	*len = k;
+	return true;
+}
+
+bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	while (n > 0) {
+		unsigned cp;
+		size_t len;
+		if (!utf8_decode(p, n, &cp, &len))
+			return false;
+		p += len;
+		n -= len;
+	}
+	return true;
+}

@@ -3,8 +3,8 @@
  * returns NULL (it aborts on exhaustion, the one case where dying is the
  * safe choice), secret wiping, time, RFC 3339 formatting, random ids, a
  * throttle for lines a flood must not multiply, a growable string buffer,
- * passwd and group look-ups, and checks that a directory, or the way to a CA file, is safe from other
- * users.
+ * UTF-8 decoding, passwd and group look-ups, and checks that a directory,
+ * or the way to a CA file, is safe from other users.
  */
 #ifndef JITD_UTIL_H
 #define JITD_UTIL_H
@@ -133,6 +133,12 @@ void sb_addf(struct strbuf *sb, const char *fmt, ...) JIT_PRINTF(2, 3);
 void sb_addstr(struct strbuf *sb, const char *s);
 char *sb_steal(struct strbuf *sb); /* returns the string ("" if empty); sb reset */
 void sb_free(struct strbuf *sb);
+
+/* Decodes one UTF-8 sequence at p (n > 0 bytes left): its code point and
+ * length, or false for a malformed, overlong or surrogate sequence. */
+bool utf8_decode(const unsigned char *p, size_t n, unsigned *cp, size_t *len);
+/* Is s well-formed UTF-8 (as JSON strings, and so the audit log, need)? */
+bool utf8_valid(const char *s);
 
 /* One look-up in the passwd or group database, by name or by id, with a
  * buffer that grows while the name service answers ERANGE (up to 2 MB). */

@@ -222,7 +222,11 @@ static void *worker_main(void *arg)
 bool workers_enqueue(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
-	if (q->stopping || q->draining || (j->conn_id && q->len >= q->e->queue_max)) {
+	/* A client's complete or revoke is never refused for a full queue:
+	 * a removal must not wait for a burst of grants to drain, and ends
+	 * are bounded anyway (one request in flight per connection). */
+	if (q->stopping || q->draining ||
+	    (j->conn_id && j->kind != JOB_END && q->len >= q->e->queue_max)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 
-from jittest import Env, eq, refused, skip, wait_until, expires_epoch
+from jittest import Env, eq, refused, skip, wait_until, wait_state, expires_epoch
 from crash import fault_build
 
 SLACK = 8  # the scheduler's tick, whole-second expiries, retry_min_interval 1 s
@@ -269,13 +269,16 @@ def test_session_the_server_no_longer_accepts_is_bound_again():
 
 
 def test_requests_refused_at_a_full_queue_are_audited_with_a_count():
-    """A grant (or an end) refused `busy` because its directory's queue is
-    full is audited like any other refusal, but at most once per 10 s per
+    """A grant refused `busy` because its directory's queue is full is
+    audited like any other refusal, but at most once per 10 s per
     directory, the next audited one counting those not recorded: a full
     queue is an overload, which a synced line per refusal would add to
     (docs/audit-log.md). The queue's cap is lowered to 2 and the only
     worker paused, so the queue fills deterministically (regression:
-    these refusals were not audited at all)."""
+    these refusals were not audited at all). A `complete` at the full
+    queue is queued all the same, ahead of the grants, and made
+    (regression: it was refused `busy`, and the membership stayed until
+    the client tried again)."""
     need_faults()
     with Env(start=False, directory={"connections": 1}) as e:
         j = e.jitd
@@ -307,8 +310,11 @@ def test_requests_refused_at_a_full_queue_are_audited_with_a_count():
             a = j.grant("dave", "dba", "1h")
             refused(a, "busy", "grant %d at the full queue" % i)
             assert "work queue" in a["error"]["message"], a
-        refused(j.request({"op": "complete", "grant_id": erin["grant_id"]}), "busy",
-                "complete at the full queue")
+        refused(j.grant("dave", "dba", "1h"), "busy", "grant 21 at the full queue")
+        ender = j.connect(timeout=60)
+        ender.send({"op": "complete", "grant_id": erin["grant_id"]})
+        # answered after the complete reached the engine (one channel, in order)
+        j.ok({"op": "status"})
         ev = j.audit_events("refused")[before:]
         eq(len(ev), 1, "refused events for 21 refusals at the full queue")
         eq(ev[0].get("error"), "busy", "error")
@@ -317,20 +323,25 @@ def test_requests_refused_at_a_full_queue_are_audited_with_a_count():
         assert "not recorded" not in ev[0]["message"], ev[0]
         time.sleep(max(0.0, t_first + 10.5 - time.time()))
         assert time.time() < t_pause + 14, "too slow: the worker's pause is nearly over"
-        refused(j.request({"op": "complete", "grant_id": erin["grant_id"]}), "busy",
-                "complete at the full queue, 10 s later")
+        refused(j.grant("frank", "dba", "1h"), "busy", "a grant at the full queue, 10 s later")
         last = j.audit_events("refused")[-1]
-        eq((last.get("op"), last.get("grant_id"), last.get("error")),
-           ("complete", erin["grant_id"], "busy"), "the refusal audited 10 s later")
+        eq((last.get("op"), last.get("user"), last.get("error")),
+           ("grant", "frank", "busy"), "the refusal audited 10 s later")
         assert "(20 earlier refusals not recorded)" in last["message"], last
-        # once the worker goes on, the queued grants are made
+        # once the worker goes on, the complete is made, then the queued grants
         th.join(30)
         assert answers["alice"].get("ok"), answers
+        a = ender.recv()
+        assert a.get("ok"), a
+        eq(a["grant"]["state"], "completed", "the complete queued at the full queue")
+        ender.close()
+        assert not e.is_member("dba", e.user_dn("erin")), "erin is still a member"
         for c in queued:
             a = c.recv()
             assert a.get("ok"), a
             c.close()
-        j.ok({"op": "complete", "grant_id": erin["grant_id"]})
+        ends = [x for x in j.audit_events("refused") if x.get("op") == "complete"]
+        eq(ends, [], "refused completes")
 
 
 def test_extend_refused_at_a_full_queue_is_audited():
@@ -418,6 +429,26 @@ def test_member_found_by_the_add_while_the_pair_has_a_grant_of_jitd_stays_jitd_s
         j.ok({"op": "complete", "grant_id": g2["grant_id"]})
         assert not e.is_member("admins", alice), "the membership jitd made outlived its grants"
 
+
+
+def test_a_store_busy_at_a_removal_is_no_directory_refusal():
+    """An end whose store read fails (another process holds the store:
+    failure point fail.settle_kept) is retried, and status does not count
+    it in revocations_failing, which means the directory refused a removal
+    and a human must act (regression: it was counted, and an operator
+    looked for an ACL problem that was not there)."""
+    need_faults()
+    with Env(start=False, top={"retry_min_interval": "3s", "retry_max_interval": "3s"}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.settle_kept:@1"})
+        g = j.must_grant("alice", "admins", "1h")
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(a["grant"]["state"], "ending", "the end after the store failed")
+        st = j.ok({"op": "status"})["status"]
+        eq(st["pending_revocations"], 1, "pending_revocations")
+        eq(st["revocations_failing"], 0, "revocations_failing for a store that was busy")
+        wait_state(j, g, "completed", 15)
+        assert not e.is_member("admins", e.user_dn("alice")), "alice still a member"
 
 
 def test_end_the_worker_cannot_read_is_answered_busy_not_not_found():

@@ -628,3 +628,33 @@ def test_listener_never_holds_the_notify_urls():
         wait_until(lambda: "applied configuration 2" in j.stderr_since(pos), 10,
                    "the listener applied the reload")
         assert not _mem_holds(lp, token), "the listener holds a notify URL's path after a reload"
+
+
+def test_started_without_root_it_says_there_is_no_privilege_separation():
+    """Started as another user than root, jitd cannot run its listener as
+    anyone else: with listener_user it exits 1 at once and says why
+    (before, it went on to fail later, on whatever it met first, with no
+    word of the cause). Without listener_user it warns at every start that
+    the listener has the engine's rights (not tested here: it needs a
+    state_dir and a log of that user's)."""
+    need_root()
+    import shutil
+    if not shutil.which("setpriv"):
+        from jittest import skip
+        skip("setpriv (util-linux) is not installed")
+    with Env(start=False) as e:
+        j = e.jitd
+        j.config["listener_user"] = "daemon"
+        j.write_config()
+        # nobody may read the configuration (the only file read before the check)
+        for d in (j.dir, os.path.dirname(j.dir)):
+            os.chmod(d, 0o755)
+        os.chmod(j.conf, 0o644)
+        pos = j.stderr_pos()
+        j.start(wait=False, wrapper=["setpriv", "--reuid=65534", "--regid=65534",
+                                     "--clear-groups", "--"])
+        rc = j.proc.wait(20)
+        j.proc = None
+        err = j.stderr_since(pos)
+        eq(rc, 1, "exit status of a non-root start with listener_user:\n" + err)
+        assert "must be started as root to run the listener as another user" in err, err

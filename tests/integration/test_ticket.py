@@ -175,7 +175,8 @@ def _ticket_refused(e, answer, words):
 
 def test_ticket_check_answers():
     itsm = Itsm()
-    e, _ = _env(itsm)
+    dead = _closed_port()
+    e, _ = _env(itsm, dba_url="http://127.0.0.1:%d/tickets/%%s" % dead)
     try:
         j = e.jitd
         g = e.grant_and_check("alice", "admins", "1h", ticket="INC00001")
@@ -189,8 +190,13 @@ def test_ticket_check_answers():
                         "did not answer")
         took = time.time() - t0
         assert 0.9 <= took < 4.5, "timeout 1s took %.2fs" % took  # the answer: 6 s
-        _ticket_refused(e, j.grant("bob", "dba", "1h", ticket="INC00001"),
-                        "cannot reach the ticket system")
+        a = j.grant("bob", "dba", "1h", ticket="INC00001")
+        _ticket_refused(e, a, "cannot reach the ticket system")
+        # libcurl's text (host, port, address) goes to jitd's log only
+        # (regression: it told helpdesk clients where the ticket system is)
+        assert str(dead) not in a["error"]["message"], a
+        assert str(dead) not in e.jitd.audit_events("refused")[-1]["message"]
+        wait_until(lambda: str(dead) in j.stderr_tail(200), 5, "libcurl's text in the log")
         assert not e.is_member("admins", e.user_dn("bob"))
         assert not e.is_member("dba", e.user_dn("bob"))
         # a group with ticket_check needs a ticket

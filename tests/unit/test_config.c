@@ -582,6 +582,16 @@ static void test_each_error(void)
 		  "t.conf:9: dn: ", "must not be empty" },
 		{ BASE_DIR "groups = ( { name = \"a\\n\"; directory = \"corp\"; dn = \"x\"; } );\n",
 		  "t.conf:8: name: ", "contains a control character" },
+		/* not UTF-8 (a file saved as Latin-1): a clients name reached
+		 * the engine's messages and the audit log as JSON, which
+		 * refused it and killed the listener at every request */
+		{ BASE "clients = ( { uid = 0; name = \"h\xe9lpdesk\"; } );\n",
+		  "t.conf:15: name: ", "is not valid UTF-8" },
+		{ BASE_DIR "groups = ( { name = \"a\"; directory = \"corp\"; dn = \"cn=a\";\n"
+		  "  deny_users = [ \"j\xfcrgen\" ]; } );\n",
+		  "t.conf:9: deny_users: ", "element 1 is not valid UTF-8" },
+		{ BASE "audit_log = \"/var/log/\xc3\";\n", "t.conf:15: audit_log: ",
+		  "is not valid UTF-8" },
 		{ BASE "state_dir = \"var/lib/jitd\";\n", "t.conf:15: state_dir: ",
 		  "is not an absolute path" },
 		{ BASE "log_level = \"verbose\";\n", "t.conf:15: log_level: ",

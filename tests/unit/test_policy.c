@@ -125,7 +125,7 @@ static void test_groups_source_down(void)
 		{ .name = "narrow", .has_gid = true, .gid = TEST_GID, .gid_by_name = true },
 		{ .name = "broad", .has_gid = true, .gid = 0 },
 	};
-	struct jit_config c = { .clients = cl, .n_clients = 2 };
+	struct jit_config c = { .serial = 101, .clients = cl, .n_clients = 2 };
 	struct jit_peer p = { .uid = 0, .gid = 0 };
 
 	gr_mode = GR_FOUND; /* the group is there, root is not in it */
@@ -149,10 +149,24 @@ static void test_groups_source_down(void)
 	policy_peer_groups_cached(&r, &c, 5000000);
 	CHECK(!r.groups_unknown);
 	struct jit_config c2 = c;
+	c2.serial = 102; /* another load, wherever it sits in memory */
 	gr_mode = GR_DOWN;
 	struct jit_peer r2 = { .uid = 0, .gid = 0 };
 	policy_peer_groups_cached(&r2, &c2, 5000000);
 	CHECK(r2.groups_unknown);
+	/* and for another process gid of the same uid (regression: a process
+	 * running with the narrow entry's gid, whose groups count as known
+	 * whatever the name service says, answered for the uid's other
+	 * processes, which then matched the broad entry) */
+	struct jit_config c3 = c;
+	c3.serial = 103;
+	struct jit_peer s1 = { .uid = 0, .gid = TEST_GID }, s2 = { .uid = 0, .gid = 0 };
+	policy_peer_groups_cached(&s1, &c3, 6000000);
+	CHECK(!s1.groups_unknown);
+	CHECK(policy_client(&c3, &s1) == &cl[0]);
+	policy_peer_groups_cached(&s2, &c3, 6000001);
+	CHECK(s2.groups_unknown);
+	CHECK(policy_client(&c3, &s2) == NULL);
 	gr_mode = GR_REAL;
 }
 

@@ -64,6 +64,8 @@ struct bar {
 	bool start_known;        /* false: start is created_at, the granted line was not read */
 	bool kept;               /* the end left the membership: it predated the grant */
 	bool forced;             /* closed by revoke --force */
+	bool uncertain;          /* no granted line: its add went unanswered or was cut
+				  * by a crash; held (an upper bound) until the removal */
 };
 
 struct report {
@@ -290,7 +292,7 @@ static void ended_free(struct ended *e)
  * taken from a line, whose members are anyone's).
  */
 static void add_bar(struct report *r, json_t *g, json_t *rec, const char *id, int64_t start,
-		    int64_t end, const char *kind, bool start_known, bool forced)
+		    int64_t end, const char *kind, bool start_known, bool forced, bool uncertain)
 {
 	if ((r->o.has_since && end < r->o.since) || (r->o.has_until && start >= r->o.until))
 		return;
@@ -324,6 +326,7 @@ static void add_bar(struct report *r, json_t *g, json_t *rec, const char *id, in
 	const char *out = str_of(g, "outcome");
 	b->kept = out && strcmp(out, "kept_standing") == 0;
 	b->forced = forced;
+	b->uncertain = uncertain;
 }
 
 /* ---- lifecycle ---- */
@@ -418,6 +421,14 @@ static bool start_known(json_t *g)
 	return !json_is_true(json_object_get(g, "start_unknown"));
 }
 
+/* Open record g: a grant with no granted line whose membership may be there
+ * (its add went unanswered, or a crash cut it: failed with state ending,
+ * or a removal of it failing), until its final line says otherwise. */
+static bool maybe_held(json_t *g)
+{
+	return json_is_true(json_object_get(g, "maybe_held"));
+}
+
 /*
  * Did the grant of this line (not open, its end not read) begin before the
  * first line read, so that its granted line, if it had one, was not read?
@@ -452,6 +463,27 @@ static bool began_before_input(struct report *r, json_t *ev, const char *id, int
  * after: the line comes after the period; the expiry at the period's end
  * is the one before an extension this line makes.
  */
+/*
+ * Opens the grant of ev, which had no granted line and may hold its
+ * membership (see maybe_held), from its created_at, its start not known;
+ * not if it is open or ended already, or created at or after the period's
+ * end. Robustness: its membership may stay for days while the removal
+ * fails, and every report of those days must show it (it was in none
+ * until its final line).
+ */
+static void open_maybe_held(struct report *r, json_t *ev)
+{
+	const char *id = str_of(ev, "grant_id");
+	int64_t created, exp = 0;
+	if (!id || json_object_get(r->open, id) || ended_has(&r->ended, id) ||
+	    !time_of(ev, "created_at", &created) || (r->o.has_until && created >= r->o.until))
+		return;
+	(void)time_of(ev, "expires_at", &exp);
+	json_t *g = grant_record(ev, created, false, -1, exp);
+	json_object_set_new(g, "maybe_held", json_true());
+	json_object_set_new(r->open, id, g);
+}
+
 static void seen_open(struct report *r, json_t *ev, const char *event, bool after)
 {
 	const char *id = str_of(ev, "grant_id");
@@ -459,8 +491,14 @@ static void seen_open(struct report *r, json_t *ev, const char *event, bool afte
 	bool moved = strcmp(event, "rescheduled") == 0 && time_of(ev, "previous_created_at", &created);
 	/* rescheduled: created_at is now the clock's correction, the time the
 	 * grant was given is previous_created_at */
-	if (moved ? !began_before(r, id, created) : !began_before_input(r, ev, id, &created))
+	if (moved ? !began_before(r, id, created) : !began_before_input(r, ev, id, &created)) {
+		/* a removal failing for a grant created after the first line
+		 * read that is not open: it had no granted line (recovered at
+		 * start-up, its add cut by a crash), and may be held */
+		if (strcmp(event, "revoke_failed") == 0)
+			open_maybe_held(r, ev);
 		return;
+	}
 	(void)time_of(ev, "expires_at", &exp);
 	if (after && strcmp(event, "extended") == 0 && int_of(ev, "added", &added) && added > 0)
 		exp -= added;
@@ -478,6 +516,10 @@ static void on_failing(struct report *r, json_t *ev)
 	int64_t created;
 	if (began_before_input(r, ev, id, &created))
 		json_object_set_new(r->failing, id, json_true());
+	/* its add may have been applied: held until its final line */
+	const char *st = str_of(ev, "state");
+	if (st && strcmp(st, "ending") == 0)
+		open_maybe_held(r, ev);
 }
 
 static void on_granted(struct report *r, json_t *ev, int64_t ts, bool in)
@@ -591,6 +633,7 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 	json_t *g = id ? json_object_get(r->open, id) : NULL;
 	int64_t start = ts, requested = -1, exp = 0, created;
 	bool known = false, before = !g && began_before_input(r, ev, id, &created);
+	bool uncertain = g && maybe_held(g); /* no granted line (open_maybe_held) */
 	const char *outcome = str_of(ev, "outcome"), *prev = str_of(ev, "previous_end_state");
 	if (!g && id && ended_has(&r->ended, id))
 		return;
@@ -611,11 +654,15 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 	 * it by hand, so jitd never saw the member absent. Either counts as
 	 * held from created_at to this line, the upper bound, its start not
 	 * known; not in before_input, as it had no granted line to miss. */
-	bool never_granted = !g && !before && strcmp(event, "failed") == 0;
-	bool maybe_held = forced || (outcome && strcmp(outcome, "removed") == 0);
+	bool never_granted = (!g || uncertain) && !before && strcmp(event, "failed") == 0;
+	bool held_maybe = forced || (outcome && strcmp(outcome, "removed") == 0);
 	if (never_granted && id)
 		json_object_del(r->failing, id);
-	if (never_granted && !maybe_held) {
+	if (never_granted && !held_maybe) {
+		/* the removal found nothing there: no time held counted here
+		 * (the reports of the days before showed it as maybe held) */
+		if (uncertain)
+			json_object_del(r->open, id);
 		if (in) {
 			r->failed++;
 			dims_add(r, ev, "failed", 1);
@@ -661,13 +708,13 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		hist_add(&r->actual, ts - start);
 		/* only a grant that began before the first line read: one
 		 * created later without a granted line never had one */
-		if (before || (g && !known))
+		if (before || (g && !known && !uncertain))
 			r->before_input++;
 	}
 	int64_t held = overlap(r, start, ts);
 	if (held > 0)
 		dims_add(r, ev, "held_seconds", held);
-	add_bar(r, ev, g, id ? id : "?", start, ts, event, known, forced);
+	add_bar(r, ev, g, id ? id : "?", start, ts, event, known, forced, never_granted);
 	if (g)
 		json_object_del(r->open, id);
 }
@@ -893,16 +940,18 @@ static json_t *active_json(struct report *r, int64_t end)
 		fmt_rfc3339(start, buf);
 		json_object_set_new(a, "granted_at", json_string(buf));
 		json_object_set_new(a, "start_known", json_boolean(start_known(g)));
+		if (maybe_held(g))
+			json_object_set_new(a, "membership_uncertain", json_true());
 		fmt_rfc3339(json_integer_value(json_object_get(g, "expires_at")), buf);
 		json_object_set_new(a, "expires_at", json_string(buf));
 		json_array_append_new(arr, a);
-		if (!start_known(g))
+		if (!start_known(g) && !maybe_held(g))
 			r->before_input++;
 		int64_t held = overlap(r, start, end);
 		if (held > 0)
 			dims_add(r, g, "held_seconds", held);
 		add_bar(r, g, g, id, start, end > start ? end : start, "active", start_known(g),
-			false);
+			false, maybe_held(g));
 	}
 	return arr;
 }
@@ -922,6 +971,8 @@ static json_t *timeline_json(const struct report *r)
 			json_object_set_new(o, "membership_kept", json_true());
 		if (b->forced)
 			json_object_set_new(o, "forced", json_true());
+		if (b->uncertain)
+			json_object_set_new(o, "membership_uncertain", json_true());
 		for (size_t k = 0; k < BAR_INFO; k++)
 			if (b->info[k])
 				json_object_set_new(o, bar_info[k], json_string(b->info[k]));

@@ -31,6 +31,16 @@ static const char *const total_keys[] = { "granted", "refused", "expired", "comp
 					  "started_before_input", NULL };
 /* After a start taken from created_at because the granted line was not read. */
 #define START_NOT_READ " (created_at: granted line not read)"
+#define START_UNCERTAIN " (created_at: add unconfirmed, may have held the group)"
+
+/* What follows the start of a bar or an active grant: why it is created_at,
+ * or nothing when it is the granted line's time. */
+static const char *start_note(json_t *o)
+{
+	if (json_is_true(json_object_get(o, "membership_uncertain")))
+		return START_UNCERTAIN;
+	return json_is_false(json_object_get(o, "start_known")) ? START_NOT_READ : "";
+}
 /* The period ends after the report was made. */
 #define NOT_OVER "the period is not over: it ends after this report was made, and grants " \
 		 "still active are counted as held up to then"
@@ -284,8 +294,8 @@ static void text_grant_notes(FILE *out, json_t *b)
 	json_t *ext = json_object_get(b, "extension_approved_by"), *x;
 	size_t i;
 	char *c;
-	if (json_is_false(json_object_get(b, "start_known"))) {
-		fprintf(out, "%sstart%s", sep, START_NOT_READ);
+	if (*start_note(b)) {
+		fprintf(out, "%sstart%s", sep, start_note(b));
 		sep = "; ";
 	}
 	text_part(out, &sep, "requested by ", sget(b, "requested_by"));
@@ -430,7 +440,7 @@ static void render_text(json_t *res, FILE *out)
 		char *ap = clean(sget(a, "approved_by")), *tk = clean(sget(a, "ticket"));
 		fprintf(out, "  %s  %s -> %s  since %s%s  until %s  approved by %s  ticket %s\n",
 			id, u, g, sget(a, "granted_at"),
-			json_is_false(json_object_get(a, "start_known")) ? START_NOT_READ : "",
+			start_note(a),
 			sget(a, "expires_at"), *ap ? ap : "-", *tk ? tk : "-");
 		free(id);
 		free(u);
@@ -459,7 +469,7 @@ static void csv_cell(FILE *out, const char *text)
 {
 	char *c = termsafe_dup(text, 0);
 	bool quote = strpbrk(c, ",;\"") != NULL;
-	bool formula = formula_char(c[0]);
+	bool formula = formula_char(c[strspn(c, " ")]);
 	if (quote || formula)
 		fputc('"', out);
 	if (formula)
@@ -468,8 +478,8 @@ static void csv_cell(FILE *out, const char *text)
 		if (*s == '"')
 			fputc('"', out);
 		fputc(*s, out);
-		if (*s == ';' && formula_char(s[1]))
-			fputc('\'', out);
+		if (*s == ';' && formula_char(s[1 + strspn(s + 1, " \"")]))
+			fputc('\'', out); /* "; =x" and ";\"=x" too: trimmed, unquoted */
 	}
 	if (quote || formula)
 		fputc('"', out);
@@ -724,8 +734,7 @@ static void html_timeline(FILE *out, json_t *res, int64_t t0, int64_t t1)
 		h(out, sget(b, "grant_id"));
 		fputs(": ", out);
 		h(out, sget(b, "start"));
-		if (json_is_false(json_object_get(b, "start_known")))
-			fputs(START_NOT_READ, out);
+		fputs(start_note(b), out);
 		fputs(" .. ", out);
 		h(out, sget(b, "end"));
 		fputs(" (", out);
@@ -764,8 +773,8 @@ static void html_grants(FILE *out, json_t *res)
 		for (j = 0; j < GRANT_COLS; j++) {
 			fputs("<td class=\"n\">", out);
 			h(out, c[j]);
-			if (j == 3 && json_is_false(json_object_get(b, "start_known")))
-				fputs(START_NOT_READ, out);
+			if (j == 3)
+				fputs(start_note(b), out);
 			fputs("</td>", out);
 		}
 		free_cells(c);
@@ -897,9 +906,8 @@ static void render_html(json_t *res, FILE *out)
 		for (size_t c = 0; k[c]; c++) {
 			fputs("<td class=\"n\">", out);
 			h(out, sget(a, k[c]));
-			if (strcmp(k[c], "granted_at") == 0 &&
-			    json_is_false(json_object_get(a, "start_known")))
-				fputs(START_NOT_READ, out);
+			if (strcmp(k[c], "granted_at") == 0)
+				fputs(start_note(a), out);
 			fputs("</td>", out);
 		}
 		fputs("</tr>\n", out);

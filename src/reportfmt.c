@@ -128,6 +128,14 @@ static size_t coverage_notes(json_t *res, char *n[COVERAGE_MAX])
 		n[k++] = xasprintf("it would still be open at the last line read (%s); jitctl list "
 				   "shows the open grants.",
 				   sget(in, "last_event"));
+		/* both RFC 3339 in UTC, as jitd writes them: they compare as text */
+		const char *since = sget(json_object_get(res, "period"), "since");
+		const char *first_at = sget(in, "first_line_at");
+		if (*since && *first_at && strcmp(since, first_at) < 0)
+			n[k++] = xasprintf("The period begins at %s, before the first line read: a "
+					   "grant made and ended before %s is not in this report "
+					   "at all; report this period from older files.",
+					   since, first_at);
 	}
 	if (!json_is_true(json_object_get(ch, "verified"))) {
 		n[k] = xasprintf("%sthe hash chain did not verify: lines may be missing.",

@@ -745,9 +745,20 @@ def test_nightly_job_writes_and_mails_the_report():
         mail = f.read()
     assert "ARGS: -t" in mail, mail[:300]
     for s in ("To: auditors@example.com", "Subject: jitd access report 2026-11-23",
-              "hash chain  verified: seq 1 .. 23", "Content-Type: text/html",
-              "filename=\"jitd-report-2026-11-23.html\""):
+              "Content-Type: text/html", "filename=\"jitd-report-2026-11-23.html\""):
         assert s in mail, (s, mail[:3000])
+    # every line within SMTP's 998 bytes, whatever the report holds (the
+    # text part is base64: a long reason made a longer line, refused by
+    # mail servers); the text part decodes to the report
+    assert max(len(x) for x in mail.split("\n")) <= 998, "a mail line over 998 bytes"
+    import email
+    msg = email.message_from_string(mail.split("\n", 1)[1])
+    parts = [p for p in msg.walk() if p.get_content_type() == "text/plain"]
+    eq(len(parts), 1, "text parts")
+    text = parts[0].get_payload(decode=True).decode()
+    with open(base + ".txt") as f:
+        eq(text, f.read(), "the mail's text part")
+    assert "hash chain  verified: seq 1 .. 23" in text, text[:2000]
     # A broken chain: the job still writes the report, says so in the
     # subject, and exits non-zero (cron and systemd then report it).
     with open(paths[2], "ab") as f:
@@ -758,6 +769,49 @@ def test_nightly_job_writes_and_mails_the_report():
     with open(mailbox) as f:
         mail = f.read()
     assert "Subject: jitd access report 2026-11-23: HASH CHAIN NOT VERIFIED" in mail, mail[:500]
+
+
+def test_nightly_job_mails_lines_smtp_accepts():
+    """A reason of 1,000 bytes (the protocol allows 1,024) puts a longer
+    line in the text report than the 998 bytes SMTP allows: the mail must
+    still keep every line within it (regression: the text part went as
+    8bit, a line as long as the reason, which mail servers refuse), and
+    its text part decodes to the report."""
+    import email
+    work = os.getcwd()
+    logdir = os.path.join(work, "log")
+    os.makedirs(logdir)
+    path = os.path.join(logdir, "audit.log")
+    w = AuditWriter(path)
+    w.event(D + 60, "started", version="0.1.0")
+    gl = g("g-l", "lee", "dba", D + 3600, 3600, reason="R" * 1000)
+    w.grant(gl)
+    w.end(gl, D + 7200, "expired")
+    w.close()
+    outdir = os.path.join(work, "reports")
+    mailbox = os.path.join(work, "mail.txt")
+    sendmail = os.path.join(work, "sendmail")
+    with open(sendmail, "w") as f:
+        f.write("#!/bin/sh\ncat > %s\n" % mailbox)
+    os.chmod(sendmail, 0o755)
+    script = os.path.join(os.environ["JITD_SRCDIR"], "contrib", "jitd-report-nightly")
+    env = dict(os.environ, JITD_AUDIT_LOG=path, JITD_REPORT_DIR=outdir,
+               JITD_REPORT_DATE="2026-11-23", JITD_REPORT_DAYS="0", JITCTL=binary("jitctl"),
+               SENDMAIL=sendmail, JITD_REPORT_MAILTO="auditors@example.com",
+               JITD_REPORT_DEFAULTS=os.path.join(work, "none"))
+    r = subprocess.run(["sh", script], capture_output=True, text=True, env=env, timeout=120)
+    eq(r.returncode, 0, "nightly job: %s %s" % (r.stdout, r.stderr))
+    with open(os.path.join(outdir, "jitd-report-2026-11-23.txt")) as f:
+        report = f.read()
+    assert "R" * 1000 in report, "the reason is not in the text report"
+    with open(mailbox) as f:
+        mail = f.read()
+    longest = max(len(x.encode()) for x in mail.split("\n"))
+    assert longest <= 998, "a mail line of %d bytes" % longest
+    parts = [p for p in email.message_from_string(mail).walk()
+             if p.get_content_type() == "text/plain"]
+    eq(len(parts), 1, "text parts")
+    eq(parts[0].get_payload(decode=True).decode(), report, "the mail's text part")
 
 
 def test_nightly_job_removes_snapshots_a_killed_run_left():
@@ -938,6 +992,14 @@ def test_nightly_job_catches_up_missed_days_and_reads_dateext_files():
     paths = write_day(logdir)
     os.rename(paths[1], os.path.join(logdir, "audit.log-20261123"))
     os.rename(paths[0], os.path.join(logdir, "audit.log-20261122.gz"))
+    # logrotate compressing audit.log-20261123 right now: its .gz is being
+    # written beside it, and is not read (regression: read as well, its
+    # lines repeated, and the chain did not verify)
+    with open(os.path.join(logdir, "audit.log-20261123"), "rb") as f:
+        part = f.read()[:200]
+    import gzip
+    with gzip.open(os.path.join(logdir, "audit.log-20261123.gz"), "wb") as f:
+        f.write(part)
     outdir = os.path.join(work, "reports")
     os.makedirs(outdir)
     today = datetime.datetime.now(datetime.timezone.utc).date()

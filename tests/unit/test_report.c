@@ -550,6 +550,35 @@ static void check_before_input(void)
 	json_decref(res);
 }
 
+/*
+ * A period that begins before the first line read (an old day reported
+ * from the files kept now): a grant made and ended in between has no line
+ * in them, and the coverage says so (regression: it said only that such a
+ * grant would still be open at the last line read). Files from seq 1 have
+ * nothing before them, and say nothing of it.
+ */
+static void check_period_before_input(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + DAY };
+	for (int64_t first = 10; first >= 1; first -= 9) {
+		struct report *r = report_new(&o);
+		ev(r, T0 + 5000, "granted", G("g-1", "ann", "dba", "carol", "ops", 600, T0 + 5000,
+					      T0 + 5600), NULL);
+		struct report_chain ch = { .verified = true, .lines = 1, .first_seq = first,
+					   .last_seq = first, .last_hash = "ab" };
+		json_t *res = report_result(r, &ch);
+		report_free(r);
+		char *txt = render(res, REPORT_TEXT);
+		bool said = strstr(txt, "The period begins at 2026-11-23T00:00:00Z, before the first "
+					"line read: a grant made and ended before "
+					"2026-11-23T01:23:20Z is not in this report at all") != NULL;
+		CHECK(said == (first != 1));
+		free(txt);
+		json_decref(res);
+	}
+}
+
 /* Hostile names: escaped in HTML, defused in CSV, cleaned in text. */
 static void check_hostile(void)
 {
@@ -1221,6 +1250,7 @@ int main(void)
 	check_forced_never_active();
 	check_forced_never_active_before_input();
 	check_unconfirmed_add();
+	check_period_before_input();
 	check_period_not_over();
 	check_grant_details();
 	check_refusal_flood();

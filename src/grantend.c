@@ -491,6 +491,34 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 	return line;
 }
 
+void grant_end_at_next_start(struct grant_ctx *g, const char *id, enum grant_state end_state,
+			     const char *reason, const char *client)
+{
+	struct grant_rec *r;
+	char *line = NULL;
+	pthread_mutex_t *lock = lock_grant(g, id, &r, &line);
+	if (!lock) {
+		log_err("grant %s: %s asked by %s, not made before the stop, and the grant cannot "
+			"be read: ask again once jitd is back", id, grant_state_name(end_state),
+			client ? client : "?");
+		free(line);
+		return;
+	}
+	if (r->state != GS_ACTIVE) {
+		/* ending already (made at the next start) or ended */
+	} else if (grant_transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK) {
+		log_err("grant %s: %s asked by %s, not made before the stop, and cannot be "
+			"recorded: ask again once jitd is back", id, grant_state_name(end_state),
+			client ? client : "?");
+	} else {
+		log_warn("grant %s: %s asked by %s (reason: %.200s) not made before the stop: "
+			 "recorded as ending, the membership is removed at the next start", id,
+			 grant_state_name(end_state), client ? client : "?", reason ? reason : "-");
+	}
+	pthread_mutex_unlock(lock);
+	grant_rec_free(r);
+}
+
 /*
  * revoke with force: an operator removed the membership by hand (the
  * directory refuses jitd's removal, the group is gone...). Closes an ending

@@ -203,7 +203,14 @@ static void *worker_main(void *arg)
 		if (!j)
 			break;
 		if (stopping || (draining && j->kind != JOB_END && j->kind != JOB_EXPIRE)) {
-			/* Not started: nothing was recorded; tell the client. */
+			/* Not started: tell the client. Robustness: a client's
+			 * complete or revoke is recorded for the next start
+			 * (an expiry's row is due in the store already, a
+			 * client's end only in this job: dropped, its
+			 * membership would stay until expires_at). */
+			if (stopping && j->kind == JOB_END && j->conn_id && !j->force)
+				grant_end_at_next_start(&g, j->grant_id, j->end_state, j->reason,
+							j->client);
 			if (j->conn_id)
 				engine_post_reply(e, j->conn_id,
 						  proto_error_line(JIT_ESHUTDOWN, NULL), NULL);

@@ -398,3 +398,45 @@ def test_expiries_queued_at_sigterm_are_still_made_during_the_drain():
         db.close()
         for g in gs:
             eq(states[g["grant_id"]], "expired", "state of %s after the drain" % g["grant_id"])
+
+
+def test_a_complete_no_worker_reached_before_the_stop_is_made_at_the_next_start():
+    """One worker, held 15 s by a complete of alice's grant (fault pause),
+    and a complete of bob's queued behind it when SIGTERM comes: the drain
+    (12 s) ends before the worker is free, so bob's end is not made before
+    jitd exits. It must be recorded (the grant ending) and made at the next
+    start (regression: the job was dropped with the grant still active, so
+    bob kept the group until his grant expired, an hour later)."""
+    from crash import fault_build
+    if not fault_build():
+        from jittest import skip
+        skip("jitd was built without --enable-fault-injection")
+    with Env(start=False, directory={"connections": 1}) as e:
+        j = e.jitd
+        j.start()
+        a = e.grant_and_check("alice", "admins", "1h")
+        b = e.grant_and_check("bob", "dba", "1h")
+        j.stop()
+        j.start(env={"JITD_FAULT": "grant.before_ending:sleep=15000@1"})
+        first = j.connect(timeout=60)
+        first.send({"op": "complete", "grant_id": a["grant_id"]})
+        wait_until(lambda: "fault pause 15000 ms at grant.before_ending" in j.stderr_tail(50),
+                   10, "alice's complete taken up by the worker")
+        second = j.connect(timeout=60)
+        second.send({"op": "complete", "grant_id": b["grant_id"], "reason": "done"})
+        j.ok({"op": "status"})  # bob's complete reached the engine (one channel, in order)
+        j.proc.send_signal(signal.SIGTERM)
+        eq(j.proc.wait(40), 0, "exit status")
+        j.proc = None
+        first.close()
+        second.close()
+        db = sqlite3.connect(os.path.join(j.state_dir, "jitd.db"))
+        st = dict(db.execute("SELECT id, state FROM grants").fetchall())
+        db.close()
+        eq(st[b["grant_id"]], "ending", "bob's grant after the stop")
+        assert e.is_member("dba", e.user_dn("bob")), "bob's end was made after all: no test"
+        j.start()
+        wait_until(lambda: j.show(b["grant_id"])["state"] == "completed", 15,
+                   "bob's end made at the next start")
+        assert not e.is_member("dba", e.user_dn("bob")), "bob is still in dba"
+        eq(j.show(a["grant_id"])["state"], "completed", "alice's grant")

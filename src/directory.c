@@ -32,19 +32,26 @@ void dir_user_clear(struct dir_user *u)
 	free(u->uid_others);
 	u->dn = u->uid = u->uuid = NULL;
 	u->uid_others = NULL;
+	u->uid_others_cut = false;
 }
 
 /* The values of attr after the first (text without NUL), at most 64,
- * NULL-terminated; NULL when there are none. */
-static char **other_values(LDAP *ld, LDAPMessage *e, const char *attr)
+ * NULL-terminated; NULL when there are none. *cut: some were left out
+ * (more than 64, or not text), so that a rule that must see them all can
+ * refuse rather than pass an alias it did not see. */
+static char **other_values(LDAP *ld, LDAPMessage *e, const char *attr, bool *cut)
 {
 	struct berval **vals = attr ? ldap_get_values_len(ld, e, attr) : NULL;
 	char **out = NULL;
 	size_t n = 0;
 
-	for (size_t i = 1; vals && vals[0] && vals[i] && n < 64; i++) {
-		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
+	*cut = false;
+	for (size_t i = 1; vals && vals[0] && vals[i]; i++) {
+		if (n >= 64 || vals[i]->bv_len == 0 ||
+		    memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL) {
+			*cut = true;
 			continue;
+		}
 		out = xrealloc(out, (n + 2) * sizeof(*out));
 		out[n++] = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
 		out[n] = NULL;
@@ -98,7 +105,7 @@ char *dir_first_value(LDAP *ld, LDAPMessage *e, const char *attr, bool uuid)
 	vals = ldap_get_values_len(ld, e, attr);
 	if (vals == NULL)
 		return NULL;
-	if (vals[0] != NULL) {
+	if (vals[0] != NULL && vals[0]->bv_len > 0) { /* an empty value is none */
 		if (uuid)
 			v = uuid_text(vals[0], attr);
 		else if (memchr(vals[0]->bv_val, '\0', vals[0]->bv_len) == NULL)
@@ -198,7 +205,7 @@ static int op_resolve(struct dir_conn *c, void *varg, struct dir_result *res)
 	arg->user.dn = xstrdup(dn);
 	ldap_memfree(dn);
 	arg->user.uid = dir_first_value(c->ld, e, cfg->uid_attr, false);
-	arg->user.uid_others = other_values(c->ld, e, cfg->uid_attr);
+	arg->user.uid_others = other_values(c->ld, e, cfg->uid_attr, &arg->user.uid_others_cut);
 	arg->user.uuid = dir_first_value(c->ld, e, cfg->uuid_attr, true);
 	arg->user.disabled = account_disabled(c->ld, e);
 	arg->matched = 1;

@@ -56,6 +56,8 @@ struct dir_user {
 	char *uid;              /* first value of uid_attr, or NULL */
 	char **uid_others;      /* its other values (aliases), NULL-terminated,
 				 * at most 64; or NULL */
+	bool uid_others_cut;    /* it had more values than uid_others holds, or
+				 * one jitd cannot read as text */
 	char *uuid;             /* first value of uuid_attr as text, or NULL */
 	bool disabled;          /* Active Directory: userAccountControl has
 				 * ACCOUNTDISABLE (0x2) set */

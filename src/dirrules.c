@@ -16,6 +16,14 @@ int dirrules_check(struct dir_conn *dc, const struct policy_dirrules *pr, const 
 
 	if (!pr)
 		return JIT_OK;
+	if (u->uid_others_cut && (pr->n_deny > 0 || pr->approved_by)) {
+		/* fail closed: an alias not seen may be the one a rule names */
+		*rule = pr->n_deny > 0 ? "deny_users" : "forbid_self_approval";
+		snprintf(msg, msglen, "%s: \"%.64s\" has more uid values than jitd reads (64 "
+			 "besides the first) or one it cannot read: not all could be checked",
+			 *rule, name);
+		return JIT_EPOLICY;
+	}
 	/* Every value of the entry's uid_attr: an entry with uid "asmith"
 	 * and "alice" is alice, whichever the server lists first. */
 	for (size_t i = 0; i == 0 || (u->uid_others && u->uid_others[i - 1]); i++) {

@@ -324,7 +324,18 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		dir_user_clear(&u);
 		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
 	}
-	const char *value = by_uid ? (u.uid ? u.uid : p->req->user) : u.dn;
+	if (by_uid && u.uid == NULL) {
+		/* Robustness: the membership is the entry's own uid; the name as
+		 * asked may be another account's uid (a user_filter on cn,
+		 * mail...), whom no rule above was checked for. */
+		char msg[320];
+		snprintf(msg, sizeof(msg), "the user's entry has no readable uid (uid_attr): a "
+			 "memberUid group names members by it (check uid_attr and the service "
+			 "account's read access)");
+		dir_user_clear(&u);
+		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
+	}
+	const char *value = by_uid ? u.uid : u.dn;
 	if (random_hex(hex, 12) != JIT_OK) {
 		dir_user_clear(&u);
 		return proto_error_line(JIT_EINTERNAL, "no randomness for a grant id");

@@ -665,3 +665,44 @@ def test_eligible_group_is_checked_on_extend():
         sl.stop()
         _extend_denied(e, b, "eligible_group", code="directory_unavailable")
         j.ok({"op": "extend", "grant_id": w["grant_id"], "duration": 60})
+
+
+def test_memberuid_group_needs_the_entry_s_own_uid():
+    """user_filter on mail: the entry found for "root-ops@example.org" has
+    no uid. A memberUid group must not get the name as asked (another
+    account's uid, or none) in its place: refused directory_refused, the
+    group unchanged (regression: jitd wrote memberUid: root-ops@example.org,
+    a value no rule was checked for). An entry with a uid gets its uid."""
+    with Env(start=False, directory={"user_filter": "(mail=%s)"}) as e:
+        sl, j = e.slapd, e.jitd
+        sl.ldapadd("dn: cn=ops,%s\nobjectClass: inetOrgPerson\ncn: ops\nsn: ops\n"
+                   "mail: root-ops@example.org\n" % sl.people)
+        sl.ldapmodify("dn: %s\nchangetype: modify\nadd: mail\nmail: carol@example.org\n"
+                      % sl.user_dn("carol"))
+        j.start()
+        before = sl.members("unixops", "memberUid")
+        refused(j.grant("root-ops@example.org", "unixops", "1h"), "directory_refused",
+                "a memberUid grant of an entry without a uid")
+        eq(sl.members("unixops", "memberUid"), before, "memberUid values after the refusal")
+        j.must_grant("carol@example.org", "unixops", "1h")
+        eq(sl.members("unixops", "memberUid"), before | {"carol"}, "carol's own uid added")
+
+
+def test_deny_users_fails_closed_for_an_entry_with_more_aliases_than_read():
+    """An entry with 70 uid values, the one deny_users names among the last:
+    jitd reads 64 besides the first, so it cannot see them all, and refuses
+    (regression: the alias past the 65th was never compared, and the denied
+    account was granted under another of its names)."""
+    with Env(start=False) as e:
+        sl, j = e.slapd, e.jitd
+        aliases = "".join("uid: alias%02d\n" % i for i in range(69))
+        sl.ldapadd("dn: uid=zed,%s\nobjectClass: inetOrgPerson\ncn: zed\nsn: zed\n"
+                   "uid: zed\n%s" % (sl.people, aliases))
+        j.config["groups"] = [j.group_entry("admins", deny_users=["alias68"]),
+                              j.group_entry("dba")]
+        j.write_config()
+        j.start()
+        before = sl.members("admins")
+        _denied(e, j.grant("zed", "admins", "1h"), "deny_users")
+        eq(sl.members("admins"), before, "the group after the refusal")
+        j.must_grant("zed", "dba", "1h")

@@ -399,10 +399,19 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 			 * live grant of the pair is jitd's own, the membership may
 			 * be that grant's (a group jitd cannot read, an add
 			 * replicated meanwhile): then it stays jitd's. */
-			rc = store_pair_set_standing(g->st, r.pair_key, r.user_uuid,
-						     grant_exact_value(&r));
+			rc = FAULT_FAIL("fail.set_standing")
+				     ? JIT_EIO
+				     : store_pair_set_standing(g->st, r.pair_key, r.user_uuid,
+							       grant_exact_value(&r));
 			if (rc != JIT_OK) {
-				hand_on_pending(g, &r, GS_ENDING, "store write failed");
+				/* jitd wrote nothing: the grant fails without a
+				 * removal (ending would remove the membership that
+				 * was there before it) */
+				hand_on_pending(g, &r, GS_FAILED,
+						"store write failed; the membership was there before "
+						"the grant and stays");
+				grant_audit(g, "failed", &r, "kept_standing", NULL, p->client, &p->peer,
+					    NULL);
 				line = proto_error_line(JIT_EINTERNAL, "cannot record the grant");
 				goto out;
 			}

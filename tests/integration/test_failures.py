@@ -408,6 +408,31 @@ def test_member_made_between_the_check_and_the_add_is_standing():
             assert e.is_member("admins", bob), "jitd removed a membership it did not make"
 
 
+def test_a_member_found_by_the_add_that_cannot_be_recorded_standing_is_left():
+    """The check found no member (failure point), the add found one, and
+    the store cannot record it standing (failure point): jitd wrote
+    nothing, so the grant fails without a removal, with a `failed` line
+    (outcome kept_standing), and the member made by hand stays (regression:
+    the grant went to ending, and its removal took away a membership that
+    predates jitd)."""
+    need_faults()
+    with Env(start=False) as e:
+        j, s = e.jitd, e.slapd
+        bob = e.user_dn("bob")
+        s.add_member("admins", bob)  # a permanent member, made by hand
+        j.start(env={"JITD_FAULT": "fail.member_check:@1,fail.set_standing:@1"})
+        refused(j.grant("bob", "admins", "1h"), "internal", "the grant whose standing failed")
+        wait_stderr(j, "fault fail at fail.set_standing", 5)
+        time.sleep(2)  # a removal would be made at once
+        assert e.is_member("admins", bob), "jitd removed a membership it did not make"
+        ev = [x for x in j.audit_events("failed")]
+        eq([(x["state"], x["outcome"]) for x in ev], [("failed", "kept_standing")],
+           "failed lines")
+        eq(j.show(ev[0]["grant_id"])["state"], "failed", "the grant's state")
+        g = j.must_grant("bob", "admins", "1h")
+        eq(g["standing"], True, "the next grant sees the member")
+
+
 def test_member_found_by_the_add_while_the_pair_has_a_grant_of_jitd_stays_jitd_s():
     """The add finds the member, but another live grant of the pair is
     jitd's own: the membership may be that grant's (a group jitd may write

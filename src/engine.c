@@ -27,6 +27,64 @@
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define OVERDUE_AFTER 60        /* s past expires_at: status expiries_overdue */
 
+/* The fields policy_same_request compares, as one value. */
+static json_t *request_print(const struct jit_request *req)
+{
+	const char *f[] = { req->user, req->group, req->ticket, req->reason, req->requested_by,
+			    req->approved_by };
+	json_t *a = json_array();
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		json_array_append_new(a, f[i] ? json_string(f[i]) : json_null());
+	return a;
+}
+
+void engine_rid_hold(struct engine *e, struct job *j, const struct jit_request *req)
+{
+	if (!req->request_id || j->rid_held)
+		return;
+	pthread_mutex_lock(&e->rid_lock);
+	json_t *o = json_object_get(e->rids, req->request_id);
+	if (o) {
+		json_object_set_new(o, "n", json_integer(json_integer_value(json_object_get(o, "n")) + 1));
+	} else {
+		o = json_pack("{sIso}", "n", (json_int_t)1, "req", request_print(req));
+		json_object_set_new(e->rids, req->request_id, o);
+	}
+	pthread_mutex_unlock(&e->rid_lock);
+	j->rid_held = xstrdup(req->request_id);
+	j->rid_engine = e;
+}
+
+void engine_rid_release(struct job *j)
+{
+	struct engine *e = j->rid_engine;
+	if (!j->rid_held || !e)
+		return;
+	pthread_mutex_lock(&e->rid_lock);
+	json_t *o = json_object_get(e->rids, j->rid_held);
+	json_int_t n = json_integer_value(json_object_get(o, "n"));
+	if (n > 1)
+		json_object_set_new(o, "n", json_integer(n - 1));
+	else
+		json_object_del(e->rids, j->rid_held);
+	pthread_mutex_unlock(&e->rid_lock);
+	free(j->rid_held);
+	j->rid_held = NULL;
+}
+
+int engine_rid_busy(struct engine *e, const struct jit_request *req)
+{
+	if (!req->request_id)
+		return 0;
+	json_t *mine = request_print(req);
+	pthread_mutex_lock(&e->rid_lock);
+	json_t *o = json_object_get(e->rids, req->request_id);
+	int busy = !o ? 0 : json_equal(json_object_get(o, "req"), mine) ? 1 : -1;
+	pthread_mutex_unlock(&e->rid_lock);
+	json_decref(mine);
+	return busy;
+}
+
 void engine_reply_free(struct engine_reply *r)
 {
 	if (!r)
@@ -212,6 +270,8 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_stor
 		e->overdue_after = v;
 #endif
 	pthread_mutex_init(&e->reply_lock, NULL);
+	pthread_mutex_init(&e->rid_lock, NULL);
+	e->rids = json_object();
 	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (e->efd < 0) {
 		log_err("engine: eventfd: %s", strerror(errno));
@@ -436,6 +496,8 @@ void engine_free(struct engine *e)
 		free(q->idle);
 	}
 	free(e->dirs);
+	json_decref(e->rids);
+	pthread_mutex_destroy(&e->rid_lock);
 	while (e->rhead) {
 		struct engine_reply *r = e->rhead;
 		e->rhead = r->next;

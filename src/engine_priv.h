@@ -23,6 +23,7 @@
 #ifndef JITD_ENGINE_PRIV_H
 #define JITD_ENGINE_PRIV_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,6 +75,10 @@ struct job {
 	size_t n_ids;
 	int64_t queued;                 /* mono_us() when queued */
 	uint64_t cfg_gen;               /* JOB_GRANT, JOB_END: engine cfg_gen it was checked under */
+	/* JOB_GRANT: its request_id, held in engine's set of requests in
+	 * progress until the job is freed (engine_rid_hold) */
+	char *rid_held;
+	struct engine *rid_engine;
 	struct job *next;
 };
 
@@ -160,9 +165,23 @@ struct engine {
 	bool stopped;
 	bool draining;                  /* engine_begin_stop came (main thread) */
 	struct reconciler *rc;          /* drift reconciliation thread */
+	/* request_ids of grants queued or running (not yet in the store, or
+	 * not yet answered): request_id -> {"n": count, "req": the fields
+	 * that tell one request from another}; under rid_lock */
+	pthread_mutex_t rid_lock;
+	json_t *rids;
 };
 
 /* ---- engine.c ---- */
+
+/* Grant job j carries request_id rid from now until it is freed: a retry
+ * with the same request_id meanwhile is answered busy (engine_rid_busy),
+ * not judged as a new request while the first may still be granted. */
+void engine_rid_hold(struct engine *e, struct job *j, const struct jit_request *req);
+void engine_rid_release(struct job *j); /* workers_job_free */
+/* 0: no grant with req's request_id in progress; 1: one of the same
+ * request (policy_same_request's fields); -1: one of another request. */
+int engine_rid_busy(struct engine *e, const struct jit_request *req);
 
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
 void engine_post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id);

@@ -264,7 +264,7 @@ static void ticket_done(void *arg, int rc, const char *msg)
  */
 static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 			 const struct jit_peer *peer, const struct jit_client_cfg *c,
-			 const struct jit_request *req, bool *known)
+			 const struct jit_request *req, bool resumed, bool *known)
 {
 	struct grant_rec *prev = NULL;
 	const char *rule = NULL;
@@ -307,6 +307,25 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 		}
 	}
 	grant_rec_free(prev);
+	int inflight = !rule && !*known && !resumed ? engine_rid_busy(e, req) : 0;
+	if (inflight > 0) {
+		/* Robustness: the first request with this request_id is still
+		 * queued or running (not in the store yet): judged as a new one
+		 * (its approval's age, the directory's health), the retry could
+		 * be refused while the first is granted, and the client would
+		 * ask again under a new request_id. Busy: try again, same id. */
+		snprintf(msg, sizeof(msg), "a request with request_id \"%.128s\" is in progress; "
+			 "try again with the same request_id", req->request_id);
+		engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
+		return proto_error_line(JIT_EBUSY, msg);
+	}
+	if (inflight < 0) {
+		/* another request holds it (first come): as for one in the
+		 * store, but with no grant yet to name */
+		rule = "request_id";
+		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request",
+			 req->request_id);
+	}
 	/* a retry of a known request is answered as a duplicate whatever its age */
 	if (!rule && !*known && gc->approval_key_file &&
 	    approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK)
@@ -333,14 +352,14 @@ static char *refuse_if_down(struct engine *e, struct dirq *q, const struct jit_p
  * job's), else the answer line (req still the caller's). */
 static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 			  const struct jit_client_cfg *c, struct jit_request *req,
-			  int64_t duration)
+			  int64_t duration, bool resumed)
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
 	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
 	bool known = false;
 	if (!q)
 		return proto_error_line(JIT_EUNKGROUP, NULL);
-	char *line = admit_grant(e, gc, peer, c, req, &known);
+	char *line = admit_grant(e, gc, peer, c, req, resumed, &known);
 	if (line)
 		return line;
 	/* A retry of a recorded request is answered from the store (duplicate:
@@ -363,6 +382,7 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
 	j->approval_signed = gc->approval_key_file != NULL; /* admit_grant verified it */
 	j->cfg_gen = atomic_load(&e->cfg_gen);
+	engine_rid_hold(e, j, req); /* before any thread may free j */
 	if (gc->ticket_check && req->ticket && !known) {
 		if (e->draining) {
 			j->req = NULL;
@@ -478,7 +498,7 @@ char *requests_grant_resume(struct engine *e, struct job *j)
 	} else {
 		/* as if it came now: the engine's own checks, the ticket check,
 		 * the group's current DN and rules, the end of the queue */
-		line = submit_grant(e, j->conn_id, &j->peer, c, req, duration);
+		line = submit_grant(e, j->conn_id, &j->peer, c, req, duration, true);
 		if (!line)
 			req = NULL; /* the new job's */
 	}
@@ -493,7 +513,7 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 	char *line = NULL;
 	switch (req->op) {
 	case OP_GRANT:
-		line = submit_grant(e, conn_id, peer, c, req, duration);
+		line = submit_grant(e, conn_id, peer, c, req, duration, false);
 		if (!line)
 			return; /* req now owned by the job */
 		break;

@@ -29,6 +29,7 @@ void workers_job_free(struct job *j)
 {
 	if (!j)
 		return;
+	engine_rid_release(j);
 	free(j->client);
 	proto_request_free(j->req);
 	free(j->group_name);

@@ -494,10 +494,13 @@ def test_ticket_checks_are_bounded():
 
 def test_request_id_taken_while_a_grant_waits_for_its_ticket_does_not_name_another_group_s_grant():
     """A client that may see only admins asks with request_id R; while its
-    ticket check is held, root makes a grant of web with the same R. A's
-    grant is refused (R was used for another request), and the refusal
-    does not name root's grant, of a group A may not see (regression: the
-    worker's check named it, where the main thread's check does not)."""
+    ticket check is held, root asks for a grant of web with the same R.
+    First come: root's request is refused (R is taken by a request in
+    progress, which has no grant yet to name), and A's grant is made once
+    its ticket is approved. Then the other order: root's grant of web holds
+    R, and A's request with R is refused without naming root's grant, of a
+    group A may not see (regression: the worker's check named it, where
+    the main thread's check does not)."""
     from jittest import need_root
     need_root()
     nobody = 65534
@@ -526,16 +529,26 @@ def test_request_id_taken_while_a_grant_waits_for_its_ticket_does_not_name_anoth
             "ticket": "HOLD1", "request_id": "R-shared"})))
         t.start()
         wait_until(lambda: itsm.holding == 1, 10, "A's ticket check held")
-        b = j.ok({"op": "grant", "user": "bob", "group": "web", "duration": "1h",
-                  "request_id": "R-shared"})
+        b = j.request({"op": "grant", "user": "bob", "group": "web", "duration": "1h",
+                       "request_id": "R-shared"})
+        refused(b, "policy_denied", "root's grant with the request_id A's holds")
+        assert "was used for another request" in b["error"]["message"], b
         itsm.release.set()
         t.join(30)
         a = out.get("a")
+        assert a and a.get("ok"), "A's grant, first with R-shared: %r" % a
+        assert not e.is_member("web", e.user_dn("bob"))
+        # the other order: root's grant recorded first
+        b = j.ok({"op": "grant", "user": "bob", "group": "web", "duration": "1h",
+                  "request_id": "R-two"})
+        a = j.request_as(nobody, nobody, {"op": "grant", "user": "carol", "group": "admins",
+                                          "duration": "1h", "ticket": "INC00001",
+                                          "request_id": "R-two"})
         refused(a, "policy_denied", "A's grant after its request_id was taken")
         msg = a["error"]["message"]
         assert "was used for another request" in msg, msg
         assert b["grant"]["grant_id"] not in msg, "names a grant of web: %r" % msg
-        assert not e.is_member("admins", e.user_dn("alice"))
+        assert not e.is_member("admins", e.user_dn("carol"))
     finally:
         e.__exit__(None, None, None)
         itsm.close()

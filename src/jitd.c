@@ -279,8 +279,23 @@ static int write_pid_file(const char *path, int *fd)
 
 	struct stat st;
 
-	*fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (*fd < 0 || fstat(*fd, &st) != 0) {
+		log_err("cannot write pid file %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	/* Robustness: held (flock) while this jitd runs. Another jitd with
+	 * another state_dir (its own lock) but this pid_file must not empty
+	 * it, then remove it as its own when it fails to start: logrotate's
+	 * script would find no jitd to tell to reopen the log. */
+	if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+		log_err("pid file %s: %s", path,
+			errno == EWOULDBLOCK ? "another running jitd holds it" : strerror(errno));
+		close(*fd);
+		*fd = -1;
+		return JIT_EIO;
+	}
+	if (ftruncate(*fd, 0) != 0) {
 		log_err("cannot write pid file %s: %s", path, strerror(errno));
 		return JIT_EIO;
 	}

@@ -244,6 +244,33 @@ def test_second_jitd_on_the_same_socket_refuses_to_start():
         e.grant_and_check("alice", "web", "1h")
 
 
+def test_second_jitd_with_the_same_pid_file_leaves_it_alone():
+    """A second jitd with a store, a log and a socket of its own but the
+    running one's pid_file: it refuses to start (the file is held), and the
+    file still names the running jitd (regression: the second emptied it,
+    wrote its own pid, and removed it when it failed on the socket, so
+    logrotate's script found no jitd to tell to reopen the log)."""
+    with Env() as e:
+        import subprocess
+        from jitd import binary
+        j = e.jitd
+        path = os.path.join(j.dir, "jitd.pid")
+        with open(path) as f:
+            eq(f.read().strip(), str(j.proc.pid), "pid file of the running jitd")
+        other_state = os.path.join(j.dir, "other-state")
+        os.mkdir(other_state, 0o700)
+        conf = _other_config(j, state_dir=other_state,
+                             audit_log=os.path.join(j.dir, "other-audit.log"),
+                             socket_path=os.path.join(j.dir, "other.sock"), pid_file=path)
+        r = subprocess.run([binary("jitd"), "-f", "-c", conf], capture_output=True,
+                           text=True, timeout=30)
+        eq(r.returncode, 3, "second jitd exit status")
+        assert "another running jitd holds it" in r.stderr, r.stderr
+        with open(path) as f:
+            eq(f.read().strip(), str(j.proc.pid), "pid file after the second jitd")
+        e.grant_and_check("alice", "web", "1h")
+
+
 def test_second_jitd_on_the_same_state_dir_refuses_to_start():
     """Another socket_path, the same state_dir: the second jitd would run
     start-up recovery over the first one's grants and write into the same

@@ -50,7 +50,11 @@ struct ended {
 };
 
 /* Who asked, who approved, and why: copied from a grant's lines to its bar. */
-static const char *const bar_info[] = { "ticket", "reason", "requested_by", "approved_by" };
+/* user_dn and user_uuid tell one person from another where user (the name
+ * as the client typed it) does not: "JÜRGEN" and "jürgen" are one entry, a
+ * name reused after a rename two */
+static const char *const bar_info[] = { "ticket", "reason", "requested_by", "approved_by",
+					"user_dn", "user_uuid" };
 #define BAR_INFO (sizeof(bar_info) / sizeof(bar_info[0]))
 
 struct bar {
@@ -397,7 +401,8 @@ void report_unreadable(struct report *r)
 static json_t *grant_record(json_t *ev, int64_t start, bool start_known, int64_t requested,
 			    int64_t exp)
 {
-	static const char *const more[] = { "ticket", "requested_by", "reason" };
+	static const char *const more[] = { "ticket", "requested_by", "reason", "user_dn",
+					    "user_uuid" };
 	const char *event = str_of(ev, "event");
 	bool own_reason = !event || strcmp(event, "rescheduled") != 0;
 	json_t *g = json_object();

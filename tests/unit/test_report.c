@@ -579,6 +579,45 @@ static void check_period_before_input(void)
 	}
 }
 
+/*
+ * One person asked for under two spellings ("JÜRGEN", "jürgen": one entry)
+ * shows as two names in by_user, as the client typed them; the timeline
+ * and active_at_end carry user_dn and user_uuid, which tell that it is one
+ * entry (regression: nothing in the report did).
+ */
+static void check_user_identity(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + DAY };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 100, "granted", G("g-j1", "J\xc3\x9cRGEN", "dba", "carol", "ops", 600, T0 + 100,
+				     T0 + 700), "user_dn", "uid=j\xc3\xbcrgen,ou=people,dc=x",
+	   "user_uuid", "u-1", NULL);
+	ev(r, T0 + 700, "expired", G("g-j1", "J\xc3\x9cRGEN", "dba", "carol", "ops", 600, T0 + 100,
+				     T0 + 700), "user_dn", "uid=j\xc3\xbcrgen,ou=people,dc=x",
+	   "user_uuid", "u-1", "outcome", "removed", NULL);
+	ev(r, T0 + 800, "granted", G("g-j2", "j\xc3\xbcrgen", "dba", "carol", "ops", 3600,
+				     T0 + 800, T0 + 4400), "user_dn",
+	   "uid=j\xc3\xbcrgen,ou=people,dc=x", "user_uuid", "u-1", NULL);
+	struct report_chain ch = { .verified = true, .lines = 3, .first_seq = 1, .last_seq = 3,
+				   .last_hash = "ab" };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	json_t *b1 = by_id(res, "timeline", "g-j1"), *b2 = by_id(res, "timeline", "g-j2");
+	json_t *a2 = by_id(res, "active_at_end", "g-j2");
+	CHECK(b1 && b2 && a2);
+	if (b1 && b2 && a2) {
+		CHECK_STR(json_string_value(json_object_get(b1, "user_uuid")), "u-1");
+		CHECK_STR(json_string_value(json_object_get(b2, "user_uuid")), "u-1");
+		CHECK_STR(json_string_value(json_object_get(a2, "user_uuid")), "u-1");
+		CHECK_STR(json_string_value(json_object_get(b1, "user_dn")),
+			  "uid=j\xc3\xbcrgen,ou=people,dc=x");
+		CHECK_STR(json_string_value(json_object_get(a2, "user_dn")),
+			  "uid=j\xc3\xbcrgen,ou=people,dc=x");
+	}
+	json_decref(res);
+}
+
 /* Hostile names: escaped in HTML, defused in CSV, cleaned in text. */
 static void check_hostile(void)
 {
@@ -1251,6 +1290,7 @@ int main(void)
 	check_forced_never_active_before_input();
 	check_unconfirmed_add();
 	check_period_before_input();
+	check_user_identity();
 	check_period_not_over();
 	check_grant_details();
 	check_refusal_flood();

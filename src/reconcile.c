@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <strings.h>
 #include <ldap.h>
+#include "dnkey.h"
 #include "fault.h"
 #include "grant.h"
 #include "log.h"
@@ -156,18 +158,77 @@ static void add_standing_value(struct rc_group *g, size_t *n, const char *value,
  * one must not remove what the other keeps for good, as their live grants
  * are already read by the group, not by the entry.
  */
+/*
+ * Do (directory, DN, attribute) a and b name one group? By the pair key's
+ * form, or as a directory compares DNs (dn_key: case over all of Unicode,
+ * the values of a multi-valued RDN in any order), which the pair key does
+ * not fold: two groups entries, or a reload, may spell one group's DN so.
+ */
+static bool same_group(const char *dir_a, const char *dn_a, const char *attr_a,
+		       const char *dir_b, const char *dn_b, const char *attr_b)
+{
+	if (!dir_a || !dir_b || !attr_a || !attr_b || strcasecmp(dir_a, dir_b) != 0 ||
+	    strcasecmp(attr_a, attr_b) != 0)
+		return false;
+	char *ka = grant_pair_key(dir_a, dn_a, attr_a, ""), *kb = grant_pair_key(dir_b, dn_b, attr_b, "");
+	bool same = strcmp(ka, kb) == 0;
+	free(ka);
+	free(kb);
+	if (same)
+		return true;
+	char *da = dn_key(dn_a), *db = dn_key(dn_b);
+	same = da && db && strcmp(da, db) == 0;
+	free(da);
+	free(db);
+	return same;
+}
+
+struct spelling_arg {
+	const struct rc_group *g;
+};
+
+static bool names_g(const char *directory, const char *group_dn, const char *member_attr,
+		    void *arg)
+{
+	const struct rc_group *g = ((struct spelling_arg *)arg)->g;
+	return same_group(g->directory, g->dn, g->attr, directory, group_dn, member_attr);
+}
+
+/*
+ * Robustness: a DN-valued member that no live grant of g's pair key holds
+ * may still be a live grant's: one recorded under another spelling of g's
+ * DN (a second groups entry, or a reload, that spells it with other case
+ * outside ASCII, or a multi-valued RDN in another order), which the pair
+ * key does not fold. *n = 1 when a live grant of that member's DN (the
+ * user's, compared case-blind) names g so. JIT_OK, or the store's error.
+ */
+static int held_by_other_spelling(struct reconciler *r, const struct rc_group *g,
+				  const char *value, int64_t *n)
+{
+	struct spelling_arg a = { .g = g };
+	bool hit = false;
+
+	*n = 0;
+	if (strcasecmp(g->attr, "memberUid") == 0 || !strchr(value, '='))
+		return JIT_OK;
+	int rc = store_user_live_groups(r->st, value, names_g, &a, &hit);
+	if (rc == JIT_OK && hit) {
+		*n = 1;
+		log_warn("drift: %s in %s is held by a live grant that spells the group's DN "
+			 "otherwise (%s); spell it the same in every groups entry", value, g->dn,
+			 g->name);
+	}
+	return rc;
+}
+
 static void add_standing(const struct jit_config *cfg, struct rc_group *g)
 {
-	char *mine = grant_pair_key(g->directory, g->dn, g->attr, "");
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		const struct jit_group_cfg *gc = &cfg->groups[i];
-		char *theirs = grant_pair_key(gc->directory, gc->dn,
-					      config_group_member_attr(cfg, gc), "");
-		bool same = strcmp(mine, theirs) == 0;
-		free(theirs);
-		if (!same)
+		if (!same_group(g->directory, g->dn, g->attr, gc->directory, gc->dn,
+				config_group_member_attr(cfg, gc)))
 			continue;
 		for (size_t k = 0; k < gc->n_standing_members; k++)
 			add_standing_value(g, &n, gc->standing_members[k], false);
@@ -176,7 +237,6 @@ static void add_standing(const struct jit_config *cfg, struct rc_group *g)
 			add_standing_value(g, &n, ph, true);
 	}
 	sset_sort(&g->standing);
-	free(mine);
 }
 
 static struct rc_plan *plan_build(const struct jit_config *cfg0, const struct jit_config *cfg)
@@ -512,6 +572,8 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 	/* A member by primaryGroupID was read just now: no value to search. */
 	present = m->primary;
 	bool known = store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK &&
+		     (n > 0 || m->primary ||
+		      held_by_other_spelling(r, g, m->value, &n) == JIT_OK) &&
 		     (n > 0 || m->primary ||
 		      dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
 	if (!known || n > 0 || !present) {

@@ -229,6 +229,14 @@ int store_pair_live_same(struct store *st, const char *pair_key, const char *exc
 int store_pair_live(struct store *st, const char *pair_key, const char *exclude_id,
 		    unsigned state_mask, int64_t *count, bool *any_jitd) JIT_WUR;
 
+/* Calls fn with the directory, group DN and member attribute of each live
+ * grant of the user with this DN (compared case-blind), at most 256, until
+ * it returns true (*hit). */
+int store_user_live_groups(struct store *st, const char *user_dn,
+			   bool (*fn)(const char *directory, const char *group_dn,
+				      const char *member_attr, void *arg),
+			   void *arg, bool *hit) JIT_WUR;
+
 /* *count = live rows (pending, active, ending) of the user with this DN,
  * compared case-blind (max_active_per_user). Use inside the transaction
  * that inserts the next grant so that the limit holds under concurrency. */

@@ -351,6 +351,30 @@ out:
 	return ret;
 }
 
+int store_user_live_groups(struct store *st, const char *user_dn,
+			   bool (*fn)(const char *directory, const char *group_dn,
+				      const char *member_attr, void *arg),
+			   void *arg, bool *hit)
+{
+	sqlite3_stmt *s = st->stmt[S_USER_LIVE_GROUPS];
+	int ret = JIT_OK, rc;
+
+	*hit = false;
+	if (bind_txt(s, 1, user_dn) != SQLITE_OK) {
+		ret = db_fail(st, "user_live_groups: bind");
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && !*hit)
+		*hit = fn((const char *)sqlite3_column_text(s, 0),
+			  (const char *)sqlite3_column_text(s, 1),
+			  (const char *)sqlite3_column_text(s, 2), arg);
+	if (!*hit && rc != SQLITE_DONE)
+		ret = db_fail(st, "user_live_groups");
+out:
+	stmt_done(s);
+	return ret;
+}
+
 /* Binds pair_key, uuid and exact_value as ?1 to ?3 of a SAME_HOLDER write. */
 static int bind_holder(sqlite3_stmt *s, const char *pair_key, const char *uuid,
 		       const char *exact_value)

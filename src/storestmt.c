@@ -233,6 +233,12 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_USER_LIVE] = { "user_live",
 			  "SELECT count(*) FROM grants WHERE state IN ('pending', 'active',"
 			  " 'ending') AND user_dn = ?1 COLLATE NOCASE" },
+	/* the groups of a user's live grants (reconcile: a member whose
+	 * grant names its group under another spelling) */
+	[S_USER_LIVE_GROUPS] = { "user_live_groups",
+				 "SELECT directory, group_dn, member_attr FROM grants"
+				 " INDEXED BY grants_user_dn WHERE user_dn = ?1 COLLATE NOCASE"
+				 " AND state IN ('pending', 'active', 'ending') LIMIT 256" },
 	[S_COUNT_FAILING] = { "count_failing", "SELECT count(*) FROM grants"
 					       " WHERE state = 'ending' AND refused <> 0" },
 	/* active grants of the configured directories (?2, as for due) due

@@ -614,3 +614,39 @@ def test_a_group_name_moved_to_another_dn_reports_that_group_s_members_afresh():
         wait_until(lambda: [d for d in _drift(e, "admins", "unexplained", frank)
                             if d["group_dn"].lower() == s.group_dn("dba").lower()], 10,
                    "frank reported in the group admins names now")
+
+
+def test_enforce_on_another_spelling_of_a_group_leaves_its_live_grants():
+    """Two groups entries name one group, spelled with other case outside
+    ASCII (cn=Ärzte, cn=ärzte: one entry for slapd, as for AD); alice is
+    granted through the first, bob holds it standing through the first,
+    and the second has reconcile = "enforce". Its passes must leave alice
+    and bob (regression: the pair key folds ASCII case only, so the second
+    entry found none of the first's grants nor its standing members, and
+    removed them as unexplained); frank, added by hand, goes."""
+    with Env(start=False, top={"reconcile_interval": "1s"}) as e:
+        s, j = e.slapd, e.jitd
+        s.ldapadd("dn: cn=\u00c4rzte,%s\nobjectClass: groupOfNames\ncn: \u00c4rzte\n"
+                  "member: %s\n" % (s.groups_base, s.placeholder))
+        alice, bob, frank = (e.user_dn(u) for u in ("alice", "bob", "frank"))
+        upper = "cn=\u00c4rzte," + s.groups_base
+        lower = "cn=\u00e4rzte," + s.groups_base
+        j.config["groups"] = [
+            j.group_entry("aerzte", dn=upper, reconcile="off", standing_members=[bob],
+                          placeholder_member=s.placeholder),
+            j.group_entry("aerzte-night", dn=lower, reconcile="enforce",
+                          placeholder_member=s.placeholder),
+            j.group_entry("dba")]
+        j.write_config()
+        j.start()
+        s.ldapmodify("dn: %s\nchangetype: modify\nadd: member\nmember: %s\nmember: %s\n"
+                     % (upper, bob, frank))
+        j.must_grant("alice", "aerzte", "1h")
+        _passes(e, 3)
+        got = {x.lower() for x in s.members(upper)}
+        assert alice.lower() in got, "enforce removed alice, granted through the other entry"
+        assert bob.lower() in got, "enforce removed bob, standing in the other entry"
+        assert frank.lower() not in got, "frank, added by hand, is still there"
+        eq([d["action"] for d in _drift(e, member=frank)], ["removed"], "frank's drift")
+        eq(_drift(e, member=alice), [], "drift about alice")
+        eq(_drift(e, member=bob), [], "drift about bob")

@@ -274,7 +274,8 @@ int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *
  * dn_key() (escapes decoded, case folded over Unicode, insignificant spaces
  * dropped, a multi-valued RDN's values sorted), so "UID=a, ou=People",
  * "uid=a,ou=people" and "uid=A,OU=PEOPLE" get one key; anything that does
- * not parse as a DN (memberUid values) is lower-cased in ASCII.
+ * not parse as a DN (memberUid values) is kept as it is: memberUid compares
+ * case (caseExactIA5Match), and so does the name service that reads it.
  */
 char *dir_value_key(const char *value);
 

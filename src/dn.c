@@ -153,12 +153,7 @@ char *dir_pair_dn_key(const char *value)
 char *dir_value_key(const char *value)
 {
 	char *key = dn_key(value);
-	if (key)
-		return key;
-	key = xstrdup(value ? value : "");
-	for (char *p = key; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return key;
+	return key ? key : xstrdup(value ? value : "");
 }
 
 char *dir_pair_key(const char *directory, const char *group_dn, const char *attr,

@@ -198,6 +198,23 @@ def test_drift_memberuid_group():
         eq([(x["member"], x["member_attr"]) for x in d], [("mallory", "memberUid")], "events")
 
 
+def test_drift_memberuid_values_compare_case():
+    """memberUid compares case (caseExactIA5Match), and so does the name
+    service: BreakGlass is another member than the standing breakglass, and
+    Mallory than mallory. Each is reported (regression: values were
+    compared ignoring ASCII case, so BreakGlass passed for the standing
+    member for good, and of mallory and Mallory only one was reported)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e, unixops={"standing_members": ["breakglass"]})
+        s = e.slapd
+        for v in ("breakglass", "BreakGlass", "mallory", "Mallory"):
+            s.add_member("unixops", v, attr="memberUid")
+        wait_until(lambda: len(_drift(e, "unixops")) >= 3, 5, "three drift events")
+        _passes(e, 2)
+        got = sorted(x["member"] for x in _drift(e, "unixops"))
+        eq(got, ["BreakGlass", "Mallory", "mallory"], "members reported")
+
+
 def test_no_false_drift_while_grants_come_and_go():
     """Grants added and removed while the reconciler runs every second must
     never be reported: each candidate is checked again under its pair lock."""

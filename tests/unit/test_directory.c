@@ -88,8 +88,9 @@ static void test_value_key(void)
 	char *pk = dir_pair_key("corp", "CN=Ops, DC=X", "member", "UID=A");
 	CHECK_STR(pk, "corp\ncn=ops,dc=x\nmember\nuid=a");
 	free(pk);
-	/* Not DNs (memberUid values): lower-cased only. */
-	check_key("Alice", "alice");
+	/* Not DNs (memberUid values, which compare case): as they are. */
+	check_key("Alice", "Alice");
+	check_key("alice", "alice");
 	check_key("a=", "a=");
 	check_key("", "");
 }

@@ -628,6 +628,13 @@ static int run(const struct opts *o, const struct command *cmd, int argc, char *
 	}
 	answer = exchange(o->socket, line, &alen);
 	rc = answer ? show_answer(o, cmd, answer, alen) : EXIT_UNREACHABLE;
+	/* Robustness: an answer cut short by a full disk or a closed pipe
+	 * must not look whole to a script (a `list` missing grants) */
+	if (answer && (fflush(stdout) != 0 || ferror(stdout))) {
+		fprintf(stderr, "jitctl: cannot write the answer: %s\n",
+			errno ? strerror(errno) : "output error");
+		rc = EXIT_UNREACHABLE;
+	}
 	free(line);
 	free(answer);
 	return rc;

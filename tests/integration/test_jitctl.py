@@ -124,6 +124,22 @@ def test_jitctl_no_socket_exit_3():
         eq(r.returncode, 3, "exit status with the daemon stopped")
 
 
+def test_jitctl_output_that_cannot_be_written_is_exit_3():
+    """jitctl whose output goes to a full disk (/dev/full) must not exit 0:
+    a script would take an empty or cut `list` for the whole (regression:
+    exit 0, nothing written)."""
+    import subprocess
+    from jitd import binary
+    with Env() as e:
+        e.grant_and_check("alice", "admins", "1h")
+        for args in (["--json", "list"], ["list"], ["status"]):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run([binary("jitctl"), "-s", e.jitd.sock] + args, stdout=full,
+                                   stderr=subprocess.PIPE, text=True, timeout=30)
+            eq(r.returncode, 3, "exit status of %r with stdout on /dev/full" % args)
+            assert "cannot write the answer" in r.stderr, r.stderr
+
+
 def test_jitctl_usage_exit_2():
     with Env() as e:
         for args in (["frobnicate"], ["grant", "alice"], ["extend", "g-1"], [],

@@ -47,8 +47,9 @@ static char **other_values(LDAP *ld, LDAPMessage *e, const char *attr, bool *cut
 
 	*cut = false;
 	for (size_t i = 1; vals && vals[0] && vals[i]; i++) {
-		if (n >= 64 || vals[i]->bv_len == 0 ||
-		    memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL) {
+		if (vals[i]->bv_len == 0)
+			continue; /* an empty value is none */
+		if (n >= 64 || memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL) {
 			*cut = true;
 			continue;
 		}

@@ -496,8 +496,6 @@ void engine_free(struct engine *e)
 		free(q->idle);
 	}
 	free(e->dirs);
-	json_decref(e->rids);
-	pthread_mutex_destroy(&e->rid_lock);
 	while (e->rhead) {
 		struct engine_reply *r = e->rhead;
 		e->rhead = r->next;
@@ -519,5 +517,8 @@ void engine_free(struct engine *e)
 	store_close(e->st);
 	if (e->efd >= 0)
 		close(e->efd);
+	/* last: every job freed above released its request_id here */
+	json_decref(e->rids);
+	pthread_mutex_destroy(&e->rid_lock);
 	free(e);
 }

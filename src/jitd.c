@@ -270,6 +270,33 @@ static int lock_state_dir(const char *dir)
 	return rc;
 }
 
+/* The pid in pid file fd when it is a running process called jitd other
+ * than this one, else 0. */
+static pid_t pid_file_names_jitd(int fd)
+{
+	char buf[32] = "", path[64], comm[32] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	int64_t v;
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (parse_int64(buf, 2, INT32_MAX, &v) != JIT_OK || (pid_t)v == getpid())
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%lld/comm", (long long)v);
+	int cfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (cfd < 0)
+		return 0; /* no such process */
+	ssize_t m = read(cfd, comm, sizeof(comm) - 1);
+	close(cfd);
+	if (m <= 0)
+		return 0;
+	comm[m] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "jitd") == 0 ? (pid_t)v : 0;
+}
+
 /* Writes the pid file; *fd keeps it open (read and write) for
  * remove_pid_file. */
 static int write_pid_file(const char *path, int *fd)
@@ -284,13 +311,15 @@ static int write_pid_file(const char *path, int *fd)
 		log_err("cannot write pid file %s: %s", path, strerror(errno));
 		return JIT_EIO;
 	}
-	/* Robustness: held (flock) while this jitd runs. Another jitd with
-	 * another state_dir (its own lock) but this pid_file must not empty
-	 * it, then remove it as its own when it fails to start: logrotate's
-	 * script would find no jitd to tell to reopen the log. */
-	if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-		log_err("pid file %s: %s", path,
-			errno == EWOULDBLOCK ? "another running jitd holds it" : strerror(errno));
+	/* Robustness: another jitd (another state_dir, so its own lock) that
+	 * is given this pid_file must not empty it, then remove it as its
+	 * own: logrotate's script would find no jitd to tell to reopen the
+	 * log. Not by a lock on the file, which any user who may read it
+	 * could hold to keep jitd from starting again: by the process it
+	 * names, when that is a jitd still running. */
+	pid_t other = pid_file_names_jitd(*fd);
+	if (other > 0) {
+		log_err("pid file %s names jitd %ld, which is running", path, (long)other);
 		close(*fd);
 		*fd = -1;
 		return JIT_EIO;

@@ -571,7 +571,11 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 	pthread_mutex_lock(lock);
 	/* A member by primaryGroupID was read just now: no value to search. */
 	present = m->primary;
-	bool known = store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK &&
+	/* memberUid compares case: only a grant of this very value holds it */
+	bool exact = strcasecmp(g->attr, "memberUid") == 0;
+	bool known = (exact ? store_pair_live_same(r->st, pk, NULL, GS_LIVE_MASK, NULL, m->value,
+						   &n, &any_jitd)
+			    : store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd)) == JIT_OK &&
 		     (n > 0 || m->primary ||
 		      held_by_other_spelling(r, g, m->value, &n) == JIT_OK) &&
 		     (n > 0 || m->primary ||

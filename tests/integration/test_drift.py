@@ -215,6 +215,20 @@ def test_drift_memberuid_values_compare_case():
         eq(got, ["BreakGlass", "Mallory", "mallory"], "members reported")
 
 
+def test_drift_memberuid_another_case_of_a_granted_uid_is_reported():
+    """carol holds a grant in a memberUid group; Carol, added by hand, is
+    another member (memberUid compares case): reported, and carol is not
+    (regression: the check under the pair lock found carol's grant by the
+    pair key, which folds case, and took Carol for held)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        _restart_with(e, unixops={})
+        e.jitd.must_grant("carol", "unixops", "1h")
+        e.slapd.add_member("unixops", "Carol", attr="memberUid")
+        wait_until(lambda: _drift(e, "unixops"), 5, "drift in the memberUid group")
+        _passes(e, 2)
+        eq([x["member"] for x in _drift(e, "unixops")], ["Carol"], "members reported")
+
+
 def test_no_false_drift_while_grants_come_and_go():
     """Grants added and removed while the reconciler runs every second must
     never be reported: each candidate is checked again under its pair lock."""

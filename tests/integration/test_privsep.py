@@ -246,10 +246,13 @@ def test_second_jitd_on_the_same_socket_refuses_to_start():
 
 def test_second_jitd_with_the_same_pid_file_leaves_it_alone():
     """A second jitd with a store, a log and a socket of its own but the
-    running one's pid_file: it refuses to start (the file is held), and the
-    file still names the running jitd (regression: the second emptied it,
-    wrote its own pid, and removed it when it failed on the socket, so
-    logrotate's script found no jitd to tell to reopen the log)."""
+    running one's pid_file: it refuses to start (the file names a running
+    jitd), and the file still names the running jitd (regression: the
+    second overwrote it, so logrotate's script signalled the wrong jitd,
+    or removed it as its own when its start failed). A lock that another
+    user holds on a pid file left behind does not keep jitd from starting
+    (an flock on the file, tried first, let any user who may read it do
+    that)."""
     with Env() as e:
         import subprocess
         from jitd import binary
@@ -265,10 +268,29 @@ def test_second_jitd_with_the_same_pid_file_leaves_it_alone():
         r = subprocess.run([binary("jitd"), "-f", "-c", conf], capture_output=True,
                            text=True, timeout=30)
         eq(r.returncode, 3, "second jitd exit status")
-        assert "another running jitd holds it" in r.stderr, r.stderr
+        assert "names jitd %d, which is running" % j.proc.pid in r.stderr, r.stderr
         with open(path) as f:
             eq(f.read().strip(), str(j.proc.pid), "pid file after the second jitd")
         e.grant_and_check("alice", "web", "1h")
+        j.stop()
+        with open(path, "w") as f:
+            f.write("999999\n")  # left behind, naming no process
+        os.chmod(path, 0o644)
+        for d in (j.dir, os.path.dirname(j.dir)):
+            os.chmod(d, 0o755)  # as /run/jitd: anyone may open the pid file
+        import shutil
+        if shutil.which("flock") and shutil.which("setpriv"):
+            holder = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534",
+                                       "--clear-groups", "flock", "-s", path, "sleep", "60"])
+            try:
+                time.sleep(0.5)
+                assert holder.poll() is None, "the lock holder ended: no test"
+                j.start()
+                with open(path) as f:
+                    eq(f.read().strip(), str(j.proc.pid), "pid file of the new jitd")
+            finally:
+                holder.kill()
+                holder.wait()
 
 
 def test_second_jitd_on_the_same_state_dir_refuses_to_start():

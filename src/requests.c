@@ -264,7 +264,7 @@ static void ticket_done(void *arg, int rc, const char *msg)
  */
 static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 			 const struct jit_peer *peer, const struct jit_client_cfg *c,
-			 const struct jit_request *req, bool resumed, bool *known)
+			 const struct jit_request *req, bool resumed, bool *known, bool *racing)
 {
 	struct grant_rec *prev = NULL;
 	const char *rule = NULL;
@@ -272,6 +272,7 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	int code = JIT_EPOLICY, arc;
 
 	*known = false;
+	*racing = false;
 	if (gc->approval_key_file &&
 	    (arc = approval_verify(gc->approval_key_file, req, msg, sizeof(msg))) != JIT_OK) {
 		rule = "approval_key_file";
@@ -308,17 +309,14 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	}
 	grant_rec_free(prev);
 	int inflight = !rule && !*known && !resumed ? engine_rid_busy(e, req) : 0;
-	if (inflight > 0) {
-		/* Robustness: the first request with this request_id is still
-		 * queued or running (not in the store yet): judged as a new one
-		 * (its approval's age, the directory's health), the retry could
-		 * be refused while the first is granted, and the client would
-		 * ask again under a new request_id. Busy: try again, same id. */
-		snprintf(msg, sizeof(msg), "a request with request_id \"%.128s\" is in progress; "
-			 "try again with the same request_id", req->request_id);
-		engine_audit_refusal(e, peer, c, req, JIT_EBUSY, msg);
-		return proto_error_line(JIT_EBUSY, msg);
-	}
+	/* Robustness: the same request is still queued or running (not in
+	 * the store yet): a retry racing it. Judged as a new one by its
+	 * approval's age or the directory's health, it could be refused
+	 * while the first is granted, and the client would ask again under
+	 * a new request_id. It goes on as a retry does (*racing): it is
+	 * queued behind the first, and answered as its duplicate once the
+	 * first is recorded (its own checks still run: the ticket check). */
+	*racing = inflight > 0;
 	if (inflight < 0) {
 		/* another request holds it (first come): as for one in the
 		 * store, but with no grant yet to name */
@@ -327,7 +325,7 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 			 req->request_id);
 	}
 	/* a retry of a known request is answered as a duplicate whatever its age */
-	if (!rule && !*known && gc->approval_key_file &&
+	if (!rule && !*known && !*racing && gc->approval_key_file &&
 	    approval_fresh(req, gc->approval_max_age, now_s(), msg, sizeof(msg)) != JIT_OK)
 		rule = "approval_max_age";
 	if (!rule)
@@ -356,16 +354,16 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
 	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
-	bool known = false;
+	bool known = false, racing = false;
 	if (!q)
 		return proto_error_line(JIT_EUNKGROUP, NULL);
-	char *line = admit_grant(e, gc, peer, c, req, resumed, &known);
+	char *line = admit_grant(e, gc, peer, c, req, resumed, &known, &racing);
 	if (line)
 		return line;
 	/* A retry of a recorded request is answered from the store (duplicate:
 	 * true) even while the directory is down: refusing it would have the
 	 * client retry under a new request_id and be granted twice. */
-	if (!known && (line = refuse_if_down(e, q, peer, c, req)) != NULL)
+	if (!known && !racing && (line = refuse_if_down(e, q, peer, c, req)) != NULL)
 		return line;
 	struct job *j = xcalloc(1, sizeof(*j));
 	const char *ph = config_group_placeholder(e->cfg, gc);

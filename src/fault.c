@@ -54,6 +54,7 @@ const char *const fault_names[] = {
 	"fail.listener_ready",       /* the listener sends a READY one byte too long (as if taken over) */
 	"fail.verify_record",        /* the check after replication_grace cannot be recorded */
 	"fail.settle_kept",          /* an end cannot read whether another grant keeps it (store busy) */
+	"fail.warn_audit",           /* an expiring_soon line cannot be written */
 	"fail.set_standing",         /* a membership found at the add cannot be recorded standing */
 	NULL,
 };

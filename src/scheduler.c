@@ -12,6 +12,7 @@
 #include <string.h>
 #include "directory.h"
 #include "engine_priv.h"
+#include "fault.h"
 #include "grant.h"
 #include "log.h"
 #include "store.h"
@@ -217,7 +218,8 @@ static void tick_health(struct engine *e, int64_t now)
 }
 
 /* expiring_soon: one audit event per grant (notifications follow from it).
- * Marked first, so a grant is never warned twice. */
+ * Marked first, so a grant is never warned twice; unmarked when the line
+ * cannot be written, so a later tick warns (the line is not lost). */
 static int warn_one(const struct grant_rec *r, void *arg)
 {
 	struct engine *e = arg;
@@ -229,8 +231,11 @@ static int warn_one(const struct grant_rec *r, void *arg)
 		return 0; /* warned meanwhile, or no longer active */
 	json_t *o = grant_audit_fields(r);
 	json_object_set_new(o, "expires_in", json_integer(r->expires_at - now));
-	if (audit_write(e->audit, "expiring_soon", o) != JIT_OK)
-		log_err("audit: cannot record expiring_soon of %s", r->id);
+	if (FAULT_FAIL("fail.warn_audit") || audit_write(e->audit, "expiring_soon", o) != JIT_OK) {
+		rc = store_clear_warned(e->st, r->id, now);
+		log_err("audit: cannot record expiring_soon of %s%s", r->id,
+			rc == JIT_OK ? "; tried again at a later tick" : "");
+	}
 	json_decref(o);
 	return 0;
 }

@@ -356,6 +356,9 @@ int store_reschedule(struct store *st, const struct grant_rec *r, int64_t create
 /* Records that grant id was warned; JIT_ENOTFOUND if it already was or is
  * no longer active (so each grant is warned once). */
 int store_set_warned(struct store *st, const char *id, int64_t now) JIT_WUR;
+/* Undoes store_set_warned(id, when) when its warning could not be written,
+ * so that a later tick writes it (JIT_ENOTFOUND: marked otherwise since). */
+int store_clear_warned(struct store *st, const char *id, int64_t when) JIT_WUR;
 
 /* Earliest time anything becomes due (INT64_MAX if nothing is live). */
 int store_next_due(struct store *st, int64_t *when) JIT_WUR;

@@ -701,6 +701,16 @@ int store_set_warned(struct store *st, const char *id, int64_t now)
 	return update_one(st, S_WARNED, rc);
 }
 
+int store_clear_warned(struct store *st, const char *id, int64_t when)
+{
+	sqlite3_stmt *s = st->stmt[S_UNWARN];
+	int rc = bind_txt(s, 1, id);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 2, when);
+	return update_one(st, S_UNWARN, rc);
+}
+
 int store_next_due(struct store *st, int64_t *when)
 {
 	sqlite3_stmt *s = st->stmt[S_NEXT_DUE];

@@ -277,6 +277,7 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 				     " AND duration > ?3 ORDER BY expires_at LIMIT ?4" },
 	[S_WARNED] = { "warned", "UPDATE grants SET warned_at = ?2"
 				 " WHERE id = ?1 AND state = 'active' AND warned_at = 0" },
+	[S_UNWARN] = { "unwarn", "UPDATE grants SET warned_at = 0 WHERE id = ?1 AND warned_at = ?2" },
 	[S_ADDED_VIA] = { "added_via", "UPDATE grants SET added_via = ?2, added_also_via = ?3 WHERE id = ?1" },
 	[S_VERIFY] = { "verify", "UPDATE grants SET removed_via = ?2, next_attempt = ?3,"
 				 " removed_outcome = ?4, attempts = 0, last_error = NULL, refused = 0"

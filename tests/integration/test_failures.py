@@ -631,3 +631,21 @@ def test_a_slow_batch_s_audit_failure_waits_its_backoff_from_the_failure():
                    "grant closed by its retry")
         eq([x["event"] for x in final_events(j, g["grant_id"])], ["expired"], "final lines")
         assert not e.is_member("ops", e.user_dn("alice"))
+
+
+def test_expiring_soon_line_that_cannot_be_written_is_written_at_a_later_tick():
+    """The `expiring_soon` line of a grant cannot be written: the grant was
+    marked warned first (so it is never warned twice), and the mark is now
+    taken back, so a later tick writes the line (regression: the warning
+    was lost for good)."""
+    need_faults()
+    with Env(start=False, top={"expiring_soon_before": "8s"}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "fail.warn_audit:@1"})
+        g = j.must_grant("alice", "dba", "10s")
+        wait_stderr(j, "fault fail at fail.warn_audit", SLACK)
+        wait_until(lambda: j.audit_events("expiring_soon", g["grant_id"]), 5,
+                   "the expiring_soon line written at a later tick")
+        eq(len(j.audit_events("expiring_soon", g["grant_id"])), 1, "expiring_soon lines")
+        assert "tried again at a later tick" in j.stderr_tail(200)
+        eq(j.show(g["grant_id"])["state"], "active", "the grant is still active")

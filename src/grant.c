@@ -43,6 +43,18 @@ int grant_transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_
 	return store_set_state(g->st, r->id, from, to, end_state, now_s(), err);
 }
 
+int grant_begin_end(struct grant_ctx *g, const struct grant_rec *r, enum grant_state end_state,
+		    const char *err, const char *client, const char *reason,
+		    const struct jit_peer *peer)
+{
+	struct store_end_by by = { client, reason, peer ? (int64_t)peer->uid : 0,
+				   peer ? (int64_t)peer->pid : 0 };
+
+	check_legal(r, GS_ACTIVE, GS_ENDING);
+	return store_set_state_by(g->st, r->id, GS_ACTIVE, GS_ENDING, end_state, now_s(), err,
+				  &by);
+}
+
 /* ACTIVE -> ENDING(EXPIRED) if still due: a transition with a
  * compare-and-set on expires_at too. JIT_ENOTFOUND if no longer due. */
 int grant_expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now)

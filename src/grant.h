@@ -69,11 +69,11 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
  * At a stop, for a client's end that no worker reached: records active
  * grant id as ending towards end_state (COMPLETED, REVOKED), without the
  * directory, so that the next start makes the removal (the client is told
- * shutting_down, and its retry finds the grant ending or ended). Its final
- * line will lack the client and reason, which go to jitd's log here.
+ * shutting_down, and its retry finds the grant ending or ended). The
+ * client, its reason and peer are recorded with it, for its final line.
  */
 void grant_end_at_next_start(struct grant_ctx *g, const char *id, enum grant_state end_state,
-			     const char *reason, const char *client);
+			     const char *reason, const char *client, const struct jit_peer *peer);
 
 /*
  * revoke with "force": closes grant id, which must be `ending` (its removal

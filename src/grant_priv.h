@@ -36,6 +36,11 @@ struct settle {
 /* from -> to (checked against the table), compare-and-set in the store. */
 int grant_transition(struct grant_ctx *g, const struct grant_rec *r, enum grant_state from,
 		     enum grant_state to, enum grant_state end_state, const char *err);
+/* ACTIVE -> ENDING(end_state) asked by a client (client, reason, peer;
+ * client NULL: nobody), who is recorded with it (store_set_state_by). */
+int grant_begin_end(struct grant_ctx *g, const struct grant_rec *r, enum grant_state end_state,
+		    const char *err, const char *client, const char *reason,
+		    const struct jit_peer *peer);
 /* ACTIVE -> ENDING(EXPIRED) if still due; JIT_ENOTFOUND if not. */
 int grant_expire_due(struct grant_ctx *g, const struct grant_rec *r, int64_t now);
 /* The answer line (caller frees): grant id as stored, or `internal`. */

@@ -56,6 +56,20 @@ static json_t *audit_grant_obj(const char *event, const struct grant_rec *r, con
 			       const struct jit_peer *peer, const char *why, json_t *extra)
 {
 	json_t *o = grant_audit_fields(r);
+	struct jit_peer stored = { 0 };
+	if (who == NULL && r->end_client != NULL && event && strcmp(event, "granted") != 0) {
+		/* a line of an end a client asked for, made later (a retried
+		 * removal, an end recorded at a stop): the client, the reason
+		 * and the peer recorded with its move to ending */
+		who = r->end_client;
+		if (why == NULL)
+			why = r->end_reason;
+		if (peer == NULL) {
+			stored.uid = (uid_t)r->end_peer_uid;
+			stored.pid = (pid_t)r->end_peer_pid;
+			peer = &stored;
+		}
+	}
 	if (extra)
 		json_object_update(o, extra);
 	grant_set_str(o, "outcome", outcome);

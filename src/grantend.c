@@ -357,7 +357,7 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 		 * committed since r was read; then the grant stays. */
 		rc = scheduled && end_state == GS_EXPIRED
 			     ? grant_expire_due(g, r, now)
-			     : grant_transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL);
+			     : grant_begin_end(g, r, end_state, NULL, client, reason, peer);
 		timing_since(STEP_RECORD_ENDING, t);
 		if (rc == JIT_ENOTFOUND && scheduled && end_state == GS_EXPIRED)
 			return grant_reply(g, r->id, false);
@@ -492,7 +492,7 @@ char *grant_end(struct grant_ctx *g, const char *id, enum grant_state end_state,
 }
 
 void grant_end_at_next_start(struct grant_ctx *g, const char *id, enum grant_state end_state,
-			     const char *reason, const char *client)
+			     const char *reason, const char *client, const struct jit_peer *peer)
 {
 	struct grant_rec *r;
 	char *line = NULL;
@@ -506,7 +506,7 @@ void grant_end_at_next_start(struct grant_ctx *g, const char *id, enum grant_sta
 	}
 	if (r->state != GS_ACTIVE) {
 		/* ending already (made at the next start) or ended */
-	} else if (grant_transition(g, r, GS_ACTIVE, GS_ENDING, end_state, NULL) != JIT_OK) {
+	} else if (grant_begin_end(g, r, end_state, NULL, client, reason, peer) != JIT_OK) {
 		log_err("grant %s: %s asked by %s, not made before the stop, and cannot be "
 			"recorded: ask again once jitd is back", id, grant_state_name(end_state),
 			client ? client : "?");

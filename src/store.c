@@ -158,6 +158,15 @@ static const char *const migrations[] = {
 	 * replication_grace, with one server too. */
 	"ALTER TABLE grants ADD COLUMN add_unknown INTEGER NOT NULL DEFAULT 0"
 	" CHECK (add_unknown IN (0, 1));",
+	/* 11: who ended the grant and why (a client's complete or revoke),
+	 * recorded with its move to ending, so that the final line of an end
+	 * made later (a retried removal, an end recorded at a stop and made
+	 * at the next start) still names them. The peer's uid and pid mean
+	 * something only with end_client. */
+	"ALTER TABLE grants ADD COLUMN end_client TEXT;"
+	"ALTER TABLE grants ADD COLUMN end_reason TEXT;"
+	"ALTER TABLE grants ADD COLUMN end_peer_uid INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE grants ADD COLUMN end_peer_pid INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -73,6 +73,10 @@ struct grant_rec {
 	char *removed_via;      /* ENDING: removed on this other URI; checked again at
 				 * next_attempt (replication_grace). NULL otherwise */
 	char *removed_outcome;  /* with removed_via: "removed" or "already_absent" */
+	char *end_client;       /* ENDING (and after): the clients entry whose
+				 * complete or revoke ended it, or NULL */
+	char *end_reason;       /* ... and the reason it gave, or NULL */
+	int64_t end_peer_uid, end_peer_pid; /* ... and its peer (with end_client) */
 	int64_t list_seq;       /* store_list() only: the row's insertion order
 				 * (SQLite rowid), which orders grants of one
 				 * second; 0 elsewhere. Never stored */
@@ -151,6 +155,18 @@ int store_get_by_request_id(struct store *st, const char *request_id,
 int store_set_state(struct store *st, const char *id, enum grant_state from,
 		    enum grant_state to, enum grant_state end_state, int64_t now,
 		    const char *last_error) JIT_WUR;
+
+/* Who ends a grant: a client's complete or revoke (client NULL: nobody). */
+struct store_end_by {
+	const char *client, *reason;
+	int64_t peer_uid, peer_pid;
+};
+
+/* store_set_state() that, for to == GS_ENDING, records who ends it (by may
+ * be NULL: nobody) in end_client, end_reason, end_peer_uid, end_peer_pid. */
+int store_set_state_by(struct store *st, const char *id, enum grant_state from,
+		       enum grant_state to, enum grant_state end_state, int64_t now,
+		       const char *last_error, const struct store_end_by *by) JIT_WUR;
 
 /* Records a failed removal attempt of an ENDING row. */
 int store_set_retry(struct store *st, const char *id, int64_t attempts,

@@ -121,6 +121,13 @@ int store_get_by_request_id(struct store *st, const char *request_id, struct gra
 int store_set_state(struct store *st, const char *id, enum grant_state from, enum grant_state to,
 		    enum grant_state end_state, int64_t now, const char *last_error)
 {
+	return store_set_state_by(st, id, from, to, end_state, now, last_error, NULL);
+}
+
+int store_set_state_by(struct store *st, const char *id, enum grant_state from,
+		       enum grant_state to, enum grant_state end_state, int64_t now,
+		       const char *last_error, const struct store_end_by *by)
+{
 	enum stmt_id sid = to == GS_ENDING ? S_TO_ENDING :
 			   state_final(to) ? S_TO_FINAL :
 					     S_TO_OTHER;
@@ -144,6 +151,17 @@ int store_set_state(struct store *st, const char *id, enum grant_state from, enu
 		rc = sqlite3_bind_int64(s, 5, now);
 	if (rc == SQLITE_OK)
 		rc = bind_txt(s, 6, last_error);
+	if (sid == S_TO_ENDING) {
+		bool who = by != NULL && by->client != NULL;
+		if (rc == SQLITE_OK)
+			rc = bind_txt(s, 7, who ? by->client : NULL);
+		if (rc == SQLITE_OK)
+			rc = bind_txt(s, 8, who ? by->reason : NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(s, 9, who ? by->peer_uid : 0);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(s, 10, who ? by->peer_pid : 0);
+	}
 	return update_one(st, sid, rc);
 }
 

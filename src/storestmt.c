@@ -70,6 +70,8 @@ static const struct fld fields[] = {
 	FLD(added_via, F_TEXT),    FLD(removed_via, F_TEXT),
 	FLD(removed_outcome, F_TEXT), FLD(added_also_via, F_TEXT),
 	FLD(add_unknown, F_BOOL),
+	FLD(end_client, F_TEXT),   FLD(end_reason, F_TEXT),
+	FLD(end_peer_uid, F_INT),  FLD(end_peer_pid, F_INT),
 };
 #define NFIELDS ((int)(sizeof(fields) / sizeof(fields[0])))
 
@@ -78,7 +80,8 @@ static const struct fld fields[] = {
 	"group_name, group_dn, directory, member_attr, placeholder, pair_key, "                    \
 	"created_at, expires_at, ended_at, duration, ticket, reason, requested_by, "               \
 	"approved_by, client, peer_uid, peer_pid, standing, attempts, next_attempt, "              \
-	"last_error, added_via, removed_via, removed_outcome, added_also_via, add_unknown"
+	"last_error, added_via, removed_via, removed_outcome, added_also_via, add_unknown, "       \
+	"end_client, end_reason, end_peer_uid, end_peer_pid"
 /* Seven parameters, one per state: the name if its bit is in the mask,
  * else NULL (which matches nothing), so that `state` can use an index.
  * Numbered explicitly: a bare ? after ?8 would become ?9. */
@@ -131,13 +134,17 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_COMMIT] = { "commit", "COMMIT" },
 	[S_ROLLBACK] = { "rollback", "ROLLBACK" },
 	[S_INSERT] = { "insert", "INSERT INTO grants (" GRANT_COLS ") VALUES "
-				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+				 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+				 " ?,?,?,?)" },
 	[S_GET] = { "get", "SELECT " GRANT_COLS " FROM grants WHERE id = ?1" },
 	[S_GET_REQ] = { "get_by_request_id",
 			"SELECT " GRANT_COLS " FROM grants WHERE request_id = ?1" },
-	/* set_state: ?1 id, ?2 from, ?3 to, ?4 end_state, ?5 now, ?6 last_error */
+	/* set_state: ?1 id, ?2 from, ?3 to, ?4 end_state, ?5 now, ?6 last_error;
+	 * to ending: ?7..?10 who ended it (store_set_state_by) */
 	[S_TO_ENDING] = { "to_ending", "UPDATE grants SET state = ?3, end_state = ?4,"
-				       " attempts = 0, next_attempt = ?5, last_error = ?6"
+				       " attempts = 0, next_attempt = ?5, last_error = ?6,"
+				       " end_client = ?7, end_reason = ?8, end_peer_uid = ?9,"
+				       " end_peer_pid = ?10"
 				       " WHERE id = ?1 AND state = ?2" },
 	[S_TO_FINAL] = { "to_final",
 			 "UPDATE grants SET state = ?3, ended_at = ?5,"

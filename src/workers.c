@@ -211,7 +211,7 @@ static void *worker_main(void *arg)
 			 * membership would stay until expires_at). */
 			if (stopping && j->kind == JOB_END && j->conn_id && !j->force)
 				grant_end_at_next_start(&g, j->grant_id, j->end_state, j->reason,
-							j->client);
+							j->client, &j->peer);
 			if (j->conn_id)
 				engine_post_reply(e, j->conn_id,
 						  proto_error_line(JIT_ESHUTDOWN, NULL), NULL);

@@ -40,7 +40,7 @@ def test_final_audit_failure_keeps_the_grant_ending_until_its_line_is_written():
         j.start(env={"JITD_FAULT": "fail.final_audit:@1"})
         alice = e.user_dn("alice")
         g = e.grant_and_check("alice", "dba", "1h")
-        a = j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        a = j.ok({"op": "complete", "grant_id": g["grant_id"], "reason": "restored"})
         wait_stderr(j, "fault fail at fail.final_audit", 5)
         eq(a["grant"]["state"], "ending", "state answered when the line could not be written")
         assert not e.is_member("dba", alice), "the membership stays after the complete"
@@ -50,6 +50,10 @@ def test_final_audit_failure_keeps_the_grant_ending_until_its_line_is_written():
                    "the grant closed by its retry")
         ev = final_events(j, g["grant_id"])
         eq([x["event"] for x in ev], ["completed"], "final lines of the grant")
+        # written by the retry, it still names who asked and why
+        eq(ev[0].get("by_client"), ev[0]["client"], "by_client of the retry's line")
+        eq(ev[0].get("end_reason"), "restored", "end_reason of the retry's line")
+        assert "by_peer_pid" in ev[0], ev[0]
         assert "the grant stays ending" in j.stderr_tail(200)
         assert j.running()
 

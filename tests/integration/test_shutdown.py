@@ -440,3 +440,12 @@ def test_a_complete_no_worker_reached_before_the_stop_is_made_at_the_next_start(
                    "bob's end made at the next start")
         assert not e.is_member("dba", e.user_dn("bob")), "bob is still in dba"
         eq(j.show(a["grant_id"])["state"], "completed", "alice's grant")
+        ev = [x for x in j.audit_events("completed", b["grant_id"])]
+        eq(len(ev), 1, "bob's completed lines")
+        # the final line, written at the next start, names who asked and why
+        # (regression: by_client, by_peer_* and end_reason were lost)
+        eq(ev[0].get("end_reason"), "done", "end_reason of bob's completed line")
+        assert ev[0].get("by_client"), ev[0]
+        eq(ev[0].get("by_client"), ev[0]["client"], "by_client (the same clients entry)")
+        eq(ev[0].get("by_peer_uid"), os.getuid(), "by_peer_uid")
+        assert ev[0].get("by_peer_pid", 0) > 0, ev[0]

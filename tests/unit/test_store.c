@@ -1304,8 +1304,17 @@ static void test_reliability_queries(void)
 	grant_rec_free(r);
 	seen = 0;
 	CHECK(store_created_after(st, 6999, 10, count_rows, &seen) == JIT_OK && seen == 1);
-	CHECK(store_set_state(st, "f1", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 0, NULL) == JIT_OK);
+	struct store_end_by by = { "helpdesk", "restore done", 998, 4242 };
+	CHECK(store_set_state_by(st, "f1", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 0, NULL, &by) ==
+	      JIT_OK);
 	CHECK(store_set_state(st, "f2", GS_ACTIVE, GS_ENDING, GS_COMPLETED, 0, NULL) == JIT_OK);
+	/* who ended it is kept with the row (for a final line written later) */
+	CHECK((r = get(st, "f1")) && same_str(r->end_client, "helpdesk") &&
+	      same_str(r->end_reason, "restore done") && r->end_peer_uid == 998 &&
+	      r->end_peer_pid == 4242);
+	grant_rec_free(r);
+	CHECK((r = get(st, "f2")) && r->end_client == NULL && r->end_reason == NULL);
+	grant_rec_free(r);
 	seen = 0;
 
 	/* A pair's ending rows, whatever their retry time. */
@@ -1322,6 +1331,10 @@ static void test_reliability_queries(void)
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "ALTER TABLE grants DROP COLUMN add_unknown;"
+		     "ALTER TABLE grants DROP COLUMN end_client;"
+		     "ALTER TABLE grants DROP COLUMN end_reason;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_uid;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_pid;"
 		     "PRAGMA user_version = 1");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1363,6 +1376,10 @@ static void test_expiring(void)
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "ALTER TABLE grants DROP COLUMN add_unknown;"
+		     "ALTER TABLE grants DROP COLUMN end_client;"
+		     "ALTER TABLE grants DROP COLUMN end_reason;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_uid;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_pid;"
 		     "PRAGMA user_version = 2");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1404,6 +1421,10 @@ static void test_replication_columns(void)
 		     "ALTER TABLE grants DROP COLUMN removed_outcome;"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "ALTER TABLE grants DROP COLUMN add_unknown;"
+		     "ALTER TABLE grants DROP COLUMN end_client;"
+		     "ALTER TABLE grants DROP COLUMN end_reason;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_uid;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_pid;"
 		     "PRAGMA user_version = 3");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
@@ -1550,6 +1571,10 @@ static void test_migration_partial_indexes(void)
 		     "CREATE INDEX grants_user_dn ON grants (user_dn COLLATE NOCASE, state);"
 		     "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "ALTER TABLE grants DROP COLUMN add_unknown;"
+		     "ALTER TABLE grants DROP COLUMN end_client;"
+		     "ALTER TABLE grants DROP COLUMN end_reason;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_uid;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_pid;"
 		     "PRAGMA user_version = 5");
 	char *v = raw_text(dir, "PRAGMA user_version");
 	CHECK(strcmp(v, "5") == 0);
@@ -1575,7 +1600,7 @@ static void test_migration_partial_indexes(void)
 		free(q);
 	}
 	v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "10") == 0); /* 6 and every later migration ran */
+	CHECK(strcmp(v, "11") == 0); /* 6 and every later migration ran */
 	free(v);
 	/* the pair index after migration 8: live rows found, a final one not */
 	bool any_jitd = false;
@@ -1644,13 +1669,17 @@ static void migration_canonical_pair_keys(const char *canon, const char *spaced,
 	store_close(st);
 	raw_sql(dir, "ALTER TABLE grants DROP COLUMN added_also_via;"
 		     "ALTER TABLE grants DROP COLUMN add_unknown;"
+		     "ALTER TABLE grants DROP COLUMN end_client;"
+		     "ALTER TABLE grants DROP COLUMN end_reason;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_uid;"
+		     "ALTER TABLE grants DROP COLUMN end_peer_pid;"
 		     "PRAGMA user_version = 6");
 	st = NULL;
 	CHECK(store_open(dir, &st) == JIT_OK);
 	if (!st)
 		goto out;
 	char *v = raw_text(dir, "PRAGMA user_version");
-	CHECK(strcmp(v, "10") == 0);
+	CHECK(strcmp(v, "11") == 0);
 	free(v);
 	CHECK(store_pair_live(st, key, NULL, GS_LIVE_MASK, &n, &any_jitd) == JIT_OK && n == 2 &&
 	      any_jitd);

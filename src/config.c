@@ -162,7 +162,7 @@ static void check_files(struct ctx *cx, const struct jit_config *cfg)
 
 uid_t config_run_uid(const struct jit_config *cfg)
 {
-	return cfg->has_run_ids ? cfg->run_uid : geteuid();
+	return cfg->has_run_ids && !cfg->running ? cfg->run_uid : geteuid();
 }
 
 static void check_top(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
@@ -275,6 +275,7 @@ static void parse_text(struct ctx *cx, const char *text, struct jit_config *cfg,
 	parse_notify(cx, root, cfg);
 	if (!(flags & CONFIG_NO_IDS))
 		check_identities(cx, root, cfg);
+	cfg->running = (flags & CONFIG_RUNNING) != 0;
 	if (flags & CONFIG_CHECK_FILES)
 		check_files(cx, cfg);
 out:

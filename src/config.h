@@ -181,6 +181,7 @@ struct jit_config {
 	char *group;            /* its group (default: the user's primary group) */
 	char *listener_user;    /* the listener process's user (default "nobody" as root) */
 	bool has_run_ids;       /* user given: run_uid/run_gid resolved at load */
+	bool running;           /* loaded with CONFIG_RUNNING: files are the euid's */
 	uid_t run_uid;
 	gid_t run_gid;
 	bool has_listener_ids;  /* listener_user resolved at load */
@@ -221,6 +222,10 @@ int config_load(const char *path, struct jit_config **out, char **errors) JIT_WU
  * resolved nor checked (the listener process, which gets them from the
  * engine). */
 #define CONFIG_NO_IDS 0x2
+/* With CONFIG_RUNNING (a reload), the files must be usable by the uid the
+ * daemon runs as now (its euid): a changed `user` takes effect only at a
+ * restart, and until then the running daemon reads them as it is. */
+#define CONFIG_RUNNING 0x4
 int config_load_ex(const char *path, unsigned flags, struct jit_config **out,
 		   char **errors) JIT_WUR;
 

@@ -142,6 +142,10 @@ static void warn_restart(void *arg, const char *dir, const char *key, bool resta
 			 "still reads the old file at each bind: keep it in place)", dir, key);
 	else if (dir)
 		log_warn("directory %s: %s changed; takes effect at restart", dir, key);
+	else if (strcmp(key, "user") == 0 || strcmp(key, "group") == 0)
+		/* the reload checked the files as the daemon runs now */
+		log_warn("%s changed; takes effect at restart, when the secret files must belong "
+			 "to the new user: check with jitd -t before restarting", key);
 	else
 		log_warn("%s changed; takes effect at restart", key);
 }
@@ -165,7 +169,8 @@ static void reload(void *arg)
 	char msg[512];
 	if (audit_reopen(d->audit) != JIT_OK)
 		log_err("audit log could not be reopened; still writing to the old file");
-	if (config_load_ex(d->config_path, CONFIG_CHECK_FILES, &n, &errors) != JIT_OK) {
+	if (config_load_ex(d->config_path, CONFIG_CHECK_FILES | CONFIG_RUNNING, &n, &errors) !=
+	    JIT_OK) {
 		log_err("reload refused, keeping the running configuration:\n%s",
 			errors ? errors : "(no detail)");
 		free(errors);

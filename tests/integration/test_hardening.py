@@ -344,3 +344,34 @@ def test_user_jitd_starts_again_under_the_unit_s_capabilities():
             e.grant_and_check(("alice", "bob")[run - 1], "admins", "1h")
             eq(os.stat(j.audit_log).st_uid, DAEMON, "audit log owner after run %d" % run)
             j.stop()
+
+
+def test_reload_that_sets_user_checks_the_files_as_the_daemon_runs_now():
+    """jitd runs as root (no `user`); a reload adds `user = "daemon"`, which
+    takes effect only at a restart. The running daemon still reads its SASL
+    password as root at every bind, so the reload checks the files as root:
+    it is taken (with a warning naming the restart), not refused with "owned
+    by uid 0, not by uid 1" (regression: an operator who chowned the file to
+    follow that message got a reload accepted and a daemon whose next bind
+    refused its own password: no removal until a restart)."""
+    need_root()
+    with Env(mech="SCRAM-SHA-256") as e:
+        j = e.jitd
+        eq(os.stat(j.secret_file).st_uid, 0, "the secret belongs to root")
+        j.config["user"] = "daemon"
+        j.reload()
+        log = j.stderr_tail(400)
+        assert "reload refused" not in log, log[-3000:]
+        assert ("user changed; takes effect at restart, when the secret files must belong to "
+                "the new user") in log, log[-3000:]
+        # the running daemon binds as before (slapd restarted: a new bind)
+        e.slapd.restart()
+        g = wait_until(lambda: j.grant("alice", "admins", "1h").get("grant"), 20,
+                       "a grant through a new bind after the reload")
+        assert e.is_member("admins", e.user_dn("alice")), "alice's grant"
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        assert not e.is_member("admins", e.user_dn("alice")), "alice's end"
+        # as the restart would see it: refused until the file is the new user's
+        rc, err = _check(j)
+        eq(rc, 1, "jitd -t with a root-owned secret and user = daemon")
+        assert "owned by uid 0, not by uid 1" in err, err

@@ -57,6 +57,10 @@ struct job {
 	char *group_name, *group_dn, *member_attr, *placeholder;
 	struct policy_dirrules *rules;  /* JOB_GRANT: may be NULL; JOB_ELIGIBLE */
 	bool approval_signed;           /* JOB_GRANT: its signed approval was verified */
+	bool racing;                    /* JOB_GRANT: admitted as a retry racing
+					 * its first attempt (no age check then) */
+	int64_t approval_max_age;       /* JOB_GRANT: the group's, with
+					 * approval_key_file; else 0 */
 	/* JOB_ELIGIBLE: the grant's user (name, entry uuid and DN as recorded)
 	 * and what the directory said: check_rc JIT_OK, or the refusal */
 	char *user, *user_uuid, *user_dn;

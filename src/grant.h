@@ -51,6 +51,9 @@ struct grant_params {
 	const struct policy_dirrules *rules; /* deny_users, eligible_group,
 					      * max_active_per_user; may be NULL */
 	bool approval_signed;   /* req's approval_sig was verified (approval_key_file) */
+	bool racing;            /* admitted as a retry racing its first attempt: its
+				 * approval's age was not checked then */
+	int64_t approval_max_age; /* with approval_key_file: the group's; else 0 */
 };
 
 /* Creates a grant (grant op). Returns the answer line for the client. */

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "approval.h"
 #include "dirrules.h"
 #include "fault.h"
 #include "grant_priv.h"
@@ -130,6 +131,27 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 	}
 	grant_rec_free(r);
 	return line;
+}
+
+/*
+ * A retry admitted while its first attempt was in progress (racing): its
+ * approval's age was not checked, as it was to be answered as the first's
+ * duplicate. Under the pair lock, which the first takes to record its row:
+ * that row there, the duplicate (or request_id refusal); else the first
+ * failed or has not recorded it yet, and this one is a new request from
+ * here, its approval judged now (robustness: retries racing one another
+ * could otherwise carry a stale approval to a grant). NULL: go on.
+ */
+static char *racing_first_failed(struct grant_ctx *g, const struct grant_params *p)
+{
+	char msg[512];
+	char *line = existing_request(g, p, p->req->request_id);
+
+	if (line || p->approval_max_age <= 0)
+		return line;
+	if (approval_fresh(p->req, p->approval_max_age, now_s(), msg, sizeof(msg)) == JIT_OK)
+		return NULL;
+	return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "approval_max_age");
 }
 
 /*
@@ -347,6 +369,8 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 
 	pthread_mutex_t *lock = grant_pair_lock(g->pair_locks, r.pair_key);
 	pthread_mutex_lock(lock);
+	if (p->racing && (line = racing_first_failed(g, p)) != NULL)
+		goto out;
 	grant_settle_pair(g, r.pair_key);
 	t = mono_us();
 	rc = dir_is_member(g->dc, r.group_dn, r.member_attr, r.member_value, &present, &dres);

@@ -379,6 +379,8 @@ static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_p
 	j->placeholder = xstrdup(ph && *ph ? ph : NULL);
 	j->rules = policy_dirrules_new(e->cfg, gc, req->approved_by);
 	j->approval_signed = gc->approval_key_file != NULL; /* admit_grant verified it */
+	j->racing = racing;
+	j->approval_max_age = gc->approval_key_file ? gc->approval_max_age : 0;
 	j->cfg_gen = atomic_load(&e->cfg_gen);
 	engine_rid_hold(e, j, req); /* before any thread may free j */
 	if (gc->ticket_check && req->ticket && !known) {

@@ -118,7 +118,8 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			.group_dn = j->group_dn, .directory = q->name,
 			.member_attr = j->member_attr, .placeholder = j->placeholder,
 			.client = j->client, .peer = j->peer, .rules = j->rules,
-			.approval_signed = j->approval_signed,
+			.approval_signed = j->approval_signed, .racing = j->racing,
+			.approval_max_age = j->approval_max_age,
 		};
 		line = grant_create(g, &p);
 	} else {

@@ -228,6 +228,63 @@ def test_retry_while_the_first_is_in_progress_is_not_judged_as_new():
         e.__exit__(None, None, None)
 
 
+def test_retry_racing_a_first_attempt_that_fails_is_judged_on_its_approval_s_age():
+    """A signed grant's first attempt is held under its pair lock (fault
+    pause) and then refused (max_active_per_user: alice holds a web grant);
+    its retry, sent meanwhile after the approval aged past approval_max_age,
+    was admitted as racing the first (no age check: it was to be its
+    duplicate). The first leaves no row, and alice's other grant ends before
+    the retry records its own: the retry is now a new request and must be
+    refused approval_max_age (regression: it was granted on the stale
+    approval; retries racing one another could carry an approval for hours)."""
+    from test_failures import need_faults, wait_stderr
+    need_faults()
+    import threading
+    sign = _doc_sign()
+    e = Env(start=False)
+    e.__enter__()
+    try:
+        j = e.jitd
+        key_file = os.path.join(j.dir, "approval.key")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, KEY + b"\n")
+        os.close(fd)
+        j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
+                                            approval_max_age="2s", max_active_per_user=1),
+                              j.group_entry("web")]
+        j.config["directories"][0]["connections"] = 3
+        j.write_config()
+        # passes of grant.before_pending: 1 alice's web grant, 2 the first
+        # attempt (held 4 s), 3 the retry (held 3 s on the old code)
+        j.start(env={"JITD_FAULT": "grant.before_pending:sleep=4000@2,"
+                                   "grant.before_pending:sleep=3000@3"})
+        web = j.must_grant("alice", "web", "1h")
+        req = sign(_req(rid="cab-race-2"), KEY)
+        first = {}
+        th = threading.Thread(target=lambda: first.update(a=j.request(dict(req), timeout=60)))
+        th.start()
+        wait_stderr(j, "fault pause 4000 ms at grant.before_pending", 5)
+        time.sleep(3.2)  # the approval is now older than approval_max_age (whole seconds)
+        second = {}
+        th2 = threading.Thread(target=lambda: second.update(a=j.request(dict(req), timeout=60)))
+        th2.start()
+        th.join(30)
+        refused(first["a"], "policy_denied", "the first attempt")
+        assert first["a"]["error"]["message"].startswith("max_active_per_user"), first
+        j.ok({"op": "complete", "grant_id": web["grant_id"]})  # alice may hold one again
+        th2.join(30)
+        a = second["a"]
+        refused(a, "policy_denied", "the retry of a first attempt that failed")
+        assert a["error"]["message"].startswith("approval_max_age"), a
+        eq(sorted(x.get("rule") for x in j.audit_events("refused")),
+           ["approval_max_age", "max_active_per_user"], "refusals audited")
+        eq([g for g in j.ok({"op": "list", "state": "all"})["grants"]
+            if g.get("request_id") == "cab-race-2"], [], "grants with that request_id")
+        assert not e.is_member("admins", e.user_dn("alice")), "alice was granted admins"
+    finally:
+        e.__exit__(None, None, None)
+
+
 def test_loose_key_file_refuses_signed_grants():
     sign = _doc_sign()
     e, key_file = _env()

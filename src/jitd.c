@@ -588,6 +588,13 @@ int main(int argc, char **argv)
 	umask(077);
 	if (test)
 		return check_only(d.config_path, verbose);
+	/* Robustness: a reload reads the file again after daemon() has made
+	 * "/" the working directory: a relative -c would name another file
+	 * (or none) then, and every reload would be refused. */
+	static char *config_abs; /* static: lives as long as the process */
+	config_abs = d.config_path[0] != '/' ? realpath(d.config_path, NULL) : NULL;
+	if (config_abs)
+		d.config_path = config_abs;
 	/* Robustness: under systemd (Type=simple) jitd counts as running from
 	 * its exec, and a reload (SIGHUP, logrotate's too) may come while the
 	 * configuration is still being read; its default action would end

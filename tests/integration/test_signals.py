@@ -406,3 +406,34 @@ def test_sigterm_while_jitd_detaches_stops_the_daemon():
                     os.kill(left, signal.SIGKILL)
             except (OSError, ValueError):
                 pass
+
+
+def test_reload_of_a_daemon_started_with_a_relative_config_path():
+    """`jitd -c jitd.conf` (relative, no -f): daemon() makes "/" the working
+    directory, and a reload must read the same file again (regression: it
+    opened /jitd.conf, and every reload was refused)."""
+    from jitd import binary
+    import subprocess
+    with Env(start=False) as e:
+        j = e.jitd
+        r = subprocess.run([binary("jitd"), "-c", os.path.basename(j.conf)], cwd=j.dir,
+                           capture_output=True, text=True, timeout=30)
+        eq(r.returncode, 0, "jitd detached: %s" % r.stderr)
+        pid = None
+        try:
+            pid = int(wait_until(lambda: os.path.exists(j.pid_file) and
+                                 open(j.pid_file).read().strip(), 10, "the pid file"))
+            wait_until(lambda: os.path.exists(j.sock), 10, "the socket")
+            e.grant_and_check("alice", "dba", "1h")
+            # the reload takes dba out: the file read again is this one
+            j.config["groups"] = [g for g in j.config["groups"] if g["name"] != "dba"]
+            j.write_config()
+            os.kill(pid, signal.SIGHUP)
+            wait_until(lambda: j.grant("bob", "dba", "1h").get("error", {}).get("code") ==
+                       "unknown_group", 10, "dba gone after the reload")
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
+                           open("/proc/%d/stat" % pid).read().split()[2] == "Z", 30,
+                           "jitd stopped")

@@ -226,6 +226,24 @@ static void check_dir_kerberos(struct ctx *cx, const config_setting_t *e, const 
 		     "or starttls = true");
 }
 
+
+/* Key `key` of directory entry e must be given, and not as "" (which
+ * means unset), for sasl_mech mech: a bind with an empty name or password
+ * can never succeed, and a mechanism applies only at a restart. */
+static void need_value(struct ctx *cx, const config_setting_t *e, const char *key,
+		       const char *mech)
+{
+	const config_setting_t *m = config_setting_get_member(e, key);
+	const char *v = m && config_setting_type(m) == CONFIG_TYPE_STRING
+				? config_setting_get_string(m)
+				: NULL;
+
+	if (!m)
+		cerr(cx, key_line(e, "sasl_mech"), key, "required with sasl_mech %s", mech);
+	else if (v && v[0] == '\0')
+		cerr(cx, config_setting_source_line(m), key, "empty, but required with sasl_mech %s",
+		     mech);
+}
 static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_cfg *d)
 {
 	bool needs_secret = d->sasl_mech && strcmp(d->sasl_mech, "EXTERNAL") != 0 &&
@@ -241,12 +259,10 @@ static void check_dir(struct ctx *cx, const config_setting_t *e, struct jit_dir_
 		     "\"%s\" must hold exactly one %%s (and %%%% for a literal %%)",
 		     d->user_filter);
 	/* A key present but invalid was reported already: no second error. */
-	if (needs_secret && !config_setting_get_member(e, "sasl_authcid"))
-		cerr(cx, key_line(e, "sasl_mech"), "sasl_authcid", "required with sasl_mech %s",
-		     d->sasl_mech);
-	if (needs_secret && !config_setting_get_member(e, "sasl_secret_file"))
-		cerr(cx, key_line(e, "sasl_mech"), "sasl_secret_file", "required with sasl_mech %s",
-		     d->sasl_mech);
+	if (needs_secret) {
+		need_value(cx, e, "sasl_authcid", d->sasl_mech);
+		need_value(cx, e, "sasl_secret_file", d->sasl_mech);
+	}
 	check_dir_kerberos(cx, e, d);
 	file_ref(cx, e, "sasl_secret_file", d->sasl_secret_file, true);
 	file_ref(cx, e, "keytab", d->keytab, true);

@@ -552,6 +552,16 @@ static void test_each_error(void)
 		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\";\n"
 		  "  sasl_mech = \"PLAIN\"; } );\n" BASE_GROUP,
 		  "t.conf:2: sasl_authcid: ", "required with sasl_mech PLAIN" },
+		/* "" means unset: a bind with an empty password never succeeds,
+		 * and the mechanism applies only at the next restart */
+		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\";\n"
+		  "  sasl_mech = \"SCRAM-SHA-256\"; sasl_authcid = \"j\";\n"
+		  "  sasl_secret_file = \"\"; } );\n" BASE_GROUP,
+		  "t.conf:3: sasl_secret_file: ", "empty, but required with sasl_mech SCRAM-SHA-256" },
+		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\";\n"
+		  "  sasl_mech = \"PLAIN\"; sasl_authcid = \"\"; sasl_secret_file = \"/s\"; } );\n"
+		  BASE_GROUP,
+		  "t.conf:2: sasl_authcid: ", "empty, but required with sasl_mech PLAIN" },
 		{ "directories = ( { name = \"corp\"; uri = \"ldapi:///\"; user_base = \"x\";\n"
 		  "  sasl_mech = \"external\"; } );\n" BASE_GROUP,
 		  "t.conf:2: sasl_mech: ", "\"external\" is not one of EXTERNAL, SCRAM-SHA-256" },

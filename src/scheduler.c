@@ -200,8 +200,8 @@ static void tick_health(struct engine *e, int64_t now)
 		if (ups != q->seen_recoveries) {
 			int64_t n = 0;
 			int rc = store_retry_now(e->st, q->name, now, &n);
-			/* a busy store: the next tick tries again */
-			if (rc != JIT_EBUSY)
+			/* a busy or failing store: the next tick tries again */
+			if (rc == JIT_OK)
 				q->seen_recoveries = ups;
 			if (rc != JIT_OK && rc != JIT_EBUSY)
 				log_err("directory %s: cannot reschedule pending removals", q->name);
@@ -235,6 +235,10 @@ static int warn_one(const struct grant_rec *r, void *arg)
 		rc = store_clear_warned(e->st, r->id, now);
 		log_err("audit: cannot record expiring_soon of %s%s", r->id,
 			rc == JIT_OK ? "; tried again at a later tick" : "");
+		json_decref(o);
+		/* the log is failing: the rest of the pass waits for a later
+		 * tick (not two commits and a failed write per grant now) */
+		return 1;
 	}
 	json_decref(o);
 	return 0;
@@ -325,7 +329,9 @@ static int shorten_one(const struct grant_rec *r, void *arg)
 	n.created_at = s->now;
 	n.expires_at = s->now + (r->expires_at - r->created_at);
 	rc = store_reschedule(s->e->st, r, n.created_at, n.expires_at);
-	if (rc == JIT_EBUSY) {
+	if (rc != JIT_OK && rc != JIT_ENOTFOUND) {
+		/* locked elsewhere, or failed: this row and the rest at the
+		 * next tick (the pass is not over) */
 		s->stopped = true;
 		return 1;
 	}
@@ -375,8 +381,9 @@ static void tick_clock(struct engine *e, int64_t now)
 	if (e->pull_retries) {
 		int rc = store_retry_sooner(e->st, now, retry_horizon(e), longest_grace(e),
 					    RETRY_SOONER_PER_TICK, &n);
-		/* locked elsewhere, or more rows than one tick takes: the next tick */
-		if (rc != JIT_EBUSY && !(rc == JIT_OK && n == RETRY_SOONER_PER_TICK) && !window)
+		/* locked elsewhere, failed, or more rows than one tick takes:
+		 * the next tick (the pass is over only when it was done whole) */
+		if (rc == JIT_OK && n < RETRY_SOONER_PER_TICK && !window)
 			e->pull_retries = false;
 		if (rc != JIT_OK && rc != JIT_EBUSY)
 			log_err("scheduler: cannot reschedule removals after a clock step");
@@ -408,14 +415,20 @@ static int read_due(struct engine *e, int64_t now)
 	/* One read per directory, of as many rows as its share: its rows in
 	 * flight (the oldest, still due in the store) and its room. Another
 	 * directory's backlog never fills it. */
+	int ret = 0;
 	for (size_t i = 0; i < e->n_dirs; i++) {
 		const char *name = e->dirs[i].name;
 		if (e->dirs[i].n_inflight >= dir_cap(e))
 			continue;
-		if (store_due_in(e->st, now, (int64_t)dir_cap(e), &name, 1, schedule_one, e) < 0)
-			return -1;
+		/* Robustness: a read that fails for one directory (a damaged
+		 * page of its part of the index) does not keep the others'
+		 * expiries from being read */
+		if (store_due_in(e->st, now, (int64_t)dir_cap(e), &name, 1, schedule_one, e) < 0) {
+			log_err("scheduler: cannot read the due grants of directory %s", name);
+			ret = -1;
+		}
 	}
-	return 0;
+	return ret;
 }
 
 bool engine_ends_idle(struct engine *e, int64_t now, int64_t horizon)

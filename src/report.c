@@ -489,6 +489,21 @@ static void open_maybe_held(struct report *r, json_t *ev)
 	json_object_set_new(r->open, id, g);
 }
 
+/* A final line of a grant that never became active which says its
+ * membership may have been there until that line: failed with outcome
+ * removed, or closed by force on its way to failed (see on_end). */
+static bool held_never_granted(json_t *ev, const char *event)
+{
+	const char *outcome = str_of(ev, "outcome"), *prev = str_of(ev, "previous_end_state");
+	const char *st = str_of(ev, "state");
+	if (!outcome)
+		return false;
+	if (strcmp(event, "failed") == 0)
+		return strcmp(outcome, "removed") == 0 && !(st && strcmp(st, "ending") == 0);
+	return strcmp(event, "revoked") == 0 && strcmp(outcome, "forced") == 0 && prev &&
+	       strcmp(prev, "failed") == 0;
+}
+
 static void seen_open(struct report *r, json_t *ev, const char *event, bool after)
 {
 	const char *id = str_of(ev, "grant_id");
@@ -499,8 +514,10 @@ static void seen_open(struct report *r, json_t *ev, const char *event, bool afte
 	if (moved ? !began_before(r, id, created) : !began_before_input(r, ev, id, &created)) {
 		/* a removal failing for a grant created after the first line
 		 * read that is not open: it had no granted line (recovered at
-		 * start-up, its add cut by a crash), and may be held */
-		if (strcmp(event, "revoke_failed") == 0)
+		 * start-up, its add cut by a crash), and may be held; so may
+		 * one whose final line, after the period, says jitd removed
+		 * its membership (or an operator closed it by hand) */
+		if (strcmp(event, "revoke_failed") == 0 || held_never_granted(ev, event))
 			open_maybe_held(r, ev);
 		return;
 	}

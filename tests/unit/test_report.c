@@ -1098,6 +1098,57 @@ static void check_unconfirmed_add(void)
 }
 
 /*
+ * A grant recovered at start-up (pending when jitd died: no granted line,
+ * no line of its own) whose removal succeeded after replication_grace,
+ * its final line (failed, outcome removed) just after midnight: the day
+ * before held it, maybe, from created_at to its end (regression: it was
+ * in no report; the day of its final line counted only that day's part).
+ * A forced close of such a grant after midnight counts the same.
+ */
+static void check_recovered_final_after_the_period(void)
+{
+	struct report_chain ch = { .verified = true, .lines = 3, .first_seq = 1, .last_seq = 3,
+				   .last_hash = "ab" };
+	for (int forced = 0; forced < 2; forced++) {
+		struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+					 .until = T0 + DAY };
+		struct report *r = report_new(&o);
+		ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+		ev(r, T0 + DAY - 20, "recovered", "#count", 1LL, NULL);
+		if (forced)
+			ev(r, T0 + DAY + 30, "revoked", G("g-v", "vic", "dba", "carol", "helpdesk",
+							  3600, T0 + DAY - 100, T0 + DAY + 3500),
+			   "state", "revoked", "outcome", "forced", "previous_end_state", "failed",
+			   NULL);
+		else
+			ev(r, T0 + DAY + 30, "failed", G("g-v", "vic", "dba", "carol", "helpdesk",
+							 3600, T0 + DAY - 100, T0 + DAY + 3500),
+			   "state", "failed", "outcome", "removed", NULL);
+		json_t *res = report_result(r, &ch);
+		report_free(r);
+		json_t *a = by_id(res, "active_at_end", "g-v"), *b = by_id(res, "timeline", "g-v");
+		CHECK(a != NULL && json_is_true(json_object_get(a, "membership_uncertain")));
+		CHECK(b != NULL && json_is_true(json_object_get(b, "membership_uncertain")));
+		CHECK(geti(res, "by_user", "vic", "held_seconds") == 100);
+		CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
+		json_decref(res);
+	}
+	/* its removal found nothing there: not held */
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + DAY };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+	ev(r, T0 + DAY + 30, "failed", G("g-w", "wes", "dba", "carol", "helpdesk", 3600,
+					 T0 + DAY - 100, T0 + DAY + 3500), "state", "failed",
+	   "outcome", "already_absent", NULL);
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	CHECK(by_id(res, "active_at_end", "g-w") == NULL);
+	CHECK(by_id(res, "timeline", "g-w") == NULL);
+	json_decref(res);
+}
+
+/*
  * A report of a period that is not over (until after generated_at, as for
  * today): a grant still open has held its membership up to generated_at,
  * not to until, and the report says the period is not over. Once it is
@@ -1289,6 +1340,7 @@ int main(void)
 	check_forced_never_active();
 	check_forced_never_active_before_input();
 	check_unconfirmed_add();
+	check_recovered_final_after_the_period();
 	check_period_before_input();
 	check_user_identity();
 	check_period_not_over();

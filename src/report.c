@@ -68,6 +68,7 @@ struct bar {
 	bool start_known;        /* false: start is created_at, the granted line was not read */
 	bool kept;               /* the end left the membership: it predated the grant */
 	bool forced;             /* closed by revoke --force */
+	bool corrected;          /* start moved to a clock correction (rescheduled) */
 	bool uncertain;          /* no granted line: its add went unanswered or was cut
 				  * by a crash; held (an upper bound) until the removal */
 };
@@ -289,6 +290,13 @@ static void ended_free(struct ended *e)
 	free(e->head);
 }
 
+/* Its start was moved to a clock correction (rescheduled): not known, but
+ * not because a granted line was missed. */
+static bool start_corrected(json_t *g)
+{
+	return json_is_true(json_object_get(g, "start_corrected"));
+}
+
 /*
  * A bar of the timeline: the grant of line (or record) g, with its ticket,
  * reason, requester and approver from g, else from rec, and the approvers
@@ -331,6 +339,7 @@ static void add_bar(struct report *r, json_t *g, json_t *rec, const char *id, in
 	b->kept = out && strcmp(out, "kept_standing") == 0;
 	b->forced = forced;
 	b->uncertain = uncertain;
+	b->corrected = rec && start_corrected(rec);
 }
 
 /* ---- lifecycle ---- */
@@ -631,7 +640,9 @@ static void on_rescheduled(struct report *r, json_t *ev)
 		    (r->o.has_until && created >= r->o.until))
 			return;
 		(void)time_of(ev, "expires_at", &exp);
-		json_object_set_new(r->open, id, grant_record(ev, created, false, -1, exp));
+		g = grant_record(ev, created, false, -1, exp);
+		json_object_set_new(g, "start_corrected", json_true());
+		json_object_set_new(r->open, id, g);
 		return;
 	}
 	if (time_of(ev, "expires_at", &exp))
@@ -640,6 +651,7 @@ static void on_rescheduled(struct report *r, json_t *ev)
 	    json_integer_value(json_object_get(g, "start")) > created) {
 		json_object_set_new(g, "start", json_integer(created));
 		json_object_set_new(g, "start_unknown", json_true());
+		json_object_set_new(g, "start_corrected", json_true());
 	}
 }
 
@@ -730,7 +742,7 @@ static void on_end(struct report *r, json_t *ev, const char *event, int64_t ts, 
 		hist_add(&r->actual, ts - start);
 		/* only a grant that began before the first line read: one
 		 * created later without a granted line never had one */
-		if (before || (g && !known && !uncertain))
+		if (before || (g && !known && !uncertain && !start_corrected(g)))
 			r->before_input++;
 	}
 	int64_t held = overlap(r, start, ts);
@@ -964,10 +976,12 @@ static json_t *active_json(struct report *r, int64_t end)
 		json_object_set_new(a, "start_known", json_boolean(start_known(g)));
 		if (maybe_held(g))
 			json_object_set_new(a, "membership_uncertain", json_true());
+		if (start_corrected(g))
+			json_object_set_new(a, "start_corrected", json_true());
 		fmt_rfc3339(json_integer_value(json_object_get(g, "expires_at")), buf);
 		json_object_set_new(a, "expires_at", json_string(buf));
 		json_array_append_new(arr, a);
-		if (!start_known(g) && !maybe_held(g))
+		if (!start_known(g) && !maybe_held(g) && !start_corrected(g))
 			r->before_input++;
 		int64_t held = overlap(r, start, end);
 		if (held > 0)
@@ -995,6 +1009,8 @@ static json_t *timeline_json(const struct report *r)
 			json_object_set_new(o, "forced", json_true());
 		if (b->uncertain)
 			json_object_set_new(o, "membership_uncertain", json_true());
+		if (b->corrected)
+			json_object_set_new(o, "start_corrected", json_true());
 		for (size_t k = 0; k < BAR_INFO; k++)
 			if (b->info[k])
 				json_object_set_new(o, bar_info[k], json_string(b->info[k]));

@@ -32,6 +32,7 @@ static const char *const total_keys[] = { "granted", "refused", "expired", "comp
 /* After a start taken from created_at because the granted line was not read. */
 #define START_NOT_READ " (created_at: granted line not read)"
 #define START_UNCERTAIN " (created_at: add unconfirmed, may have held the group)"
+#define START_CORRECTED " (created_at: moved by a clock correction)"
 
 /* What follows the start of a bar or an active grant: why it is created_at,
  * or nothing when it is the granted line's time. */
@@ -39,6 +40,8 @@ static const char *start_note(json_t *o)
 {
 	if (json_is_true(json_object_get(o, "membership_uncertain")))
 		return START_UNCERTAIN;
+	if (json_is_true(json_object_get(o, "start_corrected")))
+		return START_CORRECTED;
 	return json_is_false(json_object_get(o, "start_known")) ? START_NOT_READ : "";
 }
 /* The period ends after the report was made. */

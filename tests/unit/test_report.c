@@ -787,6 +787,17 @@ static void check_rescheduled(void)
 	}
 	CHECK(geti(res, "totals", "extended", NULL) == 0);
 	CHECK(geti(res, "totals", "active_at_end", NULL) == 2);
+	/* g-r's granted line was read: its start moved by the correction is
+	 * not a line missed (regression: counted in started_before_input,
+	 * which made the report INCOMPLETE); g-s's was not read */
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 1);
+	a = by_id(res, "active_at_end", "g-r");
+	CHECK(a && json_is_true(json_object_get(a, "start_corrected")));
+	json_t *br = by_id(res, "timeline", "g-r");
+	CHECK(br && json_is_true(json_object_get(br, "start_corrected")));
+	char *txt = render(res, REPORT_TEXT);
+	CHECK(strstr(txt, "(created_at: moved by a clock correction)") != NULL);
+	free(txt);
 	/* the reason of a rescheduled line is its cause, not the grant's */
 	json_t *bs = by_id(res, "timeline", "g-s");
 	CHECK(bs && json_object_get(bs, "reason") == NULL);
@@ -813,6 +824,8 @@ static void check_rescheduled(void)
 		CHECK(json_is_false(json_object_get(a, "start_known")));
 	}
 	CHECK(geti(res, "by_user", "max", "held_seconds") == 86400 - 37800);
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
+	CHECK(a && json_is_true(json_object_get(a, "start_corrected")));
 	json_decref(res);
 }
 

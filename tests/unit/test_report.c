@@ -831,6 +831,31 @@ static void check_rescheduled(void)
 
 /* Refused lines (names any client can send) cannot push a grant's names
  * into "(other)": they make at most REPORT_REFUSED_NAMES_MAX rows. */
+/* Error codes of refused lines are counted in at most 64 rows (a crafted
+ * log could hold any number of them), the rest as (other). */
+static void check_refusal_codes_capped(void)
+{
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + 86400 };
+	struct report *r = report_new(&o);
+	char code[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(code, sizeof(code), "c%d", i);
+		ev(r, T0 + 1, "refused", "user", "u", "group", "g", "client", "ops", "error", code,
+		   NULL);
+	}
+	ev(r, T0 + 2, "refused", "user", "u", "group", "g", "client", "ops", "error", "c1", NULL);
+	struct report_chain ch = { .verified = true };
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	json_t *by = json_object_get(res, "refusals_by_reason");
+	CHECK(json_object_size(by) == 65);
+	CHECK(json_integer_value(json_object_get(by, "(other)")) == 36);
+	CHECK(json_integer_value(json_object_get(by, "c1")) == 2);
+	CHECK(geti(res, "totals", "refused", NULL) == 101);
+	json_decref(res);
+}
+
 static void check_refusal_flood(void)
 {
 	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
@@ -1359,6 +1384,7 @@ int main(void)
 	check_period_not_over();
 	check_grant_details();
 	check_refusal_flood();
+	check_refusal_codes_capped();
 	check_hostile();
 	check_times();
 	check_reader(dir);

@@ -103,6 +103,7 @@ struct dirq {
 	 * queue_max) never delays a removal. */
 	struct job *rtail;
 	size_t len;
+	size_t n_client_ends;           /* of len: clients' completes and revokes */
 	size_t n_inflight;              /* the scheduler's grants in flight here (main thread) */
 	bool stopping;
 	/* engine_begin_stop: nothing more is queued, and of what is queued

@@ -296,6 +296,14 @@ static int gss_acquire(struct dir_conn *c, const char *ccache, void **cred,
 {
 	char err[200], msg[256];
 
+	/* The keytab is a secret file: the checks made at start and reload
+	 * hold at each bind too (libkrb5 then reads it by path). */
+	if (c->cfg->keytab && secret_file_check(c->cfg->keytab, geteuid(), err, sizeof(err)) !=
+				      JIT_OK) {
+		(void)snprintf(msg, sizeof(msg), "keytab %s: %s", c->cfg->keytab, err);
+		dir_set_local_result(res, msg);
+		return JIT_EDIRUNAVAIL;
+	}
 	if (krb_cred_acquire(c->cfg->keytab, c->cfg->principal, ccache, cred, err,
 			     sizeof(err)) != JIT_OK) {
 		(void)snprintf(msg, sizeof(msg), "keytab %s: %s", c->cfg->keytab, err);

@@ -198,6 +198,8 @@ static void *worker_main(void *arg)
 			if (q->rtail == j)
 				q->rtail = NULL;
 			q->len--;
+			if (j->conn_id && j->kind == JOB_END)
+				q->n_client_ends--;
 		}
 		bool stopping = q->stopping;
 		bool draining = q->draining;
@@ -231,14 +233,20 @@ static void *worker_main(void *arg)
 bool workers_enqueue(struct dirq *q, struct job *j)
 {
 	pthread_mutex_lock(&q->lock);
-	/* A client's complete or revoke is never refused for a full queue:
-	 * a removal must not wait for a burst of grants to drain, and ends
-	 * are bounded anyway (one request in flight per connection). */
+	/* A client's complete or revoke is never refused for a queue full of
+	 * grants: a removal must not wait for a burst of grants to drain.
+	 * Ends are bounded by one request in flight per connection; the cap
+	 * of their own (as many as grants, far above max_clients) holds only
+	 * against a listener that does not keep to it. */
+	bool client_end = j->conn_id && j->kind == JOB_END;
 	if (q->stopping || q->draining ||
-	    (j->conn_id && j->kind != JOB_END && q->len >= q->e->queue_max)) {
+	    (j->conn_id && !client_end && q->len - q->n_client_ends >= q->e->queue_max) ||
+	    (client_end && q->n_client_ends >= q->e->queue_max)) {
 		pthread_mutex_unlock(&q->lock);
 		return false;
 	}
+	if (client_end)
+		q->n_client_ends++;
 	j->queued = mono_us();
 	if (j->kind == JOB_END || j->kind == JOB_EXPIRE) {
 		/* Ends first (struct dirq's rtail), in the order they came. */

@@ -653,3 +653,37 @@ def test_expiring_soon_line_that_cannot_be_written_is_written_at_a_later_tick():
         eq(len(j.audit_events("expiring_soon", g["grant_id"])), 1, "expiring_soon lines")
         assert "tried again at a later tick" in j.stderr_tail(200)
         eq(j.show(g["grant_id"])["state"], "active", "the grant is still active")
+
+
+def test_client_ends_have_a_cap_of_their_own():
+    """Clients' completes are not refused for a queue full of grants, but
+    they have a cap of their own (queue_max of them waiting): an honest
+    listener never reaches it (one request in flight per connection, far
+    fewer connections), one that does not keep to that no longer grows the
+    engine's queue without bound (regression: ends were never refused).
+    The cap is lowered to 1 and the only worker paused."""
+    need_faults()
+    with Env(start=False, directory={"connections": 1}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=8000@3",
+                     "JITD_FAULT_QUEUE_MAX": "1"})
+        g1 = j.must_grant("erin", "dba", "1h")
+        g2 = j.must_grant("bob", "dba", "1h")
+        th = threading.Thread(target=lambda: j.request(
+            {"op": "grant", "user": "alice", "group": "dba", "duration": "1h"}, timeout=60),
+            daemon=True)
+        th.start()
+        wait_stderr(j, "fault pause 8000 ms at grant.after_pending", 10)
+        first = j.connect(timeout=60)
+        first.send({"op": "complete", "grant_id": g1["grant_id"]})
+        j.ok({"op": "status"})  # the first complete reached the engine (in order)
+        a = j.request({"op": "complete", "grant_id": g2["grant_id"]})
+        refused(a, "busy", "a second complete past the ends' cap of 1")
+        th.join(30)
+        b = first.recv()
+        assert b.get("ok"), b
+        eq(b["grant"]["state"], "completed", "the first complete")
+        first.close()
+        eq(j.show(g2["grant_id"])["state"], "active", "the refused one changed nothing")
+        j.ok({"op": "complete", "grant_id": g2["grant_id"]})
+        assert not e.is_member("dba", e.user_dn("bob"))

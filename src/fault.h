@@ -23,6 +23,8 @@
  *                 flight (engine.c, INFLIGHT_MAX), to test what happens at it
  *   JITD_FAULT_QUEUE_MAX=N  lowers the cap on client jobs waiting in one
  *                 directory's queue (engine.c, QUEUE_MAX), likewise
+ *   JITD_FAULT_OUT_TOTAL_MAX=N  lowers the listener's cap on answers unsent
+ *                 to all clients together (server.c, OUT_TOTAL_MAX)
  *   JITD_FAULT_OVERDUE_AFTER=S  lowers the 60 s after which status counts
  *                 an active grant past its expiry in expiries_overdue
  * Before dying, the process writes "jitd: fault injected at NAME" to stderr

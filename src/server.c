@@ -32,6 +32,13 @@
  * much of its answers is unsent, so a client that pipelines requests and
  * never reads holds at most OUT_MAX plus one answer here. */
 #define OUT_MAX (1024 * 1024)
+/* Robustness: an answer longer than OUT_BIG (a long `list`) is answered
+ * `busy` instead while the answers unsent to all clients together would
+ * pass OUT_TOTAL_MAX with it: clients that ask and never read (up to
+ * max_clients of them, each holding OUT_MAX plus one answer) cannot grow
+ * the listener without bound. Shorter answers (a grant, an end) always go. */
+#define OUT_BIG (64 * 1024)
+#define OUT_TOTAL_MAX (64 * 1024 * 1024)
 /* Refusals that a flood could multiply are audited at most once per this
  * period (per clients entry; for all unmatched peers together), each
  * audited one saying how many were not. */
@@ -82,6 +89,7 @@ struct server {
 	struct client **clients;
 	size_t n_clients, cap_clients;
 	uint64_t next_id;
+	size_t out_total_max;   /* OUT_TOTAL_MAX (a test build may lower it) */
 	bool stop;              /* server_drain() was called */
 	bool draining;
 };
@@ -288,6 +296,14 @@ struct server *server_new(const struct jit_config *cfg, int lfd)
 	s->cap_clients = (size_t)cfg->max_clients;
 	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
 	s->next_id = 1;
+	s->out_total_max = OUT_TOTAL_MAX;
+#ifdef JITD_FAULT_INJECTION
+	/* a test of the cap: JITD_FAULT_OUT_TOTAL_MAX=N (fault.h) */
+	const char *cap = getenv("JITD_FAULT_OUT_TOTAL_MAX");
+	int64_t v;
+	if (cap && parse_int64(cap, 1, OUT_TOTAL_MAX, &v) == JIT_OK)
+		s->out_total_max = (size_t)v;
+#endif
 	return s;
 }
 
@@ -708,6 +724,19 @@ void server_deliver(struct server *s, uint64_t conn_id, char *line)
 	if (!c || !c->busy) {
 		free(line); /* the client left meanwhile */
 		return;
+	}
+	size_t n = strlen(line), total = 0;
+	if (n > OUT_BIG) {
+		for (size_t i = 0; i < s->n_clients; i++)
+			total += out_pending(s->clients[i]);
+		if (total + n > s->out_total_max) {
+			log_warn("client %llu: an answer of %zu bytes answered busy: %zu bytes of "
+				 "answers wait to be read by clients", (unsigned long long)conn_id, n,
+				 total);
+			free(line);
+			line = proto_error_line(JIT_EBUSY, "answers that clients have not read yet "
+						"fill jitd's buffer; try again later");
+		}
 	}
 	queue_out(c, line);
 	c->busy = false;

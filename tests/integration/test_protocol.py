@@ -765,3 +765,45 @@ def test_listener_out_of_descriptors_pauses_instead_of_spinning():
         for s in conns:
             s.close()
         wait_until(lambda: j.request({"op": "status"}).get("ok"), 10, "status after the burst")
+
+
+def test_long_answers_wait_for_unread_ones_of_other_clients():
+    """Clients that ask for long `list` answers and never read them cannot
+    grow the listener without bound: past a total of answers unsent to all
+    clients (64 MiB; lowered here to 1 MB), a long answer is replaced by
+    `busy`, while short ones (a grant) still go. Once the first client
+    reads, the same request is answered (regression: nothing bounded the
+    total)."""
+    from crash import fault_build
+    if not fault_build():
+        skip("jitd was built without --enable-fault-injection (scripts/test enables it)")
+    with Env(start=False) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT_OUT_TOTAL_MAX": "1000000"})
+        long_reason = "r" * 1000
+        for i in range(600):
+            j.must_grant("alice", "dba", "1h", reason=long_reason)
+        req = b'{"op":"list","state":"all","limit":10000}\n'
+        a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        a.connect(j.sock)
+        a.sendall(req)  # about 900 kB of answer, not read
+        time.sleep(1)
+        b = j.connect(timeout=30)
+        b.send({"op": "list", "state": "all", "limit": 10000})
+        x = b.recv()
+        eq(x.get("error", {}).get("code"), "busy",
+           "a long answer while another client's wait unread (answer %.200r)" % (x,))
+        j.must_grant("bob", "dba", "1h")  # a short answer still goes
+        assert "answered busy" in j.stderr_tail(100), j.stderr_tail(30)
+        got = b""
+        a.settimeout(30)
+        while not got.endswith(b"\n"):
+            chunk = a.recv(1 << 16)
+            assert chunk, "the first client's answer was cut"
+            got += chunk
+        eq(json.loads(got)["count"], 600, "the first client's answer, read at last")
+        a.close()
+        b.send({"op": "list", "state": "all", "limit": 10000})
+        eq(b.recv()["count"], 601, "the same request once the first client has read")
+        b.close()

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "configpriv.h"
+#include "directory.h"
+#include "dnkey.h"
 #include "duration.h"
 #include "escape.h"
 #include "util.h"
@@ -437,6 +439,37 @@ static void check_group(struct ctx *cx, const config_setting_t *e, struct jit_co
 	check_standing(cx, e, g);
 }
 
+/*
+ * Two entries naming one group must spell its DN so that jitd's pair key
+ * (case-blind in ASCII, libldap's canonical form) sees one group: spelled
+ * otherwise (case outside ASCII, the values of a multi-valued RDN in
+ * another order), the directory takes them for one group and jitd for
+ * two, and a grant made through one entry would not be seen by the other
+ * (its drift check could remove that grant's membership, and an end could
+ * remove what the other entry's grant still holds).
+ */
+static void check_same_group_spelling(struct ctx *cx, const config_setting_t *e,
+				      const struct jit_config *cfg, const struct jit_group_cfg *g)
+{
+	if (!g->dn || !g->directory)
+		return;
+	char *k = dn_key(g->dn), *pk = dir_pair_dn_key(g->dn);
+	for (size_t j = 0; k && j + 1 < cfg->n_groups; j++) {
+		const struct jit_group_cfg *o = &cfg->groups[j];
+		if (!o->dn || !o->directory || strcmp(o->directory, g->directory) != 0)
+			continue;
+		char *ok = dn_key(o->dn), *opk = dir_pair_dn_key(o->dn);
+		if (ok && strcmp(ok, k) == 0 && strcmp(opk, pk) != 0)
+			cerr(cx, key_line(e, "dn"), "dn",
+			     "\"%s\" names the group of line %d, spelled \"%s\" there: spell it the "
+			     "same in both entries", g->dn, o->line, o->dn);
+		free(ok);
+		free(opk);
+	}
+	free(k);
+	free(pk);
+}
+
 void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_config *cfg)
 {
 	int n;
@@ -457,6 +490,7 @@ void parse_groups(struct ctx *cx, const config_setting_t *root, struct jit_confi
 				cerr(cx, key_line(e, "name"), "name",
 				     "group \"%s\" is already defined at line %d", g->name,
 				     cfg->groups[j].line);
+		check_same_group_spelling(cx, e, cfg, g);
 	}
 }
 

@@ -72,16 +72,32 @@ void engine_rid_release(struct job *j)
 	j->rid_held = NULL;
 }
 
+bool engine_rid_others(const struct job *j)
+{
+	struct engine *e = j->rid_engine;
+	if (!j->rid_held || !e)
+		return false;
+	pthread_mutex_lock(&e->rid_lock);
+	json_t *o = json_object_get(e->rids, j->rid_held);
+	bool others = json_integer_value(json_object_get(o, "n")) > 1;
+	pthread_mutex_unlock(&e->rid_lock);
+	return others;
+}
+
 int engine_rid_busy(struct engine *e, const struct jit_request *req)
 {
 	if (!req->request_id)
 		return 0;
-	json_t *mine = request_print(req);
+	/* the fingerprint only when the key is held (seldom): not per grant */
 	pthread_mutex_lock(&e->rid_lock);
 	json_t *o = json_object_get(e->rids, req->request_id);
-	int busy = !o ? 0 : json_equal(json_object_get(o, "req"), mine) ? 1 : -1;
+	int busy = 0;
+	if (o) {
+		json_t *mine = request_print(req);
+		busy = json_equal(json_object_get(o, "req"), mine) ? 1 : -1;
+		json_decref(mine);
+	}
 	pthread_mutex_unlock(&e->rid_lock);
-	json_decref(mine);
 	return busy;
 }
 

@@ -180,13 +180,15 @@ struct engine {
 /* ---- engine.c ---- */
 
 /* Grant job j carries request_id rid from now until it is freed: a retry
- * with the same request_id meanwhile is answered busy (engine_rid_busy),
- * not judged as a new request while the first may still be granted. */
+ * with the same request_id meanwhile (engine_rid_busy) is not judged as a
+ * new request while the first may still be granted. */
 void engine_rid_hold(struct engine *e, struct job *j, const struct jit_request *req);
 void engine_rid_release(struct job *j); /* workers_job_free */
 /* 0: no grant with req's request_id in progress; 1: one of the same
  * request (policy_same_request's fields); -1: one of another request. */
 int engine_rid_busy(struct engine *e, const struct jit_request *req);
+/* Does another job than j hold j's request_id (engine_rid_hold)? */
+bool engine_rid_others(const struct job *j);
 
 /* Any thread: queue a reply (line and done id taken) and wake the loop. */
 void engine_post_reply(struct engine *e, uint64_t conn_id, char *line, char *done_id);
@@ -209,6 +211,8 @@ struct dirq *workers_find_dir(struct engine *e, const char *name);
 /* Queues j (taken) and returns true; false (j still the caller's) while q
  * stops, or for a client's job when the queue is full. */
 bool workers_enqueue(struct dirq *q, struct job *j);
+/* Is a client's complete or revoke of grant_id waiting in q's queue? */
+bool workers_end_waiting(struct dirq *q, const char *grant_id);
 /* Queues j (taken) first in line; frees it while q stops. */
 void workers_enqueue_front(struct dirq *q, struct job *j);
 /* The answer line (caller frees) to a client's request that

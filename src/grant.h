@@ -54,6 +54,9 @@ struct grant_params {
 	bool racing;            /* admitted as a retry racing its first attempt: its
 				 * approval's age was not checked then */
 	int64_t approval_max_age; /* with approval_key_file: the group's; else 0 */
+	/* racing: is another attempt of the request still in progress? */
+	bool (*first_running)(const void *arg);
+	const void *first_arg;
 };
 
 /* Creates a grant (grant op). Returns the answer line for the client. */

@@ -137,18 +137,28 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
  * A retry admitted while its first attempt was in progress (racing): its
  * approval's age was not checked, as it was to be answered as the first's
  * duplicate. Under the pair lock, which the first takes to record its row:
- * that row there, the duplicate (or request_id refusal); else the first
- * failed or has not recorded it yet, and this one is a new request from
- * here, its approval judged now (robustness: retries racing one another
- * could otherwise carry a stale approval to a grant). NULL: go on.
+ * that row there, the duplicate (or request_id refusal). Else, while
+ * another attempt still holds the request_id, it may record it yet (it
+ * looks the user up, or waits for its ticket check, before it takes the
+ * lock): busy, to be sent again as it is. Else the first ended without a
+ * row, and this one is a new request from here, its approval judged now
+ * (robustness: retries racing one another could otherwise carry a stale
+ * approval to a grant). NULL: go on.
  */
 static char *racing_first_failed(struct grant_ctx *g, const struct grant_params *p)
 {
 	char msg[512];
 	char *line = existing_request(g, p, p->req->request_id);
 
-	if (line || p->approval_max_age <= 0)
+	if (line)
 		return line;
+	if (p->first_running && p->first_running(p->first_arg))
+		return reply_refused(g, p, JIT_EBUSY,
+				     "an earlier attempt of this request is still in progress; "
+				     "send it again with the same request_id",
+				     NULL);
+	if (p->approval_max_age <= 0)
+		return NULL;
 	if (approval_fresh(p->req, p->approval_max_age, now_s(), msg, sizeof(msg)) == JIT_OK)
 		return NULL;
 	return reply_refused_rule(g, p, JIT_EPOLICY, msg, NULL, "approval_max_age");

@@ -275,11 +275,10 @@ static int lock_state_dir(const char *dir)
 	return rc;
 }
 
-/* The pid in pid file fd when it is a running process called jitd other
- * than this one, else 0. */
-static pid_t pid_file_names_jitd(int fd)
+/* The pid the file open as fd names (its first line), or 0. */
+static pid_t pid_file_pid(int fd)
 {
-	char buf[32] = "", path[64], comm[32] = "";
+	char buf[32] = "";
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	int64_t v;
 
@@ -287,7 +286,17 @@ static pid_t pid_file_names_jitd(int fd)
 		return 0;
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	if (parse_int64(buf, 2, INT32_MAX, &v) != JIT_OK || (pid_t)v == getpid())
+	return parse_int64(buf, 2, INT32_MAX, &v) == JIT_OK ? (pid_t)v : 0;
+}
+
+/* The pid in pid file fd when it is a running process called jitd other
+ * than this one, else 0. */
+static pid_t pid_file_names_jitd(int fd)
+{
+	char path[64], comm[32] = "";
+	pid_t v = pid_file_pid(fd);
+
+	if (v == 0 || v == getpid())
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%lld/comm", (long long)v);
 	int cfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -355,14 +364,11 @@ static int write_pid_file(const char *path, int *fd)
  * (the file stays root's), which the script's `[ -s ]` test skips. */
 static void remove_pid_file(const char *path, int fd)
 {
-	char buf[32] = "", want[32];
 	struct stat held, named;
 
 	if (!path || fd < 0)
 		return;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
-	if (n > 0 && strcmp(buf, want) == 0) {
+	if (pid_file_pid(fd) == getpid()) {
 		/* the name is unlinked only while it is still the file written */
 		bool same = fstat(fd, &held) == 0 && lstat(path, &named) == 0 &&
 			    held.st_dev == named.st_dev && held.st_ino == named.st_ino;
@@ -592,9 +598,15 @@ int main(int argc, char **argv)
 	 * "/" the working directory: a relative -c would name another file
 	 * (or none) then, and every reload would be refused. */
 	static char *config_abs; /* static: lives as long as the process */
-	config_abs = d.config_path[0] != '/' ? realpath(d.config_path, NULL) : NULL;
-	if (config_abs)
-		d.config_path = config_abs;
+	if (d.config_path[0] != '/') {
+		/* not realpath(): a link re-pointed later is followed at reload */
+		char *cwd = getcwd(NULL, 0);
+		if (cwd) {
+			config_abs = xasprintf("%s/%s", cwd, d.config_path);
+			d.config_path = config_abs;
+		}
+		free(cwd);
+	}
 	/* Robustness: under systemd (Type=simple) jitd counts as running from
 	 * its exec, and a reload (SIGHUP, logrotate's too) may come while the
 	 * configuration is still being read; its default action would end

@@ -741,7 +741,13 @@ static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 	 * name the same DN. So is what was reported about it remembered: a
 	 * name a reload gave to another group does not carry it over. */
 	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
-	struct rc_memory *mem = memory_for(r, prefix);
+	/* Robustness: per mode too. A report entry and an enforce entry
+	 * naming one group would otherwise share it, and each report pass
+	 * would forget the enforce pass's failed removals (audited again,
+	 * with a drift_removing line, every cycle). */
+	char *mkey = xasprintf("%s\n%s", prefix, g->mode == RECONCILE_ENFORCE ? "enforce" : "report");
+	struct rc_memory *mem = memory_for(r, mkey);
+	free(mkey);
 	struct members ms = { .r = r };
 	struct live lv = { 0 };
 	struct sset explained = { 0 }, present = { 0 }, next_u = { 0 }, next_m = { 0 };

@@ -649,9 +649,12 @@ static void on_rescheduled(struct report *r, json_t *ev)
 		json_object_set_new(g, "expires_at", json_integer(exp));
 	if (time_of(ev, "created_at", &created) &&
 	    json_integer_value(json_object_get(g, "start")) > created) {
+		/* moved from its granted line's time; one whose granted line
+		 * was not read stays "not read" (a line was missed) */
+		if (start_known(g))
+			json_object_set_new(g, "start_corrected", json_true());
 		json_object_set_new(g, "start", json_integer(created));
 		json_object_set_new(g, "start_unknown", json_true());
-		json_object_set_new(g, "start_corrected", json_true());
 	}
 }
 

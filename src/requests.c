@@ -264,7 +264,8 @@ static void ticket_done(void *arg, int rc, const char *msg)
  */
 static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 			 const struct jit_peer *peer, const struct jit_client_cfg *c,
-			 const struct jit_request *req, bool resumed, bool *known, bool *racing)
+			 const struct jit_request *req, bool resumed, bool was_racing, bool *known,
+			 bool *racing)
 {
 	struct grant_rec *prev = NULL;
 	const char *rule = NULL;
@@ -316,7 +317,9 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 	 * a new request_id. It goes on as a retry does (*racing): it is
 	 * queued behind the first, and answered as its duplicate once the
 	 * first is recorded (its own checks still run: the ticket check). */
-	*racing = inflight > 0;
+	/* resumed after a reload: racing as it was admitted (its own hold
+	 * of the request_id is still there: no fresh look tells) */
+	*racing = resumed ? was_racing && !*known && !rule : inflight > 0;
 	if (inflight < 0) {
 		/* another request holds it (first come): as for one in the
 		 * store, but with no grant yet to name */
@@ -350,14 +353,14 @@ static char *refuse_if_down(struct engine *e, struct dirq *q, const struct jit_p
  * job's), else the answer line (req still the caller's). */
 static char *submit_grant(struct engine *e, uint64_t conn_id, const struct jit_peer *peer,
 			  const struct jit_client_cfg *c, struct jit_request *req,
-			  int64_t duration, bool resumed)
+			  int64_t duration, bool resumed, bool was_racing)
 {
 	const struct jit_group_cfg *gc = config_group(e->cfg, req->group);
 	struct dirq *q = gc ? workers_find_dir(e, gc->directory) : NULL;
 	bool known = false, racing = false;
 	if (!q)
 		return proto_error_line(JIT_EUNKGROUP, NULL);
-	char *line = admit_grant(e, gc, peer, c, req, resumed, &known, &racing);
+	char *line = admit_grant(e, gc, peer, c, req, resumed, was_racing, &known, &racing);
 	if (line)
 		return line;
 	/* A retry of a recorded request is answered from the store (duplicate:
@@ -441,6 +444,15 @@ static bool submit_end(struct engine *e, uint64_t conn_id, const struct jit_peer
 		grant_rec_free(r);
 		return false;
 	}
+	if (!(req->op == OP_REVOKE && req->force) && workers_end_waiting(q, r->id)) {
+		/* Robustness: one waiting end per grant from clients, so that
+		 * clients that ask, hang up and ask again while the directory
+		 * is slow do not fill the queue's cap for ends */
+		*line = proto_error_line(JIT_EBUSY, "an end of this grant asked earlier is still "
+					 "waiting for the directory; ask again in a moment");
+		grant_rec_free(r);
+		return false;
+	}
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = JOB_END;
 	j->conn_id = conn_id;
@@ -498,7 +510,7 @@ char *requests_grant_resume(struct engine *e, struct job *j)
 	} else {
 		/* as if it came now: the engine's own checks, the ticket check,
 		 * the group's current DN and rules, the end of the queue */
-		line = submit_grant(e, j->conn_id, &j->peer, c, req, duration, true);
+		line = submit_grant(e, j->conn_id, &j->peer, c, req, duration, true, j->racing);
 		if (!line)
 			req = NULL; /* the new job's */
 	}
@@ -513,7 +525,7 @@ void engine_submit(struct engine *e, uint64_t conn_id, const struct jit_peer *pe
 	char *line = NULL;
 	switch (req->op) {
 	case OP_GRANT:
-		line = submit_grant(e, conn_id, peer, c, req, duration, false);
+		line = submit_grant(e, conn_id, peer, c, req, duration, false, false);
 		if (!line)
 			return; /* req now owned by the job */
 		break;

@@ -316,6 +316,7 @@ struct shorten {
 	int64_t now;
 	int64_t seen;
 	bool stopped;           /* the store was locked elsewhere */
+	bool failed;            /* a row could not be moved: the pass stays open */
 };
 
 static int shorten_one(const struct grant_rec *r, void *arg)
@@ -329,11 +330,15 @@ static int shorten_one(const struct grant_rec *r, void *arg)
 	n.created_at = s->now;
 	n.expires_at = s->now + (r->expires_at - r->created_at);
 	rc = store_reschedule(s->e->st, r, n.created_at, n.expires_at);
-	if (rc != JIT_OK && rc != JIT_ENOTFOUND) {
-		/* locked elsewhere, or failed: this row and the rest at the
-		 * next tick (the pass is not over) */
-		s->stopped = true;
+	if (rc == JIT_EBUSY) {
+		s->stopped = true; /* locked elsewhere: this row and the rest next tick */
 		return 1;
+	}
+	if (rc != JIT_OK && rc != JIT_ENOTFOUND) {
+		/* failed: the next rows still go; the pass stays open, so the
+		 * next tick tries this one again */
+		s->failed = true;
+		return 0;
 	}
 	if (rc != JIT_OK)
 		return 0; /* ended, extended or due meanwhile */
@@ -392,12 +397,12 @@ static void tick_clock(struct engine *e, int64_t now)
 				 "(the clock was stepped back): retrying them now", (long long)n);
 	}
 	if (e->pull_future) {
-		struct shorten s = { e, now, 0, false };
+		struct shorten s = { e, now, 0, false, false };
 		int rc = store_created_after(e->st, now + CLOCK_STEP_SLACK, SHORTEN_PER_TICK,
 					     shorten_one, &s);
 		if (rc < 0)
 			log_err("scheduler: cannot read grants created in the future");
-		else if (!s.stopped && s.seen < SHORTEN_PER_TICK && !window)
+		else if (!s.stopped && !s.failed && s.seen < SHORTEN_PER_TICK && !window)
 			e->pull_future = false; /* else: the rest at the next tick */
 	}
 }

@@ -90,6 +90,7 @@ struct server {
 	size_t n_clients, cap_clients;
 	uint64_t next_id;
 	size_t out_total_max;   /* OUT_TOTAL_MAX (a test build may lower it) */
+	struct throttle big_busy_log; /* long answers answered busy: logged every 10 s */
 	bool stop;              /* server_drain() was called */
 	bool draining;
 };
@@ -729,10 +730,13 @@ void server_deliver(struct server *s, uint64_t conn_id, char *line)
 	if (n > OUT_BIG) {
 		for (size_t i = 0; i < s->n_clients; i++)
 			total += out_pending(s->clients[i]);
+		int64_t held = 0;
 		if (total + n > s->out_total_max) {
-			log_warn("client %llu: an answer of %zu bytes answered busy: %zu bytes of "
-				 "answers wait to be read by clients", (unsigned long long)conn_id, n,
-				 total);
+			if (throttle_pass(&s->big_busy_log, mono_ms(), LOG_EVERY_MS, &held))
+				log_warn("client %llu: an answer of %zu bytes answered busy: %zu bytes "
+					 "of answers wait to be read by clients (%lld more since the "
+					 "last such line)", (unsigned long long)conn_id, n, total,
+					 (long long)held);
 			free(line);
 			line = proto_error_line(JIT_EBUSY, "answers that clients have not read yet "
 						"fill jitd's buffer; try again later");

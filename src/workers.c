@@ -71,6 +71,12 @@ static void run_eligible(struct dirq *q, struct grant_ctx *g, struct job *j)
 	engine_post_resume(q->e, j);
 }
 
+/* grant_params.first_running: another job holds this one's request_id */
+static bool job_rid_others(const void *arg)
+{
+	return engine_rid_others(arg);
+}
+
 /* Runs job j; false when j is the caller's to free, true when it was
  * handed on (JOB_ELIGIBLE). */
 static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
@@ -120,6 +126,7 @@ static bool run_job(struct dirq *q, struct grant_ctx *g, struct job *j)
 			.client = j->client, .peer = j->peer, .rules = j->rules,
 			.approval_signed = j->approval_signed, .racing = j->racing,
 			.approval_max_age = j->approval_max_age,
+			.first_running = job_rid_others, .first_arg = j,
 		};
 		line = grant_create(g, &p);
 	} else {
@@ -228,6 +235,21 @@ static void *worker_main(void *arg)
 			workers_job_free(j);
 	}
 	return NULL;
+}
+
+bool workers_end_waiting(struct dirq *q, const char *grant_id)
+{
+	bool found = false;
+	pthread_mutex_lock(&q->lock);
+	/* the ends are at the front, up to rtail */
+	for (struct job *j = q->rtail ? q->head : NULL; j && !found; j = j->next) {
+		found = j->conn_id && j->kind == JOB_END && j->grant_id &&
+			strcmp(j->grant_id, grant_id) == 0;
+		if (j == q->rtail)
+			break;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return found;
 }
 
 bool workers_enqueue(struct dirq *q, struct job *j)

@@ -687,3 +687,41 @@ def test_client_ends_have_a_cap_of_their_own():
         eq(j.show(g2["grant_id"])["state"], "active", "the refused one changed nothing")
         j.ok({"op": "complete", "grant_id": g2["grant_id"]})
         assert not e.is_member("dba", e.user_dn("bob"))
+
+
+def test_a_client_end_asked_again_while_one_waits_is_busy():
+    """A complete waits behind a busy worker; its client hangs up and asks
+    again: the second is answered busy, not queued twice (clients that ask,
+    hang up and ask again while the directory is slow could otherwise fill
+    the queue's cap for ends, and other clients' ends would be refused). A
+    complete of another grant is queued, and once the worker goes on both
+    are made; the retry then finds the grant completed."""
+    need_faults()
+    with Env(start=False, directory={"connections": 1}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=6000@3"})
+        g1 = j.must_grant("erin", "dba", "1h")
+        g2 = j.must_grant("bob", "dba", "1h")
+        th = threading.Thread(target=lambda: j.request(
+            {"op": "grant", "user": "alice", "group": "dba", "duration": "1h"}, timeout=60),
+            daemon=True)
+        th.start()
+        wait_stderr(j, "fault pause 6000 ms at grant.after_pending", 10)
+        first = j.connect(timeout=60)
+        first.send({"op": "complete", "grant_id": g1["grant_id"]})
+        j.ok({"op": "status"})  # the first complete reached the engine (in order)
+        first.close()  # hangs up: its complete still waits
+        again = j.request({"op": "complete", "grant_id": g1["grant_id"]})
+        refused(again, "busy", "the same grant's complete asked again while one waits")
+        other = j.connect(timeout=60)
+        other.send({"op": "complete", "grant_id": g2["grant_id"]})
+        th.join(30)
+        b = other.recv()
+        assert b.get("ok"), b
+        eq(b["grant"]["state"], "completed", "the other grant's complete")
+        other.close()
+        wait_until(lambda: j.show(g1["grant_id"])["state"] == "completed", 10,
+                   "the first complete made although its client left")
+        a = j.ok({"op": "complete", "grant_id": g1["grant_id"]})
+        eq(a["grant"]["state"], "completed", "the retry finds it completed")
+        assert not e.is_member("dba", e.user_dn("erin"))

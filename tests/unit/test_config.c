@@ -480,6 +480,13 @@ static void test_each_error(void)
 		{ BASE_DIR "groups = ( { name = \"a\"; directory = \"corp\"; dn = \"cn=a\"; },\n"
 		  "  { name = \"a\"; directory = \"corp\"; dn = \"cn=b\"; } );\n",
 		  "t.conf:9: name: ", "group \"a\" is already defined at line 8" },
+		/* one group for the directory, two for the pair key: refused */
+		{ BASE_DIR "groups = ( { name = \"a\"; directory = \"corp\"; dn = \"cn=\xc3\x84rzte\"; },\n"
+		  "  { name = \"b\"; directory = \"corp\"; dn = \"cn=\xc3\xa4rzte\"; } );\n",
+		  "t.conf:9: dn: ", "names the group of line 8, spelled \"cn=\xc3\x84rzte\" there" },
+		{ BASE_DIR "groups = ( { name = \"a\"; directory = \"corp\"; dn = \"cn=x+uid=y\"; },\n"
+		  "  { name = \"b\"; directory = \"corp\"; dn = \"uid=y+cn=x\"; } );\n",
+		  "t.conf:9: dn: ", "spell it the same in both entries" },
 		{ "directories = ( { name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; },\n"
 		  "{ name = \"d\"; uri = \"ldapi:///\"; user_base = \"x\"; } );\n" BASE_GROUP,
 		  "t.conf:2: name: ", "directory \"d\" is already defined at line 1" },

@@ -827,6 +827,22 @@ static void check_rescheduled(void)
 	CHECK(geti(res, "totals", "started_before_input", NULL) == 0);
 	CHECK(a && json_is_true(json_object_get(a, "start_corrected")));
 	json_decref(res);
+
+	/* A grant whose granted line was not read (given before the first
+	 * line read), then rescheduled to a time before that: its line was
+	 * missed, and so it stays, not "moved by a clock correction". */
+	r = report_new(&o);
+	ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+	ev(r, T0 + 20, "rescheduled", G("g-q", "quin", "dba", "dave", "helpdesk", 3600, T0 + 2,
+					T0 + 3602), "previous_expires_at", t(T0 + 3605),
+	   "previous_created_at", t(T0 + 5), "reason", "clock_stepped_back", NULL);
+	res = report_result(r, &ch);
+	report_free(r);
+	a = by_id(res, "active_at_end", "g-q");
+	CHECK(a != NULL && json_object_get(a, "start_corrected") == NULL);
+	CHECK(a && json_is_false(json_object_get(a, "start_known")));
+	CHECK(geti(res, "totals", "started_before_input", NULL) == 1);
+	json_decref(res);
 }
 
 /* Refused lines (names any client can send) cannot push a grant's names

@@ -326,7 +326,36 @@ static int modify_values(struct dir_conn *c, const char *group_dn, const char *a
 		modp[i + 1] = NULL;
 	}
 	dir_clear_diag(c);
-	code = ldap_modify_ext_s(c->ld, group_dn, modp, NULL, NULL);
+	/* ldap_modify_ext_s in two steps, to tell an answer from none: when
+	 * the server ends the session (a Notice of Disconnection) before the
+	 * modify's answer, libldap gives the notice's code as the modify's. */
+	int msgid = -1, got;
+	LDAPMessage *msg = NULL;
+	code = ldap_modify_ext(c->ld, group_dn, modp, NULL, NULL, &msgid);
+	if (code == LDAP_SUCCESS) {
+		got = ldap_result(c->ld, msgid, LDAP_MSG_ALL, NULL, &msg);
+		if (got > 0 && msg != NULL) {
+			int prc = ldap_parse_result(c->ld, msg, &code, NULL, NULL, NULL, NULL, 1);
+			if (prc != LDAP_SUCCESS)
+				code = prc; /* a malformed answer: a decoding error */
+		} else {
+			ldap_msgfree(msg);
+			if (got == 0)
+				code = LDAP_TIMEOUT;
+			else if (ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &code) != LDAP_OPT_SUCCESS)
+				code = LDAP_SERVER_DOWN;
+			if (code >= 0) {
+				/* Robustness: no answer came, whatever the code
+				 * says: the modify may have been applied. Taken for
+				 * a refusal, an applied add would be nobody's (and,
+				 * once retried, "already there" would make it
+				 * standing). */
+				log_info("directory %s: no answer to the modify of %s (code %d: the "
+					 "server ended the session)", c->cfg->name, group_dn, code);
+				code = LDAP_SERVER_DOWN;
+			}
+		}
+	}
 	dir_set_result(c, res, code, NULL);
 	return code;
 }

@@ -541,3 +541,48 @@ def _notice_then(NoticeProxy, close_after):
                    "the grant completed after the notice (first answer %r)" % (a,))
         eq(e.is_member("admins", e.user_dn("alice")), False, "alice removed")
         assert "ldap 50" not in j.stderr_tail(5000), "an operation went out without a bind"
+
+
+def test_a_notice_of_disconnection_in_place_of_the_add_s_answer_is_no_answer():
+    """The server applies a grant's add, then sends a Notice of
+    Disconnection (resultCode protocolError) instead of the answer and
+    closes the session. libldap gives the notice's code as the modify's:
+    jitd must take it for no answer (the add may have been applied), not
+    for a refusal (regression: the grant failed as "nothing written" and
+    alice kept the group for ever) nor, after a retry answered "already
+    there", for a membership that predates the grant (standing: never
+    removed). Whatever the grant's answer, alice is out once it ends."""
+    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
+
+    class NoticeProxy(LostAnswerProxy):
+        def _answer(self, msg, s):
+            if _op_tag(msg) == MODIFY_RESPONSE:
+                with self.lock:
+                    trip = self.armed and not self.tripped.is_set()
+                    if trip:
+                        self.tripped.set()
+                if trip:
+                    return _notice_of_disconnection()
+            return "pass"
+
+    with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
+        j, s = e.jitd, e.slapd
+        proxy = NoticeProxy(s.port)
+        proxy.close_after = True
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        supp = os.path.join(j.dir, "lsan-notice.supp")
+        with open(supp, "w") as f:
+            f.write("leak:ldap_result\nleak:libconfig_yylex\n")
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        j.start(env={"LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" % supp,
+                     "ASAN_OPTIONS": (asan + ":" if asan else "") +
+                     "fast_unwind_on_malloc=0:malloc_context_size=40"})
+        alice = e.user_dn("alice")
+        a = j.request({"op": "grant", "user": "alice", "group": "admins", "duration": "1h"})
+        assert proxy.tripped.is_set(), "the proxy never answered a modify with the notice"
+        if a.get("ok"):
+            eq(a["grant"]["standing"], False, "the grant's own add taken for standing")
+            j.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
+        wait_until(lambda: not e.is_member("admins", alice), 20,
+                   "alice out of admins once the grant ended (answer %r)" % (a,))

@@ -44,6 +44,8 @@ struct dir_conn {
 	char *uuid_base;        /* where users are looked for by uuid, once known */
 	struct ldap_conncb conncb; /* dir_conn_added(): bounds the set-up I/O */
 	int64_t io_deadline;    /* mono_ms() limit of set-up I/O; 0: none */
+	int64_t io_idle_ms;     /* otherwise: how long one read or write may wait
+				 * for the socket (a stalled answer); 0: none */
 	bool io_timed_out;      /* ... and it was reached */
 	bool connecting;        /* dir_connect_one() runs: the one time libldap
 				 * may open a connection of c->ld */

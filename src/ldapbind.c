@@ -138,8 +138,16 @@ static int io_wait(Sockbuf_IO_Desc *sbiod, short ev)
 	struct dir_conn *c = sbiod->sbiod_pvt;
 	ber_socket_t fd = -1;
 	struct pollfd p;
+	/* Robustness: after the set-up too, no read or write waits longer
+	 * than the timeout for the socket. libldap bounds only the wait for
+	 * an answer's first byte; the rest of a TLS record or SASL packet is
+	 * read blocking, and an answer cut off halfway (a network cut, a
+	 * server paused) would hold the worker, and its pair lock, for ever. */
+	int64_t deadline = c->io_deadline;
 
-	if (c->io_deadline == 0)
+	if (deadline == 0 && c->io_idle_ms > 0)
+		deadline = mono_ms() + c->io_idle_ms;
+	if (deadline == 0)
 		return 0;
 	if (ber_sockbuf_ctrl(sbiod->sbiod_sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0) {
 		errno = EBADF;
@@ -148,7 +156,7 @@ static int io_wait(Sockbuf_IO_Desc *sbiod, short ev)
 	p.fd = fd;
 	p.events = ev;
 	for (;;) {
-		int64_t left = c->io_deadline - mono_ms();
+		int64_t left = deadline - mono_ms();
 		int n = poll(&p, 1, left > 0 ? (int)left : 0);
 		if (n > 0)
 			return 0;
@@ -217,6 +225,7 @@ int dir_conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *add
 		return -1;
 	}
 	c->io_deadline = dir_io_deadline(c->cfg);
+	c->io_idle_ms = (int64_t)dir_cfg_timeout(c->cfg).tv_sec * 1000;
 	if (ber_sockbuf_add_io(sb, &deadline_io, LBER_SBIOD_LEVEL_TRANSPORT - 1, c) != 0) {
 		log_warn("directory %s: cannot bound the connection set-up", c->cfg->name);
 		return -1;

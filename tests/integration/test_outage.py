@@ -586,3 +586,47 @@ def test_a_notice_of_disconnection_in_place_of_the_add_s_answer_is_no_answer():
             j.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
         wait_until(lambda: not e.is_member("admins", alice), 20,
                    "alice out of admins once the grant ended (answer %r)" % (a,))
+
+
+def test_an_answer_cut_off_halfway_does_not_hold_the_worker():
+    """The server starts the answer to a grant's add and the rest never
+    comes (a network cut, a server paused in the middle): the read waits
+    for the directory's timeout at most, then the add counts as unanswered
+    (regression: after the connection's set-up nothing bounded a read, and
+    the worker waited for ever, holding the pair's lock). Whatever the
+    grant's answer, alice is out once it ends."""
+    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
+
+    class StallProxy(LostAnswerProxy):
+        close_after = False
+
+        def _answer(self, msg, s):
+            if _op_tag(msg) == MODIFY_RESPONSE:
+                with self.lock:
+                    trip = self.armed and not self.tripped.is_set()
+                    if trip:
+                        self.tripped.set()
+                if trip:
+                    return msg[:3]  # the start of the answer, then nothing
+            return "pass"
+
+    with Env(start=False, mech="SCRAM-SHA-256",
+             directory={"connections": 1, "timeout": 3}) as e:
+        j, s = e.jitd, e.slapd
+        proxy = StallProxy(s.port)
+        j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
+        j.write_config()
+        j.start()
+        alice = e.user_dn("alice")
+        t0 = time.time()
+        a = j.request({"op": "grant", "user": "alice", "group": "admins", "duration": "1h"},
+                      timeout=40)
+        took = time.time() - t0
+        assert proxy.tripped.is_set(), "the proxy never cut an answer"
+        assert took < 20, "the grant was answered after %.1fs: %r" % (took, a)
+        if a.get("ok"):
+            eq(a["grant"]["standing"], False, "the grant's own add taken for standing")
+            j.ok({"op": "complete", "grant_id": a["grant"]["grant_id"]})
+        wait_until(lambda: not e.is_member("admins", alice), 20,
+                   "alice out of admins once the grant ended (answer %r)" % (a,))
+        eq(j.ok({"op": "status"})["status"]["directories"][0]["name"], "corp", "status")

@@ -423,8 +423,7 @@ static int read_number(struct dir_conn *c, const char *base, const char *attr, l
  * AD: whether the user (arg->value, <GUID=...>) holds the group as its
  * primary group (primaryGroupID = the group's primaryGroupToken): that
  * membership is never a value of `member`, so a removal answers 53 and a
- * search finds nothing while the user is still a member. A group without
- * primaryGroupToken (not AD) never holds one so.
+ * search finds nothing while the user is still a member. Used on AD only.
  */
 static int primary_group_holds(struct dir_conn *c, const struct member_arg *arg, bool *holds,
 			       struct dir_result *res)
@@ -434,6 +433,14 @@ static int primary_group_holds(struct dir_conn *c, const struct member_arg *arg,
 	int code = read_number(c, arg->group_dn, "primaryGroupToken", &token, &found, res);
 
 	*holds = false;
+	/* Robustness: called on AD only (by_guid), where every group has
+	 * primaryGroupToken; a group found without it is one whose token
+	 * jitd may not read (an ACL): not confirmed, the removal's answer
+	 * stands (it was taken for "never a primary group") */
+	if (code == LDAP_SUCCESS && found && token < 0) {
+		dir_set_local_result(res, "cannot read the group's primaryGroupToken");
+		code = LDAP_INSUFFICIENT_ACCESS;
+	}
 	if (code == LDAP_SUCCESS && token >= 0) {
 		code = read_number(c, arg->value, "primaryGroupID", &id, &found, res);
 		/* the user is there but its primaryGroupID cannot be read (an

@@ -286,7 +286,7 @@ static pid_t pid_file_pid(int fd)
 		return 0;
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	return parse_int64(buf, 2, INT32_MAX, &v) == JIT_OK ? (pid_t)v : 0;
+	return parse_int64(buf, 1, INT32_MAX, &v) == JIT_OK ? (pid_t)v : 0;
 }
 
 /* The pid in pid file fd when it is a running process called jitd other
@@ -320,9 +320,17 @@ static int write_pid_file(const char *path, int *fd)
 
 	struct stat st;
 
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 	if (*fd < 0 || fstat(*fd, &st) != 0) {
 		log_err("cannot write pid file %s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	/* Robustness: root truncates it and makes it root's: not a FIFO or
+	 * device planted there, nor a hard link to another file */
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_err("pid file %s: not a regular file with one name; remove it", path);
+		close(*fd);
+		*fd = -1;
 		return JIT_EIO;
 	}
 	/* Robustness: another jitd (another state_dir, so its own lock) that
@@ -415,6 +423,8 @@ static int drop_root(const struct jit_config *cfg)
 		log_err("user \"%s\": jitd must be started as root to switch users", cfg->user);
 		return JIT_EINTERNAL;
 	}
+	if (geteuid() != 0)
+		return JIT_OK; /* started as that user already: nothing to switch */
 	/* the files first: once the directory (0700) is the user's, root
 	 * without CAP_DAC_OVERRIDE may no longer look into it */
 	for (size_t i = 0; rc == JIT_OK && i < sizeof(db_files) / sizeof(db_files[0]); i++) {

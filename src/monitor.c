@@ -96,6 +96,15 @@ static void JIT_NORETURN child_exec(int lfd, int chan, int exe, const sigset_t *
 	int a = fcntl(lfd, F_DUPFD, 10), b = fcntl(chan, F_DUPFD, 10);
 	int c = exe >= 0 ? fcntl(exe, F_DUPFD, 10) : -1;
 
+	/* Robustness: the listener faces untrusted clients; it gets neither
+	 * the operator's terminal (a foreground jitd's standard input, which
+	 * TIOCSTI could type commands into) nor a controlling terminal: its
+	 * own session, /dev/null for input and output (its log goes to
+	 * stderr in the foreground, to syslog otherwise). */
+	int nul = open("/dev/null", O_RDWR); /* closed by close_from, if above 2 */
+	if (nul < 0 || dup2(nul, STDIN_FILENO) < 0 || dup2(nul, STDOUT_FILENO) < 0 ||
+	    setsid() < 0)
+		_exit(126);
 	if (pthread_sigmask(SIG_SETMASK, none, NULL) != 0 || a < 0 || b < 0 ||
 	    dup2(a, LISTENER_FD_SOCKET) < 0 || dup2(b, LISTENER_FD_CHANNEL) < 0 ||
 	    (c >= 0 && dup2(c, EXE_FD) < 0))

@@ -707,3 +707,48 @@ def test_started_without_root_it_says_there_is_no_privilege_separation():
         err = j.stderr_since(pos)
         eq(rc, 1, "exit status of a non-root start with listener_user:\n" + err)
         assert "must be started as root to run the listener as another user" in err, err
+
+
+def test_listener_has_no_terminal_of_the_operator():
+    """A foreground jitd started from a shell: the listener, which faces
+    untrusted clients, gets a session of its own (no controlling terminal,
+    so no TIOCSTI into the operator's shell) and /dev/null as standard
+    input and output (regression: it kept the engine's descriptors 0-2 and
+    its session). Its log still reaches the engine's stderr."""
+    with Env() as e:
+        j = e.jitd
+        pid = listener_pid(j)
+
+        def session(p):
+            with open("/proc/%d/stat" % p) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[3])
+        assert session(pid) != session(j.proc.pid), "the listener is in the engine's session"
+        eq(session(pid), pid, "the listener leads its own session")
+        eq(os.readlink("/proc/%d/fd/0" % pid), "/dev/null", "the listener's stdin")
+        eq(os.readlink("/proc/%d/fd/1" % pid), "/dev/null", "the listener's stdout")
+        assert "jitd-listener" in j.stderr_tail(200), "the listener's log is lost"
+
+
+def test_a_pid_file_that_is_a_hard_link_to_another_file_is_refused():
+    """Where the pid file should be there is a second name of another file
+    (a hard link planted by whoever may write that directory): jitd, still
+    root there, refuses it and leaves that file as it is (regression: it
+    truncated it, wrote its pid, and made it root's and world-readable)."""
+    with Env(start=False) as e:
+        j = e.jitd
+        victim = os.path.join(j.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("secret data\n")
+        os.chmod(victim, 0o600)
+        if os.path.exists(j.pid_file):
+            os.unlink(j.pid_file)
+        os.link(victim, j.pid_file)
+        try:
+            j.start()
+        except RuntimeError as err:
+            assert "not a regular file with one name" in str(err), err
+        else:
+            raise AssertionError("jitd started with a hard-linked pid file")
+        with open(victim) as f:
+            eq(f.read(), "secret data\n", "the other file's content")
+        eq(os.stat(victim).st_mode & 0o777, 0o600, "the other file's mode")

@@ -672,6 +672,7 @@ struct list_arg {
 	const char *group_dn, *attr;
 	dir_value_cb cb;
 	void *cb_arg;
+	dir_value_cb odd_cb;    /* values holding a NUL, escaped; NULL: skipped */
 	char *want;             /* attribute description asked for this round */
 	long next_low;          /* -1: done */
 	int cb_rc;
@@ -680,14 +681,37 @@ struct list_arg {
 	size_t seen;            /* values the server returned, in all rounds */
 };
 
-/* Calls the callback for each value of vals (values holding a NUL, which
- * no DN or uid can, are skipped). */
+/* A value holding a NUL byte as text: NUL as \00 and '\' as \5c. */
+static char *escape_nul_value(const struct berval *bv)
+{
+	struct strbuf sb = { 0 };
+	for (ber_len_t i = 0; i < bv->bv_len; i++) {
+		char ch = bv->bv_val[i];
+		if (ch == '\0')
+			sb_addstr(&sb, "\\00");
+		else if (ch == '\\')
+			sb_addstr(&sb, "\\5c");
+		else
+			sb_add(&sb, &ch, 1);
+	}
+	return sb_steal(&sb);
+}
+
+/* Calls the callback for each value of vals; a value holding a NUL byte,
+ * which no DN can, but a memberUid can (IA5String), and which the name
+ * service reads up to the NUL: the odd callback, escaped, or skipped. */
 static void list_values(struct list_arg *arg, struct berval **vals)
 {
 	for (size_t i = 0; vals && vals[i] && arg->cb_rc == 0; i++) {
 		arg->seen++;
-		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL)
+		if (memchr(vals[i]->bv_val, '\0', vals[i]->bv_len) != NULL) {
+			if (arg->odd_cb) {
+				char *e = escape_nul_value(vals[i]);
+				arg->cb_rc = arg->odd_cb(e, arg->cb_arg);
+				free(e);
+			}
 			continue;
+		}
 		char *v = xstrndup(vals[i]->bv_val, vals[i]->bv_len);
 		arg->cb_rc = arg->cb(v, arg->cb_arg);
 		free(v);
@@ -866,16 +890,32 @@ static int op_attr_empty(struct dir_conn *c, void *varg, struct dir_result *res)
 	return code;
 }
 
+static int list_members(struct dir_conn *c, const char *group_dn, const char *attr, long step,
+			dir_value_cb cb, dir_value_cb odd_cb, void *cb_arg, struct dir_result *res);
+
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	return dir_list_members_step(c, group_dn, attr, 0, cb, cb_arg, res);
+	return list_members(c, group_dn, attr, 0, cb, NULL, cb_arg, res);
+}
+
+int dir_list_members_odd(struct dir_conn *c, const char *group_dn, const char *attr,
+			 dir_value_cb cb, dir_value_cb odd_cb, void *cb_arg, struct dir_result *res)
+{
+	return list_members(c, group_dn, attr, 0, cb, odd_cb, cb_arg, res);
 }
 
 int dir_list_members_step(struct dir_conn *c, const char *group_dn, const char *attr, long step,
 			  dir_value_cb cb, void *cb_arg, struct dir_result *res)
 {
-	struct list_arg arg = { group_dn, attr, cb, cb_arg, NULL, 0, 0, step > 0 ? step : 0, false, 0 };
+	return list_members(c, group_dn, attr, step, cb, NULL, cb_arg, res);
+}
+
+static int list_members(struct dir_conn *c, const char *group_dn, const char *attr, long step,
+			dir_value_cb cb, dir_value_cb odd_cb, void *cb_arg, struct dir_result *res)
+{
+	struct list_arg arg = { group_dn, attr, cb, cb_arg, odd_cb, NULL, 0, 0,
+				step > 0 ? step : 0, false, 0 };
 	struct dir_result dummy;
 	int rc = JIT_OK, code = 0;
 

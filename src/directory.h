@@ -263,6 +263,12 @@ int dir_list_primary_members(struct dir_conn *c, const char *group_dn, dir_value
 			     void *cb_arg, struct dir_result *res) JIT_WUR;
 int dir_list_members(struct dir_conn *c, const char *group_dn, const char *attr,
 		     dir_value_cb cb, void *arg, struct dir_result *res) JIT_WUR;
+/* The same, with the values that hold a NUL byte (a memberUid can; no DN
+ * can) given to odd_cb as text, NUL written \00 and '\' \5c: no modify
+ * can name them so. dir_list_members skips them. */
+int dir_list_members_odd(struct dir_conn *c, const char *group_dn, const char *attr,
+			 dir_value_cb cb, dir_value_cb odd_cb, void *arg,
+			 struct dir_result *res) JIT_WUR;
 /* The same, asking for `step` values per request ("member;range=0-4", ...;
  * 0: as dir_list_members). For tests of the range loop against a server
  * that honours the window asked for (Samba does; AD caps it). */

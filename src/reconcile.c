@@ -303,6 +303,7 @@ static struct dir_conn *conn_for(struct reconciler *r, int dir)
 struct member {
 	char *key, *value;
 	bool primary;           /* AD: by primaryGroupID, not a value of member_attr */
+	bool nul;               /* a value holding a NUL byte (value: escaped) */
 };
 struct members {
 	struct member *v;
@@ -329,8 +330,20 @@ static int collect_member(const char *value, void *arg)
 	m->v[m->n].value = xstrdup(value);
 	m->v[m->n].key = dir_value_key(value);
 	m->v[m->n].primary = false;
+	m->v[m->n].nul = false;
 	m->n++;
 	return (m->n % 1024 == 0 && stopping(m->r)) ? 1 : 0;
+}
+
+/* collect_member() for a value holding a NUL byte (escaped): the name
+ * service reads the name before the NUL, so it makes that user a member;
+ * no grant's value holds one, and no modify jitd makes can name it. */
+static int collect_nul(const char *value, void *arg)
+{
+	struct members *m = arg;
+	int rc = collect_member(value, arg);
+	m->v[m->n - 1].nul = true;
+	return rc;
 }
 
 /* collect_member() for a member by primaryGroupID (AD). */
@@ -562,23 +575,24 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 			sset_add(next, m->key);
 		return;
 	}
-	if ((who == GRANTEE_UNSURE || standing_hold || m->primary) && seen) {
+	if ((who == GRANTEE_UNSURE || standing_hold || m->primary || m->nul) && seen) {
 		sset_add(next, m->key); /* reported already, and never removed */
 		return;
 	}
 	char *pk = grant_pair_key(g->directory, g->dn, g->attr, m->value);
 	pthread_mutex_t *lock = grant_pair_lock(r->pair_locks[g->dir], pk);
 	pthread_mutex_lock(lock);
-	/* A member by primaryGroupID was read just now: no value to search. */
-	present = m->primary;
+	/* A member by primaryGroupID, or a value with a NUL, was read just
+	 * now: no value to search. */
+	present = m->primary || m->nul;
 	/* memberUid compares case: only a grant of this very value holds it */
 	bool exact = strcasecmp(g->attr, "memberUid") == 0;
 	bool known = (exact ? store_pair_live_same(r->st, pk, NULL, GS_LIVE_MASK, NULL, m->value,
 						   &n, &any_jitd)
 			    : store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd)) == JIT_OK &&
-		     (n > 0 || m->primary ||
+		     (n > 0 || m->primary || m->nul ||
 		      held_by_other_spelling(r, g, m->value, &n) == JIT_OK) &&
-		     (n > 0 || m->primary ||
+		     (n > 0 || m->primary || m->nul ||
 		      dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
 	if (!known || n > 0 || !present) {
 		/* A grant holds it now or it is gone: no drift. Cannot tell: keep
@@ -594,6 +608,9 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 		 * it, and jitd does not change a user's primary group. */
 		note = "member by primaryGroupID (the group is the user's primary group): jitd "
 		       "cannot remove it; set the user's primary group back";
+	} else if (m->nul) {
+		note = "a value holding a NUL byte (written \\00): the name service takes the "
+		       "name before it for a member; jitd cannot remove it: remove it by hand";
 	} else if (g->mode == RECONCILE_ENFORCE && standing_hold) {
 		/* Robustness: it may be that standing member, spelled otherwise. */
 		note = standing_hold;
@@ -700,7 +717,8 @@ static bool read_members(struct reconciler *r, const struct rc_group *g, struct 
 			 struct members *ms)
 {
 	struct dir_result dres = { 0 };
-	int rc = dir_list_members(conn_for(r, g->dir), g->dn, g->attr, collect_member, ms, &dres);
+	int rc = dir_list_members_odd(conn_for(r, g->dir), g->dn, g->attr, collect_member,
+				      collect_nul, ms, &dres);
 	if (rc != JIT_OK) {
 		if (!mem->read_failing)
 			log_warn("reconcile %s: cannot read the members of %s: %s", g->name, g->dn,

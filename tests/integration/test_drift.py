@@ -708,3 +708,25 @@ def test_a_report_entry_does_not_make_an_enforce_entry_repeat_a_failed_removal()
         eq(len([d for d in _drift(e, "admins-enforce", member=frank)
                 if d.get("action") == "remove_failed"]), 1, "remove_failed lines about frank")
         assert e.is_member("admins", frank), "frank removed although the write was refused"
+
+
+def test_drift_memberuid_value_holding_a_nul_is_reported():
+    """A memberUid value "alice\\0x" (IA5String lets a NUL in; the name
+    service reads "alice" for a member): reported, with its NUL written
+    \\00, in report and enforce mode alike, and never taken for removed
+    (regression: values holding a NUL were skipped without a word, so such
+    a member was never seen)."""
+    import base64
+    for mode in ("report", "enforce"):
+        with Env(top={"reconcile_interval": "1s"}) as e:
+            _restart_with(e, unixops={"reconcile": mode})
+            s = e.slapd
+            v = base64.b64encode(b"alice\x00x").decode()
+            s.ldapmodify("dn: %s\nchangetype: modify\nadd: memberUid\nmemberUid:: %s\n"
+                         % (s.group_dn("unixops"), v))
+            wait_until(lambda: _drift(e, "unixops"), 5, "drift in the memberUid group")
+            _passes(e, 2)
+            d = _drift(e, "unixops")
+            eq([(x["member"], x["action"]) for x in d], [("alice\\00x", "reported")],
+               "drift events (%s)" % mode)
+            assert "NUL" in d[0]["message"], d[0]

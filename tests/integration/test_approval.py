@@ -48,7 +48,9 @@ def _doc_read_key(path):
     return ns["key"]
 
 
-def _env(max_age="5m", env=None):
+def _env(max_age="5m", env=None, connections=None, **admins):
+    """An Env (entered) whose group admins has approval_key_file (and the
+    keys in admins), and its key file."""
     e = Env(start=False)
     e.__enter__()
     j = e.jitd
@@ -57,8 +59,10 @@ def _env(max_age="5m", env=None):
     os.write(fd, KEY + b"\n")
     os.close(fd)
     j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
-                                        approval_max_age=max_age),
+                                        approval_max_age=max_age, **admins),
                           j.group_entry("web")]
+    if connections:
+        j.config["directories"][0]["connections"] = connections
     j.write_config()
     j.start(env=env)
     return e, key_file
@@ -241,23 +245,13 @@ def test_retry_racing_a_first_attempt_that_fails_is_judged_on_its_approval_s_age
     need_faults()
     import threading
     sign = _doc_sign()
-    e = Env(start=False)
-    e.__enter__()
+    # passes of grant.before_pending: 1 alice's web grant, 2 the first
+    # attempt (held 4 s), 3 the retry (held 3 s on the old code)
+    e, _ = _env(max_age="2s", connections=3, max_active_per_user=1,
+                env={"JITD_FAULT": "grant.before_pending:sleep=4000@2,"
+                                   "grant.before_pending:sleep=3000@3"})
     try:
         j = e.jitd
-        key_file = os.path.join(j.dir, "approval.key")
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, KEY + b"\n")
-        os.close(fd)
-        j.config["groups"] = [j.group_entry("admins", approval_key_file=key_file,
-                                            approval_max_age="2s", max_active_per_user=1),
-                              j.group_entry("web")]
-        j.config["directories"][0]["connections"] = 3
-        j.write_config()
-        # passes of grant.before_pending: 1 alice's web grant, 2 the first
-        # attempt (held 4 s), 3 the retry (held 3 s on the old code)
-        j.start(env={"JITD_FAULT": "grant.before_pending:sleep=4000@2,"
-                                   "grant.before_pending:sleep=3000@3"})
         web = j.must_grant("alice", "web", "1h")
         req = sign(_req(rid="cab-race-2"), KEY)
         first = {}
@@ -274,9 +268,13 @@ def test_retry_racing_a_first_attempt_that_fails_is_judged_on_its_approval_s_age
         j.ok({"op": "complete", "grant_id": web["grant_id"]})  # alice may hold one again
         th2.join(30)
         a = second["a"]
+        if a.get("error", {}).get("code") == "busy":
+            # it reached the pair lock before the first had let go of the
+            # request_id: sent again as it is, it is judged as new
+            a = j.request(dict(req))
         refused(a, "policy_denied", "the retry of a first attempt that failed")
         assert a["error"]["message"].startswith("approval_max_age"), a
-        eq(sorted(x.get("rule") for x in j.audit_events("refused")),
+        eq(sorted(x.get("rule") for x in j.audit_events("refused") if x.get("rule")),
            ["approval_max_age", "max_active_per_user"], "refusals audited")
         eq([g for g in j.ok({"op": "list", "state": "all"})["grants"]
             if g.get("request_id") == "cab-race-2"], [], "grants with that request_id")

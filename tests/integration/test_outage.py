@@ -486,6 +486,46 @@ def _notice_of_disconnection():
     return tlv(0x30, tlv(0x02, b"\x00") + tlv(0x78, body))
 
 
+def _first_modify_proxy(port, close_after, replace):
+    """A proxy to port whose first ModifyResponse is replaced by
+    replace(message) (bytes), after which it closes the connection
+    (close_after) or goes on."""
+    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
+
+    class Proxy(LostAnswerProxy):
+        def _answer(self, msg, s):
+            if _op_tag(msg) == MODIFY_RESPONSE:
+                with self.lock:
+                    trip = self.armed and not self.tripped.is_set()
+                    if trip:
+                        self.tripped.set()
+                if trip:
+                    return replace(msg)
+            return "pass"
+
+    proxy = Proxy(port)
+    proxy.close_after = close_after
+    return proxy
+
+
+def _notice_proxy(port, close_after):
+    """The first ModifyResponse replaced by a Notice of Disconnection."""
+    return _first_modify_proxy(port, close_after, lambda msg: _notice_of_disconnection())
+
+
+def _start_after_notice(j):
+    """Starts j; libldap 2.5 leaks the notice it parses inside ldap_result
+    (in the sanitizer pass): not jitd's, suppressed for this jitd alone (the
+    slow unwinder, so that the stack names ldap_result)."""
+    supp = os.path.join(j.dir, "lsan-notice.supp")
+    with open(supp, "w") as f:
+        f.write("leak:ldap_result\nleak:libconfig_yylex\n")
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    j.start(env={"LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" % supp,
+                 "ASAN_OPTIONS": (asan + ":" if asan else "") +
+                 "fast_unwind_on_malloc=0:malloc_context_size=40"})
+
+
 def test_a_notice_of_disconnection_does_not_leave_an_unbound_connection():
     """The server answers a removal's modify with a Notice of Disconnection
     (a proxy in front of slapd), then closes the session, or (a server that
@@ -496,45 +536,20 @@ def test_a_notice_of_disconnection_does_not_leave_an_unbound_connection():
     libldap closed. The retry must remove the membership. (With libldap
     2.5.13 the old code passes too: the retry reconnects, or goes out on
     the session kept.)"""
-    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
-
-    class NoticeProxy(LostAnswerProxy):
-        """The first ModifyResponse is replaced by a Notice of Disconnection."""
-
-        def _answer(self, msg, s):
-            if _op_tag(msg) == MODIFY_RESPONSE:
-                with self.lock:
-                    trip = self.armed and not self.tripped.is_set()
-                    if trip:
-                        self.tripped.set()
-                if trip:
-                    return _notice_of_disconnection()
-            return "pass"
-
     for close_after in (True, False):
-        _notice_then(NoticeProxy, close_after)
+        _notice_then(close_after)
 
 
-def _notice_then(NoticeProxy, close_after):
+def _notice_then(close_after):
     with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
         j, s = e.jitd, e.slapd
         j.start()
         g = j.must_grant("alice", "admins", "1h")
         j.stop()
-        proxy = NoticeProxy(s.port)
-        proxy.close_after = close_after
+        proxy = _notice_proxy(s.port, close_after)
         j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
         j.write_config()
-        # libldap 2.5 leaks the notice it parses inside ldap_result (in the
-        # sanitizer pass): not jitd's, suppressed for this jitd alone (the
-        # slow unwinder, so that the stack names ldap_result)
-        supp = os.path.join(j.dir, "lsan-notice.supp")
-        with open(supp, "w") as f:
-            f.write("leak:ldap_result\nleak:libconfig_yylex\n")
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        j.start(env={"LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" % supp,
-                     "ASAN_OPTIONS": (asan + ":" if asan else "") +
-                     "fast_unwind_on_malloc=0:malloc_context_size=40"})
+        _start_after_notice(j)
         a = j.request({"op": "complete", "grant_id": g["grant_id"]})
         assert proxy.tripped.is_set(), "the proxy never answered a modify with the notice"
         wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 20,
@@ -552,32 +567,12 @@ def test_a_notice_of_disconnection_in_place_of_the_add_s_answer_is_no_answer():
     alice kept the group for ever) nor, after a retry answered "already
     there", for a membership that predates the grant (standing: never
     removed). Whatever the grant's answer, alice is out once it ends."""
-    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
-
-    class NoticeProxy(LostAnswerProxy):
-        def _answer(self, msg, s):
-            if _op_tag(msg) == MODIFY_RESPONSE:
-                with self.lock:
-                    trip = self.armed and not self.tripped.is_set()
-                    if trip:
-                        self.tripped.set()
-                if trip:
-                    return _notice_of_disconnection()
-            return "pass"
-
     with Env(start=False, mech="SCRAM-SHA-256", directory={"connections": 1}) as e:
         j, s = e.jitd, e.slapd
-        proxy = NoticeProxy(s.port)
-        proxy.close_after = True
+        proxy = _notice_proxy(s.port, True)
         j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
         j.write_config()
-        supp = os.path.join(j.dir, "lsan-notice.supp")
-        with open(supp, "w") as f:
-            f.write("leak:ldap_result\nleak:libconfig_yylex\n")
-        asan = os.environ.get("ASAN_OPTIONS", "")
-        j.start(env={"LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" % supp,
-                     "ASAN_OPTIONS": (asan + ":" if asan else "") +
-                     "fast_unwind_on_malloc=0:malloc_context_size=40"})
+        _start_after_notice(j)
         alice = e.user_dn("alice")
         a = j.request({"op": "grant", "user": "alice", "group": "admins", "duration": "1h"})
         assert proxy.tripped.is_set(), "the proxy never answered a modify with the notice"
@@ -595,25 +590,11 @@ def test_an_answer_cut_off_halfway_does_not_hold_the_worker():
     (regression: after the connection's set-up nothing bounded a read, and
     the worker waited for ever, holding the pair's lock). Whatever the
     grant's answer, alice is out once it ends."""
-    from test_lost_answer import LostAnswerProxy, _op_tag, MODIFY_RESPONSE
-
-    class StallProxy(LostAnswerProxy):
-        close_after = False
-
-        def _answer(self, msg, s):
-            if _op_tag(msg) == MODIFY_RESPONSE:
-                with self.lock:
-                    trip = self.armed and not self.tripped.is_set()
-                    if trip:
-                        self.tripped.set()
-                if trip:
-                    return msg[:3]  # the start of the answer, then nothing
-            return "pass"
-
     with Env(start=False, mech="SCRAM-SHA-256",
              directory={"connections": 1, "timeout": 3}) as e:
         j, s = e.jitd, e.slapd
-        proxy = StallProxy(s.port)
+        # the start of the answer, then nothing
+        proxy = _first_modify_proxy(s.port, False, lambda msg: msg[:3])
         j.config["directories"][0]["uri"] = "ldap://127.0.0.1:%d" % proxy.port
         j.write_config()
         j.start()

@@ -655,6 +655,22 @@ def test_expiring_soon_line_that_cannot_be_written_is_written_at_a_later_tick():
         eq(j.show(g["grant_id"])["state"], "active", "the grant is still active")
 
 
+def _two_grants_and_a_paused_worker(e, pause_ms, env=None):
+    """jitd with one worker: erin's and bob's grants of dba, then a third
+    grant (alice's) whose worker pauses pause_ms after its pending row.
+    Returns (g1, g2, the thread waiting for the third's answer)."""
+    j = e.jitd
+    j.start(env=dict({"JITD_FAULT": "grant.after_pending:sleep=%d@3" % pause_ms}, **(env or {})))
+    g1 = j.must_grant("erin", "dba", "1h")
+    g2 = j.must_grant("bob", "dba", "1h")
+    th = threading.Thread(target=lambda: j.request(
+        {"op": "grant", "user": "alice", "group": "dba", "duration": "1h"}, timeout=60),
+        daemon=True)
+    th.start()
+    wait_stderr(j, "fault pause %d ms at grant.after_pending" % pause_ms, 10)
+    return g1, g2, th
+
+
 def test_client_ends_have_a_cap_of_their_own():
     """Clients' completes are not refused for a queue full of grants, but
     they have a cap of their own (queue_max of them waiting): an honest
@@ -665,15 +681,7 @@ def test_client_ends_have_a_cap_of_their_own():
     need_faults()
     with Env(start=False, directory={"connections": 1}) as e:
         j = e.jitd
-        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=8000@3",
-                     "JITD_FAULT_QUEUE_MAX": "1"})
-        g1 = j.must_grant("erin", "dba", "1h")
-        g2 = j.must_grant("bob", "dba", "1h")
-        th = threading.Thread(target=lambda: j.request(
-            {"op": "grant", "user": "alice", "group": "dba", "duration": "1h"}, timeout=60),
-            daemon=True)
-        th.start()
-        wait_stderr(j, "fault pause 8000 ms at grant.after_pending", 10)
+        g1, g2, th = _two_grants_and_a_paused_worker(e, 8000, {"JITD_FAULT_QUEUE_MAX": "1"})
         first = j.connect(timeout=60)
         first.send({"op": "complete", "grant_id": g1["grant_id"]})
         j.ok({"op": "status"})  # the first complete reached the engine (in order)
@@ -699,14 +707,7 @@ def test_a_client_end_asked_again_while_one_waits_is_busy():
     need_faults()
     with Env(start=False, directory={"connections": 1}) as e:
         j = e.jitd
-        j.start(env={"JITD_FAULT": "grant.after_pending:sleep=6000@3"})
-        g1 = j.must_grant("erin", "dba", "1h")
-        g2 = j.must_grant("bob", "dba", "1h")
-        th = threading.Thread(target=lambda: j.request(
-            {"op": "grant", "user": "alice", "group": "dba", "duration": "1h"}, timeout=60),
-            daemon=True)
-        th.start()
-        wait_stderr(j, "fault pause 6000 ms at grant.after_pending", 10)
+        g1, g2, th = _two_grants_and_a_paused_worker(e, 6000)
         first = j.connect(timeout=60)
         first.send({"op": "complete", "grant_id": g1["grant_id"]})
         j.ok({"op": "status"})  # the first complete reached the engine (in order)

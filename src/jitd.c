@@ -423,8 +423,25 @@ static int drop_root(const struct jit_config *cfg)
 		log_err("user \"%s\": jitd must be started as root to switch users", cfg->user);
 		return JIT_EINTERNAL;
 	}
-	if (geteuid() != 0)
-		return JIT_OK; /* started as that user already: nothing to switch */
+	if (geteuid() != 0) {
+		/* Started as that user already: nothing to switch, but it must
+		 * be that user and group through and through (no root to take
+		 * back, no other group kept), as a switch would have left it. */
+		uid_t ru, eu, su;
+		gid_t rg, eg, sg, groups[2];
+		int n = getgroups(2, groups);
+		bool ok = getresuid(&ru, &eu, &su) == 0 && getresgid(&rg, &eg, &sg) == 0 &&
+			  ru == u && su == u && rg == g && eg == g && sg == g && n >= 0 &&
+			  (n == 0 || (n == 1 && groups[0] == g));
+		if (!ok) {
+			log_err("user \"%s\": jitd was started as uid %lu but not only as that user "
+				"and group %lu (other real or saved ids, or other groups): start it "
+				"as root, or as that user and group alone",
+				cfg->user, (unsigned long)u, (unsigned long)g);
+			return JIT_EINTERNAL;
+		}
+		return JIT_OK;
+	}
 	/* the files first: once the directory (0700) is the user's, root
 	 * without CAP_DAC_OVERRIDE may no longer look into it */
 	for (size_t i = 0; rc == JIT_OK && i < sizeof(db_files) / sizeof(db_files[0]); i++) {

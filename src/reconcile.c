@@ -342,7 +342,14 @@ static int collect_nul(const char *value, void *arg)
 {
 	struct members *m = arg;
 	int rc = collect_member(value, arg);
-	m->v[m->n - 1].nul = true;
+	struct member *x = &m->v[m->n - 1];
+	x->nul = true;
+	/* a key of its own: the escaped text may also be a value's own (a
+	 * memberUid "a\\00b"), but no value holds byte 0xff (IA5String is
+	 * 7-bit, a DN's key UTF-8) */
+	char *k = xasprintf("\xff%s", x->key);
+	free(x->key);
+	x->key = k;
 	return rc;
 }
 

@@ -268,23 +268,10 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_stor
 	e->cfg = e->cfg0 = cfg;
 	e->audit = audit;
 	e->started = now_s();
-	e->inflight_max = INFLIGHT_MAX;
-	e->queue_max = QUEUE_MAX;
-	e->overdue_after = OVERDUE_AFTER;
-#ifdef JITD_FAULT_INJECTION
-	/* Tests of the caps: JITD_FAULT_INFLIGHT_MAX=N, JITD_FAULT_QUEUE_MAX=N,
-	 * JITD_FAULT_OVERDUE_AFTER=S (fault.h). */
-	const char *cap = getenv("JITD_FAULT_INFLIGHT_MAX");
-	int64_t v;
-	if (cap && parse_int64(cap, 1, INFLIGHT_MAX, &v) == JIT_OK)
-		e->inflight_max = (size_t)v;
-	cap = getenv("JITD_FAULT_QUEUE_MAX");
-	if (cap && parse_int64(cap, 1, QUEUE_MAX, &v) == JIT_OK)
-		e->queue_max = (size_t)v;
-	cap = getenv("JITD_FAULT_OVERDUE_AFTER");
-	if (cap && parse_int64(cap, 1, OVERDUE_AFTER, &v) == JIT_OK)
-		e->overdue_after = v;
-#endif
+	/* tests of the caps (fault.h) */
+	e->inflight_max = (size_t)fault_env_cap("JITD_FAULT_INFLIGHT_MAX", INFLIGHT_MAX);
+	e->queue_max = (size_t)fault_env_cap("JITD_FAULT_QUEUE_MAX", QUEUE_MAX);
+	e->overdue_after = fault_env_cap("JITD_FAULT_OVERDUE_AFTER", OVERDUE_AFTER);
 	pthread_mutex_init(&e->reply_lock, NULL);
 	pthread_mutex_init(&e->rid_lock, NULL);
 	e->rids = json_object();

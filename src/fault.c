@@ -70,6 +70,19 @@ bool fault_compiled_in(void)
 #endif
 }
 
+int64_t fault_env_cap(const char *name, int64_t dflt)
+{
+#ifdef JITD_FAULT_INJECTION
+	const char *cap = getenv(name);
+	int64_t v;
+	if (cap && parse_int64(cap, 1, dflt, &v) == JIT_OK)
+		return v;
+#else
+	(void)name;
+#endif
+	return dflt;
+}
+
 static bool known_name(const char *name, size_t len, bool prefix)
 {
 	for (size_t i = 0; fault_names[i]; i++) {

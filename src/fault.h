@@ -73,6 +73,11 @@ _Noreturn void fault_die(const char *name);
 /* True in a build configured with --enable-fault-injection. */
 bool fault_compiled_in(void);
 
+/* A cap lowered by a test: the environment's `name` (1 .. dflt) in a build
+ * with fault injection (JITD_FAULT_INFLIGHT_MAX and the others above), else
+ * dflt. */
+int64_t fault_env_cap(const char *name, int64_t dflt);
+
 /*
  * Reads JITD_FAULT and JITD_FAULT_SEED. JIT_OK (also when unset, and always
  * in a build without fault injection: there *armed is false and a set

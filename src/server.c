@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "fault.h"
 #include "log.h"
 #include "policy.h"
 #include "proto.h"
@@ -297,14 +298,8 @@ struct server *server_new(const struct jit_config *cfg, int lfd)
 	s->cap_clients = (size_t)cfg->max_clients;
 	s->clients = xcalloc(s->cap_clients, sizeof(struct client *));
 	s->next_id = 1;
-	s->out_total_max = OUT_TOTAL_MAX;
-#ifdef JITD_FAULT_INJECTION
-	/* a test of the cap: JITD_FAULT_OUT_TOTAL_MAX=N (fault.h) */
-	const char *cap = getenv("JITD_FAULT_OUT_TOTAL_MAX");
-	int64_t v;
-	if (cap && parse_int64(cap, 1, OUT_TOTAL_MAX, &v) == JIT_OK)
-		s->out_total_max = (size_t)v;
-#endif
+	/* a test of the cap (fault.h) */
+	s->out_total_max = (size_t)fault_env_cap("JITD_FAULT_OUT_TOTAL_MAX", OUT_TOTAL_MAX);
 	return s;
 }
 

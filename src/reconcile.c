@@ -183,14 +183,10 @@ static bool same_group(const char *dir_a, const char *dn_a, const char *attr_a,
 	return same;
 }
 
-struct spelling_arg {
-	const struct rc_group *g;
-};
-
 static bool names_g(const char *directory, const char *group_dn, const char *member_attr,
 		    void *arg)
 {
-	const struct rc_group *g = ((struct spelling_arg *)arg)->g;
+	const struct rc_group *g = arg;
 	return same_group(g->directory, g->dn, g->attr, directory, group_dn, member_attr);
 }
 
@@ -205,13 +201,12 @@ static bool names_g(const char *directory, const char *group_dn, const char *mem
 static int held_by_other_spelling(struct reconciler *r, const struct rc_group *g,
 				  const char *value, int64_t *n)
 {
-	struct spelling_arg a = { .g = g };
 	bool hit = false;
 
 	*n = 0;
 	if (strcasecmp(g->attr, "memberUid") == 0 || !strchr(value, '='))
 		return JIT_OK;
-	int rc = store_user_live_groups(r->st, value, names_g, &a, &hit);
+	int rc = store_user_live_groups(r->st, value, names_g, (void *)g, &hit);
 	if (rc == JIT_OK && hit) {
 		*n = 1;
 		log_warn("drift: %s in %s is held by a live grant that spells the group's DN "
@@ -591,15 +586,15 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 	pthread_mutex_lock(lock);
 	/* A member by primaryGroupID, or a value with a NUL, was read just
 	 * now: no value to search. */
-	present = m->primary || m->nul;
+	bool no_value = m->primary || m->nul;
+	present = no_value;
 	/* memberUid compares case: only a grant of this very value holds it */
 	bool exact = strcasecmp(g->attr, "memberUid") == 0;
 	bool known = (exact ? store_pair_live_same(r->st, pk, NULL, GS_LIVE_MASK, NULL, m->value,
 						   &n, &any_jitd)
 			    : store_pair_live(r->st, pk, NULL, GS_LIVE_MASK, &n, &any_jitd)) == JIT_OK &&
-		     (n > 0 || m->primary || m->nul ||
-		      held_by_other_spelling(r, g, m->value, &n) == JIT_OK) &&
-		     (n > 0 || m->primary || m->nul ||
+		     (n > 0 || no_value || held_by_other_spelling(r, g, m->value, &n) == JIT_OK) &&
+		     (n > 0 || no_value ||
 		      dir_is_member(dc, g->dn, g->attr, m->value, &present, &dres) == JIT_OK);
 	if (!known || n > 0 || !present) {
 		/* A grant holds it now or it is gone: no drift. Cannot tell: keep

@@ -7,6 +7,7 @@
  * is hash-chained (SHA-256 via libcrypto) to the one before it. The chain
  * head file lives in state_dir (0700): only jitd reads or writes it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -625,7 +626,7 @@ static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *kn
 		return false;
 	int rfd = open(rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (rfd < 0)
-		return false; /* none (or compressed already: delaycompress keeps .1 plain) */
+		return false;
 	if (load_tail(rotated, rfd, &t, f) == JIT_OK && t.seq > known->seq) {
 		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
 			 "goes on from it", rotated, (long long)t.seq, (long long)known->seq);
@@ -634,6 +635,67 @@ static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *kn
 	}
 	close(rfd);
 	return moved;
+}
+
+/* A rotated file compressed already: its end is not read (delaycompress
+ * keeps the newest one plain). */
+static bool compressed_name(const char *name)
+{
+	static const char *const ext[] = { ".gz", ".xz", ".bz2", ".zst", ".lz4", ".lzma", ".Z" };
+	size_t n = strlen(name);
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		size_t e = strlen(ext[i]);
+		if (n > e && strcmp(name + n - e, ext[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* At most this many directory entries are looked at for rotated files. */
+#define ROTATED_SCAN_MAX 100000
+
+/*
+ * The newest plain rotated file of path, NULL if none: among "LOG.1"
+ * (logrotate's numbered names) and "LOG-..." (its dateext names, whatever
+ * the dateformat), the regular file changed last. A rotation renames the
+ * log, which keeps its time, so that is the file jitd wrote last before it.
+ */
+static char *newest_rotated(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+	const char *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	char *best = NULL;
+	struct timespec best_t = { 0, 0 };
+	DIR *d = opendir(dir);
+	if (!d) {
+		free(dir);
+		return NULL;
+	}
+	struct dirent *de;
+	long seen = 0;
+	while ((de = readdir(d)) != NULL && seen++ < ROTATED_SCAN_MAX) {
+		const char *n = de->d_name;
+		if (strncmp(n, base, blen) != 0)
+			continue;
+		if (!(strcmp(n + blen, ".1") == 0 || (n[blen] == '-' && n[blen + 1] != '\0')))
+			continue;
+		if (compressed_name(n + blen))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (best && (st.st_mtim.tv_sec < best_t.tv_sec ||
+			     (st.st_mtim.tv_sec == best_t.tv_sec && st.st_mtim.tv_nsec <= best_t.tv_nsec)))
+			continue;
+		free(best);
+		best = xasprintf("%s/%s", dir, n);
+		best_t = st.st_mtim;
+	}
+	closedir(d);
+	free(dir);
+	return best;
 }
 
 /*
@@ -737,9 +799,9 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	memcpy(known.hash, zero_hash, sizeof(zero_hash));
 	int rc = a->head_path ? head_open(a, &known) : JIT_OK;
 	const char *known_what = a->head_path ? a->head_path : "";
-	char *rotated = xasprintf("%s.1", path);
+	char *rotated = rc == JIT_OK ? newest_rotated(path) : NULL;
 	struct frag rf = { 0 };
-	if (rc == JIT_OK && rotated_ahead(a, rotated, &known, &rf))
+	if (rotated && rotated_ahead(a, rotated, &known, &rf))
 		known_what = rotated;
 	if (rc == JIT_OK)
 		rc = audit_open_fd(a, &known, known_what);

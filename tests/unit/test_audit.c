@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 #include <linux/fs.h>
 #include "audit.h"
 #include "t.h"
@@ -297,6 +298,63 @@ static void test_head_behind_rotated(const char *dir)
 	unlink(head);
 	free(path);
 	free(rot);
+	free(head);
+}
+
+static void set_mtime(const char *path, time_t t)
+{
+	struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+	CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0);
+}
+
+/*
+ * The same with logrotate's dateext names: the newest plain rotated file
+ * (r.log-DATE) is found whatever its name, an older numbered one (r.log.1)
+ * and a compressed one are passed over.
+ */
+static void test_head_behind_rotated_dateext(const char *dir)
+{
+	char *path = xasprintf("%s/d.log", dir);
+	char *old1 = xasprintf("%s/d.log.1", dir);
+	char *rot = xasprintf("%s/d.log-20261206", dir);
+	char *gz = xasprintf("%s/d.log-20261207.gz", dir);
+	char *head = xasprintf("%s/d.head", dir);
+	struct audit *a = NULL;
+	size_t n2 = 0;
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	audit_close(a);
+	CHECK(rename(path, old1) == 0); /* an old numbered file, ends at seq 2 */
+	set_mtime(old1, time(NULL) - 7200);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 2, 1); /* seq 3: the head says 3 */
+	audit_close(a);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK); /* seq 4: the head never hears of it */
+	write_events(a, 3, 1);
+	audit_close(a);
+	CHECK(rename(path, rot) == 0);
+	set_mtime(rot, time(NULL) - 3600);
+	FILE *g = fopen(gz, "w"); /* newer, but compressed: not read */
+	CHECK(g != NULL);
+	if (g) {
+		fputs("not a log\n", g);
+		fclose(g);
+	}
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 4, 1);
+	audit_close(a);
+	char **l2 = read_lines(path, &n2);
+	CHECK(n2 == 1 && l2 && strstr(l2[0], "\"seq\":5,") != NULL);
+	free_lines(l2, n2);
+	unlink(path);
+	unlink(old1);
+	unlink(rot);
+	unlink(gz);
+	unlink(head);
+	free(path);
+	free(old1);
+	free(rot);
+	free(gz);
 	free(head);
 }
 
@@ -871,6 +929,7 @@ int main(void)
 	test_resync(dir);
 	test_head(dir);
 	test_head_behind_rotated(dir);
+	test_head_behind_rotated_dateext(dir);
 	test_observer(dir);
 	test_short_write(dir);
 	test_torn_line(dir);

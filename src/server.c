@@ -66,6 +66,7 @@ struct client {
 	bool busy;              /* a request is with the engine */
 	bool closing;           /* close once out is flushed */
 	bool eof;               /* the client shut its sending side: answer, then close */
+	bool hup;               /* it closed both directions: one line more at most */
 	bool groups_read;       /* peer.groups read (client_entry) */
 	int64_t last_ms;        /* a line's first byte read, or an answer flushed */
 	int64_t out_ms;         /* output pending since, or last written to */
@@ -545,13 +546,6 @@ static void handle_line(struct server *s, struct client *c, char *line, size_t l
 	int64_t duration = 0;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (s->draining) {
-		/* Stopping: nothing new starts. The client hears so (nothing was
-		 * recorded; retry with the same request_id) instead of a silent close. */
-		queue_out(c, proto_error_line(JIT_ESHUTDOWN, NULL));
-		c->closing = true;
-		return;
-	}
 	const struct jit_client_cfg *cc = client_entry(s, c);
 	const char *rule = NULL;
 	if (cc && !rate_ok(s, c, cc))
@@ -633,10 +627,28 @@ static void process_input(struct server *s, struct client *c)
 			}
 			return;
 		}
+		if (s->draining) {
+			/* Stopping: nothing new starts. Every complete line read
+			 * is answered so (nothing was recorded; retry with the
+			 * same request_id) instead of a silent close. */
+			for (size_t k = 0; k < c->in_len; k++)
+				if (c->in[k] == '\n')
+					queue_out(c, proto_error_line(JIT_ESHUTDOWN, NULL));
+			c->closing = true;
+			c->in_len = 0;
+			return;
+		}
 		size_t len = (size_t)(nl - c->in);
 		handle_line(s, c, c->in, len);
 		memmove(c->in, nl + 1, c->in_len - len - 1);
 		c->in_len -= len + 1;
+		if (c->hup) {
+			/* gone: the first line is the request in progress, the
+			 * lines after it are not started */
+			c->closing = true;
+			c->in_len = 0;
+			return;
+		}
 	}
 }
 
@@ -817,9 +829,19 @@ int server_run(struct server *s, const struct server_hooks *h)
 			struct client *c = s->clients[i];
 			short re = pfd[i + 2].revents;
 			/* POLLHUP: the client closed both directions (a half-close
-			 * is only a read of 0): nobody is left to read an answer, so
-			 * nothing more of what it sent is started. */
+			 * is only a read of 0): nobody is left to read an answer.
+			 * What it sent before is read all the same, and its first
+			 * complete line is carried out, as the request in progress
+			 * would be: whether a line sent just before the close was
+			 * read before the close was seen must not decide whether
+			 * it is (a complete or revoke a script sends and forgets).
+			 * Nothing after that line is started. */
 			bool alive = !(re & (POLLERR | POLLNVAL | POLLHUP));
+			if ((re & POLLHUP) && !(re & (POLLERR | POLLNVAL)) && (re & POLLIN) &&
+			    takes_input(c)) {
+				c->hup = true;
+				(void)read_client(s, c);
+			}
 			if (alive && (re & POLLOUT))
 				alive = write_client(s, c);
 			if (alive && (re & POLLIN))

@@ -503,6 +503,31 @@ def test_client_disconnecting_mid_request():
                    interval=0.5)
 
 
+def test_line_sent_just_before_a_close_is_carried_out():
+    # A script sends a complete and closes at once, without waiting for
+    # the answer: the listener mostly accepts the connection after the
+    # close, and sees the line and the close together. The line is
+    # carried out as the request in progress, whatever the timing (each
+    # round must end its grant); the line after it is not started.
+    with Env() as e:
+        for k in range(5):
+            gid = e.jitd.grant("alice", "admins", "1h")["grant"]["grant_id"]
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(e.jitd.sock)
+            s.sendall(json.dumps({"op": "complete", "grant_id": gid}).encode() + b"\n" +
+                      json.dumps({"op": "grant", "user": "bob", "group": "admins",
+                                  "duration": "1h", "request_id": "after-close"}).encode() +
+                      b"\n")
+            s.close()
+            wait_until(lambda: e.jitd.show(gid)["state"] == "completed", 10,
+                       "round %d: the complete sent before the close carried out" % k)
+            assert not e.is_member("admins", e.user_dn("alice")), "alice still a member"
+        time.sleep(0.5)
+        listed = e.jitd.ok({"op": "list"})["grants"]
+        assert not any(g.get("request_id") == "after-close" for g in listed), listed
+        assert not e.is_member("admins", e.user_dn("bob")), "the second line was started"
+
+
 def test_parallel_grants():
     users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
     with Env() as e:

@@ -3,6 +3,7 @@ clients are sending; every request either completes and is durable, or its
 client gets an error; nothing is half-applied. Start-up recovery finishes a
 pair's unfinished work before a new grant for that pair is decided."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -271,9 +272,16 @@ def test_draining_answers_shutting_down():
             # socket's path before it tells the listener to drain).
             wait_until(lambda: not _listening(e.jitd.sock), 5, "the listener to drain",
                        interval=0.02)
-            a = idle.call({"op": "grant", "user": "carol", "group": "dba", "duration": "1h",
-                           "request_id": "drain-idle"})
-            refused(a, "shutting_down", "a request sent while jitd drains")
+            # Three lines in one write (read together): each is answered.
+            idle.send(b"".join((json.dumps(r) + "\n").encode() for r in (
+                {"op": "grant", "user": "carol", "group": "dba", "duration": "1h",
+                 "request_id": "drain-idle"},
+                {"op": "status"},
+                {"op": "grant", "user": "dave", "group": "dba", "duration": "1h",
+                 "request_id": "drain-idle2"})))
+            for k in range(3):
+                refused(idle.recv(), "shutting_down",
+                        "request %d of 3 sent while jitd drains" % (k + 1))
             assert idle.closed_by_peer(5), "connection left open after shutting_down"
             try:
                 Conn(e.jitd.sock, timeout=5)
@@ -290,6 +298,7 @@ def test_draining_answers_shutting_down():
                    15, "no pending removals")
         grants = {g["request_id"]: g for g in _all_grants(e) if g.get("request_id")}
         assert "drain-idle" not in grants, "a shutting_down request was recorded"
+        assert "drain-idle2" not in grants, "a shutting_down request was recorded"
         if first.get("ok"):
             eq(grants["drain-busy"]["state"], "active", "the in-flight grant")
             assert e.is_member("admins", e.user_dn("bob"))

@@ -232,8 +232,16 @@ void scheduler_flush_held(struct engine *e);
 
 /* The `grant` answer line for r (caller frees). */
 char *requests_ok_grant_line(const struct grant_rec *r);
+/* Does groups entry gc still name the group grant r was made in (its
+ * directory, DN and member attribute, as the pair key compares them)? */
+bool requests_same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
+			 const struct grant_rec *r);
+/* May client c (NULL: none) see and act on grant r (see requests.c)? */
+bool requests_grant_visible(const struct jit_config *cfg, const struct jit_client_cfg *c,
+			    const struct grant_rec *r);
 /* Grant req->grant_id (caller frees with grant_rec_free) if client c may
- * act on its group; else NULL and *line (caller frees) the answer. */
+ * act on it (requests_grant_visible); else NULL and *line (caller frees)
+ * the answer. */
 struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,
 				    const struct jit_peer *peer, const struct jit_request *req,
 				    char **line);

@@ -173,19 +173,6 @@ static char *submit_eligible(struct engine *e, uint64_t conn_id, const struct ji
 	return NULL;
 }
 
-/* Does groups entry gc still name the group grant r was made in (its
- * directory, DN and member attribute, as the pair key compares them)? */
-static bool same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
-		       const struct grant_rec *r)
-{
-	char *now = grant_pair_key(gc->directory, gc->dn, config_group_member_attr(cfg, gc), "");
-	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
-	bool same = strcmp(now, then) == 0;
-	free(now);
-	free(then);
-	return same;
-}
-
 /*
  * Does an extension of gc need the user checked in the directory, and has
  * the check just made (checked, or NULL) covered it? eligible_group (a live
@@ -232,7 +219,7 @@ char *extend_request(struct engine *e, uint64_t conn_id, const struct jit_client
 		/* Due and about to be ended by the scheduler: an extension must
 		 * not revive a privilege whose time is up. */
 		line = proto_error_line(JIT_ENOTACTIVE, "the grant has expired");
-	} else if (!gc || !same_group(e->cfg, gc, r)) {
+	} else if (!gc || !requests_same_group(e->cfg, gc, r)) {
 		/* A reload may have given the grant's group name to another
 		 * group: its rules are not this grant's. */
 		line = proto_error_line(JIT_EUNKGROUP, gc ? "the grant's group name now names another "

@@ -47,15 +47,48 @@ static struct grant_rec *load_grant(struct engine *e, const char *id, char **lin
 	return r;
 }
 
+bool requests_same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
+			 const struct grant_rec *r)
+{
+	char *now = grant_pair_key(gc->directory, gc->dn, config_group_member_attr(cfg, gc), "");
+	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
+	bool same = strcmp(now, then) == 0;
+	free(now);
+	free(then);
+	return same;
+}
+
+/*
+ * Security: a client whose groups name the grant's group may see and act
+ * on the grant only while that name still names the group the grant was
+ * made in. A reload that gives the name to another group (the grant's
+ * entry renamed, or its DN changed) leaves the grant to clients with "*":
+ * a client allowed the new group was never allowed the old one, and a
+ * force-close on its word would leave that membership for good.
+ */
+bool requests_grant_visible(const struct jit_config *cfg, const struct jit_client_cfg *c,
+			    const struct grant_rec *r)
+{
+	if (policy_group_allowed(c, "*"))
+		return true;
+	if (!policy_group_allowed(c, r->group_name))
+		return false;
+	const struct jit_group_cfg *gc = config_group(cfg, r->group_name);
+	return gc && requests_same_group(cfg, gc, r);
+}
+
 /* Loads the grant req->grant_id for client c, refusing (and auditing) a
- * client whose groups do not include the grant's group. */
+ * client that may not act on it (requests_grant_visible). */
 struct grant_rec *requests_load_for(struct engine *e, const struct jit_client_cfg *c,
 				    const struct jit_peer *peer, const struct jit_request *req,
 				    char **line)
 {
 	struct grant_rec *r = load_grant(e, req->grant_id, line);
-	if (r && !policy_group_allowed(c, r->group_name)) {
-		const char *msg = "clients.groups: this client may not act on that grant's group";
+	if (r && !requests_grant_visible(e->cfg, c, r)) {
+		const char *msg = policy_group_allowed(c, r->group_name)
+			? "clients.groups: the grant's group name now names another group (a "
+			  "reload); only a client with \"*\" may act on that grant"
+			: "clients.groups: this client may not act on that grant's group";
 		engine_audit_refusal_rule(e, peer, c, req, JIT_EUNAUTH, msg, "clients.groups");
 		*line = proto_error_line(JIT_EUNAUTH, msg);
 		grant_rec_free(r);
@@ -70,6 +103,7 @@ struct list_item {
 };
 
 struct list_ctx {
+	const struct jit_config *cfg;
 	const struct jit_client_cfg *c;
 	struct list_item *v;
 	size_t n, cap;
@@ -78,7 +112,7 @@ struct list_ctx {
 static int list_one(const struct grant_rec *r, void *arg)
 {
 	struct list_ctx *lc = arg;
-	if (!lc->c || !policy_group_allowed(lc->c, r->group_name))
+	if (!lc->c || !requests_grant_visible(lc->cfg, lc->c, r))
 		return 0;
 	if (lc->n == lc->cap) {
 		lc->cap = lc->cap ? lc->cap * 2 : 64;
@@ -107,7 +141,7 @@ static int list_cmp(const void *a, const void *b)
 static char *do_list(struct engine *e, const struct jit_client_cfg *c,
 		     const struct jit_request *req)
 {
-	struct list_ctx lc = { .c = c };
+	struct list_ctx lc = { .cfg = e->cfg, .c = c };
 	struct store_filter f = { .user = req->user, .group = req->group,
 				  .state_mask = req->state_mask, .limit = req->limit };
 	int rc = 0;
@@ -290,7 +324,7 @@ static char *admit_grant(struct engine *e, const struct jit_group_cfg *gc,
 				/* the other grant is named only to a client that may
 				 * see it: request_id is not a way to learn of grants
 				 * in other groups */
-				bool named = policy_group_allowed(c, prev->group_name);
+				bool named = requests_grant_visible(e->cfg, c, prev);
 				snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for "
 					 "another request%s%s%s", req->request_id,
 					 named ? " (grant " : "", named ? prev->id : "",

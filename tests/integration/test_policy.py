@@ -319,6 +319,45 @@ def test_extend_after_a_reload_gave_the_group_name_to_another_group():
         eq(j.show(g["grant_id"])["expires_at"], g["expires_at"], "expires_at unchanged")
 
 
+def test_a_group_name_given_to_another_group_gives_no_hold_on_the_old_grants():
+    """A grant in admins; a reload renames that entry to admins-old and
+    gives the name "admins" to the dba group. A client allowed only
+    "admins" was never allowed the old group: it may not show, list,
+    complete, revoke or force-close the old grant (regression: the grant's
+    group was matched by name alone); a client with "*" still may."""
+    need_root()
+    clients = [{"name": "helpdesk", "uid": NOBODY, "groups": ["admins"],
+                "ops": ["show", "list", "complete", "revoke", "force"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients) as e:
+        j = e.jitd
+        g = e.grant_and_check("alice", "admins", "1h")
+        gid = g["grant_id"]
+        a = j.request_as(NOBODY, NOBODY, {"op": "show", "grant_id": gid})
+        assert a.get("ok"), a  # before the reload: its own group
+        groups = [x for x in j.config["groups"] if x["name"] not in ("admins", "dba")]
+        groups += [j.group_entry("admins-old", dn=e.slapd.group_dn("admins")),
+                   j.group_entry("admins", dn=e.slapd.group_dn("dba"))]
+        j.config["groups"] = groups
+        j.reload()
+        for req in ({"op": "show", "grant_id": gid},
+                    {"op": "complete", "grant_id": gid},
+                    {"op": "revoke", "grant_id": gid},
+                    {"op": "revoke", "grant_id": gid, "force": True}):
+            refused(j.request_as(NOBODY, NOBODY, req), "unauthorized", req["op"])
+        a = j.request_as(NOBODY, NOBODY, {"op": "list"})
+        assert a.get("ok"), a
+        assert gid not in [x["grant_id"] for x in a["grants"]], a
+        a = j.request_as(NOBODY, NOBODY, {"op": "list", "group": "admins"})
+        assert a.get("ok"), a
+        assert gid not in [x["grant_id"] for x in a["grants"]], a
+        eq(j.show(gid)["state"], "active", "the old grant, untouched")
+        assert e.is_member("admins", e.user_dn("alice"))
+        j.ok({"op": "complete", "grant_id": gid})  # root ("*") still may
+        eq(j.show(gid)["state"], "completed", "ended by a client with \"*\"")
+        assert not e.is_member("admins", e.user_dn("alice"))
+
+
 def test_max_active_per_user_counts_all_groups():
     with Env(start=False) as e:
         e.jitd.config["groups"] = [e.jitd.group_entry(n, max_active_per_user=2)

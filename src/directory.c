@@ -261,6 +261,39 @@ out:
 	return rc;
 }
 
+bool dir_user_filter_is_uid(const struct dir_conn *c)
+{
+	const char *f = c->cfg->user_filter;
+	return (f == NULL || strcmp(f, "(uid=%s)") == 0) && c->cfg->uid_attr != NULL &&
+	       strcasecmp(c->cfg->uid_attr, "uid") == 0;
+}
+
+int dir_uid_names_only(struct dir_conn *c, const char *value, const char *dn, bool *alone,
+		       struct dir_result *res)
+{
+	struct resolve_arg arg = { 0 };
+	char *tmpl = xasprintf("(%s=%%s)", c->cfg->uid_attr);
+	char *filter = NULL;
+	int rc, code = 0;
+
+	*alone = false;
+	rc = filter_expand(tmpl, value, &filter);
+	free(tmpl);
+	if (rc != JIT_OK) {
+		dir_set_local_result(res, "uid_attr is not a valid attribute for a filter");
+		return JIT_EINTERNAL;
+	}
+	arg.filter = filter;
+	rc = dir_run(c, op_resolve, &arg, res, &code);
+	if (rc == JIT_OK && code != LDAP_SUCCESS)
+		rc = dir_code_is_internal(code) ? JIT_EINTERNAL : JIT_EDIRREFUSED;
+	if (rc == JIT_OK)
+		*alone = arg.matched == 1 && strcasecmp(arg.user.dn, dn) == 0;
+	dir_user_clear(&arg.user);
+	free(filter);
+	return rc;
+}
+
 struct member_arg {
 	const char *group_dn, *attr, *value, *placeholder;
 	bool is_member;         /* op_is_member */

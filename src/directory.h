@@ -106,6 +106,19 @@ bool dir_conn_healthy(struct dir_conn *c, char *buf, size_t buflen);
 int dir_resolve_user(struct dir_conn *c, const char *name, struct dir_user *out,
 		     struct dir_result *res) JIT_WUR;
 
+/* Is the user search the default one, by uid (user_filter unset or
+ * "(uid=%s)", uid_attr uid)? Then a name it found an entry by is a uid
+ * value of that entry alone. */
+bool dir_user_filter_is_uid(const struct dir_conn *c);
+
+/*
+ * Does uid value value name the entry dn alone? A subtree search of
+ * user_base for (uid_attr=<escaped value>): *alone when it finds exactly
+ * one entry, dn (compared ignoring case, as the server returned both).
+ */
+int dir_uid_names_only(struct dir_conn *c, const char *value, const char *dn, bool *alone,
+		       struct dir_result *res) JIT_WUR;
+
 /*
  * Is value a member of group_dn through attr? A base-scope search of the
  * group with filter (attr=<escaped value>), so large groups are fine.

@@ -314,6 +314,45 @@ static int activate(struct grant_ctx *g, struct grant_rec *r)
 	return grant_end_tx(g, rc);
 }
 
+/*
+ * memberUid: the uid value of u that names it in the group (*value).
+ * Security: the name service takes any entry holding that value for the
+ * member, so it must name this entry alone. The value that is the name as
+ * asked, if the entry has it, else its first. The user search proved it
+ * unique when it was the default search by uid and found the entry by that
+ * value; otherwise a search by uid_attr must find this entry alone.
+ * NULL, or the refusal's answer line.
+ */
+static char *member_uid(struct grant_ctx *g, const struct grant_params *p,
+			const struct dir_user *u, const char **value)
+{
+	const char *asked = p->req->user;
+	*value = u->uid;
+	if (!policy_name_eq(u->uid, asked))
+		for (size_t i = 0; u->uid_others && u->uid_others[i]; i++)
+			if (policy_name_eq(u->uid_others[i], asked)) {
+				*value = u->uid_others[i];
+				break;
+			}
+	if (policy_name_eq(*value, asked) && dir_user_filter_is_uid(g->dc))
+		return NULL;
+	struct dir_result dres = { 0 };
+	bool alone = false;
+	int64_t t = mono_us();
+	int rc = dir_uid_names_only(g->dc, *value, u->dn, &alone, &dres);
+	timing_since(STEP_LOOKUP_USER, t);
+	if (rc != JIT_OK)
+		return reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
+	if (!alone) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "the user's uid \"%.128s\" (uid_attr) does not name its "
+			 "entry alone: a memberUid group would make another entry a member",
+			 *value);
+		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
+	}
+	return NULL;
+}
+
 char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 {
 	struct dir_user u = { 0 };
@@ -367,7 +406,11 @@ char *grant_create(struct grant_ctx *g, const struct grant_params *p)
 		dir_user_clear(&u);
 		return reply_refused(g, p, JIT_EDIRREFUSED, msg, NULL);
 	}
-	const char *value = by_uid ? u.uid : u.dn;
+	const char *value = u.dn;
+	if (by_uid && (line = member_uid(g, p, &u, &value)) != NULL) {
+		dir_user_clear(&u);
+		return line;
+	}
 	if (random_hex(hex, 12) != JIT_OK) {
 		dir_user_clear(&u);
 		return proto_error_line(JIT_EINTERNAL, "no randomness for a grant id");

@@ -10,7 +10,7 @@ import contextlib
 import os
 import time
 
-from jittest import Env, eq, wait_until, one_event, wait_state
+from jittest import Env, eq, refused, wait_until, one_event, wait_state
 from jitd import Jitd, parse_time
 from slapd import Slapd, norm_dn
 
@@ -378,6 +378,41 @@ def test_memberuid_values_differing_in_case_are_each_removed():
             for g in order:
                 j.ok({"op": "complete", "grant_id": g["grant_id"]})
             eq(s.members("unixops", "memberUid"), set(), "memberUid values left (%s first)" % first)
+
+
+def _two_entries_with_uid_mx(s):
+    """mx (uid values mx and mallory, cn mallory) and other-mx (uid mx)."""
+    s.ldapadd("dn: uid=mx,%s\nobjectClass: inetOrgPerson\nuid: mx\nuid: mallory\n"
+              "cn: mallory\nsn: mx\n" % s.people)
+    s.ldapadd("dn: cn=other-mx,%s\nobjectClass: inetOrgPerson\nuid: mx\ncn: other-mx\n"
+              "sn: o\n" % s.people)
+
+
+def test_memberuid_is_the_uid_asked_for_and_names_the_entry_alone():
+    """An entry with two uid values (mx, mallory), and another entry whose
+    uid is mx. A memberUid grant asked for "mallory" writes "mallory", the
+    value that names this entry alone (regression: it wrote the first
+    value, mx, which the name service may take for the other entry). With
+    a user_filter on cn, the value written is checked by a search: asked
+    for the other entry by its cn, its uid (mx) names two entries and the
+    grant is refused, nothing written."""
+    with Env() as e:
+        s, j = e.slapd, e.jitd
+        _two_entries_with_uid_mx(s)
+        g = j.must_grant("mallory", "unixops", "1h")
+        eq(s.members("unixops", "memberUid"), {"mallory"}, "the value written")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        eq(s.members("unixops", "memberUid"), set(), "memberUid values left")
+    with Env(directory={"user_filter": "(cn=%s)"}) as e:
+        s, j = e.slapd, e.jitd
+        _two_entries_with_uid_mx(s)
+        g = j.must_grant("mallory", "unixops", "1h")  # checked by a search: alone
+        eq(s.members("unixops", "memberUid"), {"mallory"}, "the value written (cn filter)")
+        j.ok({"op": "complete", "grant_id": g["grant_id"]})
+        a = j.grant("other-mx", "unixops", "1h")
+        refused(a, "directory_refused", "a grant whose uid value names two entries")
+        assert "does not name its entry alone" in a["error"]["message"], a
+        eq(s.members("unixops", "memberUid"), set(), "nothing written")
 
 
 def test_a_standing_member_behind_a_reused_dn_is_kept():

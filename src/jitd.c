@@ -634,6 +634,14 @@ int main(int argc, char **argv)
 		}
 		free(cwd);
 	}
+	/* Security: "/" as the working directory from here, in the foreground
+	 * too (every path in jitd.conf is absolute): libldap reads an ldaprc
+	 * file from the working directory, which must not be one that another
+	 * user can write (a shell in /tmp). */
+	if (chdir("/") != 0) {
+		log_err("chdir /: %s", strerror(errno));
+		return EXIT_RUNTIME;
+	}
 	/* Robustness: under systemd (Type=simple) jitd counts as running from
 	 * its exec, and a reload (SIGHUP, logrotate's too) may come while the
 	 * configuration is still being read; its default action would end

@@ -267,6 +267,12 @@ static const char *set_options(LDAP *ld, const struct jit_dir_cfg *cfg, const ch
 		return "timeout";
 	if (ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS)
 		return "referrals";
+	/* Security: aliases are never followed, whatever ldap.conf's DEREF
+	 * says: a user search under user_base must not resolve an alias to
+	 * an entry outside it. */
+	int deref = LDAP_DEREF_NEVER;
+	if (ldap_set_option(ld, LDAP_OPT_DEREF, &deref) != LDAP_OPT_SUCCESS)
+		return "deref";
 	if (ldap_set_option(ld, LDAP_OPT_RESTART, LDAP_OPT_ON) != LDAP_OPT_SUCCESS)
 		return "restart";
 	if (ldap_set_option(ld, LDAP_OPT_X_SASL_NOCANON,

@@ -375,3 +375,26 @@ def test_reload_that_sets_user_checks_the_files_as_the_daemon_runs_now():
         rc, err = _check(j)
         eq(rc, 1, "jitd -t with a root-owned secret and user = daemon")
         assert "owned by uid 0, not by uid 1" in err, err
+
+
+def test_working_directory_and_ldap_client_settings_do_not_steer_the_searches():
+    """jitd started in the foreground from a directory holding an ldaprc,
+    with LDAPDEREF=always in its environment: it works in "/" (libldap
+    reads ./ldaprc, and a shell's directory may be one anyone can write),
+    and its searches never follow aliases (deref=0 in slapd's log: a user
+    search must not resolve an alias under user_base to an entry outside
+    it)."""
+    with Env(start=False) as e:
+        d = os.path.join(e.jitd.dir, "cwd")
+        os.makedirs(d)
+        with open(os.path.join(d, "ldaprc"), "w") as f:
+            f.write("DEREF always\n")
+        e.jitd.start(env={"LDAPDEREF": "always"},
+                     wrapper=["sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", d])
+        eq(os.readlink("/proc/%d/cwd" % e.jitd.proc.pid), "/", "jitd's working directory")
+        e.grant_and_check("alice", "admins", "1h")
+        searches = [l for l in e.slapd.log_tail(100000).splitlines()
+                    if " SRCH base=" in l and "uid=alice" in l]
+        assert searches, "no user search in slapd's log"
+        bad = [l for l in searches if " deref=0 " not in l]
+        assert not bad, "searches that may follow aliases: %r" % bad

@@ -32,6 +32,7 @@ const char *const fault_names[] = {
 	"grant.after_dir_remove",    /* member removed (or kept); final audit line not written */
 	"grant.after_final_audit",   /* final audit line on disk; final state not committed */
 	"grant.after_final",         /* final state committed; client not answered */
+	"grant.before_retry",        /* removal failed; retry not yet recorded */
 	"grant.after_retry",         /* removal failed; retry recorded */
 	"engine.after_recover",      /* start-up recovery committed; workers not started */
 	"jitd.before_run",           /* configuration read, signal handling not yet set up */

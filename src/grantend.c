@@ -226,15 +226,21 @@ int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, stru
 /* Ending grant r is tried again after the backoff of its next attempt
  * (refused: the directory's answer, counted in revocations_failing; else
  * an outage or jitd's own failure). Returns the delay in seconds. */
-static int64_t retry_later(struct grant_ctx *g, struct grant_rec *r, int64_t now, const char *why,
-			   bool refused)
+static int64_t retry_at(struct grant_ctx *g, struct grant_rec *r, int64_t now, const char *why,
+			bool refused, bool at_once)
 {
 	int64_t attempts = r->attempts + 1;
-	int64_t next = now + grant_backoff(attempts, g->retry_min, g->retry_max);
+	int64_t next = now + (at_once ? 0 : grant_backoff(attempts, g->retry_min, g->retry_max));
 	if (store_set_retry_kind(g->st, r->id, attempts, next, why, refused) != JIT_OK)
 		log_err("grant %s: cannot record retry", r->id);
 	r->attempts = attempts;
 	return next - now;
+}
+
+static int64_t retry_later(struct grant_ctx *g, struct grant_rec *r, int64_t now, const char *why,
+			   bool refused)
+{
+	return retry_at(g, r, now, why, refused, false);
 }
 
 /*
@@ -305,7 +311,14 @@ void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 	 * store that another process holds or that failed to read (no answer
 	 * of the directory's: nothing there for an operator to fix). */
 	bool refused = rc != JIT_EDIRUNAVAIL && rc != JIT_EBUSY && rc != JIT_EIO;
-	int64_t delay = retry_later(g, r, now, msg, refused);
+	/* It failed at once, the directory known down, and a probe has
+	 * reached it since: the main thread's making every pending removal
+	 * due at the recovery may have come before this row's retry was
+	 * written, and its backoff (up to retry_max_interval) would keep
+	 * it waiting with the directory back. */
+	FAULT_POINT("grant.before_retry");
+	bool back = rc == JIT_EDIRUNAVAIL && dir_conn_back_since_failed_fast(g->dc);
+	int64_t delay = retry_at(g, r, now, msg, refused, back);
 	FAULT_POINT("grant.after_retry");
 	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 		 (long long)r->attempts, (long long)delay, msg);

@@ -501,7 +501,8 @@ static void health_note(struct dir_health *h, bool reached, const char *error)
 	pthread_mutex_unlock(&h->lock);
 }
 
-bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
+/* dir_health_down(), and how many times h had come back then (*recov). */
+static bool health_down_at(struct dir_health *h, char *buf, size_t buflen, uint64_t *recov)
 {
 	bool down;
 	char ts[32];
@@ -510,6 +511,8 @@ bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
 		return false;
 	pthread_mutex_lock(&h->lock);
 	down = h->down;
+	if (recov != NULL)
+		*recov = h->recoveries;
 	if (down && buf != NULL && buflen > 0) {
 		fmt_rfc3339(h->since, ts);
 		/* Truncation is acceptable: a bounded diagnostic. */
@@ -518,6 +521,11 @@ bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
 	}
 	pthread_mutex_unlock(&h->lock);
 	return down;
+}
+
+bool dir_health_down(struct dir_health *h, char *buf, size_t buflen)
+{
+	return health_down_at(h, buf, buflen, NULL);
 }
 
 uint64_t dir_health_recoveries(struct dir_health *h)
@@ -555,7 +563,10 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	char why[sizeof(res->message)];
 	int rc;
 
-	if (c->health != NULL && !c->probing && dir_health_down(c->health, why, sizeof(why))) {
+	c->failed_fast = false;
+	if (c->health != NULL && !c->probing &&
+	    health_down_at(c->health, why, sizeof(why), &c->failed_fast_at)) {
+		c->failed_fast = true;
 		res->ldap_code = LDAP_SERVER_DOWN;
 		res->uri[0] = '\0';
 		dir_copy_printable(res->message, sizeof(res->message), why);
@@ -567,6 +578,12 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	else if (rc == JIT_OK && *code >= 0)
 		health_note(c->health, true, NULL);
 	return rc;
+}
+
+bool dir_conn_back_since_failed_fast(struct dir_conn *c)
+{
+	return c->failed_fast && c->health != NULL &&
+	       dir_health_recoveries(c->health) != c->failed_fast_at;
 }
 
 /* ---- public: lifecycle ------------------------------------------------ */

@@ -726,3 +726,31 @@ def test_a_client_end_asked_again_while_one_waits_is_busy():
         a = j.ok({"op": "complete", "grant_id": g1["grant_id"]})
         eq(a["grant"]["state"], "completed", "the retry finds it completed")
         assert not e.is_member("dba", e.user_dn("erin"))
+
+
+def test_a_removal_that_failed_at_once_as_the_directory_came_back_is_made_at_once():
+    """A complete while slapd is down: its removal fails, is retried with
+    backoff, and its third attempt fails at once (the directory known
+    down). The worker pauses before recording that retry; meanwhile slapd
+    is back and the other worker's probe reaches it, and the main thread
+    makes the pending removals due, before this row's retry is written.
+    The retry is then made at once, not after its backoff of 8 s
+    (regression: it waited the whole backoff, up to retry_max_interval,
+    with the directory back)."""
+    need_faults()
+    with Env(start=False, directory={"connections": 2},
+             top={"retry_min_interval": 2, "retry_max_interval": "120s"}) as e:
+        j = e.jitd
+        j.start(env={"JITD_FAULT": "grant.before_retry:sleep=4000@3"})
+        g = j.must_grant("alice", "admins", "1h")
+        e.slapd.stop()
+        a = j.request({"op": "complete", "grant_id": g["grant_id"]})
+        assert not a.get("ok") or a["grant"]["state"] == "ending", a
+        wait_stderr(j, "fault pause 4000 ms at grant.before_retry", 20)
+        paused_at = time.time()
+        e.slapd.start()
+        wait_until(lambda: "reachable again" in j.stderr_tail(300), 3.5,
+                   "the other worker's probe reaching the directory during the pause")
+        e.wait_removed("admins", e.user_dn("alice"), paused_at + 7.5,
+                       "the removal once the paused worker records its retry")
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 5, "completed")

@@ -290,7 +290,8 @@ static int64_t longest_grace(const struct engine *e)
 
 /* Seconds within which every ENDING row's next attempt lies when the clock
  * only moves forward: a retry's backoff, or a check after
- * replication_grace; with a minute to spare. Both from the start-up
+ * replication_grace; with a minute to spare. (An ordinary retry's row, with
+ * no removed_via, lies within retry_max_interval + 60.) Both from the start-up
  * configuration, which is what the workers scheduled them with. */
 static int64_t retry_horizon(const struct engine *e)
 {
@@ -384,7 +385,8 @@ static void tick_clock(struct engine *e, int64_t now)
 	e->tick_wall = now;
 	e->tick_mono = mono;
 	if (e->pull_retries) {
-		int rc = store_retry_sooner(e->st, now, retry_horizon(e), longest_grace(e),
+		int rc = store_retry_sooner(e->st, now, e->cfg0->retry_max_interval + 60,
+					    retry_horizon(e), longest_grace(e),
 					    RETRY_SOONER_PER_TICK, &n);
 		/* locked elsewhere, failed, or more rows than one tick takes:
 		 * the next tick (the pass is over only when it was done whole) */

@@ -190,13 +190,16 @@ int store_count_overdue(struct store *st, int64_t before, int64_t *n) JIT_WUR;
  * *n = rows changed. */
 int store_retry_now(struct store *st, const char *directory, int64_t now, int64_t *n) JIT_WUR;
 
-/* Makes due at now ENDING rows whose next attempt lies more than horizon
- * seconds ahead: none can, unless the clock was stepped back since it was
- * scheduled (retries are at most retry_max_interval ahead, checks
- * replication_grace). A row waiting for its check after a removal made
- * elsewhere (removed_via) is due at now + grace instead: the grace is what
- * lets a late add arrive. At most limit rows; *n = rows changed. */
-int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
+/* Makes due at now ENDING rows whose next attempt lies further ahead than
+ * any can, unless the clock was stepped back since it was scheduled: more
+ * than plain seconds for an ordinary retry (at most retry_max_interval
+ * ahead), more than horizon (>= plain) for a row with removed_via (a check
+ * after replication_grace, or a retry). A row waiting for its check after a
+ * removal made elsewhere (removed_via) is due at now + grace instead: the
+ * grace is what lets a late add arrive. At most limit rows; *n = rows
+ * changed. */
+int store_retry_sooner(struct store *st, int64_t now, int64_t plain, int64_t horizon,
+		       int64_t grace,
 		       int64_t limit, int64_t *n) JIT_WUR;
 
 /* Records which server (URI) wrote the membership of grant id. */

@@ -236,12 +236,17 @@ int64_t store_list_limit(int64_t limit)
 	return limit > STORE_MAX_LIMIT ? STORE_MAX_LIMIT : limit;
 }
 
-int store_retry_sooner(struct store *st, int64_t now, int64_t horizon, int64_t grace,
-		       int64_t limit, int64_t *n)
+int store_retry_sooner(struct store *st, int64_t now, int64_t plain, int64_t horizon,
+		       int64_t grace, int64_t limit, int64_t *n)
 {
 	sqlite3_stmt *s = st->stmt[S_RETRY_SOONER];
 	int changes = 0;
 	int rc = sqlite3_bind_int64(s, 1, now);
+
+	if (plain > horizon)
+		plain = horizon;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(s, 5, plain);
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(s, 2, horizon);

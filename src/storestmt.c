@@ -259,13 +259,17 @@ const struct stmt_def stmt_sql[S__COUNT] = {
 	[S_RETRY_NOW] = { "retry_now", "UPDATE grants SET next_attempt = ?2"
 				       " WHERE state = 'ending' AND next_attempt > ?2"
 				       " AND directory = ?1 AND removed_via IS NULL" },
-	/* ?1 now, ?2 the latest a retry can lie ahead of now, ?3 the grace of
-	 * a check after a removal made elsewhere, ?4 the most rows */
+	/* ?1 now, ?2 the latest a retry or a check can lie ahead of now, ?3
+	 * the grace of a check after a removal made elsewhere, ?4 the most
+	 * rows, ?5 the latest an ordinary retry (no removed_via) can lie ahead
+	 * of now (<= ?2) */
 	[S_RETRY_SOONER] = { "retry_sooner", "UPDATE grants SET next_attempt = ?1"
 					     " + CASE WHEN removed_via IS NULL THEN 0 ELSE ?3 END"
 					     " WHERE rowid IN (SELECT rowid FROM grants"
 					     " INDEXED BY grants_ending_due WHERE state = 'ending'"
-					     " AND next_attempt > ?1 + ?2 LIMIT ?4)" },
+					     " AND next_attempt > ?1 + ?5 AND next_attempt > ?1"
+					     " + CASE WHEN removed_via IS NULL THEN ?5 ELSE ?2 END"
+					     " LIMIT ?4)" },
 	/* ?1 a time, ?2 limit: from grants_state_created */
 	[S_CREATED_AFTER] = { "created_after", "SELECT " GRANT_COLS " FROM grants"
 					       " INDEXED BY grants_state_created WHERE state = 'active'"

@@ -223,3 +223,31 @@ def test_grant_in_flight_when_the_clock_steps_back_is_shortened_too():
                    "the grant in flight rescheduled")
         now_exp = parse_time(j.show(g["grant_id"])["expires_at"])
         assert abs(now_exp - (time.time() + 3600)) < 60, (g, now_exp)
+
+
+def test_step_back_within_the_replication_grace_pulls_ordinary_retries_forward():
+    """replication_grace of an hour, retry_max_interval of 2 s. A removal
+    refused (its group deleted) is retried every 2 s under a clock 30 min
+    ahead; the clock is corrected. Its retry, 30 min ahead now, lies
+    beyond any ordinary retry's backoff: it is pulled forward, whatever the
+    grace (regression: one horizon, the longest grace plus a minute, was
+    applied to every removal, and this one waited the 30 minutes). The
+    group is put back after the step, with alice in it: she is removed."""
+    with Env(start=False, directory={"replication_grace": "1h"}) as e:
+        s, j = e.slapd, e.jitd
+        alice = s.user_dn("alice")
+        path, env = _faked(j, "+30m")
+        j.start(env=env)
+        g = j.must_grant("alice", "dba", "1h")
+        s._run(["ldapdelete"] + s._root_args() + [s.group_dn("dba")])
+        j.request({"op": "complete", "grant_id": g["grant_id"]})
+        wait_until(lambda: any(ev.get("grant_id") == g["grant_id"]
+                               for ev in j.audit_events("revoke_failed")), 10,
+                   "the refused removal")
+        pos = j.stderr_pos()
+        _set(path, "+0")
+        wait_until(lambda: "stepped back" in j.stderr_since(pos), 10, "the tick notices the step")
+        s.add_group("dba", members=("placeholder", "@alice"))
+        wait_until(lambda: not s.is_member("dba", alice), 15,
+                   "alice removed once her group is back")
+        wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 10, "completed")

@@ -1264,22 +1264,33 @@ static void test_reliability_queries(void)
 	/* The clock was stepped back: retries scheduled under the old time
 	 * lie further ahead than any retry can; only those become due. */
 	CHECK(store_set_retry(st, "e1", 2, 90000, "ldap -1") == JIT_OK);
-	CHECK(store_retry_sooner(st, 5000, 600, 30, 10, &n) == JIT_OK && n == 1);
+	CHECK(store_retry_sooner(st, 5000, 600, 600, 30, 10, &n) == JIT_OK && n == 1);
 	CHECK((r = get(st, "e1")) && r->next_attempt == 5000 && r->attempts == 2);
 	grant_rec_free(r);
 	CHECK((r = get(st, "e3")) && r->next_attempt == 5500); /* within the horizon */
 	grant_rec_free(r);
-	CHECK(store_retry_sooner(st, 5000, 600, 30, 10, &n) == JIT_OK && n == 0);
+	CHECK(store_retry_sooner(st, 5000, 600, 600, 30, 10, &n) == JIT_OK && n == 0);
 	/* a check after a removal made elsewhere keeps its grace; a limit */
 	CHECK(store_set_verify(st, "e1", "ldap://b", "already_absent", 90000) == JIT_OK);
 	CHECK(store_set_retry(st, "e3", 3, 90000, "ldap -1") == JIT_OK);
-	CHECK(store_retry_sooner(st, 5000, 600, 30, 1, &n) == JIT_OK && n == 1);
-	CHECK(store_retry_sooner(st, 5000, 600, 30, 1, &n) == JIT_OK && n == 1);
-	CHECK(store_retry_sooner(st, 5000, 600, 30, 1, &n) == JIT_OK && n == 0);
+	CHECK(store_retry_sooner(st, 5000, 600, 600, 30, 1, &n) == JIT_OK && n == 1);
+	CHECK(store_retry_sooner(st, 5000, 600, 600, 30, 1, &n) == JIT_OK && n == 1);
+	CHECK(store_retry_sooner(st, 5000, 600, 600, 30, 1, &n) == JIT_OK && n == 0);
 	CHECK((r = get(st, "e1")) && r->next_attempt == 5030 && same_str(r->removed_via, "ldap://b"));
 	grant_rec_free(r);
 	CHECK((r = get(st, "e3")) && r->next_attempt == 5000);
 	grant_rec_free(r);
+	/* An ordinary retry lies within plain (retry_max_interval), a row
+	 * with removed_via within the longer horizon (replication_grace): a
+	 * step back shorter than the grace pulls in the first only. */
+	CHECK(store_set_retry(st, "e3", 3, 5300, "ldap -1") == JIT_OK);
+	CHECK(store_set_verify(st, "e1", "ldap://b", "already_absent", 5300) == JIT_OK);
+	CHECK(store_retry_sooner(st, 5000, 100, 600, 30, 10, &n) == JIT_OK && n == 1);
+	CHECK((r = get(st, "e3")) && r->next_attempt == 5000);
+	grant_rec_free(r);
+	CHECK((r = get(st, "e1")) && r->next_attempt == 5300);
+	grant_rec_free(r);
+	CHECK(store_retry_sooner(st, 5000, 100, 600, 30, 10, &n) == JIT_OK && n == 0);
 	CHECK(store_set_retry(st, "e3", 3, 5500, "ldap -1") == JIT_OK); /* as before */
 	CHECK(store_set_retry(st, "e1", 2, 5500, "ldap -1") == JIT_OK); /* as before */
 	/* Active rows created after a time (the clock was stepped back since):

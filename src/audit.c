@@ -157,14 +157,20 @@ static int split_line(const char *line, size_t len, size_t *content_len, char pr
 	return JIT_OK;
 }
 
+/* Robustness: no seq reaches this (2^53, the largest integer every JSON
+ * reader keeps exact); a line claiming one is no audit line. Counting on
+ * from a crafted seq near INT64_MAX would overflow. */
+#define SEQ_LIMIT ((int64_t)1 << 53)
+
 /* A chained line as an object, if it is a JSON object with an integer
- * seq >= 1 (*seq): a new reference, or NULL. */
+ * seq, 1 <= seq < SEQ_LIMIT (*seq): a new reference, or NULL. */
 static json_t *line_object(const char *line, size_t len, int64_t *seq)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	json_t *s = o ? json_object_get(o, "seq") : NULL;
-	if (json_is_integer(s) && json_integer_value(s) >= 1) {
+	if (json_is_integer(s) && json_integer_value(s) >= 1 &&
+	    json_integer_value(s) < SEQ_LIMIT) {
 		*seq = json_integer_value(s);
 		return o;
 	}
@@ -208,7 +214,7 @@ static int head_parse(const char *slot, struct chain *c)
 	memcpy(buf, slot, HEAD_SLOT);
 	buf[HEAD_SLOT] = '\0';
 	if (sscanf(buf, "%31s %7s %lld %65s %23s", magic1, magic2, &seq, hash, check) != 5 ||
-	    seq < 1 || strlen(hash) != HASH_HEX || !is_hex64(hash) || strlen(check) != 16)
+	    seq < 1 || seq >= SEQ_LIMIT || strlen(hash) != HASH_HEX || !is_hex64(hash) || strlen(check) != 16)
 		return JIT_EBADREQ;
 	int n = snprintf(body, sizeof(body), "%s %s %lld %s", magic1, magic2, seq, hash);
 	if (n < 0 || (size_t)n >= sizeof(body) || strncmp(body, head_magic, strlen(head_magic)) ||

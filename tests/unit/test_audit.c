@@ -868,6 +868,19 @@ int main(void)
 	lines[2] = saved;
 	CHECK(verify(lines, n) == 0);
 
+	/* an edited seq near INT64_MAX: no audit line (counting on from it
+	 * would overflow); the verifier goes on and names both lines */
+	saved = xstrdup(lines[2]);
+	char *big = xasprintf("%.*s\"seq\":9223372036854775807,%s", (int)(strstr(lines[2], "\"seq\":3,") - lines[2]),
+			      lines[2], strstr(lines[2], "\"seq\":3,") + strlen("\"seq\":3,"));
+	free(lines[2]);
+	lines[2] = big;
+	int bad2[4];
+	CHECK(verify_all(lines, n, bad2, 4) >= 1 && bad2[0] == 3);
+	free(lines[2]);
+	lines[2] = saved;
+	CHECK(verify(lines, n) == 0);
+
 	/* removal of line 2 -> line 2 (old 3) breaks */
 	char **cut = xcalloc(n, sizeof(char *));
 	for (size_t i = 0, k = 0; i < n; i++)

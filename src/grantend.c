@@ -359,6 +359,17 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 	const char *outcome = NULL;
 	int64_t now = now_s(), t;
 	int rc;
+	/* Audit: an end asked for again (the grant already ending) is still
+	 * the end its first request made: its lines name who asked first, as
+	 * recorded with the move to ending (nobody, for an expiry), and the
+	 * final line names the client that asked again as retried_by. */
+	const char *again = r->state == GS_ENDING ? client : NULL;
+	const struct jit_peer *again_peer = again ? peer : NULL;
+	if (r->state == GS_ENDING) {
+		client = NULL;
+		peer = NULL;
+		reason = NULL;
+	}
 	switch (r->state) {
 	case GS_ACTIVE:
 		if (scheduled && end_state == GS_EXPIRED && r->expires_at > now)
@@ -409,6 +420,15 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	json_t *o = grant_end_audit_obj(r, &st, &dres, reason, client, peer);
+	if (again) {
+		json_object_set_new(o, "retried_by_client", json_string(again));
+		if (again_peer) {
+			json_object_set_new(o, "retried_by_peer_uid",
+					    json_integer((json_int_t)again_peer->uid));
+			json_object_set_new(o, "retried_by_peer_pid",
+					    json_integer((json_int_t)again_peer->pid));
+		}
+	}
 	t = mono_us();
 	rc = FAULT_FAIL("fail.final_audit") ? JIT_EIO
 					    : audit_write(g->audit, grant_state_name(r->end_state), o);

@@ -9,7 +9,8 @@ import re
 import threading
 import time
 
-from jittest import Env, eq, refused, skip, wait_until, wait_state, expires_epoch
+from jittest import (Env, eq, refused, skip, wait_until, wait_state, expires_epoch, need_root,
+                     one_event)
 from crash import fault_build
 
 SLACK = 8  # the scheduler's tick, whole-second expiries, retry_min_interval 1 s
@@ -754,3 +755,37 @@ def test_a_removal_that_failed_at_once_as_the_directory_came_back_is_made_at_onc
         e.wait_removed("admins", e.user_dn("alice"), paused_at + 7.5,
                        "the removal once the paused worker records its retry")
         wait_until(lambda: j.show(g["grant_id"])["state"] == "completed", 5, "completed")
+
+
+def test_an_end_asked_for_again_is_recorded_as_the_first_request_made_it():
+    """root completes alice's grant ("first ask"); the removal fails (the
+    group was deleted) and waits its backoff. The group is back, and
+    another client revokes the grant ("second ask"): the removal is made
+    at once, and the final line is still the first request's end
+    (completed, by root, its reason and peer), naming the second client as
+    retried_by (regression: it named the second client and reason as the
+    end's author)."""
+    need_root()
+    nobody = 65534
+    clients = [{"name": "helpdesk", "uid": nobody, "groups": ["*"]},
+               {"name": "root", "uid": 0, "groups": ["*"]}]
+    with Env(public=True, clients=clients,
+             top={"retry_min_interval": 30, "retry_max_interval": "60s"}) as e:
+        s, j = e.slapd, e.jitd
+        g = j.must_grant("alice", "dba", "1h")
+        gid = g["grant_id"]
+        s._run(["ldapdelete"] + s._root_args() + [s.group_dn("dba")])
+        j.request({"op": "complete", "grant_id": gid, "reason": "first ask"})
+        wait_until(lambda: j.audit_events("revoke_failed", gid), 10, "the failed removal")
+        s.add_group("dba", members=("placeholder", "@alice"))
+        a = j.request_as(nobody, nobody, {"op": "revoke", "grant_id": gid,
+                                          "reason": "second ask"})
+        assert a.get("ok"), a
+        eq(a["grant"]["state"], "completed", "the end asked for again")
+        assert not s.is_member("dba", s.user_dn("alice"))
+        ev = one_event(j, "completed", gid)
+        eq((ev.get("by_client"), ev.get("end_reason"), ev.get("by_peer_uid")),
+           ("root", "first ask", 0), "who made the end")
+        eq((ev.get("retried_by_client"), ev.get("retried_by_peer_uid")), ("helpdesk", nobody),
+           "who asked again")
+        assert not j.audit_events("revoked", gid), "a revoked line for a completed grant"

@@ -456,8 +456,14 @@ static int settle_one(const struct grant_rec *row, void *arg)
 {
 	struct grant_ctx *g = arg;
 	struct grant_rec *r = NULL;
-	if (store_get(g->st, row->id, &r) != JIT_OK)
+	int rc = store_get(g->st, row->id, &r);
+	if (rc != JIT_OK) {
+		/* left ending, and counted as jitd's own by the new grant: its
+		 * retry ends it, kept for the new grant if that one stands */
+		log_warn("grant %s: cannot read it to settle its end before a new grant of its "
+			 "pair (%s); its retry will", row->id, jit_err_message(rc));
 		return 0;
+	}
 	if (r->state == GS_ENDING)
 		free(grant_end_locked(g, r, r->end_state, true, NULL, NULL, NULL));
 	grant_rec_free(r);

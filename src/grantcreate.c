@@ -242,26 +242,41 @@ fail:
  * pair, so a later grant's end would keep the membership for it. Start-up
  * recovery turns it into ending(failed) and removes what it may have added.
  */
+/* Tries of hand_on_pending() while the store is locked (each waits the
+ * store's busy timeout). */
+#define HAND_ON_BUSY_TRIES 6
+
 static void hand_on_pending(struct grant_ctx *g, struct grant_rec *r, enum grant_state to,
 			    const char *why)
 {
 	int rc;
 
-	if (FAULT_FAIL("fail.record_failure")) {
-		rc = JIT_EIO;
-	} else if (to != GS_ENDING || r->added_via == NULL) {
-		rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
-	} else {
-		/* the server that may hold the value, in the same transaction:
-		 * the removal goes there first, and a removal answered by
-		 * another one waits for it (grant_schedule_verify) */
-		rc = store_begin(g->st);
-		if (rc == JIT_OK) {
-			rc = store_set_added_via(g->st, r->id, r->added_via, r->added_also_via);
-			if (rc == JIT_OK)
-				rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
-			rc = grant_end_tx(g, rc);
+	for (int tries = 1;; tries++) {
+		if (FAULT_FAIL("fail.record_failure")) {
+			rc = JIT_EIO;
+		} else if (to != GS_ENDING || r->added_via == NULL) {
+			rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
+		} else {
+			/* the server that may hold the value, in the same
+			 * transaction: the removal goes there first, and a
+			 * removal answered by another one waits for it
+			 * (grant_schedule_verify) */
+			rc = store_begin(g->st);
+			if (rc == JIT_OK) {
+				rc = store_set_added_via(g->st, r->id, r->added_via,
+							 r->added_also_via);
+				if (rc == JIT_OK)
+					rc = grant_transition(g, r, GS_PENDING, to, GS_FAILED, why);
+				rc = grant_end_tx(g, rc);
+			}
 		}
+		/* Robustness: another process holding the store's write lock
+		 * (a backup, an operator's sqlite3) is waited for a while
+		 * before jitd restarts: start-up recovery needs the same lock. */
+		if (rc != JIT_EBUSY || tries >= HAND_ON_BUSY_TRIES)
+			break;
+		log_warn("grant %s: the store is locked by another process; trying again to "
+			 "record its state (%d of %d)", r->id, tries + 1, HAND_ON_BUSY_TRIES);
 	}
 	if (rc != JIT_OK)
 		fatal("grant %s: the store cannot record state; restarting for recovery", r->id);

@@ -859,6 +859,13 @@ void report_add(struct report *r, json_t *ev)
 			seen_open(r, ev, event, true);
 		else if (strcmp(event, "failed") == 0)
 			on_failing(r, ev);
+		else if (strcmp(event, "granted") == 0)
+			/* asked before the period's end, granted after it: the
+			 * add may have been applied before the end (the line is
+			 * written after the directory's answer, which can take
+			 * up to the directory's timeout and a retry), so it may
+			 * have been held from created_at */
+			open_maybe_held(r, ev);
 		return;
 	}
 	bool in = !r->o.has_since || ts >= r->o.since;

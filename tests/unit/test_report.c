@@ -1203,6 +1203,35 @@ static void check_recovered_final_after_the_period(void)
 }
 
 /*
+ * A grant asked for just before midnight whose granted line is written just
+ * after it (the add's answer was lost, and its retry found the value
+ * there): the day it was asked may have held it from created_at (regression:
+ * it was in no report, the next day's starting at the granted line). One
+ * asked after midnight is not in that day's report.
+ */
+static void check_granted_just_after_the_period(void)
+{
+	struct report_chain ch = { .verified = true, .lines = 3, .first_seq = 1, .last_seq = 3,
+				   .last_hash = "ab" };
+	struct report_opts o = { .has_since = true, .has_until = true, .since = T0,
+				 .until = T0 + DAY };
+	struct report *r = report_new(&o);
+	ev(r, T0 + 10, "started", "version", "0.1.0", NULL);
+	ev(r, T0 + DAY + 2, "granted", G("g-m", "mia", "dba", "carol", "helpdesk", 3600,
+					 T0 + DAY - 12, T0 + DAY + 3588), NULL);
+	ev(r, T0 + DAY + 3, "granted", G("g-n", "nat", "dba", "carol", "helpdesk", 3600,
+					 T0 + DAY + 1, T0 + DAY + 3601), NULL);
+	json_t *res = report_result(r, &ch);
+	report_free(r);
+	json_t *a = by_id(res, "active_at_end", "g-m");
+	CHECK(a != NULL && json_is_true(json_object_get(a, "membership_uncertain")));
+	CHECK(geti(res, "by_user", "mia", "held_seconds") == 12);
+	CHECK(by_id(res, "active_at_end", "g-n") == NULL);
+	CHECK(by_id(res, "timeline", "g-n") == NULL);
+	json_decref(res);
+}
+
+/*
  * A report of a period that is not over (until after generated_at, as for
  * today): a grant still open has held its membership up to generated_at,
  * not to until, and the report says the period is not over. Once it is
@@ -1395,6 +1424,7 @@ int main(void)
 	check_forced_never_active_before_input();
 	check_unconfirmed_add();
 	check_recovered_final_after_the_period();
+	check_granted_just_after_the_period();
 	check_period_before_input();
 	check_user_identity();
 	check_period_not_over();

@@ -1294,7 +1294,9 @@ int audit_verify_end(struct audit_verifier *v, char *msg, size_t msglen)
 	if (v->held)
 		held_is_bad(v, "a torn last line: no prev/hash chain at its end (jitd stopped in "
 			       "the middle of writing it and has not started since, or the file "
-			       "was cut or not written by jitd)");
+			       "was cut or not written by jitd; or, in the live log, jitd was "
+			       "writing it as it was read: verify again, or a copy cut at its last "
+			       "newline)");
 	return audit_verifier_take_held(v, msg, msglen);
 }
 

@@ -609,40 +609,6 @@ static void torn_record_due(struct audit *a, const struct frag *f)
 	memcpy(a->torn_sha, f->sha, sizeof(a->torn_sha));
 }
 
-/*
- * At start, with the log empty or gone (rotated while jitd was down): the
- * newest rotated file may end after the chain head, which trails the log
- * by the lines written just before a crash. Then the chain goes on from
- * that file's last line, not from the head: from the head, the next line
- * would repeat a seq already in the rotated file, and the verifier would
- * report a broken chain that nobody broke. True when *known was moved.
- * *f: whether that file ends in a torn line (jitd was killed in the middle
- * of a write, and the file was rotated before it started again): its
- * torn_line record is then the first line of the new file.
- */
-static bool rotated_ahead(struct audit *a, const char *rotated, struct chain *known,
-			  struct frag *f)
-{
-	struct chain t;
-	struct stat st;
-	bool moved = false;
-
-	memset(f, 0, sizeof(*f));
-	if (stat(a->path, &st) == 0 && st.st_size > 0)
-		return false;
-	int rfd = open(rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (rfd < 0)
-		return false;
-	if (load_tail(rotated, rfd, &t, f) == JIT_OK && t.seq > known->seq) {
-		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
-			 "goes on from it", rotated, (long long)t.seq, (long long)known->seq);
-		*known = t;
-		moved = true;
-	}
-	close(rfd);
-	return moved;
-}
-
 /* A rotated file compressed already: its end is not read (delaycompress
  * keeps the newest one plain). */
 static bool compressed_name(const char *name)
@@ -657,51 +623,81 @@ static bool compressed_name(const char *name)
 	return false;
 }
 
-/* At most this many directory entries are looked at for rotated files. */
+/* At most this many directory entries are looked at for rotated files,
+ * and at most this many such files read. */
 #define ROTATED_SCAN_MAX 100000
+#define ROTATED_READ_MAX 1000
 
 /*
- * The newest plain rotated file of path, NULL if none: among "LOG.1"
- * (logrotate's numbered names) and "LOG-..." (its dateext names, whatever
- * the dateformat), the regular file changed last. A rotation renames the
- * log, which keeps its time, so that is the file jitd wrote last before it.
+ * At start, with the log empty or gone (rotated while jitd was down): the
+ * newest rotated file may end after the chain head, which trails the log
+ * by the lines written just before a crash. Then the chain goes on from
+ * that file's last line, not from the head: from the head, the next line
+ * would repeat a seq already in the rotated file, and the verifier would
+ * report a broken chain that nobody broke. The plain rotated files of the
+ * log are read ("LOG.1", logrotate's numbered name, and "LOG-...", its
+ * dateext names whatever the dateformat), and the one that ends furthest
+ * counts. True when *known was moved (*which: that file, caller frees).
+ * *f: whether that file ends in a torn line (jitd was killed in the middle
+ * of a write, and the file was rotated before it started again): its
+ * torn_line record is then the first line of the new file.
  */
-static char *newest_rotated(const char *path)
+static bool rotated_ahead(struct audit *a, struct chain *known, struct frag *f, char **which)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
-	const char *base = slash ? slash + 1 : path;
+	struct stat st;
+	struct chain best = { 0 };
+	char *best_name = NULL;
+	long seen = 0, nread = 0;
+
+	memset(f, 0, sizeof(*f));
+	*which = NULL;
+	if (stat(a->path, &st) == 0 && st.st_size > 0)
+		return false;
+	const char *slash = strrchr(a->path, '/');
+	char *dir = slash ? xstrndup(a->path, slash == a->path ? 1 : (size_t)(slash - a->path))
+			  : xstrdup(".");
+	const char *base = slash ? slash + 1 : a->path;
 	size_t blen = strlen(base);
-	char *best = NULL;
-	struct timespec best_t = { 0, 0 };
 	DIR *d = opendir(dir);
-	if (!d) {
-		free(dir);
-		return NULL;
-	}
 	struct dirent *de;
-	long seen = 0;
-	while ((de = readdir(d)) != NULL && seen++ < ROTATED_SCAN_MAX) {
+	while (d && nread < ROTATED_READ_MAX && seen++ < ROTATED_SCAN_MAX &&
+	       (de = readdir(d)) != NULL) {
 		const char *n = de->d_name;
-		if (strncmp(n, base, blen) != 0)
+		if (strncmp(n, base, blen) != 0 ||
+		    !(strcmp(n + blen, ".1") == 0 || (n[blen] == '-' && n[blen + 1] != '\0')) ||
+		    compressed_name(n + blen))
 			continue;
-		if (!(strcmp(n + blen, ".1") == 0 || (n[blen] == '-' && n[blen + 1] != '\0')))
+		int rfd = openat(dirfd(d), n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (rfd < 0)
 			continue;
-		if (compressed_name(n + blen))
-			continue;
-		struct stat st;
-		if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-			continue;
-		if (best && (st.st_mtim.tv_sec < best_t.tv_sec ||
-			     (st.st_mtim.tv_sec == best_t.tv_sec && st.st_mtim.tv_nsec <= best_t.tv_nsec)))
-			continue;
-		free(best);
-		best = xasprintf("%s/%s", dir, n);
-		best_t = st.st_mtim;
+		struct chain t;
+		struct frag tf;
+		char *full = xasprintf("%s/%s", dir, n);
+		nread++;
+		if (fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    load_tail(full, rfd, &t, &tf) == JIT_OK && t.seq > best.seq) {
+			best = t;
+			*f = tf;
+			free(best_name);
+			best_name = full;
+			full = NULL;
+		}
+		free(full);
+		close(rfd);
 	}
-	closedir(d);
+	if (d)
+		closedir(d);
 	free(dir);
-	return best;
+	if (best_name && best.seq > known->seq) {
+		log_warn("audit: %s ends at seq %lld, after the chain head (seq %lld): the chain "
+			 "goes on from it", best_name, (long long)best.seq, (long long)known->seq);
+		*known = best;
+		*which = best_name;
+		return true;
+	}
+	memset(f, 0, sizeof(*f));
+	free(best_name);
+	return false;
 }
 
 /*
@@ -805,9 +801,9 @@ int audit_open(const char *path, const char *head_path, struct audit **out)
 	memcpy(known.hash, zero_hash, sizeof(zero_hash));
 	int rc = a->head_path ? head_open(a, &known) : JIT_OK;
 	const char *known_what = a->head_path ? a->head_path : "";
-	char *rotated = rc == JIT_OK ? newest_rotated(path) : NULL;
+	char *rotated = NULL;
 	struct frag rf = { 0 };
-	if (rotated && rotated_ahead(a, rotated, &known, &rf))
+	if (rc == JIT_OK && rotated_ahead(a, &known, &rf, &rotated))
 		known_what = rotated;
 	if (rc == JIT_OK)
 		rc = audit_open_fd(a, &known, known_what);

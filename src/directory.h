@@ -239,11 +239,11 @@ void dir_health_free(struct dir_health *h);          /* NULL-safe */
 void dir_conn_set_health(struct dir_conn *c, struct dir_health *h, bool passive);
 /* True while the directory is known down; then the reason into buf. */
 bool dir_health_down(struct dir_health *h, char *buf, size_t buflen);
-/* Did c's last operation fail at once because its directory was known
- * down, and has the directory come back since? (Then the main thread's
- * rescheduling of pending removals at the recovery may have run before
- * this failure was recorded.) */
-bool dir_conn_back_since_failed_fast(struct dir_conn *c);
+/* Has c's directory come back (a recovery, see dir_health_recoveries)
+ * since c's last operation began? Then the main thread's rescheduling of
+ * pending removals at the recovery may have run before a failure of that
+ * operation was recorded. */
+bool dir_conn_back_since_run(struct dir_conn *c);
 /* How many times the directory came back up (changes on each recovery). */
 uint64_t dir_health_recoveries(struct dir_health *h);
 /* True (and the probe is then claimed until dir_probe() finishes) when the

@@ -41,8 +41,9 @@ struct dir_conn {
 	struct dir_health *health; /* shared by the directory's connections, or NULL */
 	bool health_passive;    /* never marks health down (dir_conn_set_health) */
 	bool probing;           /* dir_probe() runs: do not fail fast */
-	bool failed_fast;       /* the last dir_run() failed at once (known down) */
-	uint64_t failed_fast_at; /* ... when health had come back this many times */
+	bool run_snap;          /* run_recov is set (c has a health) */
+	uint64_t run_recov;     /* the last dir_run() began when health had come
+				 * back this many times */
 	char *uuid_base;        /* where users are looked for by uuid, once known */
 	struct ldap_conncb conncb; /* dir_conn_added(): bounds the set-up I/O */
 	int64_t io_deadline;    /* mono_ms() limit of set-up I/O; 0: none */

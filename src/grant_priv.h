@@ -57,6 +57,10 @@ void grant_set_str(json_t *o, const char *k, const char *v);
  * approval was a verified signature. */
 int grant_audit_granted(struct grant_ctx *g, const struct grant_rec *r, const char *outcome,
 			const struct grant_params *p);
+/* grant_audit() with the members of extra (may be NULL) added. */
+int grant_audit_extra(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		      const char *outcome, const struct dir_result *dres, const char *who,
+		      const struct jit_peer *peer, const char *why, json_t *extra);
 int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *r,
 		const char *outcome, const struct dir_result *dres, const char *who,
 		const struct jit_peer *peer, const char *why);
@@ -85,10 +89,16 @@ int grant_settle_membership(struct grant_ctx *g, const struct grant_rec *r, stru
  * ending because that check could not be recorded (its removal is retried). */
 bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struct settle *st,
 			   int64_t now);
-/* The removal of ending grant r failed with rc: schedules the retry. */
+/* The removal of ending grant r failed with rc: schedules the retry.
+ * again, again_peer: the client that asked again for an end already under
+ * way (its revoke_failed line names it as retried_by), or NULL. */
 void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 			  const struct dir_result *dres, const char *reason, const char *client,
-			  const struct jit_peer *peer, int64_t now);
+			  const struct jit_peer *peer, const char *again,
+			  const struct jit_peer *again_peer, int64_t now);
+/* Adds retried_by_client (again, if not NULL), retried_by_peer_uid and
+ * retried_by_peer_pid (again_peer, if not NULL) to o. */
+void grant_set_retried_by(json_t *o, const char *again, const struct jit_peer *again_peer);
 /* The final line of ending grant r could not be written: retry later. */
 void grant_final_audit_failed(struct grant_ctx *g, struct grant_rec *r, int64_t now);
 /* The removal outcome the final audit line of r reports. */

@@ -102,6 +102,24 @@ static int audit_grant_x(struct grant_ctx *g, const char *event, const struct gr
 	return rc;
 }
 
+int grant_audit_extra(struct grant_ctx *g, const char *event, const struct grant_rec *r,
+		      const char *outcome, const struct dir_result *dres, const char *who,
+		      const struct jit_peer *peer, const char *why, json_t *extra)
+{
+	return audit_grant_x(g, event, r, outcome, dres, who, peer, why, extra);
+}
+
+void grant_set_retried_by(json_t *o, const char *again, const struct jit_peer *again_peer)
+{
+	if (again == NULL)
+		return;
+	grant_set_str(o, "retried_by_client", again);
+	if (again_peer) {
+		json_object_set_new(o, "retried_by_peer_uid", json_integer((json_int_t)again_peer->uid));
+		json_object_set_new(o, "retried_by_peer_pid", json_integer((json_int_t)again_peer->pid));
+	}
+}
+
 int grant_audit(struct grant_ctx *g, const char *event, const struct grant_rec *r,
 		const char *outcome, const struct dir_result *dres, const char *who,
 		const struct jit_peer *peer, const char *why)

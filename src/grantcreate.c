@@ -115,7 +115,14 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 		return NULL;
 	if (rc != JIT_OK) /* a retry must not be judged as a new request */
 		return proto_store_error_line(rc, "cannot look up the request_id");
-	if (policy_same_request(p->req, r)) {
+	/* the group asked for, by name and by what the name names now (a
+	 * reload may have given the name to another group) */
+	char *want = grant_pair_key(p->directory, p->group_dn, p->member_attr, "");
+	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
+	bool same_group = strcmp(r->group_name, p->group_name) == 0 && strcmp(want, then) == 0;
+	free(want);
+	free(then);
+	if (same_group && policy_same_request(p->req, r)) {
 		line = grant_reply(g, r->id, true);
 	} else {
 		/* The other grant is named only when it is of the group asked
@@ -123,7 +130,7 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 		 * it by the client entry's groups; here, after a race, the
 		 * entry is not at hand): request_id is no way to learn of
 		 * grants in other groups. */
-		bool named = strcmp(r->group_name, p->group_name) == 0;
+		bool named = same_group;
 		char msg[256];
 		snprintf(msg, sizeof(msg), "request_id: \"%.128s\" was used for another request%s%s%s",
 			 request_id, named ? " (grant " : "", named ? r->id : "", named ? ")" : "");
@@ -334,28 +341,34 @@ static int activate(struct grant_ctx *g, struct grant_rec *r)
  * Security: the name service takes any entry holding that value for the
  * member, so it must name this entry alone. The value that is the name as
  * asked, if the entry has it, else its first. The user search proved it
- * unique when it was the default search by uid and found the entry by that
- * value; otherwise a search by uid_attr must find this entry alone.
+ * unique when it was the default search by uid and the value is the name
+ * it searched for, byte for byte; otherwise a search by uid_attr must find
+ * this entry alone.
  * NULL, or the refusal's answer line.
  */
 static char *member_uid(struct grant_ctx *g, const struct grant_params *p,
 			const struct dir_user *u, const char **value)
 {
 	const char *asked = p->req->user;
+	/* the value that is the name byte for byte, else one equal to it as
+	 * names compare, else the first */
 	*value = u->uid;
-	if (!policy_name_eq(u->uid, asked))
+	for (int pass = 0; pass < 2 && strcmp(*value, asked) != 0; pass++) {
+		if (pass == 1 && policy_name_eq(u->uid, asked))
+			break;
 		for (size_t i = 0; u->uid_others && u->uid_others[i]; i++)
-			if (policy_name_eq(u->uid_others[i], asked)) {
+			if (pass == 0 ? strcmp(u->uid_others[i], asked) == 0
+				      : policy_name_eq(u->uid_others[i], asked)) {
 				*value = u->uid_others[i];
 				break;
 			}
-	if (policy_name_eq(*value, asked) && dir_user_filter_is_uid(g->dc))
+	}
+	/* the default search found the entry alone by exactly this value */
+	if (strcmp(*value, asked) == 0 && dir_user_filter_is_uid(g->dc))
 		return NULL;
 	struct dir_result dres = { 0 };
 	bool alone = false;
-	int64_t t = mono_us();
 	int rc = dir_uid_names_only(g->dc, *value, u->dn, &alone, &dres);
-	timing_since(STEP_LOOKUP_USER, t);
 	if (rc != JIT_OK)
 		return reply_refused(g, p, rc, dres.message[0] ? dres.message : NULL, &dres);
 	if (!alone) {

@@ -303,7 +303,8 @@ bool grant_schedule_verify(struct grant_ctx *g, struct grant_rec *r, const struc
 /* The removal of ending grant r failed with rc: schedule the retry. */
 void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 			  const struct dir_result *dres, const char *reason, const char *client,
-			  const struct jit_peer *peer, int64_t now)
+			  const struct jit_peer *peer, const char *again,
+			  const struct jit_peer *again_peer, int64_t now)
 {
 	const char *msg = dres->message[0] ? dres->message : jit_err_message(rc);
 	/* A refusal is an answer: it will not go away by waiting (status
@@ -311,20 +312,26 @@ void grant_removal_failed(struct grant_ctx *g, struct grant_rec *r, int rc,
 	 * store that another process holds or that failed to read (no answer
 	 * of the directory's: nothing there for an operator to fix). */
 	bool refused = rc != JIT_EDIRUNAVAIL && rc != JIT_EBUSY && rc != JIT_EIO;
-	/* It failed at once, the directory known down, and a probe has
-	 * reached it since: the main thread's making every pending removal
-	 * due at the recovery may have come before this row's retry was
-	 * written, and its backoff (up to retry_max_interval) would keep
-	 * it waiting with the directory back. */
+	/* It failed unreachable, and a probe has reached the directory since
+	 * the failing operation began: the main thread's making every
+	 * pending removal due at the recovery may have come before this
+	 * row's retry was written, and its backoff (up to
+	 * retry_max_interval) would keep it waiting with the directory back.
+	 * (Each retry at once needs a recovery after its own start: no loop.) */
 	FAULT_POINT("grant.before_retry");
-	bool back = rc == JIT_EDIRUNAVAIL && dir_conn_back_since_failed_fast(g->dc);
+	bool back = rc == JIT_EDIRUNAVAIL && dir_conn_back_since_run(g->dc);
 	int64_t delay = retry_at(g, r, now, msg, refused, back);
 	FAULT_POINT("grant.after_retry");
 	log_warn("grant %s: removal failed (attempt %lld, next in %llds): %s", r->id,
 		 (long long)r->attempts, (long long)delay, msg);
 	/* Rate limit: the first attempts, then every 20th. */
-	if (r->attempts <= 3 || r->attempts % 20 == 0)
-		grant_audit(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason);
+	if (r->attempts <= 3 || r->attempts % 20 == 0) {
+		json_t *extra = json_object();
+		grant_set_retried_by(extra, again, again_peer);
+		grant_audit_extra(g, "revoke_failed", r, jit_err_code(rc), dres, client, peer, reason,
+				  extra);
+		json_decref(extra);
+	}
 }
 
 /*
@@ -411,7 +418,7 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 		return grant_reply(g, r->id, false);
 	}
 	if (rc != JIT_OK) {
-		grant_removal_failed(g, r, rc, &dres, reason, client, peer, now);
+		grant_removal_failed(g, r, rc, &dres, reason, client, peer, again, again_peer, now);
 		free(st.value);
 		return grant_reply(g, r->id, false);
 	}
@@ -420,15 +427,7 @@ char *grant_end_locked(struct grant_ctx *g, struct grant_rec *r, enum grant_stat
 	/* Evidence first: after a crash between these two steps the ending row
 	 * is retried and the event recorded again, never lost. */
 	json_t *o = grant_end_audit_obj(r, &st, &dres, reason, client, peer);
-	if (again) {
-		json_object_set_new(o, "retried_by_client", json_string(again));
-		if (again_peer) {
-			json_object_set_new(o, "retried_by_peer_uid",
-					    json_integer((json_int_t)again_peer->uid));
-			json_object_set_new(o, "retried_by_peer_pid",
-					    json_integer((json_int_t)again_peer->pid));
-		}
-	}
+	grant_set_retried_by(o, again, again_peer);
 	t = mono_us();
 	rc = FAULT_FAIL("fail.final_audit") ? JIT_EIO
 					    : audit_write(g->audit, grant_state_name(r->end_state), o);

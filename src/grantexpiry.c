@@ -208,7 +208,7 @@ static void expire_locked(struct grant_ctx *g, char *const *ids, size_t n)
 		int64_t answered = now_s();
 		if (rc != JIT_OK || grant_schedule_verify(g, r[i], &st[i], answered)) {
 			if (rc != JIT_OK)
-				grant_removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL,
+				grant_removal_failed(g, r[i], rc, &dres[i], NULL, NULL, NULL, NULL, NULL,
 						     answered);
 			free(st[i].value);
 			st[i].value = NULL;

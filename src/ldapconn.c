@@ -563,10 +563,11 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	char why[sizeof(res->message)];
 	int rc;
 
-	c->failed_fast = false;
-	if (c->health != NULL && !c->probing &&
-	    health_down_at(c->health, why, sizeof(why), &c->failed_fast_at)) {
-		c->failed_fast = true;
+	/* how many times the directory had come back when this began (see
+	 * dir_conn_back_since_run) */
+	c->run_snap = c->health != NULL;
+	bool down = c->run_snap && health_down_at(c->health, why, sizeof(why), &c->run_recov);
+	if (down && !c->probing) {
 		res->ldap_code = LDAP_SERVER_DOWN;
 		res->uri[0] = '\0';
 		dir_copy_printable(res->message, sizeof(res->message), why);
@@ -580,10 +581,9 @@ int dir_run(struct dir_conn *c, dir_op_fn op, void *arg, struct dir_result *res,
 	return rc;
 }
 
-bool dir_conn_back_since_failed_fast(struct dir_conn *c)
+bool dir_conn_back_since_run(struct dir_conn *c)
 {
-	return c->failed_fast && c->health != NULL &&
-	       dir_health_recoveries(c->health) != c->failed_fast_at;
+	return c->run_snap && c->health != NULL && dir_health_recoveries(c->health) != c->run_recov;
 }
 
 /* ---- public: lifecycle ------------------------------------------------ */

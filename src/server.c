@@ -630,8 +630,9 @@ static void process_input(struct server *s, struct client *c)
 		if (s->draining) {
 			/* Stopping: nothing new starts. Every complete line read
 			 * is answered so (nothing was recorded; retry with the
-			 * same request_id) instead of a silent close. */
-			for (size_t k = 0; k < c->in_len; k++)
+			 * same request_id) instead of a silent close, up to
+			 * OUT_MAX of unsent answers (the lines after get none). */
+			for (size_t k = 0; k < c->in_len && out_pending(c) < OUT_MAX; k++)
 				if (c->in[k] == '\n')
 					queue_out(c, proto_error_line(JIT_ESHUTDOWN, NULL));
 			c->closing = true;

@@ -308,9 +308,10 @@ static void set_mtime(const char *path, time_t t)
 }
 
 /*
- * The same with logrotate's dateext names: the newest plain rotated file
- * (r.log-DATE) is found whatever its name, an older numbered one (r.log.1)
- * and a compressed one are passed over.
+ * The same with logrotate's dateext names: the plain rotated file that ends
+ * furthest (r.log-DATE) is found whatever its name, and counts over an
+ * older numbered one (r.log.1) changed after it; a compressed one is not
+ * read.
  */
 static void test_head_behind_rotated_dateext(const char *dir)
 {
@@ -325,7 +326,6 @@ static void test_head_behind_rotated_dateext(const char *dir)
 	write_events(a, 0, 2);
 	audit_close(a);
 	CHECK(rename(path, old1) == 0); /* an old numbered file, ends at seq 2 */
-	set_mtime(old1, time(NULL) - 7200);
 	CHECK(audit_open(path, head, &a) == JIT_OK);
 	write_events(a, 2, 1); /* seq 3: the head says 3 */
 	audit_close(a);
@@ -334,6 +334,7 @@ static void test_head_behind_rotated_dateext(const char *dir)
 	audit_close(a);
 	CHECK(rename(path, rot) == 0);
 	set_mtime(rot, time(NULL) - 3600);
+	set_mtime(old1, time(NULL)); /* changed last (a copy), yet it ends before */
 	FILE *g = fopen(gz, "w"); /* newer, but compressed: not read */
 	CHECK(g != NULL);
 	if (g) {
@@ -356,6 +357,45 @@ static void test_head_behind_rotated_dateext(const char *dir)
 	free(rot);
 	free(gz);
 	free(head);
+}
+
+/*
+ * A log whose last line claims a seq of 2^53 (an edit while jitd was down):
+ * that is no audit line, and the chain goes on from the line before it
+ * (regression: jitd counted on from the crafted seq, and near INT64_MAX
+ * every later line would have had a negative one).
+ */
+static void test_tail_with_an_impossible_seq(const char *dir)
+{
+	char *path = xasprintf("%s/big.log", dir);
+	struct audit *a = NULL;
+	size_t n = 0;
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 0, 2);
+	audit_close(a);
+	char **l = read_lines(path, &n);
+	CHECK(n == 2 && l && strstr(l[1], "\"seq\":2,") != NULL);
+	if (n == 2 && l) {
+		char *at = strstr(l[1], "\"seq\":2,");
+		char *big = xasprintf("%.*s\"seq\":9007199254740992,%s", (int)(at - l[1]), l[1],
+				      at + strlen("\"seq\":2,"));
+		FILE *fp = fopen(path, "a");
+		CHECK(fp != NULL);
+		if (fp) {
+			fputs(big, fp);
+			fclose(fp);
+		}
+		free(big);
+	}
+	free_lines(l, n);
+	CHECK(audit_open(path, NULL, &a) == JIT_OK);
+	write_events(a, 2, 1);
+	audit_close(a);
+	l = read_lines(path, &n);
+	CHECK(n == 4 && l && strstr(l[3], "\"seq\":3,") != NULL);
+	free_lines(l, n);
+	unlink(path);
+	free(path);
 }
 
 struct seen {
@@ -943,6 +983,7 @@ int main(void)
 	test_head(dir);
 	test_head_behind_rotated(dir);
 	test_head_behind_rotated_dateext(dir);
+	test_tail_with_an_impossible_seq(dir);
 	test_observer(dir);
 	test_short_write(dir);
 	test_torn_line(dir);

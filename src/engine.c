@@ -23,6 +23,9 @@
 #include "ticket.h"
 #include "util.h"
 
+/* Tries of start-up recovery while the store is locked elsewhere (each
+ * waits the store's busy timeout). */
+#define RECOVER_BUSY_TRIES 6
 #define QUEUE_MAX 20000         /* client jobs waiting per directory (not ends) */
 #define INFLIGHT_MAX 4096       /* scheduler jobs in queues at once */
 #define OVERDUE_AFTER 60        /* s past expires_at: status expiries_overdue */
@@ -281,11 +284,20 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_stor
 		free(e);
 		return JIT_EINTERNAL;
 	}
-	rc = open_store(e, init_store);
-	if (rc != JIT_OK)
-		goto fail;
-	/* Recovery: grants never acknowledged are rolled back by the machine. */
-	rc = store_recover(e->st, now_s(), &recovered);
+	/* Recovery: grants never acknowledged are rolled back by the machine.
+	 * Robustness: another process holding the store's write lock (a
+	 * backup, an operator's sqlite3) is waited for a while, by the
+	 * schema check and by recovery: an exit here would only start a
+	 * restart loop under the service manager. */
+	for (int tries = 1;; tries++) {
+		rc = e->st ? JIT_OK : open_store(e, init_store);
+		if (rc == JIT_OK)
+			rc = store_recover(e->st, now_s(), &recovered);
+		if (rc != JIT_EBUSY || tries >= RECOVER_BUSY_TRIES)
+			break;
+		log_warn("store: locked by another process; trying again (%d of %d)", tries + 1,
+			 RECOVER_BUSY_TRIES);
+	}
 	if (rc != JIT_OK)
 		goto fail;
 	if (recovered > 0) {

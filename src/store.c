@@ -320,7 +320,9 @@ static int exec_sql(struct store *st, const char *sql, const char *what)
 	if (rc != SQLITE_OK) {
 		log_err("store: %s: %s (%d)", what, msg ? msg : sqlite3_errstr(rc), rc);
 		sqlite3_free(msg);
-		return JIT_EIO;
+		/* another process held the lock past the busy timeout: nothing
+		 * was done, and the caller may try again */
+		return (rc & 0xff) == SQLITE_BUSY ? JIT_EBUSY : JIT_EIO;
 	}
 	return JIT_OK;
 }

@@ -147,6 +147,40 @@ def test_outside_reader_does_not_unlink_the_wal():
         eq(e.jitd.show(g1["grant_id"])["state"], "active", "first grant after kill -9")
 
 
+def test_store_locked_elsewhere_at_start_is_waited_for():
+    """jitd is restarted while another process holds the store's write lock
+    for 13 s (longer than one busy timeout, 10 s): start-up recovery waits
+    for it and jitd starts, its grant still there (regression: it exited
+    with status 3 after one busy timeout, and under systemd only restarted
+    into the same wait)."""
+    import os
+    import sqlite3
+    import threading
+    with Env() as e:
+        j = e.jitd
+        g = e.grant_and_check("alice", "admins", "1h")
+        j.stop()
+        db = sqlite3.connect(os.path.join(j.state_dir, "jitd.db"), timeout=5,
+                             isolation_level=None, check_same_thread=False)
+        db.execute("BEGIN IMMEDIATE")
+        released = threading.Event()
+
+        def release():
+            time.sleep(13)
+            db.execute("ROLLBACK")
+            db.close()
+            released.set()
+        t = threading.Thread(target=release, daemon=True)
+        t.start()
+        try:
+            j.start(timeout=40)
+            assert released.is_set(), "jitd was ready while the store was still locked"
+        finally:
+            t.join(20)
+        eq(j.show(g["grant_id"])["state"], "active", "the grant after the wait")
+        assert "store: locked by another process; trying again" in j.stderr_tail(300)
+
+
 def _move(src_dir, dst_dir, names):
     import os
     os.makedirs(dst_dir, mode=0o700, exist_ok=True)

@@ -134,6 +134,15 @@ static void check_identities(struct ctx *cx, const config_setting_t *root, struc
 	else if (cfg->listener_uid == engine_uid)
 		cerr(cx, key_line(root, "listener_user"), "listener_user",
 		     "\"%s\" is also the user jitd runs as, who owns the secret files", lu);
+	else if (cfg->listener_gid == 0 ||
+		 (cfg->has_run_ids && cfg->listener_gid == cfg->run_gid))
+		/* Security: jitd.conf is kept readable by jitd's group (0640
+		 * root:jitd), and it may hold what the listener is given only
+		 * redacted (a ticket_check url's query) */
+		cerr(cx, key_line(root, "listener_user"), "listener_user",
+		     "\"%s\" has gid %lu, %s: the listener needs a group of its own", lu,
+		     (unsigned long)cfg->listener_gid,
+		     cfg->listener_gid == 0 ? "root's group" : "the group jitd runs as");
 	else
 		cfg->has_listener_ids = true;
 }

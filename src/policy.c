@@ -508,6 +508,7 @@ bool policy_dirrules_same(const struct policy_dirrules *a, const struct policy_d
 	if (!a || !b)
 		return a == b;
 	if (!same_opt(a->eligible_dn, b->eligible_dn, true) ||
+	    !same_opt(a->eligible_attr, b->eligible_attr, false) ||
 	    !same_opt(a->approved_by, b->approved_by, false) || a->n_deny != b->n_deny)
 		return false;
 	for (size_t i = 0; i < a->n_deny; i++)

@@ -104,3 +104,19 @@ def test_check_lists_every_problem_with_file_and_line():
         eq(r.returncode, 1, "start with the broken config")
         eq(r.stderr, want, "start-up errors")
         assert not os.path.exists(os.path.join(d, "jitd.sock"))
+
+
+def test_listener_sharing_jitd_s_group_is_refused():
+    """The listener may not share the group jitd runs as (jitd.conf is kept
+    readable by that group, and may hold what the listener only gets
+    redacted): user daemon, group nogroup, listener nobody (primary group
+    nogroup) is refused by jitd -t, naming listener_user."""
+    with Env(start=False) as e:
+        j = e.jitd
+        j.config.update({"user": "daemon", "group": "nogroup", "listener_user": "nobody"})
+        j.write_config()
+        r = subprocess.run([binary("jitd"), "-t", "-c", j.conf], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode != 0, r
+        assert 'listener_user: "nobody" has gid 65534, the group jitd runs as' in r.stdout + \
+            r.stderr, r.stdout + r.stderr

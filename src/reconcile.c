@@ -271,6 +271,60 @@ static void plan_unref(struct reconciler *r, struct rc_plan *p)
 		plan_free(p);
 }
 
+static void memory_free(struct rc_memory *m)
+{
+	sset_free(&m->unexplained);
+	sset_free(&m->missing);
+	sset_free(&m->failed);
+	free(m->group);
+	free(m);
+}
+
+/* The key of g's memory: what it holds (its pair-key prefix) and its mode.
+ * Caller frees. */
+static char *memory_key(const struct rc_group *g)
+{
+	/* By what the group holds (directory, DN, attribute), not by name: a
+	 * name a reload gave to another group does not carry it over.
+	 * Robustness: per mode too. A report entry and an enforce entry
+	 * naming one group would otherwise share it, and each report pass
+	 * would forget the enforce pass's failed removals (audited again,
+	 * with a drift_removing line, every cycle). */
+	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
+	char *key = xasprintf("%s\n%s", prefix,
+			      g->mode == RECONCILE_ENFORCE ? "enforce" : "report");
+	free(prefix);
+	return key;
+}
+
+/*
+ * Forgets what was reported about groups plan p does not check (their
+ * reconcile turned off, their mode changed, the entry removed): should
+ * one be checked again later, a member reported then and removed or gone
+ * since, and back now, is reported again instead of passed over as told.
+ */
+static void memory_prune(struct reconciler *r, const struct rc_plan *p)
+{
+	char **keys = xcalloc(p->n + 1, sizeof(*keys));
+	for (size_t i = 0; i < p->n; i++)
+		keys[i] = memory_key(&p->g[i]);
+	for (struct rc_memory **mp = &r->memory; *mp;) {
+		bool used = false;
+		for (size_t i = 0; i < p->n && !used; i++)
+			used = strcmp((*mp)->group, keys[i]) == 0;
+		if (used) {
+			mp = &(*mp)->next;
+		} else {
+			struct rc_memory *m = *mp;
+			*mp = m->next;
+			memory_free(m);
+		}
+	}
+	for (size_t i = 0; i < p->n; i++)
+		free(keys[i]);
+	free(keys);
+}
+
 static struct rc_memory *memory_for(struct reconciler *r, const char *key)
 {
 	for (struct rc_memory *m = r->memory; m; m = m->next)
@@ -647,6 +701,25 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 		int rc = dir_remove_member(dc, g->dn, g->attr, m->value, g->placeholder, &gone,
 					   &dres);
 		action = rc == JIT_OK ? "removed" : "remove_failed";
+		if (rc == JIT_OK && gone) {
+			/* Robustness: "no such value" is no proof of a removal
+			 * (another server that has not seen the value yet, a
+			 * value the server computes): looked at once more */
+			bool still = true;
+			struct dir_result cres = { 0 };
+			int crc = dir_is_member(dc, g->dn, g->attr, m->value, &still, &cres);
+			if (crc == JIT_OK && !still) {
+				action = "already_absent";
+			} else {
+				action = "remove_failed";
+				rc = JIT_EDIRREFUSED;
+				snprintf(dres.message, sizeof(dres.message), "%s",
+					 crc == JIT_OK ? "the directory answered no such value, yet "
+							 "the value is still there"
+						       : "the directory answered no such value, and "
+							 "it cannot be checked again");
+			}
+		}
 		if (rc != JIT_OK)
 			sset_add(next_failed, m->key); /* its line is written once */
 	}
@@ -674,7 +747,8 @@ static void unexplained(struct reconciler *r, const struct rc_plan *p, const str
 		json_object_set_new(o, "ldap_code", json_integer(dres.ldap_code));
 		json_object_set_new(o, "message", audit_text(dres.message));
 	}
-	if (audit_drift(r, o) && strcmp(action, "removed") != 0)
+	if (audit_drift(r, o) && strcmp(action, "removed") != 0 &&
+	    strcmp(action, "already_absent") != 0)
 		sset_add(next, m->key);
 }
 
@@ -758,14 +832,10 @@ static bool reconcile_group(struct reconciler *r, const struct rc_plan *p, const
 {
 	/* The group's grants by what they hold (directory, DN, attribute), not
 	 * by name: a reload may have renamed the entry, or another entry may
-	 * name the same DN. So is what was reported about it remembered: a
-	 * name a reload gave to another group does not carry it over. */
+	 * name the same DN. So is what was reported about it remembered
+	 * (memory_key). */
 	char *prefix = grant_pair_key(g->directory, g->dn, g->attr, "");
-	/* Robustness: per mode too. A report entry and an enforce entry
-	 * naming one group would otherwise share it, and each report pass
-	 * would forget the enforce pass's failed removals (audited again,
-	 * with a drift_removing line, every cycle). */
-	char *mkey = xasprintf("%s\n%s", prefix, g->mode == RECONCILE_ENFORCE ? "enforce" : "report");
+	char *mkey = memory_key(g);
 	struct rc_memory *mem = memory_for(r, mkey);
 	free(mkey);
 	struct members ms = { .r = r };
@@ -872,6 +942,7 @@ static bool run_cycle(struct reconciler *r, const struct rc_plan *p)
 {
 	int64_t t0 = mono_ms();
 	size_t i = 0;
+	memory_prune(r, p);
 	for (; i < p->n && !stopping(r); i++) {
 		if (i > 0 && !plan_current(r, p)) {
 			log_debug("reconcile: a reload came during the pass; the rest under it");
@@ -1018,11 +1089,7 @@ void reconcile_stop(struct reconciler *r)
 	while (r->memory) {
 		struct rc_memory *m = r->memory;
 		r->memory = m->next;
-		sset_free(&m->unexplained);
-		sset_free(&m->missing);
-		sset_free(&m->failed);
-		free(m->group);
-		free(m);
+		memory_free(m);
 	}
 	store_close(r->st);
 	plan_free(r->plan);

@@ -730,3 +730,28 @@ def test_drift_memberuid_value_holding_a_nul_is_reported():
             eq([(x["member"], x["action"]) for x in d], [("alice\\00x", "reported")],
                "drift events (%s)" % mode)
             assert "NUL" in d[0]["message"], d[0]
+
+
+def test_drift_reported_again_after_its_group_was_checked_no_more():
+    """frank, unexplained in admins, is reported; a reload turns admins'
+    reconcile off; frank leaves and comes back; a reload turns it on again:
+    frank is reported again (regression: what was reported about a group
+    outlived its check, and frank counted as told for good)."""
+    with Env(top={"reconcile_interval": "1s"}) as e:
+        frank = e.user_dn("frank")
+        _restart_with(e, admins={})
+        e.slapd.add_member("admins", frank)
+        wait_until(lambda: _drift(e, "admins", "unexplained", frank), 10, "frank reported")
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g["reconcile"] = "off"
+        e.jitd.reload()
+        _passes(e, 2)
+        e.slapd.remove_member("admins", frank)
+        e.slapd.add_member("admins", frank)
+        for g in e.jitd.config["groups"]:
+            if g["name"] == "admins":
+                g.pop("reconcile")
+        e.jitd.reload()
+        wait_until(lambda: len(_drift(e, "admins", "unexplained", frank)) == 2, 10,
+                   "frank reported again once admins is checked again")

@@ -26,6 +26,11 @@
 #include "util.h"
 
 #define TICK_MS 250
+/* Robustness: the longest take_messages() works through the listener's
+ * messages before the loop runs its tick again (each may cost a synced
+ * audit line): a listener that floods the channel cannot hold off the
+ * expiries. */
+#define TAKE_BUDGET_MS 50
 #define CONN_BITS 40            /* engine conn id = generation << 40 | listener's id */
 #define DRAIN_MS 12000          /* the listener drains for 10 s at most */
 #define BACKOFF_MIN_MS 500
@@ -50,6 +55,7 @@ struct monitor {
 	pid_t pid;                     /* the listener, 0 while there is none */
 	struct imsg_chan *ch;          /* to it, NULL while there is none */
 	uint64_t gen;                  /* listeners started */
+	bool out_of_time;              /* take_messages() stopped at its time budget */
 	uint64_t cfg_gen;              /* configs sent: 1 the start-up one, +1 per reload */
 	uint64_t acked_gen;            /* the last one this listener answered (or got in INIT) */
 	int64_t started_ms, respawn_ms, backoff_ms;
@@ -395,8 +401,11 @@ static void take_messages(struct monitor *m)
 	struct imsg *msg;
 	uint32_t uid, gid;
 	int rc = JIT_ENOTFOUND;
+	int64_t until = mono_ms() + TAKE_BUDGET_MS;
 
-	while (m->ch && !backlogged(m) && (rc = imsg_chan_next(m->ch, &msg)) == JIT_OK) {
+	m->out_of_time = false;
+	while (m->ch && !backlogged(m) && !(m->out_of_time = mono_ms() >= until) &&
+	       (rc = imsg_chan_next(m->ch, &msg)) == JIT_OK) {
 		if (msg->type == CHAN_REQUEST) {
 			on_request(m, msg);
 		} else if (msg->type == CHAN_REFUSED) {
@@ -434,6 +443,8 @@ static void flush_and_take(struct monitor *m)
 		if (before == 0 || backlogged(m))
 			return;
 		take_messages(m);
+		if (m->out_of_time)
+			return; /* the rest after the tick (monitor_run) */
 		if (m->ch && imsg_chan_buffered(m->ch) == before)
 			return; /* only part of a message is there */
 	}
@@ -449,7 +460,8 @@ static void on_channel(struct monitor *m, short revents)
 		return;
 	}
 	take_messages(m);
-	if (m->ch && !backlogged(m) && (revents & (POLLIN | POLLHUP | POLLERR))) {
+	if (m->ch && !backlogged(m) && !m->out_of_time &&
+	    (revents & (POLLIN | POLLHUP | POLLERR))) {
 		if (imsg_chan_read(m->ch) != JIT_OK) {
 			close_channel(m); /* it exited or is exiting: SIGCHLD follows */
 			return;
@@ -607,10 +619,18 @@ int monitor_run(struct monitor *m, int sigfd, void (*reload)(void *arg), void *a
 			  .events = !m->ch ? 0 : (short)((backlogged(m) ? 0 : POLLIN) |
 							 (imsg_chan_pending(m->ch) ? POLLOUT : 0)) },
 		};
-		if (poll(p, 3, TICK_MS) < 0 && errno != EINTR) {
+		/* messages left buffered at the time budget: handled after the
+		 * tick, without waiting for an event (their bytes are read) */
+		bool left = m->ch && m->out_of_time && !backlogged(m) &&
+			    imsg_chan_buffered(m->ch) > 0;
+		if (!left)
+			m->out_of_time = false;
+		if (poll(p, 3, left ? 0 : TICK_MS) < 0 && errno != EINTR) {
 			log_err("poll: %s", strerror(errno));
 			return JIT_EIO;
 		}
+		if (left && m->ch && !(p[2].revents))
+			flush_and_take(m);
 		if (p[0].revents & POLLIN)
 			on_signals(m, sigfd, reload, arg);
 		if (p[1].revents & POLLIN)

@@ -258,9 +258,15 @@ static int lock_state_dir(const char *dir)
 {
 	char *path = xasprintf("%s/jitd.lock", dir);
 	int rc = JIT_OK;
-	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* O_NONBLOCK: a FIFO put there must not hold the start */
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	struct stat st;
 	if (fd < 0) {
 		log_err("cannot open %s: %s", path, strerror(errno));
+		rc = JIT_EIO;
+	} else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		log_err("%s is not a regular file; not starting", path);
+		close(fd);
 		rc = JIT_EIO;
 	} else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)

@@ -4,6 +4,7 @@
  * believes it is unprivileged but is not is worse than one that stops.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <stdint.h>
@@ -117,19 +118,34 @@ int privsep_harden(void)
 int privsep_chown(const char *path, uid_t uid, gid_t gid)
 {
 	struct stat st;
+	/* Security: the file as it is, by a descriptor (O_PATH: no read of
+	 * it, no open of a FIFO), so that what is checked is what is given
+	 * away. The state directory is the user's after the first start: a
+	 * file there replaced by a link to a file of root's must not become
+	 * the user's. */
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 
-	if (lstat(path, &st) != 0) {
+	if (fd < 0) {
 		if (errno == ENOENT)
 			return JIT_OK;
+		if (errno == ELOOP)
+			log_err("%s is a symbolic link; refusing to change its owner", path);
+		else
+			log_err("%s: %s", path, strerror(errno));
+		return JIT_EIO;
+	}
+	int rc = JIT_EIO;
+	if (fstat(fd, &st) != 0) {
 		log_err("%s: %s", path, strerror(errno));
-		return JIT_EIO;
+	} else if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1)) {
+		log_err("%s is not a directory nor a regular file with one name; refusing to change "
+			"its owner", path);
+	} else if ((st.st_uid == uid && st.st_gid == gid) ||
+		   fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == 0) {
+		rc = JIT_OK;
+	} else {
+		log_err("cannot give %s to uid %lu: %s", path, (unsigned long)uid, strerror(errno));
 	}
-	if (S_ISLNK(st.st_mode)) {
-		log_err("%s is a symbolic link; refusing to change its owner", path);
-		return JIT_EIO;
-	}
-	if ((st.st_uid == uid && st.st_gid == gid) || lchown(path, uid, gid) == 0)
-		return JIT_OK;
-	log_err("cannot give %s to uid %lu: %s", path, (unsigned long)uid, strerror(errno));
-	return JIT_EIO;
+	close(fd);
+	return rc;
 }

@@ -752,3 +752,28 @@ def test_a_pid_file_that_is_a_hard_link_to_another_file_is_refused():
         with open(victim) as f:
             eq(f.read(), "secret data\n", "the other file's content")
         eq(os.stat(victim).st_mode & 0o777, 0o600, "the other file's mode")
+
+
+def test_a_state_file_linked_to_a_file_of_root_s_is_not_given_away():
+    """After a start with user daemon the state directory is daemon's: a
+    process of daemon's replaces audit.head with a hard link to a file of
+    root's. The next start (as root) must not give that file to daemon: it
+    refuses to start, the file still root's (regression: root chowned
+    whatever the name led to, links with several names included)."""
+    need_root()
+    with Env(start=False, mech="SCRAM-SHA-256") as e:
+        j = _dropping_env(e)
+        j.start()
+        e.grant_and_check("alice", "admins", "1h")
+        j.stop()
+        victim = os.path.join(j.dir, "root-only")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chmod(victim, 0o600)
+        head = os.path.join(j.state_dir, "audit.head")
+        os.unlink(head)
+        os.link(victim, head)
+        rc, out = j.start_refused()
+        assert rc != 0, out
+        eq(os.stat(victim).st_uid, 0, "owner of root's file")
+        assert "not a directory nor a regular file with one name" in out, out

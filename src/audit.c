@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -738,6 +739,23 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 	if (fd < 0) {
 		log_err("audit: cannot open %s: %s", a->path, strerror(errno));
 		return JIT_EIO;
+	}
+	/* Robustness: one writer per log. A second jitd with its own
+	 * state_dir but this audit_log (a copied configuration) would chain
+	 * its lines into this one's, and the chain would break. Refused at
+	 * start; at a reopen the lines must go on all the same (logged). */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		bool held = errno == EWOULDBLOCK;
+		if (a->fd < 0) {
+			log_err("audit: %s: %s", a->path,
+				held ? "another process writes this audit log (another jitd with the "
+				       "same audit_log?); not starting"
+				     : strerror(errno));
+			close(fd);
+			return JIT_EBUSY;
+		}
+		log_err("audit: %s: cannot lock it after the reopen (%s); writing on", a->path,
+			held ? "another process holds it" : strerror(errno));
 	}
 	/* A new (or empty) file, as after a rotation: its directory entry must
 	 * be durable too, or a crash could lose the file together with the

@@ -334,3 +334,30 @@ def test_audit_lines_mirrored_to_syslog():
             lines = [l.rstrip("\n") for l in f]
         assert got["granted"][1] in lines, (got["granted"], lines)
         assert g["grant_id"] in got["granted"][1]
+
+
+def test_a_second_jitd_writing_the_same_audit_log_is_refused():
+    """A second jitd with a state_dir, socket and pid file of its own but
+    the first one's audit_log (a copied configuration) is refused at start:
+    its lines would break the first one's chain (regression: it started and
+    both wrote into one chain)."""
+    from jitd import cfg_text
+    with Env() as e:
+        j = e.jitd
+        cfg = dict(j.config)
+        d2 = os.path.join(j.dir, "second")
+        os.makedirs(d2, mode=0o700)
+        cfg.update({"state_dir": os.path.join(d2, "state"),
+                    "socket_path": os.path.join(d2, "jitd.sock"),
+                    "pid_file": os.path.join(d2, "jitd.pid")})
+        conf2 = os.path.join(d2, "jitd.conf")
+        fd = os.open(conf2, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(cfg_text(cfg))
+        r = subprocess.run([binary("jitd"), "-f", "-c", conf2], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode != 0, r
+        assert "another process writes this audit log" in r.stderr, r.stderr
+        e.grant_and_check("alice", "admins", "1h")  # the first goes on
+        rc, out = verify(j.audit_log)
+        eq(rc, 0, "the first one's chain: " + out)

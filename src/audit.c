@@ -696,7 +696,11 @@ static bool rotated_ahead(struct audit *a, struct chain *known, struct frag *f, 
 		*which = best_name;
 		return true;
 	}
-	memset(f, 0, sizeof(*f));
+	/* its torn end is recorded when it ends at the head too: the head is
+	 * written after each whole line, so a file cut in the middle of the
+	 * next line ends just where the head says */
+	if (!best_name || best.seq < known->seq)
+		memset(f, 0, sizeof(*f));
 	free(best_name);
 	return false;
 }
@@ -743,19 +747,16 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 	/* Robustness: one writer per log. A second jitd with its own
 	 * state_dir but this audit_log (a copied configuration) would chain
 	 * its lines into this one's, and the chain would break. Refused at
-	 * start; at a reopen the lines must go on all the same (logged). */
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		bool held = errno == EWOULDBLOCK;
-		if (a->fd < 0) {
-			log_err("audit: %s: %s", a->path,
-				held ? "another process writes this audit log (another jitd with the "
-				       "same audit_log?); not starting"
-				     : strerror(errno));
-			close(fd);
-			return JIT_EBUSY;
-		}
-		log_err("audit: %s: cannot lock it after the reopen (%s); writing on", a->path,
-			held ? "another process holds it" : strerror(errno));
+	 * start; at a reopen (below, once the old descriptor, which may be
+	 * this same file's and holds its lock, is closed) the lines must go
+	 * on all the same (logged). */
+	if (a->fd < 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		log_err("audit: %s: %s", a->path,
+			errno == EWOULDBLOCK ? "another process writes this audit log (another "
+					       "jitd with the same audit_log?); not starting"
+					     : strerror(errno));
+		close(fd);
+		return JIT_EBUSY;
 	}
 	/* A new (or empty) file, as after a rotation: its directory entry must
 	 * be durable too, or a crash could lose the file together with the
@@ -777,6 +778,10 @@ static int audit_open_fd(struct audit *a, const struct chain *known, const char 
 			mark_failed(a, a->written);
 		}
 		close(a->fd);
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+			log_err("audit: %s: cannot lock it after the reopen (%s); writing on",
+				a->path,
+				errno == EWOULDBLOCK ? "another process holds it" : strerror(errno));
 	}
 	a->fd = fd;
 	struct frag f;

@@ -128,20 +128,18 @@ int privsep_chown(const char *path, uid_t uid, gid_t gid)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return JIT_OK;
-		if (errno == ELOOP)
-			log_err("%s is a symbolic link; refusing to change its owner", path);
-		else
-			log_err("%s: %s", path, strerror(errno));
+		log_err("%s: %s", path, strerror(errno));
 		return JIT_EIO;
 	}
 	int rc = JIT_EIO;
 	if (fstat(fd, &st) != 0) {
 		log_err("%s: %s", path, strerror(errno));
+	} else if (st.st_uid == uid && st.st_gid == gid) {
+		rc = JIT_OK; /* nothing to give away */
 	} else if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1)) {
 		log_err("%s is not a directory nor a regular file with one name; refusing to change "
 			"its owner", path);
-	} else if ((st.st_uid == uid && st.st_gid == gid) ||
-		   fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == 0) {
+	} else if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == 0) {
 		rc = JIT_OK;
 	} else {
 		log_err("cannot give %s to uid %lu: %s", path, (unsigned long)uid, strerror(errno));

@@ -340,10 +340,13 @@ def test_a_second_jitd_writing_the_same_audit_log_is_refused():
     """A second jitd with a state_dir, socket and pid file of its own but
     the first one's audit_log (a copied configuration) is refused at start:
     its lines would break the first one's chain (regression: it started and
-    both wrote into one chain)."""
+    both wrote into one chain). Also after the first one's reload, which
+    reopens the log (regression: the reopen lost the lock)."""
     from jitd import cfg_text
     with Env() as e:
         j = e.jitd
+        j.reload()  # reopens the log: the lock must go with it
+        assert "cannot lock it after the reopen" not in j.stderr_tail(200)
         cfg = dict(j.config)
         d2 = os.path.join(j.dir, "second")
         os.makedirs(d2, mode=0o700)

@@ -398,6 +398,45 @@ static void test_tail_with_an_impossible_seq(const char *dir)
 	free(path);
 }
 
+/*
+ * jitd killed in the middle of a line, then the log rotated before it
+ * started again, with the chain head on: the head names the last whole
+ * line, so the rotated file ends at the head, and its torn end is still
+ * recorded first in the new file (regression: only a rotated file ending
+ * after the head had its torn end recorded).
+ */
+static int64_t rotated_pair_torn(char **l1, size_t n1, char **l2, size_t n2);
+
+static void test_torn_rotated_with_head(const char *dir)
+{
+	char *path = xasprintf("%s/th.log", dir);
+	char *rotated = xasprintf("%s/th.log.1", dir);
+	char *head = xasprintf("%s/th.head", dir);
+	struct audit *a = NULL;
+	size_t n1 = 0, n2 = 0;
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 0, 3);
+	audit_close(a);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, "{\"ts\":\"2026-12-06T19", 20) == 20);
+	if (fd >= 0)
+		close(fd);
+	CHECK(rename(path, rotated) == 0);
+	CHECK(audit_open(path, head, &a) == JIT_OK);
+	write_events(a, 3, 1);
+	audit_close(a);
+	char **l1 = read_lines(rotated, &n1), **l2 = read_lines(path, &n2);
+	CHECK(n1 == 4 && n2 == 2 && l2 && strstr(l2[0], "\"event\":\"torn_line\"") != NULL &&
+	      strstr(l2[0], "\"seq\":4,") != NULL);
+	CHECK(rotated_pair_torn(l1, n1, l2, n2) == 1);
+	unlink(path);
+	unlink(rotated);
+	unlink(head);
+	free(path);
+	free(rotated);
+	free(head);
+}
+
 struct seen {
 	int n;
 	int64_t last_seq;
@@ -984,6 +1023,7 @@ int main(void)
 	test_head_behind_rotated(dir);
 	test_head_behind_rotated_dateext(dir);
 	test_tail_with_an_impossible_seq(dir);
+	test_torn_rotated_with_head(dir);
 	test_observer(dir);
 	test_short_write(dir);
 	test_torn_line(dir);

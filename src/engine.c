@@ -289,10 +289,11 @@ int engine_new(const struct jit_config *cfg, struct audit *audit, bool init_stor
 	 * backup, an operator's sqlite3) is waited for a while, by the
 	 * schema check and by recovery: an exit here would only start a
 	 * restart loop under the service manager. */
+	rc = open_store(e, init_store); /* store_open() waits for such a lock */
+	if (rc != JIT_OK)
+		goto fail;
 	for (int tries = 1;; tries++) {
-		rc = e->st ? JIT_OK : open_store(e, init_store);
-		if (rc == JIT_OK)
-			rc = store_recover(e->st, now_s(), &recovered);
+		rc = store_recover(e->st, now_s(), &recovered);
 		if (rc != JIT_EBUSY || tries >= RECOVER_BUSY_TRIES)
 			break;
 		log_warn("store: locked by another process; trying again (%d of %d)", tries + 1,

@@ -801,6 +801,9 @@ static int configure(struct store *st)
 	return ret;
 }
 
+/* Tries of the schema check while the store is locked elsewhere. */
+#define STORE_OPEN_BUSY_TRIES 6
+
 int store_open(const char *state_dir, struct store **out)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
@@ -827,8 +830,20 @@ int store_open(const char *state_dir, struct store **out)
 		ret = JIT_EIO;
 		goto out;
 	}
-	if ((ret = configure(st)) != JIT_OK || (ret = migrate(st)) != JIT_OK ||
-	    (ret = prepare_all(st)) != JIT_OK)
+	if ((ret = configure(st)) != JIT_OK)
+		goto out;
+	/* Robustness: the schema check takes the write lock, which another
+	 * process (a backup, an operator's sqlite3) may hold for a while:
+	 * waited for, six busy timeouts, rather than failing the start (the
+	 * engine's handle, each worker's and the reconciler's). */
+	for (int tries = 1;; tries++) {
+		ret = migrate(st);
+		if (ret != JIT_EBUSY || tries >= STORE_OPEN_BUSY_TRIES)
+			break;
+		log_warn("store: locked by another process; trying again (%d of %d)", tries + 1,
+			 STORE_OPEN_BUSY_TRIES);
+	}
+	if (ret != JIT_OK || (ret = prepare_all(st)) != JIT_OK)
 		goto out;
 	*out = st;
 	st = NULL;

@@ -7,6 +7,7 @@
  * crash at any point leaves a row from which the same machine finishes the job.
  * Trust: only store rows reach here; a move not in the table is fatal.
  */
+#include <string.h>
 #include "grant_priv.h"
 #include "log.h"
 #include "util.h"
@@ -117,6 +118,17 @@ char *grant_pair_key(const char *directory, const char *group_dn, const char *at
 		     const char *value)
 {
 	return make_pair_key(directory, group_dn, attr, value);
+}
+
+bool grant_same_pair_group(const char *dir_a, const char *dn_a, const char *attr_a,
+			   const char *dir_b, const char *dn_b, const char *attr_b)
+{
+	char *a = make_pair_key(dir_a, dn_a, attr_a, "");
+	char *b = make_pair_key(dir_b, dn_b, attr_b, "");
+	bool same = strcmp(a, b) == 0;
+	free(a);
+	free(b);
+	return same;
 }
 
 pthread_mutex_t *grant_pair_lock(pthread_mutex_t *pair_locks, const char *pair_key)

@@ -119,6 +119,10 @@ void grant_expire_batch(struct grant_ctx *g, char *const *ids, char *const *pair
 char *grant_pair_key(const char *directory, const char *group_dn, const char *attr,
 		     const char *value);
 pthread_mutex_t *grant_pair_lock(pthread_mutex_t *pair_locks, const char *pair_key);
+/* Do (directory, group, attribute) a and b name one group as the pair key
+ * compares them? */
+bool grant_same_pair_group(const char *dir_a, const char *dn_a, const char *attr_a,
+			   const char *dir_b, const char *dn_b, const char *attr_b);
 
 /* The audit fields common to every event about grant r (new reference). */
 json_t *grant_audit_fields(const struct grant_rec *r);

@@ -117,11 +117,9 @@ static char *existing_request(struct grant_ctx *g, const struct grant_params *p,
 		return proto_store_error_line(rc, "cannot look up the request_id");
 	/* the group asked for, by name and by what the name names now (a
 	 * reload may have given the name to another group) */
-	char *want = grant_pair_key(p->directory, p->group_dn, p->member_attr, "");
-	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
-	bool same_group = strcmp(r->group_name, p->group_name) == 0 && strcmp(want, then) == 0;
-	free(want);
-	free(then);
+	bool same_group = strcmp(r->group_name, p->group_name) == 0 &&
+			  grant_same_pair_group(p->directory, p->group_dn, p->member_attr,
+						r->directory, r->group_dn, r->member_attr);
 	if (same_group && policy_same_request(p->req, r)) {
 		line = grant_reply(g, r->id, true);
 	} else {

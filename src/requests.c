@@ -50,12 +50,8 @@ static struct grant_rec *load_grant(struct engine *e, const char *id, char **lin
 bool requests_same_group(const struct jit_config *cfg, const struct jit_group_cfg *gc,
 			 const struct grant_rec *r)
 {
-	char *now = grant_pair_key(gc->directory, gc->dn, config_group_member_attr(cfg, gc), "");
-	char *then = grant_pair_key(r->directory, r->group_dn, r->member_attr, "");
-	bool same = strcmp(now, then) == 0;
-	free(now);
-	free(then);
-	return same;
+	return grant_same_pair_group(gc->directory, gc->dn, config_group_member_attr(cfg, gc),
+				     r->directory, r->group_dn, r->member_attr);
 }
 
 /*
